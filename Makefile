@@ -1,0 +1,49 @@
+# hugeslab build.  `make` builds the library, `make test` runs every test,
+# `make bench` runs the main comparison.  Both install missing Debian packages
+# when run as root (scripts/ensure-packages.sh), else print the command.
+
+CC       ?= cc
+BUILD    ?= build
+DEBUG    ?= 0
+
+WARN     := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes
+CSTD     := -std=c11 -D_GNU_SOURCE
+OPT      := -O2 -fno-plt -fno-semantic-interposition
+ifeq ($(DEBUG),1)
+OPT      := -O1 -g -DHS_DEBUG=1
+endif
+LIBCFLAGS := $(CSTD) $(WARN) $(OPT) -g -fPIC -fvisibility=hidden -ftls-model=initial-exec \
+             -fno-builtin-malloc -fno-builtin-free -fno-builtin-calloc -fno-builtin-realloc \
+             -pthread -Iinclude -Isrc
+LIBLDFLAGS := -shared -pthread -Wl,-z,now -Wl,--version-script=src/hugeslab.map
+
+LIB_SRC  := $(wildcard src/*/*.c)
+LIB_OBJ  := $(patsubst src/%.c,$(BUILD)/obj/%.o,$(LIB_SRC))
+LIB_HDR  := include/hugeslab.h $(wildcard src/*/*.h)
+
+SO       := $(BUILD)/libhugeslab.so
+AR_LIB   := $(BUILD)/libhugeslab.a
+
+.PHONY: all lib test bench bench-full clean format packages-test packages-bench
+all: lib
+lib: $(SO) $(AR_LIB)
+
+$(BUILD)/obj/%.o: src/%.c $(LIB_HDR) Makefile
+	@mkdir -p $(dir $@)
+	$(CC) $(LIBCFLAGS) -c $< -o $@
+
+$(SO): $(LIB_OBJ) src/hugeslab.map
+	$(CC) $(LIBLDFLAGS) -o $@ $(LIB_OBJ)
+
+$(AR_LIB): $(LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $(LIB_OBJ)
+
+-include tests/tests.mk
+-include bench/bench.mk
+
+format:
+	clang-format -i include/*.h src/*/*.[ch] tests/*.c bench/*.c
+
+clean:
+	rm -rf $(BUILD)

@@ -1,0 +1,87 @@
+/* hugeslab: a malloc for Linux built on 2 MiB SuperSlabs.
+ *
+ * Loaded with LD_PRELOAD (or linked in), hugeslab replaces the whole glibc
+ * allocation API: malloc, free, calloc, realloc, reallocarray, posix_memalign,
+ * aligned_alloc, memalign, valloc, pvalloc, malloc_usable_size, free_sized,
+ * free_aligned_sized, mallopt, malloc_trim, malloc_stats, mallinfo, mallinfo2.
+ *
+ * The functions below are the same allocator under its own names, so that a
+ * program (or a dlopen()ed copy of the library) can call hugeslab explicitly.
+ *
+ * Contract shared by every function here:
+ * - Every block is at least 16 bytes and 16-byte aligned.
+ * - On exhaustion the allocating calls return NULL with errno = ENOMEM, and
+ *   the process can allocate again once memory is back. A size that overflows
+ *   (calloc, reallocarray, sizes near SIZE_MAX) is ENOMEM as well.
+ * - A bad alignment (not a power of two, or not a multiple of sizeof(void *)
+ *   for posix_memalign) is EINVAL.
+ * - free() of a pointer hugeslab never handed out, or a double free, is
+ *   reported on stderr as "hugeslab: ..." naming the pointer, then abort().
+ * - free() and the query functions leave errno as it was.
+ */
+#ifndef HUGESLAB_H
+#define HUGESLAB_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define HUGESLAB_VERSION_MAJOR 0
+#define HUGESLAB_VERSION_MINOR 1
+
+void *hugeslab_malloc(size_t size);
+void hugeslab_free(void *ptr);
+void *hugeslab_calloc(size_t count, size_t size);
+void *hugeslab_realloc(void *ptr, size_t size);
+void *hugeslab_reallocarray(void *ptr, size_t count, size_t size);
+int hugeslab_posix_memalign(void **out, size_t alignment, size_t size);
+void *hugeslab_aligned_alloc(size_t alignment, size_t size);
+void *hugeslab_memalign(size_t alignment, size_t size);
+void *hugeslab_valloc(size_t size);
+void *hugeslab_pvalloc(size_t size);
+size_t hugeslab_malloc_usable_size(const void *ptr);
+void hugeslab_free_sized(void *ptr, size_t size);
+void hugeslab_free_aligned_sized(void *ptr, size_t alignment, size_t size);
+
+/* Returns cached memory to the kernel at once; 1 if any was returned
+ * (malloc_trim). */
+int hugeslab_trim(size_t pad);
+
+/* glibc's tuning and reporting calls. mallopt accepts every parameter and
+ * changes nothing (hugeslab's options are HUGESLAB_* variables). */
+struct mallinfo;
+struct mallinfo2;
+int hugeslab_mallopt(int param, int value);
+struct mallinfo hugeslab_mallinfo(void);
+struct mallinfo2 hugeslab_mallinfo2(void);
+void hugeslab_malloc_stats(void);
+int hugeslab_malloc_info(int options, FILE *fp);
+
+/* Figures about the whole process, as the allocator sees them. */
+typedef struct hugeslab_stats_s {
+    uint64_t superslabs_mapped; /* 2 MiB SuperSlabs reserved from the kernel, runs included */
+    uint64_t superslabs_cached; /* of which empty, kept for reuse */
+    uint64_t superslabs_thp;    /* of which hinted for transparent huge pages */
+    uint64_t superslabs_base;   /* of which on base pages */
+    uint64_t bytes_mapped;      /* address space mapped for blocks */
+    uint64_t bytes_in_slabs;    /* bytes of SuperSlabs given to slabs of small blocks */
+    uint64_t bytes_in_runs;     /* bytes of runs holding one large or huge block each */
+    uint64_t huge_blocks;       /* live blocks with a mapping of their own */
+    uint64_t remote_frees;      /* frees of blocks owned by another thread, since start */
+    uint64_t threads_live;      /* threads with a heap */
+    uint64_t orphan_slabs;      /* slabs of exited threads not yet taken over */
+} hugeslab_stats_t;
+
+void hugeslab_stats(hugeslab_stats_t *out);
+
+/* Prints the statistics, as HUGESLAB_STATS=1 does at exit. */
+void hugeslab_stats_print(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* HUGESLAB_H */

@@ -1,0 +1,304 @@
+/* The malloc family, under its glibc names and under hugeslab_ names. */
+#include <errno.h>
+#include <malloc.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "api/api.h"
+#include "hugeslab.h"
+#include "numa/numa.h"
+#include "segment/segment.h"
+#include "tiny/tiny.h"
+
+/* Every entry point is defined once as hugeslab_<name>; the glibc name is an
+ * alias of the same code, so interposing costs no extra call. */
+#define HS_ALIAS(target) __attribute__((alias(#target), visibility("default"), used))
+
+/* ---- routing ---------------------------------------------------------------- */
+
+static HS_NOINLINE void *malloc_run(size_t size, size_t alignment, bool *fresh)
+{
+    hs_init();
+    bool fresh_ignored;
+    return seg_run_alloc(size, alignment, numa_current_node(), fresh ? fresh : &fresh_ignored);
+}
+
+HS_INLINE void *hs_malloc(size_t size)
+{
+    if (HS_LIKELY(size <= TINY_MAX_SIZE)) return tiny_malloc(size);
+    return malloc_run(size, 16, NULL);
+}
+
+/* The run whose block starts at p, or an abort naming p. */
+static seg_superslab_t *run_of_block(const void *p, const char *what)
+{
+    seg_superslab_t *run = seg_run_of(p);
+    if (run && run->run_block == p) return run;
+    if (run && run->run_block == NULL) hs_fatal("double free of %p (large block)", p);
+    if (run)
+        hs_fatal("%s of %p: points into the large block at %p, not at its start", what, p,
+                 run->run_block);
+    hs_fatal("%s of %p, which hugeslab never handed out (or already returned)", what, p);
+}
+
+static HS_NOINLINE void free_other(void *p, seg_chunk_kind_t kind)
+{
+    if (!p) return;
+    if (kind == SEG_CHUNK_NONE)
+        hs_fatal("free of %p, which hugeslab never handed out (or already returned)", p);
+    int saved_errno = errno;
+    seg_run_free(run_of_block(p, "free"));
+    errno = saved_errno;
+}
+
+HS_INLINE void hs_free(void *p)
+{
+    seg_chunk_kind_t kind = seg_chunk_kind(p);
+    if (HS_LIKELY(kind == SEG_CHUNK_SLABS)) {
+        tiny_free(p);
+        return;
+    }
+    free_other(p, kind);
+}
+
+/* Usable bytes from p to the end of its block, after validating p. */
+static size_t usable_size(const void *p, const char *what)
+{
+    seg_chunk_kind_t kind = seg_chunk_kind(p);
+    if (kind == SEG_CHUNK_SLABS) return tiny_usable_size(p);
+    if (kind == SEG_CHUNK_NONE)
+        hs_fatal("%s of %p, which hugeslab never handed out (or already returned)", what, p);
+    seg_superslab_t *run = run_of_block(p, what);
+    return seg_run_usable(run, p);
+}
+
+static void *malloc_aligned(size_t alignment, size_t size)
+{
+    if (alignment <= 16) return hs_malloc(size);
+    if (size > SIZE_MAX - alignment) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    if (alignment <= HS_UNIT_SIZE && size + alignment - 16 <= TINY_MAX_SIZE)
+        return tiny_malloc_aligned(alignment, size);
+    return malloc_run(size, alignment, NULL);
+}
+
+/* ---- the API ------------------------------------------------------------------ */
+
+HS_EXPORT void *hugeslab_malloc(size_t size) { return hs_malloc(size); }
+void *malloc(size_t size) HS_ALIAS(hugeslab_malloc);
+
+HS_EXPORT void hugeslab_free(void *ptr) { hs_free(ptr); }
+void free(void *ptr) HS_ALIAS(hugeslab_free);
+
+HS_EXPORT void *hugeslab_calloc(size_t count, size_t size)
+{
+    size_t total;
+    if (__builtin_mul_overflow(count, size, &total)) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    if (HS_LIKELY(total <= TINY_MAX_SIZE)) {
+        void *p = tiny_malloc(total);
+        if (p) memset(p, 0, total);
+        return p;
+    }
+    bool fresh = false;
+    void *p = malloc_run(total, 16, &fresh);
+    if (p && !fresh) memset(p, 0, total);
+    return p;
+}
+void *calloc(size_t count, size_t size) HS_ALIAS(hugeslab_calloc);
+
+HS_EXPORT void *hugeslab_realloc(void *ptr, size_t size)
+{
+    if (!ptr) return hs_malloc(size);
+    if (size == 0) {
+        /* As glibc does: free, and return NULL. */
+        hs_free(ptr);
+        return NULL;
+    }
+    seg_chunk_kind_t kind = seg_chunk_kind(ptr);
+    size_t usable = usable_size(ptr, "realloc");
+    /* Stay in place while the block fits and is not more than twice too big. */
+    if (size <= usable && size >= usable / 2) return ptr;
+    if (kind != SEG_CHUNK_SLABS && size > TINY_MAX_SIZE) {
+        seg_superslab_t *run = seg_run_of(ptr);
+        if (size <= usable && usable - size < HS_SUPERSLAB_SIZE) return ptr;
+        void *moved = seg_run_resize(run, size);
+        if (moved) return moved;
+    }
+    void *fresh = hs_malloc(size);
+    if (!fresh) return NULL; /* errno is ENOMEM; the old block is intact */
+    memcpy(fresh, ptr, size < usable ? size : usable);
+    hs_free(ptr);
+    return fresh;
+}
+void *realloc(void *ptr, size_t size) HS_ALIAS(hugeslab_realloc);
+
+HS_EXPORT void *hugeslab_reallocarray(void *ptr, size_t count, size_t size)
+{
+    size_t total;
+    if (__builtin_mul_overflow(count, size, &total)) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    return hugeslab_realloc(ptr, total);
+}
+void *reallocarray(void *ptr, size_t count, size_t size) HS_ALIAS(hugeslab_reallocarray);
+
+HS_EXPORT int hugeslab_posix_memalign(void **out, size_t alignment, size_t size)
+{
+    if (!hs_is_pow2(alignment) || alignment % sizeof(void *) != 0) return EINVAL;
+    int saved_errno = errno;
+    void *p = malloc_aligned(alignment, size);
+    errno = saved_errno;
+    if (!p) return ENOMEM;
+    *out = p;
+    return 0;
+}
+int posix_memalign(void **out, size_t alignment, size_t size) HS_ALIAS(hugeslab_posix_memalign);
+
+HS_EXPORT void *hugeslab_aligned_alloc(size_t alignment, size_t size)
+{
+    if (!hs_is_pow2(alignment)) {
+        errno = EINVAL;
+        return NULL;
+    }
+    return malloc_aligned(alignment, size);
+}
+void *aligned_alloc(size_t alignment, size_t size) HS_ALIAS(hugeslab_aligned_alloc);
+
+HS_EXPORT void *hugeslab_memalign(size_t alignment, size_t size)
+{
+    return hugeslab_aligned_alloc(alignment, size);
+}
+void *memalign(size_t alignment, size_t size) HS_ALIAS(hugeslab_memalign);
+
+static size_t page_size(void)
+{
+    static size_t cached;
+    if (!cached) cached = (size_t)sysconf(_SC_PAGESIZE);
+    return cached;
+}
+
+HS_EXPORT void *hugeslab_valloc(size_t size) { return malloc_aligned(page_size(), size); }
+void *valloc(size_t size) HS_ALIAS(hugeslab_valloc);
+
+HS_EXPORT void *hugeslab_pvalloc(size_t size)
+{
+    size_t page = page_size();
+    if (size > SIZE_MAX - page) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    size_t rounded = size ? hs_align_up(size, page) : page;
+    return malloc_aligned(page, rounded);
+}
+void *pvalloc(size_t size) HS_ALIAS(hugeslab_pvalloc);
+
+HS_EXPORT size_t hugeslab_malloc_usable_size(const void *ptr)
+{
+    if (!ptr) return 0;
+    return usable_size(ptr, "malloc_usable_size");
+}
+size_t malloc_usable_size(void *ptr) HS_ALIAS(hugeslab_malloc_usable_size);
+
+HS_EXPORT void hugeslab_free_sized(void *ptr, size_t size)
+{
+    (void)size;
+    hs_free(ptr);
+}
+void free_sized(void *ptr, size_t size) HS_ALIAS(hugeslab_free_sized);
+
+HS_EXPORT void hugeslab_free_aligned_sized(void *ptr, size_t alignment, size_t size)
+{
+    (void)alignment;
+    (void)size;
+    hs_free(ptr);
+}
+void free_aligned_sized(void *ptr, size_t alignment, size_t size)
+    HS_ALIAS(hugeslab_free_aligned_sized);
+
+/* ---- glibc's tuning and reporting calls ------------------------------------------ */
+
+HS_EXPORT int hugeslab_trim(size_t pad)
+{
+    (void)pad;
+    int saved_errno = errno;
+    hs_init();
+    tiny_trim();
+    int released = seg_trim();
+    errno = saved_errno;
+    return released;
+}
+int malloc_trim(size_t pad) HS_ALIAS(hugeslab_trim);
+
+/* glibc's knobs tune glibc's arenas; none applies here, so each is accepted
+ * and has no effect (returning 0 would make some programs stop). */
+HS_EXPORT int hugeslab_mallopt(int param, int value)
+{
+    (void)param;
+    (void)value;
+    return 1;
+}
+int mallopt(int param, int value) HS_ALIAS(hugeslab_mallopt);
+
+static size_t in_use_bytes(const hugeslab_stats_t *s) { return s->bytes_in_slabs + s->bytes_in_runs; }
+
+HS_EXPORT struct mallinfo2 hugeslab_mallinfo2(void)
+{
+    hugeslab_stats_t s;
+    hugeslab_stats(&s);
+    struct mallinfo2 mi = {0};
+    mi.arena = s.bytes_mapped;
+    mi.hblks = s.huge_blocks;
+    mi.uordblks = in_use_bytes(&s);
+    mi.fordblks = s.bytes_mapped > mi.uordblks ? s.bytes_mapped - mi.uordblks : 0;
+    mi.keepcost = s.superslabs_cached * HS_SUPERSLAB_SIZE;
+    return mi;
+}
+struct mallinfo2 mallinfo2(void) HS_ALIAS(hugeslab_mallinfo2);
+
+static int clamp_int(size_t v) { return v > (size_t)INT32_MAX ? INT32_MAX : (int)v; }
+
+HS_EXPORT struct mallinfo hugeslab_mallinfo(void)
+{
+    struct mallinfo2 m2 = hugeslab_mallinfo2();
+    struct mallinfo mi = {0};
+    mi.arena = clamp_int(m2.arena);
+    mi.hblks = clamp_int(m2.hblks);
+    mi.uordblks = clamp_int(m2.uordblks);
+    mi.fordblks = clamp_int(m2.fordblks);
+    mi.keepcost = clamp_int(m2.keepcost);
+    return mi;
+}
+struct mallinfo mallinfo(void) HS_ALIAS(hugeslab_mallinfo);
+
+HS_EXPORT void hugeslab_malloc_stats(void) { hugeslab_stats_print(); }
+void malloc_stats(void) HS_ALIAS(hugeslab_malloc_stats);
+
+HS_EXPORT int hugeslab_malloc_info(int options, FILE *fp)
+{
+    if (options != 0) {
+        errno = EINVAL;
+        return -1;
+    }
+    hugeslab_stats_t s;
+    hugeslab_stats(&s);
+    fprintf(fp,
+            "<malloc version=\"hugeslab-%d.%d\">\n"
+            "<total type=\"mapped\" size=\"%llu\"/>\n"
+            "<total type=\"slabs\" size=\"%llu\"/>\n"
+            "<total type=\"runs\" size=\"%llu\"/>\n"
+            "<total type=\"cached\" count=\"%llu\" size=\"%llu\"/>\n"
+            "</malloc>\n",
+            HUGESLAB_VERSION_MAJOR, HUGESLAB_VERSION_MINOR, (unsigned long long)s.bytes_mapped,
+            (unsigned long long)s.bytes_in_slabs, (unsigned long long)s.bytes_in_runs,
+            (unsigned long long)s.superslabs_cached,
+            (unsigned long long)(s.superslabs_cached * HS_SUPERSLAB_SIZE));
+    return 0;
+}
+int malloc_info(int options, FILE *fp) HS_ALIAS(hugeslab_malloc_info);

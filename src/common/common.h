@@ -1,0 +1,97 @@
+/* common: what every module shares -- compiler helpers, the SuperSlab
+ * geometry, assertions, locks, messages on stderr and the options table.
+ * Nothing here allocates memory through malloc, so any module may call it
+ * while hugeslab is still initialising. */
+#ifndef HS_COMMON_H
+#define HS_COMMON_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define HS_LIKELY(x) __builtin_expect(!!(x), 1)
+#define HS_UNLIKELY(x) __builtin_expect(!!(x), 0)
+#define HS_INLINE static inline __attribute__((always_inline))
+#define HS_NOINLINE __attribute__((noinline))
+#define HS_COLD __attribute__((cold, noinline))
+#define HS_EXPORT __attribute__((visibility("default")))
+#define HS_NORETURN __attribute__((noreturn))
+#define HS_CACHE_LINE 64
+
+#define HS_KiB ((size_t)1 << 10)
+#define HS_MiB ((size_t)1 << 20)
+#define HS_GiB ((size_t)1 << 30)
+
+/* A SuperSlab is 2 MiB and 2 MiB-aligned: the SuperSlab of any pointer is
+ * found by masking, and its header sits at that address. */
+#define HS_SUPERSLAB_SHIFT 21
+#define HS_SUPERSLAB_SIZE ((size_t)1 << HS_SUPERSLAB_SHIFT)
+#define HS_SUPERSLAB_MASK (HS_SUPERSLAB_SIZE - 1)
+
+/* A SuperSlab that holds small blocks is cut into 64 KiB units; a slab is a
+ * run of units serving one size class. */
+#define HS_UNIT_SHIFT 16
+#define HS_UNIT_SIZE ((size_t)1 << HS_UNIT_SHIFT)
+#define HS_UNITS_PER_SUPERSLAB (HS_SUPERSLAB_SIZE / HS_UNIT_SIZE)
+
+/* x86-64 user space without 5-level paging: 47 bits. */
+#define HS_ADDRESS_BITS 47
+
+#define HS_MAX_NODES 64
+
+HS_INLINE uintptr_t hs_align_up(uintptr_t x, uintptr_t a) { return (x + a - 1) & ~(a - 1); }
+HS_INLINE bool hs_is_pow2(size_t x) { return x != 0 && (x & (x - 1)) == 0; }
+
+/* ---- checks at two depths ---------------------------------------------- */
+
+/* Internal invariants: compiled in debug builds only (make DEBUG=1). */
+#if defined(HS_DEBUG) && HS_DEBUG
+#define HS_ASSERT(cond) \
+    ((cond) ? (void)0 : hs_assert_fail(#cond, __FILE__, __LINE__, __func__))
+#else
+#define HS_ASSERT(cond) ((void)0)
+#endif
+HS_NORETURN HS_COLD void hs_assert_fail(const char *cond, const char *file, int line,
+                                        const char *func);
+
+/* ---- messages ------------------------------------------------------------
+ * A small printf: %s %d %u %zu %zd %llu %x %p and %%. It formats on the
+ * stack and writes with one write(2), so it is safe inside malloc. */
+void hs_message(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* "hugeslab: <message>" on stderr, then abort(). For bad input from the
+ * program (invalid or double free), never for exhaustion. */
+HS_NORETURN HS_COLD void hs_fatal(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Writes to a file descriptor; used by statistics output. */
+void hs_fd_printf(int fd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* ---- locks ---------------------------------------------------------------
+ * Plain pthread mutexes: they never allocate, and every global lock is
+ * taken around fork() (see api/init.c), so the child finds them free. */
+typedef pthread_mutex_t hs_lock_t;
+#define HS_LOCK_INIT PTHREAD_MUTEX_INITIALIZER
+HS_INLINE void hs_lock(hs_lock_t *l) { pthread_mutex_lock(l); }
+HS_INLINE void hs_unlock(hs_lock_t *l) { pthread_mutex_unlock(l); }
+
+/* ---- options ------------------------------------------------------------- */
+#include "common/options.h"
+
+/* ---- process-wide counters (relaxed atomics; figures, not invariants) ---- */
+typedef struct hs_counters_s {
+    _Atomic uint64_t remote_frees;   /* blocks freed by a thread that does not own them */
+    _Atomic uint64_t huge_blocks;    /* blocks with a mapping of their own, live */
+    _Atomic uint64_t threads_live;   /* heaps attached to a running thread */
+    _Atomic uint64_t orphan_slabs;   /* slabs of exited threads not yet taken over */
+} hs_counters_t;
+extern hs_counters_t hs_counters;
+
+HS_INLINE void hs_count_add(_Atomic uint64_t *c, int64_t d)
+{
+    atomic_fetch_add_explicit(c, (uint64_t)d, memory_order_relaxed);
+}
+
+/* Random per-process key, used to tell freed blocks from live ones. */
+extern uintptr_t hs_free_key;
+
+#endif /* HS_COMMON_H */

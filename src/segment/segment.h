@@ -1,0 +1,111 @@
+/* segment: owns every address range hugeslab maps for blocks.
+ * - A SuperSlab is 2 MiB, 2 MiB-aligned; its header sits at its base. A
+ *   "slabs" SuperSlab is cut into 32 units of 64 KiB that tiny/ turns into
+ *   slabs; a "run" is one block spanning one or more whole SuperSlabs.
+ * - The registry (seg_chunk_map) says, for every 2 MiB chunk of the address
+ *   space, whether hugeslab owns it and what it is. seg_chunk_kind(p) answers
+ *   from the registry alone; it never reads memory at p.
+ * - SuperSlabs are handed out from per-NUMA-node pools; an empty one goes
+ *   back to its node's pool, and runs to the run cache, for reuse.
+ * - All locks here are leaf locks: nothing is called with one held except
+ *   the thp/ layer and the client-init callback.
+ * Never: call into tiny/ (it registers a callback instead). */
+#ifndef HS_SEGMENT_H
+#define HS_SEGMENT_H
+
+#include "common/common.h"
+#include "hugeslab.h"
+#include "thp/thp.h"
+
+/* What the registry says of a 2 MiB chunk. */
+typedef enum seg_chunk_kind_e {
+    SEG_CHUNK_NONE = 0,  /* not hugeslab's */
+    SEG_CHUNK_SLABS = 1, /* a SuperSlab of slabs; header here */
+    SEG_CHUNK_RUN = 2,   /* the first chunk of a run; header here */
+    SEG_CHUNK_TAIL = 3,  /* a later chunk of a run; header in an earlier chunk */
+} seg_chunk_kind_t;
+
+#define SEG_MAP_ENTRIES ((size_t)1 << (HS_ADDRESS_BITS - HS_SUPERSLAB_SHIFT))
+/* One byte per 2 MiB of address space: 64 MiB of zero-filled .bss, of which
+ * only the pages covering hugeslab's ranges are ever written. */
+extern uint8_t seg_chunk_map[SEG_MAP_ENTRIES];
+
+HS_INLINE seg_chunk_kind_t seg_chunk_kind(const void *p)
+{
+    uintptr_t chunk = (uintptr_t)p >> HS_SUPERSLAB_SHIFT;
+    if (HS_UNLIKELY(chunk >= SEG_MAP_ENTRIES)) return SEG_CHUNK_NONE;
+    return (seg_chunk_kind_t)seg_chunk_map[chunk];
+}
+
+typedef struct seg_superslab_s seg_superslab_t;
+
+/* The header at the base of every SuperSlab and run.
+ * Invariants (checked by seg_superslab_validate in debug builds):
+ * - kind matches the registry entry of the header's chunk;
+ * - slabs: a unit is in free_units iff no slab covers it; the SuperSlab is
+ *   on its node's partial list iff free_units != 0 and it is not empty;
+ * - run: run_block lies in [header + SEG_HEADER_SIZE, header + run_size). */
+struct seg_superslab_s {
+    uint8_t kind;           /* SEG_CHUNK_SLABS or SEG_CHUNK_RUN */
+    uint8_t backing;        /* thp_backing_t the range was set up with */
+    uint16_t node;          /* node whose pool the memory belongs to */
+    uint32_t free_units;    /* slabs: bit u set = unit u not in a slab (node lock) */
+    size_t run_size;        /* run: bytes mapped, from the header on */
+    void *run_block;        /* run: the block handed out */
+    seg_superslab_t *next;  /* pool lists (node lock) or run cache (cache lock) */
+    seg_superslab_t *prev;
+    uint8_t on_partial;     /* slabs: on the node's partial list */
+    uint8_t reserved_[23];
+};
+#define SEG_HEADER_SIZE 64
+/* Bytes after the header that belong to the client (tiny/'s slab table). */
+#define SEG_CLIENT_AREA_SIZE 4096
+/* First byte a slab may use: unit 0 starts after the header and client area. */
+#define SEG_FIRST_SLAB_BYTE (SEG_HEADER_SIZE + SEG_CLIENT_AREA_SIZE)
+
+_Static_assert(sizeof(seg_superslab_t) == SEG_HEADER_SIZE, "header size");
+
+HS_INLINE seg_superslab_t *seg_superslab_of(const void *p)
+{
+    return (seg_superslab_t *)((uintptr_t)p & ~(uintptr_t)HS_SUPERSLAB_MASK);
+}
+HS_INLINE void *seg_client_area(seg_superslab_t *ss) { return (char *)ss + SEG_HEADER_SIZE; }
+
+void seg_init(void);
+
+/* Called (under a segment lock) for each SuperSlab of slabs before its
+ * first unit is handed out, fresh or reused, to reset the client area. */
+void seg_set_client_init(void (*init)(seg_superslab_t *ss));
+
+/* Finds n contiguous free units in a SuperSlab of `node` offering at least
+ * min_bytes (unit 0 is shorter: it starts at SEG_FIRST_SLAB_BYTE). Sets
+ * *first_unit. NULL + ENOMEM when no memory can be had. */
+seg_superslab_t *seg_units_alloc(unsigned node, unsigned n_units, size_t min_bytes,
+                                 unsigned *first_unit);
+/* Gives units back; a SuperSlab left empty returns to its node's pool. */
+void seg_units_free(seg_superslab_t *ss, unsigned first_unit, unsigned n_units);
+
+/* A block of `size` bytes aligned to `align` (power of two) in a run of its
+ * own. *fresh says the memory is known to be zero. NULL + ENOMEM. */
+void *seg_run_alloc(size_t size, size_t align, unsigned node, bool *fresh);
+/* The run holding p (its header chunk), or NULL when p is not in a run. */
+seg_superslab_t *seg_run_of(const void *p);
+void seg_run_free(seg_superslab_t *run);
+HS_INLINE size_t seg_run_usable(const seg_superslab_t *run, const void *p)
+{
+    return (size_t)((const char *)run + run->run_size - (const char *)p);
+}
+/* Resizes a run's block to at least new_size, in place or by moving the
+ * mapping without copying. Returns the block (maybe moved) or NULL with the
+ * run untouched. */
+void *seg_run_resize(seg_superslab_t *run, size_t new_size);
+
+/* Returns every cached SuperSlab and run to the kernel. 1 if any was. */
+int seg_trim(void);
+void seg_stats(hugeslab_stats_t *out);
+
+void seg_fork_prepare(void);
+void seg_fork_parent(void);
+void seg_fork_child(void);
+
+#endif

@@ -1,0 +1,581 @@
+/* tiny's slow paths: refilling a class, creating and retiring slabs, remote
+ * and delayed frees, thread heaps coming and going, orphans. */
+#include <errno.h>
+#include <string.h>
+
+#include "numa/numa.h"
+#include "thp/thp.h"
+#include "tiny/tiny.h"
+
+/* The sentinel has no blocks: as a class's current slab it sends malloc to
+ * the refill path; as the head of a unit in no slab, its zero capacity sends
+ * free to tiny_free_unusual, which reports the pointer. */
+tiny_slab_t tiny_sentinel_slab;
+
+tiny_heap_t tiny_empty_heap = {
+    .current = {[0 ... TINY_CLASS_COUNT - 1] = &tiny_sentinel_slab},
+};
+
+__thread tiny_heap_t *tiny_heap_tls = &tiny_empty_heap;
+
+/* Heaps are never unmapped, only reused: a pointer to a heap read by another
+ * thread (a slab's owner) stays valid memory forever. */
+static hs_lock_t heap_lock = HS_LOCK_INIT;
+static tiny_heap_t *heap_pool;     /* detached heaps, ready for reuse */
+static char *meta_next, *meta_end; /* bump region for new heaps */
+
+/* Slabs of exited threads, per class, waiting for a thread to adopt them. */
+static hs_lock_t orphan_lock = HS_LOCK_INIT;
+static tiny_slab_t *orphans[TINY_CLASS_COUNT];
+
+static _Atomic uint64_t stat_bytes_in_slabs;
+
+static pthread_key_t heap_key;
+
+static void thread_exit(void *arg);
+
+/* ---- slab geometry -------------------------------------------------------- */
+
+/* Units per slab: enough for at least 8 blocks, at most 8 units (512 KiB),
+ * and for classes above 64 KiB whatever one block needs. */
+static unsigned class_units(unsigned cls)
+{
+    size_t size = tiny_class_size[cls];
+    size_t units = (8 * size + HS_UNIT_SIZE - 1) / HS_UNIT_SIZE;
+    if (units > 8) units = 8;
+    if (units * HS_UNIT_SIZE < size) units = (size + HS_UNIT_SIZE - 1) / HS_UNIT_SIZE;
+    return (unsigned)units;
+}
+
+static void client_init(seg_superslab_t *ss)
+{
+    tiny_slab_t *table = tiny_slab_table(ss);
+    for (unsigned u = 0; u < HS_UNITS_PER_SUPERSLAB; u++) table[u].head = &tiny_sentinel_slab;
+}
+
+void tiny_init(void)
+{
+    seg_set_client_init(client_init);
+    pthread_key_create(&heap_key, thread_exit);
+}
+
+/* ---- list helpers (owner only, or under orphan_lock) ----------------------- */
+
+static void slab_list_push(tiny_slab_t **head, tiny_slab_t *s)
+{
+    s->prev = NULL;
+    s->next = *head;
+    if (*head) (*head)->prev = s;
+    *head = s;
+}
+
+static void slab_list_remove(tiny_slab_t **head, tiny_slab_t *s)
+{
+    if (s->prev) s->prev->next = s->next;
+    else *head = s->next;
+    if (s->next) s->next->prev = s->prev;
+    s->next = s->prev = NULL;
+}
+
+/* ---- creating and retiring slabs ------------------------------------------- */
+
+static tiny_slab_t *slab_create(tiny_heap_t *heap, unsigned cls)
+{
+    size_t size = tiny_class_size[cls];
+    unsigned units = class_units(cls);
+    unsigned first;
+    seg_superslab_t *ss = seg_units_alloc(heap->node, units, size, &first);
+    if (!ss) return NULL;
+    tiny_slab_t *table = tiny_slab_table(ss);
+    tiny_slab_t *slab = &table[first];
+    char *start = (char *)ss + (first == 0 ? SEG_FIRST_SLAB_BYTE : first * HS_UNIT_SIZE);
+    char *end = (char *)ss + (first + units) * HS_UNIT_SIZE;
+    uint32_t capacity = (uint32_t)((size_t)(end - start) / size);
+    HS_ASSERT(capacity >= 1);
+
+    slab->used = 0;
+    slab->capacity = capacity;
+    slab->block_size = (uint32_t)size;
+    slab->cls = (uint8_t)cls;
+    slab->units = (uint8_t)units;
+    slab->first_unit = (uint8_t)first;
+    slab->has_aligned = 0;
+    slab->start = start;
+    slab->recip = ((uint64_t)1 << TINY_RECIP_SHIFT) / size + 1;
+    slab->local_free = NULL;
+    slab->next = slab->prev = NULL;
+    atomic_store_explicit(&slab->remote_free, 0, memory_order_relaxed);
+    atomic_store_explicit(&slab->owner_word, (uintptr_t)heap, memory_order_release);
+    /* Carve every block now, marked free: this is the one moment the slab is
+     * touched whole, and it makes the free list and the marks agree. */
+    tiny_block_t *prev = NULL;
+    for (uint32_t i = capacity; i-- > 0;) {
+        tiny_block_t *b = (tiny_block_t *)(start + (size_t)i * size);
+        b->next = prev;
+        b->free_mark = (uintptr_t)b ^ hs_free_key;
+        prev = b;
+    }
+    slab->free = prev;
+    /* Publish last: a free of a pointer into these units must not find the
+     * slab before its fields are set. */
+    for (unsigned u = first; u < first + units; u++) table[u].head = slab;
+    hs_count_add(&stat_bytes_in_slabs, (int64_t)(units * HS_UNIT_SIZE));
+    return slab;
+}
+
+static void slab_release(tiny_slab_t *slab)
+{
+    seg_superslab_t *ss = seg_superslab_of(slab);
+    tiny_slab_t *table = tiny_slab_table(ss);
+    unsigned first = slab->first_unit, units = slab->units;
+    atomic_store_explicit(&slab->owner_word, 0, memory_order_relaxed);
+    for (unsigned u = first; u < first + units; u++) table[u].head = &tiny_sentinel_slab;
+    hs_count_add(&stat_bytes_in_slabs, -(int64_t)(units * HS_UNIT_SIZE));
+    seg_units_free(ss, first, units);
+}
+
+/* ---- collecting frees into the free list (owner only) ----------------------- */
+
+static void take_local_frees(tiny_slab_t *s)
+{
+    tiny_block_t *local = s->local_free;
+    if (!local) return;
+    s->local_free = NULL;
+    if (!s->free) {
+        s->free = local;
+        return;
+    }
+    tiny_block_t *tail = local;
+    while (tail->next) tail = tail->next;
+    tail->next = s->free;
+    s->free = local;
+}
+
+static void append_remote_list(tiny_slab_t *s, tiny_block_t *list)
+{
+    uint32_t n = 1;
+    tiny_block_t *tail = list;
+    while (tail->next) {
+        tail = tail->next;
+        n++;
+    }
+    tail->next = s->free;
+    s->free = list;
+    HS_ASSERT(s->used >= n);
+    s->used -= n;
+}
+
+/* For a slab that is not on the full list (remote_free has no FULL bit). */
+static void collect(tiny_slab_t *s)
+{
+    take_local_frees(s);
+    if (atomic_load_explicit(&s->remote_free, memory_order_relaxed) == 0) return;
+    uintptr_t list = atomic_exchange_explicit(&s->remote_free, 0, memory_order_acquire);
+    HS_ASSERT((list & TINY_REMOTE_FULL) == 0);
+    if (list) append_remote_list(s, (tiny_block_t *)list);
+}
+
+/* Moves a slab without room to the full list. Returns false (and leaves it
+ * on the partial list, with room) when remote frees arrived meanwhile. */
+static bool move_to_full(tiny_heap_t *heap, tiny_slab_t *s)
+{
+    uintptr_t list =
+        atomic_exchange_explicit(&s->remote_free, TINY_REMOTE_FULL, memory_order_acq_rel);
+    if (list) {
+        append_remote_list(s, (tiny_block_t *)list);
+        atomic_fetch_and_explicit(&s->remote_free, ~TINY_REMOTE_FULL, memory_order_release);
+        return false;
+    }
+    slab_list_remove(&heap->partial[s->cls], s);
+    slab_list_push(&heap->full[s->cls], s);
+    atomic_store_explicit(&s->owner_word, (uintptr_t)heap | TINY_OWNER_FULL,
+                          memory_order_relaxed);
+    return true;
+}
+
+static void move_to_partial(tiny_heap_t *heap, tiny_slab_t *s)
+{
+    atomic_store_explicit(&s->owner_word, (uintptr_t)heap, memory_order_relaxed);
+    atomic_fetch_and_explicit(&s->remote_free, ~TINY_REMOTE_FULL, memory_order_acq_rel);
+    slab_list_remove(&heap->full[s->cls], s);
+    slab_list_push(&heap->partial[s->cls], s);
+    /* Frees that raced with the FULL bit went to the delayed list; any left
+     * on the slab itself are collected at the next refill. */
+}
+
+/* A slab of the heap's whose last block came back. */
+static void slab_now_empty(tiny_heap_t *heap, tiny_slab_t *s)
+{
+    if (heap->current[s->cls] == s) return; /* keep one slab per class warm */
+    if (atomic_load_explicit(&s->owner_word, memory_order_relaxed) & TINY_OWNER_FULL)
+        slab_list_remove(&heap->full[s->cls], s);
+    else slab_list_remove(&heap->partial[s->cls], s);
+    /* An empty slab may still carry the FULL bit if it went empty through
+     * the delayed list; nothing can be pushed on it any more (used == 0). */
+    atomic_store_explicit(&s->remote_free, 0, memory_order_relaxed);
+    slab_release(s);
+}
+
+/* A free by the owner that the fast path could not finish: the slab is on
+ * the full list, or its last block came back. */
+static void free_local(tiny_heap_t *heap, tiny_slab_t *s, tiny_block_t *b)
+{
+    b->next = s->local_free;
+    b->free_mark = (uintptr_t)b ^ hs_free_key;
+    s->local_free = b;
+    s->used--;
+    if (atomic_load_explicit(&s->owner_word, memory_order_relaxed) & TINY_OWNER_FULL)
+        move_to_partial(heap, s);
+    if (s->used == 0) slab_now_empty(heap, s);
+}
+
+/* A free by any thread other than the owner (or of an orphan's block). */
+static void free_remote(tiny_slab_t *s, tiny_block_t *b)
+{
+    hs_count_add(&hs_counters.remote_frees, 1);
+    uintptr_t old = atomic_load_explicit(&s->remote_free, memory_order_relaxed);
+    for (;;) {
+        if (old & TINY_REMOTE_FULL) {
+            /* The owner parked this slab on its full list: hand the block to
+             * the owner heap itself, which never goes away, so the slab is not
+             * touched again after the block is published. */
+            uintptr_t word = atomic_load_explicit(&s->owner_word, memory_order_acquire);
+            tiny_heap_t *owner = (tiny_heap_t *)(word & ~TINY_OWNER_FULL);
+            if (!owner) {
+                /* Orphaned meanwhile: its FULL bit is being cleared. */
+                old = atomic_load_explicit(&s->remote_free, memory_order_relaxed);
+                continue;
+            }
+            tiny_block_t *head = atomic_load_explicit(&owner->delayed, memory_order_relaxed);
+            do {
+                b->next = head;
+            } while (!atomic_compare_exchange_weak_explicit(&owner->delayed, &head, b,
+                                                            memory_order_release,
+                                                            memory_order_relaxed));
+            return;
+        }
+        b->next = (tiny_block_t *)old;
+        if (atomic_compare_exchange_weak_explicit(&s->remote_free, &old, (uintptr_t)b,
+                                                  memory_order_release, memory_order_relaxed))
+            return;
+    }
+}
+
+/* Routes a block known to be valid and marked free to its slab's owner. */
+static void free_marked_block(tiny_heap_t *heap, tiny_block_t *b)
+{
+    tiny_slab_t *s = tiny_slab_of(b);
+    uintptr_t word = atomic_load_explicit(&s->owner_word, memory_order_acquire);
+    if ((word & ~TINY_OWNER_FULL) == (uintptr_t)heap && heap != &tiny_empty_heap) {
+        b->next = s->local_free;
+        s->local_free = b;
+        s->used--;
+        if (word & TINY_OWNER_FULL) move_to_partial(heap, s);
+        if (s->used == 0) slab_now_empty(heap, s);
+    } else {
+        free_remote(s, b);
+    }
+}
+
+static void drain_delayed(tiny_heap_t *heap)
+{
+    if (!atomic_load_explicit(&heap->delayed, memory_order_relaxed)) return;
+    tiny_block_t *b = atomic_exchange_explicit(&heap->delayed, NULL, memory_order_acquire);
+    while (b) {
+        tiny_block_t *next = b->next;
+        free_marked_block(heap, b);
+        b = next;
+    }
+}
+
+/* ---- orphans ---------------------------------------------------------------- */
+
+static tiny_slab_t *adopt_orphan(tiny_heap_t *heap, unsigned cls)
+{
+    if (!orphans[cls]) return NULL; /* racy peek; the lock decides */
+    hs_lock(&orphan_lock);
+    tiny_slab_t *s = orphans[cls];
+    if (s) slab_list_remove(&orphans[cls], s);
+    hs_unlock(&orphan_lock);
+    if (!s) return NULL;
+    hs_count_add(&hs_counters.orphan_slabs, -1);
+    atomic_store_explicit(&s->owner_word, (uintptr_t)heap, memory_order_release);
+    slab_list_push(&heap->partial[cls], s);
+    collect(s);
+    return s;
+}
+
+/* Gives up every slab of a heap whose thread is leaving. */
+static void heap_abandon(tiny_heap_t *heap)
+{
+    drain_delayed(heap);
+    for (unsigned cls = 0; cls < TINY_CLASS_COUNT; cls++) {
+        heap->current[cls] = &tiny_sentinel_slab;
+        tiny_slab_t *lists[2] = {heap->partial[cls], heap->full[cls]};
+        heap->partial[cls] = heap->full[cls] = NULL;
+        for (int l = 0; l < 2; l++) {
+            tiny_slab_t *s = lists[l];
+            while (s) {
+                tiny_slab_t *next = s->next;
+                /* Clear the FULL bits first, so remote frees go to the slab. */
+                atomic_store_explicit(&s->owner_word, 0, memory_order_release);
+                atomic_fetch_and_explicit(&s->remote_free, ~TINY_REMOTE_FULL,
+                                          memory_order_acq_rel);
+                collect(s);
+                if (s->used == 0) {
+                    slab_release(s);
+                } else {
+                    hs_lock(&orphan_lock);
+                    slab_list_push(&orphans[cls], s);
+                    hs_unlock(&orphan_lock);
+                    hs_count_add(&hs_counters.orphan_slabs, 1);
+                }
+                s = next;
+            }
+        }
+    }
+    /* Blocks delayed while the slabs were being given up. */
+    tiny_block_t *b = atomic_exchange_explicit(&heap->delayed, NULL, memory_order_acquire);
+    while (b) {
+        tiny_block_t *next = b->next;
+        free_remote(tiny_slab_of(b), b);
+        b = next;
+    }
+}
+
+/* Orphans whose blocks have all come back are released (malloc_trim). */
+static void sweep_orphans(void)
+{
+    hs_lock(&orphan_lock);
+    for (unsigned cls = 0; cls < TINY_CLASS_COUNT; cls++) {
+        tiny_slab_t *s = orphans[cls];
+        while (s) {
+            tiny_slab_t *next = s->next;
+            collect(s);
+            if (s->used == 0) {
+                slab_list_remove(&orphans[cls], s);
+                hs_count_add(&hs_counters.orphan_slabs, -1);
+                slab_release(s);
+            }
+            s = next;
+        }
+    }
+    hs_unlock(&orphan_lock);
+}
+
+/* ---- thread heaps ----------------------------------------------------------- */
+
+static tiny_heap_t *heap_new_locked(void)
+{
+    tiny_heap_t *heap = heap_pool;
+    if (heap) {
+        heap_pool = heap->next_free;
+        return heap;
+    }
+    size_t size = hs_align_up(sizeof(tiny_heap_t), HS_CACHE_LINE);
+    if ((size_t)(meta_end - meta_next) < size) {
+        size_t chunk = 64 * HS_KiB;
+        char *m = thp_map_metadata(chunk);
+        if (!m) return NULL;
+        meta_next = m;
+        meta_end = m + chunk;
+    }
+    heap = (tiny_heap_t *)meta_next;
+    meta_next += size;
+    for (unsigned cls = 0; cls < TINY_CLASS_COUNT; cls++) heap->current[cls] = &tiny_sentinel_slab;
+    return heap;
+}
+
+/* Gives the calling thread a heap of its own. NULL when memory is out. */
+static HS_NOINLINE tiny_heap_t *heap_attach(void)
+{
+    extern void hs_init(void);
+    hs_init();
+    hs_lock(&heap_lock);
+    tiny_heap_t *heap = heap_new_locked();
+    if (heap) heap->attached = true;
+    hs_unlock(&heap_lock);
+    if (!heap) return NULL;
+    heap->node = numa_current_node();
+    hs_count_add(&hs_counters.threads_live, 1);
+    tiny_heap_tls = heap;
+    /* May allocate (glibc's second-level key table): the heap is in place. */
+    pthread_setspecific(heap_key, heap);
+    drain_delayed(heap);
+    return heap;
+}
+
+static void thread_exit(void *arg)
+{
+    tiny_heap_t *heap = arg;
+    if (!heap || heap == &tiny_empty_heap) return;
+    tiny_heap_tls = &tiny_empty_heap;
+    heap_abandon(heap);
+    hs_count_add(&hs_counters.threads_live, -1);
+    hs_lock(&heap_lock);
+    heap->attached = false;
+    heap->next_free = heap_pool;
+    heap_pool = heap;
+    hs_unlock(&heap_lock);
+}
+
+/* ---- the refill path -------------------------------------------------------- */
+
+HS_INLINE void *pop(tiny_slab_t *s)
+{
+    tiny_block_t *b = s->free;
+    s->free = b->next;
+    s->used++;
+    b->free_mark = 0;
+    return b;
+}
+
+HS_NOINLINE void *tiny_malloc_refill(tiny_heap_t *heap, unsigned cls)
+{
+    if (HS_UNLIKELY(heap == &tiny_empty_heap)) {
+        heap = heap_attach();
+        if (!heap) {
+            errno = ENOMEM;
+            return NULL;
+        }
+    }
+    drain_delayed(heap);
+    /* The current slab first, then the others that may have room. Slabs
+     * found without room go to the full list, so this walk stays short. */
+    tiny_slab_t *s = heap->partial[cls];
+    while (s) {
+        tiny_slab_t *next = s->next;
+        collect(s);
+        if (!s->free) move_to_full(heap, s); /* may find late remote frees */
+        if (s->free) {
+            heap->current[cls] = s;
+            return pop(s);
+        }
+        s = next;
+    }
+    s = adopt_orphan(heap, cls);
+    if (!s || !s->free) {
+        s = slab_create(heap, cls);
+        if (!s) {
+            heap->current[cls] = &tiny_sentinel_slab;
+            errno = ENOMEM;
+            return NULL;
+        }
+        slab_list_push(&heap->partial[cls], s);
+    }
+    heap->current[cls] = s;
+    return pop(s);
+}
+
+/* ---- free slow paths --------------------------------------------------------- */
+
+/* p == NULL: the fast path already freed into s and its count reached 0. */
+HS_NOINLINE void tiny_free_slow(void *p, tiny_slab_t *s)
+{
+    tiny_heap_t *heap = tiny_heap_tls;
+    if (!p) {
+        slab_now_empty(heap, s);
+        return;
+    }
+    tiny_block_t *b = p;
+    if (HS_UNLIKELY(b->free_mark == ((uintptr_t)b ^ hs_free_key))) tiny_report_double_free(p, s);
+    uintptr_t word = atomic_load_explicit(&s->owner_word, memory_order_acquire);
+    if ((word & ~TINY_OWNER_FULL) == (uintptr_t)heap && heap != &tiny_empty_heap) {
+        free_local(heap, s, b);
+        return;
+    }
+    b->free_mark = (uintptr_t)b ^ hs_free_key;
+    free_remote(s, b);
+}
+
+void tiny_report_double_free(const void *p, const tiny_slab_t *s)
+{
+    hs_fatal("double free of %p (%u-byte class)", p, s->block_size);
+}
+
+/* The start of the block holding p, after checking p may be freed. */
+static tiny_block_t *block_of(const void *p, const tiny_slab_t *s, const char *what)
+{
+    if (s == &tiny_sentinel_slab)
+        hs_fatal("%s of %p: hugeslab owns this SuperSlab but no slab is there", what, p);
+    uintptr_t offset = (uintptr_t)p - (uintptr_t)s->start;
+    if ((uintptr_t)p < (uintptr_t)s->start || offset >= (uintptr_t)s->capacity * s->block_size)
+        hs_fatal("%s of %p: not inside any block of its %u-byte slab", what, p, s->block_size);
+    uintptr_t block_start = (uintptr_t)s->start + offset / s->block_size * s->block_size;
+    if (block_start != (uintptr_t)p && !s->has_aligned)
+        hs_fatal("%s of %p: points %zu bytes into a %u-byte block at %p", what, p,
+                 (size_t)((uintptr_t)p - block_start), s->block_size, (void *)block_start);
+    return (tiny_block_t *)block_start;
+}
+
+HS_NOINLINE void tiny_free_unusual(void *p, tiny_slab_t *s)
+{
+    tiny_block_t *b = block_of(p, s, "free");
+    /* An aligned allocation's inner pointer: free the whole block. */
+    tiny_free_slow(b, s);
+}
+
+size_t tiny_usable_size(const void *p)
+{
+    tiny_slab_t *s = tiny_slab_of(p);
+    tiny_block_t *b = block_of(p, s, "malloc_usable_size");
+    if (b->free_mark == ((uintptr_t)b ^ hs_free_key))
+        hs_fatal("use of %p after it was freed (%u-byte class)", p, s->block_size);
+    return (size_t)((char *)b + s->block_size - (const char *)p);
+}
+
+/* Over-allocates by the alignment inside one block and returns the aligned
+ * inner pointer; the slab is marked so free() accepts inner pointers. */
+void *tiny_malloc_aligned(size_t alignment, size_t size)
+{
+    size_t padded = size + alignment - 16; /* blocks are already 16-aligned */
+    char *p = tiny_malloc(padded);
+    if (!p) return NULL;
+    tiny_slab_t *s = tiny_slab_of(p);
+    char *aligned = (char *)hs_align_up((uintptr_t)p, alignment);
+    if (aligned != p) s->has_aligned = 1;
+    return aligned;
+}
+
+/* ---- trimming, figures, fork --------------------------------------------------- */
+
+void tiny_trim(void)
+{
+    tiny_heap_t *heap = tiny_heap_tls;
+    if (heap != &tiny_empty_heap) drain_delayed(heap);
+    /* Detached heaps may hold blocks pushed after their thread left. */
+    hs_lock(&heap_lock);
+    for (tiny_heap_t *h = heap_pool; h; h = h->next_free) {
+        tiny_block_t *b = atomic_exchange_explicit(&h->delayed, NULL, memory_order_acquire);
+        while (b) {
+            tiny_block_t *next = b->next;
+            free_remote(tiny_slab_of(b), b);
+            b = next;
+        }
+    }
+    hs_unlock(&heap_lock);
+    sweep_orphans();
+}
+
+void tiny_stats(hugeslab_stats_t *out)
+{
+    out->bytes_in_slabs = atomic_load_explicit(&stat_bytes_in_slabs, memory_order_relaxed);
+}
+
+void tiny_fork_prepare(void)
+{
+    hs_lock(&heap_lock);
+    hs_lock(&orphan_lock);
+}
+
+void tiny_fork_parent(void)
+{
+    hs_unlock(&orphan_lock);
+    hs_unlock(&heap_lock);
+}
+
+void tiny_fork_child(void)
+{
+    pthread_mutex_init(&orphan_lock, NULL);
+    pthread_mutex_init(&heap_lock, NULL);
+}
