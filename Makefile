@@ -16,9 +16,18 @@ LIBCFLAGS := $(CSTD) $(WARN) $(OPT) -g -fPIC -fvisibility=hidden -ftls-model=ini
              -fno-builtin-malloc -fno-builtin-free -fno-builtin-calloc -fno-builtin-realloc \
              -pthread -Iinclude -Isrc
 LIBLDFLAGS := -shared -pthread -Wl,-z,now -Wl,--version-script=src/hugeslab.map
+LIBS     :=
+
+# io_uring purge backend, when liburing's headers are installed.
+HAVE_URING := $(shell printf '\043include <liburing.h>\n' | $(CC) -E -x c - >/dev/null 2>&1 && echo 1 || echo 0)
+LIBCFLAGS += -DHS_HAVE_URING=$(HAVE_URING)
+ifeq ($(HAVE_URING),1)
+LIBS     += -luring
+endif
 
 LIB_SRC  := $(wildcard src/*/*.c)
-LIB_OBJ  := $(patsubst src/%.c,$(BUILD)/obj/%.o,$(LIB_SRC))
+PROFILES := $(wildcard configs/*.conf)
+LIB_OBJ  := $(patsubst src/%.c,$(BUILD)/obj/%.o,$(LIB_SRC)) $(BUILD)/obj/gen/profiles.o
 LIB_HDR  := include/hugeslab.h $(wildcard src/*/*.h)
 
 SO       := $(BUILD)/libhugeslab.so
@@ -30,10 +39,20 @@ lib: $(SO) $(AR_LIB)
 
 $(BUILD)/obj/%.o: src/%.c $(LIB_HDR) Makefile
 	@mkdir -p $(dir $@)
-	$(CC) $(LIBCFLAGS) -c $< -o $@
+	@echo "  CC      $<"
+	@$(CC) $(LIBCFLAGS) -c $< -o $@
+
+$(BUILD)/gen/profiles.c: $(PROFILES) scripts/gen-profiles.sh
+	@mkdir -p $(dir $@)
+	scripts/gen-profiles.sh $(PROFILES) > $@
+
+$(BUILD)/obj/gen/profiles.o: $(BUILD)/gen/profiles.c $(LIB_HDR)
+	@mkdir -p $(dir $@)
+	@echo "  CC      $<"
+	@$(CC) $(LIBCFLAGS) -c $< -o $@
 
 $(SO): $(LIB_OBJ) src/hugeslab.map
-	$(CC) $(LIBLDFLAGS) -o $@ $(LIB_OBJ)
+	$(CC) $(LIBLDFLAGS) -o $@ $(LIB_OBJ) $(LIBS)
 
 $(AR_LIB): $(LIB_OBJ)
 	@rm -f $@

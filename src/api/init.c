@@ -1,5 +1,8 @@
 /* Process start-up, fork handling and the statistics at exit. */
+#include <fcntl.h>
 #include <pthread.h>
+#include <string.h>
+#include <unistd.h>
 
 #include "api/api.h"
 #include "numa/numa.h"
@@ -60,6 +63,7 @@ __attribute__((constructor)) static void hs_constructor(void)
 __attribute__((destructor)) static void hs_destructor(void)
 {
     if (hs_option(HS_OPT_STATS)) hugeslab_stats_print();
+    seg_shutdown();
 }
 
 HS_EXPORT void hugeslab_stats(hugeslab_stats_t *out)
@@ -71,22 +75,146 @@ HS_EXPORT void hugeslab_stats(hugeslab_stats_t *out)
     s.remote_frees = atomic_load_explicit(&hs_counters.remote_frees, memory_order_relaxed);
     s.threads_live = atomic_load_explicit(&hs_counters.threads_live, memory_order_relaxed);
     s.orphan_slabs = atomic_load_explicit(&hs_counters.orphan_slabs, memory_order_relaxed);
+    long long faults = thp_page_faults();
+    s.page_faults = faults < 0 ? 0 : (uint64_t)faults;
+    thp_rollup_t rollup;
+    thp_read_rollup(&rollup);
+    s.kernel_rss = rollup.rss;
+    s.kernel_anon_huge = rollup.anon_huge;
+    s.kernel_lazy_free = rollup.lazy_free;
+    s.kernel_hugetlb = rollup.private_hugetlb;
     *out = s;
+}
+
+/* Appends to a fixed buffer, keeping count of what did not fit. */
+typedef struct text_s {
+    char *buf;
+    size_t size, len;
+} text_t;
+
+static void text_put(text_t *t, const char *key, long long value, bool last)
+{
+    char digits[24];
+    int n = 0;
+    unsigned long long v = value < 0 ? (unsigned long long)-(value + 1) + 1 : (unsigned long long)value;
+    do {
+        digits[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    if (value < 0) digits[n++] = '-';
+    const char *parts[3] = {"\"", key, "\": "};
+    for (int i = 0; i < 3; i++)
+        for (const char *c = parts[i]; *c; c++, t->len++)
+            if (t->len + 1 < t->size) t->buf[t->len] = *c;
+    while (n) {
+        char c = digits[--n];
+        if (t->len + 1 < t->size) t->buf[t->len] = c;
+        t->len++;
+    }
+    const char *tail = last ? "" : ", ";
+    for (const char *c = tail; *c; c++, t->len++)
+        if (t->len + 1 < t->size) t->buf[t->len] = *c;
+}
+
+HS_EXPORT size_t hugeslab_stats_json(char *buf, size_t size)
+{
+    hugeslab_stats_t s;
+    hugeslab_stats(&s);
+    text_t t = {buf, size, 0};
+    if (size) buf[0] = '{';
+    t.len = 1;
+#define PUT(field) text_put(&t, #field, (long long)s.field, false)
+    PUT(superslabs_mapped);
+    PUT(superslabs_hugetlb);
+    PUT(superslabs_thp);
+    PUT(superslabs_base);
+    PUT(superslabs_cached);
+    PUT(superslabs_purged);
+    for (unsigned n = 0; n < numa_node_count() && n < HUGESLAB_STATS_MAX_NODES; n++) {
+        char key[32] = "superslabs_node";
+        key[15] = (char)('0' + n);
+        key[16] = '\0';
+        text_put(&t, key, (long long)s.superslabs_by_node[n], false);
+    }
+    PUT(bytes_mapped);
+    PUT(bytes_in_slabs);
+    PUT(bytes_in_runs);
+    PUT(bytes_cached);
+    PUT(bytes_purged_now);
+    PUT(bytes_purged_total);
+    PUT(purge_calls);
+    PUT(huge_blocks);
+    PUT(remote_frees);
+    PUT(threads_live);
+    PUT(orphan_slabs);
+    PUT(page_faults);
+    PUT(kernel_rss);
+    PUT(kernel_anon_huge);
+    PUT(kernel_lazy_free);
+    text_put(&t, "kernel_hugetlb", s.kernel_hugetlb, true);
+#undef PUT
+    if (t.len + 1 < size) buf[t.len] = '}';
+    t.len++;
+    if (size) buf[t.len < size ? t.len : size - 1] = '\0';
+    return t.len;
+}
+
+static int stats_fd(bool *is_json, bool *close_after)
+{
+    const char *path = hs_option_string(HS_OPT_STATS_FILE);
+    *is_json = false;
+    *close_after = false;
+    if (!path || !*path) return 2;
+    size_t len = strlen(path);
+    *is_json = len > 5 && strcmp(path + len - 5, ".json") == 0;
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        hs_message("cannot write HUGESLAB_STATS_FILE=%s; statistics go to stderr", path);
+        *is_json = false;
+        return 2;
+    }
+    *close_after = true;
+    return fd;
 }
 
 HS_EXPORT void hugeslab_stats_print(void)
 {
+    bool is_json, close_after;
+    int fd = stats_fd(&is_json, &close_after);
+    if (is_json) {
+        char buf[2048];
+        size_t len = hugeslab_stats_json(buf, sizeof buf);
+        if (len < sizeof buf) hs_fd_printf(fd, "%s\n", buf);
+        if (close_after) close(fd);
+        return;
+    }
     hugeslab_stats_t s;
     hugeslab_stats(&s);
-    int fd = 2;
-    hs_fd_printf(fd, "hugeslab: statistics (THP mode %s)\n", thp_mode_name(thp_system_mode()));
-    hs_fd_printf(fd, "  superslabs mapped  %llu (thp %llu, base %llu), cached %llu\n",
-                 (unsigned long long)s.superslabs_mapped, (unsigned long long)s.superslabs_thp,
-                 (unsigned long long)s.superslabs_base, (unsigned long long)s.superslabs_cached);
-    hs_fd_printf(fd, "  bytes mapped %llu, in slabs %llu, in runs %llu\n",
-                 (unsigned long long)s.bytes_mapped, (unsigned long long)s.bytes_in_slabs,
-                 (unsigned long long)s.bytes_in_runs);
-    hs_fd_printf(fd, "  huge blocks %llu, remote frees %llu, threads %llu, orphan slabs %llu\n",
-                 (unsigned long long)s.huge_blocks, (unsigned long long)s.remote_frees,
-                 (unsigned long long)s.threads_live, (unsigned long long)s.orphan_slabs);
+    const unsigned long long MiB = 1 << 20;
+    hs_fd_printf(fd, "hugeslab: statistics (THP mode %s, %u node(s))\n",
+                 thp_mode_name(thp_system_mode()), numa_node_count());
+    hs_fd_printf(fd, "  superslabs  %llu mapped: hugetlb %llu, thp %llu, base %llu; "
+                 "cached %llu, purged %llu\n",
+                 (unsigned long long)s.superslabs_mapped, (unsigned long long)s.superslabs_hugetlb,
+                 (unsigned long long)s.superslabs_thp, (unsigned long long)s.superslabs_base,
+                 (unsigned long long)s.superslabs_cached, (unsigned long long)s.superslabs_purged);
+    for (unsigned n = 0; n < numa_node_count() && n < HUGESLAB_STATS_MAX_NODES; n++)
+        hs_fd_printf(fd, "  node %u      %llu superslabs\n", n,
+                     (unsigned long long)s.superslabs_by_node[n]);
+    hs_fd_printf(fd, "  bytes       mapped %llu MiB, in slabs %llu MiB, in runs %llu MiB, "
+                 "cached %llu MiB, purged %llu MiB (%llu MiB since start)\n",
+                 (unsigned long long)s.bytes_mapped / MiB, (unsigned long long)s.bytes_in_slabs / MiB,
+                 (unsigned long long)s.bytes_in_runs / MiB, (unsigned long long)s.bytes_cached / MiB,
+                 (unsigned long long)s.bytes_purged_now / MiB,
+                 (unsigned long long)s.bytes_purged_total / MiB);
+    hs_fd_printf(fd, "  activity    purge calls %llu, remote frees %llu, page faults %llu, "
+                 "threads %llu, orphan slabs %llu, huge blocks %llu\n",
+                 (unsigned long long)s.purge_calls, (unsigned long long)s.remote_frees,
+                 (unsigned long long)s.page_faults, (unsigned long long)s.threads_live,
+                 (unsigned long long)s.orphan_slabs, (unsigned long long)s.huge_blocks);
+    hs_fd_printf(fd, "  kernel      Rss %lld KiB, AnonHugePages %lld KiB, LazyFree %lld KiB, "
+                 "Private_Hugetlb %lld KiB\n",
+                 (long long)(s.kernel_rss / 1024), (long long)(s.kernel_anon_huge / 1024),
+                 (long long)(s.kernel_lazy_free / 1024), (long long)(s.kernel_hugetlb / 1024));
+    if (close_after) close(fd);
 }

@@ -1,7 +1,603 @@
+/* NUMA topology, the thread's node, the process memory policy and mbind.
+ *
+ * Why no libnuma: its constructor allocates with malloc, and numa_init() runs
+ * inside the process's first malloc. Everything here reads sysfs with
+ * open/read and calls the kernel through syscall(2), one wrapper per call.
+ *
+ * Node numbering. The kernel's node ids need not be dense ("0,2" after a
+ * node is taken offline, or on some multi-socket firmware). hugeslab's pools
+ * are indexed densely, so index i is the i-th id in
+ * /sys/devices/system/node/online; kernel_id[] and index_of_kernel[] translate
+ * both ways, and every mask handed to the kernel is built from kernel ids.
+ * Nodes beyond HS_MAX_NODES or the HUGESLAB_NUMA_NODES cap get no pool of
+ * their own: a thread running on one uses the pool of the nearest used node.
+ *
+ * How SuperSlabs are bound. The policy an mbind() puts on a range replaces
+ * the process policy for it, so the mode we pick must never be looser than
+ * what the user asked for:
+ * - Process policy bind (numactl --membind=SET): MPOL_BIND to SET (within the
+ *   cpuset), with the chosen node as its home node (set_mempolicy_home_node,
+ *   Linux 5.17): pages go to the chosen node first and spill only inside SET,
+ *   as the user's own policy would, and the OOM killer is no closer than it
+ *   was. A kernel without home nodes spills in distance order from the
+ *   faulting CPU, which for a thread on a node of SET is still that node.
+ * - Any other policy: MPOL_PREFERRED to the chosen node. MPOL_BIND to one
+ *   node would turn a full node into an OOM kill (or SIGBUS for hugetlb)
+ *   while other nodes have room; PREFERRED falls back like the default
+ *   policy does. Under --interleave this also stops the kernel from
+ *   interleaving 4 KiB pages inside one SuperSlab: the SuperSlabs, not the
+ *   pages, are what we spread (numa_node_for_superslab deals them round robin).
+ * - When the policy names only nodes hugeslab does not use (a cap below
+ *   them), or a mode this file does not know, nothing is bound: the kernel
+ *   applies the process policy at first touch, which is correct if not local.
+ * Every bind adds a VMA boundary: SuperSlabs next to each other with the same
+ * policy merge again, others count against vm.max_map_count (65530 VMAs by
+ * default, about 128 GiB of SuperSlabs alternating between nodes). */
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
 #include "numa/numa.h"
 
-void numa_init(void) {}
+/* Values of HUGESLAB_NUMA: the positions of "auto" and "off" in its words. */
+#define NUMA_OPTION_AUTO 0
+#define NUMA_OPTION_OFF 1
 
-unsigned numa_node_count(void) { return 1; }
+/* Memory policy modes and flags of the kernel ABI (uapi linux/mempolicy.h),
+ * spelled out so that the build needs neither libnuma-dev nor new headers. */
+enum {
+    KMPOL_DEFAULT = 0,
+    KMPOL_PREFERRED = 1,
+    KMPOL_BIND = 2,
+    KMPOL_INTERLEAVE = 3,
+    KMPOL_LOCAL = 4,
+    KMPOL_PREFERRED_MANY = 5,      /* Linux 5.15 */
+    KMPOL_WEIGHTED_INTERLEAVE = 6, /* Linux 6.9 */
+};
+#define KMPOL_MODE_FLAGS ((1 << 15) | (1 << 14) | (1 << 13)) /* STATIC, RELATIVE, BALANCING */
+#define KMPOL_F_MEMS_ALLOWED (1UL << 2)
 
-unsigned numa_current_node(void) { return 0; }
+#ifndef SYS_set_mempolicy_home_node
+#define SYS_set_mempolicy_home_node 450 /* x86-64, Linux 5.17 */
+#endif
+
+/* Kernel node masks. x86-64 kernels have at most 1 << 10 nodes
+ * (CONFIG_NODES_SHIFT <= 10), so 1024 bits hold any mask the kernel reports. */
+#define KNODE_BITS 1024
+#define KNODE_LONG_BITS (8 * sizeof(unsigned long))
+#define KNODE_LONGS (KNODE_BITS / KNODE_LONG_BITS)
+/* The maxnode argument counts one more than the bits the kernel reads: the
+ * kernel subtracts one first (a historic off-by-one that libnuma also keeps). */
+#define KNODE_MAXNODE (KNODE_BITS + 1)
+
+typedef struct knode_mask_s {
+    unsigned long bits[KNODE_LONGS];
+} knode_mask_t;
+
+static bool knode_has(const knode_mask_t *m, unsigned id)
+{
+    return id < KNODE_BITS && (m->bits[id / KNODE_LONG_BITS] >> (id % KNODE_LONG_BITS)) & 1;
+}
+
+static void knode_add(knode_mask_t *m, unsigned id)
+{
+    if (id < KNODE_BITS) m->bits[id / KNODE_LONG_BITS] |= 1UL << (id % KNODE_LONG_BITS);
+}
+
+/* ---- the state, written once by numa_init ---------------------------------
+ * Invariants once ready: 1 <= count <= HS_MAX_NODES; kernel_id[0..count) are
+ * online and increasing; every target[] and interleave[] entry is < count and
+ * in allowed; policy_set is a subset of allowed. */
+static struct numa_state_s {
+    bool enabled;                        /* HUGESLAB_NUMA != off */
+    unsigned count;                      /* nodes with a pool: indices 0..count-1 */
+    unsigned online;                     /* online nodes seen, at most HS_MAX_NODES */
+    bool online_dense;                   /* kernel ids are 0..online-1 */
+    uint16_t kernel_id[HS_MAX_NODES];    /* index (online position) -> kernel id */
+    uint8_t index_of_kernel[KNODE_BITS]; /* kernel id -> pool index */
+    uint8_t distance[HS_MAX_NODES][HS_MAX_NODES]; /* by online position; 0 = unknown */
+    int policy_mode;                     /* KMPOL_*, flags removed */
+    int policy_flags;                    /* KMPOL_MODE_FLAGS bits */
+    knode_mask_t policy_kmask;           /* nodes of the policy, kernel ids */
+    uint64_t allowed;                    /* cpuset's nodes, as pool indices */
+    uint64_t policy_set;                 /* nodes the policy lets pages go to */
+    bool bind_off;                       /* policy not expressible: never mbind */
+    const char *bind_off_reason;         /* why, for numa_describe */
+    knode_mask_t bind_kmask;             /* policy_set as kernel ids (bind mode) */
+    uint8_t target[HS_MAX_NODES];        /* thread node -> SuperSlab node */
+    uint8_t interleave[HS_MAX_NODES];    /* interleave modes: nodes dealt in turn */
+    unsigned interleave_count;           /* 0 = not interleaving */
+} numa = {.count = 1};
+
+static _Atomic bool numa_ready;
+static _Atomic unsigned interleave_next;
+/* Set once mbind or the home-node call is refused for good (seccomp, no
+ * NUMA in the kernel): every later SuperSlab would only repeat the failure. */
+static _Atomic int bind_refused_errno;
+static _Atomic bool home_node_unsupported;
+
+__thread numa_thread_cache_t numa_thread_cache;
+
+/* ---- calls to the kernel --------------------------------------------------- */
+
+/* get_mempolicy(2) for the calling thread (addr NULL). mask must hold
+ * KNODE_BITS bits. Returns 0 or -errno; ENOSYS without CONFIG_NUMA, EPERM
+ * under container seccomp profiles that reserve it to CAP_SYS_NICE. Never
+ * blocks, never faults pages in (that needs MPOL_F_ADDR, which we never pass). */
+static int kernel_get_mempolicy(int *mode, knode_mask_t *mask, unsigned long flags)
+{
+    long r = syscall(SYS_get_mempolicy, mode, mask->bits, (unsigned long)KNODE_MAXNODE,
+                     (void *)0, flags);
+    return r == 0 ? 0 : -errno;
+}
+
+/* mbind(2) without MPOL_MF_* flags: sets the policy of the VMAs covering
+ * [addr, addr+len), splitting them at the ends. addr page aligned. Pages
+ * already present are not moved, so call it before first touch. Returns 0
+ * or -errno (EINVAL: nodes outside the cpuset or bad range; EPERM/ENOSYS:
+ * refused for good). May take mmap_lock for writing; does not block on I/O. */
+static int kernel_mbind(void *addr, size_t len, int mode, const knode_mask_t *mask)
+{
+    long r = syscall(SYS_mbind, addr, len, (unsigned long)mode, mask->bits,
+                     (unsigned long)KNODE_MAXNODE, 0UL);
+    return r == 0 ? 0 : -errno;
+}
+
+/* set_mempolicy_home_node(2), Linux 5.17: for ranges whose policy is
+ * MPOL_BIND or MPOL_PREFERRED_MANY, pages come from kernel node home first
+ * and then from the policy's other nodes in distance order from home.
+ * Returns 0 or -errno (ENOSYS before 5.17; EOPNOTSUPP for other modes). */
+static int kernel_set_home_node(void *addr, size_t len, unsigned home)
+{
+    long r = syscall(SYS_set_mempolicy_home_node, (unsigned long)addr, (unsigned long)len,
+                     (unsigned long)home, 0UL);
+    return r == 0 ? 0 : -errno;
+}
+
+/* The kernel node of the CPU the caller runs on, through getcpu (vDSO on
+ * x86-64: no system call). Stale as soon as the thread migrates. Returns 0
+ * when the kernel cannot say. */
+static unsigned kernel_current_node(void)
+{
+    unsigned cpu = 0, node = 0;
+    if (getcpu(&cpu, &node) != 0) return 0;
+    return node;
+}
+
+/* Reads up to cap-1 bytes of a sysfs or proc file and NUL-terminates them.
+ * open/read/close only: safe inside the first malloc. Returns the length,
+ * or -1 when the file cannot be read. */
+static ssize_t read_small_file(const char *path, char *buf, size_t cap)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return -1;
+    size_t len = 0;
+    while (len + 1 < cap) {
+        ssize_t n = read(fd, buf + len, cap - 1 - len);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) break;
+        len += (size_t)n;
+    }
+    close(fd);
+    buf[len] = '\0';
+    return (ssize_t)len;
+}
+
+/* ---- small text helpers (no stdio) ----------------------------------------- */
+
+typedef struct text_s {
+    char *p, *end; /* next byte, last usable byte (kept for the NUL) */
+} text_t;
+
+static void text_str(text_t *t, const char *s)
+{
+    while (*s && t->p < t->end) *t->p++ = *s++;
+    *t->p = '\0';
+}
+
+static void text_uint(text_t *t, unsigned v)
+{
+    char digits[12];
+    int n = 0;
+    do {
+        digits[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    while (n && t->p < t->end) *t->p++ = digits[--n];
+    *t->p = '\0';
+}
+
+/* "/sys/devices/system/node/node<id>/<leaf>" */
+static void node_path(char *buf, size_t cap, unsigned kernel_node, const char *leaf)
+{
+    text_t t = {buf, buf + cap - 1};
+    text_str(&t, "/sys/devices/system/node/node");
+    text_uint(&t, kernel_node);
+    text_str(&t, "/");
+    text_str(&t, leaf);
+}
+
+static const char *skip_spaces(const char *s)
+{
+    while (*s == ' ' || *s == '\t' || *s == '\n') s++;
+    return s;
+}
+
+/* Reads a decimal number; NULL when there is none. */
+static const char *parse_uint(const char *s, unsigned *out)
+{
+    if (*s < '0' || *s > '9') return NULL;
+    unsigned v = 0;
+    while (*s >= '0' && *s <= '9') {
+        if (v < 100000000) v = v * 10 + (unsigned)(*s - '0');
+        s++;
+    }
+    *out = v;
+    return s;
+}
+
+/* Parses a kernel list such as "0-3,5\n" into mask. False when malformed. */
+static bool parse_node_list(const char *s, knode_mask_t *mask)
+{
+    memset(mask, 0, sizeof *mask);
+    s = skip_spaces(s);
+    while (*s) {
+        unsigned lo, hi;
+        if (!(s = parse_uint(s, &lo))) return false;
+        hi = lo;
+        if (*s == '-' && !(s = parse_uint(s + 1, &hi))) return false;
+        for (unsigned id = lo; id <= hi && id < KNODE_BITS; id++) knode_add(mask, id);
+        if (*s == ',') s++;
+        s = skip_spaces(s);
+    }
+    return true;
+}
+
+/* Appends a set of pool indices as "0,2,3" ("none" when empty). */
+static void text_index_set(text_t *t, uint64_t set)
+{
+    if (!set) {
+        text_str(t, "none");
+        return;
+    }
+    bool first = true;
+    for (unsigned i = 0; i < HS_MAX_NODES; i++) {
+        if (!((set >> i) & 1)) continue;
+        if (!first) text_str(t, ",");
+        text_uint(t, i);
+        first = false;
+    }
+}
+
+/* ---- start-up -------------------------------------------------------------- */
+
+static uint64_t index_bit(unsigned i) { return (uint64_t)1 << i; }
+
+/* Every pool index: 0..count-1. */
+static uint64_t all_indices(void)
+{
+    return numa.count >= 64 ? ~(uint64_t)0 : index_bit(numa.count) - 1;
+}
+
+static bool knode_empty(const knode_mask_t *m)
+{
+    for (size_t i = 0; i < KNODE_LONGS; i++)
+        if (m->bits[i]) return false;
+    return true;
+}
+
+/* Pool indices whose kernel node is in the mask. */
+static uint64_t indices_in(const knode_mask_t *m)
+{
+    uint64_t set = 0;
+    for (unsigned i = 0; i < numa.count; i++)
+        if (knode_has(m, numa.kernel_id[i])) set |= index_bit(i);
+    return set;
+}
+
+/* The member of set nearest to node `from` (an online position), by the
+ * firmware's distance table; ties go to the lower index. set != 0. */
+static unsigned nearest_in(unsigned from, uint64_t set)
+{
+    if ((set >> from) & 1) return from;
+    unsigned best = HS_MAX_NODES, best_distance = ~0u;
+    for (unsigned i = 0; i < numa.count; i++) {
+        if (!((set >> i) & 1)) continue;
+        unsigned d = from < numa.online ? numa.distance[from][i] : 0;
+        if (d == 0) d = 255; /* unknown: after every known one */
+        if (best == HS_MAX_NODES || d < best_distance) {
+            best = i;
+            best_distance = d;
+        }
+    }
+    return best;
+}
+
+/* Online nodes, in kernel order; fills kernel_id[] and online_dense. */
+static void read_online_nodes(void)
+{
+    char buf[4096];
+    knode_mask_t online;
+    numa.online = 0;
+    if (read_small_file("/sys/devices/system/node/online", buf, sizeof buf) > 0 &&
+        parse_node_list(buf, &online)) {
+        for (unsigned id = 0; id < KNODE_BITS && numa.online < HS_MAX_NODES; id++)
+            if (knode_has(&online, id)) numa.kernel_id[numa.online++] = (uint16_t)id;
+    }
+    if (numa.online == 0) { /* no sysfs (or no NUMA): one node, kernel id 0 */
+        numa.online = 1;
+        numa.kernel_id[0] = 0;
+    }
+    numa.online_dense = numa.kernel_id[numa.online - 1] == numa.online - 1;
+}
+
+/* Row `from` of the distance table: /sys/.../node<id>/distance lists the
+ * distance to every online node, in online order, i.e. by our positions. */
+static void read_distances(unsigned from)
+{
+    char path[128], buf[1024];
+    node_path(path, sizeof path, numa.kernel_id[from], "distance");
+    if (read_small_file(path, buf, sizeof buf) <= 0) return;
+    const char *s = skip_spaces(buf);
+    for (unsigned to = 0; to < numa.online && *s; to++) {
+        unsigned d;
+        if (!(s = parse_uint(s, &d))) return;
+        numa.distance[from][to] = (uint8_t)(d > 254 ? 254 : d);
+        s = skip_spaces(s);
+    }
+}
+
+/* Reads the thread's (hence, at start-up, the process's) policy and the
+ * cpuset, and decides targets, the interleave list and how to bind. */
+static void read_policy(void)
+{
+    knode_mask_t mask, allowed_kmask;
+    int mode = KMPOL_DEFAULT;
+    memset(&mask, 0, sizeof mask);
+    if (kernel_get_mempolicy(&mode, &mask, 0) != 0) {
+        mode = KMPOL_DEFAULT;
+        memset(&mask, 0, sizeof mask);
+    }
+    numa.policy_flags = mode & KMPOL_MODE_FLAGS;
+    numa.policy_mode = mode & ~KMPOL_MODE_FLAGS;
+    numa.policy_kmask = mask;
+
+    numa.allowed = all_indices();
+    memset(&allowed_kmask, 0, sizeof allowed_kmask);
+    if (kernel_get_mempolicy(NULL, &allowed_kmask, KMPOL_F_MEMS_ALLOWED) == 0)
+        numa.allowed = indices_in(&allowed_kmask);
+
+    for (unsigned t = 0; t < numa.count; t++) numa.target[t] = (uint8_t)t;
+    numa.interleave_count = 0;
+    numa.policy_set = 0;
+    numa.bind_off = false;
+    if (numa.allowed == 0) {
+        numa.bind_off = true;
+        numa.bind_off_reason = "the cpuset allows none of the nodes in use";
+        return;
+    }
+
+    uint64_t set = numa.allowed;
+    switch (numa.policy_mode) {
+    case KMPOL_DEFAULT:
+    case KMPOL_LOCAL:
+        break;
+    case KMPOL_PREFERRED: {
+        uint64_t preferred = indices_in(&mask) & numa.allowed;
+        if (knode_empty(&mask)) break; /* "local", as old kernels report it */
+        if (!preferred) {
+            numa.bind_off = true;
+            numa.bind_off_reason = "the preferred node is not among the nodes in use";
+            return;
+        }
+        unsigned p = (unsigned)__builtin_ctzll(preferred);
+        for (unsigned t = 0; t < numa.count; t++) numa.target[t] = (uint8_t)p;
+        numa.policy_set = set;
+        return;
+    }
+    case KMPOL_BIND:
+    case KMPOL_PREFERRED_MANY:
+    case KMPOL_INTERLEAVE:
+    case KMPOL_WEIGHTED_INTERLEAVE:
+        set = indices_in(&mask) & numa.allowed;
+        if (!set) {
+            numa.bind_off = true;
+            numa.bind_off_reason = "the policy's nodes are not among the nodes in use";
+            return;
+        }
+        break;
+    default:
+        numa.bind_off = true;
+        numa.bind_off_reason = "unknown memory policy mode";
+        return;
+    }
+    numa.policy_set = set;
+    if (numa.policy_mode == KMPOL_INTERLEAVE || numa.policy_mode == KMPOL_WEIGHTED_INTERLEAVE) {
+        /* Weights are not read: every node of the set gets one turn. */
+        for (unsigned i = 0; i < numa.count; i++)
+            if ((set >> i) & 1) numa.interleave[numa.interleave_count++] = (uint8_t)i;
+        return;
+    }
+    for (unsigned t = 0; t < numa.count; t++) numa.target[t] = (uint8_t)nearest_in(t, set);
+    memset(&numa.bind_kmask, 0, sizeof numa.bind_kmask);
+    for (unsigned i = 0; i < numa.count; i++)
+        if ((set >> i) & 1) knode_add(&numa.bind_kmask, numa.kernel_id[i]);
+}
+
+void numa_init(void)
+{
+    numa.enabled = hs_option(HS_OPT_NUMA) != NUMA_OPTION_OFF;
+    numa.count = 1;
+    read_online_nodes();
+    if (numa.enabled) {
+        unsigned cap = (unsigned)hs_option(HS_OPT_NUMA_NODES);
+        numa.count = numa.online;
+        if (cap != 0 && cap < numa.count) numa.count = cap;
+        for (unsigned from = 0; from < numa.online; from++) read_distances(from);
+    }
+    /* Threads on a node without a pool use the nearest node that has one. */
+    for (unsigned p = 0; p < numa.online; p++) {
+        unsigned idx = p < numa.count ? p : nearest_in(p, all_indices());
+        if (numa.kernel_id[p] < KNODE_BITS) numa.index_of_kernel[numa.kernel_id[p]] = (uint8_t)idx;
+    }
+    if (numa.enabled) read_policy();
+    atomic_store_explicit(&numa_ready, true, memory_order_release);
+}
+
+/* ---- queries ---------------------------------------------------------------- */
+
+unsigned numa_node_count(void) { return numa.count; }
+
+unsigned numa_current_node_refresh(void)
+{
+    numa_thread_cache_t *c = &numa_thread_cache;
+    /* Before numa_init: answer 0 and cache nothing, so the first call after
+     * start-up asks the kernel. */
+    if (!atomic_load_explicit(&numa_ready, memory_order_acquire)) return 0;
+    if (numa.count <= 1) {
+        c->node = 0;
+        c->calls_left = UINT32_MAX; /* one node stays one node */
+        return 0;
+    }
+    unsigned kernel_node = kernel_current_node();
+    unsigned idx = kernel_node < KNODE_BITS ? numa.index_of_kernel[kernel_node] : 0;
+    c->node = idx;
+    c->calls_left = NUMA_REFRESH_CALLS - 1;
+    return idx;
+}
+
+unsigned numa_node_for_superslab(unsigned thread_node)
+{
+    if (numa.count <= 1) return 0;
+    if (thread_node >= numa.count) thread_node = 0;
+    if (numa.interleave_count) {
+        unsigned turn = atomic_fetch_add_explicit(&interleave_next, 1, memory_order_relaxed);
+        return numa.interleave[turn % numa.interleave_count];
+    }
+    return numa.target[thread_node];
+}
+
+int numa_bind(void *addr, size_t size, unsigned node)
+{
+    if (numa.count <= 1 || numa.bind_off) return 0;
+    if (node >= numa.count) return -EINVAL;
+    int refused = atomic_load_explicit(&bind_refused_errno, memory_order_relaxed);
+    if (refused) return -refused;
+
+    int r;
+    if (numa.policy_mode == KMPOL_BIND) {
+        r = kernel_mbind(addr, size, KMPOL_BIND, &numa.bind_kmask);
+        if (r == 0 && __builtin_popcountll(numa.policy_set) > 1 &&
+            !atomic_load_explicit(&home_node_unsupported, memory_order_relaxed)) {
+            int h = kernel_set_home_node(addr, size, numa.kernel_id[node]);
+            /* Without home nodes the range still obeys the user's set. */
+            if (h == -ENOSYS || h == -EPERM)
+                atomic_store_explicit(&home_node_unsupported, true, memory_order_relaxed);
+        }
+    } else {
+        knode_mask_t one;
+        memset(&one, 0, sizeof one);
+        knode_add(&one, numa.kernel_id[node]);
+        r = kernel_mbind(addr, size, KMPOL_PREFERRED, &one);
+    }
+    if (r == -ENOSYS || r == -EPERM)
+        atomic_store_explicit(&bind_refused_errno, -r, memory_order_relaxed);
+    return r;
+}
+
+unsigned numa_hugepages_free(unsigned node)
+{
+    if (node >= numa.online) return 0;
+    char path[128], buf[32];
+    node_path(path, sizeof path, numa.kernel_id[node], "hugepages/hugepages-2048kB/free_hugepages");
+    unsigned v = 0;
+    if (read_small_file(path, buf, sizeof buf) <= 0 || !parse_uint(skip_spaces(buf), &v)) return 0;
+    return v;
+}
+
+const char *numa_policy_name(void)
+{
+    if (!numa.enabled) return "off";
+    switch (numa.policy_mode) {
+    case KMPOL_DEFAULT: return "default";
+    case KMPOL_PREFERRED: return "preferred";
+    case KMPOL_BIND: return "bind";
+    case KMPOL_INTERLEAVE: return "interleave";
+    case KMPOL_LOCAL: return "local";
+    case KMPOL_PREFERRED_MANY: return "preferred-many";
+    case KMPOL_WEIGHTED_INTERLEAVE: return "weighted-interleave";
+    default: return "unknown";
+    }
+}
+
+void numa_describe(void)
+{
+    char line[512];
+    text_t t = {line, line + sizeof line - 1};
+    if (!numa.enabled) {
+        hs_message("numa: off (HUGESLAB_NUMA=off): one pool, no mbind, the kernel places pages");
+        return;
+    }
+    text_str(&t, "kernel ids ");
+    for (unsigned p = 0; p < numa.online; p++) {
+        if (p) text_str(&t, ",");
+        text_uint(&t, numa.kernel_id[p]);
+    }
+    hs_message("numa: %u node(s) in use of %u online (%s%s)", numa.count, numa.online, line,
+               numa.online_dense ? "" : "; not dense, remapped to 0..n-1");
+
+    for (unsigned i = 0; i < numa.count; i++) {
+        char path[128], cpus[256];
+        node_path(path, sizeof path, numa.kernel_id[i], "cpulist");
+        if (read_small_file(path, cpus, sizeof cpus) <= 0) cpus[0] = '\0';
+        for (char *c = cpus; *c; c++)
+            if (*c == '\n') *c = '\0';
+        t = (text_t){line, line + sizeof line - 1};
+        line[0] = '\0';
+        for (unsigned j = 0; j < numa.count; j++) {
+            if (j) text_str(&t, " ");
+            text_uint(&t, numa.distance[i][j]);
+        }
+        hs_message("numa: node %u: cpus %s, distances %s, free 2 MiB hugepages %u", i,
+                   cpus[0] ? cpus : "none", line, numa_hugepages_free(i));
+    }
+
+    t = (text_t){line, line + sizeof line - 1};
+    text_str(&t, "cpuset nodes ");
+    text_index_set(&t, numa.allowed);
+    if (numa.policy_mode != KMPOL_DEFAULT && numa.policy_mode != KMPOL_LOCAL) {
+        text_str(&t, ", policy nodes ");
+        text_index_set(&t, indices_in(&numa.policy_kmask));
+    }
+    hs_message("numa: policy %s, %s", numa_policy_name(), line);
+
+    if (numa.count <= 1) {
+        hs_message("numa: one node in use: SuperSlabs are not bound");
+        return;
+    }
+    if (numa.bind_off) {
+        hs_message("numa: SuperSlabs are not bound (%s): the kernel applies the policy",
+                   numa.bind_off_reason);
+        return;
+    }
+    t = (text_t){line, line + sizeof line - 1};
+    if (numa.interleave_count) {
+        text_str(&t, "round robin over ");
+        text_index_set(&t, numa.policy_set);
+    } else {
+        for (unsigned i = 0; i < numa.count; i++) {
+            if (i) text_str(&t, ", ");
+            text_uint(&t, i);
+            text_str(&t, "->");
+            text_uint(&t, numa.target[i]);
+        }
+    }
+    hs_message("numa: SuperSlab node by thread node: %s; mbind %s", line,
+               numa.policy_mode == KMPOL_BIND ? "MPOL_BIND to the policy's nodes, home node chosen"
+                                              : "MPOL_PREFERRED to the chosen node");
+}

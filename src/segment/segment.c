@@ -1,36 +1,48 @@
 /* SuperSlabs and runs: the registry, the per-node pools, the run cache. */
 #include <errno.h>
 #include <string.h>
+#include <time.h>
 
 #include "numa/numa.h"
-#include "segment/segment.h"
+#include "segment/segment_internal.h"
 
 uint8_t seg_chunk_map[SEG_MAP_ENTRIES];
 
-/* One pool per NUMA node. Invariant: partial holds exactly the SuperSlabs of
- * this node with 0 < free units < all and on_partial set; empty holds the
- * SuperSlabs with every unit free. */
+/* One pool per NUMA node.
+ * Invariants: `partial` holds exactly this node's SuperSlabs with some but
+ * not all units free (on_partial set); `idle` holds those with every unit
+ * free, newest first, each with idle_since_ms; `purged` holds addresses of
+ * SuperSlabs whose pages went back to the kernel (low bits: backing). */
 typedef struct node_pool_s {
     hs_lock_t lock;
     seg_superslab_t *partial; /* SuperSlabs with some free units */
-    seg_superslab_t *empty;   /* cached SuperSlabs, all units free */
-    size_t empty_count;       /* length of empty */
+    seg_superslab_t *idle;    /* empty SuperSlabs, pages still resident */
+    size_t idle_count;        /* length of idle */
+    uintptr_t *purged;        /* stack of purged SuperSlabs, reused first-out */
+    size_t purged_count;
+    size_t purged_cap;
 } node_pool_t;
 
 static node_pool_t pools[HS_MAX_NODES];
 
-/* Freed runs kept for reuse, most recent first. */
+/* Freed runs kept for reuse, newest first. */
 static hs_lock_t run_cache_lock = HS_LOCK_INIT;
 static seg_superslab_t *run_cache;
-static size_t run_cache_bytes;
+static _Atomic size_t run_cache_bytes; /* written under run_cache_lock */
 
 static void (*client_init)(seg_superslab_t *ss);
 
+/* hugetlb in auto mode: tried while the pool had pages at the last look. */
+static _Atomic uint64_t hugetlb_retry_at_ms;
+
 /* Figures for hugeslab_stats (relaxed; read without locks). */
-static _Atomic uint64_t stat_superslabs_by_backing[THP_BACKING_COUNT];
-static _Atomic uint64_t stat_superslabs_cached;
+static _Atomic uint64_t stat_superslabs[HS_MAX_NODES][THP_BACKING_COUNT];
+static _Atomic uint64_t stat_idle_superslabs;
+static _Atomic uint64_t stat_purged_superslabs;
 static _Atomic uint64_t stat_bytes_mapped;
 static _Atomic uint64_t stat_run_bytes_live;
+_Atomic uint64_t seg_stat_purge_calls;
+_Atomic uint64_t seg_stat_bytes_purged;
 
 #define ALL_UNITS_FREE (~(uint32_t)0)
 _Static_assert(HS_UNITS_PER_SUPERSLAB == 32, "free_units is a 32-bit map");
@@ -42,9 +54,14 @@ void seg_init(void)
 
 void seg_set_client_init(void (*init)(seg_superslab_t *ss)) { client_init = init; }
 
-static size_t cache_limit(void) { return (size_t)hs_option(HS_OPT_CACHE_MB) * HS_MiB; }
+uint64_t seg_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
 
-static bool want_thp(void) { return hs_option(HS_OPT_BACKING) != HS_BACKING_BASE; }
+static size_t huge_threshold(void) { return (size_t)hs_option(HS_OPT_HUGE_MB) * HS_MiB; }
 
 /* ---- registry ------------------------------------------------------------ */
 
@@ -64,26 +81,58 @@ static void registry_clear(void *base, size_t size)
 
 /* ---- mapping and unmapping ---------------------------------------------- */
 
+/* The backing to ask the thp layer for, from HUGESLAB_BACKING. */
+static thp_backing_t wanted_backing(void)
+{
+    switch (hs_option(HS_OPT_BACKING)) {
+    case HS_BACKING_HUGETLB: return THP_BACKING_HUGETLB;
+    case HS_BACKING_THP: return THP_BACKING_THP;
+    case HS_BACKING_BASE: return THP_BACKING_BASE;
+    default:
+        /* auto: hugetlb while the pool has pages, checked again a second
+         * after it last ran dry; else THP. */
+        if (seg_now_ms() >= atomic_load_explicit(&hugetlb_retry_at_ms, memory_order_relaxed) &&
+            thp_hugetlb_pages_free() > 0)
+            return THP_BACKING_HUGETLB;
+        return THP_BACKING_THP;
+    }
+}
+
+static void note_backing(thp_backing_t wanted, thp_backing_t got)
+{
+    if (got == wanted || wanted != THP_BACKING_HUGETLB) return;
+    uint64_t before = atomic_exchange_explicit(&hugetlb_retry_at_ms, seg_now_ms() + 1000,
+                                               memory_order_relaxed);
+    static _Atomic int warned;
+    if (before == 0 && hs_option(HS_OPT_VERBOSE) && !atomic_exchange(&warned, 1))
+        hs_message("the hugetlb pool ran dry: falling back to %s pages", thp_backing_name(got));
+}
+
+static void count_mapping(unsigned node, thp_backing_t backing, int64_t bytes)
+{
+    hs_count_add(&stat_superslabs[node][backing], bytes >> HS_SUPERSLAB_SHIFT);
+    hs_count_add(&stat_bytes_mapped, bytes);
+}
+
 static seg_superslab_t *map_superslabs(size_t size, size_t align, seg_chunk_kind_t kind,
                                        unsigned node)
 {
-    thp_backing_t got;
-    seg_superslab_t *ss = thp_map_aligned(size, align, want_thp(), &got);
+    thp_backing_t wanted = wanted_backing(), got;
+    seg_superslab_t *ss = thp_map_aligned(size, align, wanted, &got);
     if (!ss) return NULL;
+    note_backing(wanted, got);
     ss->kind = (uint8_t)kind;
     ss->backing = (uint8_t)got;
     ss->node = (uint16_t)node;
     ss->run_size = size;
-    hs_count_add(&stat_superslabs_by_backing[got], (int64_t)(size >> HS_SUPERSLAB_SHIFT));
-    hs_count_add(&stat_bytes_mapped, (int64_t)size);
+    count_mapping(node, got, (int64_t)size);
     registry_set(ss, size, kind);
     return ss;
 }
 
-static void unmap_superslabs(seg_superslab_t *ss, size_t size)
+void seg_unmap_idle(seg_superslab_t *ss, size_t size, thp_backing_t backing)
 {
-    hs_count_add(&stat_superslabs_by_backing[ss->backing], -(int64_t)(size >> HS_SUPERSLAB_SHIFT));
-    hs_count_add(&stat_bytes_mapped, -(int64_t)size);
+    count_mapping(ss->node, backing, -(int64_t)size);
     registry_clear(ss, size);
     thp_unmap(ss, size);
 }
@@ -112,18 +161,35 @@ static uint32_t fitting_starts(uint32_t free_units, unsigned n, size_t min_bytes
 {
     uint32_t starts = free_units;
     for (unsigned i = 1; i < n && starts; i++) starts &= free_units >> i;
-    if (n < 32) starts &= (uint32_t)(((uint64_t)1 << (32 - n + 1)) - 1);
     if ((starts & 1) && n * HS_UNIT_SIZE - SEG_FIRST_SLAB_BYTE < min_bytes) starts &= ~1u;
     return starts;
 }
 
+/* A SuperSlab back from the purged stack: its header may have been zeroed
+ * by the kernel, so it is written anew before the registry names it. */
+static seg_superslab_t *revive_purged(node_pool_t *pool, unsigned node)
+{
+    uintptr_t entry = pool->purged[--pool->purged_count];
+    seg_superslab_t *ss = (seg_superslab_t *)(entry & ~(uintptr_t)HS_SUPERSLAB_MASK);
+    memset(ss, 0, sizeof *ss);
+    ss->kind = SEG_CHUNK_SLABS;
+    ss->backing = (uint8_t)(entry & 3);
+    ss->node = (uint16_t)node;
+    ss->run_size = HS_SUPERSLAB_SIZE;
+    registry_set(ss, HS_SUPERSLAB_SIZE, SEG_CHUNK_SLABS);
+    hs_count_add(&stat_purged_superslabs, -1);
+    return ss;
+}
+
 static seg_superslab_t *take_superslab(node_pool_t *pool, unsigned node)
 {
-    seg_superslab_t *ss = pool->empty;
+    seg_superslab_t *ss = pool->idle;
     if (ss) {
-        list_remove(&pool->empty, ss);
-        pool->empty_count--;
-        hs_count_add(&stat_superslabs_cached, -1);
+        list_remove(&pool->idle, ss);
+        pool->idle_count--;
+        hs_count_add(&stat_idle_superslabs, -1);
+    } else if (pool->purged_count) {
+        ss = revive_purged(pool, node);
     } else {
         ss = map_superslabs(HS_SUPERSLAB_SIZE, HS_SUPERSLAB_SIZE, SEG_CHUNK_SLABS, node);
         if (!ss) return NULL;
@@ -170,30 +236,117 @@ seg_superslab_t *seg_units_alloc(unsigned node, unsigned n_units, size_t min_byt
     return ss;
 }
 
+static size_t idle_bytes_total(void)
+{
+    return (atomic_load_explicit(&stat_idle_superslabs, memory_order_relaxed) << HS_SUPERSLAB_SHIFT) +
+           run_cache_bytes;
+}
+
+static bool over_cache_limit(void)
+{
+    return idle_bytes_total() > (size_t)hs_option(HS_OPT_CACHE_MB) * HS_MiB;
+}
+
 void seg_units_free(seg_superslab_t *ss, unsigned first_unit, unsigned n_units)
 {
     node_pool_t *pool = &pools[ss->node];
     uint32_t bits = (n_units == 32 ? ALL_UNITS_FREE : ((1u << n_units) - 1)) << first_unit;
-    seg_superslab_t *release = NULL;
+    bool now_idle = false;
     hs_lock(&pool->lock);
     HS_ASSERT((ss->free_units & bits) == 0);
     ss->free_units |= bits;
     if (ss->free_units == ALL_UNITS_FREE) {
         if (ss->on_partial) list_remove(&pool->partial, ss);
         ss->on_partial = 0;
-        if ((pool->empty_count + 1) * HS_SUPERSLAB_SIZE <= cache_limit()) {
-            list_push(&pool->empty, ss);
-            pool->empty_count++;
-            hs_count_add(&stat_superslabs_cached, 1);
-        } else {
-            release = ss;
-        }
+        ss->idle_since_ms = seg_now_ms();
+        list_push(&pool->idle, ss);
+        pool->idle_count++;
+        hs_count_add(&stat_idle_superslabs, 1);
+        now_idle = true;
     } else if (!ss->on_partial) {
         list_push(&pool->partial, ss);
         ss->on_partial = 1;
     }
     hs_unlock(&pool->lock);
-    if (release) unmap_superslabs(release, HS_SUPERSLAB_SIZE);
+    if (now_idle) purge_notify(over_cache_limit());
+}
+
+/* ---- handing idle memory to the purge thread ------------------------------- */
+
+static bool purged_push(node_pool_t *pool, uintptr_t entry)
+{
+    if (pool->purged_count == pool->purged_cap) {
+        size_t cap = pool->purged_cap ? pool->purged_cap * 2 : 512;
+        uintptr_t *grown = thp_map_metadata(cap * sizeof *grown);
+        if (!grown) return false;
+        if (pool->purged_count) memcpy(grown, pool->purged, pool->purged_count * sizeof *grown);
+        if (pool->purged) thp_unmap(pool->purged, hs_align_up(pool->purged_cap * sizeof *grown, 4096));
+        pool->purged = grown;
+        pool->purged_cap = cap;
+    }
+    pool->purged[pool->purged_count++] = entry;
+    return true;
+}
+
+void seg_store_purged(seg_superslab_t *ss, unsigned node, thp_backing_t backing)
+{
+    node_pool_t *pool = &pools[node];
+    hs_lock(&pool->lock);
+    bool kept = purged_push(pool, (uintptr_t)ss | (uintptr_t)backing);
+    hs_unlock(&pool->lock);
+    if (kept) hs_count_add(&stat_purged_superslabs, 1);
+    else seg_unmap_idle(ss, HS_SUPERSLAB_SIZE, backing);
+}
+
+unsigned seg_take_idle(uint64_t now_ms, uint64_t min_idle_ms, bool everything,
+                       seg_superslab_t **out, unsigned max, uint64_t *next_due)
+{
+    unsigned taken = 0;
+    *next_due = UINT64_MAX;
+    size_t reserve = everything ? 0 : (size_t)hs_option(HS_OPT_RESERVE_MB) * HS_MiB / HS_SUPERSLAB_SIZE;
+    for (unsigned n = 0; n < numa_node_count() && taken < max; n++) {
+        node_pool_t *pool = &pools[n];
+        hs_lock(&pool->lock);
+        /* Newest first: skip the reserve, then everything idle long enough
+         * (or beyond the cache limit) goes, oldest at the tail. */
+        size_t position = 0;
+        seg_superslab_t *ss = pool->idle;
+        while (ss && taken < max) {
+            seg_superslab_t *next = ss->next;
+            bool due = everything || now_ms - ss->idle_since_ms >= min_idle_ms || over_cache_limit();
+            if (position >= reserve && due) {
+                list_remove(&pool->idle, ss);
+                pool->idle_count--;
+                hs_count_add(&stat_idle_superslabs, -1);
+                registry_clear(ss, HS_SUPERSLAB_SIZE);
+                out[taken++] = ss;
+            } else if (position >= reserve) {
+                uint64_t due_at = ss->idle_since_ms + min_idle_ms;
+                if (due_at < *next_due) *next_due = due_at;
+            }
+            position++;
+            ss = next;
+        }
+        hs_unlock(&pool->lock);
+    }
+    /* Runs: idle ones go back whole. */
+    hs_lock(&run_cache_lock);
+    seg_superslab_t *run = run_cache;
+    while (run && taken < max) {
+        seg_superslab_t *next = run->next;
+        if (everything || now_ms - run->idle_since_ms >= min_idle_ms ||
+            run_cache_bytes > (size_t)hs_option(HS_OPT_CACHE_MB) * HS_MiB) {
+            list_remove(&run_cache, run);
+            run_cache_bytes -= run->run_size;
+            out[taken++] = run;
+        } else {
+            uint64_t due_at = run->idle_since_ms + min_idle_ms;
+            if (due_at < *next_due) *next_due = due_at;
+        }
+        run = next;
+    }
+    hs_unlock(&run_cache_lock);
+    return taken;
 }
 
 /* ---- runs ----------------------------------------------------------------- */
@@ -233,8 +386,7 @@ void *seg_run_alloc(size_t size, size_t align, unsigned node, bool *fresh)
     size_t map_align = align > HS_SUPERSLAB_SIZE ? align : HS_SUPERSLAB_SIZE;
     seg_superslab_t *run = NULL;
     *fresh = false;
-    if (map_align == HS_SUPERSLAB_SIZE && total < (size_t)hs_option(HS_OPT_HUGE_MB) * HS_MiB)
-        run = run_cache_take(total);
+    if (map_align == HS_SUPERSLAB_SIZE && total < huge_threshold()) run = run_cache_take(total);
     if (!run) {
         run = map_superslabs(total, map_align, SEG_CHUNK_RUN, node);
         if (!run) return NULL;
@@ -242,8 +394,7 @@ void *seg_run_alloc(size_t size, size_t align, unsigned node, bool *fresh)
     }
     run->run_block = (char *)run + offset;
     hs_count_add(&stat_run_bytes_live, (int64_t)run->run_size);
-    if (run->run_size >= (size_t)hs_option(HS_OPT_HUGE_MB) * HS_MiB)
-        hs_count_add(&hs_counters.huge_blocks, 1);
+    if (run->run_size >= huge_threshold()) hs_count_add(&hs_counters.huge_blocks, 1);
     return run->run_block;
 }
 
@@ -260,20 +411,20 @@ void seg_run_free(seg_superslab_t *run)
 {
     size_t size = run->run_size;
     hs_count_add(&stat_run_bytes_live, -(int64_t)size);
-    if (size >= (size_t)hs_option(HS_OPT_HUGE_MB) * HS_MiB) {
+    run->run_block = NULL;
+    if (size >= huge_threshold()) {
+        /* A mapping of its own: returned at once. This is the one munmap a
+         * program thread makes, as for any allocator's huge blocks. */
         hs_count_add(&hs_counters.huge_blocks, -1);
-        unmap_superslabs(run, size);
+        seg_unmap_idle(run, size, (thp_backing_t)run->backing);
         return;
     }
-    run->run_block = NULL;
+    run->idle_since_ms = seg_now_ms();
     hs_lock(&run_cache_lock);
-    if (run_cache_bytes + size <= cache_limit()) {
-        list_push(&run_cache, run);
-        run_cache_bytes += size;
-        run = NULL;
-    }
+    list_push(&run_cache, run);
+    run_cache_bytes += size;
     hs_unlock(&run_cache_lock);
-    if (run) unmap_superslabs(run, size);
+    purge_notify(over_cache_limit());
 }
 
 void *seg_run_resize(seg_superslab_t *run, size_t new_size)
@@ -283,24 +434,23 @@ void *seg_run_resize(seg_superslab_t *run, size_t new_size)
     size_t total = hs_align_up(offset + new_size, HS_SUPERSLAB_SIZE);
     size_t old_total = run->run_size;
     if (total == old_total) return run->run_block;
-    bool was_huge = old_total >= (size_t)hs_option(HS_OPT_HUGE_MB) * HS_MiB;
+    bool was_huge = old_total >= huge_threshold();
     thp_backing_t backing = (thp_backing_t)run->backing;
+    unsigned node = run->node;
     /* The registry must never describe a range the kernel has moved: clear
      * it first, and describe whatever the result is afterwards. */
     registry_clear(run, old_total);
-    seg_superslab_t *moved = thp_remap(run, old_total, total, want_thp());
+    seg_superslab_t *moved = thp_remap(run, old_total, total, backing);
     if (!moved) {
         registry_set(run, old_total, SEG_CHUNK_RUN);
         return NULL;
     }
-    hs_count_add(&stat_superslabs_by_backing[backing],
-                 ((int64_t)total - (int64_t)old_total) >> HS_SUPERSLAB_SHIFT);
-    hs_count_add(&stat_bytes_mapped, (int64_t)total - (int64_t)old_total);
+    count_mapping(node, backing, (int64_t)total - (int64_t)old_total);
     hs_count_add(&stat_run_bytes_live, (int64_t)total - (int64_t)old_total);
     moved->run_size = total;
     moved->run_block = (char *)moved + offset;
     registry_set(moved, total, SEG_CHUNK_RUN);
-    bool is_huge = total >= (size_t)hs_option(HS_OPT_HUGE_MB) * HS_MiB;
+    bool is_huge = total >= huge_threshold();
     if (is_huge != was_huge) hs_count_add(&hs_counters.huge_blocks, is_huge ? 1 : -1);
     return moved->run_block;
 }
@@ -309,51 +459,57 @@ void *seg_run_resize(seg_superslab_t *run, size_t new_size)
 
 int seg_trim(void)
 {
+    seg_superslab_t *batch[64];
+    uint64_t next_due;
     int released = 0;
-    for (unsigned n = 0; n < numa_node_count(); n++) {
-        node_pool_t *pool = &pools[n];
-        hs_lock(&pool->lock);
-        seg_superslab_t *list = pool->empty;
-        pool->empty = NULL;
-        hs_count_add(&stat_superslabs_cached, -(int64_t)pool->empty_count);
-        pool->empty_count = 0;
-        hs_unlock(&pool->lock);
-        while (list) {
-            seg_superslab_t *next = list->next;
-            unmap_superslabs(list, HS_SUPERSLAB_SIZE);
-            list = next;
+    unsigned n;
+    while ((n = seg_take_idle(seg_now_ms(), 0, true, batch, 64, &next_due)) > 0) {
+        for (unsigned i = 0; i < n; i++) {
+            seg_superslab_t *ss = batch[i];
+            thp_backing_t backing = (thp_backing_t)ss->backing;
+            if (ss->kind == SEG_CHUNK_RUN || backing == THP_BACKING_HUGETLB) {
+                seg_unmap_idle(ss, ss->run_size, backing);
+            } else {
+                unsigned node = ss->node;
+                /* Whoever calls malloc_trim wants RSS to drop: DONTNEED. */
+                thp_purge(ss, HS_SUPERSLAB_SIZE, true);
+                hs_count_add(&seg_stat_purge_calls, 1);
+                hs_count_add(&seg_stat_bytes_purged, (int64_t)HS_SUPERSLAB_SIZE);
+                seg_store_purged(ss, node, backing);
+            }
             released = 1;
         }
-    }
-    hs_lock(&run_cache_lock);
-    seg_superslab_t *runs = run_cache;
-    run_cache = NULL;
-    run_cache_bytes = 0;
-    hs_unlock(&run_cache_lock);
-    while (runs) {
-        seg_superslab_t *next = runs->next;
-        unmap_superslabs(runs, runs->run_size);
-        runs = next;
-        released = 1;
     }
     return released;
 }
 
 void seg_stats(hugeslab_stats_t *out)
 {
-    uint64_t thp = atomic_load_explicit(&stat_superslabs_by_backing[THP_BACKING_THP],
-                                        memory_order_relaxed);
-    uint64_t base = atomic_load_explicit(&stat_superslabs_by_backing[THP_BACKING_BASE],
-                                         memory_order_relaxed);
-    out->superslabs_thp = thp;
-    out->superslabs_base = base;
-    out->superslabs_mapped = thp + base;
-    out->superslabs_cached = atomic_load_explicit(&stat_superslabs_cached, memory_order_relaxed);
+    uint64_t by_backing[THP_BACKING_COUNT] = {0};
+    for (unsigned n = 0; n < HS_MAX_NODES; n++) {
+        uint64_t node_total = 0;
+        for (unsigned b = 0; b < THP_BACKING_COUNT; b++) {
+            uint64_t v = atomic_load_explicit(&stat_superslabs[n][b], memory_order_relaxed);
+            by_backing[b] += v;
+            node_total += v;
+        }
+        if (n < HUGESLAB_STATS_MAX_NODES) out->superslabs_by_node[n] = node_total;
+    }
+    out->superslabs_hugetlb = by_backing[THP_BACKING_HUGETLB];
+    out->superslabs_thp = by_backing[THP_BACKING_THP];
+    out->superslabs_base = by_backing[THP_BACKING_BASE];
+    out->superslabs_mapped = by_backing[0] + by_backing[1] + by_backing[2];
+    out->superslabs_cached = atomic_load_explicit(&stat_idle_superslabs, memory_order_relaxed);
+    out->superslabs_purged = atomic_load_explicit(&stat_purged_superslabs, memory_order_relaxed);
     hs_lock(&run_cache_lock);
-    out->superslabs_cached += run_cache_bytes >> HS_SUPERSLAB_SHIFT;
+    out->bytes_cached = run_cache_bytes;
     hs_unlock(&run_cache_lock);
+    out->bytes_cached += out->superslabs_cached * HS_SUPERSLAB_SIZE;
+    out->bytes_purged_now = out->superslabs_purged * HS_SUPERSLAB_SIZE;
     out->bytes_mapped = atomic_load_explicit(&stat_bytes_mapped, memory_order_relaxed);
     out->bytes_in_runs = atomic_load_explicit(&stat_run_bytes_live, memory_order_relaxed);
+    out->purge_calls = atomic_load_explicit(&seg_stat_purge_calls, memory_order_relaxed);
+    out->bytes_purged_total = atomic_load_explicit(&seg_stat_bytes_purged, memory_order_relaxed);
 }
 
 void seg_fork_prepare(void)
@@ -372,4 +528,7 @@ void seg_fork_child(void)
 {
     pthread_mutex_init(&run_cache_lock, NULL);
     for (unsigned n = 0; n < HS_MAX_NODES; n++) pthread_mutex_init(&pools[n].lock, NULL);
+    purge_fork_child();
 }
+
+void seg_shutdown(void) { purge_shutdown(); }

@@ -7,6 +7,9 @@
  *   from the registry alone; it never reads memory at p.
  * - SuperSlabs are handed out from per-NUMA-node pools; an empty one goes
  *   back to its node's pool, and runs to the run cache, for reuse.
+ * - Only the purge thread (purge.c) hands idle memory back to the kernel,
+ *   after HUGESLAB_PURGE_DELAY_MS, in whole SuperSlabs; malloc and free
+ *   never madvise. malloc_trim() does it at once, on the caller's thread.
  * - All locks here are leaf locks: nothing is called with one held except
  *   the thp/ layer and the client-init callback.
  * Never: call into tiny/ (it registers a callback instead). */
@@ -47,15 +50,16 @@ typedef struct seg_superslab_s seg_superslab_t;
  * - run: run_block lies in [header + SEG_HEADER_SIZE, header + run_size). */
 struct seg_superslab_s {
     uint8_t kind;           /* SEG_CHUNK_SLABS or SEG_CHUNK_RUN */
-    uint8_t backing;        /* thp_backing_t the range was set up with */
+    uint8_t backing;        /* thp_backing_t the range really got */
     uint16_t node;          /* node whose pool the memory belongs to */
     uint32_t free_units;    /* slabs: bit u set = unit u not in a slab (node lock) */
-    size_t run_size;        /* run: bytes mapped, from the header on */
-    void *run_block;        /* run: the block handed out */
+    size_t run_size;        /* bytes mapped from the header on (2 MiB for slabs) */
+    void *run_block;        /* run: the block handed out; NULL while cached */
     seg_superslab_t *next;  /* pool lists (node lock) or run cache (cache lock) */
     seg_superslab_t *prev;
+    uint64_t idle_since_ms; /* when it became empty (cached runs and SuperSlabs) */
     uint8_t on_partial;     /* slabs: on the node's partial list */
-    uint8_t reserved_[23];
+    uint8_t reserved_[15];
 };
 #define SEG_HEADER_SIZE 64
 /* Bytes after the header that belong to the client (tiny/'s slab table). */
@@ -100,12 +104,18 @@ HS_INLINE size_t seg_run_usable(const seg_superslab_t *run, const void *p)
  * run untouched. */
 void *seg_run_resize(seg_superslab_t *run, size_t new_size);
 
-/* Returns every cached SuperSlab and run to the kernel. 1 if any was. */
+/* Returns every idle SuperSlab and run to the kernel now, on the calling
+ * thread (malloc_trim). 1 if any was. */
 int seg_trim(void);
 void seg_stats(hugeslab_stats_t *out);
+
+/* Work the background thread does besides purging (tiny/ sweeps orphans). */
+void seg_set_idle_work(void (*work)(void));
 
 void seg_fork_prepare(void);
 void seg_fork_parent(void);
 void seg_fork_child(void);
+/* At exit: the purge thread stops; nothing is waited for. */
+void seg_shutdown(void);
 
 #endif

@@ -4,6 +4,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/random.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "common/common.h"
@@ -55,13 +56,18 @@ const char *thp_mode_name(thp_mode_t mode)
 
 const char *thp_backing_name(thp_backing_t backing)
 {
-    return backing == THP_BACKING_THP ? "thp" : "base";
+    switch (backing) {
+    case THP_BACKING_HUGETLB: return "hugetlb";
+    case THP_BACKING_THP: return "thp";
+    default: return "base";
+    }
 }
 
 /* mmap that keeps errno at ENOMEM for every failure, as malloc promises. */
-static void *map_anonymous(void *hint, size_t size)
+static void *map_anonymous(size_t size, int extra_flags)
 {
-    void *p = mmap(hint, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | extra_flags,
+                   -1, 0);
     if (p == MAP_FAILED) {
         errno = ENOMEM;
         return NULL;
@@ -76,40 +82,89 @@ static void *map_anonymous(void *hint, size_t size)
     return p;
 }
 
-static void apply_hint(void *addr, size_t size, bool want_thp, thp_backing_t *got)
+/* Maps size bytes aligned to align by over-mapping and trimming both ends
+ * (for hugetlb, the kernel aligns to 2 MiB itself and trims at 2 MiB). */
+static void *map_trimmed(size_t size, size_t align, int extra_flags, size_t granule)
 {
-    thp_backing_t backing = THP_BACKING_BASE;
-    if (want_thp && system_mode != THP_MODE_NEVER && system_mode != THP_MODE_UNKNOWN) {
-        /* In "always" mode the hint is redundant but harmless; in "madvise"
-         * mode it is what makes the first touch a single 2 MiB fault. */
-        if (madvise(addr, size, MADV_HUGEPAGE) == 0) backing = THP_BACKING_THP;
-    } else if (!want_thp && system_mode == THP_MODE_ALWAYS) {
-        /* Base backing asked for explicitly: keep the kernel from giving a
-         * huge page anyway, for this range only. */
-        madvise(addr, size, MADV_NOHUGEPAGE);
-    }
-    if (got) *got = backing;
-}
-
-void *thp_map_aligned(size_t size, size_t align, bool want_thp, thp_backing_t *got)
-{
-    HS_ASSERT(size % HS_SUPERSLAB_SIZE == 0 && hs_is_pow2(align) && align >= HS_SUPERSLAB_SIZE);
     if (size > SIZE_MAX - align) {
         errno = ENOMEM;
         return NULL;
     }
-    /* Over-map by the alignment and trim both ends: two extra munmap calls,
-     * but only on the slow path that creates a SuperSlab or a run. */
-    size_t span = size + align - HS_KiB * 4;
-    char *raw = map_anonymous(NULL, span);
+    size_t span = align > granule ? size + align - granule : size;
+    char *raw = map_anonymous(span, extra_flags);
     if (!raw) return NULL;
     char *start = (char *)hs_align_up((uintptr_t)raw, align);
     size_t head = (size_t)(start - raw);
     size_t tail = span - head - size;
     if (head) munmap(raw, head);
     if (tail) munmap(start + size, tail);
-    apply_hint(start, size, want_thp, got);
     return start;
+}
+
+static bool thp_allowed(void)
+{
+    return system_mode == THP_MODE_MADVISE || system_mode == THP_MODE_ALWAYS;
+}
+
+void *thp_map_aligned(size_t size, size_t align, thp_backing_t wanted, thp_backing_t *got)
+{
+    HS_ASSERT(size % HS_SUPERSLAB_SIZE == 0 && hs_is_pow2(align) && align >= HS_SUPERSLAB_SIZE);
+    void *p;
+    if (wanted == THP_BACKING_HUGETLB) {
+        /* MAP_HUGETLB without MAP_NORESERVE: the pool's pages are reserved
+         * now, and an empty pool is an ENOMEM here rather than a SIGBUS at
+         * the first touch. */
+        p = map_trimmed(size, align, MAP_HUGETLB, HS_SUPERSLAB_SIZE);
+        if (p) {
+            *got = THP_BACKING_HUGETLB;
+            return p;
+        }
+        wanted = THP_BACKING_THP;
+    }
+    /* The 4 KiB granule of the over-map: anything smaller than `align` is
+     * trimmed away again. */
+    p = map_trimmed(size, align, 0, 4 * HS_KiB);
+    if (!p) return NULL;
+    if (wanted == THP_BACKING_THP && thp_allowed() && madvise(p, size, MADV_HUGEPAGE) == 0) {
+        /* In "always" mode the hint is redundant but harmless; in "madvise"
+         * mode it is what makes the first touch a single 2 MiB fault. */
+        *got = THP_BACKING_THP;
+        return p;
+    }
+    /* Base pages, asked for or the end of the chain. Keep the kernel from
+     * giving a huge page anyway in "always" mode, for this range only. */
+    if (system_mode == THP_MODE_ALWAYS) madvise(p, size, MADV_NOHUGEPAGE);
+    if (hs_option(HS_OPT_PREFAULT)) {
+        /* One call instead of 512 faults per SuperSlab (Linux 5.14+; on an
+         * older kernel the pages simply fault in on first touch). */
+        madvise(p, size, 23 /* MADV_POPULATE_WRITE */);
+    }
+    *got = THP_BACKING_BASE;
+    return p;
+}
+
+static unsigned long read_ulong_file(const char *path)
+{
+    char buf[32];
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return 0;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0) return 0;
+    buf[n] = '\0';
+    unsigned long v = 0;
+    for (char *c = buf; *c >= '0' && *c <= '9'; c++) v = v * 10 + (unsigned long)(*c - '0');
+    return v;
+}
+
+unsigned long thp_hugetlb_pages_total(void)
+{
+    return read_ulong_file("/sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages");
+}
+
+unsigned long thp_hugetlb_pages_free(void)
+{
+    return read_ulong_file("/sys/kernel/mm/hugepages/hugepages-2048kB/free_hugepages");
 }
 
 void thp_unmap(void *addr, size_t size)
@@ -117,19 +172,22 @@ void thp_unmap(void *addr, size_t size)
     if (size) munmap(addr, size);
 }
 
-void *thp_remap(void *addr, size_t old_size, size_t new_size, bool want_thp)
+void *thp_remap(void *addr, size_t old_size, size_t new_size, thp_backing_t backing)
 {
+    /* hugetlb mappings keep their reservation rules under mremap only on
+     * recent kernels: let the caller copy instead. */
+    if (backing == THP_BACKING_HUGETLB) return NULL;
     /* In place first: no new address, no page-table moves. */
     void *p = mremap(addr, old_size, new_size, 0);
     if (p != MAP_FAILED) {
-        if (new_size > old_size)
-            apply_hint((char *)addr + old_size, new_size - old_size, want_thp, NULL);
+        if (new_size > old_size && backing == THP_BACKING_THP && thp_allowed())
+            madvise((char *)addr + old_size, new_size - old_size, MADV_HUGEPAGE);
         return addr;
     }
     if (new_size < old_size) return NULL;
     /* Move: reserve an aligned destination, then let the kernel move the
      * page tables onto it (MREMAP_FIXED replaces the reservation). */
-    void *dest = thp_map_aligned(new_size, HS_SUPERSLAB_SIZE, want_thp, NULL);
+    void *dest = map_trimmed(new_size, HS_SUPERSLAB_SIZE, 0, 4 * HS_KiB);
     if (!dest) return NULL;
     p = mremap(addr, old_size, new_size, MREMAP_MAYMOVE | MREMAP_FIXED, dest);
     if (p == MAP_FAILED) {
@@ -137,13 +195,53 @@ void *thp_remap(void *addr, size_t old_size, size_t new_size, bool want_thp)
         errno = ENOMEM;
         return NULL;
     }
-    apply_hint(p, new_size, want_thp, NULL);
+    if (backing == THP_BACKING_THP && thp_allowed()) madvise(p, new_size, MADV_HUGEPAGE);
     return p;
+}
+
+int thp_purge(void *addr, size_t size, bool dontneed)
+{
+    if (!dontneed) {
+        if (madvise(addr, size, MADV_FREE) == 0) return 0;
+        if (errno != EINVAL) return -errno;
+        /* MADV_FREE unknown (before 4.5): fall through to DONTNEED. */
+    }
+    return madvise(addr, size, MADV_DONTNEED) == 0 ? 0 : -errno;
+}
+
+/* Reads one "Key:   N kB" field of smaps_rollup text, in bytes. */
+static long long rollup_field(const char *text, const char *key)
+{
+    const char *p = strstr(text, key);
+    if (!p) return -1;
+    p += strlen(key);
+    while (*p == ' ' || *p == '\t') p++;
+    long long kb = 0;
+    while (*p >= '0' && *p <= '9') kb = kb * 10 + (*p++ - '0');
+    return kb * 1024;
+}
+
+void thp_read_rollup(thp_rollup_t *out)
+{
+    char text[4096];
+    out->rss = out->anon_huge = out->lazy_free = out->private_hugetlb = -1;
+    int fd = open("/proc/self/smaps_rollup", O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return;
+    size_t len = 0;
+    ssize_t n;
+    while (len < sizeof text - 1 && (n = read(fd, text + len, sizeof text - 1 - len)) > 0)
+        len += (size_t)n;
+    close(fd);
+    text[len] = '\0';
+    out->rss = rollup_field(text, "\nRss:");
+    out->anon_huge = rollup_field(text, "AnonHugePages:");
+    out->lazy_free = rollup_field(text, "LazyFree:");
+    out->private_hugetlb = rollup_field(text, "Private_Hugetlb:");
 }
 
 void *thp_map_metadata(size_t size)
 {
-    return map_anonymous(NULL, hs_align_up(size, 4 * HS_KiB));
+    return map_anonymous(hs_align_up(size, 4 * HS_KiB), 0);
 }
 
 unsigned long thp_random_bits(void)
@@ -157,4 +255,11 @@ unsigned long thp_random_bits(void)
     v ^= v >> 29;
     v *= 0xbf58476d1ce4e5b9UL;
     return v | 1;
+}
+
+long long thp_page_faults(void)
+{
+    struct rusage ru;
+    if (getrusage(RUSAGE_SELF, &ru) != 0) return -1;
+    return (long long)ru.ru_minflt + ru.ru_majflt;
 }

@@ -33,6 +33,7 @@ static _Atomic uint64_t stat_bytes_in_slabs;
 static pthread_key_t heap_key;
 
 static void thread_exit(void *arg);
+static void collect_abandoned(void);
 
 /* ---- slab geometry -------------------------------------------------------- */
 
@@ -56,6 +57,7 @@ static void client_init(seg_superslab_t *ss)
 void tiny_init(void)
 {
     seg_set_client_init(client_init);
+    seg_set_idle_work(collect_abandoned);
     pthread_key_create(&heap_key, thread_exit);
 }
 
@@ -203,10 +205,10 @@ static void move_to_partial(tiny_heap_t *heap, tiny_slab_t *s)
      * on the slab itself are collected at the next refill. */
 }
 
-/* A slab of the heap's whose last block came back. */
-static void slab_now_empty(tiny_heap_t *heap, tiny_slab_t *s)
+static void release_empty(tiny_heap_t *heap, tiny_slab_t *s)
 {
-    if (heap->current[s->cls] == s) return; /* keep one slab per class warm */
+    if (heap->current[s->cls] == s) heap->current[s->cls] = &tiny_sentinel_slab;
+    if (heap->kept_empty == s) heap->kept_empty = NULL;
     if (atomic_load_explicit(&s->owner_word, memory_order_relaxed) & TINY_OWNER_FULL)
         slab_list_remove(&heap->full[s->cls], s);
     else slab_list_remove(&heap->partial[s->cls], s);
@@ -214,6 +216,24 @@ static void slab_now_empty(tiny_heap_t *heap, tiny_slab_t *s)
      * the delayed list; nothing can be pushed on it any more (used == 0). */
     atomic_store_explicit(&s->remote_free, 0, memory_order_relaxed);
     slab_release(s);
+}
+
+/* A slab of the heap's whose last block came back. Empty slabs go back to
+ * their SuperSlab at once, so whole SuperSlabs fall idle for the purge
+ * thread even while this thread sleeps; the one exception is the latest
+ * empty current slab, kept so that a loop that allocates and frees one
+ * block does not create a slab each time. */
+static void slab_now_empty(tiny_heap_t *heap, tiny_slab_t *s)
+{
+    if (heap->current[s->cls] != s) {
+        release_empty(heap, s);
+        return;
+    }
+    tiny_slab_t *previous = heap->kept_empty;
+    heap->kept_empty = s;
+    if (previous && previous != s && previous->used == 0 &&
+        atomic_load_explicit(&previous->owner_word, memory_order_relaxed) == (uintptr_t)heap)
+        release_empty(heap, previous);
 }
 
 /* A free by the owner that the fast path could not finish: the slab is on
@@ -309,6 +329,7 @@ static tiny_slab_t *adopt_orphan(tiny_heap_t *heap, unsigned cls)
 static void heap_abandon(tiny_heap_t *heap)
 {
     drain_delayed(heap);
+    heap->kept_empty = NULL;
     for (unsigned cls = 0; cls < TINY_CLASS_COUNT; cls++) {
         heap->current[cls] = &tiny_sentinel_slab;
         tiny_slab_t *lists[2] = {heap->partial[cls], heap->full[cls]};
@@ -539,10 +560,11 @@ void *tiny_malloc_aligned(size_t alignment, size_t size)
 
 /* ---- trimming, figures, fork --------------------------------------------------- */
 
-void tiny_trim(void)
+/* What no thread of the program would do on its own: blocks left on the
+ * delayed lists of heaps whose threads are gone, and orphans whose blocks
+ * all came back. Run by the purge thread and by malloc_trim. */
+static void collect_abandoned(void)
 {
-    tiny_heap_t *heap = tiny_heap_tls;
-    if (heap != &tiny_empty_heap) drain_delayed(heap);
     /* Detached heaps may hold blocks pushed after their thread left. */
     hs_lock(&heap_lock);
     for (tiny_heap_t *h = heap_pool; h; h = h->next_free) {
@@ -555,6 +577,13 @@ void tiny_trim(void)
     }
     hs_unlock(&heap_lock);
     sweep_orphans();
+}
+
+void tiny_trim(void)
+{
+    tiny_heap_t *heap = tiny_heap_tls;
+    if (heap != &tiny_empty_heap) drain_delayed(heap);
+    collect_abandoned();
 }
 
 void tiny_stats(hugeslab_stats_t *out)

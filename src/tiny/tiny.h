@@ -99,6 +99,7 @@ struct tiny_heap_s {
     tiny_slab_t *partial[TINY_CLASS_COUNT]; /* slabs that may have room, current first */
     tiny_slab_t *full[TINY_CLASS_COUNT];    /* slabs found without room */
     _Atomic(tiny_block_t *) delayed;        /* blocks other threads freed into full slabs */
+    tiny_slab_t *kept_empty;                /* the one empty slab kept as a current slab */
     unsigned node;                          /* NUMA node its SuperSlabs come from */
     bool attached;                          /* belongs to a running thread */
     tiny_heap_t *next_free;                 /* in the pool of heaps to reuse */

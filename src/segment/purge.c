@@ -1,0 +1,171 @@
+/* The purge thread: the one place where idle memory goes back to the kernel.
+ * - It starts the first time memory turns idle (never at load time, so a
+ *   program that frees nothing stays single-threaded), with every signal
+ *   blocked, and again in a fork child that needs it.
+ * - It sleeps on a condition variable: untimed while nothing is idle, else
+ *   until the next SuperSlab falls due, so an idle program costs no wakeups.
+ * - Idle SuperSlabs of THP or base pages get MADV_FREE (or MADV_DONTNEED)
+ *   over whole 2 MiB units and stay mapped for reuse; hugetlb SuperSlabs and
+ *   runs are unmapped, which returns hugetlb pages to their pool with no
+ *   reservation left behind to fault on later.
+ * Never: hold a segment lock across a system call. */
+#include <errno.h>
+#include <signal.h>
+#include <time.h>
+
+#include "segment/segment_internal.h"
+
+static hs_lock_t purge_lock = HS_LOCK_INIT;
+static pthread_cond_t purge_wakeup = PTHREAD_COND_INITIALIZER;
+static _Atomic int purge_state; /* 0 not started, 1 running, -1 could not start */
+static bool work_pending;       /* purge_lock: notified since the last pass */
+static bool sleeping_untimed;   /* purge_lock: waits for a notification only */
+static bool stopping;           /* purge_lock: process exit */
+static void (*idle_work)(void);
+
+void seg_set_idle_work(void (*work)(void)) { idle_work = work; }
+
+void purge_run_idle_work(void)
+{
+    if (idle_work) idle_work();
+}
+
+static uint64_t delay_ms(void) { return (uint64_t)hs_option(HS_OPT_PURGE_DELAY_MS); }
+
+/* One pass: purges what is due, returns when the next will be due. */
+static uint64_t purge_pass(void)
+{
+    seg_superslab_t *batch[64];
+    thp_range_t ranges[64];
+    uint64_t next_due = UINT64_MAX;
+    unsigned n;
+    bool dontneed = hs_option(HS_OPT_PURGE) == HS_PURGE_DONTNEED;
+    bool uring = hs_option(HS_OPT_PURGE_BACKEND) == HS_PURGE_BACKEND_URING;
+    do {
+        uint64_t due;
+        n = seg_take_idle(seg_now_ms(), delay_ms(), false, batch, 64, &due);
+        if (due < next_due) next_due = due;
+        unsigned to_advise = 0;
+        thp_backing_t backings[64];
+        unsigned nodes[64];
+        seg_superslab_t *advised[64];
+        for (unsigned i = 0; i < n; i++) {
+            seg_superslab_t *ss = batch[i];
+            thp_backing_t backing = (thp_backing_t)ss->backing;
+            if (ss->kind == SEG_CHUNK_RUN || backing == THP_BACKING_HUGETLB) {
+                seg_unmap_idle(ss, ss->run_size, backing);
+                continue;
+            }
+            /* Read the header before madvise: afterwards it may be zero. */
+            backings[to_advise] = backing;
+            nodes[to_advise] = ss->node;
+            advised[to_advise] = ss;
+            ranges[to_advise].addr = ss;
+            ranges[to_advise].size = HS_SUPERSLAB_SIZE;
+            to_advise++;
+        }
+        if (to_advise) {
+            thp_purge_batch(ranges, to_advise, dontneed, uring);
+            hs_count_add(&seg_stat_purge_calls, uring && thp_uring_available() ? 1 : to_advise);
+            hs_count_add(&seg_stat_bytes_purged, (int64_t)(to_advise * HS_SUPERSLAB_SIZE));
+            for (unsigned i = 0; i < to_advise; i++)
+                seg_store_purged(advised[i], nodes[i], backings[i]);
+        }
+    } while (n == 64);
+    purge_run_idle_work();
+    return next_due;
+}
+
+static void *purge_main(void *arg)
+{
+    (void)arg;
+    hs_lock(&purge_lock);
+    uint64_t next_due = 0;
+    while (!stopping) {
+        if (!work_pending) {
+            if (next_due == UINT64_MAX) {
+                sleeping_untimed = true;
+                pthread_cond_wait(&purge_wakeup, &purge_lock);
+                sleeping_untimed = false;
+            } else {
+                /* Coarse clocks run up to a tick behind: wait a little past. */
+                uint64_t now = seg_now_ms();
+                uint64_t wait = (next_due > now ? next_due - now : 0) + 5;
+                struct timespec until;
+                clock_gettime(CLOCK_MONOTONIC, &until);
+                until.tv_sec += (time_t)(wait / 1000);
+                until.tv_nsec += (long)(wait % 1000) * 1000000L;
+                if (until.tv_nsec >= 1000000000L) {
+                    until.tv_sec++;
+                    until.tv_nsec -= 1000000000L;
+                }
+                pthread_cond_clockwait(&purge_wakeup, &purge_lock, CLOCK_MONOTONIC, &until);
+            }
+            if (stopping) break;
+        }
+        work_pending = false;
+        hs_unlock(&purge_lock);
+        next_due = purge_pass();
+        hs_lock(&purge_lock);
+    }
+    hs_unlock(&purge_lock);
+    return NULL;
+}
+
+static void purge_start(void)
+{
+    int expected = 0;
+    if (!atomic_compare_exchange_strong(&purge_state, &expected, 1)) return;
+    /* The thread must never take a signal meant for the program. */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    pthread_t thread;
+    pthread_attr_t tattr;
+    pthread_attr_init(&tattr);
+    pthread_attr_setdetachstate(&tattr, PTHREAD_CREATE_DETACHED);
+    pthread_attr_setstacksize(&tattr, 64 * HS_KiB);
+    int saved_errno = errno;
+    int rc = pthread_create(&thread, &tattr, purge_main, NULL);
+    errno = saved_errno;
+    pthread_attr_destroy(&tattr);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (rc != 0) {
+        atomic_store(&purge_state, -1);
+        if (hs_option(HS_OPT_VERBOSE))
+            hs_message("cannot start the purge thread (error %d): idle memory stays cached "
+                       "until malloc_trim()", rc);
+    }
+}
+
+void purge_notify(bool urgent)
+{
+    int state = atomic_load_explicit(&purge_state, memory_order_acquire);
+    if (state < 0) return;
+    if (state == 0) purge_start();
+    hs_lock(&purge_lock);
+    work_pending = true;
+    /* A timed sleep ends before this newest SuperSlab falls due anyway;
+     * only a thread with nothing to wait for, or a full cache, needs a
+     * wakeup (a system call). */
+    if (sleeping_untimed || urgent) pthread_cond_signal(&purge_wakeup);
+    hs_unlock(&purge_lock);
+}
+
+void purge_fork_child(void)
+{
+    /* The thread did not come along: the next idle SuperSlab starts one. */
+    pthread_mutex_init(&purge_lock, NULL);
+    pthread_cond_init(&purge_wakeup, NULL);
+    work_pending = sleeping_untimed = stopping = false;
+    if (atomic_load(&purge_state) > 0) atomic_store(&purge_state, 0);
+}
+
+void purge_shutdown(void)
+{
+    if (atomic_load(&purge_state) <= 0) return;
+    hs_lock(&purge_lock);
+    stopping = true;
+    pthread_cond_signal(&purge_wakeup);
+    hs_unlock(&purge_lock);
+}

@@ -1,0 +1,35 @@
+/* What segment.c and purge.c share; nothing outside segment/ includes it. */
+#ifndef HS_SEGMENT_INTERNAL_H
+#define HS_SEGMENT_INTERNAL_H
+
+#include "segment/segment.h"
+
+/* Monotonic milliseconds (vDSO, no system call on x86-64). */
+uint64_t seg_now_ms(void);
+
+/* Takes idle memory out of the pools for purging: SuperSlabs idle for at
+ * least min_idle_ms beyond the per-node reserve, and beyond that whatever
+ * exceeds HUGESLAB_CACHE_MB, oldest first; `everything` takes all of it.
+ * Taken SuperSlabs are in no list and unknown to the registry until given to
+ * seg_store_purged or seg_unmap_idle. *next_due is set to when the next one
+ * will be due (UINT64_MAX for none). Returns how many were taken. */
+unsigned seg_take_idle(uint64_t now_ms, uint64_t min_idle_ms, bool everything,
+                       seg_superslab_t **out, unsigned max, uint64_t *next_due);
+/* A taken SuperSlab whose pages went back with madvise: kept mapped, for
+ * reuse at the same address. (Its header may read as zero from now on.) */
+void seg_store_purged(seg_superslab_t *ss, unsigned node, thp_backing_t backing);
+/* A taken SuperSlab or run that goes back whole (hugetlb pages, runs). */
+void seg_unmap_idle(seg_superslab_t *ss, size_t size, thp_backing_t backing);
+
+/* Tells the purge thread there is idle memory (starting it the first time).
+ * Called with no segment lock held. */
+void purge_notify(bool urgent);
+void purge_fork_child(void);
+void purge_shutdown(void);
+void purge_run_idle_work(void);
+
+/* Figures the purge thread keeps. */
+extern _Atomic uint64_t seg_stat_purge_calls;
+extern _Atomic uint64_t seg_stat_bytes_purged;
+
+#endif

@@ -1,0 +1,81 @@
+/* Purging many SuperSlabs at once: one io_uring submission of
+ * IORING_OP_MADVISE requests, or one madvise call per range.
+ * io_uring batches the submission only: the kernel punts each madvise to an
+ * io-wq worker, so the work itself is the same. It is optional (built when
+ * liburing is present, chosen with HUGESLAB_PURGE_BACKEND=uring), and the
+ * plain path always works: io_uring can be refused by
+ * kernel.io_uring_disabled or by a seccomp filter. */
+#include <errno.h>
+#include <sys/mman.h>
+
+#include "common/common.h"
+#include "thp/thp.h"
+
+#if defined(HS_HAVE_URING) && HS_HAVE_URING
+#include <liburing.h>
+
+/* Used by the purge thread alone, so no lock. */
+static struct io_uring ring;
+static int ring_state; /* 0 untried, 1 ready, -1 refused */
+#define RING_ENTRIES 64
+
+static bool ring_ready(void)
+{
+    if (ring_state == 0) {
+        int rc = io_uring_queue_init(RING_ENTRIES, &ring, 0);
+        ring_state = rc == 0 ? 1 : -1;
+        if (rc != 0 && hs_option(HS_OPT_VERBOSE))
+            hs_message("io_uring refused (%d); purging with madvise", rc);
+    }
+    return ring_state == 1;
+}
+
+bool thp_uring_available(void) { return ring_ready(); }
+
+/* Submits up to RING_ENTRIES ranges and waits for them; returns failures. */
+static int uring_round(const thp_range_t *ranges, unsigned count, int advice)
+{
+    unsigned queued = 0;
+    for (; queued < count; queued++) {
+        struct io_uring_sqe *sqe = io_uring_get_sqe(&ring);
+        if (!sqe) break;
+        io_uring_prep_madvise(sqe, ranges[queued].addr, (off_t)ranges[queued].size, advice);
+        io_uring_sqe_set_data(sqe, (void *)&ranges[queued]);
+    }
+    int failed = 0;
+    if (io_uring_submit_and_wait(&ring, queued) < 0) return (int)queued;
+    for (unsigned done = 0; done < queued; done++) {
+        struct io_uring_cqe *cqe;
+        if (io_uring_wait_cqe(&ring, &cqe) != 0) return failed + (int)(queued - done);
+        if (cqe->res < 0) {
+            const thp_range_t *r = io_uring_cqe_get_data(cqe);
+            /* MADV_FREE refused: the plain path knows the fallback. */
+            if (thp_purge(r->addr, r->size, advice == MADV_DONTNEED) != 0) failed++;
+        }
+        io_uring_cqe_seen(&ring, cqe);
+    }
+    return failed;
+}
+#else
+bool thp_uring_available(void) { return false; }
+#endif
+
+int thp_purge_batch(const thp_range_t *ranges, unsigned count, bool dontneed, bool use_uring)
+{
+    int failed = 0;
+#if defined(HS_HAVE_URING) && HS_HAVE_URING
+    if (use_uring && ring_ready()) {
+        int advice = dontneed ? MADV_DONTNEED : MADV_FREE;
+        for (unsigned i = 0; i < count; i += RING_ENTRIES) {
+            unsigned n = count - i < RING_ENTRIES ? count - i : RING_ENTRIES;
+            failed += uring_round(ranges + i, n, advice);
+        }
+        return failed;
+    }
+#else
+    (void)use_uring;
+#endif
+    for (unsigned i = 0; i < count; i++)
+        if (thp_purge(ranges[i].addr, ranges[i].size, dontneed) != 0) failed++;
+    return failed;
+}

@@ -1,0 +1,304 @@
+/* Kernel truth: what hugeslab claims about pages, checked against the
+ * kernel's own accounting (getrusage faults, /proc/self/smaps_rollup,
+ * /proc/meminfo HugePages_*). Linked against build/libhugeslab.so.
+ *
+ *   kernel_test faults BACKING N     fill N SuperSlabs with 64-byte blocks and
+ *                                    count faults; BACKING: thp|hugetlb|base
+ *   kernel_test purge MODE MAX_MS    256 MiB of small blocks, free, sleep:
+ *                                    MODE free|dontneed|none (none: expect no drop)
+ *   kernel_test fallback-hugetlb N   pool of N pages, 10 SuperSlabs wanted
+ *   kernel_test fallback-thp-never   THP mode is never: base pages, no fault storm
+ *   kernel_test stats                hugeslab_stats() against smaps_rollup
+ *
+ * The options (HUGESLAB_BACKING, HUGESLAB_PURGE, ...) come from the
+ * environment, set by tests/kernel/run.sh, which also sets the system modes. */
+#include <errno.h>
+#include <malloc.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "hugeslab.h"
+
+#define MiB (1024L * 1024L)
+#define SUPERSLAB (2 * MiB)
+
+static long long faults_now(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (long long)ru.ru_minflt + ru.ru_majflt;
+}
+
+/* A "Key: N kB" field of a /proc file, in bytes; -1 when missing. */
+static long long proc_field(const char *path, const char *key)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) return -1;
+    char line[256];
+    long long v = -1;
+    size_t klen = strlen(key);
+    while (fgets(line, sizeof line, f)) {
+        if (strncmp(line, key, klen) == 0) {
+            v = atoll(line + klen);
+            if (strstr(line, "kB")) v *= 1024;
+            break;
+        }
+    }
+    fclose(f);
+    return v;
+}
+
+static long long rollup(const char *key) { return proc_field("/proc/self/smaps_rollup", key); }
+
+/* Pointer arrays come from mmap with MAP_POPULATE, so their own faults stay
+ * out of the measured windows and out of the allocator under test. */
+static void **pointer_array(size_t count)
+{
+    void *p = mmap(NULL, count * sizeof(void *), PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+    if (p == MAP_FAILED) {
+        perror("mmap");
+        exit(2);
+    }
+    return p;
+}
+
+static int fail(const char *fmt, const char *detail)
+{
+    printf("FAIL: ");
+    printf(fmt, detail);
+    printf("\n");
+    return 1;
+}
+
+/* ---- faults ---------------------------------------------------------------- */
+
+static int test_faults(const char *backing, long n_superslabs)
+{
+    size_t per_superslab = SUPERSLAB / 64;
+    size_t count = (size_t)n_superslabs * per_superslab;
+    void **blocks = pointer_array(count);
+    hugeslab_stats_t before, after;
+    /* The thread's heap and first SuperSlab exist before the window (volatile:
+     * the compiler may drop a malloc whose result is unused). */
+    void *volatile warm = malloc(64);
+    free(warm);
+    hugeslab_stats(&before);
+    long long huge_before = rollup("AnonHugePages:");
+    long long hugetlb_before = rollup("Private_Hugetlb:");
+    long long f0 = faults_now();
+    for (size_t i = 0; i < count; i++) {
+        blocks[i] = malloc(64);
+        if (!blocks[i]) return fail("malloc failed: %s", strerror(errno));
+        *(char *)blocks[i] = 1;
+    }
+    long long f1 = faults_now();
+    hugeslab_stats(&after);
+    long long huge_after = rollup("AnonHugePages:");
+    long long hugetlb_after = rollup("Private_Hugetlb:");
+    long long new_superslabs = (long long)(after.superslabs_mapped - before.superslabs_mapped);
+    if (new_superslabs < n_superslabs / 2) {
+        printf("FAIL: only %lld new SuperSlabs for %ld wanted\n", new_superslabs, n_superslabs);
+        return 1;
+    }
+    double per = (double)(f1 - f0) / (double)new_superslabs;
+    long long got_thp = (long long)(after.superslabs_thp - before.superslabs_thp);
+    long long got_hugetlb = (long long)(after.superslabs_hugetlb - before.superslabs_hugetlb);
+    long long got_base = (long long)(after.superslabs_base - before.superslabs_base);
+    printf("faults: backing=%s superslabs=%lld faults=%lld per_superslab=%.1f "
+           "(thp %lld, hugetlb %lld, base %lld) AnonHugePages +%lld KiB Private_Hugetlb +%lld KiB\n",
+           backing, new_superslabs, f1 - f0, per, got_thp, got_hugetlb, got_base,
+           (huge_after - huge_before) / 1024, (hugetlb_after - hugetlb_before) / 1024);
+    for (size_t i = 0; i < count; i++) free(blocks[i]);
+    if (strcmp(backing, "thp") == 0) {
+        if (got_thp != new_superslabs) return fail("%s", "SuperSlabs not THP-backed");
+        if (per > 4.0) return fail("%s", "more than 4 faults per THP SuperSlab");
+        /* The kernel must agree: (nearly) every new SuperSlab is one huge page. */
+        if (huge_after - huge_before < (long long)(0.9 * (double)new_superslabs) * SUPERSLAB)
+            return fail("%s", "AnonHugePages did not grow by the SuperSlabs mapped");
+    } else if (strcmp(backing, "hugetlb") == 0) {
+        if (got_hugetlb != new_superslabs) return fail("%s", "SuperSlabs not hugetlb-backed");
+        if (per > 4.0) return fail("%s", "more than 4 faults per hugetlb SuperSlab");
+        /* This process's own hugetlb pages, immune to other users of the pool. */
+        if (hugetlb_after - hugetlb_before < (long long)(0.9 * (double)new_superslabs) * SUPERSLAB)
+            return fail("%s", "Private_Hugetlb did not grow by the SuperSlabs mapped");
+    } else {
+        if (got_base != new_superslabs) return fail("%s", "SuperSlabs not on base pages");
+        /* 512 pages of 4 KiB per SuperSlab, all touched when slabs are carved. */
+        if (per < 400.0) return fail("%s", "base pages should cost ~512 faults per SuperSlab");
+        if (huge_after - huge_before > 2 * SUPERSLAB)
+            return fail("%s", "base backing got huge pages anyway");
+    }
+    printf("PASS\n");
+    return 0;
+}
+
+/* ---- purge -------------------------------------------------------------------- */
+
+static long long resident(bool lazy_counts)
+{
+    long long rss = rollup("Rss:");
+    long long lazy = rollup("LazyFree:");
+    return lazy_counts ? rss : rss - (lazy > 0 ? lazy : 0);
+}
+
+static int test_purge(const char *mode, long max_ms)
+{
+    size_t total = 256 * MiB, used = 0, count = 0;
+    size_t cap = total / 16;
+    void **blocks = pointer_array(cap);
+    unsigned seed = 12345;
+    bool lazy_counts = strcmp(mode, "dontneed") == 0;
+    void *volatile warm = malloc(16);
+    free(warm);
+    long long start = resident(lazy_counts);
+    while (used < total && count < cap) {
+        seed = seed * 1103515245u + 12345u;
+        size_t size = 16 + (seed >> 16) % 1009;
+        blocks[count] = malloc(size);
+        if (!blocks[count]) return fail("malloc failed: %s", strerror(errno));
+        memset(blocks[count], 0x5a, size);
+        used += size;
+        count++;
+    }
+    long long peak = resident(lazy_counts);
+    for (size_t i = 0; i < count; i++) free(blocks[i]);
+    /* From here on, no thread of the program calls the allocator. */
+    struct timespec t0, t;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    long long now = resident(lazy_counts);
+    long elapsed = 0;
+    while (elapsed <= max_ms) {
+        now = resident(lazy_counts);
+        if (now - start <= 8 * MiB) break;
+        usleep(20 * 1000);
+        clock_gettime(CLOCK_MONOTONIC, &t);
+        elapsed = (t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000;
+    }
+    printf("purge: mode=%s start=%lld MiB peak=%lld MiB after=%lld MiB (%s) within %ld ms "
+           "(limit %ld ms)\n",
+           mode, start / MiB, peak / MiB, now / MiB, lazy_counts ? "Rss" : "Rss - LazyFree",
+           elapsed, max_ms);
+    if (peak - start < 200 * MiB) return fail("%s", "256 MiB of blocks did not show in RSS");
+    bool dropped = now - start <= 8 * MiB;
+    if (strcmp(mode, "none") == 0) {
+        if (dropped) return fail("%s", "memory went back although purging was held off");
+    } else if (!dropped) {
+        return fail("%s", "memory did not go back to the kernel in time");
+    }
+    printf("PASS\n");
+    return 0;
+}
+
+/* ---- fallbacks ------------------------------------------------------------------ */
+
+static int fill_superslabs(long n, hugeslab_stats_t *after)
+{
+    size_t count = (size_t)n * (SUPERSLAB / 64);
+    void **blocks = pointer_array(count);
+    for (size_t i = 0; i < count; i++) {
+        blocks[i] = malloc(64);
+        if (!blocks[i]) return fail("malloc failed: %s", strerror(errno));
+        memset(blocks[i], 7, 64);
+    }
+    hugeslab_stats(after);
+    for (size_t i = 0; i < count; i++) free(blocks[i]);
+    return 0;
+}
+
+static int test_fallback_hugetlb(long pool_pages)
+{
+    hugeslab_stats_t s;
+    if (fill_superslabs(10, &s)) return 1;
+    printf("fallback-hugetlb: pool %ld pages: hugetlb %llu, thp %llu, base %llu SuperSlabs\n",
+           pool_pages, (unsigned long long)s.superslabs_hugetlb,
+           (unsigned long long)s.superslabs_thp, (unsigned long long)s.superslabs_base);
+    if (s.superslabs_hugetlb == 0) return fail("%s", "no SuperSlab got the pool's pages");
+    if ((long)s.superslabs_hugetlb > pool_pages) return fail("%s", "more hugetlb than the pool");
+    if (s.superslabs_thp + s.superslabs_base < 10 - (unsigned long long)pool_pages)
+        return fail("%s", "the SuperSlabs beyond the pool did not fall back");
+    printf("PASS\n");
+    return 0;
+}
+
+static int test_fallback_thp_never(void)
+{
+    hugeslab_stats_t s;
+    long long f0 = faults_now();
+    if (fill_superslabs(10, &s)) return 1;
+    long long f1 = faults_now();
+    printf("fallback-thp-never: thp %llu, base %llu SuperSlabs, AnonHugePages %lld KiB, "
+           "faults %lld\n",
+           (unsigned long long)s.superslabs_thp, (unsigned long long)s.superslabs_base,
+           (long long)(s.kernel_anon_huge / 1024), f1 - f0);
+    if (s.superslabs_thp != 0) return fail("%s", "THP claimed while the system mode is never");
+    if (s.superslabs_base < 10) return fail("%s", "SuperSlabs did not fall back to base pages");
+    if (s.kernel_anon_huge > 0) return fail("%s", "the kernel shows huge pages");
+    printf("PASS\n");
+    return 0;
+}
+
+/* ---- statistics against the kernel ------------------------------------------------ */
+
+static int test_stats(void)
+{
+    size_t count = 64 * MiB / 256;
+    void **blocks = pointer_array(count);
+    hugeslab_stats_t s0, s1, s2;
+    hugeslab_stats(&s0);
+    for (size_t i = 0; i < count; i++) {
+        blocks[i] = malloc(256);
+        memset(blocks[i], 1, 256);
+    }
+    hugeslab_stats(&s1);
+    long long rss1 = rollup("Rss:");
+    long long huge1 = rollup("AnonHugePages:");
+    for (size_t i = 0; i < count; i++) free(blocks[i]);
+    malloc_trim(0);
+    hugeslab_stats(&s2);
+    long long rss2 = rollup("Rss:");
+    printf("stats: slabs %llu MiB, mapped %llu MiB, thp %llu; kernel Rss %lld MiB "
+           "(hugeslab says %lld), AnonHugePages %lld MiB (hugeslab says %lld); after trim "
+           "purged %llu MiB, kernel Rss %lld MiB\n",
+           (unsigned long long)(s1.bytes_in_slabs / MiB), (unsigned long long)(s1.bytes_mapped / MiB),
+           (unsigned long long)s1.superslabs_thp, rss1 / MiB, (long long)(s1.kernel_rss / MiB),
+           huge1 / MiB, (long long)(s1.kernel_anon_huge / MiB),
+           (unsigned long long)(s2.bytes_purged_now / MiB), rss2 / MiB);
+    if (s1.bytes_in_slabs < 64 * (unsigned long long)MiB) return fail("%s", "bytes_in_slabs too small");
+    if (s1.bytes_mapped < s1.bytes_in_slabs) return fail("%s", "mapped < in slabs");
+    /* Our reading of the kernel and the test's own reading agree within 4 MiB. */
+    if (llabs((long long)s1.kernel_rss - rss1) > 4 * MiB) return fail("%s", "kernel_rss disagrees");
+    if (llabs((long long)s1.kernel_anon_huge - huge1) > 4 * MiB) return fail("%s", "kernel_anon_huge disagrees");
+    /* The SuperSlabs that claim THP must be visible as huge pages. */
+    if (s1.superslabs_thp && huge1 < (long long)(s1.superslabs_thp - 2) * SUPERSLAB)
+        return fail("%s", "THP SuperSlabs not backed by huge pages");
+    if (rss1 - rss2 < 56 * MiB) return fail("%s", "malloc_trim(0) did not give memory back");
+    if (s2.bytes_purged_now < 56 * (unsigned long long)MiB)
+        return fail("%s", "bytes_purged_now does not show the trim");
+    char json[2048];
+    size_t len = hugeslab_stats_json(json, sizeof json);
+    if (len >= sizeof json || json[0] != '{' || json[len - 1] != '}' ||
+        !strstr(json, "\"superslabs_mapped\": ") || !strstr(json, "\"kernel_rss\": "))
+        return fail("bad JSON: %s", json);
+    printf("PASS\n");
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    setvbuf(stdout, NULL, _IONBF, 0);
+    if (argc >= 4 && strcmp(argv[1], "faults") == 0) return test_faults(argv[2], atol(argv[3]));
+    if (argc >= 4 && strcmp(argv[1], "purge") == 0) return test_purge(argv[2], atol(argv[3]));
+    if (argc >= 3 && strcmp(argv[1], "fallback-hugetlb") == 0)
+        return test_fallback_hugetlb(atol(argv[2]));
+    if (argc >= 2 && strcmp(argv[1], "fallback-thp-never") == 0) return test_fallback_thp_never();
+    if (argc >= 2 && strcmp(argv[1], "stats") == 0) return test_stats();
+    fprintf(stderr, "usage: see the comment at the top of kernel_test.c\n");
+    return 2;
+}

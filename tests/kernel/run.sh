@@ -1,0 +1,115 @@
+#!/bin/bash
+# Kernel-facing proof tests: faults per SuperSlab for each backing, the
+# background purge, the fallbacks, and the statistics against the kernel.
+# Sets the system THP mode and the hugetlb pool when root, and restores both
+# on exit; without root, the cases that need them are skipped with a reason.
+# Usage: tests/kernel/run.sh [BUILD_DIR]   (prints PASS/FAIL/SKIP lines and a summary)
+set -u
+root=$(cd "$(dirname "$0")/../.." && pwd)
+build=${1:-$root/build}
+bin=$build/tests/kernel_test
+thp_file=/sys/kernel/mm/transparent_hugepage/enabled
+hugepages_file=/proc/sys/vm/nr_hugepages
+pass=0 fail=0 skip=0
+
+orig_thp=$(sed -n 's/.*\[\(.*\)\].*/\1/p' "$thp_file" 2>/dev/null)
+orig_hugepages=$(cat "$hugepages_file" 2>/dev/null || echo 0)
+restore() {
+    [ -n "$orig_thp" ] && echo "$orig_thp" >"$thp_file" 2>/dev/null
+    echo "$orig_hugepages" >"$hugepages_file" 2>/dev/null
+}
+trap restore EXIT
+trap 'exit 130' INT TERM
+
+thp_mode() { sed -n 's/.*\[\(.*\)\].*/\1/p' "$thp_file" 2>/dev/null; }
+set_thp() { echo "$1" >"$thp_file" 2>/dev/null && [ "$(thp_mode)" = "$1" ]; }
+# A pool with exactly $1 pages free and unreserved, beyond what other
+# processes hold or have reserved.
+meminfo() { awk -v k="$1:" '$1 == k {print $2}' /proc/meminfo; }
+set_pool_free() {
+    local taken
+    taken=$(( $(meminfo HugePages_Total) - $(meminfo HugePages_Free) + $(meminfo HugePages_Rsvd) ))
+    echo $(( taken + $1 )) >"$hugepages_file" 2>/dev/null || return 1
+    [ $(( $(meminfo HugePages_Free) - $(meminfo HugePages_Rsvd) )) -eq "$1" ]
+}
+
+run_case() { # name, then env assignments and arguments
+    local name=$1 out rc
+    shift
+    out=$(env "$@" 2>&1)
+    rc=$?
+    printf '%s\n' "$out" | sed 's/^/    /'
+    if [ $rc -eq 0 ]; then
+        echo "PASS $name"
+        pass=$((pass + 1))
+    else
+        echo "FAIL $name: exit $rc"
+        fail=$((fail + 1))
+    fi
+}
+skip_case() { echo "SKIP $1: $2"; skip=$((skip + 1)); }
+
+if [ ! -x "$bin" ]; then
+    echo "FAIL kernel: $bin is missing (make test builds it)"
+    echo "0 passed, 1 failed"
+    exit 1
+fi
+is_root=0
+[ "$(id -u)" -eq 0 ] && is_root=1
+
+# THP needs "madvise" or "always"; switch from "never" when we may.
+thp_ok=0
+case "$(thp_mode)" in
+    madvise|always) thp_ok=1 ;;
+    never) [ $is_root -eq 1 ] && set_thp madvise && thp_ok=1 ;;
+esac
+
+if [ $thp_ok -eq 1 ]; then
+    run_case faults-thp HUGESLAB_BACKING=thp "$bin" faults thp 32
+    run_case stats HUGESLAB_BACKING=thp "$bin" stats
+    run_case purge-free HUGESLAB_BACKING=thp HUGESLAB_PURGE=free HUGESLAB_PURGE_DELAY_MS=500 \
+        "$bin" purge free 3000
+    run_case purge-dontneed HUGESLAB_BACKING=thp HUGESLAB_PURGE=dontneed \
+        HUGESLAB_PURGE_DELAY_MS=500 "$bin" purge dontneed 3000
+    run_case purge-uring HUGESLAB_BACKING=thp HUGESLAB_PURGE_BACKEND=uring \
+        HUGESLAB_PURGE_DELAY_MS=500 "$bin" purge free 3000
+    run_case purge-held-off HUGESLAB_BACKING=thp HUGESLAB_PURGE_DELAY_MS=3600000 \
+        "$bin" purge none 1500
+else
+    for c in faults-thp stats purge-free purge-dontneed purge-uring purge-held-off; do
+        skip_case $c "THP is unavailable ($(thp_mode)) and cannot be switched without root"
+    done
+fi
+run_case faults-base HUGESLAB_BACKING=base "$bin" faults base 8
+run_case purge-base HUGESLAB_BACKING=base HUGESLAB_PURGE_DELAY_MS=500 "$bin" purge free 3000
+
+if [ $is_root -eq 1 ] && set_pool_free 40; then
+    run_case faults-hugetlb HUGESLAB_BACKING=hugetlb "$bin" faults hugetlb 32
+else
+    skip_case faults-hugetlb "cannot reserve 40 hugetlb pages (needs root and free memory)"
+fi
+if [ $is_root -eq 1 ] && set_pool_free 2; then
+    out=$(HUGESLAB_BACKING=hugetlb HUGESLAB_VERBOSE=1 "$bin" fallback-hugetlb 2 2>&1)
+    rc=$?
+    printf '%s\n' "$out" | sed 's/^/    /'
+    warnings=$(printf '%s\n' "$out" | grep -c 'hugetlb pool ran dry')
+    if [ $rc -eq 0 ] && [ "$warnings" -eq 1 ]; then
+        echo "PASS fallback-hugetlb"; pass=$((pass + 1))
+    else
+        echo "FAIL fallback-hugetlb: exit $rc, $warnings 'ran dry' warnings (want 1)"
+        fail=$((fail + 1))
+    fi
+else
+    skip_case fallback-hugetlb "cannot set a hugetlb pool of 2 free pages (needs root)"
+fi
+echo "$orig_hugepages" >"$hugepages_file" 2>/dev/null
+
+if [ $is_root -eq 1 ] && set_thp never; then
+    run_case fallback-thp-never HUGESLAB_BACKING=thp "$bin" fallback-thp-never
+    [ -n "$orig_thp" ] && set_thp "$orig_thp"
+else
+    skip_case fallback-thp-never "cannot switch THP to never (needs root)"
+fi
+
+echo "kernel: $pass passed, $fail failed, $skip skipped"
+[ $fail -eq 0 ]
