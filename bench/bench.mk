@@ -39,3 +39,27 @@ bench: packages-bench lib $(BENCH_BIN)
 bench-full: packages-bench lib $(BENCH_BIN)
 	python3 bench/compare.py --bin $(BENCH_BIN) --so $(SO) --runs 11 \
 	    $(BENCH_FULL_WORKLOADS) $(BENCH_ARGS)
+
+# --- THP / hugetlb comparison (bench/thp-compare) --------------------------
+#
+#   make thp-compare                    about 4-5 minutes; sets the system THP
+#                                       mode and reserves hugetlb pages when
+#                                       root, restoring both afterwards
+#   make thp-compare THP_ARGS=--quick   about 1 minute
+#
+# thp_workload is bench_random_mixed's loop plus AnonHugePages / Rss /
+# hugetlb figures read before the live set is freed (bench/thp_workload.c).
+
+THP_WORKLOAD := $(BENCH_DIR)/thp_workload
+THP_ARGS     ?=
+
+.PHONY: thp-compare thp-workload
+
+$(THP_WORKLOAD): bench/thp_workload.c bench/bench.mk
+	@mkdir -p $(dir $@)
+	$(CC) $(BENCH_CFLAGS) -o $@ $<
+
+thp-workload: $(THP_WORKLOAD)
+
+thp-compare: packages-bench lib $(BENCH_BIN) $(THP_WORKLOAD)
+	bench/thp-compare --so $(SO) --workload-bin $(THP_WORKLOAD) $(THP_ARGS)
