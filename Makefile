@@ -15,7 +15,9 @@ endif
 LIBCFLAGS := $(CSTD) $(WARN) $(OPT) -g -fPIC -fvisibility=hidden -ftls-model=initial-exec \
              -fno-builtin-malloc -fno-builtin-free -fno-builtin-calloc -fno-builtin-realloc \
              -pthread -Iinclude -Isrc
-LIBLDFLAGS := -shared -pthread -Wl,-z,now -Wl,--version-script=src/hugeslab.map
+# nodelete: a dlclose()d copy must stay mapped, since its purge thread and its
+# thread-exit destructors may still run code in it.
+LIBLDFLAGS := -shared -pthread -Wl,-z,now -Wl,-z,nodelete -Wl,--version-script=src/hugeslab.map
 LIBS     :=
 
 # io_uring purge backend, when liburing's headers are installed.

@@ -63,3 +63,24 @@ thp-workload: $(THP_WORKLOAD)
 
 thp-compare: packages-bench lib $(BENCH_BIN) $(THP_WORKLOAD)
 	bench/thp-compare --so $(SO) --workload-bin $(THP_WORKLOAD) $(THP_ARGS)
+
+# --- purge backends (bench/purge_bench.c) -----------------------------------
+#
+#   make purge-bench                      madvise vs io_uring x MADV_FREE vs
+#                                         MADV_DONTNEED, 5 runs each (~1 min)
+#   make purge-bench PURGE_ARGS='--runs 9 --mb 256'
+#
+# Linked against the library rather than preloaded: it calls hugeslab_stats().
+
+PURGE_BENCH := $(BENCH_DIR)/purge_bench
+PURGE_ARGS  ?=
+
+.PHONY: purge-bench
+
+$(PURGE_BENCH): bench/purge_bench.c include/hugeslab.h bench/bench.mk $(SO)
+	@mkdir -p $(dir $@)
+	$(CC) $(BENCH_CFLAGS) -pthread -Iinclude -o $@ $< -L$(BUILD) -lhugeslab \
+	    -Wl,-rpath,$(abspath $(BUILD))
+
+purge-bench: lib $(PURGE_BENCH)
+	$(PURGE_BENCH) $(PURGE_ARGS)

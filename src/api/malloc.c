@@ -26,7 +26,8 @@ static HS_NOINLINE void *malloc_run(size_t size, size_t alignment, bool *fresh)
 
 HS_INLINE void *hs_malloc(size_t size)
 {
-    if (HS_LIKELY(size <= TINY_MAX_SIZE)) return tiny_malloc(size);
+    if (HS_LIKELY(size <= TINY_TABLE_MAX)) return tiny_malloc_class(tiny_class_by_table(size));
+    if (size <= TINY_MAX_SIZE) return tiny_malloc(size);
     return malloc_run(size, 16, NULL);
 }
 

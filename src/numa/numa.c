@@ -482,6 +482,21 @@ unsigned numa_node_for_superslab(unsigned thread_node)
     return numa.target[thread_node];
 }
 
+int numa_bind_strict(void *addr, size_t size, unsigned node)
+{
+    if (numa.count <= 1 || numa.bind_off) return 0;
+    if (node >= numa.count) return -EINVAL;
+    int refused = atomic_load_explicit(&bind_refused_errno, memory_order_relaxed);
+    if (refused) return -refused;
+    knode_mask_t one;
+    memset(&one, 0, sizeof one);
+    knode_add(&one, numa.kernel_id[node]);
+    int r = kernel_mbind(addr, size, KMPOL_BIND, &one);
+    if (r == -ENOSYS || r == -EPERM)
+        atomic_store_explicit(&bind_refused_errno, -r, memory_order_relaxed);
+    return r;
+}
+
 int numa_bind(void *addr, size_t size, unsigned node)
 {
     if (numa.count <= 1 || numa.bind_off) return 0;

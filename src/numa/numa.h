@@ -46,6 +46,12 @@ unsigned numa_node_for_superslab(unsigned thread_node);
  * policy cannot be expressed with the nodes hugeslab uses (see numa.c). */
 int numa_bind(void *addr, size_t size, unsigned node);
 
+/* Like numa_bind, but the pages may come from `node` only (MPOL_BIND to
+ * that one node). For hugetlb SuperSlabs, which are populated at once: a
+ * node without free huge pages then fails the populate (an error, no
+ * SIGBUS) instead of quietly placing the page on another node. */
+int numa_bind_strict(void *addr, size_t size, unsigned node);
+
 /* Free 2 MiB hugetlb pages on node (0 when unknown). Reads sysfs: slow. */
 unsigned numa_hugepages_free(unsigned node);
 

@@ -47,7 +47,7 @@ static uint64_t purge_pass(void)
         if (due < next_due) next_due = due;
         unsigned to_advise = 0;
         thp_backing_t backings[64];
-        unsigned nodes[64];
+        unsigned nodes[64], memory_nodes[64];
         seg_superslab_t *advised[64];
         for (unsigned i = 0; i < n; i++) {
             seg_superslab_t *ss = batch[i];
@@ -59,6 +59,7 @@ static uint64_t purge_pass(void)
             /* Read the header before madvise: afterwards it may be zero. */
             backings[to_advise] = backing;
             nodes[to_advise] = ss->node;
+            memory_nodes[to_advise] = ss->memory_node;
             advised[to_advise] = ss;
             ranges[to_advise].addr = ss;
             ranges[to_advise].size = HS_SUPERSLAB_SIZE;
@@ -69,7 +70,7 @@ static uint64_t purge_pass(void)
             hs_count_add(&seg_stat_purge_calls, uring && thp_uring_available() ? 1 : to_advise);
             hs_count_add(&seg_stat_bytes_purged, (int64_t)(to_advise * HS_SUPERSLAB_SIZE));
             for (unsigned i = 0; i < to_advise; i++)
-                seg_store_purged(advised[i], nodes[i], backings[i]);
+                seg_store_purged(advised[i], nodes[i], backings[i], memory_nodes[i]);
         }
     } while (n == 64);
     purge_run_idle_work();
@@ -79,6 +80,8 @@ static uint64_t purge_pass(void)
 static void *purge_main(void *arg)
 {
     (void)arg;
+    /* Named, so that top -H and /proc/PID/task/TID/comm show what it is. */
+    pthread_setname_np(pthread_self(), "hugeslab-purge");
     hs_lock(&purge_lock);
     uint64_t next_due = 0;
     while (!stopping) {

@@ -1,7 +1,9 @@
 /* SuperSlabs and runs: the registry, the per-node pools, the run cache. */
 #include <errno.h>
+#include <fcntl.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "numa/numa.h"
 #include "segment/segment_internal.h"
@@ -31,6 +33,19 @@ static seg_superslab_t *run_cache;
 static _Atomic size_t run_cache_bytes; /* written under run_cache_lock */
 
 static void (*client_init)(seg_superslab_t *ss);
+
+/* Every live hugetlb mapping, for fork(): private hugetlb pages are copied
+ * on write from the same pool, and a child whose copy cannot be had gets
+ * SIGBUS. The child trades them for anonymous copies when the pool is short. */
+typedef struct hugetlb_range_s {
+    seg_superslab_t *base; /* a SuperSlab or the head of a run */
+    size_t size;
+} hugetlb_range_t;
+static hs_lock_t hugetlb_lock = HS_LOCK_INIT;
+static hugetlb_range_t *hugetlb_ranges;
+static size_t hugetlb_count, hugetlb_cap;
+static size_t hugetlb_pages_mapped;
+static int fork_pipe[2] = {-1, -1}; /* the parent waits for the child's copies */
 
 /* hugetlb in auto mode: tried while the pool had pages at the last look. */
 static _Atomic uint64_t hugetlb_retry_at_ms;
@@ -108,31 +123,91 @@ static void note_backing(thp_backing_t wanted, thp_backing_t got)
         hs_message("the hugetlb pool ran dry: falling back to %s pages", thp_backing_name(got));
 }
 
+static void hugetlb_track(seg_superslab_t *base, size_t size)
+{
+    hs_lock(&hugetlb_lock);
+    if (hugetlb_count == hugetlb_cap) {
+        size_t cap = hugetlb_cap ? hugetlb_cap * 2 : 256;
+        hugetlb_range_t *grown = thp_map_metadata(cap * sizeof *grown);
+        if (grown) {
+            if (hugetlb_count) memcpy(grown, hugetlb_ranges, hugetlb_count * sizeof *grown);
+            if (hugetlb_ranges)
+                thp_unmap(hugetlb_ranges, hs_align_up(hugetlb_cap * sizeof *grown, 4096));
+            hugetlb_ranges = grown;
+            hugetlb_cap = cap;
+        }
+    }
+    if (hugetlb_count < hugetlb_cap) {
+        hugetlb_ranges[hugetlb_count++] = (hugetlb_range_t){base, size};
+        hugetlb_pages_mapped += size >> HS_SUPERSLAB_SHIFT;
+    }
+    hs_unlock(&hugetlb_lock);
+}
+
+static void hugetlb_untrack(seg_superslab_t *base)
+{
+    hs_lock(&hugetlb_lock);
+    for (size_t i = 0; i < hugetlb_count; i++) {
+        if (hugetlb_ranges[i].base == base) {
+            hugetlb_pages_mapped -= hugetlb_ranges[i].size >> HS_SUPERSLAB_SHIFT;
+            hugetlb_ranges[i] = hugetlb_ranges[--hugetlb_count];
+            break;
+        }
+    }
+    hs_unlock(&hugetlb_lock);
+}
+
 static void count_mapping(unsigned node, thp_backing_t backing, int64_t bytes)
 {
     hs_count_add(&stat_superslabs[node][backing], bytes >> HS_SUPERSLAB_SHIFT);
     hs_count_add(&stat_bytes_mapped, bytes);
 }
 
+/* Maps SuperSlabs for pool `node`, bound before their first touch to the
+ * node the process policy asks for. A hugetlb mapping is populated at once:
+ * if the bound node cannot supply its pages, that is an error here and a
+ * fallback to THP, never a SIGBUS at a later touch. */
 static seg_superslab_t *map_superslabs(size_t size, size_t align, seg_chunk_kind_t kind,
                                        unsigned node)
 {
     thp_backing_t wanted = wanted_backing(), got;
-    seg_superslab_t *ss = thp_map_aligned(size, align, wanted, &got);
-    if (!ss) return NULL;
+    unsigned memory_node = numa_node_for_superslab(node);
+    bool many_nodes = numa_node_count() > 1;
+    /* The hugetlb pool is global but its pages live on nodes: ask for one
+     * only where the node has some. */
+    if (wanted == THP_BACKING_HUGETLB && many_nodes && numa_hugepages_free(memory_node) == 0)
+        wanted = THP_BACKING_THP;
+    seg_superslab_t *ss;
+    for (;;) {
+        ss = thp_map_aligned(size, align, wanted, &got);
+        if (!ss) return NULL;
+        if (got == THP_BACKING_HUGETLB && many_nodes) numa_bind_strict(ss, size, memory_node);
+        else numa_bind(ss, size, memory_node);
+        if (got == THP_BACKING_HUGETLB && thp_populate(ss, size) != 0) {
+            thp_unmap(ss, size);
+            note_backing(THP_BACKING_HUGETLB, THP_BACKING_THP);
+            wanted = THP_BACKING_THP;
+            continue;
+        }
+        break;
+    }
+    if (got == THP_BACKING_BASE && hs_option(HS_OPT_PREFAULT)) thp_populate(ss, size);
     note_backing(wanted, got);
     ss->kind = (uint8_t)kind;
     ss->backing = (uint8_t)got;
     ss->node = (uint16_t)node;
+    ss->memory_node = (uint16_t)memory_node;
     ss->run_size = size;
-    count_mapping(node, got, (int64_t)size);
+    count_mapping(memory_node, got, (int64_t)size);
     registry_set(ss, size, kind);
+    if (got == THP_BACKING_HUGETLB) hugetlb_track(ss, size);
     return ss;
 }
 
 void seg_unmap_idle(seg_superslab_t *ss, size_t size, thp_backing_t backing)
 {
-    count_mapping(ss->node, backing, -(int64_t)size);
+    if (backing == THP_BACKING_HUGETLB) hugetlb_untrack(ss);
+    count_mapping(ss->memory_node, backing, -(int64_t)size);
     registry_clear(ss, size);
     thp_unmap(ss, size);
 }
@@ -174,6 +249,7 @@ static seg_superslab_t *revive_purged(node_pool_t *pool, unsigned node)
     memset(ss, 0, sizeof *ss);
     ss->kind = SEG_CHUNK_SLABS;
     ss->backing = (uint8_t)(entry & 3);
+    ss->memory_node = (uint16_t)((entry >> 2) & (HS_MAX_NODES - 1));
     ss->node = (uint16_t)node;
     ss->run_size = HS_SUPERSLAB_SIZE;
     registry_set(ss, HS_SUPERSLAB_SIZE, SEG_CHUNK_SLABS);
@@ -288,14 +364,21 @@ static bool purged_push(node_pool_t *pool, uintptr_t entry)
     return true;
 }
 
-void seg_store_purged(seg_superslab_t *ss, unsigned node, thp_backing_t backing)
+void seg_store_purged(seg_superslab_t *ss, unsigned node, thp_backing_t backing,
+                      unsigned memory_node)
 {
     node_pool_t *pool = &pools[node];
     hs_lock(&pool->lock);
-    bool kept = purged_push(pool, (uintptr_t)ss | (uintptr_t)backing);
+    /* The header may be zeroed by the kernel from now on: what revival needs
+     * rides in the entry's low bits (the address is 2 MiB-aligned). */
+    bool kept = purged_push(pool, (uintptr_t)ss | (uintptr_t)backing | (uintptr_t)memory_node << 2);
     hs_unlock(&pool->lock);
-    if (kept) hs_count_add(&stat_purged_superslabs, 1);
-    else seg_unmap_idle(ss, HS_SUPERSLAB_SIZE, backing);
+    if (kept) {
+        hs_count_add(&stat_purged_superslabs, 1);
+    } else {
+        ss->memory_node = (uint16_t)memory_node;
+        seg_unmap_idle(ss, HS_SUPERSLAB_SIZE, backing);
+    }
 }
 
 unsigned seg_take_idle(uint64_t now_ms, uint64_t min_idle_ms, bool everything,
@@ -356,14 +439,14 @@ static size_t run_block_offset(size_t align)
     return align <= SEG_HEADER_SIZE ? SEG_HEADER_SIZE : align;
 }
 
-static seg_superslab_t *run_cache_take(size_t size)
+static seg_superslab_t *run_cache_take(size_t size, unsigned memory_node)
 {
     seg_superslab_t *best = NULL;
     hs_lock(&run_cache_lock);
     for (seg_superslab_t *r = run_cache; r; r = r->next) {
         /* Accept up to a quarter more than needed: less waste than a fresh
-         * mapping costs in faults. */
-        if (r->run_size >= size && r->run_size - size <= size / 4 &&
+         * mapping costs in faults. Only memory already on the right node. */
+        if (r->memory_node == memory_node && r->run_size >= size && r->run_size - size <= size / 4 &&
             (!best || r->run_size < best->run_size))
             best = r;
     }
@@ -386,7 +469,8 @@ void *seg_run_alloc(size_t size, size_t align, unsigned node, bool *fresh)
     size_t map_align = align > HS_SUPERSLAB_SIZE ? align : HS_SUPERSLAB_SIZE;
     seg_superslab_t *run = NULL;
     *fresh = false;
-    if (map_align == HS_SUPERSLAB_SIZE && total < huge_threshold()) run = run_cache_take(total);
+    if (map_align == HS_SUPERSLAB_SIZE && total < huge_threshold())
+        run = run_cache_take(total, numa_node_for_superslab(node));
     if (!run) {
         run = map_superslabs(total, map_align, SEG_CHUNK_RUN, node);
         if (!run) return NULL;
@@ -470,12 +554,12 @@ int seg_trim(void)
             if (ss->kind == SEG_CHUNK_RUN || backing == THP_BACKING_HUGETLB) {
                 seg_unmap_idle(ss, ss->run_size, backing);
             } else {
-                unsigned node = ss->node;
+                unsigned node = ss->node, memory_node = ss->memory_node;
                 /* Whoever calls malloc_trim wants RSS to drop: DONTNEED. */
                 thp_purge(ss, HS_SUPERSLAB_SIZE, true);
                 hs_count_add(&seg_stat_purge_calls, 1);
                 hs_count_add(&seg_stat_bytes_purged, (int64_t)HS_SUPERSLAB_SIZE);
-                seg_store_purged(ss, node, backing);
+                seg_store_purged(ss, node, backing, memory_node);
             }
             released = 1;
         }
@@ -516,16 +600,66 @@ void seg_fork_prepare(void)
 {
     for (unsigned n = 0; n < HS_MAX_NODES; n++) hs_lock(&pools[n].lock);
     hs_lock(&run_cache_lock);
+    hs_lock(&hugetlb_lock);
+    /* Children will need a copy of every hugetlb page they write. When the
+     * pool cannot supply them, the child copies its hugetlb memory into
+     * anonymous memory before it returns from fork(), and the parent waits
+     * for that: a parent's write first would take the page from the child. */
+    fork_pipe[0] = fork_pipe[1] = -1;
+    if (hugetlb_pages_mapped && thp_hugetlb_pages_available() < hugetlb_pages_mapped) {
+        if (pipe2(fork_pipe, O_CLOEXEC) != 0) fork_pipe[0] = fork_pipe[1] = -1;
+    }
 }
 
 void seg_fork_parent(void)
 {
+    if (fork_pipe[0] >= 0) {
+        close(fork_pipe[1]);
+        char done;
+        /* Returns when the child wrote, or exited (end of file). */
+        while (read(fork_pipe[0], &done, 1) < 0 && errno == EINTR) {
+        }
+        close(fork_pipe[0]);
+        fork_pipe[0] = fork_pipe[1] = -1;
+    }
+    hs_unlock(&hugetlb_lock);
     hs_unlock(&run_cache_lock);
     for (unsigned n = HS_MAX_NODES; n-- > 0;) hs_unlock(&pools[n].lock);
 }
 
+/* In the child, single-threaded: hugetlb SuperSlabs become anonymous ones. */
+static void hugetlb_privatize(void)
+{
+    size_t kept = 0;
+    for (size_t i = 0; i < hugetlb_count; i++) {
+        hugetlb_range_t r = hugetlb_ranges[i];
+        if (thp_hugetlb_to_anonymous(r.base, r.size) != 0) {
+            hugetlb_ranges[kept++] = r; /* stays hugetlb: may fault later */
+            continue;
+        }
+        r.base->backing = THP_BACKING_THP;
+        count_mapping(r.base->memory_node, THP_BACKING_HUGETLB, -(int64_t)r.size);
+        count_mapping(r.base->memory_node, THP_BACKING_THP, (int64_t)r.size);
+        hugetlb_pages_mapped -= r.size >> HS_SUPERSLAB_SHIFT;
+    }
+    hugetlb_count = kept;
+    /* Purged hugetlb SuperSlabs do not exist (they are unmapped), and idle
+     * ones sit in the lists with their headers just rewritten above. */
+}
+
 void seg_fork_child(void)
 {
+    if (fork_pipe[1] >= 0) {
+        hugetlb_privatize();
+        close(fork_pipe[0]);
+        char done = 1;
+        if (write(fork_pipe[1], &done, 1) < 0) {
+            /* The parent also wakes when this end closes. */
+        }
+        close(fork_pipe[1]);
+        fork_pipe[0] = fork_pipe[1] = -1;
+    }
+    pthread_mutex_init(&hugetlb_lock, NULL);
     pthread_mutex_init(&run_cache_lock, NULL);
     for (unsigned n = 0; n < HS_MAX_NODES; n++) pthread_mutex_init(&pools[n].lock, NULL);
     purge_fork_child();

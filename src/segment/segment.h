@@ -59,7 +59,10 @@ struct seg_superslab_s {
     seg_superslab_t *prev;
     uint64_t idle_since_ms; /* when it became empty (cached runs and SuperSlabs) */
     uint8_t on_partial;     /* slabs: on the node's partial list */
-    uint8_t reserved_[15];
+    uint8_t reserved_;
+    uint16_t memory_node;   /* node its pages are bound to (differs from `node`
+                               under numactl --membind/--interleave) */
+    uint8_t reserved2_[12];
 };
 #define SEG_HEADER_SIZE 64
 /* Bytes after the header that belong to the client (tiny/'s slab table). */

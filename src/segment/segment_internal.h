@@ -17,7 +17,8 @@ unsigned seg_take_idle(uint64_t now_ms, uint64_t min_idle_ms, bool everything,
                        seg_superslab_t **out, unsigned max, uint64_t *next_due);
 /* A taken SuperSlab whose pages went back with madvise: kept mapped, for
  * reuse at the same address. (Its header may read as zero from now on.) */
-void seg_store_purged(seg_superslab_t *ss, unsigned node, thp_backing_t backing);
+void seg_store_purged(seg_superslab_t *ss, unsigned node, thp_backing_t backing,
+                      unsigned memory_node);
 /* A taken SuperSlab or run that goes back whole (hugetlb pages, runs). */
 void seg_unmap_idle(seg_superslab_t *ss, size_t size, thp_backing_t backing);
 

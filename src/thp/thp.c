@@ -134,13 +134,14 @@ void *thp_map_aligned(size_t size, size_t align, thp_backing_t wanted, thp_backi
     /* Base pages, asked for or the end of the chain. Keep the kernel from
      * giving a huge page anyway in "always" mode, for this range only. */
     if (system_mode == THP_MODE_ALWAYS) madvise(p, size, MADV_NOHUGEPAGE);
-    if (hs_option(HS_OPT_PREFAULT)) {
-        /* One call instead of 512 faults per SuperSlab (Linux 5.14+; on an
-         * older kernel the pages simply fault in on first touch). */
-        madvise(p, size, 23 /* MADV_POPULATE_WRITE */);
-    }
     *got = THP_BACKING_BASE;
     return p;
+}
+
+int thp_populate(void *addr, size_t size)
+{
+    /* On a kernel without it (EINVAL), pages fault in on first touch. */
+    return madvise(addr, size, 23 /* MADV_POPULATE_WRITE */) == 0 ? 0 : -errno;
 }
 
 static unsigned long read_ulong_file(const char *path)
@@ -165,6 +166,29 @@ unsigned long thp_hugetlb_pages_total(void)
 unsigned long thp_hugetlb_pages_free(void)
 {
     return read_ulong_file("/sys/kernel/mm/hugepages/hugepages-2048kB/free_hugepages");
+}
+
+unsigned long thp_hugetlb_pages_available(void)
+{
+    unsigned long free_pages = thp_hugetlb_pages_free();
+    unsigned long reserved =
+        read_ulong_file("/sys/kernel/mm/hugepages/hugepages-2048kB/resv_hugepages");
+    return free_pages > reserved ? free_pages - reserved : 0;
+}
+
+int thp_hugetlb_to_anonymous(void *addr, size_t size)
+{
+    void *copy = map_trimmed(size, HS_SUPERSLAB_SIZE, 0, 4 * HS_KiB);
+    if (!copy) return -ENOMEM;
+    if (thp_allowed()) madvise(copy, size, MADV_HUGEPAGE);
+    /* Reading the hugetlb pages needs no copy-on-write; writing them would. */
+    memcpy(copy, addr, size);
+    if (mremap(copy, size, size, MREMAP_MAYMOVE | MREMAP_FIXED, addr) == MAP_FAILED) {
+        int err = errno;
+        munmap(copy, size);
+        return -err;
+    }
+    return 0;
 }
 
 void thp_unmap(void *addr, size_t size)

@@ -43,9 +43,21 @@ const char *thp_backing_name(thp_backing_t backing);
  * NULL + ENOMEM only when no backing at all could be mapped. */
 void *thp_map_aligned(size_t size, size_t align, thp_backing_t wanted, thp_backing_t *got);
 
+/* Faults the whole range in now, with one call (MADV_POPULATE_WRITE, Linux
+ * 5.14+). Where a fault would fail -- a hugetlb page that the memory policy's
+ * nodes cannot supply -- this returns -errno instead of raising SIGBUS later. */
+int thp_populate(void *addr, size_t size);
+
 /* 2 MiB pages in the hugetlb pool: configured (nr_hugepages) and free. */
 unsigned long thp_hugetlb_pages_total(void);
 unsigned long thp_hugetlb_pages_free(void);
+/* Free pages not promised to a mapping already (free minus reserved). */
+unsigned long thp_hugetlb_pages_available(void);
+
+/* Replaces the hugetlb range [addr, addr+size) by anonymous memory (THP
+ * hinted) with the same contents at the same address: a private copy that
+ * needs nothing from the hugetlb pool. Returns 0 or -errno (range intact). */
+int thp_hugetlb_to_anonymous(void *addr, size_t size);
 
 /* Hands the pages of [addr, addr+size) back to the kernel, keeping the
  * mapping: MADV_FREE (lazy, counted as LazyFree until reclaimed) unless

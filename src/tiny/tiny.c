@@ -24,9 +24,10 @@ static hs_lock_t heap_lock = HS_LOCK_INIT;
 static tiny_heap_t *heap_pool;     /* detached heaps, ready for reuse */
 static char *meta_next, *meta_end; /* bump region for new heaps */
 
-/* Slabs of exited threads, per class, waiting for a thread to adopt them. */
+/* Slabs of exited (or migrated) threads, per node and class, waiting for a
+ * thread of the same node to adopt them. */
 static hs_lock_t orphan_lock = HS_LOCK_INIT;
-static tiny_slab_t *orphans[TINY_CLASS_COUNT];
+static tiny_slab_t *orphans[HS_MAX_NODES][TINY_CLASS_COUNT];
 
 static _Atomic uint64_t stat_bytes_in_slabs;
 
@@ -81,6 +82,26 @@ static void slab_list_remove(tiny_slab_t **head, tiny_slab_t *s)
 
 /* ---- creating and retiring slabs ------------------------------------------- */
 
+/* Puts the next page's worth of never-used blocks (at least one) on the
+ * free list, marked free. Touching a slab a page at a time keeps a slab
+ * that is barely used from costing its whole size in RSS and faults. */
+static void carve(tiny_slab_t *slab)
+{
+    uint32_t size = slab->block_size;
+    uint32_t batch = size >= 4096 ? 1 : 4096 / size;
+    uint32_t first = atomic_load_explicit(&slab->carved, memory_order_relaxed);
+    uint32_t end = first + batch < slab->capacity ? first + batch : slab->capacity;
+    tiny_block_t *next = slab->free;
+    for (uint32_t i = end; i-- > first;) {
+        tiny_block_t *b = (tiny_block_t *)(slab->start + (size_t)i * size);
+        b->next = next;
+        b->free_mark = (uintptr_t)b ^ hs_free_key;
+        next = b;
+    }
+    slab->free = next;
+    atomic_store_explicit(&slab->carved, end, memory_order_relaxed);
+}
+
 static tiny_slab_t *slab_create(tiny_heap_t *heap, unsigned cls)
 {
     size_t size = tiny_class_size[cls];
@@ -97,27 +118,20 @@ static tiny_slab_t *slab_create(tiny_heap_t *heap, unsigned cls)
 
     slab->used = 0;
     slab->capacity = capacity;
+    atomic_store_explicit(&slab->carved, 0, memory_order_relaxed);
     slab->block_size = (uint32_t)size;
     slab->cls = (uint8_t)cls;
     slab->units = (uint8_t)units;
     slab->first_unit = (uint8_t)first;
-    slab->has_aligned = 0;
+    atomic_store_explicit(&slab->has_aligned, 0, memory_order_relaxed);
     slab->start = start;
     slab->recip = ((uint64_t)1 << TINY_RECIP_SHIFT) / size + 1;
+    slab->free = NULL;
     slab->local_free = NULL;
     slab->next = slab->prev = NULL;
     atomic_store_explicit(&slab->remote_free, 0, memory_order_relaxed);
     atomic_store_explicit(&slab->owner_word, (uintptr_t)heap, memory_order_release);
-    /* Carve every block now, marked free: this is the one moment the slab is
-     * touched whole, and it makes the free list and the marks agree. */
-    tiny_block_t *prev = NULL;
-    for (uint32_t i = capacity; i-- > 0;) {
-        tiny_block_t *b = (tiny_block_t *)(start + (size_t)i * size);
-        b->next = prev;
-        b->free_mark = (uintptr_t)b ^ hs_free_key;
-        prev = b;
-    }
-    slab->free = prev;
+    carve(slab);
     /* Publish last: a free of a pointer into these units must not find the
      * slab before its fields are set. */
     for (unsigned u = first; u < first + units; u++) table[u].head = slab;
@@ -312,10 +326,11 @@ static void drain_delayed(tiny_heap_t *heap)
 
 static tiny_slab_t *adopt_orphan(tiny_heap_t *heap, unsigned cls)
 {
-    if (!orphans[cls]) return NULL; /* racy peek; the lock decides */
+    if (atomic_load_explicit(&hs_counters.orphan_slabs, memory_order_relaxed) == 0) return NULL;
+    tiny_slab_t **list = &orphans[heap->node][cls];
     hs_lock(&orphan_lock);
-    tiny_slab_t *s = orphans[cls];
-    if (s) slab_list_remove(&orphans[cls], s);
+    tiny_slab_t *s = *list;
+    if (s) slab_list_remove(list, s);
     hs_unlock(&orphan_lock);
     if (!s) return NULL;
     hs_count_add(&hs_counters.orphan_slabs, -1);
@@ -347,7 +362,7 @@ static void heap_abandon(tiny_heap_t *heap)
                     slab_release(s);
                 } else {
                     hs_lock(&orphan_lock);
-                    slab_list_push(&orphans[cls], s);
+                    slab_list_push(&orphans[seg_superslab_of(s)->node][cls], s);
                     hs_unlock(&orphan_lock);
                     hs_count_add(&hs_counters.orphan_slabs, 1);
                 }
@@ -368,13 +383,14 @@ static void heap_abandon(tiny_heap_t *heap)
 static void sweep_orphans(void)
 {
     hs_lock(&orphan_lock);
-    for (unsigned cls = 0; cls < TINY_CLASS_COUNT; cls++) {
-        tiny_slab_t *s = orphans[cls];
+    for (unsigned i = 0; i < HS_MAX_NODES * TINY_CLASS_COUNT; i++) {
+        tiny_slab_t **list = &orphans[i / TINY_CLASS_COUNT][i % TINY_CLASS_COUNT];
+        tiny_slab_t *s = *list;
         while (s) {
             tiny_slab_t *next = s->next;
             collect(s);
             if (s->used == 0) {
-                slab_list_remove(&orphans[cls], s);
+                slab_list_remove(list, s);
                 hs_count_add(&hs_counters.orphan_slabs, -1);
                 slab_release(s);
             }
@@ -417,7 +433,7 @@ static HS_NOINLINE tiny_heap_t *heap_attach(void)
     if (heap) heap->attached = true;
     hs_unlock(&heap_lock);
     if (!heap) return NULL;
-    heap->node = numa_current_node();
+    heap->node = numa_current_node_refresh();
     hs_count_add(&hs_counters.threads_live, 1);
     tiny_heap_tls = heap;
     /* May allocate (glibc's second-level key table): the heap is in place. */
@@ -460,6 +476,15 @@ HS_NOINLINE void *tiny_malloc_refill(tiny_heap_t *heap, unsigned cls)
             return NULL;
         }
     }
+    /* A thread that moved to another node gives its slabs up (other threads
+     * of the old node adopt them) and takes memory from the new one from now
+     * on. getcpu is a vDSO call, and a refill comes once per page of blocks
+     * at most, so asking the kernel each time costs little. */
+    unsigned node = numa_current_node_refresh();
+    if (HS_UNLIKELY(node != heap->node)) {
+        heap_abandon(heap);
+        heap->node = node;
+    }
     drain_delayed(heap);
     /* The current slab first, then the others that may have room. Slabs
      * found without room go to the full list, so this walk stays short. */
@@ -467,6 +492,7 @@ HS_NOINLINE void *tiny_malloc_refill(tiny_heap_t *heap, unsigned cls)
     while (s) {
         tiny_slab_t *next = s->next;
         collect(s);
+        if (!s->free && atomic_load_explicit(&s->carved, memory_order_relaxed) < s->capacity) carve(s);
         if (!s->free) move_to_full(heap, s); /* may find late remote frees */
         if (s->free) {
             heap->current[cls] = s;
@@ -475,6 +501,7 @@ HS_NOINLINE void *tiny_malloc_refill(tiny_heap_t *heap, unsigned cls)
         s = next;
     }
     s = adopt_orphan(heap, cls);
+    if (s && !s->free && atomic_load_explicit(&s->carved, memory_order_relaxed) < s->capacity) carve(s);
     if (!s || !s->free) {
         s = slab_create(heap, cls);
         if (!s) {
@@ -520,10 +547,11 @@ static tiny_block_t *block_of(const void *p, const tiny_slab_t *s, const char *w
     if (s == &tiny_sentinel_slab)
         hs_fatal("%s of %p: hugeslab owns this SuperSlab but no slab is there", what, p);
     uintptr_t offset = (uintptr_t)p - (uintptr_t)s->start;
-    if ((uintptr_t)p < (uintptr_t)s->start || offset >= (uintptr_t)s->capacity * s->block_size)
+    uint32_t carved = atomic_load_explicit(&s->carved, memory_order_relaxed);
+    if ((uintptr_t)p < (uintptr_t)s->start || offset >= (uintptr_t)carved * s->block_size)
         hs_fatal("%s of %p: not inside any block of its %u-byte slab", what, p, s->block_size);
     uintptr_t block_start = (uintptr_t)s->start + offset / s->block_size * s->block_size;
-    if (block_start != (uintptr_t)p && !s->has_aligned)
+    if (block_start != (uintptr_t)p && !atomic_load_explicit(&s->has_aligned, memory_order_relaxed))
         hs_fatal("%s of %p: points %zu bytes into a %u-byte block at %p", what, p,
                  (size_t)((uintptr_t)p - block_start), s->block_size, (void *)block_start);
     return (tiny_block_t *)block_start;
@@ -554,7 +582,7 @@ void *tiny_malloc_aligned(size_t alignment, size_t size)
     if (!p) return NULL;
     tiny_slab_t *s = tiny_slab_of(p);
     char *aligned = (char *)hs_align_up((uintptr_t)p, alignment);
-    if (aligned != p) s->has_aligned = 1;
+    if (aligned != p) atomic_store_explicit(&s->has_aligned, 1, memory_order_relaxed);
     return aligned;
 }
 

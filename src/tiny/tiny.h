@@ -30,9 +30,11 @@ extern const uint8_t tiny_class_by_size16[TINY_TABLE_MAX / 16 + 1];
 extern const uint32_t tiny_class_size[TINY_CLASS_COUNT];
 
 /* The class serving `size` (<= TINY_MAX_SIZE), without division. */
+HS_INLINE unsigned tiny_class_by_table(size_t size) { return tiny_class_by_size16[(size + 15) >> 4]; }
+
 HS_INLINE unsigned tiny_class_of(size_t size)
 {
-    if (HS_LIKELY(size <= TINY_TABLE_MAX)) return tiny_class_by_size16[(size + 15) >> 4];
+    if (HS_LIKELY(size <= TINY_TABLE_MAX)) return tiny_class_by_table(size);
     size_t s = size - 1;
     unsigned log2 = 63u - (unsigned)__builtin_clzl(s);
     unsigned step = (unsigned)(s >> (log2 - 2)) & 3u;
@@ -61,7 +63,10 @@ typedef struct tiny_slab_s tiny_slab_t;
  * descriptor of a slab's first unit describes the slab; every unit's `head`
  * points to it (to tiny_sentinel_slab for units in no slab).
  * Invariants (tiny_slab_validate, debug builds):
- * - used == capacity - (blocks on free, local_free and collected lists);
+ * - blocks [0, carved) have been handed to the free list at least once;
+ *   [carved, capacity) were never touched (carved lazily, a page at a time,
+ *   so a fresh slab costs no more faults than it is used);
+ * - used == carved - (blocks on free, local_free and collected lists);
  *   blocks on remote_free and on heaps' delayed lists still count as used;
  * - only the heap's current slab for a class may have free != NULL;
  * - owner_word's FULL bit is set iff the slab is on its owner's full list,
@@ -71,12 +76,13 @@ struct tiny_slab_s {
     tiny_block_t *free;       /* blocks ready to hand out (owner only) */
     tiny_block_t *local_free; /* blocks the owner freed since the last refill */
     uint32_t used;            /* blocks handed out and not yet seen free */
-    uint32_t capacity;        /* blocks in the slab */
+    _Atomic uint32_t carved;  /* blocks put on the free list so far (see above);
+                                 written by the owner, read by any freeing thread */
     uint32_t block_size;      /* bytes per block (the class size) */
     uint8_t cls;              /* size class */
     uint8_t units;            /* 64 KiB units the slab spans */
     uint8_t first_unit;       /* index of the slab's first unit */
-    uint8_t has_aligned;      /* an aligned allocation handed out an inner pointer */
+    _Atomic uint8_t has_aligned; /* an aligned allocation handed out an inner pointer */
     char *start;              /* first block */
     uint64_t recip;           /* floor(2^40 / block_size) + 1: block index by multiply */
     _Atomic uintptr_t owner_word; /* owning heap | TINY_OWNER_FULL; 0 for an orphan */
@@ -85,7 +91,8 @@ struct tiny_slab_s {
     tiny_slab_t *next;        /* in the owner's partial or full list, or the orphans */
     tiny_slab_t *prev;
     _Atomic uintptr_t remote_free; /* stack of blocks freed by other threads | FULL bit */
-    uint8_t pad_[HS_CACHE_LINE - 3 * sizeof(void *)];
+    uint32_t capacity;        /* blocks the slab can hold */
+    uint8_t pad_[HS_CACHE_LINE - 3 * sizeof(void *) - sizeof(uint32_t)];
 };
 _Static_assert(sizeof(tiny_slab_t) == 2 * HS_CACHE_LINE, "two cache lines");
 _Static_assert(HS_UNITS_PER_SUPERSLAB * sizeof(tiny_slab_t) <= SEG_CLIENT_AREA_SIZE,
@@ -138,9 +145,9 @@ void tiny_fork_child(void);
 
 /* ---- fast paths ------------------------------------------------------------ */
 
-HS_INLINE void *tiny_malloc(size_t size)
+/* Pops a block of class cls from the thread's current slab. */
+HS_INLINE void *tiny_malloc_class(unsigned cls)
 {
-    unsigned cls = tiny_class_of(size);
     tiny_heap_t *heap = tiny_heap_tls;
     tiny_slab_t *slab = heap->current[cls];
     tiny_block_t *block = slab->free;
@@ -151,6 +158,8 @@ HS_INLINE void *tiny_malloc(size_t size)
     return block;
 }
 
+HS_INLINE void *tiny_malloc(size_t size) { return tiny_malloc_class(tiny_class_of(size)); }
+
 /* p lies in a SuperSlab of slabs (the registry said so). */
 HS_INLINE void tiny_free(void *p)
 {
@@ -159,7 +168,8 @@ HS_INLINE void tiny_free(void *p)
     uint64_t index = (offset * slab->recip) >> TINY_RECIP_SHIFT;
     /* Not the start of a block of this slab: an aligned block's inner
      * pointer, or an invalid free. Both are rare; decide off the fast path. */
-    if (HS_UNLIKELY(index >= slab->capacity || index * slab->block_size != offset)) {
+    uint32_t carved = atomic_load_explicit(&slab->carved, memory_order_relaxed);
+    if (HS_UNLIKELY(index >= carved || index * slab->block_size != offset)) {
         tiny_free_unusual(p, slab);
         return;
     }

@@ -1,0 +1,183 @@
+/* Invalid frees must be reported on stderr ("hugeslab: ..." naming the
+ * pointer as %p prints it) and end in abort().  Each case runs in a forked
+ * child whose stderr goes to a pipe; the child must die of SIGABRT.
+ *
+ * Only meaningful under hugeslab:
+ *   LD_PRELOAD=build/libhugeslab.so HS_EXPECT_HUGESLAB=1 build/tests/bad_input_test [case]
+ * Without hugeslab the test is skipped (exit 77).
+ */
+#define _GNU_SOURCE 1
+#include "test_util.h"
+
+#include <signal.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+
+/* Called through volatile pointers so that the compiler neither warns about
+ * the deliberate misuse nor optimizes it away. */
+static void (*volatile free_fn)(void *) = free;
+static void *(*volatile malloc_fn)(size_t) = malloc;
+static void *(*volatile realloc_fn)(void *, size_t) = realloc;
+
+typedef struct {
+    const char *name;
+    void (*action)(void *arg);
+    void *arg;             /* the pointer that must be named in the report */
+    const char *must_have; /* extra text the report must contain, or NULL */
+} bad_case_t;
+
+static void act_free(void *p)
+{
+    free_fn(p);
+}
+
+static void act_double_free(void *p)
+{
+    free_fn(p);
+    free_fn(p);
+}
+
+static void act_realloc(void *p)
+{
+    void *q = realloc_fn(p, 100);
+    (void)q;
+}
+
+static int run_case(const bad_case_t *c)
+{
+    int pfd[2];
+    if (pipe(pfd) != 0) {
+        HS_FAIL("%s: pipe: %s", c->name, strerror(errno));
+        return 1;
+    }
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid < 0) {
+        HS_FAIL("%s: fork: %s", c->name, strerror(errno));
+        return 1;
+    }
+    if (pid == 0) {
+        struct rlimit rl = {0, 0};
+        setrlimit(RLIMIT_CORE, &rl);
+        close(pfd[0]);
+        dup2(pfd[1], 2);
+        close(pfd[1]);
+        alarm(20);
+        c->action(c->arg);
+        static const char msg[] = "child survived the invalid call\n";
+        if (write(2, msg, sizeof msg - 1) < 0)
+            _exit(3);
+        _exit(0);
+    }
+    close(pfd[1]);
+    char out[8192];
+    size_t len = 0;
+    ssize_t r;
+    while ((r = read(pfd[0], out + len, sizeof out - 1 - len)) > 0) {
+        len += (size_t)r;
+        if (len == sizeof out - 1)
+            break;
+    }
+    out[len] = 0;
+    close(pfd[0]);
+    int st;
+    waitpid(pid, &st, 0);
+
+    char ptr[64];
+    snprintf(ptr, sizeof ptr, "%p", c->arg);
+    int bad = 0;
+    char why[512] = "";
+    if (!WIFSIGNALED(st) || WTERMSIG(st) != SIGABRT) {
+        if (WIFSIGNALED(st))
+            snprintf(why, sizeof why, "child died of signal %d (%s), want SIGABRT", WTERMSIG(st),
+                     strsignal(WTERMSIG(st)));
+        else
+            snprintf(why, sizeof why, "child exited with status %d, want SIGABRT",
+                     WEXITSTATUS(st));
+        bad = 1;
+    } else if (!strstr(out, "hugeslab:")) {
+        snprintf(why, sizeof why, "stderr lacks \"hugeslab:\"");
+        bad = 1;
+    } else if (c->must_have && !strstr(out, c->must_have)) {
+        snprintf(why, sizeof why, "stderr lacks \"%s\"", c->must_have);
+        bad = 1;
+    } else if (!strstr(out, ptr)) {
+        snprintf(why, sizeof why, "stderr does not name the pointer %s", ptr);
+        bad = 1;
+    }
+    /* one line of the child's stderr for the log */
+    char first[300];
+    size_t fl = strcspn(out, "\n");
+    if (fl >= sizeof first)
+        fl = sizeof first - 1;
+    memcpy(first, out, fl);
+    first[fl] = 0;
+    if (bad)
+        HS_FAIL("%s: %s; child stderr: \"%s\"", c->name, why, first);
+    else
+        fprintf(stderr, "  %-22s ok: %s\n", c->name, first);
+    hs_checks++;
+    return bad;
+}
+
+int main(int argc, char **argv)
+{
+    int hs = hs_setup("bad_input");
+    if (!hs)
+        hs_skip("bad_input: needs hugeslab (run with LD_PRELOAD=build/libhugeslab.so)");
+
+    /* warm up: a few blocks of various sizes so the heap is not empty */
+    void *keep[64];
+    for (int i = 0; i < 64; i++)
+        keep[i] = malloc_fn((size_t)16 << (i % 12));
+
+    void *small = malloc_fn(64);
+    memset(small, 1, 64);
+    void *interior = malloc_fn(64);
+    memset(interior, 2, 64);
+    void *large = malloc_fn(3u << 20);
+    memset(large, 3, 3u << 20);
+    void *medium = malloc_fn(100 << 10);
+    memset(medium, 4, 100 << 10);
+    char stackbuf[256];
+    memset(stackbuf, 0, sizeof stackbuf);
+    long pg = sysconf(_SC_PAGESIZE);
+    char *foreign = mmap(NULL, (size_t)pg, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+                         -1, 0);
+    /* a 2 MiB-aligned foreign region, zero filled, as a SuperSlab would be */
+    size_t two = 2u << 20;
+    char *region = mmap(NULL, 3 * two, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1,
+                        0);
+    if (foreign == MAP_FAILED || region == MAP_FAILED)
+        hs_skip("mmap failed");
+    char *aligned_foreign = (char *)(((uintptr_t)region + two - 1) & ~(uintptr_t)(two - 1));
+    memset(aligned_foreign, 0, two);
+
+    const bad_case_t cases[] = {
+        {"double_free_small", act_double_free, small, "double free"},
+        {"free_stack", act_free, stackbuf + 16, NULL},
+        {"free_interior_p+8", act_free, (char *)interior + 8, NULL},
+        {"free_interior_p+16", act_free, (char *)interior + 16, NULL},
+        {"free_foreign_mmap", act_free, foreign + 64, NULL},
+        {"free_foreign_2mib", act_free, aligned_foreign + 4096, NULL},
+        {"realloc_foreign", act_realloc, foreign + 128, NULL},
+        {"double_free_large", act_double_free, large, NULL},
+        {"double_free_medium", act_double_free, medium, NULL},
+        {"free_large_interior", act_free, (char *)large + 4096, NULL},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        if (argc > 1 && strcmp(argv[1], cases[i].name) != 0)
+            continue;
+        run_case(&cases[i]);
+    }
+
+    /* the parent's heap is untouched by what the children did */
+    free_fn(small);
+    free_fn(interior);
+    free_fn(large);
+    free_fn(medium);
+    for (int i = 0; i < 64; i++)
+        free_fn(keep[i]);
+    return hs_finish("bad_input");
+}

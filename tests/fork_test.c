@@ -1,0 +1,303 @@
+/* fork() while other threads allocate and free heavily.  The child frees
+ * blocks inherited from the parent (including blocks owned by threads that
+ * do not exist in the child), allocates, frees and checks, starts a thread
+ * of its own, and exits 0.  A child that deadlocks is killed by alarm().
+ * Repeated 50 times; then fork + exec of /bin/true, also 20 times.
+ *
+ * Run alone: LD_PRELOAD=build/libhugeslab.so HS_EXPECT_HUGESLAB=1 build/tests/fork_test [forks]
+ * and        ... build/tests/fork_test --hugetlb   (see hugetlb_fork_case)
+ */
+#define _GNU_SOURCE 1
+#include "test_util.h"
+
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <sys/wait.h>
+
+#define NBG 3
+#define NSLOTS 256
+#define MAIN_BLOCKS 256
+
+static _Atomic(uintptr_t) g_slots[NSLOTS];
+static atomic_int g_stop;
+static atomic_ulong g_bg_ops;
+
+typedef struct {
+    void *p;
+    size_t n;
+} blk_t;
+
+/* Blocks: first 8 bytes = size, then pattern seeded by address ^ size. */
+static void *new_block(hs_rng_t *r, int big)
+{
+    /* big: 90% up to 2 KiB, 9.5% up to 200 KiB, 0.5% 3 MiB; else 99% / 1% / none */
+    uint64_t x = hs_rng_below(r, 1000);
+    size_t n = x < (big ? 900u : 990u)
+                   ? 16 + (size_t)hs_rng_below(r, 2000)
+                   : (x < 995 || !big ? 4096 + (size_t)hs_rng_below(r, 200000) : (size_t)3 << 20);
+    char *p = malloc(n);
+    if (!p) {
+        fprintf(stderr, "FAIL: malloc(%zu) failed\n", n);
+        abort();
+    }
+    uint64_t nn = n;
+    memcpy(p, &nn, 8);
+    hs_fill(p + 8, n - 8, (uintptr_t)p ^ n);
+    return p;
+}
+
+/* Returns 0 when the block is intact. */
+static int check_free(void *vp, const char *who)
+{
+    char *p = vp;
+    uint64_t n;
+    memcpy(&n, p, 8);
+    size_t off = n >= 16 && n < (64u << 20) ? hs_check_fill(p + 8, n - 8, (uintptr_t)p ^ n) : 0;
+    if (off != SIZE_MAX) {
+        char buf[256];
+        int len = snprintf(buf, sizeof buf, "FAIL: %s: block %p (size %llu) corrupted at %zu\n",
+                           who, (void *)p, (unsigned long long)n, off);
+        if (write(2, buf, (size_t)len) < 0)
+            return 1;
+        return 1;
+    }
+    free(p);
+    return 0;
+}
+
+static void *bg_thread(void *arg)
+{
+    hs_rng_t r;
+    hs_rng_seed(&r, (uintptr_t)arg);
+    void *local[64] = {0};
+    unsigned long ops = 0;
+    while (!atomic_load_explicit(&g_stop, memory_order_relaxed)) {
+        unsigned i = (unsigned)hs_rng_below(&r, 64);
+        if (!local[i]) {
+            local[i] = new_block(&r, 1);
+        } else if (hs_rng_next(&r) & 1) {
+            if (check_free(local[i], "parent thread"))
+                abort();
+            local[i] = NULL;
+        } else {
+            unsigned s = (unsigned)hs_rng_below(&r, NSLOTS);
+            local[i] = (void *)atomic_exchange(&g_slots[s], (uintptr_t)local[i]);
+        }
+        ops++;
+    }
+    for (unsigned i = 0; i < 64; i++)
+        if (local[i] && check_free(local[i], "parent thread exit"))
+            abort();
+    atomic_fetch_add(&g_bg_ops, ops);
+    return NULL;
+}
+
+static void *child_thread(void *arg)
+{
+    hs_rng_t r;
+    hs_rng_seed(&r, (uintptr_t)arg);
+    void *b[32];
+    for (int k = 0; k < 100; k++) {
+        for (int i = 0; i < 32; i++)
+            b[i] = new_block(&r, 0);
+        for (int i = 0; i < 32; i++)
+            if (check_free(b[i], "child thread"))
+                return (void *)1;
+    }
+    return NULL;
+}
+
+static int child_main(blk_t *mine, int iter)
+{
+    int bad = 0;
+    /* blocks of the parent's main thread */
+    for (int i = 0; i < MAIN_BLOCKS; i++)
+        if (mine[i].p)
+            bad |= check_free(mine[i].p, "child freeing parent main-thread block");
+    /* blocks that were in flight between the parent's threads */
+    for (int s = 0; s < NSLOTS; s++) {
+        uintptr_t p = atomic_exchange(&g_slots[s], 0);
+        if (p)
+            bad |= check_free((void *)p, "child freeing parent worker block");
+    }
+    hs_rng_t r;
+    hs_rng_seed(&r, (uint64_t)iter * 7919);
+    void *local[128] = {0};
+    for (int op = 0; op < 10000; op++) {
+        unsigned i = (unsigned)hs_rng_below(&r, 128);
+        if (local[i]) {
+            bad |= check_free(local[i], "child");
+            local[i] = NULL;
+        } else {
+            local[i] = new_block(&r, 0);
+        }
+    }
+    for (int i = 0; i < 128; i++)
+        if (local[i])
+            bad |= check_free(local[i], "child");
+    pthread_t t;
+    void *ret = (void *)1;
+    if (pthread_create(&t, NULL, child_thread, (void *)(uintptr_t)(iter + 1)) != 0 ||
+        pthread_join(t, &ret) != 0)
+        return 1;
+    return bad || ret != NULL;
+}
+
+/* "HugePages_Free:    512" -> 512; -1 when absent */
+static long meminfo(const char *key)
+{
+    char line[256];
+    long v = -1;
+    size_t kl = strlen(key);
+    FILE *f = fopen("/proc/meminfo", "r");
+    if (!f)
+        return -1;
+    while (fgets(line, sizeof line, f))
+        if (strncmp(line, key, kl) == 0 && line[kl] == ':') {
+            v = strtol(line + kl + 1, NULL, 10);
+            break;
+        }
+    fclose(f);
+    return v;
+}
+
+static long hugetlb_available(void)
+{
+    return meminfo("HugePages_Free") - meminfo("HugePages_Rsvd");
+}
+
+/* --hugetlb: when the system has a hugetlb pool, the parent uses heap memory
+ * until the pool is (nearly) used up, then forks; the child writes to the
+ * blocks it inherited.  Copy-on-write of private hugetlb pages needs fresh
+ * pages from the pool, so an allocator that hands out MAP_PRIVATE hugetlb
+ * memory makes such a child die of SIGBUS.  glibc passes trivially. */
+static int hugetlb_fork_case(void)
+{
+    if (!hs_under_hugeslab())
+        hs_skip("fork_hugetlb: only meaningful under hugeslab");
+    long total = meminfo("HugePages_Total");
+    if (total <= 0)
+        hs_skip("fork_hugetlb: no hugetlb pool on this system (vm.nr_hugepages = 0)");
+    long start = hugetlb_available();
+    size_t cap = (size_t)(start > 0 ? start : 0) * 2 + 128; /* in MiB */
+    char **b = calloc(cap, sizeof *b);
+    size_t n = 0, extra = 0;
+    long avail = start;
+    while (n < cap) {
+        char *p = malloc(1u << 20);
+        if (!p)
+            break;
+        memset(p, (int)(n & 0x7f) + 1, 1u << 20);
+        b[n++] = p;
+        if ((n & 7) == 0)
+            avail = hugetlb_available();
+        if (avail <= 0 && ++extra > 16)
+            break;
+    }
+    fprintf(stderr, "fork_hugetlb: pool %ld pages, %ld available at start, %ld after %zu MiB "
+                    "of heap blocks\n",
+            total, start, hugetlb_available(), n);
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) {
+        alarm(60);
+        for (size_t i = 0; i < n; i++) {
+            if (b[i][0] != (char)((i & 0x7f) + 1))
+                _exit(2);
+            memset(b[i], 0x55, 1u << 20); /* copy on write */
+        }
+        _exit(0);
+    }
+    int st;
+    waitpid(pid, &st, 0);
+    if (WIFSIGNALED(st))
+        HS_FAIL("fork_hugetlb: child died of signal %d (%s) writing to %zu MiB of heap blocks "
+                "inherited over fork%s",
+                WTERMSIG(st), strsignal(WTERMSIG(st)), n,
+                WTERMSIG(st) == SIGBUS ? " -- copy-on-write of MAP_PRIVATE hugetlb pages failed "
+                                         "because the hugetlb pool is exhausted"
+                                       : "");
+    else
+        CHECK(WEXITSTATUS(st) == 0, "fork_hugetlb: child exit status %d", WEXITSTATUS(st));
+    for (size_t i = 0; i < n; i++)
+        free(b[i]);
+    free(b);
+    return hs_finish("fork_hugetlb");
+}
+
+int main(int argc, char **argv)
+{
+    hs_setup("fork");
+    if (argc > 1 && strcmp(argv[1], "--hugetlb") == 0)
+        return hugetlb_fork_case();
+    int forks = argc > 1 ? atoi(argv[1]) : 50;
+    pthread_t bg[NBG];
+    for (int i = 0; i < NBG; i++)
+        if (pthread_create(&bg[i], NULL, bg_thread, (void *)(uintptr_t)(i + 100)) != 0) {
+            fprintf(stderr, "FAIL: pthread_create\n");
+            return 1;
+        }
+    static blk_t mine[MAIN_BLOCKS];
+    hs_rng_t r;
+    hs_rng_seed(&r, 42);
+    for (int it = 0; it < forks; it++) {
+        /* refresh some of the main thread's blocks */
+        for (int k = 0; k < MAIN_BLOCKS / 2; k++) {
+            unsigned i = (unsigned)hs_rng_below(&r, MAIN_BLOCKS);
+            if (mine[i].p && check_free(mine[i].p, "parent main"))
+                hs_failures++;
+            mine[i].p = new_block(&r, 1);
+        }
+        fflush(NULL);
+        pid_t pid = fork();
+        if (pid < 0) {
+            HS_FAIL("fork: %s", strerror(errno));
+            break;
+        }
+        if (pid == 0) {
+            alarm(30);
+            _exit(child_main(mine, it));
+        }
+        int st;
+        if (waitpid(pid, &st, 0) != pid) {
+            HS_FAIL("waitpid: %s", strerror(errno));
+            break;
+        }
+        if (WIFSIGNALED(st))
+            HS_FAIL("fork %d: child killed by signal %d (%s)%s", it, WTERMSIG(st),
+                    strsignal(WTERMSIG(st)),
+                    WTERMSIG(st) == SIGALRM ? " -- deadlock after fork?" : "");
+        else
+            CHECK(WEXITSTATUS(st) == 0, "fork %d: child exited %d", it, WEXITSTATUS(st));
+    }
+    /* fork + exec while the threads keep going */
+    for (int it = 0; it < 20; it++) {
+        fflush(NULL);
+        pid_t pid = fork();
+        if (pid == 0) {
+            alarm(30);
+            void *p = malloc(100); /* allocate between fork and exec as well */
+            free(p);
+            execl("/bin/true", "true", (char *)NULL);
+            _exit(127);
+        }
+        int st;
+        waitpid(pid, &st, 0);
+        CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0, "fork+exec /bin/true %d: status %#x", it, st);
+    }
+    atomic_store(&g_stop, 1);
+    for (int i = 0; i < NBG; i++)
+        pthread_join(bg[i], NULL);
+    for (int s = 0; s < NSLOTS; s++) {
+        uintptr_t p = atomic_exchange(&g_slots[s], 0);
+        if (p && check_free((void *)p, "parent drain"))
+            hs_failures++;
+    }
+    for (int i = 0; i < MAIN_BLOCKS; i++)
+        if (mine[i].p && check_free(mine[i].p, "parent main"))
+            hs_failures++;
+    fprintf(stderr, "fork: %d forks, background threads did %lu ops\n", forks,
+            (unsigned long)atomic_load(&g_bg_ops));
+    return hs_finish("fork");
+}

@@ -1,0 +1,199 @@
+/* src/numa on its own: does numa_node_for_superslab() follow the process
+ * policy, and does numa_bind() put a SuperSlab's pages on the node it names?
+ * Linked with build/libhugeslab.a and run in a multi-node VM, alone or under
+ * numactl; the expected node is worked out here from the policy, apart from
+ * the module, and the pages' nodes come from move_pages(2).
+ *
+ *   numa_module_test [default | bind N[,N...] | preferred N | interleave]
+ *
+ * Built from src/numa/numa.c and src/common/log.c alone (this file defines
+ * the options array), so it tests the module without the allocator around
+ * it. HUGESLAB_NUMA=off and HUGESLAB_NUMA_NODES=K are honoured as the
+ * library would: with K < nodes, threads on the other nodes must be given
+ * the nearest node in use (node 0: the VM's distances are all equal).
+ *
+ * Per thread pinned to each node with CPUs:
+ * - numa_current_node() must name the node it runs on;
+ * - SUPERSLABS ranges of 2 MiB, each bound with numa_bind() to the node
+ *   numa_node_for_superslab() gives, then touched by the thread: every page
+ *   must be on that node, and that node must be the one the policy asks for;
+ * - with the default policy, the opposite as well: a SuperSlab bound to
+ *   another node lands there (the bind beats first touch), and one left
+ *   unbound lands on the thread's own node (what first touch alone gives). */
+#include <stdarg.h>
+#include <stdbool.h>
+#include <sys/mman.h>
+
+#include "numa/numa.h"
+#include "numa_test_util.h"
+
+#define SUPERSLABS 4
+#define SS_SIZE (2UL << 20)
+
+int64_t hs_option_values[HS_OPT_COUNT];
+
+static int nodes, cpu_nodes;
+static int used_nodes; /* what numa_node_count() should say */
+static int policy = 0;                 /* 0 default, 1 preferred, 2 bind, 3 interleave */
+static unsigned char policy_set[NT_MAX_NODES];
+static int failures;
+static long interleave_count[NT_MAX_NODES];
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void fail(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    pthread_mutex_lock(&lock);
+    printf("FAIL: ");
+    vprintf(fmt, ap);
+    printf("\n");
+    failures++;
+    pthread_mutex_unlock(&lock);
+    va_end(ap);
+}
+
+/* A 2 MiB-aligned, untouched 2 MiB range. */
+static void *map_superslab(void)
+{
+    char *p = mmap(NULL, 2 * SS_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) {
+        perror("mmap");
+        exit(NT_EXIT_USAGE);
+    }
+    return (void *)(((uintptr_t)p + SS_SIZE - 1) & ~(SS_SIZE - 1));
+}
+
+/* Touches the range and returns the node holding all its pages, -2 when
+ * they are split (and prints the split), -1 on error. */
+static int touch_and_locate(void *ss, long *per_node)
+{
+    memset(ss, 0x5a, SS_SIZE);
+    nt_pages_t pages = {0};
+    nt_pages_add_range(&pages, ss, SS_SIZE);
+    long known = nt_pages_where(&pages, per_node);
+    nt_pages_free(&pages);
+    if (known <= 0) return -1;
+    for (int n = 0; n < nodes; n++)
+        if (per_node[n] == known) return n;
+    return -2;
+}
+
+/* What the policy asks for a SuperSlab of a thread on node t (not for
+ * interleave, which is checked over all SuperSlabs). Distances in the VM
+ * are all 10/20, so "nearest" ties go to the lowest node. */
+static int expected_node(int t)
+{
+    if (policy == 1) {
+        for (int n = 0; n < nodes; n++)
+            if (policy_set[n]) return n;
+    }
+    if (policy == 2 && !policy_set[t]) {
+        for (int n = 0; n < nodes; n++)
+            if (policy_set[n]) return n;
+    }
+    return t;
+}
+
+static void *thread_main(void *p)
+{
+    int t = (int)(intptr_t)p;
+    nt_pin_to_node(t);
+    unsigned me = numa_current_node();
+    int expected_me = t < used_nodes ? t : 0;
+    if ((int)me != expected_me)
+        fail("thread on node %d: numa_current_node() = %u, expected %d", t, me, expected_me);
+    if (used_nodes == 1) return NULL; /* nothing is bound: nothing to place */
+    long per_node[NT_MAX_NODES];
+    for (int i = 0; i < SUPERSLABS; i++) {
+        unsigned target = numa_node_for_superslab(me);
+        void *ss = map_superslab();
+        int r = numa_bind(ss, SS_SIZE, target);
+        if (r != 0) fail("numa_bind(node %u) = %d", target, r);
+        int at = touch_and_locate(ss, per_node);
+        printf("thread on node %d: SuperSlab %d: chose node %u, pages on node %d\n", t, i, target,
+               at);
+        if (at != (int)target) fail("thread on node %d: bound to %u, pages on %d", t, target, at);
+        if (policy == 3) {
+            pthread_mutex_lock(&lock);
+            interleave_count[target]++;
+            pthread_mutex_unlock(&lock);
+            if (!policy_set[target]) fail("interleave chose node %u outside the set", target);
+        } else if ((int)target != expected_node((int)me)) {
+            fail("thread on node %d: chose node %u, the policy asks for %d", t, target,
+                 expected_node((int)me));
+        }
+    }
+    if (policy == 0 && t < used_nodes) {
+        int other = (t + 1) % used_nodes;
+        void *ss = map_superslab();
+        numa_bind(ss, SS_SIZE, (unsigned)other);
+        int at = touch_and_locate(ss, per_node);
+        printf("thread on node %d: bound to the other node %d: pages on node %d\n", t, other, at);
+        if (at != other) fail("binding to another node: pages on %d, not %d", at, other);
+        ss = map_superslab();
+        at = touch_and_locate(ss, per_node);
+        printf("thread on node %d: not bound: pages on node %d (first touch)\n", t, at);
+        if (at != t) fail("unbound range: pages on %d, first touch says %d", at, t);
+    }
+    return NULL;
+}
+
+int main(int argc, char **argv)
+{
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    nodes = nt_node_count();
+    cpu_set_t cpus;
+    while (cpu_nodes < nodes && nt_node_cpus(cpu_nodes, &cpus) > 0) cpu_nodes++;
+    const char *mode = argc > 1 ? argv[1] : "default";
+    if (strcmp(mode, "preferred") == 0) policy = 1;
+    else if (strcmp(mode, "bind") == 0) policy = 2;
+    else if (strcmp(mode, "interleave") == 0) policy = 3;
+    else if (strcmp(mode, "default") != 0) return NT_EXIT_USAGE;
+    if (policy == 3) memset(policy_set, 1, sizeof policy_set);
+    else if (policy != 0 && (argc < 3 || nt_parse_list(argv[2], policy_set, NT_MAX_NODES) == 0))
+        return NT_EXIT_USAGE;
+    if (nodes < 2) {
+        printf("result: SKIP one NUMA node\n");
+        return NT_EXIT_SKIP;
+    }
+
+    const char *off = getenv("HUGESLAB_NUMA"), *cap = getenv("HUGESLAB_NUMA_NODES");
+    hs_option_values[HS_OPT_NUMA] = off && strcmp(off, "off") == 0;
+    hs_option_values[HS_OPT_NUMA_NODES] = cap ? atoi(cap) : 0;
+    used_nodes = hs_option_values[HS_OPT_NUMA] ? 1 : nodes;
+    if (hs_option_values[HS_OPT_NUMA_NODES] > 0 && hs_option_values[HS_OPT_NUMA_NODES] < used_nodes)
+        used_nodes = (int)hs_option_values[HS_OPT_NUMA_NODES];
+    if (numa_current_node() != 0) fail("numa_current_node() before numa_init is not 0");
+    numa_init();
+    printf("%d node(s), %d with CPUs; numa_node_count() = %u, policy %s (expected %s)\n", nodes,
+           cpu_nodes, numa_node_count(), numa_policy_name(), mode);
+    numa_describe();
+    if ((int)numa_node_count() != used_nodes)
+        fail("numa_node_count() = %u, expected %d", numa_node_count(), used_nodes);
+    if (used_nodes > 1 && strncmp(numa_policy_name(), mode, strlen(mode)) != 0)
+        fail("numa_policy_name() = %s, expected %s", numa_policy_name(), mode);
+
+    pthread_t tid[NT_MAX_NODES];
+    for (int t = 0; t < cpu_nodes; t++)
+        pthread_create(&tid[t], NULL, thread_main, (void *)(intptr_t)t);
+    for (int t = 0; t < cpu_nodes; t++) pthread_join(tid[t], NULL);
+
+    if (policy == 3 && used_nodes > 1) {
+        /* Round robin over all callers: every node gets its turn, evenly. */
+        long total = (long)cpu_nodes * SUPERSLABS, lo = total, hi = 0;
+        for (int n = 0; n < nodes; n++) {
+            if (interleave_count[n] < lo) lo = interleave_count[n];
+            if (interleave_count[n] > hi) hi = interleave_count[n];
+        }
+        printf("interleave: SuperSlabs per node between %ld and %ld\n", lo, hi);
+        if (hi - lo > 1) fail("interleave is uneven: %ld..%ld SuperSlabs per node", lo, hi);
+    }
+    if (failures) {
+        printf("result: FAIL %d check(s) failed\n", failures);
+        return NT_EXIT_FAIL;
+    }
+    printf("result: PASS\n");
+    return NT_EXIT_PASS;
+}

@@ -1,0 +1,167 @@
+#!/usr/bin/env bash
+# NUMA placement tests: each case runs in a throw-away QEMU guest with 2 and
+# with 4 NUMA nodes (tests/numa/vm-run), and the kernel says where the pages
+# went (move_pages, /proc/self/numa_maps).
+#
+#   tests/numa/run.sh                    hugeslab (build/libhugeslab.so)
+#   tests/numa/run.sh --alloc glibc      the same cases with glibc's malloc,
+#                                        to show the tests themselves are right
+#   tests/numa/run.sh --nodes 2 local    only some node counts / cases
+#   tests/numa/run.sh -v                 print every program's output
+#
+# Cases (see numa_placement_test.c and numa_module_test.c):
+#   local remote migrate membind preferred interleave hugetlb   placement
+#   module module-bind module-preferred module-interleave module-cap module-off
+#                                        src/numa alone (hugeslab only)
+# Prints PASS/FAIL/SKIP lines and ends with "N passed, N failed, N skipped";
+# exits 1 when a case failed. Without qemu or a guest kernel every case is
+# skipped, not failed. Environment: CC, BUILD (default build).
+set -uo pipefail
+
+root=$(cd "$(dirname "$0")/../.." && pwd)
+here=$root/tests/numa
+vm=$here/vm-run
+BUILD=${BUILD:-build}
+case $BUILD in /*) ;; *) BUILD=$root/$BUILD ;; esac
+out=$BUILD/tests/numa
+CC=${CC:-cc}
+
+alloc=hugeslab verbose=0 node_counts="2 4" cases=()
+while [[ $# -gt 0 ]]; do
+    case $1 in
+        --alloc) alloc=$2; shift 2 ;;
+        --nodes) node_counts=$2; shift 2 ;;
+        -v) verbose=1; shift ;;
+        -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
+        *) cases+=("$1"); shift ;;
+    esac
+done
+[[ $alloc == hugeslab || $alloc == glibc ]] || { echo "--alloc hugeslab|glibc" >&2; exit 2; }
+placement_cases="local remote migrate membind preferred interleave hugetlb"
+module_cases="module module-bind module-preferred module-interleave module-cap module-off"
+if [[ ${#cases[@]} -eq 0 ]]; then
+    cases=($placement_cases)
+    [[ $alloc == hugeslab ]] && cases+=($module_cases)
+fi
+
+passed=0 failed=0 skipped=0
+pass() { echo "PASS $1"; passed=$((passed + 1)); }
+fail() { echo "FAIL $1: $2"; failed=$((failed + 1)); }
+skip() { echo "SKIP $1: $2"; skipped=$((skipped + 1)); }
+summary() {
+    echo "$passed passed, $failed failed, $skipped skipped"
+    [[ $failed -eq 0 ]]
+    exit
+}
+
+# ---- can we boot a guest at all? ------------------------------------------------
+missing=""
+command -v qemu-system-x86_64 >/dev/null || missing="qemu-system-x86_64 (apt-get install qemu-system-x86)"
+command -v busybox >/dev/null || missing="${missing:+$missing, }busybox (apt-get install busybox-static)"
+command -v cpio >/dev/null || missing="${missing:+$missing, }cpio"
+if [[ -z ${NUMA_VM_KERNEL:-} ]] && ! compgen -G '/boot/vmlinuz-*' >/dev/null; then
+    missing="${missing:+$missing, }a guest kernel (apt-get install linux-image-amd64)"
+fi
+if [[ -n $missing ]]; then
+    for n in $node_counts; do
+        for c in "${cases[@]}"; do skip "numa/${n}n/$c" "no $missing"; done
+    done
+    summary
+fi
+
+# ---- build ----------------------------------------------------------------------------
+mkdir -p "$out/logs"
+cflags="-std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -O2 -g -pthread -I$root/include -I$root/src"
+build_log=$out/build.log
+if ! $CC $cflags -o "$out/numa_placement_test" "$here/numa_placement_test.c" -ldl >"$build_log" 2>&1 ||
+   ! $CC $cflags -Wstrict-prototypes -Wmissing-prototypes -o "$out/numa_module_test" \
+        "$here/numa_module_test.c" "$root/src/numa/numa.c" "$root/src/common/log.c" >>"$build_log" 2>&1; then
+    cat "$build_log"
+    fail "numa/build" "the test programs do not compile"
+    summary
+fi
+so=$BUILD/libhugeslab.so
+preload=()
+if [[ $alloc == hugeslab ]]; then
+    if ! make -C "$root" -s lib BUILD="$BUILD" >"$build_log" 2>&1; then
+        cat "$build_log"
+        fail "numa/build" "make lib failed"
+        summary
+    fi
+    preload=(--file "$so" --env "LD_PRELOAD=$so")
+fi
+hugetlb_support=0
+if [[ $alloc == hugeslab ]] && HUGESLAB_VERBOSE=1 LD_PRELOAD=$so /bin/true 2>&1 | grep -q hugetlb; then
+    hugetlb_support=1
+fi
+has_numactl=0
+command -v numactl >/dev/null && has_numactl=1
+
+# ---- one case in one guest ------------------------------------------------------------
+# run_case NAME NODES [vm-run options] -- PROGRAM ARGS
+run_case() {
+    local name=$1 nodes=$2; shift 2
+    local vm_opts=()
+    while [[ $1 != -- ]]; do vm_opts+=("$1"); shift; done
+    shift
+    local log=$out/logs/${name//\//_}.log rc=0
+    "$vm" --nodes "$nodes" --timeout 90 "${vm_opts[@]}" -- "$@" >"$log" 2>&1 || rc=$?
+    [[ $verbose == 1 ]] && sed 's/^/    /' "$log"
+    local result
+    result=$(grep -a '^result: ' "$log" | tail -n 1)
+    case $rc in
+        0) pass "$name" ;;
+        77) skip "$name" "${result#result: SKIP }" ;;
+        *)
+            local why=${result#result: FAIL }
+            [[ -z $result ]] && why="exit status $rc (log: $log)"
+            fail "$name" "$why"
+            [[ $verbose == 1 ]] || sed 's/^/    /' "$log" | grep -av '^    hugeslab: option' | tail -n 15
+            ;;
+    esac
+}
+
+test_prog=$out/numa_placement_test
+module_prog=$out/numa_module_test
+for n in $node_counts; do
+    for c in "${cases[@]}"; do
+        name=numa/${n}n/$c
+        case $c in
+            local|remote|migrate)
+                run_case "$name" "$n" "${preload[@]}" -- "$test_prog" "$c" ;;
+            membind|preferred|interleave)
+                if [[ $has_numactl == 0 ]]; then skip "$name" "no numactl"; continue; fi
+                case $c in
+                    membind) run_case "$name" "$n" "${preload[@]}" -- numactl --membind=1 "$test_prog" policy bind 1 ;;
+                    preferred) run_case "$name" "$n" "${preload[@]}" -- numactl --preferred=1 "$test_prog" policy preferred 1 ;;
+                    interleave) run_case "$name" "$n" "${preload[@]}" -- numactl --interleave=all "$test_prog" policy interleave ;;
+                esac ;;
+            hugetlb)
+                if [[ $alloc != hugeslab ]]; then skip "$name" "hugeslab's own backing; glibc has none to test"; continue; fi
+                if [[ $hugetlb_support == 0 ]]; then
+                    skip "$name" "the library does not offer HUGESLAB_BACKING=hugetlb (no 'hugetlb' in HUGESLAB_VERBOSE's options)"
+                    continue
+                fi
+                hp=$(seq -s, 0 $((n - 1)) | sed 's/\([0-9]*\)/\1:24/g')
+                run_case "$name" "$n" --hugepages "$hp" "${preload[@]}" --env HUGESLAB_BACKING=hugetlb -- "$test_prog" hugetlb ;;
+            module)
+                run_case "$name" "$n" -- "$module_prog" default ;;
+            module-bind|module-preferred|module-interleave)
+                if [[ $has_numactl == 0 ]]; then skip "$name" "no numactl"; continue; fi
+                [[ $n -ge 4 ]] || continue # one node count is enough
+                case $c in
+                    module-bind) run_case "$name" "$n" -- numactl --membind=1,2 "$module_prog" bind 1,2 ;;
+                    module-preferred) run_case "$name" "$n" -- numactl --preferred=3 "$module_prog" preferred 3 ;;
+                    module-interleave) run_case "$name" "$n" -- numactl --interleave=all "$module_prog" interleave ;;
+                esac ;;
+            module-cap)
+                [[ $n -ge 4 ]] || continue # one node count is enough
+                run_case "$name" "$n" --env HUGESLAB_NUMA_NODES=2 -- "$module_prog" default ;;
+            module-off)
+                [[ $n -eq 2 ]] || continue
+                run_case "$name" "$n" --env HUGESLAB_NUMA=off -- "$module_prog" default ;;
+            *) fail "$name" "unknown case (see the top of tests/numa/run.sh)" ;;
+        esac
+    done
+done
+summary

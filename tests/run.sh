@@ -1,0 +1,184 @@
+#!/bin/sh
+# Runs the hugeslab tests: one line per test ("PASS name", "FAIL name: reason",
+# "SKIP name: reason"), then "N passed, N failed, N skipped"; exits 1 if any
+# test failed.  Full output of each test: $BUILD/tests/logs/<name>.log
+#
+# Usage: tests/run.sh [name...]        (default: all tests)
+#   names: api api_static bad_input stress stress_tsan stress_ubsan fork
+#          fork_hugetlb thread_exit dlopen cxx programs (or prog_python3, prog_sort, ...)
+#          kernel (tests/kernel: faults, purge, fallbacks, statistics)
+#          numa (tests/numa: placement in 2- and 4-node virtual machines)
+# Environment:
+#   BUILD=build  SO=$BUILD/libhugeslab.so
+#   HS_NO_PRELOAD=1    run the preloaded tests on the system allocator instead
+#                      (hugeslab-specific checks switch off; for the tests' own sake)
+#   HS_TEST_TIMEOUT=300  per-test limit in seconds
+#   STRESS_ARGS, TSAN_ARGS, UBSAN_ARGS  override the stress test arguments
+set -u
+
+BUILD=${BUILD:-build}
+SO=${SO:-$BUILD/libhugeslab.so}
+case "$SO" in /*) ;; *) SO="$(pwd)/$SO" ;; esac
+BIN=$BUILD/tests
+LOGS=$BIN/logs
+TIMEOUT=${HS_TEST_TIMEOUT:-300}
+STRESS_ARGS=${STRESS_ARGS:-8 1500000 15000}
+TSAN_ARGS=${TSAN_ARGS:-4 200000 5000}
+UBSAN_ARGS=${UBSAN_ARGS:-8 600000 10000}
+TESTS_DIR=$(cd "$(dirname "$0")" && pwd)
+
+mkdir -p "$LOGS"
+export TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 ${TSAN_OPTIONS:-}"
+export UBSAN_OPTIONS="print_stacktrace=1 halt_on_error=1 ${UBSAN_OPTIONS:-}"
+ulimit -c 0 2>/dev/null
+
+passed=0
+failed=0
+skipped=0
+
+if [ "${HS_NO_PRELOAD:-0}" = 1 ]; then
+    PRELOAD=""
+    EXPECT=0
+else
+    PRELOAD="$SO"
+    EXPECT=1
+fi
+
+ALL="api api_static bad_input stress stress_tsan stress_ubsan fork fork_hugetlb thread_exit dlopen cxx programs kernel numa"
+WANT=${*:-$ALL}
+
+report() { # STATUS NAME [REASON]
+    case "$1" in
+    PASS) passed=$((passed + 1)); echo "PASS $2" ;;
+    FAIL) failed=$((failed + 1)); echo "FAIL $2: $3" ;;
+    SKIP) skipped=$((skipped + 1)); echo "SKIP $2: $3" ;;
+    esac
+}
+
+# run_test NAME MODE BINARY [ARGS...]   MODE: preload | plain
+run_test() {
+    name=$1
+    mode=$2
+    bin=$3
+    shift 3
+    log="$LOGS/$name.log"
+    if [ ! -x "$bin" ]; then
+        report FAIL "$name" "$bin not built"
+        return
+    fi
+    if [ "$mode" = preload ] && [ -n "$PRELOAD" ] && [ ! -f "$PRELOAD" ]; then
+        report FAIL "$name" "$PRELOAD not built"
+        return
+    fi
+    if [ "$mode" = preload ] && [ -n "$PRELOAD" ]; then
+        LD_PRELOAD="$PRELOAD" HS_EXPECT_HUGESLAB=$EXPECT timeout "$TIMEOUT" "$bin" "$@" >"$log" 2>&1
+    else
+        env -u LD_PRELOAD HS_EXPECT_HUGESLAB=0 timeout "$TIMEOUT" "$bin" "$@" >"$log" 2>&1
+    fi
+    rc=$?
+    case $rc in
+    0) report PASS "$name" ;;
+    77) report SKIP "$name" "$(grep -m1 '^SKIP' "$log" | sed 's/^SKIP:* *//')" ;;
+    *)
+        first=$(grep -m1 -E '^SUMMARY: ' "$log" | cut -c1-300)
+        [ -n "$first" ] || first=$(grep -m1 -E '^(FAIL|ThreadSanitizer|WARNING: ThreadSanitizer|.*runtime error|hugeslab:)' "$log" |
+            sed 's/^FAIL: *//' | cut -c1-400)
+        if [ $rc -eq 124 ]; then
+            why="timed out after ${TIMEOUT}s"
+        elif [ $rc -gt 128 ]; then
+            why="killed by signal $((rc - 128)) ($(kill -l $((rc - 128)) 2>/dev/null))"
+        else
+            why="exit status $rc"
+        fi
+        [ -n "$first" ] || first=$(tail -n 2 "$log" | tr '\n' ' ' | cut -c1-300)
+        report FAIL "$name" "$why: $first (log: $log)"
+        ;;
+    esac
+}
+
+for t in $WANT; do
+    case "$t" in
+    api) run_test api preload "$BIN/api_test" ;;
+    api_static)
+        if [ -n "$PRELOAD" ]; then run_test api_static plain "$BIN/api_test_static"
+        else report SKIP api_static "HS_NO_PRELOAD=1"; fi ;;
+    bad_input) run_test bad_input preload "$BIN/bad_input_test" ;;
+    # shellcheck disable=SC2086
+    stress) run_test stress preload "$BIN/stress_test" $STRESS_ARGS ;;
+    stress_tsan)
+        if [ -n "$PRELOAD" ]; then
+            run_test stress_tsan plain "$BIN/stress_tsan" $TSAN_ARGS
+        else report SKIP stress_tsan "HS_NO_PRELOAD=1"; fi ;;
+    stress_ubsan)
+        if [ -n "$PRELOAD" ]; then
+            run_test stress_ubsan plain "$BIN/stress_ubsan" $UBSAN_ARGS
+        else report SKIP stress_ubsan "HS_NO_PRELOAD=1"; fi ;;
+    fork) run_test fork preload "$BIN/fork_test" ;;
+    fork_hugetlb)
+        # Needs a hugetlb pool; as root, reserve one for the test and put the
+        # count back afterwards.
+        pool_file=/proc/sys/vm/nr_hugepages
+        pool_before=$(cat "$pool_file" 2>/dev/null || echo 0)
+        if [ "$pool_before" -eq 0 ] && [ "$(id -u)" -eq 0 ]; then
+            echo 300 >"$pool_file" 2>/dev/null
+        fi
+        run_test fork_hugetlb preload "$BIN/fork_test" --hugetlb
+        [ "$(cat "$pool_file" 2>/dev/null)" != "$pool_before" ] && echo "$pool_before" >"$pool_file" 2>/dev/null
+        ;;
+    thread_exit) run_test thread_exit preload "$BIN/thread_exit_test" ;;
+    dlopen)
+        if [ -n "$PRELOAD" ]; then run_test dlopen plain "$BIN/dlopen_test" "$SO"
+        else report SKIP dlopen "HS_NO_PRELOAD=1"; fi ;;
+    cxx) run_test cxx preload "$BIN/cxx_test" ;;
+    programs | prog_*)
+        progs=""
+        [ "$t" != programs ] && progs=${t#prog_}
+        if [ -z "$PRELOAD" ]; then
+            report SKIP programs "HS_NO_PRELOAD=1"
+            continue
+        fi
+        out=$(HS_LOG_DIR="$LOGS" sh "$TESTS_DIR/programs.sh" "$SO" $progs 2>"$LOGS/programs.stderr")
+        echo "$out" >"$LOGS/programs.log"
+        # one line per program, counted like the other tests
+        while IFS= read -r line; do
+            case "$line" in
+            "PASS "*) report PASS "${line#PASS }" ;;
+            "FAIL "*) rest=${line#FAIL }; report FAIL "${rest%%: *}" "${rest#*: }" ;;
+            "SKIP "*) rest=${line#SKIP }; report SKIP "${rest%%: *}" "${rest#*: }" ;;
+            esac
+        done <<EOF
+$out
+EOF
+        ;;
+    kernel | numa)
+        # Suites with runners of their own: one line per case, counted here.
+        if [ -z "$PRELOAD" ]; then
+            report SKIP "$t" "HS_NO_PRELOAD=1"
+            continue
+        fi
+        if [ "$t" = kernel ]; then
+            out=$(bash "$TESTS_DIR/kernel/run.sh" "$BUILD" 2>&1)
+        else
+            out=$(BUILD="$BUILD" bash "$TESTS_DIR/numa/run.sh" 2>&1)
+        fi
+        echo "$out" >"$LOGS/$t.log"
+        while IFS= read -r line; do
+            case "$line" in
+            "PASS "*) report PASS "${line#PASS }" ;;
+            "FAIL "*) rest=${line#FAIL }; report FAIL "${rest%%: *}" "${rest#*: } (log: $LOGS/$t.log)" ;;
+            "SKIP "*) rest=${line#SKIP }; report SKIP "${rest%%: *}" "${rest#*: }" ;;
+            esac
+        done <<EOF
+$out
+EOF
+        ;;
+    *) report FAIL "$t" "unknown test" ;;
+    esac
+done
+
+if [ $skipped -gt 0 ]; then
+    echo "$passed passed, $failed failed, $skipped skipped"
+else
+    echo "$passed passed, $failed failed"
+fi
+[ $failed -eq 0 ]

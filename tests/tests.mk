@@ -1,0 +1,105 @@
+# Tests, included from the top Makefile (which defines CC, BUILD, SO, AR_LIB,
+# LIB_HDR and the `lib` target).
+#
+#   make test                 packages, library, test programs, tests/run.sh
+#   make test TESTS="api fork" only those tests (names: see tests/run.sh)
+#   make test CC=clang        C tests and sanitizer builds with clang
+#   make test-build           only build the test programs into $(BUILD)/tests/
+#
+# Each test alone, e.g.:
+#   LD_PRELOAD=build/libhugeslab.so HS_EXPECT_HUGESLAB=1 build/tests/api_test
+#   tests/run.sh api      (same, with the PASS/FAIL line)
+
+CXX ?= g++
+TESTS ?=
+
+TEST_DIR      := $(BUILD)/tests
+TEST_CFLAGS   := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -O2 -g -fno-builtin -pthread \
+                 -Iinclude -Itests
+TEST_CXXFLAGS := -std=c++17 -Wall -Wextra -Werror -O2 -g -fno-builtin -fsized-deallocation -pthread
+TEST_LDLIBS   := -ldl
+
+TEST_PACKAGES := sqlite3 python3 g++ coreutils perl binutils grep mawk liburing-dev \
+                 qemu-system-x86 linux-image-amd64 busybox-static cpio numactl libnuma-dev
+ifneq ($(findstring clang,$(CC)),)
+TEST_PACKAGES += clang libclang-rt-14-dev
+endif
+
+# Library objects rebuilt with a sanitizer, for the stress test that calls the
+# hugeslab_* names directly.  The standard names (malloc, free, ...) are made
+# local in these objects so that they do not interpose on the sanitizer's own
+# allocator; only hugeslab_* stay global.
+# Mirrors the library's own -D/-I/-std flags (so HS_HAVE_URING etc. follow).
+SAN_LIBCFLAGS := $(or $(filter -std=% -D% -I%,$(LIBCFLAGS)),-std=c11 -D_GNU_SOURCE -Iinclude -Isrc) \
+                 -pthread -g -O1 \
+                 -fno-builtin-malloc -fno-builtin-free -fno-builtin-calloc -fno-builtin-realloc
+SAN_STD_NAMES := malloc free calloc realloc reallocarray posix_memalign aligned_alloc memalign \
+                 valloc pvalloc malloc_usable_size free_sized free_aligned_sized mallopt \
+                 malloc_trim malloc_stats mallinfo mallinfo2 malloc_info
+SAN_LOCALIZE  := $(foreach s,$(SAN_STD_NAMES),--localize-symbol=$(s))
+# the same object list as the library (LIB_OBJ from the top Makefile)
+TEST_LIB_OBJ  := $(or $(LIB_OBJ),$(patsubst src/%.c,$(BUILD)/obj/%.o,$(wildcard src/*/*.c)))
+TSAN_OBJ      := $(patsubst $(BUILD)/obj/%,$(BUILD)/tsan/%,$(TEST_LIB_OBJ))
+UBSAN_OBJ     := $(patsubst $(BUILD)/obj/%,$(BUILD)/ubsan/%,$(TEST_LIB_OBJ))
+TSAN_FLAGS    := -fsanitize=thread
+UBSAN_FLAGS   := -fsanitize=undefined -fno-sanitize-recover=undefined
+
+TEST_BINS := $(TEST_DIR)/api_test $(TEST_DIR)/api_test_static $(TEST_DIR)/bad_input_test \
+             $(TEST_DIR)/stress_test $(TEST_DIR)/stress_tsan $(TEST_DIR)/stress_ubsan \
+             $(TEST_DIR)/fork_test $(TEST_DIR)/thread_exit_test $(TEST_DIR)/dlopen_test \
+             $(TEST_DIR)/cxx_test $(TEST_DIR)/kernel_test
+
+TEST_COMMON := tests/test_util.h tests/tests.mk
+
+.PHONY: test test-build test-packages
+
+test: test-packages lib
+	@$(MAKE) --no-print-directory test-build
+	@BUILD=$(BUILD) SO=$(SO) sh tests/run.sh $(TESTS)
+
+test-packages:
+	@sh scripts/ensure-packages.sh $(TEST_PACKAGES)
+
+test-build: $(TEST_BINS)
+
+# plain programs (run under LD_PRELOAD, or not preloaded at all: dlopen_test)
+$(TEST_DIR)/%_test: tests/%_test.c $(TEST_COMMON)
+	@mkdir -p $(dir $@)
+	$(CC) $(TEST_CFLAGS) $< -o $@ $(TEST_LDLIBS)
+
+# api_test against the static archive, calling hugeslab_* names
+$(TEST_DIR)/api_test_static: tests/api_test.c $(TEST_COMMON) include/hugeslab.h $(AR_LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(TEST_CFLAGS) -DHS_PREFIX $< -o $@ $(AR_LIB) $(LIBS) $(TEST_LDLIBS)
+
+# kernel accounting tests call hugeslab_stats(): linked to the shared library
+$(TEST_DIR)/kernel_test: tests/kernel/kernel_test.c include/hugeslab.h $(SO)
+	@mkdir -p $(dir $@)
+	$(CC) $(TEST_CFLAGS) $< -o $@ -L$(BUILD) -lhugeslab -Wl,-rpath,$(abspath $(BUILD))
+
+$(TEST_DIR)/cxx_test: tests/cxx_test.cpp tests/tests.mk
+	@mkdir -p $(dir $@)
+	$(CXX) $(TEST_CXXFLAGS) $< -o $@ $(TEST_LDLIBS)
+
+# sanitizer builds
+define san_rules
+$(BUILD)/$(1)/%.o: src/%.c $(LIB_HDR) tests/tests.mk
+	@mkdir -p $$(dir $$@)
+	$$(CC) $$(SAN_LIBCFLAGS) $(2) -c $$< -o $$@
+	objcopy $$(SAN_LOCALIZE) $$@
+
+$(BUILD)/$(1)/gen/%.o: $(BUILD)/gen/%.c $(LIB_HDR) tests/tests.mk
+	@mkdir -p $$(dir $$@)
+	$$(CC) $$(SAN_LIBCFLAGS) $(2) -c $$< -o $$@
+	objcopy $$(SAN_LOCALIZE) $$@
+endef
+$(eval $(call san_rules,tsan,$(TSAN_FLAGS)))
+$(eval $(call san_rules,ubsan,$(UBSAN_FLAGS)))
+
+$(TEST_DIR)/stress_tsan: tests/stress_test.c $(TEST_COMMON) include/hugeslab.h $(TSAN_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(filter-out -O2,$(TEST_CFLAGS)) -O1 $(TSAN_FLAGS) -DHS_PREFIX $< $(TSAN_OBJ) -o $@ $(LIBS) $(TEST_LDLIBS)
+
+$(TEST_DIR)/stress_ubsan: tests/stress_test.c $(TEST_COMMON) include/hugeslab.h $(UBSAN_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(filter-out -O2,$(TEST_CFLAGS)) -O1 $(UBSAN_FLAGS) -DHS_PREFIX $< $(UBSAN_OBJ) -o $@ $(LIBS) $(TEST_LDLIBS)
