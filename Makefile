@@ -60,8 +60,8 @@ $(AR_LIB): $(LIB_OBJ)
 	@rm -f $@
 	ar rcs $@ $(LIB_OBJ)
 
--include tests/tests.mk
--include bench/bench.mk
+include tests/tests.mk
+include bench/bench.mk
 
 format:
 	clang-format -i include/*.h src/*/*.[ch] tests/*.c bench/*.c
