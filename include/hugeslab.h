@@ -48,7 +48,8 @@ void hugeslab_free_sized(void *ptr, size_t size);
 void hugeslab_free_aligned_sized(void *ptr, size_t alignment, size_t size);
 
 /* Returns cached memory to the kernel at once; 1 if any was returned
- * (malloc_trim). */
+ * (malloc_trim; hugeslab_trim is the same function). */
+int hugeslab_malloc_trim(size_t pad);
 int hugeslab_trim(size_t pad);
 
 /* glibc's tuning and reporting calls. mallopt accepts every parameter and
@@ -71,7 +72,8 @@ typedef struct hugeslab_stats_s {
     uint64_t superslabs_base;     /* of which on base pages */
     uint64_t superslabs_cached;   /* empty, pages still resident, kept for reuse */
     uint64_t superslabs_purged;   /* empty, pages given back, address kept for reuse */
-    uint64_t superslabs_by_node[HUGESLAB_STATS_MAX_NODES]; /* mapped, per NUMA node */
+    uint64_t superslabs_by_node[HUGESLAB_STATS_MAX_NODES]; /* mapped, by the node of their pages */
+    uint64_t remote_frees_by_node[HUGESLAB_STATS_MAX_NODES]; /* remote frees, by the block's node */
     uint64_t bytes_mapped;        /* address space mapped for blocks */
     uint64_t bytes_in_slabs;      /* bytes of SuperSlabs given to slabs of small blocks */
     uint64_t bytes_in_runs;       /* bytes of runs holding one large or huge block each */

@@ -73,6 +73,9 @@ HS_EXPORT void hugeslab_stats(hugeslab_stats_t *out)
     tiny_stats(&s);
     s.huge_blocks = atomic_load_explicit(&hs_counters.huge_blocks, memory_order_relaxed);
     s.remote_frees = atomic_load_explicit(&hs_counters.remote_frees, memory_order_relaxed);
+    for (unsigned n = 0; n < HUGESLAB_STATS_MAX_NODES; n++)
+        s.remote_frees_by_node[n] =
+            atomic_load_explicit(&hs_counters.remote_frees_by_node[n], memory_order_relaxed);
     s.threads_live = atomic_load_explicit(&hs_counters.threads_live, memory_order_relaxed);
     s.orphan_slabs = atomic_load_explicit(&hs_counters.orphan_slabs, memory_order_relaxed);
     long long faults = thp_page_faults();
@@ -135,6 +138,10 @@ HS_EXPORT size_t hugeslab_stats_json(char *buf, size_t size)
         key[15] = (char)('0' + n);
         key[16] = '\0';
         text_put(&t, key, (long long)s.superslabs_by_node[n], false);
+        char remote_key[32] = "remote_frees_node";
+        remote_key[17] = (char)('0' + n);
+        remote_key[18] = '\0';
+        text_put(&t, remote_key, (long long)s.remote_frees_by_node[n], false);
     }
     PUT(bytes_mapped);
     PUT(bytes_in_slabs);
@@ -199,8 +206,10 @@ HS_EXPORT void hugeslab_stats_print(void)
                  (unsigned long long)s.superslabs_thp, (unsigned long long)s.superslabs_base,
                  (unsigned long long)s.superslabs_cached, (unsigned long long)s.superslabs_purged);
     for (unsigned n = 0; n < numa_node_count() && n < HUGESLAB_STATS_MAX_NODES; n++)
-        hs_fd_printf(fd, "  node %u      %llu superslabs\n", n,
-                     (unsigned long long)s.superslabs_by_node[n]);
+        hs_fd_printf(fd, "  node %u      %llu superslabs (%llu MiB), %llu remote frees\n", n,
+                     (unsigned long long)s.superslabs_by_node[n],
+                     (unsigned long long)s.superslabs_by_node[n] * 2,
+                     (unsigned long long)s.remote_frees_by_node[n]);
     hs_fd_printf(fd, "  bytes       mapped %llu MiB, in slabs %llu MiB, in runs %llu MiB, "
                  "cached %llu MiB, purged %llu MiB (%llu MiB since start)\n",
                  (unsigned long long)s.bytes_mapped / MiB, (unsigned long long)s.bytes_in_slabs / MiB,

@@ -236,6 +236,7 @@ HS_EXPORT int hugeslab_trim(size_t pad)
     return released;
 }
 int malloc_trim(size_t pad) HS_ALIAS(hugeslab_trim);
+int hugeslab_malloc_trim(size_t pad) HS_ALIAS(hugeslab_trim);
 
 /* glibc's knobs tune glibc's arenas; none applies here, so each is accepted
  * and has no effect (returning 0 would make some programs stop). */

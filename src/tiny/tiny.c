@@ -267,6 +267,7 @@ static void free_local(tiny_heap_t *heap, tiny_slab_t *s, tiny_block_t *b)
 static void free_remote(tiny_slab_t *s, tiny_block_t *b)
 {
     hs_count_add(&hs_counters.remote_frees, 1);
+    hs_count_add(&hs_counters.remote_frees_by_node[seg_superslab_of(s)->memory_node], 1);
     uintptr_t old = atomic_load_explicit(&s->remote_free, memory_order_relaxed);
     for (;;) {
         if (old & TINY_REMOTE_FULL) {
