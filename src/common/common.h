@@ -63,6 +63,9 @@ void hs_message(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* "hugeslab: <message>" on stderr, then abort(). For bad input from the
  * program (invalid or double free), never for exhaustion. */
 HS_NORETURN HS_COLD void hs_fatal(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Reads a whole (small) file into buf, NUL-terminated, with open/read only.
+ * Returns its length, or (size_t)-1 when it cannot be opened. */
+size_t hs_read_file(const char *path, char *buf, size_t cap);
 /* Writes to a file descriptor; used by statistics output. */
 void hs_fd_printf(int fd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

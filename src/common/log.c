@@ -1,5 +1,7 @@
 /* Messages on stderr without malloc: a tiny formatter into a stack buffer.
  * stdio may allocate, and these run inside malloc and free. */
+#include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -94,6 +96,23 @@ static void write_all(int fd, const char *buf, size_t len)
     }
 }
 
+size_t hs_read_file(const char *path, char *buf, size_t cap)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return (size_t)-1;
+    size_t len = 0;
+    ssize_t n;
+    while (len < cap - 1) {
+        n = read(fd, buf + len, cap - 1 - len);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) break;
+        len += (size_t)n;
+    }
+    close(fd);
+    buf[len] = '\0';
+    return len;
+}
+
 void hs_fd_printf(int fd, const char *fmt, ...)
 {
     char buf[1024];
@@ -104,28 +123,30 @@ void hs_fd_printf(int fd, const char *fmt, ...)
     write_all(fd, buf, len);
 }
 
-void hs_message(const char *fmt, ...)
+/* "hugeslab: " + the message + newline, in one write(2). */
+static void message_line(const char *fmt, va_list ap)
 {
     char buf[1024] = "hugeslab: ";
     size_t head = 10;
-    va_list ap;
-    va_start(ap, fmt);
     size_t len = format(buf + head, sizeof buf - head - 1, fmt, ap);
-    va_end(ap);
     buf[head + len] = '\n';
     write_all(2, buf, head + len + 1);
 }
 
-void hs_fatal(const char *fmt, ...)
+void hs_message(const char *fmt, ...)
 {
-    char buf[1024] = "hugeslab: ";
-    size_t head = 10;
     va_list ap;
     va_start(ap, fmt);
-    size_t len = format(buf + head, sizeof buf - head - 1, fmt, ap);
+    message_line(fmt, ap);
     va_end(ap);
-    buf[head + len] = '\n';
-    write_all(2, buf, head + len + 1);
+}
+
+void hs_fatal(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    message_line(fmt, ap);
+    va_end(ap);
     abort();
 }
 

@@ -167,17 +167,10 @@ static void apply_config_text(const char *text, const char *origin)
 static void apply_config_file(const char *path)
 {
     static char text[16384];
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
+    if (hs_read_file(path, text, sizeof text) == (size_t)-1) {
         hs_message("cannot read HUGESLAB_CONFIG=%s; using the defaults", path);
         return;
     }
-    size_t len = 0;
-    ssize_t n;
-    while (len < sizeof text - 1 && (n = read(fd, text + len, sizeof text - 1 - len)) > 0)
-        len += (size_t)n;
-    close(fd);
-    text[len] = '\0';
     apply_config_text(text, path);
 }
 

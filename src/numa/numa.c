@@ -169,23 +169,12 @@ static unsigned kernel_current_node(void)
     return node;
 }
 
-/* Reads up to cap-1 bytes of a sysfs or proc file and NUL-terminates them.
- * open/read/close only: safe inside the first malloc. Returns the length,
- * or -1 when the file cannot be read. */
+/* sysfs and proc files, read with hs_read_file (open/read only: safe inside
+ * the first malloc). -1 when the file cannot be read. */
 static ssize_t read_small_file(const char *path, char *buf, size_t cap)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return -1;
-    size_t len = 0;
-    while (len + 1 < cap) {
-        ssize_t n = read(fd, buf + len, cap - 1 - len);
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) break;
-        len += (size_t)n;
-    }
-    close(fd);
-    buf[len] = '\0';
-    return (ssize_t)len;
+    size_t len = hs_read_file(path, buf, cap);
+    return len == (size_t)-1 ? -1 : (ssize_t)len;
 }
 
 /* ---- small text helpers (no stdio) ----------------------------------------- */
@@ -482,22 +471,7 @@ unsigned numa_node_for_superslab(unsigned thread_node)
     return numa.target[thread_node];
 }
 
-int numa_bind_strict(void *addr, size_t size, unsigned node)
-{
-    if (numa.count <= 1 || numa.bind_off) return 0;
-    if (node >= numa.count) return -EINVAL;
-    int refused = atomic_load_explicit(&bind_refused_errno, memory_order_relaxed);
-    if (refused) return -refused;
-    knode_mask_t one;
-    memset(&one, 0, sizeof one);
-    knode_add(&one, numa.kernel_id[node]);
-    int r = kernel_mbind(addr, size, KMPOL_BIND, &one);
-    if (r == -ENOSYS || r == -EPERM)
-        atomic_store_explicit(&bind_refused_errno, -r, memory_order_relaxed);
-    return r;
-}
-
-int numa_bind(void *addr, size_t size, unsigned node)
+static int bind_range(void *addr, size_t size, unsigned node, bool strict)
 {
     if (numa.count <= 1 || numa.bind_off) return 0;
     if (node >= numa.count) return -EINVAL;
@@ -505,7 +479,12 @@ int numa_bind(void *addr, size_t size, unsigned node)
     if (refused) return -refused;
 
     int r;
-    if (numa.policy_mode == KMPOL_BIND) {
+    if (strict) {
+        knode_mask_t one;
+        memset(&one, 0, sizeof one);
+        knode_add(&one, numa.kernel_id[node]);
+        r = kernel_mbind(addr, size, KMPOL_BIND, &one);
+    } else if (numa.policy_mode == KMPOL_BIND) {
         r = kernel_mbind(addr, size, KMPOL_BIND, &numa.bind_kmask);
         if (r == 0 && __builtin_popcountll(numa.policy_set) > 1 &&
             !atomic_load_explicit(&home_node_unsupported, memory_order_relaxed)) {
@@ -523,6 +502,13 @@ int numa_bind(void *addr, size_t size, unsigned node)
     if (r == -ENOSYS || r == -EPERM)
         atomic_store_explicit(&bind_refused_errno, -r, memory_order_relaxed);
     return r;
+}
+
+int numa_bind(void *addr, size_t size, unsigned node) { return bind_range(addr, size, node, false); }
+
+int numa_bind_strict(void *addr, size_t size, unsigned node)
+{
+    return bind_range(addr, size, node, true);
 }
 
 unsigned numa_hugepages_free(unsigned node)

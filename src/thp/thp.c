@@ -17,12 +17,8 @@ static thp_mode_t system_mode = THP_MODE_UNKNOWN;
 static bool read_bracketed(const char *path, char *word, size_t cap)
 {
     char buf[256];
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return false;
-    ssize_t n = read(fd, buf, sizeof buf - 1);
-    close(fd);
-    if (n <= 0) return false;
-    buf[n] = '\0';
+    size_t n = hs_read_file(path, buf, sizeof buf);
+    if (n == (size_t)-1 || n == 0) return false;
     char *open_br = strchr(buf, '[');
     char *close_br = open_br ? strchr(open_br, ']') : NULL;
     if (!close_br || (size_t)(close_br - open_br - 1) >= cap) return false;
@@ -147,12 +143,7 @@ int thp_populate(void *addr, size_t size)
 static unsigned long read_ulong_file(const char *path)
 {
     char buf[32];
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return 0;
-    ssize_t n = read(fd, buf, sizeof buf - 1);
-    close(fd);
-    if (n <= 0) return 0;
-    buf[n] = '\0';
+    if (hs_read_file(path, buf, sizeof buf) == (size_t)-1) return 0;
     unsigned long v = 0;
     for (char *c = buf; *c >= '0' && *c <= '9'; c++) v = v * 10 + (unsigned long)(*c - '0');
     return v;
@@ -249,14 +240,7 @@ void thp_read_rollup(thp_rollup_t *out)
 {
     char text[4096];
     out->rss = out->anon_huge = out->lazy_free = out->private_hugetlb = -1;
-    int fd = open("/proc/self/smaps_rollup", O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return;
-    size_t len = 0;
-    ssize_t n;
-    while (len < sizeof text - 1 && (n = read(fd, text + len, sizeof text - 1 - len)) > 0)
-        len += (size_t)n;
-    close(fd);
-    text[len] = '\0';
+    if (hs_read_file("/proc/self/smaps_rollup", text, sizeof text) == (size_t)-1) return;
     out->rss = rollup_field(text, "\nRss:");
     out->anon_huge = rollup_field(text, "AnonHugePages:");
     out->lazy_free = rollup_field(text, "LazyFree:");
