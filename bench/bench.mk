@@ -1,31 +1,39 @@
 # Benchmarks, included from the top Makefile (which defines CC, BUILD, SO and
 # the `lib` target).
 #
-#   make bench       1M and 10M iterations, 5 runs per allocator (~1 minute)
-#   make bench-full  adds the xorshift-RNG workloads, 11 runs per allocator
+#   make bench          every group (mixed, sizes, mt), 5 runs per allocator
+#                       (about 2.5 minutes on 2 cores)
+#   make bench-full     11 runs, 2 s multithreaded runs, plus the 1M-iteration
+#                       mixed workloads (about 8 minutes)
+#   make bench-threads THREADS=16 [LIB_DIR=/path/to/copies]
+#                       only the multithreaded group, with THREADS threads
 #
 # Extra arguments for bench/compare.py go in BENCH_ARGS, e.g.
-#   make bench BENCH_ARGS='--quick --cpu 1'
+#   make bench BENCH_ARGS='--quick --groups mixed,sizes'
 
 BENCH_DIR    := $(BUILD)/bench
 BENCH_BIN    := $(BENCH_DIR)/bench_random_mixed
+BENCH_MT     := $(BENCH_DIR)/bench_mt
 # No -march=native: figures must stay comparable across machines, and the
 # loop is dominated by the allocator, not by the benchmark's own code.
 BENCH_CFLAGS := -std=c11 -O2 -g -Wall -Wextra -Werror -Wshadow \
                 -Wstrict-prototypes -Wmissing-prototypes
 BENCH_PKGS   := libmimalloc2.0 libjemalloc2 libtcmalloc-minimal4 gnuplot-nox
 BENCH_ARGS   ?=
-BENCH_FULL_WORKLOADS := \
-	--cmd '1000000 400 1 16 1040' \
-	--cmd '10000000 400 1 16 1040' \
-	--cmd '1000000 400 1 16 1040 --rng=xorshift' \
-	--cmd '10000000 400 1 16 1040 --rng=xorshift'
+THREADS      ?= $(shell nproc)
+LIB_DIR      ?= /usr/lib/x86_64-linux-gnu
+COMPARE      := python3 bench/compare.py --bin $(BENCH_BIN) --mt-bin $(BENCH_MT) --so $(SO) \
+                --lib-dir $(LIB_DIR)
 
-.PHONY: bench bench-full packages-bench
+.PHONY: bench bench-full bench-threads packages-bench
 
 $(BENCH_BIN): bench/bench_random_mixed.c bench/bench.mk
 	@mkdir -p $(dir $@)
 	$(CC) $(BENCH_CFLAGS) -o $@ $<
+
+$(BENCH_MT): bench/bench_mt.c bench/bench.mk
+	@mkdir -p $(dir $@)
+	$(CC) $(BENCH_CFLAGS) -pthread -o $@ $< -ldl
 
 # A missing comparison allocator only removes its row from the table, so a
 # failed install (not root, no network) warns instead of stopping the bench.
@@ -33,12 +41,16 @@ packages-bench:
 	@scripts/ensure-packages.sh $(BENCH_PKGS) || \
 	    echo "bench: warning: some of $(BENCH_PKGS) are missing; their rows will be skipped" >&2
 
-bench: packages-bench lib $(BENCH_BIN)
-	python3 bench/compare.py --bin $(BENCH_BIN) --so $(SO) $(BENCH_ARGS)
+bench: packages-bench lib $(BENCH_BIN) $(BENCH_MT)
+	$(COMPARE) $(BENCH_ARGS)
 
-bench-full: packages-bench lib $(BENCH_BIN)
-	python3 bench/compare.py --bin $(BENCH_BIN) --so $(SO) --runs 11 \
-	    $(BENCH_FULL_WORKLOADS) $(BENCH_ARGS)
+bench-full: packages-bench lib $(BENCH_BIN) $(BENCH_MT)
+	$(COMPARE) --full $(BENCH_ARGS)
+
+# No package step: this target is meant for other machines, where the
+# comparison allocators may be copies in LIB_DIR rather than packages.
+bench-threads: lib $(BENCH_MT)
+	$(COMPARE) --groups mt --threads $(THREADS) $(BENCH_ARGS)
 
 # --- THP / hugetlb comparison (bench/thp-compare) --------------------------
 #

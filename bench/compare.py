@@ -1,15 +1,21 @@
 #!/usr/bin/env python3
-"""Run bench_random_mixed under each allocator and print a Markdown table.
+"""Run the benchmark suite under each allocator and print a Markdown table.
+
+Workloads come in groups: `mixed` (bench_random_mixed 16..1040 B with
+rand() and with xorshift), `sizes` (bench_random_mixed over four size
+ranges) and `mt` (bench_mt: larson, prodcons, falseshare).  `--cmd` replaces
+them with bench_random_mixed workloads of one's own (group `custom`).
 
 Allocators are selected with LD_PRELOAD: hugeslab (build/libhugeslab.so),
-glibc (no preload), and mimalloc, jemalloc, tcmalloc when installed.  Runs
-go round-robin across allocators, with the starting allocator rotated each
-round, so slow drift on a shared machine (other jobs, thermal, page cache)
-spreads over every allocator instead of penalising whichever ran last.
+glibc (no preload), and mimalloc, jemalloc, tcmalloc when installed (in
+/usr/lib/x86_64-linux-gnu, or --lib-dir).  Runs go round-robin across
+allocators, with the starting allocator rotated each round, so slow drift
+on a shared machine (other jobs, thermal, page cache) spreads over every
+allocator instead of penalising whichever ran last.
 
-Results (table.md, raw.csv, machine.txt, ops.svg when gnuplot exists) go to
-bench/results/<date-time>/.  A crash, timeout or failed preload marks that
-allocator's row and the comparison goes on.
+Results (table.md, raw.csv, machine.txt and, when gnuplot exists, one PNG
+per group) go to bench/results/<date-time>/.  A crash, timeout or failed
+preload marks that allocator's row and the comparison goes on.
 
 Only the standard library is used, so it runs on a bare Debian python3.
 """
@@ -31,16 +37,36 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 LIBDIR = "/usr/lib/x86_64-linux-gnu"
 
-DEFAULT_WORKLOADS = [
-    "1000000 400 1 16 1040",
-    "10000000 400 1 16 1040",
+GROUPS = ["mixed", "sizes", "mt"]
+GROUP_TITLES = {
+    "mixed": "bench_random_mixed, 16-1040 B, rand() and xorshift",
+    "sizes": "bench_random_mixed (xorshift) by size range",
+    "mt": "bench_mt, multithreaded",
+    "custom": "bench_random_mixed",
+}
+# (short label for the charts, bench_random_mixed arguments)
+MIXED_WORKLOADS = [
+    ("16-1040 B rand()", "10000000 400 1 16 1040"),
+    ("16-1040 B xorshift", "10000000 400 1 16 1040 --rng=xorshift"),
 ]
+# --full: the 1M runs of the earlier suite, to compare with older figures.
+MIXED_FULL_EXTRA = [
+    ("1M rand()", "1000000 400 1 16 1040"),
+    ("1M xorshift", "1000000 400 1 16 1040 --rng=xorshift"),
+]
+SIZE_WORKLOADS = [
+    ("8-128 B", "10000000 400 1 8 128 --rng=xorshift"),
+    ("16-1024 B", "10000000 400 1 16 1024 --rng=xorshift"),
+    ("1-8 KiB", "10000000 400 1 1024 8192 --rng=xorshift"),
+    ("8-64 KiB", "10000000 400 1 8192 65536 --rng=xorshift"),
+]
+MT_WORKLOADS = ["larson", "prodcons", "falseshare"]
 
-# (name, shared object or None for no preload, Debian package for machine.txt)
+# (name, shared object file name, Debian package for machine.txt)
 SYSTEM_ALLOCATORS = [
-    ("mimalloc", os.path.join(LIBDIR, "libmimalloc.so.2"), "libmimalloc2.0"),
-    ("jemalloc", os.path.join(LIBDIR, "libjemalloc.so.2"), "libjemalloc2"),
-    ("tcmalloc", os.path.join(LIBDIR, "libtcmalloc_minimal.so.4"), "libtcmalloc-minimal4"),
+    ("mimalloc", "libmimalloc.so.2", "libmimalloc2.0"),
+    ("jemalloc", "libjemalloc.so.2", "libjemalloc2"),
+    ("tcmalloc", "libtcmalloc_minimal.so.4", "libtcmalloc-minimal4"),
 ]
 
 BASELINE = "mimalloc"
@@ -50,33 +76,79 @@ ALL_NAMES = ["hugeslab", "glibc"] + [a[0] for a in SYSTEM_ALLOCATORS]
 def parse_args():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--bin", default=os.path.join(ROOT, "build", "bench", "bench_random_mixed"),
-                   help="benchmark binary (default: build/bench/bench_random_mixed)")
+                   help="bench_random_mixed binary (default: build/bench/bench_random_mixed)")
+    p.add_argument("--mt-bin", default=os.path.join(ROOT, "build", "bench", "bench_mt"),
+                   help="bench_mt binary (default: build/bench/bench_mt)")
     p.add_argument("--so", default=os.path.join(ROOT, "build", "libhugeslab.so"),
                    help="hugeslab shared library (default: build/libhugeslab.so)")
+    p.add_argument("--lib-dir", default=LIBDIR,
+                   help="where to look for libmimalloc.so.2, libjemalloc.so.2 and "
+                        "libtcmalloc_minimal.so.4 (default %s)" % LIBDIR)
     p.add_argument("--runs", type=int, default=None,
-                   help="runs per allocator and workload (default 5, 3 with --quick)")
+                   help="runs per allocator and workload (default 5, 3 with --quick, 11 with --full)")
     p.add_argument("--quick", action="store_true", help="fewer runs (3), for a fast check")
+    p.add_argument("--full", action="store_true",
+                   help="11 runs, 2 s per multithreaded run, and the 1M-iteration mixed workloads")
+    p.add_argument("--groups", default=",".join(GROUPS), metavar="G,G",
+                   help="workload groups to run, from %s (default: all)" % ",".join(GROUPS))
+    p.add_argument("--threads", type=int, default=2,
+                   help="threads for the mt group (default 2)")
+    p.add_argument("--mt-seconds", type=float, default=None,
+                   help="length of one multithreaded run (default 1, 2 with --full)")
     p.add_argument("--cmd", action="append", metavar="ARGS",
-                   help="benchmark arguments, e.g. '--cmd \"1000000 400 1 16 1040 --rng=xorshift\"'; "
-                        "repeat for several workloads; replaces the default 1M and 10M workloads")
+                   help="bench_random_mixed arguments, e.g. '--cmd \"1000000 400 1 16 1040 --rng=xorshift\"'; "
+                        "repeat for several workloads; replaces the groups")
     p.add_argument("--only", metavar="A,B",
                    help="comma-separated allocators to run (hugeslab,glibc,mimalloc,jemalloc,tcmalloc)")
     p.add_argument("--timeout", type=float, default=120.0,
                    help="seconds before one run counts as hung (default 120)")
     p.add_argument("--cpu", type=int, default=None,
-                   help="pin the runs to this CPU, to avoid migrations on a busy machine")
+                   help="pin the runs to this CPU, to avoid migrations on a busy machine "
+                        "(the mt group then runs all its threads on that one CPU)")
     p.add_argument("--out", default=None,
                    help="results directory (default bench/results/<date-time>)")
     p.add_argument("--no-save", action="store_true", help="print the table only")
     a = p.parse_args()
     if a.runs is None:
-        a.runs = 3 if a.quick else 5
+        a.runs = 3 if a.quick else 11 if a.full else 5
     if a.runs < 1:
         p.error("--runs must be at least 1")
+    if a.threads < 1:
+        p.error("--threads must be at least 1")
+    if a.mt_seconds is None:
+        a.mt_seconds = 2.0 if a.full else 1.0
+    a.groups = [g.strip() for g in a.groups.split(",") if g.strip()]
+    bad = [g for g in a.groups if g not in GROUPS]
+    if bad or not a.groups:
+        p.error("--groups: unknown group %s (known: %s)" % (",".join(bad), ",".join(GROUPS)))
     return a
 
 
-def find_allocators(so_path):
+def build_workloads(args):
+    """The workloads to run, in table order, as dicts."""
+    def mixed(group, short, argstr):
+        return {"group": group, "short": short, "bin": args.bin, "args": shlex.split(argstr),
+                "label": "random_mixed " + workload_label(argstr)}
+    if args.cmd:
+        return [mixed("custom", workload_label(c), c) for c in args.cmd]
+    out = []
+    if "mixed" in args.groups:
+        for short, a in MIXED_WORKLOADS + (MIXED_FULL_EXTRA if args.full else []):
+            out.append(mixed("mixed", short, a))
+    if "sizes" in args.groups:
+        for short, a in SIZE_WORKLOADS:
+            out.append(mixed("sizes", short, a))
+    if "mt" in args.groups:
+        for name in MT_WORKLOADS:
+            a = [name, "--threads=%d" % args.threads, "--seconds=%g" % args.mt_seconds]
+            # bench_mt runs prodcons in producer/consumer pairs: label what runs.
+            n = max(2, args.threads // 2 * 2) if name == "prodcons" else args.threads
+            out.append({"group": "mt", "short": name, "bin": args.mt_bin, "args": a,
+                        "label": "%s %dT %gs" % (name, n, args.mt_seconds)})
+    return out
+
+
+def find_allocators(so_path, lib_dir):
     """Return (present, skipped): present as (name, so or None), skipped as (name, why)."""
     present, skipped = [], []
     if os.path.exists(so_path):
@@ -84,7 +156,8 @@ def find_allocators(so_path):
     else:
         skipped.append(("hugeslab", "not built"))
     present.append(("glibc", None))
-    for name, so, _pkg in SYSTEM_ALLOCATORS:
+    for name, fname, _pkg in SYSTEM_ALLOCATORS:
+        so = os.path.abspath(os.path.join(lib_dir, fname))
         if os.path.exists(so):
             present.append((name, so))
         else:
@@ -107,6 +180,7 @@ def run_once(binary, args, so, timeout):
         return res
     res["returncode"] = cp.returncode
     err = cp.stderr.strip().splitlines()
+    out = cp.stdout.strip().splitlines()
     if cp.returncode != 0:
         if cp.returncode < 0:
             try:
@@ -115,9 +189,10 @@ def run_once(binary, args, so, timeout):
                 why = "signal %d" % -cp.returncode
         else:
             why = "exit %d" % cp.returncode
-        res.update(status="crash", detail=why + (": " + err[-1] if err else ""))
+        last = err[-1] if err else (out[-1][:120] if out else "")
+        res.update(status="crash", detail=why + (": " + last if last else ""))
         return res
-    line = cp.stdout.strip().splitlines()[-1] if cp.stdout.strip() else ""
+    line = out[-1] if out else ""
     m = re.search(r"malloc_from=(.*)$", line)
     fields = dict(kv.split("=", 1) for kv in line[:m.start()].split() if "=" in kv) if m else {}
     try:
@@ -125,6 +200,7 @@ def run_once(binary, args, so, timeout):
         res["page_faults"] = int(fields["page_faults"])
         res["peak_rss_kb"] = int(fields["peak_rss_kb"])
         res["seconds"] = float(fields["seconds"])
+        res["shared_lines"] = int(fields["shared_lines"]) if "shared_lines" in fields else ""
     except (KeyError, ValueError):
         res.update(status="bad output", detail=(line or (err[-1] if err else "no output"))[:200])
         return res
@@ -169,42 +245,76 @@ def summarise(runs):
                 "detail": "%d/%d runs: %s" % (len(bad), len(runs), bad[0]["detail"])}
     ops = [r["ops_per_sec"] for r in runs]
     med = statistics.median(ops)
+    shared = [r["shared_lines"] for r in runs if r.get("shared_lines") != ""]
     return {
         "ok": True,
         "ops": med,
         "spread": (max(ops) - min(ops)) / med * 100 if med else 0.0,
         "faults": statistics.median(r["page_faults"] for r in runs),
         "rss_mib": statistics.median(r["peak_rss_kb"] for r in runs) / 1024.0,
+        # The worst run: one layout with shared lines is enough to matter.
+        "shared": max(shared) if shared else None,
     }
 
 
+def baseline_of(allocators):
+    """mimalloc, or glibc where mimalloc is not there to compare with."""
+    names = [n for n, _ in allocators]
+    return BASELINE if BASELINE in names else "glibc" if "glibc" in names else None
+
+
+def ratio(rows, w, name, base):
+    r, b = rows.get((id(w), name)), rows.get((id(w), base))
+    if r and r["ok"] and b and b["ok"] and b["ops"]:
+        return r["ops"] / b["ops"]
+    return None
+
+
 def render_table(workloads, allocators, rows, skipped):
-    out = ["| workload | allocator | ops/s (M, median) | spread | vs mimalloc | page faults | peak RSS (MiB) |",
-           "|---|---|---:|---:|---:|---:|---:|"]
+    base = baseline_of(allocators)
+    show_shared = any(w["short"] == "falseshare" for w in workloads)
+    head = ["group", "workload", "allocator", "ops/s (M, median)", "spread",
+            "vs %s" % (base or BASELINE), "page faults", "peak RSS (MiB)"]
+    align = ["---", "---", "---", "---:", "---:", "---:", "---:", "---:"]
+    if show_shared:
+        head.append("shared lines")
+        align.append("---:")
+    out = ["| " + " | ".join(head) + " |", "|" + "|".join(align) + "|"]
     notes = []
     why_skipped = dict(skipped)
+    present = [n for n, _ in allocators]
+    dash = ["-"] * (len(head) - 4)
     for w in workloads:
-        base = rows.get((w, BASELINE))
-        base_ops = base["ops"] if base and base["ok"] else None
+        lead = [w["group"], w["label"]]
         for name in ALL_NAMES:
             if name in why_skipped:
-                out.append("| %s | %s | %s | - | - | - | - |" % (workload_label(w), name,
-                                                                   why_skipped[name]))
+                out.append("| " + " | ".join(lead + [name, why_skipped[name]] + dash) + " |")
                 continue
-            if (w, name) not in rows:
+            if name not in present:
                 continue
-            r = rows[(w, name)]
+            r = rows[(id(w), name)]
             if not r["ok"]:
-                out.append("| %s | %s | %s | - | - | - | - |" % (workload_label(w), name, r["label"]))
-                notes.append("%s, %s: %s" % (name, workload_label(w), r["detail"]))
+                out.append("| " + " | ".join(lead + [name, r["label"]] + dash) + " |")
+                notes.append("%s, %s: %s" % (name, w["label"], r["detail"]))
                 continue
-            ratio = "%.2f" % (r["ops"] / base_ops) if base_ops else "n/a"
-            out.append("| %s | %s | %.1f | %.0f%% | %s | %g | %.1f |" % (
-                workload_label(w), name, r["ops"] / 1e6, r["spread"], ratio, r["faults"],
-                r["rss_mib"]))
+            rt = ratio(rows, w, name, base)
+            cells = lead + [name, "%.1f" % (r["ops"] / 1e6), "%.0f%%" % r["spread"],
+                            "%.2f" % rt if rt is not None else "n/a", "%g" % r["faults"],
+                            "%.1f" % r["rss_mib"]]
+            if show_shared:
+                cells.append("%d" % r["shared"] if r["shared"] is not None else "-")
+            out.append("| " + " | ".join(cells) + " |")
     text = "\n".join(out) + "\n"
     text += ("\nspread = (max - min) / median of ops/s over the runs; page faults are "
-             "minor + major during the timed loop (median); peak RSS is the process high-water mark, VmHWM (median).\n")
+             "minor + major during the timed part (median); peak RSS is the process "
+             "high-water mark, VmHWM (median).")
+    if any(w["group"] == "mt" for w in workloads):
+        text += (" mt: ops are mallocs + frees, except falseshare, where an op is one "
+                 "write to a block.")
+    if show_shared:
+        text += (" shared lines: 64-byte lines holding blocks of two or more threads at "
+                 "the end of falseshare (largest over the runs; 0 is right).")
+    text += "\n"
     if notes:
         text += "\nFailures:\n" + "".join("- %s\n" % n for n in notes)
     return text
@@ -233,14 +343,22 @@ def machine_info(args, allocators):
                       if l.split(":", 1)[0].strip() in keep)
     libc = " ".join(os.confstr("CS_GNU_LIBC_VERSION").split()) if hasattr(os, "confstr") else "?"
     pkgs = []
-    for name, so, pkg in SYSTEM_ALLOCATORS:
-        ver = sh(["dpkg-query", "-W", "-f=${Version}", pkg]) or "not installed"
-        pkgs.append("%s: %s (%s %s)" % (name, so, pkg, ver))
+    for name, fname, pkg in SYSTEM_ALLOCATORS:
+        so = os.path.join(args.lib_dir, fname)
+        if os.path.realpath(args.lib_dir) == os.path.realpath(LIBDIR):
+            ver = sh(["dpkg-query", "-W", "-f=${Version}", pkg]) or "not installed"
+            pkgs.append("%s: %s (%s %s)" % (name, so, pkg, ver))
+        else:
+            # Copies from elsewhere: the package database says nothing
+            # about them; the resolved file name usually carries the version.
+            pkgs.append("%s: %s -> %s" % (name, so, os.path.realpath(so) if os.path.exists(so)
+                                           else "not found"))
     lines = [
         "date: %s" % datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
         "uname: %s" % sh(["uname", "-a"]),
         "glibc: %s" % libc,
         "compiler: %s" % (sh([os.environ.get("CC", "cc"), "--version"]).splitlines() or ["?"])[0],
+        "nproc: %s" % (os.cpu_count() or "?"),
         "THP enabled: %s" % read_file("/sys/kernel/mm/transparent_hugepage/enabled"),
         "THP defrag: %s" % read_file("/sys/kernel/mm/transparent_hugepage/defrag"),
         "load average at start: %s" % " ".join(read_file("/proc/loadavg").split()[:3]),
@@ -248,6 +366,8 @@ def machine_info(args, allocators):
         "hugeslab tree: %s" % (sh(["git", "-C", ROOT, "describe", "--always", "--dirty"]) or "no commit"),
     ] + pkgs + [
         "runs per allocator: %d, cpu pin: %s" % (args.runs, args.cpu if args.cpu is not None else "none"),
+        "groups: %s; mt threads: %d, seconds per run: %g" % (
+            "custom (--cmd)" if args.cmd else ",".join(args.groups), args.threads, args.mt_seconds),
         "python: %s" % platform.python_version(),
         "",
         "lscpu:",
@@ -256,49 +376,96 @@ def machine_info(args, allocators):
     return "\n".join(lines) + "\n"
 
 
+def gp_quote(s):
+    return '"%s"' % s.replace("\\", "\\\\").replace('"', '\\"')
+
+
 def plot(outdir, workloads, allocators, rows):
-    """Grouped bar chart of median ops/s; skipped quietly without gnuplot."""
+    """One PNG per group: ops/s relative to the baseline on top, peak RSS
+    below, grouped bars (one cluster per workload, one bar per allocator).
+    Skipped quietly without gnuplot."""
     if not shutil.which("gnuplot"):
-        return
-    dat = os.path.join(outdir, "ops.dat")
-    with open(dat, "w") as f:
-        f.write("allocator " + " ".join('"%s"' % workload_label(w) for w in workloads) + "\n")
-        for name, _so in allocators:
-            vals = []
-            for w in workloads:
-                r = rows[(w, name)]
-                vals.append("%.3f" % (r["ops"] / 1e6) if r["ok"] else "0")
-            f.write("%s %s\n" % (name, " ".join(vals)))
-    cols = ", ".join(
-        "'ops.dat' using %d:xtic(1) title columnheader(%d)" % (i + 2, i + 2)
-        for i in range(len(workloads)))
-    script = (
-        "set terminal svg size 900,480 dynamic font 'sans,11'\n"
-        "set output 'ops.svg'\n"
-        "set style data histograms\nset style histogram clustered gap 1\n"
-        "set style fill solid 0.8 border -1\nset yrange [0:*]\nset grid ytics\n"
-        "set ylabel 'M ops/s (median)'\nset title 'bench_random_mixed'\n"
-        "set key top left\nplot " + cols + "\n")
-    with open(os.path.join(outdir, "ops.gp"), "w") as f:
-        f.write(script)
-    subprocess.run(["gnuplot", "ops.gp"], cwd=outdir, capture_output=True, timeout=30)
+        return []
+    base = baseline_of(allocators)
+    names = [n for n, _ in allocators]
+    made = []
+    for group in dict.fromkeys(w["group"] for w in workloads):
+        ws = [w for w in workloads if w["group"] == group]
+        dat = "%s.dat" % group
+        with open(os.path.join(outdir, dat), "w") as f:
+            # Columns: workload, then ratio per allocator, then RSS per allocator.
+            f.write("workload " + " ".join(gp_quote(n) for n in names * 2) + "\n")
+            for w in ws:
+                vals = []
+                for n in names:
+                    rt = ratio(rows, w, n, base)
+                    vals.append("%.4f" % rt if rt is not None else "-")
+                for n in names:
+                    r = rows[(id(w), n)]
+                    vals.append("%.3f" % r["rss_mib"] if r["ok"] else "-")
+                f.write("%s %s\n" % (gp_quote(w["short"]), " ".join(vals)))
+        k = len(names)
+        ratio_cols = ", ".join("'%s' using %d:xtic(1) title columnheader(%d)" % (dat, i + 2, i + 2)
+                               for i in range(k))
+        rss_cols = ", ".join("'%s' using %d:xtic(1) title columnheader(%d)" % (dat, k + i + 2,
+                                                                              k + i + 2)
+                             for i in range(k))
+        png = "%s.png" % group
+        script = "\n".join([
+            "set terminal pngcairo size 1100,900 font 'sans,11'",
+            "set output '%s'" % png,
+            # Plain text: workload names contain '_', a subscript otherwise.
+            "set termoption noenhanced",
+            "set datafile missing '-'",
+            # Equal margins so the two panels' clusters line up.
+            "set lmargin 12",
+            "set rmargin 16",
+            "set xrange [-0.6:%g]" % (len(ws) - 0.4),
+            "set style data histograms",
+            "set style histogram clustered gap 1",
+            "set style fill solid 0.85 border -1",
+            "set grid ytics",
+            "set key outside right top",
+            "set multiplot layout 2,1 title %s" % gp_quote(GROUP_TITLES.get(group, group)),
+            "set yrange [0:*]",
+            "set ylabel %s" % gp_quote("ops/s relative to %s (higher is better)" % base),
+            # The reference line: bars above 1 beat the baseline.
+            "set arrow 1 from graph 0, first 1 to graph 1, first 1 nohead dt 2 lw 1.5 front",
+            "plot " + ratio_cols,
+            "unset arrow 1",
+            "set ylabel 'peak RSS, MiB (VmHWM, median; lower is better)'",
+            "plot " + rss_cols,
+            "unset multiplot",
+            ""])
+        gp = "%s.gp" % group
+        with open(os.path.join(outdir, gp), "w") as f:
+            f.write(script)
+        cp = subprocess.run(["gnuplot", gp], cwd=outdir, capture_output=True, text=True,
+                            timeout=30)
+        if cp.returncode == 0:
+            made.append(png)
+        else:
+            print("compare: gnuplot failed for %s: %s" % (group, cp.stderr.strip()[-300:]),
+                  file=sys.stderr)
+    return made
 
 
 def main():
     args = parse_args()
-    if not os.access(args.bin, os.X_OK):
-        sys.exit("compare: benchmark binary %s not found; run `make %s` first"
-                 % (args.bin, os.path.relpath(args.bin, ROOT)))
+    workloads = build_workloads(args)
+    for b in sorted({w["bin"] for w in workloads}):
+        if not os.access(b, os.X_OK):
+            sys.exit("compare: benchmark binary %s not found; run `make %s` first"
+                     % (b, os.path.relpath(b, ROOT)))
     if args.cpu is not None:
         os.sched_setaffinity(0, {args.cpu})
-    workloads = args.cmd or DEFAULT_WORKLOADS
-    allocators, skipped = find_allocators(args.so)
+    allocators, skipped = find_allocators(args.so, args.lib_dir)
     if args.only:
         wanted = {s.strip() for s in args.only.split(",") if s.strip()}
         allocators = [a for a in allocators if a[0] in wanted]
         skipped = [s for s in skipped if s[0] in wanted]
 
-    results = {(w, n): [] for w in workloads for n, _ in allocators}
+    results = {(id(w), n): [] for w in workloads for n, _ in allocators}
     raw = []
     total = args.runs * len(workloads) * len(allocators)
     done = 0
@@ -309,13 +476,14 @@ def main():
         order = allocators[k:] + allocators[:k]
         for w in workloads:
             for name, so in order:
-                r = run_once(args.bin, shlex.split(w), so, args.timeout)
-                results[(w, name)].append(r)
-                raw.append({"round": rnd + 1, "workload": w, "allocator": name, **r})
+                r = run_once(w["bin"], w["args"], so, args.timeout)
+                results[(id(w), name)].append(r)
+                raw.append({"round": rnd + 1, "group": w["group"], "workload": w["label"],
+                            "allocator": name, **r})
                 done += 1
                 if tty:
                     print("\r\033[K[%d/%d] %s, %s: %s" % (
-                        done, total, name, workload_label(w),
+                        done, total, name, w["label"],
                         "%.1fM ops/s" % (r["ops_per_sec"] / 1e6) if r["status"] == "ok"
                         else r["status"]), end="", file=sys.stderr, flush=True)
         if not tty:
@@ -332,10 +500,11 @@ def main():
             HERE, "results", datetime.datetime.now().strftime("%Y%m%d-%H%M%S"))
         os.makedirs(outdir, exist_ok=True)
         with open(os.path.join(outdir, "table.md"), "w") as f:
-            f.write("bench_random_mixed, %d runs per allocator, round-robin\n\n" % args.runs)
+            f.write("%d runs per allocator, round-robin; see machine.txt\n\n" % args.runs)
             f.write(table)
-        fields = ["round", "workload", "allocator", "status", "ops_per_sec", "page_faults",
-                  "peak_rss_kb", "seconds", "returncode", "malloc_from", "detail"]
+        fields = ["round", "group", "workload", "allocator", "status", "ops_per_sec",
+                  "page_faults", "peak_rss_kb", "seconds", "shared_lines", "returncode",
+                  "malloc_from", "detail"]
         with open(os.path.join(outdir, "raw.csv"), "w", newline="") as f:
             wr = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
             wr.writeheader()
@@ -344,8 +513,8 @@ def main():
             f.write(machine_info(args, allocators))
         try:
             plot(outdir, workloads, allocators, rows)
-        except (OSError, subprocess.SubprocessError):
-            pass
+        except (OSError, subprocess.SubprocessError) as e:
+            print("compare: no charts: %s" % e, file=sys.stderr)
         print("\nresults: %s" % os.path.relpath(outdir, os.getcwd()), file=sys.stderr)
 
     # Failures of individual allocators are reported in the table; only a
