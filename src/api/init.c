@@ -73,10 +73,6 @@ HS_EXPORT void hugeslab_stats(hugeslab_stats_t *out)
     seg_stats(&s);
     tiny_stats(&s);
     s.huge_blocks = atomic_load_explicit(&hs_counters.huge_blocks, memory_order_relaxed);
-    s.remote_frees = atomic_load_explicit(&hs_counters.remote_frees, memory_order_relaxed);
-    for (unsigned n = 0; n < HUGESLAB_STATS_MAX_NODES; n++)
-        s.remote_frees_by_node[n] =
-            atomic_load_explicit(&hs_counters.remote_frees_by_node[n], memory_order_relaxed);
     s.threads_live = atomic_load_explicit(&hs_counters.threads_live, memory_order_relaxed);
     s.orphan_slabs = atomic_load_explicit(&hs_counters.orphan_slabs, memory_order_relaxed);
     long long faults = thp_page_faults();

@@ -82,8 +82,9 @@ HS_INLINE void hs_unlock(hs_lock_t *l) { pthread_mutex_unlock(l); }
 
 /* ---- process-wide counters (relaxed atomics; figures, not invariants) ---- */
 typedef struct hs_counters_s {
-    _Atomic uint64_t remote_frees;   /* blocks freed by a thread that does not own them */
-    _Atomic uint64_t remote_frees_by_node[HS_MAX_NODES]; /* the same, by the block's node */
+    /* Remote frees by threads without a heap, by the block's node (threads
+     * with one count in their heap). */
+    _Atomic uint64_t remote_frees_by_node[HS_MAX_NODES];
     _Atomic uint64_t huge_blocks;    /* blocks with a mapping of their own, live */
     _Atomic uint64_t threads_live;   /* heaps attached to a running thread */
     _Atomic uint64_t orphan_slabs;   /* slabs of exited threads not yet taken over */

@@ -22,6 +22,7 @@ __thread tiny_heap_t *tiny_heap_tls = &tiny_empty_heap;
  * thread (a slab's owner) stays valid memory forever. */
 static hs_lock_t heap_lock = HS_LOCK_INIT;
 static tiny_heap_t *heap_pool;     /* detached heaps, ready for reuse */
+static tiny_heap_t *heap_all;      /* every heap made, through all_next */
 static char *meta_next, *meta_end; /* bump region for new heaps */
 
 /* Slabs of exited (or migrated) threads, per node and class, waiting for a
@@ -250,6 +251,15 @@ static void slab_now_empty(tiny_heap_t *heap, tiny_slab_t *s)
         release_empty(heap, previous);
 }
 
+/* A slab on the full list goes back to the partial list once an eighth of
+ * it is free again: back at the first free block, it would be refilled from
+ * one block at a time and flip between the lists on every other malloc. */
+static bool worth_unfull(const tiny_slab_t *s)
+{
+    uint32_t free_blocks = atomic_load_explicit(&s->carved, memory_order_relaxed) - s->used;
+    return free_blocks >= (s->capacity >> 3) || s->used == 0;
+}
+
 /* A free by the owner that the fast path could not finish: the slab is on
  * the full list, or its last block came back. */
 static void free_local(tiny_heap_t *heap, tiny_slab_t *s, tiny_block_t *b)
@@ -258,7 +268,8 @@ static void free_local(tiny_heap_t *heap, tiny_slab_t *s, tiny_block_t *b)
     b->free_mark = (uintptr_t)b ^ hs_free_key;
     s->local_free = b;
     s->used--;
-    if (atomic_load_explicit(&s->owner_word, memory_order_relaxed) & TINY_OWNER_FULL)
+    if ((atomic_load_explicit(&s->owner_word, memory_order_relaxed) & TINY_OWNER_FULL) &&
+        worth_unfull(s))
         move_to_partial(heap, s);
     if (s->used == 0) slab_now_empty(heap, s);
 }
@@ -266,8 +277,15 @@ static void free_local(tiny_heap_t *heap, tiny_slab_t *s, tiny_block_t *b)
 /* A free by any thread other than the owner (or of an orphan's block). */
 static void free_remote(tiny_slab_t *s, tiny_block_t *b)
 {
-    hs_count_add(&hs_counters.remote_frees, 1);
-    hs_count_add(&hs_counters.remote_frees_by_node[seg_superslab_of(s)->memory_node], 1);
+    unsigned node = seg_superslab_of(s)->memory_node;
+    tiny_heap_t *me = tiny_heap_tls;
+    if (HS_LIKELY(me != &tiny_empty_heap)) {
+        _Atomic uint64_t *c = &me->remote_frees_by_node[node];
+        atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + 1,
+                              memory_order_relaxed);
+    } else {
+        hs_count_add(&hs_counters.remote_frees_by_node[node], 1);
+    }
     uintptr_t old = atomic_load_explicit(&s->remote_free, memory_order_relaxed);
     for (;;) {
         if (old & TINY_REMOTE_FULL) {
@@ -305,7 +323,7 @@ static void free_marked_block(tiny_heap_t *heap, tiny_block_t *b)
         b->next = s->local_free;
         s->local_free = b;
         s->used--;
-        if (word & TINY_OWNER_FULL) move_to_partial(heap, s);
+        if ((word & TINY_OWNER_FULL) && worth_unfull(s)) move_to_partial(heap, s);
         if (s->used == 0) slab_now_empty(heap, s);
     } else {
         free_remote(s, b);
@@ -421,6 +439,8 @@ static tiny_heap_t *heap_new_locked(void)
     heap = (tiny_heap_t *)meta_next;
     meta_next += size;
     for (unsigned cls = 0; cls < TINY_CLASS_COUNT; cls++) heap->current[cls] = &tiny_sentinel_slab;
+    heap->all_next = heap_all;
+    heap_all = heap;
     return heap;
 }
 
@@ -479,9 +499,9 @@ HS_NOINLINE void *tiny_malloc_refill(tiny_heap_t *heap, unsigned cls)
     }
     /* A thread that moved to another node gives its slabs up (other threads
      * of the old node adopt them) and takes memory from the new one from now
-     * on. getcpu is a vDSO call, and a refill comes once per page of blocks
-     * at most, so asking the kernel each time costs little. */
-    unsigned node = numa_current_node_refresh();
+     * on. numa_current_node() asks the kernel (getcpu) every few dozen
+     * refills; a new slab always asks (below), since that places memory. */
+    unsigned node = numa_current_node();
     if (HS_UNLIKELY(node != heap->node)) {
         heap_abandon(heap);
         heap->node = node;
@@ -500,6 +520,11 @@ HS_NOINLINE void *tiny_malloc_refill(tiny_heap_t *heap, unsigned cls)
             return pop(s);
         }
         s = next;
+    }
+    node = numa_current_node_refresh();
+    if (node != heap->node) {
+        heap_abandon(heap);
+        heap->node = node;
     }
     s = adopt_orphan(heap, cls);
     if (s && !s->free && atomic_load_explicit(&s->carved, memory_order_relaxed) < s->capacity) carve(s);
@@ -617,6 +642,19 @@ void tiny_trim(void)
 
 void tiny_stats(hugeslab_stats_t *out)
 {
+    uint64_t by_node[HS_MAX_NODES];
+    for (unsigned n = 0; n < HS_MAX_NODES; n++)
+        by_node[n] = atomic_load_explicit(&hs_counters.remote_frees_by_node[n], memory_order_relaxed);
+    hs_lock(&heap_lock);
+    for (tiny_heap_t *h = heap_all; h; h = h->all_next)
+        for (unsigned n = 0; n < HS_MAX_NODES; n++)
+            by_node[n] += atomic_load_explicit(&h->remote_frees_by_node[n], memory_order_relaxed);
+    hs_unlock(&heap_lock);
+    out->remote_frees = 0;
+    for (unsigned n = 0; n < HS_MAX_NODES; n++) {
+        out->remote_frees += by_node[n];
+        if (n < HUGESLAB_STATS_MAX_NODES) out->remote_frees_by_node[n] = by_node[n];
+    }
     out->bytes_in_slabs = atomic_load_explicit(&stat_bytes_in_slabs, memory_order_relaxed);
 }
 

@@ -110,6 +110,11 @@ struct tiny_heap_s {
     unsigned node;                          /* NUMA node its SuperSlabs come from */
     bool attached;                          /* belongs to a running thread */
     tiny_heap_t *next_free;                 /* in the pool of heaps to reuse */
+    tiny_heap_t *all_next;                  /* every heap ever made (never unlinked) */
+    /* Frees of other threads' blocks made by this thread, by the block's
+     * node: written by this thread only, summed by hugeslab_stats(). A
+     * shared counter here would be a cache line every thread fights over. */
+    _Atomic uint64_t remote_frees_by_node[HS_MAX_NODES];
 };
 
 extern tiny_heap_t tiny_empty_heap;
