@@ -289,9 +289,11 @@ static void free_remote(tiny_slab_t *s, tiny_block_t *b)
     uintptr_t old = atomic_load_explicit(&s->remote_free, memory_order_relaxed);
     for (;;) {
         if (old & TINY_REMOTE_FULL) {
-            /* The owner parked this slab on its full list: hand the block to
-             * the owner heap itself, which never goes away, so the slab is not
-             * touched again after the block is published. */
+            /* The owner parked this slab on its full list and does not look
+             * at it: tell it, once. Clearing the bit sends later frees to
+             * the slab again; this block goes to the owner heap itself,
+             * which never goes away, so the slab is not touched after the
+             * block is published. */
             uintptr_t word = atomic_load_explicit(&s->owner_word, memory_order_acquire);
             tiny_heap_t *owner = (tiny_heap_t *)(word & ~TINY_OWNER_FULL);
             if (!owner) {
@@ -299,6 +301,11 @@ static void free_remote(tiny_slab_t *s, tiny_block_t *b)
                 old = atomic_load_explicit(&s->remote_free, memory_order_relaxed);
                 continue;
             }
+            if (!atomic_compare_exchange_weak_explicit(&s->remote_free, &old,
+                                                       old & ~TINY_REMOTE_FULL,
+                                                       memory_order_acq_rel,
+                                                       memory_order_relaxed))
+                continue;
             tiny_block_t *head = atomic_load_explicit(&owner->delayed, memory_order_relaxed);
             do {
                 b->next = head;
@@ -323,7 +330,9 @@ static void free_marked_block(tiny_heap_t *heap, tiny_block_t *b)
         b->next = s->local_free;
         s->local_free = b;
         s->used--;
-        if ((word & TINY_OWNER_FULL) && worth_unfull(s)) move_to_partial(heap, s);
+        /* A delayed block is the notice that other threads free into this
+         * slab again: back to the partial list, where refills collect them. */
+        if (word & TINY_OWNER_FULL) move_to_partial(heap, s);
         if (s->used == 0) slab_now_empty(heap, s);
     } else {
         free_remote(s, b);

@@ -52,9 +52,10 @@ struct tiny_block_s {
 typedef struct tiny_heap_s tiny_heap_t;
 typedef struct tiny_slab_s tiny_slab_t;
 
-/* remote_free's low bit: the owner keeps this slab on its full list, so a
- * remote free must go to the owner heap's delayed list instead, which the
- * owner drains and which tells it the slab has room again. */
+/* remote_free's low bit: the owner keeps this slab on its full list and
+ * wants to be told when it has room. The first remote free to see the bit
+ * clears it and puts its block on the owner heap's delayed list instead;
+ * the owner drains that list and moves the slab back to its partial list. */
 #define TINY_REMOTE_FULL ((uintptr_t)1)
 /* owner_word's low bit: the slab is on the owner's full list. */
 #define TINY_OWNER_FULL ((uintptr_t)1)
@@ -69,8 +70,9 @@ typedef struct tiny_slab_s tiny_slab_t;
  * - used == carved - (blocks on free, local_free and collected lists);
  *   blocks on remote_free and on heaps' delayed lists still count as used;
  * - only the heap's current slab for a class may have free != NULL;
- * - owner_word's FULL bit is set iff the slab is on its owner's full list,
- *   and then remote_free's FULL bit is set too. */
+ * - owner_word's FULL bit is set iff the slab is on its owner's full list;
+ *   remote_free's FULL bit is only ever set while it is, and is cleared by
+ *   the owner or by the one remote free that notifies it. */
 struct tiny_slab_s {
     /* First cache line: what the owner's fast paths touch. */
     tiny_block_t *free;       /* blocks ready to hand out (owner only) */
