@@ -36,6 +36,7 @@ static pthread_key_t heap_key;
 
 static void thread_exit(void *arg);
 static void collect_abandoned(void);
+static tiny_heap_t *heap_attach(void);
 
 /* ---- slab geometry -------------------------------------------------------- */
 
@@ -168,16 +169,22 @@ static void take_local_frees(tiny_slab_t *s)
     s->free = local;
 }
 
-static void append_remote_list(tiny_slab_t *s, tiny_block_t *list)
+/* Puts the blocks of a taken remote_free word on the free list. The word
+ * carries the list's length, so the list itself (blocks last written by
+ * other threads' cores) is not walked; only our own free list is, to find
+ * its end, and it is short or empty when this runs. */
+static void append_remote_word(tiny_slab_t *s, uintptr_t word)
 {
-    uint32_t n = 1;
-    tiny_block_t *tail = list;
-    while (tail->next) {
-        tail = tail->next;
-        n++;
+    tiny_block_t *list = (tiny_block_t *)(word & TINY_REMOTE_PTR_MASK);
+    uint32_t n = (uint32_t)(word >> TINY_REMOTE_COUNT_SHIFT);
+    if (!list) return;
+    if (!s->free) {
+        s->free = list;
+    } else {
+        tiny_block_t *tail = s->free;
+        while (tail->next) tail = tail->next;
+        tail->next = list;
     }
-    tail->next = s->free;
-    s->free = list;
     HS_ASSERT(s->used >= n);
     s->used -= n;
 }
@@ -187,19 +194,19 @@ static void collect(tiny_slab_t *s)
 {
     take_local_frees(s);
     if (atomic_load_explicit(&s->remote_free, memory_order_relaxed) == 0) return;
-    uintptr_t list = atomic_exchange_explicit(&s->remote_free, 0, memory_order_acquire);
-    HS_ASSERT((list & TINY_REMOTE_FULL) == 0);
-    if (list) append_remote_list(s, (tiny_block_t *)list);
+    uintptr_t word = atomic_exchange_explicit(&s->remote_free, 0, memory_order_acquire);
+    HS_ASSERT((word & TINY_REMOTE_FULL) == 0);
+    append_remote_word(s, word);
 }
 
 /* Moves a slab without room to the full list. Returns false (and leaves it
  * on the partial list, with room) when remote frees arrived meanwhile. */
 static bool move_to_full(tiny_heap_t *heap, tiny_slab_t *s)
 {
-    uintptr_t list =
+    uintptr_t word =
         atomic_exchange_explicit(&s->remote_free, TINY_REMOTE_FULL, memory_order_acq_rel);
-    if (list) {
-        append_remote_list(s, (tiny_block_t *)list);
+    if (word) {
+        append_remote_word(s, word);
         atomic_fetch_and_explicit(&s->remote_free, ~TINY_REMOTE_FULL, memory_order_release);
         return false;
     }
@@ -274,18 +281,27 @@ static void free_local(tiny_heap_t *heap, tiny_slab_t *s, tiny_block_t *b)
     if (s->used == 0) slab_now_empty(heap, s);
 }
 
-/* A free by any thread other than the owner (or of an orphan's block). */
-static void free_remote(tiny_slab_t *s, tiny_block_t *b)
+/* Counts a program's free of another thread's block, in the freeing
+ * thread's heap: a shared counter would be a cache line that every freeing
+ * thread fights over. A thread that only frees (a consumer) gets a heap for
+ * this. */
+static void count_remote_free(tiny_slab_t *s)
 {
     unsigned node = seg_superslab_of(s)->memory_node;
     tiny_heap_t *me = tiny_heap_tls;
-    if (HS_LIKELY(me != &tiny_empty_heap)) {
+    if (HS_UNLIKELY(me == &tiny_empty_heap)) me = heap_attach();
+    if (HS_LIKELY(me != NULL)) {
         _Atomic uint64_t *c = &me->remote_frees_by_node[node];
         atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + 1,
                               memory_order_relaxed);
     } else {
         hs_count_add(&hs_counters.remote_frees_by_node[node], 1);
     }
+}
+
+/* A free by any thread other than the owner (or of an orphan's block). */
+static void free_remote(tiny_slab_t *s, tiny_block_t *b)
+{
     uintptr_t old = atomic_load_explicit(&s->remote_free, memory_order_relaxed);
     for (;;) {
         if (old & TINY_REMOTE_FULL) {
@@ -314,8 +330,10 @@ static void free_remote(tiny_slab_t *s, tiny_block_t *b)
                                                             memory_order_relaxed));
             return;
         }
-        b->next = (tiny_block_t *)old;
-        if (atomic_compare_exchange_weak_explicit(&s->remote_free, &old, (uintptr_t)b,
+        b->next = (tiny_block_t *)(old & TINY_REMOTE_PTR_MASK);
+        uintptr_t count = (old >> TINY_REMOTE_COUNT_SHIFT) + 1;
+        if (atomic_compare_exchange_weak_explicit(&s->remote_free, &old,
+                                                  count << TINY_REMOTE_COUNT_SHIFT | (uintptr_t)b,
                                                   memory_order_release, memory_order_relaxed))
             return;
     }
@@ -568,6 +586,7 @@ HS_NOINLINE void tiny_free_slow(void *p, tiny_slab_t *s)
         return;
     }
     b->free_mark = (uintptr_t)b ^ hs_free_key;
+    count_remote_free(s);
     free_remote(s, b);
 }
 

@@ -57,6 +57,11 @@ typedef struct tiny_slab_s tiny_slab_t;
  * clears it and puts its block on the owner heap's delayed list instead;
  * the owner drains that list and moves the slab back to its partial list. */
 #define TINY_REMOTE_FULL ((uintptr_t)1)
+/* The rest of remote_free: the stack's top block in bits 4..47 (blocks are
+ * 16-aligned, addresses below 2^47) and the stack's length in bits 48..63
+ * (a slab holds at most 4096 blocks). */
+#define TINY_REMOTE_PTR_MASK ((((uintptr_t)1 << HS_ADDRESS_BITS) - 1) & ~(uintptr_t)15)
+#define TINY_REMOTE_COUNT_SHIFT 48
 /* owner_word's low bit: the slab is on the owner's full list. */
 #define TINY_OWNER_FULL ((uintptr_t)1)
 
@@ -92,7 +97,7 @@ struct tiny_slab_s {
     /* Second cache line: lists, and what other threads write. */
     tiny_slab_t *next;        /* in the owner's partial or full list, or the orphans */
     tiny_slab_t *prev;
-    _Atomic uintptr_t remote_free; /* stack of blocks freed by other threads | FULL bit */
+    _Atomic uintptr_t remote_free; /* blocks freed by other threads: length | top | FULL */
     uint32_t capacity;        /* blocks the slab can hold */
     uint8_t pad_[HS_CACHE_LINE - 3 * sizeof(void *) - sizeof(uint32_t)];
 };
