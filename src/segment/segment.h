@@ -9,9 +9,11 @@
  *   back to its node's pool, and runs to the run cache, for reuse.
  * - Only the purge thread (purge.c) hands idle memory back to the kernel,
  *   after HUGESLAB_PURGE_DELAY_MS, in whole SuperSlabs; malloc and free
- *   never madvise. malloc_trim() does it at once, on the caller's thread.
- * - All locks here are leaf locks: nothing is called with one held except
- *   the thp/ layer and the client-init callback.
+ *   never madvise. malloc_trim() does it at once, on the caller's thread,
+ *   and a huge block (HUGESLAB_HUGE_MB or more) is unmapped by its free.
+ * - Locks here are taken after tiny's, never before; nothing is called with
+ *   one held but the thp/ and numa/ layers and the client-init callback
+ *   (and the hugetlb list's lock, inside a node's).
  * Never: call into tiny/ (it registers a callback instead). */
 #ifndef HS_SEGMENT_H
 #define HS_SEGMENT_H

@@ -8,7 +8,7 @@
 #include "tiny/tiny.h"
 
 /* The sentinel has no blocks: as a class's current slab it sends malloc to
- * the refill path; as the head of a unit in no slab, its zero capacity sends
+ * the refill path; as the head of a unit in no slab, its zero `carved` sends
  * free to tiny_free_unusual, which reports the pointer. */
 tiny_slab_t tiny_sentinel_slab;
 
