@@ -106,6 +106,14 @@ run_case() {
     shift
     local log=$out/logs/${name//\//_}.log rc=0
     "$vm" --nodes "$nodes" --timeout 90 "${vm_opts[@]}" -- "$@" >"$log" 2>&1 || rc=$?
+    # A guest that timed out or failed before the program printed anything
+    # never booted (an emulator hiccup on a loaded host): boot it once more.
+    # A program that started and then hung is a failure, and stays one.
+    if [[ $rc == 124 || $rc == 125 ]] && ! grep -qav '^vm-run:' "$log"; then
+        echo "    (guest did not boot: $(head -c 200 "$log" | tr '\n' ' '); booting it again)"
+        rc=0
+        "$vm" --nodes "$nodes" --timeout 90 "${vm_opts[@]}" -- "$@" >"$log" 2>&1 || rc=$?
+    fi
     [[ $verbose == 1 ]] && sed 's/^/    /' "$log"
     local result
     result=$(grep -a '^result: ' "$log" | tail -n 1)
