@@ -55,6 +55,20 @@ report() { # STATUS NAME [REASON]
     esac
 }
 
+# count_lines OUTPUT LOG: reports each "PASS/FAIL/SKIP name[: reason]" line
+# of a suite with a runner of its own, as one test each.
+count_lines() {
+    while IFS= read -r line; do
+        case "$line" in
+        "PASS "*) report PASS "${line#PASS }" ;;
+        "FAIL "*) rest=${line#FAIL }; report FAIL "${rest%%: *}" "${rest#*: } (log: $2)" ;;
+        "SKIP "*) rest=${line#SKIP }; report SKIP "${rest%%: *}" "${rest#*: }" ;;
+        esac
+    done <<EOF
+$1
+EOF
+}
+
 # run_test NAME MODE BINARY [ARGS...]   MODE: preload | plain
 run_test() {
     name=$1
@@ -140,15 +154,7 @@ for t in $WANT; do
         out=$(HS_LOG_DIR="$LOGS" sh "$TESTS_DIR/programs.sh" "$SO" $progs 2>"$LOGS/programs.stderr")
         echo "$out" >"$LOGS/programs.log"
         # one line per program, counted like the other tests
-        while IFS= read -r line; do
-            case "$line" in
-            "PASS "*) report PASS "${line#PASS }" ;;
-            "FAIL "*) rest=${line#FAIL }; report FAIL "${rest%%: *}" "${rest#*: }" ;;
-            "SKIP "*) rest=${line#SKIP }; report SKIP "${rest%%: *}" "${rest#*: }" ;;
-            esac
-        done <<EOF
-$out
-EOF
+        count_lines "$out" "$LOGS/programs.log"
         ;;
     kernel | numa)
         # Suites with runners of their own: one line per case, counted here.
@@ -162,15 +168,7 @@ EOF
             out=$(BUILD="$BUILD" bash "$TESTS_DIR/numa/run.sh" 2>&1)
         fi
         echo "$out" >"$LOGS/$t.log"
-        while IFS= read -r line; do
-            case "$line" in
-            "PASS "*) report PASS "${line#PASS }" ;;
-            "FAIL "*) rest=${line#FAIL }; report FAIL "${rest%%: *}" "${rest#*: } (log: $LOGS/$t.log)" ;;
-            "SKIP "*) rest=${line#SKIP }; report SKIP "${rest%%: *}" "${rest#*: }" ;;
-            esac
-        done <<EOF
-$out
-EOF
+        count_lines "$out" "$LOGS/$t.log"
         ;;
     *) report FAIL "$t" "unknown test" ;;
     esac
