@@ -27,11 +27,14 @@ COMPARE      := python3 bench/compare.py --bin $(BENCH_BIN) --mt-bin $(BENCH_MT)
 
 .PHONY: bench bench-full bench-threads packages-bench
 
-$(BENCH_BIN): bench/bench_random_mixed.c bench/bench.mk
+# Header-only shared code, so each program is still one compiler command.
+BENCH_COMMON := bench/bench_common.h
+
+$(BENCH_BIN): bench/bench_random_mixed.c $(BENCH_COMMON) bench/bench.mk
 	@mkdir -p $(dir $@)
 	$(CC) $(BENCH_CFLAGS) -o $@ $<
 
-$(BENCH_MT): bench/bench_mt.c bench/bench.mk
+$(BENCH_MT): bench/bench_mt.c $(BENCH_COMMON) bench/bench.mk
 	@mkdir -p $(dir $@)
 	$(CC) $(BENCH_CFLAGS) -pthread -o $@ $< -ldl
 
@@ -67,7 +70,7 @@ THP_ARGS     ?=
 
 .PHONY: thp-compare thp-workload
 
-$(THP_WORKLOAD): bench/thp_workload.c bench/bench.mk
+$(THP_WORKLOAD): bench/thp_workload.c $(BENCH_COMMON) bench/bench.mk
 	@mkdir -p $(dir $@)
 	$(CC) $(BENCH_CFLAGS) -o $@ $<
 

@@ -40,24 +40,16 @@
  * in errors= and makes the exit status 1.
  */
 #ifndef _GNU_SOURCE
-#define _GNU_SOURCE /* dladdr, pthread_barrier_t */
+#define _GNU_SOURCE /* pthread_barrier_t */
 #endif
-#include <dlfcn.h>
-#include <errno.h>
-#include <fcntl.h>
-#include <inttypes.h>
+#define BENCH_PROG "bench_mt"
+#include "bench_common.h"
+
 #include <pthread.h>
 #include <sched.h>
 #include <stdalign.h>
 #include <stdatomic.h>
 #include <stdbool.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/resource.h>
-#include <time.h>
-#include <unistd.h>
 
 #define CACHE_LINE 64
 #define MAX_THREADS 1024
@@ -97,15 +89,9 @@ static void rng_seed(struct rng *r, uint64_t seed, uint64_t stream)
         r->s = 1;
 }
 
-/* xorshift64*: cheap, so the allocator and not the generator is measured. */
 static inline uint32_t rng_next(struct rng *r)
 {
-    uint64_t x = r->s;
-    x ^= x >> 12;
-    x ^= x << 25;
-    x ^= x >> 27;
-    r->s = x;
-    return (uint32_t)((x * UINT64_C(0x2545F4914F6CDD1D)) >> 32);
+    return xorshift64s_next(&r->s);
 }
 
 static inline size_t rng_size(struct rng *r, size_t lo, size_t hi)
@@ -442,43 +428,6 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
-static double now_seconds(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-/* VmHWM rather than ru_maxrss, which survives execve() and would report the
- * parent's (python's) footprint; see bench_random_mixed.c.  read() into a
- * stack buffer so that stdio does not allocate just before the reading. */
-static long peak_rss_kb(void)
-{
-    char buf[4096];
-    int fd = open("/proc/self/status", O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return -1;
-    ssize_t n = read(fd, buf, sizeof buf - 1);
-    close(fd);
-    if (n <= 0)
-        return -1;
-    buf[n] = '\0';
-    const char *p = strstr(buf, "\nVmHWM:");
-    long kb;
-    if (p == NULL || sscanf(p + 1, "VmHWM: %ld", &kb) != 1)
-        return -1;
-    return kb;
-}
-
-static const char *malloc_provider(void)
-{
-    void *sym = dlsym(RTLD_DEFAULT, "malloc");
-    Dl_info info;
-    if (sym == NULL || dladdr(sym, &info) == 0 || info.dli_fname == NULL)
-        return "unknown";
-    return info.dli_fname;
-}
-
 static void usage(FILE *out)
 {
     fprintf(out, "usage: bench_mt larson|prodcons|falseshare [--threads=N] [--seconds=S] "
@@ -649,9 +598,7 @@ int main(int argc, char **argv)
 
     double seconds = t1 - t0;
     long faults = (ru1.ru_minflt - ru0.ru_minflt) + (ru1.ru_majflt - ru0.ru_majflt);
-    long peak_kb = peak_rss_kb();
-    if (peak_kb < 0)
-        peak_kb = ru1.ru_maxrss;
+    long peak_kb = peak_rss_kb(ru1.ru_maxrss);
     const char *provider = malloc_provider();
     char shared_buf[48] = "";
     if (shared >= 0)

@@ -5,10 +5,11 @@
  *                     [MIN_SIZE [MAX_SIZE]]]]]
  *        thp_workload --exec CMD [ARG...]
  *
- * Workload mode runs exactly the loop of bench/bench_random_mixed.c (same
- * arguments, same defaults, same RNGs, same size formula min + r % span, so
- * the same sequence of calls for a given seed) and, just before freeing the
- * live set, reads this process's /proc/self/smaps_rollup and /proc/meminfo.
+ * Workload mode runs exactly the loop of bench/bench_random_mixed.c (the
+ * same code, from bench_common.h: same arguments, same defaults, same RNGs,
+ * same size formula min + r % span, so the same sequence of calls for a
+ * given seed) and, just before freeing the live set, reads this process's
+ * /proc/self/smaps_rollup and /proc/meminfo.
  * It prints one line of key=value pairs:
  *
  *   ops_per_sec page_faults peak_rss_kb seconds  as bench_random_mixed
@@ -32,48 +33,14 @@
  * malloc and fault in pages of its own right where we measure.
  */
 #ifndef _GNU_SOURCE
-#define _GNU_SOURCE /* dladdr, Dl_info, wait4 */
+#define _GNU_SOURCE /* wait4 */
 #endif
-#include <dlfcn.h>
-#include <errno.h>
-#include <fcntl.h>
-#include <inttypes.h>
+#define BENCH_PROG "thp_workload"
+#include "bench_common.h"
+
 #include <signal.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/resource.h>
 #include <sys/types.h>
 #include <sys/wait.h>
-#include <time.h>
-#include <unistd.h>
-
-enum rng_kind { RNG_LIBC, RNG_XORSHIFT };
-
-static enum rng_kind rng_kind = RNG_LIBC;
-static uint64_t xorshift_state;
-
-/* Same generator and seeding as bench_random_mixed.c. */
-static inline uint32_t next_rand(void)
-{
-    if (rng_kind == RNG_LIBC)
-        return (uint32_t)rand();
-    uint64_t x = xorshift_state;
-    x ^= x >> 12;
-    x ^= x << 25;
-    x ^= x >> 27;
-    xorshift_state = x;
-    return (uint32_t)((x * UINT64_C(0x2545F4914F6CDD1D)) >> 32);
-}
-
-static void seed_rng(uint64_t seed)
-{
-    srand((unsigned)seed);
-    xorshift_state = seed * UINT64_C(0x9E3779B97F4A7C15) + UINT64_C(0x853C49E6748FEA9B);
-    if (xorshift_state == 0)
-        xorshift_state = 1;
-}
 
 static void usage(FILE *out)
 {
@@ -81,29 +48,6 @@ static void usage(FILE *out)
                  "[MIN_SIZE [MAX_SIZE]]]]]\n"
                  "       thp_workload --exec CMD [ARG...]\n"
                  "defaults: 1000000 400 1 16 1040 --rng=libc\n");
-}
-
-static int parse_u64(const char *s, const char *what, uint64_t *out)
-{
-    char *end;
-    errno = 0;
-    if (*s == '-' || *s == '\0')
-        goto bad;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (errno != 0 || *end != '\0')
-        goto bad;
-    *out = (uint64_t)v;
-    return 0;
-bad:
-    fprintf(stderr, "thp_workload: bad %s: '%s'\n", what, s);
-    return -1;
-}
-
-static double now_seconds(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
 /* Read a small /proc file into buf (NUL-terminated); -1 when unreadable. */
@@ -169,15 +113,6 @@ static void read_figures(const char *procdir, struct mem_figures *f)
 }
 
 static long max_l(long a, long b) { return a > b ? a : b; }
-
-static const char *malloc_provider(void)
-{
-    void *sym = dlsym(RTLD_DEFAULT, "malloc");
-    Dl_info info;
-    if (sym == NULL || dladdr(sym, &info) == 0 || info.dli_fname == NULL)
-        return "unknown";
-    return info.dli_fname;
-}
 
 static pid_t exec_child = -1;
 
@@ -245,10 +180,6 @@ static int run_exec(char **argv)
 
 int main(int argc, char **argv)
 {
-    static const char *const names[] = {"iterations", "slots", "seed", "min size", "max size"};
-    uint64_t val[5] = {1000000, 400, 1, 16, 1040};
-    int npos = 0;
-
     if (argc >= 2 && strcmp(argv[1], "--exec") == 0) {
         int first = 2;
         if (argc > first && strcmp(argv[first], "--") == 0)
@@ -265,90 +196,24 @@ int main(int argc, char **argv)
     struct mem_figures start;
     read_figures("/proc/self", &start);
 
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (strcmp(a, "--rng=libc") == 0) {
-            rng_kind = RNG_LIBC;
-        } else if (strcmp(a, "--rng=xorshift") == 0) {
-            rng_kind = RNG_XORSHIFT;
-        } else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
-            usage(stdout);
-            return 0;
-        } else if (a[0] == '-' && a[1] != '\0') {
-            fprintf(stderr, "thp_workload: unknown option '%s'\n", a);
-            usage(stderr);
-            return 2;
-        } else if (npos < 5) {
-            if (parse_u64(a, names[npos], &val[npos]) != 0)
-                return 2;
-            npos++;
-        } else {
-            usage(stderr);
-            return 2;
-        }
-    }
-
-    uint64_t iterations = val[0], slots = val[1], seed = val[2];
-    uint64_t min_size = val[3], max_size = val[4];
-    if (slots == 0 || slots > RAND_MAX || min_size == 0 || min_size > max_size ||
-        max_size - min_size >= (uint64_t)RAND_MAX) {
-        fprintf(stderr, "thp_workload: need SLOTS in 1..%d and 1 <= MIN_SIZE <= MAX_SIZE "
-                        "with MAX_SIZE - MIN_SIZE < %d\n",
-                RAND_MAX, RAND_MAX);
-        return 2;
-    }
-    uint32_t span = (uint32_t)(max_size - min_size + 1);
-    uint32_t ws = (uint32_t)slots;
-
-    char **slot = calloc(ws, sizeof *slot);
-    if (slot == NULL) {
-        fprintf(stderr, "thp_workload: cannot allocate %" PRIu32 " slots\n", ws);
-        return 1;
-    }
-    seed_rng(seed);
-
-    struct rusage ru0, ru1;
-    getrusage(RUSAGE_SELF, &ru0);
-    double t0 = now_seconds();
-
-    for (uint64_t i = 0; i < iterations; i++) {
-        uint32_t k = next_rand() % ws;
-        if (slot[k] != NULL) {
-            free(slot[k]);
-            slot[k] = NULL;
-        } else {
-            size_t size = (size_t)(min_size + next_rand() % span);
-            char *p = malloc(size);
-            if (p == NULL) {
-                fprintf(stderr, "thp_workload: malloc(%zu) failed at step %" PRIu64 "\n", size,
-                        i);
-                return 1;
-            }
-            *(volatile char *)p = (char)i;
-            slot[k] = p;
-        }
-    }
-
-    double t1 = now_seconds();
-    getrusage(RUSAGE_SELF, &ru1);
+    struct mixed_params mp;
+    struct mixed_result res;
+    int rc = mixed_run(argc, argv, usage, &mp, &res);
+    if (rc >= 0)
+        return rc;
 
     /* With the live set still allocated: this is the footprint the loop
      * ran with (about SLOTS / 2 blocks). */
     struct mem_figures live;
     read_figures("/proc/self", &live);
 
-    for (uint32_t k = 0; k < ws; k++)
-        free(slot[k]);
-    free(slot);
+    mixed_free(&mp, &res);
 
     struct rusage ru_end;
     getrusage(RUSAGE_SELF, &ru_end);
     struct mem_figures end;
     read_figures("/proc/self", &end);
 
-    double seconds = t1 - t0;
-    long faults = (ru1.ru_minflt - ru0.ru_minflt) + (ru1.ru_majflt - ru0.ru_majflt);
-    double ops = seconds > 0 ? (double)iterations / seconds : 0.0;
     long peak_kb = end.vm_hwm_kb >= 0 ? end.vm_hwm_kb : ru_end.ru_maxrss;
     long delta = (start.huge_free >= 0 && live.huge_free >= 0) ? start.huge_free - live.huge_free
                                                                  : -1;
@@ -356,10 +221,10 @@ int main(int argc, char **argv)
 
     printf("ops_per_sec=%.0f page_faults=%ld peak_rss_kb=%ld seconds=%.6f anon_huge_kb=%ld"
            " rss_kb=%ld hugetlb_kb=%ld huge_free_delta=%ld anon_huge_end_kb=%ld"
-           " iterations=%" PRIu64 " slots=%" PRIu32 " seed=%" PRIu64 " min_size=%" PRIu64
+           " iterations=%" PRIu64 " slots=%" PRIu64 " seed=%" PRIu64 " min_size=%" PRIu64
            " max_size=%" PRIu64 " rng=%s malloc_from=%s\n",
-           ops, faults, peak_kb, seconds, live.anon_huge_kb, live.rss_kb, live.hugetlb_kb, delta,
-           end.anon_huge_kb, iterations, ws, seed, min_size, max_size,
-           rng_kind == RNG_LIBC ? "libc" : "xorshift", provider);
+           mixed_ops_per_sec(&mp, &res), res.page_faults, peak_kb, res.seconds,
+           live.anon_huge_kb, live.rss_kb, live.hugetlb_kb, delta, end.anon_huge_kb,
+           mp.iterations, mp.slots, mp.seed, mp.min_size, mp.max_size, rng_name(), provider);
     return 0;
 }
