@@ -402,6 +402,19 @@ static void test_align(void)
             HS(free)(b[i]);
         }
     }
+    /* Zero-byte aligned blocks, all live at once: each pointer is distinct
+     * and frees alone (an aligned pointer at its block's very end would be
+     * the next block's start, and freeing both would be a double free). */
+    enum { Z = 64 };
+    void *z[Z];
+    for (int i = 0; i < Z; i++) {
+        z[i] = HS(aligned_alloc)((size_t)32 << (i % 4), 0);
+        CHECK(z[i] != NULL, "aligned_alloc(%zu, 0) returned NULL", (size_t)32 << (i % 4));
+        for (int j = 0; j < i; j++)
+            CHECK(z[i] != z[j], "aligned_alloc(.., 0) returned %p twice", z[i]);
+    }
+    for (int i = 0; i < Z; i++)
+        HS(free)(z[i]);
 }
 
 static void test_valloc(void)

@@ -631,6 +631,9 @@ size_t tiny_usable_size(const void *p)
  * inner pointer; the slab is marked so free() accepts inner pointers. */
 void *tiny_malloc_aligned(size_t alignment, size_t size)
 {
+    /* A zero-byte request still gets a byte: the aligned pointer must lie
+     * inside its block, not at the end, which is the next block's start. */
+    if (size == 0) size = 1;
     size_t padded = size + alignment - 16; /* blocks are already 16-aligned */
     char *p = tiny_malloc(padded);
     if (!p) return NULL;
