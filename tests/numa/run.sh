@@ -91,8 +91,11 @@ if [[ $alloc == hugeslab ]]; then
     preload=(--file "$so" --env "LD_PRELOAD=$so")
 fi
 hugetlb_support=0
-if [[ $alloc == hugeslab ]] && HUGESLAB_VERBOSE=1 LD_PRELOAD=$so /bin/true 2>&1 | grep -q hugetlb; then
-    hugetlb_support=1
+# The output is read whole before grep: grep -q leaves at its first match,
+# and the writer's SIGPIPE would then fail the pipeline under pipefail.
+if [[ $alloc == hugeslab ]]; then
+    verbose_options=$(HUGESLAB_VERBOSE=1 LD_PRELOAD=$so /bin/true 2>&1 || true)
+    if grep -q hugetlb <<<"$verbose_options"; then hugetlb_support=1; fi
 fi
 has_numactl=0
 command -v numactl >/dev/null && has_numactl=1
