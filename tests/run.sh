@@ -44,7 +44,7 @@ else
     EXPECT=1
 fi
 
-ALL="api api_static bad_input stress stress_tsan stress_ubsan fork fork_hugetlb thread_exit dlopen cxx programs kernel numa"
+ALL="internal api api_static bad_input stress stress_tsan stress_ubsan fork fork_hugetlb thread_exit dlopen cxx programs kernel numa"
 WANT=${*:-$ALL}
 
 report() { # STATUS NAME [REASON]
@@ -112,6 +112,7 @@ run_test() {
 
 for t in $WANT; do
     case "$t" in
+    internal) run_test internal plain "$BIN/internal_test" ;;
     api) run_test api preload "$BIN/api_test" ;;
     api_static)
         if [ -n "$PRELOAD" ]; then run_test api_static plain "$BIN/api_test_static"

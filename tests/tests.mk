@@ -47,7 +47,7 @@ UBSAN_FLAGS   := -fsanitize=undefined -fno-sanitize-recover=undefined
 TEST_BINS := $(TEST_DIR)/api_test $(TEST_DIR)/api_test_static $(TEST_DIR)/bad_input_test \
              $(TEST_DIR)/stress_test $(TEST_DIR)/stress_tsan $(TEST_DIR)/stress_ubsan \
              $(TEST_DIR)/fork_test $(TEST_DIR)/thread_exit_test $(TEST_DIR)/dlopen_test \
-             $(TEST_DIR)/cxx_test $(TEST_DIR)/kernel_test
+             $(TEST_DIR)/cxx_test $(TEST_DIR)/kernel_test $(TEST_DIR)/internal_test
 
 TEST_COMMON := tests/test_util.h tests/tests.mk
 
@@ -73,6 +73,11 @@ $(TEST_DIR)/%_test: tests/%_test.c $(TEST_COMMON)
 $(TEST_DIR)/api_test_static: tests/api_test.c $(TEST_COMMON) include/hugeslab.h $(AR_LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(TEST_CFLAGS) -DHS_PREFIX $< -o $@ $(AR_LIB) $(LIBS) $(TEST_LDLIBS)
+
+# the fast paths' arithmetic, against the archive and the library's own headers
+$(TEST_DIR)/internal_test: tests/internal_test.c $(TEST_COMMON) $(LIB_HDR) $(AR_LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(TEST_CFLAGS) -Isrc $< -o $@ $(AR_LIB) $(LIBS) $(TEST_LDLIBS)
 
 # kernel accounting tests call hugeslab_stats(): linked to the shared library
 $(TEST_DIR)/kernel_test: tests/kernel/kernel_test.c include/hugeslab.h $(SO)

@@ -26,7 +26,7 @@ static HS_NOINLINE void *malloc_run(size_t size, size_t alignment, bool *fresh)
 
 HS_INLINE void *hs_malloc(size_t size)
 {
-    if (HS_LIKELY(size <= TINY_TABLE_MAX)) return tiny_malloc_class(tiny_class_by_table(size));
+    if (HS_LIKELY(size <= TINY_TABLE_MAX)) return tiny_malloc_small(size);
     if (size <= TINY_MAX_SIZE) return tiny_malloc(size);
     return malloc_run(size, 16, NULL);
 }
@@ -43,10 +43,12 @@ static seg_superslab_t *run_of_block(const void *p, const char *what)
     hs_fatal("%s of %p, which hugeslab never handed out (or already returned)", what, p);
 }
 
-static HS_NOINLINE void free_other(void *p, seg_chunk_kind_t kind)
+/* Everything but a block in a SuperSlab of slabs: NULL, a large block, or
+ * a pointer to report. */
+static HS_NOINLINE void free_other(void *p)
 {
     if (!p) return;
-    if (kind == SEG_CHUNK_NONE)
+    if (seg_chunk_kind(p) == SEG_CHUNK_NONE)
         hs_fatal("free of %p, which hugeslab never handed out (or already returned)", p);
     int saved_errno = errno;
     seg_run_free(run_of_block(p, "free"));
@@ -55,12 +57,11 @@ static HS_NOINLINE void free_other(void *p, seg_chunk_kind_t kind)
 
 HS_INLINE void hs_free(void *p)
 {
-    seg_chunk_kind_t kind = seg_chunk_kind(p);
-    if (HS_LIKELY(kind == SEG_CHUNK_SLABS)) {
+    if (HS_LIKELY(seg_chunk_kind(p) == SEG_CHUNK_SLABS)) {
         tiny_free(p);
         return;
     }
-    free_other(p, kind);
+    free_other(p);
 }
 
 /* Usable bytes from p to the end of its block, after validating p. */

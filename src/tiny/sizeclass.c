@@ -1,5 +1,6 @@
 /* The size-class tables; tiny_class_of() in tiny.h computes the same rule
- * for sizes above the table, and tests/internal_test.c checks both. */
+ * for sizes above the table, and tests/internal_test.c checks both
+ * against tiny_class_size for every size. */
 #include "tiny/tiny.h"
 
 const uint32_t tiny_class_size[TINY_CLASS_COUNT] = {

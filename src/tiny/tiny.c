@@ -13,6 +13,7 @@
 tiny_slab_t tiny_sentinel_slab;
 
 tiny_heap_t tiny_empty_heap = {
+    .direct = {[0 ... TINY_DIRECT_COUNT - 1] = &tiny_sentinel_slab},
     .current = {[0 ... TINY_CLASS_COUNT - 1] = &tiny_sentinel_slab},
 };
 
@@ -66,6 +67,16 @@ void tiny_init(void)
 
 /* ---- list helpers (owner only, or under orphan_lock) ----------------------- */
 
+/* The one writer of heap->current and heap->direct (owner only). */
+static void heap_set_current(tiny_heap_t *heap, unsigned cls, tiny_slab_t *s)
+{
+    heap->current[cls] = s;
+    if (tiny_class_size[cls] > TINY_TABLE_MAX) return;
+    /* The sizes of class cls are (previous class size, class size]. */
+    unsigned first = cls == 0 ? 0 : (tiny_class_size[cls - 1] + 16) >> 4;
+    for (unsigned i = first; i <= tiny_class_size[cls] >> 4; i++) heap->direct[i] = s;
+}
+
 static void slab_list_push(tiny_slab_t **head, tiny_slab_t *s)
 {
     s->prev = NULL;
@@ -82,6 +93,31 @@ static void slab_list_remove(tiny_slab_t **head, tiny_slab_t *s)
     s->next = s->prev = NULL;
 }
 
+/* ---- invariants (debug builds) ---------------------------------------------- */
+
+#if defined(HS_DEBUG) && HS_DEBUG
+/* Checks the invariants written above tiny_slab_s for a slab of the calling
+ * thread's: every free-list block is a carved block of this slab, marked
+ * free, listed once (the walk stops at capacity), and the list's length
+ * agrees with `used`. */
+static void tiny_slab_validate(const tiny_slab_t *s)
+{
+    uint32_t carved = atomic_load_explicit(&s->carved, memory_order_relaxed);
+    HS_ASSERT(carved <= s->capacity && s->used <= carved);
+    uint32_t listed = 0;
+    for (const tiny_block_t *b = s->free; b; b = b->next) {
+        uintptr_t offset = (uintptr_t)b - (uintptr_t)s->start;
+        HS_ASSERT(offset % s->block_size == 0 && offset / s->block_size < carved);
+        HS_ASSERT(b->free_mark == ((uintptr_t)b ^ s->free_key));
+        HS_ASSERT(++listed <= carved);
+    }
+    HS_ASSERT(listed == carved - s->used);
+}
+#define TINY_VALIDATE(s) tiny_slab_validate(s)
+#else
+#define TINY_VALIDATE(s) ((void)0)
+#endif
+
 /* ---- creating and retiring slabs ------------------------------------------- */
 
 /* Puts the next page's worth of never-used blocks (at least one) on the
@@ -97,7 +133,7 @@ static void carve(tiny_slab_t *slab)
     for (uint32_t i = end; i-- > first;) {
         tiny_block_t *b = (tiny_block_t *)(slab->start + (size_t)i * size);
         b->next = next;
-        b->free_mark = (uintptr_t)b ^ hs_free_key;
+        b->free_mark = (uintptr_t)b ^ slab->free_key;
         next = b;
     }
     slab->free = next;
@@ -127,9 +163,9 @@ static tiny_slab_t *slab_create(tiny_heap_t *heap, unsigned cls)
     slab->first_unit = (uint8_t)first;
     atomic_store_explicit(&slab->has_aligned, 0, memory_order_relaxed);
     slab->start = start;
-    slab->recip = ((uint64_t)1 << TINY_RECIP_SHIFT) / size + 1;
+    slab->recip = (uint64_t)(((unsigned __int128)1 << 64) / size) + 1;
     slab->free = NULL;
-    slab->local_free = NULL;
+    slab->free_key = hs_free_key;
     slab->next = slab->prev = NULL;
     atomic_store_explicit(&slab->remote_free, 0, memory_order_relaxed);
     atomic_store_explicit(&slab->owner_word, (uintptr_t)heap, memory_order_release);
@@ -152,27 +188,12 @@ static void slab_release(tiny_slab_t *slab)
     seg_units_free(ss, first, units);
 }
 
-/* ---- collecting frees into the free list (owner only) ----------------------- */
-
-static void take_local_frees(tiny_slab_t *s)
-{
-    tiny_block_t *local = s->local_free;
-    if (!local) return;
-    s->local_free = NULL;
-    if (!s->free) {
-        s->free = local;
-        return;
-    }
-    tiny_block_t *tail = local;
-    while (tail->next) tail = tail->next;
-    tail->next = s->free;
-    s->free = local;
-}
+/* ---- collecting remote frees into the free list (owner only) ----------------- */
 
 /* Puts the blocks of a taken remote_free word on the free list. The word
  * carries the list's length, so the list itself (blocks last written by
- * other threads' cores) is not walked; only our own free list is, to find
- * its end, and it is short or empty when this runs. */
+ * other threads' cores) is not walked; our own free list is walked to find
+ * its end, and the refill path only collects into an empty one. */
 static void append_remote_word(tiny_slab_t *s, uintptr_t word)
 {
     tiny_block_t *list = (tiny_block_t *)(word & TINY_REMOTE_PTR_MASK);
@@ -192,7 +213,6 @@ static void append_remote_word(tiny_slab_t *s, uintptr_t word)
 /* For a slab that is not on the full list (remote_free has no FULL bit). */
 static void collect(tiny_slab_t *s)
 {
-    take_local_frees(s);
     if (atomic_load_explicit(&s->remote_free, memory_order_relaxed) == 0) return;
     uintptr_t word = atomic_exchange_explicit(&s->remote_free, 0, memory_order_acquire);
     HS_ASSERT((word & TINY_REMOTE_FULL) == 0);
@@ -229,8 +249,9 @@ static void move_to_partial(tiny_heap_t *heap, tiny_slab_t *s)
 
 static void release_empty(tiny_heap_t *heap, tiny_slab_t *s)
 {
-    if (heap->current[s->cls] == s) heap->current[s->cls] = &tiny_sentinel_slab;
-    if (heap->kept_empty == s) heap->kept_empty = NULL;
+    if (heap->current[s->cls] == s) heap_set_current(heap, s->cls, &tiny_sentinel_slab);
+    for (unsigned i = 0; i < TINY_KEPT_EMPTY; i++)
+        if (heap->kept_empty[i] == s) heap->kept_empty[i] = NULL;
     if (atomic_load_explicit(&s->owner_word, memory_order_relaxed) & TINY_OWNER_FULL)
         slab_list_remove(&heap->full[s->cls], s);
     else slab_list_remove(&heap->partial[s->cls], s);
@@ -240,22 +261,51 @@ static void release_empty(tiny_heap_t *heap, tiny_slab_t *s)
     slab_release(s);
 }
 
-/* A slab of the heap's whose last block came back. Empty slabs go back to
- * their SuperSlab at once, so whole SuperSlabs fall idle for the purge
- * thread even while this thread sleeps; the one exception is the latest
- * empty current slab, kept so that a loop that allocates and frees one
- * block does not create a slab each time. */
+/* A slab of the heap's whose last block came back. One that is not its
+ * class's current slab goes back to its SuperSlab at once, so whole
+ * SuperSlabs fall idle for the purge thread even while this thread sleeps.
+ * An empty current slab stays current: a small working set frees the last
+ * block of a class and allocates one again all the time, and a slab made
+ * and released each time costs a trip to the segment layer and a re-carve.
+ * Only the TINY_KEPT_EMPTY latest are kept, because an empty slab kept by a
+ * thread that then sleeps keeps its SuperSlab from the purge thread: the
+ * oldest still empty one is released to make room. malloc_trim() and the
+ * thread's exit release them all. */
 static void slab_now_empty(tiny_heap_t *heap, tiny_slab_t *s)
 {
+    TINY_VALIDATE(s);
     if (heap->current[s->cls] != s) {
         release_empty(heap, s);
         return;
     }
-    tiny_slab_t *previous = heap->kept_empty;
-    heap->kept_empty = s;
-    if (previous && previous != s && previous->used == 0 &&
-        atomic_load_explicit(&previous->owner_word, memory_order_relaxed) == (uintptr_t)heap)
-        release_empty(heap, previous);
+    /* Forget entries that were reused or released since (an empty slab
+     * stays current, since it has free blocks, until it is released), and
+     * s itself, which goes last as the newest. */
+    unsigned n = 0;
+    for (unsigned i = 0; i < TINY_KEPT_EMPTY; i++) {
+        tiny_slab_t *k = heap->kept_empty[i];
+        heap->kept_empty[i] = NULL;
+        if (k && k != s && k->used == 0 && heap->current[k->cls] == k) heap->kept_empty[n++] = k;
+    }
+    if (n == TINY_KEPT_EMPTY) {
+        tiny_slab_t *oldest = heap->kept_empty[0];
+        for (unsigned i = 1; i < TINY_KEPT_EMPTY; i++) heap->kept_empty[i - 1] = heap->kept_empty[i];
+        heap->kept_empty[--n] = NULL;
+        release_empty(heap, oldest);
+    }
+    heap->kept_empty[n] = s;
+}
+
+/* Releases the heap's empty current slabs (malloc_trim). */
+static void release_kept_empty(tiny_heap_t *heap)
+{
+    for (unsigned cls = 0; cls < TINY_CLASS_COUNT; cls++) {
+        tiny_slab_t *s = heap->current[cls];
+        /* A current slab is never on the full list: collect() applies. */
+        if (s == &tiny_sentinel_slab) continue;
+        collect(s);
+        if (s->used == 0) release_empty(heap, s);
+    }
 }
 
 /* A slab on the full list goes back to the partial list once an eighth of
@@ -271,9 +321,9 @@ static bool worth_unfull(const tiny_slab_t *s)
  * the full list, or its last block came back. */
 static void free_local(tiny_heap_t *heap, tiny_slab_t *s, tiny_block_t *b)
 {
-    b->next = s->local_free;
-    b->free_mark = (uintptr_t)b ^ hs_free_key;
-    s->local_free = b;
+    b->next = s->free;
+    b->free_mark = (uintptr_t)b ^ s->free_key;
+    s->free = b;
     s->used--;
     if ((atomic_load_explicit(&s->owner_word, memory_order_relaxed) & TINY_OWNER_FULL) &&
         worth_unfull(s))
@@ -345,8 +395,8 @@ static void free_marked_block(tiny_heap_t *heap, tiny_block_t *b)
     tiny_slab_t *s = tiny_slab_of(b);
     uintptr_t word = atomic_load_explicit(&s->owner_word, memory_order_acquire);
     if ((word & ~TINY_OWNER_FULL) == (uintptr_t)heap && heap != &tiny_empty_heap) {
-        b->next = s->local_free;
-        s->local_free = b;
+        b->next = s->free;
+        s->free = b;
         s->used--;
         /* A delayed block is the notice that other threads free into this
          * slab again: back to the partial list, where refills collect them. */
@@ -390,9 +440,9 @@ static tiny_slab_t *adopt_orphan(tiny_heap_t *heap, unsigned cls)
 static void heap_abandon(tiny_heap_t *heap)
 {
     drain_delayed(heap);
-    heap->kept_empty = NULL;
+    for (unsigned i = 0; i < TINY_KEPT_EMPTY; i++) heap->kept_empty[i] = NULL;
     for (unsigned cls = 0; cls < TINY_CLASS_COUNT; cls++) {
-        heap->current[cls] = &tiny_sentinel_slab;
+        heap_set_current(heap, cls, &tiny_sentinel_slab);
         tiny_slab_t *lists[2] = {heap->partial[cls], heap->full[cls]};
         heap->partial[cls] = heap->full[cls] = NULL;
         for (int l = 0; l < 2; l++) {
@@ -465,7 +515,8 @@ static tiny_heap_t *heap_new_locked(void)
     }
     heap = (tiny_heap_t *)meta_next;
     meta_next += size;
-    for (unsigned cls = 0; cls < TINY_CLASS_COUNT; cls++) heap->current[cls] = &tiny_sentinel_slab;
+    for (unsigned cls = 0; cls < TINY_CLASS_COUNT; cls++)
+        heap_set_current(heap, cls, &tiny_sentinel_slab);
     heap->all_next = heap_all;
     heap_all = heap;
     return heap;
@@ -506,14 +557,7 @@ static void thread_exit(void *arg)
 
 /* ---- the refill path -------------------------------------------------------- */
 
-HS_INLINE void *pop(tiny_slab_t *s)
-{
-    tiny_block_t *b = s->free;
-    s->free = b->next;
-    s->used++;
-    b->free_mark = 0;
-    return b;
-}
+HS_INLINE void *pop(tiny_slab_t *s) { return tiny_pop(s, s->free); }
 
 HS_NOINLINE void *tiny_malloc_refill(tiny_heap_t *heap, unsigned cls)
 {
@@ -534,16 +578,19 @@ HS_NOINLINE void *tiny_malloc_refill(tiny_heap_t *heap, unsigned cls)
         heap->node = node;
     }
     drain_delayed(heap);
-    /* The current slab first, then the others that may have room. Slabs
-     * found without room go to the full list, so this walk stays short. */
+    /* The slabs that may have room: blocks this thread freed into them,
+     * remote frees, or blocks never carved. Slabs found without room go to
+     * the full list, so this walk stays short. Remote frees are collected
+     * only into an empty free list, which keeps collect() from walking one. */
     tiny_slab_t *s = heap->partial[cls];
     while (s) {
         tiny_slab_t *next = s->next;
-        collect(s);
+        if (!s->free) collect(s);
         if (!s->free && atomic_load_explicit(&s->carved, memory_order_relaxed) < s->capacity) carve(s);
         if (!s->free) move_to_full(heap, s); /* may find late remote frees */
         if (s->free) {
-            heap->current[cls] = s;
+            TINY_VALIDATE(s);
+            heap_set_current(heap, cls, s);
             return pop(s);
         }
         s = next;
@@ -558,13 +605,13 @@ HS_NOINLINE void *tiny_malloc_refill(tiny_heap_t *heap, unsigned cls)
     if (!s || !s->free) {
         s = slab_create(heap, cls);
         if (!s) {
-            heap->current[cls] = &tiny_sentinel_slab;
+            heap_set_current(heap, cls, &tiny_sentinel_slab);
             errno = ENOMEM;
             return NULL;
         }
         slab_list_push(&heap->partial[cls], s);
     }
-    heap->current[cls] = s;
+    heap_set_current(heap, cls, s);
     return pop(s);
 }
 
@@ -579,13 +626,13 @@ HS_NOINLINE void tiny_free_slow(void *p, tiny_slab_t *s)
         return;
     }
     tiny_block_t *b = p;
-    if (HS_UNLIKELY(b->free_mark == ((uintptr_t)b ^ hs_free_key))) tiny_report_double_free(p, s);
+    if (HS_UNLIKELY(b->free_mark == ((uintptr_t)b ^ s->free_key))) tiny_report_double_free(p, s);
     uintptr_t word = atomic_load_explicit(&s->owner_word, memory_order_acquire);
     if ((word & ~TINY_OWNER_FULL) == (uintptr_t)heap && heap != &tiny_empty_heap) {
         free_local(heap, s, b);
         return;
     }
-    b->free_mark = (uintptr_t)b ^ hs_free_key;
+    b->free_mark = (uintptr_t)b ^ s->free_key;
     count_remote_free(s);
     free_remote(s, b);
 }
@@ -622,7 +669,7 @@ size_t tiny_usable_size(const void *p)
 {
     tiny_slab_t *s = tiny_slab_of(p);
     tiny_block_t *b = block_of(p, s, "malloc_usable_size");
-    if (b->free_mark == ((uintptr_t)b ^ hs_free_key))
+    if (b->free_mark == ((uintptr_t)b ^ s->free_key))
         hs_fatal("use of %p after it was freed (%u-byte class)", p, s->block_size);
     return (size_t)((char *)b + s->block_size - (const char *)p);
 }
@@ -667,7 +714,10 @@ static void collect_abandoned(void)
 void tiny_trim(void)
 {
     tiny_heap_t *heap = tiny_heap_tls;
-    if (heap != &tiny_empty_heap) drain_delayed(heap);
+    if (heap != &tiny_empty_heap) {
+        drain_delayed(heap);
+        release_kept_empty(heap);
+    }
     collect_abandoned();
 }
 

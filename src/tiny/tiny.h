@@ -4,8 +4,9 @@
  *   points at tiny_empty_heap, whose classes all look exhausted, so the fast
  *   path needs no "initialised?" test.
  * - A slab belongs to one heap. Only the owner thread pops blocks and pushes
- *   local frees, without atomics; other threads push onto the slab's
- *   remote_free stack (one CAS), and the owner takes it with one exchange.
+ *   its own frees, onto the one free list malloc pops from, without atomics;
+ *   other threads push onto the slab's remote_free stack (one CAS), and the
+ *   owner takes it with one exchange when the free list runs out.
  * - A freed block holds its successor in word 0 and free_mark in word 1;
  *   free_mark == address ^ hs_free_key means "free", which is how a double
  *   free is caught before any write.
@@ -72,16 +73,18 @@ typedef struct tiny_slab_s tiny_slab_t;
  * - blocks [0, carved) have been handed to the free list at least once;
  *   [carved, capacity) were never touched (carved lazily, a page at a time,
  *   so a fresh slab costs no more faults than it is used);
- * - used == carved - (blocks on free, local_free and collected lists);
- *   blocks on remote_free and on heaps' delayed lists still count as used;
- * - only the heap's current slab for a class may have free != NULL;
+ * - used == carved - (blocks on the free list); blocks on remote_free and on
+ *   heaps' delayed lists still count as used;
+ * - every block on the free list is marked free (free_mark);
  * - owner_word's FULL bit is set iff the slab is on its owner's full list;
  *   remote_free's FULL bit is only ever set while it is, and is cleared by
  *   the owner or by the one remote free that notifies it. */
 struct tiny_slab_s {
     /* First cache line: what the owner's fast paths touch. */
-    tiny_block_t *free;       /* blocks ready to hand out (owner only) */
-    tiny_block_t *local_free; /* blocks the owner freed since the last refill */
+    tiny_block_t *free;       /* blocks ready to hand out; the owner's frees
+                                 go here too (owner only) */
+    uintptr_t free_key;       /* hs_free_key, kept here because free's fast
+                                 path has this line in cache already */
     uint32_t used;            /* blocks handed out and not yet seen free */
     _Atomic uint32_t carved;  /* blocks put on the free list so far (see above);
                                  written by the owner, read by any freeing thread */
@@ -91,7 +94,7 @@ struct tiny_slab_s {
     uint8_t first_unit;       /* index of the slab's first unit */
     _Atomic uint8_t has_aligned; /* an aligned allocation handed out an inner pointer */
     char *start;              /* first block */
-    uint64_t recip;           /* floor(2^40 / block_size) + 1: block index by multiply */
+    uint64_t recip;           /* floor(2^64 / block_size) + 1: see tiny_block_index */
     _Atomic uintptr_t owner_word; /* owning heap | TINY_OWNER_FULL; 0 for an orphan */
     tiny_slab_t *head;        /* the descriptor of the slab this unit belongs to */
     /* Second cache line: lists, and what other threads write. */
@@ -105,15 +108,41 @@ _Static_assert(sizeof(tiny_slab_t) == 2 * HS_CACHE_LINE, "two cache lines");
 _Static_assert(HS_UNITS_PER_SUPERSLAB * sizeof(tiny_slab_t) <= SEG_CLIENT_AREA_SIZE,
                "slab table fits the client area");
 
-/* Exact for every offset inside a slab (< 2 MiB) and class (<= 1 MiB). */
-#define TINY_RECIP_SHIFT 40
+/* Divides a block's offset in its slab by the block size with one multiply.
+ * With recip = floor(2^64 / size) + 1 and offset = k * size + r (r < size,
+ * offset < 2 MiB, size <= 1 MiB), the 128-bit product offset * recip is
+ * k * 2^64 + k * (size - 2^64 mod size) + r * recip: its high half is k, and
+ * its low half is below 2^21 < recip when r == 0 and at least recip
+ * otherwise. So one `mul` gives the index and says whether offset is a
+ * block's first byte. Returns the index, or UINT64_MAX for an inner pointer
+ * (and for an offset below the slab's start, which wraps to a huge index). */
+HS_INLINE uint64_t tiny_block_index(uintptr_t offset, uint64_t recip)
+{
+    unsigned __int128 product = (unsigned __int128)offset * recip;
+    if (HS_UNLIKELY((uint64_t)product >= recip)) return UINT64_MAX;
+    return (uint64_t)(product >> 64);
+}
+
+/* Entries of tiny_heap_t.direct: one per 16 bytes of request up to
+ * TINY_TABLE_MAX, so malloc goes from the size to the slab in one load. */
+#define TINY_DIRECT_COUNT (TINY_TABLE_MAX / 16 + 1)
+
+/* Empty slabs a heap keeps as current slabs: each can hold a whole 2 MiB
+ * huge page resident after the program freed everything, so few. */
+#define TINY_KEPT_EMPTY 2
 
 struct tiny_heap_s {
+    /* current[tiny_class_by_table(size)], by (size + 15) / 16: malloc's way
+     * in for requests up to TINY_TABLE_MAX. Written only by
+     * tiny_heap_set_current, with current. */
+    tiny_slab_t *direct[TINY_DIRECT_COUNT];
     tiny_slab_t *current[TINY_CLASS_COUNT]; /* slab to pop from; sentinel when none */
     tiny_slab_t *partial[TINY_CLASS_COUNT]; /* slabs that may have room, current first */
     tiny_slab_t *full[TINY_CLASS_COUNT];    /* slabs found without room */
     _Atomic(tiny_block_t *) delayed;        /* blocks other threads freed into full slabs */
-    tiny_slab_t *kept_empty;                /* the one empty slab kept as a current slab */
+    /* Current slabs that went empty and were kept (slab_now_empty), oldest
+     * first; an entry may have been reused since. */
+    tiny_slab_t *kept_empty[TINY_KEPT_EMPTY];
     unsigned node;                          /* NUMA node its SuperSlabs come from */
     bool attached;                          /* belongs to a running thread */
     tiny_heap_t *next_free;                 /* in the pool of heaps to reuse */
@@ -157,46 +186,60 @@ void tiny_fork_child(void);
 
 /* ---- fast paths ------------------------------------------------------------ */
 
-/* Pops a block of class cls from the thread's current slab. */
-HS_INLINE void *tiny_malloc_class(unsigned cls)
+HS_INLINE void *tiny_pop(tiny_slab_t *slab, tiny_block_t *block)
 {
-    tiny_heap_t *heap = tiny_heap_tls;
-    tiny_slab_t *slab = heap->current[cls];
-    tiny_block_t *block = slab->free;
-    if (HS_UNLIKELY(block == NULL)) return tiny_malloc_refill(heap, cls);
     slab->free = block->next;
     slab->used++;
     block->free_mark = 0;
     return block;
 }
 
-HS_INLINE void *tiny_malloc(size_t size) { return tiny_malloc_class(tiny_class_of(size)); }
+/* size <= TINY_TABLE_MAX: no class lookup on the way to the slab. */
+HS_INLINE void *tiny_malloc_small(size_t size)
+{
+    tiny_heap_t *heap = tiny_heap_tls;
+    tiny_slab_t *slab = heap->direct[(size + 15) >> 4];
+    tiny_block_t *block = slab->free;
+    if (HS_UNLIKELY(block == NULL)) return tiny_malloc_refill(heap, tiny_class_by_table(size));
+    return tiny_pop(slab, block);
+}
 
-/* p lies in a SuperSlab of slabs (the registry said so). */
+HS_INLINE void *tiny_malloc(size_t size)
+{
+    if (HS_LIKELY(size <= TINY_TABLE_MAX)) return tiny_malloc_small(size);
+    tiny_heap_t *heap = tiny_heap_tls;
+    unsigned cls = tiny_class_of(size);
+    tiny_slab_t *slab = heap->current[cls];
+    tiny_block_t *block = slab->free;
+    if (HS_UNLIKELY(block == NULL)) return tiny_malloc_refill(heap, cls);
+    return tiny_pop(slab, block);
+}
+
+/* p lies in a SuperSlab of slabs (the registry said so). Checks before any
+ * write: p is the first byte of a block that was carved (else an aligned
+ * block's inner pointer or an invalid free: tiny_free_unusual decides), the
+ * block is not marked free (a double free), and the caller owns the slab
+ * (else a remote free, or a slab on the full list: tiny_free_slow). */
 HS_INLINE void tiny_free(void *p)
 {
     tiny_slab_t *slab = tiny_slab_of(p);
-    uintptr_t offset = (uintptr_t)p - (uintptr_t)slab->start;
-    uint64_t index = (offset * slab->recip) >> TINY_RECIP_SHIFT;
-    /* Not the start of a block of this slab: an aligned block's inner
-     * pointer, or an invalid free. Both are rare; decide off the fast path. */
-    uint32_t carved = atomic_load_explicit(&slab->carved, memory_order_relaxed);
-    if (HS_UNLIKELY(index >= carved || index * slab->block_size != offset)) {
+    uint64_t index = tiny_block_index((uintptr_t)p - (uintptr_t)slab->start, slab->recip);
+    if (HS_UNLIKELY(index >= atomic_load_explicit(&slab->carved, memory_order_relaxed))) {
         tiny_free_unusual(p, slab);
         return;
     }
-    tiny_block_t *block = (tiny_block_t *)p;
-    uintptr_t mark = (uintptr_t)block ^ hs_free_key;
-    if (HS_LIKELY(atomic_load_explicit(&slab->owner_word, memory_order_relaxed) ==
-                  (uintptr_t)tiny_heap_tls)) {
-        if (HS_UNLIKELY(block->free_mark == mark)) tiny_report_double_free(p, slab);
-        block->next = slab->local_free;
-        block->free_mark = mark;
-        slab->local_free = block;
-        if (HS_UNLIKELY(--slab->used == 0)) tiny_free_slow(NULL, slab);
+    if (HS_UNLIKELY(atomic_load_explicit(&slab->owner_word, memory_order_relaxed) !=
+                    (uintptr_t)tiny_heap_tls)) {
+        tiny_free_slow(p, slab);
         return;
     }
-    tiny_free_slow(p, slab);
+    tiny_block_t *block = (tiny_block_t *)p;
+    uintptr_t mark = (uintptr_t)block ^ slab->free_key;
+    if (HS_UNLIKELY(block->free_mark == mark)) tiny_report_double_free(p, slab);
+    block->free_mark = mark;
+    block->next = slab->free;
+    slab->free = block;
+    if (HS_UNLIKELY(--slab->used == 0)) tiny_free_slow(NULL, slab);
 }
 
 #endif
