@@ -82,7 +82,7 @@ static void *malloc_aligned(size_t alignment, size_t size)
         errno = ENOMEM;
         return NULL;
     }
-    if (alignment <= HS_UNIT_SIZE && size + alignment - 16 <= TINY_MAX_SIZE)
+    if (alignment <= 64 * HS_KiB && size + alignment - 16 <= TINY_MAX_SIZE)
         return tiny_malloc_aligned(alignment, size);
     return malloc_run(size, alignment, NULL);
 }

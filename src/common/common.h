@@ -30,9 +30,11 @@
 #define HS_SUPERSLAB_SIZE ((size_t)1 << HS_SUPERSLAB_SHIFT)
 #define HS_SUPERSLAB_MASK (HS_SUPERSLAB_SIZE - 1)
 
-/* A SuperSlab that holds small blocks is cut into 64 KiB units; a slab is a
- * run of units serving one size class. */
-#define HS_UNIT_SHIFT 16
+/* A SuperSlab that holds small blocks is cut into 32 KiB units; a slab is a
+ * run of units serving one size class. Small units keep a thread's slabs of
+ * the classes it barely uses small: with 2 MiB huge pages a SuperSlab is
+ * resident whole, so what counts is how many slabs share it. */
+#define HS_UNIT_SHIFT 15
 #define HS_UNIT_SIZE ((size_t)1 << HS_UNIT_SHIFT)
 #define HS_UNITS_PER_SUPERSLAB (HS_SUPERSLAB_SIZE / HS_UNIT_SIZE)
 

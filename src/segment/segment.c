@@ -59,8 +59,14 @@ static _Atomic uint64_t stat_run_bytes_live;
 _Atomic uint64_t seg_stat_purge_calls;
 _Atomic uint64_t seg_stat_bytes_purged;
 
-#define ALL_UNITS_FREE (~(uint32_t)0)
-_Static_assert(HS_UNITS_PER_SUPERSLAB == 32, "free_units is a 32-bit map");
+#define ALL_UNITS_FREE (~(uint64_t)0)
+_Static_assert(HS_UNITS_PER_SUPERSLAB == 64, "free_units is a 64-bit map");
+
+/* n units from unit `first` on, as free_units bits. */
+static uint64_t unit_bits(unsigned first, unsigned n)
+{
+    return (n == HS_UNITS_PER_SUPERSLAB ? ALL_UNITS_FREE : (((uint64_t)1 << n) - 1)) << first;
+}
 
 void seg_init(void)
 {
@@ -232,11 +238,11 @@ static void list_remove(seg_superslab_t **head, seg_superslab_t *ss)
 
 /* Bit u of the result is set when units u..u+n-1 are all free and offer
  * min_bytes. */
-static uint32_t fitting_starts(uint32_t free_units, unsigned n, size_t min_bytes)
+static uint64_t fitting_starts(uint64_t free_units, unsigned n, size_t min_bytes)
 {
-    uint32_t starts = free_units;
+    uint64_t starts = free_units;
     for (unsigned i = 1; i < n && starts; i++) starts &= free_units >> i;
-    if ((starts & 1) && n * HS_UNIT_SIZE - SEG_FIRST_SLAB_BYTE < min_bytes) starts &= ~1u;
+    if ((starts & 1) && n * HS_UNIT_SIZE - SEG_FIRST_SLAB_BYTE < min_bytes) starts &= ~(uint64_t)1;
     return starts;
 }
 
@@ -284,7 +290,7 @@ seg_superslab_t *seg_units_alloc(unsigned node, unsigned n_units, size_t min_byt
     node_pool_t *pool = &pools[node];
     hs_lock(&pool->lock);
     seg_superslab_t *ss;
-    uint32_t starts = 0;
+    uint64_t starts = 0;
     for (ss = pool->partial; ss; ss = ss->next) {
         starts = fitting_starts(ss->free_units, n_units, min_bytes);
         if (starts) break;
@@ -300,8 +306,8 @@ seg_superslab_t *seg_units_alloc(unsigned node, unsigned n_units, size_t min_byt
         list_push(&pool->partial, ss);
         ss->on_partial = 1;
     }
-    unsigned first = (unsigned)__builtin_ctz(starts);
-    uint32_t bits = (n_units == 32 ? ALL_UNITS_FREE : ((1u << n_units) - 1)) << first;
+    unsigned first = (unsigned)__builtin_ctzll(starts);
+    uint64_t bits = unit_bits(first, n_units);
     ss->free_units &= ~bits;
     if (ss->free_units == 0) {
         list_remove(&pool->partial, ss);
@@ -326,7 +332,7 @@ static bool over_cache_limit(void)
 void seg_units_free(seg_superslab_t *ss, unsigned first_unit, unsigned n_units)
 {
     node_pool_t *pool = &pools[ss->node];
-    uint32_t bits = (n_units == 32 ? ALL_UNITS_FREE : ((1u << n_units) - 1)) << first_unit;
+    uint64_t bits = unit_bits(first_unit, n_units);
     bool now_idle = false;
     hs_lock(&pool->lock);
     HS_ASSERT((ss->free_units & bits) == 0);

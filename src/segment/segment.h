@@ -1,6 +1,6 @@
 /* segment: owns every address range hugeslab maps for blocks.
  * - A SuperSlab is 2 MiB, 2 MiB-aligned; its header sits at its base. A
- *   "slabs" SuperSlab is cut into 32 units of 64 KiB that tiny/ turns into
+ *   "slabs" SuperSlab is cut into 64 units of 32 KiB that tiny/ turns into
  *   slabs; a "run" is one block spanning one or more whole SuperSlabs.
  * - The registry (seg_chunk_map) says, for every 2 MiB chunk of the address
  *   space, whether hugeslab owns it and what it is. seg_chunk_kind(p) answers
@@ -54,7 +54,7 @@ struct seg_superslab_s {
     uint8_t kind;           /* SEG_CHUNK_SLABS or SEG_CHUNK_RUN */
     uint8_t backing;        /* thp_backing_t the range really got */
     uint16_t node;          /* node whose pool the memory belongs to */
-    uint32_t free_units;    /* slabs: bit u set = unit u not in a slab (node lock) */
+    uint32_t reserved0_;
     size_t run_size;        /* bytes mapped from the header on (2 MiB for slabs) */
     void *run_block;        /* run: the block handed out; NULL while cached */
     seg_superslab_t *next;  /* pool lists (node lock) or run cache (cache lock) */
@@ -64,11 +64,12 @@ struct seg_superslab_s {
     uint8_t reserved_;
     uint16_t memory_node;   /* node its pages are bound to (differs from `node`
                                under numactl --membind/--interleave) */
-    uint8_t reserved2_[12];
+    uint8_t reserved2_[4];
+    uint64_t free_units;    /* slabs: bit u set = unit u not in a slab (node lock) */
 };
 #define SEG_HEADER_SIZE 64
 /* Bytes after the header that belong to the client (tiny/'s slab table). */
-#define SEG_CLIENT_AREA_SIZE 4096
+#define SEG_CLIENT_AREA_SIZE 8192
 /* First byte a slab may use: unit 0 starts after the header and client area. */
 #define SEG_FIRST_SLAB_BYTE (SEG_HEADER_SIZE + SEG_CLIENT_AREA_SIZE)
 

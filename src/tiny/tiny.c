@@ -41,13 +41,13 @@ static tiny_heap_t *heap_attach(void);
 
 /* ---- slab geometry -------------------------------------------------------- */
 
-/* Units per slab: enough for at least 8 blocks, at most 8 units (512 KiB),
- * and for classes above 64 KiB whatever one block needs. */
+/* Units per slab: enough for at least 8 blocks, at most 512 KiB, and for
+ * classes above 64 KiB whatever one block needs. */
 static unsigned class_units(unsigned cls)
 {
     size_t size = tiny_class_size[cls];
     size_t units = (8 * size + HS_UNIT_SIZE - 1) / HS_UNIT_SIZE;
-    if (units > 8) units = 8;
+    if (units > 512 * HS_KiB / HS_UNIT_SIZE) units = 512 * HS_KiB / HS_UNIT_SIZE;
     if (units * HS_UNIT_SIZE < size) units = (size + HS_UNIT_SIZE - 1) / HS_UNIT_SIZE;
     return (unsigned)units;
 }

@@ -66,7 +66,7 @@ typedef struct tiny_slab_s tiny_slab_t;
 /* owner_word's low bit: the slab is on the owner's full list. */
 #define TINY_OWNER_FULL ((uintptr_t)1)
 
-/* One descriptor per 64 KiB unit, in the SuperSlab's client area. The
+/* One descriptor per 32 KiB unit, in the SuperSlab's client area. The
  * descriptor of a slab's first unit describes the slab; every unit's `head`
  * points to it (to tiny_sentinel_slab for units in no slab).
  * Invariants (tiny_slab_validate, debug builds):
@@ -90,7 +90,7 @@ struct tiny_slab_s {
                                  written by the owner, read by any freeing thread */
     uint32_t block_size;      /* bytes per block (the class size) */
     uint8_t cls;              /* size class */
-    uint8_t units;            /* 64 KiB units the slab spans */
+    uint8_t units;            /* 32 KiB units the slab spans */
     uint8_t first_unit;       /* index of the slab's first unit */
     _Atomic uint8_t has_aligned; /* an aligned allocation handed out an inner pointer */
     char *start;              /* first block */
