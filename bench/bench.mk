@@ -55,6 +55,19 @@ bench-full: packages-bench lib $(BENCH_BIN) $(BENCH_MT)
 bench-threads: lib $(BENCH_MT)
 	$(COMPARE) --groups mt --threads $(THREADS) $(BENCH_ARGS)
 
+# --- instructions per operation (bench/instructions.py) ---------------------
+#
+#   make bench-instructions               callgrind, 1M ops of 16-1040 B (~10 s)
+#   make bench-instructions INSTR_ARGS='-- 1000000 400 1 8192 65536 --rng=xorshift'
+
+INSTR_ARGS ?=
+
+.PHONY: bench-instructions
+
+bench-instructions: packages-bench lib $(BENCH_BIN)
+	@scripts/ensure-packages.sh valgrind
+	python3 bench/instructions.py --bin $(BENCH_BIN) --so $(SO) --lib-dir $(LIB_DIR) $(INSTR_ARGS)
+
 # --- THP / hugetlb comparison (bench/thp-compare) --------------------------
 #
 #   make thp-compare                    about 4-5 minutes; sets the system THP

@@ -250,8 +250,6 @@ static void move_to_partial(tiny_heap_t *heap, tiny_slab_t *s)
 static void release_empty(tiny_heap_t *heap, tiny_slab_t *s)
 {
     if (heap->current[s->cls] == s) heap_set_current(heap, s->cls, &tiny_sentinel_slab);
-    for (unsigned i = 0; i < TINY_KEPT_EMPTY; i++)
-        if (heap->kept_empty[i] == s) heap->kept_empty[i] = NULL;
     if (atomic_load_explicit(&s->owner_word, memory_order_relaxed) & TINY_OWNER_FULL)
         slab_list_remove(&heap->full[s->cls], s);
     else slab_list_remove(&heap->partial[s->cls], s);
@@ -261,16 +259,31 @@ static void release_empty(tiny_heap_t *heap, tiny_slab_t *s)
     slab_release(s);
 }
 
+/* Releases the heap's empty current slabs that lie in ss (every one when
+ * ss is NULL). */
+static void release_kept_empty_in(tiny_heap_t *heap, const seg_superslab_t *ss)
+{
+    for (unsigned cls = 0; cls < TINY_CLASS_COUNT; cls++) {
+        tiny_slab_t *s = heap->current[cls];
+        if (s == &tiny_sentinel_slab || (ss && seg_superslab_of(s) != ss)) continue;
+        /* A current slab is never on the full list: collect() applies. */
+        collect(s);
+        if (s->used == 0) release_empty(heap, s);
+    }
+}
+
 /* A slab of the heap's whose last block came back. One that is not its
  * class's current slab goes back to its SuperSlab at once, so whole
  * SuperSlabs fall idle for the purge thread even while this thread sleeps.
  * An empty current slab stays current: a small working set frees the last
  * block of a class and allocates one again all the time, and a slab made
  * and released each time costs a trip to the segment layer and a re-carve.
- * Only the TINY_KEPT_EMPTY latest are kept, because an empty slab kept by a
- * thread that then sleeps keeps its SuperSlab from the purge thread: the
- * oldest still empty one is released to make room. malloc_trim() and the
- * thread's exit release them all. */
+ * What such a slab costs is its SuperSlab, which it keeps from the purge
+ * thread if this thread then sleeps; so empty slabs are kept only in the
+ * TINY_KEPT_SUPERSLABS SuperSlabs that last received one, and those of the
+ * least recently used one are released when another is needed. That is no
+ * limit for a small working set, whose slabs share a SuperSlab.
+ * malloc_trim() and the thread's exit release them all. */
 static void slab_now_empty(tiny_heap_t *heap, tiny_slab_t *s)
 {
     TINY_VALIDATE(s);
@@ -278,34 +291,22 @@ static void slab_now_empty(tiny_heap_t *heap, tiny_slab_t *s)
         release_empty(heap, s);
         return;
     }
-    /* Forget entries that were reused or released since (an empty slab
-     * stays current, since it has free blocks, until it is released), and
-     * s itself, which goes last as the newest. */
-    unsigned n = 0;
-    for (unsigned i = 0; i < TINY_KEPT_EMPTY; i++) {
-        tiny_slab_t *k = heap->kept_empty[i];
-        heap->kept_empty[i] = NULL;
-        if (k && k != s && k->used == 0 && heap->current[k->cls] == k) heap->kept_empty[n++] = k;
+    /* kept_in's entries in use come first. Find ss among them, or the
+     * first free entry; when neither exists, the oldest is evicted. */
+    seg_superslab_t *ss = seg_superslab_of(s), **kept = heap->kept_in, *evicted = NULL;
+    unsigned i = 0;
+    while (i < TINY_KEPT_SUPERSLABS && kept[i] && kept[i] != ss) i++;
+    if (i == TINY_KEPT_SUPERSLABS) {
+        evicted = kept[0];
+        i = 0;
     }
-    if (n == TINY_KEPT_EMPTY) {
-        tiny_slab_t *oldest = heap->kept_empty[0];
-        for (unsigned i = 1; i < TINY_KEPT_EMPTY; i++) heap->kept_empty[i - 1] = heap->kept_empty[i];
-        heap->kept_empty[--n] = NULL;
-        release_empty(heap, oldest);
+    /* Entry i becomes the most recent: the later ones in use move forward. */
+    while (i + 1 < TINY_KEPT_SUPERSLABS && kept[i + 1]) {
+        kept[i] = kept[i + 1];
+        i++;
     }
-    heap->kept_empty[n] = s;
-}
-
-/* Releases the heap's empty current slabs (malloc_trim). */
-static void release_kept_empty(tiny_heap_t *heap)
-{
-    for (unsigned cls = 0; cls < TINY_CLASS_COUNT; cls++) {
-        tiny_slab_t *s = heap->current[cls];
-        /* A current slab is never on the full list: collect() applies. */
-        if (s == &tiny_sentinel_slab) continue;
-        collect(s);
-        if (s->used == 0) release_empty(heap, s);
-    }
+    kept[i] = ss;
+    if (evicted) release_kept_empty_in(heap, evicted);
 }
 
 /* A slab on the full list goes back to the partial list once an eighth of
@@ -440,7 +441,7 @@ static tiny_slab_t *adopt_orphan(tiny_heap_t *heap, unsigned cls)
 static void heap_abandon(tiny_heap_t *heap)
 {
     drain_delayed(heap);
-    for (unsigned i = 0; i < TINY_KEPT_EMPTY; i++) heap->kept_empty[i] = NULL;
+    for (unsigned i = 0; i < TINY_KEPT_SUPERSLABS; i++) heap->kept_in[i] = NULL;
     for (unsigned cls = 0; cls < TINY_CLASS_COUNT; cls++) {
         heap_set_current(heap, cls, &tiny_sentinel_slab);
         tiny_slab_t *lists[2] = {heap->partial[cls], heap->full[cls]};
@@ -716,7 +717,8 @@ void tiny_trim(void)
     tiny_heap_t *heap = tiny_heap_tls;
     if (heap != &tiny_empty_heap) {
         drain_delayed(heap);
-        release_kept_empty(heap);
+        release_kept_empty_in(heap, NULL);
+        for (unsigned i = 0; i < TINY_KEPT_SUPERSLABS; i++) heap->kept_in[i] = NULL;
     }
     collect_abandoned();
 }

@@ -127,9 +127,10 @@ HS_INLINE uint64_t tiny_block_index(uintptr_t offset, uint64_t recip)
  * TINY_TABLE_MAX, so malloc goes from the size to the slab in one load. */
 #define TINY_DIRECT_COUNT (TINY_TABLE_MAX / 16 + 1)
 
-/* Empty slabs a heap keeps as current slabs: each can hold a whole 2 MiB
- * huge page resident after the program freed everything, so few. */
-#define TINY_KEPT_EMPTY 2
+/* SuperSlabs in which a heap may keep empty current slabs: each can stay
+ * resident whole (a 2 MiB huge page) after the program freed everything
+ * and its threads went to sleep, so one. */
+#define TINY_KEPT_SUPERSLABS 1
 
 struct tiny_heap_s {
     /* current[tiny_class_by_table(size)], by (size + 15) / 16: malloc's way
@@ -140,9 +141,9 @@ struct tiny_heap_s {
     tiny_slab_t *partial[TINY_CLASS_COUNT]; /* slabs that may have room, current first */
     tiny_slab_t *full[TINY_CLASS_COUNT];    /* slabs found without room */
     _Atomic(tiny_block_t *) delayed;        /* blocks other threads freed into full slabs */
-    /* Current slabs that went empty and were kept (slab_now_empty), oldest
-     * first; an entry may have been reused since. */
-    tiny_slab_t *kept_empty[TINY_KEPT_EMPTY];
+    /* The SuperSlabs that hold every empty slab kept as a current slab
+     * (slab_now_empty), least recently used first; NULL when unused. */
+    seg_superslab_t *kept_in[TINY_KEPT_SUPERSLABS];
     unsigned node;                          /* NUMA node its SuperSlabs come from */
     bool attached;                          /* belongs to a running thread */
     tiny_heap_t *next_free;                 /* in the pool of heaps to reuse */
