@@ -59,8 +59,9 @@ static _Atomic uint64_t stat_run_bytes_live;
 _Atomic uint64_t seg_stat_purge_calls;
 _Atomic uint64_t seg_stat_bytes_purged;
 
-#define ALL_UNITS_FREE (~(uint64_t)0)
-_Static_assert(HS_UNITS_PER_SUPERSLAB == 64, "free_units is a 64-bit map");
+_Static_assert(HS_UNITS_PER_SUPERSLAB <= 64, "free_units is a 64-bit map");
+#define ALL_UNITS_FREE \
+    (HS_UNITS_PER_SUPERSLAB == 64 ? ~(uint64_t)0 : ((uint64_t)1 << HS_UNITS_PER_SUPERSLAB) - 1)
 
 /* n units from unit `first` on, as free_units bits. */
 static uint64_t unit_bits(unsigned first, unsigned n)

@@ -41,15 +41,19 @@ static tiny_heap_t *heap_attach(void);
 
 /* ---- slab geometry -------------------------------------------------------- */
 
-/* Units per slab: enough for at least 8 blocks, at most 512 KiB, and for
- * classes above 64 KiB whatever one block needs. */
+/* Units per slab: at least 64 blocks up to 64 KiB, at least 8 blocks up to
+ * 512 KiB, and for classes above 64 KiB whatever one block needs. A slab
+ * of few blocks runs out often, and every time its thread goes through the
+ * refill path and moves it between lists with atomic operations (Larson at
+ * 2 threads ran 15 % slower with 32 KiB slabs for the 1 KiB class); a slab
+ * of many blocks reserves memory a thread may not use. */
 static unsigned class_units(unsigned cls)
 {
     size_t size = tiny_class_size[cls];
-    size_t units = (8 * size + HS_UNIT_SIZE - 1) / HS_UNIT_SIZE;
-    if (units > 512 * HS_KiB / HS_UNIT_SIZE) units = 512 * HS_KiB / HS_UNIT_SIZE;
-    if (units * HS_UNIT_SIZE < size) units = (size + HS_UNIT_SIZE - 1) / HS_UNIT_SIZE;
-    return (unsigned)units;
+    size_t bytes = 64 * size < 64 * HS_KiB ? 64 * size : 64 * HS_KiB;
+    if (bytes < 8 * size) bytes = 8 * size < 512 * HS_KiB ? 8 * size : 512 * HS_KiB;
+    if (bytes < size) bytes = size;
+    return (unsigned)((bytes + HS_UNIT_SIZE - 1) / HS_UNIT_SIZE);
 }
 
 static void client_init(seg_superslab_t *ss)
