@@ -34,7 +34,7 @@
  * run of units serving one size class. Small units keep a thread's slabs of
  * the classes it barely uses small: with 2 MiB huge pages a SuperSlab is
  * resident whole, so what counts is how many slabs share it. */
-#ifndef HS_UNIT_SHIFT
+#ifndef HS_UNIT_SHIFT /* -DHS_UNIT_SHIFT=16 builds 64 KiB units, to compare */
 #define HS_UNIT_SHIFT 15
 #endif
 #define HS_UNIT_SIZE ((size_t)1 << HS_UNIT_SHIFT)

@@ -138,7 +138,7 @@ struct tiny_heap_s {
      * heap_set_current (tiny.c), with current. */
     tiny_slab_t *direct[TINY_DIRECT_COUNT];
     tiny_slab_t *current[TINY_CLASS_COUNT]; /* slab to pop from; sentinel when none */
-    tiny_slab_t *partial[TINY_CLASS_COUNT]; /* slabs that may have room, current first */
+    tiny_slab_t *partial[TINY_CLASS_COUNT]; /* slabs that may have room, the current one too */
     tiny_slab_t *full[TINY_CLASS_COUNT];    /* slabs found without room */
     /* The SuperSlabs that hold every empty slab kept as a current slab
      * (slab_now_empty), least recently used first; NULL when unused. */
