@@ -17,6 +17,7 @@ Prints one Markdown table; only the standard library and valgrind are used.
 import argparse
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -67,6 +68,11 @@ def main():
                     default=["1000000", "400", "1", "16", "1040", "--rng=xorshift"],
                     help="bench_random_mixed arguments (iterations first)")
     opts = ap.parse_args()
+    for tool in ("valgrind", "callgrind_annotate"):
+        if not shutil.which(tool):
+            sys.exit(f"instructions.py: {tool} not found (Debian package valgrind)")
+    if not os.path.exists(opts.bin):
+        sys.exit(f"instructions.py: {opts.bin} not found (make bench-instructions builds it)")
     iterations = int(opts.args[0])
     rows = [("hugeslab", os.path.abspath(opts.so)), ("glibc", None)]
     rows += [(name, os.path.join(opts.lib_dir, f)) for name, f in OTHERS
