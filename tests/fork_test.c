@@ -145,22 +145,7 @@ static int child_main(blk_t *mine, int iter)
 }
 
 /* "HugePages_Free:    512" -> 512; -1 when absent */
-static long meminfo(const char *key)
-{
-    char line[256];
-    long v = -1;
-    size_t kl = strlen(key);
-    FILE *f = fopen("/proc/meminfo", "r");
-    if (!f)
-        return -1;
-    while (fgets(line, sizeof line, f))
-        if (strncmp(line, key, kl) == 0 && line[kl] == ':') {
-            v = strtol(line + kl + 1, NULL, 10);
-            break;
-        }
-    fclose(f);
-    return v;
-}
+static long meminfo(const char *key) { return hs_proc_field("/proc/meminfo", key); }
 
 static long hugetlb_available(void)
 {

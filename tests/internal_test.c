@@ -35,7 +35,7 @@ static void check_block_index(void)
 {
     for (unsigned cls = 0; cls < TINY_CLASS_COUNT; cls++) {
         uint64_t size = tiny_class_size[cls];
-        uint64_t recip = (uint64_t)(((unsigned __int128)1 << 64) / size) + 1;
+        uint64_t recip = tiny_block_recip(size);
         for (uint64_t offset = 0; offset < HS_SUPERSLAB_SIZE; offset++) {
             uint64_t index = tiny_block_index(offset, recip);
             uint64_t want = offset % size == 0 ? offset / size : UINT64_MAX;

@@ -263,13 +263,14 @@ static HS_UNUSED int hs_setup(const char *name)
     return hs;
 }
 
-/* Reads a "Key:   123 kB" line of /proc/self/status; -1 when absent. */
-static HS_UNUSED long hs_proc_status_kib(const char *key)
+/* Reads the number after "Key:" in a /proc file of "Key:   123 kB" lines
+ * (/proc/self/status, /proc/meminfo); -1 when absent. */
+static HS_UNUSED long hs_proc_field(const char *path, const char *key)
 {
     char line[256];
     long v = -1;
     size_t kl = strlen(key);
-    FILE *f = fopen("/proc/self/status", "r");
+    FILE *f = fopen(path, "r");
     if (!f)
         return -1;
     while (fgets(line, sizeof line, f)) {
@@ -280,6 +281,11 @@ static HS_UNUSED long hs_proc_status_kib(const char *key)
     }
     fclose(f);
     return v;
+}
+
+static HS_UNUSED long hs_proc_status_kib(const char *key)
+{
+    return hs_proc_field("/proc/self/status", key);
 }
 
 /* Same without stdio/malloc: usable where malloc may fail (RLIMIT_AS). */

@@ -167,7 +167,7 @@ static tiny_slab_t *slab_create(tiny_heap_t *heap, unsigned cls)
     slab->first_unit = (uint8_t)first;
     atomic_store_explicit(&slab->has_aligned, 0, memory_order_relaxed);
     slab->start = start;
-    slab->recip = (uint64_t)(((unsigned __int128)1 << 64) / size) + 1;
+    slab->recip = tiny_block_recip(size);
     slab->free = NULL;
     slab->free_key = hs_free_key;
     slab->next = slab->prev = NULL;

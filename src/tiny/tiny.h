@@ -116,6 +116,11 @@ _Static_assert(HS_UNITS_PER_SUPERSLAB * sizeof(tiny_slab_t) <= SEG_CLIENT_AREA_S
  * otherwise. So one `mul` gives the index and says whether offset is a
  * block's first byte. Returns the index, or UINT64_MAX for an inner pointer
  * (and for an offset below the slab's start, which wraps to a huge index). */
+HS_INLINE uint64_t tiny_block_recip(size_t size)
+{
+    return (uint64_t)(((unsigned __int128)1 << 64) / size) + 1;
+}
+
 HS_INLINE uint64_t tiny_block_index(uintptr_t offset, uint64_t recip)
 {
     unsigned __int128 product = (unsigned __int128)offset * recip;
