@@ -4,7 +4,7 @@
 # test failed.  Full output of each test: $BUILD/tests/logs/<name>.log
 #
 # Usage: tests/run.sh [name...]        (default: all tests)
-#   names: api api_static bad_input stress stress_tsan stress_ubsan fork
+#   names: internal api api_static bad_input stress stress_tsan stress_tsan_purge stress_ubsan fork
 #          fork_hugetlb thread_exit dlopen cxx programs (or prog_python3, prog_sort, ...)
 #          kernel (tests/kernel: faults, purge, fallbacks, statistics)
 #          numa (tests/numa: placement in 2- and 4-node virtual machines)
@@ -44,7 +44,7 @@ else
     EXPECT=1
 fi
 
-ALL="internal api api_static bad_input stress stress_tsan stress_ubsan fork fork_hugetlb thread_exit dlopen cxx programs kernel numa"
+ALL="internal api api_static bad_input stress stress_tsan stress_tsan_purge stress_ubsan fork fork_hugetlb thread_exit dlopen cxx programs kernel numa"
 WANT=${*:-$ALL}
 
 report() { # STATUS NAME [REASON]
@@ -70,6 +70,7 @@ EOF
 }
 
 # run_test NAME MODE BINARY [ARGS...]   MODE: preload | plain
+# RUN_ENV, when set, holds extra VAR=value words for a plain test's environment.
 run_test() {
     name=$1
     mode=$2
@@ -87,7 +88,8 @@ run_test() {
     if [ "$mode" = preload ] && [ -n "$PRELOAD" ]; then
         LD_PRELOAD="$PRELOAD" HS_EXPECT_HUGESLAB=$EXPECT timeout "$TIMEOUT" "$bin" "$@" >"$log" 2>&1
     else
-        env -u LD_PRELOAD HS_EXPECT_HUGESLAB=0 timeout "$TIMEOUT" "$bin" "$@" >"$log" 2>&1
+        # shellcheck disable=SC2086
+        env -u LD_PRELOAD HS_EXPECT_HUGESLAB=0 ${RUN_ENV:-} timeout "$TIMEOUT" "$bin" "$@" >"$log" 2>&1
     fi
     rc=$?
     case $rc in
@@ -124,6 +126,14 @@ for t in $WANT; do
         if [ -n "$PRELOAD" ]; then
             run_test stress_tsan plain "$BIN/stress_tsan" $TSAN_ARGS
         else report SKIP stress_tsan "HS_NO_PRELOAD=1"; fi ;;
+    stress_tsan_purge)
+        # Idle SuperSlabs unmapped at once, so the purge thread's registry
+        # writes meet other threads' mmap of the same ranges.
+        if [ -n "$PRELOAD" ]; then
+            RUN_ENV="HUGESLAB_PURGE_DELAY_MS=0 HUGESLAB_CACHE_MB=0 HUGESLAB_RESERVE_MB=0"
+            run_test stress_tsan_purge plain "$BIN/stress_tsan" $TSAN_ARGS
+            RUN_ENV=""
+        else report SKIP stress_tsan_purge "HS_NO_PRELOAD=1"; fi ;;
     stress_ubsan)
         if [ -n "$PRELOAD" ]; then
             run_test stress_ubsan plain "$BIN/stress_ubsan" $UBSAN_ARGS

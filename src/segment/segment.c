@@ -8,7 +8,7 @@
 #include "numa/numa.h"
 #include "segment/segment_internal.h"
 
-uint8_t seg_chunk_map[SEG_MAP_ENTRIES];
+_Atomic uint8_t seg_chunk_map[SEG_MAP_ENTRIES];
 
 /* One pool per NUMA node.
  * Invariants: `partial` holds exactly this node's SuperSlabs with some but
@@ -87,18 +87,22 @@ static size_t huge_threshold(void) { return (size_t)hs_option(HS_OPT_HUGE_MB) * 
 
 /* ---- registry ------------------------------------------------------------ */
 
+static void registry_fill(uintptr_t first, uintptr_t count, seg_chunk_kind_t kind)
+{
+    for (uintptr_t c = first; c < first + count; c++)
+        atomic_store_explicit(&seg_chunk_map[c], (uint8_t)kind, memory_order_relaxed);
+}
+
 static void registry_set(void *base, size_t size, seg_chunk_kind_t head_kind)
 {
     uintptr_t first = (uintptr_t)base >> HS_SUPERSLAB_SHIFT;
-    uintptr_t count = size >> HS_SUPERSLAB_SHIFT;
-    seg_chunk_map[first] = (uint8_t)head_kind;
-    for (uintptr_t c = 1; c < count; c++) seg_chunk_map[first + c] = SEG_CHUNK_TAIL;
+    registry_fill(first, 1, head_kind);
+    registry_fill(first + 1, (size >> HS_SUPERSLAB_SHIFT) - 1, SEG_CHUNK_TAIL);
 }
 
 static void registry_clear(void *base, size_t size)
 {
-    uintptr_t first = (uintptr_t)base >> HS_SUPERSLAB_SHIFT;
-    memset(&seg_chunk_map[first], 0, size >> HS_SUPERSLAB_SHIFT);
+    registry_fill((uintptr_t)base >> HS_SUPERSLAB_SHIFT, size >> HS_SUPERSLAB_SHIFT, SEG_CHUNK_NONE);
 }
 
 /* ---- mapping and unmapping ---------------------------------------------- */
@@ -493,8 +497,8 @@ seg_superslab_t *seg_run_of(const void *p)
 {
     uintptr_t chunk = (uintptr_t)p >> HS_SUPERSLAB_SHIFT;
     if (chunk >= SEG_MAP_ENTRIES) return NULL;
-    while (seg_chunk_map[chunk] == SEG_CHUNK_TAIL) chunk--;
-    if (seg_chunk_map[chunk] != SEG_CHUNK_RUN) return NULL;
+    while (seg_kind_at(chunk) == SEG_CHUNK_TAIL) chunk--;
+    if (seg_kind_at(chunk) != SEG_CHUNK_RUN) return NULL;
     return (seg_superslab_t *)(chunk << HS_SUPERSLAB_SHIFT);
 }
 
