@@ -64,17 +64,14 @@ static inline long peak_rss_kb(long fallback)
      * pages of its own just before the value is read. */
     char buf[4096];
     int fd = open("/proc/self/status", O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return fallback;
+    if (fd < 0) return fallback;
     ssize_t n = read(fd, buf, sizeof buf - 1);
     close(fd);
-    if (n <= 0)
-        return fallback;
+    if (n <= 0) return fallback;
     buf[n] = '\0';
     const char *p = strstr(buf, "\nVmHWM:");
     long kb;
-    if (p == NULL || sscanf(p + 1, "VmHWM: %ld", &kb) != 1)
-        return fallback;
+    if (p == NULL || sscanf(p + 1, "VmHWM: %ld", &kb) != 1) return fallback;
     return kb;
 }
 
@@ -88,8 +85,7 @@ static inline const char *malloc_provider(void)
      * non-PIE build &malloc may be the executable's own PLT stub. */
     void *sym = dlsym(RTLD_DEFAULT, "malloc");
     Dl_info info;
-    if (sym == NULL || dladdr(sym, &info) == 0 || info.dli_fname == NULL)
-        return "unknown";
+    if (sym == NULL || dladdr(sym, &info) == 0 || info.dli_fname == NULL) return "unknown";
     return info.dli_fname;
 }
 
@@ -98,11 +94,9 @@ static inline int parse_u64(const char *s, const char *what, uint64_t *out)
     char *end;
     errno = 0;
     /* strtoull accepts a leading '-' and wraps; reject it explicitly. */
-    if (*s == '-' || *s == '\0')
-        goto bad;
+    if (*s == '-' || *s == '\0') goto bad;
     unsigned long long v = strtoull(s, &end, 10);
-    if (errno != 0 || *end != '\0')
-        goto bad;
+    if (errno != 0 || *end != '\0') goto bad;
     *out = (uint64_t)v;
     return 0;
 bad:
@@ -119,8 +113,7 @@ static uint64_t xorshift_state;
 
 static inline uint32_t next_rand(void)
 {
-    if (rng_kind == RNG_LIBC)
-        return (uint32_t)rand();
+    if (rng_kind == RNG_LIBC) return (uint32_t)rand();
     return xorshift64s_next(&xorshift_state);
 }
 
@@ -130,14 +123,10 @@ static inline void seed_rng(uint64_t seed)
     /* xorshift has a fixed point at 0; mix the seed so seed 0 still works
      * and small seeds do not start with long runs of zero bits. */
     xorshift_state = seed * UINT64_C(0x9E3779B97F4A7C15) + UINT64_C(0x853C49E6748FEA9B);
-    if (xorshift_state == 0)
-        xorshift_state = 1;
+    if (xorshift_state == 0) xorshift_state = 1;
 }
 
-static inline const char *rng_name(void)
-{
-    return rng_kind == RNG_LIBC ? "libc" : "xorshift";
-}
+static inline const char *rng_name(void) { return rng_kind == RNG_LIBC ? "libc" : "xorshift"; }
 
 struct mixed_params {
     uint64_t iterations, slots, seed, min_size, max_size;
@@ -145,8 +134,7 @@ struct mixed_params {
 
 /* [--rng=libc|xorshift] [ITERATIONS [SLOTS [SEED [MIN_SIZE [MAX_SIZE]]]]].
  * Returns -1 when the program should go on, otherwise its exit status. */
-static inline int mixed_parse(int argc, char **argv, struct mixed_params *mp,
-                              void (*usage)(FILE *))
+static inline int mixed_parse(int argc, char **argv, struct mixed_params *mp, void (*usage)(FILE *))
 {
     static const char *const names[] = {"iterations", "slots", "seed", "min size", "max size"};
     uint64_t val[5] = {1000000, 400, 1, 16, 1040};
@@ -166,8 +154,7 @@ static inline int mixed_parse(int argc, char **argv, struct mixed_params *mp,
             usage(stderr);
             return 2;
         } else if (npos < 5) {
-            if (parse_u64(a, names[npos], &val[npos]) != 0)
-                return 2;
+            if (parse_u64(a, names[npos], &val[npos]) != 0) return 2;
             npos++;
         } else {
             usage(stderr);
@@ -184,8 +171,9 @@ static inline int mixed_parse(int argc, char **argv, struct mixed_params *mp,
      * would be out of bounds; sizes must also fit rand()'s 31-bit range. */
     if (mp->slots == 0 || mp->slots > RAND_MAX || mp->min_size == 0 ||
         mp->min_size > mp->max_size || mp->max_size - mp->min_size >= (uint64_t)RAND_MAX) {
-        fprintf(stderr, BENCH_PROG ": need SLOTS in 1..%d and 1 <= MIN_SIZE <= MAX_SIZE "
-                                   "with MAX_SIZE - MIN_SIZE < %d\n",
+        fprintf(stderr,
+                BENCH_PROG ": need SLOTS in 1..%d and 1 <= MIN_SIZE <= MAX_SIZE "
+                           "with MAX_SIZE - MIN_SIZE < %d\n",
                 RAND_MAX, RAND_MAX);
         return 2;
     }
@@ -228,8 +216,7 @@ static inline int mixed_loop(const struct mixed_params *mp, struct mixed_result 
             size_t size = (size_t)(min_size + next_rand() % span);
             char *p = malloc(size);
             if (p == NULL) {
-                fprintf(stderr, BENCH_PROG ": malloc(%zu) failed at step %" PRIu64 "\n", size,
-                        i);
+                fprintf(stderr, BENCH_PROG ": malloc(%zu) failed at step %" PRIu64 "\n", size, i);
                 return 1;
             }
             /* volatile: the store must reach memory so the page is touched,
@@ -250,20 +237,18 @@ static inline int mixed_loop(const struct mixed_params *mp, struct mixed_result 
 
 /* Both steps at once, for main().  Returns -1 when the program should go
  * on (the live set is then in res), otherwise its exit status. */
-static inline int mixed_run(int argc, char **argv, void (*usage)(FILE *),
-                            struct mixed_params *mp, struct mixed_result *res)
+static inline int mixed_run(int argc, char **argv, void (*usage)(FILE *), struct mixed_params *mp,
+                            struct mixed_result *res)
 {
     int rc = mixed_parse(argc, argv, mp, usage);
-    if (rc >= 0)
-        return rc;
+    if (rc >= 0) return rc;
     rc = mixed_loop(mp, res);
     return rc != 0 ? rc : -1;
 }
 
 static inline void mixed_free(const struct mixed_params *mp, struct mixed_result *res)
 {
-    for (uint32_t k = 0; k < (uint32_t)mp->slots; k++)
-        free(res->slot[k]);
+    for (uint32_t k = 0; k < (uint32_t)mp->slots; k++) free(res->slot[k]);
     free(res->slot);
     res->slot = NULL;
 }

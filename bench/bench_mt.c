@@ -85,14 +85,10 @@ static void rng_seed(struct rng *r, uint64_t seed, uint64_t stream)
     /* Mixed so that neighbouring seeds and thread ids do not start on
      * correlated states, and never on xorshift's fixed point 0. */
     r->s = (seed + 1) * UINT64_C(0x9E3779B97F4A7C15) ^ (stream + 1) * UINT64_C(0xBF58476D1CE4E5B9);
-    if (r->s == 0)
-        r->s = 1;
+    if (r->s == 0) r->s = 1;
 }
 
-static inline uint32_t rng_next(struct rng *r)
-{
-    return xorshift64s_next(&r->s);
-}
+static inline uint32_t rng_next(struct rng *r) { return xorshift64s_next(&r->s); }
 
 static inline size_t rng_size(struct rng *r, size_t lo, size_t hi)
 {
@@ -124,8 +120,8 @@ struct worker {
     uint64_t errors;
     bool producer;
     struct ring *ring;
-    void **slots;        /* larson slots */
-    void **inbox_buf;    /* larson: mailbox drained into this, freed outside the lock */
+    void **slots;     /* larson slots */
+    void **inbox_buf; /* larson: mailbox drained into this, freed outside the lock */
     void *fs_blk[FS_BLOCKS];
     size_t fs_size[FS_BLOCKS];
     void *fs_dealt[FS_BLOCKS];
@@ -143,10 +139,7 @@ static atomic_bool stop_flag;
  * the same, so it reads it when the last one has left its loop. */
 static pthread_barrier_t start_barrier, stop_barrier;
 
-static inline bool stopping(void)
-{
-    return atomic_load_explicit(&stop_flag, memory_order_relaxed);
-}
+static inline bool stopping(void) { return atomic_load_explicit(&stop_flag, memory_order_relaxed); }
 
 static void die(const char *what)
 {
@@ -175,8 +168,7 @@ static void larson_receive(struct worker *w)
     mb->count = 0;
     pthread_mutex_unlock(&mb->lock);
     /* Freed after the unlock so senders are not held up by free(). */
-    for (size_t i = 0; i < n; i++)
-        free(w->inbox_buf[i]);
+    for (size_t i = 0; i < n; i++) free(w->inbox_buf[i]);
     w->ops += n;
 }
 
@@ -192,20 +184,17 @@ static void larson_handoff(struct worker *w)
     }
     w->ops += HANDOFF_BATCH;
     unsigned to = w->id;
-    if (nthreads > 1)
-        to = (w->id + 1 + rng_next(&w->rng) % (nthreads - 1)) % nthreads;
+    if (nthreads > 1) to = (w->id + 1 + rng_next(&w->rng) % (nthreads - 1)) % nthreads;
     struct mailbox *mb = &mailboxes[to];
     size_t sent;
     pthread_mutex_lock(&mb->lock);
     sent = MAILBOX_CAP - mb->count;
-    if (sent > HANDOFF_BATCH)
-        sent = HANDOFF_BATCH;
+    if (sent > HANDOFF_BATCH) sent = HANDOFF_BATCH;
     memcpy(&mb->items[mb->count], batch, sent * sizeof(void *));
     mb->count += sent;
     pthread_mutex_unlock(&mb->lock);
     /* A receiver that has fallen far behind: free locally rather than block. */
-    for (size_t i = sent; i < HANDOFF_BATCH; i++)
-        free(batch[i]);
+    for (size_t i = sent; i < HANDOFF_BATCH; i++) free(batch[i]);
     w->ops += HANDOFF_BATCH - sent;
 }
 
@@ -236,8 +225,7 @@ static void larson(struct worker *w)
     uint64_t ops = w->ops;
     larson_receive(w);
     w->ops = ops;
-    for (int k = 0; k < LARSON_SLOTS; k++)
-        free(w->slots[k]);
+    for (int k = 0; k < LARSON_SLOTS; k++) free(w->slots[k]);
     free(w->slots);
     free(w->inbox_buf);
 }
@@ -248,8 +236,7 @@ static void larson(struct worker *w)
  * a pure spin would burn the time slice the other side needs. */
 static void backoff(unsigned *spins)
 {
-    if (++*spins < 64)
-        return;
+    if (++*spins < 64) return;
     *spins = 0;
     sched_yield();
 }
@@ -266,14 +253,12 @@ static void producer(struct worker *w)
         uint64_t hdr[2] = {size, seq};
         memcpy(p, hdr, sizeof hdr);
         /* A 16-byte block is all header; its last byte is part of seq. */
-        if (size > sizeof hdr)
-            p[size - 1] = (unsigned char)seq;
+        if (size > sizeof hdr) p[size - 1] = (unsigned char)seq;
         w->ops++;
         seq++;
         unsigned spins = 0;
         while (tail - atomic_load_explicit(&q->head, memory_order_acquire) == RING_CAP) {
-            if (stopping())
-                break;
+            if (stopping()) break;
             backoff(&spins);
         }
         if (tail - atomic_load_explicit(&q->head, memory_order_acquire) == RING_CAP) {
@@ -295,8 +280,7 @@ static bool consume_one(struct worker *w, struct ring *q, size_t head)
     memcpy(hdr, p, sizeof hdr);
     bool ok = hdr[0] >= PC_MIN && hdr[0] <= PC_MAX &&
               (hdr[0] == sizeof hdr || p[hdr[0] - 1] == (unsigned char)hdr[1]);
-    if (!ok)
-        w->errors++;
+    if (!ok) w->errors++;
     free(p);
     return ok;
 }
@@ -310,14 +294,12 @@ static void consumer(struct worker *w)
     while (!stopping()) {
         unsigned spins = 0;
         while (atomic_load_explicit(&q->tail, memory_order_acquire) == head) {
-            if (stopping())
-                goto out;
+            if (stopping()) goto out;
             backoff(&spins);
         }
         uint64_t seq;
         memcpy(&seq, (char *)q->items[head % RING_CAP] + 8, sizeof seq);
-        if (seq != expect++)
-            w->errors++; /* lost or duplicated block */
+        if (seq != expect++) w->errors++; /* lost or duplicated block */
         consume_one(w, q, head++);
         w->ops++;
     }
@@ -325,8 +307,7 @@ out:
     pthread_barrier_wait(&stop_barrier);
     /* The producer has stopped: drain what it left, outside the measure. */
     size_t tail = atomic_load_explicit(&q->tail, memory_order_acquire);
-    while (head != tail)
-        consume_one(w, q, head++);
+    while (head != tail) consume_one(w, q, head++);
 }
 
 /* ---- falseshare -------------------------------------------------------- */
@@ -346,8 +327,7 @@ static void falseshare(struct worker *w)
     uint64_t ops = 0;
     while (!stopping()) {
         for (int pass = 0; pass < FS_PASSES; pass++)
-            for (int i = 0; i < FS_BLOCKS; i++)
-                (*(volatile uint64_t *)w->fs_blk[i])++;
+            for (int i = 0; i < FS_BLOCKS; i++) (*(volatile uint64_t *)w->fs_blk[i])++;
         ops += FS_PASSES * FS_BLOCKS;
         /* Keep the allocator in the loop: blocks come and go in real
          * programs, and each new one may land on someone else's line. */
@@ -370,8 +350,7 @@ struct line_owner {
 static int cmp_line_owner(const void *a, const void *b)
 {
     const struct line_owner *x = a, *y = b;
-    if (x->line != y->line)
-        return x->line < y->line ? -1 : 1;
+    if (x->line != y->line) return x->line < y->line ? -1 : 1;
     return (x->thread > y->thread) - (x->thread < y->thread);
 }
 
@@ -387,8 +366,7 @@ static long count_shared_lines(void)
         for (int i = 0; i < FS_BLOCKS; i++) {
             uintptr_t a = (uintptr_t)workers[t].fs_blk[i];
             uintptr_t last = (a + workers[t].fs_size[i] - 1) / CACHE_LINE;
-            for (uintptr_t l = a / CACHE_LINE; l <= last; l++)
-                v[n++] = (struct line_owner){l, t};
+            for (uintptr_t l = a / CACHE_LINE; l <= last; l++) v[n++] = (struct line_owner){l, t};
         }
     }
     qsort(v, n, sizeof *v, cmp_line_owner);
@@ -397,8 +375,7 @@ static long count_shared_lines(void)
         size_t j = i + 1;
         bool multi = false;
         for (; j < n && v[j].line == v[i].line; j++)
-            if (v[j].thread != v[i].thread)
-                multi = true;
+            if (v[j].thread != v[i].thread) multi = true;
         shared += multi;
         i = j;
     }
@@ -439,12 +416,9 @@ static void usage(FILE *out)
 static const char *option_value(const char *name, int argc, char **argv, int *i)
 {
     size_t len = strlen(name);
-    if (strncmp(argv[*i], name, len) != 0)
-        return NULL;
-    if (argv[*i][len] == '=')
-        return argv[*i] + len + 1;
-    if (argv[*i][len] == '\0' && *i + 1 < argc)
-        return argv[++*i];
+    if (strncmp(argv[*i], name, len) != 0) return NULL;
+    if (argv[*i][len] == '=') return argv[*i] + len + 1;
+    if (argv[*i][len] == '\0' && *i + 1 < argc) return argv[++*i];
     return NULL;
 }
 
@@ -480,8 +454,7 @@ static int parse_args(int argc, char **argv)
         } else if (argv[i][0] != '-' && !have_workload) {
             size_t k;
             for (k = 0; k < sizeof workload_names / sizeof *workload_names; k++)
-                if (strcmp(argv[i], workload_names[k]) == 0)
-                    break;
+                if (strcmp(argv[i], workload_names[k]) == 0) break;
             if (k == sizeof workload_names / sizeof *workload_names) {
                 fprintf(stderr, "bench_mt: unknown workload '%s'\n", argv[i]);
                 return -1;
@@ -509,12 +482,10 @@ int main(int argc, char **argv)
     /* prodcons pairs one producer with one consumer; an odd thread leaves a
      * core idle rather than unbalancing the pairs. */
     unsigned pairs = nthreads / 2 ? nthreads / 2 : 1;
-    if (workload == W_PRODCONS)
-        nthreads = 2 * pairs;
+    if (workload == W_PRODCONS) nthreads = 2 * pairs;
 
     workers = aligned_alloc(CACHE_LINE, nthreads * sizeof *workers);
-    if (workers == NULL)
-        die("aligned_alloc");
+    if (workers == NULL) die("aligned_alloc");
     memset(workers, 0, nthreads * sizeof *workers);
     for (unsigned t = 0; t < nthreads; t++) {
         workers[t].id = t;
@@ -525,16 +496,14 @@ int main(int argc, char **argv)
     if (workload == W_LARSON) {
         size_t sz = (nthreads * sizeof *mailboxes + CACHE_LINE - 1) / CACHE_LINE * CACHE_LINE;
         mailboxes = aligned_alloc(CACHE_LINE, sz);
-        if (mailboxes == NULL)
-            die("aligned_alloc");
+        if (mailboxes == NULL) die("aligned_alloc");
         for (unsigned t = 0; t < nthreads; t++) {
             pthread_mutex_init(&mailboxes[t].lock, NULL);
             mailboxes[t].count = 0;
         }
     } else if (workload == W_PRODCONS) {
         rings = aligned_alloc(CACHE_LINE, pairs * sizeof *rings);
-        if (rings == NULL)
-            die("aligned_alloc");
+        if (rings == NULL) die("aligned_alloc");
         for (unsigned p = 0; p < pairs; p++) {
             atomic_init(&rings[p].head, 0);
             atomic_init(&rings[p].tail, 0);
@@ -561,8 +530,7 @@ int main(int argc, char **argv)
         die("pthread_barrier_init");
     for (unsigned t = 0; t < nthreads; t++) {
         errno = pthread_create(&workers[t].thread, NULL, worker_main, &workers[t]);
-        if (errno != 0)
-            die("pthread_create");
+        if (errno != 0) die("pthread_create");
     }
 
     struct rusage ru0, ru1;
@@ -577,8 +545,7 @@ int main(int argc, char **argv)
     pthread_barrier_wait(&stop_barrier);
     getrusage(RUSAGE_SELF, &ru1);
     double t1 = now_seconds();
-    for (unsigned t = 0; t < nthreads; t++)
-        pthread_join(workers[t].thread, NULL);
+    for (unsigned t = 0; t < nthreads; t++) pthread_join(workers[t].thread, NULL);
 
     uint64_t ops = 0, errors = 0;
     for (unsigned t = 0; t < nthreads; t++) {
@@ -589,8 +556,7 @@ int main(int argc, char **argv)
     if (workload == W_FALSESHARE) {
         shared = count_shared_lines();
         for (unsigned t = 0; t < nthreads; t++)
-            for (int i = 0; i < FS_BLOCKS; i++)
-                free(workers[t].fs_blk[i]);
+            for (int i = 0; i < FS_BLOCKS; i++) free(workers[t].fs_blk[i]);
     }
     free(rings);
     free(mailboxes);
@@ -601,8 +567,7 @@ int main(int argc, char **argv)
     long peak_kb = peak_rss_kb(ru1.ru_maxrss);
     const char *provider = malloc_provider();
     char shared_buf[48] = "";
-    if (shared >= 0)
-        snprintf(shared_buf, sizeof shared_buf, " shared_lines=%ld", shared);
+    if (shared >= 0) snprintf(shared_buf, sizeof shared_buf, " shared_lines=%ld", shared);
     /* malloc_from stays last: it is a path and may contain spaces. */
     printf("ops_per_sec=%.0f page_faults=%ld peak_rss_kb=%ld seconds=%.6f workload=%s"
            " threads=%u ops=%" PRIu64 "%s errors=%" PRIu64 " seed=%" PRIu64 " malloc_from=%s\n",

@@ -30,10 +30,9 @@
 
 static void usage(FILE *out)
 {
-    fprintf(out,
-            "usage: bench_random_mixed [--rng=libc|xorshift] [ITERATIONS [SLOTS [SEED "
-            "[MIN_SIZE [MAX_SIZE]]]]]\n"
-            "defaults: 1000000 400 1 16 1040 --rng=libc\n");
+    fprintf(out, "usage: bench_random_mixed [--rng=libc|xorshift] [ITERATIONS [SLOTS [SEED "
+                 "[MIN_SIZE [MAX_SIZE]]]]]\n"
+                 "defaults: 1000000 400 1 16 1040 --rng=libc\n");
 }
 
 int main(int argc, char **argv)
@@ -41,8 +40,7 @@ int main(int argc, char **argv)
     struct mixed_params mp;
     struct mixed_result res;
     int rc = mixed_run(argc, argv, usage, &mp, &res);
-    if (rc >= 0)
-        return rc;
+    if (rc >= 0) return rc;
     mixed_free(&mp, &res);
 
     struct rusage ru_end;
@@ -53,11 +51,9 @@ int main(int argc, char **argv)
 
     /* malloc_from stays last: it is a path and may contain spaces. */
     printf("ops_per_sec=%.0f page_faults=%ld peak_rss_kb=%ld seconds=%.6f ru_maxrss_kb=%ld"
-           " iterations=%" PRIu64
-           " slots=%" PRIu64 " seed=%" PRIu64 " min_size=%" PRIu64 " max_size=%" PRIu64
-           " rng=%s malloc_from=%s\n",
-           mixed_ops_per_sec(&mp, &res), res.page_faults, peak_kb, res.seconds,
-           ru_end.ru_maxrss, mp.iterations, mp.slots, mp.seed, mp.min_size, mp.max_size,
-           rng_name(), provider);
+           " iterations=%" PRIu64 " slots=%" PRIu64 " seed=%" PRIu64 " min_size=%" PRIu64
+           " max_size=%" PRIu64 " rng=%s malloc_from=%s\n",
+           mixed_ops_per_sec(&mp, &res), res.page_faults, peak_kb, res.seconds, ru_end.ru_maxrss,
+           mp.iterations, mp.slots, mp.seed, mp.min_size, mp.max_size, rng_name(), provider);
     return 0;
 }

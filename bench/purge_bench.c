@@ -309,8 +309,8 @@ static int run_child(size_t total_bytes)
     bool timed_out = false;
     for (;;) {
         hugeslab_stats(&s);
-        samples[n] = (sample_t){now_ns(), s.bytes_purged_total, s.purge_calls,
-                                footprint(&s, dontneed)};
+        samples[n] =
+            (sample_t){now_ns(), s.bytes_purged_total, s.purge_calls, footprint(&s, dontneed)};
         if (n == 0) {
             peak = samples[0].footprint;
             threshold = peak - (peak - baseline) * 95 / 100;
@@ -375,7 +375,8 @@ static int run_child(size_t total_bytes)
     double ops_before = nb ? median(before, nb) : -1;
     double ops_during = nd ? median(during, nd) : -1;
 
-    int64_t purge_ns = cpu1.purge_ns >= 0 && cpu0.purge_ns >= 0 ? cpu1.purge_ns - cpu0.purge_ns : -1;
+    int64_t purge_ns =
+        cpu1.purge_ns >= 0 && cpu0.purge_ns >= 0 ? cpu1.purge_ns - cpu0.purge_ns : -1;
     int64_t iowq_ns = cpu1.iowq_ns - cpu0.iowq_ns;
     double cpu_s = (double)(purge_ns > 0 ? purge_ns : 0) / 1e9 + (double)iowq_ns / 1e9;
     printf("result backend=%s advice=%s latency_ms=%.1f wall_gib_s=%.2f purge_cpu_ms=%.2f "
@@ -388,10 +389,9 @@ static int run_child(size_t total_bytes)
            (double)purge_ns / 1e6, (double)iowq_ns / 1e6, cpu1.iowq_threads,
            cpu_s > 0 ? (double)purged / GiB / cpu_s : -1.0, ops_before, ops_during,
            ops_before > 0 && ops_during > 0 ? ops_during / ops_before : -1.0, nb, nd,
-           samples[n - 1].calls - s0.purge_calls,
-           (double)purged / MiB, first ? (double)(purge_end - purge_begin) / 1e6 : -1.0,
-           (double)(peak - baseline) / MiB, (double)anon_huge / MiB,
-           (double)(t_free_end - t_free_start) / 1e6,
+           samples[n - 1].calls - s0.purge_calls, (double)purged / MiB,
+           first ? (double)(purge_end - purge_begin) / 1e6 : -1.0, (double)(peak - baseline) / MiB,
+           (double)anon_huge / MiB, (double)(t_free_end - t_free_start) / 1e6,
            cpu1.purge_ticks - cpu0.purge_ticks, cpu1.iowq_ticks - cpu0.iowq_ticks, timed_out);
     fflush(stdout);
     return timed_out ? 2 : 0;
@@ -411,15 +411,26 @@ static double median(double *v, unsigned n)
     return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
-enum { F_LATENCY, F_WALL, F_PURGE_CPU, F_IOWQ_CPU, F_IOWQ_THREADS, F_CPU_GIB, F_RATIO,
-       F_CALLS, F_PURGED, F_COUNT };
-static const char *const field_keys[F_COUNT] = {
-    "latency_ms", "wall_gib_s", "purge_cpu_ms", "iowq_cpu_ms", "iowq_threads",
-    "cpu_gib_s",  "ops_ratio",  "purge_calls",  "purged_mib"};
+enum {
+    F_LATENCY,
+    F_WALL,
+    F_PURGE_CPU,
+    F_IOWQ_CPU,
+    F_IOWQ_THREADS,
+    F_CPU_GIB,
+    F_RATIO,
+    F_CALLS,
+    F_PURGED,
+    F_COUNT
+};
+static const char *const field_keys[F_COUNT] = {"latency_ms",  "wall_gib_s",   "purge_cpu_ms",
+                                                "iowq_cpu_ms", "iowq_threads", "cpu_gib_s",
+                                                "ops_ratio",   "purge_calls",  "purged_mib"};
 
 static const struct {
     const char *backend, *advice;
-} configs[4] = {{"madvise", "free"}, {"uring", "free"}, {"madvise", "dontneed"}, {"uring", "dontneed"}};
+} configs[4] = {
+    {"madvise", "free"}, {"uring", "free"}, {"madvise", "dontneed"}, {"uring", "dontneed"}};
 
 #define MAX_RUNS 101
 static double values[4][F_COUNT][MAX_RUNS];
@@ -556,10 +567,10 @@ int main(int argc, char **argv)
         }
         printf("| %s | %s | %.0f (%.0f-%.0f) | %.1f | %.2f | %.2f (%.0f) | %.1f | %.2f | %.0f | "
                "%.0f |\n",
-               configs[c].backend, configs[c].advice, med_of(c, F_LATENCY),
-               min_of(c, F_LATENCY), max_of(c, F_LATENCY), med_of(c, F_WALL),
-               med_of(c, F_PURGE_CPU), med_of(c, F_IOWQ_CPU), med_of(c, F_IOWQ_THREADS),
-               med_of(c, F_CPU_GIB), med_of(c, F_RATIO), med_of(c, F_CALLS), med_of(c, F_PURGED));
+               configs[c].backend, configs[c].advice, med_of(c, F_LATENCY), min_of(c, F_LATENCY),
+               max_of(c, F_LATENCY), med_of(c, F_WALL), med_of(c, F_PURGE_CPU),
+               med_of(c, F_IOWQ_CPU), med_of(c, F_IOWQ_THREADS), med_of(c, F_CPU_GIB),
+               med_of(c, F_RATIO), med_of(c, F_CALLS), med_of(c, F_PURGED));
         if (failed_runs[c]) failures++;
     }
     for (int c = 0; c < 4; c++)

@@ -54,18 +54,14 @@ static void usage(FILE *out)
 static ssize_t read_proc(const char *path, char *buf, size_t size)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return -1;
+    if (fd < 0) return -1;
     size_t n = 0;
     for (;;) {
         ssize_t r = read(fd, buf + n, size - 1 - n);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0)
-            break;
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) break;
         n += (size_t)r;
-        if (n == size - 1)
-            break;
+        if (n == size - 1) break;
     }
     close(fd);
     buf[n] = '\0';
@@ -79,8 +75,7 @@ static long proc_field(const char *text, const char *key)
     for (const char *p = text; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL) {
         if (strncmp(p, key, klen) == 0 && p[klen] == ':') {
             long v;
-            if (sscanf(p + klen + 1, " %ld", &v) == 1)
-                return v;
+            if (sscanf(p + klen + 1, " %ld", &v) == 1) return v;
             return -1;
         }
     }
@@ -102,12 +97,10 @@ static void read_figures(const char *procdir, struct mem_figures *f)
         f->anon_huge_kb = proc_field(buf, "AnonHugePages");
         f->rss_kb = proc_field(buf, "Rss");
         long a = proc_field(buf, "Private_Hugetlb"), b = proc_field(buf, "Shared_Hugetlb");
-        if (a >= 0 || b >= 0)
-            f->hugetlb_kb = (a > 0 ? a : 0) + (b > 0 ? b : 0);
+        if (a >= 0 || b >= 0) f->hugetlb_kb = (a > 0 ? a : 0) + (b > 0 ? b : 0);
     }
     snprintf(path, sizeof path, "%s/status", procdir);
-    if (read_proc(path, buf, sizeof buf) > 0)
-        f->vm_hwm_kb = proc_field(buf, "VmHWM");
+    if (read_proc(path, buf, sizeof buf) > 0) f->vm_hwm_kb = proc_field(buf, "VmHWM");
     if (read_proc("/proc/meminfo", buf, sizeof buf) > 0)
         f->huge_free = proc_field(buf, "HugePages_Free");
 }
@@ -118,8 +111,7 @@ static pid_t exec_child = -1;
 
 static void forward_signal(int sig)
 {
-    if (exec_child > 0)
-        kill(exec_child, sig);
+    if (exec_child > 0) kill(exec_child, sig);
 }
 
 static int run_exec(char **argv)
@@ -152,8 +144,7 @@ static int run_exec(char **argv)
     struct rusage ru;
     for (;;) {
         pid_t r = wait4(pid, &status, WNOHANG, &ru);
-        if (r == pid)
-            break;
+        if (r == pid) break;
         if (r < 0 && errno != EINTR) {
             perror("thp_workload: wait4");
             return 1;
@@ -182,8 +173,7 @@ int main(int argc, char **argv)
 {
     if (argc >= 2 && strcmp(argv[1], "--exec") == 0) {
         int first = 2;
-        if (argc > first && strcmp(argv[first], "--") == 0)
-            first++;
+        if (argc > first && strcmp(argv[first], "--") == 0) first++;
         if (argc <= first) {
             usage(stderr);
             return 2;
@@ -199,8 +189,7 @@ int main(int argc, char **argv)
     struct mixed_params mp;
     struct mixed_result res;
     int rc = mixed_run(argc, argv, usage, &mp, &res);
-    if (rc >= 0)
-        return rc;
+    if (rc >= 0) return rc;
 
     /* With the live set still allocated: this is the footprint the loop
      * ran with (about SLOTS / 2 blocks). */
@@ -215,16 +204,16 @@ int main(int argc, char **argv)
     read_figures("/proc/self", &end);
 
     long peak_kb = end.vm_hwm_kb >= 0 ? end.vm_hwm_kb : ru_end.ru_maxrss;
-    long delta = (start.huge_free >= 0 && live.huge_free >= 0) ? start.huge_free - live.huge_free
-                                                                 : -1;
+    long delta =
+        (start.huge_free >= 0 && live.huge_free >= 0) ? start.huge_free - live.huge_free : -1;
     const char *provider = malloc_provider();
 
     printf("ops_per_sec=%.0f page_faults=%ld peak_rss_kb=%ld seconds=%.6f anon_huge_kb=%ld"
            " rss_kb=%ld hugetlb_kb=%ld huge_free_delta=%ld anon_huge_end_kb=%ld"
            " iterations=%" PRIu64 " slots=%" PRIu64 " seed=%" PRIu64 " min_size=%" PRIu64
            " max_size=%" PRIu64 " rng=%s malloc_from=%s\n",
-           mixed_ops_per_sec(&mp, &res), res.page_faults, peak_kb, res.seconds,
-           live.anon_huge_kb, live.rss_kb, live.hugetlb_kb, delta, end.anon_huge_kb,
-           mp.iterations, mp.slots, mp.seed, mp.min_size, mp.max_size, rng_name(), provider);
+           mixed_ops_per_sec(&mp, &res), res.page_faults, peak_kb, res.seconds, live.anon_huge_kb,
+           live.rss_kb, live.hugetlb_kb, delta, end.anon_huge_kb, mp.iterations, mp.slots, mp.seed,
+           mp.min_size, mp.max_size, rng_name(), provider);
     return 0;
 }

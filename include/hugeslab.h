@@ -66,30 +66,30 @@ int hugeslab_malloc_info(int options, FILE *fp);
  * the kernel reports for it (the kernel_* fields; -1 when unreadable). */
 #define HUGESLAB_STATS_MAX_NODES 8
 typedef struct hugeslab_stats_s {
-    uint64_t superslabs_mapped;   /* 2 MiB SuperSlabs reserved from the kernel, runs included */
-    uint64_t superslabs_hugetlb;  /* of which on hugetlbfs 2 MiB pages */
-    uint64_t superslabs_thp;      /* of which hinted for transparent huge pages */
-    uint64_t superslabs_base;     /* of which on base pages */
-    uint64_t superslabs_cached;   /* empty, pages still resident, kept for reuse */
-    uint64_t superslabs_purged;   /* empty, pages given back, address kept for reuse */
+    uint64_t superslabs_mapped;  /* 2 MiB SuperSlabs reserved from the kernel, runs included */
+    uint64_t superslabs_hugetlb; /* of which on hugetlbfs 2 MiB pages */
+    uint64_t superslabs_thp;     /* of which hinted for transparent huge pages */
+    uint64_t superslabs_base;    /* of which on base pages */
+    uint64_t superslabs_cached;  /* empty, pages still resident, kept for reuse */
+    uint64_t superslabs_purged;  /* empty, pages given back, address kept for reuse */
     uint64_t superslabs_by_node[HUGESLAB_STATS_MAX_NODES]; /* mapped, by the node of their pages */
     uint64_t remote_frees_by_node[HUGESLAB_STATS_MAX_NODES]; /* remote frees, by the block's node */
-    uint64_t bytes_mapped;        /* address space mapped for blocks */
-    uint64_t bytes_in_slabs;      /* bytes of SuperSlabs given to slabs of small blocks */
-    uint64_t bytes_in_runs;       /* bytes of runs holding one large or huge block each */
-    uint64_t bytes_cached;        /* idle bytes still resident (SuperSlabs and runs) */
-    uint64_t bytes_purged_now;    /* bytes given back and not reused since */
-    uint64_t bytes_purged_total;  /* bytes given back since start */
-    uint64_t purge_calls;         /* madvise calls (or io_uring submissions) made */
-    uint64_t huge_blocks;         /* live blocks with a mapping of their own */
-    uint64_t remote_frees;        /* frees of blocks owned by another thread, since start */
-    uint64_t threads_live;        /* threads with a heap */
-    uint64_t orphan_slabs;        /* slabs of exited threads not yet taken over */
-    uint64_t page_faults;         /* minor + major faults of the process (getrusage) */
-    int64_t kernel_rss;           /* Rss of /proc/self/smaps_rollup, bytes */
-    int64_t kernel_anon_huge;     /* AnonHugePages, bytes */
-    int64_t kernel_lazy_free;     /* LazyFree, bytes */
-    int64_t kernel_hugetlb;       /* Private_Hugetlb, bytes */
+    uint64_t bytes_mapped;                                   /* address space mapped for blocks */
+    uint64_t bytes_in_slabs;     /* bytes of SuperSlabs given to slabs of small blocks */
+    uint64_t bytes_in_runs;      /* bytes of runs holding one large or huge block each */
+    uint64_t bytes_cached;       /* idle bytes still resident (SuperSlabs and runs) */
+    uint64_t bytes_purged_now;   /* bytes given back and not reused since */
+    uint64_t bytes_purged_total; /* bytes given back since start */
+    uint64_t purge_calls;        /* madvise calls (or io_uring submissions) made */
+    uint64_t huge_blocks;        /* live blocks with a mapping of their own */
+    uint64_t remote_frees;       /* frees of blocks owned by another thread, since start */
+    uint64_t threads_live;       /* threads with a heap */
+    uint64_t orphan_slabs;       /* slabs of exited threads not yet taken over */
+    uint64_t page_faults;        /* minor + major faults of the process (getrusage) */
+    int64_t kernel_rss;          /* Rss of /proc/self/smaps_rollup, bytes */
+    int64_t kernel_anon_huge;    /* AnonHugePages, bytes */
+    int64_t kernel_lazy_free;    /* LazyFree, bytes */
+    int64_t kernel_hugetlb;      /* Private_Hugetlb, bytes */
 } hugeslab_stats_t;
 
 void hugeslab_stats(hugeslab_stats_t *out);

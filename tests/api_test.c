@@ -31,7 +31,7 @@
 #define KiB ((size_t)1024)
 #define MiB (1024 * KiB)
 
-static int g_hs;            /* running on hugeslab: hugeslab-only checks on */
+static int g_hs; /* running on hugeslab: hugeslab-only checks on */
 static size_t g_page;
 
 typedef void (*free_sized_fn)(void *, size_t);
@@ -61,18 +61,14 @@ static free_aligned_sized_fn get_free_aligned_sized(void)
 #endif
 }
 
-static size_t usable(void *p)
-{
-    return HS(malloc_usable_size)(p);
-}
+static size_t usable(void *p) { return HS(malloc_usable_size)(p); }
 
 /* Fills the whole usable size of p with the pattern of `seed`. */
 static size_t fill_block(void *p, size_t req, uint64_t seed, const char *what)
 {
     size_t u = usable(p);
     CHECK(u >= req, "%s: malloc_usable_size(%p)=%zu < request %zu", what, p, u, req);
-    if (u < req)
-        u = req;
+    if (u < req) u = req;
     hs_fill(p, u, seed);
     return u;
 }
@@ -86,12 +82,10 @@ static void check_block(void *p, size_t n, uint64_t seed, const char *what)
 static void check_align(void *p, size_t req, size_t align, const char *what)
 {
     size_t a = align;
-    if (req >= 16 && a < 16)
-        a = 16;
-    if (g_hs && a < 16)
-        a = 16; /* hugeslab contract: every block is 16-byte aligned */
-    CHECK(((uintptr_t)p & (a - 1)) == 0, "%s: %p (request %zu) not %zu-byte aligned", what, p,
-          req, a);
+    if (req >= 16 && a < 16) a = 16;
+    if (g_hs && a < 16) a = 16; /* hugeslab contract: every block is 16-byte aligned */
+    CHECK(((uintptr_t)p & (a - 1)) == 0, "%s: %p (request %zu) not %zu-byte aligned", what, p, req,
+          a);
 }
 
 /* ---- sizes -------------------------------------------------------------- */
@@ -112,8 +106,7 @@ static void test_sizes(void)
     for (size_t n = 0; n <= 4096; n++) {
         void *p = HS(malloc)(n);
         CHECK(p != NULL, "malloc(%zu) returned NULL", n);
-        if (!p)
-            continue;
+        if (!p) continue;
         check_align(p, n, 1, "malloc");
         live_t *slot = &ring[n % RING];
         if (slot->p) {
@@ -141,14 +134,12 @@ static void test_sizes(void)
             l[j].seed = ++seed;
             l[j].n = 0;
             CHECK(l[j].p != NULL, "malloc(%zu) returned NULL", n);
-            if (!l[j].p)
-                continue;
+            if (!l[j].p) continue;
             check_align(l[j].p, n, 1, "malloc pow2");
             l[j].n = fill_block(l[j].p, n, l[j].seed, "malloc pow2");
         }
         for (int j = 0; j < 3; j++) {
-            if (!l[j].p)
-                continue;
+            if (!l[j].p) continue;
             check_block(l[j].p, l[j].n, l[j].seed, "malloc pow2");
             HS(free)(l[j].p);
         }
@@ -163,8 +154,7 @@ static void test_sizes(void)
             many[j].p = HS(malloc)(sz[i]);
             many[j].seed = ++seed;
             CHECK(many[j].p != NULL, "malloc(%zu) returned NULL", sz[i]);
-            if (many[j].p)
-                many[j].n = fill_block(many[j].p, sz[i], many[j].seed, "many");
+            if (many[j].p) many[j].n = fill_block(many[j].p, sz[i], many[j].seed, "many");
         }
         for (int j = 0; j < N; j++) {
             if (many[j].p) {
@@ -184,33 +174,29 @@ static void calloc_round(size_t n, int iters)
     for (int i = 0; i < iters; i++) {
         void *p = HS(malloc)(n);
         CHECK(p != NULL, "malloc(%zu) NULL", n);
-        if (!p)
-            return;
+        if (!p) return;
         memset(p, 0xAA, n);
         HS(free)(p);
         void *q = (i & 1) ? HS(calloc)(n, 1) : HS(calloc)(1, n);
         CHECK(q != NULL, "calloc(%zu) NULL", n);
-        if (!q)
-            return;
+        if (!q) return;
         check_align(q, n, 1, "calloc");
         size_t off = hs_first_nonzero(q, n);
-        CHECK(off == SIZE_MAX, "calloc(%zu) iteration %d (prev block %p, now %p): byte %zu is 0x%02x",
-              n, i, p, q, off, off == SIZE_MAX ? 0 : ((unsigned char *)q)[off]);
+        CHECK(off == SIZE_MAX,
+              "calloc(%zu) iteration %d (prev block %p, now %p): byte %zu is 0x%02x", n, i, p, q,
+              off, off == SIZE_MAX ? 0 : ((unsigned char *)q)[off]);
         memset(q, 0xAA, n);
         HS(free)(q);
     }
     /* batch: dirty many blocks, free them, calloc the same number */
     enum { B = 16 };
     void *b[B];
-    if (n > 4 * MiB)
-        return;
+    if (n > 4 * MiB) return;
     for (int i = 0; i < B; i++) {
         b[i] = HS(malloc)(n);
-        if (b[i])
-            memset(b[i], 0xAA, n);
+        if (b[i]) memset(b[i], 0xAA, n);
     }
-    for (int i = 0; i < B; i++)
-        HS(free)(b[i]);
+    for (int i = 0; i < B; i++) HS(free)(b[i]);
     for (int i = 0; i < B; i++) {
         b[i] = (n % 8 == 0) ? HS(calloc)(n / 8, 8) : HS(calloc)(n, 1);
         CHECK(b[i] != NULL, "calloc batch %zu NULL", n);
@@ -219,15 +205,13 @@ static void calloc_round(size_t n, int iters)
             CHECK(off == SIZE_MAX, "calloc batch (%zu): byte %zu not zero", n, off);
         }
     }
-    for (int i = 0; i < B; i++)
-        HS(free)(b[i]);
+    for (int i = 0; i < B; i++) HS(free)(b[i]);
 }
 
 static void test_calloc(void)
 {
     static const size_t small[] = {1, 8, 16, 24, 64, 100, 512, 1000, 2048, 4000, 8000, 30000};
-    for (size_t i = 0; i < sizeof small / sizeof small[0]; i++)
-        calloc_round(small[i], 200);
+    for (size_t i = 0; i < sizeof small / sizeof small[0]; i++) calloc_round(small[i], 200);
     calloc_round(100 * KiB, 50);
     calloc_round(3 * MiB, 10);
     calloc_round(40 * MiB, 4);
@@ -244,8 +228,7 @@ static void *realloc_checked(void *p, size_t oldn, size_t newn, uint64_t seed)
 {
     void *q = HS(realloc)(p, newn);
     CHECK(q != NULL, "realloc(%p, %zu -> %zu) returned NULL", p, oldn, newn);
-    if (!q)
-        return p;
+    if (!q) return p;
     check_align(q, newn, 1, "realloc");
     size_t keep = oldn < newn ? oldn : newn;
     size_t off = hs_check_fill(q, keep, seed);
@@ -259,13 +242,12 @@ static void *realloc_checked(void *p, size_t oldn, size_t newn, uint64_t seed)
 
 static void test_realloc(void)
 {
-    static const size_t chain[] = {16,      1 * KiB, 100 * KiB, 3 * MiB,   40 * MiB,
-                                   3 * MiB, 100 * KiB, 1 * KiB, 16};
+    static const size_t chain[] = {16,      1 * KiB,   100 * KiB, 3 * MiB, 40 * MiB,
+                                   3 * MiB, 100 * KiB, 1 * KiB,   16};
     uint64_t seed = 77;
     void *p = HS(malloc)(chain[0]);
     CHECK(p != NULL, "malloc(16)");
-    if (!p)
-        return;
+    if (!p) return;
     hs_fill(p, chain[0], seed);
     for (size_t i = 1; i < sizeof chain / sizeof chain[0]; i++)
         p = realloc_checked(p, chain[i - 1], chain[i], seed);
@@ -273,8 +255,7 @@ static void test_realloc(void)
     for (size_t i = 0; i < 5; i++)
         for (size_t j = 0; j < 5; j++) {
             void *q = HS(malloc)(chain[i]);
-            if (!q)
-                continue;
+            if (!q) continue;
             hs_fill(q, chain[i], seed + i);
             q = realloc_checked(q, chain[i], chain[j], seed + i);
             q = realloc_checked(q, chain[j], chain[j], seed + i); /* same size */
@@ -292,8 +273,7 @@ static void test_realloc(void)
     }
     while (n < 64 * MiB) {
         size_t m = n + n / 4 + 1;
-        if (m > 64 * MiB)
-            m = 64 * MiB;
+        if (m > 64 * MiB) m = 64 * MiB;
         p = realloc_checked(p, n, m, seed);
         n = m;
     }
@@ -319,11 +299,9 @@ static void test_realloc(void)
     /* realloc(p, 0): glibc frees and returns NULL; a freeable block is fine too */
     for (size_t i = 1; i < sizeof rn / sizeof rn[0]; i++) {
         void *q = HS(malloc)(rn[i]);
-        if (!q)
-            continue;
+        if (!q) continue;
         void *r = HS(realloc)(q, 0);
-        if (r)
-            HS(free)(r);
+        if (r) HS(free)(r);
     }
 
     /* realloc of an over-aligned block keeps content */
@@ -356,15 +334,13 @@ static void test_align(void)
                     void *out = (void *)0x1;
                     int rc = HS(posix_memalign)(&out, a, n);
                     if (a < sizeof(void *)) {
-                        CHECK(rc == EINVAL, "posix_memalign(align %zu) returned %d, want EINVAL",
-                              a, rc);
-                        if (rc == 0)
-                            HS(free)(out);
+                        CHECK(rc == EINVAL, "posix_memalign(align %zu) returned %d, want EINVAL", a,
+                              rc);
+                        if (rc == 0) HS(free)(out);
                         continue;
                     }
                     CHECK(rc == 0, "posix_memalign(align %zu, size %zu) returned %d", a, n, rc);
-                    if (rc != 0)
-                        continue;
+                    if (rc != 0) continue;
                     p = out;
                 } else if (fn == AL_ALIGNED) {
                     p = HS(aligned_alloc)(a, n);
@@ -372,8 +348,7 @@ static void test_align(void)
                     p = HS(memalign)(a, n);
                 }
                 CHECK(p != NULL, "%s(align %zu, size %zu) returned NULL", al_name[fn], a, n);
-                if (!p)
-                    continue;
+                if (!p) continue;
                 check_align(p, n, a, al_name[fn]);
                 size_t u = fill_block(p, n, ++seed, al_name[fn]);
                 check_block(p, u, seed, al_name[fn]);
@@ -413,8 +388,7 @@ static void test_align(void)
         for (int j = 0; j < i; j++)
             CHECK(z[i] != z[j], "aligned_alloc(.., 0) returned %p twice", z[i]);
     }
-    for (int i = 0; i < Z; i++)
-        HS(free)(z[i]);
+    for (int i = 0; i < Z; i++) HS(free)(z[i]);
 }
 
 static void test_valloc(void)
@@ -448,8 +422,7 @@ static void expect_enomem(void *p, const char *what)
     int e = errno;
     CHECK(p == NULL, "%s: expected NULL, got %p", what, p);
     CHECK(e == ENOMEM, "%s: errno %d (%s), want ENOMEM", what, e, strerror(e));
-    if (p)
-        HS(free)(p);
+    if (p) HS(free)(p);
 }
 
 static void expect_einval(void *p, const char *what, int *glibc_note)
@@ -467,15 +440,15 @@ static void expect_einval(void *p, const char *what, int *glibc_note)
     }
     CHECK(p == NULL, "%s: expected NULL, got %p", what, p);
     CHECK(e == EINVAL, "%s: errno %d (%s), want EINVAL", what, e, strerror(e));
-    if (p)
-        HS(free)(p);
+    if (p) HS(free)(p);
 }
 
 static void test_errno(void)
 {
     char what[128];
-    static const size_t huge[] = {SIZE_MAX, SIZE_MAX / 2, SIZE_MAX - 4095, SIZE_MAX - 16,
-                                  (size_t)PTRDIFF_MAX + 1, (size_t)1 << 62};
+    static const size_t huge[] = {
+        SIZE_MAX,       SIZE_MAX / 2, SIZE_MAX - 4095, SIZE_MAX - 16, (size_t)PTRDIFF_MAX + 1,
+        (size_t)1 << 62};
     for (size_t i = 0; i < sizeof huge / sizeof huge[0]; i++) {
         size_t n = hs_opaque(huge[i]);
         errno = 0;
@@ -499,12 +472,13 @@ static void test_errno(void)
         void *out = NULL;
         int rc = HS(posix_memalign)(&out, 64, n);
         CHECK(rc == ENOMEM, "posix_memalign(64, %#zx) returned %d, want ENOMEM", n, rc);
-        if (rc == 0)
-            HS(free)(out);
+        if (rc == 0) HS(free)(out);
     }
     /* calloc overflow */
-    static const size_t cm[][2] = {{SIZE_MAX / 2 + 1, 2}, {(size_t)1 << 33, (size_t)1 << 33},
-                                   {3, SIZE_MAX / 3 + 1}, {SIZE_MAX, SIZE_MAX}};
+    static const size_t cm[][2] = {{SIZE_MAX / 2 + 1, 2},
+                                   {(size_t)1 << 33, (size_t)1 << 33},
+                                   {3, SIZE_MAX / 3 + 1},
+                                   {SIZE_MAX, SIZE_MAX}};
     for (size_t i = 0; i < sizeof cm / sizeof cm[0]; i++) {
         errno = 0;
         snprintf(what, sizeof what, "calloc(%#zx, %#zx)", cm[i][0], cm[i][1]);
@@ -516,8 +490,7 @@ static void test_errno(void)
         size_t n = oldsz[i];
         void *p = HS(malloc)(n);
         CHECK(p != NULL, "malloc(%zu)", n);
-        if (!p)
-            continue;
+        if (!p) continue;
         hs_fill(p, n, 4242 + i);
         for (size_t c = 0; c < sizeof cm / sizeof cm[0]; c++) {
             errno = 0;
@@ -550,8 +523,7 @@ static void test_errno(void)
         int rc = HS(posix_memalign)(&out, hs_opaque(bad_pm[i]), 64);
         CHECK(rc == EINVAL, "posix_memalign(&out, %zu, 64) returned %d, want EINVAL", bad_pm[i],
               rc);
-        if (rc == 0)
-            HS(free)(out);
+        if (rc == 0) HS(free)(out);
     }
     /* aligned_alloc / memalign non-power-of-two alignment */
     static const size_t bad_al[] = {3, 24, 4097, 3 * 4096, 48};
@@ -571,8 +543,7 @@ static void test_errno(void)
     static const size_t fsz[] = {16, 1000, 100 * KiB, 3 * MiB, 40 * MiB};
     for (size_t i = 0; i < sizeof fsz / sizeof fsz[0]; i++) {
         void *p = HS(malloc)(fsz[i]);
-        if (!p)
-            continue;
+        if (!p) continue;
         memset(p, 1, fsz[i]);
         errno = 4321;
         size_t u = HS(malloc_usable_size)(p);
@@ -584,8 +555,7 @@ static void test_errno(void)
     }
     /* errno kept across free even when the allocator returns memory to the OS */
     void *big[8];
-    for (int i = 0; i < 8; i++)
-        big[i] = HS(malloc)(8 * MiB);
+    for (int i = 0; i < 8; i++) big[i] = HS(malloc)(8 * MiB);
     for (int i = 0; i < 8; i++) {
         errno = EBADF;
         HS(free)(big[i]);
@@ -609,20 +579,17 @@ static void test_sized(void)
         for (size_t i = 0; i < sizeof sz / sizeof sz[0]; i++) {
             void *p = HS(malloc)(sz[i]);
             CHECK(p != NULL, "malloc(%zu)", sz[i]);
-            if (!p)
-                continue;
+            if (!p) continue;
             memset(p, 0x11, sz[i]);
             errno = 999;
             fs(p, sz[i]);
             CHECK(errno == 999, "free_sized changed errno");
             p = HS(calloc)(1, sz[i]);
-            if (p)
-                fs(p, sz[i]);
+            if (p) fs(p, sz[i]);
             for (size_t a = 16; a <= 2 * MiB; a <<= 3) {
                 p = HS(aligned_alloc)(a, sz[i]);
                 CHECK(p != NULL, "aligned_alloc(%zu, %zu)", a, sz[i]);
-                if (!p)
-                    continue;
+                if (!p) continue;
                 memset(p, 0x22, sz[i]);
                 fas(p, a, sz[i]);
             }
@@ -640,13 +607,10 @@ static long capture_output(void (*f)(void), int fds_mask)
     fflush(stdout);
     fflush(stderr);
     FILE *tmp = tmpfile();
-    if (!tmp)
-        return -1;
+    if (!tmp) return -1;
     int saved1 = dup(1), saved2 = dup(2);
-    if (fds_mask & 1)
-        dup2(fileno(tmp), 1);
-    if (fds_mask & 2)
-        dup2(fileno(tmp), 2);
+    if (fds_mask & 1) dup2(fileno(tmp), 1);
+    if (fds_mask & 2) dup2(fileno(tmp), 2);
     f();
     fflush(stdout);
     fflush(stderr);
@@ -659,17 +623,11 @@ static long capture_output(void (*f)(void), int fds_mask)
     return n;
 }
 
-static void call_malloc_stats(void)
-{
-    HS(malloc_stats)();
-}
+static void call_malloc_stats(void) { HS(malloc_stats)(); }
 
 #ifdef HS_PREFIX
 #define TRIM hugeslab_trim
-static void call_stats_print(void)
-{
-    hugeslab_stats_print();
-}
+static void call_stats_print(void) { hugeslab_stats_print(); }
 #else
 #define TRIM malloc_trim
 #endif
@@ -693,18 +651,16 @@ static void test_info(void)
     struct mallinfo2 before = HS(mallinfo2)();
     void *big = HS(malloc)(10 * MiB);
     CHECK(big != NULL, "malloc(10 MiB)");
-    if (big)
-        memset(big, 3, 10 * MiB);
-    for (int i = 0; i < NSMALL; i++)
-        small[i] = HS(malloc)(1024);
+    if (big) memset(big, 3, 10 * MiB);
+    for (int i = 0; i < NSMALL; i++) small[i] = HS(malloc)(1024);
     struct mallinfo2 after = HS(mallinfo2)();
     if (g_hs) {
         CHECK(after.uordblks >= before.uordblks + 10 * MiB,
               "mallinfo2().uordblks %zu -> %zu after allocating 11 MiB", before.uordblks,
               after.uordblks);
         CHECK(after.arena + after.hblkhd >= after.uordblks,
-              "mallinfo2: uordblks %zu exceeds arena %zu + hblkhd %zu", after.uordblks,
-              after.arena, after.hblkhd);
+              "mallinfo2: uordblks %zu exceeds arena %zu + hblkhd %zu", after.uordblks, after.arena,
+              after.hblkhd);
     } else {
         CHECK(after.uordblks + after.hblkhd >= before.uordblks + before.hblkhd + 10 * MiB,
               "mallinfo2 (system) in-use did not grow by 10 MiB");
@@ -719,8 +675,7 @@ static void test_info(void)
           (unsigned long long)st_after.threads_live);
 #endif
     HS(free)(big);
-    for (int i = 0; i < NSMALL; i++)
-        HS(free)(small[i]);
+    for (int i = 0; i < NSMALL; i++) HS(free)(small[i]);
     struct mallinfo2 freed = HS(mallinfo2)();
     if (g_hs)
         CHECK(freed.uordblks + 9 * MiB <= after.uordblks,
@@ -732,8 +687,8 @@ static void test_info(void)
     struct mallinfo old = HS(mallinfo)();
 #pragma GCC diagnostic pop
     if (g_hs)
-        CHECK(old.uordblks >= 0 && old.arena >= 0, "mallinfo: negative fields %d %d",
-              old.uordblks, old.arena);
+        CHECK(old.uordblks >= 0 && old.arena >= 0, "mallinfo: negative fields %d %d", old.uordblks,
+              old.arena);
 
     t = TRIM(0);
     CHECK(t == 0 || t == 1, "malloc_trim(0) returned %d", t);
@@ -758,10 +713,8 @@ static int child_report(const char *fmt, ...)
     va_start(ap, fmt);
     int n = vsnprintf(buf, sizeof buf, fmt, ap);
     va_end(ap);
-    if (n > (int)sizeof buf - 1)
-        n = (int)sizeof buf - 1;
-    if (n > 0 && write(2, buf, (size_t)n) < 0)
-        return -1;
+    if (n > (int)sizeof buf - 1) n = (int)sizeof buf - 1;
+    if (n > 0 && write(2, buf, (size_t)n) < 0) return -1;
     return 0;
 }
 
@@ -771,15 +724,12 @@ static int exhaustion_child(void)
     int bad = 0;
     void **arr = mmap(NULL, CAP * sizeof(void *), PROT_READ | PROT_WRITE,
                       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (arr == MAP_FAILED)
-        return 2;
+    if (arr == MAP_FAILED) return 2;
     long vm = hs_proc_status_kib_raw("VmSize");
-    if (vm <= 0)
-        return 2;
+    if (vm <= 0) return 2;
     struct rlimit rl;
     rl.rlim_cur = rl.rlim_max = (rlim_t)vm * 1024 + 64 * MiB;
-    if (setrlimit(RLIMIT_AS, &rl) != 0)
-        return 2;
+    if (setrlimit(RLIMIT_AS, &rl) != 0) return 2;
 
     /* phase 1: 1 MiB blocks */
     size_t n = 0;
@@ -814,8 +764,7 @@ static int exhaustion_child(void)
     size_t again = 0;
     for (size_t i = 0; i < n; i += 2) {
         void *p = HS(malloc)(MiB);
-        if (!p)
-            break;
+        if (!p) break;
         ((char *)p)[MiB - 1] = 2;
         arr[i] = p;
         again++;
@@ -827,8 +776,7 @@ static int exhaustion_child(void)
         bad = 1;
     }
     for (size_t i = 0; i < n; i++)
-        if (arr[i])
-            HS(free)(arr[i]);
+        if (arr[i]) HS(free)(arr[i]);
     child_report("note: exhaustion: %zu x 1 MiB before ENOMEM, %zu again after freeing half\n", n,
                  again);
 
@@ -864,20 +812,17 @@ static int exhaustion_child(void)
     again = 0;
     for (size_t i = 0; i < m / 4; i += 1) {
         void *p = HS(malloc)(64);
-        if (!p)
-            break;
+        if (!p) break;
         HS(free)(p);
         again++;
-        if (again > 1000)
-            break;
+        if (again > 1000) break;
     }
     if (again == 0) {
         child_report("FAIL: after freeing half of %zu 64-byte blocks malloc(64) still fails\n", m);
         bad = 1;
     }
     for (size_t i = 0; i < m; i++)
-        if (arr[i])
-            HS(free)(arr[i]);
+        if (arr[i]) HS(free)(arr[i]);
     /* everything is back: a large block fits again */
     errno = 0;
     void *p = HS(malloc)(MiB);
@@ -934,21 +879,19 @@ static const struct {
     const char *name;
     void (*fn)(void);
 } sections[] = {
-    {"sizes", test_sizes},   {"calloc", test_calloc}, {"realloc", test_realloc},
-    {"align", test_align},   {"valloc", test_valloc}, {"errno", test_errno},
-    {"sized", test_sized},   {"exhaustion", test_exhaustion}, {"info", test_info},
+    {"sizes", test_sizes}, {"calloc", test_calloc},         {"realloc", test_realloc},
+    {"align", test_align}, {"valloc", test_valloc},         {"errno", test_errno},
+    {"sized", test_sized}, {"exhaustion", test_exhaustion}, {"info", test_info},
 };
 
 int main(int argc, char **argv)
 {
-    if (argc > 1 && strcmp(argv[1], "--exhaustion-child") == 0)
-        return exhaustion_child();
+    if (argc > 1 && strcmp(argv[1], "--exhaustion-child") == 0) return exhaustion_child();
     g_hs = hs_setup(API_NAME);
     g_page = (size_t)sysconf(_SC_PAGESIZE);
     int ran = 0;
     for (size_t i = 0; i < sizeof sections / sizeof sections[0]; i++) {
-        if (argc > 1 && strcmp(argv[1], sections[i].name) != 0)
-            continue;
+        if (argc > 1 && strcmp(argv[1], sections[i].name) != 0) continue;
         int before = hs_failures;
         sections[i].fn();
         fprintf(stderr, "  %-10s %s\n", sections[i].name, hs_failures == before ? "ok" : "FAILED");

@@ -27,10 +27,7 @@ typedef struct {
     const char *must_have; /* extra text the report must contain, or NULL */
 } bad_case_t;
 
-static void act_free(void *p)
-{
-    free_fn(p);
-}
+static void act_free(void *p) { free_fn(p); }
 
 static void act_double_free(void *p)
 {
@@ -66,8 +63,7 @@ static int run_case(const bad_case_t *c)
         alarm(20);
         c->action(c->arg);
         static const char msg[] = "child survived the invalid call\n";
-        if (write(2, msg, sizeof msg - 1) < 0)
-            _exit(3);
+        if (write(2, msg, sizeof msg - 1) < 0) _exit(3);
         _exit(0);
     }
     close(pfd[1]);
@@ -76,8 +72,7 @@ static int run_case(const bad_case_t *c)
     ssize_t r;
     while ((r = read(pfd[0], out + len, sizeof out - 1 - len)) > 0) {
         len += (size_t)r;
-        if (len == sizeof out - 1)
-            break;
+        if (len == sizeof out - 1) break;
     }
     out[len] = 0;
     close(pfd[0]);
@@ -93,8 +88,7 @@ static int run_case(const bad_case_t *c)
             snprintf(why, sizeof why, "child died of signal %d (%s), want SIGABRT", WTERMSIG(st),
                      strsignal(WTERMSIG(st)));
         else
-            snprintf(why, sizeof why, "child exited with status %d, want SIGABRT",
-                     WEXITSTATUS(st));
+            snprintf(why, sizeof why, "child exited with status %d, want SIGABRT", WEXITSTATUS(st));
         bad = 1;
     } else if (!strstr(out, "hugeslab:")) {
         snprintf(why, sizeof why, "stderr lacks \"hugeslab:\"");
@@ -109,8 +103,7 @@ static int run_case(const bad_case_t *c)
     /* one line of the child's stderr for the log */
     char first[300];
     size_t fl = strcspn(out, "\n");
-    if (fl >= sizeof first)
-        fl = sizeof first - 1;
+    if (fl >= sizeof first) fl = sizeof first - 1;
     memcpy(first, out, fl);
     first[fl] = 0;
     if (bad)
@@ -124,13 +117,11 @@ static int run_case(const bad_case_t *c)
 int main(int argc, char **argv)
 {
     int hs = hs_setup("bad_input");
-    if (!hs)
-        hs_skip("bad_input: needs hugeslab (run with LD_PRELOAD=build/libhugeslab.so)");
+    if (!hs) hs_skip("bad_input: needs hugeslab (run with LD_PRELOAD=build/libhugeslab.so)");
 
     /* warm up: a few blocks of various sizes so the heap is not empty */
     void *keep[64];
-    for (int i = 0; i < 64; i++)
-        keep[i] = malloc_fn((size_t)16 << (i % 12));
+    for (int i = 0; i < 64; i++) keep[i] = malloc_fn((size_t)16 << (i % 12));
 
     void *small = malloc_fn(64);
     memset(small, 1, 64);
@@ -143,14 +134,12 @@ int main(int argc, char **argv)
     char stackbuf[256];
     memset(stackbuf, 0, sizeof stackbuf);
     long pg = sysconf(_SC_PAGESIZE);
-    char *foreign = mmap(NULL, (size_t)pg, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
-                         -1, 0);
+    char *foreign =
+        mmap(NULL, (size_t)pg, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     /* a 2 MiB-aligned foreign region, zero filled, as a SuperSlab would be */
     size_t two = 2u << 20;
-    char *region = mmap(NULL, 3 * two, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1,
-                        0);
-    if (foreign == MAP_FAILED || region == MAP_FAILED)
-        hs_skip("mmap failed");
+    char *region = mmap(NULL, 3 * two, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (foreign == MAP_FAILED || region == MAP_FAILED) hs_skip("mmap failed");
     char *aligned_foreign = (char *)(((uintptr_t)region + two - 1) & ~(uintptr_t)(two - 1));
     memset(aligned_foreign, 0, two);
 
@@ -167,8 +156,7 @@ int main(int argc, char **argv)
         {"free_large_interior", act_free, (char *)large + 4096, NULL},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        if (argc > 1 && strcmp(argv[1], cases[i].name) != 0)
-            continue;
+        if (argc > 1 && strcmp(argv[1], cases[i].name) != 0) continue;
         run_case(&cases[i]);
     }
 
@@ -177,7 +165,6 @@ int main(int argc, char **argv)
     free_fn(interior);
     free_fn(large);
     free_fn(medium);
-    for (int i = 0; i < 64; i++)
-        free_fn(keep[i]);
+    for (int i = 0; i < 64; i++) free_fn(keep[i]);
     return hs_finish("bad_input");
 }

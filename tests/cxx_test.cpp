@@ -22,15 +22,15 @@
 static int failures = 0;
 static long checks = 0;
 
-#define CHECK(cond, ...)                                                                     \
-    do {                                                                                     \
-        checks++;                                                                            \
-        if (!(cond)) {                                                                       \
-            failures++;                                                                      \
-            std::fprintf(stderr, "FAIL: %s:%d: (%s) ", __FILE__, __LINE__, #cond);           \
-            std::fprintf(stderr, __VA_ARGS__);                                               \
-            std::fputc('\n', stderr);                                                        \
-        }                                                                                    \
+#define CHECK(cond, ...)                                                                           \
+    do {                                                                                           \
+        checks++;                                                                                  \
+        if (!(cond)) {                                                                             \
+            failures++;                                                                            \
+            std::fprintf(stderr, "FAIL: %s:%d: (%s) ", __FILE__, __LINE__, #cond);                 \
+            std::fprintf(stderr, __VA_ARGS__);                                                     \
+            std::fputc('\n', stderr);                                                              \
+        }                                                                                          \
     } while (0)
 
 static char *volatile sink;
@@ -51,8 +51,14 @@ static bool under_hugeslab()
 
 struct Obj {
     uint64_t a[5];
-    explicit Obj(uint64_t v) { for (auto &x : a) x = v; }
-    bool ok(uint64_t v) const { return std::all_of(std::begin(a), std::end(a), [v](uint64_t x) { return x == v; }); }
+    explicit Obj(uint64_t v)
+    {
+        for (auto &x : a) x = v;
+    }
+    bool ok(uint64_t v) const
+    {
+        return std::all_of(std::begin(a), std::end(a), [v](uint64_t x) { return x == v; });
+    }
 };
 
 struct alignas(64) A64 {
@@ -71,7 +77,8 @@ template <class T> static void check_aligned_new(const char *what)
     std::vector<T *> v;
     for (int i = 0; i < 8; i++) {
         T *p = new T;
-        CHECK(reinterpret_cast<uintptr_t>(p) % al == 0, "new %s = %p not %zu-aligned", what, (void *)p, al);
+        CHECK(reinterpret_cast<uintptr_t>(p) % al == 0, "new %s = %p not %zu-aligned", what,
+              (void *)p, al);
         std::memset(p->c, i, sizeof p->c);
         v.push_back(p);
     }
@@ -80,7 +87,8 @@ template <class T> static void check_aligned_new(const char *what)
         delete v[i];
     }
     T *arr = new T[3];
-    CHECK(reinterpret_cast<uintptr_t>(arr) % al == 0, "new %s[3] = %p not aligned", what, (void *)arr);
+    CHECK(reinterpret_cast<uintptr_t>(arr) % al == 0, "new %s[3] = %p not aligned", what,
+          (void *)arr);
     std::memset(arr, 7, sizeof(T) * 3);
     delete[] arr;
     T *nt = new (std::nothrow) T;
@@ -92,7 +100,8 @@ template <class T> static void check_aligned_new(const char *what)
     std::memset(raw, 1, 12345);
     ::operator delete(raw, 12345, std::align_val_t(al));
     raw = ::operator new[](777, std::align_val_t(al), std::nothrow);
-    CHECK(raw && reinterpret_cast<uintptr_t>(raw) % al == 0, "operator new[](nothrow, align %zu)", al);
+    CHECK(raw && reinterpret_cast<uintptr_t>(raw) % al == 0, "operator new[](nothrow, align %zu)",
+          al);
     ::operator delete[](raw, std::align_val_t(al), std::nothrow);
     raw = ::operator new(100, std::align_val_t(al));
     ::operator delete(raw, std::align_val_t(al));
@@ -173,8 +182,7 @@ static void test_exceptions()
     int caught = 0;
     for (int i = 0; i < 20000; i++) {
         try {
-            if (i % 2)
-                throw std::runtime_error(std::string(i % 300, 'e'));
+            if (i % 2) throw std::runtime_error(std::string(i % 300, 'e'));
             throw std::vector<int>(i % 100, i);
         } catch (const std::runtime_error &e) {
             caught += (std::strlen(e.what()) == (size_t)(i % 300));
@@ -203,7 +211,8 @@ static void test_threads()
     for (auto &t : ts) t.join();
     for (int t = 0; t < 4; t++)
         for (auto &s : handoff[t])
-            CHECK(s->find_first_not_of(char('a' + t)) == std::string::npos, "handoff string corrupted");
+            CHECK(s->find_first_not_of(char('a' + t)) == std::string::npos,
+                  "handoff string corrupted");
     CHECK(total == 200000, "threads");
 }
 

@@ -96,7 +96,7 @@ static void *worker(void *arg)
         unsigned i = (unsigned)hs_rng_below(&r, 64);
         if (!local[i]) {
             size_t n = hs_rng_below(&r, 50) ? 16 + (size_t)hs_rng_below(&r, 3000)
-                                             : 100000 + (size_t)hs_rng_below(&r, 3u << 20);
+                                            : 100000 + (size_t)hs_rng_below(&r, 3u << 20);
             local[i] = mk(n, (int)hs_rng_below(&r, 3));
             continue;
         }
@@ -129,8 +129,7 @@ static void *worker(void *arg)
         }
     }
     for (int i = 0; i < 64; i++)
-        if (local[i])
-            chk_free(local[i]);
+        if (local[i]) chk_free(local[i]);
     return NULL;
 }
 
@@ -142,10 +141,10 @@ static void *plain_thread(void *arg)
     return NULL;
 }
 
-#define LOAD(var, name)                                                                      \
-    do {                                                                                     \
-        void *s_ = sym(h, name);                                                             \
-        memcpy(&var, &s_, sizeof var);                                                       \
+#define LOAD(var, name)                                                                            \
+    do {                                                                                           \
+        void *s_ = sym(h, name);                                                                   \
+        memcpy(&var, &s_, sizeof var);                                                             \
     } while (0)
 
 static int run_once(const char *path, int round)
@@ -164,20 +163,17 @@ static int run_once(const char *path, int round)
 
     /* main thread first, then several threads */
     void *p = mk(1000, 0);
-    if (p)
-        chk_free(p);
+    if (p) chk_free(p);
     pthread_t t[NTHREADS];
     for (int i = 0; i < NTHREADS; i++)
         if (pthread_create(&t[i], NULL, worker, (void *)(uintptr_t)(i + 1 + round * 100)) != 0) {
             fprintf(stderr, "FAIL: pthread_create\n");
             return 1;
         }
-    for (int i = 0; i < NTHREADS; i++)
-        pthread_join(t[i], NULL);
+    for (int i = 0; i < NTHREADS; i++) pthread_join(t[i], NULL);
     for (int s = 0; s < NSLOTS; s++) {
         uintptr_t q = atomic_exchange(&g_slots[s], 0);
-        if (q)
-            chk_free((void *)q);
+        if (q) chk_free((void *)q);
     }
     if (dlclose(h) != 0) {
         fprintf(stderr, "FAIL: dlclose: %s\n", dlerror());
@@ -196,15 +192,12 @@ static int run_once(const char *path, int round)
 int main(int argc, char **argv)
 {
     const char *path = argc > 1 ? argv[1] : getenv("HUGESLAB_SO");
-    if (!path || !*path)
-        path = "build/libhugeslab.so";
+    if (!path || !*path) path = "build/libhugeslab.so";
     if (getenv("LD_PRELOAD") && *getenv("LD_PRELOAD"))
         hs_note("dlopen_test is meant to run without LD_PRELOAD");
-    if (access(path, R_OK) != 0)
-        hs_skip("dlopen: %s not found", path);
+    if (access(path, R_OK) != 0) hs_skip("dlopen: %s not found", path);
     int bad = 0;
-    for (int round = 0; round < 2 && !bad; round++)
-        bad |= run_once(path, round);
+    for (int round = 0; round < 2 && !bad; round++) bad |= run_once(path, round);
     if (bad || atomic_load(&g_bad)) {
         fprintf(stderr, "FAIL: dlopen test failed\n");
         return 1;

@@ -58,8 +58,7 @@ static int check_free(void *vp, const char *who)
         char buf[256];
         int len = snprintf(buf, sizeof buf, "FAIL: %s: block %p (size %llu) corrupted at %zu\n",
                            who, (void *)p, (unsigned long long)n, off);
-        if (write(2, buf, (size_t)len) < 0)
-            return 1;
+        if (write(2, buf, (size_t)len) < 0) return 1;
         return 1;
     }
     free(p);
@@ -77,8 +76,7 @@ static void *bg_thread(void *arg)
         if (!local[i]) {
             local[i] = new_block(&r, 1);
         } else if (hs_rng_next(&r) & 1) {
-            if (check_free(local[i], "parent thread"))
-                abort();
+            if (check_free(local[i], "parent thread")) abort();
             local[i] = NULL;
         } else {
             unsigned s = (unsigned)hs_rng_below(&r, NSLOTS);
@@ -87,8 +85,7 @@ static void *bg_thread(void *arg)
         ops++;
     }
     for (unsigned i = 0; i < 64; i++)
-        if (local[i] && check_free(local[i], "parent thread exit"))
-            abort();
+        if (local[i] && check_free(local[i], "parent thread exit")) abort();
     atomic_fetch_add(&g_bg_ops, ops);
     return NULL;
 }
@@ -99,11 +96,9 @@ static void *child_thread(void *arg)
     hs_rng_seed(&r, (uintptr_t)arg);
     void *b[32];
     for (int k = 0; k < 100; k++) {
+        for (int i = 0; i < 32; i++) b[i] = new_block(&r, 0);
         for (int i = 0; i < 32; i++)
-            b[i] = new_block(&r, 0);
-        for (int i = 0; i < 32; i++)
-            if (check_free(b[i], "child thread"))
-                return (void *)1;
+            if (check_free(b[i], "child thread")) return (void *)1;
     }
     return NULL;
 }
@@ -113,13 +108,11 @@ static int child_main(blk_t *mine, int iter)
     int bad = 0;
     /* blocks of the parent's main thread */
     for (int i = 0; i < MAIN_BLOCKS; i++)
-        if (mine[i].p)
-            bad |= check_free(mine[i].p, "child freeing parent main-thread block");
+        if (mine[i].p) bad |= check_free(mine[i].p, "child freeing parent main-thread block");
     /* blocks that were in flight between the parent's threads */
     for (int s = 0; s < NSLOTS; s++) {
         uintptr_t p = atomic_exchange(&g_slots[s], 0);
-        if (p)
-            bad |= check_free((void *)p, "child freeing parent worker block");
+        if (p) bad |= check_free((void *)p, "child freeing parent worker block");
     }
     hs_rng_t r;
     hs_rng_seed(&r, (uint64_t)iter * 7919);
@@ -134,8 +127,7 @@ static int child_main(blk_t *mine, int iter)
         }
     }
     for (int i = 0; i < 128; i++)
-        if (local[i])
-            bad |= check_free(local[i], "child");
+        if (local[i]) bad |= check_free(local[i], "child");
     pthread_t t;
     void *ret = (void *)1;
     if (pthread_create(&t, NULL, child_thread, (void *)(uintptr_t)(iter + 1)) != 0 ||
@@ -159,11 +151,9 @@ static long hugetlb_available(void)
  * memory makes such a child die of SIGBUS.  glibc passes trivially. */
 static int hugetlb_fork_case(void)
 {
-    if (!hs_under_hugeslab())
-        hs_skip("fork_hugetlb: only meaningful under hugeslab");
+    if (!hs_under_hugeslab()) hs_skip("fork_hugetlb: only meaningful under hugeslab");
     long total = meminfo("HugePages_Total");
-    if (total <= 0)
-        hs_skip("fork_hugetlb: no hugetlb pool on this system (vm.nr_hugepages = 0)");
+    if (total <= 0) hs_skip("fork_hugetlb: no hugetlb pool on this system (vm.nr_hugepages = 0)");
     long start = hugetlb_available();
     size_t cap = (size_t)(start > 0 ? start : 0) * 2 + 128; /* in MiB */
     char **b = calloc(cap, sizeof *b);
@@ -171,25 +161,22 @@ static int hugetlb_fork_case(void)
     long avail = start;
     while (n < cap) {
         char *p = malloc(1u << 20);
-        if (!p)
-            break;
+        if (!p) break;
         memset(p, (int)(n & 0x7f) + 1, 1u << 20);
         b[n++] = p;
-        if ((n & 7) == 0)
-            avail = hugetlb_available();
-        if (avail <= 0 && ++extra > 16)
-            break;
+        if ((n & 7) == 0) avail = hugetlb_available();
+        if (avail <= 0 && ++extra > 16) break;
     }
-    fprintf(stderr, "fork_hugetlb: pool %ld pages, %ld available at start, %ld after %zu MiB "
-                    "of heap blocks\n",
+    fprintf(stderr,
+            "fork_hugetlb: pool %ld pages, %ld available at start, %ld after %zu MiB "
+            "of heap blocks\n",
             total, start, hugetlb_available(), n);
     fflush(NULL);
     pid_t pid = fork();
     if (pid == 0) {
         alarm(60);
         for (size_t i = 0; i < n; i++) {
-            if (b[i][0] != (char)((i & 0x7f) + 1))
-                _exit(2);
+            if (b[i][0] != (char)((i & 0x7f) + 1)) _exit(2);
             memset(b[i], 0x55, 1u << 20); /* copy on write */
         }
         _exit(0);
@@ -205,8 +192,7 @@ static int hugetlb_fork_case(void)
                                        : "");
     else
         CHECK(WEXITSTATUS(st) == 0, "fork_hugetlb: child exit status %d", WEXITSTATUS(st));
-    for (size_t i = 0; i < n; i++)
-        free(b[i]);
+    for (size_t i = 0; i < n; i++) free(b[i]);
     free(b);
     return hs_finish("fork_hugetlb");
 }
@@ -214,8 +200,7 @@ static int hugetlb_fork_case(void)
 int main(int argc, char **argv)
 {
     hs_setup("fork");
-    if (argc > 1 && strcmp(argv[1], "--hugetlb") == 0)
-        return hugetlb_fork_case();
+    if (argc > 1 && strcmp(argv[1], "--hugetlb") == 0) return hugetlb_fork_case();
     int forks = argc > 1 ? atoi(argv[1]) : 50;
     pthread_t bg[NBG];
     for (int i = 0; i < NBG; i++)
@@ -230,8 +215,7 @@ int main(int argc, char **argv)
         /* refresh some of the main thread's blocks */
         for (int k = 0; k < MAIN_BLOCKS / 2; k++) {
             unsigned i = (unsigned)hs_rng_below(&r, MAIN_BLOCKS);
-            if (mine[i].p && check_free(mine[i].p, "parent main"))
-                hs_failures++;
+            if (mine[i].p && check_free(mine[i].p, "parent main")) hs_failures++;
             mine[i].p = new_block(&r, 1);
         }
         fflush(NULL);
@@ -272,16 +256,13 @@ int main(int argc, char **argv)
         CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0, "fork+exec /bin/true %d: status %#x", it, st);
     }
     atomic_store(&g_stop, 1);
-    for (int i = 0; i < NBG; i++)
-        pthread_join(bg[i], NULL);
+    for (int i = 0; i < NBG; i++) pthread_join(bg[i], NULL);
     for (int s = 0; s < NSLOTS; s++) {
         uintptr_t p = atomic_exchange(&g_slots[s], 0);
-        if (p && check_free((void *)p, "parent drain"))
-            hs_failures++;
+        if (p && check_free((void *)p, "parent drain")) hs_failures++;
     }
     for (int i = 0; i < MAIN_BLOCKS; i++)
-        if (mine[i].p && check_free(mine[i].p, "parent main"))
-            hs_failures++;
+        if (mine[i].p && check_free(mine[i].p, "parent main")) hs_failures++;
     fprintf(stderr, "fork: %d forks, background threads did %lu ops\n", forks,
             (unsigned long)atomic_load(&g_bg_ops));
     return hs_finish("fork");

@@ -34,10 +34,7 @@ static atomic_int g_bad;
 
 /* Block layout: word0 = size, word1 = size ^ addr ^ MAGIC, then the pattern
  * seeded by addr ^ size.  Minimum size 16. */
-static uint64_t seed_of(uintptr_t p, size_t n)
-{
-    return ((uint64_t)p) ^ ((uint64_t)n << 32) ^ n;
-}
+static uint64_t seed_of(uintptr_t p, size_t n) { return ((uint64_t)p) ^ ((uint64_t)n << 32) ^ n; }
 
 static void stamp(void *p, size_t n)
 {
@@ -67,13 +64,13 @@ static size_t verify(const void *p, uintptr_t orig, size_t n, size_t len, const 
     uint64_t h[2];
     memcpy(h, p, 16);
     if (h[0] != n || h[1] != (n ^ (uint64_t)orig ^ MAGIC))
-        die("%s: header of block %p (orig %#lx, size %zu) corrupted: %#llx %#llx", when, p, (unsigned long)orig, n,
-            (unsigned long long)h[0], (unsigned long long)h[1]);
+        die("%s: header of block %p (orig %#lx, size %zu) corrupted: %#llx %#llx", when, p,
+            (unsigned long)orig, n, (unsigned long long)h[0], (unsigned long long)h[1]);
     if (len > 16) {
         size_t off = hs_check_fill((const char *)p + 16, len - 16, seed_of(orig, n));
         if (off != SIZE_MAX)
-            die("%s: block %p (orig %#lx, size %zu) corrupted at offset %zu", when, p, (unsigned long)orig, n,
-                off + 16);
+            die("%s: block %p (orig %#lx, size %zu) corrupted at offset %zu", when, p,
+                (unsigned long)orig, n, off + 16);
     }
     atomic_fetch_add_explicit(&g_bytes_checked, len, memory_order_relaxed);
     return n;
@@ -116,20 +113,16 @@ static void *alloc_block(hs_rng_t *r)
         p = HS(calloc)(1, n);
         if (p) {
             size_t off = hs_first_nonzero(p, n);
-            if (off != SIZE_MAX)
-                die("calloc(%zu) = %p: byte %zu not zero", n, p, off);
+            if (off != SIZE_MAX) die("calloc(%zu) = %p: byte %zu not zero", n, p, off);
         }
     } else {
         size_t a = (size_t)16 << hs_rng_below(r, 9); /* 16 .. 4096 */
         n = (n + a - 1) & ~(a - 1);
         p = HS(aligned_alloc)(a, n);
-        if (p && ((uintptr_t)p & (a - 1)))
-            die("aligned_alloc(%zu, %zu) = %p misaligned", a, n, p);
+        if (p && ((uintptr_t)p & (a - 1))) die("aligned_alloc(%zu, %zu) = %p misaligned", a, n, p);
     }
-    if (!p)
-        die("allocation of %zu bytes failed: %s", n, strerror(errno));
-    if (((uintptr_t)p & 15) != 0)
-        die("block %p of %zu bytes is not 16-byte aligned", p, n);
+    if (!p) die("allocation of %zu bytes failed: %s", n, strerror(errno));
+    if (((uintptr_t)p & 15) != 0) die("block %p of %zu bytes is not 16-byte aligned", p, n);
     if ((hs_rng_next(r) & 63) == 0 && HS(malloc_usable_size)(p) < n)
         die("malloc_usable_size(%p) = %zu < %zu", p, HS(malloc_usable_size)(p), n);
     stamp(p, n);
@@ -143,12 +136,10 @@ static void *do_realloc(hs_rng_t *r, void *p)
     verify(p, orig, n, n, "before realloc");
     size_t m = (hs_rng_next(r) & 1) ? pick_size(r) : n / 2 + 16 + (size_t)hs_rng_below(r, n + 1);
     void *q = HS(realloc)(p, m);
-    if (!q)
-        die("realloc(%#lx, %zu -> %zu) failed: %s", (unsigned long)orig, n, m, strerror(errno));
+    if (!q) die("realloc(%#lx, %zu -> %zu) failed: %s", (unsigned long)orig, n, m, strerror(errno));
     /* the prefix still carries the old stamp (old address, old size) */
     size_t keep = n < m ? n : m;
-    if (keep >= 16)
-        verify(q, orig, n, keep, "after realloc");
+    if (keep >= 16) verify(q, orig, n, keep, "after realloc");
     stamp(q, m);
     return q;
 }
@@ -199,15 +190,13 @@ static void *worker(void *argp)
     }
     /* on exit half the blocks are freed here, the rest outlive the thread */
     for (unsigned i = 0; i < LOCAL; i++) {
-        if (!local[i])
-            continue;
+        if (!local[i]) continue;
         if (i & 1) {
             release(local[i]);
         } else {
             unsigned s = (unsigned)hs_rng_below(&r, NSLOTS);
             uintptr_t got = atomic_exchange(&g_slots[s], (uintptr_t)local[i]);
-            if (got)
-                release((void *)got);
+            if (got) release((void *)got);
         }
     }
     atomic_fetch_add(&g_ops, a->ops);
@@ -232,8 +221,7 @@ int main(int argc, char **argv)
     }
     pthread_t *th = calloc((size_t)nthreads, sizeof *th);
     worker_arg_t *args = calloc((size_t)nthreads, sizeof *args);
-    if (!th || !args)
-        return 2;
+    if (!th || !args) return 2;
     unsigned long started = 0;
     unsigned gen = 0, created = 0;
     for (int i = 0; i < nthreads; i++) {
@@ -258,8 +246,7 @@ int main(int argc, char **argv)
         started += per;
         created++;
     }
-    for (int i = 0; i < nthreads; i++)
-        pthread_join(th[i], NULL);
+    for (int i = 0; i < nthreads; i++) pthread_join(th[i], NULL);
     /* drain the exchange slots from the main thread */
     unsigned long left = 0;
     for (unsigned s = 0; s < NSLOTS; s++) {
@@ -271,8 +258,9 @@ int main(int argc, char **argv)
     }
     free(th);
     free(args);
-    fprintf(stderr, "%s: %u workers over time (%d at once), %lu ops, %lu cross-thread hand-offs, "
-                    "%lu freed by main, %.1f MiB checked\n",
+    fprintf(stderr,
+            "%s: %u workers over time (%d at once), %lu ops, %lu cross-thread hand-offs, "
+            "%lu freed by main, %.1f MiB checked\n",
             name, created, nthreads, (unsigned long)atomic_load(&g_ops),
             (unsigned long)atomic_load(&g_cross), left,
             (double)atomic_load(&g_bytes_checked) / (1024.0 * 1024.0));

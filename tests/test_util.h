@@ -41,8 +41,7 @@ static int hs_checks HS_UNUSED;
 static HS_PRINTF(3, 4) HS_UNUSED void hs_fail_at(const char *file, int line, const char *fmt, ...)
 {
     hs_failures++;
-    if (hs_failures > 50)
-        return;
+    if (hs_failures > 50) return;
     char buf[1024];
     va_list ap;
     va_start(ap, fmt);
@@ -55,11 +54,10 @@ static HS_PRINTF(3, 4) HS_UNUSED void hs_fail_at(const char *file, int line, con
 #define HS_FAIL(...) (hs_checks++, hs_fail_at(__FILE__, __LINE__, __VA_ARGS__))
 
 /* CHECK(cond, fmt, ...): counts a check, reports a failure when cond is false. */
-#define CHECK(cond, ...)                                                                     \
-    do {                                                                                     \
-        hs_checks++;                                                                         \
-        if (!(cond))                                                                         \
-            hs_fail_at(__FILE__, __LINE__, "(" #cond ") " __VA_ARGS__);                      \
+#define CHECK(cond, ...)                                                                           \
+    do {                                                                                           \
+        hs_checks++;                                                                               \
+        if (!(cond)) hs_fail_at(__FILE__, __LINE__, "(" #cond ") " __VA_ARGS__);                   \
     } while (0)
 
 static HS_UNUSED void hs_note(const char *fmt, ...) HS_PRINTF(1, 2);
@@ -165,8 +163,7 @@ static HS_UNUSED size_t hs_check_fill(const void *p, size_t n, uint64_t seed)
         uint64_t w = hs_pattern_word(seed, words);
         if (memcmp(c + words * 8, &w, n % 8) != 0) {
             for (size_t b = 0; b < n % 8; b++)
-                if (c[words * 8 + b] != ((const unsigned char *)&w)[b])
-                    return words * 8 + b;
+                if (c[words * 8 + b] != ((const unsigned char *)&w)[b]) return words * 8 + b;
         }
     }
     return SIZE_MAX;
@@ -178,17 +175,14 @@ static HS_UNUSED size_t hs_first_nonzero(const void *p, size_t n)
     const unsigned char *c = (const unsigned char *)p;
     size_t i = 0;
     while (i < n && ((uintptr_t)(c + i) & 7))
-        if (c[i++])
-            return i - 1;
+        if (c[i++]) return i - 1;
     for (; i + 8 <= n; i += 8) {
         uint64_t w;
         memcpy(&w, c + i, 8);
-        if (w)
-            break;
+        if (w) break;
     }
     for (; i < n; i++)
-        if (c[i])
-            return i;
+        if (c[i]) return i;
     return SIZE_MAX;
 }
 
@@ -214,10 +208,7 @@ static inline uint64_t hs_rng_next(hs_rng_t *r)
 }
 
 /* Uniform in [0, n). */
-static inline uint64_t hs_rng_below(hs_rng_t *r, uint64_t n)
-{
-    return n ? hs_rng_next(r) % n : 0;
-}
+static inline uint64_t hs_rng_below(hs_rng_t *r, uint64_t n) { return n ? hs_rng_next(r) % n : 0; }
 
 /* ---- environment ------------------------------------------------------- */
 
@@ -231,11 +222,9 @@ static HS_UNUSED int hs_under_hugeslab(void)
 #else
     void *hm = dlsym(RTLD_DEFAULT, "hugeslab_malloc");
     void *m = dlsym(RTLD_DEFAULT, "malloc");
-    if (!hm || !m)
-        return 0;
+    if (!hm || !m) return 0;
     Dl_info a, b;
-    if (!dladdr(hm, &a) || !dladdr(m, &b))
-        return 0;
+    if (!dladdr(hm, &a) || !dladdr(m, &b)) return 0;
     return a.dli_fbase == b.dli_fbase;
 #endif
 }
@@ -253,13 +242,13 @@ static HS_UNUSED int hs_setup(const char *name)
 {
     int hs = hs_under_hugeslab();
     if (hs_expect_hugeslab() && !hs) {
-        fprintf(stderr, "FAIL: %s: HS_EXPECT_HUGESLAB=1 but malloc is not hugeslab's "
-                        "(LD_PRELOAD missing or not effective)\n",
+        fprintf(stderr,
+                "FAIL: %s: HS_EXPECT_HUGESLAB=1 but malloc is not hugeslab's "
+                "(LD_PRELOAD missing or not effective)\n",
                 name);
         exit(1);
     }
-    if (!hs)
-        hs_note("%s: running on the system allocator; hugeslab-specific checks off", name);
+    if (!hs) hs_note("%s: running on the system allocator; hugeslab-specific checks off", name);
     return hs;
 }
 
@@ -271,8 +260,7 @@ static HS_UNUSED long hs_proc_field(const char *path, const char *key)
     long v = -1;
     size_t kl = strlen(key);
     FILE *f = fopen(path, "r");
-    if (!f)
-        return -1;
+    if (!f) return -1;
     while (fgets(line, sizeof line, f)) {
         if (strncmp(line, key, kl) == 0 && line[kl] == ':') {
             v = strtol(line + kl + 1, NULL, 10);
@@ -297,8 +285,7 @@ static HS_UNUSED long hs_proc_status_kib_raw(const char *key)
     size_t kl = strlen(key), len = 0;
     ssize_t r;
     fd = open("/proc/self/status", O_RDONLY);
-    if (fd < 0)
-        return -1;
+    if (fd < 0) return -1;
     while (len < sizeof buf - 1 && (r = read(fd, buf + len, sizeof buf - 1 - len)) > 0)
         len += (size_t)r;
     close(fd);
@@ -309,8 +296,7 @@ static HS_UNUSED long hs_proc_status_kib_raw(const char *key)
             break;
         }
         l = strchr(l, '\n');
-        if (l)
-            l++;
+        if (l) l++;
     }
     return v;
 }

@@ -35,8 +35,8 @@ static void *producer(void *arg)
     while (total < PER_THREAD_BYTES && j->nb < MAXB) {
         uint64_t x = hs_rng_below(&r, 100);
         size_t n = x < 80 ? 16 + (size_t)hs_rng_below(&r, 500)
-                           : (x < 98 ? 1024 + (size_t)hs_rng_below(&r, 16384)
-                                     : 65536 + (size_t)hs_rng_below(&r, 200000));
+                          : (x < 98 ? 1024 + (size_t)hs_rng_below(&r, 16384)
+                                    : 65536 + (size_t)hs_rng_below(&r, 200000));
         if (total + n > PER_THREAD_BYTES)
             n = PER_THREAD_BYTES - total < 16 ? 16 : PER_THREAD_BYTES - total;
         void *p = malloc(n);
@@ -48,8 +48,7 @@ static void *producer(void *arg)
         total += n;
         /* a third is freed by the thread itself */
         if (hs_rng_below(&r, 3) == 0) {
-            if (hs_check_fill(p, n, (uintptr_t)p) != SIZE_MAX)
-                j->bad = 2;
+            if (hs_check_fill(p, n, (uintptr_t)p) != SIZE_MAX) j->bad = 2;
             free(p);
             continue;
         }
@@ -65,8 +64,7 @@ static void *consumer(void *arg)
 {
     job_t *j = arg;
     for (unsigned i = 0; i < j->nb; i++) {
-        if (hs_check_fill(j->b[i], j->n[i], (uintptr_t)j->b[i]) != SIZE_MAX)
-            j->bad = 3;
+        if (hs_check_fill(j->b[i], j->n[i], (uintptr_t)j->b[i]) != SIZE_MAX) j->bad = 3;
         free(j->b[i]);
     }
     j->nb = 0;
@@ -102,8 +100,7 @@ int main(int argc, char **argv)
                 for (size_t tot = 0; tot < PER_THREAD_BYTES / 2 && j->nb < MAXB;) {
                     size_t n = 16 + (size_t)hs_rng_below(&r, 2000);
                     void *p = malloc(n);
-                    if (!p)
-                        break;
+                    if (!p) break;
                     hs_fill(p, n, (uintptr_t)p);
                     j->b[j->nb] = p;
                     j->n[j->nb++] = n;
@@ -115,8 +112,7 @@ int main(int argc, char **argv)
                 return hs_finish("thread_exit");
             }
         }
-        for (unsigned i = 0; i < k; i++)
-            pthread_join(t[i], NULL);
+        for (unsigned i = 0; i < k; i++) pthread_join(t[i], NULL);
         /* the threads are gone: free what they left behind */
         for (unsigned i = 0; i < k; i++) {
             job_t *j = &jobs[i];
@@ -133,10 +129,8 @@ int main(int argc, char **argv)
         round++;
         if ((round & 31) == 0 || done >= nthreads) {
             long rss = hs_proc_status_kib("VmRSS");
-            if (rss > rss_max)
-                rss_max = rss;
-            if (!rss_at_half && done >= nthreads / 2)
-                rss_at_half = rss;
+            if (rss > rss_max) rss_max = rss;
+            if (!rss_at_half && done >= nthreads / 2) rss_at_half = rss;
         }
     }
     long rss_end = hs_proc_status_kib("VmRSS");
@@ -147,8 +141,9 @@ int main(int argc, char **argv)
             "thread_exit: %u threads; VmRSS start %ld KiB, half-way %ld KiB, max sampled %ld KiB, "
             "end %ld KiB; VmHWM %ld KiB; ru_maxrss %ld KiB\n",
             nthreads, rss_start, rss_at_half, rss_max, rss_end, hwm, ru.ru_maxrss);
-    CHECK(hwm < limit_kib, "peak RSS (VmHWM) %ld KiB >= limit %ld KiB: memory of exited "
-                           "threads is not reused",
+    CHECK(hwm < limit_kib,
+          "peak RSS (VmHWM) %ld KiB >= limit %ld KiB: memory of exited "
+          "threads is not reused",
           hwm, limit_kib);
     CHECK(rss_end < limit_kib, "VmRSS at end %ld KiB >= limit %ld KiB", rss_end, limit_kib);
     return hs_finish("thread_exit");

@@ -96,7 +96,8 @@ static void text_put(text_t *t, const char *key, long long value, bool last)
 {
     char digits[24];
     int n = 0;
-    unsigned long long v = value < 0 ? (unsigned long long)-(value + 1) + 1 : (unsigned long long)value;
+    unsigned long long v =
+        value < 0 ? (unsigned long long)-(value + 1) + 1 : (unsigned long long)value;
     do {
         digits[n++] = (char)('0' + v % 10);
         v /= 10;
@@ -197,7 +198,8 @@ HS_EXPORT void hugeslab_stats_print(void)
     const unsigned long long MiB = 1 << 20;
     hs_fd_printf(fd, "hugeslab: statistics (THP mode %s, %u node(s))\n",
                  thp_mode_name(thp_system_mode()), numa_node_count());
-    hs_fd_printf(fd, "  superslabs  %llu mapped: hugetlb %llu, thp %llu, base %llu; "
+    hs_fd_printf(fd,
+                 "  superslabs  %llu mapped: hugetlb %llu, thp %llu, base %llu; "
                  "cached %llu, purged %llu\n",
                  (unsigned long long)s.superslabs_mapped, (unsigned long long)s.superslabs_hugetlb,
                  (unsigned long long)s.superslabs_thp, (unsigned long long)s.superslabs_base,
@@ -207,18 +209,22 @@ HS_EXPORT void hugeslab_stats_print(void)
                      (unsigned long long)s.superslabs_by_node[n],
                      (unsigned long long)s.superslabs_by_node[n] * 2,
                      (unsigned long long)s.remote_frees_by_node[n]);
-    hs_fd_printf(fd, "  bytes       mapped %llu MiB, in slabs %llu MiB, in runs %llu MiB, "
-                 "cached %llu MiB, purged %llu MiB (%llu MiB since start)\n",
-                 (unsigned long long)s.bytes_mapped / MiB, (unsigned long long)s.bytes_in_slabs / MiB,
-                 (unsigned long long)s.bytes_in_runs / MiB, (unsigned long long)s.bytes_cached / MiB,
-                 (unsigned long long)s.bytes_purged_now / MiB,
-                 (unsigned long long)s.bytes_purged_total / MiB);
-    hs_fd_printf(fd, "  activity    purge calls %llu, remote frees %llu, page faults %llu, "
+    hs_fd_printf(
+        fd,
+        "  bytes       mapped %llu MiB, in slabs %llu MiB, in runs %llu MiB, "
+        "cached %llu MiB, purged %llu MiB (%llu MiB since start)\n",
+        (unsigned long long)s.bytes_mapped / MiB, (unsigned long long)s.bytes_in_slabs / MiB,
+        (unsigned long long)s.bytes_in_runs / MiB, (unsigned long long)s.bytes_cached / MiB,
+        (unsigned long long)s.bytes_purged_now / MiB,
+        (unsigned long long)s.bytes_purged_total / MiB);
+    hs_fd_printf(fd,
+                 "  activity    purge calls %llu, remote frees %llu, page faults %llu, "
                  "threads %llu, orphan slabs %llu, huge blocks %llu\n",
                  (unsigned long long)s.purge_calls, (unsigned long long)s.remote_frees,
                  (unsigned long long)s.page_faults, (unsigned long long)s.threads_live,
                  (unsigned long long)s.orphan_slabs, (unsigned long long)s.huge_blocks);
-    hs_fd_printf(fd, "  kernel      Rss %lld KiB, AnonHugePages %lld KiB, LazyFree %lld KiB, "
+    hs_fd_printf(fd,
+                 "  kernel      Rss %lld KiB, AnonHugePages %lld KiB, LazyFree %lld KiB, "
                  "Private_Hugetlb %lld KiB\n",
                  (long long)(s.kernel_rss / 1024), (long long)(s.kernel_anon_huge / 1024),
                  (long long)(s.kernel_lazy_free / 1024), (long long)(s.kernel_hugetlb / 1024));

@@ -249,7 +249,10 @@ HS_EXPORT int hugeslab_mallopt(int param, int value)
 }
 int mallopt(int param, int value) HS_ALIAS(hugeslab_mallopt);
 
-static size_t in_use_bytes(const hugeslab_stats_t *s) { return s->bytes_in_slabs + s->bytes_in_runs; }
+static size_t in_use_bytes(const hugeslab_stats_t *s)
+{
+    return s->bytes_in_slabs + s->bytes_in_runs;
+}
 
 HS_EXPORT struct mallinfo2 hugeslab_mallinfo2(void)
 {

@@ -52,8 +52,7 @@ HS_INLINE bool hs_is_pow2(size_t x) { return x != 0 && (x & (x - 1)) == 0; }
 
 /* Internal invariants: compiled in debug builds only (make DEBUG=1). */
 #if defined(HS_DEBUG) && HS_DEBUG
-#define HS_ASSERT(cond) \
-    ((cond) ? (void)0 : hs_assert_fail(#cond, __FILE__, __LINE__, __func__))
+#define HS_ASSERT(cond) ((cond) ? (void)0 : hs_assert_fail(#cond, __FILE__, __LINE__, __func__))
 #else
 #define HS_ASSERT(cond) ((void)0)
 #endif
@@ -89,9 +88,9 @@ typedef struct hs_counters_s {
     /* Remote frees by threads without a heap, by the block's node (threads
      * with one count in their heap). */
     _Atomic uint64_t remote_frees_by_node[HS_MAX_NODES];
-    _Atomic uint64_t huge_blocks;    /* blocks with a mapping of their own, live */
-    _Atomic uint64_t threads_live;   /* heaps attached to a running thread */
-    _Atomic uint64_t orphan_slabs;   /* slabs of exited threads not yet taken over */
+    _Atomic uint64_t huge_blocks;  /* blocks with a mapping of their own, live */
+    _Atomic uint64_t threads_live; /* heaps attached to a running thread */
+    _Atomic uint64_t orphan_slabs; /* slabs of exited threads not yet taken over */
 } hs_counters_t;
 extern hs_counters_t hs_counters;
 

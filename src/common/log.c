@@ -56,30 +56,51 @@ static size_t format(char *buf, size_t cap, const char *fmt, va_list ap)
         }
         f++;
         int longs = 0, size_t_arg = 0;
-        while (*f == 'l') { longs++; f++; }
-        if (*f == 'z') { size_t_arg = 1; f++; }
+        while (*f == 'l') {
+            longs++;
+            f++;
+        }
+        if (*f == 'z') {
+            size_t_arg = 1;
+            f++;
+        }
         switch (*f) {
-        case 's': put_str(&b, va_arg(ap, const char *)); break;
+        case 's':
+            put_str(&b, va_arg(ap, const char *));
+            break;
         case 'd':
-            if (size_t_arg) put_signed(&b, va_arg(ap, ptrdiff_t));
-            else if (longs) put_signed(&b, va_arg(ap, long long));
-            else put_signed(&b, va_arg(ap, int));
+            if (size_t_arg)
+                put_signed(&b, va_arg(ap, ptrdiff_t));
+            else if (longs)
+                put_signed(&b, va_arg(ap, long long));
+            else
+                put_signed(&b, va_arg(ap, int));
             break;
         case 'u':
         case 'x': {
             unsigned base = *f == 'x' ? 16 : 10;
-            if (size_t_arg) put_unsigned(&b, va_arg(ap, size_t), base);
-            else if (longs) put_unsigned(&b, va_arg(ap, unsigned long long), base);
-            else put_unsigned(&b, va_arg(ap, unsigned), base);
+            if (size_t_arg)
+                put_unsigned(&b, va_arg(ap, size_t), base);
+            else if (longs)
+                put_unsigned(&b, va_arg(ap, unsigned long long), base);
+            else
+                put_unsigned(&b, va_arg(ap, unsigned), base);
             break;
         }
         case 'p':
             put_str(&b, "0x");
             put_unsigned(&b, (uintptr_t)va_arg(ap, void *), 16);
             break;
-        case '%': put_char(&b, '%'); break;
-        case '\0': f--; break;
-        default: put_char(&b, '%'); put_char(&b, *f); break;
+        case '%':
+            put_char(&b, '%');
+            break;
+        case '\0':
+            f--;
+            break;
+        default:
+            put_char(&b, '%');
+            put_char(&b, *f);
+            break;
         }
     }
     *b.p = '\0';

@@ -26,8 +26,7 @@ static const char *const purge_words[] = {"free", "dontneed", NULL};
 static const char *const purge_backend_words[] = {"madvise", "uring", NULL};
 
 static const option_desc_t option_table[HS_OPT_COUNT] = {
-    [HS_OPT_VERBOSE] = {"VERBOSE", KIND_CHOICE, 0, 0, 1, bool_words,
-                        "print the effective options"},
+    [HS_OPT_VERBOSE] = {"VERBOSE", KIND_CHOICE, 0, 0, 1, bool_words, "print the effective options"},
     [HS_OPT_STATS] = {"STATS", KIND_CHOICE, 0, 0, 1, bool_words, "print statistics at exit"},
     [HS_OPT_STATS_FILE] = {"STATS_FILE", KIND_STRING, 0, 0, 0, NULL,
                            "file for the statistics (JSON when it ends in .json)"},
@@ -85,7 +84,8 @@ static bool parse_number(const char *s, size_t len, int64_t *out)
 static int find_option(const char *name, size_t len)
 {
     for (int o = 0; o < HS_OPT_COUNT; o++) {
-        if (strlen(option_table[o].name) == len && strncasecmp(option_table[o].name, name, len) == 0)
+        if (strlen(option_table[o].name) == len &&
+            strncasecmp(option_table[o].name, name, len) == 0)
             return o;
     }
     return -1;
@@ -125,8 +125,8 @@ static void set_option(int o, const char *value, size_t len, const char *origin)
     size_t n = len < sizeof shown - 1 ? len : sizeof shown - 1;
     memcpy(shown, value, n);
     shown[n] = '\0';
-    hs_message("ignoring %s=%s from %s (not a valid value); keeping %s's previous value",
-               d->name, shown, origin, d->name);
+    hs_message("ignoring %s=%s from %s (not a valid value); keeping %s's previous value", d->name,
+               shown, origin, d->name);
 }
 
 static bool is_space(char c) { return c == ' ' || c == '\t' || c == '\r'; }
@@ -151,7 +151,8 @@ static void apply_config_text(const char *text, const char *origin)
             int o = eq ? find_option(p, (size_t)(key_end - p)) : -1;
             if (o < 0) {
                 char shown[64];
-                size_t n = (size_t)(end - p) < sizeof shown - 1 ? (size_t)(end - p) : sizeof shown - 1;
+                size_t n =
+                    (size_t)(end - p) < sizeof shown - 1 ? (size_t)(end - p) : sizeof shown - 1;
                 memcpy(shown, p, n);
                 shown[n] = '\0';
                 hs_message("ignoring line '%s' in %s (not KEY=VALUE with a known key)", shown,

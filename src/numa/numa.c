@@ -94,24 +94,24 @@ static void knode_add(knode_mask_t *m, unsigned id)
  * online and increasing; every target[] and interleave[] entry is < count and
  * in allowed; policy_set is a subset of allowed. */
 static struct numa_state_s {
-    bool enabled;                        /* HUGESLAB_NUMA != off */
-    unsigned count;                      /* nodes with a pool: indices 0..count-1 */
-    unsigned online;                     /* online nodes seen, at most HS_MAX_NODES */
-    bool online_dense;                   /* kernel ids are 0..online-1 */
-    uint16_t kernel_id[HS_MAX_NODES];    /* index (online position) -> kernel id */
-    uint8_t index_of_kernel[KNODE_BITS]; /* kernel id -> pool index */
+    bool enabled;                                 /* HUGESLAB_NUMA != off */
+    unsigned count;                               /* nodes with a pool: indices 0..count-1 */
+    unsigned online;                              /* online nodes seen, at most HS_MAX_NODES */
+    bool online_dense;                            /* kernel ids are 0..online-1 */
+    uint16_t kernel_id[HS_MAX_NODES];             /* index (online position) -> kernel id */
+    uint8_t index_of_kernel[KNODE_BITS];          /* kernel id -> pool index */
     uint8_t distance[HS_MAX_NODES][HS_MAX_NODES]; /* by online position; 0 = unknown */
-    int policy_mode;                     /* KMPOL_*, flags removed */
-    int policy_flags;                    /* KMPOL_MODE_FLAGS bits */
-    knode_mask_t policy_kmask;           /* nodes of the policy, kernel ids */
-    uint64_t allowed;                    /* cpuset's nodes, as pool indices */
-    uint64_t policy_set;                 /* nodes the policy lets pages go to */
-    bool bind_off;                       /* policy not expressible: never mbind */
-    const char *bind_off_reason;         /* why, for numa_describe */
-    knode_mask_t bind_kmask;             /* policy_set as kernel ids (bind mode) */
-    uint8_t target[HS_MAX_NODES];        /* thread node -> SuperSlab node */
-    uint8_t interleave[HS_MAX_NODES];    /* interleave modes: nodes dealt in turn */
-    unsigned interleave_count;           /* 0 = not interleaving */
+    int policy_mode;                              /* KMPOL_*, flags removed */
+    int policy_flags;                             /* KMPOL_MODE_FLAGS bits */
+    knode_mask_t policy_kmask;                    /* nodes of the policy, kernel ids */
+    uint64_t allowed;                             /* cpuset's nodes, as pool indices */
+    uint64_t policy_set;                          /* nodes the policy lets pages go to */
+    bool bind_off;                                /* policy not expressible: never mbind */
+    const char *bind_off_reason;                  /* why, for numa_describe */
+    knode_mask_t bind_kmask;                      /* policy_set as kernel ids (bind mode) */
+    uint8_t target[HS_MAX_NODES];                 /* thread node -> SuperSlab node */
+    uint8_t interleave[HS_MAX_NODES];             /* interleave modes: nodes dealt in turn */
+    unsigned interleave_count;                    /* 0 = not interleaving */
 } numa = {.count = 1};
 
 static _Atomic bool numa_ready;
@@ -131,8 +131,8 @@ __thread numa_thread_cache_t numa_thread_cache;
  * blocks, never faults pages in (that needs MPOL_F_ADDR, which we never pass). */
 static int kernel_get_mempolicy(int *mode, knode_mask_t *mask, unsigned long flags)
 {
-    long r = syscall(SYS_get_mempolicy, mode, mask->bits, (unsigned long)KNODE_MAXNODE,
-                     (void *)0, flags);
+    long r = syscall(SYS_get_mempolicy, mode, mask->bits, (unsigned long)KNODE_MAXNODE, (void *)0,
+                     flags);
     return r == 0 ? 0 : -errno;
 }
 
@@ -504,7 +504,10 @@ static int bind_range(void *addr, size_t size, unsigned node, bool strict)
     return r;
 }
 
-int numa_bind(void *addr, size_t size, unsigned node) { return bind_range(addr, size, node, false); }
+int numa_bind(void *addr, size_t size, unsigned node)
+{
+    return bind_range(addr, size, node, false);
+}
 
 int numa_bind_strict(void *addr, size_t size, unsigned node)
 {
@@ -525,14 +528,22 @@ const char *numa_policy_name(void)
 {
     if (!numa.enabled) return "off";
     switch (numa.policy_mode) {
-    case KMPOL_DEFAULT: return "default";
-    case KMPOL_PREFERRED: return "preferred";
-    case KMPOL_BIND: return "bind";
-    case KMPOL_INTERLEAVE: return "interleave";
-    case KMPOL_LOCAL: return "local";
-    case KMPOL_PREFERRED_MANY: return "preferred-many";
-    case KMPOL_WEIGHTED_INTERLEAVE: return "weighted-interleave";
-    default: return "unknown";
+    case KMPOL_DEFAULT:
+        return "default";
+    case KMPOL_PREFERRED:
+        return "preferred";
+    case KMPOL_BIND:
+        return "bind";
+    case KMPOL_INTERLEAVE:
+        return "interleave";
+    case KMPOL_LOCAL:
+        return "local";
+    case KMPOL_PREFERRED_MANY:
+        return "preferred-many";
+    case KMPOL_WEIGHTED_INTERLEAVE:
+        return "weighted-interleave";
+    default:
+        return "unknown";
     }
 }
 

@@ -137,7 +137,8 @@ static void purge_start(void)
         atomic_store(&purge_state, -1);
         if (hs_option(HS_OPT_VERBOSE))
             hs_message("cannot start the purge thread (error %d): idle memory stays cached "
-                       "until malloc_trim()", rc);
+                       "until malloc_trim()",
+                       rc);
     }
 }
 

@@ -60,7 +60,7 @@ _Atomic uint64_t seg_stat_purge_calls;
 _Atomic uint64_t seg_stat_bytes_purged;
 
 _Static_assert(HS_UNITS_PER_SUPERSLAB <= 64, "free_units is a 64-bit map");
-#define ALL_UNITS_FREE \
+#define ALL_UNITS_FREE                                                                             \
     (HS_UNITS_PER_SUPERSLAB == 64 ? ~(uint64_t)0 : ((uint64_t)1 << HS_UNITS_PER_SUPERSLAB) - 1)
 
 /* n units from unit `first` on, as free_units bits. */
@@ -102,7 +102,8 @@ static void registry_set(void *base, size_t size, seg_chunk_kind_t head_kind)
 
 static void registry_clear(void *base, size_t size)
 {
-    registry_fill((uintptr_t)base >> HS_SUPERSLAB_SHIFT, size >> HS_SUPERSLAB_SHIFT, SEG_CHUNK_NONE);
+    registry_fill((uintptr_t)base >> HS_SUPERSLAB_SHIFT, size >> HS_SUPERSLAB_SHIFT,
+                  SEG_CHUNK_NONE);
 }
 
 /* ---- mapping and unmapping ---------------------------------------------- */
@@ -111,9 +112,12 @@ static void registry_clear(void *base, size_t size)
 static thp_backing_t wanted_backing(void)
 {
     switch (hs_option(HS_OPT_BACKING)) {
-    case HS_BACKING_HUGETLB: return THP_BACKING_HUGETLB;
-    case HS_BACKING_THP: return THP_BACKING_THP;
-    case HS_BACKING_BASE: return THP_BACKING_BASE;
+    case HS_BACKING_HUGETLB:
+        return THP_BACKING_HUGETLB;
+    case HS_BACKING_THP:
+        return THP_BACKING_THP;
+    case HS_BACKING_BASE:
+        return THP_BACKING_BASE;
     default:
         /* auto: hugetlb while the pool has pages, checked again a second
          * after it last ran dry; else THP. */
@@ -127,8 +131,8 @@ static thp_backing_t wanted_backing(void)
 static void note_backing(thp_backing_t wanted, thp_backing_t got)
 {
     if (got == wanted || wanted != THP_BACKING_HUGETLB) return;
-    uint64_t before = atomic_exchange_explicit(&hugetlb_retry_at_ms, seg_now_ms() + 1000,
-                                               memory_order_relaxed);
+    uint64_t before =
+        atomic_exchange_explicit(&hugetlb_retry_at_ms, seg_now_ms() + 1000, memory_order_relaxed);
     static _Atomic int warned;
     if (before == 0 && hs_option(HS_OPT_VERBOSE) && !atomic_exchange(&warned, 1))
         hs_message("the hugetlb pool ran dry: falling back to %s pages", thp_backing_name(got));
@@ -192,8 +196,10 @@ static seg_superslab_t *map_superslabs(size_t size, size_t align, seg_chunk_kind
     for (;;) {
         ss = thp_map_aligned(size, align, wanted, &got);
         if (!ss) return NULL;
-        if (got == THP_BACKING_HUGETLB && many_nodes) numa_bind_strict(ss, size, memory_node);
-        else numa_bind(ss, size, memory_node);
+        if (got == THP_BACKING_HUGETLB && many_nodes)
+            numa_bind_strict(ss, size, memory_node);
+        else
+            numa_bind(ss, size, memory_node);
         if (got == THP_BACKING_HUGETLB && thp_populate(ss, size) != 0) {
             thp_unmap(ss, size);
             note_backing(THP_BACKING_HUGETLB, THP_BACKING_THP);
@@ -235,8 +241,10 @@ static void list_push(seg_superslab_t **head, seg_superslab_t *ss)
 
 static void list_remove(seg_superslab_t **head, seg_superslab_t *ss)
 {
-    if (ss->prev) ss->prev->next = ss->next;
-    else *head = ss->next;
+    if (ss->prev)
+        ss->prev->next = ss->next;
+    else
+        *head = ss->next;
     if (ss->next) ss->next->prev = ss->prev;
     ss->next = ss->prev = NULL;
 }
@@ -325,7 +333,8 @@ seg_superslab_t *seg_units_alloc(unsigned node, unsigned n_units, size_t min_byt
 
 static size_t idle_bytes_total(void)
 {
-    return (atomic_load_explicit(&stat_idle_superslabs, memory_order_relaxed) << HS_SUPERSLAB_SHIFT) +
+    return (atomic_load_explicit(&stat_idle_superslabs, memory_order_relaxed)
+            << HS_SUPERSLAB_SHIFT) +
            run_cache_bytes;
 }
 
@@ -367,7 +376,8 @@ static bool purged_push(node_pool_t *pool, uintptr_t entry)
         uintptr_t *grown = thp_map_metadata(cap * sizeof *grown);
         if (!grown) return false;
         if (pool->purged_count) memcpy(grown, pool->purged, pool->purged_count * sizeof *grown);
-        if (pool->purged) thp_unmap(pool->purged, hs_align_up(pool->purged_cap * sizeof *grown, 4096));
+        if (pool->purged)
+            thp_unmap(pool->purged, hs_align_up(pool->purged_cap * sizeof *grown, 4096));
         pool->purged = grown;
         pool->purged_cap = cap;
     }
@@ -397,7 +407,8 @@ unsigned seg_take_idle(uint64_t now_ms, uint64_t min_idle_ms, bool everything,
 {
     unsigned taken = 0;
     *next_due = UINT64_MAX;
-    size_t reserve = everything ? 0 : (size_t)hs_option(HS_OPT_RESERVE_MB) * HS_MiB / HS_SUPERSLAB_SIZE;
+    size_t reserve =
+        everything ? 0 : (size_t)hs_option(HS_OPT_RESERVE_MB) * HS_MiB / HS_SUPERSLAB_SIZE;
     for (unsigned n = 0; n < numa_node_count() && taken < max; n++) {
         node_pool_t *pool = &pools[n];
         hs_lock(&pool->lock);
@@ -407,7 +418,8 @@ unsigned seg_take_idle(uint64_t now_ms, uint64_t min_idle_ms, bool everything,
         seg_superslab_t *ss = pool->idle;
         while (ss && taken < max) {
             seg_superslab_t *next = ss->next;
-            bool due = everything || now_ms - ss->idle_since_ms >= min_idle_ms || over_cache_limit();
+            bool due =
+                everything || now_ms - ss->idle_since_ms >= min_idle_ms || over_cache_limit();
             if (position >= reserve && due) {
                 list_remove(&pool->idle, ss);
                 pool->idle_count--;
@@ -457,8 +469,8 @@ static seg_superslab_t *run_cache_take(size_t size, unsigned memory_node)
     for (seg_superslab_t *r = run_cache; r; r = r->next) {
         /* Accept up to a quarter more than needed: less waste than a fresh
          * mapping costs in faults. Only memory already on the right node. */
-        if (r->memory_node == memory_node && r->run_size >= size && r->run_size - size <= size / 4 &&
-            (!best || r->run_size < best->run_size))
+        if (r->memory_node == memory_node && r->run_size >= size &&
+            r->run_size - size <= size / 4 && (!best || r->run_size < best->run_size))
             best = r;
     }
     if (best) {

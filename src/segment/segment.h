@@ -64,21 +64,21 @@ typedef struct seg_superslab_s seg_superslab_t;
  *   on its node's partial list iff free_units != 0 and it is not empty;
  * - run: run_block lies in [header + SEG_HEADER_SIZE, header + run_size). */
 struct seg_superslab_s {
-    uint8_t kind;           /* SEG_CHUNK_SLABS or SEG_CHUNK_RUN */
-    uint8_t backing;        /* thp_backing_t the range really got */
-    uint16_t node;          /* node whose pool the memory belongs to */
+    uint8_t kind;    /* SEG_CHUNK_SLABS or SEG_CHUNK_RUN */
+    uint8_t backing; /* thp_backing_t the range really got */
+    uint16_t node;   /* node whose pool the memory belongs to */
     uint32_t reserved0_;
-    size_t run_size;        /* bytes mapped from the header on (2 MiB for slabs) */
-    void *run_block;        /* run: the block handed out; NULL while cached */
-    seg_superslab_t *next;  /* pool lists (node lock) or run cache (cache lock) */
+    size_t run_size;       /* bytes mapped from the header on (2 MiB for slabs) */
+    void *run_block;       /* run: the block handed out; NULL while cached */
+    seg_superslab_t *next; /* pool lists (node lock) or run cache (cache lock) */
     seg_superslab_t *prev;
     uint64_t idle_since_ms; /* when it became empty (cached runs and SuperSlabs) */
     uint8_t on_partial;     /* slabs: on the node's partial list */
     uint8_t reserved_;
-    uint16_t memory_node;   /* node its pages are bound to (differs from `node`
-                               under numactl --membind/--interleave) */
+    uint16_t memory_node; /* node its pages are bound to (differs from `node`
+                             under numactl --membind/--interleave) */
     uint8_t reserved2_[4];
-    uint64_t free_units;    /* slabs: bit u set = unit u not in a slab (node lock) */
+    uint64_t free_units; /* slabs: bit u set = unit u not in a slab (node lock) */
 };
 #define SEG_HEADER_SIZE 64
 /* Bytes after the header that belong to the client (tiny/'s slab table). */

@@ -31,11 +31,13 @@ void thp_init(void)
 {
     char word[32];
     system_mode = THP_MODE_UNKNOWN;
-    if (!read_bracketed("/sys/kernel/mm/transparent_hugepage/enabled", word, sizeof word))
-        return;
-    if (strcmp(word, "always") == 0) system_mode = THP_MODE_ALWAYS;
-    else if (strcmp(word, "madvise") == 0) system_mode = THP_MODE_MADVISE;
-    else if (strcmp(word, "never") == 0) system_mode = THP_MODE_NEVER;
+    if (!read_bracketed("/sys/kernel/mm/transparent_hugepage/enabled", word, sizeof word)) return;
+    if (strcmp(word, "always") == 0)
+        system_mode = THP_MODE_ALWAYS;
+    else if (strcmp(word, "madvise") == 0)
+        system_mode = THP_MODE_MADVISE;
+    else if (strcmp(word, "never") == 0)
+        system_mode = THP_MODE_NEVER;
 }
 
 thp_mode_t thp_system_mode(void) { return system_mode; }
@@ -43,27 +45,34 @@ thp_mode_t thp_system_mode(void) { return system_mode; }
 const char *thp_mode_name(thp_mode_t mode)
 {
     switch (mode) {
-    case THP_MODE_NEVER: return "never";
-    case THP_MODE_MADVISE: return "madvise";
-    case THP_MODE_ALWAYS: return "always";
-    default: return "unavailable";
+    case THP_MODE_NEVER:
+        return "never";
+    case THP_MODE_MADVISE:
+        return "madvise";
+    case THP_MODE_ALWAYS:
+        return "always";
+    default:
+        return "unavailable";
     }
 }
 
 const char *thp_backing_name(thp_backing_t backing)
 {
     switch (backing) {
-    case THP_BACKING_HUGETLB: return "hugetlb";
-    case THP_BACKING_THP: return "thp";
-    default: return "base";
+    case THP_BACKING_HUGETLB:
+        return "hugetlb";
+    case THP_BACKING_THP:
+        return "thp";
+    default:
+        return "base";
     }
 }
 
 /* mmap that keeps errno at ENOMEM for every failure, as malloc promises. */
 static void *map_anonymous(size_t size, int extra_flags)
 {
-    void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | extra_flags,
-                   -1, 0);
+    void *p =
+        mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | extra_flags, -1, 0);
     if (p == MAP_FAILED) {
         errno = ENOMEM;
         return NULL;
@@ -247,10 +256,7 @@ void thp_read_rollup(thp_rollup_t *out)
     out->private_hugetlb = rollup_field(text, "Private_Hugetlb:");
 }
 
-void *thp_map_metadata(size_t size)
-{
-    return map_anonymous(hs_align_up(size, 4 * HS_KiB), 0);
-}
+void *thp_map_metadata(size_t size) { return map_anonymous(hs_align_up(size, 4 * HS_KiB), 0); }
 
 unsigned long thp_random_bits(void)
 {

@@ -91,8 +91,10 @@ static void slab_list_push(tiny_slab_t **head, tiny_slab_t *s)
 
 static void slab_list_remove(tiny_slab_t **head, tiny_slab_t *s)
 {
-    if (s->prev) s->prev->next = s->next;
-    else *head = s->next;
+    if (s->prev)
+        s->prev->next = s->next;
+    else
+        *head = s->next;
     if (s->next) s->next->prev = s->prev;
     s->next = s->prev = NULL;
 }
@@ -236,8 +238,7 @@ static bool move_to_full(tiny_heap_t *heap, tiny_slab_t *s)
     }
     slab_list_remove(&heap->partial[s->cls], s);
     slab_list_push(&heap->full[s->cls], s);
-    atomic_store_explicit(&s->owner_word, (uintptr_t)heap | TINY_OWNER_FULL,
-                          memory_order_relaxed);
+    atomic_store_explicit(&s->owner_word, (uintptr_t)heap | TINY_OWNER_FULL, memory_order_relaxed);
     return true;
 }
 
@@ -256,7 +257,8 @@ static void release_empty(tiny_heap_t *heap, tiny_slab_t *s)
     if (heap->current[s->cls] == s) heap_set_current(heap, s->cls, &tiny_sentinel_slab);
     if (atomic_load_explicit(&s->owner_word, memory_order_relaxed) & TINY_OWNER_FULL)
         slab_list_remove(&heap->full[s->cls], s);
-    else slab_list_remove(&heap->partial[s->cls], s);
+    else
+        slab_list_remove(&heap->partial[s->cls], s);
     /* An empty slab may still carry the FULL bit if it went empty through
      * the delayed list; nothing can be pushed on it any more (used == 0). */
     atomic_store_explicit(&s->remote_free, 0, memory_order_relaxed);
@@ -374,15 +376,13 @@ static void free_remote(tiny_slab_t *s, tiny_block_t *b)
             }
             if (!atomic_compare_exchange_weak_explicit(&s->remote_free, &old,
                                                        old & ~TINY_REMOTE_FULL,
-                                                       memory_order_acq_rel,
-                                                       memory_order_relaxed))
+                                                       memory_order_acq_rel, memory_order_relaxed))
                 continue;
             tiny_block_t *head = atomic_load_explicit(&owner->delayed, memory_order_relaxed);
             do {
                 b->next = head;
-            } while (!atomic_compare_exchange_weak_explicit(&owner->delayed, &head, b,
-                                                            memory_order_release,
-                                                            memory_order_relaxed));
+            } while (!atomic_compare_exchange_weak_explicit(
+                &owner->delayed, &head, b, memory_order_release, memory_order_relaxed));
             return;
         }
         b->next = (tiny_block_t *)(old & TINY_REMOTE_PTR_MASK);
@@ -456,8 +456,7 @@ static void heap_abandon(tiny_heap_t *heap)
                 tiny_slab_t *next = s->next;
                 /* Clear the FULL bits first, so remote frees go to the slab. */
                 atomic_store_explicit(&s->owner_word, 0, memory_order_release);
-                atomic_fetch_and_explicit(&s->remote_free, ~TINY_REMOTE_FULL,
-                                          memory_order_acq_rel);
+                atomic_fetch_and_explicit(&s->remote_free, ~TINY_REMOTE_FULL, memory_order_acq_rel);
                 collect(s);
                 if (s->used == 0) {
                     slab_release(s);
@@ -591,7 +590,8 @@ HS_NOINLINE void *tiny_malloc_refill(tiny_heap_t *heap, unsigned cls)
     while (s) {
         tiny_slab_t *next = s->next;
         if (!s->free) collect(s);
-        if (!s->free && atomic_load_explicit(&s->carved, memory_order_relaxed) < s->capacity) carve(s);
+        if (!s->free && atomic_load_explicit(&s->carved, memory_order_relaxed) < s->capacity)
+            carve(s);
         if (!s->free) move_to_full(heap, s); /* may find late remote frees */
         if (s->free) {
             TINY_VALIDATE(s);
@@ -606,7 +606,8 @@ HS_NOINLINE void *tiny_malloc_refill(tiny_heap_t *heap, unsigned cls)
         heap->node = node;
     }
     s = adopt_orphan(heap, cls);
-    if (s && !s->free && atomic_load_explicit(&s->carved, memory_order_relaxed) < s->capacity) carve(s);
+    if (s && !s->free && atomic_load_explicit(&s->carved, memory_order_relaxed) < s->capacity)
+        carve(s);
     if (!s || !s->free) {
         s = slab_create(heap, cls);
         if (!s) {
@@ -731,7 +732,8 @@ void tiny_stats(hugeslab_stats_t *out)
 {
     uint64_t by_node[HS_MAX_NODES];
     for (unsigned n = 0; n < HS_MAX_NODES; n++)
-        by_node[n] = atomic_load_explicit(&hs_counters.remote_frees_by_node[n], memory_order_relaxed);
+        by_node[n] =
+            atomic_load_explicit(&hs_counters.remote_frees_by_node[n], memory_order_relaxed);
     hs_lock(&heap_lock);
     for (tiny_heap_t *h = heap_all; h; h = h->all_next)
         for (unsigned n = 0; n < HS_MAX_NODES; n++)

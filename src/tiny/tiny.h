@@ -31,7 +31,10 @@ extern const uint8_t tiny_class_by_size16[TINY_TABLE_MAX / 16 + 1];
 extern const uint32_t tiny_class_size[TINY_CLASS_COUNT];
 
 /* The class serving `size` (<= TINY_MAX_SIZE), without division. */
-HS_INLINE unsigned tiny_class_by_table(size_t size) { return tiny_class_by_size16[(size + 15) >> 4]; }
+HS_INLINE unsigned tiny_class_by_table(size_t size)
+{
+    return tiny_class_by_size16[(size + 15) >> 4];
+}
 
 HS_INLINE unsigned tiny_class_of(size_t size)
 {
@@ -81,27 +84,27 @@ typedef struct tiny_slab_s tiny_slab_t;
  *   the owner or by the one remote free that notifies it. */
 struct tiny_slab_s {
     /* First cache line: what the owner's fast paths touch. */
-    tiny_block_t *free;       /* blocks ready to hand out; the owner's frees
-                                 go here too (owner only) */
-    uintptr_t free_key;       /* hs_free_key, kept here because free's fast
-                                 path has this line in cache already */
-    uint32_t used;            /* blocks handed out and not yet seen free */
-    _Atomic uint32_t carved;  /* blocks put on the free list so far (see above);
-                                 written by the owner, read by any freeing thread */
-    uint32_t block_size;      /* bytes per block (the class size) */
-    uint8_t cls;              /* size class */
-    uint8_t units;            /* 32 KiB units the slab spans */
-    uint8_t first_unit;       /* index of the slab's first unit */
-    _Atomic uint8_t has_aligned; /* an aligned allocation handed out an inner pointer */
-    char *start;              /* first block */
-    uint64_t recip;           /* floor(2^64 / block_size) + 1: see tiny_block_index */
+    tiny_block_t *free;           /* blocks ready to hand out; the owner's frees
+                                     go here too (owner only) */
+    uintptr_t free_key;           /* hs_free_key, kept here because free's fast
+                                     path has this line in cache already */
+    uint32_t used;                /* blocks handed out and not yet seen free */
+    _Atomic uint32_t carved;      /* blocks put on the free list so far (see above);
+                                     written by the owner, read by any freeing thread */
+    uint32_t block_size;          /* bytes per block (the class size) */
+    uint8_t cls;                  /* size class */
+    uint8_t units;                /* 32 KiB units the slab spans */
+    uint8_t first_unit;           /* index of the slab's first unit */
+    _Atomic uint8_t has_aligned;  /* an aligned allocation handed out an inner pointer */
+    char *start;                  /* first block */
+    uint64_t recip;               /* floor(2^64 / block_size) + 1: see tiny_block_index */
     _Atomic uintptr_t owner_word; /* owning heap | TINY_OWNER_FULL; 0 for an orphan */
-    tiny_slab_t *head;        /* the descriptor of the slab this unit belongs to */
+    tiny_slab_t *head;            /* the descriptor of the slab this unit belongs to */
     /* Second cache line: lists, and what other threads write. */
-    tiny_slab_t *next;        /* in the owner's partial or full list, or the orphans */
+    tiny_slab_t *next; /* in the owner's partial or full list, or the orphans */
     tiny_slab_t *prev;
     _Atomic uintptr_t remote_free; /* blocks freed by other threads: length | top | FULL */
-    uint32_t capacity;        /* blocks the slab can hold */
+    uint32_t capacity;             /* blocks the slab can hold */
     uint8_t pad_[HS_CACHE_LINE - 3 * sizeof(void *) - sizeof(uint32_t)];
 };
 _Static_assert(sizeof(tiny_slab_t) == 2 * HS_CACHE_LINE, "two cache lines");
@@ -148,10 +151,10 @@ struct tiny_heap_s {
     /* The SuperSlabs that hold every empty slab kept as a current slab
      * (slab_now_empty), least recently used first; NULL when unused. */
     seg_superslab_t *kept_in[TINY_KEPT_SUPERSLABS];
-    unsigned node;                          /* NUMA node its SuperSlabs come from */
-    bool attached;                          /* belongs to a running thread */
-    tiny_heap_t *next_free;                 /* in the pool of heaps to reuse */
-    tiny_heap_t *all_next;                  /* every heap ever made (never unlinked) */
+    unsigned node;          /* NUMA node its SuperSlabs come from */
+    bool attached;          /* belongs to a running thread */
+    tiny_heap_t *next_free; /* in the pool of heaps to reuse */
+    tiny_heap_t *all_next;  /* every heap ever made (never unlinked) */
     /* Frees of other threads' blocks made by this thread, by the block's
      * node: written by this thread only, summed by hugeslab_stats(). A
      * shared counter here would be a cache line every thread fights over. */

@@ -111,10 +111,11 @@ static int test_faults(const char *backing, long n_superslabs)
     long long got_thp = (long long)(after.superslabs_thp - before.superslabs_thp);
     long long got_hugetlb = (long long)(after.superslabs_hugetlb - before.superslabs_hugetlb);
     long long got_base = (long long)(after.superslabs_base - before.superslabs_base);
-    printf("faults: backing=%s superslabs=%lld faults=%lld per_superslab=%.1f "
-           "(thp %lld, hugetlb %lld, base %lld) AnonHugePages +%lld KiB Private_Hugetlb +%lld KiB\n",
-           backing, new_superslabs, f1 - f0, per, got_thp, got_hugetlb, got_base,
-           (huge_after - huge_before) / 1024, (hugetlb_after - hugetlb_before) / 1024);
+    printf(
+        "faults: backing=%s superslabs=%lld faults=%lld per_superslab=%.1f "
+        "(thp %lld, hugetlb %lld, base %lld) AnonHugePages +%lld KiB Private_Hugetlb +%lld KiB\n",
+        backing, new_superslabs, f1 - f0, per, got_thp, got_hugetlb, got_base,
+        (huge_after - huge_before) / 1024, (hugetlb_after - hugetlb_before) / 1024);
     for (size_t i = 0; i < count; i++) free(blocks[i]);
     if (strcmp(backing, "thp") == 0) {
         if (got_thp != new_superslabs) return fail("%s", "SuperSlabs not THP-backed");
@@ -266,15 +267,18 @@ static int test_stats(void)
     printf("stats: slabs %llu MiB, mapped %llu MiB, thp %llu; kernel Rss %lld MiB "
            "(hugeslab says %lld), AnonHugePages %lld MiB (hugeslab says %lld); after trim "
            "purged %llu MiB, kernel Rss %lld MiB\n",
-           (unsigned long long)(s1.bytes_in_slabs / MiB), (unsigned long long)(s1.bytes_mapped / MiB),
-           (unsigned long long)s1.superslabs_thp, rss1 / MiB, (long long)(s1.kernel_rss / MiB),
-           huge1 / MiB, (long long)(s1.kernel_anon_huge / MiB),
-           (unsigned long long)(s2.bytes_purged_now / MiB), rss2 / MiB);
-    if (s1.bytes_in_slabs < 64 * (unsigned long long)MiB) return fail("%s", "bytes_in_slabs too small");
+           (unsigned long long)(s1.bytes_in_slabs / MiB),
+           (unsigned long long)(s1.bytes_mapped / MiB), (unsigned long long)s1.superslabs_thp,
+           rss1 / MiB, (long long)(s1.kernel_rss / MiB), huge1 / MiB,
+           (long long)(s1.kernel_anon_huge / MiB), (unsigned long long)(s2.bytes_purged_now / MiB),
+           rss2 / MiB);
+    if (s1.bytes_in_slabs < 64 * (unsigned long long)MiB)
+        return fail("%s", "bytes_in_slabs too small");
     if (s1.bytes_mapped < s1.bytes_in_slabs) return fail("%s", "mapped < in slabs");
     /* Our reading of the kernel and the test's own reading agree within 4 MiB. */
     if (llabs((long long)s1.kernel_rss - rss1) > 4 * MiB) return fail("%s", "kernel_rss disagrees");
-    if (llabs((long long)s1.kernel_anon_huge - huge1) > 4 * MiB) return fail("%s", "kernel_anon_huge disagrees");
+    if (llabs((long long)s1.kernel_anon_huge - huge1) > 4 * MiB)
+        return fail("%s", "kernel_anon_huge disagrees");
     /* The SuperSlabs that claim THP must be visible as huge pages. */
     if (s1.superslabs_thp && huge1 < (long long)(s1.superslabs_thp - 2) * SUPERSLAB)
         return fail("%s", "THP SuperSlabs not backed by huge pages");

@@ -34,7 +34,7 @@ int64_t hs_option_values[HS_OPT_COUNT];
 
 static int nodes, cpu_nodes;
 static int used_nodes; /* what numa_node_count() should say */
-static int policy = 0;                 /* 0 default, 1 preferred, 2 bind, 3 interleave */
+static int policy = 0; /* 0 default, 1 preferred, 2 bind, 3 interleave */
 static unsigned char policy_set[NT_MAX_NODES];
 static int failures;
 static long interleave_count[NT_MAX_NODES];
@@ -147,11 +147,16 @@ int main(int argc, char **argv)
     cpu_set_t cpus;
     while (cpu_nodes < nodes && nt_node_cpus(cpu_nodes, &cpus) > 0) cpu_nodes++;
     const char *mode = argc > 1 ? argv[1] : "default";
-    if (strcmp(mode, "preferred") == 0) policy = 1;
-    else if (strcmp(mode, "bind") == 0) policy = 2;
-    else if (strcmp(mode, "interleave") == 0) policy = 3;
-    else if (strcmp(mode, "default") != 0) return NT_EXIT_USAGE;
-    if (policy == 3) memset(policy_set, 1, sizeof policy_set);
+    if (strcmp(mode, "preferred") == 0)
+        policy = 1;
+    else if (strcmp(mode, "bind") == 0)
+        policy = 2;
+    else if (strcmp(mode, "interleave") == 0)
+        policy = 3;
+    else if (strcmp(mode, "default") != 0)
+        return NT_EXIT_USAGE;
+    if (policy == 3)
+        memset(policy_set, 1, sizeof policy_set);
     else if (policy != 0 && (argc < 3 || nt_parse_list(argv[2], policy_set, NT_MAX_NODES) == 0))
         return NT_EXIT_USAGE;
     if (nodes < 2) {

@@ -94,9 +94,9 @@ static long blocks_where(const blocks_t *b, size_t from, size_t to, long *per_no
 
 static double share(long part, long whole) { return whole > 0 ? (double)part / whole : 0.0; }
 
-static int nodes;      /* online nodes */
-static int cpu_nodes;  /* nodes with CPUs: 0..cpu_nodes-1 in the test VM */
-static char why[512];  /* first failure */
+static int nodes;     /* online nodes */
+static int cpu_nodes; /* nodes with CPUs: 0..cpu_nodes-1 in the test VM */
+static char why[512]; /* first failure */
 
 static void fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static void fail(const char *fmt, ...)
@@ -195,15 +195,15 @@ static int case_local(void)
  * allocation: the allocator sees each on its node from the start (the main
  * thread already allocated, through stdio, before any pinning). */
 typedef struct remote_s {
-    blocks_t produced;         /* producer's first round, freed by the consumer */
-    nt_pages_t first_pages;    /* pages of the first round */
-    long first[NT_MAX_NODES];  /* first round per node */
+    blocks_t produced;        /* producer's first round, freed by the consumer */
+    nt_pages_t first_pages;   /* pages of the first round */
+    long first[NT_MAX_NODES]; /* first round per node */
     long first_known;
     long consumer[NT_MAX_NODES];
     long consumer_known;
     long second[NT_MAX_NODES]; /* producer's second round per node */
     long second_known;
-    double reuse;              /* share of second-round blocks on first-round pages */
+    double reuse; /* share of second-round blocks on first-round pages */
     pthread_barrier_t step;
 } remote_t;
 
@@ -227,8 +227,7 @@ static void *producer_thread(void *p)
     size_t reused = 0;
     for (size_t i = 0; i < again.count; i++) {
         uintptr_t page = (uintptr_t)again.ptr[i] & ~(NT_PAGE - 1);
-        if (bsearch(&page, r->first_pages.page, r->first_pages.count, sizeof page,
-                    nt_cmp_uintptr))
+        if (bsearch(&page, r->first_pages.page, r->first_pages.count, sizeof page, nt_cmp_uintptr))
             reused++;
     }
     r->reuse = (double)reused / (double)again.count;
@@ -278,8 +277,8 @@ static int case_remote(void)
     char text[512];
     double first_local = share(r.first[0], r.first_known);
     nt_format_nodes(text, sizeof text, r.first, nodes);
-    printf("producer (node 0), first round: %ld pages: %s: %.2f%% on node 0\n", r.first_known,
-           text, 100 * first_local);
+    printf("producer (node 0), first round: %ld pages: %s: %.2f%% on node 0\n", r.first_known, text,
+           100 * first_local);
     nt_format_nodes(text, sizeof text, r.consumer, nodes);
     double consumer_local = share(r.consumer[1], r.consumer_known);
     printf("consumer (node 1) after freeing them: %ld pages: %s: %.2f%% on node 1\n",
@@ -363,12 +362,15 @@ static int case_policy(int argc, char **argv)
         figure = lo;
     } else {
         figure = share(sum[target], total);
-        printf("all threads: %ld pages: %s: %.2f%% on node %d\n", total, text, 100 * figure, target);
+        printf("all threads: %ld pages: %s: %.2f%% on node %d\n", total, text, 100 * figure,
+               target);
         double need = expected_mode == 2 ? 1.0 : LOCAL_SHARE;
         if (figure < need)
             fail("%.2f%% on the policy's node, need %.0f%%", 100 * figure, 100 * need);
     }
-    print_figures(expected_mode == 3 ? "interleave" : expected_mode == 2 ? "membind" : "preferred",
+    print_figures(expected_mode == 3   ? "interleave"
+                  : expected_mode == 2 ? "membind"
+                                       : "preferred",
                   figure);
     pthread_barrier_wait(&start);
     for (int n = 0; n < cpu_nodes; n++) pthread_join(tid[n], NULL);
@@ -406,8 +408,7 @@ static void *migrate_thread(void *p)
            now, MIGRATE_GRACE, known_after, text, 100 * after_local);
     if (share(where_before[0], known_before) < LOCAL_SHARE)
         fail("before the move only %.2f%% on node 0", 100 * share(where_before[0], known_before));
-    if (after_local < LOCAL_SHARE)
-        fail("after the move only %.2f%% on node 1", 100 * after_local);
+    if (after_local < LOCAL_SHARE) fail("after the move only %.2f%% on node 1", 100 * after_local);
     print_figures("migrate", after_local);
     blocks_free(&before);
     blocks_free(&grace);
@@ -482,11 +483,16 @@ int main(int argc, char **argv)
         return NT_EXIT_SKIP;
     }
     int rc = NT_EXIT_USAGE;
-    if (strcmp(argv[1], "local") == 0) rc = case_local();
-    else if (strcmp(argv[1], "remote") == 0) rc = case_remote();
-    else if (strcmp(argv[1], "policy") == 0) rc = case_policy(argc, argv);
-    else if (strcmp(argv[1], "migrate") == 0) rc = case_migrate();
-    else if (strcmp(argv[1], "hugetlb") == 0) rc = case_hugetlb();
+    if (strcmp(argv[1], "local") == 0)
+        rc = case_local();
+    else if (strcmp(argv[1], "remote") == 0)
+        rc = case_remote();
+    else if (strcmp(argv[1], "policy") == 0)
+        rc = case_policy(argc, argv);
+    else if (strcmp(argv[1], "migrate") == 0)
+        rc = case_migrate();
+    else if (strcmp(argv[1], "hugetlb") == 0)
+        rc = case_hugetlb();
     if (rc == NT_EXIT_USAGE) fprintf(stderr, "%s: bad arguments\n", argv[0]);
     return rc;
 }

@@ -188,8 +188,7 @@ static inline void nt_format_nodes(char *buf, size_t cap, const long *per_node, 
     size_t used = 0;
     buf[0] = '\0';
     for (int i = 0; i < nodes && used < cap; i++)
-        used += (size_t)snprintf(buf + used, cap - used, "%sN%d=%ld", i ? "," : "", i,
-                                 per_node[i]);
+        used += (size_t)snprintf(buf + used, cap - used, "%sN%d=%ld", i ? "," : "", i, per_node[i]);
 }
 
 /* Sums /proc/self/numa_maps per node, in KiB (Nk= counts pages of the VMA's

@@ -3,7 +3,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-struct node { struct node *l, *r; int key; char name[24]; };
+struct node {
+    struct node *l, *r;
+    int key;
+    char name[24];
+};
 
 static struct node *insert(struct node *t, int key)
 {
@@ -13,8 +17,10 @@ static struct node *insert(struct node *t, int key)
         snprintf(t->name, sizeof t->name, "k%d", key);
         return t;
     }
-    if (key < t->key) t->l = insert(t->l, key);
-    else if (key > t->key) t->r = insert(t->r, key);
+    if (key < t->key)
+        t->l = insert(t->l, key);
+    else if (key > t->key)
+        t->r = insert(t->r, key);
     return t;
 }
 
@@ -26,13 +32,22 @@ static unsigned long walk(const struct node *t, unsigned long h)
     return walk(t->r, h);
 }
 
-static void drop(struct node *t) { if (t) { drop(t->l); drop(t->r); free(t); } }
+static void drop(struct node *t)
+{
+    if (t) {
+        drop(t->l);
+        drop(t->r);
+        free(t);
+    }
+}
 
-#define GEN(n) static int f##n(int x) { return x * n + (x >> (n % 7)) - n; }
-GEN(1) GEN(2) GEN(3) GEN(4) GEN(5) GEN(6) GEN(7) GEN(8) GEN(9) GEN(10)
-GEN(11) GEN(12) GEN(13) GEN(14) GEN(15) GEN(16) GEN(17) GEN(18) GEN(19) GEN(20)
+#define GEN(n)                                                                                     \
+    static int f##n(int x) { return x * n + (x >> (n % 7)) - n; }
+GEN(1)
+GEN(2) GEN(3) GEN(4) GEN(5) GEN(6) GEN(7) GEN(8) GEN(9) GEN(10) GEN(11) GEN(12) GEN(13) GEN(14)
+    GEN(15) GEN(16) GEN(17) GEN(18) GEN(19) GEN(20)
 
-int main(void)
+        int main(void)
 {
     struct node *t = NULL;
     unsigned x = 1;
@@ -43,7 +58,8 @@ int main(void)
     int s = 0;
     for (int i = 0; i < 1000; i++)
         s += f1(i) ^ f2(i) ^ f3(i) ^ f4(i) ^ f5(i) ^ f6(i) ^ f7(i) ^ f8(i) ^ f9(i) ^ f10(i) ^
-             f11(i) ^ f12(i) ^ f13(i) ^ f14(i) ^ f15(i) ^ f16(i) ^ f17(i) ^ f18(i) ^ f19(i) ^ f20(i);
+             f11(i) ^ f12(i) ^ f13(i) ^ f14(i) ^ f15(i) ^ f16(i) ^ f17(i) ^ f18(i) ^ f19(i) ^
+             f20(i);
     printf("%lu %d\n", walk(t, 0), s);
     drop(t);
     return 0;
