@@ -56,9 +56,17 @@ $(BUILD)/obj/gen/profiles.o: $(BUILD)/gen/profiles.c $(LIB_HDR)
 $(SO): $(LIB_OBJ) src/hugeslab.map
 	$(CC) $(LIBLDFLAGS) -o $@ $(LIB_OBJ) $(LIBS)
 
-$(AR_LIB): $(LIB_OBJ)
+# The archive holds one relocatable object in which every hidden symbol is
+# made local, so that it exports only what the shared library exports and a
+# program can link it next to libnuma (whose numa_* names hugeslab's internals
+# would otherwise clash with).  Tests that need internals link $(LIB_OBJ).
+$(BUILD)/obj/hugeslab-all.o: $(LIB_OBJ)
+	ld -r -o $@ $(LIB_OBJ)
+	objcopy --localize-hidden $@
+
+$(AR_LIB): $(BUILD)/obj/hugeslab-all.o
 	@rm -f $@
-	ar rcs $@ $(LIB_OBJ)
+	ar rcs $@ $<
 
 include tests/tests.mk
 include bench/bench.mk

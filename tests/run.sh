@@ -5,7 +5,8 @@
 #
 # Usage: tests/run.sh [name...]        (default: all tests)
 #   names: internal api api_static bad_input stress stress_tsan stress_tsan_purge stress_ubsan fork
-#          fork_hugetlb thread_exit dlopen cxx programs (or prog_python3, prog_sort, ...)
+#          fork_hugetlb thread_exit dlopen cxx symbols libnuma_static libnuma_preload
+#          programs (or prog_python3, prog_sort, ...)
 #          kernel (tests/kernel: faults, purge, fallbacks, statistics)
 #          numa (tests/numa: placement in 2- and 4-node virtual machines)
 # Environment:
@@ -44,7 +45,7 @@ else
     EXPECT=1
 fi
 
-ALL="internal api api_static bad_input stress stress_tsan stress_tsan_purge stress_ubsan fork fork_hugetlb thread_exit dlopen cxx programs kernel numa"
+ALL="internal api api_static bad_input stress stress_tsan stress_tsan_purge stress_ubsan fork fork_hugetlb thread_exit dlopen cxx symbols libnuma_static libnuma_preload programs kernel numa"
 WANT=${*:-$ALL}
 
 report() { # STATUS NAME [REASON]
@@ -155,6 +156,11 @@ for t in $WANT; do
         if [ -n "$PRELOAD" ]; then run_test dlopen plain "$BIN/dlopen_test" "$SO"
         else report SKIP dlopen "HS_NO_PRELOAD=1"; fi ;;
     cxx) run_test cxx preload "$BIN/cxx_test" ;;
+    symbols) run_test symbols plain "$TESTS_DIR/symbols.sh" "$SO" "$BUILD/libhugeslab.a" ;;
+    libnuma_static)
+        if [ -n "$PRELOAD" ]; then run_test libnuma_static plain "$BIN/libnuma_static"
+        else report SKIP libnuma_static "HS_NO_PRELOAD=1"; fi ;;
+    libnuma_preload) run_test libnuma_preload preload "$BIN/libnuma_preload" ;;
     programs | prog_*)
         progs=""
         [ "$t" != programs ] && progs=${t#prog_}

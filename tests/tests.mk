@@ -47,7 +47,8 @@ UBSAN_FLAGS   := -fsanitize=undefined -fno-sanitize-recover=undefined
 TEST_BINS := $(TEST_DIR)/api_test $(TEST_DIR)/api_test_static $(TEST_DIR)/bad_input_test \
              $(TEST_DIR)/stress_test $(TEST_DIR)/stress_tsan $(TEST_DIR)/stress_ubsan \
              $(TEST_DIR)/fork_test $(TEST_DIR)/thread_exit_test $(TEST_DIR)/dlopen_test \
-             $(TEST_DIR)/cxx_test $(TEST_DIR)/kernel_test $(TEST_DIR)/internal_test
+             $(TEST_DIR)/cxx_test $(TEST_DIR)/kernel_test $(TEST_DIR)/internal_test \
+             $(TEST_DIR)/libnuma_static $(TEST_DIR)/libnuma_preload
 
 TEST_COMMON := tests/test_util.h tests/tests.mk
 
@@ -74,10 +75,24 @@ $(TEST_DIR)/api_test_static: tests/api_test.c $(TEST_COMMON) include/hugeslab.h 
 	@mkdir -p $(dir $@)
 	$(CC) $(TEST_CFLAGS) -DHS_PREFIX $< -o $@ $(AR_LIB) $(LIBS) $(TEST_LDLIBS)
 
-# the fast paths' arithmetic, against the archive and the library's own headers
-$(TEST_DIR)/internal_test: tests/internal_test.c $(TEST_COMMON) $(LIB_HDR) $(AR_LIB)
+# the fast paths' arithmetic, against the library's objects (the archive
+# hides internal symbols) and its own headers
+$(TEST_DIR)/internal_test: tests/internal_test.c $(TEST_COMMON) $(LIB_HDR) $(TEST_LIB_OBJ)
 	@mkdir -p $(dir $@)
-	$(CC) $(TEST_CFLAGS) -Isrc $< -o $@ $(AR_LIB) $(LIBS) $(TEST_LDLIBS)
+	$(CC) $(TEST_CFLAGS) -Isrc $< -o $@ $(TEST_LIB_OBJ) $(LIBS) $(TEST_LDLIBS)
+
+# libnuma next to hugeslab: linked statically with both archives, and
+# dynamically with libnuma.so for a run under LD_PRELOAD
+$(TEST_DIR)/libnuma_static: tests/libnuma_test.c $(TEST_COMMON) include/hugeslab.h $(AR_LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(TEST_CFLAGS) -DHS_STATIC_LINK -static $< -o $@ $(AR_LIB) -lnuma $(LIBS) 2>$@.log || \
+	    { cat $@.log >&2; exit 1; }
+	@# libnuma.a's own warning about getaddrinfo in static programs is not ours
+	@grep -v -e 'in function .affinity_ip' -e "Using 'getaddrinfo'" $@.log >&2 || true
+
+$(TEST_DIR)/libnuma_preload: tests/libnuma_test.c $(TEST_COMMON) include/hugeslab.h
+	@mkdir -p $(dir $@)
+	$(CC) $(TEST_CFLAGS) $< -o $@ -lnuma $(TEST_LDLIBS)
 
 # kernel accounting tests call hugeslab_stats(): linked to the shared library
 $(TEST_DIR)/kernel_test: tests/kernel/kernel_test.c include/hugeslab.h $(SO)

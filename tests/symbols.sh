@@ -1,0 +1,57 @@
+#!/bin/sh
+# Symbol hygiene: the shared library and the static archive define, as
+# global symbols, exactly the malloc API and hugeslab_* names, nothing of the
+# library's internals (which would clash with, or interpose on, other
+# libraries' names: libnuma's numa_init and numa_bind, for one).
+#
+# Usage: tests/symbols.sh LIBHUGESLAB.so LIBHUGESLAB.a
+# Exit status 0 when both are clean, 1 otherwise (lines "FAIL: ...").
+set -u
+so=$1
+ar=$2
+API="malloc free calloc realloc reallocarray posix_memalign aligned_alloc memalign valloc pvalloc
+malloc_usable_size free_sized free_aligned_sized mallopt malloc_trim malloc_stats mallinfo
+mallinfo2 malloc_info"
+bad=0
+
+# check WHAT NAMES: NAMES is one defined global name a line
+check() {
+    what=$1
+    names=$2
+    count=$(printf '%s\n' "$names" | grep -c .)
+    stray=$(printf '%s\n' "$names" | grep -v '^hugeslab_' | grep -v -x -F "$(printf '%s\n' $API)")
+    if [ -n "$stray" ]; then
+        echo "FAIL: $what defines internal names as global: $(echo $stray)"
+        bad=1
+    fi
+    for name in $API hugeslab_malloc hugeslab_free hugeslab_stats; do
+        if ! printf '%s\n' "$names" | grep -q -x "$name"; then
+            echo "FAIL: $what does not define $name"
+            bad=1
+        fi
+    done
+    echo "$what: $count global names, $(printf '%s\n' "$names" | grep -c '^hugeslab_') of them hugeslab_*"
+}
+
+for f in "$so" "$ar"; do
+    if [ ! -f "$f" ]; then
+        echo "FAIL: $f not built"
+        exit 1
+    fi
+done
+
+# The shared library: its dynamic symbol table, read by two tools.
+check "$so (nm -D)" "$(nm -D --defined-only "$so" | awk '{print $NF}' | sed 's/@.*//' | sort -u)"
+check "$so (readelf)" "$(readelf -W --dyn-syms "$so" |
+    awk '$5 == "GLOBAL" || $5 == "WEAK" { if ($7 != "UND") print $8 }' | sed 's/@.*//' | sort -u)"
+
+# The archive: every member's defined global and weak symbols.
+check "$ar (nm)" "$(nm -g --defined-only "$ar" | awk 'NF == 3 {print $3}' | sort -u)"
+hidden=$(readelf -W -s "$ar" | awk '($5 == "GLOBAL" || $5 == "WEAK") && $6 != "DEFAULT" && $7 != "UND" {print $8}')
+if [ -n "$hidden" ]; then
+    echo "FAIL: $ar keeps hidden names global: $(echo $hidden)"
+    bad=1
+fi
+
+[ $bad -eq 0 ] && echo PASS
+exit $bad
