@@ -31,27 +31,30 @@ LIB_SRC  := $(wildcard src/*/*.c)
 PROFILES := $(wildcard configs/*.conf)
 LIB_OBJ  := $(patsubst src/%.c,$(BUILD)/obj/%.o,$(LIB_SRC)) $(BUILD)/obj/gen/profiles.o
 LIB_HDR  := include/hugeslab.h $(wildcard src/*/*.h)
+# Each object lists the headers it really includes (-MMD, in a .d file next
+# to it); -MP keeps a deleted header from breaking the build.
+DEPFLAGS := -MMD -MP
 
 SO       := $(BUILD)/libhugeslab.so
 AR_LIB   := $(BUILD)/libhugeslab.a
 
-.PHONY: all lib test bench bench-full clean format packages-test packages-bench
+.PHONY: all lib test bench bench-full clean format format-check packages-test packages-bench
 all: lib
 lib: $(SO) $(AR_LIB)
 
-$(BUILD)/obj/%.o: src/%.c $(LIB_HDR) Makefile
+$(BUILD)/obj/%.o: src/%.c Makefile
 	@mkdir -p $(dir $@)
 	@echo "  CC      $<"
-	@$(CC) $(LIBCFLAGS) -c $< -o $@
+	@$(CC) $(LIBCFLAGS) $(DEPFLAGS) -c $< -o $@
 
 $(BUILD)/gen/profiles.c: $(PROFILES) scripts/gen-profiles.sh
 	@mkdir -p $(dir $@)
 	scripts/gen-profiles.sh $(PROFILES) > $@
 
-$(BUILD)/obj/gen/profiles.o: $(BUILD)/gen/profiles.c $(LIB_HDR)
+$(BUILD)/obj/gen/profiles.o: $(BUILD)/gen/profiles.c Makefile
 	@mkdir -p $(dir $@)
 	@echo "  CC      $<"
-	@$(CC) $(LIBCFLAGS) -c $< -o $@
+	@$(CC) $(LIBCFLAGS) $(DEPFLAGS) -c $< -o $@
 
 $(SO): $(LIB_OBJ) src/hugeslab.map
 	$(CC) $(LIBLDFLAGS) -o $@ $(LIB_OBJ) $(LIBS)
@@ -71,8 +74,16 @@ $(AR_LIB): $(BUILD)/obj/hugeslab-all.o
 include tests/tests.mk
 include bench/bench.mk
 
+# Every C and C++ file of the tree, as scripts/format-check.sh lists them.
 format:
-	clang-format -i include/*.h src/*/*.[ch] tests/*.c bench/*.c
+	clang-format -i $$(sh scripts/format-check.sh --list)
+
+# Fails, naming the files, when one is not formatted as .clang-format says
+# (make test runs it as the test "format").
+format-check:
+	@sh scripts/format-check.sh
+
+-include $(LIB_OBJ:.o=.d)
 
 clean:
 	rm -rf $(BUILD)

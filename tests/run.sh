@@ -4,7 +4,7 @@
 # test failed.  Full output of each test: $BUILD/tests/logs/<name>.log
 #
 # Usage: tests/run.sh [name...]        (default: all tests)
-#   names: internal api api_static bad_input stress stress_tsan stress_tsan_purge stress_ubsan fork
+#   names: format internal api api_static bad_input stress stress_tsan stress_tsan_purge stress_ubsan fork
 #          fork_hugetlb thread_exit dlopen cxx symbols libnuma_static libnuma_preload
 #          programs (or prog_python3, prog_sort, ...)
 #          kernel (tests/kernel: faults, purge, fallbacks, statistics)
@@ -45,7 +45,7 @@ else
     EXPECT=1
 fi
 
-ALL="internal api api_static bad_input stress stress_tsan stress_tsan_purge stress_ubsan fork fork_hugetlb thread_exit dlopen cxx symbols libnuma_static libnuma_preload programs kernel numa"
+ALL="format internal api api_static bad_input stress stress_tsan stress_tsan_purge stress_ubsan fork fork_hugetlb thread_exit dlopen cxx symbols libnuma_static libnuma_preload programs kernel numa"
 WANT=${*:-$ALL}
 
 report() { # STATUS NAME [REASON]
@@ -115,6 +115,8 @@ run_test() {
 
 for t in $WANT; do
     case "$t" in
+    # the tree formatted as .clang-format says (make format-check)
+    format) run_test format plain "$TESTS_DIR/../scripts/format-check.sh" ;;
     internal) run_test internal plain "$BIN/internal_test" ;;
     api) run_test api preload "$BIN/api_test" ;;
     api_static)

@@ -19,7 +19,7 @@ TEST_CFLAGS   := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -O2 -g -fno-builti
 TEST_CXXFLAGS := -std=c++17 -Wall -Wextra -Werror -O2 -g -fno-builtin -fsized-deallocation -pthread
 TEST_LDLIBS   := -ldl
 
-TEST_PACKAGES := sqlite3 python3 g++ coreutils perl binutils grep mawk liburing-dev \
+TEST_PACKAGES := clang-format sqlite3 python3 g++ coreutils perl binutils grep mawk liburing-dev \
                  qemu-system-x86 linux-image-amd64 busybox-static cpio numactl libnuma-dev
 ifneq ($(findstring clang,$(CC)),)
 TEST_PACKAGES += clang libclang-rt-14-dev
@@ -105,18 +105,19 @@ $(TEST_DIR)/cxx_test: tests/cxx_test.cpp tests/tests.mk
 
 # sanitizer builds
 define san_rules
-$(BUILD)/$(1)/%.o: src/%.c $(LIB_HDR) tests/tests.mk
+$(BUILD)/$(1)/%.o: src/%.c tests/tests.mk
 	@mkdir -p $$(dir $$@)
-	$$(CC) $$(SAN_LIBCFLAGS) $(2) -c $$< -o $$@
+	$$(CC) $$(SAN_LIBCFLAGS) $(2) -MMD -MP -c $$< -o $$@
 	objcopy $$(SAN_LOCALIZE) $$@
 
-$(BUILD)/$(1)/gen/%.o: $(BUILD)/gen/%.c $(LIB_HDR) tests/tests.mk
+$(BUILD)/$(1)/gen/%.o: $(BUILD)/gen/%.c tests/tests.mk
 	@mkdir -p $$(dir $$@)
-	$$(CC) $$(SAN_LIBCFLAGS) $(2) -c $$< -o $$@
+	$$(CC) $$(SAN_LIBCFLAGS) $(2) -MMD -MP -c $$< -o $$@
 	objcopy $$(SAN_LOCALIZE) $$@
 endef
 $(eval $(call san_rules,tsan,$(TSAN_FLAGS)))
 $(eval $(call san_rules,ubsan,$(UBSAN_FLAGS)))
+-include $(TSAN_OBJ:.o=.d) $(UBSAN_OBJ:.o=.d)
 
 $(TEST_DIR)/stress_tsan: tests/stress_test.c $(TEST_COMMON) include/hugeslab.h $(TSAN_OBJ)
 	@mkdir -p $(dir $@)
