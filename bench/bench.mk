@@ -1,8 +1,10 @@
 # Benchmarks, included from the top Makefile (which defines CC, BUILD, SO and
 # the `lib` target).
 #
-#   make bench          every group (mixed, sizes, mt), 5 runs per allocator
-#                       (about 2.5 minutes on 2 cores)
+#   make bench          every group (mixed, sizes, mt: 5 runs per allocator;
+#                       memory: 3 runs), about 10 minutes on 2 cores
+#   make bench-memory   only the memory group (bench/bench_memory.c: peak RSS,
+#                       RSS 3 s after everything was freed), about 7 minutes
 #   make bench-full     11 runs, 2 s multithreaded runs, plus the 1M-iteration
 #                       mixed workloads (about 8 minutes)
 #   make bench-threads THREADS=16 [LIB_DIR=/path/to/copies]
@@ -14,6 +16,7 @@
 BENCH_DIR    := $(BUILD)/bench
 BENCH_BIN    := $(BENCH_DIR)/bench_random_mixed
 BENCH_MT     := $(BENCH_DIR)/bench_mt
+BENCH_MEM    := $(BENCH_DIR)/bench_memory
 # No -march=native: figures must stay comparable across machines, and the
 # loop is dominated by the allocator, not by the benchmark's own code.
 BENCH_CFLAGS := -std=c11 -O2 -g -Wall -Wextra -Werror -Wshadow \
@@ -22,10 +25,11 @@ BENCH_PKGS   := libmimalloc2.0 libjemalloc2 libtcmalloc-minimal4 gnuplot-nox
 BENCH_ARGS   ?=
 THREADS      ?= $(shell nproc)
 LIB_DIR      ?= /usr/lib/x86_64-linux-gnu
-COMPARE      := python3 bench/compare.py --bin $(BENCH_BIN) --mt-bin $(BENCH_MT) --so $(SO) \
+COMPARE      := python3 bench/compare.py --bin $(BENCH_BIN) --mt-bin $(BENCH_MT) \
+                --mem-bin $(BENCH_MEM) --so $(SO) \
                 --lib-dir $(LIB_DIR)
 
-.PHONY: bench bench-full bench-threads packages-bench
+.PHONY: bench bench-full bench-threads bench-memory packages-bench
 
 # Header-only shared code, so each program is still one compiler command.
 BENCH_COMMON := bench/bench_common.h
@@ -38,17 +42,24 @@ $(BENCH_MT): bench/bench_mt.c $(BENCH_COMMON) bench/bench.mk
 	@mkdir -p $(dir $@)
 	$(CC) $(BENCH_CFLAGS) -pthread -o $@ $< -ldl
 
+$(BENCH_MEM): bench/bench_memory.c $(BENCH_COMMON) bench/bench.mk
+	@mkdir -p $(dir $@)
+	$(CC) $(BENCH_CFLAGS) -pthread -o $@ $< -ldl
+
 # A missing comparison allocator only removes its row from the table, so a
 # failed install (not root, no network) warns instead of stopping the bench.
 packages-bench:
 	@scripts/ensure-packages.sh $(BENCH_PKGS) || \
 	    echo "bench: warning: some of $(BENCH_PKGS) are missing; their rows will be skipped" >&2
 
-bench: packages-bench lib $(BENCH_BIN) $(BENCH_MT)
+bench: packages-bench lib $(BENCH_BIN) $(BENCH_MT) $(BENCH_MEM)
 	$(COMPARE) $(BENCH_ARGS)
 
-bench-full: packages-bench lib $(BENCH_BIN) $(BENCH_MT)
+bench-full: packages-bench lib $(BENCH_BIN) $(BENCH_MT) $(BENCH_MEM)
 	$(COMPARE) --full $(BENCH_ARGS)
+
+bench-memory: packages-bench lib $(BENCH_MEM)
+	$(COMPARE) --groups memory $(BENCH_ARGS)
 
 # No package step: this target is meant for other machines, where the
 # comparison allocators may be copies in LIB_DIR rather than packages.

@@ -3,7 +3,10 @@
 
 Workloads come in groups: `mixed` (bench_random_mixed 16..1040 B with
 rand() and with xorshift), `sizes` (bench_random_mixed over four size
-ranges) and `mt` (bench_mt: larson, prodcons, falseshare).  `--cmd` replaces
+ranges), `mt` (bench_mt: larson, prodcons, falseshare) and `memory`
+(bench_memory: thread churn, large blocks, a key-value fill and flush, a
+small program, Larson-style rounds, producer/consumer; peak RSS and RSS
+once the program has freed everything and gone idle).  `--cmd` replaces
 them with bench_random_mixed workloads of one's own (group `custom`).
 
 Allocators are selected with LD_PRELOAD: hugeslab (build/libhugeslab.so),
@@ -37,11 +40,12 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 LIBDIR = "/usr/lib/x86_64-linux-gnu"
 
-GROUPS = ["mixed", "sizes", "mt"]
+GROUPS = ["mixed", "sizes", "mt", "memory"]
 GROUP_TITLES = {
     "mixed": "bench_random_mixed, 16-1040 B, rand() and xorshift",
     "sizes": "bench_random_mixed (xorshift) by size range",
     "mt": "bench_mt, multithreaded",
+    "memory": "bench_memory: peak RSS and RSS after 3 s idle",
     "custom": "bench_random_mixed",
 }
 # (short label for the charts, bench_random_mixed arguments)
@@ -61,6 +65,11 @@ SIZE_WORKLOADS = [
     ("8-64 KiB", "10000000 400 1 8192 65536 --rng=xorshift"),
 ]
 MT_WORKLOADS = ["larson", "prodcons", "falseshare"]
+# bench_memory workloads (fixed work, then everything freed and 3 s idle).
+MEMORY_WORKLOADS = ["churn", "large", "kv", "small", "larson", "prodcons"]
+# The extra figures bench_memory prints (KiB), kept when present.
+MEMORY_FIELDS = ["start_rss_kb", "freed_rss_kb", "idle_rss_kb", "idle_lazyfree_kb",
+                 "idle_anonhuge_kb"]
 
 # (name, shared object file name, Debian package for machine.txt)
 SYSTEM_ALLOCATORS = [
@@ -79,6 +88,8 @@ def parse_args():
                    help="bench_random_mixed binary (default: build/bench/bench_random_mixed)")
     p.add_argument("--mt-bin", default=os.path.join(ROOT, "build", "bench", "bench_mt"),
                    help="bench_mt binary (default: build/bench/bench_mt)")
+    p.add_argument("--mem-bin", default=os.path.join(ROOT, "build", "bench", "bench_memory"),
+                   help="bench_memory binary (default: build/bench/bench_memory)")
     p.add_argument("--so", default=os.path.join(ROOT, "build", "libhugeslab.so"),
                    help="hugeslab shared library (default: build/libhugeslab.so)")
     p.add_argument("--lib-dir", default=LIBDIR,
@@ -86,6 +97,9 @@ def parse_args():
                         "libtcmalloc_minimal.so.4 (default %s)" % LIBDIR)
     p.add_argument("--runs", type=int, default=None,
                    help="runs per allocator and workload (default 5, 3 with --quick, 11 with --full)")
+    p.add_argument("--memory-runs", type=int, default=None,
+                   help="runs per allocator in the memory group, whose runs last seconds "
+                        "and whose memory figures barely vary (default 3, 1 with --quick)")
     p.add_argument("--quick", action="store_true", help="fewer runs (3), for a fast check")
     p.add_argument("--full", action="store_true",
                    help="11 runs, 2 s per multithreaded run, and the 1M-iteration mixed workloads")
@@ -111,8 +125,10 @@ def parse_args():
     a = p.parse_args()
     if a.runs is None:
         a.runs = 3 if a.quick else 11 if a.full else 5
-    if a.runs < 1:
-        p.error("--runs must be at least 1")
+    if a.memory_runs is None:
+        a.memory_runs = min(a.runs, 1 if a.quick else 3)
+    if a.runs < 1 or a.memory_runs < 1:
+        p.error("--runs and --memory-runs must be at least 1")
     if a.threads < 1:
         p.error("--threads must be at least 1")
     if a.mt_seconds is None:
@@ -145,6 +161,16 @@ def build_workloads(args):
             n = max(2, args.threads // 2 * 2) if name == "prodcons" else args.threads
             out.append({"group": "mt", "short": name, "bin": args.mt_bin, "args": a,
                         "label": "%s %dT %gs" % (name, n, args.mt_seconds)})
+    if "memory" in args.groups:
+        for name in MEMORY_WORKLOADS:
+            a = [name]
+            label = name
+            if name in ("larson", "prodcons"):
+                a.append("--threads=%d" % args.threads)
+                label = "%s %dT" % (name, max(2, args.threads // 2 * 2) if name == "prodcons"
+                                    else args.threads)
+            out.append({"group": "memory", "short": name, "bin": args.mem_bin, "args": a,
+                        "label": label, "runs": args.memory_runs})
     return out
 
 
@@ -201,6 +227,9 @@ def run_once(binary, args, so, timeout):
         res["peak_rss_kb"] = int(fields["peak_rss_kb"])
         res["seconds"] = float(fields["seconds"])
         res["shared_lines"] = int(fields["shared_lines"]) if "shared_lines" in fields else ""
+        for k in MEMORY_FIELDS:
+            if k in fields:
+                res[k] = int(fields[k])
     except (KeyError, ValueError):
         res.update(status="bad output", detail=(line or (err[-1] if err else "no output"))[:200])
         return res
@@ -246,7 +275,11 @@ def summarise(runs):
     ops = [r["ops_per_sec"] for r in runs]
     med = statistics.median(ops)
     shared = [r["shared_lines"] for r in runs if r.get("shared_lines") != ""]
+    mem = {k: statistics.median(r[k] for r in runs) / 1024.0 for k in MEMORY_FIELDS
+           if all(k in r and r[k] >= 0 for r in runs)}
     return {
+        "mem": mem,
+        "seconds": statistics.median(r["seconds"] for r in runs),
         "ok": True,
         "ops": med,
         "spread": (max(ops) - min(ops)) / med * 100 if med else 0.0,
@@ -270,7 +303,61 @@ def ratio(rows, w, name, base):
     return None
 
 
+def render_memory_table(workloads, allocators, rows, skipped):
+    """The memory group: time (fixed work), faults, peak RSS and the RSS an
+    idle program keeps, with LazyFree and AnonHugePages beside it."""
+    base = baseline_of(allocators)
+    head = ["workload", "allocator", "seconds (median)", "vs %s" % (base or BASELINE),
+            "page faults", "peak RSS", "RSS at start", "RSS after free", "RSS idle 3 s",
+            "of it LazyFree", "of it AnonHuge"]
+    out = ["| " + " | ".join(head) + " |", "|---|---|" + "---:|" * (len(head) - 2)]
+    notes = []
+    why_skipped = dict(skipped)
+    present = [n for n, _ in allocators]
+    dash = ["-"] * (len(head) - 3)
+    for w in workloads:
+        for name in ALL_NAMES:
+            if name in why_skipped:
+                out.append("| " + " | ".join([w["label"], name, why_skipped[name]] + dash) + " |")
+                continue
+            if name not in present:
+                continue
+            r = rows[(id(w), name)]
+            if not r["ok"]:
+                out.append("| " + " | ".join([w["label"], name, r["label"]] + dash) + " |")
+                notes.append("%s, %s: %s" % (name, w["label"], r["detail"]))
+                continue
+            b = rows.get((id(w), base))
+            rt = r["seconds"] / b["seconds"] if b and b["ok"] and b["seconds"] else None
+            m = r["mem"]
+            mib = lambda k: "%.1f" % m[k] if k in m else "-"
+            out.append("| " + " | ".join([
+                w["label"], name, "%.3g" % r["seconds"], "%.2f" % rt if rt is not None else "n/a",
+                "%g" % r["faults"], "%.1f" % r["rss_mib"], mib("start_rss_kb"),
+                mib("freed_rss_kb"), mib("idle_rss_kb"), mib("idle_lazyfree_kb"),
+                mib("idle_anonhuge_kb")]) + " |")
+    text = "\n".join(out) + "\n"
+    text += ("\nMiB except seconds and faults; medians. seconds: wall time of the fixed work "
+             "(lower is better; vs %s: time ratio); page faults: minor + major during it; "
+             "peak RSS: VmHWM; RSS at start: when main() began; after free: right after the "
+             "program freed everything; idle 3 s: smaps_rollup Rss 3 s later, with its "
+             "LazyFree (MADV_FREE pages the kernel has not taken yet) and AnonHugePages.\n"
+             % (base or BASELINE))
+    if notes:
+        text += "\nFailures:\n" + "".join("- %s\n" % n for n in notes)
+    return text
+
+
 def render_table(workloads, allocators, rows, skipped):
+    mem = [w for w in workloads if w["group"] == "memory"]
+    rest = [w for w in workloads if w["group"] != "memory"]
+    text = render_ops_table(rest, allocators, rows, skipped) if rest else ""
+    if mem:
+        text += ("\n" if text else "") + render_memory_table(mem, allocators, rows, skipped)
+    return text
+
+
+def render_ops_table(workloads, allocators, rows, skipped):
     base = baseline_of(allocators)
     show_shared = any(w["short"] == "falseshare" for w in workloads)
     head = ["group", "workload", "allocator", "ops/s (M, median)", "spread",
@@ -365,7 +452,8 @@ def machine_info(args, allocators):
         "hugeslab: %s" % (args.so if any(n == "hugeslab" for n, _ in allocators) else "not built"),
         "hugeslab tree: %s" % (sh(["git", "-C", ROOT, "describe", "--always", "--dirty"]) or "no commit"),
     ] + pkgs + [
-        "runs per allocator: %d, cpu pin: %s" % (args.runs, args.cpu if args.cpu is not None else "none"),
+        "runs per allocator: %d (memory group: %d), cpu pin: %s" % (
+            args.runs, args.memory_runs, args.cpu if args.cpu is not None else "none"),
         "groups: %s; mt threads: %d, seconds per run: %g" % (
             "custom (--cmd)" if args.cmd else ",".join(args.groups), args.threads, args.mt_seconds),
         "python: %s" % platform.python_version(),
@@ -380,6 +468,26 @@ def gp_quote(s):
     return '"%s"' % s.replace("\\", "\\\\").replace('"', '\\"')
 
 
+def gp_preamble(png, n_workloads):
+    """What every chart starts with: grouped bars, two panels to come."""
+    return [
+        "set terminal pngcairo size 1100,900 font 'sans,11'",
+        "set output '%s'" % png,
+        # Plain text: workload names contain '_', a subscript otherwise.
+        "set termoption noenhanced",
+        "set datafile missing '-'",
+        # Equal margins so the two panels' clusters line up.
+        "set lmargin 12",
+        "set rmargin 16",
+        "set xrange [-0.6:%g]" % (n_workloads - 0.4),
+        "set style data histograms",
+        "set style histogram clustered gap 1",
+        "set style fill solid 0.85 border -1",
+        "set grid ytics",
+        "set key outside right top",
+    ]
+
+
 def plot(outdir, workloads, allocators, rows):
     """One PNG per group: ops/s relative to the baseline on top, peak RSS
     below, grouped bars (one cluster per workload, one bar per allocator).
@@ -391,6 +499,11 @@ def plot(outdir, workloads, allocators, rows):
     made = []
     for group in dict.fromkeys(w["group"] for w in workloads):
         ws = [w for w in workloads if w["group"] == group]
+        if group == "memory":
+            png = plot_memory(outdir, ws, names, rows)
+            if png:
+                made.append(png)
+            continue
         dat = "%s.dat" % group
         with open(os.path.join(outdir, dat), "w") as f:
             # Columns: workload, then ratio per allocator, then RSS per allocator.
@@ -411,21 +524,7 @@ def plot(outdir, workloads, allocators, rows):
                                                                               k + i + 2)
                              for i in range(k))
         png = "%s.png" % group
-        script = "\n".join([
-            "set terminal pngcairo size 1100,900 font 'sans,11'",
-            "set output '%s'" % png,
-            # Plain text: workload names contain '_', a subscript otherwise.
-            "set termoption noenhanced",
-            "set datafile missing '-'",
-            # Equal margins so the two panels' clusters line up.
-            "set lmargin 12",
-            "set rmargin 16",
-            "set xrange [-0.6:%g]" % (len(ws) - 0.4),
-            "set style data histograms",
-            "set style histogram clustered gap 1",
-            "set style fill solid 0.85 border -1",
-            "set grid ytics",
-            "set key outside right top",
+        script = "\n".join(gp_preamble(png, len(ws)) + [
             "set multiplot layout 2,1 title %s" % gp_quote(GROUP_TITLES.get(group, group)),
             "set yrange [0:*]",
             "set ylabel %s" % gp_quote("ops/s relative to %s (higher is better)" % base),
@@ -450,6 +549,47 @@ def plot(outdir, workloads, allocators, rows):
     return made
 
 
+def plot_memory(outdir, ws, names, rows):
+    """Peak RSS on top, RSS after 3 s idle below, log scale (from 1 MiB to
+    hundreds), one cluster per workload."""
+    dat = "memory.dat"
+    with open(os.path.join(outdir, dat), "w") as f:
+        f.write("workload " + " ".join(gp_quote(n) for n in names * 2) + "\n")
+        for w in ws:
+            vals = []
+            for n in names:
+                r = rows[(id(w), n)]
+                vals.append("%.3f" % r["rss_mib"] if r["ok"] else "-")
+            for n in names:
+                r = rows[(id(w), n)]
+                ok = r["ok"] and "idle_rss_kb" in r["mem"]
+                vals.append("%.3f" % r["mem"]["idle_rss_kb"] if ok else "-")
+            f.write("%s %s\n" % (gp_quote(w["short"]), " ".join(vals)))
+    k = len(names)
+    cols = lambda off: ", ".join("'%s' using %d:xtic(1) title columnheader(%d)"
+                                 % (dat, off + i + 2, off + i + 2) for i in range(k))
+    png = "memory.png"
+    script = "\n".join(gp_preamble(png, len(ws)) + [
+        "set logscale y",
+        "set yrange [0.5:*]",
+        "set multiplot layout 2,1 title %s" % gp_quote(GROUP_TITLES["memory"]),
+        "set ylabel 'peak RSS, MiB (VmHWM; lower is better)'",
+        "plot " + cols(0),
+        "set ylabel 'RSS 3 s after freeing everything, MiB'",
+        "plot " + cols(k),
+        "unset multiplot",
+        ""])
+    with open(os.path.join(outdir, "memory.gp"), "w") as f:
+        f.write(script)
+    cp = subprocess.run(["gnuplot", "memory.gp"], cwd=outdir, capture_output=True, text=True,
+                        timeout=30)
+    if cp.returncode != 0:
+        print("compare: gnuplot failed for memory: %s" % cp.stderr.strip()[-300:],
+              file=sys.stderr)
+        return None
+    return png
+
+
 def main():
     args = parse_args()
     workloads = build_workloads(args)
@@ -467,14 +607,17 @@ def main():
 
     results = {(id(w), n): [] for w in workloads for n, _ in allocators}
     raw = []
-    total = args.runs * len(workloads) * len(allocators)
+    total = sum(w.get("runs", args.runs) for w in workloads) * len(allocators)
     done = 0
     # Under make the output is usually a log, where \r progress is noise.
     tty = sys.stderr.isatty()
-    for rnd in range(args.runs):
+    rounds = max(w.get("runs", args.runs) for w in workloads)
+    for rnd in range(rounds):
         k = rnd % len(allocators)
         order = allocators[k:] + allocators[:k]
         for w in workloads:
+            if rnd >= w.get("runs", args.runs):
+                continue
             for name, so in order:
                 r = run_once(w["bin"], w["args"], so, args.timeout)
                 results[(id(w), name)].append(r)
@@ -487,7 +630,7 @@ def main():
                         "%.1fM ops/s" % (r["ops_per_sec"] / 1e6) if r["status"] == "ok"
                         else r["status"]), end="", file=sys.stderr, flush=True)
         if not tty:
-            print("round %d/%d done" % (rnd + 1, args.runs), file=sys.stderr, flush=True)
+            print("round %d/%d done" % (rnd + 1, rounds), file=sys.stderr, flush=True)
     if tty:
         print(file=sys.stderr)
 
@@ -500,10 +643,12 @@ def main():
             HERE, "results", datetime.datetime.now().strftime("%Y%m%d-%H%M%S"))
         os.makedirs(outdir, exist_ok=True)
         with open(os.path.join(outdir, "table.md"), "w") as f:
-            f.write("%d runs per allocator, round-robin; see machine.txt\n\n" % args.runs)
+            f.write("%d runs per allocator (memory group: %d), round-robin; see machine.txt\n\n"
+                    % (args.runs, args.memory_runs))
             f.write(table)
         fields = ["round", "group", "workload", "allocator", "status", "ops_per_sec",
-                  "page_faults", "peak_rss_kb", "seconds", "shared_lines", "returncode",
+                  "page_faults", "peak_rss_kb", "seconds", "shared_lines"] + MEMORY_FIELDS + [
+                  "returncode",
                   "malloc_from", "detail"]
         with open(os.path.join(outdir, "raw.csv"), "w", newline="") as f:
             wr = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
