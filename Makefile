@@ -1,6 +1,7 @@
 # hugeslab build.  `make` builds the library, `make test` runs every test,
 # `make bench` runs the main comparison.  Both install missing Debian packages
 # when run as root (scripts/ensure-packages.sh), else print the command.
+# `make install` / `make uninstall` take PREFIX (default /usr/local) and DESTDIR.
 
 CC       ?= cc
 BUILD    ?= build
@@ -35,7 +36,16 @@ LIB_HDR  := include/hugeslab.h $(wildcard src/*/*.h)
 # to it); -MP keeps a deleted header from breaking the build.
 DEPFLAGS := -MMD -MP
 
+# The version comes from the public header; the soname carries the major
+# number only, so programs keep working across minor releases.
+VERSION_MAJOR := $(shell sed -n 's/^\#define HUGESLAB_VERSION_MAJOR //p' include/hugeslab.h)
+VERSION_MINOR := $(shell sed -n 's/^\#define HUGESLAB_VERSION_MINOR //p' include/hugeslab.h)
+VERSION  := $(VERSION_MAJOR).$(VERSION_MINOR)
+SONAME   := libhugeslab.so.$(VERSION_MAJOR)
+
+# $(SO) is a link to the soname's link, which points at the real file.
 SO       := $(BUILD)/libhugeslab.so
+SO_REAL  := $(BUILD)/libhugeslab.so.$(VERSION)
 AR_LIB   := $(BUILD)/libhugeslab.a
 
 .PHONY: all lib test bench bench-full clean format format-check packages-test packages-bench
@@ -56,8 +66,12 @@ $(BUILD)/obj/gen/profiles.o: $(BUILD)/gen/profiles.c Makefile
 	@echo "  CC      $<"
 	@$(CC) $(LIBCFLAGS) $(DEPFLAGS) -c $< -o $@
 
-$(SO): $(LIB_OBJ) src/hugeslab.map
-	$(CC) $(LIBLDFLAGS) -o $@ $(LIB_OBJ) $(LIBS)
+$(SO_REAL): $(LIB_OBJ) src/hugeslab.map
+	$(CC) $(LIBLDFLAGS) -Wl,-soname,$(SONAME) -o $@ $(LIB_OBJ) $(LIBS)
+
+$(SO): $(SO_REAL)
+	ln -sf $(notdir $(SO_REAL)) $(BUILD)/$(SONAME)
+	ln -sf $(SONAME) $@
 
 # The archive holds one relocatable object in which every hidden symbol is
 # made local, so that it exports only what the shared library exports and a
@@ -73,6 +87,7 @@ $(AR_LIB): $(BUILD)/obj/hugeslab-all.o
 
 include tests/tests.mk
 include bench/bench.mk
+include packaging/install.mk
 
 # Every C and C++ file of the tree, as scripts/format-check.sh lists them.
 format:

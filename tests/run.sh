@@ -7,6 +7,7 @@
 #   names: format internal api api_static bad_input stress stress_tsan stress_tsan_purge stress_ubsan fork
 #          fork_hugetlb thread_exit dlopen cxx symbols libnuma_static libnuma_preload
 #          programs (or prog_python3, prog_sort, ...)
+#          install (tests/install: make install into a DESTDIR, pkg-config builds)
 #          kernel (tests/kernel: faults, purge, fallbacks, statistics)
 #          numa (tests/numa: placement in 2- and 4-node virtual machines)
 # Environment:
@@ -45,7 +46,7 @@ else
     EXPECT=1
 fi
 
-ALL="format internal api api_static bad_input stress stress_tsan stress_tsan_purge stress_ubsan fork fork_hugetlb thread_exit dlopen cxx symbols libnuma_static libnuma_preload programs kernel numa"
+ALL="format internal api api_static bad_input stress stress_tsan stress_tsan_purge stress_ubsan fork fork_hugetlb thread_exit dlopen cxx symbols libnuma_static libnuma_preload programs install kernel numa"
 WANT=${*:-$ALL}
 
 report() { # STATUS NAME [REASON]
@@ -68,6 +69,25 @@ count_lines() {
     done <<EOF
 $1
 EOF
+}
+
+# run_suite NAME COMMAND...: a suite with a runner of its own; each of its
+# PASS/FAIL/SKIP lines is reported (and counted) as soon as it is printed, so
+# a long suite shows its progress. Full output: $LOGS/NAME.log
+run_suite() {
+    suite=$1
+    shift
+    fifo="$LOGS/$suite.fifo"
+    rm -f "$fifo"
+    mkfifo "$fifo" || { report FAIL "$suite" "cannot create $fifo"; return; }
+    "$@" >"$fifo" 2>&1 &
+    : >"$LOGS/$suite.log"
+    while IFS= read -r line || [ -n "$line" ]; do
+        echo "$line" >>"$LOGS/$suite.log"
+        count_lines "$line" "$LOGS/$suite.log"
+    done <"$fifo"
+    wait $!
+    rm -f "$fifo"
 }
 
 # run_test NAME MODE BINARY [ARGS...]   MODE: preload | plain
@@ -176,19 +196,19 @@ for t in $WANT; do
         count_lines "$out" "$LOGS/programs.log"
         ;;
     kernel | numa)
-        # Suites with runners of their own: one line per case, counted here.
         if [ -z "$PRELOAD" ]; then
             report SKIP "$t" "HS_NO_PRELOAD=1"
             continue
         fi
         if [ "$t" = kernel ]; then
-            out=$(bash "$TESTS_DIR/kernel/run.sh" "$BUILD" 2>&1)
+            echo "  ... kernel: page faults, purge and fallbacks against the kernel's accounting (about 1 minute)"
+            run_suite kernel bash "$TESTS_DIR/kernel/run.sh" "$BUILD"
         else
-            out=$(BUILD="$BUILD" bash "$TESTS_DIR/numa/run.sh" 2>&1)
+            echo "  ... numa: placement in 2- and 4-node virtual machines (about 3 minutes)"
+            run_suite numa env BUILD="$BUILD" bash "$TESTS_DIR/numa/run.sh"
         fi
-        echo "$out" >"$LOGS/$t.log"
-        count_lines "$out" "$LOGS/$t.log"
         ;;
+    install) run_suite install sh "$TESTS_DIR/install/run.sh" "$BUILD" ;;
     *) report FAIL "$t" "unknown test" ;;
     esac
 done

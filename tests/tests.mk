@@ -20,7 +20,7 @@ TEST_CXXFLAGS := -std=c++17 -Wall -Wextra -Werror -O2 -g -fno-builtin -fsized-de
 TEST_LDLIBS   := -ldl
 
 TEST_PACKAGES := clang-format sqlite3 python3 g++ coreutils perl binutils grep mawk liburing-dev \
-                 qemu-system-x86 linux-image-amd64 busybox-static cpio numactl libnuma-dev
+                 qemu-system-x86 linux-image-amd64 busybox-static cpio numactl libnuma-dev pkgconf
 ifneq ($(findstring clang,$(CC)),)
 TEST_PACKAGES += clang libclang-rt-14-dev
 endif
