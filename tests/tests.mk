@@ -50,7 +50,7 @@ TEST_BINS := $(TEST_DIR)/api_test $(TEST_DIR)/api_test_static $(TEST_DIR)/bad_in
              $(TEST_DIR)/cxx_test $(TEST_DIR)/kernel_test $(TEST_DIR)/internal_test \
              $(TEST_DIR)/libnuma_static $(TEST_DIR)/libnuma_preload
 
-TEST_COMMON := tests/test_util.h tests/tests.mk
+TEST_COMMON := tests/test_util.h tests/api_names.h tests/tests.mk
 
 .PHONY: test test-build test-packages
 

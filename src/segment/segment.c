@@ -488,7 +488,9 @@ void *seg_run_alloc(size_t size, size_t align, unsigned node, bool *fresh)
         errno = ENOMEM;
         return NULL;
     }
-    size_t total = hs_align_up(offset + size, HS_SUPERSLAB_SIZE);
+    /* Every block has at least 16 bytes: a zero-byte block at an offset of
+     * 2 MiB or more would otherwise start past the end of its run. */
+    size_t total = hs_align_up(offset + (size < 16 ? 16 : size), HS_SUPERSLAB_SIZE);
     size_t map_align = align > HS_SUPERSLAB_SIZE ? align : HS_SUPERSLAB_SIZE;
     seg_superslab_t *run = NULL;
     *fresh = false;
