@@ -49,7 +49,7 @@ SO_REAL  := $(BUILD)/libhugeslab.so.$(VERSION)
 AR_LIB   := $(BUILD)/libhugeslab.a
 
 .PHONY: all lib test bench bench-full clean format format-check packages-test packages-bench
-all: lib
+all: lib tool
 lib: $(SO) $(AR_LIB)
 
 $(BUILD)/obj/%.o: src/%.c Makefile
@@ -88,6 +88,7 @@ $(AR_LIB): $(BUILD)/obj/hugeslab-all.o
 include tests/tests.mk
 include bench/bench.mk
 include packaging/install.mk
+include tools/hugeslab/hugeslab.mk
 
 # Every C and C++ file of the tree, as scripts/format-check.sh lists them.
 format:

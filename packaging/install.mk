@@ -5,7 +5,8 @@
 #   make uninstall [PREFIX=...] [DESTDIR=...]
 #
 # Installs the shared library (real file, soname link, development link), the
-# static archive, include/hugeslab.h, hugeslab.pc and the man pages. After an
+# static archive, include/hugeslab.h, hugeslab.pc, the man pages and the
+# hugeslab command. After an
 # install into the running system (no DESTDIR) ldconfig refreshes the loader's
 # cache, so programs find libhugeslab.so.0 without LD_LIBRARY_PATH.
 
@@ -36,7 +37,8 @@ $(PC_FILE): packaging/hugeslab.pc.in packaging/install.mk include/hugeslab.h FOR
 
 FORCE:
 
-install: lib $(PC_FILE)
+# The command (tools/hugeslab) is installed when it could be built.
+install: lib tool $(PC_FILE)
 	$(INSTALL) -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(PKGCONFIGDIR)
 	$(INSTALL) -m 755 $(SO_REAL) $(DESTDIR)$(LIBDIR)/
 	ln -sf $(notdir $(SO_REAL)) $(DESTDIR)$(LIBDIR)/$(SONAME)
@@ -44,6 +46,9 @@ install: lib $(PC_FILE)
 	$(INSTALL) -m 644 $(AR_LIB) $(DESTDIR)$(LIBDIR)/
 	$(INSTALL) -m 644 include/hugeslab.h $(DESTDIR)$(INCLUDEDIR)/
 	$(INSTALL) -m 644 $(PC_FILE) $(DESTDIR)$(PKGCONFIGDIR)/
+	@if [ -x $(CLI) ]; then \
+	    echo "$(INSTALL) -D -m 755 $(CLI) $(DESTDIR)$(BINDIR)/hugeslab"; \
+	    $(INSTALL) -D -m 755 $(CLI) $(DESTDIR)$(BINDIR)/hugeslab; fi
 	$(foreach m,$(MAN_PAGES),$(INSTALL) -d $(DESTDIR)$(MANDIR)/man$(subst .,,$(suffix $(m))) && \
 	    $(INSTALL) -m 644 $(m) $(DESTDIR)$(MANDIR)/man$(subst .,,$(suffix $(m)))/ &&) true
 	@if [ -z "$(DESTDIR)" ] && [ -w /etc/ld.so.cache ] && command -v ldconfig >/dev/null; then \
@@ -53,6 +58,7 @@ uninstall:
 	rm -f $(DESTDIR)$(LIBDIR)/$(notdir $(SO_REAL)) $(DESTDIR)$(LIBDIR)/$(SONAME) \
 	      $(DESTDIR)$(LIBDIR)/libhugeslab.so $(DESTDIR)$(LIBDIR)/libhugeslab.a \
 	      $(DESTDIR)$(INCLUDEDIR)/hugeslab.h $(DESTDIR)$(PKGCONFIGDIR)/hugeslab.pc \
+	      $(DESTDIR)$(BINDIR)/hugeslab \
 	      $(foreach m,$(MAN_PAGES),$(DESTDIR)$(MANDIR)/man$(subst .,,$(suffix $(m)))/$(notdir $(m)))
 	@if [ -z "$(DESTDIR)" ] && [ -w /etc/ld.so.cache ] && command -v ldconfig >/dev/null; then \
 	    ldconfig; fi

@@ -8,6 +8,7 @@
 #          fork_hugetlb thread_exit dlopen cxx symbols libnuma_static libnuma_preload
 #          programs (or prog_python3, prog_sort, ...)
 #          install (tests/install: make install into a DESTDIR, pkg-config builds)
+#          tool (tests/tool: the hugeslab command: run, doctor, pool, stats, top)
 #          kernel (tests/kernel: faults, purge, fallbacks, statistics)
 #          numa (tests/numa: placement in 2- and 4-node virtual machines)
 # Environment:
@@ -46,7 +47,7 @@ else
     EXPECT=1
 fi
 
-ALL="format internal api api_static bad_input stress stress_tsan stress_tsan_purge stress_ubsan fork fork_hugetlb thread_exit dlopen cxx symbols libnuma_static libnuma_preload programs install kernel numa"
+ALL="format internal api api_static bad_input stress stress_tsan stress_tsan_purge stress_ubsan fork fork_hugetlb thread_exit dlopen cxx symbols libnuma_static libnuma_preload programs install tool kernel numa"
 WANT=${*:-$ALL}
 
 report() { # STATUS NAME [REASON]
@@ -209,6 +210,7 @@ for t in $WANT; do
         fi
         ;;
     install) run_suite install sh "$TESTS_DIR/install/run.sh" "$BUILD" ;;
+    tool) run_suite tool bash "$TESTS_DIR/tool/run.sh" "$BUILD" ;;
     *) report FAIL "$t" "unknown test" ;;
     esac
 done

@@ -20,7 +20,8 @@ TEST_CXXFLAGS := -std=c++17 -Wall -Wextra -Werror -O2 -g -fno-builtin -fsized-de
 TEST_LDLIBS   := -ldl
 
 TEST_PACKAGES := clang-format sqlite3 python3 g++ coreutils perl binutils grep mawk liburing-dev \
-                 qemu-system-x86 linux-image-amd64 busybox-static cpio numactl libnuma-dev pkgconf
+                 qemu-system-x86 linux-image-amd64 busybox-static cpio numactl libnuma-dev pkgconf \
+                 libhugetlbfs-dev
 ifneq ($(findstring clang,$(CC)),)
 TEST_PACKAGES += clang libclang-rt-14-dev
 endif
@@ -57,7 +58,7 @@ TEST_COMMON := tests/test_util.h tests/api_names.h tests/tests.mk
 # The library is built by a second make, after the packages: the top one
 # decided HAVE_URING before liburing-dev could be installed.
 test: test-packages
-	@$(MAKE) --no-print-directory lib test-build
+	@$(MAKE) --no-print-directory lib tool test-build
 	@BUILD=$(BUILD) SO=$(SO) sh tests/run.sh $(TESTS)
 
 test-packages:

@@ -85,6 +85,19 @@ else
     echo "PASS install/static"
 fi
 
+# ---- the command, when it was built, finds the installed library ----
+if [ -x "$BUILD/hugeslab" ] || [ -x "$root/$BUILD/hugeslab" ]; then
+    cmd=$dest$prefix/bin/hugeslab
+    maps=$("$cmd" run -- cat /proc/self/maps 2>&1)
+    if [ ! -x "$cmd" ]; then
+        fail command "bin/hugeslab not installed"
+    elif ! echo "$maps" | grep -q "$lib/libhugeslab.so.0.1"; then
+        fail command "bin/hugeslab run does not preload $lib/libhugeslab.so.0.1: $(echo "$maps" | grep -i hugeslab | head -3)"
+    else
+        echo "PASS install/command"
+    fi
+fi
+
 # ---- uninstall leaves nothing but the folders ----
 if ! (cd "$root" && $MAKE --no-print-directory -s uninstall BUILD="$BUILD" CC="$CC" \
       DESTDIR="$dest" PREFIX="$prefix") >"$log" 2>&1; then

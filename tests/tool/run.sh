@@ -1,0 +1,202 @@
+#!/bin/bash
+# The hugeslab command (tools/hugeslab): what `run` sets, `doctor` against
+# sysfs and /proc, `pool` reserving and releasing per node (as root; the pool
+# is put back), `stats` and `top` against /proc/PID/smaps_rollup.
+# Prints PASS/FAIL/SKIP lines (tool/...); exits 1 when a case failed.
+#
+# Usage: tests/tool/run.sh [BUILD]
+set -u
+root=$(cd "$(dirname "$0")/../.." && pwd)
+BUILD=${1:-build}
+case $BUILD in /*) ;; *) BUILD=$root/$BUILD ;; esac
+hs=$BUILD/hugeslab
+failed=0
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/hugeslab-tool.XXXXXX") || exit 1
+pids=""
+cleanup() {
+    for p in $pids; do kill "$p" 2>/dev/null; done
+    rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+pass() { echo "PASS tool/$1"; }
+fail() { echo "FAIL tool/$1: $2"; failed=1; }
+skip() { echo "SKIP tool/$1: $2"; }
+
+if [ ! -x "$hs" ]; then
+    for c in run doctor pool stats top; do
+        skip "$c" "$hs not built (needs libnuma-dev and libhugetlbfs-dev)"
+    done
+    exit 0
+fi
+
+# ---- run: the variables it promises, and that the library obeys them ----
+case_run() {
+    local env out json
+    env=$("$hs" run --profile database --backing base --stats "$tmp/run.json" --set purge_delay_ms=7 \
+          -- env 2>&1) || { fail run "hugeslab run -- env failed: $env"; return; }
+    for want in HUGESLAB_PROFILE=database HUGESLAB_BACKING=base HUGESLAB_STATS_FILE="$tmp/run.json" \
+                HUGESLAB_PURGE_DELAY_MS=7; do
+        grep -qx "$want" <<<"$env" || { fail run "the environment lacks $want"; return; }
+    done
+    grep -q '^LD_PRELOAD=.*/libhugeslab\.so' <<<"$env" || { fail run "LD_PRELOAD does not name libhugeslab"; return; }
+    # The library takes them: verbose lists them, the statistics show the backing.
+    out=$("$hs" run --backing base --verbose --set purge_delay_ms=7 --stats "$tmp/base.json" -- \
+          python3 -c 'x = [bytes(100) for i in range(20000)]' 2>&1)
+    grep -q "option BACKING=base" <<<"$out" && grep -q "option PURGE_DELAY_MS=7" <<<"$out" ||
+        { fail run "the library did not report BACKING=base and PURGE_DELAY_MS=7: $(head -c 300 <<<"$out")"; return; }
+    json=$(cat "$tmp/base.json" 2>/dev/null)
+    grep -Eq '"superslabs_base": [1-9]' <<<"$json" ||
+        { fail run "--backing base, but the statistics show no base SuperSlab: $json"; return; }
+    # The opposite setting gives the other figure.
+    "$hs" run --backing thp --stats "$tmp/thp.json" -- python3 -c 'x = [bytes(100) for i in range(20000)]'
+    grep -q '"superslabs_base": 0' "$tmp/thp.json" 2>/dev/null ||
+        { fail run "--backing thp still shows base SuperSlabs: $(cat "$tmp/thp.json" 2>/dev/null)"; return; }
+    out=$("$hs" run --profile no-such -- true 2>&1) && { fail run "an unknown profile was accepted"; return; }
+    grep -q "unknown profile 'no-such'; profiles: .*database" <<<"$out" || { fail run "bad message: $out"; return; }
+    out=$("$hs" run --backing huge -- true 2>&1) && { fail run "an unknown backing was accepted"; return; }
+    grep -q "backings: auto hugetlb thp base" <<<"$out" || { fail run "bad message: $out"; return; }
+    pass run
+}
+
+# ---- doctor: every figure it prints equals the kernel's ----
+bracket() { sed -n 's/.*\[\(.*\)\].*/\1/p' "$1"; }
+case_doctor() {
+    local out want node n f size_kb
+    out=$("$hs" doctor 2>&1) || { fail doctor "exit status $?: $out"; return; }
+    echo "$out" >"$tmp/doctor.out"
+    local thp=/sys/kernel/mm/transparent_hugepage
+    if [ -r $thp/enabled ]; then
+        grep -q "THP enabled: $(bracket $thp/enabled)\b" <<<"$out" || { fail doctor "THP enabled is $(bracket $thp/enabled), doctor says: $(grep 'THP enabled' <<<"$out")"; return; }
+        grep -q "THP defrag: $(bracket $thp/defrag)\b" <<<"$out" || { fail doctor "THP defrag is $(bracket $thp/defrag), doctor says: $(grep 'THP defrag' <<<"$out")"; return; }
+    fi
+    for node in /sys/devices/system/node/node[0-9]*; do
+        n=${node##*node}
+        # cpus and memory of the node
+        local cpus total_mb
+        cpus=$(cat "$node/cpulist"); [ -n "$cpus" ] || cpus=none
+        total_mb=$(( $(awk '/MemTotal/ {print $4}' "$node/meminfo") / 1024 ))
+        grep -q "node $n: cpus $cpus, memory $total_mb MiB" <<<"$out" ||
+            { fail doctor "node $n has cpus $cpus and $total_mb MiB; doctor says: $(grep "node $n:" <<<"$out" | head -1)"; return; }
+        if [ -z "$(cat "$node/cpulist")" ] && ! grep "node $n: cpus" <<<"$out" | grep -q "CPU-less"; then
+            fail doctor "node $n has no CPUs and doctor does not say so"; return
+        fi
+        grep -q "distances node $n: $(cat "$node/distance")\$" <<<"$out" ||
+            { fail doctor "node $n distances $(cat "$node/distance"); doctor says: $(grep "distances node $n:" <<<"$out")"; return; }
+        for f in "$node"/hugepages/hugepages-*; do
+            [ -d "$f" ] || continue
+            size_kb=${f##*hugepages-}; size_kb=${size_kb%kB}
+            # The pools may change under another program: read twice around.
+            want="hugetlb $size_kb kB pages, node $n: $(cat "$f/nr_hugepages") total, $(cat "$f/free_hugepages") free, $(cat "$f/surplus_hugepages") surplus"
+            if ! grep -q "$want" <<<"$out"; then
+                out=$("$hs" doctor 2>&1)
+                want="hugetlb $size_kb kB pages, node $n: $(cat "$f/nr_hugepages") total, $(cat "$f/free_hugepages") free, $(cat "$f/surplus_hugepages") surplus"
+                grep -q "$want" <<<"$out" || { fail doctor "sysfs: '$want'; doctor: $(grep "kB pages, node $n" <<<"$out" | tr '\n' ' ')"; return; }
+            fi
+        done
+    done
+    local cpus_allowed mems_allowed
+    cpus_allowed=$(awk '/^Cpus_allowed_list/ {print $2}' /proc/self/status)
+    mems_allowed=$(awk '/^Mems_allowed_list/ {print $2}' /proc/self/status)
+    grep -q "cpuset $(cat /proc/self/cpuset): cpus $cpus_allowed, mems $mems_allowed" <<<"$out" ||
+        { fail doctor "cpuset: doctor says $(grep cpuset <<<"$out")"; return; }
+    grep -q "memory policy: default" <<<"$out" || { fail doctor "memory policy: $(grep 'memory policy' <<<"$out")"; return; }
+    # A policy set by numactl is the one it reports.
+    if command -v numactl >/dev/null; then
+        out2=$(numactl --preferred=0 "$hs" doctor 2>&1)
+        grep -q "memory policy: preferred nodes 0" <<<"$out2" ||
+            { fail doctor "under numactl --preferred=0: $(grep 'memory policy' <<<"$out2")"; return; }
+        out2=$(numactl --membind=0 "$hs" doctor 2>&1)
+        grep -q "memory policy: bind nodes 0" <<<"$out2" ||
+            { fail doctor "under numactl --membind=0: $(grep 'memory policy' <<<"$out2")"; return; }
+    fi
+    grep -q "overcommit: $(cat /proc/sys/vm/overcommit_memory) " <<<"$out" ||
+        { fail doctor "overcommit is $(cat /proc/sys/vm/overcommit_memory); doctor: $(grep overcommit <<<"$out")"; return; }
+    if [ -r /proc/sys/kernel/io_uring_disabled ]; then
+        grep -q "kernel.io_uring_disabled = $(cat /proc/sys/kernel/io_uring_disabled))" <<<"$out" ||
+            { fail doctor "io_uring: $(grep io_uring <<<"$out")"; return; }
+    fi
+    # Each warning or note that can be fixed carries its command.
+    if grep -q "THP enabled: never" <<<"$out" && ! grep -q "fix: echo madvise > /sys/kernel/mm/transparent_hugepage/enabled" <<<"$out"; then
+        fail doctor "THP never without its fix"; return
+    fi
+    pass doctor
+}
+
+# ---- pool: reserves and releases on a node, says what it got ----
+case_pool() {
+    local f=/sys/devices/system/node/node0/hugepages/hugepages-2048kB/nr_hugepages before out now
+    [ "$(id -u)" -eq 0 ] || { skip pool "needs root to change the hugetlb pool"; return; }
+    [ -w "$f" ] || { skip pool "no writable $f"; return; }
+    before=$(cat "$f")
+    out=$("$hs" pool --reserve $(( (before + 2) * 2 ))M --node 0 2>&1)
+    now=$(cat "$f")
+    if [ "$now" -ne $((before + 2)) ]; then
+        echo "$before" >"$f"
+        fail pool "asked $((before + 2)) pages on node 0, sysfs has $now: $out"; return
+    fi
+    grep -q "node 0: asked $((before + 2)) pages (.*), got $now (was $before)" <<<"$out" ||
+        { echo "$before" >"$f"; fail pool "report: $out"; return; }
+    out=$("$hs" pool --release 4M --node 0 2>&1)
+    now=$(cat "$f")
+    echo "$before" >"$f"
+    [ "$now" -eq "$before" ] || { fail pool "released 2 pages: sysfs has $now, expected $before: $out"; return; }
+    grep -q "node 0: asked $before pages" <<<"$out" || { fail pool "release report: $out"; return; }
+    out=$("$hs" pool --reserve 3M --node 0 --spread 2>&1) && { fail pool "--node with --spread accepted"; return; }
+    out=$("$hs" pool --reserve lots 2>&1) && { fail pool "a bad size accepted"; return; }
+    grep -q "'lots' is not a size" <<<"$out" || { fail pool "bad size message: $out"; return; }
+    [ "$(cat "$f")" -eq "$before" ] || { fail pool "the pool was not put back"; return; }
+    pass pool
+}
+
+# ---- stats, top: the kernel's figures for a live process ----
+case_stats() {
+    local pid out field want got plain
+    "$hs" run -- python3 -c '
+import sys, time
+x = [bytes(200) for i in range(100000)]
+sys.stdout.write("ready\n"); sys.stdout.flush()
+time.sleep(60)' >"$tmp/ready" 2>&1 &
+    pid=$!
+    pids="$pids $pid"
+    for _ in $(seq 100); do grep -q ready "$tmp/ready" && break; sleep 0.1; done
+    sleep 0.3
+    for attempt in 1 2 3; do
+        out=$("$hs" stats "$pid" 2>&1)
+        local ok=1
+        for field in Rss AnonHugePages LazyFree; do
+            want=$(awk -v k="$field:" '$1 == k {print $2}' "/proc/$pid/smaps_rollup")
+            got=$(awk -v k="$field" '$1 == k {print $2}' <<<"$out")
+            [ "$want" = "$got" ] || { ok=0; why="$field: smaps_rollup $want kB, stats $got kB"; }
+        done
+        want=$(( $(awk '$1 == "Private_Hugetlb:" || $1 == "Shared_Hugetlb:" {s += $2} END {print s + 0}' "/proc/$pid/smaps_rollup") ))
+        got=$(awk '$1 == "Hugetlb" {print $2}' <<<"$out")
+        [ "$want" = "$got" ] || { ok=0; why="Hugetlb: smaps_rollup $want kB, stats $got kB"; }
+        [ $ok = 1 ] && break
+    done
+    [ $ok = 1 ] || { fail stats "$why"; return; }
+    # pages per node: numa_maps summed by node, the same order as Rss
+    got=$(awk '$1 == "node" {s += $3} END {print s + 0}' <<<"$out")
+    want=$(awk '$1 == "Rss" {print $2}' <<<"$out")
+    [ "$got" -gt 0 ] && [ "$got" -le $((want * 2)) ] || { fail stats "per-node total $got kB against Rss $want kB"; return; }
+    grep -q "^pid $pid (python3)" <<<"$out" || { fail stats "header: $(head -1 <<<"$out")"; return; }
+    grep -q "hugeslab: loaded" <<<"$out" || { fail stats "does not see libhugeslab loaded: $out"; return; }
+    out=$("$hs" stats 999999999 2>&1) && { fail stats "a missing process gave no error"; return; }
+    pass stats
+
+    # top lists the process running hugeslab, not a plain one (unless --all)
+    sleep 30 &
+    plain=$!
+    pids="$pids $plain"
+    out=$("$hs" top --once 2>&1)
+    grep -Eq "^ *$pid +python3 " <<<"$out" || { fail top "python3 ($pid) missing: $out"; return; }
+    grep -Eq "^ *$plain +sleep " <<<"$out" && { fail top "a process without hugeslab listed"; return; }
+    "$hs" top --once --all | grep -Eq "^ *$plain +sleep " || { fail top "--all does not list $plain"; return; }
+    pass top
+}
+
+case_run
+case_doctor
+case_pool
+case_stats
+exit $failed
