@@ -1,11 +1,10 @@
 /* Process start-up, fork handling and the statistics at exit. */
-#include <fcntl.h>
 #include <pthread.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "api/api.h"
 #include "numa/numa.h"
+#include "os/os.h"
 #include "segment/segment.h"
 #include "thp/thp.h"
 #include "tiny/tiny.h"
@@ -20,7 +19,7 @@ static pthread_once_t init_once = PTHREAD_ONCE_INIT;
 static void init_process(void)
 {
     hs_options_load();
-    hs_free_key = (uintptr_t)thp_random_bits();
+    hs_free_key = (uintptr_t)os_random_bits();
     thp_init();
     numa_init();
     seg_init();
@@ -75,10 +74,10 @@ HS_EXPORT void hugeslab_stats(hugeslab_stats_t *out)
     s.huge_blocks = atomic_load_explicit(&hs_counters.huge_blocks, memory_order_relaxed);
     s.threads_live = atomic_load_explicit(&hs_counters.threads_live, memory_order_relaxed);
     s.orphan_slabs = atomic_load_explicit(&hs_counters.orphan_slabs, memory_order_relaxed);
-    long long faults = thp_page_faults();
+    long long faults = os_page_faults();
     s.page_faults = faults < 0 ? 0 : (uint64_t)faults;
-    thp_rollup_t rollup;
-    thp_read_rollup(&rollup);
+    os_rollup_t rollup;
+    os_read_rollup(&rollup);
     s.kernel_rss = rollup.rss;
     s.kernel_anon_huge = rollup.anon_huge;
     s.kernel_lazy_free = rollup.lazy_free;
@@ -86,45 +85,19 @@ HS_EXPORT void hugeslab_stats(hugeslab_stats_t *out)
     *out = s;
 }
 
-/* Appends to a fixed buffer, keeping count of what did not fit. */
-typedef struct text_s {
-    char *buf;
-    size_t size, len;
-} text_t;
-
-static void text_put(text_t *t, const char *key, long long value, bool last)
+/* One "key": value member of the JSON object. */
+static void json_member(hs_text_t *t, const char *key, long long value, bool last)
 {
-    char digits[24];
-    int n = 0;
-    unsigned long long v =
-        value < 0 ? (unsigned long long)-(value + 1) + 1 : (unsigned long long)value;
-    do {
-        digits[n++] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
-    if (value < 0) digits[n++] = '-';
-    const char *parts[3] = {"\"", key, "\": "};
-    for (int i = 0; i < 3; i++)
-        for (const char *c = parts[i]; *c; c++, t->len++)
-            if (t->len + 1 < t->size) t->buf[t->len] = *c;
-    while (n) {
-        char c = digits[--n];
-        if (t->len + 1 < t->size) t->buf[t->len] = c;
-        t->len++;
-    }
-    const char *tail = last ? "" : ", ";
-    for (const char *c = tail; *c; c++, t->len++)
-        if (t->len + 1 < t->size) t->buf[t->len] = *c;
+    hs_text_format(t, "\"%s\": %lld%s", key, value, last ? "" : ", ");
 }
 
 HS_EXPORT size_t hugeslab_stats_json(char *buf, size_t size)
 {
     hugeslab_stats_t s;
     hugeslab_stats(&s);
-    text_t t = {buf, size, 0};
-    if (size) buf[0] = '{';
-    t.len = 1;
-#define PUT(field) text_put(&t, #field, (long long)s.field, false)
+    hs_text_t t = hs_text(buf, size);
+    hs_text_char(&t, '{');
+#define PUT(field) json_member(&t, #field, (long long)s.field, false)
     PUT(superslabs_mapped);
     PUT(superslabs_hugetlb);
     PUT(superslabs_thp);
@@ -135,11 +108,11 @@ HS_EXPORT size_t hugeslab_stats_json(char *buf, size_t size)
         char key[32] = "superslabs_node";
         key[15] = (char)('0' + n);
         key[16] = '\0';
-        text_put(&t, key, (long long)s.superslabs_by_node[n], false);
+        json_member(&t, key, (long long)s.superslabs_by_node[n], false);
         char remote_key[32] = "remote_frees_node";
         remote_key[17] = (char)('0' + n);
         remote_key[18] = '\0';
-        text_put(&t, remote_key, (long long)s.remote_frees_by_node[n], false);
+        json_member(&t, remote_key, (long long)s.remote_frees_by_node[n], false);
     }
     PUT(bytes_mapped);
     PUT(bytes_in_slabs);
@@ -156,11 +129,9 @@ HS_EXPORT size_t hugeslab_stats_json(char *buf, size_t size)
     PUT(kernel_rss);
     PUT(kernel_anon_huge);
     PUT(kernel_lazy_free);
-    text_put(&t, "kernel_hugetlb", s.kernel_hugetlb, true);
+    json_member(&t, "kernel_hugetlb", s.kernel_hugetlb, true);
 #undef PUT
-    if (t.len + 1 < size) buf[t.len] = '}';
-    t.len++;
-    if (size) buf[t.len < size ? t.len : size - 1] = '\0';
+    hs_text_char(&t, '}');
     return t.len;
 }
 
@@ -172,7 +143,7 @@ static int stats_fd(bool *is_json, bool *close_after)
     if (!path || !*path) return 2;
     size_t len = strlen(path);
     *is_json = len > 5 && strcmp(path + len - 5, ".json") == 0;
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    int fd = os_open_for_writing(path);
     if (fd < 0) {
         hs_message("cannot write HUGESLAB_STATS_FILE=%s; statistics go to stderr", path);
         *is_json = false;
@@ -190,7 +161,7 @@ HS_EXPORT void hugeslab_stats_print(void)
         char buf[2048];
         size_t len = hugeslab_stats_json(buf, sizeof buf);
         if (len < sizeof buf) hs_fd_printf(fd, "%s\n", buf);
-        if (close_after) close(fd);
+        if (close_after) os_close(fd);
         return;
     }
     hugeslab_stats_t s;
@@ -228,5 +199,5 @@ HS_EXPORT void hugeslab_stats_print(void)
                  "Private_Hugetlb %lld KiB\n",
                  (long long)(s.kernel_rss / 1024), (long long)(s.kernel_anon_huge / 1024),
                  (long long)(s.kernel_lazy_free / 1024), (long long)(s.kernel_hugetlb / 1024));
-    if (close_after) close(fd);
+    if (close_after) os_close(fd);
 }

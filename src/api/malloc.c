@@ -3,11 +3,11 @@
 #include <malloc.h>
 #include <stdio.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "api/api.h"
 #include "hugeslab.h"
 #include "numa/numa.h"
+#include "os/os.h"
 #include "segment/segment.h"
 #include "tiny/tiny.h"
 
@@ -179,19 +179,12 @@ HS_EXPORT void *hugeslab_memalign(size_t alignment, size_t size)
 }
 void *memalign(size_t alignment, size_t size) HS_ALIAS(hugeslab_memalign);
 
-static size_t page_size(void)
-{
-    static size_t cached;
-    if (!cached) cached = (size_t)sysconf(_SC_PAGESIZE);
-    return cached;
-}
-
-HS_EXPORT void *hugeslab_valloc(size_t size) { return malloc_aligned(page_size(), size); }
+HS_EXPORT void *hugeslab_valloc(size_t size) { return malloc_aligned(os_page_size(), size); }
 void *valloc(size_t size) HS_ALIAS(hugeslab_valloc);
 
 HS_EXPORT void *hugeslab_pvalloc(size_t size)
 {
-    size_t page = page_size();
+    size_t page = os_page_size();
     if (size > SIZE_MAX - page) {
         errno = ENOMEM;
         return NULL;

@@ -6,6 +6,7 @@
 #define HS_COMMON_H
 
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -59,16 +60,47 @@ HS_INLINE bool hs_is_pow2(size_t x) { return x != 0 && (x & (x - 1)) == 0; }
 HS_NORETURN HS_COLD void hs_assert_fail(const char *cond, const char *file, int line,
                                         const char *func);
 
-/* ---- messages ------------------------------------------------------------
- * A small printf: %s %d %u %zu %zd %llu %x %p and %%. It formats on the
- * stack and writes with one write(2), so it is safe inside malloc. */
+/* ---- text without malloc (text.c) ------------------------------------------
+ * The one formatter: appends to a fixed buffer, always NUL-terminated,
+ * counting what did not fit, like snprintf. */
+typedef struct hs_text_s {
+    char *buf;  /* the caller's buffer */
+    size_t cap; /* its size, the NUL included (0: nothing is written) */
+    size_t len; /* bytes appended so far, those that did not fit included */
+} hs_text_t;
+
+HS_INLINE hs_text_t hs_text(char *buf, size_t cap)
+{
+    if (cap) buf[0] = '\0';
+    return (hs_text_t){buf, cap, 0};
+}
+/* Bytes in the buffer (what fit). */
+HS_INLINE size_t hs_text_length(const hs_text_t *t)
+{
+    return t->len < t->cap ? t->len : (t->cap ? t->cap - 1 : 0);
+}
+HS_INLINE bool hs_text_overflowed(const hs_text_t *t) { return t->len >= t->cap; }
+void hs_text_char(hs_text_t *t, char c);
+void hs_text_str(hs_text_t *t, const char *s); /* NULL appends "(null)" */
+void hs_text_uint(hs_text_t *t, unsigned long long v);
+void hs_text_int(hs_text_t *t, long long v);
+/* A small printf: %s %d %u %x %p %% with l, ll and z sizes. */
+void hs_text_vformat(hs_text_t *t, const char *fmt, va_list ap);
+void hs_text_format(hs_text_t *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* The one decimal parser: the digits from s on (up to end, or to the first
+ * non-digit when end is NULL) into *out. Returns the first byte after them,
+ * or NULL (and *out untouched) when there is no digit or the value exceeds
+ * 64 bits. */
+const char *hs_parse_u64(const char *s, const char *end, uint64_t *out);
+
+/* ---- messages (log.c) ------------------------------------------------------
+ * Formatted with hs_text on the stack and written with one write(2), so
+ * they are safe inside malloc. */
 void hs_message(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* "hugeslab: <message>" on stderr, then abort(). For bad input from the
  * program (invalid or double free), never for exhaustion. */
 HS_NORETURN HS_COLD void hs_fatal(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-/* Reads a whole (small) file into buf, NUL-terminated, with open/read only.
- * Returns its length, or (size_t)-1 when it cannot be opened. */
-size_t hs_read_file(const char *path, char *buf, size_t cap);
 /* Writes to a file descriptor; used by statistics output. */
 void hs_fd_printf(int fd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

@@ -1,12 +1,11 @@
-/* The options table. Reads getenv() and files with open/read only: none of
- * it allocates, so loading options is safe inside the process's first malloc. */
-#include <fcntl.h>
+/* The options table. Reads getenv() and files with os_read_file (open/read
+ * only): none of it allocates, so loading options is safe inside the process's first malloc. */
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <unistd.h>
 
 #include "common/common.h"
+#include "os/os.h"
 
 typedef enum option_kind_e { KIND_NUMBER, KIND_CHOICE, KIND_STRING } option_kind_t;
 
@@ -69,18 +68,6 @@ static const char *keep_string(const char *s, size_t len)
     return copy;
 }
 
-static bool parse_number(const char *s, size_t len, int64_t *out)
-{
-    if (len == 0) return false;
-    int64_t v = 0;
-    for (size_t i = 0; i < len; i++) {
-        if (s[i] < '0' || s[i] > '9' || v > (INT64_MAX - 9) / 10) return false;
-        v = v * 10 + (s[i] - '0');
-    }
-    *out = v;
-    return true;
-}
-
 static int find_option(const char *name, size_t len)
 {
     for (int o = 0; o < HS_OPT_COUNT; o++) {
@@ -96,7 +83,7 @@ static int find_option(const char *name, size_t len)
 static void set_option(int o, const char *value, size_t len, const char *origin)
 {
     const option_desc_t *d = &option_table[o];
-    int64_t v;
+    uint64_t v;
     switch (d->kind) {
     case KIND_STRING: {
         const char *kept = keep_string(value, len);
@@ -115,8 +102,9 @@ static void set_option(int o, const char *value, size_t len, const char *origin)
         }
         break;
     case KIND_NUMBER:
-        if (parse_number(value, len, &v) && v >= d->min && v <= d->max) {
-            hs_option_values[o] = v;
+        if (hs_parse_u64(value, value + len, &v) == value + len && v >= (uint64_t)d->min &&
+            v <= (uint64_t)d->max) {
+            hs_option_values[o] = (int64_t)v;
             return;
         }
         break;
@@ -168,7 +156,7 @@ static void apply_config_text(const char *text, const char *origin)
 static void apply_config_file(const char *path)
 {
     static char text[16384];
-    if (hs_read_file(path, text, sizeof text) == (size_t)-1) {
+    if (os_read_file(path, text, sizeof text) < 0) {
         hs_message("cannot read HUGESLAB_CONFIG=%s; using the defaults", path);
         return;
     }

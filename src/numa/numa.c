@@ -1,8 +1,8 @@
 /* NUMA topology, the thread's node, the process memory policy and mbind.
  *
  * Why no libnuma: its constructor allocates with malloc, and numa_init() runs
- * inside the process's first malloc. Everything here reads sysfs with
- * open/read and calls the kernel through syscall(2), one wrapper per call.
+ * inside the process's first malloc. Everything here reads sysfs and calls
+ * the kernel through os/ (open/read and syscall(2), one wrapper per call).
  *
  * Node numbering. The kernel's node ids need not be dense ("0,2" after a
  * node is taken offline, or on some multi-socket firmware). hugeslab's pools
@@ -34,15 +34,12 @@
  * policy merge again, others count against vm.max_map_count (65530 VMAs by
  * default, about 128 GiB of SuperSlabs alternating between nodes). */
 #include <errno.h>
-#include <fcntl.h>
-#include <sched.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <string.h>
-#include <sys/syscall.h>
-#include <unistd.h>
 
 #include "numa/numa.h"
+#include "os/os.h"
 
 /* Values of HUGESLAB_NUMA: the positions of "auto" and "off" in its words. */
 #define NUMA_OPTION_AUTO 0
@@ -61,10 +58,6 @@ enum {
 };
 #define KMPOL_MODE_FLAGS ((1 << 15) | (1 << 14) | (1 << 13)) /* STATIC, RELATIVE, BALANCING */
 #define KMPOL_F_MEMS_ALLOWED (1UL << 2)
-
-#ifndef SYS_set_mempolicy_home_node
-#define SYS_set_mempolicy_home_node 450 /* x86-64, Linux 5.17 */
-#endif
 
 /* Kernel node masks. x86-64 kernels have at most 1 << 10 nodes
  * (CONFIG_NODES_SHIFT <= 10), so 1024 bits hold any mask the kernel reports. */
@@ -123,93 +116,19 @@ static _Atomic bool home_node_unsupported;
 
 __thread numa_thread_cache_t numa_thread_cache;
 
-/* ---- calls to the kernel --------------------------------------------------- */
+/* ---- calls to the kernel, with our masks ----------------------------------- */
 
-/* get_mempolicy(2) for the calling thread (addr NULL). mask must hold
- * KNODE_BITS bits. Returns 0 or -errno; ENOSYS without CONFIG_NUMA, EPERM
- * under container seccomp profiles that reserve it to CAP_SYS_NICE. Never
- * blocks, never faults pages in (that needs MPOL_F_ADDR, which we never pass). */
 static int kernel_get_mempolicy(int *mode, knode_mask_t *mask, unsigned long flags)
 {
-    long r = syscall(SYS_get_mempolicy, mode, mask->bits, (unsigned long)KNODE_MAXNODE, (void *)0,
-                     flags);
-    return r == 0 ? 0 : -errno;
+    return os_get_mempolicy(mode, mask->bits, KNODE_MAXNODE, flags);
 }
 
-/* mbind(2) without MPOL_MF_* flags: sets the policy of the VMAs covering
- * [addr, addr+len), splitting them at the ends. addr page aligned. Pages
- * already present are not moved, so call it before first touch. Returns 0
- * or -errno (EINVAL: nodes outside the cpuset or bad range; EPERM/ENOSYS:
- * refused for good). May take mmap_lock for writing; does not block on I/O. */
 static int kernel_mbind(void *addr, size_t len, int mode, const knode_mask_t *mask)
 {
-    long r = syscall(SYS_mbind, addr, len, (unsigned long)mode, mask->bits,
-                     (unsigned long)KNODE_MAXNODE, 0UL);
-    return r == 0 ? 0 : -errno;
+    return os_mbind(addr, len, mode, mask->bits, KNODE_MAXNODE);
 }
 
-/* set_mempolicy_home_node(2), Linux 5.17: for ranges whose policy is
- * MPOL_BIND or MPOL_PREFERRED_MANY, pages come from kernel node home first
- * and then from the policy's other nodes in distance order from home.
- * Returns 0 or -errno (ENOSYS before 5.17; EOPNOTSUPP for other modes). */
-static int kernel_set_home_node(void *addr, size_t len, unsigned home)
-{
-    long r = syscall(SYS_set_mempolicy_home_node, (unsigned long)addr, (unsigned long)len,
-                     (unsigned long)home, 0UL);
-    return r == 0 ? 0 : -errno;
-}
-
-/* The kernel node of the CPU the caller runs on, through getcpu (vDSO on
- * x86-64: no system call). Stale as soon as the thread migrates. Returns 0
- * when the kernel cannot say. */
-static unsigned kernel_current_node(void)
-{
-    unsigned cpu = 0, node = 0;
-    if (getcpu(&cpu, &node) != 0) return 0;
-    return node;
-}
-
-/* sysfs and proc files, read with hs_read_file (open/read only: safe inside
- * the first malloc). -1 when the file cannot be read. */
-static ssize_t read_small_file(const char *path, char *buf, size_t cap)
-{
-    size_t len = hs_read_file(path, buf, cap);
-    return len == (size_t)-1 ? -1 : (ssize_t)len;
-}
-
-/* ---- small text helpers (no stdio) ----------------------------------------- */
-
-typedef struct text_s {
-    char *p, *end; /* next byte, last usable byte (kept for the NUL) */
-} text_t;
-
-static void text_str(text_t *t, const char *s)
-{
-    while (*s && t->p < t->end) *t->p++ = *s++;
-    *t->p = '\0';
-}
-
-static void text_uint(text_t *t, unsigned v)
-{
-    char digits[12];
-    int n = 0;
-    do {
-        digits[n++] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
-    while (n && t->p < t->end) *t->p++ = digits[--n];
-    *t->p = '\0';
-}
-
-/* "/sys/devices/system/node/node<id>/<leaf>" */
-static void node_path(char *buf, size_t cap, unsigned kernel_node, const char *leaf)
-{
-    text_t t = {buf, buf + cap - 1};
-    text_str(&t, "/sys/devices/system/node/node");
-    text_uint(&t, kernel_node);
-    text_str(&t, "/");
-    text_str(&t, leaf);
-}
+/* ---- parsing kernel text ------------------------------------------------------ */
 
 static const char *skip_spaces(const char *s)
 {
@@ -217,16 +136,12 @@ static const char *skip_spaces(const char *s)
     return s;
 }
 
-/* Reads a decimal number; NULL when there is none. */
+/* Reads a decimal number, saturated at UINT32_MAX; NULL when there is none. */
 static const char *parse_uint(const char *s, unsigned *out)
 {
-    if (*s < '0' || *s > '9') return NULL;
-    unsigned v = 0;
-    while (*s >= '0' && *s <= '9') {
-        if (v < 100000000) v = v * 10 + (unsigned)(*s - '0');
-        s++;
-    }
-    *out = v;
+    uint64_t v;
+    s = hs_parse_u64(s, NULL, &v);
+    if (s) *out = v > UINT32_MAX ? UINT32_MAX : (unsigned)v;
     return s;
 }
 
@@ -248,17 +163,17 @@ static bool parse_node_list(const char *s, knode_mask_t *mask)
 }
 
 /* Appends a set of pool indices as "0,2,3" ("none" when empty). */
-static void text_index_set(text_t *t, uint64_t set)
+static void text_index_set(hs_text_t *t, uint64_t set)
 {
     if (!set) {
-        text_str(t, "none");
+        hs_text_str(t, "none");
         return;
     }
     bool first = true;
     for (unsigned i = 0; i < HS_MAX_NODES; i++) {
         if (!((set >> i) & 1)) continue;
-        if (!first) text_str(t, ",");
-        text_uint(t, i);
+        if (!first) hs_text_str(t, ",");
+        hs_text_uint(t, i);
         first = false;
     }
 }
@@ -313,8 +228,7 @@ static void read_online_nodes(void)
     char buf[4096];
     knode_mask_t online;
     numa.online = 0;
-    if (read_small_file("/sys/devices/system/node/online", buf, sizeof buf) > 0 &&
-        parse_node_list(buf, &online)) {
+    if (os_read_nodes_online(buf, sizeof buf) > 0 && parse_node_list(buf, &online)) {
         for (unsigned id = 0; id < KNODE_BITS && numa.online < HS_MAX_NODES; id++)
             if (knode_has(&online, id)) numa.kernel_id[numa.online++] = (uint16_t)id;
     }
@@ -329,9 +243,8 @@ static void read_online_nodes(void)
  * distance to every online node, in online order, i.e. by our positions. */
 static void read_distances(unsigned from)
 {
-    char path[128], buf[1024];
-    node_path(path, sizeof path, numa.kernel_id[from], "distance");
-    if (read_small_file(path, buf, sizeof buf) <= 0) return;
+    char buf[1024];
+    if (os_read_node_file(numa.kernel_id[from], "distance", buf, sizeof buf) <= 0) return;
     const char *s = skip_spaces(buf);
     for (unsigned to = 0; to < numa.online && *s; to++) {
         unsigned d;
@@ -453,7 +366,7 @@ unsigned numa_current_node_refresh(void)
         c->calls_left = UINT32_MAX; /* one node stays one node */
         return 0;
     }
-    unsigned kernel_node = kernel_current_node();
+    unsigned kernel_node = os_current_kernel_node();
     unsigned idx = kernel_node < KNODE_BITS ? numa.index_of_kernel[kernel_node] : 0;
     c->node = idx;
     c->calls_left = NUMA_REFRESH_CALLS - 1;
@@ -488,7 +401,7 @@ static int bind_range(void *addr, size_t size, unsigned node, bool strict)
         r = kernel_mbind(addr, size, KMPOL_BIND, &numa.bind_kmask);
         if (r == 0 && __builtin_popcountll(numa.policy_set) > 1 &&
             !atomic_load_explicit(&home_node_unsupported, memory_order_relaxed)) {
-            int h = kernel_set_home_node(addr, size, numa.kernel_id[node]);
+            int h = os_set_home_node(addr, size, numa.kernel_id[node]);
             /* Without home nodes the range still obeys the user's set. */
             if (h == -ENOSYS || h == -EPERM)
                 atomic_store_explicit(&home_node_unsupported, true, memory_order_relaxed);
@@ -517,10 +430,12 @@ int numa_bind_strict(void *addr, size_t size, unsigned node)
 unsigned numa_hugepages_free(unsigned node)
 {
     if (node >= numa.online) return 0;
-    char path[128], buf[32];
-    node_path(path, sizeof path, numa.kernel_id[node], "hugepages/hugepages-2048kB/free_hugepages");
+    char buf[32];
     unsigned v = 0;
-    if (read_small_file(path, buf, sizeof buf) <= 0 || !parse_uint(skip_spaces(buf), &v)) return 0;
+    if (os_read_node_file(numa.kernel_id[node], "hugepages/hugepages-2048kB/free_hugepages", buf,
+                          sizeof buf) <= 0 ||
+        !parse_uint(skip_spaces(buf), &v))
+        return 0;
     return v;
 }
 
@@ -550,40 +465,38 @@ const char *numa_policy_name(void)
 void numa_describe(void)
 {
     char line[512];
-    text_t t = {line, line + sizeof line - 1};
+    hs_text_t t = hs_text(line, sizeof line);
     if (!numa.enabled) {
         hs_message("numa: off (HUGESLAB_NUMA=off): one pool, no mbind, the kernel places pages");
         return;
     }
-    text_str(&t, "kernel ids ");
+    hs_text_str(&t, "kernel ids ");
     for (unsigned p = 0; p < numa.online; p++) {
-        if (p) text_str(&t, ",");
-        text_uint(&t, numa.kernel_id[p]);
+        if (p) hs_text_str(&t, ",");
+        hs_text_uint(&t, numa.kernel_id[p]);
     }
     hs_message("numa: %u node(s) in use of %u online (%s%s)", numa.count, numa.online, line,
                numa.online_dense ? "" : "; not dense, remapped to 0..n-1");
 
     for (unsigned i = 0; i < numa.count; i++) {
-        char path[128], cpus[256];
-        node_path(path, sizeof path, numa.kernel_id[i], "cpulist");
-        if (read_small_file(path, cpus, sizeof cpus) <= 0) cpus[0] = '\0';
+        char cpus[256];
+        if (os_read_node_file(numa.kernel_id[i], "cpulist", cpus, sizeof cpus) <= 0) cpus[0] = '\0';
         for (char *c = cpus; *c; c++)
             if (*c == '\n') *c = '\0';
-        t = (text_t){line, line + sizeof line - 1};
-        line[0] = '\0';
+        t = hs_text(line, sizeof line);
         for (unsigned j = 0; j < numa.count; j++) {
-            if (j) text_str(&t, " ");
-            text_uint(&t, numa.distance[i][j]);
+            if (j) hs_text_str(&t, " ");
+            hs_text_uint(&t, numa.distance[i][j]);
         }
         hs_message("numa: node %u: cpus %s, distances %s, free 2 MiB hugepages %u", i,
                    cpus[0] ? cpus : "none", line, numa_hugepages_free(i));
     }
 
-    t = (text_t){line, line + sizeof line - 1};
-    text_str(&t, "cpuset nodes ");
+    t = hs_text(line, sizeof line);
+    hs_text_str(&t, "cpuset nodes ");
     text_index_set(&t, numa.allowed);
     if (numa.policy_mode != KMPOL_DEFAULT && numa.policy_mode != KMPOL_LOCAL) {
-        text_str(&t, ", policy nodes ");
+        hs_text_str(&t, ", policy nodes ");
         text_index_set(&t, indices_in(&numa.policy_kmask));
     }
     hs_message("numa: policy %s, %s", numa_policy_name(), line);
@@ -597,16 +510,16 @@ void numa_describe(void)
                    numa.bind_off_reason);
         return;
     }
-    t = (text_t){line, line + sizeof line - 1};
+    t = hs_text(line, sizeof line);
     if (numa.interleave_count) {
-        text_str(&t, "round robin over ");
+        hs_text_str(&t, "round robin over ");
         text_index_set(&t, numa.policy_set);
     } else {
         for (unsigned i = 0; i < numa.count; i++) {
-            if (i) text_str(&t, ", ");
-            text_uint(&t, i);
-            text_str(&t, "->");
-            text_uint(&t, numa.target[i]);
+            if (i) hs_text_str(&t, ", ");
+            hs_text_uint(&t, i);
+            hs_text_str(&t, "->");
+            hs_text_uint(&t, numa.target[i]);
         }
     }
     hs_message("numa: SuperSlab node by thread node: %s; mbind %s", line,

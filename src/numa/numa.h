@@ -11,9 +11,9 @@
  *   and the cpuset's nodes are read once, in numa_init(); a later
  *   set_mempolicy() by the program is not seen.
  * - numa_init() runs inside the process's first malloc: nothing here calls
- *   malloc, stdio or libnuma; sysfs is read with open/read and the kernel is
- *   called through syscall(2).
- * Never: call into segment/, tiny/ or thp/; touch the memory it binds. */
+ *   malloc, stdio or libnuma; sysfs and the kernel are reached through os/.
+ * Never: call into segment/, tiny/ or thp/; touch the memory it binds; make
+ *   a system call but through os/. */
 #ifndef HS_NUMA_H
 #define HS_NUMA_H
 

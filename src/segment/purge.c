@@ -9,10 +9,7 @@
  *   runs are unmapped, which returns hugetlb pages to their pool with no
  *   reservation left behind to fault on later.
  * Never: hold a segment lock across a system call. */
-#include <errno.h>
-#include <signal.h>
-#include <time.h>
-
+#include "os/os.h"
 #include "segment/segment_internal.h"
 
 static hs_lock_t purge_lock = HS_LOCK_INIT;
@@ -32,18 +29,30 @@ void purge_run_idle_work(void)
 
 static uint64_t delay_ms(void) { return (uint64_t)hs_option(HS_OPT_PURGE_DELAY_MS); }
 
+/* Whether the io_uring backend can be used; says once why not. */
+static bool uring_ready(void)
+{
+    int rc = os_uring_setup();
+    static bool told;
+    if (rc != 0 && !told && hs_option(HS_OPT_VERBOSE)) {
+        told = true;
+        hs_message("io_uring refused (%d); purging with madvise", rc);
+    }
+    return rc == 0;
+}
+
 /* One pass: purges what is due, returns when the next will be due. */
 static uint64_t purge_pass(void)
 {
     seg_superslab_t *batch[64];
-    thp_range_t ranges[64];
+    os_range_t ranges[64];
     uint64_t next_due = UINT64_MAX;
     unsigned n;
     bool dontneed = hs_option(HS_OPT_PURGE) == HS_PURGE_DONTNEED;
-    bool uring = hs_option(HS_OPT_PURGE_BACKEND) == HS_PURGE_BACKEND_URING;
+    bool uring = hs_option(HS_OPT_PURGE_BACKEND) == HS_PURGE_BACKEND_URING && uring_ready();
     do {
         uint64_t due;
-        n = seg_take_idle(seg_now_ms(), delay_ms(), false, batch, 64, &due);
+        n = seg_take_idle(os_now_ms(), delay_ms(), false, batch, 64, &due);
         if (due < next_due) next_due = due;
         unsigned to_advise = 0;
         thp_backing_t backings[64];
@@ -66,8 +75,8 @@ static uint64_t purge_pass(void)
             to_advise++;
         }
         if (to_advise) {
-            thp_purge_batch(ranges, to_advise, dontneed, uring);
-            hs_count_add(&seg_stat_purge_calls, uring && thp_uring_available() ? 1 : to_advise);
+            os_purge_batch(ranges, to_advise, dontneed, uring);
+            hs_count_add(&seg_stat_purge_calls, uring ? 1 : to_advise);
             hs_count_add(&seg_stat_bytes_purged, (int64_t)(to_advise * HS_SUPERSLAB_SIZE));
             for (unsigned i = 0; i < to_advise; i++)
                 seg_store_purged(advised[i], nodes[i], backings[i], memory_nodes[i]);
@@ -92,16 +101,10 @@ static void *purge_main(void *arg)
                 sleeping_untimed = false;
             } else {
                 /* Coarse clocks run up to a tick behind: wait a little past. */
-                uint64_t now = seg_now_ms();
+                uint64_t now = os_now_ms();
                 uint64_t wait = (next_due > now ? next_due - now : 0) + 5;
                 struct timespec until;
-                clock_gettime(CLOCK_MONOTONIC, &until);
-                until.tv_sec += (time_t)(wait / 1000);
-                until.tv_nsec += (long)(wait % 1000) * 1000000L;
-                if (until.tv_nsec >= 1000000000L) {
-                    until.tv_sec++;
-                    until.tv_nsec -= 1000000000L;
-                }
+                os_deadline_after(wait, &until);
                 pthread_cond_clockwait(&purge_wakeup, &purge_lock, CLOCK_MONOTONIC, &until);
             }
             if (stopping) break;
@@ -119,20 +122,9 @@ static void purge_start(void)
 {
     int expected = 0;
     if (!atomic_compare_exchange_strong(&purge_state, &expected, 1)) return;
-    /* The thread must never take a signal meant for the program. */
-    sigset_t all, old;
-    sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, &old);
-    pthread_t thread;
-    pthread_attr_t tattr;
-    pthread_attr_init(&tattr);
-    pthread_attr_setdetachstate(&tattr, PTHREAD_CREATE_DETACHED);
-    pthread_attr_setstacksize(&tattr, 64 * HS_KiB);
-    int saved_errno = errno;
-    int rc = pthread_create(&thread, &tattr, purge_main, NULL);
-    errno = saved_errno;
-    pthread_attr_destroy(&tattr);
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    /* Every signal blocked: the thread must never take one meant for the
+     * program. */
+    int rc = os_thread_start(purge_main, NULL, 64 * HS_KiB);
     if (rc != 0) {
         atomic_store(&purge_state, -1);
         if (hs_option(HS_OPT_VERBOSE))

@@ -1,11 +1,9 @@
 /* SuperSlabs and runs: the registry, the per-node pools, the run cache. */
 #include <errno.h>
-#include <fcntl.h>
 #include <string.h>
-#include <time.h>
-#include <unistd.h>
 
 #include "numa/numa.h"
+#include "os/os.h"
 #include "segment/segment_internal.h"
 
 _Atomic uint8_t seg_chunk_map[SEG_MAP_ENTRIES];
@@ -76,12 +74,7 @@ void seg_init(void)
 
 void seg_set_client_init(void (*init)(seg_superslab_t *ss)) { client_init = init; }
 
-uint64_t seg_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
+void *seg_map_metadata(size_t size) { return os_map_pages(size); }
 
 static size_t huge_threshold(void) { return (size_t)hs_option(HS_OPT_HUGE_MB) * HS_MiB; }
 
@@ -121,7 +114,7 @@ static thp_backing_t wanted_backing(void)
     default:
         /* auto: hugetlb while the pool has pages, checked again a second
          * after it last ran dry; else THP. */
-        if (seg_now_ms() >= atomic_load_explicit(&hugetlb_retry_at_ms, memory_order_relaxed) &&
+        if (os_now_ms() >= atomic_load_explicit(&hugetlb_retry_at_ms, memory_order_relaxed) &&
             thp_hugetlb_pages_free() > 0)
             return THP_BACKING_HUGETLB;
         return THP_BACKING_THP;
@@ -132,7 +125,7 @@ static void note_backing(thp_backing_t wanted, thp_backing_t got)
 {
     if (got == wanted || wanted != THP_BACKING_HUGETLB) return;
     uint64_t before =
-        atomic_exchange_explicit(&hugetlb_retry_at_ms, seg_now_ms() + 1000, memory_order_relaxed);
+        atomic_exchange_explicit(&hugetlb_retry_at_ms, os_now_ms() + 1000, memory_order_relaxed);
     static _Atomic int warned;
     if (before == 0 && hs_option(HS_OPT_VERBOSE) && !atomic_exchange(&warned, 1))
         hs_message("the hugetlb pool ran dry: falling back to %s pages", thp_backing_name(got));
@@ -143,11 +136,11 @@ static void hugetlb_track(seg_superslab_t *base, size_t size)
     hs_lock(&hugetlb_lock);
     if (hugetlb_count == hugetlb_cap) {
         size_t cap = hugetlb_cap ? hugetlb_cap * 2 : 256;
-        hugetlb_range_t *grown = thp_map_metadata(cap * sizeof *grown);
+        hugetlb_range_t *grown = os_map_pages(cap * sizeof *grown);
         if (grown) {
             if (hugetlb_count) memcpy(grown, hugetlb_ranges, hugetlb_count * sizeof *grown);
             if (hugetlb_ranges)
-                thp_unmap(hugetlb_ranges, hs_align_up(hugetlb_cap * sizeof *grown, 4096));
+                os_unmap(hugetlb_ranges, hs_align_up(hugetlb_cap * sizeof *grown, 4096));
             hugetlb_ranges = grown;
             hugetlb_cap = cap;
         }
@@ -200,15 +193,15 @@ static seg_superslab_t *map_superslabs(size_t size, size_t align, seg_chunk_kind
             numa_bind_strict(ss, size, memory_node);
         else
             numa_bind(ss, size, memory_node);
-        if (got == THP_BACKING_HUGETLB && thp_populate(ss, size) != 0) {
-            thp_unmap(ss, size);
+        if (got == THP_BACKING_HUGETLB && os_populate(ss, size) != 0) {
+            os_unmap(ss, size);
             note_backing(THP_BACKING_HUGETLB, THP_BACKING_THP);
             wanted = THP_BACKING_THP;
             continue;
         }
         break;
     }
-    if (got == THP_BACKING_BASE && hs_option(HS_OPT_PREFAULT)) thp_populate(ss, size);
+    if (got == THP_BACKING_BASE && hs_option(HS_OPT_PREFAULT)) os_populate(ss, size);
     note_backing(wanted, got);
     ss->kind = (uint8_t)kind;
     ss->backing = (uint8_t)got;
@@ -226,7 +219,7 @@ void seg_unmap_idle(seg_superslab_t *ss, size_t size, thp_backing_t backing)
     if (backing == THP_BACKING_HUGETLB) hugetlb_untrack(ss);
     count_mapping(ss->memory_node, backing, -(int64_t)size);
     registry_clear(ss, size);
-    thp_unmap(ss, size);
+    os_unmap(ss, size);
 }
 
 /* ---- SuperSlabs of slabs ------------------------------------------------- */
@@ -354,7 +347,7 @@ void seg_units_free(seg_superslab_t *ss, unsigned first_unit, unsigned n_units)
     if (ss->free_units == ALL_UNITS_FREE) {
         if (ss->on_partial) list_remove(&pool->partial, ss);
         ss->on_partial = 0;
-        ss->idle_since_ms = seg_now_ms();
+        ss->idle_since_ms = os_now_ms();
         list_push(&pool->idle, ss);
         pool->idle_count++;
         hs_count_add(&stat_idle_superslabs, 1);
@@ -373,11 +366,11 @@ static bool purged_push(node_pool_t *pool, uintptr_t entry)
 {
     if (pool->purged_count == pool->purged_cap) {
         size_t cap = pool->purged_cap ? pool->purged_cap * 2 : 512;
-        uintptr_t *grown = thp_map_metadata(cap * sizeof *grown);
+        uintptr_t *grown = os_map_pages(cap * sizeof *grown);
         if (!grown) return false;
         if (pool->purged_count) memcpy(grown, pool->purged, pool->purged_count * sizeof *grown);
         if (pool->purged)
-            thp_unmap(pool->purged, hs_align_up(pool->purged_cap * sizeof *grown, 4096));
+            os_unmap(pool->purged, hs_align_up(pool->purged_cap * sizeof *grown, 4096));
         pool->purged = grown;
         pool->purged_cap = cap;
     }
@@ -528,7 +521,7 @@ void seg_run_free(seg_superslab_t *run)
         seg_unmap_idle(run, size, (thp_backing_t)run->backing);
         return;
     }
-    run->idle_since_ms = seg_now_ms();
+    run->idle_since_ms = os_now_ms();
     hs_lock(&run_cache_lock);
     list_push(&run_cache, run);
     run_cache_bytes += size;
@@ -572,7 +565,7 @@ int seg_trim(void)
     uint64_t next_due;
     int released = 0;
     unsigned n;
-    while ((n = seg_take_idle(seg_now_ms(), 0, true, batch, 64, &next_due)) > 0) {
+    while ((n = seg_take_idle(os_now_ms(), 0, true, batch, 64, &next_due)) > 0) {
         for (unsigned i = 0; i < n; i++) {
             seg_superslab_t *ss = batch[i];
             thp_backing_t backing = (thp_backing_t)ss->backing;
@@ -581,7 +574,7 @@ int seg_trim(void)
             } else {
                 unsigned node = ss->node, memory_node = ss->memory_node;
                 /* Whoever calls malloc_trim wants RSS to drop: DONTNEED. */
-                thp_purge(ss, HS_SUPERSLAB_SIZE, true);
+                os_purge(ss, HS_SUPERSLAB_SIZE, true);
                 hs_count_add(&seg_stat_purge_calls, 1);
                 hs_count_add(&seg_stat_bytes_purged, (int64_t)HS_SUPERSLAB_SIZE);
                 seg_store_purged(ss, node, backing, memory_node);
@@ -632,19 +625,17 @@ void seg_fork_prepare(void)
      * for that: a parent's write first would take the page from the child. */
     fork_pipe[0] = fork_pipe[1] = -1;
     if (hugetlb_pages_mapped && thp_hugetlb_pages_available() < hugetlb_pages_mapped) {
-        if (pipe2(fork_pipe, O_CLOEXEC) != 0) fork_pipe[0] = fork_pipe[1] = -1;
+        if (os_pipe(fork_pipe) != 0) fork_pipe[0] = fork_pipe[1] = -1;
     }
 }
 
 void seg_fork_parent(void)
 {
     if (fork_pipe[0] >= 0) {
-        close(fork_pipe[1]);
-        char done;
+        os_close(fork_pipe[1]);
         /* Returns when the child wrote, or exited (end of file). */
-        while (read(fork_pipe[0], &done, 1) < 0 && errno == EINTR) {
-        }
-        close(fork_pipe[0]);
+        os_pipe_wait(fork_pipe[0]);
+        os_close(fork_pipe[0]);
         fork_pipe[0] = fork_pipe[1] = -1;
     }
     hs_unlock(&hugetlb_lock);
@@ -676,12 +667,9 @@ void seg_fork_child(void)
 {
     if (fork_pipe[1] >= 0) {
         hugetlb_privatize();
-        close(fork_pipe[0]);
-        char done = 1;
-        if (write(fork_pipe[1], &done, 1) < 0) {
-            /* The parent also wakes when this end closes. */
-        }
-        close(fork_pipe[1]);
+        os_close(fork_pipe[0]);
+        os_pipe_signal(fork_pipe[1]);
+        os_close(fork_pipe[1]);
         fork_pipe[0] = fork_pipe[1] = -1;
     }
     pthread_mutex_init(&hugetlb_lock, NULL);

@@ -96,6 +96,10 @@ HS_INLINE void *seg_client_area(seg_superslab_t *ss) { return (char *)ss + SEG_H
 
 void seg_init(void);
 
+/* Plain zeroed pages for a module's own metadata (tiny/'s heaps), page
+ * granular and never given back. NULL on failure. */
+void *seg_map_metadata(size_t size);
+
 /* Called (under a segment lock) for each SuperSlab of slabs before its
  * first unit is handed out, fresh or reused, to reset the client area. */
 void seg_set_client_init(void (*init)(seg_superslab_t *ss));

@@ -4,9 +4,6 @@
 
 #include "segment/segment.h"
 
-/* Monotonic milliseconds (vDSO, no system call on x86-64). */
-uint64_t seg_now_ms(void);
-
 /* Takes idle memory out of the pools for purging: SuperSlabs idle for at
  * least min_idle_ms beyond the per-node reserve, and beyond that whatever
  * exceeds HUGESLAB_CACHE_MB, oldest first; `everything` takes all of it.

@@ -4,7 +4,6 @@
 #include <string.h>
 
 #include "numa/numa.h"
-#include "thp/thp.h"
 #include "tiny/tiny.h"
 
 /* The sentinel has no blocks: as a class's current slab it sends malloc to
@@ -512,7 +511,7 @@ static tiny_heap_t *heap_new_locked(void)
     size_t size = hs_align_up(sizeof(tiny_heap_t), HS_CACHE_LINE);
     if ((size_t)(meta_end - meta_next) < size) {
         size_t chunk = 64 * HS_KiB;
-        char *m = thp_map_metadata(chunk);
+        char *m = seg_map_metadata(chunk);
         if (!m) return NULL;
         meta_next = m;
         meta_end = m + chunk;

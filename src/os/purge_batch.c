@@ -9,31 +9,27 @@
 #include <sys/mman.h>
 
 #include "common/common.h"
-#include "thp/thp.h"
+#include "os/os.h"
 
 #if defined(HS_HAVE_URING) && HS_HAVE_URING
 #include <liburing.h>
 
 /* Used by the purge thread alone, so no lock. */
 static struct io_uring ring;
-static int ring_state; /* 0 untried, 1 ready, -1 refused */
+static int ring_state; /* 0 untried, 1 ready, else -errno of the refusal */
 #define RING_ENTRIES 64
 
-static bool ring_ready(void)
+int os_uring_setup(void)
 {
     if (ring_state == 0) {
         int rc = io_uring_queue_init(RING_ENTRIES, &ring, 0);
-        ring_state = rc == 0 ? 1 : -1;
-        if (rc != 0 && hs_option(HS_OPT_VERBOSE))
-            hs_message("io_uring refused (%d); purging with madvise", rc);
+        ring_state = rc == 0 ? 1 : rc;
     }
-    return ring_state == 1;
+    return ring_state == 1 ? 0 : ring_state;
 }
 
-bool thp_uring_available(void) { return ring_ready(); }
-
 /* Submits up to RING_ENTRIES ranges and waits for them; returns failures. */
-static int uring_round(const thp_range_t *ranges, unsigned count, int advice)
+static int uring_round(const os_range_t *ranges, unsigned count, int advice)
 {
     unsigned queued = 0;
     for (; queued < count; queued++) {
@@ -48,23 +44,23 @@ static int uring_round(const thp_range_t *ranges, unsigned count, int advice)
         struct io_uring_cqe *cqe;
         if (io_uring_wait_cqe(&ring, &cqe) != 0) return failed + (int)(queued - done);
         if (cqe->res < 0) {
-            const thp_range_t *r = io_uring_cqe_get_data(cqe);
+            const os_range_t *r = io_uring_cqe_get_data(cqe);
             /* MADV_FREE refused: the plain path knows the fallback. */
-            if (thp_purge(r->addr, r->size, advice == MADV_DONTNEED) != 0) failed++;
+            if (os_purge(r->addr, r->size, advice == MADV_DONTNEED) != 0) failed++;
         }
         io_uring_cqe_seen(&ring, cqe);
     }
     return failed;
 }
 #else
-bool thp_uring_available(void) { return false; }
+int os_uring_setup(void) { return -ENOSYS; }
 #endif
 
-int thp_purge_batch(const thp_range_t *ranges, unsigned count, bool dontneed, bool use_uring)
+int os_purge_batch(const os_range_t *ranges, unsigned count, bool dontneed, bool use_uring)
 {
     int failed = 0;
 #if defined(HS_HAVE_URING) && HS_HAVE_URING
-    if (use_uring && ring_ready()) {
+    if (use_uring && os_uring_setup() == 0) {
         int advice = dontneed ? MADV_DONTNEED : MADV_FREE;
         for (unsigned i = 0; i < count; i += RING_ENTRIES) {
             unsigned n = count - i < RING_ENTRIES ? count - i : RING_ENTRIES;
@@ -76,6 +72,6 @@ int thp_purge_batch(const thp_range_t *ranges, unsigned count, bool dontneed, bo
     (void)use_uring;
 #endif
     for (unsigned i = 0; i < count; i++)
-        if (thp_purge(ranges[i].addr, ranges[i].size, dontneed) != 0) failed++;
+        if (os_purge(ranges[i].addr, ranges[i].size, dontneed) != 0) failed++;
     return failed;
 }

@@ -1,0 +1,126 @@
+/* Files: the /proc and /sys files hugeslab reads, and the few descriptors it
+ * writes (messages, the statistics file, the fork pipe). open/read/write
+ * only: stdio may allocate, and these run inside malloc. */
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/common.h"
+#include "os/os.h"
+
+ssize_t os_read_file(const char *path, char *buf, size_t cap)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return -1;
+    size_t len = 0;
+    ssize_t n;
+    while (len < cap - 1) {
+        n = read(fd, buf + len, cap - 1 - len);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) break;
+        len += (size_t)n;
+    }
+    close(fd);
+    buf[len] = '\0';
+    return (ssize_t)len;
+}
+
+ssize_t os_read_thp_enabled(char *buf, size_t cap)
+{
+    return os_read_file("/sys/kernel/mm/transparent_hugepage/enabled", buf, cap);
+}
+
+ssize_t os_read_nodes_online(char *buf, size_t cap)
+{
+    return os_read_file("/sys/devices/system/node/online", buf, cap);
+}
+
+ssize_t os_read_node_file(unsigned kernel_node, const char *leaf, char *buf, size_t cap)
+{
+    char path[160];
+    hs_text_t t = hs_text(path, sizeof path);
+    hs_text_str(&t, "/sys/devices/system/node/node");
+    hs_text_uint(&t, kernel_node);
+    hs_text_str(&t, "/");
+    hs_text_str(&t, leaf);
+    if (hs_text_overflowed(&t)) return -1;
+    return os_read_file(path, buf, cap);
+}
+
+unsigned long os_hugetlb_count(os_hugetlb_count_t which)
+{
+    static const char *const names[] = {
+        [OS_HUGETLB_TOTAL] = "nr_hugepages",
+        [OS_HUGETLB_FREE] = "free_hugepages",
+        [OS_HUGETLB_RESERVED] = "resv_hugepages",
+    };
+    char path[128], buf[32];
+    hs_text_t t = hs_text(path, sizeof path);
+    hs_text_str(&t, "/sys/kernel/mm/hugepages/hugepages-2048kB/");
+    hs_text_str(&t, names[which]);
+    if (os_read_file(path, buf, sizeof buf) < 0) return 0;
+    uint64_t v = 0;
+    hs_parse_u64(buf, NULL, &v);
+    return (unsigned long)v;
+}
+
+/* One "Key:   N kB" field of smaps_rollup text, in bytes; -1 when absent. */
+static long long rollup_field(const char *text, const char *key)
+{
+    const char *p = strstr(text, key);
+    if (!p) return -1;
+    p += strlen(key);
+    while (*p == ' ' || *p == '\t') p++;
+    uint64_t kb = 0;
+    hs_parse_u64(p, NULL, &kb);
+    return (long long)kb * 1024;
+}
+
+void os_read_rollup(os_rollup_t *out)
+{
+    char text[4096];
+    out->rss = out->anon_huge = out->lazy_free = out->private_hugetlb = -1;
+    if (os_read_file("/proc/self/smaps_rollup", text, sizeof text) < 0) return;
+    out->rss = rollup_field(text, "\nRss:");
+    out->anon_huge = rollup_field(text, "AnonHugePages:");
+    out->lazy_free = rollup_field(text, "LazyFree:");
+    out->private_hugetlb = rollup_field(text, "Private_Hugetlb:");
+}
+
+int os_open_for_writing(const char *path)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    return fd < 0 ? -errno : fd;
+}
+
+void os_write_all(int fd, const char *buf, size_t len)
+{
+    while (len) {
+        ssize_t n = write(fd, buf, len);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) return;
+        buf += n;
+        len -= (size_t)n;
+    }
+}
+
+void os_close(int fd) { close(fd); }
+
+int os_pipe(int fds[2]) { return pipe2(fds, O_CLOEXEC) == 0 ? 0 : -errno; }
+
+void os_pipe_wait(int fd)
+{
+    char byte;
+    /* Returns when the writer wrote, or closed its end (end of file). */
+    while (read(fd, &byte, 1) < 0 && errno == EINTR) {
+    }
+}
+
+void os_pipe_signal(int fd)
+{
+    char byte = 1;
+    if (write(fd, &byte, 1) < 0) {
+        /* The reader also wakes when this end closes. */
+    }
+}

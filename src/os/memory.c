@@ -1,0 +1,90 @@
+/* Mappings and advice: every mmap, munmap, mremap and madvise of hugeslab. */
+#include <errno.h>
+#include <stdint.h>
+#include <sys/mman.h>
+
+#include "common/common.h"
+#include "os/os.h"
+
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23 /* Linux 5.14; older headers lack it */
+#endif
+
+#define PAGE_GRANULE (4 * HS_KiB)
+
+/* mmap that keeps errno at ENOMEM for every failure, as malloc promises. */
+static void *map_anonymous(size_t size, int extra_flags)
+{
+    void *p =
+        mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | extra_flags, -1, 0);
+    if (p == MAP_FAILED) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    if ((uintptr_t)p + size > ((uintptr_t)1 << HS_ADDRESS_BITS)) {
+        /* Only with 5-level paging and a high hint; the registry cannot
+         * describe such addresses, so refuse them. */
+        munmap(p, size);
+        errno = ENOMEM;
+        return NULL;
+    }
+    return p;
+}
+
+/* Over-maps and trims both ends. For hugetlb the kernel aligns to 2 MiB
+ * itself and can only trim at 2 MiB, so that is the granule. */
+void *os_map_aligned(size_t size, size_t align, bool hugetlb)
+{
+    size_t granule = hugetlb ? HS_SUPERSLAB_SIZE : PAGE_GRANULE;
+    if (size > SIZE_MAX - align) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    size_t span = align > granule ? size + align - granule : size;
+    char *raw = map_anonymous(span, hugetlb ? MAP_HUGETLB : 0);
+    if (!raw) return NULL;
+    char *start = (char *)hs_align_up((uintptr_t)raw, align);
+    size_t head = (size_t)(start - raw);
+    size_t tail = span - head - size;
+    if (head) munmap(raw, head);
+    if (tail) munmap(start + size, tail);
+    return start;
+}
+
+void *os_map_pages(size_t size) { return map_anonymous(hs_align_up(size, PAGE_GRANULE), 0); }
+
+void os_unmap(void *addr, size_t size)
+{
+    if (size) munmap(addr, size);
+}
+
+int os_remap_in_place(void *addr, size_t old_size, size_t new_size)
+{
+    return mremap(addr, old_size, new_size, 0) == MAP_FAILED ? -errno : 0;
+}
+
+int os_remap_onto(void *addr, size_t old_size, size_t new_size, void *dest)
+{
+    void *p = mremap(addr, old_size, new_size, MREMAP_MAYMOVE | MREMAP_FIXED, dest);
+    return p == MAP_FAILED ? -errno : 0;
+}
+
+int os_advise_hugepage(void *addr, size_t size, bool on)
+{
+    return madvise(addr, size, on ? MADV_HUGEPAGE : MADV_NOHUGEPAGE) == 0 ? 0 : -errno;
+}
+
+int os_populate(void *addr, size_t size)
+{
+    return madvise(addr, size, MADV_POPULATE_WRITE) == 0 ? 0 : -errno;
+}
+
+int os_purge(void *addr, size_t size, bool dontneed)
+{
+    if (!dontneed) {
+        if (madvise(addr, size, MADV_FREE) == 0) return 0;
+        if (errno != EINVAL) return -errno;
+        /* MADV_FREE unknown (before 4.5): fall through to DONTNEED. */
+    }
+    return madvise(addr, size, MADV_DONTNEED) == 0 ? 0 : -errno;
+}

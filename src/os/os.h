@@ -1,0 +1,186 @@
+/* os: the one door to the kernel. Every system call hugeslab makes (mmap,
+ * munmap, mremap, madvise, mbind, get_mempolicy, getcpu, getrandom,
+ * getrusage, open/read/write/close, pipes, io_uring, the threads it starts)
+ * and every /proc or /sys file it reads is a function here, each with its
+ * contract below: what it needs aligned, what it returns on failure, whether
+ * it may block.
+ * - Nothing here calls malloc or stdio: all of it may run inside the
+ *   process's first malloc and with any hugeslab lock held.
+ * - Functions that map return NULL with errno = ENOMEM on any failure; the
+ *   others return 0 or -errno, or say what they return on failure. None
+ *   prints, aborts or retries beyond EINTR.
+ * - No policy: which backing, which node, when to purge is decided above
+ *   (thp/, numa/, segment/), and the kernel's answer is handed back as is.
+ * Never: include another module's header but common.h; keep state beyond
+ *   the io_uring ring of the purge thread. */
+#ifndef HS_OS_H
+#define HS_OS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <time.h>
+
+/* ---- mappings (memory.c) --------------------------------------------------- */
+
+/* Anonymous, private, read-write, zero-filled memory of `size` bytes (a
+ * multiple of the page size, or rounded up to it) at an address aligned to
+ * `align` (a power of two, at least 4 KiB), by mapping more and trimming
+ * both ends. `hugetlb`: MAP_HUGETLB without MAP_NORESERVE, so the pool's
+ * 2 MiB pages are reserved now (an empty pool is ENOMEM here, never a
+ * SIGBUS at first touch); size and align are then multiples of 2 MiB.
+ * Refuses ranges above HS_ADDRESS_BITS. NULL + ENOMEM on failure. */
+void *os_map_aligned(size_t size, size_t align, bool hugetlb);
+
+/* Plain pages for hugeslab's own metadata: os_map_aligned at page alignment,
+ * size rounded up to whole pages. NULL + ENOMEM. */
+void *os_map_pages(size_t size);
+
+/* munmap of a range (or part of one cut at page boundaries) that one of the
+ * os_map functions returned; size 0 does nothing. Cannot fail for such
+ * ranges; a failure is ignored. */
+void os_unmap(void *addr, size_t size);
+
+/* mremap without moving: grows or shrinks [addr, addr+old_size) to new_size
+ * in place. Returns 0, or -errno (ENOMEM: the next range is taken). */
+int os_remap_in_place(void *addr, size_t old_size, size_t new_size);
+
+/* Moves the mapping [addr, addr+old_size) onto dest (a range this process
+ * mapped, which it replaces) with new_size bytes, moving page tables, not
+ * copying. Returns 0, or -errno with both ranges untouched. */
+int os_remap_onto(void *addr, size_t old_size, size_t new_size, void *dest);
+
+/* MADV_HUGEPAGE (`on`) or MADV_NOHUGEPAGE on a page-aligned range: the THP
+ * hint for this range only. Returns 0 or -errno (EINVAL without THP). */
+int os_advise_hugepage(void *addr, size_t size, bool on);
+
+/* Faults [addr, addr+size) in now, writable, with one MADV_POPULATE_WRITE
+ * (Linux 5.14+). A page that cannot be had (a hugetlb page the memory
+ * policy's nodes lack) is -errno here instead of a SIGBUS later; EINVAL on
+ * older kernels, whose pages then fault at first touch. May block while
+ * the kernel reclaims memory. */
+int os_populate(void *addr, size_t size);
+
+/* Hands the pages of a page-aligned range back to the kernel, keeping the
+ * mapping: MADV_FREE (lazy, LazyFree until reclaimed) unless `dontneed` or
+ * the kernel lacks it (before 4.5), else MADV_DONTNEED. Returns 0 or -errno. */
+int os_purge(void *addr, size_t size, bool dontneed);
+
+/* ---- many purges at once (purge_batch.c) ----------------------------------- */
+
+typedef struct os_range_s {
+    void *addr;  /* page-aligned start */
+    size_t size; /* bytes, a multiple of the page size */
+} os_range_t;
+
+/* os_purge on each range, through io_uring submissions of IORING_OP_MADVISE
+ * when `use_uring` and os_uring_setup() succeeds, else one madvise each. Returns
+ * how many ranges failed. Called by one thread at a time (the ring is the
+ * purge thread's): not thread-safe. Waits for the kernel's answers. */
+int os_purge_batch(const os_range_t *ranges, unsigned count, bool dontneed, bool use_uring);
+/* Sets the ring up on the first call (the purge thread's). Returns 0 when
+ * it is ready, else the -errno of that first try: ENOSYS when liburing was
+ * absent at build time, EPERM or ENOSYS when kernel.io_uring_disabled or a
+ * seccomp filter refuses it. */
+int os_uring_setup(void);
+
+/* ---- NUMA system calls (process.c; numa/ is their one caller) ------------- */
+
+/* get_mempolicy(2) of the calling thread (no address: never faults pages
+ * in). mask holds maxnode - 1 bits. Returns 0 or -errno (ENOSYS without
+ * CONFIG_NUMA, EPERM under some seccomp profiles). Never blocks. */
+int os_get_mempolicy(int *mode, unsigned long *mask, unsigned long maxnode, unsigned long flags);
+
+/* mbind(2) without MPOL_MF_* flags on a page-aligned range: sets the policy
+ * of its VMAs (splitting them at the ends); pages already present are not
+ * moved. Returns 0 or -errno (EINVAL: nodes outside the cpuset; EPERM or
+ * ENOSYS: refused for good). Takes mmap_lock for writing; no I/O. */
+int os_mbind(void *addr, size_t len, int mode, const unsigned long *mask, unsigned long maxnode);
+
+/* set_mempolicy_home_node(2), Linux 5.17, for a range whose policy is
+ * MPOL_BIND or MPOL_PREFERRED_MANY: its pages come from kernel node `home`
+ * first. Returns 0 or -errno (ENOSYS before 5.17, EOPNOTSUPP otherwise). */
+int os_set_home_node(void *addr, size_t len, unsigned home);
+
+/* The kernel node of the CPU the caller runs on (getcpu, vDSO on x86-64:
+ * no system call); 0 when the kernel cannot say. Stale once the thread
+ * migrates. */
+unsigned os_current_kernel_node(void);
+
+/* ---- kernel files (files.c) -------------------------------------------------
+ * Each reads one small /proc or /sys file whole with open/read, NUL-
+ * terminated, and returns its length, or -1 when it cannot be read. */
+
+/* /sys/kernel/mm/transparent_hugepage/enabled ("always [madvise] never"). */
+ssize_t os_read_thp_enabled(char *buf, size_t cap);
+/* /sys/devices/system/node/online (a list such as "0-3"). */
+ssize_t os_read_nodes_online(char *buf, size_t cap);
+/* /sys/devices/system/node/node<kernel_node>/<leaf> ("distance",
+ * "cpulist", "hugepages/hugepages-2048kB/free_hugepages", ...). */
+ssize_t os_read_node_file(unsigned kernel_node, const char *leaf, char *buf, size_t cap);
+
+/* Counters of the 2 MiB hugetlb pool, from
+ * /sys/kernel/mm/hugepages/hugepages-2048kB/<name>; 0 when unreadable. */
+typedef enum os_hugetlb_count_e {
+    OS_HUGETLB_TOTAL,    /* nr_hugepages */
+    OS_HUGETLB_FREE,     /* free_hugepages */
+    OS_HUGETLB_RESERVED, /* resv_hugepages: free but promised to a mapping */
+} os_hugetlb_count_t;
+unsigned long os_hugetlb_count(os_hugetlb_count_t which);
+
+/* The process's memory as /proc/self/smaps_rollup reports it, in bytes;
+ * -1 for a field that cannot be read. For statistics only: slow. */
+typedef struct os_rollup_s {
+    long long rss;             /* Rss */
+    long long anon_huge;       /* AnonHugePages: whole 2 MiB THP pages */
+    long long lazy_free;       /* LazyFree: MADV_FREE pages not yet reclaimed */
+    long long private_hugetlb; /* Private_Hugetlb */
+} os_rollup_t;
+void os_read_rollup(os_rollup_t *out);
+
+/* Any small file (a HUGESLAB_CONFIG file), like the readers above; returns
+ * its length or -1. */
+ssize_t os_read_file(const char *path, char *buf, size_t cap);
+
+/* ---- files and pipes (files.c) --------------------------------------------- */
+
+/* open(2) for writing, created or truncated, close-on-exec, mode 0644.
+ * Returns the descriptor or -errno. */
+int os_open_for_writing(const char *path);
+/* Writes all of buf, retrying short writes and EINTR; gives up silently on
+ * an error (a message must never fail the program). */
+void os_write_all(int fd, const char *buf, size_t len);
+void os_close(int fd);
+
+/* A close-on-exec pipe: fds[0] to read, fds[1] to write. 0 or -errno. */
+int os_pipe(int fds[2]);
+/* Blocks until one byte arrives on fd or its writer closes (EINTR retried). */
+void os_pipe_wait(int fd);
+/* Writes one byte to fd, ignoring failure (the reader also wakes on close). */
+void os_pipe_signal(int fd);
+
+/* ---- time, randomness, threads (process.c) --------------------------------- */
+
+/* Monotonic milliseconds from a coarse clock (vDSO: no system call; up to
+ * a scheduler tick behind). */
+uint64_t os_now_ms(void);
+/* The CLOCK_MONOTONIC time `ms` from now, for pthread_cond_clockwait. */
+void os_deadline_after(uint64_t ms, struct timespec *out);
+
+/* 64 random bits from the kernel (getrandom, non-blocking), or a weaker mix
+ * of the cycle counter and a stack address when it fails. Never 0. */
+unsigned long os_random_bits(void);
+/* Minor + major page faults of the process so far (getrusage), -1 on error. */
+long long os_page_faults(void);
+/* The base page size (sysconf, asked once). */
+size_t os_page_size(void);
+
+/* Starts a detached thread running fn(arg) with a stack of `stack_size`
+ * bytes and every signal blocked, so it never takes a signal meant for the
+ * program; the caller's signal mask is unchanged afterwards and errno is
+ * kept. Returns 0 or the pthread_create error. May allocate (glibc's thread
+ * stack cache): never call it with a lock held. */
+int os_thread_start(void *(*fn)(void *), void *arg, size_t stack_size);
+
+#endif
