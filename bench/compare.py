@@ -17,8 +17,12 @@ on a shared machine (other jobs, thermal, page cache) spreads over every
 allocator instead of penalising whichever ran last.
 
 Results (table.md, raw.csv, machine.txt and, when gnuplot exists, one PNG
-per group) go to bench/results/<date-time>/.  A crash, timeout or failed
-preload marks that allocator's row and the comparison goes on.
+per group) go to bench/results/<date-time>/.  Each chart has a panel for
+ops/s (the memory group: peak and idle RSS), one for page faults and one
+for peak RSS, every bar with the runs' min and max as error bars, and the
+date, machine and run count in its title; `--replot DIR` draws them again
+from DIR/raw.csv.  A crash, timeout or failed preload marks that
+allocator's row and the comparison goes on.
 
 Only the standard library is used, so it runs on a bare Debian python3.
 """
@@ -122,6 +126,9 @@ def parse_args():
     p.add_argument("--out", default=None,
                    help="results directory (default bench/results/<date-time>)")
     p.add_argument("--no-save", action="store_true", help="print the table only")
+    p.add_argument("--replot", metavar="DIR",
+                   help="run nothing: the table and charts again from DIR/raw.csv "
+                        "(a results folder)")
     a = p.parse_args()
     if a.runs is None:
         a.runs = 3 if a.quick else 11 if a.full else 5
@@ -277,10 +284,21 @@ def summarise(runs):
     shared = [r["shared_lines"] for r in runs if r.get("shared_lines") != ""]
     mem = {k: statistics.median(r[k] for r in runs) / 1024.0 for k in MEMORY_FIELDS
            if all(k in r and r[k] >= 0 for r in runs)}
+    faults = [r["page_faults"] for r in runs]
+    rss = [r["peak_rss_kb"] / 1024.0 for r in runs]
+    idle = [r["idle_rss_kb"] / 1024.0 for r in runs
+            if r.get("idle_rss_kb") not in (None, "") and r["idle_rss_kb"] >= 0]
     return {
         "mem": mem,
         "seconds": statistics.median(r["seconds"] for r in runs),
         "ok": True,
+        "runs": len(runs),
+        # The spread of the runs, drawn as error bars on the charts.
+        "ops_min": min(ops), "ops_max": max(ops),
+        "faults_min": min(faults), "faults_max": max(faults),
+        "rss_min": min(rss), "rss_max": max(rss),
+        "idle_min": min(idle) if len(idle) == len(runs) else None,
+        "idle_max": max(idle) if len(idle) == len(runs) else None,
         "ops": med,
         "spread": (max(ops) - min(ops)) / med * 100 if med else 0.0,
         "faults": statistics.median(r["page_faults"] for r in runs),
@@ -457,6 +475,7 @@ def machine_info(args, allocators):
         "groups: %s; mt threads: %d, seconds per run: %g" % (
             "custom (--cmd)" if args.cmd else ",".join(args.groups), args.threads, args.mt_seconds),
         "python: %s" % platform.python_version(),
+        "chart machine: %s" % machine_line(),
         "",
         "lscpu:",
         lscpu,
@@ -465,133 +484,206 @@ def machine_info(args, allocators):
 
 
 def gp_quote(s):
-    return '"%s"' % s.replace("\\", "\\\\").replace('"', '\\"')
+    """A gnuplot double-quoted string; a newline becomes gnuplot's own \\n."""
+    return '"%s"' % s.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
-def gp_preamble(png, n_workloads):
-    """What every chart starts with: grouped bars, two panels to come."""
+def gp_preamble(png, n_workloads, panels):
+    """What every chart starts with: clustered bars with error bars (the
+    runs' min and max around the median), one panel below the other."""
     return [
-        "set terminal pngcairo size 1100,900 font 'sans,11'",
+        "set terminal pngcairo size 1100,%d font 'sans,11'" % (150 + 330 * panels),
         "set output '%s'" % png,
         # Plain text: workload names contain '_', a subscript otherwise.
         "set termoption noenhanced",
         "set datafile missing '-'",
-        # Equal margins so the two panels' clusters line up.
+        # Equal margins so the panels' clusters line up.
         "set lmargin 12",
         "set rmargin 16",
         "set xrange [-0.6:%g]" % (n_workloads - 0.4),
         "set style data histograms",
-        "set style histogram clustered gap 1",
+        "set style histogram errorbars gap 1 lw 1",
         "set style fill solid 0.85 border -1",
+        "set bars front",
         "set grid ytics",
         "set key outside right top",
     ]
 
 
-def plot(outdir, workloads, allocators, rows):
-    """One PNG per group: ops/s relative to the baseline on top, peak RSS
-    below, grouped bars (one cluster per workload, one bar per allocator).
-    Skipped quietly without gnuplot."""
-    if not shutil.which("gnuplot"):
-        return []
-    base = baseline_of(allocators)
-    names = [n for n, _ in allocators]
-    made = []
-    for group in dict.fromkeys(w["group"] for w in workloads):
-        ws = [w for w in workloads if w["group"] == group]
-        if group == "memory":
-            png = plot_memory(outdir, ws, names, rows)
-            if png:
-                made.append(png)
-            continue
-        dat = "%s.dat" % group
-        with open(os.path.join(outdir, dat), "w") as f:
-            # Columns: workload, then ratio per allocator, then RSS per allocator.
-            f.write("workload " + " ".join(gp_quote(n) for n in names * 2) + "\n")
-            for w in ws:
-                vals = []
-                for n in names:
-                    rt = ratio(rows, w, n, base)
-                    vals.append("%.4f" % rt if rt is not None else "-")
-                for n in names:
-                    r = rows[(id(w), n)]
-                    vals.append("%.3f" % r["rss_mib"] if r["ok"] else "-")
-                f.write("%s %s\n" % (gp_quote(w["short"]), " ".join(vals)))
-        k = len(names)
-        ratio_cols = ", ".join("'%s' using %d:xtic(1) title columnheader(%d)" % (dat, i + 2, i + 2)
-                               for i in range(k))
-        rss_cols = ", ".join("'%s' using %d:xtic(1) title columnheader(%d)" % (dat, k + i + 2,
-                                                                              k + i + 2)
-                             for i in range(k))
-        png = "%s.png" % group
-        script = "\n".join(gp_preamble(png, len(ws)) + [
-            "set multiplot layout 2,1 title %s" % gp_quote(GROUP_TITLES.get(group, group)),
-            "set yrange [0:*]",
-            "set ylabel %s" % gp_quote("ops/s relative to %s (higher is better)" % base),
-            # The reference line: bars above 1 beat the baseline.
-            "set arrow 1 from graph 0, first 1 to graph 1, first 1 nohead dt 2 lw 1.5 front",
-            "plot " + ratio_cols,
-            "unset arrow 1",
-            "set ylabel 'peak RSS, MiB (VmHWM, median; lower is better)'",
-            "plot " + rss_cols,
-            "unset multiplot",
-            ""])
-        gp = "%s.gp" % group
-        with open(os.path.join(outdir, gp), "w") as f:
-            f.write(script)
-        cp = subprocess.run(["gnuplot", gp], cwd=outdir, capture_output=True, text=True,
-                            timeout=30)
-        if cp.returncode == 0:
-            made.append(png)
-        else:
-            print("compare: gnuplot failed for %s: %s" % (group, cp.stderr.strip()[-300:]),
-                  file=sys.stderr)
-    return made
+def machine_line():
+    """'<CPU model>, <n> CPUs, Linux <release>' for chart titles."""
+    model = "?"
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    model = " ".join(line.split(":", 1)[1].split())
+                    break
+    except OSError:
+        pass
+    return "%s, %s CPUs, Linux %s" % (model, os.cpu_count() or "?", platform.release())
 
 
-def plot_memory(outdir, ws, names, rows):
-    """Peak RSS on top, RSS after 3 s idle below, log scale (from 1 MiB to
-    hundreds), one cluster per workload."""
-    dat = "memory.dat"
+def chart_title(group, date, machine, runs):
+    """Group title, then when, where and how many runs the bars stand for."""
+    run_text = ("%d runs" % min(runs) if min(runs) == max(runs)
+                else "%d-%d runs" % (min(runs), max(runs)))
+    return "%s\n%s, %s\n%s per allocator; bar: median, whiskers: min and max of the runs" % (
+        GROUP_TITLES.get(group, group), date, machine, run_text)
+
+
+def write_chart(outdir, group, ws, names, panels, title):
+    """One PNG for a group. panels: (y label, value(w, name) -> (median, lo, hi)
+    or None, gnuplot settings) from top to bottom. Returns the PNG's name or None."""
+    dat = "%s.dat" % group
     with open(os.path.join(outdir, dat), "w") as f:
-        f.write("workload " + " ".join(gp_quote(n) for n in names * 2) + "\n")
+        # A comment, not a header: histograms would draw a header row as a cluster.
+        f.write("# workload, then per panel and allocator: median min max\n")
         for w in ws:
             vals = []
-            for n in names:
-                r = rows[(id(w), n)]
-                vals.append("%.3f" % r["rss_mib"] if r["ok"] else "-")
-            for n in names:
-                r = rows[(id(w), n)]
-                ok = r["ok"] and "idle_rss_kb" in r["mem"]
-                vals.append("%.3f" % r["mem"]["idle_rss_kb"] if ok else "-")
+            for _label, value, _settings in panels:
+                for n in names:
+                    v = value(w, n)
+                    vals += (["%.6g" % x for x in v] if v is not None else ["-"] * 3)
             f.write("%s %s\n" % (gp_quote(w["short"]), " ".join(vals)))
     k = len(names)
-    cols = lambda off: ", ".join("'%s' using %d:xtic(1) title columnheader(%d)"
-                                 % (dat, off + i + 2, off + i + 2) for i in range(k))
-    png = "memory.png"
-    script = "\n".join(gp_preamble(png, len(ws)) + [
-        "set logscale y",
-        "set yrange [0.5:*]",
-        "set multiplot layout 2,1 title %s" % gp_quote(GROUP_TITLES["memory"]),
-        "set ylabel 'peak RSS, MiB (VmHWM; lower is better)'",
-        "plot " + cols(0),
-        "set ylabel 'RSS 3 s after freeing everything, MiB'",
-        "plot " + cols(k),
-        "unset multiplot",
-        ""])
-    with open(os.path.join(outdir, "memory.gp"), "w") as f:
-        f.write(script)
-    cp = subprocess.run(["gnuplot", "memory.gp"], cwd=outdir, capture_output=True, text=True,
-                        timeout=30)
+    png = "%s.png" % group
+    script = gp_preamble(png, len(ws), len(panels)) + [
+        "set multiplot layout %d,1 title %s" % (len(panels), gp_quote(title))]
+    for p, (label, _value, settings) in enumerate(panels):
+        first = 2 + p * 3 * k
+        cols = ", ".join("'%s' using %d:%d:%d:xtic(1) title %s" % (
+            dat, first + 3 * i, first + 3 * i + 1, first + 3 * i + 2, gp_quote(names[i]))
+            for i in range(k))
+        script += ["unset logscale y", "unset arrow 1", "set yrange [0:*]"] + settings + [
+            "set ylabel %s" % gp_quote(label), "plot " + cols]
+    script += ["unset multiplot", ""]
+    gp = "%s.gp" % group
+    with open(os.path.join(outdir, gp), "w") as f:
+        f.write("\n".join(script))
+    cp = subprocess.run(["gnuplot", gp], cwd=outdir, capture_output=True, text=True, timeout=30)
     if cp.returncode != 0:
-        print("compare: gnuplot failed for memory: %s" % cp.stderr.strip()[-300:],
+        print("compare: gnuplot failed for %s: %s" % (group, cp.stderr.strip()[-300:]),
               file=sys.stderr)
         return None
     return png
 
 
+def plot(outdir, workloads, allocators, rows, date=None, machine=None):
+    """One PNG per group, every panel with the runs' spread as error bars:
+    ops/s relative to the baseline (time for the memory group's RSS panels),
+    page faults and peak RSS; the memory group adds the RSS left after 3 s
+    idle. The title says the date, the machine and the number of runs.
+    Skipped quietly without gnuplot."""
+    if not shutil.which("gnuplot"):
+        return []
+    base = baseline_of(allocators)
+    names = [n for n, _ in allocators]
+    date = date or datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
+    machine = machine or machine_line()
+
+    def row(w, n):
+        r = rows.get((id(w), n))
+        return r if r and r["ok"] else None
+
+    def ops_ratio(w, n):
+        r, b = row(w, n), row(w, base)
+        if not r or not b or not b["ops"]:
+            return None
+        return (r["ops"] / b["ops"], r["ops_min"] / b["ops"], r["ops_max"] / b["ops"])
+
+    def faults(w, n):
+        r = row(w, n)
+        # log scale: a zero would vanish, so it is drawn at 1
+        return (max(r["faults"], 1), max(r["faults_min"], 1), max(r["faults_max"], 1)) if r else None
+
+    def rss(w, n):
+        r = row(w, n)
+        return (r["rss_mib"], r["rss_min"], r["rss_max"]) if r else None
+
+    def idle(w, n):
+        r = row(w, n)
+        if not r or "idle_rss_kb" not in r["mem"] or r["idle_min"] is None:
+            return None
+        return (r["mem"]["idle_rss_kb"], r["idle_min"], r["idle_max"])
+
+    fault_panel = ("page faults during the run (log; lower is better)", faults,
+                   ["set logscale y", "set yrange [1:*]"])
+    made = []
+    for group in dict.fromkeys(w["group"] for w in workloads):
+        ws = [w for w in workloads if w["group"] == group]
+        runs = [rows[(id(w), n)]["runs"] for w in ws for n in names
+                if rows.get((id(w), n)) and rows[(id(w), n)]["ok"]] or [0]
+        if group == "memory":
+            panels = [
+                ("peak RSS, MiB (VmHWM, log; lower is better)", rss,
+                 ["set logscale y", "set yrange [0.5:*]"]),
+                ("RSS 3 s after freeing everything, MiB (log)", idle,
+                 ["set logscale y", "set yrange [0.5:*]"]),
+                fault_panel]
+        else:
+            panels = [
+                ("ops/s relative to %s (higher is better)" % base, ops_ratio,
+                 # The reference line: bars above 1 beat the baseline.
+                 ["set arrow 1 from graph 0, first 1 to graph 1, first 1 nohead dt 2 lw 1.5 front"]),
+                fault_panel,
+                ("peak RSS, MiB (VmHWM; lower is better)", rss, [])]
+        png = write_chart(outdir, group, ws, names, panels,
+                          chart_title(group, date, machine, runs))
+        if png:
+            made.append(png)
+    return made
+
+
+def replot(outdir):
+    """Charts and table again from a results folder's raw.csv (--replot)."""
+    path = os.path.join(outdir, "raw.csv")
+    with open(path, newline="") as f:
+        raw = list(csv.DictReader(f))
+    if not raw:
+        sys.exit("compare: %s holds no runs" % path)
+    workloads, by_key, names = [], {}, []
+    results = {}
+    for r in raw:
+        key = (r["group"], r["workload"])
+        if key not in by_key:
+            by_key[key] = {"group": r["group"], "label": r["workload"],
+                           "short": r.get("short") or r["workload"]}
+            workloads.append(by_key[key])
+        if r["allocator"] not in names:
+            names.append(r["allocator"])
+        run = {"status": r["status"], "detail": r.get("detail", "")}
+        if r["status"] == "ok":
+            run.update(ops_per_sec=float(r["ops_per_sec"]), page_faults=int(r["page_faults"]),
+                       peak_rss_kb=int(r["peak_rss_kb"]), seconds=float(r["seconds"]),
+                       shared_lines=int(r["shared_lines"]) if r.get("shared_lines") else "")
+            for k in MEMORY_FIELDS:
+                if r.get(k) not in (None, ""):
+                    run[k] = int(r[k])
+        results.setdefault((id(by_key[key]), r["allocator"]), []).append(run)
+    allocators = [(n, None) for n in ALL_NAMES if n in names]
+    rows = {k: summarise(v) for k, v in results.items()}
+    date = machine = None
+    info = read_file(os.path.join(outdir, "machine.txt"))
+    for line in info.splitlines():
+        if line.startswith("date: "):
+            try:
+                date = datetime.datetime.fromisoformat(line[6:]).strftime("%Y-%m-%d %H:%M %Z")
+            except ValueError:
+                date = line[6:]
+        if line.startswith("chart machine: "):
+            machine = line[len("chart machine: "):]
+    print(render_table(workloads, allocators, rows, []), end="")
+    made = plot(outdir, workloads, allocators, rows, date, machine)
+    print("\ncharts: %s" % (", ".join(os.path.join(outdir, m) for m in made) or "none (no gnuplot)"),
+          file=sys.stderr)
+    return 0
+
+
 def main():
     args = parse_args()
+    if args.replot:
+        return replot(args.replot)
     workloads = build_workloads(args)
     for b in sorted({w["bin"] for w in workloads}):
         if not os.access(b, os.X_OK):
@@ -622,7 +714,7 @@ def main():
                 r = run_once(w["bin"], w["args"], so, args.timeout)
                 results[(id(w), name)].append(r)
                 raw.append({"round": rnd + 1, "group": w["group"], "workload": w["label"],
-                            "allocator": name, **r})
+                            "short": w["short"], "allocator": name, **r})
                 done += 1
                 if tty:
                     print("\r\033[K[%d/%d] %s, %s: %s" % (
@@ -646,7 +738,7 @@ def main():
             f.write("%d runs per allocator (memory group: %d), round-robin; see machine.txt\n\n"
                     % (args.runs, args.memory_runs))
             f.write(table)
-        fields = ["round", "group", "workload", "allocator", "status", "ops_per_sec",
+        fields = ["round", "group", "workload", "short", "allocator", "status", "ops_per_sec",
                   "page_faults", "peak_rss_kb", "seconds", "shared_lines"] + MEMORY_FIELDS + [
                   "returncode",
                   "malloc_from", "detail"]

@@ -9,6 +9,7 @@
 #          programs (or prog_python3, prog_sort, ...)
 #          install (tests/install: make install into a DESTDIR, pkg-config builds)
 #          tool (tests/tool: the hugeslab command: run, doctor, pool, stats, top)
+#          charts (tests/charts: bench/compare.py's charts from made-up results)
 #          kernel (tests/kernel: faults, purge, fallbacks, statistics)
 #          numa (tests/numa: placement in 2- and 4-node virtual machines)
 # Environment:
@@ -47,7 +48,7 @@ else
     EXPECT=1
 fi
 
-ALL="format internal api api_static bad_input stress stress_tsan stress_tsan_purge stress_ubsan fork fork_hugetlb thread_exit dlopen cxx symbols libnuma_static libnuma_preload programs install tool kernel numa"
+ALL="format internal api api_static bad_input stress stress_tsan stress_tsan_purge stress_ubsan fork fork_hugetlb thread_exit dlopen cxx symbols libnuma_static libnuma_preload programs install tool charts kernel numa"
 WANT=${*:-$ALL}
 
 report() { # STATUS NAME [REASON]
@@ -211,6 +212,7 @@ for t in $WANT; do
         ;;
     install) run_suite install sh "$TESTS_DIR/install/run.sh" "$BUILD" ;;
     tool) run_suite tool bash "$TESTS_DIR/tool/run.sh" "$BUILD" ;;
+    charts) run_suite charts sh "$TESTS_DIR/charts/run.sh" ;;
     *) report FAIL "$t" "unknown test" ;;
     esac
 done

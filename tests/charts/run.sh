@@ -1,0 +1,68 @@
+#!/bin/sh
+# bench/compare.py's charts, from a results folder made up here (no benchmark
+# runs): every group gets its panels with error bars and a title with the
+# date, the machine and the run count. Prints PASS/FAIL/SKIP charts.
+set -u
+root=$(cd "$(dirname "$0")/../.." && pwd)
+command -v python3 >/dev/null || { echo "SKIP charts: no python3"; exit 0; }
+command -v gnuplot >/dev/null || { echo "SKIP charts: no gnuplot (make bench installs gnuplot-nox)"; exit 0; }
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/hugeslab-charts.XXXXXX") || exit 1
+trap 'rm -rf "$tmp"' EXIT
+python3 - "$tmp" <<'PY'
+import csv, random, sys
+out = sys.argv[1]
+random.seed(1)
+fields = ["round", "group", "workload", "short", "allocator", "status", "ops_per_sec",
+          "page_faults", "peak_rss_kb", "seconds", "shared_lines", "start_rss_kb",
+          "freed_rss_kb", "idle_rss_kb", "idle_lazyfree_kb", "idle_anonhuge_kb",
+          "returncode", "malloc_from", "detail"]
+rows = []
+for rnd in range(1, 4):
+    for group, loads in (("mixed", ["16-1040B"]), ("mt", ["larson", "prodcons"]),
+                         ("memory", ["churn", "kv"])):
+        for w in loads:
+            for a, speed in (("hugeslab", 1.2), ("glibc", 0.7), ("mimalloc", 1.0)):
+                r = {"round": rnd, "group": group, "workload": w, "short": w, "allocator": a,
+                     "status": "ok", "ops_per_sec": speed * 1e7 * (1 + 0.1 * rnd),
+                     "page_faults": 100 * rnd if a == "hugeslab" else 5000 * rnd,
+                     "peak_rss_kb": 20000 + 1000 * rnd, "seconds": 1.0 / speed,
+                     "returncode": 0, "malloc_from": "x"}
+                if group == "memory":
+                    r.update(start_rss_kb=2000, freed_rss_kb=9000, idle_rss_kb=3000 + 500 * rnd,
+                             idle_lazyfree_kb=0, idle_anonhuge_kb=0)
+                rows.append(r)
+with open(out + "/raw.csv", "w", newline="") as f:
+    w = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
+    w.writeheader()
+    w.writerows(rows)
+with open(out + "/machine.txt", "w") as f:
+    f.write("date: 2026-11-30T09:15:00+00:00\nchart machine: Test CPU 9000, 2 CPUs, Linux 6.1\n")
+PY
+python3 "$root/bench/compare.py" --replot "$tmp" >"$tmp/table.out" 2>&1 ||
+    { echo "FAIL charts: compare.py --replot failed: $(tail -n 3 "$tmp/table.out" | tr '\n' ' ')"; exit 1; }
+for g in mixed mt memory; do
+    gp=$tmp/$g.gp
+    [ -s "$tmp/$g.png" ] || { echo "FAIL charts: no $g.png"; exit 1; }
+    # gnuplot draws every panel without a complaint (an empty panel warns)
+    err=$(cd "$tmp" && gnuplot "$g.gp" 2>&1)
+    [ -z "$err" ] || { echo "FAIL charts: gnuplot on $g.gp: $err"; exit 1; }
+    # error bars on every panel: three columns (median, min, max) per bar
+    grep -q "set style histogram errorbars" "$gp" || { echo "FAIL charts: $g: no error bars"; exit 1; }
+    panels=$(grep -c '^plot ' "$gp")
+    [ "$panels" -eq 3 ] || { echo "FAIL charts: $g has $panels panels, not 3"; exit 1; }
+    grep -q "page faults" "$gp" || { echo "FAIL charts: $g: no page-fault panel"; exit 1; }
+    grep -q "RSS" "$gp" || { echo "FAIL charts: $g: no RSS panel"; exit 1; }
+    title=$(grep 'set multiplot' "$gp")
+    for want in "2026-11-30 09:15" "Test CPU 9000, 2 CPUs, Linux 6.1" "3 runs per allocator"; do
+        case "$title" in *"$want"*) ;; *) echo "FAIL charts: $g title lacks '$want': $title"; exit 1 ;; esac
+    done
+    # the error bars are the runs' min and max: hugeslab's first bar, 1.1e7..1.3e7 / mimalloc's median 1.2e7
+    if [ $g = mixed ]; then
+        line=$(sed -n 2p "$tmp/mixed.dat")
+        set -- $line
+        # after the label: hugeslab's ratio median, min, max
+        [ "$2" = 1.2 ] && [ "$3" = 1.1 ] && [ "$4" = 1.3 ] ||
+            { echo "FAIL charts: hugeslab's ops bar is $2 ($3..$4), expected 1.2 (1.1..1.3)"; exit 1; }
+    fi
+done
+echo "PASS charts"
