@@ -6,6 +6,7 @@
 # Usage: tests/run.sh [name...]        (default: all tests)
 #   names: format internal api api_static bad_input stress stress_tsan stress_tsan_purge stress_ubsan fork
 #          fork_hugetlb thread_exit dlopen cxx symbols libnuma_static libnuma_preload
+#          fuzz fuzz_mt fuzz_libfuzzer (the differential fuzzer: alone, 4 threads, libFuzzer)
 #          programs (or prog_python3, prog_sort, ...)
 #          install (tests/install: make install into a DESTDIR, pkg-config builds)
 #          tool (tests/tool: the hugeslab command: run, doctor, pool, stats, top)
@@ -18,6 +19,8 @@
 #                      (hugeslab-specific checks switch off; for the tests' own sake)
 #   HS_TEST_TIMEOUT=300  per-test limit in seconds
 #   STRESS_ARGS, TSAN_ARGS, UBSAN_ARGS  override the stress test arguments
+#   FUZZ_SECONDS=20    how long each fuzz test runs (make fuzz: 300)
+#   FUZZ_SEED=<time>   the fuzzers' seed (printed on each PASS line and in the logs)
 set -u
 
 BUILD=${BUILD:-build}
@@ -30,6 +33,8 @@ STRESS_ARGS=${STRESS_ARGS:-8 1500000 15000}
 TSAN_ARGS=${TSAN_ARGS:-4 200000 5000}
 UBSAN_ARGS=${UBSAN_ARGS:-8 600000 10000}
 TESTS_DIR=$(cd "$(dirname "$0")" && pwd)
+FUZZ_SECONDS=${FUZZ_SECONDS:-20}
+FUZZ_SEED=${FUZZ_SEED:-$(date +%s)}
 
 mkdir -p "$LOGS"
 export TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 ${TSAN_OPTIONS:-}"
@@ -48,7 +53,7 @@ else
     EXPECT=1
 fi
 
-ALL="format internal api api_static bad_input stress stress_tsan stress_tsan_purge stress_ubsan fork fork_hugetlb thread_exit dlopen cxx symbols libnuma_static libnuma_preload programs install tool charts kernel numa"
+ALL="format internal api api_static bad_input stress stress_tsan stress_tsan_purge stress_ubsan fork fork_hugetlb thread_exit dlopen cxx symbols libnuma_static libnuma_preload fuzz fuzz_mt fuzz_libfuzzer programs install tool charts kernel numa"
 WANT=${*:-$ALL}
 
 report() { # STATUS NAME [REASON]
@@ -116,7 +121,11 @@ run_test() {
     fi
     rc=$?
     case $rc in
-    0) report PASS "$name" ;;
+    0)
+        # a test's own summary ("RESULT: 1234 executions, ...") goes on its line
+        result=$(grep -m1 '^RESULT: ' "$log" | cut -c9- | cut -c1-200)
+        report PASS "$name${result:+ ($result)}"
+        ;;
     77) report SKIP "$name" "$(grep -m1 '^SKIP' "$log" | sed 's/^SKIP:* *//')" ;;
     *)
         first=$(grep -m1 -E '^SUMMARY: ' "$log" | cut -c1-300)
@@ -185,6 +194,22 @@ for t in $WANT; do
         if [ -n "$PRELOAD" ]; then run_test libnuma_static plain "$BIN/libnuma_static"
         else report SKIP libnuma_static "HS_NO_PRELOAD=1"; fi ;;
     libnuma_preload) run_test libnuma_preload preload "$BIN/libnuma_preload" ;;
+    fuzz) run_test fuzz preload "$BIN/fuzz_test" -s "$FUZZ_SEED" -t "$FUZZ_SECONDS" ;;
+    fuzz_mt) run_test fuzz_mt preload "$BIN/fuzz_test" -s "$FUZZ_SEED" -t "$FUZZ_SECONDS" -j 4 ;;
+    fuzz_libfuzzer)
+        # The corpus stays in the build folder, so each run starts where the
+        # last one stopped; a crashing input is saved next to the logs.
+        if [ -z "$PRELOAD" ]; then
+            report SKIP fuzz_libfuzzer "HS_NO_PRELOAD=1"
+        elif [ ! -x "$BIN/fuzz_libfuzzer" ]; then
+            report SKIP fuzz_libfuzzer "not built: clang with libFuzzer (libclang-rt-14-dev) missing"
+        else
+            mkdir -p "$BIN/fuzz-corpus"
+            run_test fuzz_libfuzzer plain "$BIN/fuzz_libfuzzer" -max_total_time="$FUZZ_SECONDS" \
+                -max_len=4096 -seed="$FUZZ_SEED" -error_exitcode=1 -artifact_prefix="$LOGS/fuzz_libfuzzer-" \
+                "$BIN/fuzz-corpus"
+        fi
+        ;;
     programs | prog_*)
         progs=""
         [ "$t" != programs ] && progs=${t#prog_}

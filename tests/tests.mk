@@ -5,6 +5,7 @@
 #   make test TESTS="api fork" only those tests (names: see tests/run.sh)
 #   make test CC=clang        C tests and sanitizer builds with clang
 #   make test-build           only build the test programs into $(BUILD)/tests/
+#   make fuzz                 the fuzzers, FUZZ_SECONDS (default 300) each
 #
 # Each test alone, e.g.:
 #   LD_PRELOAD=build/libhugeslab.so HS_EXPECT_HUGESLAB=1 build/tests/api_test
@@ -22,9 +23,8 @@ TEST_LDLIBS   := -ldl
 TEST_PACKAGES := clang-format sqlite3 python3 g++ coreutils perl binutils grep mawk liburing-dev \
                  qemu-system-x86 linux-image-amd64 busybox-static cpio numactl libnuma-dev pkgconf \
                  libhugetlbfs-dev
-ifneq ($(findstring clang,$(CC)),)
+# clang's libFuzzer (the runtime is in libclang-rt-14-dev) for fuzz_libfuzzer
 TEST_PACKAGES += clang libclang-rt-14-dev
-endif
 
 # Library objects rebuilt with a sanitizer, for the stress test that calls the
 # hugeslab_* names directly.  The standard names (malloc, free, ...) are made
@@ -42,18 +42,25 @@ SAN_LOCALIZE  := $(foreach s,$(SAN_STD_NAMES),--localize-symbol=$(s))
 TEST_LIB_OBJ  := $(or $(LIB_OBJ),$(patsubst src/%.c,$(BUILD)/obj/%.o,$(wildcard src/*/*.c)))
 TSAN_OBJ      := $(patsubst $(BUILD)/obj/%,$(BUILD)/tsan/%,$(TEST_LIB_OBJ))
 UBSAN_OBJ     := $(patsubst $(BUILD)/obj/%,$(BUILD)/ubsan/%,$(TEST_LIB_OBJ))
+FUZZ_OBJ      := $(patsubst $(BUILD)/obj/%,$(BUILD)/fuzz/%,$(TEST_LIB_OBJ))
 TSAN_FLAGS    := -fsanitize=thread
 UBSAN_FLAGS   := -fsanitize=undefined -fno-sanitize-recover=undefined
+# libFuzzer's coverage in the library as well, and UBSan; always clang
+FUZZ_CC       := clang
+FUZZ_FLAGS    := -fsanitize=fuzzer-no-link,undefined -fno-sanitize-recover=undefined
+tsan_CC        = $(CC)
+ubsan_CC       = $(CC)
+fuzz_CC        = $(FUZZ_CC)
 
 TEST_BINS := $(TEST_DIR)/api_test $(TEST_DIR)/api_test_static $(TEST_DIR)/bad_input_test \
              $(TEST_DIR)/stress_test $(TEST_DIR)/stress_tsan $(TEST_DIR)/stress_ubsan \
              $(TEST_DIR)/fork_test $(TEST_DIR)/thread_exit_test $(TEST_DIR)/dlopen_test \
              $(TEST_DIR)/cxx_test $(TEST_DIR)/kernel_test $(TEST_DIR)/internal_test \
-             $(TEST_DIR)/libnuma_static $(TEST_DIR)/libnuma_preload
+             $(TEST_DIR)/libnuma_static $(TEST_DIR)/libnuma_preload $(TEST_DIR)/fuzz_test
 
 TEST_COMMON := tests/test_util.h tests/api_names.h tests/tests.mk
 
-.PHONY: test test-build test-packages
+.PHONY: test test-build test-packages fuzz
 
 # The library is built by a second make, after the packages: the top one
 # decided HAVE_URING before liburing-dev could be installed.
@@ -61,10 +68,24 @@ test: test-packages
 	@$(MAKE) --no-print-directory lib tool test-build
 	@BUILD=$(BUILD) SO=$(SO) sh tests/run.sh $(TESTS)
 
+# The fuzzers alone, for longer: make fuzz FUZZ_SECONDS=3600
+FUZZ_SECONDS ?= 300
+fuzz: test-packages
+	@$(MAKE) --no-print-directory lib test-build
+	@BUILD=$(BUILD) SO=$(SO) FUZZ_SECONDS=$(FUZZ_SECONDS) HS_TEST_TIMEOUT=$$(($(FUZZ_SECONDS) + 120)) \
+	    sh tests/run.sh fuzz fuzz_mt fuzz_libfuzzer
+
 test-packages:
 	@sh scripts/ensure-packages.sh $(TEST_PACKAGES)
 
+# fuzz_libfuzzer needs clang with its libFuzzer runtime; without, the test
+# is skipped (tests/run.sh says why).
+LIBFUZZER_PROBE := int LLVMFuzzerTestOneInput(const char *d, unsigned long n) { return !d + (int)n; }
 test-build: $(TEST_BINS)
+	@if echo '$(LIBFUZZER_PROBE)' | $(FUZZ_CC) -fsanitize=fuzzer -x c - -o $(TEST_DIR)/.libfuzzer-probe \
+	    >/dev/null 2>&1; then $(MAKE) --no-print-directory $(TEST_DIR)/fuzz_libfuzzer; \
+	else echo "  (no libFuzzer with $(FUZZ_CC): fuzz_libfuzzer not built)"; rm -f $(TEST_DIR)/fuzz_libfuzzer; fi
+	@rm -f $(TEST_DIR)/.libfuzzer-probe
 
 # plain programs (run under LD_PRELOAD, or not preloaded at all: dlopen_test)
 $(TEST_DIR)/%_test: tests/%_test.c $(TEST_COMMON)
@@ -108,17 +129,18 @@ $(TEST_DIR)/cxx_test: tests/cxx_test.cpp tests/tests.mk
 define san_rules
 $(BUILD)/$(1)/%.o: src/%.c tests/tests.mk
 	@mkdir -p $$(dir $$@)
-	$$(CC) $$(SAN_LIBCFLAGS) $(2) -MMD -MP -c $$< -o $$@
+	$$($(1)_CC) $$(SAN_LIBCFLAGS) $(2) -MMD -MP -c $$< -o $$@
 	objcopy $$(SAN_LOCALIZE) $$@
 
 $(BUILD)/$(1)/gen/%.o: $(BUILD)/gen/%.c tests/tests.mk
 	@mkdir -p $$(dir $$@)
-	$$(CC) $$(SAN_LIBCFLAGS) $(2) -MMD -MP -c $$< -o $$@
+	$$($(1)_CC) $$(SAN_LIBCFLAGS) $(2) -MMD -MP -c $$< -o $$@
 	objcopy $$(SAN_LOCALIZE) $$@
 endef
 $(eval $(call san_rules,tsan,$(TSAN_FLAGS)))
 $(eval $(call san_rules,ubsan,$(UBSAN_FLAGS)))
--include $(TSAN_OBJ:.o=.d) $(UBSAN_OBJ:.o=.d)
+$(eval $(call san_rules,fuzz,$(FUZZ_FLAGS)))
+-include $(TSAN_OBJ:.o=.d) $(UBSAN_OBJ:.o=.d) $(FUZZ_OBJ:.o=.d)
 
 $(TEST_DIR)/stress_tsan: tests/stress_test.c $(TEST_COMMON) include/hugeslab.h $(TSAN_OBJ)
 	@mkdir -p $(dir $@)
@@ -127,3 +149,10 @@ $(TEST_DIR)/stress_tsan: tests/stress_test.c $(TEST_COMMON) include/hugeslab.h $
 $(TEST_DIR)/stress_ubsan: tests/stress_test.c $(TEST_COMMON) include/hugeslab.h $(UBSAN_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) $(filter-out -O2,$(TEST_CFLAGS)) -O1 $(UBSAN_FLAGS) -DHS_PREFIX $< $(UBSAN_OBJ) -o $@ $(LIBS) $(TEST_LDLIBS)
+
+# the differential fuzzer under libFuzzer, on the hugeslab_* names of the
+# library's objects (libFuzzer itself keeps the system allocator)
+$(TEST_DIR)/fuzz_libfuzzer: tests/fuzz_test.c $(TEST_COMMON) include/hugeslab.h $(FUZZ_OBJ)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(filter-out -O2,$(TEST_CFLAGS)) -O1 -fsanitize=fuzzer,undefined -fno-sanitize-recover=undefined \
+	    -DHS_PREFIX -DHS_LIBFUZZER $< $(FUZZ_OBJ) -o $@ $(LIBS) $(TEST_LDLIBS)
