@@ -7,6 +7,7 @@
 #   names: format internal api api_static bad_input stress stress_tsan stress_tsan_purge stress_ubsan fork
 #          fork_hugetlb thread_exit dlopen cxx symbols libnuma_static libnuma_preload
 #          fuzz fuzz_mt fuzz_libfuzzer (the differential fuzzer: alone, 4 threads, libFuzzer)
+#          debug_stress debug_fork debug_thread_exit debug_fuzz (on the DEBUG=1 library)
 #          programs (or prog_python3, prog_sort, ...)
 #          install (tests/install: make install into a DESTDIR, pkg-config builds)
 #          tool (tests/tool: the hugeslab command: run, doctor, pool, stats, top)
@@ -19,6 +20,7 @@
 #                      (hugeslab-specific checks switch off; for the tests' own sake)
 #   HS_TEST_TIMEOUT=300  per-test limit in seconds
 #   STRESS_ARGS, TSAN_ARGS, UBSAN_ARGS  override the stress test arguments
+#   DEBUG_SO=$BUILD/debug/libhugeslab.so  the DEBUG=1 library of the debug_* tests
 #   FUZZ_SECONDS=20    how long each fuzz test runs (make fuzz: 300)
 #   FUZZ_SEED=<time>   the fuzzers' seed (printed on each PASS line and in the logs)
 set -u
@@ -33,6 +35,8 @@ STRESS_ARGS=${STRESS_ARGS:-8 1500000 15000}
 TSAN_ARGS=${TSAN_ARGS:-4 200000 5000}
 UBSAN_ARGS=${UBSAN_ARGS:-8 600000 10000}
 TESTS_DIR=$(cd "$(dirname "$0")" && pwd)
+DEBUG_SO=${DEBUG_SO:-$BUILD/debug/libhugeslab.so}
+case "$DEBUG_SO" in /*) ;; *) DEBUG_SO="$(pwd)/$DEBUG_SO" ;; esac
 FUZZ_SECONDS=${FUZZ_SECONDS:-20}
 FUZZ_SEED=${FUZZ_SEED:-$(date +%s)}
 
@@ -53,7 +57,7 @@ else
     EXPECT=1
 fi
 
-ALL="format internal api api_static bad_input stress stress_tsan stress_tsan_purge stress_ubsan fork fork_hugetlb thread_exit dlopen cxx symbols libnuma_static libnuma_preload fuzz fuzz_mt fuzz_libfuzzer programs install tool charts kernel numa"
+ALL="format internal api api_static bad_input stress stress_tsan stress_tsan_purge stress_ubsan fork fork_hugetlb thread_exit dlopen cxx symbols libnuma_static libnuma_preload fuzz fuzz_mt fuzz_libfuzzer debug_stress debug_fork debug_thread_exit debug_fuzz programs install tool charts kernel numa"
 WANT=${*:-$ALL}
 
 report() { # STATUS NAME [REASON]
@@ -209,6 +213,23 @@ for t in $WANT; do
                 -max_len=4096 -seed="$FUZZ_SEED" -error_exitcode=1 -artifact_prefix="$LOGS/fuzz_libfuzzer-" \
                 "$BIN/fuzz-corpus"
         fi
+        ;;
+    debug_stress | debug_fork | debug_thread_exit | debug_fuzz)
+        # The same programs on the DEBUG=1 library: internal assertions on.
+        if [ -z "$PRELOAD" ]; then
+            report SKIP "$t" "HS_NO_PRELOAD=1"
+            continue
+        fi
+        release_so=$PRELOAD
+        PRELOAD=$DEBUG_SO
+        case "$t" in
+        # shellcheck disable=SC2086
+        debug_stress) run_test "$t" preload "$BIN/stress_test" $STRESS_ARGS ;;
+        debug_fork) run_test "$t" preload "$BIN/fork_test" ;;
+        debug_thread_exit) run_test "$t" preload "$BIN/thread_exit_test" ;;
+        debug_fuzz) run_test "$t" preload "$BIN/fuzz_test" -s "$FUZZ_SEED" -t "$FUZZ_SECONDS" -j 2 ;;
+        esac
+        PRELOAD=$release_so
         ;;
     programs | prog_*)
         progs=""

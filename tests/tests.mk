@@ -63,9 +63,11 @@ TEST_COMMON := tests/test_util.h tests/api_names.h tests/tests.mk
 .PHONY: test test-build test-packages fuzz
 
 # The library is built by a second make, after the packages: the top one
-# decided HAVE_URING before liburing-dev could be installed.
+# decided HAVE_URING before liburing-dev could be installed.  The DEBUG=1
+# library (assertions on) goes to $(BUILD)/debug; the debug_* tests run on it.
 test: test-packages
 	@$(MAKE) --no-print-directory lib tool test-build
+	@$(MAKE) --no-print-directory lib BUILD=$(BUILD)/debug DEBUG=1
 	@BUILD=$(BUILD) SO=$(SO) sh tests/run.sh $(TESTS)
 
 # The fuzzers alone, for longer: make fuzz FUZZ_SECONDS=3600
