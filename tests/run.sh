@@ -21,7 +21,7 @@
 #   HS_TEST_TIMEOUT=300  per-test limit in seconds
 #   STRESS_ARGS, TSAN_ARGS, UBSAN_ARGS  override the stress test arguments
 #   DEBUG_SO=$BUILD/debug/libhugeslab.so  the DEBUG=1 library of the debug_* tests
-#   FUZZ_SECONDS=20    how long each fuzz test runs (make fuzz: 300)
+#   FUZZ_SECONDS=15    how long each fuzz test runs (make fuzz: 300)
 #   FUZZ_SEED=<time>   the fuzzers' seed (printed on each PASS line and in the logs)
 set -u
 
@@ -37,7 +37,7 @@ UBSAN_ARGS=${UBSAN_ARGS:-8 600000 10000}
 TESTS_DIR=$(cd "$(dirname "$0")" && pwd)
 DEBUG_SO=${DEBUG_SO:-$BUILD/debug/libhugeslab.so}
 case "$DEBUG_SO" in /*) ;; *) DEBUG_SO="$(pwd)/$DEBUG_SO" ;; esac
-FUZZ_SECONDS=${FUZZ_SECONDS:-20}
+FUZZ_SECONDS=${FUZZ_SECONDS:-15}
 FUZZ_SEED=${FUZZ_SEED:-$(date +%s)}
 
 mkdir -p "$LOGS"
