@@ -3,26 +3,21 @@
 #include <string.h>
 
 #include "api/api.h"
+#include "hugeslab.h"
 #include "numa/numa.h"
 #include "os/os.h"
 #include "segment/segment.h"
 #include "thp/thp.h"
 #include "tiny/tiny.h"
 
-uintptr_t hs_free_key;
-hs_counters_t hs_counters;
-
 static pthread_once_t init_once = PTHREAD_ONCE_INIT;
 
 /* Nothing in here may call malloc: it runs inside the process's first one,
- * possibly while the dynamic loader or libc is still starting. */
+ * possibly while the dynamic loader or libc is still starting. tiny_init
+ * starts the layers below it first (seg_init), and a thread's first heap
+ * may have started them already. */
 static void init_process(void)
 {
-    hs_options_load();
-    hs_free_key = (uintptr_t)os_random_bits();
-    thp_init();
-    numa_init();
-    seg_init();
     tiny_init();
     if (hs_option(HS_OPT_VERBOSE)) {
         hs_message("version %d.%d, THP mode %s, %u NUMA node(s)", HUGESLAB_VERSION_MAJOR,
@@ -66,14 +61,35 @@ __attribute__((destructor)) static void hs_destructor(void)
     seg_shutdown();
 }
 
+/* The public figures, assembled from each module's own. */
 HS_EXPORT void hugeslab_stats(hugeslab_stats_t *out)
 {
     hugeslab_stats_t s = {0};
-    seg_stats(&s);
-    tiny_stats(&s);
-    s.huge_blocks = atomic_load_explicit(&hs_counters.huge_blocks, memory_order_relaxed);
-    s.threads_live = atomic_load_explicit(&hs_counters.threads_live, memory_order_relaxed);
-    s.orphan_slabs = atomic_load_explicit(&hs_counters.orphan_slabs, memory_order_relaxed);
+    seg_stats_t seg;
+    tiny_stats_t tiny;
+    seg_stats(&seg);
+    tiny_stats(&tiny);
+    s.superslabs_hugetlb = seg.superslabs_hugetlb;
+    s.superslabs_thp = seg.superslabs_thp;
+    s.superslabs_base = seg.superslabs_base;
+    s.superslabs_mapped = seg.superslabs_hugetlb + seg.superslabs_thp + seg.superslabs_base;
+    s.superslabs_cached = seg.superslabs_cached;
+    s.superslabs_purged = seg.superslabs_purged;
+    for (unsigned n = 0; n < HUGESLAB_STATS_MAX_NODES && n < HS_MAX_NODES; n++) {
+        s.superslabs_by_node[n] = seg.superslabs_by_node[n];
+        s.remote_frees_by_node[n] = tiny.remote_frees_by_node[n];
+    }
+    s.bytes_mapped = seg.bytes_mapped;
+    s.bytes_in_slabs = tiny.bytes_in_slabs;
+    s.bytes_in_runs = seg.bytes_in_runs;
+    s.bytes_cached = seg.bytes_cached;
+    s.bytes_purged_now = seg.superslabs_purged * HS_SUPERSLAB_SIZE;
+    s.bytes_purged_total = seg.bytes_purged_total;
+    s.purge_calls = seg.purge_calls;
+    s.huge_blocks = seg.huge_blocks;
+    s.remote_frees = tiny.remote_frees;
+    s.threads_live = tiny.threads_live;
+    s.orphan_slabs = tiny.orphan_slabs;
     long long faults = os_page_faults();
     s.page_faults = faults < 0 ? 0 : (uint64_t)faults;
     os_rollup_t rollup;

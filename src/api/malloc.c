@@ -6,7 +6,6 @@
 
 #include "api/api.h"
 #include "hugeslab.h"
-#include "numa/numa.h"
 #include "os/os.h"
 #include "segment/segment.h"
 #include "tiny/tiny.h"
@@ -21,7 +20,7 @@ static HS_NOINLINE void *malloc_run(size_t size, size_t alignment, bool *fresh)
 {
     hs_init();
     bool fresh_ignored;
-    return seg_run_alloc(size, alignment, numa_current_node(), fresh ? fresh : &fresh_ignored);
+    return seg_run_alloc(size, alignment, seg_thread_node(), fresh ? fresh : &fresh_ignored);
 }
 
 HS_INLINE void *hs_malloc(size_t size)

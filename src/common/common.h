@@ -115,23 +115,20 @@ HS_INLINE void hs_unlock(hs_lock_t *l) { pthread_mutex_unlock(l); }
 /* ---- options ------------------------------------------------------------- */
 #include "common/options.h"
 
-/* ---- process-wide counters (relaxed atomics; figures, not invariants) ---- */
-typedef struct hs_counters_s {
-    /* Remote frees by threads without a heap, by the block's node (threads
-     * with one count in their heap). */
-    _Atomic uint64_t remote_frees_by_node[HS_MAX_NODES];
-    _Atomic uint64_t huge_blocks;  /* blocks with a mapping of their own, live */
-    _Atomic uint64_t threads_live; /* heaps attached to a running thread */
-    _Atomic uint64_t orphan_slabs; /* slabs of exited threads not yet taken over */
-} hs_counters_t;
-extern hs_counters_t hs_counters;
-
+/* ---- counters (relaxed atomics; figures, not invariants) ---------------- */
 HS_INLINE void hs_count_add(_Atomic uint64_t *c, int64_t d)
 {
     atomic_fetch_add_explicit(c, (uint64_t)d, memory_order_relaxed);
 }
 
-/* Random per-process key, used to tell freed blocks from live ones. */
+/* ---- the process (common.c) ----------------------------------------------- */
+
+/* Random per-process key, never 0, used to tell freed blocks from live
+ * ones; set by hs_common_init before any block exists. */
 extern uintptr_t hs_free_key;
+
+/* Loads the options and draws hs_free_key. Once, from seg_init, before
+ * anything else runs; nothing in it calls malloc. */
+void hs_common_init(void);
 
 #endif /* HS_COMMON_H */

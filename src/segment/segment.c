@@ -54,6 +54,7 @@ static _Atomic uint64_t stat_idle_superslabs;
 static _Atomic uint64_t stat_purged_superslabs;
 static _Atomic uint64_t stat_bytes_mapped;
 static _Atomic uint64_t stat_run_bytes_live;
+static _Atomic uint64_t stat_huge_blocks; /* live blocks with a mapping of their own */
 _Atomic uint64_t seg_stat_purge_calls;
 _Atomic uint64_t seg_stat_bytes_purged;
 
@@ -67,10 +68,17 @@ static uint64_t unit_bits(unsigned first, unsigned n)
     return (n == HS_UNITS_PER_SUPERSLAB ? ALL_UNITS_FREE : (((uint64_t)1 << n) - 1)) << first;
 }
 
-void seg_init(void)
+static pthread_once_t init_once = PTHREAD_ONCE_INIT;
+
+static void init_layers(void)
 {
+    hs_common_init();
+    thp_init();
+    numa_init();
     for (unsigned n = 0; n < HS_MAX_NODES; n++) pthread_mutex_init(&pools[n].lock, NULL);
 }
+
+void seg_init(void) { pthread_once(&init_once, init_layers); }
 
 void seg_set_client_init(void (*init)(seg_superslab_t *ss)) { client_init = init; }
 
@@ -496,7 +504,7 @@ void *seg_run_alloc(size_t size, size_t align, unsigned node, bool *fresh)
     }
     run->run_block = (char *)run + offset;
     hs_count_add(&stat_run_bytes_live, (int64_t)run->run_size);
-    if (run->run_size >= huge_threshold()) hs_count_add(&hs_counters.huge_blocks, 1);
+    if (run->run_size >= huge_threshold()) hs_count_add(&stat_huge_blocks, 1);
     return run->run_block;
 }
 
@@ -517,7 +525,7 @@ void seg_run_free(seg_superslab_t *run)
     if (size >= huge_threshold()) {
         /* A mapping of its own: returned at once. This is the one munmap a
          * program thread makes, as for any allocator's huge blocks. */
-        hs_count_add(&hs_counters.huge_blocks, -1);
+        hs_count_add(&stat_huge_blocks, -1);
         seg_unmap_idle(run, size, (thp_backing_t)run->backing);
         return;
     }
@@ -553,7 +561,7 @@ void *seg_run_resize(seg_superslab_t *run, size_t new_size)
     moved->run_block = (char *)moved + offset;
     registry_set(moved, total, SEG_CHUNK_RUN);
     bool is_huge = total >= huge_threshold();
-    if (is_huge != was_huge) hs_count_add(&hs_counters.huge_blocks, is_huge ? 1 : -1);
+    if (is_huge != was_huge) hs_count_add(&stat_huge_blocks, is_huge ? 1 : -1);
     return moved->run_block;
 }
 
@@ -585,7 +593,7 @@ int seg_trim(void)
     return released;
 }
 
-void seg_stats(hugeslab_stats_t *out)
+void seg_stats(seg_stats_t *out)
 {
     uint64_t by_backing[THP_BACKING_COUNT] = {0};
     for (unsigned n = 0; n < HS_MAX_NODES; n++) {
@@ -595,23 +603,22 @@ void seg_stats(hugeslab_stats_t *out)
             by_backing[b] += v;
             node_total += v;
         }
-        if (n < HUGESLAB_STATS_MAX_NODES) out->superslabs_by_node[n] = node_total;
+        out->superslabs_by_node[n] = node_total;
     }
     out->superslabs_hugetlb = by_backing[THP_BACKING_HUGETLB];
     out->superslabs_thp = by_backing[THP_BACKING_THP];
     out->superslabs_base = by_backing[THP_BACKING_BASE];
-    out->superslabs_mapped = by_backing[0] + by_backing[1] + by_backing[2];
     out->superslabs_cached = atomic_load_explicit(&stat_idle_superslabs, memory_order_relaxed);
     out->superslabs_purged = atomic_load_explicit(&stat_purged_superslabs, memory_order_relaxed);
     hs_lock(&run_cache_lock);
     out->bytes_cached = run_cache_bytes;
     hs_unlock(&run_cache_lock);
     out->bytes_cached += out->superslabs_cached * HS_SUPERSLAB_SIZE;
-    out->bytes_purged_now = out->superslabs_purged * HS_SUPERSLAB_SIZE;
     out->bytes_mapped = atomic_load_explicit(&stat_bytes_mapped, memory_order_relaxed);
     out->bytes_in_runs = atomic_load_explicit(&stat_run_bytes_live, memory_order_relaxed);
     out->purge_calls = atomic_load_explicit(&seg_stat_purge_calls, memory_order_relaxed);
     out->bytes_purged_total = atomic_load_explicit(&seg_stat_bytes_purged, memory_order_relaxed);
+    out->huge_blocks = atomic_load_explicit(&stat_huge_blocks, memory_order_relaxed);
 }
 
 void seg_fork_prepare(void)

@@ -11,16 +11,19 @@
  *   after HUGESLAB_PURGE_DELAY_MS, in whole SuperSlabs; malloc and free
  *   never madvise. malloc_trim() does it at once, on the caller's thread,
  *   and a huge block (HUGESLAB_HUGE_MB or more) is unmapped by its free.
+ * - It is tiny/'s one way down: memory (SuperSlabs, runs, metadata pages)
+ *   and the calling thread's NUMA node come from here; thp/ (how pages are
+ *   backed), numa/ (which node) and os/ (the system calls) sit below it.
  * - Locks here are taken after tiny's, never before; nothing is called with
- *   one held but the thp/ and numa/ layers and the client-init callback
+ *   one held but the thp/, numa/ and os/ layers and the client-init callback
  *   (and the hugetlb list's lock, inside a node's).
- * Never: call into tiny/ (it registers a callback instead). */
+ * Never: call into tiny/ or api/ (tiny registers callbacks instead); fill
+ *   the public hugeslab_stats_t (api/ does, from seg_stats_t). */
 #ifndef HS_SEGMENT_H
 #define HS_SEGMENT_H
 
 #include "common/common.h"
-#include "hugeslab.h"
-#include "thp/thp.h"
+#include "numa/numa.h"
 
 /* What the registry says of a 2 MiB chunk. */
 typedef enum seg_chunk_kind_e {
@@ -65,7 +68,7 @@ typedef struct seg_superslab_s seg_superslab_t;
  * - run: run_block lies in [header + SEG_HEADER_SIZE, header + run_size). */
 struct seg_superslab_s {
     uint8_t kind;    /* SEG_CHUNK_SLABS or SEG_CHUNK_RUN */
-    uint8_t backing; /* thp_backing_t the range really got */
+    uint8_t backing; /* thp_backing_t the range really got (thp/thp.h) */
     uint16_t node;   /* node whose pool the memory belongs to */
     uint32_t reserved0_;
     size_t run_size;       /* bytes mapped from the header on (2 MiB for slabs) */
@@ -94,7 +97,17 @@ HS_INLINE seg_superslab_t *seg_superslab_of(const void *p)
 }
 HS_INLINE void *seg_client_area(seg_superslab_t *ss) { return (char *)ss + SEG_HEADER_SIZE; }
 
+/* Start-up of everything below tiny/: the options and the process key
+ * (common/), thp/, numa/, then the pools. Safe to call any number of times
+ * from any thread; the first call does the work, the others wait for it.
+ * Nothing in it calls malloc: it runs inside the process's first one. */
 void seg_init(void);
+
+/* The calling thread's NUMA node, for the pool to take memory from: a
+ * per-thread cache that asks the kernel every NUMA_REFRESH_CALLS calls
+ * (numa_current_node). seg_thread_node_refresh() asks it now. */
+HS_INLINE unsigned seg_thread_node(void) { return numa_current_node(); }
+HS_INLINE unsigned seg_thread_node_refresh(void) { return numa_current_node_refresh(); }
 
 /* Plain zeroed pages for a module's own metadata (tiny/'s heaps), page
  * granular and never given back. NULL on failure. */
@@ -130,7 +143,23 @@ void *seg_run_resize(seg_superslab_t *run, size_t new_size);
 /* Returns every idle SuperSlab and run to the kernel now, on the calling
  * thread (malloc_trim). 1 if any was. */
 int seg_trim(void);
-void seg_stats(hugeslab_stats_t *out);
+
+/* segment's figures (relaxed reads: figures, not invariants). */
+typedef struct seg_stats_s {
+    uint64_t superslabs_hugetlb;               /* mapped on hugetlbfs pages, runs included */
+    uint64_t superslabs_thp;                   /* mapped with the THP hint */
+    uint64_t superslabs_base;                  /* mapped on base pages */
+    uint64_t superslabs_by_node[HS_MAX_NODES]; /* mapped, by the node of their pages */
+    uint64_t superslabs_cached;                /* idle, pages resident, in the pools */
+    uint64_t superslabs_purged;                /* idle, pages given back, address kept */
+    uint64_t bytes_mapped;                     /* address space mapped for blocks */
+    uint64_t bytes_in_runs;                    /* runs holding a live block */
+    uint64_t bytes_cached;                     /* idle and resident: SuperSlabs and runs */
+    uint64_t bytes_purged_total;               /* given back since start */
+    uint64_t purge_calls;                      /* madvise calls or io_uring submissions */
+    uint64_t huge_blocks;                      /* live blocks with a mapping of their own */
+} seg_stats_t;
+void seg_stats(seg_stats_t *out);
 
 /* Work the background thread does besides purging (tiny/ sweeps orphans). */
 void seg_set_idle_work(void (*work)(void));

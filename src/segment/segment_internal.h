@@ -3,6 +3,7 @@
 #define HS_SEGMENT_INTERNAL_H
 
 #include "segment/segment.h"
+#include "thp/thp.h"
 
 /* Takes idle memory out of the pools for purging: SuperSlabs idle for at
  * least min_idle_ms beyond the per-node reserve, and beyond that whatever

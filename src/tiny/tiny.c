@@ -3,7 +3,6 @@
 #include <errno.h>
 #include <string.h>
 
-#include "numa/numa.h"
 #include "tiny/tiny.h"
 
 /* The sentinel has no blocks: as a class's current slab it sends malloc to
@@ -31,6 +30,17 @@ static hs_lock_t orphan_lock = HS_LOCK_INIT;
 static tiny_slab_t *orphans[HS_MAX_NODES][TINY_CLASS_COUNT];
 
 static _Atomic uint64_t stat_bytes_in_slabs;
+static _Atomic uint64_t stat_threads_live; /* heaps attached to a running thread */
+static _Atomic uint64_t stat_orphan_slabs; /* slabs of exited threads not yet adopted */
+
+/* Remote frees by threads without a heap (consumers that never allocate),
+ * by the block's node. Striped by thread, so that such threads do not all
+ * fight over one cache line. */
+#define HEAPLESS_STRIPES 16
+typedef struct heapless_counts_s {
+    _Alignas(HS_CACHE_LINE) _Atomic uint64_t by_node[HS_MAX_NODES];
+} heapless_counts_t;
+static heapless_counts_t heapless_remote_frees[HEAPLESS_STRIPES];
 
 static pthread_key_t heap_key;
 
@@ -61,12 +71,17 @@ static void client_init(seg_superslab_t *ss)
     for (unsigned u = 0; u < HS_UNITS_PER_SUPERSLAB; u++) table[u].head = &tiny_sentinel_slab;
 }
 
-void tiny_init(void)
+static pthread_once_t init_once = PTHREAD_ONCE_INIT;
+
+static void init_tiny(void)
 {
+    seg_init();
     seg_set_client_init(client_init);
     seg_set_idle_work(collect_abandoned);
     pthread_key_create(&heap_key, thread_exit);
 }
+
+void tiny_init(void) { pthread_once(&init_once, init_tiny); }
 
 /* ---- list helpers (owner only, or under orphan_lock) ----------------------- */
 
@@ -337,21 +352,29 @@ static void free_local(tiny_heap_t *heap, tiny_slab_t *s, tiny_block_t *b)
     if (s->used == 0) slab_now_empty(heap, s);
 }
 
+/* The stripe of heapless_remote_frees for the calling thread: a hash of a
+ * thread-local address (threads' TLS blocks differ in their high bits). */
+static heapless_counts_t *heapless_stripe(void)
+{
+    uint64_t h = (uint64_t)(uintptr_t)&tiny_heap_tls * 0x9e3779b97f4a7c15ULL;
+    return &heapless_remote_frees[h >> (64 - 4)];
+}
+_Static_assert(HEAPLESS_STRIPES == 16, "heapless_stripe takes 4 bits");
+
 /* Counts a program's free of another thread's block, in the freeing
  * thread's heap: a shared counter would be a cache line that every freeing
- * thread fights over. A thread that only frees (a consumer) gets a heap for
- * this. */
+ * thread fights over. A thread without a heap (one that only frees) is not
+ * given one for this: it counts in its stripe of the shared counters. */
 static void count_remote_free(tiny_slab_t *s)
 {
     unsigned node = seg_superslab_of(s)->memory_node;
     tiny_heap_t *me = tiny_heap_tls;
-    if (HS_UNLIKELY(me == &tiny_empty_heap)) me = heap_attach();
-    if (HS_LIKELY(me != NULL)) {
+    if (HS_LIKELY(me != &tiny_empty_heap)) {
         _Atomic uint64_t *c = &me->remote_frees_by_node[node];
         atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + 1,
                               memory_order_relaxed);
     } else {
-        hs_count_add(&hs_counters.remote_frees_by_node[node], 1);
+        hs_count_add(&heapless_stripe()->by_node[node], 1);
     }
 }
 
@@ -426,14 +449,14 @@ static void drain_delayed(tiny_heap_t *heap)
 
 static tiny_slab_t *adopt_orphan(tiny_heap_t *heap, unsigned cls)
 {
-    if (atomic_load_explicit(&hs_counters.orphan_slabs, memory_order_relaxed) == 0) return NULL;
+    if (atomic_load_explicit(&stat_orphan_slabs, memory_order_relaxed) == 0) return NULL;
     tiny_slab_t **list = &orphans[heap->node][cls];
     hs_lock(&orphan_lock);
     tiny_slab_t *s = *list;
     if (s) slab_list_remove(list, s);
     hs_unlock(&orphan_lock);
     if (!s) return NULL;
-    hs_count_add(&hs_counters.orphan_slabs, -1);
+    hs_count_add(&stat_orphan_slabs, -1);
     atomic_store_explicit(&s->owner_word, (uintptr_t)heap, memory_order_release);
     slab_list_push(&heap->partial[cls], s);
     collect(s);
@@ -463,7 +486,7 @@ static void heap_abandon(tiny_heap_t *heap)
                     hs_lock(&orphan_lock);
                     slab_list_push(&orphans[seg_superslab_of(s)->node][cls], s);
                     hs_unlock(&orphan_lock);
-                    hs_count_add(&hs_counters.orphan_slabs, 1);
+                    hs_count_add(&stat_orphan_slabs, 1);
                 }
                 s = next;
             }
@@ -490,7 +513,7 @@ static void sweep_orphans(void)
             collect(s);
             if (s->used == 0) {
                 slab_list_remove(list, s);
-                hs_count_add(&hs_counters.orphan_slabs, -1);
+                hs_count_add(&stat_orphan_slabs, -1);
                 slab_release(s);
             }
             s = next;
@@ -528,15 +551,14 @@ static tiny_heap_t *heap_new_locked(void)
 /* Gives the calling thread a heap of its own. NULL when memory is out. */
 static HS_NOINLINE tiny_heap_t *heap_attach(void)
 {
-    extern void hs_init(void);
-    hs_init();
+    tiny_init();
     hs_lock(&heap_lock);
     tiny_heap_t *heap = heap_new_locked();
     if (heap) heap->attached = true;
     hs_unlock(&heap_lock);
     if (!heap) return NULL;
-    heap->node = numa_current_node_refresh();
-    hs_count_add(&hs_counters.threads_live, 1);
+    heap->node = seg_thread_node_refresh();
+    hs_count_add(&stat_threads_live, 1);
     tiny_heap_tls = heap;
     /* May allocate (glibc's second-level key table): the heap is in place. */
     pthread_setspecific(heap_key, heap);
@@ -550,7 +572,7 @@ static void thread_exit(void *arg)
     if (!heap || heap == &tiny_empty_heap) return;
     tiny_heap_tls = &tiny_empty_heap;
     heap_abandon(heap);
-    hs_count_add(&hs_counters.threads_live, -1);
+    hs_count_add(&stat_threads_live, -1);
     hs_lock(&heap_lock);
     heap->attached = false;
     heap->next_free = heap_pool;
@@ -573,9 +595,9 @@ HS_NOINLINE void *tiny_malloc_refill(tiny_heap_t *heap, unsigned cls)
     }
     /* A thread that moved to another node gives its slabs up (other threads
      * of the old node adopt them) and takes memory from the new one from now
-     * on. numa_current_node() asks the kernel (getcpu) every few dozen
+     * on. seg_thread_node() asks the kernel (getcpu) every few dozen
      * refills; a new slab always asks (below), since that places memory. */
-    unsigned node = numa_current_node();
+    unsigned node = seg_thread_node();
     if (HS_UNLIKELY(node != heap->node)) {
         heap_abandon(heap);
         heap->node = node;
@@ -599,7 +621,7 @@ HS_NOINLINE void *tiny_malloc_refill(tiny_heap_t *heap, unsigned cls)
         }
         s = next;
     }
-    node = numa_current_node_refresh();
+    node = seg_thread_node_refresh();
     if (node != heap->node) {
         heap_abandon(heap);
         heap->node = node;
@@ -727,23 +749,25 @@ void tiny_trim(void)
     collect_abandoned();
 }
 
-void tiny_stats(hugeslab_stats_t *out)
+void tiny_stats(tiny_stats_t *out)
 {
-    uint64_t by_node[HS_MAX_NODES];
-    for (unsigned n = 0; n < HS_MAX_NODES; n++)
-        by_node[n] =
-            atomic_load_explicit(&hs_counters.remote_frees_by_node[n], memory_order_relaxed);
+    uint64_t *by_node = out->remote_frees_by_node;
+    for (unsigned n = 0; n < HS_MAX_NODES; n++) {
+        by_node[n] = 0;
+        for (unsigned i = 0; i < HEAPLESS_STRIPES; i++)
+            by_node[n] +=
+                atomic_load_explicit(&heapless_remote_frees[i].by_node[n], memory_order_relaxed);
+    }
     hs_lock(&heap_lock);
     for (tiny_heap_t *h = heap_all; h; h = h->all_next)
         for (unsigned n = 0; n < HS_MAX_NODES; n++)
             by_node[n] += atomic_load_explicit(&h->remote_frees_by_node[n], memory_order_relaxed);
     hs_unlock(&heap_lock);
     out->remote_frees = 0;
-    for (unsigned n = 0; n < HS_MAX_NODES; n++) {
-        out->remote_frees += by_node[n];
-        if (n < HUGESLAB_STATS_MAX_NODES) out->remote_frees_by_node[n] = by_node[n];
-    }
+    for (unsigned n = 0; n < HS_MAX_NODES; n++) out->remote_frees += by_node[n];
     out->bytes_in_slabs = atomic_load_explicit(&stat_bytes_in_slabs, memory_order_relaxed);
+    out->threads_live = atomic_load_explicit(&stat_threads_live, memory_order_relaxed);
+    out->orphan_slabs = atomic_load_explicit(&stat_orphan_slabs, memory_order_relaxed);
 }
 
 void tiny_fork_prepare(void)

@@ -11,8 +11,10 @@
  *   free_mark == address ^ hs_free_key means "free", which is how a double
  *   free is caught before any write.
  * - Slabs of exited threads become orphans that other threads adopt.
+ * - A thread that only frees never gets a heap: its remote frees are counted
+ *   in shared, striped counters.
  * Never: make a system call or take a lock on a fast path; call up into the
- * API layer. */
+ *   API layer; reach os/, thp/ or numa/ but through segment/. */
 #ifndef HS_TINY_H
 #define HS_TINY_H
 
@@ -184,6 +186,8 @@ HS_INLINE tiny_slab_t *tiny_slab_of(const void *p)
 }
 
 /* ---- slow paths (tiny.c) -------------------------------------------------- */
+/* Start-up of tiny/ and, first, of the layers below it (seg_init). Safe to
+ * call any number of times from any thread; a thread's first heap calls it. */
 void tiny_init(void);
 void *tiny_malloc_refill(tiny_heap_t *heap, unsigned cls);
 void tiny_free_slow(void *p, tiny_slab_t *slab);
@@ -193,7 +197,16 @@ void *tiny_malloc_aligned(size_t alignment, size_t size);
 /* Bytes usable from p to the end of its block; aborts on an invalid pointer. */
 size_t tiny_usable_size(const void *p);
 void tiny_trim(void);
-void tiny_stats(hugeslab_stats_t *out);
+/* tiny's figures (relaxed reads: figures, not invariants). */
+typedef struct tiny_stats_s {
+    uint64_t remote_frees_by_node[HS_MAX_NODES]; /* frees of other threads' blocks, by the
+                                                    block's node */
+    uint64_t remote_frees;                       /* their sum */
+    uint64_t bytes_in_slabs;                     /* SuperSlab bytes given to slabs */
+    uint64_t threads_live;                       /* heaps attached to a running thread */
+    uint64_t orphan_slabs;                       /* slabs of exited threads not yet adopted */
+} tiny_stats_t;
+void tiny_stats(tiny_stats_t *out);
 void tiny_fork_prepare(void);
 void tiny_fork_parent(void);
 void tiny_fork_child(void);

@@ -9,11 +9,14 @@
  *   kernel_test fallback-hugetlb N   pool of N pages, 10 SuperSlabs wanted
  *   kernel_test fallback-thp-never   THP mode is never: base pages, no fault storm
  *   kernel_test stats                hugeslab_stats() against smaps_rollup
+ *   kernel_test consumer             a thread that only frees gets no heap, and its
+ *                                    remote frees are counted
  *
  * The options (HUGESLAB_BACKING, HUGESLAB_PURGE, ...) come from the
  * environment, set by tests/kernel/run.sh, which also sets the system modes. */
 #include <errno.h>
 #include <malloc.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -294,6 +297,42 @@ static int test_stats(void)
     return 0;
 }
 
+/* ---- a thread that only frees ------------------------------------------------ */
+
+#define CONSUMER_BLOCKS 1000
+static hugeslab_stats_t consumer_view; /* the figures as the consumer saw them */
+
+static void *consumer(void *arg)
+{
+    void **blocks = arg;
+    for (size_t i = 0; i < CONSUMER_BLOCKS; i++) free(blocks[i]);
+    hugeslab_stats(&consumer_view); /* while this thread still runs */
+    return NULL;
+}
+
+/* Freeing another thread's blocks must not give the freeing thread a heap
+ * (threads_live would count it), and the frees must still be counted. */
+static int test_consumer(void)
+{
+    void **blocks = pointer_array(CONSUMER_BLOCKS);
+    for (size_t i = 0; i < CONSUMER_BLOCKS; i++) blocks[i] = malloc(64);
+    hugeslab_stats_t before;
+    hugeslab_stats(&before);
+    pthread_t t;
+    if (pthread_create(&t, NULL, consumer, blocks) != 0) return fail("%s", "pthread_create");
+    pthread_join(t, NULL);
+    printf("consumer: threads with a heap %llu before, %llu while the consumer ran; remote "
+           "frees %llu before, %llu after\n",
+           (unsigned long long)before.threads_live, (unsigned long long)consumer_view.threads_live,
+           (unsigned long long)before.remote_frees, (unsigned long long)consumer_view.remote_frees);
+    if (consumer_view.threads_live != before.threads_live)
+        return fail("%s", "the freeing thread got a heap");
+    if (consumer_view.remote_frees < before.remote_frees + CONSUMER_BLOCKS)
+        return fail("%s", "the remote frees were not counted");
+    printf("PASS\n");
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     setvbuf(stdout, NULL, _IONBF, 0);
@@ -303,6 +342,7 @@ int main(int argc, char **argv)
         return test_fallback_hugetlb(atol(argv[2]));
     if (argc >= 2 && strcmp(argv[1], "fallback-thp-never") == 0) return test_fallback_thp_never();
     if (argc >= 2 && strcmp(argv[1], "stats") == 0) return test_stats();
+    if (argc >= 2 && strcmp(argv[1], "consumer") == 0) return test_consumer();
     fprintf(stderr, "usage: see the comment at the top of kernel_test.c\n");
     return 2;
 }

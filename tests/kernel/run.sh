@@ -82,6 +82,7 @@ else
 fi
 run_case faults-base HUGESLAB_BACKING=base "$bin" faults base 8
 run_case purge-base HUGESLAB_BACKING=base HUGESLAB_PURGE_DELAY_MS=500 "$bin" purge free 3000
+run_case consumer-no-heap "$bin" consumer
 
 if [ $is_root -eq 1 ] && set_pool_free 40; then
     run_case faults-hugetlb HUGESLAB_BACKING=hugetlb "$bin" faults hugetlb 32
