@@ -48,7 +48,7 @@ SO       := $(BUILD)/libhugeslab.so
 SO_REAL  := $(BUILD)/libhugeslab.so.$(VERSION)
 AR_LIB   := $(BUILD)/libhugeslab.a
 
-.PHONY: all lib test bench bench-full clean format format-check packages-test packages-bench
+.PHONY: all lib test bench bench-full clean format format-check check-layers packages-test packages-bench
 all: lib tool
 lib: $(SO) $(AR_LIB)
 
@@ -98,6 +98,12 @@ format:
 # (make test runs it as the test "format").
 format-check:
 	@sh scripts/format-check.sh
+
+# Each module header's contract, checked on the sources: includes point down
+# the layers, system calls and kernel files only in src/os/ (make test runs
+# it as the test "layers"; --graph prints who includes whom).
+check-layers:
+	@python3 scripts/check-layers.py --graph
 
 -include $(LIB_OBJ:.o=.d)
 

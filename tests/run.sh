@@ -4,7 +4,7 @@
 # test failed.  Full output of each test: $BUILD/tests/logs/<name>.log
 #
 # Usage: tests/run.sh [name...]        (default: all tests)
-#   names: format internal api api_static bad_input stress stress_tsan stress_tsan_purge stress_ubsan fork
+#   names: format layers internal api api_static bad_input stress stress_tsan stress_tsan_purge stress_ubsan fork
 #          fork_hugetlb thread_exit dlopen cxx symbols libnuma_static libnuma_preload
 #          fuzz fuzz_mt fuzz_libfuzzer (the differential fuzzer: alone, 4 threads, libFuzzer)
 #          debug_stress debug_fork debug_thread_exit debug_fuzz (on the DEBUG=1 library)
@@ -57,7 +57,7 @@ else
     EXPECT=1
 fi
 
-ALL="format internal api api_static bad_input stress stress_tsan stress_tsan_purge stress_ubsan fork fork_hugetlb thread_exit dlopen cxx symbols libnuma_static libnuma_preload fuzz fuzz_mt fuzz_libfuzzer debug_stress debug_fork debug_thread_exit debug_fuzz programs install tool charts kernel numa"
+ALL="format layers internal api api_static bad_input stress stress_tsan stress_tsan_purge stress_ubsan fork fork_hugetlb thread_exit dlopen cxx symbols libnuma_static libnuma_preload fuzz fuzz_mt fuzz_libfuzzer debug_stress debug_fork debug_thread_exit debug_fuzz programs install tool charts kernel numa"
 WANT=${*:-$ALL}
 
 report() { # STATUS NAME [REASON]
@@ -152,6 +152,8 @@ for t in $WANT; do
     case "$t" in
     # the tree formatted as .clang-format says (make format-check)
     format) run_test format plain "$TESTS_DIR/../scripts/format-check.sh" ;;
+    # each module header's contract: includes point down, system calls only in src/os/
+    layers) run_test layers plain "$TESTS_DIR/../scripts/check-layers.py" ;;
     internal) run_test internal plain "$BIN/internal_test" ;;
     api) run_test api preload "$BIN/api_test" ;;
     api_static)

@@ -1,7 +1,9 @@
 /* common: what every module shares -- compiler helpers, the SuperSlab
  * geometry, assertions, locks, messages on stderr and the options table.
  * Nothing here allocates memory through malloc, so any module may call it
- * while hugeslab is still initialising. */
+ * while hugeslab is still initialising.
+ * Never: include another module's header (its .c files may use os/ for
+ *   writing messages and reading a config file). */
 #ifndef HS_COMMON_H
 #define HS_COMMON_H
 
