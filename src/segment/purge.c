@@ -18,14 +18,11 @@ static _Atomic int purge_state; /* 0 not started, 1 running, -1 could not start 
 static bool work_pending;       /* purge_lock: notified since the last pass */
 static bool sleeping_untimed;   /* purge_lock: waits for a notification only */
 static bool stopping;           /* purge_lock: process exit */
-static void (*idle_work)(void);
+static bool (*idle_work)(void);
 
-void seg_set_idle_work(void (*work)(void)) { idle_work = work; }
+void seg_set_idle_work(bool (*work)(void)) { idle_work = work; }
 
-void purge_run_idle_work(void)
-{
-    if (idle_work) idle_work();
-}
+bool purge_run_idle_work(void) { return idle_work && idle_work(); }
 
 static uint64_t delay_ms(void) { return (uint64_t)hs_option(HS_OPT_PURGE_DELAY_MS); }
 
@@ -82,7 +79,13 @@ static uint64_t purge_pass(void)
                 seg_store_purged(advised[i], nodes[i], backings[i], memory_nodes[i]);
         }
     } while (n == 64);
-    purge_run_idle_work();
+    /* Orphans still pinned by live blocks: look again after the delay, so
+     * they go back once their blocks have been freed even if nothing else
+     * falls idle meanwhile. */
+    if (purge_run_idle_work()) {
+        uint64_t again = os_now_ms() + delay_ms();
+        if (again < next_due) next_due = again;
+    }
     return next_due;
 }
 

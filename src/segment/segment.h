@@ -161,8 +161,10 @@ typedef struct seg_stats_s {
 } seg_stats_t;
 void seg_stats(seg_stats_t *out);
 
-/* Work the background thread does besides purging (tiny/ sweeps orphans). */
-void seg_set_idle_work(void (*work)(void));
+/* Work the background thread does besides purging (tiny/ sweeps orphans)
+ * after each pass; it returns true to be run again after the purge delay
+ * even when nothing else falls due. */
+void seg_set_idle_work(bool (*work)(void));
 
 void seg_fork_prepare(void);
 void seg_fork_parent(void);

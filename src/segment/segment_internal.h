@@ -25,7 +25,7 @@ void seg_unmap_idle(seg_superslab_t *ss, size_t size, thp_backing_t backing);
 void purge_notify(bool urgent);
 void purge_fork_child(void);
 void purge_shutdown(void);
-void purge_run_idle_work(void);
+bool purge_run_idle_work(void);
 
 /* Figures the purge thread keeps. */
 extern _Atomic uint64_t seg_stat_purge_calls;

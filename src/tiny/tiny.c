@@ -45,7 +45,7 @@ static heapless_counts_t heapless_remote_frees[HEAPLESS_STRIPES];
 static pthread_key_t heap_key;
 
 static void thread_exit(void *arg);
-static void collect_abandoned(void);
+static bool collect_abandoned(void);
 static tiny_heap_t *heap_attach(void);
 
 /* ---- slab geometry -------------------------------------------------------- */
@@ -447,20 +447,53 @@ static void drain_delayed(tiny_heap_t *heap)
 
 /* ---- orphans ---------------------------------------------------------------- */
 
+/* Orphans looked at by one adoption: the newest, where slabs with room
+ * gather (full ones sink as others are pushed above them). */
+#define TINY_ADOPT_SCAN 16
+
+/* Whether an orphan, its remote frees collected, can hand out a block. */
+static bool orphan_has_room(const tiny_slab_t *s)
+{
+    return s->free || atomic_load_explicit(&s->carved, memory_order_relaxed) < s->capacity;
+}
+
+/* Takes over an orphan of the class with room for a block: of the newest
+ * TINY_ADOPT_SCAN, the one with the most blocks in use. Filling the densest
+ * first lets the sparse ones drain to empty and go back to their
+ * SuperSlabs; taking whichever comes first (or a full one, which then
+ * needs a new slab next to it) made thread churn keep thousands of slabs,
+ * each pinned by a block or two. Orphans with nothing in use are released
+ * on the way. */
 static tiny_slab_t *adopt_orphan(tiny_heap_t *heap, unsigned cls)
 {
     if (atomic_load_explicit(&stat_orphan_slabs, memory_order_relaxed) == 0) return NULL;
     tiny_slab_t **list = &orphans[heap->node][cls];
+    tiny_slab_t *best = NULL, *empty[TINY_ADOPT_SCAN];
+    unsigned n_empty = 0;
     hs_lock(&orphan_lock);
     tiny_slab_t *s = *list;
-    if (s) slab_list_remove(list, s);
+    for (unsigned seen = 0; s && seen < TINY_ADOPT_SCAN; seen++) {
+        tiny_slab_t *next = s->next;
+        /* Orphans are collected under orphan_lock (sweep_orphans too). */
+        collect(s);
+        if (s->used == 0) {
+            slab_list_remove(list, s);
+            empty[n_empty++] = s;
+        } else if (orphan_has_room(s) && (!best || s->used > best->used)) {
+            best = s;
+        }
+        s = next;
+    }
+    if (best) slab_list_remove(list, best);
     hs_unlock(&orphan_lock);
-    if (!s) return NULL;
-    hs_count_add(&stat_orphan_slabs, -1);
-    atomic_store_explicit(&s->owner_word, (uintptr_t)heap, memory_order_release);
-    slab_list_push(&heap->partial[cls], s);
-    collect(s);
-    return s;
+    /* Released after the unlock: slab_release takes a segment lock. */
+    for (unsigned i = 0; i < n_empty; i++) slab_release(empty[i]);
+    hs_count_add(&stat_orphan_slabs, -(int64_t)(n_empty + (best != NULL)));
+    if (!best) return NULL;
+    atomic_store_explicit(&best->owner_word, (uintptr_t)heap, memory_order_release);
+    slab_list_push(&heap->partial[cls], best);
+    collect(best);
+    return best;
 }
 
 /* Gives up every slab of a heap whose thread is leaving. */
@@ -501,8 +534,9 @@ static void heap_abandon(tiny_heap_t *heap)
     }
 }
 
-/* Orphans whose blocks have all come back are released (malloc_trim). */
-static void sweep_orphans(void)
+/* Orphans whose blocks have all come back are released (malloc_trim).
+ * Returns true while some remain. */
+static bool sweep_orphans(void)
 {
     hs_lock(&orphan_lock);
     for (unsigned i = 0; i < HS_MAX_NODES * TINY_CLASS_COUNT; i++) {
@@ -520,6 +554,7 @@ static void sweep_orphans(void)
         }
     }
     hs_unlock(&orphan_lock);
+    return atomic_load_explicit(&stat_orphan_slabs, memory_order_relaxed) != 0;
 }
 
 /* ---- thread heaps ----------------------------------------------------------- */
@@ -722,7 +757,7 @@ void *tiny_malloc_aligned(size_t alignment, size_t size)
 /* What no thread of the program would do on its own: blocks left on the
  * delayed lists of heaps whose threads are gone, and orphans whose blocks
  * all came back. Run by the purge thread and by malloc_trim. */
-static void collect_abandoned(void)
+static bool collect_abandoned(void)
 {
     /* Detached heaps may hold blocks pushed after their thread left. */
     hs_lock(&heap_lock);
@@ -735,7 +770,7 @@ static void collect_abandoned(void)
         }
     }
     hs_unlock(&heap_lock);
-    sweep_orphans();
+    return sweep_orphans();
 }
 
 void tiny_trim(void)

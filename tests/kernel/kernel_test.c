@@ -11,6 +11,9 @@
  *   kernel_test stats                hugeslab_stats() against smaps_rollup
  *   kernel_test consumer             a thread that only frees gets no heap, and its
  *                                    remote frees are counted
+ *   kernel_test churn N MAX_MIB      N threads, 10 at a time, each leaving a
+ *                                    128-byte block (at most 1,000 live): the
+ *                                    peak RSS grows by less than MAX_MIB
  *
  * The options (HUGESLAB_BACKING, HUGESLAB_PURGE, ...) come from the
  * environment, set by tests/kernel/run.sh, which also sets the system modes. */
@@ -333,6 +336,54 @@ static int test_consumer(void)
     return 0;
 }
 
+/* ---- thread churn ---------------------------------------------------------------- */
+
+#define CHURN_RING 1000
+static void *churn_ring[CHURN_RING];
+
+/* Frees the block of the thread CHURN_RING before (whose thread is gone, so
+ * the free lands in an orphan slab), uses a few size classes for a moment,
+ * and leaves one 128-byte block behind. */
+static void *churn_thread(void *arg)
+{
+    size_t i = (size_t)arg;
+    free(churn_ring[i % CHURN_RING]);
+    void *temps[32];
+    for (size_t k = 0; k < 32; k++) {
+        temps[k] = malloc(16 + (i * 7 + k * 13) % 241);
+        if (temps[k]) memset(temps[k], 1, 16);
+    }
+    for (size_t k = 0; k < 32; k++) free(temps[k]);
+    churn_ring[i % CHURN_RING] = malloc(128);
+    if (churn_ring[i % CHURN_RING]) memset(churn_ring[i % CHURN_RING], 2, 128);
+    return NULL;
+}
+
+static int test_churn(long threads, long max_mib)
+{
+    long long start = rollup("Rss:");
+    for (long i = 0; i < threads; i += 10) {
+        pthread_t t[10];
+        for (long k = 0; k < 10; k++)
+            if (pthread_create(&t[k], NULL, churn_thread, (void *)(i + k)) != 0)
+                return fail("pthread_create: %s", strerror(errno));
+        for (long k = 0; k < 10; k++) pthread_join(t[k], NULL);
+    }
+    long long peak = proc_field("/proc/self/status", "VmHWM:");
+    hugeslab_stats_t s;
+    hugeslab_stats(&s);
+    printf("churn: %ld threads, at most %d live 128-byte blocks: Rss at start %lld KiB, peak "
+           "%lld KiB (limit: start + %ld MiB); %llu SuperSlabs mapped, %llu orphan slabs\n",
+           threads, CHURN_RING, start / 1024, peak / 1024, max_mib,
+           (unsigned long long)s.superslabs_mapped, (unsigned long long)s.orphan_slabs);
+    if (start < 0 || peak < 0) return fail("%s", "cannot read Rss or VmHWM");
+    if (peak - start > max_mib * MiB)
+        return fail("%s", "RSS grew with the threads that lived, not with the live blocks");
+    for (long k = 0; k < CHURN_RING; k++) free(churn_ring[k]);
+    printf("PASS\n");
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     setvbuf(stdout, NULL, _IONBF, 0);
@@ -341,6 +392,7 @@ int main(int argc, char **argv)
     if (argc >= 3 && strcmp(argv[1], "fallback-hugetlb") == 0)
         return test_fallback_hugetlb(atol(argv[2]));
     if (argc >= 2 && strcmp(argv[1], "fallback-thp-never") == 0) return test_fallback_thp_never();
+    if (argc >= 4 && strcmp(argv[1], "churn") == 0) return test_churn(atol(argv[2]), atol(argv[3]));
     if (argc >= 2 && strcmp(argv[1], "stats") == 0) return test_stats();
     if (argc >= 2 && strcmp(argv[1], "consumer") == 0) return test_consumer();
     fprintf(stderr, "usage: see the comment at the top of kernel_test.c\n");
