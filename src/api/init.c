@@ -18,6 +18,7 @@ static pthread_once_t init_once = PTHREAD_ONCE_INIT;
  * may have started them already. */
 static void init_process(void)
 {
+    hs_once_enter(HS_RANK_INIT);
     tiny_init();
     if (hs_option(HS_OPT_VERBOSE)) {
         hs_message("version %d.%d, THP mode %s, %u NUMA node(s)", HUGESLAB_VERSION_MAJOR,
@@ -25,6 +26,7 @@ static void init_process(void)
         hs_options_print();
         numa_describe();
     }
+    hs_once_leave(HS_RANK_INIT);
 }
 
 void hs_init(void) { pthread_once(&init_once, init_process); }
@@ -45,6 +47,8 @@ static void fork_parent(void)
 
 static void fork_child(void)
 {
+    /* The locks fork_prepare took are re-initialised below, not released. */
+    hs_lock_forget_all();
     seg_fork_child();
     tiny_fork_child();
 }

@@ -76,6 +76,7 @@ static size_t usable_size(const void *p, const char *what)
 
 static void *malloc_aligned(size_t alignment, size_t size)
 {
+    hs_assert_no_lock_held("an aligned allocation");
     if (alignment <= 16) return hs_malloc(size);
     if (size > SIZE_MAX - alignment) {
         errno = ENOMEM;
@@ -88,14 +89,25 @@ static void *malloc_aligned(size_t alignment, size_t size)
 
 /* ---- the API ------------------------------------------------------------------ */
 
-HS_EXPORT void *hugeslab_malloc(size_t size) { return hs_malloc(size); }
+/* Debug builds check at each entry that the allocator is not re-entered
+ * from inside itself with a lock held (rule 2 of common/locks.h). */
+HS_EXPORT void *hugeslab_malloc(size_t size)
+{
+    hs_assert_no_lock_held("malloc");
+    return hs_malloc(size);
+}
 void *malloc(size_t size) HS_ALIAS(hugeslab_malloc);
 
-HS_EXPORT void hugeslab_free(void *ptr) { hs_free(ptr); }
+HS_EXPORT void hugeslab_free(void *ptr)
+{
+    hs_assert_no_lock_held("free");
+    hs_free(ptr);
+}
 void free(void *ptr) HS_ALIAS(hugeslab_free);
 
 HS_EXPORT void *hugeslab_calloc(size_t count, size_t size)
 {
+    hs_assert_no_lock_held("calloc");
     size_t total;
     if (__builtin_mul_overflow(count, size, &total)) {
         errno = ENOMEM;
@@ -115,6 +127,7 @@ void *calloc(size_t count, size_t size) HS_ALIAS(hugeslab_calloc);
 
 HS_EXPORT void *hugeslab_realloc(void *ptr, size_t size)
 {
+    hs_assert_no_lock_held("realloc");
     if (!ptr) return hs_malloc(size);
     if (size == 0) {
         /* As glibc does: free, and return NULL. */
@@ -221,6 +234,7 @@ void free_aligned_sized(void *ptr, size_t alignment, size_t size)
 HS_EXPORT int hugeslab_trim(size_t pad)
 {
     (void)pad;
+    hs_assert_no_lock_held("malloc_trim");
     int saved_errno = errno;
     hs_init();
     tiny_trim();

@@ -106,13 +106,8 @@ HS_NORETURN HS_COLD void hs_fatal(const char *fmt, ...) __attribute__((format(pr
 /* Writes to a file descriptor; used by statistics output. */
 void hs_fd_printf(int fd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-/* ---- locks ---------------------------------------------------------------
- * Plain pthread mutexes: they never allocate, and every global lock is
- * taken around fork() (see api/init.c), so the child finds them free. */
-typedef pthread_mutex_t hs_lock_t;
-#define HS_LOCK_INIT PTHREAD_MUTEX_INITIALIZER
-HS_INLINE void hs_lock(hs_lock_t *l) { pthread_mutex_lock(l); }
-HS_INLINE void hs_unlock(hs_lock_t *l) { pthread_mutex_unlock(l); }
+/* ---- locks: the hierarchy, its rules and checks ------------------------- */
+#include "common/locks.h"
 
 /* ---- options ------------------------------------------------------------- */
 #include "common/options.h"

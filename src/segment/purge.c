@@ -8,11 +8,11 @@
  *   over whole 2 MiB units and stay mapped for reuse; hugetlb SuperSlabs and
  *   runs are unmapped, which returns hugetlb pages to their pool with no
  *   reservation left behind to fault on later.
- * Never: hold a segment lock across a system call. */
+ * Never: hold a lock across a system call or pthread_create. */
 #include "os/os.h"
 #include "segment/segment_internal.h"
 
-static hs_lock_t purge_lock = HS_LOCK_INIT;
+static hs_lock_t purge_lock = HS_LOCK_INIT(HS_RANK_PURGE);
 static pthread_cond_t purge_wakeup = PTHREAD_COND_INITIALIZER;
 static _Atomic int purge_state; /* 0 not started, 1 running, -1 could not start */
 static bool work_pending;       /* purge_lock: notified since the last pass */
@@ -100,7 +100,7 @@ static void *purge_main(void *arg)
         if (!work_pending) {
             if (next_due == UINT64_MAX) {
                 sleeping_untimed = true;
-                pthread_cond_wait(&purge_wakeup, &purge_lock);
+                pthread_cond_wait(&purge_wakeup, &purge_lock.mutex);
                 sleeping_untimed = false;
             } else {
                 /* Coarse clocks run up to a tick behind: wait a little past. */
@@ -108,7 +108,7 @@ static void *purge_main(void *arg)
                 uint64_t wait = (next_due > now ? next_due - now : 0) + 5;
                 struct timespec until;
                 os_deadline_after(wait, &until);
-                pthread_cond_clockwait(&purge_wakeup, &purge_lock, CLOCK_MONOTONIC, &until);
+                pthread_cond_clockwait(&purge_wakeup, &purge_lock.mutex, CLOCK_MONOTONIC, &until);
             }
             if (stopping) break;
         }
@@ -141,7 +141,10 @@ void purge_notify(bool urgent)
 {
     int state = atomic_load_explicit(&purge_state, memory_order_acquire);
     if (state < 0) return;
-    if (state == 0) purge_start();
+    /* pthread_create allocates (the new thread's TLS, with calloc), and an
+     * allocation may need any lock of the table: a caller that still holds
+     * one has it started when it lets go of its last. */
+    if (state == 0) hs_when_unlocked(purge_start);
     hs_lock(&purge_lock);
     work_pending = true;
     /* A timed sleep ends before this newest SuperSlab falls due anyway;
@@ -154,7 +157,7 @@ void purge_notify(bool urgent)
 void purge_fork_child(void)
 {
     /* The thread did not come along: the next idle SuperSlab starts one. */
-    pthread_mutex_init(&purge_lock, NULL);
+    hs_lock_init(&purge_lock, HS_RANK_PURGE);
     pthread_cond_init(&purge_wakeup, NULL);
     work_pending = sleeping_untimed = stopping = false;
     if (atomic_load(&purge_state) > 0) atomic_store(&purge_state, 0);

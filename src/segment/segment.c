@@ -26,7 +26,7 @@ typedef struct node_pool_s {
 static node_pool_t pools[HS_MAX_NODES];
 
 /* Freed runs kept for reuse, newest first. */
-static hs_lock_t run_cache_lock = HS_LOCK_INIT;
+static hs_lock_t run_cache_lock = HS_LOCK_INIT(HS_RANK_RUN_CACHE);
 static seg_superslab_t *run_cache;
 static _Atomic size_t run_cache_bytes; /* written under run_cache_lock */
 
@@ -39,14 +39,23 @@ typedef struct hugetlb_range_s {
     seg_superslab_t *base; /* a SuperSlab or the head of a run */
     size_t size;
 } hugetlb_range_t;
-static hs_lock_t hugetlb_lock = HS_LOCK_INIT;
+static hs_lock_t hugetlb_lock = HS_LOCK_INIT(HS_RANK_HUGETLB);
 static hugetlb_range_t *hugetlb_ranges;
 static size_t hugetlb_count, hugetlb_cap;
-static size_t hugetlb_pages_mapped;
-static int fork_pipe[2] = {-1, -1}; /* the parent waits for the child's copies */
+static _Atomic size_t hugetlb_pages_mapped; /* written under hugetlb_lock */
+static int fork_pipe[2] = {-1, -1};         /* the parent waits for the child's copies */
 
-/* hugetlb in auto mode: tried while the pool had pages at the last look. */
+/* hugetlb in auto mode: tried while the pool had pages at the last look;
+ * after a look that found none (in the pool, or on a node), sysfs is not
+ * read again for a second -- not once per new SuperSlab. */
 static _Atomic uint64_t hugetlb_retry_at_ms;
+static _Atomic uint64_t node_hugetlb_retry_at_ms[HS_MAX_NODES];
+
+/* A look at sysfs found no free hugetlb page: none is asked for a second. */
+static void hugetlb_none_until_later(_Atomic uint64_t *retry_at_ms)
+{
+    atomic_store_explicit(retry_at_ms, os_now_ms() + 1000, memory_order_relaxed);
+}
 
 /* Figures for hugeslab_stats (relaxed; read without locks). */
 static _Atomic uint64_t stat_superslabs[HS_MAX_NODES][THP_BACKING_COUNT];
@@ -72,10 +81,12 @@ static pthread_once_t init_once = PTHREAD_ONCE_INIT;
 
 static void init_layers(void)
 {
+    hs_once_enter(HS_RANK_INIT_SEGMENT);
     hs_common_init();
     thp_init();
     numa_init();
-    for (unsigned n = 0; n < HS_MAX_NODES; n++) pthread_mutex_init(&pools[n].lock, NULL);
+    for (unsigned n = 0; n < HS_MAX_NODES; n++) hs_lock_init(&pools[n].lock, HS_RANK_POOL + n);
+    hs_once_leave(HS_RANK_INIT_SEGMENT);
 }
 
 void seg_init(void) { pthread_once(&init_once, init_layers); }
@@ -122,9 +133,10 @@ static thp_backing_t wanted_backing(void)
     default:
         /* auto: hugetlb while the pool has pages, checked again a second
          * after it last ran dry; else THP. */
-        if (os_now_ms() >= atomic_load_explicit(&hugetlb_retry_at_ms, memory_order_relaxed) &&
-            thp_hugetlb_pages_free() > 0)
-            return THP_BACKING_HUGETLB;
+        if (os_now_ms() < atomic_load_explicit(&hugetlb_retry_at_ms, memory_order_relaxed))
+            return THP_BACKING_THP;
+        if (thp_hugetlb_pages_free() > 0) return THP_BACKING_HUGETLB;
+        hugetlb_none_until_later(&hugetlb_retry_at_ms);
         return THP_BACKING_THP;
     }
 }
@@ -139,21 +151,44 @@ static void note_backing(thp_backing_t wanted, thp_backing_t got)
         hs_message("the hugetlb pool ran dry: falling back to %s pages", thp_backing_name(got));
 }
 
+/* Grows a metadata array of `*cap` entries of `entry_size` bytes, `count`
+ * in use, guarded by `lock`, which is held on entry and on return: the
+ * larger array is mapped, and the smaller unmapped, with it released. Another
+ * thread may grow it meanwhile; the caller checks for room again. False when
+ * no memory could be had. */
+static bool metadata_grow(hs_lock_t *lock, void **array, size_t *cap, const size_t *count,
+                          size_t entry_size, size_t first_cap)
+{
+    size_t want = *cap ? *cap * 2 : first_cap;
+    hs_unlock(lock);
+    void *grown = os_map_pages(want * entry_size);
+    hs_lock(lock);
+    if (!grown) return false;
+    void *spare = grown;
+    size_t spare_bytes = hs_align_up(want * entry_size, 4096);
+    if (*cap < want) {
+        if (*count) memcpy(grown, *array, *count * entry_size);
+        spare = *array;
+        spare_bytes = hs_align_up(*cap * entry_size, 4096);
+        *array = grown;
+        *cap = want;
+    }
+    if (spare) {
+        hs_unlock(lock);
+        os_unmap(spare, spare_bytes);
+        hs_lock(lock);
+    }
+    return true;
+}
+
 static void hugetlb_track(seg_superslab_t *base, size_t size)
 {
     hs_lock(&hugetlb_lock);
-    if (hugetlb_count == hugetlb_cap) {
-        size_t cap = hugetlb_cap ? hugetlb_cap * 2 : 256;
-        hugetlb_range_t *grown = os_map_pages(cap * sizeof *grown);
-        if (grown) {
-            if (hugetlb_count) memcpy(grown, hugetlb_ranges, hugetlb_count * sizeof *grown);
-            if (hugetlb_ranges)
-                os_unmap(hugetlb_ranges, hs_align_up(hugetlb_cap * sizeof *grown, 4096));
-            hugetlb_ranges = grown;
-            hugetlb_cap = cap;
-        }
-    }
-    if (hugetlb_count < hugetlb_cap) {
+    bool room = true;
+    while (room && hugetlb_count == hugetlb_cap)
+        room = metadata_grow(&hugetlb_lock, (void **)&hugetlb_ranges, &hugetlb_cap, &hugetlb_count,
+                             sizeof *hugetlb_ranges, 256);
+    if (room) {
         hugetlb_ranges[hugetlb_count++] = (hugetlb_range_t){base, size};
         hugetlb_pages_mapped += size >> HS_SUPERSLAB_SHIFT;
     }
@@ -191,8 +226,15 @@ static seg_superslab_t *map_superslabs(size_t size, size_t align, seg_chunk_kind
     bool many_nodes = numa_node_count() > 1;
     /* The hugetlb pool is global but its pages live on nodes: ask for one
      * only where the node has some. */
-    if (wanted == THP_BACKING_HUGETLB && many_nodes && numa_hugepages_free(memory_node) == 0)
-        wanted = THP_BACKING_THP;
+    if (wanted == THP_BACKING_HUGETLB && many_nodes) {
+        _Atomic uint64_t *retry_at = &node_hugetlb_retry_at_ms[memory_node];
+        if (os_now_ms() < atomic_load_explicit(retry_at, memory_order_relaxed)) {
+            wanted = THP_BACKING_THP;
+        } else if (numa_hugepages_free(memory_node) == 0) {
+            hugetlb_none_until_later(retry_at);
+            wanted = THP_BACKING_THP;
+        }
+    }
     seg_superslab_t *ss;
     for (;;) {
         ss = thp_map_aligned(size, align, wanted, &got);
@@ -262,9 +304,8 @@ static uint64_t fitting_starts(uint64_t free_units, unsigned n, size_t min_bytes
 
 /* A SuperSlab back from the purged stack: its header may have been zeroed
  * by the kernel, so it is written anew before the registry names it. */
-static seg_superslab_t *revive_purged(node_pool_t *pool, unsigned node)
+static seg_superslab_t *revive_purged(uintptr_t entry, unsigned node)
 {
-    uintptr_t entry = pool->purged[--pool->purged_count];
     seg_superslab_t *ss = (seg_superslab_t *)(entry & ~(uintptr_t)HS_SUPERSLAB_MASK);
     memset(ss, 0, sizeof *ss);
     ss->kind = SEG_CHUNK_SLABS;
@@ -277,22 +318,33 @@ static seg_superslab_t *revive_purged(node_pool_t *pool, unsigned node)
     return ss;
 }
 
+/* A SuperSlab with every unit free, in no list, for the caller alone.
+ * Called with the pool's lock held and returns with it held, but releases
+ * it in between: what a new SuperSlab costs -- mmap, mbind,
+ * MADV_POPULATE_WRITE, sysfs reads, the faults of a purged one -- happens
+ * with no lock held. */
 static seg_superslab_t *take_superslab(node_pool_t *pool, unsigned node)
 {
     seg_superslab_t *ss = pool->idle;
+    uintptr_t purged = 0;
     if (ss) {
         list_remove(&pool->idle, ss);
         pool->idle_count--;
         hs_count_add(&stat_idle_superslabs, -1);
     } else if (pool->purged_count) {
-        ss = revive_purged(pool, node);
-    } else {
-        ss = map_superslabs(HS_SUPERSLAB_SIZE, HS_SUPERSLAB_SIZE, SEG_CHUNK_SLABS, node);
-        if (!ss) return NULL;
+        purged = pool->purged[--pool->purged_count];
     }
-    ss->free_units = ALL_UNITS_FREE;
-    ss->on_partial = 0;
-    if (client_init) client_init(ss);
+    hs_unlock(&pool->lock);
+    if (purged)
+        ss = revive_purged(purged, node);
+    else if (!ss)
+        ss = map_superslabs(HS_SUPERSLAB_SIZE, HS_SUPERSLAB_SIZE, SEG_CHUNK_SLABS, node);
+    if (ss) {
+        ss->free_units = ALL_UNITS_FREE;
+        ss->on_partial = 0;
+        if (client_init) client_init(ss);
+    }
+    hs_lock(&pool->lock);
     return ss;
 }
 
@@ -372,16 +424,10 @@ void seg_units_free(seg_superslab_t *ss, unsigned first_unit, unsigned n_units)
 
 static bool purged_push(node_pool_t *pool, uintptr_t entry)
 {
-    if (pool->purged_count == pool->purged_cap) {
-        size_t cap = pool->purged_cap ? pool->purged_cap * 2 : 512;
-        uintptr_t *grown = os_map_pages(cap * sizeof *grown);
-        if (!grown) return false;
-        if (pool->purged_count) memcpy(grown, pool->purged, pool->purged_count * sizeof *grown);
-        if (pool->purged)
-            os_unmap(pool->purged, hs_align_up(pool->purged_cap * sizeof *grown, 4096));
-        pool->purged = grown;
-        pool->purged_cap = cap;
-    }
+    while (pool->purged_count == pool->purged_cap)
+        if (!metadata_grow(&pool->lock, (void **)&pool->purged, &pool->purged_cap,
+                           &pool->purged_count, sizeof *pool->purged, 512))
+            return false;
     pool->purged[pool->purged_count++] = entry;
     return true;
 }
@@ -623,6 +669,10 @@ void seg_stats(seg_stats_t *out)
 
 void seg_fork_prepare(void)
 {
+    /* sysfs is read before the locks are taken (rule 3 of common/locks.h). */
+    unsigned long available = 0;
+    if (atomic_load_explicit(&hugetlb_pages_mapped, memory_order_relaxed))
+        available = thp_hugetlb_pages_available();
     for (unsigned n = 0; n < HS_MAX_NODES; n++) hs_lock(&pools[n].lock);
     hs_lock(&run_cache_lock);
     hs_lock(&hugetlb_lock);
@@ -631,7 +681,7 @@ void seg_fork_prepare(void)
      * anonymous memory before it returns from fork(), and the parent waits
      * for that: a parent's write first would take the page from the child. */
     fork_pipe[0] = fork_pipe[1] = -1;
-    if (hugetlb_pages_mapped && thp_hugetlb_pages_available() < hugetlb_pages_mapped) {
+    if (hugetlb_pages_mapped && available < hugetlb_pages_mapped) {
         if (os_pipe(fork_pipe) != 0) fork_pipe[0] = fork_pipe[1] = -1;
     }
 }
@@ -679,9 +729,9 @@ void seg_fork_child(void)
         os_close(fork_pipe[1]);
         fork_pipe[0] = fork_pipe[1] = -1;
     }
-    pthread_mutex_init(&hugetlb_lock, NULL);
-    pthread_mutex_init(&run_cache_lock, NULL);
-    for (unsigned n = 0; n < HS_MAX_NODES; n++) pthread_mutex_init(&pools[n].lock, NULL);
+    hs_lock_init(&hugetlb_lock, HS_RANK_HUGETLB);
+    hs_lock_init(&run_cache_lock, HS_RANK_RUN_CACHE);
+    for (unsigned n = 0; n < HS_MAX_NODES; n++) hs_lock_init(&pools[n].lock, HS_RANK_POOL + n);
     purge_fork_child();
 }
 

@@ -113,8 +113,8 @@ HS_INLINE unsigned seg_thread_node_refresh(void) { return numa_current_node_refr
  * granular and never given back. NULL on failure. */
 void *seg_map_metadata(size_t size);
 
-/* Called (under a segment lock) for each SuperSlab of slabs before its
- * first unit is handed out, fresh or reused, to reset the client area. */
+/* Called (with no lock held) for each SuperSlab of slabs before its first
+ * unit is handed out, fresh or reused, to reset the client area. */
 void seg_set_client_init(void (*init)(seg_superslab_t *ss));
 
 /* Finds n contiguous free units in a SuperSlab of `node` offering at least

@@ -20,8 +20,8 @@ void seg_store_purged(seg_superslab_t *ss, unsigned node, thp_backing_t backing,
 /* A taken SuperSlab or run that goes back whole (hugetlb pages, runs). */
 void seg_unmap_idle(seg_superslab_t *ss, size_t size, thp_backing_t backing);
 
-/* Tells the purge thread there is idle memory (starting it the first time).
- * Called with no segment lock held. */
+/* Tells the purge thread there is idle memory (starting it the first time,
+ * once the calling thread holds no lock). Called with no segment lock held. */
 void purge_notify(bool urgent);
 void purge_fork_child(void);
 void purge_shutdown(void);

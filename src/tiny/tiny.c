@@ -19,14 +19,15 @@ __thread tiny_heap_t *tiny_heap_tls = &tiny_empty_heap;
 
 /* Heaps are never unmapped, only reused: a pointer to a heap read by another
  * thread (a slab's owner) stays valid memory forever. */
-static hs_lock_t heap_lock = HS_LOCK_INIT;
+static hs_lock_t heap_lock = HS_LOCK_INIT(HS_RANK_HEAP);
 static tiny_heap_t *heap_pool;     /* detached heaps, ready for reuse */
 static tiny_heap_t *heap_all;      /* every heap made, through all_next */
 static char *meta_next, *meta_end; /* bump region for new heaps */
+static char *meta_spare;           /* a region mapped while another thread refilled */
 
 /* Slabs of exited (or migrated) threads, per node and class, waiting for a
  * thread of the same node to adopt them. */
-static hs_lock_t orphan_lock = HS_LOCK_INIT;
+static hs_lock_t orphan_lock = HS_LOCK_INIT(HS_RANK_ORPHAN);
 static tiny_slab_t *orphans[HS_MAX_NODES][TINY_CLASS_COUNT];
 
 static _Atomic uint64_t stat_bytes_in_slabs;
@@ -75,10 +76,12 @@ static pthread_once_t init_once = PTHREAD_ONCE_INIT;
 
 static void init_tiny(void)
 {
+    hs_once_enter(HS_RANK_INIT_TINY);
     seg_init();
     seg_set_client_init(client_init);
     seg_set_idle_work(collect_abandoned);
     pthread_key_create(&heap_key, thread_exit);
+    hs_once_leave(HS_RANK_INIT_TINY);
 }
 
 void tiny_init(void) { pthread_once(&init_once, init_tiny); }
@@ -538,6 +541,7 @@ static void heap_abandon(tiny_heap_t *heap)
  * Returns true while some remain. */
 static bool sweep_orphans(void)
 {
+    tiny_slab_t *empty = NULL; /* taken off the lists, released below */
     hs_lock(&orphan_lock);
     for (unsigned i = 0; i < HS_MAX_NODES * TINY_CLASS_COUNT; i++) {
         tiny_slab_t **list = &orphans[i / TINY_CLASS_COUNT][i % TINY_CLASS_COUNT];
@@ -548,38 +552,70 @@ static bool sweep_orphans(void)
             if (s->used == 0) {
                 slab_list_remove(list, s);
                 hs_count_add(&stat_orphan_slabs, -1);
-                slab_release(s);
+                s->next = empty;
+                empty = s;
             }
             s = next;
         }
     }
     hs_unlock(&orphan_lock);
+    /* Released with the orphan lock free: a SuperSlab left empty goes to its
+     * node's pool and may start the purge thread, which allocates. */
+    while (empty) {
+        tiny_slab_t *next = empty->next;
+        slab_release(empty);
+        empty = next;
+    }
     return atomic_load_explicit(&stat_orphan_slabs, memory_order_relaxed) != 0;
 }
 
 /* ---- thread heaps ----------------------------------------------------------- */
 
-static tiny_heap_t *heap_new_locked(void)
+/* A heap from the pool, or cut from the bump region. The region is mapped
+ * with heap_lock released (no system call under a lock), so a thread may
+ * map one that another thread's made unneeded: it is kept as the spare for
+ * the next refill (metadata is never given back). */
+static tiny_heap_t *heap_new(void)
 {
-    tiny_heap_t *heap = heap_pool;
-    if (heap) {
-        heap_pool = heap->next_free;
-        return heap;
+    const size_t size = hs_align_up(sizeof(tiny_heap_t), HS_CACHE_LINE), chunk = 64 * HS_KiB;
+    char *region = NULL; /* mapped while unlocked, not yet the bump region */
+    tiny_heap_t *heap = NULL;
+    hs_lock(&heap_lock);
+    for (;;) {
+        if (heap_pool) {
+            heap = heap_pool;
+            heap_pool = heap->next_free;
+            break;
+        }
+        if ((size_t)(meta_end - meta_next) >= size) {
+            heap = (tiny_heap_t *)meta_next;
+            meta_next += size;
+            for (unsigned cls = 0; cls < TINY_CLASS_COUNT; cls++)
+                heap_set_current(heap, cls, &tiny_sentinel_slab);
+            heap->all_next = heap_all;
+            heap_all = heap;
+            break;
+        }
+        if (!region && meta_spare) {
+            region = meta_spare;
+            meta_spare = NULL;
+        }
+        if (region) {
+            meta_next = region;
+            meta_end = region + chunk;
+            region = NULL;
+            continue;
+        }
+        hs_unlock(&heap_lock);
+        region = seg_map_metadata(chunk);
+        if (!region) return NULL;
+        hs_lock(&heap_lock);
     }
-    size_t size = hs_align_up(sizeof(tiny_heap_t), HS_CACHE_LINE);
-    if ((size_t)(meta_end - meta_next) < size) {
-        size_t chunk = 64 * HS_KiB;
-        char *m = seg_map_metadata(chunk);
-        if (!m) return NULL;
-        meta_next = m;
-        meta_end = m + chunk;
-    }
-    heap = (tiny_heap_t *)meta_next;
-    meta_next += size;
-    for (unsigned cls = 0; cls < TINY_CLASS_COUNT; cls++)
-        heap_set_current(heap, cls, &tiny_sentinel_slab);
-    heap->all_next = heap_all;
-    heap_all = heap;
+    heap->attached = true;
+    /* Two threads that both mapped while a third refilled: one region is
+     * lost (64 KiB, as rare as that race). */
+    if (region && !meta_spare) meta_spare = region;
+    hs_unlock(&heap_lock);
     return heap;
 }
 
@@ -587,10 +623,7 @@ static tiny_heap_t *heap_new_locked(void)
 static HS_NOINLINE tiny_heap_t *heap_attach(void)
 {
     tiny_init();
-    hs_lock(&heap_lock);
-    tiny_heap_t *heap = heap_new_locked();
-    if (heap) heap->attached = true;
-    hs_unlock(&heap_lock);
+    tiny_heap_t *heap = heap_new();
     if (!heap) return NULL;
     heap->node = seg_thread_node_refresh();
     hs_count_add(&stat_threads_live, 1);
@@ -819,6 +852,6 @@ void tiny_fork_parent(void)
 
 void tiny_fork_child(void)
 {
-    pthread_mutex_init(&orphan_lock, NULL);
-    pthread_mutex_init(&heap_lock, NULL);
+    hs_lock_init(&orphan_lock, HS_RANK_ORPHAN);
+    hs_lock_init(&heap_lock, HS_RANK_HEAP);
 }

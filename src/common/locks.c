@@ -1,0 +1,111 @@
+/* The per-thread record of held locks, deferred work, and the checks of the
+ * lock hierarchy that debug builds make (the table is in locks.h). */
+#include "common/common.h"
+
+__thread hs_lock_thread_t hs_lock_thread;
+
+void hs_lock_init(hs_lock_t *l, unsigned rank)
+{
+    pthread_mutex_init(&l->mutex, NULL);
+    l->rank = rank;
+}
+
+void hs_when_unlocked(void (*fn)(void))
+{
+    if (hs_lock_thread.held == 0) {
+        fn();
+        return;
+    }
+    HS_ASSERT(hs_lock_thread.deferred == NULL || hs_lock_thread.deferred == fn);
+    hs_lock_thread.deferred = fn;
+}
+
+HS_COLD void hs_lock_run_deferred(void)
+{
+    void (*fn)(void) = hs_lock_thread.deferred;
+    hs_lock_thread.deferred = NULL;
+    fn();
+}
+
+void hs_lock_forget_all(void)
+{
+    hs_lock_thread.held = 0;
+    hs_lock_thread.ranks_held[0] = hs_lock_thread.ranks_held[1] = 0;
+}
+
+#if defined(HS_DEBUG) && HS_DEBUG
+/* What a rank is, for the messages. */
+static void rank_name(unsigned rank, char *buf, size_t cap)
+{
+    static const struct {
+        unsigned rank;
+        const char *name;
+    } names[] = {
+        {HS_RANK_INIT, "process init once"},
+        {HS_RANK_INIT_TINY, "tiny init once"},
+        {HS_RANK_INIT_SEGMENT, "segment init once"},
+        {HS_RANK_HEAP, "heap"},
+        {HS_RANK_ORPHAN, "orphan"},
+        {HS_RANK_RUN_CACHE, "run cache"},
+        {HS_RANK_HUGETLB, "hugetlb list"},
+        {HS_RANK_PURGE, "purge"},
+    };
+    hs_text_t t = hs_text(buf, cap);
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        if (names[i].rank == rank) {
+            hs_text_str(&t, names[i].name);
+            return;
+        }
+    }
+    hs_text_str(&t, "node ");
+    hs_text_uint(&t, rank - HS_RANK_POOL);
+    hs_text_str(&t, " pool");
+}
+
+/* The highest rank the thread holds, or 0 for none. */
+static unsigned highest_held(void)
+{
+    if (hs_lock_thread.ranks_held[1])
+        return 127u - (unsigned)__builtin_clzll(hs_lock_thread.ranks_held[1]);
+    if (hs_lock_thread.ranks_held[0])
+        return 63u - (unsigned)__builtin_clzll(hs_lock_thread.ranks_held[0]);
+    return 0;
+}
+
+void hs_lock_note_taken(unsigned rank)
+{
+    HS_ASSERT(rank > 0 && rank < HS_RANK_LIMIT);
+    unsigned top = highest_held();
+    if (HS_UNLIKELY(top >= rank)) {
+        char want[24], held[24];
+        rank_name(rank, want, sizeof want);
+        rank_name(top, held, sizeof held);
+        hs_fatal("lock order violated: taking the %s lock (rank %u) while holding the %s lock "
+                 "(rank %u); see src/common/locks.h",
+                 want, rank, held, top);
+    }
+    hs_lock_thread.ranks_held[rank / 64] |= (uint64_t)1 << (rank % 64);
+}
+
+void hs_lock_note_released(unsigned rank)
+{
+    uint64_t bit = (uint64_t)1 << (rank % 64);
+    if (HS_UNLIKELY(!(hs_lock_thread.ranks_held[rank / 64] & bit))) {
+        char name[24];
+        rank_name(rank, name, sizeof name);
+        hs_fatal("releasing the %s lock (rank %u), which this thread does not hold", name, rank);
+    }
+    hs_lock_thread.ranks_held[rank / 64] &= ~bit;
+}
+
+void hs_assert_no_lock_held(const char *entry)
+{
+    if (HS_LIKELY(hs_lock_thread.held == 0)) return;
+    char name[24];
+    unsigned top = highest_held();
+    rank_name(top, name, sizeof name);
+    hs_fatal("%s called while this thread holds the %s lock (rank %u): an allocator lock is "
+             "held across a call that allocates; see src/common/locks.h",
+             entry, name, top);
+}
+#endif

@@ -1,0 +1,133 @@
+/* locks: every lock hugeslab takes, its rank, and the rules. Included by
+ * common.h; nothing else needs it directly.
+ *
+ *  rank    lock                  where            protects
+ *  1       init_once             api/init.c       the process's one-time set-up
+ *  2       init_once             tiny/tiny.c      tiny's: the thread-exit key
+ *  3       init_once             segment/         the layers below: options,
+ *                                segment.c        the free key, thp/numa facts
+ *  10      heap_lock             tiny/tiny.c      the pool of detached heaps, the
+ *                                                 list of every heap, the bump
+ *                                                 region heaps are cut from
+ *  20      orphan_lock           tiny/tiny.c      the orphan lists (slabs of exited
+ *                                                 or migrated threads)
+ *  30+n    pools[n].lock         segment/         node n's partial, idle and
+ *          (n < HS_MAX_NODES)    segment.c        purged lists, and the free_units
+ *                                                 of its SuperSlabs
+ *  100     run_cache_lock        segment/         the cache of freed runs
+ *                                segment.c
+ *  110     hugetlb_lock          segment/         the list of live hugetlb ranges
+ *                                segment.c        (for fork)
+ *  120     purge_lock            segment/purge.c  the purge thread's flags; its
+ *                                                 condition variable waits on it
+ *  --      numa: no lock         numa/numa.c      state written once under init;
+ *                                                 atomics and thread-local after
+ *
+ * The rules:
+ * 1. A thread takes a lock only of a higher rank than every lock it holds.
+ *    Pool locks are taken in node order (fork takes them all); no code path
+ *    holds two locks except fork's, which takes every lock in rank order.
+ * 2. Nothing that may allocate runs with a lock held: no pthread_create,
+ *    pthread_setspecific, stdio, dlsym, or any libc call that may call malloc.
+ *    An allocation inside hugeslab can come back to any lock of the table.
+ * 3. No slow system call runs with a lock held: no mmap, munmap, mremap,
+ *    mbind, madvise (MADV_POPULATE_WRITE included) or sysfs read. Memory is
+ *    mapped first and published under the lock afterwards. The init once is
+ *    onces are the exception: they run once per process and read sysfs to
+ *    set up; they are pthread_once, not hs_lock_t, and count as held locks
+ *    (hs_once_enter/hs_once_leave) for rules 1 and 2.
+ * 4. Work that must wait until the thread holds no lock (starting the purge
+ *    thread) goes through hs_when_unlocked(), which runs it at once when no
+ *    lock is held, else at the thread's last hs_unlock.
+ *
+ * Debug builds (make DEBUG=1) check rule 1 on every hs_lock and rule 2 at
+ * every allocating entry point (hs_assert_no_lock_held), and abort with a
+ * message naming the locks. */
+#ifndef HS_LOCKS_H
+#define HS_LOCKS_H
+
+#include <pthread.h>
+#include <stdint.h>
+
+typedef enum hs_lock_rank_e {
+    HS_RANK_INIT = 1,
+    HS_RANK_INIT_TINY = 2,
+    HS_RANK_INIT_SEGMENT = 3,
+    HS_RANK_HEAP = 10,
+    HS_RANK_ORPHAN = 20,
+    HS_RANK_POOL = 30, /* + node index */
+    HS_RANK_RUN_CACHE = 100,
+    HS_RANK_HUGETLB = 110,
+    HS_RANK_PURGE = 120,
+    HS_RANK_LIMIT = 128, /* ranks are below this */
+} hs_lock_rank_t;
+
+/* A pthread mutex (it never allocates) and its rank. Every global lock is
+ * taken around fork() (see api/init.c), so the child finds them free. */
+typedef struct hs_lock_s {
+    pthread_mutex_t mutex; /* the lock itself */
+    unsigned rank;         /* hs_lock_rank_t, + node for a pool's lock */
+} hs_lock_t;
+#define HS_LOCK_INIT(rank_)                                                                        \
+    {                                                                                              \
+        PTHREAD_MUTEX_INITIALIZER, (rank_)                                                         \
+    }
+
+/* What each thread knows of the locks it holds. */
+typedef struct hs_lock_thread_s {
+    unsigned held;          /* locks held (and the init once while it runs) */
+    void (*deferred)(void); /* run at the last hs_unlock: see hs_when_unlocked */
+    uint64_t ranks_held[2]; /* debug builds: bit r set = a lock of rank r held */
+} hs_lock_thread_t;
+extern __thread hs_lock_thread_t hs_lock_thread;
+
+void hs_lock_init(hs_lock_t *l, unsigned rank);
+/* Runs fn now when the thread holds no lock, else at its last hs_unlock.
+ * One pending function per thread (asking twice runs it once). */
+void hs_when_unlocked(void (*fn)(void));
+void hs_lock_run_deferred(void);
+/* In a fork child: the locks fork took are re-initialised, not released. */
+void hs_lock_forget_all(void);
+
+#if defined(HS_DEBUG) && HS_DEBUG
+void hs_lock_note_taken(unsigned rank);
+void hs_lock_note_released(unsigned rank);
+/* Aborts when the thread holds a lock: `entry` was called from inside the
+ * allocator (rule 2). */
+void hs_assert_no_lock_held(const char *entry);
+#else
+static inline void hs_lock_note_taken(unsigned rank) { (void)rank; }
+static inline void hs_lock_note_released(unsigned rank) { (void)rank; }
+static inline void hs_assert_no_lock_held(const char *entry) { (void)entry; }
+#endif
+
+/* Inside a pthread_once routine of the table: it holds that once. */
+static inline void hs_once_enter(unsigned rank)
+{
+    hs_lock_note_taken(rank);
+    hs_lock_thread.held++;
+}
+
+static inline void hs_once_leave(unsigned rank)
+{
+    hs_lock_note_released(rank);
+    if (--hs_lock_thread.held == 0 && __builtin_expect(hs_lock_thread.deferred != 0, 0))
+        hs_lock_run_deferred();
+}
+
+static inline __attribute__((always_inline)) void hs_lock(hs_lock_t *l)
+{
+    hs_lock_note_taken(l->rank);
+    pthread_mutex_lock(&l->mutex);
+    hs_lock_thread.held++;
+}
+
+static inline __attribute__((always_inline)) void hs_unlock(hs_lock_t *l)
+{
+    hs_lock_note_released(l->rank);
+    pthread_mutex_unlock(&l->mutex);
+    if (--hs_lock_thread.held == 0 && __builtin_expect(hs_lock_thread.deferred != 0, 0))
+        hs_lock_run_deferred();
+}
+
+#endif /* HS_LOCKS_H */
