@@ -5,7 +5,7 @@
 #
 # Usage: tests/run.sh [name...]        (default: all tests)
 #   names: format layers internal api api_static bad_input stress stress_tsan stress_tsan_purge stress_ubsan fork
-#          fork_hugetlb thread_exit dlopen cxx symbols libnuma_static libnuma_preload
+#          fork_hugetlb thread_exit trim_deadlock dlopen cxx symbols libnuma_static libnuma_preload
 #          fuzz fuzz_mt fuzz_libfuzzer (the differential fuzzer: alone, 4 threads, libFuzzer)
 #          debug_stress debug_fork debug_thread_exit debug_fuzz (on the DEBUG=1 library)
 #          programs (or prog_python3, prog_sort, ...)
@@ -57,7 +57,7 @@ else
     EXPECT=1
 fi
 
-ALL="format layers internal api api_static bad_input stress stress_tsan stress_tsan_purge stress_ubsan fork fork_hugetlb thread_exit dlopen cxx symbols libnuma_static libnuma_preload fuzz fuzz_mt fuzz_libfuzzer debug_stress debug_fork debug_thread_exit debug_fuzz programs install tool charts kernel numa"
+ALL="format layers internal api api_static bad_input stress stress_tsan stress_tsan_purge stress_ubsan fork fork_hugetlb thread_exit trim_deadlock dlopen cxx symbols libnuma_static libnuma_preload fuzz fuzz_mt fuzz_libfuzzer debug_stress debug_fork debug_thread_exit debug_fuzz programs install tool charts kernel numa"
 WANT=${*:-$ALL}
 
 report() { # STATUS NAME [REASON]
@@ -191,6 +191,7 @@ for t in $WANT; do
         [ "$(cat "$pool_file" 2>/dev/null)" != "$pool_before" ] && echo "$pool_before" >"$pool_file" 2>/dev/null
         ;;
     thread_exit) run_test thread_exit preload "$BIN/thread_exit_test" ;;
+    trim_deadlock) run_test trim_deadlock preload "$BIN/trim_deadlock_test" ;;
     dlopen)
         if [ -n "$PRELOAD" ]; then run_test dlopen plain "$BIN/dlopen_test" "$SO"
         else report SKIP dlopen "HS_NO_PRELOAD=1"; fi ;;

@@ -56,7 +56,8 @@ TEST_BINS := $(TEST_DIR)/api_test $(TEST_DIR)/api_test_static $(TEST_DIR)/bad_in
              $(TEST_DIR)/stress_test $(TEST_DIR)/stress_tsan $(TEST_DIR)/stress_ubsan \
              $(TEST_DIR)/fork_test $(TEST_DIR)/thread_exit_test $(TEST_DIR)/dlopen_test \
              $(TEST_DIR)/cxx_test $(TEST_DIR)/kernel_test $(TEST_DIR)/internal_test \
-             $(TEST_DIR)/libnuma_static $(TEST_DIR)/libnuma_preload $(TEST_DIR)/fuzz_test
+             $(TEST_DIR)/libnuma_static $(TEST_DIR)/libnuma_preload $(TEST_DIR)/fuzz_test \
+             $(TEST_DIR)/trim_deadlock_test
 
 TEST_COMMON := tests/test_util.h tests/api_names.h tests/tests.mk
 
