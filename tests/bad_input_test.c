@@ -2,6 +2,11 @@
  * pointer as %p prints it) and end in abort().  Each case runs in a forked
  * child whose stderr goes to a pipe; the child must die of SIGABRT.
  *
+ * Writes into freed blocks (a use after free of the first 8 bytes, where a
+ * free list keeps its links) must be caught when the list is followed:
+ * "corrupted free list" / "corrupted delayed free list", naming the block,
+ * and abort() -- never a block handed out at the address written.
+ *
  * Only meaningful under hugeslab:
  *   LD_PRELOAD=build/libhugeslab.so HS_EXPECT_HUGESLAB=1 build/tests/bad_input_test [case]
  * Without hugeslab the test is skipped (exit 77).
@@ -9,6 +14,7 @@
 #define _GNU_SOURCE 1
 #include "test_util.h"
 
+#include <pthread.h>
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
@@ -39,6 +45,67 @@ static void act_realloc(void *p)
 {
     void *q = realloc_fn(p, 100);
     (void)q;
+}
+
+/* ---- writes after free: each frees the block, writes its first 8 bytes,
+ * and makes the allocator follow the list the block is on. */
+static void *live_block; /* a live block of the same slab as the victim */
+
+static void write_first_word(void *p, uintptr_t value) { *(volatile uintptr_t *)p = value; }
+
+static void act_uaf_pattern(void *p)
+{
+    free_fn(p);
+    write_first_word(p, 0x4141414141414141u);
+    (void)malloc_fn(64); /* pops p; its successor is read from the link */
+}
+
+static void act_uaf_zero(void *p)
+{
+    free_fn(p);
+    write_first_word(p, 0);
+    (void)malloc_fn(64);
+}
+
+/* What an attack would write: the address of a live block, to have it
+ * handed out a second time. */
+static void act_uaf_live_pointer(void *p)
+{
+    free_fn(p);
+    write_first_word(p, (uintptr_t)live_block);
+    (void)malloc_fn(64);
+    (void)malloc_fn(64);
+}
+
+static void *free_in_thread(void *p)
+{
+    free_fn(p);
+    return NULL;
+}
+
+static void free_by_another_thread(void *p)
+{
+    pthread_t t;
+    if (pthread_create(&t, NULL, free_in_thread, p) != 0) _exit(4);
+    pthread_join(t, NULL);
+}
+
+/* p goes on its slab's remote-free stack; the owner collects the stack into
+ * the free list when the list runs out, and pops p. */
+static void act_uaf_remote(void *p)
+{
+    free_by_another_thread(p);
+    write_first_word(p, 0x4242424242424242u);
+    for (int i = 0; i < (1 << 20); i++) (void)malloc_fn(64);
+}
+
+/* p lies in a slab on its owner's full list: another thread's free puts it
+ * on the owner heap's delayed list, which the next refill drains. */
+static void act_uaf_delayed(void *p)
+{
+    free_by_another_thread(p);
+    write_first_word(p, 0x4343434343434343u);
+    (void)malloc_fn(900000); /* a class never used: a refill */
 }
 
 static int run_case(const bad_case_t *c)
@@ -142,6 +209,13 @@ int main(int argc, char **argv)
     if (foreign == MAP_FAILED || region == MAP_FAILED) hs_skip("mmap failed");
     char *aligned_foreign = (char *)(((uintptr_t)region + two - 1) & ~(uintptr_t)(two - 1));
     memset(aligned_foreign, 0, two);
+    /* Victims of writes after free: 64-byte blocks of the current slab, and
+     * the first block of a 3 KiB slab that 64 allocations of its class left
+     * on the full list. */
+    void *victim = malloc_fn(64);
+    live_block = malloc_fn(64);
+    void *filled[64];
+    for (int i = 0; i < 64; i++) filled[i] = malloc_fn(3000);
 
     const bad_case_t cases[] = {
         {"double_free_small", act_double_free, small, "double free"},
@@ -154,6 +228,11 @@ int main(int argc, char **argv)
         {"double_free_large", act_double_free, large, NULL},
         {"double_free_medium", act_double_free, medium, NULL},
         {"free_large_interior", act_free, (char *)large + 4096, NULL},
+        {"uaf_write_free_list", act_uaf_pattern, victim, "corrupted free list in a 64-byte slab"},
+        {"uaf_zero_free_list", act_uaf_zero, victim, "corrupted free list in a 64-byte slab"},
+        {"uaf_live_pointer", act_uaf_live_pointer, victim, "corrupted free list in a 64-byte slab"},
+        {"uaf_remote_list", act_uaf_remote, victim, "corrupted free list in a 64-byte slab"},
+        {"uaf_delayed_list", act_uaf_delayed, filled[0], "corrupted delayed free list"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         if (argc > 1 && strcmp(argv[1], cases[i].name) != 0) continue;
@@ -165,6 +244,9 @@ int main(int argc, char **argv)
     free_fn(interior);
     free_fn(large);
     free_fn(medium);
+    free_fn(victim);
+    free_fn(live_block);
+    for (int i = 0; i < 64; i++) free_fn(filled[i]);
     for (int i = 0; i < 64; i++) free_fn(keep[i]);
     return hs_finish("bad_input");
 }

@@ -128,7 +128,7 @@ static void tiny_slab_validate(const tiny_slab_t *s)
     uint32_t carved = atomic_load_explicit(&s->carved, memory_order_relaxed);
     HS_ASSERT(carved <= s->capacity && s->used <= carved);
     uint32_t listed = 0;
-    for (const tiny_block_t *b = s->free; b; b = b->next) {
+    for (const tiny_block_t *b = s->free; b; b = tiny_next_in_slab(s, b)) {
         uintptr_t offset = (uintptr_t)b - (uintptr_t)s->start;
         HS_ASSERT(offset % s->block_size == 0 && offset / s->block_size < carved);
         HS_ASSERT(b->free_mark == ((uintptr_t)b ^ s->free_key));
@@ -155,7 +155,7 @@ static void carve(tiny_slab_t *slab)
     tiny_block_t *next = slab->free;
     for (uint32_t i = end; i-- > first;) {
         tiny_block_t *b = (tiny_block_t *)(slab->start + (size_t)i * size);
-        b->next = next;
+        b->link = tiny_link(b, next, slab->free_key);
         b->free_mark = (uintptr_t)b ^ slab->free_key;
         next = b;
     }
@@ -225,9 +225,9 @@ static void append_remote_word(tiny_slab_t *s, uintptr_t word)
     if (!s->free) {
         s->free = list;
     } else {
-        tiny_block_t *tail = s->free;
-        while (tail->next) tail = tail->next;
-        tail->next = list;
+        tiny_block_t *tail = s->free, *next;
+        while ((next = tiny_next_in_slab(s, tail))) tail = next;
+        tail->link = tiny_link(tail, list, s->free_key);
     }
     HS_ASSERT(s->used >= n);
     s->used -= n;
@@ -345,7 +345,7 @@ static bool worth_unfull(const tiny_slab_t *s)
  * the full list, or its last block came back. */
 static void free_local(tiny_heap_t *heap, tiny_slab_t *s, tiny_block_t *b)
 {
-    b->next = s->free;
+    b->link = tiny_link(b, s->free, s->free_key);
     b->free_mark = (uintptr_t)b ^ s->free_key;
     s->free = b;
     s->used--;
@@ -405,12 +405,12 @@ static void free_remote(tiny_slab_t *s, tiny_block_t *b)
                 continue;
             tiny_block_t *head = atomic_load_explicit(&owner->delayed, memory_order_relaxed);
             do {
-                b->next = head;
+                b->link = tiny_link(b, head, hs_free_key);
             } while (!atomic_compare_exchange_weak_explicit(
                 &owner->delayed, &head, b, memory_order_release, memory_order_relaxed));
             return;
         }
-        b->next = (tiny_block_t *)(old & TINY_REMOTE_PTR_MASK);
+        b->link = tiny_link(b, (tiny_block_t *)(old & TINY_REMOTE_PTR_MASK), s->free_key);
         uintptr_t count = (old >> TINY_REMOTE_COUNT_SHIFT) + 1;
         if (atomic_compare_exchange_weak_explicit(&s->remote_free, &old,
                                                   count << TINY_REMOTE_COUNT_SHIFT | (uintptr_t)b,
@@ -419,13 +419,25 @@ static void free_remote(tiny_slab_t *s, tiny_block_t *b)
     }
 }
 
+/* The block after b on a heap's delayed list (blocks of any slab), or NULL.
+ * A link that decodes to anything but a block of a SuperSlab of slabs that
+ * is marked free was written after b was freed. */
+static tiny_block_t *next_delayed(const tiny_block_t *b)
+{
+    tiny_block_t *next = (tiny_block_t *)tiny_link(b, (const tiny_block_t *)b->link, hs_free_key);
+    if (next && (((uintptr_t)next & 15) || seg_chunk_kind(next) != SEG_CHUNK_SLABS ||
+                 next->free_mark != ((uintptr_t)next ^ hs_free_key)))
+        tiny_report_corrupt_list(b, tiny_slab_of(b)->block_size, "delayed free list");
+    return next;
+}
+
 /* Routes a block known to be valid and marked free to its slab's owner. */
 static void free_marked_block(tiny_heap_t *heap, tiny_block_t *b)
 {
     tiny_slab_t *s = tiny_slab_of(b);
     uintptr_t word = atomic_load_explicit(&s->owner_word, memory_order_acquire);
     if ((word & ~TINY_OWNER_FULL) == (uintptr_t)heap && heap != &tiny_empty_heap) {
-        b->next = s->free;
+        b->link = tiny_link(b, s->free, s->free_key);
         s->free = b;
         s->used--;
         /* A delayed block is the notice that other threads free into this
@@ -442,7 +454,7 @@ static void drain_delayed(tiny_heap_t *heap)
     if (!atomic_load_explicit(&heap->delayed, memory_order_relaxed)) return;
     tiny_block_t *b = atomic_exchange_explicit(&heap->delayed, NULL, memory_order_acquire);
     while (b) {
-        tiny_block_t *next = b->next;
+        tiny_block_t *next = next_delayed(b);
         free_marked_block(heap, b);
         b = next;
     }
@@ -531,7 +543,7 @@ static void heap_abandon(tiny_heap_t *heap)
     /* Blocks delayed while the slabs were being given up. */
     tiny_block_t *b = atomic_exchange_explicit(&heap->delayed, NULL, memory_order_acquire);
     while (b) {
-        tiny_block_t *next = b->next;
+        tiny_block_t *next = next_delayed(b);
         free_remote(tiny_slab_of(b), b);
         b = next;
     }
@@ -737,6 +749,29 @@ void tiny_report_double_free(const void *p, const tiny_slab_t *s)
     hs_fatal("double free of %p (%u-byte class)", p, s->block_size);
 }
 
+void tiny_report_corrupt_list(const tiny_block_t *block, unsigned block_size, const char *list)
+{
+    hs_fatal("corrupted %s in a %u-byte slab at %p: a write after free?", list, block_size,
+             (const void *)block);
+}
+
+/* A link of a slab's list that decodes outside the slab's SuperSlab: the
+ * end of the list (it decodes to the block's own address), or corrupted. */
+tiny_block_t *tiny_link_out_of_slab(const tiny_block_t *block, uintptr_t decoded,
+                                    unsigned block_size)
+{
+    if (decoded != (uintptr_t)block) tiny_report_corrupt_list(block, block_size, "free list");
+    return NULL;
+}
+
+void *tiny_pop_last(tiny_slab_t *slab, tiny_block_t *block, uintptr_t decoded)
+{
+    slab->free = tiny_link_out_of_slab(block, decoded, slab->block_size);
+    slab->used++;
+    block->free_mark = 0;
+    return block;
+}
+
 /* The start of the block holding p, after checking p may be freed. */
 static tiny_block_t *block_of(const void *p, const tiny_slab_t *s, const char *what)
 {
@@ -797,7 +832,7 @@ static bool collect_abandoned(void)
     for (tiny_heap_t *h = heap_pool; h; h = h->next_free) {
         tiny_block_t *b = atomic_exchange_explicit(&h->delayed, NULL, memory_order_acquire);
         while (b) {
-            tiny_block_t *next = b->next;
+            tiny_block_t *next = next_delayed(b);
             free_remote(tiny_slab_of(b), b);
             b = next;
         }

@@ -7,9 +7,12 @@
  *   its own frees, onto the one free list malloc pops from, without atomics;
  *   other threads push onto the slab's remote_free stack (one CAS), and the
  *   owner takes it with one exchange when the free list runs out.
- * - A freed block holds its successor in word 0 and free_mark in word 1;
- *   free_mark == address ^ hs_free_key means "free", which is how a double
- *   free is caught before any write.
+ * - A freed block holds the link to its successor in word 0 and free_mark
+ *   in word 1; free_mark == address ^ hs_free_key means "free", which is
+ *   how a double free is caught before any write. Links are encoded with
+ *   the key and the block's own address and checked when followed, so a
+ *   write into a freed block ends in a report and abort(), never in a
+ *   block handed out at a wild address.
  * - Slabs of exited threads become orphans that other threads adopt.
  * - A thread that only frees never gets a heap: its remote frees are counted
  *   in shared, striped counters.
@@ -51,9 +54,25 @@ HS_INLINE unsigned tiny_class_of(size_t size)
 
 typedef struct tiny_block_s tiny_block_t;
 struct tiny_block_s {
-    tiny_block_t *next;  /* next free block */
+    uintptr_t link;      /* next free block, encoded: see tiny_link */
     uintptr_t free_mark; /* address ^ hs_free_key while free, 0 once handed out */
 };
+
+/* Hardened free lists. A link is next ^ block ^ key: the next block's
+ * address, this block's address and the process's secret (hs_free_key,
+ * which each slab keeps as free_key). Decoded with the key, a link gives
+ * next ^ block, which is below 2 MiB when the two blocks share a SuperSlab
+ * and equals the block's address when the list ends (next == NULL). A
+ * program that writes into a freed block leaves a link that decodes to
+ * neither, unless it knew the key: the list is reported as corrupted and
+ * the process aborts instead of following the pointer. Every list of
+ * free blocks is linked this way: a slab's free list and remote-free stack
+ * (blocks of one slab), and a heap's delayed list (blocks of any slab,
+ * checked against the registry instead). */
+HS_INLINE uintptr_t tiny_link(const tiny_block_t *block, const tiny_block_t *next, uintptr_t key)
+{
+    return (uintptr_t)next ^ (uintptr_t)block ^ key;
+}
 
 typedef struct tiny_heap_s tiny_heap_t;
 typedef struct tiny_slab_s tiny_slab_t;
@@ -186,6 +205,11 @@ HS_INLINE tiny_slab_t *tiny_slab_of(const void *p)
 }
 
 /* ---- slow paths (tiny.c) -------------------------------------------------- */
+HS_COLD HS_NORETURN void tiny_report_corrupt_list(const tiny_block_t *block, unsigned block_size,
+                                                  const char *list);
+HS_COLD tiny_block_t *tiny_link_out_of_slab(const tiny_block_t *block, uintptr_t decoded,
+                                            unsigned block_size);
+HS_NOINLINE void *tiny_pop_last(tiny_slab_t *slab, tiny_block_t *block, uintptr_t decoded);
 /* Start-up of tiny/ and, first, of the layers below it (seg_init). Safe to
  * call any number of times from any thread; a thread's first heap calls it. */
 void tiny_init(void);
@@ -213,9 +237,24 @@ void tiny_fork_child(void);
 
 /* ---- fast paths ------------------------------------------------------------ */
 
+/* The block after `block` on a list of blocks of one slab (its free list or
+ * remote-free stack), or NULL; reports a corrupted link. */
+HS_INLINE tiny_block_t *tiny_next_in_slab(const tiny_slab_t *slab, const tiny_block_t *block)
+{
+    uintptr_t decoded = block->link ^ slab->free_key; /* next ^ block */
+    if (HS_UNLIKELY(decoded >= HS_SUPERSLAB_SIZE))
+        return tiny_link_out_of_slab(block, decoded, slab->block_size);
+    return (tiny_block_t *)(decoded ^ (uintptr_t)block);
+}
+
+/* Pops `block`, the head of slab's free list. The list's last block, and a
+ * corrupted link, go to tiny_pop_last: a tail call, so the fast path keeps
+ * no registers across a call. */
 HS_INLINE void *tiny_pop(tiny_slab_t *slab, tiny_block_t *block)
 {
-    slab->free = block->next;
+    uintptr_t decoded = block->link ^ slab->free_key; /* next ^ block */
+    if (HS_UNLIKELY(decoded >= HS_SUPERSLAB_SIZE)) return tiny_pop_last(slab, block, decoded);
+    slab->free = (tiny_block_t *)(decoded ^ (uintptr_t)block);
     slab->used++;
     block->free_mark = 0;
     return block;
@@ -264,7 +303,7 @@ HS_INLINE void tiny_free(void *p)
     uintptr_t mark = (uintptr_t)block ^ slab->free_key;
     if (HS_UNLIKELY(block->free_mark == mark)) tiny_report_double_free(p, slab);
     block->free_mark = mark;
-    block->next = slab->free;
+    block->link = (uintptr_t)slab->free ^ mark; /* tiny_link(block, slab->free, key) */
     slab->free = block;
     if (HS_UNLIKELY(--slab->used == 0)) tiny_free_slow(NULL, slab);
 }
