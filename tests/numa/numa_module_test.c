@@ -6,11 +6,11 @@
  *
  *   numa_module_test [default | bind N[,N...] | preferred N | interleave]
  *
- * Built from src/numa/numa.c and src/common/log.c alone (this file defines
- * the options array), so it tests the module without the allocator around
- * it. HUGESLAB_NUMA=off and HUGESLAB_NUMA_NODES=K are honoured as the
- * library would: with K < nodes, threads on the other nodes must be given
- * the nearest node in use (node 0: the VM's distances are all equal).
+ * Built from src/numa/numa.c with what it uses of common/ (log.c, text.c)
+ * and os/ (files.c, process.c) alone (this file defines the options array),
+ * so it tests the module without the allocator around it. HUGESLAB_NUMA=off and
+ * HUGESLAB_NUMA_NODES=K are honoured as the library would: with K < nodes, threads on the other
+ * nodes must be given the nearest node in use (node 0: the VM's distances are all equal).
  *
  * Per thread pinned to each node with CPUs:
  * - numa_current_node() must name the node it runs on;

@@ -75,7 +75,9 @@ cflags="-std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -O2 -g -pthread -I
 build_log=$out/build.log
 if ! $CC $cflags -o "$out/numa_placement_test" "$here/numa_placement_test.c" -ldl >"$build_log" 2>&1 ||
    ! $CC $cflags -Wstrict-prototypes -Wmissing-prototypes -o "$out/numa_module_test" \
-        "$here/numa_module_test.c" "$root/src/numa/numa.c" "$root/src/common/log.c" >>"$build_log" 2>&1; then
+        "$here/numa_module_test.c" "$root/src/numa/numa.c" "$root/src/common/log.c" \
+        "$root/src/common/text.c" "$root/src/os/files.c" "$root/src/os/process.c" \
+        >>"$build_log" 2>&1; then
     cat "$build_log"
     fail "numa/build" "the test programs do not compile"
     summary
