@@ -197,10 +197,68 @@ static int hugetlb_fork_case(void)
     return hs_finish("fork_hugetlb");
 }
 
+/* Allocates 1 MiB blocks (filled with their index) into b[] from *n on, up
+ * to cap, until no more than `floor` hugetlb pages are available. */
+static void fill_until(char **b, size_t *n, size_t cap, long floor)
+{
+    while (*n < cap && hugetlb_available() > floor) {
+        for (int k = 0; k < 8 && *n < cap; k++) {
+            char *p = malloc(1u << 20);
+            if (!p) return;
+            memset(p, (int)(*n & 0x7f) + 1, 1u << 20);
+            b[(*n)++] = p;
+        }
+    }
+}
+
+/* --hugetlb-race: at fork the pool still has a free page for each hugetlb
+ * page of the parent, so a check made at fork time finds the child's copies
+ * covered; then the child itself allocates until the pool is dry (as each
+ * process a server forks does) and only then writes the blocks it inherited.
+ * Their copy-on-write finds no page: SIGBUS, unless the child stopped
+ * sharing private hugetlb pages when it was forked. */
+static int hugetlb_race_case(void)
+{
+    if (!hs_under_hugeslab()) hs_skip("fork_hugetlb_race: only meaningful under hugeslab");
+    long start = hugetlb_available();
+    if (start < 6) hs_skip("fork_hugetlb_race: fewer than 6 free hugetlb pages (vm.nr_hugepages)");
+    size_t cap = (size_t)start * 2 + 64, n = 0; /* 1 MiB blocks */
+    char **b = calloc(cap, sizeof *b);
+    fill_until(b, &n, cap, start - start / 3);
+    fprintf(stderr,
+            "fork_hugetlb_race: %ld pages available at start, %ld after %zu MiB in the parent\n",
+            start, hugetlb_available(), n);
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) {
+        alarm(60);
+        size_t inherited = n;
+        fill_until(b, &n, cap, 0);
+        for (size_t i = 0; i < inherited; i++) {
+            if (b[i][0] != (char)((i & 0x7f) + 1)) _exit(2);
+            memset(b[i], 0x55, 1u << 20); /* copy on write */
+        }
+        _exit(0);
+    }
+    int st;
+    waitpid(pid, &st, 0);
+    if (WIFSIGNALED(st))
+        HS_FAIL(
+            "fork_hugetlb_race: child died of signal %d (%s) writing %zu MiB inherited over fork "
+            "after it used up the hugetlb pool",
+            WTERMSIG(st), strsignal(WTERMSIG(st)), n);
+    else
+        CHECK(WEXITSTATUS(st) == 0, "fork_hugetlb_race: child exit status %d", WEXITSTATUS(st));
+    for (size_t i = 0; i < n; i++) free(b[i]);
+    free(b);
+    return hs_finish("fork_hugetlb_race");
+}
+
 int main(int argc, char **argv)
 {
     hs_setup("fork");
     if (argc > 1 && strcmp(argv[1], "--hugetlb") == 0) return hugetlb_fork_case();
+    if (argc > 1 && strcmp(argv[1], "--hugetlb-race") == 0) return hugetlb_race_case();
     int forks = argc > 1 ? atoi(argv[1]) : 50;
     pthread_t bg[NBG];
     for (int i = 0; i < NBG; i++)

@@ -5,7 +5,7 @@
 #
 # Usage: tests/run.sh [name...]        (default: all tests)
 #   names: format layers internal api api_static bad_input stress stress_tsan stress_tsan_purge stress_ubsan fork
-#          fork_hugetlb thread_exit trim_deadlock dlopen cxx symbols libnuma_static libnuma_preload
+#          fork_hugetlb fork_hugetlb_race thread_exit trim_deadlock dlopen cxx symbols libnuma_static libnuma_preload
 #          fuzz fuzz_mt fuzz_libfuzzer (the differential fuzzer: alone, 4 threads, libFuzzer)
 #          debug_stress debug_fork debug_thread_exit debug_fuzz (on the DEBUG=1 library)
 #          programs (or prog_python3, prog_sort, ...)
@@ -57,7 +57,7 @@ else
     EXPECT=1
 fi
 
-ALL="format layers internal api api_static bad_input stress stress_tsan stress_tsan_purge stress_ubsan fork fork_hugetlb thread_exit trim_deadlock dlopen cxx symbols libnuma_static libnuma_preload fuzz fuzz_mt fuzz_libfuzzer debug_stress debug_fork debug_thread_exit debug_fuzz programs install tool charts kernel numa"
+ALL="format layers internal api api_static bad_input stress stress_tsan stress_tsan_purge stress_ubsan fork fork_hugetlb fork_hugetlb_race thread_exit trim_deadlock dlopen cxx symbols libnuma_static libnuma_preload fuzz fuzz_mt fuzz_libfuzzer debug_stress debug_fork debug_thread_exit debug_fuzz programs install tool charts kernel numa"
 WANT=${*:-$ALL}
 
 report() { # STATUS NAME [REASON]
@@ -179,7 +179,7 @@ for t in $WANT; do
             run_test stress_ubsan plain "$BIN/stress_ubsan" $UBSAN_ARGS
         else report SKIP stress_ubsan "HS_NO_PRELOAD=1"; fi ;;
     fork) run_test fork preload "$BIN/fork_test" ;;
-    fork_hugetlb)
+    fork_hugetlb | fork_hugetlb_race)
         # Needs a hugetlb pool; as root, reserve one for the test and put the
         # count back afterwards.
         pool_file=/proc/sys/vm/nr_hugepages
@@ -187,7 +187,8 @@ for t in $WANT; do
         if [ "$pool_before" -eq 0 ] && [ "$(id -u)" -eq 0 ]; then
             echo 300 >"$pool_file" 2>/dev/null
         fi
-        run_test fork_hugetlb preload "$BIN/fork_test" --hugetlb
+        if [ "$t" = fork_hugetlb ]; then run_test fork_hugetlb preload "$BIN/fork_test" --hugetlb
+        else run_test fork_hugetlb_race preload "$BIN/fork_test" --hugetlb-race; fi
         [ "$(cat "$pool_file" 2>/dev/null)" != "$pool_before" ] && echo "$pool_before" >"$pool_file" 2>/dev/null
         ;;
     thread_exit) run_test thread_exit preload "$BIN/thread_exit_test" ;;

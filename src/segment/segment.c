@@ -669,19 +669,18 @@ void seg_stats(seg_stats_t *out)
 
 void seg_fork_prepare(void)
 {
-    /* sysfs is read before the locks are taken (rule 3 of common/locks.h). */
-    unsigned long available = 0;
-    if (atomic_load_explicit(&hugetlb_pages_mapped, memory_order_relaxed))
-        available = thp_hugetlb_pages_available();
     for (unsigned n = 0; n < HS_MAX_NODES; n++) hs_lock(&pools[n].lock);
     hs_lock(&run_cache_lock);
     hs_lock(&hugetlb_lock);
-    /* Children will need a copy of every hugetlb page they write. When the
-     * pool cannot supply them, the child copies its hugetlb memory into
-     * anonymous memory before it returns from fork(), and the parent waits
-     * for that: a parent's write first would take the page from the child. */
+    /* Children would need a fresh pool page for every private hugetlb page
+     * they write, and no count at fork time can promise one: the child
+     * itself, its siblings or any other process may take the pool's last
+     * pages first (SIGBUS at the write).  So the child copies its hugetlb
+     * memory into anonymous memory before it returns from fork(), and the
+     * parent waits for that: a parent's write first would take the page
+     * from the child. */
     fork_pipe[0] = fork_pipe[1] = -1;
-    if (hugetlb_pages_mapped && available < hugetlb_pages_mapped) {
+    if (atomic_load_explicit(&hugetlb_pages_mapped, memory_order_relaxed)) {
         if (os_pipe(fork_pipe) != 0) fork_pipe[0] = fork_pipe[1] = -1;
     }
 }

@@ -103,13 +103,6 @@ unsigned long thp_hugetlb_pages_total(void) { return os_hugetlb_count(OS_HUGETLB
 
 unsigned long thp_hugetlb_pages_free(void) { return os_hugetlb_count(OS_HUGETLB_FREE); }
 
-unsigned long thp_hugetlb_pages_available(void)
-{
-    unsigned long free_pages = thp_hugetlb_pages_free();
-    unsigned long reserved = os_hugetlb_count(OS_HUGETLB_RESERVED);
-    return free_pages > reserved ? free_pages - reserved : 0;
-}
-
 int thp_hugetlb_to_anonymous(void *addr, size_t size)
 {
     void *copy = os_map_aligned(size, HS_SUPERSLAB_SIZE, false);

@@ -47,8 +47,6 @@ void *thp_map_aligned(size_t size, size_t align, thp_backing_t wanted, thp_backi
 /* 2 MiB pages in the hugetlb pool: configured (nr_hugepages) and free. */
 unsigned long thp_hugetlb_pages_total(void);
 unsigned long thp_hugetlb_pages_free(void);
-/* Free pages not promised to a mapping already (free minus reserved). */
-unsigned long thp_hugetlb_pages_available(void);
 
 /* Replaces the hugetlb range [addr, addr+size) by anonymous memory (THP
  * hinted) with the same contents at the same address: a private copy that
