@@ -5,10 +5,12 @@
 #
 # Usage: tests/run.sh [name...]        (default: all tests)
 #   names: format layers internal api api_static bad_input stress stress_tsan stress_tsan_purge stress_ubsan fork
-#          fork_hugetlb fork_hugetlb_race thread_exit trim_deadlock dlopen cxx symbols libnuma_static libnuma_preload
+#          fork_hugetlb fork_hugetlb_race thread_exit trim_deadlock dlopen cxx symbols
+#          libnuma_static libnuma_preload
 #          fuzz fuzz_mt fuzz_libfuzzer (the differential fuzzer: alone, 4 threads, libFuzzer)
 #          debug_stress debug_fork debug_thread_exit debug_fuzz (on the DEBUG=1 library)
 #          programs (or prog_python3, prog_sort, ...)
+#          postgres (tests/postgres: PostgreSQL and pgbench on hugeslab, THP and a small hugetlb pool)
 #          install (tests/install: make install into a DESTDIR, pkg-config builds)
 #          tool (tests/tool: the hugeslab command: run, doctor, pool, stats, top)
 #          charts (tests/charts: bench/compare.py's charts from made-up results)
@@ -57,7 +59,7 @@ else
     EXPECT=1
 fi
 
-ALL="format layers internal api api_static bad_input stress stress_tsan stress_tsan_purge stress_ubsan fork fork_hugetlb fork_hugetlb_race thread_exit trim_deadlock dlopen cxx symbols libnuma_static libnuma_preload fuzz fuzz_mt fuzz_libfuzzer debug_stress debug_fork debug_thread_exit debug_fuzz programs install tool charts kernel numa"
+ALL="format layers internal api api_static bad_input stress stress_tsan stress_tsan_purge stress_ubsan fork fork_hugetlb fork_hugetlb_race thread_exit trim_deadlock dlopen cxx symbols libnuma_static libnuma_preload fuzz fuzz_mt fuzz_libfuzzer debug_stress debug_fork debug_thread_exit debug_fuzz programs postgres install tool charts kernel numa"
 WANT=${*:-$ALL}
 
 report() { # STATUS NAME [REASON]
@@ -260,6 +262,9 @@ for t in $WANT; do
             run_suite numa env BUILD="$BUILD" bash "$TESTS_DIR/numa/run.sh"
         fi
         ;;
+    postgres)
+        if [ -z "$PRELOAD" ]; then report SKIP postgres "HS_NO_PRELOAD=1"
+        else run_suite postgres bash "$TESTS_DIR/postgres/run.sh" "$SO"; fi ;;
     install) run_suite install sh "$TESTS_DIR/install/run.sh" "$BUILD" ;;
     tool) run_suite tool bash "$TESTS_DIR/tool/run.sh" "$BUILD" ;;
     charts) run_suite charts sh "$TESTS_DIR/charts/run.sh" ;;

@@ -25,6 +25,8 @@ TEST_PACKAGES := clang-format sqlite3 python3 g++ coreutils perl binutils grep m
                  libhugetlbfs-dev
 # clang's libFuzzer (the runtime is in libclang-rt-14-dev) for fuzz_libfuzzer
 TEST_PACKAGES += clang libclang-rt-14-dev
+# PostgreSQL, pgbench and pg_amcheck for tests/postgres
+TEST_PACKAGES += postgresql postgresql-contrib
 
 # Library objects rebuilt with a sanitizer, for the stress test that calls the
 # hugeslab_* names directly.  The standard names (malloc, free, ...) are made
