@@ -4,11 +4,11 @@
 # test failed.  Full output of each test: $BUILD/tests/logs/<name>.log
 #
 # Usage: tests/run.sh [name...]        (default: all tests)
-#   names: format layers internal api api_static bad_input stress stress_tsan stress_tsan_purge stress_ubsan fork
+#   names: format layers internal segment orphan api api_static bad_input stress stress_tsan stress_tsan_purge stress_ubsan fork
 #          fork_hugetlb fork_hugetlb_race thread_exit trim_deadlock dlopen cxx symbols
 #          libnuma_static libnuma_preload
 #          fuzz fuzz_mt fuzz_libfuzzer (the differential fuzzer: alone, 4 threads, libFuzzer)
-#          debug_stress debug_fork debug_thread_exit debug_fuzz (on the DEBUG=1 library)
+#          debug_stress debug_fork debug_thread_exit debug_trim_deadlock debug_fuzz (on the DEBUG=1 library)
 #          programs (or prog_python3, prog_sort, ...)
 #          postgres (tests/postgres: PostgreSQL and pgbench on hugeslab, THP and a small hugetlb pool)
 #          install (tests/install: make install into a DESTDIR, pkg-config builds)
@@ -59,7 +59,7 @@ else
     EXPECT=1
 fi
 
-ALL="format layers internal api api_static bad_input stress stress_tsan stress_tsan_purge stress_ubsan fork fork_hugetlb fork_hugetlb_race thread_exit trim_deadlock dlopen cxx symbols libnuma_static libnuma_preload fuzz fuzz_mt fuzz_libfuzzer debug_stress debug_fork debug_thread_exit debug_fuzz programs postgres install tool charts kernel numa"
+ALL="format layers internal segment orphan api api_static bad_input stress stress_tsan stress_tsan_purge stress_ubsan fork fork_hugetlb fork_hugetlb_race thread_exit trim_deadlock dlopen cxx symbols libnuma_static libnuma_preload fuzz fuzz_mt fuzz_libfuzzer debug_stress debug_fork debug_thread_exit debug_trim_deadlock debug_fuzz programs postgres install tool charts kernel numa"
 WANT=${*:-$ALL}
 
 report() { # STATUS NAME [REASON]
@@ -157,6 +157,8 @@ for t in $WANT; do
     # each module header's contract: includes point down, system calls only in src/os/
     layers) run_test layers plain "$TESTS_DIR/../scripts/check-layers.py" ;;
     internal) run_test internal plain "$BIN/internal_test" ;;
+    segment) run_test segment plain "$BIN/segment_test" ;;
+    orphan) run_test orphan plain "$BIN/orphan_test" ;;
     api) run_test api preload "$BIN/api_test" ;;
     api_static)
         if [ -n "$PRELOAD" ]; then run_test api_static plain "$BIN/api_test_static"
@@ -220,7 +222,7 @@ for t in $WANT; do
                 "$BIN/fuzz-corpus"
         fi
         ;;
-    debug_stress | debug_fork | debug_thread_exit | debug_fuzz)
+    debug_stress | debug_fork | debug_thread_exit | debug_trim_deadlock | debug_fuzz)
         # The same programs on the DEBUG=1 library: internal assertions on.
         if [ -z "$PRELOAD" ]; then
             report SKIP "$t" "HS_NO_PRELOAD=1"
@@ -233,6 +235,8 @@ for t in $WANT; do
         debug_stress) run_test "$t" preload "$BIN/stress_test" $STRESS_ARGS ;;
         debug_fork) run_test "$t" preload "$BIN/fork_test" ;;
         debug_thread_exit) run_test "$t" preload "$BIN/thread_exit_test" ;;
+        # the lock checks see every allocation the purge thread's start makes
+        debug_trim_deadlock) run_test "$t" preload "$BIN/trim_deadlock_test" ;;
         debug_fuzz) run_test "$t" preload "$BIN/fuzz_test" -s "$FUZZ_SEED" -t "$FUZZ_SECONDS" -j 2 ;;
         esac
         PRELOAD=$release_so

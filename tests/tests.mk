@@ -59,7 +59,8 @@ TEST_BINS := $(TEST_DIR)/api_test $(TEST_DIR)/api_test_static $(TEST_DIR)/bad_in
              $(TEST_DIR)/fork_test $(TEST_DIR)/thread_exit_test $(TEST_DIR)/dlopen_test \
              $(TEST_DIR)/cxx_test $(TEST_DIR)/kernel_test $(TEST_DIR)/internal_test \
              $(TEST_DIR)/libnuma_static $(TEST_DIR)/libnuma_preload $(TEST_DIR)/fuzz_test \
-             $(TEST_DIR)/trim_deadlock_test
+             $(TEST_DIR)/trim_deadlock_test $(TEST_DIR)/segment_test \
+             $(TEST_DIR)/orphan_test
 
 TEST_COMMON := tests/test_util.h tests/api_names.h tests/tests.mk
 
@@ -105,6 +106,12 @@ $(TEST_DIR)/api_test_static: tests/api_test.c $(TEST_COMMON) include/hugeslab.h 
 # the fast paths' arithmetic, against the library's objects (the archive
 # hides internal symbols) and its own headers
 $(TEST_DIR)/internal_test: tests/internal_test.c $(TEST_COMMON) $(LIB_HDR) $(TEST_LIB_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(TEST_CFLAGS) -Isrc $< -o $@ $(TEST_LIB_OBJ) $(LIBS) $(TEST_LDLIBS)
+
+# segment's pool and purge state machine and tiny's orphan and trim paths,
+# against the library's objects
+$(TEST_DIR)/segment_test $(TEST_DIR)/orphan_test: $(TEST_DIR)/%_test: tests/%_test.c $(TEST_COMMON) $(LIB_HDR) $(TEST_LIB_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) $(TEST_CFLAGS) -Isrc $< -o $@ $(TEST_LIB_OBJ) $(LIBS) $(TEST_LDLIBS)
 

@@ -49,7 +49,7 @@ static uint64_t purge_pass(void)
     bool uring = hs_option(HS_OPT_PURGE_BACKEND) == HS_PURGE_BACKEND_URING && uring_ready();
     do {
         uint64_t due;
-        n = seg_take_idle(os_now_ms(), delay_ms(), false, batch, 64, &due);
+        n = seg_take_idle(seg_now_ms(), delay_ms(), false, batch, 64, &due);
         if (due < next_due) next_due = due;
         unsigned to_advise = 0;
         thp_backing_t backings[64];
@@ -83,7 +83,7 @@ static uint64_t purge_pass(void)
      * they go back once their blocks have been freed even if nothing else
      * falls idle meanwhile. */
     if (purge_run_idle_work()) {
-        uint64_t again = os_now_ms() + delay_ms();
+        uint64_t again = seg_now_ms() + delay_ms();
         if (again < next_due) next_due = again;
     }
     return next_due;
@@ -104,7 +104,7 @@ static void *purge_main(void *arg)
                 sleeping_untimed = false;
             } else {
                 /* Coarse clocks run up to a tick behind: wait a little past. */
-                uint64_t now = os_now_ms();
+                uint64_t now = seg_now_ms();
                 uint64_t wait = (next_due > now ? next_due - now : 0) + 5;
                 struct timespec until;
                 os_deadline_after(wait, &until);

@@ -93,6 +93,20 @@ void seg_init(void) { pthread_once(&init_once, init_layers); }
 
 void seg_set_client_init(void (*init)(seg_superslab_t *ss)) { client_init = init; }
 
+uint64_t (*seg_clock)(void) = os_now_ms;
+
+void seg_set_clock(uint64_t (*now_ms)(void)) { seg_clock = now_ms ? now_ms : os_now_ms; }
+
+/* Debug builds check the invariants where SuperSlabs change hands (see
+ * seg_superslab_validate, below). */
+#if defined(HS_DEBUG) && HS_DEBUG
+#define SEG_VALIDATE(ss) seg_superslab_validate(ss)
+#define SEG_VALIDATE_POOL(node) seg_pool_validate(node)
+#else
+#define SEG_VALIDATE(ss) ((void)0)
+#define SEG_VALIDATE_POOL(node) ((void)0)
+#endif
+
 void *seg_map_metadata(size_t size) { return os_map_pages(size); }
 
 static size_t huge_threshold(void) { return (size_t)hs_option(HS_OPT_HUGE_MB) * HS_MiB; }
@@ -379,6 +393,7 @@ seg_superslab_t *seg_units_alloc(unsigned node, unsigned n_units, size_t min_byt
         list_remove(&pool->partial, ss);
         ss->on_partial = 0;
     }
+    SEG_VALIDATE(ss);
     hs_unlock(&pool->lock);
     *first_unit = first;
     return ss;
@@ -407,7 +422,7 @@ void seg_units_free(seg_superslab_t *ss, unsigned first_unit, unsigned n_units)
     if (ss->free_units == ALL_UNITS_FREE) {
         if (ss->on_partial) list_remove(&pool->partial, ss);
         ss->on_partial = 0;
-        ss->idle_since_ms = os_now_ms();
+        ss->idle_since_ms = seg_now_ms();
         list_push(&pool->idle, ss);
         pool->idle_count++;
         hs_count_add(&stat_idle_superslabs, 1);
@@ -416,6 +431,7 @@ void seg_units_free(seg_superslab_t *ss, unsigned first_unit, unsigned n_units)
         list_push(&pool->partial, ss);
         ss->on_partial = 1;
     }
+    SEG_VALIDATE(ss);
     hs_unlock(&pool->lock);
     if (now_idle) purge_notify(over_cache_limit());
 }
@@ -458,6 +474,7 @@ unsigned seg_take_idle(uint64_t now_ms, uint64_t min_idle_ms, bool everything,
         everything ? 0 : (size_t)hs_option(HS_OPT_RESERVE_MB) * HS_MiB / HS_SUPERSLAB_SIZE;
     for (unsigned n = 0; n < numa_node_count() && taken < max; n++) {
         node_pool_t *pool = &pools[n];
+        SEG_VALIDATE_POOL(n);
         hs_lock(&pool->lock);
         /* Newest first: skip the reserve, then everything idle long enough
          * (or beyond the cache limit) goes, oldest at the tail. */
@@ -575,7 +592,7 @@ void seg_run_free(seg_superslab_t *run)
         seg_unmap_idle(run, size, (thp_backing_t)run->backing);
         return;
     }
-    run->idle_since_ms = os_now_ms();
+    run->idle_since_ms = seg_now_ms();
     hs_lock(&run_cache_lock);
     list_push(&run_cache, run);
     run_cache_bytes += size;
@@ -611,6 +628,72 @@ void *seg_run_resize(seg_superslab_t *run, size_t new_size)
     return moved->run_block;
 }
 
+/* ---- invariants ------------------------------------------------------------ */
+
+/* An invariant that does not hold: named, with the SuperSlab, then abort. */
+#define SEG_CHECK(cond, ss)                                                                        \
+    do {                                                                                           \
+        if (HS_UNLIKELY(!(cond)))                                                                  \
+            hs_fatal("invariant broken: %s, SuperSlab %p (%s:%d)", #cond, (const void *)(ss),      \
+                     __FILE__, __LINE__);                                                          \
+    } while (0)
+
+void seg_superslab_validate(const seg_superslab_t *ss)
+{
+    SEG_CHECK(((uintptr_t)ss & HS_SUPERSLAB_MASK) == 0, ss);
+    SEG_CHECK(ss->kind == SEG_CHUNK_SLABS || ss->kind == SEG_CHUNK_RUN, ss);
+    SEG_CHECK(seg_chunk_kind(ss) == (seg_chunk_kind_t)ss->kind, ss);
+    SEG_CHECK(ss->backing < THP_BACKING_COUNT, ss);
+    SEG_CHECK(ss->node < HS_MAX_NODES && ss->memory_node < HS_MAX_NODES, ss);
+    SEG_CHECK(ss->run_size >= HS_SUPERSLAB_SIZE && (ss->run_size & HS_SUPERSLAB_MASK) == 0, ss);
+    if (ss->kind == SEG_CHUNK_SLABS) {
+        SEG_CHECK(ss->run_size == HS_SUPERSLAB_SIZE, ss);
+        SEG_CHECK((ss->free_units & ~ALL_UNITS_FREE) == 0, ss);
+        /* On the partial list iff some units are free but not all. */
+        SEG_CHECK(ss->on_partial == (ss->free_units != 0 && ss->free_units != ALL_UNITS_FREE), ss);
+        return;
+    }
+    const char *base = (const char *)ss;
+    SEG_CHECK(ss->run_block == NULL || ((const char *)ss->run_block >= base + SEG_HEADER_SIZE &&
+                                        (const char *)ss->run_block < base + ss->run_size),
+              ss);
+    uintptr_t chunk = (uintptr_t)ss >> HS_SUPERSLAB_SHIFT;
+    for (uintptr_t c = 1; c < ss->run_size >> HS_SUPERSLAB_SHIFT; c++)
+        SEG_CHECK(seg_kind_at(chunk + c) == SEG_CHUNK_TAIL, ss);
+}
+
+void seg_pool_validate(unsigned node)
+{
+    node_pool_t *pool = &pools[node];
+    hs_lock(&pool->lock);
+    for (const seg_superslab_t *ss = pool->partial; ss; ss = ss->next) {
+        seg_superslab_validate(ss);
+        SEG_CHECK(ss->kind == SEG_CHUNK_SLABS && ss->node == node && ss->on_partial, ss);
+        SEG_CHECK(ss->next == NULL || ss->next->prev == ss, ss);
+    }
+    size_t idle = 0;
+    for (const seg_superslab_t *ss = pool->idle; ss; ss = ss->next, idle++) {
+        seg_superslab_validate(ss);
+        SEG_CHECK(ss->kind == SEG_CHUNK_SLABS && ss->node == node, ss);
+        SEG_CHECK(ss->free_units == ALL_UNITS_FREE && !ss->on_partial, ss);
+        SEG_CHECK(ss->next == NULL || ss->next->prev == ss, ss);
+        /* Newest first. */
+        SEG_CHECK(ss->next == NULL || ss->next->idle_since_ms <= ss->idle_since_ms, ss);
+    }
+    SEG_CHECK(idle == pool->idle_count, pool->idle);
+    SEG_CHECK(pool->purged_count <= pool->purged_cap, pool->purged);
+    for (size_t i = 0; i < pool->purged_count; i++) {
+        uintptr_t entry = pool->purged[i];
+        const void *base = (const void *)(entry & ~(uintptr_t)HS_SUPERSLAB_MASK);
+        /* Known to no registry until revived; backing and node in the low bits. */
+        SEG_CHECK(seg_chunk_kind(base) == SEG_CHUNK_NONE, base);
+        SEG_CHECK((entry & 3) < THP_BACKING_COUNT &&
+                      (entry & HS_SUPERSLAB_MASK) >> 2 < HS_MAX_NODES,
+                  base);
+    }
+    hs_unlock(&pool->lock);
+}
+
 /* ---- trimming, figures, fork ---------------------------------------------- */
 
 int seg_trim(void)
@@ -619,7 +702,7 @@ int seg_trim(void)
     uint64_t next_due;
     int released = 0;
     unsigned n;
-    while ((n = seg_take_idle(os_now_ms(), 0, true, batch, 64, &next_due)) > 0) {
+    while ((n = seg_take_idle(seg_now_ms(), 0, true, batch, 64, &next_due)) > 0) {
         for (unsigned i = 0; i < n; i++) {
             seg_superslab_t *ss = batch[i];
             thp_backing_t backing = (thp_backing_t)ss->backing;

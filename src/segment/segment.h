@@ -113,6 +113,21 @@ HS_INLINE unsigned seg_thread_node_refresh(void) { return numa_current_node_refr
  * granular and never given back. NULL on failure. */
 void *seg_map_metadata(size_t size);
 
+/* Check the invariants written above seg_superslab_s and above the pools,
+ * and abort naming the one that is broken ("hugeslab: invariant ...").
+ * seg_superslab_validate needs, for a SuperSlab of slabs, its node's lock
+ * held or the SuperSlab in no list; seg_pool_validate takes node's lock and
+ * checks its partial, idle and purged lists and each SuperSlab on them.
+ * Debug builds call them on every SuperSlab handed out or taken back and on
+ * each pool the purge thread or malloc_trim visits; tests call them in any
+ * build. */
+void seg_superslab_validate(const seg_superslab_t *ss);
+void seg_pool_validate(unsigned node);
+
+/* For tests: the clock that stamps idle SuperSlabs and runs and that the
+ * purge thread compares with HUGESLAB_PURGE_DELAY_MS (default os_now_ms). */
+void seg_set_clock(uint64_t (*now_ms)(void));
+
 /* Called (with no lock held) for each SuperSlab of slabs before its first
  * unit is handed out, fresh or reused, to reset the client area. */
 void seg_set_client_init(void (*init)(seg_superslab_t *ss));

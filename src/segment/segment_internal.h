@@ -3,12 +3,18 @@
 #define HS_SEGMENT_INTERNAL_H
 
 #include "segment/segment.h"
+
+/* The clock of idle times and purge deadlines (os_now_ms unless a test set
+ * another with seg_set_clock). */
+extern uint64_t (*seg_clock)(void);
+HS_INLINE uint64_t seg_now_ms(void) { return seg_clock(); }
 #include "thp/thp.h"
 
 /* Takes idle memory out of the pools for purging: SuperSlabs idle for at
  * least min_idle_ms beyond the per-node reserve, and beyond that whatever
  * exceeds HUGESLAB_CACHE_MB, oldest first; `everything` takes all of it.
- * Taken SuperSlabs are in no list and unknown to the registry until given to
+ * Taken SuperSlabs are in no list, and those of slabs unknown to the
+ * registry (a run stays known as a freed one), until given to
  * seg_store_purged or seg_unmap_idle. *next_due is set to when the next one
  * will be due (UINT64_MAX for none). Returns how many were taken. */
 unsigned seg_take_idle(uint64_t now_ms, uint64_t min_idle_ms, bool everything,

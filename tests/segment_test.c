@@ -1,0 +1,234 @@
+/* segment's pool and purge state machine, driven directly with a clock the
+ * test sets (seg_set_clock): linked with the library's objects and built
+ * against src/ headers, like internal_test.
+ *   - a SuperSlab whose units all come back goes to its pool's idle list,
+ *     stamped with the clock; one with some units free is on the partial
+ *     list; seg_superslab_validate and seg_pool_validate agree;
+ *   - seg_take_idle leaves an idle SuperSlab alone until it has been idle
+ *     for min_idle_ms, says when it falls due, then takes it out of the
+ *     pool and the registry;
+ *   - a purged SuperSlab is revived at the same address by the next
+ *     request, known to the registry again;
+ *   - HUGESLAB_RESERVE_MB keeps the newest idle SuperSlabs; beyond
+ *     HUGESLAB_CACHE_MB idle memory is taken at once, due or not;
+ *   - a freed run waits in the run cache and is taken when due;
+ *   - malloc_trim's seg_trim takes everything idle, whatever the clock.
+ *   - seg_superslab_validate reports a broken SuperSlab and aborts.
+ * The purge thread is kept out of the way by a purge delay of an hour. */
+#include "test_util.h"
+
+#include <signal.h>
+#include <sys/wait.h>
+
+#include "hugeslab.h"
+#include "segment/segment.h"
+#include "segment/segment_internal.h"
+
+static _Atomic uint64_t fake_now = 10 * 1000 * 1000;
+
+static uint64_t fake_clock(void) { return atomic_load(&fake_now); }
+
+static const size_t whole = HS_UNITS_PER_SUPERSLAB * HS_UNIT_SIZE - SEG_FIRST_SLAB_BYTE;
+
+/* A SuperSlab of node 0 with every unit in use: fresh, idle or revived. */
+static seg_superslab_t *take_whole(void)
+{
+    unsigned first = 99;
+    seg_superslab_t *ss = seg_units_alloc(0, HS_UNITS_PER_SUPERSLAB, whole, &first);
+    CHECK(ss != NULL && first == 0, "seg_units_alloc of a whole SuperSlab: %p, unit %u", (void *)ss,
+          first);
+    if (ss) seg_superslab_validate(ss);
+    return ss;
+}
+
+/* What seg_take_idle took and is not ours goes back as the purge thread
+ * would put it; returns whether `mine` was among the taken. */
+static bool took(seg_superslab_t **batch, unsigned n, const seg_superslab_t *mine)
+{
+    bool found = false;
+    for (unsigned i = 0; i < n; i++) {
+        seg_superslab_t *ss = batch[i];
+        if (ss == mine) found = true;
+        /* A taken SuperSlab of slabs leaves the registry; a run stays known
+         * (as a freed one) until it is unmapped. */
+        CHECK(ss->kind == SEG_CHUNK_RUN || seg_chunk_kind(ss) == SEG_CHUNK_NONE,
+              "taken %p still in the registry", (void *)ss);
+        if (ss->kind == SEG_CHUNK_RUN || ss->backing == THP_BACKING_HUGETLB)
+            seg_unmap_idle(ss, ss->run_size, (thp_backing_t)ss->backing);
+        else
+            seg_store_purged(ss, ss->node, (thp_backing_t)ss->backing, ss->memory_node);
+    }
+    return found;
+}
+
+static uint64_t cached(void)
+{
+    hugeslab_stats_t s;
+    hugeslab_stats(&s);
+    return s.superslabs_cached;
+}
+
+static uint64_t purged(void)
+{
+    hugeslab_stats_t s;
+    hugeslab_stats(&s);
+    return s.superslabs_purged;
+}
+
+static void check_idle_and_due(void)
+{
+    seg_superslab_t *batch[64];
+    uint64_t due;
+    seg_superslab_t *ss = take_whole();
+    if (!ss) return;
+    CHECK(!ss->on_partial && ss->free_units == 0, "a whole SuperSlab in use is in no list");
+    bool ss_was_hugetlb = ss->backing == THP_BACKING_HUGETLB;
+    /* Half back: on the partial list. */
+    seg_units_free(ss, 0, HS_UNITS_PER_SUPERSLAB / 2);
+    CHECK(ss->on_partial, "half free, not on the partial list");
+    seg_pool_validate(0);
+    uint64_t before = cached();
+    seg_units_free(ss, HS_UNITS_PER_SUPERSLAB / 2, HS_UNITS_PER_SUPERSLAB / 2);
+    uint64_t idle_at = fake_clock();
+    CHECK(!ss->on_partial && ss->idle_since_ms == idle_at,
+          "idle: on_partial %u, idle since %llu, want %llu", ss->on_partial,
+          (unsigned long long)ss->idle_since_ms, (unsigned long long)idle_at);
+    CHECK(cached() == before + 1, "cached %llu, want %llu", (unsigned long long)cached(),
+          (unsigned long long)(before + 1));
+    seg_pool_validate(0);
+
+    /* Idle 99 ms of 100: stays, and is said to fall due at +100. */
+    atomic_fetch_add(&fake_now, 99);
+    unsigned n = seg_take_idle(fake_clock(), 100, false, batch, 64, &due);
+    CHECK(!took(batch, n, ss), "taken after 99 ms of a 100 ms delay");
+    CHECK(due <= idle_at + 100, "next due %llu, want at most %llu", (unsigned long long)due,
+          (unsigned long long)(idle_at + 100));
+    CHECK(seg_chunk_kind(ss) == SEG_CHUNK_SLABS, "an idle SuperSlab left the registry");
+    /* At +100: taken, out of the pool and the registry. */
+    atomic_fetch_add(&fake_now, 1);
+    uint64_t purged_before = purged();
+    n = seg_take_idle(fake_clock(), 100, false, batch, 64, &due);
+    CHECK(took(batch, n, ss), "not taken after 100 ms of a 100 ms delay");
+    CHECK(purged() >= purged_before + 1, "purged %llu, want at least %llu",
+          (unsigned long long)purged(), (unsigned long long)(purged_before + 1));
+    seg_pool_validate(0);
+
+    /* The next whole SuperSlab is the purged one, revived in place. */
+    seg_superslab_t *again = take_whole();
+    CHECK(again == ss || ss_was_hugetlb, "revived %p, want the purged %p", (void *)again,
+          (void *)ss);
+    CHECK(again == NULL || seg_chunk_kind(again) == SEG_CHUNK_SLABS,
+          "a revived SuperSlab is not in the registry");
+    if (again) seg_units_free(again, 0, HS_UNITS_PER_SUPERSLAB);
+    seg_pool_validate(0);
+}
+
+static void check_reserve_and_cache(void)
+{
+    seg_superslab_t *batch[64];
+    uint64_t due;
+    seg_superslab_t *a = take_whole(), *b = take_whole();
+    if (!a || !b) return;
+    seg_units_free(a, 0, HS_UNITS_PER_SUPERSLAB);
+    atomic_fetch_add(&fake_now, 1);
+    seg_units_free(b, 0, HS_UNITS_PER_SUPERSLAB); /* b is the newest */
+    /* A reserve of one SuperSlab: b stays however long it has been idle. */
+    hs_option_values[HS_OPT_RESERVE_MB] = 2;
+    atomic_fetch_add(&fake_now, 1000);
+    unsigned n = seg_take_idle(fake_clock(), 100, false, batch, 64, &due);
+    bool took_a = false, took_b = false;
+    for (unsigned i = 0; i < n; i++) {
+        took_a |= batch[i] == a;
+        took_b |= batch[i] == b;
+    }
+    took(batch, n, NULL);
+    CHECK(took_a && !took_b, "reserve of one: took a %d (want 1), b %d (want 0)", took_a, took_b);
+    /* No reserve, a cache of 0 MiB: b goes at once, due or not. */
+    hs_option_values[HS_OPT_RESERVE_MB] = 0;
+    hs_option_values[HS_OPT_CACHE_MB] = 0;
+    n = seg_take_idle(fake_clock(), 3600 * 1000, false, batch, 64, &due);
+    CHECK(took(batch, n, b), "beyond the cache limit, not taken at once");
+    hs_option_values[HS_OPT_CACHE_MB] = 1 << 20;
+    seg_pool_validate(0);
+}
+
+static void check_run_cache(void)
+{
+    seg_superslab_t *batch[64];
+    uint64_t due;
+    bool fresh;
+    void *p = seg_run_alloc(3 * HS_MiB, 16, 0, &fresh);
+    CHECK(p != NULL, "seg_run_alloc of 3 MiB");
+    if (!p) return;
+    seg_superslab_t *run = seg_run_of(p);
+    CHECK(run != NULL && run->run_block == p, "seg_run_of(%p)", p);
+    if (!run) return;
+    seg_superslab_validate(run);
+    seg_run_free(run);
+    seg_superslab_validate(run);
+    CHECK(run->run_block == NULL && run->idle_since_ms == fake_clock(), "a cached run");
+    atomic_fetch_add(&fake_now, 50);
+    unsigned n = seg_take_idle(fake_clock(), 100, false, batch, 64, &due);
+    CHECK(!took(batch, n, run), "a run taken after 50 ms of a 100 ms delay");
+    atomic_fetch_add(&fake_now, 50);
+    n = seg_take_idle(fake_clock(), 100, false, batch, 64, &due);
+    CHECK(took(batch, n, run), "a run not taken after 100 ms of a 100 ms delay");
+}
+
+static void check_trim(void)
+{
+    seg_superslab_t *ss = take_whole();
+    if (!ss) return;
+    seg_units_free(ss, 0, HS_UNITS_PER_SUPERSLAB);
+    CHECK(seg_trim() == 1, "seg_trim released nothing with an idle SuperSlab");
+    CHECK(seg_chunk_kind(ss) == SEG_CHUNK_NONE, "after seg_trim, the idle SuperSlab is known");
+    CHECK(cached() == 0, "after seg_trim, %llu SuperSlabs cached", (unsigned long long)cached());
+    seg_pool_validate(0);
+}
+
+/* The validator itself: a SuperSlab with free units that is on no partial
+ * list is reported, and the process aborts (in a child). */
+static void check_validator_fires(void)
+{
+    seg_superslab_t *ss = take_whole();
+    if (!ss) return;
+    int pfd[2];
+    if (pipe(pfd) != 0) return;
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) {
+        dup2(pfd[1], 2);
+        ss->free_units = 1; /* a unit free, yet on no list */
+        seg_superslab_validate(ss);
+        _exit(0);
+    }
+    close(pfd[1]);
+    char out[512] = "";
+    ssize_t len = read(pfd[0], out, sizeof out - 1);
+    out[len > 0 ? len : 0] = 0;
+    close(pfd[0]);
+    int st = 0;
+    waitpid(pid, &st, 0);
+    CHECK(WIFSIGNALED(st) && WTERMSIG(st) == SIGABRT && strstr(out, "hugeslab: invariant broken"),
+          "a broken SuperSlab: status 0x%x, stderr \"%s\"", st, out);
+    seg_units_free(ss, 0, HS_UNITS_PER_SUPERSLAB);
+}
+
+int main(void)
+{
+    free(malloc(1)); /* initialised */
+    seg_set_clock(fake_clock);
+    /* The purge thread must not take what the test is watching. */
+    hs_option_values[HS_OPT_PURGE_DELAY_MS] = 3600 * 1000;
+    hs_option_values[HS_OPT_CACHE_MB] = 1 << 20;
+    hs_option_values[HS_OPT_RESERVE_MB] = 0;
+    /* hugetlb SuperSlabs are unmapped when taken, not revived in place. */
+    hs_option_values[HS_OPT_BACKING] = HS_BACKING_THP;
+    check_idle_and_due();
+    check_reserve_and_cache();
+    check_run_cache();
+    check_trim();
+    check_validator_fires();
+    seg_set_clock(NULL);
+    return hs_finish("segment_test");
+}
