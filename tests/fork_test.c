@@ -136,12 +136,24 @@ static int child_main(blk_t *mine, int iter)
     return bad || ret != NULL;
 }
 
-/* "HugePages_Free:    512" -> 512; -1 when absent */
-static long meminfo(const char *key) { return hs_proc_field("/proc/meminfo", key); }
+/* A figure of the 2 MiB pool from its own sysfs file (/proc/meminfo's
+ * HugePages_* describe the default size, 1 GiB with default_hugepagesz=1G);
+ * -1 when absent. */
+static long pool_2m(const char *leaf)
+{
+    char path[128];
+    snprintf(path, sizeof path, "/sys/kernel/mm/hugepages/hugepages-2048kB/%s", leaf);
+    FILE *f = fopen(path, "r");
+    long v = -1;
+    if (!f) return -1;
+    if (fscanf(f, "%ld", &v) != 1) v = -1;
+    fclose(f);
+    return v;
+}
 
 static long hugetlb_available(void)
 {
-    return meminfo("HugePages_Free") - meminfo("HugePages_Rsvd");
+    return pool_2m("free_hugepages") - pool_2m("resv_hugepages");
 }
 
 /* --hugetlb: when the system has a hugetlb pool, the parent uses heap memory
@@ -152,8 +164,9 @@ static long hugetlb_available(void)
 static int hugetlb_fork_case(void)
 {
     if (!hs_under_hugeslab()) hs_skip("fork_hugetlb: only meaningful under hugeslab");
-    long total = meminfo("HugePages_Total");
-    if (total <= 0) hs_skip("fork_hugetlb: no hugetlb pool on this system (vm.nr_hugepages = 0)");
+    long total = pool_2m("nr_hugepages");
+    if (total <= 0)
+        hs_skip("fork_hugetlb: no 2 MiB hugetlb pool (hugepages-2048kB/nr_hugepages = 0)");
     long start = hugetlb_available();
     size_t cap = (size_t)(start > 0 ? start : 0) * 2 + 128; /* in MiB */
     char **b = calloc(cap, sizeof *b);

@@ -184,9 +184,9 @@ for t in $WANT; do
         else report SKIP stress_ubsan "HS_NO_PRELOAD=1"; fi ;;
     fork) run_test fork preload "$BIN/fork_test" ;;
     fork_hugetlb | fork_hugetlb_race)
-        # Needs a hugetlb pool; as root, reserve one for the test and put the
+        # Needs a 2 MiB hugetlb pool; as root, reserve one for the test and put the
         # count back afterwards.
-        pool_file=/proc/sys/vm/nr_hugepages
+        pool_file=/sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages # the 2 MiB pool, whatever the default size
         pool_before=$(cat "$pool_file" 2>/dev/null || echo 0)
         if [ "$pool_before" -eq 0 ] && [ "$(id -u)" -eq 0 ]; then
             echo 300 >"$pool_file" 2>/dev/null

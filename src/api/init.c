@@ -24,6 +24,7 @@ static void init_process(void)
         hs_message("version %d.%d, THP mode %s, %u NUMA node(s)", HUGESLAB_VERSION_MAJOR,
                    HUGESLAB_VERSION_MINOR, thp_mode_name(thp_system_mode()), numa_node_count());
         hs_options_print();
+        thp_describe();
         numa_describe();
     }
     hs_once_leave(HS_RANK_INIT);

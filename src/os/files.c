@@ -65,6 +65,19 @@ unsigned long os_hugetlb_count(os_hugetlb_count_t which)
     return (unsigned long)v;
 }
 
+unsigned long os_default_hugepage_kib(void)
+{
+    char text[4096];
+    if (os_read_file("/proc/meminfo", text, sizeof text) < 0) return 0;
+    const char *p = strstr(text, "Hugepagesize:");
+    if (!p) return 0;
+    p += strlen("Hugepagesize:");
+    while (*p == ' ') p++;
+    uint64_t kib = 0;
+    hs_parse_u64(p, NULL, &kib);
+    return (unsigned long)kib;
+}
+
 /* One "Key:   N kB" field of smaps_rollup text, in bytes; -1 when absent. */
 static long long rollup_field(const char *text, const char *key)
 {

@@ -1,5 +1,6 @@
 /* Mappings and advice: every mmap, munmap, mremap and madvise of hugeslab. */
 #include <errno.h>
+#include <linux/mman.h> /* MAP_HUGE_2MB: the kernel's own encoding of the page size */
 #include <stdint.h>
 #include <sys/mman.h>
 
@@ -41,7 +42,10 @@ void *os_map_aligned(size_t size, size_t align, bool hugetlb)
         return NULL;
     }
     size_t span = align > granule ? size + align - granule : size;
-    char *raw = map_anonymous(span, hugetlb ? MAP_HUGETLB : 0);
+    /* MAP_HUGE_2MB names the pool: plain MAP_HUGETLB takes the default
+     * size, 1 GiB on a machine booted with default_hugepagesz=1G, where one
+     * SuperSlab would take a whole gigantic page meant for something else. */
+    char *raw = map_anonymous(span, hugetlb ? MAP_HUGETLB | MAP_HUGE_2MB : 0);
     if (!raw) return NULL;
     char *start = (char *)hs_align_up((uintptr_t)raw, align);
     size_t head = (size_t)(start - raw);

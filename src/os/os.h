@@ -27,7 +27,8 @@
 /* Anonymous, private, read-write, zero-filled memory of `size` bytes (a
  * multiple of the page size, or rounded up to it) at an address aligned to
  * `align` (a power of two, at least 4 KiB), by mapping more and trimming
- * both ends. `hugetlb`: MAP_HUGETLB without MAP_NORESERVE, so the pool's
+ * both ends. `hugetlb`: MAP_HUGETLB | MAP_HUGE_2MB (the 2 MiB pool, whatever
+ * the default hugepage size) without MAP_NORESERVE, so the pool's
  * 2 MiB pages are reserved now (an empty pool is ENOMEM here, never a
  * SIGBUS at first touch); size and align are then multiples of 2 MiB.
  * Refuses ranges above HS_ADDRESS_BITS. NULL + ENOMEM on failure. */
@@ -128,6 +129,11 @@ typedef enum os_hugetlb_count_e {
     OS_HUGETLB_RESERVED, /* resv_hugepages: free but promised to a mapping */
 } os_hugetlb_count_t;
 unsigned long os_hugetlb_count(os_hugetlb_count_t which);
+
+/* The default hugepage size in KiB ("Hugepagesize:" of /proc/meminfo, the
+ * one figure there that is not about the default size's pool alone); 0 when
+ * unknown. hugeslab never maps from that pool: it names 2 MiB itself. */
+unsigned long os_default_hugepage_kib(void);
 
 /* The process's memory as /proc/self/smaps_rollup reports it, in bytes;
  * -1 for a field that cannot be read. For statistics only: slow. */

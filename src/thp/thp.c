@@ -76,7 +76,9 @@ void *thp_map_aligned(size_t size, size_t align, thp_backing_t wanted, thp_backi
     if (wanted == THP_BACKING_HUGETLB) {
         /* MAP_HUGETLB without MAP_NORESERVE: the pool's pages are reserved
          * now, and an empty pool is an ENOMEM here rather than a SIGBUS at
-         * the first touch. */
+         * the first touch. os_map_aligned names the 2 MiB pool
+         * (MAP_HUGE_2MB): plain MAP_HUGETLB takes the default size, 1 GiB on
+         * a machine booted with default_hugepagesz=1G. */
         p = os_map_aligned(size, align, true);
         if (p) {
             *got = THP_BACKING_HUGETLB;
@@ -102,6 +104,21 @@ void *thp_map_aligned(size_t size, size_t align, thp_backing_t wanted, thp_backi
 unsigned long thp_hugetlb_pages_total(void) { return os_hugetlb_count(OS_HUGETLB_TOTAL); }
 
 unsigned long thp_hugetlb_pages_free(void) { return os_hugetlb_count(OS_HUGETLB_FREE); }
+
+void thp_describe(void)
+{
+    unsigned long total = thp_hugetlb_pages_total(), default_kib = os_default_hugepage_kib();
+    if (total == 0)
+        hs_message("hugetlb: no 2 MiB pages reserved (hugepages-2048kB/nr_hugepages is 0): "
+                   "SuperSlabs use THP or base pages");
+    else
+        hs_message("hugetlb: 2 MiB pool of %lu pages, %lu free, %lu of them promised", total,
+                   thp_hugetlb_pages_free(), os_hugetlb_count(OS_HUGETLB_RESERVED));
+    if (default_kib && default_kib != HS_SUPERSLAB_SIZE / HS_KiB)
+        hs_message("hugetlb: the default hugepage size is %lu KiB; hugeslab asks for 2 MiB pages "
+                   "by name and never takes that pool's pages",
+                   default_kib);
+}
 
 int thp_hugetlb_to_anonymous(void *addr, size_t size)
 {

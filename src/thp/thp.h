@@ -44,9 +44,14 @@ const char *thp_backing_name(thp_backing_t backing);
  * NULL + ENOMEM only when no backing at all could be mapped. */
 void *thp_map_aligned(size_t size, size_t align, thp_backing_t wanted, thp_backing_t *got);
 
-/* 2 MiB pages in the hugetlb pool: configured (nr_hugepages) and free. */
+/* 2 MiB pages in the hugetlb pool: configured (nr_hugepages) and free.
+ * Always the 2 MiB size's own figures (sysfs hugepages-2048kB), never
+ * /proc/meminfo's HugePages_*, which describe the default size only. */
 unsigned long thp_hugetlb_pages_total(void);
 unsigned long thp_hugetlb_pages_free(void);
+/* The 2 MiB pool, and the default hugepage size when it is another one, as
+ * hs_message() lines (HUGESLAB_VERBOSE). Reads sysfs and /proc: slow. */
+void thp_describe(void);
 
 /* Replaces the hugetlb range [addr, addr+size) by anonymous memory (THP
  * hinted) with the same contents at the same address: a private copy that

@@ -9,7 +9,11 @@ root=$(cd "$(dirname "$0")/../.." && pwd)
 build=${1:-$root/build}
 bin=$build/tests/kernel_test
 thp_file=/sys/kernel/mm/transparent_hugepage/enabled
-hugepages_file=/proc/sys/vm/nr_hugepages
+# The 2 MiB pool's own files: /proc/sys/vm/nr_hugepages and /proc/meminfo's
+# HugePages_* are the default size's, 1 GiB on a machine booted with
+# default_hugepagesz=1G.
+pool_dir=/sys/kernel/mm/hugepages/hugepages-2048kB
+hugepages_file=$pool_dir/nr_hugepages
 pass=0 fail=0 skip=0
 
 orig_thp=$(sed -n 's/.*\[\(.*\)\].*/\1/p' "$thp_file" 2>/dev/null)
@@ -25,12 +29,12 @@ thp_mode() { sed -n 's/.*\[\(.*\)\].*/\1/p' "$thp_file" 2>/dev/null; }
 set_thp() { echo "$1" >"$thp_file" 2>/dev/null && [ "$(thp_mode)" = "$1" ]; }
 # A pool with exactly $1 pages free and unreserved, beyond what other
 # processes hold or have reserved.
-meminfo() { awk -v k="$1:" '$1 == k {print $2}' /proc/meminfo; }
+pool() { cat "$pool_dir/$1" 2>/dev/null || echo 0; }
 set_pool_free() {
     local taken
-    taken=$(( $(meminfo HugePages_Total) - $(meminfo HugePages_Free) + $(meminfo HugePages_Rsvd) ))
+    taken=$(( $(pool nr_hugepages) - $(pool free_hugepages) + $(pool resv_hugepages) ))
     echo $(( taken + $1 )) >"$hugepages_file" 2>/dev/null || return 1
-    [ $(( $(meminfo HugePages_Free) - $(meminfo HugePages_Rsvd) )) -eq "$1" ]
+    [ $(( $(pool free_hugepages) - $(pool resv_hugepages) )) -eq "$1" ]
 }
 
 run_case() { # name, then env assignments and arguments

@@ -9,7 +9,9 @@
  *   numa_placement_test policy preferred N   ... under numactl --preferred=N
  *   numa_placement_test policy interleave    ... under numactl --interleave=all
  *   numa_placement_test migrate           d. a thread moves from node 0 to 1
- *   numa_placement_test hugetlb           e. as (a) with HUGESLAB_BACKING=hugetlb
+ *   numa_placement_test hugetlb [none]    e. as (a) with HUGESLAB_BACKING=hugetlb, on
+ *                                            2 MiB pages whatever the default size
+ *                                            ("none": no 2 MiB pool, a fallback)
  *
  * Each prints its figures, a line "figures: ..." that bench/numa/locality.sh
  * reads, and "result: PASS" or "result: FAIL <why>" / "result: SKIP <why>";
@@ -436,6 +438,15 @@ static int case_migrate(void)
 
 /* ---- e. hugetlb backing ----------------------------------------------------------- */
 
+/* A figure of one hugepage size's pool, from that size's own sysfs files:
+ * /proc/meminfo's HugePages_* describe the default size only. -1 unknown. */
+static long pool_figure(const char *size_dir, const char *leaf)
+{
+    char path[256], buf[64];
+    snprintf(path, sizeof path, "/sys/kernel/mm/hugepages/%s/%s", size_dir, leaf);
+    return nt_read_file(path, buf, sizeof buf) < 0 ? -1 : atol(buf);
+}
+
 static long hugepages_free(int node)
 {
     char path[128], buf[64];
@@ -444,26 +455,116 @@ static long hugepages_free(int node)
     return nt_read_file(path, buf, sizeof buf) < 0 ? -1 : atol(buf);
 }
 
-static int case_hugetlb(void)
+/* "Hugepagesize:" of /proc/meminfo in KiB: the default size. */
+static long default_hugepage_kib(void)
+{
+    char buf[8192];
+    if (nt_read_file("/proc/meminfo", buf, sizeof buf) < 0) return -1;
+    const char *p = strstr(buf, "Hugepagesize:");
+    return p ? atol(p + strlen("Hugepagesize:")) : -1;
+}
+
+/* The 1 GiB pool (x86-64's other hugepage size): hugeslab must leave it
+ * alone, neither take nor promise one of its pages. */
+typedef struct gigantic_pool_s {
+    long total, free_pages, reserved; /* -1: no such pool in this kernel */
+} gigantic_pool_t;
+
+static gigantic_pool_t gigantic_pool_read(void)
+{
+    return (gigantic_pool_t){pool_figure("hugepages-1048576kB", "nr_hugepages"),
+                             pool_figure("hugepages-1048576kB", "free_hugepages"),
+                             pool_figure("hugepages-1048576kB", "resv_hugepages")};
+}
+
+/* The largest KernelPageSize among the process's mappings, in KiB. */
+static long largest_kernel_page_kib(void)
+{
+    FILE *f = fopen("/proc/self/smaps", "r");
+    if (!f) return -1;
+    char line[256];
+    long largest = 0, kib;
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "KernelPageSize: %ld kB", &kib) == 1 && kib > largest) largest = kib;
+    fclose(f);
+    return largest;
+}
+
+static uint64_t hugetlb_superslabs(void)
+{
+    void (*stats)(hugeslab_stats_t *) =
+        (void (*)(hugeslab_stats_t *))dlsym(RTLD_DEFAULT, "hugeslab_stats");
+    if (!stats) return 0;
+    static hugeslab_stats_t st;
+    stats(&st);
+    return st.superslabs_hugetlb;
+}
+
+/* hugetlb: SuperSlabs on 2 MiB hugetlb pages of each thread's node, whatever
+ * the default hugepage size (1 GiB with default_hugepagesz=1G).
+ * "hugetlb none": no 2 MiB pool at all, so the blocks must come from THP or
+ * base pages. Either way no other size's pool may lose or promise a page. */
+static int case_hugetlb(int argc, char **argv)
 {
     const char *backing = getenv("HUGESLAB_BACKING");
+    bool expect_none = argc > 2 && strcmp(argv[2], "none") == 0;
     if (!backing || strcmp(backing, "hugetlb") != 0) {
         printf("result: SKIP run with HUGESLAB_BACKING=hugetlb\n");
         return NT_EXIT_SKIP;
     }
+    long pool_2m = pool_figure("hugepages-2048kB", "nr_hugepages");
+    printf("default hugepage size %ld kB; 2 MiB pool %ld pages\n", default_hugepage_kib(), pool_2m);
+    if (expect_none != (pool_2m == 0)) {
+        printf("result: FAIL the VM was booted with %ld 2 MiB pages, the case expects %s\n",
+               pool_2m, expect_none ? "none" : "some");
+        return NT_EXIT_FAIL;
+    }
     long before[NT_MAX_NODES], after[NT_MAX_NODES];
+    gigantic_pool_t giga_before = gigantic_pool_read(), giga_during, giga_after;
     for (int n = 0; n < nodes; n++) before[n] = hugepages_free(n);
+
+    /* Blocks of the main thread, alive while the kernel is asked what
+     * backs them. */
+    blocks_t held;
+    blocks_alloc(&held, BLOCKS, 0x7777);
+    long largest_page = largest_kernel_page_kib();
+    uint64_t hugetlb_held = hugetlb_superslabs();
+    giga_during = gigantic_pool_read();
+    printf("main thread's blocks: %llu hugetlb SuperSlabs, largest page in the process %ld kB\n",
+           (unsigned long long)hugetlb_held, largest_page);
+    if (largest_page > 2048) fail("a mapping of the process has %ld kB pages", largest_page);
+    if (expect_none && hugetlb_held)
+        fail("%llu hugetlb SuperSlabs without a 2 MiB pool", (unsigned long long)hugetlb_held);
+    if (!expect_none && !hugetlb_held) fail("no hugetlb SuperSlab with a 2 MiB pool");
+
     int rc = case_local();
+    blocks_free(&held);
+    blocks_release(&held);
     for (int n = 0; n < nodes; n++) after[n] = hugepages_free(n);
+    giga_after = gigantic_pool_read();
     long used_total = 0;
     for (int n = 0; n < nodes; n++) {
         printf("node %d: free 2 MiB hugepages %ld -> %ld\n", n, before[n], after[n]);
         used_total += before[n] - after[n];
     }
-    if (used_total <= 0) {
-        printf("result: FAIL no hugetlb page was taken: the backing is not in use\n");
-        return NT_EXIT_FAIL;
-    }
+    printf("1 GiB pool: %ld pages, free %ld, reserved %ld; with blocks held: free %ld, "
+           "reserved %ld; after: free %ld, reserved %ld\n",
+           giga_before.total, giga_before.free_pages, giga_before.reserved, giga_during.free_pages,
+           giga_during.reserved, giga_after.free_pages, giga_after.reserved);
+    /* Nothing else in the test VM takes 1 GiB pages: one missing before the
+     * first line of main() went to the allocator's start-up. */
+    if (giga_before.free_pages + giga_before.reserved < giga_before.total)
+        fail("1 GiB pages were taken before main(): %ld of %ld free", giga_before.free_pages,
+             giga_before.total);
+    if (giga_during.free_pages != giga_before.free_pages ||
+        giga_during.reserved != giga_before.reserved ||
+        giga_after.free_pages != giga_before.free_pages)
+        fail("the 1 GiB pool was used: free %ld -> %ld, reserved %ld -> %ld",
+             giga_before.free_pages, giga_during.free_pages, giga_before.reserved,
+             giga_during.reserved);
+    if (!expect_none && used_total <= 0)
+        fail("no 2 MiB hugetlb page was taken: the backing is not in use");
+    if (why[0]) return finish();
     return rc;
 }
 
@@ -471,7 +572,8 @@ int main(int argc, char **argv)
 {
     setvbuf(stdout, NULL, _IOLBF, 0);
     if (argc < 2) {
-        fprintf(stderr, "usage: %s local|remote|policy MODE [NODE]|migrate|hugetlb\n", argv[0]);
+        fprintf(stderr, "usage: %s local|remote|policy MODE [NODE]|migrate|hugetlb [none]\n",
+                argv[0]);
         return NT_EXIT_USAGE;
     }
     nodes = nt_node_count();
@@ -492,7 +594,7 @@ int main(int argc, char **argv)
     else if (strcmp(argv[1], "migrate") == 0)
         rc = case_migrate();
     else if (strcmp(argv[1], "hugetlb") == 0)
-        rc = case_hugetlb();
+        rc = case_hugetlb(argc, argv);
     if (rc == NT_EXIT_USAGE) fprintf(stderr, "%s: bad arguments\n", argv[0]);
     return rc;
 }

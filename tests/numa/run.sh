@@ -11,6 +11,9 @@
 #
 # Cases (see numa_placement_test.c and numa_module_test.c):
 #   local remote migrate membind preferred interleave hugetlb   placement
+#   hugetlb-1g hugetlb-1g-none     booted with default_hugepagesz=1G: SuperSlabs
+#                                  on 2 MiB pages, the 1 GiB pool untouched;
+#                                  with no 2 MiB pool, a fallback and a message
 #   module module-bind module-preferred module-interleave module-cap module-off
 #                                        src/numa alone (hugeslab only)
 # Prints PASS/FAIL/SKIP lines and ends with "N passed, N failed, N skipped";
@@ -37,7 +40,7 @@ while [[ $# -gt 0 ]]; do
     esac
 done
 [[ $alloc == hugeslab || $alloc == glibc ]] || { echo "--alloc hugeslab|glibc" >&2; exit 2; }
-placement_cases="local remote migrate membind preferred interleave hugetlb"
+placement_cases="local remote migrate membind preferred interleave hugetlb hugetlb-1g hugetlb-1g-none"
 module_cases="module module-bind module-preferred module-interleave module-cap module-off"
 if [[ ${#cases[@]} -eq 0 ]]; then
     cases=($placement_cases)
@@ -103,10 +106,13 @@ has_numactl=0
 command -v numactl >/dev/null && has_numactl=1
 
 # ---- one case in one guest ------------------------------------------------------------
-# run_case NAME NODES [vm-run options] -- PROGRAM ARGS
+# run_case NAME NODES [--expect-log REGEX] [vm-run options] -- PROGRAM ARGS
+# --expect-log: the case passes only if its output (stdout and stderr) has
+# a line matching REGEX, e.g. a message hugeslab must print.
 run_case() {
     local name=$1 nodes=$2; shift 2
-    local vm_opts=()
+    local vm_opts=() expect_log=''
+    if [[ $1 == --expect-log ]]; then expect_log=$2; shift 2; fi
     while [[ $1 != -- ]]; do vm_opts+=("$1"); shift; done
     shift
     local log=$out/logs/${name//\//_}.log rc=0
@@ -122,6 +128,9 @@ run_case() {
     [[ $verbose == 1 ]] && sed 's/^/    /' "$log"
     local result
     result=$(grep -a '^result: ' "$log" | tail -n 1)
+    if [[ $rc == 0 && -n $expect_log ]] && ! grep -qaE -- "$expect_log" "$log"; then
+        rc=1 result="result: FAIL no line matching '$expect_log' in the output"
+    fi
     case $rc in
         0) pass "$name" ;;
         77) skip "$name" "${result#result: SKIP }" ;;
@@ -157,6 +166,23 @@ for n in $node_counts; do
                 fi
                 hp=$(seq -s, 0 $((n - 1)) | sed 's/\([0-9]*\)/\1:24/g')
                 run_case "$name" "$n" --hugepages "$hp" "${preload[@]}" --env HUGESLAB_BACKING=hugetlb -- "$test_prog" hugetlb ;;
+            hugetlb-1g|hugetlb-1g-none)
+                # One node count is enough. A 1 GiB page needs a free,
+                # 1 GiB-aligned GiB of one node: 2 GiB per node gives one.
+                [[ $n -eq 2 ]] || continue
+                if [[ $alloc != hugeslab || $hugetlb_support == 0 ]]; then
+                    skip "$name" "needs hugeslab's hugetlb backing"
+                    continue
+                fi
+                gigantic=(--mem-mib 4096 --append "default_hugepagesz=1G hugepagesz=1G hugepages=1")
+                if [[ $c == hugetlb-1g ]]; then
+                    run_case "$name" "$n" --hugepages 0:24,1:24 "${gigantic[@]}" "${preload[@]}" \
+                        --env HUGESLAB_BACKING=hugetlb -- "$test_prog" hugetlb
+                else
+                    run_case "$name" "$n" --expect-log 'hugeslab: hugetlb: no 2 MiB pages reserved' \
+                        --hugepages 0 "${gigantic[@]}" "${preload[@]}" --env HUGESLAB_BACKING=hugetlb \
+                        --env HUGESLAB_VERBOSE=1 -- "$test_prog" hugetlb none
+                fi ;;
             module)
                 run_case "$name" "$n" -- "$module_prog" default ;;
             module-bind|module-preferred|module-interleave)
