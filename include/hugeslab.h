@@ -72,8 +72,8 @@ typedef struct hugeslab_stats_s {
     uint64_t superslabs_base;    /* of which on base pages */
     uint64_t superslabs_cached;  /* empty, pages still resident, kept for reuse */
     uint64_t superslabs_purged;  /* empty, pages given back, address kept for reuse */
-    uint64_t superslabs_by_node[HUGESLAB_STATS_MAX_NODES]; /* mapped, by the node of their pages */
-    uint64_t remote_frees_by_node[HUGESLAB_STATS_MAX_NODES]; /* remote frees, by the block's node */
+    uint64_t superslabs_by_node[HUGESLAB_STATS_MAX_NODES]; /* mapped, by their pages' kernel node */
+    uint64_t remote_frees_by_node[HUGESLAB_STATS_MAX_NODES]; /* by the block's kernel node */
     uint64_t bytes_mapped;                                   /* address space mapped for blocks */
     uint64_t bytes_in_slabs;     /* bytes of SuperSlabs given to slabs of small blocks */
     uint64_t bytes_in_runs;      /* bytes of runs holding one large or huge block each */

@@ -66,6 +66,13 @@ __attribute__((destructor)) static void hs_destructor(void)
     seg_shutdown();
 }
 
+/* One past the highest kernel node id with figures. */
+static unsigned stats_node_limit(void)
+{
+    unsigned limit = numa_kernel_node(numa_node_count() - 1) + 1;
+    return limit < HUGESLAB_STATS_MAX_NODES ? limit : HUGESLAB_STATS_MAX_NODES;
+}
+
 /* The public figures, assembled from each module's own. */
 HS_EXPORT void hugeslab_stats(hugeslab_stats_t *out)
 {
@@ -80,9 +87,14 @@ HS_EXPORT void hugeslab_stats(hugeslab_stats_t *out)
     s.superslabs_mapped = seg.superslabs_hugetlb + seg.superslabs_thp + seg.superslabs_base;
     s.superslabs_cached = seg.superslabs_cached;
     s.superslabs_purged = seg.superslabs_purged;
-    for (unsigned n = 0; n < HUGESLAB_STATS_MAX_NODES && n < HS_MAX_NODES; n++) {
-        s.superslabs_by_node[n] = seg.superslabs_by_node[n];
-        s.remote_frees_by_node[n] = tiny.remote_frees_by_node[n];
+    /* The modules count by pool index; the public figures are by kernel
+     * node id, which differs where a node has no memory (so no pool) or
+     * ids have gaps. */
+    for (unsigned i = 0; i < numa_node_count(); i++) {
+        unsigned id = numa_kernel_node(i);
+        if (id >= HUGESLAB_STATS_MAX_NODES) continue;
+        s.superslabs_by_node[id] = seg.superslabs_by_node[i];
+        s.remote_frees_by_node[id] = tiny.remote_frees_by_node[i];
     }
     s.bytes_mapped = seg.bytes_mapped;
     s.bytes_in_slabs = tiny.bytes_in_slabs;
@@ -125,7 +137,7 @@ HS_EXPORT size_t hugeslab_stats_json(char *buf, size_t size)
     PUT(superslabs_base);
     PUT(superslabs_cached);
     PUT(superslabs_purged);
-    for (unsigned n = 0; n < numa_node_count() && n < HUGESLAB_STATS_MAX_NODES; n++) {
+    for (unsigned n = 0; n < stats_node_limit(); n++) {
         char key[32] = "superslabs_node";
         key[15] = (char)('0' + n);
         key[16] = '\0';
@@ -196,7 +208,7 @@ HS_EXPORT void hugeslab_stats_print(void)
                  (unsigned long long)s.superslabs_mapped, (unsigned long long)s.superslabs_hugetlb,
                  (unsigned long long)s.superslabs_thp, (unsigned long long)s.superslabs_base,
                  (unsigned long long)s.superslabs_cached, (unsigned long long)s.superslabs_purged);
-    for (unsigned n = 0; n < numa_node_count() && n < HUGESLAB_STATS_MAX_NODES; n++)
+    for (unsigned n = 0; n < stats_node_limit(); n++)
         hs_fd_printf(fd, "  node %u      %llu superslabs (%llu MiB), %llu remote frees\n", n,
                      (unsigned long long)s.superslabs_by_node[n],
                      (unsigned long long)s.superslabs_by_node[n] * 2,

@@ -5,12 +5,17 @@
  * the kernel through os/ (open/read and syscall(2), one wrapper per call).
  *
  * Node numbering. The kernel's node ids need not be dense ("0,2" after a
- * node is taken offline, or on some multi-socket firmware). hugeslab's pools
- * are indexed densely, so index i is the i-th id in
- * /sys/devices/system/node/online; kernel_id[] and index_of_kernel[] translate
- * both ways, and every mask handed to the kernel is built from kernel ids.
- * Nodes beyond HS_MAX_NODES or the HUGESLAB_NUMA_NODES cap get no pool of
- * their own: a thread running on one uses the pool of the nearest used node.
+ * node is taken offline, or on some multi-socket firmware), and not every
+ * node has memory: a node of CPUs alone (has_cpu without has_memory) has
+ * nothing to bind a SuperSlab to, while a node of memory alone (a CXL
+ * expander, a memory tier: has_memory without has_cpu) has no thread of its
+ * own but is where `numactl --membind` may send everything. So pools go to
+ * the online nodes with memory, indexed densely: index i is the i-th of them
+ * in /sys/devices/system/node/has_memory; kernel_id[] and index_of_kernel[]
+ * translate both ways, and every mask handed to the kernel is built from
+ * kernel ids. A node without a pool -- no memory, or beyond HS_MAX_NODES or
+ * the HUGESLAB_NUMA_NODES cap -- maps to the pool nearest to it by the
+ * firmware's distances, so its threads take memory from there.
  *
  * How SuperSlabs are bound. The policy an mbind() puts on a range replaces
  * the process policy for it, so the mode we pick must never be looser than
@@ -84,16 +89,20 @@ static void knode_add(knode_mask_t *m, unsigned id)
 
 /* ---- the state, written once by numa_init ---------------------------------
  * Invariants once ready: 1 <= count <= HS_MAX_NODES; kernel_id[0..count) are
- * online and increasing; every target[] and interleave[] entry is < count and
- * in allowed; policy_set is a subset of allowed. */
+ * online nodes with memory, increasing; index_of_kernel[] of every online
+ * node is < count; every target[] and interleave[] entry is < count and in
+ * allowed; policy_set is a subset of allowed. */
 static struct numa_state_s {
     bool enabled;                                 /* HUGESLAB_NUMA != off */
     unsigned count;                               /* nodes with a pool: indices 0..count-1 */
-    unsigned online;                              /* online nodes seen, at most HS_MAX_NODES */
-    bool online_dense;                            /* kernel ids are 0..online-1 */
-    uint16_t kernel_id[HS_MAX_NODES];             /* index (online position) -> kernel id */
-    uint8_t index_of_kernel[KNODE_BITS];          /* kernel id -> pool index */
-    uint8_t distance[HS_MAX_NODES][HS_MAX_NODES]; /* by online position; 0 = unknown */
+    unsigned online;                              /* online nodes, with memory or not */
+    unsigned with_memory;                         /* online nodes with memory (pools or not) */
+    bool pools_dense;                             /* pool i is kernel node i for every pool */
+    knode_mask_t online_kmask;                    /* online nodes, kernel ids */
+    knode_mask_t memory_kmask;                    /* online nodes with memory (has_memory) */
+    uint16_t kernel_id[HS_MAX_NODES];             /* pool index -> kernel id */
+    uint8_t index_of_kernel[KNODE_BITS];          /* kernel id -> its pool, or the nearest one */
+    uint8_t distance[HS_MAX_NODES][HS_MAX_NODES]; /* between pools; 0 = unknown */
     int policy_mode;                              /* KMPOL_*, flags removed */
     int policy_flags;                             /* KMPOL_MODE_FLAGS bits */
     knode_mask_t policy_kmask;                    /* nodes of the policy, kernel ids */
@@ -204,16 +213,14 @@ static uint64_t indices_in(const knode_mask_t *m)
     return set;
 }
 
-/* The member of set nearest to node `from` (an online position), by the
- * firmware's distance table; ties go to the lower index. set != 0. */
-static unsigned nearest_in(unsigned from, uint64_t set)
+/* The pool of set nearest to distances[] (a node's distance to each pool;
+ * 0 = unknown, after every known one); ties go to the lower index. set != 0. */
+static unsigned nearest_by(const uint8_t *distances, uint64_t set)
 {
-    if ((set >> from) & 1) return from;
     unsigned best = HS_MAX_NODES, best_distance = ~0u;
     for (unsigned i = 0; i < numa.count; i++) {
         if (!((set >> i) & 1)) continue;
-        unsigned d = from < numa.online ? numa.distance[from][i] : 0;
-        if (d == 0) d = 255; /* unknown: after every known one */
+        unsigned d = distances[i] ? distances[i] : 255;
         if (best == HS_MAX_NODES || d < best_distance) {
             best = i;
             best_distance = d;
@@ -222,35 +229,91 @@ static unsigned nearest_in(unsigned from, uint64_t set)
     return best;
 }
 
-/* Online nodes, in kernel order; fills kernel_id[] and online_dense. */
-static void read_online_nodes(void)
+/* The member of set nearest to pool `from`. set != 0. */
+static unsigned nearest_in(unsigned from, uint64_t set)
 {
-    char buf[4096];
-    knode_mask_t online;
-    numa.online = 0;
-    if (os_read_nodes_online(buf, sizeof buf) > 0 && parse_node_list(buf, &online)) {
-        for (unsigned id = 0; id < KNODE_BITS && numa.online < HS_MAX_NODES; id++)
-            if (knode_has(&online, id)) numa.kernel_id[numa.online++] = (uint16_t)id;
-    }
-    if (numa.online == 0) { /* no sysfs (or no NUMA): one node, kernel id 0 */
-        numa.online = 1;
-        numa.kernel_id[0] = 0;
-    }
-    numa.online_dense = numa.kernel_id[numa.online - 1] == numa.online - 1;
+    if ((set >> from) & 1) return from;
+    return nearest_by(numa.distance[from], set);
 }
 
-/* Row `from` of the distance table: /sys/.../node<id>/distance lists the
- * distance to every online node, in online order, i.e. by our positions. */
-static void read_distances(unsigned from)
+/* A node list of sysfs ("0-3,5", from os_read_nodes_online or
+ * os_read_nodes_with_memory) into mask; false when unreadable. */
+static bool read_node_list(ssize_t (*reader)(char *, size_t), knode_mask_t *mask)
 {
-    char buf[1024];
-    if (os_read_node_file(numa.kernel_id[from], "distance", buf, sizeof buf) <= 0) return;
-    const char *s = skip_spaces(buf);
-    for (unsigned to = 0; to < numa.online && *s; to++) {
-        unsigned d;
-        if (!(s = parse_uint(s, &d))) return;
-        numa.distance[from][to] = (uint8_t)(d > 254 ? 254 : d);
-        s = skip_spaces(s);
+    char buf[4096];
+    return reader(buf, sizeof buf) > 0 && parse_node_list(buf, mask);
+}
+
+static unsigned knode_count(const knode_mask_t *m)
+{
+    unsigned n = 0;
+    for (size_t i = 0; i < KNODE_LONGS; i++) n += (unsigned)__builtin_popcountl(m->bits[i]);
+    return n;
+}
+
+/* Online nodes and those with memory (a node's CPUs, if any, are in its
+ * cpulist). Without sysfs (or without NUMA) one node, kernel id 0. */
+static void read_node_states(void)
+{
+    memset(&numa.online_kmask, 0, sizeof numa.online_kmask);
+    memset(&numa.memory_kmask, 0, sizeof numa.memory_kmask);
+    if (!read_node_list(os_read_nodes_online, &numa.online_kmask) ||
+        knode_empty(&numa.online_kmask))
+        knode_add(&numa.online_kmask, 0);
+    /* has_memory (Linux 2.6.24): a kernel without it treats every online
+     * node as one with memory. */
+    if (read_node_list(os_read_nodes_with_memory, &numa.memory_kmask))
+        for (size_t i = 0; i < KNODE_LONGS; i++)
+            numa.memory_kmask.bits[i] &= numa.online_kmask.bits[i];
+    if (knode_empty(&numa.memory_kmask)) numa.memory_kmask = numa.online_kmask;
+    numa.online = knode_count(&numa.online_kmask);
+    numa.with_memory = knode_count(&numa.memory_kmask);
+}
+
+/* Pools: the first nodes with memory, at most `cap` of them. */
+static void choose_pools(unsigned cap)
+{
+    numa.count = 0;
+    for (unsigned id = 0; id < KNODE_BITS && numa.count < cap; id++)
+        if (knode_has(&numa.memory_kmask, id)) numa.kernel_id[numa.count++] = (uint16_t)id;
+    numa.pools_dense = numa.kernel_id[numa.count - 1] == numa.count - 1;
+}
+
+/* Reads each online node's row of the distance table (its distance to every
+ * online node, in online order), keeps the distances between pools and
+ * gives every online node its pool: its own, or the nearest one. */
+static void map_nodes_to_pools(void)
+{
+    /* Static: a row can list 1024 nodes, and this runs once, before any
+     * other thread can allocate. */
+    static char row[8192];
+    static uint16_t online_ids[KNODE_BITS];
+    static uint8_t pool_of_online[KNODE_BITS]; /* online position -> pool, or 0xff */
+    unsigned positions = 0;
+    for (unsigned id = 0; id < KNODE_BITS; id++) {
+        if (!knode_has(&numa.online_kmask, id)) continue;
+        online_ids[positions] = (uint16_t)id;
+        pool_of_online[positions] = 0xff;
+        for (unsigned i = 0; i < numa.count; i++)
+            if (numa.kernel_id[i] == id) pool_of_online[positions] = (uint8_t)i;
+        positions++;
+    }
+    for (unsigned from = 0; from < positions; from++) {
+        uint8_t to_pool[HS_MAX_NODES] = {0};
+        if (numa.enabled && os_read_node_file(online_ids[from], "distance", row, sizeof row) > 0) {
+            const char *s = skip_spaces(row);
+            for (unsigned to = 0; to < positions && *s; to++) {
+                unsigned d;
+                if (!(s = parse_uint(s, &d))) break;
+                if (pool_of_online[to] != 0xff)
+                    to_pool[pool_of_online[to]] = (uint8_t)(d > 254 ? 254 : d);
+                s = skip_spaces(s);
+            }
+        }
+        unsigned own = pool_of_online[from];
+        if (own != 0xff) memcpy(numa.distance[own], to_pool, sizeof to_pool);
+        unsigned pool = own != 0xff ? own : nearest_by(to_pool, all_indices());
+        numa.index_of_kernel[online_ids[from]] = (uint8_t)pool;
     }
 }
 
@@ -334,19 +397,20 @@ static void read_policy(void)
 void numa_init(void)
 {
     numa.enabled = hs_option(HS_OPT_NUMA) != NUMA_OPTION_OFF;
-    numa.count = 1;
-    read_online_nodes();
+    read_node_states();
+    unsigned cap = 1;
     if (numa.enabled) {
-        unsigned cap = (unsigned)hs_option(HS_OPT_NUMA_NODES);
-        numa.count = numa.online;
-        if (cap != 0 && cap < numa.count) numa.count = cap;
-        for (unsigned from = 0; from < numa.online; from++) read_distances(from);
+        cap = HS_MAX_NODES;
+        unsigned option_cap = (unsigned)hs_option(HS_OPT_NUMA_NODES);
+        if (option_cap != 0 && option_cap < cap) cap = option_cap;
+        if (numa.with_memory > HS_MAX_NODES && cap == HS_MAX_NODES)
+            hs_message("%u NUMA nodes have memory, more than the %u hugeslab keeps pools for: "
+                       "SuperSlabs come from the first %u, and threads on the others take "
+                       "memory from the nearest of those",
+                       numa.with_memory, HS_MAX_NODES, HS_MAX_NODES);
     }
-    /* Threads on a node without a pool use the nearest node that has one. */
-    for (unsigned p = 0; p < numa.online; p++) {
-        unsigned idx = p < numa.count ? p : nearest_in(p, all_indices());
-        if (numa.kernel_id[p] < KNODE_BITS) numa.index_of_kernel[numa.kernel_id[p]] = (uint8_t)idx;
-    }
+    choose_pools(cap);
+    map_nodes_to_pools();
     if (numa.enabled) read_policy();
     atomic_store_explicit(&numa_ready, true, memory_order_release);
 }
@@ -354,6 +418,8 @@ void numa_init(void)
 /* ---- queries ---------------------------------------------------------------- */
 
 unsigned numa_node_count(void) { return numa.count; }
+
+unsigned numa_kernel_node(unsigned node) { return node < numa.count ? numa.kernel_id[node] : 0; }
 
 unsigned numa_current_node_refresh(void)
 {
@@ -429,7 +495,7 @@ int numa_bind_strict(void *addr, size_t size, unsigned node)
 
 unsigned numa_hugepages_free(unsigned node)
 {
-    if (node >= numa.online) return 0;
+    if (node >= numa.count) return 0;
     char buf[32];
     unsigned v = 0;
     if (os_read_node_file(numa.kernel_id[node], "hugepages/hugepages-2048kB/free_hugepages", buf,
@@ -437,6 +503,22 @@ unsigned numa_hugepages_free(unsigned node)
         !parse_uint(skip_spaces(buf), &v))
         return 0;
     return v;
+}
+
+/* The pool whose node is kernel node id, or numa.count when it has none. */
+static unsigned pool_of_kernel_node(unsigned id)
+{
+    for (unsigned i = 0; i < numa.count; i++)
+        if (numa.kernel_id[i] == id) return i;
+    return numa.count;
+}
+
+/* A node's cpulist, without its newline; "" when it has no CPUs. */
+static void node_cpus(unsigned kernel_node, char *cpus, size_t cap)
+{
+    if (os_read_node_file(kernel_node, "cpulist", cpus, cap) <= 0) cpus[0] = '\0';
+    for (char *c = cpus; *c; c++)
+        if (*c == '\n') *c = '\0';
 }
 
 const char *numa_policy_name(void)
@@ -471,26 +553,42 @@ void numa_describe(void)
         return;
     }
     hs_text_str(&t, "kernel ids ");
-    for (unsigned p = 0; p < numa.online; p++) {
-        if (p) hs_text_str(&t, ",");
-        hs_text_uint(&t, numa.kernel_id[p]);
+    for (unsigned i = 0; i < numa.count; i++) {
+        if (i) hs_text_str(&t, ",");
+        hs_text_uint(&t, numa.kernel_id[i]);
     }
-    hs_message("numa: %u node(s) in use of %u online (%s%s)", numa.count, numa.online, line,
-               numa.online_dense ? "" : "; not dense, remapped to 0..n-1");
+    hs_message("numa: %u node(s) in use of %u online, %u with memory (%s%s)", numa.count,
+               numa.online, numa.with_memory, line,
+               numa.pools_dense ? "" : "; not dense, remapped to 0..n-1");
 
     for (unsigned i = 0; i < numa.count; i++) {
         char cpus[256];
-        if (os_read_node_file(numa.kernel_id[i], "cpulist", cpus, sizeof cpus) <= 0) cpus[0] = '\0';
-        for (char *c = cpus; *c; c++)
-            if (*c == '\n') *c = '\0';
+        node_cpus(numa.kernel_id[i], cpus, sizeof cpus);
         t = hs_text(line, sizeof line);
         for (unsigned j = 0; j < numa.count; j++) {
             if (j) hs_text_str(&t, " ");
             hs_text_uint(&t, numa.distance[i][j]);
         }
         hs_message("numa: node %u: cpus %s, distances %s, free 2 MiB hugepages %u", i,
-                   cpus[0] ? cpus : "none", line, numa_hugepages_free(i));
+                   cpus[0] ? cpus : "none (memory only)", line, numa_hugepages_free(i));
     }
+    /* Online nodes without a pool, and where their threads' memory comes from. */
+    unsigned without_pool = 0;
+    for (unsigned id = 0; id < KNODE_BITS; id++) {
+        if (!knode_has(&numa.online_kmask, id) || pool_of_kernel_node(id) < numa.count) continue;
+        if (++without_pool > 16) continue; /* a line each for the first few */
+        char cpus[256];
+        node_cpus(id, cpus, sizeof cpus);
+        unsigned pool = numa.index_of_kernel[id];
+        hs_message("numa: kernel node %u: cpus %s, %s: its threads take memory from node %u "
+                   "(kernel node %u)",
+                   id, cpus[0] ? cpus : "none",
+                   knode_has(&numa.memory_kmask, id) ? "no pool (over the node limit)"
+                                                     : "no memory",
+                   pool, numa.kernel_id[pool]);
+    }
+    if (without_pool > 16)
+        hs_message("numa: ... and %u more nodes without a pool", without_pool - 16);
 
     t = hs_text(line, sizeof line);
     hs_text_str(&t, "cpuset nodes ");

@@ -1,10 +1,16 @@
 /* numa: topology, the calling thread's node, the process's memory policy, mbind.
- * - Nodes inside hugeslab are indices 0..numa_node_count()-1. Index i is the
- *   i-th node listed in /sys/devices/system/node/online, so when the kernel's
- *   node ids are dense (the usual case) index i is kernel node i; when they
- *   are not (e.g. "0,2"), indices stay dense and numa.c translates.
- * - numa_node_count() >= 1, <= HS_MAX_NODES, <= HUGESLAB_NUMA_NODES when set;
- *   1 with HUGESLAB_NUMA=off, on a one-node machine, or before numa_init().
+ * - Nodes inside hugeslab are pool indices 0..numa_node_count()-1. Index i
+ *   is the i-th online node with memory (/sys/devices/system/node/has_memory),
+ *   so on the usual machine index i is kernel node i; where ids have gaps
+ *   ("0,2") or a node has CPUs and no memory, indices stay dense and numa.c
+ *   translates (numa_kernel_node). A node of memory alone has a pool like
+ *   any other; a node without memory has none, and its threads are given the
+ *   pool nearest to it by the firmware's distances.
+ * - numa_node_count() >= 1, <= HS_MAX_NODES (64), <= HUGESLAB_NUMA_NODES when
+ *   set; 1 with HUGESLAB_NUMA=off, on a one-node machine, or before
+ *   numa_init(). More nodes with memory than HS_MAX_NODES: one line on
+ *   stderr at start-up, pools for the first 64, the rest mapped to the
+ *   nearest of those.
  * - numa_current_node() is cheap: a per-thread cache refreshed by getcpu()
  *   every NUMA_REFRESH_CALLS calls, so a migrated thread is noticed late.
  * - The process memory policy (numactl --membind/--preferred/--interleave)
@@ -28,6 +34,9 @@ void numa_init(void);
 
 /* Nodes hugeslab keeps pools for (see the contract above). */
 unsigned numa_node_count(void);
+
+/* The kernel's id of pool index `node` (0 for an index out of range). */
+unsigned numa_kernel_node(unsigned node);
 
 /* The node a new SuperSlab for a thread on thread_node should come from,
  * following the policy the process was started with:

@@ -36,6 +36,11 @@ ssize_t os_read_nodes_online(char *buf, size_t cap)
     return os_read_file("/sys/devices/system/node/online", buf, cap);
 }
 
+ssize_t os_read_nodes_with_memory(char *buf, size_t cap)
+{
+    return os_read_file("/sys/devices/system/node/has_memory", buf, cap);
+}
+
 ssize_t os_read_node_file(unsigned kernel_node, const char *leaf, char *buf, size_t cap)
 {
     char path[160];

@@ -117,6 +117,9 @@ unsigned os_current_kernel_node(void);
 ssize_t os_read_thp_enabled(char *buf, size_t cap);
 /* /sys/devices/system/node/online (a list such as "0-3"). */
 ssize_t os_read_nodes_online(char *buf, size_t cap);
+/* /sys/devices/system/node/has_memory: the online nodes with memory (a
+ * node of CPUs alone is not in it). */
+ssize_t os_read_nodes_with_memory(char *buf, size_t cap);
 /* /sys/devices/system/node/node<kernel_node>/<leaf> ("distance",
  * "cpulist", "hugepages/hugepages-2048kB/free_hugepages", ...). */
 ssize_t os_read_node_file(unsigned kernel_node, const char *leaf, char *buf, size_t cap);

@@ -4,7 +4,7 @@
  * numactl; the expected node is worked out here from the policy, apart from
  * the module, and the pages' nodes come from move_pages(2).
  *
- *   numa_module_test [default | bind N[,N...] | preferred N | interleave]
+ *   numa_module_test [default | bind N[,N...] | preferred N | interleave | topology]
  *
  * Built from src/numa/numa.c with what it uses of common/ (log.c, text.c)
  * and os/ (files.c, process.c) alone (this file defines the options array),
@@ -34,7 +34,7 @@ int64_t hs_option_values[HS_OPT_COUNT];
 
 static int nodes, cpu_nodes;
 static int used_nodes; /* what numa_node_count() should say */
-static int policy = 0; /* 0 default, 1 preferred, 2 bind, 3 interleave */
+static int policy = 0; /* 0 default, 1 preferred, 2 bind, 3 interleave, 4 topology */
 static unsigned char policy_set[NT_MAX_NODES];
 static int failures;
 static long interleave_count[NT_MAX_NODES];
@@ -140,6 +140,65 @@ static void *thread_main(void *p)
     return NULL;
 }
 
+/* ---- topology: nodes of CPUs alone, nodes of memory alone ----------------------
+ * Pools only on nodes with memory, in order; a thread on a node without
+ * memory is given the pool of the nearest node with memory (the expectation
+ * worked out here from sysfs); its SuperSlabs land there. */
+static void *topology_thread(void *p)
+{
+    int node = (int)(intptr_t)p;
+    nt_pin_to_node(node);
+    int expected = nt_nearest_memory_node(node);
+    unsigned me = numa_current_node();
+    int me_kernel = (int)numa_kernel_node(me);
+    long per_node[NT_MAX_NODES];
+    void *ss = map_superslab();
+    unsigned target = numa_node_for_superslab(me);
+    int r = numa_bind(ss, SS_SIZE, target);
+    int at = touch_and_locate(ss, per_node);
+    printf("thread on node %d (%s memory): pool %u (kernel node %d), SuperSlab bound to kernel "
+           "node %u, pages on node %d; nearest node with memory %d\n",
+           node, nt_node_has_memory(node) ? "with" : "without", me, me_kernel,
+           numa_kernel_node(target), at, expected);
+    if (me_kernel != expected)
+        fail("thread on node %d: pool of kernel node %d, expected %d", node, me_kernel, expected);
+    if (r != 0) fail("numa_bind(pool %u) = %d", target, r);
+    if (at != expected)
+        fail("thread on node %d: pages on node %d, expected %d", node, at, expected);
+    return NULL;
+}
+
+static int topology_main(void)
+{
+    int with_memory = 0;
+    for (int n = 0; n < nodes; n++) {
+        if (!nt_node_has_memory(n)) continue;
+        if ((int)numa_kernel_node((unsigned)with_memory) != n)
+            fail("pool %d is kernel node %u, expected %d", with_memory,
+                 numa_kernel_node((unsigned)with_memory), n);
+        with_memory++;
+    }
+    printf("%d node(s), %d with memory; numa_node_count() = %u\n", nodes, with_memory,
+           numa_node_count());
+    if ((int)numa_node_count() != with_memory)
+        fail("numa_node_count() = %u, expected the %d nodes with memory", numa_node_count(),
+             with_memory);
+    pthread_t tid[NT_MAX_NODES];
+    int started[NT_MAX_NODES] = {0};
+    cpu_set_t cpus;
+    for (int n = 0; n < nodes; n++)
+        if (nt_node_cpus(n, &cpus) > 0)
+            started[n] = pthread_create(&tid[n], NULL, topology_thread, (void *)(intptr_t)n) == 0;
+    for (int n = 0; n < nodes; n++)
+        if (started[n]) pthread_join(tid[n], NULL);
+    if (failures) {
+        printf("result: FAIL %d check(s) failed\n", failures);
+        return NT_EXIT_FAIL;
+    }
+    printf("result: PASS\n");
+    return NT_EXIT_PASS;
+}
+
 int main(int argc, char **argv)
 {
     setvbuf(stdout, NULL, _IOLBF, 0);
@@ -153,11 +212,14 @@ int main(int argc, char **argv)
         policy = 2;
     else if (strcmp(mode, "interleave") == 0)
         policy = 3;
+    else if (strcmp(mode, "topology") == 0)
+        policy = 4;
     else if (strcmp(mode, "default") != 0)
         return NT_EXIT_USAGE;
     if (policy == 3)
         memset(policy_set, 1, sizeof policy_set);
-    else if (policy != 0 && (argc < 3 || nt_parse_list(argv[2], policy_set, NT_MAX_NODES) == 0))
+    else if (policy != 0 && policy != 4 &&
+             (argc < 3 || nt_parse_list(argv[2], policy_set, NT_MAX_NODES) == 0))
         return NT_EXIT_USAGE;
     if (nodes < 2) {
         printf("result: SKIP one NUMA node\n");
@@ -175,6 +237,7 @@ int main(int argc, char **argv)
     printf("%d node(s), %d with CPUs; numa_node_count() = %u, policy %s (expected %s)\n", nodes,
            cpu_nodes, numa_node_count(), numa_policy_name(), mode);
     numa_describe();
+    if (policy == 4) return topology_main();
     if ((int)numa_node_count() != used_nodes)
         fail("numa_node_count() = %u, expected %d", numa_node_count(), used_nodes);
     if (used_nodes > 1 && strncmp(numa_policy_name(), mode, strlen(mode)) != 0)

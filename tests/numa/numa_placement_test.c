@@ -9,6 +9,8 @@
  *   numa_placement_test policy preferred N   ... under numactl --preferred=N
  *   numa_placement_test policy interleave    ... under numactl --interleave=all
  *   numa_placement_test migrate           d. a thread moves from node 0 to 1
+ *   numa_placement_test topology          f. a thread on every node with CPUs, some
+ *                                            without memory
  *   numa_placement_test hugetlb [none]    e. as (a) with HUGESLAB_BACKING=hugetlb, on
  *                                            2 MiB pages whatever the default size
  *                                            ("none": no 2 MiB pool, a fallback)
@@ -436,6 +438,68 @@ static int case_migrate(void)
     return rc;
 }
 
+/* ---- f. nodes of CPUs alone and nodes of memory alone ------------------------------ */
+
+/* One pinned thread on every node with CPUs, memory or not: a thread on a
+ * node without memory must get its blocks from the node with memory nearest
+ * to it (by the distance table), and hugeslab must count no SuperSlab on a
+ * node without memory. */
+static int case_topology(void)
+{
+    pthread_t tid[NT_MAX_NODES];
+    local_arg_t arg[NT_MAX_NODES];
+    int on[NT_MAX_NODES], threads = 0, memless = 0;
+    cpu_set_t cpus;
+    for (int n = 0; n < nodes; n++)
+        if (nt_node_cpus(n, &cpus) > 0) on[threads++] = n;
+    for (int n = 0; n < nodes; n++) memless += !nt_node_has_memory(n);
+    if (memless == 0) {
+        printf("result: SKIP every node has memory: boot the VM with --memless\n");
+        return NT_EXIT_SKIP;
+    }
+    pthread_barrier_t start;
+    pthread_barrier_init(&start, NULL, (unsigned)threads + 1);
+    for (int i = 0; i < threads; i++) {
+        arg[i] = (local_arg_t){.node = on[i], .start = &start};
+        pthread_create(&tid[i], NULL, local_thread, &arg[i]);
+    }
+    pthread_barrier_wait(&start);
+    pthread_barrier_wait(&start);
+    long near = 0, total = 0;
+    for (int i = 0; i < threads; i++) {
+        char text[512];
+        int expected = nt_nearest_memory_node(on[i]);
+        nt_format_nodes(text, sizeof text, arg[i].per_node, nodes);
+        double s = expected >= 0 ? share(arg[i].per_node[expected], arg[i].known) : 0;
+        printf("thread on node %d (%s memory): %ld pages: %s: %.2f%% on node %d, the nearest "
+               "with memory\n",
+               on[i], nt_node_has_memory(on[i]) ? "with" : "without", arg[i].known, text, 100 * s,
+               expected);
+        if (s < LOCAL_SHARE)
+            fail("thread on node %d: only %.2f%% of its pages on node %d", on[i], 100 * s,
+                 expected);
+        near += expected >= 0 ? arg[i].per_node[expected] : 0;
+        total += arg[i].known;
+    }
+    void (*stats)(hugeslab_stats_t *) =
+        (void (*)(hugeslab_stats_t *))dlsym(RTLD_DEFAULT, "hugeslab_stats");
+    if (stats) {
+        static hugeslab_stats_t st;
+        stats(&st);
+        for (int n = 0; n < nodes && n < HUGESLAB_STATS_MAX_NODES; n++) {
+            printf("hugeslab: %llu SuperSlabs on node %d\n",
+                   (unsigned long long)st.superslabs_by_node[n], n);
+            if (!nt_node_has_memory(n) && st.superslabs_by_node[n])
+                fail("hugeslab counts %llu SuperSlabs on node %d, which has no memory",
+                     (unsigned long long)st.superslabs_by_node[n], n);
+        }
+    }
+    print_figures("topology", share(near, total));
+    pthread_barrier_wait(&start);
+    for (int i = 0; i < threads; i++) pthread_join(tid[i], NULL);
+    return finish();
+}
+
 /* ---- e. hugetlb backing ----------------------------------------------------------- */
 
 /* A figure of one hugepage size's pool, from that size's own sysfs files:
@@ -572,7 +636,8 @@ int main(int argc, char **argv)
 {
     setvbuf(stdout, NULL, _IOLBF, 0);
     if (argc < 2) {
-        fprintf(stderr, "usage: %s local|remote|policy MODE [NODE]|migrate|hugetlb [none]\n",
+        fprintf(stderr,
+                "usage: %s local|remote|policy MODE [NODE]|migrate|topology|hugetlb [none]\n",
                 argv[0]);
         return NT_EXIT_USAGE;
     }
@@ -593,6 +658,8 @@ int main(int argc, char **argv)
         rc = case_policy(argc, argv);
     else if (strcmp(argv[1], "migrate") == 0)
         rc = case_migrate();
+    else if (strcmp(argv[1], "topology") == 0)
+        rc = case_topology();
     else if (strcmp(argv[1], "hugetlb") == 0)
         rc = case_hugetlb(argc, argv);
     if (rc == NT_EXIT_USAGE) fprintf(stderr, "%s: bad arguments\n", argv[0]);

@@ -94,6 +94,41 @@ static inline int nt_node_cpus(int node, cpu_set_t *cpus)
     return n;
 }
 
+/* Whether a node has memory (has_memory; a node of CPUs alone has none). */
+static inline int nt_node_has_memory(int node)
+{
+    char buf[256];
+    unsigned char set[NT_MAX_NODES];
+    if (nt_read_file("/sys/devices/system/node/has_memory", buf, sizeof buf) < 0) return 1;
+    nt_parse_list(buf, set, NT_MAX_NODES);
+    return node >= 0 && node < NT_MAX_NODES && set[node];
+}
+
+/* Where memory for a thread on node should come from: the node itself when
+ * it has memory, else the node with memory nearest to it by its distance
+ * row (ties: the lowest id). -1 when unknown. */
+static inline int nt_nearest_memory_node(int node)
+{
+    if (nt_node_has_memory(node)) return node;
+    char path[96], buf[1024];
+    snprintf(path, sizeof path, "/sys/devices/system/node/node%d/distance", node);
+    if (nt_read_file(path, buf, sizeof buf) < 0) return -1;
+    int best = -1;
+    long best_distance = 0;
+    char *s = buf;
+    for (int to = 0; to < nt_node_count(); to++) {
+        char *end;
+        long d = strtol(s, &end, 10);
+        if (end == s) break;
+        s = end;
+        if (nt_node_has_memory(to) && (best < 0 || d < best_distance)) {
+            best = to;
+            best_distance = d;
+        }
+    }
+    return best;
+}
+
 /* Moves the calling thread onto the CPUs of node; 0 or -1. The kernel moves
  * the thread before sched_setaffinity returns. */
 static inline int nt_pin_to_node(int node)

@@ -11,6 +11,11 @@
 #
 # Cases (see numa_placement_test.c and numa_module_test.c):
 #   local remote migrate membind preferred interleave hugetlb   placement
+#   cpuless                        the last node has memory and no CPUs (a CXL
+#                                  expander): numactl --membind to it works
+#   memless module-topology        4 nodes: node 1 has CPUs and no memory, node 3
+#                                  memory and no CPUs, node 1 nearest to node 3:
+#                                  no pool on node 1, its threads get node 3's
 #   hugetlb-1g hugetlb-1g-none     booted with default_hugepagesz=1G: SuperSlabs
 #                                  on 2 MiB pages, the 1 GiB pool untouched;
 #                                  with no 2 MiB pool, a fallback and a message
@@ -40,8 +45,8 @@ while [[ $# -gt 0 ]]; do
     esac
 done
 [[ $alloc == hugeslab || $alloc == glibc ]] || { echo "--alloc hugeslab|glibc" >&2; exit 2; }
-placement_cases="local remote migrate membind preferred interleave hugetlb hugetlb-1g hugetlb-1g-none"
-module_cases="module module-bind module-preferred module-interleave module-cap module-off"
+placement_cases="local remote migrate membind preferred interleave hugetlb cpuless memless hugetlb-1g hugetlb-1g-none"
+module_cases="module module-bind module-preferred module-interleave module-cap module-off module-topology"
 if [[ ${#cases[@]} -eq 0 ]]; then
     cases=($placement_cases)
     [[ $alloc == hugeslab ]] && cases+=($module_cases)
@@ -166,6 +171,19 @@ for n in $node_counts; do
                 fi
                 hp=$(seq -s, 0 $((n - 1)) | sed 's/\([0-9]*\)/\1:24/g')
                 run_case "$name" "$n" --hugepages "$hp" "${preload[@]}" --env HUGESLAB_BACKING=hugetlb -- "$test_prog" hugetlb ;;
+            cpuless)
+                if [[ $has_numactl == 0 ]]; then skip "$name" "no numactl"; continue; fi
+                last=$((n - 1))
+                run_case "$name" "$n" --cpus "$last" "${preload[@]}" -- \
+                    numactl --membind="$last" "$test_prog" policy bind "$last" ;;
+            memless|module-topology)
+                [[ $n -eq 4 ]] || continue # one node count is enough
+                odd_nodes=(--cpus 3 --memless 1 --distance 1:3:15)
+                if [[ $c == memless ]]; then
+                    run_case "$name" "$n" "${odd_nodes[@]}" "${preload[@]}" -- "$test_prog" topology
+                else
+                    run_case "$name" "$n" "${odd_nodes[@]}" -- "$module_prog" topology
+                fi ;;
             hugetlb-1g|hugetlb-1g-none)
                 # One node count is enough. A 1 GiB page needs a free,
                 # 1 GiB-aligned GiB of one node: 2 GiB per node gives one.
