@@ -50,8 +50,8 @@ void *os_map_aligned(size_t size, size_t align, bool hugetlb)
     char *start = (char *)hs_align_up((uintptr_t)raw, align);
     size_t head = (size_t)(start - raw);
     size_t tail = span - head - size;
-    if (head) munmap(raw, head);
-    if (tail) munmap(start + size, tail);
+    os_unmap(raw, head);
+    os_unmap(start + size, tail);
     return start;
 }
 
@@ -59,7 +59,12 @@ void *os_map_pages(size_t size) { return map_anonymous(hs_align_up(size, PAGE_GR
 
 void os_unmap(void *addr, size_t size)
 {
-    if (size) munmap(addr, size);
+    if (!size || munmap(addr, size) == 0) return;
+    /* munmap fails (ENOMEM) when cutting a mapping would pass
+     * vm.max_map_count. The range stays mapped, but its pages go back:
+     * MADV_DONTNEED never splits a mapping, so only address space is lost,
+     * never memory. */
+    madvise(addr, size, MADV_DONTNEED);
 }
 
 int os_remap_in_place(void *addr, size_t old_size, size_t new_size)

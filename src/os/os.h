@@ -39,8 +39,9 @@ void *os_map_aligned(size_t size, size_t align, bool hugetlb);
 void *os_map_pages(size_t size);
 
 /* munmap of a range (or part of one cut at page boundaries) that one of the
- * os_map functions returned; size 0 does nothing. Cannot fail for such
- * ranges; a failure is ignored. */
+ * os_map functions returned; size 0 does nothing. Where the kernel refuses
+ * (ENOMEM: the cut would pass vm.max_map_count) the range stays mapped but
+ * its pages are dropped (MADV_DONTNEED): address space is lost, memory not. */
 void os_unmap(void *addr, size_t size);
 
 /* mremap without moving: grows or shrinks [addr, addr+old_size) to new_size
