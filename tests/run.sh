@@ -4,7 +4,7 @@
 # test failed.  Full output of each test: $BUILD/tests/logs/<name>.log
 #
 # Usage: tests/run.sh [name...]        (default: all tests)
-#   names: format layers internal segment orphan api api_static bad_input stress stress_tsan stress_tsan_purge stress_ubsan fork
+#   names: format layers internal segment orphan api api_static bad_input fault stress stress_tsan stress_tsan_purge stress_ubsan fork
 #          fork_hugetlb fork_hugetlb_race thread_exit trim_deadlock dlopen cxx symbols
 #          libnuma_static libnuma_preload
 #          fuzz fuzz_mt fuzz_libfuzzer (the differential fuzzer: alone, 4 threads, libFuzzer)
@@ -59,7 +59,7 @@ else
     EXPECT=1
 fi
 
-ALL="format layers internal segment orphan api api_static bad_input stress stress_tsan stress_tsan_purge stress_ubsan fork fork_hugetlb fork_hugetlb_race thread_exit trim_deadlock dlopen cxx symbols libnuma_static libnuma_preload fuzz fuzz_mt fuzz_libfuzzer debug_stress debug_fork debug_thread_exit debug_trim_deadlock debug_fuzz programs postgres install tool charts kernel numa"
+ALL="format layers internal segment orphan api api_static bad_input fault stress stress_tsan stress_tsan_purge stress_ubsan fork fork_hugetlb fork_hugetlb_race thread_exit trim_deadlock dlopen cxx symbols libnuma_static libnuma_preload fuzz fuzz_mt fuzz_libfuzzer debug_stress debug_fork debug_thread_exit debug_trim_deadlock debug_fuzz programs postgres install tool charts kernel numa"
 WANT=${*:-$ALL}
 
 report() { # STATUS NAME [REASON]
@@ -164,6 +164,11 @@ for t in $WANT; do
         if [ -n "$PRELOAD" ]; then run_test api_static plain "$BIN/api_test_static"
         else report SKIP api_static "HS_NO_PRELOAD=1"; fi ;;
     bad_input) run_test bad_input preload "$BIN/bad_input_test" ;;
+    fault)
+        # The library's objects built with HS_FAULT_INJECTION: each scenario
+        # is a run of its own with the OS layer's calls failing (src/os/fault.h).
+        echo "  ... fault: the API and a threaded workload while system calls fail (about 1 minute)"
+        run_suite fault "$BIN/fault_test" ;;
     # shellcheck disable=SC2086
     stress) run_test stress preload "$BIN/stress_test" $STRESS_ARGS ;;
     stress_tsan)

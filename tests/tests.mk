@@ -53,6 +53,9 @@ FUZZ_FLAGS    := -fsanitize=fuzzer-no-link,undefined -fno-sanitize-recover=undef
 tsan_CC        = $(CC)
 ubsan_CC       = $(CC)
 fuzz_CC        = $(FUZZ_CC)
+FAULT_OBJ     := $(patsubst $(BUILD)/obj/%,$(BUILD)/fault/%,$(TEST_LIB_OBJ))
+FAULT_FLAGS   := -O2 -DHS_FAULT_INJECTION=1
+fault_CC       = $(CC)
 
 TEST_BINS := $(TEST_DIR)/api_test $(TEST_DIR)/api_test_static $(TEST_DIR)/bad_input_test \
              $(TEST_DIR)/stress_test $(TEST_DIR)/stress_tsan $(TEST_DIR)/stress_ubsan \
@@ -60,7 +63,7 @@ TEST_BINS := $(TEST_DIR)/api_test $(TEST_DIR)/api_test_static $(TEST_DIR)/bad_in
              $(TEST_DIR)/cxx_test $(TEST_DIR)/kernel_test $(TEST_DIR)/internal_test \
              $(TEST_DIR)/libnuma_static $(TEST_DIR)/libnuma_preload $(TEST_DIR)/fuzz_test \
              $(TEST_DIR)/trim_deadlock_test $(TEST_DIR)/segment_test \
-             $(TEST_DIR)/orphan_test
+             $(TEST_DIR)/orphan_test $(TEST_DIR)/fault_test
 
 TEST_COMMON := tests/test_util.h tests/api_names.h tests/tests.mk
 
@@ -152,7 +155,14 @@ endef
 $(eval $(call san_rules,tsan,$(TSAN_FLAGS)))
 $(eval $(call san_rules,ubsan,$(UBSAN_FLAGS)))
 $(eval $(call san_rules,fuzz,$(FUZZ_FLAGS)))
--include $(TSAN_OBJ:.o=.d) $(UBSAN_OBJ:.o=.d) $(FUZZ_OBJ:.o=.d)
+$(eval $(call san_rules,fault,$(FAULT_FLAGS)))
+-include $(TSAN_OBJ:.o=.d) $(UBSAN_OBJ:.o=.d) $(FUZZ_OBJ:.o=.d) $(FAULT_OBJ:.o=.d)
+
+# the OS layer's calls failing on demand (src/os/fault.h): the library's
+# objects built with HS_FAULT_INJECTION, which no other build has
+$(TEST_DIR)/fault_test: tests/fault_test.c $(TEST_COMMON) include/hugeslab.h $(FAULT_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(TEST_CFLAGS) -Isrc -DHS_FAULT_INJECTION=1 $< $(FAULT_OBJ) -o $@ $(LIBS) $(TEST_LDLIBS)
 
 $(TEST_DIR)/stress_tsan: tests/stress_test.c $(TEST_COMMON) include/hugeslab.h $(TSAN_OBJ)
 	@mkdir -p $(dir $@)

@@ -7,10 +7,12 @@
 #include <unistd.h>
 
 #include "common/common.h"
+#include "os/fault.h"
 #include "os/os.h"
 
 ssize_t os_read_file(const char *path, char *buf, size_t cap)
 {
+    if (OS_FAULT(OS_FAULT_FILE)) return -1;
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) return -1;
     size_t len = 0;

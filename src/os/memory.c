@@ -5,6 +5,7 @@
 #include <sys/mman.h>
 
 #include "common/common.h"
+#include "os/fault.h"
 #include "os/os.h"
 
 #ifndef MADV_POPULATE_WRITE
@@ -16,6 +17,10 @@
 /* mmap that keeps errno at ENOMEM for every failure, as malloc promises. */
 static void *map_anonymous(size_t size, int extra_flags)
 {
+    if (OS_FAULT(OS_FAULT_MMAP)) {
+        errno = ENOMEM;
+        return NULL;
+    }
     void *p =
         mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | extra_flags, -1, 0);
     if (p == MAP_FAILED) {
@@ -59,7 +64,8 @@ void *os_map_pages(size_t size) { return map_anonymous(hs_align_up(size, PAGE_GR
 
 void os_unmap(void *addr, size_t size)
 {
-    if (!size || munmap(addr, size) == 0) return;
+    if (!size) return;
+    if (!OS_FAULT(OS_FAULT_MUNMAP) && munmap(addr, size) == 0) return;
     /* munmap fails (ENOMEM) when cutting a mapping would pass
      * vm.max_map_count. The range stays mapped, but its pages go back:
      * MADV_DONTNEED never splits a mapping, so only address space is lost,
@@ -69,27 +75,32 @@ void os_unmap(void *addr, size_t size)
 
 int os_remap_in_place(void *addr, size_t old_size, size_t new_size)
 {
+    if (OS_FAULT(OS_FAULT_MREMAP)) return -ENOMEM;
     return mremap(addr, old_size, new_size, 0) == MAP_FAILED ? -errno : 0;
 }
 
 int os_remap_onto(void *addr, size_t old_size, size_t new_size, void *dest)
 {
+    if (OS_FAULT(OS_FAULT_MREMAP)) return -ENOMEM;
     void *p = mremap(addr, old_size, new_size, MREMAP_MAYMOVE | MREMAP_FIXED, dest);
     return p == MAP_FAILED ? -errno : 0;
 }
 
 int os_advise_hugepage(void *addr, size_t size, bool on)
 {
+    if (OS_FAULT(OS_FAULT_MADVISE)) return -ENOMEM;
     return madvise(addr, size, on ? MADV_HUGEPAGE : MADV_NOHUGEPAGE) == 0 ? 0 : -errno;
 }
 
 int os_populate(void *addr, size_t size)
 {
+    if (OS_FAULT(OS_FAULT_MADVISE)) return -ENOMEM;
     return madvise(addr, size, MADV_POPULATE_WRITE) == 0 ? 0 : -errno;
 }
 
 int os_purge(void *addr, size_t size, bool dontneed)
 {
+    if (OS_FAULT(OS_FAULT_MADVISE)) return -ENOMEM;
     if (!dontneed) {
         if (madvise(addr, size, MADV_FREE) == 0) return 0;
         if (errno != EINVAL) return -errno;

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "common/common.h"
+#include "os/fault.h"
 #include "os/os.h"
 
 #ifndef SYS_set_mempolicy_home_node
@@ -18,18 +19,21 @@
 
 int os_get_mempolicy(int *mode, unsigned long *mask, unsigned long maxnode, unsigned long flags)
 {
+    if (OS_FAULT(OS_FAULT_MBIND)) return -ENOMEM;
     long r = syscall(SYS_get_mempolicy, mode, mask, maxnode, (void *)0, flags);
     return r == 0 ? 0 : -errno;
 }
 
 int os_mbind(void *addr, size_t len, int mode, const unsigned long *mask, unsigned long maxnode)
 {
+    if (OS_FAULT(OS_FAULT_MBIND)) return -ENOMEM;
     long r = syscall(SYS_mbind, addr, len, (unsigned long)mode, mask, maxnode, 0UL);
     return r == 0 ? 0 : -errno;
 }
 
 int os_set_home_node(void *addr, size_t len, unsigned home)
 {
+    if (OS_FAULT(OS_FAULT_MBIND)) return -ENOMEM;
     long r = syscall(SYS_set_mempolicy_home_node, (unsigned long)addr, (unsigned long)len,
                      (unsigned long)home, 0UL);
     return r == 0 ? 0 : -errno;
@@ -89,6 +93,7 @@ size_t os_page_size(void)
 
 int os_thread_start(void *(*fn)(void *), void *arg, size_t stack_size)
 {
+    if (OS_FAULT(OS_FAULT_THREAD)) return EAGAIN;
     sigset_t all, old;
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);

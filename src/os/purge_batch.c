@@ -9,6 +9,7 @@
 #include <sys/mman.h>
 
 #include "common/common.h"
+#include "os/fault.h"
 #include "os/os.h"
 
 #if defined(HS_HAVE_URING) && HS_HAVE_URING
@@ -22,7 +23,7 @@ static int ring_state; /* 0 untried, 1 ready, else -errno of the refusal */
 int os_uring_setup(void)
 {
     if (ring_state == 0) {
-        int rc = io_uring_queue_init(RING_ENTRIES, &ring, 0);
+        int rc = OS_FAULT(OS_FAULT_URING) ? -ENOMEM : io_uring_queue_init(RING_ENTRIES, &ring, 0);
         ring_state = rc == 0 ? 1 : rc;
     }
     return ring_state == 1 ? 0 : ring_state;
