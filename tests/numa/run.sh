@@ -16,6 +16,8 @@
 #   memless module-topology        4 nodes: node 1 has CPUs and no memory, node 3
 #                                  memory and no CPUs, node 1 nearest to node 3:
 #                                  no pool on node 1, its threads get node 3's
+#   many-nodes                     66 nodes with memory, 2 with CPUs: one line at
+#                                  start-up says pools go to the first 64 only
 #   hugetlb-1g hugetlb-1g-none     booted with default_hugepagesz=1G: SuperSlabs
 #                                  on 2 MiB pages, the 1 GiB pool untouched;
 #                                  with no 2 MiB pool, a fallback and a message
@@ -45,7 +47,7 @@ while [[ $# -gt 0 ]]; do
     esac
 done
 [[ $alloc == hugeslab || $alloc == glibc ]] || { echo "--alloc hugeslab|glibc" >&2; exit 2; }
-placement_cases="local remote migrate membind preferred interleave hugetlb cpuless memless hugetlb-1g hugetlb-1g-none"
+placement_cases="local remote migrate membind preferred interleave hugetlb cpuless memless many-nodes hugetlb-1g hugetlb-1g-none"
 module_cases="module module-bind module-preferred module-interleave module-cap module-off module-topology"
 if [[ ${#cases[@]} -eq 0 ]]; then
     cases=($placement_cases)
@@ -184,6 +186,11 @@ for n in $node_counts; do
                 else
                     run_case "$name" "$n" "${odd_nodes[@]}" -- "$module_prog" topology
                 fi ;;
+            many-nodes)
+                [[ $n -eq 2 ]] || continue # one run is enough
+                if [[ $alloc != hugeslab ]]; then skip "$name" "hugeslab's own message"; continue; fi
+                run_case "numa/66n/$c" 66 --expect-log 'hugeslab: 66 NUMA nodes have memory, more than the 64' \
+                    --cpus 2 --mem-mib 8448 --hugepages 0 --timeout 200 "${preload[@]}" -- "$test_prog" local ;;
             hugetlb-1g|hugetlb-1g-none)
                 # One node count is enough. A 1 GiB page needs a free,
                 # 1 GiB-aligned GiB of one node: 2 GiB per node gives one.
