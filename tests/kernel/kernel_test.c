@@ -1,6 +1,6 @@
 /* Kernel truth: what hugeslab claims about pages, checked against the
- * kernel's own accounting (getrusage faults, /proc/self/smaps_rollup,
- * /proc/meminfo HugePages_*). Linked against build/libhugeslab.so.
+ * kernel's own accounting (getrusage faults, /proc/self/smaps_rollup, the
+ * 2 MiB pool's sysfs figures). Linked against build/libhugeslab.so.
  *
  *   kernel_test faults BACKING N     fill N SuperSlabs with 64-byte blocks and
  *                                    count faults; BACKING: thp|hugetlb|base

@@ -53,7 +53,10 @@ else
 fi
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/hugeslab-pg.XXXXXX") || exit 1
-pool_file=/proc/sys/vm/nr_hugepages
+# The 2 MiB pool's own files: /proc/sys/vm/nr_hugepages and HugePages_* of
+# /proc/meminfo are the default size's, 1 GiB with default_hugepagesz=1G.
+pool_dir=/sys/kernel/mm/hugepages/hugepages-2048kB
+pool_file=$pool_dir/nr_hugepages
 pool_before=$(cat "$pool_file" 2>/dev/null || echo 0)
 cleanup() {
     [ -f "$tmp/data/postmaster.pid" ] && as_db "$bindir/pg_ctl" -D "$tmp/data" -m immediate -w stop >/dev/null 2>&1
@@ -159,7 +162,7 @@ run_case() {
         sleep 1.5
         maps=$(inspect)
         while kill -0 $bench 2>/dev/null; do
-            free=$(awk '/^HugePages_Free:/ {print $2}' /proc/meminfo)
+            free=$(cat "$pool_dir/free_hugepages")
             if [ "$min_free" -lt 0 ] || [ "$free" -lt "$min_free" ]; then min_free=$free; fi
             sleep 0.2
         done
