@@ -95,11 +95,14 @@ typedef struct hugeslab_stats_s {
 void hugeslab_stats(hugeslab_stats_t *out);
 
 /* Prints the statistics as HUGESLAB_STATS=1 does at exit: to stderr, or to
- * HUGESLAB_STATS_FILE (as JSON when its name ends in .json). */
+ * HUGESLAB_STATS_FILE (%p: pid, %e: program; JSON for .json, Prometheus text
+ * for .prom, else text), replaced whole by a rename. Each report names the
+ * pid, the program, the version and the time. */
 void hugeslab_stats_print(void);
 
-/* The same figures as one JSON object, written into buf (NUL-terminated,
- * truncated to size). Returns the length the whole text needs. */
+/* The same figures as one JSON object, with "pid", "program", "version",
+ * "time" and "time_unix" first, written into buf (NUL-terminated, truncated
+ * to size). Returns the length the whole text needs. */
 size_t hugeslab_stats_json(char *buf, size_t size);
 
 #ifdef __cplusplus

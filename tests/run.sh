@@ -13,6 +13,7 @@
 #          postgres (tests/postgres: PostgreSQL and pgbench on hugeslab, THP and a small hugetlb pool)
 #          install (tests/install: make install into a DESTDIR, pkg-config builds)
 #          tool (tests/tool: the hugeslab command: run, doctor, pool, stats, top)
+#          stats (tests/stats: live statistics files, formats, messages)
 #          charts (tests/charts: bench/compare.py's charts from made-up results)
 #          kernel (tests/kernel: faults, purge, fallbacks, statistics)
 #          numa (tests/numa: placement in 2- and 4-node virtual machines)
@@ -59,7 +60,7 @@ else
     EXPECT=1
 fi
 
-ALL="format layers internal segment orphan api api_static bad_input fault stress stress_tsan stress_tsan_purge stress_ubsan fork fork_hugetlb fork_hugetlb_race thread_exit trim_deadlock dlopen cxx symbols libnuma_static libnuma_preload fuzz fuzz_mt fuzz_libfuzzer debug_stress debug_fork debug_thread_exit debug_trim_deadlock debug_fuzz programs postgres install tool charts kernel numa"
+ALL="format layers internal segment orphan api api_static bad_input fault stress stress_tsan stress_tsan_purge stress_ubsan fork fork_hugetlb fork_hugetlb_race thread_exit trim_deadlock dlopen cxx symbols libnuma_static libnuma_preload fuzz fuzz_mt fuzz_libfuzzer debug_stress debug_fork debug_thread_exit debug_trim_deadlock debug_fuzz programs postgres install tool stats charts kernel numa"
 WANT=${*:-$ALL}
 
 report() { # STATUS NAME [REASON]
@@ -277,6 +278,9 @@ for t in $WANT; do
     install) run_suite install sh "$TESTS_DIR/install/run.sh" "$BUILD" ;;
     tool) run_suite tool bash "$TESTS_DIR/tool/run.sh" "$BUILD" ;;
     charts) run_suite charts sh "$TESTS_DIR/charts/run.sh" ;;
+    stats)
+        if [ -n "$PRELOAD" ]; then run_suite stats python3 "$TESTS_DIR/stats/stats_test.py" "$SO"
+        else report SKIP stats "HS_NO_PRELOAD=1"; fi ;;
     *) report FAIL "$t" "unknown test" ;;
     esac
 done

@@ -13,4 +13,15 @@
 /* Process start-up; safe to call any number of times from any thread. */
 void hs_init(void);
 
+/* Statistics reports (report.c). Start: after hs_init, outside any lock; it
+ * keeps a copy of stderr for the exit report and, with
+ * HUGESLAB_STATS_INTERVAL_MS, starts the live file. Exit: the report of
+ * HUGESLAB_STATS=1. Fork child: the live file goes on in the child. */
+/* One past the highest kernel node id the statistics have figures for
+ * (hugeslab_stats_t's by-node arrays are indexed by kernel node id). */
+unsigned hs_stats_node_limit(void);
+void hs_report_start(void);
+void hs_report_exit(void);
+void hs_report_fork_child(void);
+
 #endif

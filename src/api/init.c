@@ -1,4 +1,5 @@
-/* Process start-up, fork handling and the statistics at exit. */
+/* Process start-up, fork handling, and the statistics gathered from each
+ * module (report.c writes them out). */
 #include <pthread.h>
 #include <string.h>
 
@@ -52,22 +53,24 @@ static void fork_child(void)
     hs_lock_forget_all();
     seg_fork_child();
     tiny_fork_child();
+    hs_report_fork_child();
 }
 
 __attribute__((constructor)) static void hs_constructor(void)
 {
     hs_init();
     pthread_atfork(fork_prepare, fork_parent, fork_child);
+    hs_report_start();
 }
 
 __attribute__((destructor)) static void hs_destructor(void)
 {
-    if (hs_option(HS_OPT_STATS)) hugeslab_stats_print();
+    hs_report_exit();
     seg_shutdown();
 }
 
 /* One past the highest kernel node id with figures. */
-static unsigned stats_node_limit(void)
+unsigned hs_stats_node_limit(void)
 {
     unsigned limit = numa_kernel_node(numa_node_count() - 1) + 1;
     return limit < HUGESLAB_STATS_MAX_NODES ? limit : HUGESLAB_STATS_MAX_NODES;
@@ -116,121 +119,4 @@ HS_EXPORT void hugeslab_stats(hugeslab_stats_t *out)
     s.kernel_lazy_free = rollup.lazy_free;
     s.kernel_hugetlb = rollup.private_hugetlb;
     *out = s;
-}
-
-/* One "key": value member of the JSON object. */
-static void json_member(hs_text_t *t, const char *key, long long value, bool last)
-{
-    hs_text_format(t, "\"%s\": %lld%s", key, value, last ? "" : ", ");
-}
-
-HS_EXPORT size_t hugeslab_stats_json(char *buf, size_t size)
-{
-    hugeslab_stats_t s;
-    hugeslab_stats(&s);
-    hs_text_t t = hs_text(buf, size);
-    hs_text_char(&t, '{');
-#define PUT(field) json_member(&t, #field, (long long)s.field, false)
-    PUT(superslabs_mapped);
-    PUT(superslabs_hugetlb);
-    PUT(superslabs_thp);
-    PUT(superslabs_base);
-    PUT(superslabs_cached);
-    PUT(superslabs_purged);
-    for (unsigned n = 0; n < stats_node_limit(); n++) {
-        char key[32] = "superslabs_node";
-        key[15] = (char)('0' + n);
-        key[16] = '\0';
-        json_member(&t, key, (long long)s.superslabs_by_node[n], false);
-        char remote_key[32] = "remote_frees_node";
-        remote_key[17] = (char)('0' + n);
-        remote_key[18] = '\0';
-        json_member(&t, remote_key, (long long)s.remote_frees_by_node[n], false);
-    }
-    PUT(bytes_mapped);
-    PUT(bytes_in_slabs);
-    PUT(bytes_in_runs);
-    PUT(bytes_cached);
-    PUT(bytes_purged_now);
-    PUT(bytes_purged_total);
-    PUT(purge_calls);
-    PUT(huge_blocks);
-    PUT(remote_frees);
-    PUT(threads_live);
-    PUT(orphan_slabs);
-    PUT(page_faults);
-    PUT(kernel_rss);
-    PUT(kernel_anon_huge);
-    PUT(kernel_lazy_free);
-    json_member(&t, "kernel_hugetlb", s.kernel_hugetlb, true);
-#undef PUT
-    hs_text_char(&t, '}');
-    return t.len;
-}
-
-static int stats_fd(bool *is_json, bool *close_after)
-{
-    const char *path = hs_option_string(HS_OPT_STATS_FILE);
-    *is_json = false;
-    *close_after = false;
-    if (!path || !*path) return 2;
-    size_t len = strlen(path);
-    *is_json = len > 5 && strcmp(path + len - 5, ".json") == 0;
-    int fd = os_open_for_writing(path);
-    if (fd < 0) {
-        hs_message("cannot write HUGESLAB_STATS_FILE=%s; statistics go to stderr", path);
-        *is_json = false;
-        return 2;
-    }
-    *close_after = true;
-    return fd;
-}
-
-HS_EXPORT void hugeslab_stats_print(void)
-{
-    bool is_json, close_after;
-    int fd = stats_fd(&is_json, &close_after);
-    if (is_json) {
-        char buf[2048];
-        size_t len = hugeslab_stats_json(buf, sizeof buf);
-        if (len < sizeof buf) hs_fd_printf(fd, "%s\n", buf);
-        if (close_after) os_close(fd);
-        return;
-    }
-    hugeslab_stats_t s;
-    hugeslab_stats(&s);
-    const unsigned long long MiB = 1 << 20;
-    hs_fd_printf(fd, "hugeslab: statistics (THP mode %s, %u node(s))\n",
-                 thp_mode_name(thp_system_mode()), numa_node_count());
-    hs_fd_printf(fd,
-                 "  superslabs  %llu mapped: hugetlb %llu, thp %llu, base %llu; "
-                 "cached %llu, purged %llu\n",
-                 (unsigned long long)s.superslabs_mapped, (unsigned long long)s.superslabs_hugetlb,
-                 (unsigned long long)s.superslabs_thp, (unsigned long long)s.superslabs_base,
-                 (unsigned long long)s.superslabs_cached, (unsigned long long)s.superslabs_purged);
-    for (unsigned n = 0; n < stats_node_limit(); n++)
-        hs_fd_printf(fd, "  node %u      %llu superslabs (%llu MiB), %llu remote frees\n", n,
-                     (unsigned long long)s.superslabs_by_node[n],
-                     (unsigned long long)s.superslabs_by_node[n] * 2,
-                     (unsigned long long)s.remote_frees_by_node[n]);
-    hs_fd_printf(
-        fd,
-        "  bytes       mapped %llu MiB, in slabs %llu MiB, in runs %llu MiB, "
-        "cached %llu MiB, purged %llu MiB (%llu MiB since start)\n",
-        (unsigned long long)s.bytes_mapped / MiB, (unsigned long long)s.bytes_in_slabs / MiB,
-        (unsigned long long)s.bytes_in_runs / MiB, (unsigned long long)s.bytes_cached / MiB,
-        (unsigned long long)s.bytes_purged_now / MiB,
-        (unsigned long long)s.bytes_purged_total / MiB);
-    hs_fd_printf(fd,
-                 "  activity    purge calls %llu, remote frees %llu, page faults %llu, "
-                 "threads %llu, orphan slabs %llu, huge blocks %llu\n",
-                 (unsigned long long)s.purge_calls, (unsigned long long)s.remote_frees,
-                 (unsigned long long)s.page_faults, (unsigned long long)s.threads_live,
-                 (unsigned long long)s.orphan_slabs, (unsigned long long)s.huge_blocks);
-    hs_fd_printf(fd,
-                 "  kernel      Rss %lld KiB, AnonHugePages %lld KiB, LazyFree %lld KiB, "
-                 "Private_Hugetlb %lld KiB\n",
-                 (long long)(s.kernel_rss / 1024), (long long)(s.kernel_anon_huge / 1024),
-                 (long long)(s.kernel_lazy_free / 1024), (long long)(s.kernel_hugetlb / 1024));
-    if (close_after) os_close(fd);
 }

@@ -100,6 +100,11 @@ const char *hs_parse_u64(const char *s, const char *end, uint64_t *out);
  * Formatted with hs_text on the stack and written with one write(2), so
  * they are safe inside malloc. */
 void hs_message(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* The program's name (argv[0] without its folder), as %e and verbose
+ * messages show it; "?" when unknown. */
+const char *hs_program_name(void);
+/* From now on, messages start "hugeslab[pid program]: " (on: verbose). */
+void hs_message_tag_process(bool on);
 /* "hugeslab: <message>" on stderr, then abort(). For bad input from the
  * program (invalid or double free), never for exhaustion. */
 HS_NORETURN HS_COLD void hs_fatal(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -28,7 +28,11 @@ static const option_desc_t option_table[HS_OPT_COUNT] = {
     [HS_OPT_VERBOSE] = {"VERBOSE", KIND_CHOICE, 0, 0, 1, bool_words, "print the effective options"},
     [HS_OPT_STATS] = {"STATS", KIND_CHOICE, 0, 0, 1, bool_words, "print statistics at exit"},
     [HS_OPT_STATS_FILE] = {"STATS_FILE", KIND_STRING, 0, 0, 0, NULL,
-                           "file for the statistics (JSON when it ends in .json)"},
+                           "file for the statistics (%p: pid, %e: program; JSON for .json, "
+                           "Prometheus for .prom, else text); implies STATS=1"},
+    [HS_OPT_STATS_INTERVAL_MS] = {"STATS_INTERVAL_MS", KIND_NUMBER, 0, 0, 3600 * 1000, NULL,
+                                  "rewrite the statistics file every this many milliseconds "
+                                  "(0: at exit only)"},
     [HS_OPT_BACKING] = {"BACKING", KIND_CHOICE, HS_BACKING_AUTO, 0, 3, backing_words,
                         "SuperSlab pages: auto, hugetlb, thp or base"},
     [HS_OPT_PREFAULT] = {"PREFAULT", KIND_CHOICE, 0, 0, 1, bool_words,
@@ -78,8 +82,96 @@ static int find_option(const char *name, size_t len)
     return -1;
 }
 
+/* Variables read besides the table's options. */
+static const char *const other_names[] = {"PROFILE", "CONFIG", NULL};
+
+static char upper(char c) { return c >= 'a' && c <= 'z' ? (char)(c - 'a' + 'A') : c; }
+
+/* Edit distance (insertions, deletions, substitutions; case ignored)
+ * between name[0..len) and known, for "did you mean". */
+static unsigned name_distance(const char *name, size_t len, const char *known)
+{
+    unsigned row[64];
+    size_t known_len = strlen(known);
+    if (len >= 64 || known_len >= 64) return 64;
+    for (size_t j = 0; j <= known_len; j++) row[j] = (unsigned)j;
+    for (size_t i = 1; i <= len; i++) {
+        unsigned diagonal = row[0];
+        row[0] = (unsigned)i;
+        for (size_t j = 1; j <= known_len; j++) {
+            unsigned above = row[j];
+            unsigned best = diagonal + (upper(name[i - 1]) != upper(known[j - 1]));
+            if (above + 1 < best) best = above + 1;
+            if (row[j - 1] + 1 < best) best = row[j - 1] + 1;
+            row[j] = best;
+            diagonal = above;
+        }
+    }
+    return row[known_len];
+}
+
+/* The known name (an option's, or PROFILE/CONFIG when `others`) closest to
+ * name[0..len). */
+static const char *closest_name(const char *name, size_t len, bool others)
+{
+    const char *best = option_table[0].name;
+    unsigned best_distance = name_distance(name, len, best);
+    for (int o = 1; o < HS_OPT_COUNT; o++) {
+        unsigned d = name_distance(name, len, option_table[o].name);
+        if (d < best_distance) best = option_table[o].name, best_distance = d;
+    }
+    for (int i = 0; others && other_names[i]; i++) {
+        unsigned d = name_distance(name, len, other_names[i]);
+        if (d < best_distance) best = other_names[i], best_distance = d;
+    }
+    return best;
+}
+
+/* At most 63 bytes of text[0..len), for a message. */
+static const char *shown(const char *text, size_t len, char buf[64])
+{
+    size_t n = len < 63 ? len : 63;
+    memcpy(buf, text, n);
+    buf[n] = '\0';
+    return buf;
+}
+
+/* An option's name as config files spell it (lower case), into buf. */
+static const char *lower(const char *name, char buf[64])
+{
+    size_t i = 0;
+    for (; name[i] && i < 63; i++)
+        buf[i] = name[i] >= 'A' && name[i] <= 'Z' ? (char)(name[i] - 'A' + 'a') : name[i];
+    buf[i] = '\0';
+    return buf;
+}
+
+/* "auto, hugetlb, thp, base" or "whole numbers from 0 to 3600000". */
+static void describe_valid(const option_desc_t *d, hs_text_t *t)
+{
+    if (d->kind == KIND_CHOICE) {
+        for (int i = 0; d->words[i]; i++) hs_text_format(t, "%s%s", i ? ", " : "", d->words[i]);
+    } else if (d->kind == KIND_NUMBER) {
+        hs_text_format(t, "whole numbers from %lld to %lld", (long long)d->min, (long long)d->max);
+    } else {
+        hs_text_format(t, "text of up to %zu bytes", sizeof string_store - string_store_used - 1);
+    }
+}
+
+/* The option's value now, as a config file would spell it. */
+static void describe_value(int o, hs_text_t *t)
+{
+    const option_desc_t *d = &option_table[o];
+    if (d->kind == KIND_CHOICE)
+        hs_text_str(t, d->words[hs_option_values[o]]);
+    else if (d->kind == KIND_NUMBER)
+        hs_text_int(t, (long long)hs_option_values[o]);
+    else
+        hs_text_str(t, hs_option_strings[o] ? hs_option_strings[o] : "(unset)");
+}
+
 /* Sets option o from the text value[0..len); `origin` names the source in
- * the message for a bad value. */
+ * the message for a bad value ("the environment", a profile or a file). */
 static void set_option(int o, const char *value, size_t len, const char *origin)
 {
     const option_desc_t *d = &option_table[o];
@@ -109,12 +201,17 @@ static void set_option(int o, const char *value, size_t len, const char *origin)
         }
         break;
     }
-    char shown[64];
-    size_t n = len < sizeof shown - 1 ? len : sizeof shown - 1;
-    memcpy(shown, value, n);
-    shown[n] = '\0';
-    hs_message("ignoring %s=%s from %s (not a valid value); keeping %s's previous value", d->name,
-               shown, origin, d->name);
+    char valid[256], kept[96], value_text[64];
+    hs_text_t valid_text = hs_text(valid, sizeof valid), kept_text = hs_text(kept, sizeof kept);
+    describe_valid(d, &valid_text);
+    describe_value(o, &kept_text);
+    /* Named as the source spells it: HUGESLAB_BACKING, or backing in a file. */
+    bool from_environment = strcmp(origin, "the environment") == 0;
+    char name[64];
+    hs_message("ignoring %s%s=%s from %s: valid values are %s; keeping %s",
+               from_environment ? "HUGESLAB_" : "",
+               from_environment ? d->name : lower(d->name, name), shown(value, len, value_text),
+               origin, valid, kept);
 }
 
 static bool is_space(char c) { return c == ' ' || c == '\t' || c == '\r'; }
@@ -138,13 +235,11 @@ static void apply_config_text(const char *text, const char *origin)
             while (value < end && is_space(*value)) value++;
             int o = eq ? find_option(p, (size_t)(key_end - p)) : -1;
             if (o < 0) {
-                char shown[64];
-                size_t n =
-                    (size_t)(end - p) < sizeof shown - 1 ? (size_t)(end - p) : sizeof shown - 1;
-                memcpy(shown, p, n);
-                shown[n] = '\0';
-                hs_message("ignoring line '%s' in %s (not KEY=VALUE with a known key)", shown,
-                           origin);
+                char line[64], closest[64];
+                const char *name = closest_name(p, (size_t)(key_end - p), false);
+                hs_message("ignoring line '%s' in %s (not KEY=VALUE with a known key); "
+                           "the closest key is '%s'",
+                           shown(p, (size_t)(end - p), line), origin, lower(name, closest));
             } else {
                 set_option(o, value, (size_t)(end - value), origin);
             }
@@ -171,7 +266,34 @@ static void apply_profile(const char *name)
             return;
         }
     }
-    hs_message("unknown HUGESLAB_PROFILE=%s; using the defaults", name);
+    char valid[256];
+    hs_text_t t = hs_text(valid, sizeof valid);
+    for (const hs_profile_t *p = hs_profiles; p->name; p++)
+        hs_text_format(&t, "%s%s", p == hs_profiles ? "" : ", ", p->name);
+    hs_message("ignoring HUGESLAB_PROFILE=%s: valid profiles are %s; keeping the defaults", name,
+               valid);
+}
+
+/* One line for each HUGESLAB_* variable that names no option (a typo such
+ * as HUGESLAB_STAT=1 would otherwise be ignored without a word). */
+static void warn_unknown_variables(void)
+{
+    for (char **e = os_environment(); e && *e; e++) {
+        if (strncmp(*e, "HUGESLAB_", 9) != 0) continue;
+        const char *name = *e + 9, *eq = strchr(name, '=');
+        size_t len = eq ? (size_t)(eq - name) : strlen(name);
+        /* Case counts here: getenv reads HUGESLAB_STATS, not HUGESLAB_stats. */
+        bool known = false;
+        for (int o = 0; o < HS_OPT_COUNT && !known; o++)
+            known = strlen(option_table[o].name) == len &&
+                    strncmp(option_table[o].name, name, len) == 0;
+        for (int i = 0; other_names[i] && !known; i++)
+            known = strlen(other_names[i]) == len && strncmp(other_names[i], name, len) == 0;
+        if (known) continue;
+        char text[64];
+        hs_message("ignoring HUGESLAB_%s: no such option; the closest is HUGESLAB_%s",
+                   shown(name, len, text), closest_name(name, len, true));
+    }
 }
 
 void hs_options_load(void)
@@ -191,6 +313,11 @@ void hs_options_load(void)
         const char *s = getenv(var);
         if (s) set_option(o, s, strlen(s), "the environment");
     }
+    /* A statistics file asks for statistics. */
+    if (hs_option_strings[HS_OPT_STATS_FILE] && *hs_option_strings[HS_OPT_STATS_FILE])
+        hs_option_values[HS_OPT_STATS] = 1;
+    warn_unknown_variables();
+    hs_message_tag_process(hs_option_values[HS_OPT_VERBOSE] != 0);
 }
 
 void hs_options_print(void)

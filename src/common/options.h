@@ -2,26 +2,28 @@
  * built-in default, the profile (HUGESLAB_PROFILE=name, from configs/ built
  * into the library) or a config file (HUGESLAB_CONFIG=path), then the
  * variables HUGESLAB_<NAME>. A bad name or value gets one message on stderr
- * and is ignored; it never stops the program. */
+ * (an unknown name: the closest valid one; a bad value: the valid ones and
+ * the value kept) and is ignored; it never stops the program. */
 #ifndef HS_OPTIONS_H
 #define HS_OPTIONS_H
 
 #include <stdint.h>
 
 typedef enum hs_option_e {
-    HS_OPT_VERBOSE,        /* print the effective options at start-up */
-    HS_OPT_STATS,          /* print statistics at exit */
-    HS_OPT_STATS_FILE,     /* where the statistics go (text, or JSON for *.json) */
-    HS_OPT_BACKING,        /* auto | hugetlb | thp | base */
-    HS_OPT_PREFAULT,       /* pre-fault base-page SuperSlabs (MADV_POPULATE_WRITE) */
-    HS_OPT_PURGE,          /* free | dontneed: how idle memory goes back */
-    HS_OPT_PURGE_DELAY_MS, /* idle time before memory goes back to the kernel */
-    HS_OPT_PURGE_BACKEND,  /* madvise | uring */
-    HS_OPT_RESERVE_MB,     /* empty SuperSlabs per node never purged */
-    HS_OPT_CACHE_MB,       /* empty SuperSlabs and runs kept before purging at once */
-    HS_OPT_HUGE_MB,        /* blocks of this size or more get a mapping of their own */
-    HS_OPT_NUMA,           /* auto | off: a pool per NUMA node and mbind, or one pool */
-    HS_OPT_NUMA_NODES,     /* use at most this many NUMA nodes; 0 = all */
+    HS_OPT_VERBOSE,           /* print the effective options at start-up */
+    HS_OPT_STATS,             /* print statistics at exit */
+    HS_OPT_STATS_FILE,        /* where the statistics go (text, *.json, *.prom); implies STATS */
+    HS_OPT_STATS_INTERVAL_MS, /* rewrite the statistics file this often; 0 = at exit only */
+    HS_OPT_BACKING,           /* auto | hugetlb | thp | base */
+    HS_OPT_PREFAULT,          /* pre-fault base-page SuperSlabs (MADV_POPULATE_WRITE) */
+    HS_OPT_PURGE,             /* free | dontneed: how idle memory goes back */
+    HS_OPT_PURGE_DELAY_MS,    /* idle time before memory goes back to the kernel */
+    HS_OPT_PURGE_BACKEND,     /* madvise | uring */
+    HS_OPT_RESERVE_MB,        /* empty SuperSlabs per node never purged */
+    HS_OPT_CACHE_MB,          /* empty SuperSlabs and runs kept before purging at once */
+    HS_OPT_HUGE_MB,           /* blocks of this size or more get a mapping of their own */
+    HS_OPT_NUMA,              /* auto | off: a pool per NUMA node and mbind, or one pool */
+    HS_OPT_NUMA_NODES,        /* use at most this many NUMA nodes; 0 = all */
     HS_OPT_COUNT
 } hs_option_t;
 

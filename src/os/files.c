@@ -3,6 +3,7 @@
  * only: stdio may allocate, and these run inside malloc. */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -126,6 +127,50 @@ void os_write_all(int fd, const char *buf, size_t len)
 }
 
 void os_close(int fd) { close(fd); }
+
+/* An unnamed file in path's folder, or -errno (EOPNOTSUPP and the like on
+ * file systems without O_TMPFILE). */
+static int open_unnamed_beside(const char *path)
+{
+    char dir[4096];
+    const char *slash = strrchr(path, '/');
+    size_t n = slash ? (size_t)(slash - path) : 0;
+    if (n >= sizeof dir) return -ENAMETOOLONG;
+    memcpy(dir, slash ? path : ".", slash ? n : 1);
+    dir[slash ? (n ? n : 1) : 1] = '\0'; /* "/file": the root folder */
+    int fd = open(dir, O_TMPFILE | O_WRONLY | O_CLOEXEC, 0644);
+    return fd < 0 ? -errno : fd;
+}
+
+int os_replace_file(const char *path, const char *tmp, const char *text, size_t len)
+{
+    int fd = open_unnamed_beside(path);
+    if (fd >= 0) {
+        os_write_all(fd, text, len);
+        char self[48];
+        hs_text_t t = hs_text(self, sizeof self);
+        hs_text_format(&t, "/proc/self/fd/%d", fd);
+        unlink(tmp); /* left by a process killed between the two calls below */
+        int rc = linkat(AT_FDCWD, self, AT_FDCWD, tmp, AT_SYMLINK_FOLLOW) == 0 ? 0 : -errno;
+        close(fd);
+        if (rc != 0) return rc;
+    } else {
+        fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        if (fd < 0) return -errno;
+        os_write_all(fd, text, len);
+        close(fd);
+    }
+    if (rename(tmp, path) == 0) return 0;
+    int err = errno;
+    unlink(tmp);
+    return -err;
+}
+
+int os_dup_high(int fd)
+{
+    int copy = fcntl(fd, F_DUPFD_CLOEXEC, 100);
+    return copy < 0 ? -errno : copy;
+}
 
 int os_pipe(int fds[2]) { return pipe2(fds, O_CLOEXEC) == 0 ? 0 : -errno; }
 

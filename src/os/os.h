@@ -162,6 +162,16 @@ int os_open_for_writing(const char *path);
  * an error (a message must never fail the program). */
 void os_write_all(int fd, const char *buf, size_t len);
 void os_close(int fd);
+/* Replaces the file at `path` by `len` bytes of text in one step: a reader
+ * sees the old file or the new one, never part of either. The text is
+ * written to an unnamed file (O_TMPFILE), given the name `tmp` (a path in
+ * the same folder) and renamed over `path`, so a process killed while
+ * writing leaves nothing behind; where the file system has no O_TMPFILE,
+ * `tmp` is created, written and renamed. Returns 0 or -errno. */
+int os_replace_file(const char *path, const char *tmp, const char *text, size_t len);
+/* A close-on-exec copy of fd numbered 100 or more (F_DUPFD_CLOEXEC), so
+ * that it outlives a program closing fd itself. The copy or -errno. */
+int os_dup_high(int fd);
 
 /* A close-on-exec pipe: fds[0] to read, fds[1] to write. 0 or -errno. */
 int os_pipe(int fds[2]);
@@ -183,6 +193,14 @@ void os_deadline_after(uint64_t ms, struct timespec *out);
 unsigned long os_random_bits(void);
 /* Minor + major page faults of the process so far (getrusage), -1 on error. */
 long long os_page_faults(void);
+/* Seconds since 1970 (CLOCK_REALTIME, vDSO). */
+long long os_wall_seconds(void);
+/* The process's environment (environ), NAME=value strings, NULL-ended. */
+char **os_environment(void);
+/* Sleeps ms milliseconds (nanosleep; a signal may end it early). */
+void os_sleep_ms(unsigned ms);
+/* The process id (getpid). */
+int os_pid(void);
 /* The base page size (sysconf, asked once). */
 size_t os_page_size(void);
 

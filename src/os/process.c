@@ -84,6 +84,23 @@ long long os_page_faults(void)
     return (long long)ru.ru_minflt + ru.ru_majflt;
 }
 
+long long os_wall_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (long long)ts.tv_sec;
+}
+
+char **os_environment(void) { return environ; }
+
+void os_sleep_ms(unsigned ms)
+{
+    struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+int os_pid(void) { return (int)getpid(); }
+
 size_t os_page_size(void)
 {
     static size_t cached;

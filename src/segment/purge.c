@@ -3,7 +3,9 @@
  *   program that frees nothing stays single-threaded), with every signal
  *   blocked, and again in a fork child that needs it.
  * - It sleeps on a condition variable: untimed while nothing is idle, else
- *   until the next SuperSlab falls due, so an idle program costs no wakeups.
+ *   until the next SuperSlab falls due, so an idle program costs no wakeups;
+ *   with periodic work (HUGESLAB_STATS_INTERVAL_MS) it also wakes for that,
+ *   and then starts at load time (seg_start_background).
  * - Idle SuperSlabs of THP or base pages get MADV_FREE (or MADV_DONTNEED)
  *   over whole 2 MiB units and stay mapped for reuse; hugetlb SuperSlabs and
  *   runs are unmapped, which returns hugetlb pages to their pool with no
@@ -19,10 +21,18 @@ static bool work_pending;       /* purge_lock: notified since the last pass */
 static bool sleeping_untimed;   /* purge_lock: waits for a notification only */
 static bool stopping;           /* purge_lock: process exit */
 static bool (*idle_work)(void);
+static void (*periodic_work)(void); /* set before the thread starts */
+static uint64_t periodic_ms;        /* its interval; 0: none */
 
 void seg_set_idle_work(bool (*work)(void)) { idle_work = work; }
 
 bool purge_run_idle_work(void) { return idle_work && idle_work(); }
+
+void seg_set_periodic_work(void (*work)(void), uint64_t interval_ms)
+{
+    periodic_work = work;
+    periodic_ms = interval_ms;
+}
 
 static uint64_t delay_ms(void) { return (uint64_t)hs_option(HS_OPT_PURGE_DELAY_MS); }
 
@@ -96,16 +106,18 @@ static void *purge_main(void *arg)
     pthread_setname_np(pthread_self(), "hugeslab-purge");
     hs_lock(&purge_lock);
     uint64_t next_due = 0;
+    uint64_t next_periodic = periodic_work ? seg_now_ms() + periodic_ms : UINT64_MAX;
     while (!stopping) {
         if (!work_pending) {
-            if (next_due == UINT64_MAX) {
+            uint64_t wake = next_due < next_periodic ? next_due : next_periodic;
+            if (wake == UINT64_MAX) {
                 sleeping_untimed = true;
                 pthread_cond_wait(&purge_wakeup, &purge_lock.mutex);
                 sleeping_untimed = false;
             } else {
                 /* Coarse clocks run up to a tick behind: wait a little past. */
                 uint64_t now = seg_now_ms();
-                uint64_t wait = (next_due > now ? next_due - now : 0) + 5;
+                uint64_t wait = (wake > now ? wake - now : 0) + 5;
                 struct timespec until;
                 os_deadline_after(wait, &until);
                 pthread_cond_clockwait(&purge_wakeup, &purge_lock.mutex, CLOCK_MONOTONIC, &until);
@@ -115,6 +127,10 @@ static void *purge_main(void *arg)
         work_pending = false;
         hs_unlock(&purge_lock);
         next_due = purge_pass();
+        if (seg_now_ms() >= next_periodic) {
+            periodic_work();
+            next_periodic = seg_now_ms() + periodic_ms;
+        }
         hs_lock(&purge_lock);
     }
     hs_unlock(&purge_lock);
@@ -136,6 +152,8 @@ static void purge_start(void)
                        rc);
     }
 }
+
+void seg_start_background(void) { purge_start(); }
 
 void purge_notify(bool urgent)
 {

@@ -161,8 +161,18 @@ static void note_backing(thp_backing_t wanted, thp_backing_t got)
     uint64_t before =
         atomic_exchange_explicit(&hugetlb_retry_at_ms, os_now_ms() + 1000, memory_order_relaxed);
     static _Atomic int warned;
-    if (before == 0 && hs_option(HS_OPT_VERBOSE) && !atomic_exchange(&warned, 1))
-        hs_message("the hugetlb pool ran dry: falling back to %s pages", thp_backing_name(got));
+    if (before != 0 || !hs_option(HS_OPT_VERBOSE) || atomic_exchange(&warned, 1)) return;
+    /* An operator who never reserved a pool needs another fix than one
+     * whose pool is too small: say which. */
+    unsigned long pool = thp_hugetlb_pages_total();
+    if (pool == 0)
+        hs_message("no hugetlb pool (nr_hugepages is 0): falling back to %s pages; reserve one "
+                   "with `hugeslab pool --reserve SIZE`",
+                   thp_backing_name(got));
+    else
+        hs_message("the hugetlb pool ran dry (%lu pages, none left for this process): falling "
+                   "back to %s pages",
+                   pool, thp_backing_name(got));
 }
 
 /* Grows a metadata array of `*cap` entries of `entry_size` bytes, `count`

@@ -180,6 +180,13 @@ void seg_stats(seg_stats_t *out);
  * after each pass; it returns true to be run again after the purge delay
  * even when nothing else falls due. */
 void seg_set_idle_work(bool (*work)(void));
+/* Work the background thread does every interval_ms (the live statistics
+ * file), with no lock held; set once, before seg_start_background. */
+void seg_set_periodic_work(void (*work)(void), uint64_t interval_ms);
+/* Starts the background thread now rather than when memory first turns
+ * idle (periodic work needs it from the start). Starts a thread, which may
+ * allocate: never call it with a lock held. */
+void seg_start_background(void);
 
 void seg_fork_prepare(void);
 void seg_fork_parent(void);

@@ -145,7 +145,7 @@ run_case() {
             local why=${result#result: FAIL }
             [[ -z $result ]] && why="exit status $rc (log: $log)"
             fail "$name" "$why"
-            [[ $verbose == 1 ]] || sed 's/^/    /' "$log" | grep -av '^    hugeslab: option' | tail -n 15
+            [[ $verbose == 1 ]] || sed 's/^/    /' "$log" | grep -av '^    hugeslab[^:]*: option' | tail -n 15
             ;;
     esac
 }

@@ -9,7 +9,7 @@ static void usage(FILE *to)
     fprintf(
         to,
         "usage: hugeslab COMMAND [ARGS]\n"
-        "  run [--profile P] [--backing B] [--stats FILE] [--verbose]\n"
+        "  run [--profile P] [--backing B] [--stats FILE] [--interval MS] [--verbose]\n"
         "      [--set NAME=VALUE]... [--lib PATH] -- CMD [ARGS...]\n"
         "                      run CMD with libhugeslab preloaded and these options\n"
         "  doctor              what this machine allows, and the command that fixes each finding\n"

@@ -56,8 +56,9 @@ static bool find_library(char *out, size_t cap)
 
 static int run_usage(void)
 {
-    fprintf(stderr, "usage: hugeslab run [--profile P] [--backing B] [--stats FILE] "
-                    "[--verbose] [--set NAME=VALUE]... [--lib PATH] -- CMD [ARGS...]\n");
+    fprintf(stderr,
+            "usage: hugeslab run [--profile P] [--backing B] [--stats FILE] "
+            "[--interval MS] [--verbose] [--set NAME=VALUE]... [--lib PATH] -- CMD [ARGS...]\n");
     return 2;
 }
 
@@ -107,6 +108,14 @@ int cli_run(int argc, char **argv)
             if (!set_env("HUGESLAB_BACKING", v)) return 1;
         } else if (strcmp(a, "--stats") == 0) {
             if (!set_env("HUGESLAB_STATS_FILE", v) || !set_env("HUGESLAB_STATS", "1")) return 1;
+        } else if (strcmp(a, "--interval") == 0) {
+            char *end;
+            long ms = strtol(v, &end, 10);
+            if (*end || end == v || ms <= 0) {
+                fprintf(stderr, "hugeslab run: --interval takes milliseconds, not '%s'\n", v);
+                return 2;
+            }
+            if (!set_env("HUGESLAB_STATS_INTERVAL_MS", v)) return 1;
         } else if (strcmp(a, "--set") == 0) {
             const char *eq = strchr(v, '=');
             if (!eq || eq == v) {
