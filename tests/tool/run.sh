@@ -1,7 +1,9 @@
 #!/bin/bash
 # The hugeslab command (tools/hugeslab): what `run` sets, `doctor` against
 # sysfs and /proc, `pool` reserving and releasing per node (as root; the pool
-# is put back), `stats` and `top` against /proc/PID/smaps_rollup.
+# is put back), `stats` and `top` against /proc/PID/smaps_rollup; then doctor
+# and pool again inside 2- and 4-node QEMU guests (tests/numa/vm-run), one
+# node of the four without CPUs.
 # Prints PASS/FAIL/SKIP lines (tool/...); exits 1 when a case failed.
 #
 # Usage: tests/tool/run.sh [BUILD]
@@ -152,7 +154,7 @@ case_pool() {
 # ---- stats, top: the kernel's figures for a live process ----
 case_stats() {
     local pid out field want got plain
-    "$hs" run -- python3 -c '
+    "$hs" run --stats "$tmp/live-%p.json" --interval 100 -- python3 -c '
 import sys, time
 x = [bytes(200) for i in range(100000)]
 sys.stdout.write("ready\n"); sys.stdout.flush()
@@ -180,7 +182,10 @@ time.sleep(60)' >"$tmp/ready" 2>&1 &
     want=$(awk '$1 == "Rss" {print $2}' <<<"$out")
     [ "$got" -gt 0 ] && [ "$got" -le $((want * 2)) ] || { fail stats "per-node total $got kB against Rss $want kB"; return; }
     grep -q "^pid $pid (python3)" <<<"$out" || { fail stats "header: $(head -1 <<<"$out")"; return; }
-    grep -q "hugeslab: loaded" <<<"$out" || { fail stats "does not see libhugeslab loaded: $out"; return; }
+    grep -q "^hugeslab ($tmp/live-$pid.json, written [0-9]* s ago):" <<<"$out" ||
+        { fail stats "does not show the file the process publishes: $out"; return; }
+    grep -Eq "^  superslabs_mapped +[1-9]" <<<"$out" || { fail stats "no superslabs_mapped from the file: $out"; return; }
+    grep -Eq "^  pid +$pid\$" <<<"$out" || { fail stats "the file's pid is not $pid: $out"; return; }
     out=$("$hs" stats 999999999 2>&1) && { fail stats "a missing process gave no error"; return; }
     pass stats
 
@@ -189,14 +194,46 @@ time.sleep(60)' >"$tmp/ready" 2>&1 &
     plain=$!
     pids="$pids $plain"
     out=$("$hs" top --once 2>&1)
-    grep -Eq "^ *$pid +python3 " <<<"$out" || { fail top "python3 ($pid) missing: $out"; return; }
+    grep -Eq "^ *$pid +python3 .* [1-9][0-9]*  0:" <<<"$out" || { fail top "python3 ($pid) missing, or without its SuperSlabs: $out"; return; }
     grep -Eq "^ *$plain +sleep " <<<"$out" && { fail top "a process without hugeslab listed"; return; }
     "$hs" top --once --all | grep -Eq "^ *$plain +sleep " || { fail top "--all does not list $plain"; return; }
     pass top
+}
+
+# ---- doctor and pool in 2- and 4-node guests (node 3 of 4 without CPUs) ----
+case_vm() {
+    local vm=$root/tests/numa/vm-run missing="" nodes cpus out rc
+    command -v qemu-system-x86_64 >/dev/null || missing="qemu-system-x86_64 (apt-get install qemu-system-x86)"
+    command -v busybox >/dev/null || missing="${missing:+$missing, }busybox (apt-get install busybox-static)"
+    command -v cpio >/dev/null || missing="${missing:+$missing, }cpio"
+    if [ -z "${NUMA_VM_KERNEL:-}" ] && ! ls /boot/vmlinuz-* >/dev/null 2>&1; then
+        missing="${missing:+$missing, }a guest kernel (apt-get install linux-image-amd64)"
+    fi
+    for nodes in 2 4; do
+        if [ -n "$missing" ]; then
+            skip "vm-${nodes}n-doctor" "no $missing"; skip "vm-${nodes}n-pool" "no $missing"
+            continue
+        fi
+        cpus=$nodes
+        [ "$nodes" = 4 ] && cpus=3 # the last node has memory and no CPU
+        for attempt in 1 2; do
+            rc=0
+            out=$("$vm" --nodes "$nodes" --cpus "$cpus" --timeout 90 --file "$hs" -- \
+                  /bin/sh "$root/tests/tool/vm-guest.sh" "$hs" "$nodes" 2>&1) || rc=$?
+            grep -q "^PASS tool/\|^FAIL tool/" <<<"$out" && break
+        done
+        if ! grep -q "^PASS tool/\|^FAIL tool/" <<<"$out"; then
+            fail "vm-${nodes}n-doctor" "the guest did not run (exit $rc): $(tail -n 3 <<<"$out" | tr '\n' ' ')"
+            continue
+        fi
+        grep "^PASS tool/\|^FAIL tool/\|^    " <<<"$out"
+        grep -q "^FAIL tool/" <<<"$out" && failed=1
+    done
 }
 
 case_run
 case_doctor
 case_pool
 case_stats
+case_vm
 exit $failed

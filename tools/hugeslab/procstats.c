@@ -212,16 +212,25 @@ static int compare_rss(const void *a, const void *b)
     return x < y ? 1 : x > y ? -1 : 0;
 }
 
-/* "superslabs_mapped" from a published JSON or text/Prometheus file; -1 if none. */
+/* SuperSlabs mapped, from a published JSON, text or Prometheus file (where
+ * hugeslab_superslabs has one sample per backing); -1 if none. */
 static long long published_superslabs(const char *file)
 {
     char *text = file[0] ? cli_read_text(file) : NULL;
     long long v = -1;
-    const char *keys[] = {"\"superslabs_mapped\":", "hugeslab_superslabs_mapped ", "superslabs  ",
-                          NULL};
+    const char *keys[] = {"\"superslabs_mapped\":", "  superslabs  ", NULL};
     for (int k = 0; text && keys[k] && v < 0; k++) {
         char *p = strstr(text, keys[k]);
         if (p) v = strtoll(p + strlen(keys[k]), NULL, 10);
+    }
+    if (v < 0 && text && strstr(text, "\nhugeslab_superslabs{")) {
+        v = 0;
+        for (char *p = text; (p = strstr(p, "\nhugeslab_superslabs{"));) {
+            char *end = strchr(p, '}');
+            if (!end) break;
+            v += strtoll(end + 1, NULL, 10);
+            p = end;
+        }
     }
     free(text);
     return v;
