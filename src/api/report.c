@@ -29,6 +29,7 @@
 typedef enum report_format_e { REPORT_TEXT, REPORT_JSON, REPORT_PROM } report_format_t;
 
 static int stderr_copy = -1;        /* fd 2 as it was at start-up, or -1 */
+static os_file_id_t stderr_id;      /* what stderr_copy referred to then */
 static _Atomic int told_unwritable; /* the one message about the file was given */
 static _Atomic int final_report;    /* the exit report has begun: no more live ones */
 static _Atomic int live_writers;    /* live reports being written now */
@@ -360,12 +361,17 @@ static bool report_to_file(void)
     return false;
 }
 
-/* The report as text on stderr (or the copy of it taken at start-up). */
+/* The report as text on stderr, through the copy taken at start-up when it
+ * still names the same file: a program that closed every descriptor may
+ * have the copy's number on a file of its own by now. */
 static void report_to_stderr(void)
 {
     char buf[REPORT_MAX];
     size_t len = format_report(NULL, buf, sizeof buf);
-    os_write_all(stderr_copy >= 0 ? stderr_copy : 2, buf, len);
+    os_file_id_t now;
+    bool copy_intact = stderr_copy >= 0 && os_file_id(stderr_copy, &now) &&
+                       now.device == stderr_id.device && now.inode == stderr_id.inode;
+    os_write_all(copy_intact ? stderr_copy : 2, buf, len);
 }
 
 /* The background thread's periodic work: the live file. */
@@ -397,7 +403,7 @@ void hs_report_start(void)
     /* Kept for the exit report; programs may close fd 2 before it. */
     if (stderr_copy < 0) {
         int fd = os_dup_high(2);
-        stderr_copy = fd >= 0 ? fd : -1;
+        stderr_copy = fd >= 0 && os_file_id(fd, &stderr_id) ? fd : -1;
     }
     uint64_t interval = (uint64_t)hs_option(HS_OPT_STATS_INTERVAL_MS);
     if (!interval) return;

@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "common/common.h"
@@ -164,6 +165,15 @@ int os_replace_file(const char *path, const char *tmp, const char *text, size_t 
     int err = errno;
     unlink(tmp);
     return -err;
+}
+
+bool os_file_id(int fd, os_file_id_t *out)
+{
+    struct stat st;
+    if (fstat(fd, &st) != 0) return false;
+    out->device = (unsigned long long)st.st_dev;
+    out->inode = (unsigned long long)st.st_ino;
+    return true;
 }
 
 int os_dup_high(int fd)

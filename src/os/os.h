@@ -169,6 +169,14 @@ void os_close(int fd);
  * writing leaves nothing behind; where the file system has no O_TMPFILE,
  * `tmp` is created, written and renamed. Returns 0 or -errno. */
 int os_replace_file(const char *path, const char *tmp, const char *text, size_t len);
+/* What a descriptor refers to (device and inode), to tell whether a number
+ * kept from earlier still names the same file. */
+typedef struct os_file_id_s {
+    unsigned long long device; /* st_dev */
+    unsigned long long inode;  /* st_ino */
+} os_file_id_t;
+/* fstat(2) of fd; false when fd is not open. */
+bool os_file_id(int fd, os_file_id_t *out);
 /* A close-on-exec copy of fd numbered 100 or more (F_DUPFD_CLOEXEC), so
  * that it outlives a program closing fd itself. The copy or -errno. */
 int os_dup_high(int fd);

@@ -11,6 +11,8 @@ Cases (one PASS/FAIL/SKIP line each, names stats/...):
             HUGESLAB_STATS_FILE alone is enough
   unwritable  one message per process, and the exit report on stderr
   stderr    the exit report of a program that closes stderr (ls)
+  stderr_reused  ... and of one that closes every descriptor and reuses the
+            numbers: the report never lands in the program's own file
   messages  every unknown name and bad value, profiles and config lines
   verbose   verbose lines name the pid and the program
   nopool    "no hugetlb pool" rather than "the pool ran dry"
@@ -277,6 +279,23 @@ def case_stderr(tmp):
     report("PASS", "stderr")
 
 
+def case_stderr_reused(tmp):
+    """A program that closes every descriptor and reuses the numbers: the
+    copy of stderr hugeslab kept is gone, and the report must not land in
+    the program's own file that now has its number."""
+    victim = os.path.join(tmp, "victim")
+    script = ("import os\nos.closerange(3, 1024)\n"
+              "fd = os.open(%r, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)\n"
+              "for n in range(100, 130): os.dup2(fd, n)\n" % victim)
+    r = run([PY, "-c", script], {"HUGESLAB_STATS": "1"})
+    size = os.path.getsize(victim) if os.path.exists(victim) else -1
+    if size != 0:
+        return report("FAIL", "stderr_reused", "the program's file got %d bytes" % size)
+    if "hugeslab: statistics of pid" not in r.stderr:
+        return report("FAIL", "stderr_reused", "no report on stderr: %r" % r.stderr[-200:])
+    report("PASS", "stderr_reused")
+
+
 def case_messages(tmp):
     true = shutil.which("true") or "/bin/true"
     cases = [
@@ -367,7 +386,8 @@ def case_nopool(tmp):
 def main():
     tmp = tempfile.mkdtemp(prefix="hugeslab-stats.")
     try:
-        for case in (case_live, case_formats, case_unwritable, case_stderr, case_messages,
+        for case in (case_live, case_formats, case_unwritable, case_stderr, case_stderr_reused,
+                     case_messages,
                      case_verbose, case_nopool):
             try:
                 case(tmp)
