@@ -1,8 +1,9 @@
 /* src/numa on its own: does numa_node_for_superslab() follow the process
  * policy, and does numa_bind() put a SuperSlab's pages on the node it names?
- * Linked with build/libhugeslab.a and run in a multi-node VM, alone or under
- * numactl; the expected node is worked out here from the policy, apart from
- * the module, and the pages' nodes come from move_pages(2).
+ * Built from src/numa and the files it needs (the archive keeps numa_*
+ * local) and run in a multi-node VM, alone or under numactl; the expected
+ * node is worked out here from the policy, apart from the module, and the
+ * pages' nodes come from move_pages(2).
  *
  *   numa_module_test [default | bind N[,N...] | preferred N | interleave | topology]
  *
