@@ -9,8 +9,9 @@
  *     pool and the registry;
  *   - a purged SuperSlab is revived at the same address by the next
  *     request, known to the registry again;
- *   - HUGESLAB_RESERVE_MB keeps the newest idle SuperSlabs; beyond
- *     HUGESLAB_CACHE_MB idle memory is taken at once, due or not;
+ *   - HUGESLAB_RESERVE_MB keeps the newest idle SuperSlabs until they have
+ *     been idle for the reserve's delay; beyond HUGESLAB_CACHE_MB idle
+ *     memory is taken at once, due or not;
  *   - a freed run waits in the run cache and is taken when due;
  *   - malloc_trim's seg_trim takes everything idle, whatever the clock.
  *   - seg_superslab_validate reports a broken SuperSlab and aborts.
@@ -56,7 +57,7 @@ static bool took(seg_superslab_t **batch, unsigned n, const seg_superslab_t *min
         if (ss->kind == SEG_CHUNK_RUN || ss->backing == THP_BACKING_HUGETLB)
             seg_unmap_idle(ss, ss->run_size, (thp_backing_t)ss->backing);
         else
-            seg_store_purged(ss, ss->node, (thp_backing_t)ss->backing, ss->memory_node);
+            seg_store_purged(ss, ss->node, (thp_backing_t)ss->backing, ss->memory_node, true);
     }
     return found;
 }
@@ -99,7 +100,7 @@ static void check_idle_and_due(void)
 
     /* Idle 99 ms of 100: stays, and is said to fall due at +100. */
     atomic_fetch_add(&fake_now, 99);
-    unsigned n = seg_take_idle(fake_clock(), 100, false, batch, 64, &due);
+    unsigned n = seg_take_idle(fake_clock(), 100, 2000, false, batch, 64, &due);
     CHECK(!took(batch, n, ss), "taken after 99 ms of a 100 ms delay");
     CHECK(due <= idle_at + 100, "next due %llu, want at most %llu", (unsigned long long)due,
           (unsigned long long)(idle_at + 100));
@@ -107,7 +108,7 @@ static void check_idle_and_due(void)
     /* At +100: taken, out of the pool and the registry. */
     atomic_fetch_add(&fake_now, 1);
     uint64_t purged_before = purged();
-    n = seg_take_idle(fake_clock(), 100, false, batch, 64, &due);
+    n = seg_take_idle(fake_clock(), 100, 2000, false, batch, 64, &due);
     CHECK(took(batch, n, ss), "not taken after 100 ms of a 100 ms delay");
     CHECK(purged() >= purged_before + 1, "purged %llu, want at least %llu",
           (unsigned long long)purged(), (unsigned long long)(purged_before + 1));
@@ -132,10 +133,11 @@ static void check_reserve_and_cache(void)
     seg_units_free(a, 0, HS_UNITS_PER_SUPERSLAB);
     atomic_fetch_add(&fake_now, 1);
     seg_units_free(b, 0, HS_UNITS_PER_SUPERSLAB); /* b is the newest */
-    /* A reserve of one SuperSlab: b stays however long it has been idle. */
+    /* A reserve of one SuperSlab: b stays until it has been idle for the
+     * reserve's delay (2000 ms here), a goes after the purge delay. */
     hs_option_values[HS_OPT_RESERVE_MB] = 2;
     atomic_fetch_add(&fake_now, 1000);
-    unsigned n = seg_take_idle(fake_clock(), 100, false, batch, 64, &due);
+    unsigned n = seg_take_idle(fake_clock(), 100, 2000, false, batch, 64, &due);
     bool took_a = false, took_b = false;
     for (unsigned i = 0; i < n; i++) {
         took_a |= batch[i] == a;
@@ -143,10 +145,16 @@ static void check_reserve_and_cache(void)
     }
     took(batch, n, NULL);
     CHECK(took_a && !took_b, "reserve of one: took a %d (want 1), b %d (want 0)", took_a, took_b);
+    atomic_fetch_add(&fake_now, 1000);
+    n = seg_take_idle(fake_clock(), 100, 2000, false, batch, 64, &due);
+    CHECK(took(batch, n, b), "the reserve not taken after its delay");
+    b = take_whole();
+    if (!b) return;
+    seg_units_free(b, 0, HS_UNITS_PER_SUPERSLAB);
     /* No reserve, a cache of 0 MiB: b goes at once, due or not. */
     hs_option_values[HS_OPT_RESERVE_MB] = 0;
     hs_option_values[HS_OPT_CACHE_MB] = 0;
-    n = seg_take_idle(fake_clock(), 3600 * 1000, false, batch, 64, &due);
+    n = seg_take_idle(fake_clock(), 3600 * 1000, 3600 * 1000, false, batch, 64, &due);
     CHECK(took(batch, n, b), "beyond the cache limit, not taken at once");
     hs_option_values[HS_OPT_CACHE_MB] = 1 << 20;
     seg_pool_validate(0);
@@ -168,10 +176,10 @@ static void check_run_cache(void)
     seg_superslab_validate(run);
     CHECK(run->run_block == NULL && run->idle_since_ms == fake_clock(), "a cached run");
     atomic_fetch_add(&fake_now, 50);
-    unsigned n = seg_take_idle(fake_clock(), 100, false, batch, 64, &due);
+    unsigned n = seg_take_idle(fake_clock(), 100, 2000, false, batch, 64, &due);
     CHECK(!took(batch, n, run), "a run taken after 50 ms of a 100 ms delay");
     atomic_fetch_add(&fake_now, 50);
-    n = seg_take_idle(fake_clock(), 100, false, batch, 64, &due);
+    n = seg_take_idle(fake_clock(), 100, 2000, false, batch, 64, &due);
     CHECK(took(batch, n, run), "a run not taken after 100 ms of a 100 ms delay");
 }
 

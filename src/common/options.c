@@ -41,6 +41,9 @@ static const option_desc_t option_table[HS_OPT_COUNT] = {
                       "idle memory back to the kernel with MADV_FREE or MADV_DONTNEED"},
     [HS_OPT_PURGE_DELAY_MS] = {"PURGE_DELAY_MS", KIND_NUMBER, 500, 0, 3600 * 1000, NULL,
                                "milliseconds a SuperSlab stays idle before it is purged"},
+    [HS_OPT_RELEASE_DELAY_MS] = {"RELEASE_DELAY_MS", KIND_NUMBER, 1500, 0, 3600 * 1000, NULL,
+                                 "milliseconds MADV_FREE'd memory stays idle before "
+                                 "MADV_DONTNEED takes it out of RSS"},
     [HS_OPT_PURGE_BACKEND] = {"PURGE_BACKEND", KIND_CHOICE, HS_PURGE_BACKEND_MADVISE, 0, 1,
                               purge_backend_words, "purge with madvise calls or io_uring batches"},
     [HS_OPT_RESERVE_MB] = {"RESERVE_MB", KIND_NUMBER, 4, 0, 1 << 20, NULL,

@@ -18,6 +18,7 @@ typedef enum hs_option_e {
     HS_OPT_PREFAULT,          /* pre-fault base-page SuperSlabs (MADV_POPULATE_WRITE) */
     HS_OPT_PURGE,             /* free | dontneed: how idle memory goes back */
     HS_OPT_PURGE_DELAY_MS,    /* idle time before memory goes back to the kernel */
+    HS_OPT_RELEASE_DELAY_MS,  /* then, time before MADV_FREE'd memory leaves RSS */
     HS_OPT_PURGE_BACKEND,     /* madvise | uring */
     HS_OPT_RESERVE_MB,        /* empty SuperSlabs per node never purged */
     HS_OPT_CACHE_MB,          /* empty SuperSlabs and runs kept before purging at once */

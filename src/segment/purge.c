@@ -7,7 +7,9 @@
  *   with periodic work (HUGESLAB_STATS_INTERVAL_MS) it also wakes for that,
  *   and then starts at load time (seg_start_background).
  * - Idle SuperSlabs of THP or base pages get MADV_FREE (or MADV_DONTNEED)
- *   over whole 2 MiB units and stay mapped for reuse; hugetlb SuperSlabs and
+ *   over whole 2 MiB units and stay mapped for reuse; those lazily freed and
+ *   still unused HUGESLAB_RELEASE_DELAY_MS later get MADV_DONTNEED, so they
+ *   leave RSS (LazyFree counts in it); hugetlb SuperSlabs and
  *   runs are unmapped, which returns hugetlb pages to their pool with no
  *   reservation left behind to fault on later.
  * Never: hold a lock across a system call or pthread_create. */
@@ -18,8 +20,10 @@ static hs_lock_t purge_lock = HS_LOCK_INIT(HS_RANK_PURGE);
 static pthread_cond_t purge_wakeup = PTHREAD_COND_INITIALIZER;
 static _Atomic int purge_state; /* 0 not started, 1 running, -1 could not start */
 static bool work_pending;       /* purge_lock: notified since the last pass */
-static bool sleeping_untimed;   /* purge_lock: waits for a notification only */
-static bool stopping;           /* purge_lock: process exit */
+/* purge_lock: when the thread's sleep ends; UINT64_MAX while it waits for
+ * a notification only, 0 while it is awake. */
+static uint64_t sleeping_until_ms;
+static bool stopping; /* purge_lock: process exit */
 static bool (*idle_work)(void);
 static void (*periodic_work)(void); /* set before the thread starts */
 static uint64_t periodic_ms;        /* its interval; 0: none */
@@ -35,6 +39,23 @@ void seg_set_periodic_work(void (*work)(void), uint64_t interval_ms)
 }
 
 static uint64_t delay_ms(void) { return (uint64_t)hs_option(HS_OPT_PURGE_DELAY_MS); }
+static uint64_t release_delay_ms(void) { return (uint64_t)hs_option(HS_OPT_RELEASE_DELAY_MS); }
+
+/* madvise over whole SuperSlabs taken from the pools, then back to their
+ * pools' purged stacks: lazily freed ones (MADV_FREE) to come back for
+ * MADV_DONTNEED later. */
+static void advise_and_store(const seg_purged_t *list, unsigned n, bool dontneed, bool uring,
+                             bool count_bytes)
+{
+    if (n == 0) return;
+    os_range_t ranges[64];
+    for (unsigned i = 0; i < n; i++) ranges[i] = (os_range_t){list[i].ss, HS_SUPERSLAB_SIZE};
+    os_purge_batch(ranges, n, dontneed, uring);
+    hs_count_add(&seg_stat_purge_calls, uring ? 1 : n);
+    if (count_bytes) hs_count_add(&seg_stat_bytes_purged, (int64_t)(n * HS_SUPERSLAB_SIZE));
+    for (unsigned i = 0; i < n; i++)
+        seg_store_purged(list[i].ss, list[i].node, list[i].backing, list[i].memory_node, !dontneed);
+}
 
 /* Whether the io_uring backend can be used; says once why not. */
 static bool uring_ready(void)
@@ -52,19 +73,19 @@ static bool uring_ready(void)
 static uint64_t purge_pass(void)
 {
     seg_superslab_t *batch[64];
-    os_range_t ranges[64];
     uint64_t next_due = UINT64_MAX;
     unsigned n;
     bool dontneed = hs_option(HS_OPT_PURGE) == HS_PURGE_DONTNEED;
     bool uring = hs_option(HS_OPT_PURGE_BACKEND) == HS_PURGE_BACKEND_URING && uring_ready();
+    /* Idle this long, memory skips the lazy stage: the reserve, and
+     * whatever waited for a late pass. */
+    uint64_t release_after = delay_ms() + release_delay_ms();
     do {
-        uint64_t due;
-        n = seg_take_idle(seg_now_ms(), delay_ms(), false, batch, 64, &due);
+        uint64_t due, now = seg_now_ms();
+        n = seg_take_idle(now, delay_ms(), release_after, false, batch, 64, &due);
         if (due < next_due) next_due = due;
-        unsigned to_advise = 0;
-        thp_backing_t backings[64];
-        unsigned nodes[64], memory_nodes[64];
-        seg_superslab_t *advised[64];
+        seg_purged_t lazy[64], release[64];
+        unsigned n_lazy = 0, n_release = 0;
         for (unsigned i = 0; i < n; i++) {
             seg_superslab_t *ss = batch[i];
             thp_backing_t backing = (thp_backing_t)ss->backing;
@@ -73,22 +94,25 @@ static uint64_t purge_pass(void)
                 continue;
             }
             /* Read the header before madvise: afterwards it may be zero. */
-            backings[to_advise] = backing;
-            nodes[to_advise] = ss->node;
-            memory_nodes[to_advise] = ss->memory_node;
-            advised[to_advise] = ss;
-            ranges[to_advise].addr = ss;
-            ranges[to_advise].size = HS_SUPERSLAB_SIZE;
-            to_advise++;
+            bool now_for_good = dontneed || now - ss->idle_since_ms >= release_after;
+            seg_purged_t *to = now_for_good ? &release[n_release++] : &lazy[n_lazy++];
+            *to = (seg_purged_t){ss, ss->node, backing, ss->memory_node};
         }
-        if (to_advise) {
-            os_purge_batch(ranges, to_advise, dontneed, uring);
-            hs_count_add(&seg_stat_purge_calls, uring ? 1 : to_advise);
-            hs_count_add(&seg_stat_bytes_purged, (int64_t)(to_advise * HS_SUPERSLAB_SIZE));
-            for (unsigned i = 0; i < to_advise; i++)
-                seg_store_purged(advised[i], nodes[i], backings[i], memory_nodes[i]);
-        }
+        advise_and_store(lazy, n_lazy, false, uring, true);
+        advise_and_store(release, n_release, true, uring, true);
     } while (n == 64);
+    /* Second stage: what MADV_FREE gave back still counts in RSS (LazyFree)
+     * until the kernel runs short, and every RSS monitor counts it. Memory
+     * still unused HUGESLAB_RELEASE_DELAY_MS later leaves RSS for good. */
+    if (!dontneed) {
+        seg_purged_t lazy[64];
+        do {
+            uint64_t due;
+            n = seg_take_lazy(seg_now_ms(), release_delay_ms(), lazy, 64, &due);
+            if (due < next_due) next_due = due;
+            advise_and_store(lazy, n, true, uring, false);
+        } while (n == 64);
+    }
     /* Orphans still pinned by live blocks: look again after the delay, so
      * they go back once their blocks have been freed even if nothing else
      * falls idle meanwhile. */
@@ -111,17 +135,18 @@ static void *purge_main(void *arg)
         if (!work_pending) {
             uint64_t wake = next_due < next_periodic ? next_due : next_periodic;
             if (wake == UINT64_MAX) {
-                sleeping_untimed = true;
+                sleeping_until_ms = UINT64_MAX;
                 pthread_cond_wait(&purge_wakeup, &purge_lock.mutex);
-                sleeping_untimed = false;
             } else {
                 /* Coarse clocks run up to a tick behind: wait a little past. */
                 uint64_t now = seg_now_ms();
                 uint64_t wait = (wake > now ? wake - now : 0) + 5;
                 struct timespec until;
                 os_deadline_after(wait, &until);
+                sleeping_until_ms = now + wait;
                 pthread_cond_clockwait(&purge_wakeup, &purge_lock.mutex, CLOCK_MONOTONIC, &until);
             }
+            sleeping_until_ms = 0;
             if (stopping) break;
         }
         work_pending = false;
@@ -165,10 +190,10 @@ void purge_notify(bool urgent)
     if (state == 0) hs_when_unlocked(purge_start);
     hs_lock(&purge_lock);
     work_pending = true;
-    /* A timed sleep ends before this newest SuperSlab falls due anyway;
-     * only a thread with nothing to wait for, or a full cache, needs a
-     * wakeup (a system call). */
-    if (sleeping_untimed || urgent) pthread_cond_signal(&purge_wakeup);
+    /* A sleep that ends before this newest SuperSlab falls due needs no
+     * wakeup (a system call); one that ends later (nothing to wait for, or
+     * only the reserve's longer delay), or a full cache, does. */
+    if (urgent || sleeping_until_ms > seg_now_ms() + delay_ms()) pthread_cond_signal(&purge_wakeup);
     hs_unlock(&purge_lock);
 }
 
@@ -177,7 +202,8 @@ void purge_fork_child(void)
     /* The thread did not come along: the next idle SuperSlab starts one. */
     hs_lock_init(&purge_lock, HS_RANK_PURGE);
     pthread_cond_init(&purge_wakeup, NULL);
-    work_pending = sleeping_untimed = stopping = false;
+    work_pending = stopping = false;
+    sleeping_until_ms = 0;
     if (atomic_load(&purge_state) > 0) atomic_store(&purge_state, 0);
 }
 

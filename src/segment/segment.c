@@ -8,19 +8,35 @@
 
 _Atomic uint8_t seg_chunk_map[SEG_MAP_ENTRIES];
 
+/* SuperSlabs whose pages went back to the kernel, kept mapped for reuse at
+ * the same address. Their headers may read as zero, so an entry is the
+ * 2 MiB-aligned address with the backing in bits 0-1 and the memory node
+ * from bit 2 on. Entries are pushed in time order, so the oldest are at the
+ * bottom. */
+typedef struct purged_entry_s {
+    uintptr_t bits;    /* address | memory node << 2 | backing */
+    uint64_t since_ms; /* when it was pushed */
+} purged_entry_t;
+typedef struct purged_stack_s {
+    purged_entry_t *entries; /* oldest first */
+    size_t count;            /* entries in use */
+    size_t cap;              /* room */
+} purged_stack_t;
+
 /* One pool per NUMA node.
  * Invariants: `partial` holds exactly this node's SuperSlabs with some but
  * not all units free (on_partial set); `idle` holds those with every unit
- * free, newest first, each with idle_since_ms; `purged` holds addresses of
- * SuperSlabs whose pages went back to the kernel (low bits: backing). */
+ * free, newest first, each with idle_since_ms; `lazy` and `released` hold
+ * SuperSlabs whose pages went back to the kernel, lazily (MADV_FREE: the
+ * pages stay in RSS as LazyFree until the kernel needs them) or for good
+ * (MADV_DONTNEED). */
 typedef struct node_pool_s {
     hs_lock_t lock;
     seg_superslab_t *partial; /* SuperSlabs with some free units */
     seg_superslab_t *idle;    /* empty SuperSlabs, pages still resident */
     size_t idle_count;        /* length of idle */
-    uintptr_t *purged;        /* stack of purged SuperSlabs, reused first-out */
-    size_t purged_count;
-    size_t purged_cap;
+    purged_stack_t lazy;      /* MADV_FREE'd, oldest first; reused newest first */
+    purged_stack_t released;  /* MADV_DONTNEED'd; reused when lazy is empty */
 } node_pool_t;
 
 static node_pool_t pools[HS_MAX_NODES];
@@ -54,7 +70,7 @@ static _Atomic uint64_t node_hugetlb_retry_at_ms[HS_MAX_NODES];
 /* A look at sysfs found no free hugetlb page: none is asked for a second. */
 static void hugetlb_none_until_later(_Atomic uint64_t *retry_at_ms)
 {
-    atomic_store_explicit(retry_at_ms, os_now_ms() + 1000, memory_order_relaxed);
+    atomic_store_explicit(retry_at_ms, seg_now_ms() + 1000, memory_order_relaxed);
 }
 
 /* Figures for hugeslab_stats (relaxed; read without locks). */
@@ -147,7 +163,7 @@ static thp_backing_t wanted_backing(void)
     default:
         /* auto: hugetlb while the pool has pages, checked again a second
          * after it last ran dry; else THP. */
-        if (os_now_ms() < atomic_load_explicit(&hugetlb_retry_at_ms, memory_order_relaxed))
+        if (seg_now_ms() < atomic_load_explicit(&hugetlb_retry_at_ms, memory_order_relaxed))
             return THP_BACKING_THP;
         if (thp_hugetlb_pages_free() > 0) return THP_BACKING_HUGETLB;
         hugetlb_none_until_later(&hugetlb_retry_at_ms);
@@ -159,7 +175,7 @@ static void note_backing(thp_backing_t wanted, thp_backing_t got)
 {
     if (got == wanted || wanted != THP_BACKING_HUGETLB) return;
     uint64_t before =
-        atomic_exchange_explicit(&hugetlb_retry_at_ms, os_now_ms() + 1000, memory_order_relaxed);
+        atomic_exchange_explicit(&hugetlb_retry_at_ms, seg_now_ms() + 1000, memory_order_relaxed);
     static _Atomic int warned;
     if (before != 0 || !hs_option(HS_OPT_VERBOSE) || atomic_exchange(&warned, 1)) return;
     /* An operator who never reserved a pool needs another fix than one
@@ -252,7 +268,7 @@ static seg_superslab_t *map_superslabs(size_t size, size_t align, seg_chunk_kind
      * only where the node has some. */
     if (wanted == THP_BACKING_HUGETLB && many_nodes) {
         _Atomic uint64_t *retry_at = &node_hugetlb_retry_at_ms[memory_node];
-        if (os_now_ms() < atomic_load_explicit(retry_at, memory_order_relaxed)) {
+        if (seg_now_ms() < atomic_load_explicit(retry_at, memory_order_relaxed)) {
             wanted = THP_BACKING_THP;
         } else if (numa_hugepages_free(memory_node) == 0) {
             hugetlb_none_until_later(retry_at);
@@ -326,8 +342,10 @@ static uint64_t fitting_starts(uint64_t free_units, unsigned n, size_t min_bytes
     return starts;
 }
 
-/* A SuperSlab back from the purged stack: its header may have been zeroed
- * by the kernel, so it is written anew before the registry names it. */
+/* A SuperSlab back from a purged stack (the caller took its entry: the
+ * newest lazily freed one, whose pages are the likeliest to be resident
+ * still, else a released one). Its header may have been zeroed by the
+ * kernel, so it is written anew before the registry names it. */
 static seg_superslab_t *revive_purged(uintptr_t entry, unsigned node)
 {
     seg_superslab_t *ss = (seg_superslab_t *)(entry & ~(uintptr_t)HS_SUPERSLAB_MASK);
@@ -355,8 +373,9 @@ static seg_superslab_t *take_superslab(node_pool_t *pool, unsigned node)
         list_remove(&pool->idle, ss);
         pool->idle_count--;
         hs_count_add(&stat_idle_superslabs, -1);
-    } else if (pool->purged_count) {
-        purged = pool->purged[--pool->purged_count];
+    } else if (pool->lazy.count || pool->released.count) {
+        purged_stack_t *from = pool->lazy.count ? &pool->lazy : &pool->released;
+        purged = from->entries[--from->count].bits;
     }
     hs_unlock(&pool->lock);
     if (purged)
@@ -416,10 +435,46 @@ static size_t idle_bytes_total(void)
            run_cache_bytes;
 }
 
-static bool over_cache_limit(void)
+/* The recent peak of memory in use (mapped, neither idle nor purged) and
+ * when it was last brought up to date; relaxed, a heuristic. */
+static _Atomic uint64_t recent_peak_bytes;
+static _Atomic uint64_t recent_peak_at_ms;
+
+/* How much idle memory is worth holding for reuse: what the program
+ * recently had in use says how much it may soon ask for again. A quarter of
+ * the recent peak (16 MiB at least), which halves every second once use
+ * falls, plus the reserve; never more than HUGESLAB_CACHE_MB. A fixed 1 GiB made every
+ * program that freed much look 1 GiB bigger to RSS monitors. */
+static size_t cache_limit(void)
 {
-    return idle_bytes_total() > (size_t)hs_option(HS_OPT_CACHE_MB) * HS_MiB;
+    uint64_t mapped = atomic_load_explicit(&stat_bytes_mapped, memory_order_relaxed);
+    uint64_t resting =
+        idle_bytes_total() +
+        (atomic_load_explicit(&stat_purged_superslabs, memory_order_relaxed) << HS_SUPERSLAB_SHIFT);
+    uint64_t in_use = mapped > resting ? mapped - resting : 0;
+    uint64_t now = seg_now_ms();
+    uint64_t peak = atomic_load_explicit(&recent_peak_bytes, memory_order_relaxed);
+    uint64_t at = atomic_load_explicit(&recent_peak_at_ms, memory_order_relaxed);
+    if (now - at >= 1000) {
+        uint64_t halvings = (now - at) / 1000;
+        peak = halvings >= 64 ? 0 : peak >> halvings;
+        at = now;
+    }
+    if (in_use >= peak) {
+        peak = in_use;
+        at = now;
+    }
+    atomic_store_explicit(&recent_peak_bytes, peak, memory_order_relaxed);
+    atomic_store_explicit(&recent_peak_at_ms, at, memory_order_relaxed);
+    /* At least 16 MiB: below, a program that frees and refills a small heap
+     * would have the purge thread woken and madvising at every turn. */
+    size_t limit = (peak / 4 > 16 * HS_MiB ? (size_t)(peak / 4) : 16 * HS_MiB) +
+                   (size_t)hs_option(HS_OPT_RESERVE_MB) * HS_MiB;
+    size_t cap = (size_t)hs_option(HS_OPT_CACHE_MB) * HS_MiB;
+    return limit < cap ? limit : cap;
 }
+
+static bool over_cache_limit(void) { return idle_bytes_total() > cache_limit(); }
 
 void seg_units_free(seg_superslab_t *ss, unsigned first_unit, unsigned n_units)
 {
@@ -448,24 +503,28 @@ void seg_units_free(seg_superslab_t *ss, unsigned first_unit, unsigned n_units)
 
 /* ---- handing idle memory to the purge thread ------------------------------- */
 
-static bool purged_push(node_pool_t *pool, uintptr_t entry)
+/* With `lock` (the pool's) held; it may be let go while the stack grows. */
+static bool purged_push(hs_lock_t *lock, purged_stack_t *stack, uintptr_t entry)
 {
-    while (pool->purged_count == pool->purged_cap)
-        if (!metadata_grow(&pool->lock, (void **)&pool->purged, &pool->purged_cap,
-                           &pool->purged_count, sizeof *pool->purged, 512))
+    while (stack->count == stack->cap)
+        if (!metadata_grow(lock, (void **)&stack->entries, &stack->cap, &stack->count,
+                           sizeof *stack->entries, 512))
             return false;
-    pool->purged[pool->purged_count++] = entry;
+    /* Timed with the lock held, after any growth: the stack stays in time
+     * order, which seg_take_lazy relies on. */
+    stack->entries[stack->count++] = (purged_entry_t){entry, seg_now_ms()};
     return true;
 }
 
 void seg_store_purged(seg_superslab_t *ss, unsigned node, thp_backing_t backing,
-                      unsigned memory_node)
+                      unsigned memory_node, bool lazy)
 {
     node_pool_t *pool = &pools[node];
     hs_lock(&pool->lock);
     /* The header may be zeroed by the kernel from now on: what revival needs
      * rides in the entry's low bits (the address is 2 MiB-aligned). */
-    bool kept = purged_push(pool, (uintptr_t)ss | (uintptr_t)backing | (uintptr_t)memory_node << 2);
+    bool kept = purged_push(&pool->lock, lazy ? &pool->lazy : &pool->released,
+                            (uintptr_t)ss | (uintptr_t)backing | (uintptr_t)memory_node << 2);
     hs_unlock(&pool->lock);
     if (kept) {
         hs_count_add(&stat_purged_superslabs, 1);
@@ -475,8 +534,41 @@ void seg_store_purged(seg_superslab_t *ss, unsigned node, thp_backing_t backing,
     }
 }
 
-unsigned seg_take_idle(uint64_t now_ms, uint64_t min_idle_ms, bool everything,
-                       seg_superslab_t **out, unsigned max, uint64_t *next_due)
+unsigned seg_take_lazy(uint64_t now_ms, uint64_t min_lazy_ms, seg_purged_t *out, unsigned max,
+                       uint64_t *next_due)
+{
+    unsigned taken = 0;
+    *next_due = UINT64_MAX;
+    for (unsigned n = 0; n < numa_node_count() && taken < max; n++) {
+        node_pool_t *pool = &pools[n];
+        purged_stack_t *lazy = &pool->lazy;
+        hs_lock(&pool->lock);
+        /* Oldest first, from the bottom; the rest moves down. */
+        size_t k = 0;
+        while (k < lazy->count && taken < max &&
+               now_ms - lazy->entries[k].since_ms >= min_lazy_ms) {
+            uintptr_t entry = lazy->entries[k++].bits;
+            out[taken++] = (seg_purged_t){
+                .ss = (seg_superslab_t *)(entry & ~(uintptr_t)HS_SUPERSLAB_MASK),
+                .node = n,
+                .backing = (thp_backing_t)(entry & 3),
+                .memory_node = (unsigned)((entry >> 2) & (HS_MAX_NODES - 1)),
+            };
+        }
+        if (k) {
+            lazy->count -= k;
+            memmove(lazy->entries, lazy->entries + k, lazy->count * sizeof *lazy->entries);
+            hs_count_add(&stat_purged_superslabs, -(int64_t)k);
+        }
+        if (lazy->count && lazy->entries[0].since_ms + min_lazy_ms < *next_due)
+            *next_due = lazy->entries[0].since_ms + min_lazy_ms;
+        hs_unlock(&pool->lock);
+    }
+    return taken;
+}
+
+unsigned seg_take_idle(uint64_t now_ms, uint64_t min_idle_ms, uint64_t reserve_idle_ms,
+                       bool everything, seg_superslab_t **out, unsigned max, uint64_t *next_due)
 {
     unsigned taken = 0;
     *next_due = UINT64_MAX;
@@ -486,22 +578,25 @@ unsigned seg_take_idle(uint64_t now_ms, uint64_t min_idle_ms, bool everything,
         node_pool_t *pool = &pools[n];
         SEG_VALIDATE_POOL(n);
         hs_lock(&pool->lock);
-        /* Newest first: skip the reserve, then everything idle long enough
-         * (or beyond the cache limit) goes, oldest at the tail. */
+        /* Newest first: the reserve (the newest), then everything idle long
+         * enough (or beyond the cache limit) goes, oldest at the tail. The
+         * reserve spares a program that comes back soon the faults; one
+         * that stays idle gets it back after reserve_idle_ms. */
         size_t position = 0;
         seg_superslab_t *ss = pool->idle;
         while (ss && taken < max) {
             seg_superslab_t *next = ss->next;
-            bool due =
-                everything || now_ms - ss->idle_since_ms >= min_idle_ms || over_cache_limit();
-            if (position >= reserve && due) {
+            uint64_t wait = position < reserve ? reserve_idle_ms : min_idle_ms;
+            bool due = everything || now_ms - ss->idle_since_ms >= wait ||
+                       (position >= reserve && over_cache_limit());
+            if (due) {
                 list_remove(&pool->idle, ss);
                 pool->idle_count--;
                 hs_count_add(&stat_idle_superslabs, -1);
                 registry_clear(ss, HS_SUPERSLAB_SIZE);
                 out[taken++] = ss;
-            } else if (position >= reserve) {
-                uint64_t due_at = ss->idle_since_ms + min_idle_ms;
+            } else {
+                uint64_t due_at = ss->idle_since_ms + wait;
                 if (due_at < *next_due) *next_due = due_at;
             }
             position++;
@@ -515,7 +610,7 @@ unsigned seg_take_idle(uint64_t now_ms, uint64_t min_idle_ms, bool everything,
     while (run && taken < max) {
         seg_superslab_t *next = run->next;
         if (everything || now_ms - run->idle_since_ms >= min_idle_ms ||
-            run_cache_bytes > (size_t)hs_option(HS_OPT_CACHE_MB) * HS_MiB) {
+            run_cache_bytes > cache_limit()) {
             list_remove(&run_cache, run);
             run_cache_bytes -= run->run_size;
             out[taken++] = run;
@@ -536,17 +631,53 @@ static size_t run_block_offset(size_t align)
     return align <= SEG_HEADER_SIZE ? SEG_HEADER_SIZE : align;
 }
 
+/* Whether a cached run of run_size bytes serves a request of size bytes
+ * as it is: up to a quarter more than needed is less waste than a fresh
+ * mapping costs in faults. */
+static bool run_fits(size_t run_size, size_t size)
+{
+    return run_size >= size && run_size - size <= size / 4;
+}
+
+static size_t size_distance(size_t a, size_t b) { return a > b ? a - b : b - a; }
+
+/* A cached run on memory_node for a run of `size` bytes: the smallest that
+ * fits as it is, else the one nearest in size that can be remapped (not
+ * hugetlb), for the caller to cut or grow. */
+/* Resizes or moves a run's mapping to `total` bytes (a multiple of 2 MiB)
+ * without copying; its registry entries and the mapping counts follow.
+ * Returns the run's header where it now is, or NULL with the run as it was. */
+static seg_superslab_t *run_remap(seg_superslab_t *run, size_t total)
+{
+    size_t old_total = run->run_size;
+    thp_backing_t backing = (thp_backing_t)run->backing;
+    unsigned node = run->node;
+    /* The registry must never describe a range the kernel has moved: clear
+     * it first, and describe whatever the result is afterwards. */
+    registry_clear(run, old_total);
+    seg_superslab_t *moved = thp_remap(run, old_total, total, backing);
+    if (!moved) {
+        registry_set(run, old_total, SEG_CHUNK_RUN);
+        return NULL;
+    }
+    count_mapping(node, backing, (int64_t)total - (int64_t)old_total);
+    moved->run_size = total;
+    registry_set(moved, total, SEG_CHUNK_RUN);
+    return moved;
+}
+
 static seg_superslab_t *run_cache_take(size_t size, unsigned memory_node)
 {
-    seg_superslab_t *best = NULL;
+    seg_superslab_t *best = NULL, *nearest = NULL;
     hs_lock(&run_cache_lock);
     for (seg_superslab_t *r = run_cache; r; r = r->next) {
-        /* Accept up to a quarter more than needed: less waste than a fresh
-         * mapping costs in faults. Only memory already on the right node. */
-        if (r->memory_node == memory_node && r->run_size >= size &&
-            r->run_size - size <= size / 4 && (!best || r->run_size < best->run_size))
-            best = r;
+        if (r->memory_node != memory_node) continue;
+        if (run_fits(r->run_size, size) && (!best || r->run_size < best->run_size)) best = r;
+        if (r->backing != THP_BACKING_HUGETLB &&
+            (!nearest || size_distance(r->run_size, size) < size_distance(nearest->run_size, size)))
+            nearest = r;
     }
+    if (!best) best = nearest;
     if (best) {
         list_remove(&run_cache, best);
         run_cache_bytes -= best->run_size;
@@ -568,8 +699,17 @@ void *seg_run_alloc(size_t size, size_t align, unsigned node, bool *fresh)
     size_t map_align = align > HS_SUPERSLAB_SIZE ? align : HS_SUPERSLAB_SIZE;
     seg_superslab_t *run = NULL;
     *fresh = false;
-    if (map_align == HS_SUPERSLAB_SIZE && total < huge_threshold())
+    if (map_align == HS_SUPERSLAB_SIZE && total < huge_threshold()) {
         run = run_cache_take(total, numa_node_for_superslab(node));
+        /* A cached run of another size is cut or grown to fit: its pages are
+         * kept (no faults for them), and a program that frees one size and
+         * asks for another does not grow by a cached run each time. */
+        if (run && !run_fits(run->run_size, total)) {
+            seg_superslab_t *fitted = run_remap(run, total);
+            if (!fitted) seg_unmap_idle(run, run->run_size, (thp_backing_t)run->backing);
+            run = fitted;
+        }
+    }
     if (!run) {
         run = map_superslabs(total, map_align, SEG_CHUNK_RUN, node);
         if (!run) return NULL;
@@ -618,21 +758,10 @@ void *seg_run_resize(seg_superslab_t *run, size_t new_size)
     size_t old_total = run->run_size;
     if (total == old_total) return run->run_block;
     bool was_huge = old_total >= huge_threshold();
-    thp_backing_t backing = (thp_backing_t)run->backing;
-    unsigned node = run->node;
-    /* The registry must never describe a range the kernel has moved: clear
-     * it first, and describe whatever the result is afterwards. */
-    registry_clear(run, old_total);
-    seg_superslab_t *moved = thp_remap(run, old_total, total, backing);
-    if (!moved) {
-        registry_set(run, old_total, SEG_CHUNK_RUN);
-        return NULL;
-    }
-    count_mapping(node, backing, (int64_t)total - (int64_t)old_total);
+    seg_superslab_t *moved = run_remap(run, total);
+    if (!moved) return NULL;
     hs_count_add(&stat_run_bytes_live, (int64_t)total - (int64_t)old_total);
-    moved->run_size = total;
     moved->run_block = (char *)moved + offset;
-    registry_set(moved, total, SEG_CHUNK_RUN);
     bool is_huge = total >= huge_threshold();
     if (is_huge != was_huge) hs_count_add(&stat_huge_blocks, is_huge ? 1 : -1);
     return moved->run_block;
@@ -691,15 +820,21 @@ void seg_pool_validate(unsigned node)
         SEG_CHECK(ss->next == NULL || ss->next->idle_since_ms <= ss->idle_since_ms, ss);
     }
     SEG_CHECK(idle == pool->idle_count, pool->idle);
-    SEG_CHECK(pool->purged_count <= pool->purged_cap, pool->purged);
-    for (size_t i = 0; i < pool->purged_count; i++) {
-        uintptr_t entry = pool->purged[i];
-        const void *base = (const void *)(entry & ~(uintptr_t)HS_SUPERSLAB_MASK);
-        /* Known to no registry until revived; backing and node in the low bits. */
-        SEG_CHECK(seg_chunk_kind(base) == SEG_CHUNK_NONE, base);
-        SEG_CHECK((entry & 3) < THP_BACKING_COUNT &&
-                      (entry & HS_SUPERSLAB_MASK) >> 2 < HS_MAX_NODES,
-                  base);
+    const purged_stack_t *stacks[2] = {&pool->lazy, &pool->released};
+    for (unsigned k = 0; k < 2; k++) {
+        const purged_stack_t *st = stacks[k];
+        SEG_CHECK(st->count <= st->cap, st->entries);
+        for (size_t i = 0; i < st->count; i++) {
+            uintptr_t entry = st->entries[i].bits;
+            const void *base = (const void *)(entry & ~(uintptr_t)HS_SUPERSLAB_MASK);
+            /* Known to no registry until revived; backing and node in the low bits. */
+            SEG_CHECK(seg_chunk_kind(base) == SEG_CHUNK_NONE, base);
+            SEG_CHECK((entry & 3) < THP_BACKING_COUNT &&
+                          (entry & HS_SUPERSLAB_MASK) >> 2 < HS_MAX_NODES,
+                      base);
+            /* Oldest first: seg_take_lazy takes from the bottom. */
+            SEG_CHECK(i == 0 || st->entries[i - 1].since_ms <= st->entries[i].since_ms, base);
+        }
     }
     hs_unlock(&pool->lock);
 }
@@ -712,7 +847,7 @@ int seg_trim(void)
     uint64_t next_due;
     int released = 0;
     unsigned n;
-    while ((n = seg_take_idle(seg_now_ms(), 0, true, batch, 64, &next_due)) > 0) {
+    while ((n = seg_take_idle(seg_now_ms(), 0, 0, true, batch, 64, &next_due)) > 0) {
         for (unsigned i = 0; i < n; i++) {
             seg_superslab_t *ss = batch[i];
             thp_backing_t backing = (thp_backing_t)ss->backing;
@@ -724,10 +859,20 @@ int seg_trim(void)
                 os_purge(ss, HS_SUPERSLAB_SIZE, true);
                 hs_count_add(&seg_stat_purge_calls, 1);
                 hs_count_add(&seg_stat_bytes_purged, (int64_t)HS_SUPERSLAB_SIZE);
-                seg_store_purged(ss, node, backing, memory_node);
+                seg_store_purged(ss, node, backing, memory_node, false);
             }
             released = 1;
         }
+    }
+    /* And what the purge thread freed lazily: LazyFree is still RSS. */
+    seg_purged_t lazy[64];
+    while ((n = seg_take_lazy(seg_now_ms(), 0, lazy, 64, &next_due)) > 0) {
+        for (unsigned i = 0; i < n; i++) {
+            os_purge(lazy[i].ss, HS_SUPERSLAB_SIZE, true);
+            hs_count_add(&seg_stat_purge_calls, 1);
+            seg_store_purged(lazy[i].ss, lazy[i].node, lazy[i].backing, lazy[i].memory_node, false);
+        }
+        released = 1;
     }
     return released;
 }

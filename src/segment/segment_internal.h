@@ -11,18 +11,36 @@ HS_INLINE uint64_t seg_now_ms(void) { return seg_clock(); }
 #include "thp/thp.h"
 
 /* Takes idle memory out of the pools for purging: SuperSlabs idle for at
- * least min_idle_ms beyond the per-node reserve, and beyond that whatever
- * exceeds HUGESLAB_CACHE_MB, oldest first; `everything` takes all of it.
+ * least min_idle_ms beyond the per-node reserve (the newest), those of the
+ * reserve idle for reserve_idle_ms, and beyond that whatever exceeds
+ * HUGESLAB_CACHE_MB, oldest first; `everything` takes all of it.
  * Taken SuperSlabs are in no list, and those of slabs unknown to the
  * registry (a run stays known as a freed one), until given to
  * seg_store_purged or seg_unmap_idle. *next_due is set to when the next one
  * will be due (UINT64_MAX for none). Returns how many were taken. */
-unsigned seg_take_idle(uint64_t now_ms, uint64_t min_idle_ms, bool everything,
-                       seg_superslab_t **out, unsigned max, uint64_t *next_due);
+unsigned seg_take_idle(uint64_t now_ms, uint64_t min_idle_ms, uint64_t reserve_idle_ms,
+                       bool everything, seg_superslab_t **out, unsigned max, uint64_t *next_due);
 /* A taken SuperSlab whose pages went back with madvise: kept mapped, for
- * reuse at the same address. (Its header may read as zero from now on.) */
+ * reuse at the same address. (Its header may read as zero from now on.)
+ * `lazy`: the advice was MADV_FREE, so the pages may still count in RSS and
+ * seg_take_lazy will hand it out again for MADV_DONTNEED. */
 void seg_store_purged(seg_superslab_t *ss, unsigned node, thp_backing_t backing,
-                      unsigned memory_node);
+                      unsigned memory_node, bool lazy);
+
+/* A purged SuperSlab taken out of its pool, with what its header may no
+ * longer say. */
+typedef struct seg_purged_s {
+    seg_superslab_t *ss;
+    unsigned node;         /* pool it goes back to */
+    thp_backing_t backing; /* THP or base */
+    unsigned memory_node;  /* node its pages are bound to */
+} seg_purged_t;
+/* Takes SuperSlabs lazily freed at least min_lazy_ms ago, oldest first, out
+ * of their pools (to be released with MADV_DONTNEED and given back to
+ * seg_store_purged). *next_due: when the next one falls due (UINT64_MAX for
+ * none). Returns how many were taken. */
+unsigned seg_take_lazy(uint64_t now_ms, uint64_t min_lazy_ms, seg_purged_t *out, unsigned max,
+                       uint64_t *next_due);
 /* A taken SuperSlab or run that goes back whole (hugetlb pages, runs). */
 void seg_unmap_idle(seg_superslab_t *ss, size_t size, thp_backing_t backing);
 

@@ -79,11 +79,16 @@ if [ $thp_ok -eq 1 ]; then
         HUGESLAB_PURGE_DELAY_MS=500 "$bin" purge free 3000
     run_case purge-held-off HUGESLAB_BACKING=thp HUGESLAB_PURGE_DELAY_MS=3600000 \
         "$bin" purge none 1500
+    # The defaults: MADV_FREE, then MADV_DONTNEED; Rss itself (LazyFree
+    # included) back within 8 MiB of the start in 3 s. Fails with
+    # HUGESLAB_RELEASE_DELAY_MS=3600000, where only LazyFree grows.
+    run_case purge-release HUGESLAB_BACKING=thp "$bin" purge release 3000
     # 20,000 threads leave at most 1,000 live 128-byte blocks: under 16 MiB
     # (the old adoption of whichever orphan came first grew to 36 MiB).
     run_case churn-thp HUGESLAB_BACKING=thp "$bin" churn 20000 16
 else
-    for c in faults-thp stats purge-free purge-dontneed purge-uring purge-held-off churn-thp; do
+    for c in faults-thp stats purge-free purge-dontneed purge-uring purge-held-off purge-release \
+        churn-thp; do
         skip_case $c "THP is unavailable ($(thp_mode)) and cannot be switched without root"
     done
 fi
