@@ -24,6 +24,10 @@
  *           thread that is gone.
  * prodcons  N/2 producer/consumer pairs (default 1 pair): producers malloc
  *           4,000,000 blocks of 8-1000 B in all, consumers free them.
+ * reuse     (not in the memory group) 256 MiB of 64-1024 B blocks, all
+ *           freed, --pause-ms (default 0) of sleep, then the same again:
+ *           refill_seconds and refill_faults say what coming back after that
+ *           pause costs, for each stage idle memory goes through.
  *
  * After the work, everything is freed, and the program sleeps --idle-ms
  * (default 3000) before reading /proc/self/smaps_rollup: what an RSS monitor
@@ -48,6 +52,7 @@
 #include <stdalign.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <sys/mman.h>
 
 #define KiB 1024UL
 #define MiB (1024UL * 1024UL)
@@ -440,6 +445,64 @@ static void run_prodcons(void)
     free(rings);
 }
 
+/* ---- reuse ------------------------------------------------------------------- */
+
+#define REUSE_BYTES (256 * MiB)
+
+static uint64_t pause_ms;
+static double refill_seconds;
+static long refill_faults;
+static void **reuse_blocks;
+static size_t reuse_count;
+
+static long faults_now(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return ru.ru_minflt + ru.ru_majflt;
+}
+
+static void reuse_fill(void)
+{
+    uint64_t s = seed_for(0);
+    size_t used = 0;
+    reuse_count = 0;
+    while (used < REUSE_BYTES) {
+        size_t size = rand_size(&s, 64, 1024);
+        char *p = xmalloc(size);
+        memset(p, 1, size);
+        reuse_blocks[reuse_count++] = p;
+        used += size;
+    }
+    add_ops(reuse_count);
+}
+
+static void free_reuse(void)
+{
+    for (size_t i = 0; i < reuse_count; i++) free(reuse_blocks[i]);
+    add_ops(reuse_count);
+    reuse_count = 0;
+}
+
+static void run_reuse(void)
+{
+    /* At least REUSE_BYTES / 64 pointers; from mmap, outside the heap. */
+    size_t bytes = REUSE_BYTES / 64 * sizeof(void *);
+    reuse_blocks = mmap(NULL, bytes, PROT_READ | PROT_WRITE,
+                        MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+    if (reuse_blocks == MAP_FAILED) die("mmap", errno);
+    reuse_fill();
+    free_reuse();
+    struct timespec pause = {(time_t)(pause_ms / 1000), (long)(pause_ms % 1000) * 1000000L};
+    while (nanosleep(&pause, &pause) != 0 && errno == EINTR) {
+    }
+    long f0 = faults_now();
+    double t0 = now_seconds();
+    reuse_fill();
+    refill_seconds = now_seconds() - t0;
+    refill_faults = faults_now() - f0;
+}
+
 static void free_nothing(void) {}
 
 /* ---- main ------------------------------------------------------------------- */
@@ -455,12 +518,13 @@ static const struct {
     {"small", run_small, free_small},
     {"larson", run_larson, free_larson},
     {"prodcons", run_prodcons, free_nothing},
+    {"reuse", run_reuse, free_reuse},
 };
 
 static void usage(FILE *out)
 {
-    fprintf(out, "usage: " BENCH_PROG " churn|large|kv|small|larson|prodcons [--threads=N] "
-                 "[--idle-ms=MS] [--seed=N]\n");
+    fprintf(out, "usage: " BENCH_PROG " churn|large|kv|small|larson|prodcons|reuse "
+                 "[--threads=N] [--idle-ms=MS] [--pause-ms=MS] [--seed=N]\n");
 }
 
 int main(int argc, char **argv)
@@ -489,6 +553,8 @@ int main(int argc, char **argv)
                 return 2;
         } else if (strncmp(a, "--idle-ms=", 10) == 0) {
             if (parse_u64(a + 10, "idle time", &idle_ms) != 0) return 2;
+        } else if (strncmp(a, "--pause-ms=", 11) == 0) {
+            if (parse_u64(a + 11, "pause", &pause_ms) != 0) return 2;
         } else if (strncmp(a, "--seed=", 7) == 0) {
             if (parse_u64(a + 7, "seed", &seed) != 0) return 2;
         } else {
@@ -516,10 +582,11 @@ int main(int argc, char **argv)
     uint64_t ops = atomic_load(&total_ops);
     printf("ops_per_sec=%.0f page_faults=%ld peak_rss_kb=%ld seconds=%.6f start_rss_kb=%ld "
            "freed_rss_kb=%ld idle_rss_kb=%ld idle_lazyfree_kb=%ld idle_anonhuge_kb=%ld "
-           "idle_ms=%" PRIu64 " workload=%s threads=%u malloc_from=%s\n",
+           "idle_ms=%" PRIu64 " workload=%s threads=%u refill_seconds=%.6f refill_faults=%ld "
+           "malloc_from=%s\n",
            secs > 0 ? (double)ops / secs : 0.0,
            (ru1.ru_minflt - ru0.ru_minflt) + (ru1.ru_majflt - ru0.ru_majflt), peak, secs,
            start.rss_kb, freed.rss_kb, after.rss_kb, after.lazyfree_kb, after.anonhuge_kb, idle_ms,
-           workloads[w].name, nthreads, malloc_provider());
+           workloads[w].name, nthreads, refill_seconds, refill_faults, malloc_provider());
     return 0;
 }
