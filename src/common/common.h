@@ -117,6 +117,31 @@ void hs_fd_printf(int fd, const char *fmt, ...) __attribute__((format(printf, 2,
 /* ---- options ------------------------------------------------------------- */
 #include "common/options.h"
 
+/* ---- one intrusive list ----------------------------------------------------
+ * A doubly linked list threaded through a struct's own `next` and `prev`
+ * fields (pointers to the struct's type); the head is a plain pointer, NULL
+ * when empty. HS_LIST_FUNCTIONS(name, type) defines, for that type,
+ *   name_push(type **head, type *x)    x at the front;
+ *   name_remove(type **head, type *x)  x out of the list it is on;
+ * with no lock: the caller holds whatever protects the list. */
+#define HS_LIST_FUNCTIONS(name, type)                                                              \
+    static inline __attribute__((unused)) void name##_push(type **head, type *x)                   \
+    {                                                                                              \
+        x->prev = NULL;                                                                            \
+        x->next = *head;                                                                           \
+        if (*head) (*head)->prev = x;                                                              \
+        *head = x;                                                                                 \
+    }                                                                                              \
+    static inline __attribute__((unused)) void name##_remove(type **head, type *x)                 \
+    {                                                                                              \
+        if (x->prev)                                                                               \
+            x->prev->next = x->next;                                                               \
+        else                                                                                       \
+            *head = x->next;                                                                       \
+        if (x->next) x->next->prev = x->prev;                                                      \
+        x->next = x->prev = NULL;                                                                  \
+    }
+
 /* ---- counters (relaxed atomics; figures, not invariants) ---------------- */
 HS_INLINE void hs_count_add(_Atomic uint64_t *c, int64_t d)
 {

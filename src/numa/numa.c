@@ -87,7 +87,7 @@ static void knode_add(knode_mask_t *m, unsigned id)
     if (id < KNODE_BITS) m->bits[id / KNODE_LONG_BITS] |= 1UL << (id % KNODE_LONG_BITS);
 }
 
-/* ---- the state, written once by numa_init ---------------------------------
+/* ---- the state, written once by numa_init (but the atomics at its end) ----
  * Invariants once ready: 1 <= count <= HS_MAX_NODES; kernel_id[0..count) are
  * online nodes with memory, increasing; index_of_kernel[] of every online
  * node is < count; every target[] and interleave[] entry is < count and in
@@ -114,14 +114,14 @@ static struct numa_state_s {
     uint8_t target[HS_MAX_NODES];                 /* thread node -> SuperSlab node */
     uint8_t interleave[HS_MAX_NODES];             /* interleave modes: nodes dealt in turn */
     unsigned interleave_count;                    /* 0 = not interleaving */
+    /* Written after start-up, hence atomic: */
+    _Atomic bool ready;               /* numa_init has finished */
+    _Atomic unsigned interleave_next; /* the next turn of numa_node_for_superslab */
+    /* Set once mbind or the home-node call is refused for good (seccomp, no
+     * NUMA in the kernel): every later SuperSlab would only repeat the failure. */
+    _Atomic int bind_refused_errno;     /* the errno of that refusal, 0 while none */
+    _Atomic bool home_node_unsupported; /* set_mempolicy_home_node refused */
 } numa = {.count = 1};
-
-static _Atomic bool numa_ready;
-static _Atomic unsigned interleave_next;
-/* Set once mbind or the home-node call is refused for good (seccomp, no
- * NUMA in the kernel): every later SuperSlab would only repeat the failure. */
-static _Atomic int bind_refused_errno;
-static _Atomic bool home_node_unsupported;
 
 __thread numa_thread_cache_t numa_thread_cache;
 
@@ -412,7 +412,7 @@ void numa_init(void)
     choose_pools(cap);
     map_nodes_to_pools();
     if (numa.enabled) read_policy();
-    atomic_store_explicit(&numa_ready, true, memory_order_release);
+    atomic_store_explicit(&numa.ready, true, memory_order_release);
 }
 
 /* ---- queries ---------------------------------------------------------------- */
@@ -426,7 +426,7 @@ unsigned numa_current_node_refresh(void)
     numa_thread_cache_t *c = &numa_thread_cache;
     /* Before numa_init: answer 0 and cache nothing, so the first call after
      * start-up asks the kernel. */
-    if (!atomic_load_explicit(&numa_ready, memory_order_acquire)) return 0;
+    if (!atomic_load_explicit(&numa.ready, memory_order_acquire)) return 0;
     if (numa.count <= 1) {
         c->node = 0;
         c->calls_left = UINT32_MAX; /* one node stays one node */
@@ -444,7 +444,7 @@ unsigned numa_node_for_superslab(unsigned thread_node)
     if (numa.count <= 1) return 0;
     if (thread_node >= numa.count) thread_node = 0;
     if (numa.interleave_count) {
-        unsigned turn = atomic_fetch_add_explicit(&interleave_next, 1, memory_order_relaxed);
+        unsigned turn = atomic_fetch_add_explicit(&numa.interleave_next, 1, memory_order_relaxed);
         return numa.interleave[turn % numa.interleave_count];
     }
     return numa.target[thread_node];
@@ -454,7 +454,7 @@ static int bind_range(void *addr, size_t size, unsigned node, bool strict)
 {
     if (numa.count <= 1 || numa.bind_off) return 0;
     if (node >= numa.count) return -EINVAL;
-    int refused = atomic_load_explicit(&bind_refused_errno, memory_order_relaxed);
+    int refused = atomic_load_explicit(&numa.bind_refused_errno, memory_order_relaxed);
     if (refused) return -refused;
 
     int r;
@@ -466,11 +466,11 @@ static int bind_range(void *addr, size_t size, unsigned node, bool strict)
     } else if (numa.policy_mode == KMPOL_BIND) {
         r = kernel_mbind(addr, size, KMPOL_BIND, &numa.bind_kmask);
         if (r == 0 && __builtin_popcountll(numa.policy_set) > 1 &&
-            !atomic_load_explicit(&home_node_unsupported, memory_order_relaxed)) {
+            !atomic_load_explicit(&numa.home_node_unsupported, memory_order_relaxed)) {
             int h = os_set_home_node(addr, size, numa.kernel_id[node]);
             /* Without home nodes the range still obeys the user's set. */
             if (h == -ENOSYS || h == -EPERM)
-                atomic_store_explicit(&home_node_unsupported, true, memory_order_relaxed);
+                atomic_store_explicit(&numa.home_node_unsupported, true, memory_order_relaxed);
         }
     } else {
         knode_mask_t one;
@@ -479,7 +479,7 @@ static int bind_range(void *addr, size_t size, unsigned node, bool strict)
         r = kernel_mbind(addr, size, KMPOL_PREFERRED, &one);
     }
     if (r == -ENOSYS || r == -EPERM)
-        atomic_store_explicit(&bind_refused_errno, -r, memory_order_relaxed);
+        atomic_store_explicit(&numa.bind_refused_errno, -r, memory_order_relaxed);
     return r;
 }
 

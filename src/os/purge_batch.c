@@ -15,18 +15,21 @@
 #if defined(HS_HAVE_URING) && HS_HAVE_URING
 #include <liburing.h>
 
-/* Used by the purge thread alone, so no lock. */
-static struct io_uring ring;
-static int ring_state; /* 0 untried, 1 ready, else -errno of the refusal */
+/* The ring, used by the purge thread alone, so no lock. */
+static struct uring_state_s {
+    struct io_uring ring; /* set up by the first os_uring_setup */
+    int state;            /* 0 untried, 1 ready, else -errno of the refusal */
+} uring;
 #define RING_ENTRIES 64
 
 int os_uring_setup(void)
 {
-    if (ring_state == 0) {
-        int rc = OS_FAULT(OS_FAULT_URING) ? -ENOMEM : io_uring_queue_init(RING_ENTRIES, &ring, 0);
-        ring_state = rc == 0 ? 1 : rc;
+    if (uring.state == 0) {
+        int rc =
+            OS_FAULT(OS_FAULT_URING) ? -ENOMEM : io_uring_queue_init(RING_ENTRIES, &uring.ring, 0);
+        uring.state = rc == 0 ? 1 : rc;
     }
-    return ring_state == 1 ? 0 : ring_state;
+    return uring.state == 1 ? 0 : uring.state;
 }
 
 /* Submits up to RING_ENTRIES ranges and waits for them; returns failures. */
@@ -34,22 +37,22 @@ static int uring_round(const os_range_t *ranges, unsigned count, int advice)
 {
     unsigned queued = 0;
     for (; queued < count; queued++) {
-        struct io_uring_sqe *sqe = io_uring_get_sqe(&ring);
+        struct io_uring_sqe *sqe = io_uring_get_sqe(&uring.ring);
         if (!sqe) break;
         io_uring_prep_madvise(sqe, ranges[queued].addr, (off_t)ranges[queued].size, advice);
         io_uring_sqe_set_data(sqe, (void *)&ranges[queued]);
     }
     int failed = 0;
-    if (io_uring_submit_and_wait(&ring, queued) < 0) return (int)queued;
+    if (io_uring_submit_and_wait(&uring.ring, queued) < 0) return (int)queued;
     for (unsigned done = 0; done < queued; done++) {
         struct io_uring_cqe *cqe;
-        if (io_uring_wait_cqe(&ring, &cqe) != 0) return failed + (int)(queued - done);
+        if (io_uring_wait_cqe(&uring.ring, &cqe) != 0) return failed + (int)(queued - done);
         if (cqe->res < 0) {
             const os_range_t *r = io_uring_cqe_get_data(cqe);
             /* MADV_FREE refused: the plain path knows the fallback. */
             if (os_purge(r->addr, r->size, advice == MADV_DONTNEED) != 0) failed++;
         }
-        io_uring_cqe_seen(&ring, cqe);
+        io_uring_cqe_seen(&uring.ring, cqe);
     }
     return failed;
 }

@@ -314,23 +314,7 @@ void seg_unmap_idle(seg_superslab_t *ss, size_t size, thp_backing_t backing)
 
 /* ---- SuperSlabs of slabs ------------------------------------------------- */
 
-static void list_push(seg_superslab_t **head, seg_superslab_t *ss)
-{
-    ss->prev = NULL;
-    ss->next = *head;
-    if (*head) (*head)->prev = ss;
-    *head = ss;
-}
-
-static void list_remove(seg_superslab_t **head, seg_superslab_t *ss)
-{
-    if (ss->prev)
-        ss->prev->next = ss->next;
-    else
-        *head = ss->next;
-    if (ss->next) ss->next->prev = ss->prev;
-    ss->next = ss->prev = NULL;
-}
+HS_LIST_FUNCTIONS(list, seg_superslab_t)
 
 /* Bit u of the result is set when units u..u+n-1 are all free and offer
  * min_bytes. */

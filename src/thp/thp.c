@@ -8,7 +8,10 @@
 #include "os/os.h"
 #include "thp/thp.h"
 
-static thp_mode_t system_mode = THP_MODE_UNKNOWN;
+/* thp's state: what the kernel said at thp_init. */
+static struct thp_state_s {
+    thp_mode_t system_mode; /* /sys/kernel/mm/transparent_hugepage/enabled */
+} thp = {.system_mode = THP_MODE_UNKNOWN};
 
 /* The word in brackets of the THP mode file ("always [madvise] never"). */
 static bool read_thp_mode_word(char *word, size_t cap)
@@ -26,17 +29,17 @@ static bool read_thp_mode_word(char *word, size_t cap)
 void thp_init(void)
 {
     char word[32];
-    system_mode = THP_MODE_UNKNOWN;
+    thp.system_mode = THP_MODE_UNKNOWN;
     if (!read_thp_mode_word(word, sizeof word)) return;
     if (strcmp(word, "always") == 0)
-        system_mode = THP_MODE_ALWAYS;
+        thp.system_mode = THP_MODE_ALWAYS;
     else if (strcmp(word, "madvise") == 0)
-        system_mode = THP_MODE_MADVISE;
+        thp.system_mode = THP_MODE_MADVISE;
     else if (strcmp(word, "never") == 0)
-        system_mode = THP_MODE_NEVER;
+        thp.system_mode = THP_MODE_NEVER;
 }
 
-thp_mode_t thp_system_mode(void) { return system_mode; }
+thp_mode_t thp_system_mode(void) { return thp.system_mode; }
 
 const char *thp_mode_name(thp_mode_t mode)
 {
@@ -66,7 +69,7 @@ const char *thp_backing_name(thp_backing_t backing)
 
 static bool thp_allowed(void)
 {
-    return system_mode == THP_MODE_MADVISE || system_mode == THP_MODE_ALWAYS;
+    return thp.system_mode == THP_MODE_MADVISE || thp.system_mode == THP_MODE_ALWAYS;
 }
 
 void *thp_map_aligned(size_t size, size_t align, thp_backing_t wanted, thp_backing_t *got)
@@ -96,7 +99,7 @@ void *thp_map_aligned(size_t size, size_t align, thp_backing_t wanted, thp_backi
     }
     /* Base pages, asked for or the end of the chain. Keep the kernel from
      * giving a huge page anyway in "always" mode, for this range only. */
-    if (system_mode == THP_MODE_ALWAYS) os_advise_hugepage(p, size, false);
+    if (thp.system_mode == THP_MODE_ALWAYS) os_advise_hugepage(p, size, false);
     *got = THP_BACKING_BASE;
     return p;
 }

@@ -17,33 +17,41 @@ tiny_heap_t tiny_empty_heap = {
 
 __thread tiny_heap_t *tiny_heap_tls = &tiny_empty_heap;
 
-/* Heaps are never unmapped, only reused: a pointer to a heap read by another
- * thread (a slab's owner) stays valid memory forever. */
-static hs_lock_t heap_lock = HS_LOCK_INIT(HS_RANK_HEAP);
-static tiny_heap_t *heap_pool;     /* detached heaps, ready for reuse */
-static tiny_heap_t *heap_all;      /* every heap made, through all_next */
-static char *meta_next, *meta_end; /* bump region for new heaps */
-static char *meta_spare;           /* a region mapped while another thread refilled */
-
-/* Slabs of exited (or migrated) threads, per node and class, waiting for a
- * thread of the same node to adopt them. */
-static hs_lock_t orphan_lock = HS_LOCK_INIT(HS_RANK_ORPHAN);
-static tiny_slab_t *orphans[HS_MAX_NODES][TINY_CLASS_COUNT];
-
-static _Atomic uint64_t stat_bytes_in_slabs;
-static _Atomic uint64_t stat_threads_live; /* heaps attached to a running thread */
-static _Atomic uint64_t stat_orphan_slabs; /* slabs of exited threads not yet adopted */
-
 /* Remote frees by threads without a heap (consumers that never allocate),
  * by the block's node. Striped by thread, so that such threads do not all
  * fight over one cache line. */
 #define HEAPLESS_STRIPES 16
 typedef struct heapless_counts_s {
-    _Alignas(HS_CACHE_LINE) _Atomic uint64_t by_node[HS_MAX_NODES];
+    _Alignas(HS_CACHE_LINE) _Atomic uint64_t by_node[HS_MAX_NODES]; /* one stripe */
 } heapless_counts_t;
-static heapless_counts_t heapless_remote_frees[HEAPLESS_STRIPES];
 
-static pthread_key_t heap_key;
+/* tiny's state, but for what the fast paths read (tiny_heap_tls,
+ * tiny_empty_heap, tiny_sentinel_slab above) and the slabs themselves.
+ * Heaps are never unmapped, only reused: a pointer to a heap read by another
+ * thread (a slab's owner) stays valid memory forever. The locks' ranks are
+ * in common/locks.h. */
+static struct tiny_state_s {
+    pthread_once_t init_once; /* tiny_init's */
+    pthread_key_t heap_key;   /* its destructor gives a leaving thread's heap up */
+    hs_lock_t heap_lock;      /* guards heap_pool, heap_all and the meta_ fields */
+    tiny_heap_t *heap_pool;   /* detached heaps, ready for reuse */
+    tiny_heap_t *heap_all;    /* every heap made, through all_next */
+    char *meta_next;          /* bump region for new heaps: next free byte */
+    char *meta_end;           /* and its end */
+    char *meta_spare;         /* a region mapped while another thread refilled */
+    hs_lock_t orphan_lock;    /* guards orphans */
+    /* Slabs of exited (or migrated) threads, per node and class, waiting for
+     * a thread of the same node to adopt them. */
+    tiny_slab_t *orphans[HS_MAX_NODES][TINY_CLASS_COUNT];
+    _Atomic uint64_t stat_bytes_in_slabs; /* SuperSlab bytes given to slabs */
+    _Atomic uint64_t stat_threads_live;   /* heaps attached to a running thread */
+    _Atomic uint64_t stat_orphan_slabs;   /* slabs of exited threads not yet adopted */
+    heapless_counts_t heapless_remote_frees[HEAPLESS_STRIPES]; /* see heapless_stripe */
+} tiny = {
+    .init_once = PTHREAD_ONCE_INIT,
+    .heap_lock = HS_LOCK_INIT(HS_RANK_HEAP),
+    .orphan_lock = HS_LOCK_INIT(HS_RANK_ORPHAN),
+};
 
 static void thread_exit(void *arg);
 static bool collect_abandoned(void);
@@ -72,19 +80,17 @@ static void client_init(seg_superslab_t *ss)
     for (unsigned u = 0; u < HS_UNITS_PER_SUPERSLAB; u++) table[u].head = &tiny_sentinel_slab;
 }
 
-static pthread_once_t init_once = PTHREAD_ONCE_INIT;
-
 static void init_tiny(void)
 {
     hs_once_enter(HS_RANK_INIT_TINY);
     seg_init();
     seg_set_client_init(client_init);
     seg_set_idle_work(collect_abandoned);
-    pthread_key_create(&heap_key, thread_exit);
+    pthread_key_create(&tiny.heap_key, thread_exit);
     hs_once_leave(HS_RANK_INIT_TINY);
 }
 
-void tiny_init(void) { pthread_once(&init_once, init_tiny); }
+void tiny_init(void) { pthread_once(&tiny.init_once, init_tiny); }
 
 /* ---- list helpers (owner only, or under orphan_lock) ----------------------- */
 
@@ -98,23 +104,7 @@ static void heap_set_current(tiny_heap_t *heap, unsigned cls, tiny_slab_t *s)
     for (unsigned i = first; i <= tiny_class_size[cls] >> 4; i++) heap->direct[i] = s;
 }
 
-static void slab_list_push(tiny_slab_t **head, tiny_slab_t *s)
-{
-    s->prev = NULL;
-    s->next = *head;
-    if (*head) (*head)->prev = s;
-    *head = s;
-}
-
-static void slab_list_remove(tiny_slab_t **head, tiny_slab_t *s)
-{
-    if (s->prev)
-        s->prev->next = s->next;
-    else
-        *head = s->next;
-    if (s->next) s->next->prev = s->prev;
-    s->next = s->prev = NULL;
-}
+HS_LIST_FUNCTIONS(slab_list, tiny_slab_t)
 
 /* ---- invariants (debug builds) ---------------------------------------------- */
 
@@ -196,7 +186,7 @@ static tiny_slab_t *slab_create(tiny_heap_t *heap, unsigned cls)
     /* Publish last: a free of a pointer into these units must not find the
      * slab before its fields are set. */
     for (unsigned u = first; u < first + units; u++) table[u].head = slab;
-    hs_count_add(&stat_bytes_in_slabs, (int64_t)(units * HS_UNIT_SIZE));
+    hs_count_add(&tiny.stat_bytes_in_slabs, (int64_t)(units * HS_UNIT_SIZE));
     return slab;
 }
 
@@ -207,7 +197,7 @@ static void slab_release(tiny_slab_t *slab)
     unsigned first = slab->first_unit, units = slab->units;
     atomic_store_explicit(&slab->owner_word, 0, memory_order_relaxed);
     for (unsigned u = first; u < first + units; u++) table[u].head = &tiny_sentinel_slab;
-    hs_count_add(&stat_bytes_in_slabs, -(int64_t)(units * HS_UNIT_SIZE));
+    hs_count_add(&tiny.stat_bytes_in_slabs, -(int64_t)(units * HS_UNIT_SIZE));
     seg_units_free(ss, first, units);
 }
 
@@ -360,7 +350,7 @@ static void free_local(tiny_heap_t *heap, tiny_slab_t *s, tiny_block_t *b)
 static heapless_counts_t *heapless_stripe(void)
 {
     uint64_t h = (uint64_t)(uintptr_t)&tiny_heap_tls * 0x9e3779b97f4a7c15ULL;
-    return &heapless_remote_frees[h >> (64 - 4)];
+    return &tiny.heapless_remote_frees[h >> (64 - 4)];
 }
 _Static_assert(HEAPLESS_STRIPES == 16, "heapless_stripe takes 4 bits");
 
@@ -481,11 +471,11 @@ static bool orphan_has_room(const tiny_slab_t *s)
  * on the way. */
 static tiny_slab_t *adopt_orphan(tiny_heap_t *heap, unsigned cls)
 {
-    if (atomic_load_explicit(&stat_orphan_slabs, memory_order_relaxed) == 0) return NULL;
-    tiny_slab_t **list = &orphans[heap->node][cls];
+    if (atomic_load_explicit(&tiny.stat_orphan_slabs, memory_order_relaxed) == 0) return NULL;
+    tiny_slab_t **list = &tiny.orphans[heap->node][cls];
     tiny_slab_t *best = NULL, *empty[TINY_ADOPT_SCAN];
     unsigned n_empty = 0;
-    hs_lock(&orphan_lock);
+    hs_lock(&tiny.orphan_lock);
     tiny_slab_t *s = *list;
     for (unsigned seen = 0; s && seen < TINY_ADOPT_SCAN; seen++) {
         tiny_slab_t *next = s->next;
@@ -500,10 +490,10 @@ static tiny_slab_t *adopt_orphan(tiny_heap_t *heap, unsigned cls)
         s = next;
     }
     if (best) slab_list_remove(list, best);
-    hs_unlock(&orphan_lock);
+    hs_unlock(&tiny.orphan_lock);
     /* Released after the unlock: slab_release takes a segment lock. */
     for (unsigned i = 0; i < n_empty; i++) slab_release(empty[i]);
-    hs_count_add(&stat_orphan_slabs, -(int64_t)(n_empty + (best != NULL)));
+    hs_count_add(&tiny.stat_orphan_slabs, -(int64_t)(n_empty + (best != NULL)));
     if (!best) return NULL;
     atomic_store_explicit(&best->owner_word, (uintptr_t)heap, memory_order_release);
     slab_list_push(&heap->partial[cls], best);
@@ -531,10 +521,10 @@ static void heap_abandon(tiny_heap_t *heap)
                 if (s->used == 0) {
                     slab_release(s);
                 } else {
-                    hs_lock(&orphan_lock);
-                    slab_list_push(&orphans[seg_superslab_of(s)->node][cls], s);
-                    hs_unlock(&orphan_lock);
-                    hs_count_add(&stat_orphan_slabs, 1);
+                    hs_lock(&tiny.orphan_lock);
+                    slab_list_push(&tiny.orphans[seg_superslab_of(s)->node][cls], s);
+                    hs_unlock(&tiny.orphan_lock);
+                    hs_count_add(&tiny.stat_orphan_slabs, 1);
                 }
                 s = next;
             }
@@ -554,23 +544,23 @@ static void heap_abandon(tiny_heap_t *heap)
 static bool sweep_orphans(void)
 {
     tiny_slab_t *empty = NULL; /* taken off the lists, released below */
-    hs_lock(&orphan_lock);
+    hs_lock(&tiny.orphan_lock);
     for (unsigned i = 0; i < HS_MAX_NODES * TINY_CLASS_COUNT; i++) {
-        tiny_slab_t **list = &orphans[i / TINY_CLASS_COUNT][i % TINY_CLASS_COUNT];
+        tiny_slab_t **list = &tiny.orphans[i / TINY_CLASS_COUNT][i % TINY_CLASS_COUNT];
         tiny_slab_t *s = *list;
         while (s) {
             tiny_slab_t *next = s->next;
             collect(s);
             if (s->used == 0) {
                 slab_list_remove(list, s);
-                hs_count_add(&stat_orphan_slabs, -1);
+                hs_count_add(&tiny.stat_orphan_slabs, -1);
                 s->next = empty;
                 empty = s;
             }
             s = next;
         }
     }
-    hs_unlock(&orphan_lock);
+    hs_unlock(&tiny.orphan_lock);
     /* Released with the orphan lock free: a SuperSlab left empty goes to its
      * node's pool and may start the purge thread, which allocates. */
     while (empty) {
@@ -578,7 +568,7 @@ static bool sweep_orphans(void)
         slab_release(empty);
         empty = next;
     }
-    return atomic_load_explicit(&stat_orphan_slabs, memory_order_relaxed) != 0;
+    return atomic_load_explicit(&tiny.stat_orphan_slabs, memory_order_relaxed) != 0;
 }
 
 /* ---- thread heaps ----------------------------------------------------------- */
@@ -592,42 +582,42 @@ static tiny_heap_t *heap_new(void)
     const size_t size = hs_align_up(sizeof(tiny_heap_t), HS_CACHE_LINE), chunk = 64 * HS_KiB;
     char *region = NULL; /* mapped while unlocked, not yet the bump region */
     tiny_heap_t *heap = NULL;
-    hs_lock(&heap_lock);
+    hs_lock(&tiny.heap_lock);
     for (;;) {
-        if (heap_pool) {
-            heap = heap_pool;
-            heap_pool = heap->next_free;
+        if (tiny.heap_pool) {
+            heap = tiny.heap_pool;
+            tiny.heap_pool = heap->next_free;
             break;
         }
-        if ((size_t)(meta_end - meta_next) >= size) {
-            heap = (tiny_heap_t *)meta_next;
-            meta_next += size;
+        if ((size_t)(tiny.meta_end - tiny.meta_next) >= size) {
+            heap = (tiny_heap_t *)tiny.meta_next;
+            tiny.meta_next += size;
             for (unsigned cls = 0; cls < TINY_CLASS_COUNT; cls++)
                 heap_set_current(heap, cls, &tiny_sentinel_slab);
-            heap->all_next = heap_all;
-            heap_all = heap;
+            heap->all_next = tiny.heap_all;
+            tiny.heap_all = heap;
             break;
         }
-        if (!region && meta_spare) {
-            region = meta_spare;
-            meta_spare = NULL;
+        if (!region && tiny.meta_spare) {
+            region = tiny.meta_spare;
+            tiny.meta_spare = NULL;
         }
         if (region) {
-            meta_next = region;
-            meta_end = region + chunk;
+            tiny.meta_next = region;
+            tiny.meta_end = region + chunk;
             region = NULL;
             continue;
         }
-        hs_unlock(&heap_lock);
+        hs_unlock(&tiny.heap_lock);
         region = seg_map_metadata(chunk);
         if (!region) return NULL;
-        hs_lock(&heap_lock);
+        hs_lock(&tiny.heap_lock);
     }
     heap->attached = true;
     /* Two threads that both mapped while a third refilled: one region is
      * lost (64 KiB, as rare as that race). */
-    if (region && !meta_spare) meta_spare = region;
-    hs_unlock(&heap_lock);
+    if (region && !tiny.meta_spare) tiny.meta_spare = region;
+    hs_unlock(&tiny.heap_lock);
     return heap;
 }
 
@@ -638,10 +628,10 @@ static HS_NOINLINE tiny_heap_t *heap_attach(void)
     tiny_heap_t *heap = heap_new();
     if (!heap) return NULL;
     heap->node = seg_thread_node_refresh();
-    hs_count_add(&stat_threads_live, 1);
+    hs_count_add(&tiny.stat_threads_live, 1);
     tiny_heap_tls = heap;
     /* May allocate (glibc's second-level key table): the heap is in place. */
-    pthread_setspecific(heap_key, heap);
+    pthread_setspecific(tiny.heap_key, heap);
     drain_delayed(heap);
     return heap;
 }
@@ -652,12 +642,12 @@ static void thread_exit(void *arg)
     if (!heap || heap == &tiny_empty_heap) return;
     tiny_heap_tls = &tiny_empty_heap;
     heap_abandon(heap);
-    hs_count_add(&stat_threads_live, -1);
-    hs_lock(&heap_lock);
+    hs_count_add(&tiny.stat_threads_live, -1);
+    hs_lock(&tiny.heap_lock);
     heap->attached = false;
-    heap->next_free = heap_pool;
-    heap_pool = heap;
-    hs_unlock(&heap_lock);
+    heap->next_free = tiny.heap_pool;
+    tiny.heap_pool = heap;
+    hs_unlock(&tiny.heap_lock);
 }
 
 /* ---- the refill path -------------------------------------------------------- */
@@ -828,8 +818,8 @@ void *tiny_malloc_aligned(size_t alignment, size_t size)
 static bool collect_abandoned(void)
 {
     /* Detached heaps may hold blocks pushed after their thread left. */
-    hs_lock(&heap_lock);
-    for (tiny_heap_t *h = heap_pool; h; h = h->next_free) {
+    hs_lock(&tiny.heap_lock);
+    for (tiny_heap_t *h = tiny.heap_pool; h; h = h->next_free) {
         tiny_block_t *b = atomic_exchange_explicit(&h->delayed, NULL, memory_order_acquire);
         while (b) {
             tiny_block_t *next = next_delayed(b);
@@ -837,7 +827,7 @@ static bool collect_abandoned(void)
             b = next;
         }
     }
-    hs_unlock(&heap_lock);
+    hs_unlock(&tiny.heap_lock);
     return sweep_orphans();
 }
 
@@ -858,35 +848,35 @@ void tiny_stats(tiny_stats_t *out)
     for (unsigned n = 0; n < HS_MAX_NODES; n++) {
         by_node[n] = 0;
         for (unsigned i = 0; i < HEAPLESS_STRIPES; i++)
-            by_node[n] +=
-                atomic_load_explicit(&heapless_remote_frees[i].by_node[n], memory_order_relaxed);
+            by_node[n] += atomic_load_explicit(&tiny.heapless_remote_frees[i].by_node[n],
+                                               memory_order_relaxed);
     }
-    hs_lock(&heap_lock);
-    for (tiny_heap_t *h = heap_all; h; h = h->all_next)
+    hs_lock(&tiny.heap_lock);
+    for (tiny_heap_t *h = tiny.heap_all; h; h = h->all_next)
         for (unsigned n = 0; n < HS_MAX_NODES; n++)
             by_node[n] += atomic_load_explicit(&h->remote_frees_by_node[n], memory_order_relaxed);
-    hs_unlock(&heap_lock);
+    hs_unlock(&tiny.heap_lock);
     out->remote_frees = 0;
     for (unsigned n = 0; n < HS_MAX_NODES; n++) out->remote_frees += by_node[n];
-    out->bytes_in_slabs = atomic_load_explicit(&stat_bytes_in_slabs, memory_order_relaxed);
-    out->threads_live = atomic_load_explicit(&stat_threads_live, memory_order_relaxed);
-    out->orphan_slabs = atomic_load_explicit(&stat_orphan_slabs, memory_order_relaxed);
+    out->bytes_in_slabs = atomic_load_explicit(&tiny.stat_bytes_in_slabs, memory_order_relaxed);
+    out->threads_live = atomic_load_explicit(&tiny.stat_threads_live, memory_order_relaxed);
+    out->orphan_slabs = atomic_load_explicit(&tiny.stat_orphan_slabs, memory_order_relaxed);
 }
 
 void tiny_fork_prepare(void)
 {
-    hs_lock(&heap_lock);
-    hs_lock(&orphan_lock);
+    hs_lock(&tiny.heap_lock);
+    hs_lock(&tiny.orphan_lock);
 }
 
 void tiny_fork_parent(void)
 {
-    hs_unlock(&orphan_lock);
-    hs_unlock(&heap_lock);
+    hs_unlock(&tiny.orphan_lock);
+    hs_unlock(&tiny.heap_lock);
 }
 
 void tiny_fork_child(void)
 {
-    hs_lock_init(&orphan_lock, HS_RANK_ORPHAN);
-    hs_lock_init(&heap_lock, HS_RANK_HEAP);
+    hs_lock_init(&tiny.orphan_lock, HS_RANK_ORPHAN);
+    hs_lock_init(&tiny.heap_lock, HS_RANK_HEAP);
 }
