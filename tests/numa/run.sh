@@ -204,7 +204,7 @@ for n in $node_counts; do
                     run_case "$name" "$n" --hugepages 0:24,1:24 "${gigantic[@]}" "${preload[@]}" \
                         --env HUGESLAB_BACKING=hugetlb -- "$test_prog" hugetlb
                 else
-                    run_case "$name" "$n" --expect-log 'hugeslab: hugetlb: no 2 MiB pages reserved' \
+                    run_case "$name" "$n" --expect-log 'hugeslab\[[0-9]+ [^]]+\]: hugetlb: no 2 MiB pages reserved' \
                         --hugepages 0 "${gigantic[@]}" "${preload[@]}" --env HUGESLAB_BACKING=hugetlb \
                         --env HUGESLAB_VERBOSE=1 -- "$test_prog" hugetlb none
                 fi ;;
