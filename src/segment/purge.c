@@ -16,26 +16,34 @@
 #include "os/os.h"
 #include "segment/segment_internal.h"
 
-static hs_lock_t purge_lock = HS_LOCK_INIT(HS_RANK_PURGE);
-static pthread_cond_t purge_wakeup = PTHREAD_COND_INITIALIZER;
-static _Atomic int purge_state; /* 0 not started, 1 running, -1 could not start */
-static bool work_pending;       /* purge_lock: notified since the last pass */
-/* purge_lock: when the thread's sleep ends; UINT64_MAX while it waits for
- * a notification only, 0 while it is awake. */
-static uint64_t sleeping_until_ms;
-static bool stopping; /* purge_lock: process exit */
-static bool (*idle_work)(void);
-static void (*periodic_work)(void); /* set before the thread starts */
-static uint64_t periodic_ms;        /* its interval; 0: none */
+/* The purge thread's state. `lock` guards the flags marked so; `state` is
+ * read without it on every notification. */
+static struct purge_state_s {
+    hs_lock_t lock;        /* held across no system call but the condition wait */
+    pthread_cond_t wakeup; /* signalled by purge_notify and purge_shutdown */
+    _Atomic int state;     /* 0 not started, 1 running, -1 could not start */
+    bool work_pending;     /* lock: notified since the last pass */
+    /* lock: when the thread's sleep ends; UINT64_MAX while it waits for a
+     * notification only, 0 while it is awake. */
+    uint64_t sleeping_until_ms;
+    bool stopping;               /* lock: process exit */
+    bool (*idle_work)(void);     /* tiny's sweep of abandoned blocks, after each pass;
+                                    true while orphans remain */
+    void (*periodic_work)(void); /* set before the thread starts */
+    uint64_t periodic_ms;        /* its interval; 0: none */
+} purge = {
+    .lock = HS_LOCK_INIT(HS_RANK_PURGE),
+    .wakeup = PTHREAD_COND_INITIALIZER,
+};
 
-void seg_set_idle_work(bool (*work)(void)) { idle_work = work; }
+void seg_set_idle_work(bool (*work)(void)) { purge.idle_work = work; }
 
-bool purge_run_idle_work(void) { return idle_work && idle_work(); }
+bool purge_run_idle_work(void) { return purge.idle_work && purge.idle_work(); }
 
 void seg_set_periodic_work(void (*work)(void), uint64_t interval_ms)
 {
-    periodic_work = work;
-    periodic_ms = interval_ms;
+    purge.periodic_work = work;
+    purge.periodic_ms = interval_ms;
 }
 
 static uint64_t delay_ms(void) { return (uint64_t)hs_option(HS_OPT_PURGE_DELAY_MS); }
@@ -128,49 +136,49 @@ static void *purge_main(void *arg)
     (void)arg;
     /* Named, so that top -H and /proc/PID/task/TID/comm show what it is. */
     pthread_setname_np(pthread_self(), "hugeslab-purge");
-    hs_lock(&purge_lock);
+    hs_lock(&purge.lock);
     uint64_t next_due = 0;
-    uint64_t next_periodic = periodic_work ? seg_now_ms() + periodic_ms : UINT64_MAX;
-    while (!stopping) {
-        if (!work_pending) {
+    uint64_t next_periodic = purge.periodic_work ? seg_now_ms() + purge.periodic_ms : UINT64_MAX;
+    while (!purge.stopping) {
+        if (!purge.work_pending) {
             uint64_t wake = next_due < next_periodic ? next_due : next_periodic;
             if (wake == UINT64_MAX) {
-                sleeping_until_ms = UINT64_MAX;
-                pthread_cond_wait(&purge_wakeup, &purge_lock.mutex);
+                purge.sleeping_until_ms = UINT64_MAX;
+                pthread_cond_wait(&purge.wakeup, &purge.lock.mutex);
             } else {
                 /* Coarse clocks run up to a tick behind: wait a little past. */
                 uint64_t now = seg_now_ms();
                 uint64_t wait = (wake > now ? wake - now : 0) + 5;
                 struct timespec until;
                 os_deadline_after(wait, &until);
-                sleeping_until_ms = now + wait;
-                pthread_cond_clockwait(&purge_wakeup, &purge_lock.mutex, CLOCK_MONOTONIC, &until);
+                purge.sleeping_until_ms = now + wait;
+                pthread_cond_clockwait(&purge.wakeup, &purge.lock.mutex, CLOCK_MONOTONIC, &until);
             }
-            sleeping_until_ms = 0;
-            if (stopping) break;
+            purge.sleeping_until_ms = 0;
+            if (purge.stopping) break;
         }
-        work_pending = false;
-        hs_unlock(&purge_lock);
+        purge.work_pending = false;
+        hs_unlock(&purge.lock);
         next_due = purge_pass();
         if (seg_now_ms() >= next_periodic) {
-            periodic_work();
-            next_periodic = seg_now_ms() + periodic_ms;
+            purge.periodic_work();
+            next_periodic = seg_now_ms() + purge.periodic_ms;
         }
-        hs_lock(&purge_lock);
+        hs_lock(&purge.lock);
     }
-    hs_unlock(&purge_lock);
+    hs_unlock(&purge.lock);
     return NULL;
 }
 
 static void purge_start(void)
 {
     int expected = 0;
-    if (!atomic_compare_exchange_strong(&purge_state, &expected, 1)) return;
+    if (!atomic_compare_exchange_strong(&purge.state, &expected, 1)) return;
     /* Every signal blocked: the thread must never take one meant for the
      * program. */
     int rc = os_thread_start(purge_main, NULL, 64 * HS_KiB);
     if (rc != 0) {
-        atomic_store(&purge_state, -1);
+        atomic_store(&purge.state, -1);
         if (hs_option(HS_OPT_VERBOSE))
             hs_message("cannot start the purge thread (error %d): idle memory stays cached "
                        "until malloc_trim()",
@@ -182,36 +190,37 @@ void seg_start_background(void) { purge_start(); }
 
 void purge_notify(bool urgent)
 {
-    int state = atomic_load_explicit(&purge_state, memory_order_acquire);
+    int state = atomic_load_explicit(&purge.state, memory_order_acquire);
     if (state < 0) return;
     /* pthread_create allocates (the new thread's TLS, with calloc), and an
      * allocation may need any lock of the table: a caller that still holds
      * one has it started when it lets go of its last. */
     if (state == 0) hs_when_unlocked(purge_start);
-    hs_lock(&purge_lock);
-    work_pending = true;
+    hs_lock(&purge.lock);
+    purge.work_pending = true;
     /* A sleep that ends before this newest SuperSlab falls due needs no
      * wakeup (a system call); one that ends later (nothing to wait for, or
      * only the reserve's longer delay), or a full cache, does. */
-    if (urgent || sleeping_until_ms > seg_now_ms() + delay_ms()) pthread_cond_signal(&purge_wakeup);
-    hs_unlock(&purge_lock);
+    if (urgent || purge.sleeping_until_ms > seg_now_ms() + delay_ms())
+        pthread_cond_signal(&purge.wakeup);
+    hs_unlock(&purge.lock);
 }
 
 void purge_fork_child(void)
 {
     /* The thread did not come along: the next idle SuperSlab starts one. */
-    hs_lock_init(&purge_lock, HS_RANK_PURGE);
-    pthread_cond_init(&purge_wakeup, NULL);
-    work_pending = stopping = false;
-    sleeping_until_ms = 0;
-    if (atomic_load(&purge_state) > 0) atomic_store(&purge_state, 0);
+    hs_lock_init(&purge.lock, HS_RANK_PURGE);
+    pthread_cond_init(&purge.wakeup, NULL);
+    purge.work_pending = purge.stopping = false;
+    purge.sleeping_until_ms = 0;
+    if (atomic_load(&purge.state) > 0) atomic_store(&purge.state, 0);
 }
 
 void purge_shutdown(void)
 {
-    if (atomic_load(&purge_state) <= 0) return;
-    hs_lock(&purge_lock);
-    stopping = true;
-    pthread_cond_signal(&purge_wakeup);
-    hs_unlock(&purge_lock);
+    if (atomic_load(&purge.state) <= 0) return;
+    hs_lock(&purge.lock);
+    purge.stopping = true;
+    pthread_cond_signal(&purge.wakeup);
+    hs_unlock(&purge.lock);
 }

@@ -39,33 +39,52 @@ typedef struct node_pool_s {
     purged_stack_t released;  /* MADV_DONTNEED'd; reused when lazy is empty */
 } node_pool_t;
 
-static node_pool_t pools[HS_MAX_NODES];
-
-/* Freed runs kept for reuse, newest first. */
-static hs_lock_t run_cache_lock = HS_LOCK_INIT(HS_RANK_RUN_CACHE);
-static seg_superslab_t *run_cache;
-static _Atomic size_t run_cache_bytes; /* written under run_cache_lock */
-
-static void (*client_init)(seg_superslab_t *ss);
-
 /* Every live hugetlb mapping, for fork(): private hugetlb pages are copied
  * on write from the same pool, and a child whose copy cannot be had gets
  * SIGBUS. The child trades them for anonymous copies when the pool is short. */
 typedef struct hugetlb_range_s {
     seg_superslab_t *base; /* a SuperSlab or the head of a run */
-    size_t size;
+    size_t size;           /* bytes of the mapping */
 } hugetlb_range_t;
-static hs_lock_t hugetlb_lock = HS_LOCK_INIT(HS_RANK_HUGETLB);
-static hugetlb_range_t *hugetlb_ranges;
-static size_t hugetlb_count, hugetlb_cap;
-static _Atomic size_t hugetlb_pages_mapped; /* written under hugetlb_lock */
-static int fork_pipe[2] = {-1, -1};         /* the parent waits for the child's copies */
 
-/* hugetlb in auto mode: tried while the pool had pages at the last look;
- * after a look that found none (in the pool, or on a node), sysfs is not
- * read again for a second -- not once per new SuperSlab. */
-static _Atomic uint64_t hugetlb_retry_at_ms;
-static _Atomic uint64_t node_hugetlb_retry_at_ms[HS_MAX_NODES];
+/* segment's state: everything segment.c owns but the registry
+ * (seg_chunk_map, read by free's fast path), the test clock (seg_clock) and
+ * the purge figures purge.c adds to (seg_stat_purge_calls, _bytes_purged).
+ * The locks' ranks are in common/locks.h. Figures are relaxed atomics read
+ * without locks. */
+static struct seg_state_s {
+    node_pool_t pools[HS_MAX_NODES];          /* by NUMA node index */
+    hs_lock_t run_cache_lock;                 /* guards run_cache and the runs' list links */
+    seg_superslab_t *run_cache;               /* freed runs kept for reuse, newest first */
+    _Atomic size_t run_cache_bytes;           /* their bytes; written under run_cache_lock */
+    void (*client_init)(seg_superslab_t *ss); /* tiny's reset of a SuperSlab's client area */
+    hs_lock_t hugetlb_lock;                   /* guards hugetlb_ranges, _count, _cap */
+    hugetlb_range_t *hugetlb_ranges;          /* every live hugetlb mapping */
+    size_t hugetlb_count;                     /* entries in hugetlb_ranges */
+    size_t hugetlb_cap;                       /* entries its pages hold */
+    _Atomic size_t hugetlb_pages_mapped;      /* 2 MiB pages over all of them; written under
+                                                 hugetlb_lock */
+    int fork_pipe[2];                         /* the parent waits for the child's copies */
+    /* hugetlb in auto mode: tried while the pool had pages at the last look;
+     * after a look that found none (in the pool, or on a node), sysfs is not
+     * read again for a second -- not once per new SuperSlab. */
+    _Atomic uint64_t hugetlb_retry_at_ms;                    /* the whole pool */
+    _Atomic uint64_t node_hugetlb_retry_at_ms[HS_MAX_NODES]; /* each node's pages */
+    /* The recent peak of memory in use (mapped, neither idle nor purged) and
+     * when it was last brought up to date; relaxed, a heuristic. */
+    _Atomic uint64_t recent_peak_bytes; /* the peak */
+    _Atomic uint64_t recent_peak_at_ms; /* when it was last brought up to date */
+    _Atomic uint64_t stat_superslabs[HS_MAX_NODES][THP_BACKING_COUNT]; /* mapped, by node */
+    _Atomic uint64_t stat_idle_superslabs;   /* in the pools' idle lists */
+    _Atomic uint64_t stat_purged_superslabs; /* on the pools' purged stacks */
+    _Atomic uint64_t stat_bytes_mapped;      /* address space mapped for blocks */
+    _Atomic uint64_t stat_run_bytes_live;    /* runs holding a live block */
+    _Atomic uint64_t stat_huge_blocks;       /* live blocks with a mapping of their own */
+} seg = {
+    .run_cache_lock = HS_LOCK_INIT(HS_RANK_RUN_CACHE),
+    .hugetlb_lock = HS_LOCK_INIT(HS_RANK_HUGETLB),
+    .fork_pipe = {-1, -1},
+};
 
 /* A look at sysfs found no free hugetlb page: none is asked for a second. */
 static void hugetlb_none_until_later(_Atomic uint64_t *retry_at_ms)
@@ -73,13 +92,7 @@ static void hugetlb_none_until_later(_Atomic uint64_t *retry_at_ms)
     atomic_store_explicit(retry_at_ms, seg_now_ms() + 1000, memory_order_relaxed);
 }
 
-/* Figures for hugeslab_stats (relaxed; read without locks). */
-static _Atomic uint64_t stat_superslabs[HS_MAX_NODES][THP_BACKING_COUNT];
-static _Atomic uint64_t stat_idle_superslabs;
-static _Atomic uint64_t stat_purged_superslabs;
-static _Atomic uint64_t stat_bytes_mapped;
-static _Atomic uint64_t stat_run_bytes_live;
-static _Atomic uint64_t stat_huge_blocks; /* live blocks with a mapping of their own */
+/* Figures purge.c adds to. */
 _Atomic uint64_t seg_stat_purge_calls;
 _Atomic uint64_t seg_stat_bytes_purged;
 
@@ -101,13 +114,13 @@ static void init_layers(void)
     hs_common_init();
     thp_init();
     numa_init();
-    for (unsigned n = 0; n < HS_MAX_NODES; n++) hs_lock_init(&pools[n].lock, HS_RANK_POOL + n);
+    for (unsigned n = 0; n < HS_MAX_NODES; n++) hs_lock_init(&seg.pools[n].lock, HS_RANK_POOL + n);
     hs_once_leave(HS_RANK_INIT_SEGMENT);
 }
 
 void seg_init(void) { pthread_once(&init_once, init_layers); }
 
-void seg_set_client_init(void (*init)(seg_superslab_t *ss)) { client_init = init; }
+void seg_set_client_init(void (*init)(seg_superslab_t *ss)) { seg.client_init = init; }
 
 uint64_t (*seg_clock)(void) = os_now_ms;
 
@@ -163,10 +176,10 @@ static thp_backing_t wanted_backing(void)
     default:
         /* auto: hugetlb while the pool has pages, checked again a second
          * after it last ran dry; else THP. */
-        if (seg_now_ms() < atomic_load_explicit(&hugetlb_retry_at_ms, memory_order_relaxed))
+        if (seg_now_ms() < atomic_load_explicit(&seg.hugetlb_retry_at_ms, memory_order_relaxed))
             return THP_BACKING_THP;
         if (thp_hugetlb_pages_free() > 0) return THP_BACKING_HUGETLB;
-        hugetlb_none_until_later(&hugetlb_retry_at_ms);
+        hugetlb_none_until_later(&seg.hugetlb_retry_at_ms);
         return THP_BACKING_THP;
     }
 }
@@ -174,8 +187,8 @@ static thp_backing_t wanted_backing(void)
 static void note_backing(thp_backing_t wanted, thp_backing_t got)
 {
     if (got == wanted || wanted != THP_BACKING_HUGETLB) return;
-    uint64_t before =
-        atomic_exchange_explicit(&hugetlb_retry_at_ms, seg_now_ms() + 1000, memory_order_relaxed);
+    uint64_t before = atomic_exchange_explicit(&seg.hugetlb_retry_at_ms, seg_now_ms() + 1000,
+                                               memory_order_relaxed);
     static _Atomic int warned;
     if (before != 0 || !hs_option(HS_OPT_VERBOSE) || atomic_exchange(&warned, 1)) return;
     /* An operator who never reserved a pool needs another fix than one
@@ -223,35 +236,35 @@ static bool metadata_grow(hs_lock_t *lock, void **array, size_t *cap, const size
 
 static void hugetlb_track(seg_superslab_t *base, size_t size)
 {
-    hs_lock(&hugetlb_lock);
+    hs_lock(&seg.hugetlb_lock);
     bool room = true;
-    while (room && hugetlb_count == hugetlb_cap)
-        room = metadata_grow(&hugetlb_lock, (void **)&hugetlb_ranges, &hugetlb_cap, &hugetlb_count,
-                             sizeof *hugetlb_ranges, 256);
+    while (room && seg.hugetlb_count == seg.hugetlb_cap)
+        room = metadata_grow(&seg.hugetlb_lock, (void **)&seg.hugetlb_ranges, &seg.hugetlb_cap,
+                             &seg.hugetlb_count, sizeof *seg.hugetlb_ranges, 256);
     if (room) {
-        hugetlb_ranges[hugetlb_count++] = (hugetlb_range_t){base, size};
-        hugetlb_pages_mapped += size >> HS_SUPERSLAB_SHIFT;
+        seg.hugetlb_ranges[seg.hugetlb_count++] = (hugetlb_range_t){base, size};
+        seg.hugetlb_pages_mapped += size >> HS_SUPERSLAB_SHIFT;
     }
-    hs_unlock(&hugetlb_lock);
+    hs_unlock(&seg.hugetlb_lock);
 }
 
 static void hugetlb_untrack(seg_superslab_t *base)
 {
-    hs_lock(&hugetlb_lock);
-    for (size_t i = 0; i < hugetlb_count; i++) {
-        if (hugetlb_ranges[i].base == base) {
-            hugetlb_pages_mapped -= hugetlb_ranges[i].size >> HS_SUPERSLAB_SHIFT;
-            hugetlb_ranges[i] = hugetlb_ranges[--hugetlb_count];
+    hs_lock(&seg.hugetlb_lock);
+    for (size_t i = 0; i < seg.hugetlb_count; i++) {
+        if (seg.hugetlb_ranges[i].base == base) {
+            seg.hugetlb_pages_mapped -= seg.hugetlb_ranges[i].size >> HS_SUPERSLAB_SHIFT;
+            seg.hugetlb_ranges[i] = seg.hugetlb_ranges[--seg.hugetlb_count];
             break;
         }
     }
-    hs_unlock(&hugetlb_lock);
+    hs_unlock(&seg.hugetlb_lock);
 }
 
 static void count_mapping(unsigned node, thp_backing_t backing, int64_t bytes)
 {
-    hs_count_add(&stat_superslabs[node][backing], bytes >> HS_SUPERSLAB_SHIFT);
-    hs_count_add(&stat_bytes_mapped, bytes);
+    hs_count_add(&seg.stat_superslabs[node][backing], bytes >> HS_SUPERSLAB_SHIFT);
+    hs_count_add(&seg.stat_bytes_mapped, bytes);
 }
 
 /* Maps SuperSlabs for pool `node`, bound before their first touch to the
@@ -267,7 +280,7 @@ static seg_superslab_t *map_superslabs(size_t size, size_t align, seg_chunk_kind
     /* The hugetlb pool is global but its pages live on nodes: ask for one
      * only where the node has some. */
     if (wanted == THP_BACKING_HUGETLB && many_nodes) {
-        _Atomic uint64_t *retry_at = &node_hugetlb_retry_at_ms[memory_node];
+        _Atomic uint64_t *retry_at = &seg.node_hugetlb_retry_at_ms[memory_node];
         if (seg_now_ms() < atomic_load_explicit(retry_at, memory_order_relaxed)) {
             wanted = THP_BACKING_THP;
         } else if (numa_hugepages_free(memory_node) == 0) {
@@ -340,7 +353,7 @@ static seg_superslab_t *revive_purged(uintptr_t entry, unsigned node)
     ss->node = (uint16_t)node;
     ss->run_size = HS_SUPERSLAB_SIZE;
     registry_set(ss, HS_SUPERSLAB_SIZE, SEG_CHUNK_SLABS);
-    hs_count_add(&stat_purged_superslabs, -1);
+    hs_count_add(&seg.stat_purged_superslabs, -1);
     return ss;
 }
 
@@ -356,7 +369,7 @@ static seg_superslab_t *take_superslab(node_pool_t *pool, unsigned node)
     if (ss) {
         list_remove(&pool->idle, ss);
         pool->idle_count--;
-        hs_count_add(&stat_idle_superslabs, -1);
+        hs_count_add(&seg.stat_idle_superslabs, -1);
     } else if (pool->lazy.count || pool->released.count) {
         purged_stack_t *from = pool->lazy.count ? &pool->lazy : &pool->released;
         purged = from->entries[--from->count].bits;
@@ -369,7 +382,7 @@ static seg_superslab_t *take_superslab(node_pool_t *pool, unsigned node)
     if (ss) {
         ss->free_units = ALL_UNITS_FREE;
         ss->on_partial = 0;
-        if (client_init) client_init(ss);
+        if (seg.client_init) seg.client_init(ss);
     }
     hs_lock(&pool->lock);
     return ss;
@@ -380,7 +393,7 @@ seg_superslab_t *seg_units_alloc(unsigned node, unsigned n_units, size_t min_byt
 {
     HS_ASSERT(n_units >= 1 && n_units <= HS_UNITS_PER_SUPERSLAB);
     HS_ASSERT(min_bytes <= n_units * HS_UNIT_SIZE);
-    node_pool_t *pool = &pools[node];
+    node_pool_t *pool = &seg.pools[node];
     hs_lock(&pool->lock);
     seg_superslab_t *ss;
     uint64_t starts = 0;
@@ -414,15 +427,10 @@ seg_superslab_t *seg_units_alloc(unsigned node, unsigned n_units, size_t min_byt
 
 static size_t idle_bytes_total(void)
 {
-    return (atomic_load_explicit(&stat_idle_superslabs, memory_order_relaxed)
+    return (atomic_load_explicit(&seg.stat_idle_superslabs, memory_order_relaxed)
             << HS_SUPERSLAB_SHIFT) +
-           run_cache_bytes;
+           seg.run_cache_bytes;
 }
-
-/* The recent peak of memory in use (mapped, neither idle nor purged) and
- * when it was last brought up to date; relaxed, a heuristic. */
-static _Atomic uint64_t recent_peak_bytes;
-static _Atomic uint64_t recent_peak_at_ms;
 
 /* How much idle memory is worth holding for reuse: what the program
  * recently had in use says how much it may soon ask for again. A quarter of
@@ -431,14 +439,14 @@ static _Atomic uint64_t recent_peak_at_ms;
  * program that freed much look 1 GiB bigger to RSS monitors. */
 static size_t cache_limit(void)
 {
-    uint64_t mapped = atomic_load_explicit(&stat_bytes_mapped, memory_order_relaxed);
-    uint64_t resting =
-        idle_bytes_total() +
-        (atomic_load_explicit(&stat_purged_superslabs, memory_order_relaxed) << HS_SUPERSLAB_SHIFT);
+    uint64_t mapped = atomic_load_explicit(&seg.stat_bytes_mapped, memory_order_relaxed);
+    uint64_t resting = idle_bytes_total() +
+                       (atomic_load_explicit(&seg.stat_purged_superslabs, memory_order_relaxed)
+                        << HS_SUPERSLAB_SHIFT);
     uint64_t in_use = mapped > resting ? mapped - resting : 0;
     uint64_t now = seg_now_ms();
-    uint64_t peak = atomic_load_explicit(&recent_peak_bytes, memory_order_relaxed);
-    uint64_t at = atomic_load_explicit(&recent_peak_at_ms, memory_order_relaxed);
+    uint64_t peak = atomic_load_explicit(&seg.recent_peak_bytes, memory_order_relaxed);
+    uint64_t at = atomic_load_explicit(&seg.recent_peak_at_ms, memory_order_relaxed);
     if (now - at >= 1000) {
         uint64_t halvings = (now - at) / 1000;
         peak = halvings >= 64 ? 0 : peak >> halvings;
@@ -448,8 +456,8 @@ static size_t cache_limit(void)
         peak = in_use;
         at = now;
     }
-    atomic_store_explicit(&recent_peak_bytes, peak, memory_order_relaxed);
-    atomic_store_explicit(&recent_peak_at_ms, at, memory_order_relaxed);
+    atomic_store_explicit(&seg.recent_peak_bytes, peak, memory_order_relaxed);
+    atomic_store_explicit(&seg.recent_peak_at_ms, at, memory_order_relaxed);
     /* At least 16 MiB: below, a program that frees and refills a small heap
      * would have the purge thread woken and madvising at every turn. */
     size_t limit = (peak / 4 > 16 * HS_MiB ? (size_t)(peak / 4) : 16 * HS_MiB) +
@@ -462,7 +470,7 @@ static bool over_cache_limit(void) { return idle_bytes_total() > cache_limit(); 
 
 void seg_units_free(seg_superslab_t *ss, unsigned first_unit, unsigned n_units)
 {
-    node_pool_t *pool = &pools[ss->node];
+    node_pool_t *pool = &seg.pools[ss->node];
     uint64_t bits = unit_bits(first_unit, n_units);
     bool now_idle = false;
     hs_lock(&pool->lock);
@@ -474,7 +482,7 @@ void seg_units_free(seg_superslab_t *ss, unsigned first_unit, unsigned n_units)
         ss->idle_since_ms = seg_now_ms();
         list_push(&pool->idle, ss);
         pool->idle_count++;
-        hs_count_add(&stat_idle_superslabs, 1);
+        hs_count_add(&seg.stat_idle_superslabs, 1);
         now_idle = true;
     } else if (!ss->on_partial) {
         list_push(&pool->partial, ss);
@@ -503,7 +511,7 @@ static bool purged_push(hs_lock_t *lock, purged_stack_t *stack, uintptr_t entry)
 void seg_store_purged(seg_superslab_t *ss, unsigned node, thp_backing_t backing,
                       unsigned memory_node, bool lazy)
 {
-    node_pool_t *pool = &pools[node];
+    node_pool_t *pool = &seg.pools[node];
     hs_lock(&pool->lock);
     /* The header may be zeroed by the kernel from now on: what revival needs
      * rides in the entry's low bits (the address is 2 MiB-aligned). */
@@ -511,7 +519,7 @@ void seg_store_purged(seg_superslab_t *ss, unsigned node, thp_backing_t backing,
                             (uintptr_t)ss | (uintptr_t)backing | (uintptr_t)memory_node << 2);
     hs_unlock(&pool->lock);
     if (kept) {
-        hs_count_add(&stat_purged_superslabs, 1);
+        hs_count_add(&seg.stat_purged_superslabs, 1);
     } else {
         ss->memory_node = (uint16_t)memory_node;
         seg_unmap_idle(ss, HS_SUPERSLAB_SIZE, backing);
@@ -524,7 +532,7 @@ unsigned seg_take_lazy(uint64_t now_ms, uint64_t min_lazy_ms, seg_purged_t *out,
     unsigned taken = 0;
     *next_due = UINT64_MAX;
     for (unsigned n = 0; n < numa_node_count() && taken < max; n++) {
-        node_pool_t *pool = &pools[n];
+        node_pool_t *pool = &seg.pools[n];
         purged_stack_t *lazy = &pool->lazy;
         hs_lock(&pool->lock);
         /* Oldest first, from the bottom; the rest moves down. */
@@ -542,7 +550,7 @@ unsigned seg_take_lazy(uint64_t now_ms, uint64_t min_lazy_ms, seg_purged_t *out,
         if (k) {
             lazy->count -= k;
             memmove(lazy->entries, lazy->entries + k, lazy->count * sizeof *lazy->entries);
-            hs_count_add(&stat_purged_superslabs, -(int64_t)k);
+            hs_count_add(&seg.stat_purged_superslabs, -(int64_t)k);
         }
         if (lazy->count && lazy->entries[0].since_ms + min_lazy_ms < *next_due)
             *next_due = lazy->entries[0].since_ms + min_lazy_ms;
@@ -559,7 +567,7 @@ unsigned seg_take_idle(uint64_t now_ms, uint64_t min_idle_ms, uint64_t reserve_i
     size_t reserve =
         everything ? 0 : (size_t)hs_option(HS_OPT_RESERVE_MB) * HS_MiB / HS_SUPERSLAB_SIZE;
     for (unsigned n = 0; n < numa_node_count() && taken < max; n++) {
-        node_pool_t *pool = &pools[n];
+        node_pool_t *pool = &seg.pools[n];
         SEG_VALIDATE_POOL(n);
         hs_lock(&pool->lock);
         /* Newest first: the reserve (the newest), then everything idle long
@@ -576,7 +584,7 @@ unsigned seg_take_idle(uint64_t now_ms, uint64_t min_idle_ms, uint64_t reserve_i
             if (due) {
                 list_remove(&pool->idle, ss);
                 pool->idle_count--;
-                hs_count_add(&stat_idle_superslabs, -1);
+                hs_count_add(&seg.stat_idle_superslabs, -1);
                 registry_clear(ss, HS_SUPERSLAB_SIZE);
                 out[taken++] = ss;
             } else {
@@ -589,14 +597,14 @@ unsigned seg_take_idle(uint64_t now_ms, uint64_t min_idle_ms, uint64_t reserve_i
         hs_unlock(&pool->lock);
     }
     /* Runs: idle ones go back whole. */
-    hs_lock(&run_cache_lock);
-    seg_superslab_t *run = run_cache;
+    hs_lock(&seg.run_cache_lock);
+    seg_superslab_t *run = seg.run_cache;
     while (run && taken < max) {
         seg_superslab_t *next = run->next;
         if (everything || now_ms - run->idle_since_ms >= min_idle_ms ||
-            run_cache_bytes > cache_limit()) {
-            list_remove(&run_cache, run);
-            run_cache_bytes -= run->run_size;
+            seg.run_cache_bytes > cache_limit()) {
+            list_remove(&seg.run_cache, run);
+            seg.run_cache_bytes -= run->run_size;
             out[taken++] = run;
         } else {
             uint64_t due_at = run->idle_since_ms + min_idle_ms;
@@ -604,7 +612,7 @@ unsigned seg_take_idle(uint64_t now_ms, uint64_t min_idle_ms, uint64_t reserve_i
         }
         run = next;
     }
-    hs_unlock(&run_cache_lock);
+    hs_unlock(&seg.run_cache_lock);
     return taken;
 }
 
@@ -653,8 +661,8 @@ static seg_superslab_t *run_remap(seg_superslab_t *run, size_t total)
 static seg_superslab_t *run_cache_take(size_t size, unsigned memory_node)
 {
     seg_superslab_t *best = NULL, *nearest = NULL;
-    hs_lock(&run_cache_lock);
-    for (seg_superslab_t *r = run_cache; r; r = r->next) {
+    hs_lock(&seg.run_cache_lock);
+    for (seg_superslab_t *r = seg.run_cache; r; r = r->next) {
         if (r->memory_node != memory_node) continue;
         if (run_fits(r->run_size, size) && (!best || r->run_size < best->run_size)) best = r;
         if (r->backing != THP_BACKING_HUGETLB &&
@@ -663,10 +671,10 @@ static seg_superslab_t *run_cache_take(size_t size, unsigned memory_node)
     }
     if (!best) best = nearest;
     if (best) {
-        list_remove(&run_cache, best);
-        run_cache_bytes -= best->run_size;
+        list_remove(&seg.run_cache, best);
+        seg.run_cache_bytes -= best->run_size;
     }
-    hs_unlock(&run_cache_lock);
+    hs_unlock(&seg.run_cache_lock);
     return best;
 }
 
@@ -700,8 +708,8 @@ void *seg_run_alloc(size_t size, size_t align, unsigned node, bool *fresh)
         *fresh = true;
     }
     run->run_block = (char *)run + offset;
-    hs_count_add(&stat_run_bytes_live, (int64_t)run->run_size);
-    if (run->run_size >= huge_threshold()) hs_count_add(&stat_huge_blocks, 1);
+    hs_count_add(&seg.stat_run_bytes_live, (int64_t)run->run_size);
+    if (run->run_size >= huge_threshold()) hs_count_add(&seg.stat_huge_blocks, 1);
     return run->run_block;
 }
 
@@ -717,20 +725,20 @@ seg_superslab_t *seg_run_of(const void *p)
 void seg_run_free(seg_superslab_t *run)
 {
     size_t size = run->run_size;
-    hs_count_add(&stat_run_bytes_live, -(int64_t)size);
+    hs_count_add(&seg.stat_run_bytes_live, -(int64_t)size);
     run->run_block = NULL;
     if (size >= huge_threshold()) {
         /* A mapping of its own: returned at once. This is the one munmap a
          * program thread makes, as for any allocator's huge blocks. */
-        hs_count_add(&stat_huge_blocks, -1);
+        hs_count_add(&seg.stat_huge_blocks, -1);
         seg_unmap_idle(run, size, (thp_backing_t)run->backing);
         return;
     }
     run->idle_since_ms = seg_now_ms();
-    hs_lock(&run_cache_lock);
-    list_push(&run_cache, run);
-    run_cache_bytes += size;
-    hs_unlock(&run_cache_lock);
+    hs_lock(&seg.run_cache_lock);
+    list_push(&seg.run_cache, run);
+    seg.run_cache_bytes += size;
+    hs_unlock(&seg.run_cache_lock);
     purge_notify(over_cache_limit());
 }
 
@@ -744,10 +752,10 @@ void *seg_run_resize(seg_superslab_t *run, size_t new_size)
     bool was_huge = old_total >= huge_threshold();
     seg_superslab_t *moved = run_remap(run, total);
     if (!moved) return NULL;
-    hs_count_add(&stat_run_bytes_live, (int64_t)total - (int64_t)old_total);
+    hs_count_add(&seg.stat_run_bytes_live, (int64_t)total - (int64_t)old_total);
     moved->run_block = (char *)moved + offset;
     bool is_huge = total >= huge_threshold();
-    if (is_huge != was_huge) hs_count_add(&stat_huge_blocks, is_huge ? 1 : -1);
+    if (is_huge != was_huge) hs_count_add(&seg.stat_huge_blocks, is_huge ? 1 : -1);
     return moved->run_block;
 }
 
@@ -787,7 +795,7 @@ void seg_superslab_validate(const seg_superslab_t *ss)
 
 void seg_pool_validate(unsigned node)
 {
-    node_pool_t *pool = &pools[node];
+    node_pool_t *pool = &seg.pools[node];
     hs_lock(&pool->lock);
     for (const seg_superslab_t *ss = pool->partial; ss; ss = ss->next) {
         seg_superslab_validate(ss);
@@ -867,7 +875,7 @@ void seg_stats(seg_stats_t *out)
     for (unsigned n = 0; n < HS_MAX_NODES; n++) {
         uint64_t node_total = 0;
         for (unsigned b = 0; b < THP_BACKING_COUNT; b++) {
-            uint64_t v = atomic_load_explicit(&stat_superslabs[n][b], memory_order_relaxed);
+            uint64_t v = atomic_load_explicit(&seg.stat_superslabs[n][b], memory_order_relaxed);
             by_backing[b] += v;
             node_total += v;
         }
@@ -876,24 +884,25 @@ void seg_stats(seg_stats_t *out)
     out->superslabs_hugetlb = by_backing[THP_BACKING_HUGETLB];
     out->superslabs_thp = by_backing[THP_BACKING_THP];
     out->superslabs_base = by_backing[THP_BACKING_BASE];
-    out->superslabs_cached = atomic_load_explicit(&stat_idle_superslabs, memory_order_relaxed);
-    out->superslabs_purged = atomic_load_explicit(&stat_purged_superslabs, memory_order_relaxed);
-    hs_lock(&run_cache_lock);
-    out->bytes_cached = run_cache_bytes;
-    hs_unlock(&run_cache_lock);
+    out->superslabs_cached = atomic_load_explicit(&seg.stat_idle_superslabs, memory_order_relaxed);
+    out->superslabs_purged =
+        atomic_load_explicit(&seg.stat_purged_superslabs, memory_order_relaxed);
+    hs_lock(&seg.run_cache_lock);
+    out->bytes_cached = seg.run_cache_bytes;
+    hs_unlock(&seg.run_cache_lock);
     out->bytes_cached += out->superslabs_cached * HS_SUPERSLAB_SIZE;
-    out->bytes_mapped = atomic_load_explicit(&stat_bytes_mapped, memory_order_relaxed);
-    out->bytes_in_runs = atomic_load_explicit(&stat_run_bytes_live, memory_order_relaxed);
+    out->bytes_mapped = atomic_load_explicit(&seg.stat_bytes_mapped, memory_order_relaxed);
+    out->bytes_in_runs = atomic_load_explicit(&seg.stat_run_bytes_live, memory_order_relaxed);
     out->purge_calls = atomic_load_explicit(&seg_stat_purge_calls, memory_order_relaxed);
     out->bytes_purged_total = atomic_load_explicit(&seg_stat_bytes_purged, memory_order_relaxed);
-    out->huge_blocks = atomic_load_explicit(&stat_huge_blocks, memory_order_relaxed);
+    out->huge_blocks = atomic_load_explicit(&seg.stat_huge_blocks, memory_order_relaxed);
 }
 
 void seg_fork_prepare(void)
 {
-    for (unsigned n = 0; n < HS_MAX_NODES; n++) hs_lock(&pools[n].lock);
-    hs_lock(&run_cache_lock);
-    hs_lock(&hugetlb_lock);
+    for (unsigned n = 0; n < HS_MAX_NODES; n++) hs_lock(&seg.pools[n].lock);
+    hs_lock(&seg.run_cache_lock);
+    hs_lock(&seg.hugetlb_lock);
     /* Children would need a fresh pool page for every private hugetlb page
      * they write, and no count at fork time can promise one: the child
      * itself, its siblings or any other process may take the pool's last
@@ -901,58 +910,58 @@ void seg_fork_prepare(void)
      * memory into anonymous memory before it returns from fork(), and the
      * parent waits for that: a parent's write first would take the page
      * from the child. */
-    fork_pipe[0] = fork_pipe[1] = -1;
-    if (atomic_load_explicit(&hugetlb_pages_mapped, memory_order_relaxed)) {
-        if (os_pipe(fork_pipe) != 0) fork_pipe[0] = fork_pipe[1] = -1;
+    seg.fork_pipe[0] = seg.fork_pipe[1] = -1;
+    if (atomic_load_explicit(&seg.hugetlb_pages_mapped, memory_order_relaxed)) {
+        if (os_pipe(seg.fork_pipe) != 0) seg.fork_pipe[0] = seg.fork_pipe[1] = -1;
     }
 }
 
 void seg_fork_parent(void)
 {
-    if (fork_pipe[0] >= 0) {
-        os_close(fork_pipe[1]);
+    if (seg.fork_pipe[0] >= 0) {
+        os_close(seg.fork_pipe[1]);
         /* Returns when the child wrote, or exited (end of file). */
-        os_pipe_wait(fork_pipe[0]);
-        os_close(fork_pipe[0]);
-        fork_pipe[0] = fork_pipe[1] = -1;
+        os_pipe_wait(seg.fork_pipe[0]);
+        os_close(seg.fork_pipe[0]);
+        seg.fork_pipe[0] = seg.fork_pipe[1] = -1;
     }
-    hs_unlock(&hugetlb_lock);
-    hs_unlock(&run_cache_lock);
-    for (unsigned n = HS_MAX_NODES; n-- > 0;) hs_unlock(&pools[n].lock);
+    hs_unlock(&seg.hugetlb_lock);
+    hs_unlock(&seg.run_cache_lock);
+    for (unsigned n = HS_MAX_NODES; n-- > 0;) hs_unlock(&seg.pools[n].lock);
 }
 
 /* In the child, single-threaded: hugetlb SuperSlabs become anonymous ones. */
 static void hugetlb_privatize(void)
 {
     size_t kept = 0;
-    for (size_t i = 0; i < hugetlb_count; i++) {
-        hugetlb_range_t r = hugetlb_ranges[i];
+    for (size_t i = 0; i < seg.hugetlb_count; i++) {
+        hugetlb_range_t r = seg.hugetlb_ranges[i];
         if (thp_hugetlb_to_anonymous(r.base, r.size) != 0) {
-            hugetlb_ranges[kept++] = r; /* stays hugetlb: may fault later */
+            seg.hugetlb_ranges[kept++] = r; /* stays hugetlb: may fault later */
             continue;
         }
         r.base->backing = THP_BACKING_THP;
         count_mapping(r.base->memory_node, THP_BACKING_HUGETLB, -(int64_t)r.size);
         count_mapping(r.base->memory_node, THP_BACKING_THP, (int64_t)r.size);
-        hugetlb_pages_mapped -= r.size >> HS_SUPERSLAB_SHIFT;
+        seg.hugetlb_pages_mapped -= r.size >> HS_SUPERSLAB_SHIFT;
     }
-    hugetlb_count = kept;
+    seg.hugetlb_count = kept;
     /* Purged hugetlb SuperSlabs do not exist (they are unmapped), and idle
      * ones sit in the lists with their headers just rewritten above. */
 }
 
 void seg_fork_child(void)
 {
-    if (fork_pipe[1] >= 0) {
+    if (seg.fork_pipe[1] >= 0) {
         hugetlb_privatize();
-        os_close(fork_pipe[0]);
-        os_pipe_signal(fork_pipe[1]);
-        os_close(fork_pipe[1]);
-        fork_pipe[0] = fork_pipe[1] = -1;
+        os_close(seg.fork_pipe[0]);
+        os_pipe_signal(seg.fork_pipe[1]);
+        os_close(seg.fork_pipe[1]);
+        seg.fork_pipe[0] = seg.fork_pipe[1] = -1;
     }
-    hs_lock_init(&hugetlb_lock, HS_RANK_HUGETLB);
-    hs_lock_init(&run_cache_lock, HS_RANK_RUN_CACHE);
-    for (unsigned n = 0; n < HS_MAX_NODES; n++) hs_lock_init(&pools[n].lock, HS_RANK_POOL + n);
+    hs_lock_init(&seg.hugetlb_lock, HS_RANK_HUGETLB);
+    hs_lock_init(&seg.run_cache_lock, HS_RANK_RUN_CACHE);
+    for (unsigned n = 0; n < HS_MAX_NODES; n++) hs_lock_init(&seg.pools[n].lock, HS_RANK_POOL + n);
     purge_fork_child();
 }
 
