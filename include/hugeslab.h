@@ -90,6 +90,10 @@ typedef struct hugeslab_stats_s {
     int64_t kernel_anon_huge;    /* AnonHugePages, bytes */
     int64_t kernel_lazy_free;    /* LazyFree, bytes */
     int64_t kernel_hugetlb;      /* Private_Hugetlb, bytes */
+    /* What the kernel really gave, next to the hints above: 2 MiB pages in
+     * hugeslab's own mappings, from /proc/self/smaps; -1 when unreadable. */
+    int64_t kernel_thp_superslabs;     /* THP SuperSlabs that are a huge page */
+    int64_t kernel_hugetlb_superslabs; /* hugetlb SuperSlabs with their page in place */
 } hugeslab_stats_t;
 
 void hugeslab_stats(hugeslab_stats_t *out);

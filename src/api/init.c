@@ -118,5 +118,9 @@ HS_EXPORT void hugeslab_stats(hugeslab_stats_t *out)
     s.kernel_anon_huge = rollup.anon_huge;
     s.kernel_lazy_free = rollup.lazy_free;
     s.kernel_hugetlb = rollup.private_hugetlb;
+    seg_kernel_pages_t pages;
+    seg_kernel_pages(&pages);
+    s.kernel_thp_superslabs = pages.thp_huge_pages;
+    s.kernel_hugetlb_superslabs = pages.hugetlb_huge_pages;
     *out = s;
 }

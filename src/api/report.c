@@ -123,6 +123,8 @@ static void format_json(hs_text_t *t, const hugeslab_stats_t *s, long long now)
     PUT(kernel_anon_huge);
     PUT(kernel_lazy_free);
     PUT(kernel_hugetlb);
+    PUT(kernel_thp_superslabs);
+    PUT(kernel_hugetlb_superslabs);
 #undef PUT
     hs_text_char(t, '}');
 }
@@ -214,6 +216,10 @@ static void format_prom(hs_text_t *t, const hugeslab_stats_t *s, long long now)
     prom_sample(t, "kernel_bytes", "kind", "anon_huge", s->kernel_anon_huge);
     prom_sample(t, "kernel_bytes", "kind", "lazy_free", s->kernel_lazy_free);
     prom_sample(t, "kernel_bytes", "kind", "hugetlb", s->kernel_hugetlb);
+    prom_head(t, "kernel_superslabs", "gauge",
+              "SuperSlabs the kernel really backs with a 2 MiB page (/proc/self/smaps).");
+    prom_sample(t, "kernel_superslabs", "backing", "thp", s->kernel_thp_superslabs);
+    prom_sample(t, "kernel_superslabs", "backing", "hugetlb", s->kernel_hugetlb_superslabs);
 }
 
 /* ---- text -------------------------------------------------------------------- */
@@ -226,13 +232,14 @@ static void format_text(hs_text_t *t, const hugeslab_stats_t *s, long long now)
     put_utc_time(t, now);
     hs_text_format(t, " (THP mode %s, %u node(s))\n", thp_mode_name(thp_system_mode()),
                    numa_node_count());
-    hs_text_format(t,
-                   "  superslabs  %llu mapped: hugetlb %llu, thp %llu, base %llu; "
-                   "cached %llu, purged %llu\n",
-                   (unsigned long long)s->superslabs_mapped,
-                   (unsigned long long)s->superslabs_hugetlb, (unsigned long long)s->superslabs_thp,
-                   (unsigned long long)s->superslabs_base, (unsigned long long)s->superslabs_cached,
-                   (unsigned long long)s->superslabs_purged);
+    hs_text_format(
+        t,
+        "  superslabs  %llu mapped: hugetlb %llu (%lld with their page), thp %llu "
+        "(%lld huge pages by smaps), base %llu; cached %llu, purged %llu\n",
+        (unsigned long long)s->superslabs_mapped, (unsigned long long)s->superslabs_hugetlb,
+        (long long)s->kernel_hugetlb_superslabs, (unsigned long long)s->superslabs_thp,
+        (long long)s->kernel_thp_superslabs, (unsigned long long)s->superslabs_base,
+        (unsigned long long)s->superslabs_cached, (unsigned long long)s->superslabs_purged);
     for (unsigned n = 0; n < hs_stats_node_limit(); n++)
         hs_text_format(t, "  node %u      %llu superslabs (%llu MiB), %llu remote frees\n", n,
                        (unsigned long long)s->superslabs_by_node[n],

@@ -110,6 +110,85 @@ void os_read_rollup(os_rollup_t *out)
     out->private_hugetlb = rollup_field(text, "Private_Hugetlb:");
 }
 
+/* One smaps line: a mapping's header ("start-end perms ...", lower-case
+ * hex) or one of its "Field:  N kB" lines (a capital first). */
+typedef struct smaps_state_s {
+    os_smaps_fn on_range;
+    void *ctx;
+    bool open;            /* a mapping is being read */
+    uintptr_t start, end; /* its bounds */
+    long long anon_huge;  /* its AnonHugePages, bytes */
+    long long hugetlb;    /* its Private_Hugetlb, bytes */
+} smaps_state_t;
+
+static void smaps_flush(smaps_state_t *st)
+{
+    if (st->open) st->on_range(st->ctx, st->start, st->end, st->anon_huge, st->hugetlb);
+    st->open = false;
+}
+
+static unsigned long long parse_hex(const char **p)
+{
+    unsigned long long v = 0;
+    for (;; (*p)++) {
+        char c = **p;
+        if (c >= '0' && c <= '9')
+            v = v * 16 + (unsigned)(c - '0');
+        else if (c >= 'a' && c <= 'f')
+            v = v * 16 + (unsigned)(c - 'a' + 10);
+        else
+            return v;
+    }
+}
+
+static void smaps_line(smaps_state_t *st, const char *line)
+{
+    if ((line[0] >= '0' && line[0] <= '9') || (line[0] >= 'a' && line[0] <= 'f')) {
+        smaps_flush(st);
+        const char *p = line;
+        st->start = (uintptr_t)parse_hex(&p);
+        if (*p != '-') return;
+        p++;
+        st->end = (uintptr_t)parse_hex(&p);
+        st->anon_huge = st->hugetlb = 0;
+        st->open = true;
+    } else if (st->open && strncmp(line, "AnonHugePages:", 14) == 0) {
+        st->anon_huge = rollup_field(line, "AnonHugePages:");
+    } else if (st->open && strncmp(line, "Private_Hugetlb:", 16) == 0) {
+        st->hugetlb = rollup_field(line, "Private_Hugetlb:");
+    }
+}
+
+int os_walk_smaps(os_smaps_fn on_range, void *ctx)
+{
+    int fd = open("/proc/self/smaps", O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return -1;
+    char buf[4096];
+    size_t len = 0;
+    smaps_state_t st = {.on_range = on_range, .ctx = ctx};
+    for (;;) {
+        ssize_t n = read(fd, buf + len, sizeof buf - 1 - len);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) break;
+        len += (size_t)n;
+        buf[len] = '\0';
+        char *line = buf, *nl;
+        while ((nl = memchr(line, '\n', len - (size_t)(line - buf))) != NULL) {
+            *nl = '\0';
+            smaps_line(&st, line);
+            line = nl + 1;
+        }
+        size_t rest = len - (size_t)(line - buf);
+        /* A line longer than the buffer (a long file name) is dropped. */
+        if (rest == sizeof buf - 1) rest = 0;
+        memmove(buf, line, rest);
+        len = rest;
+    }
+    close(fd);
+    smaps_flush(&st);
+    return 0;
+}
+
 int os_open_for_writing(const char *path)
 {
     int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);

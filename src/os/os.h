@@ -149,6 +149,14 @@ typedef struct os_rollup_s {
 } os_rollup_t;
 void os_read_rollup(os_rollup_t *out);
 
+/* Walks /proc/self/smaps and calls on_range(ctx, ...) once per mapping with
+ * its bounds and its AnonHugePages and Private_Hugetlb, in bytes. Reads
+ * through a stack buffer (no allocation). Returns 0, or -1 when the file
+ * cannot be read. For statistics only: slow. */
+typedef void (*os_smaps_fn)(void *ctx, uintptr_t start, uintptr_t end, long long anon_huge,
+                            long long private_hugetlb);
+int os_walk_smaps(os_smaps_fn on_range, void *ctx);
+
 /* Any small file (a HUGESLAB_CONFIG file), like the readers above; returns
  * its length or -1. */
 ssize_t os_read_file(const char *path, char *buf, size_t cap);

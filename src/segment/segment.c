@@ -267,6 +267,28 @@ static void count_mapping(unsigned node, thp_backing_t backing, int64_t bytes)
     hs_count_add(&seg.stat_bytes_mapped, bytes);
 }
 
+/* A small heap stays small under THP: the process's first SuperSlab of
+ * slabs gets base pages, faulted as slabs are carved, so a program with a
+ * few hundred KiB of blocks is not made resident by 2 MiB. The second one
+ * means the heap has grown: the first is hinted back to huge pages then
+ * (khugepaged collapses it) and every later one is a huge page from its
+ * first touch. The price is at most 512 faults, once. */
+static _Atomic bool slabs_mapped_once;
+static _Atomic(seg_superslab_t *) small_heap_superslab; /* the first, while deferred */
+
+static void small_heap_note(seg_superslab_t *ss, seg_chunk_kind_t kind, thp_backing_t got)
+{
+    if (kind != SEG_CHUNK_SLABS || got != THP_BACKING_THP) return;
+    if (!atomic_exchange_explicit(&slabs_mapped_once, true, memory_order_relaxed)) {
+        thp_defer_huge(ss, HS_SUPERSLAB_SIZE);
+        atomic_store_explicit(&small_heap_superslab, ss, memory_order_release);
+        return;
+    }
+    seg_superslab_t *first =
+        atomic_exchange_explicit(&small_heap_superslab, NULL, memory_order_acq_rel);
+    if (first) thp_allow_huge(first, HS_SUPERSLAB_SIZE);
+}
+
 /* Maps SuperSlabs for pool `node`, bound before their first touch to the
  * node the process policy asks for. A hugetlb mapping is populated at once:
  * if the bound node cannot supply its pages, that is an error here and a
@@ -305,6 +327,7 @@ static seg_superslab_t *map_superslabs(size_t size, size_t align, seg_chunk_kind
         break;
     }
     if (got == THP_BACKING_BASE && hs_option(HS_OPT_PREFAULT)) os_populate(ss, size);
+    small_heap_note(ss, kind, got);
     note_backing(wanted, got);
     ss->kind = (uint8_t)kind;
     ss->backing = (uint8_t)got;
@@ -319,6 +342,9 @@ static seg_superslab_t *map_superslabs(size_t size, size_t align, seg_chunk_kind
 
 void seg_unmap_idle(seg_superslab_t *ss, size_t size, thp_backing_t backing)
 {
+    /* Never hint a range that is no longer ours. */
+    seg_superslab_t *deferred = ss;
+    atomic_compare_exchange_strong(&small_heap_superslab, &deferred, NULL);
     if (backing == THP_BACKING_HUGETLB) hugetlb_untrack(ss);
     count_mapping(ss->memory_node, backing, -(int64_t)size);
     registry_clear(ss, size);
@@ -867,6 +893,31 @@ int seg_trim(void)
         released = 1;
     }
     return released;
+}
+
+/* Adds a mapping's huge pages when hugeslab owns some of its chunks, at
+ * most one per chunk it owns: the kernel merges adjacent mappings with the
+ * same flags into one, ours and (rarely) someone else's. */
+static void count_kernel_pages(void *ctx, uintptr_t start, uintptr_t end, long long anon_huge,
+                               long long hugetlb)
+{
+    seg_kernel_pages_t *out = ctx;
+    int64_t owned = 0;
+    uintptr_t first = hs_align_up(start, HS_SUPERSLAB_SIZE) >> HS_SUPERSLAB_SHIFT;
+    for (uintptr_t c = first; (c + 1) << HS_SUPERSLAB_SHIFT <= end && c < SEG_MAP_ENTRIES; c++)
+        if (seg_kind_at(c) != SEG_CHUNK_NONE) owned++;
+    if (owned == 0) return;
+    int64_t thp = anon_huge / (long long)HS_SUPERSLAB_SIZE;
+    int64_t tlb = hugetlb / (long long)HS_SUPERSLAB_SIZE;
+    out->thp_huge_pages += thp < owned ? thp : owned;
+    out->hugetlb_huge_pages += tlb < owned ? tlb : owned;
+}
+
+void seg_kernel_pages(seg_kernel_pages_t *out)
+{
+    out->thp_huge_pages = out->hugetlb_huge_pages = 0;
+    if (os_walk_smaps(count_kernel_pages, out) != 0)
+        out->thp_huge_pages = out->hugetlb_huge_pages = -1;
 }
 
 void seg_stats(seg_stats_t *out)

@@ -176,6 +176,15 @@ typedef struct seg_stats_s {
 } seg_stats_t;
 void seg_stats(seg_stats_t *out);
 
+/* What the kernel really gave hugeslab's mappings, from /proc/self/smaps
+ * (slow: statistics only): 2 MiB huge pages in them, transparent
+ * (AnonHugePages) and hugetlbfs (Private_Hugetlb). -1 when unreadable. */
+typedef struct seg_kernel_pages_s {
+    int64_t thp_huge_pages;     /* THP-hinted memory the kernel maps with 2 MiB pages */
+    int64_t hugetlb_huge_pages; /* hugetlbfs pages in place */
+} seg_kernel_pages_t;
+void seg_kernel_pages(seg_kernel_pages_t *out);
+
 /* Work the background thread does besides purging (tiny/ sweeps orphans)
  * after each pass; it returns true to be run again after the purge delay
  * even when nothing else falls due. */

@@ -104,6 +104,16 @@ void *thp_map_aligned(size_t size, size_t align, thp_backing_t wanted, thp_backi
     return p;
 }
 
+void thp_defer_huge(void *addr, size_t size)
+{
+    if (thp_allowed()) os_advise_hugepage(addr, size, false);
+}
+
+void thp_allow_huge(void *addr, size_t size)
+{
+    if (thp_allowed()) os_advise_hugepage(addr, size, true);
+}
+
 unsigned long thp_hugetlb_pages_total(void) { return os_hugetlb_count(OS_HUGETLB_TOTAL); }
 
 unsigned long thp_hugetlb_pages_free(void) { return os_hugetlb_count(OS_HUGETLB_FREE); }

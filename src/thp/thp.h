@@ -44,6 +44,13 @@ const char *thp_backing_name(thp_backing_t backing);
  * NULL + ENOMEM only when no backing at all could be mapped. */
 void *thp_map_aligned(size_t size, size_t align, thp_backing_t wanted, thp_backing_t *got);
 
+/* A THP range of thp_map_aligned whose huge pages wait: its pages are base
+ * pages, faulted one at a time as they are touched, until thp_allow_huge()
+ * hints it again (the kernel's khugepaged then collapses what it finds
+ * dense). For a heap too small to fill a 2 MiB page. */
+void thp_defer_huge(void *addr, size_t size);
+void thp_allow_huge(void *addr, size_t size);
+
 /* 2 MiB pages in the hugetlb pool: configured (nr_hugepages) and free.
  * Always the 2 MiB size's own figures (sysfs hugepages-2048kB), never
  * /proc/meminfo's HugePages_*, which describe the default size only. */

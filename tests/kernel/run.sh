@@ -70,6 +70,11 @@ esac
 
 if [ $thp_ok -eq 1 ]; then
     run_case faults-thp HUGESLAB_BACKING=thp "$bin" faults thp 32
+    if [ "$(meminfo MemAvailable)" -gt $((3 * 1024 * 1024)) ]; then
+        run_case faults-thp-1g HUGESLAB_BACKING=thp "$bin" faults thp 512
+    else
+        skip_case faults-thp-1g "less than 3 GiB of memory available"
+    fi
     run_case stats HUGESLAB_BACKING=thp "$bin" stats
     run_case purge-free HUGESLAB_BACKING=thp HUGESLAB_PURGE=free HUGESLAB_PURGE_DELAY_MS=500 \
         "$bin" purge free 3000
@@ -87,7 +92,7 @@ if [ $thp_ok -eq 1 ]; then
     # (the old adoption of whichever orphan came first grew to 36 MiB).
     run_case churn-thp HUGESLAB_BACKING=thp "$bin" churn 20000 16
 else
-    for c in faults-thp stats purge-free purge-dontneed purge-uring purge-held-off purge-release \
+    for c in faults-thp faults-thp-1g stats purge-free purge-dontneed purge-uring purge-held-off purge-release \
         churn-thp; do
         skip_case $c "THP is unavailable ($(thp_mode)) and cannot be switched without root"
     done
@@ -100,6 +105,12 @@ if [ $is_root -eq 1 ] && set_pool_free 40; then
     run_case faults-hugetlb HUGESLAB_BACKING=hugetlb "$bin" faults hugetlb 32
 else
     skip_case faults-hugetlb "cannot reserve 40 hugetlb pages (needs root and free memory)"
+fi
+if [ $is_root -eq 1 ] && [ "$(meminfo MemAvailable)" -gt $((3 * 1024 * 1024)) ] &&
+    set_pool_free 530; then
+    run_case faults-hugetlb-1g HUGESLAB_BACKING=hugetlb "$bin" faults hugetlb 512
+else
+    skip_case faults-hugetlb-1g "cannot reserve 530 hugetlb pages (needs root and 3 GiB free)"
 fi
 if [ $is_root -eq 1 ] && set_pool_free 2; then
     out=$(HUGESLAB_BACKING=hugetlb HUGESLAB_VERBOSE=1 "$bin" fallback-hugetlb 2 2>&1)
