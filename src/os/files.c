@@ -261,7 +261,11 @@ int os_dup_high(int fd)
     return copy < 0 ? -errno : copy;
 }
 
-int os_pipe(int fds[2]) { return pipe2(fds, O_CLOEXEC) == 0 ? 0 : -errno; }
+int os_pipe(int fds[2])
+{
+    if (OS_FAULT(OS_FAULT_PIPE)) return -EMFILE;
+    return pipe2(fds, O_CLOEXEC) == 0 ? 0 : -errno;
+}
 
 void os_pipe_wait(int fd)
 {
