@@ -6,14 +6,18 @@
  *
  * Run alone: LD_PRELOAD=build/libhugeslab.so HS_EXPECT_HUGESLAB=1 build/tests/fork_test [forks]
  * and        ... build/tests/fork_test --hugetlb   (see hugetlb_fork_case)
+ * and        ... build/tests/fork_test --hugetlb-mt (as root; see hugetlb_mt_case)
  */
 #define _GNU_SOURCE 1
 #include "test_util.h"
 
+#include <fcntl.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #define NBG 3
 #define NSLOTS 256
@@ -267,11 +271,167 @@ static int hugetlb_race_case(void)
     return hs_finish("fork_hugetlb_race");
 }
 
+/* --hugetlb-mt state: blocks in hugetlb memory, rewritten by writer threads
+ * while the main thread forks. */
+#define MT_WRITERS 3
+#define MT_BLOCK ((size_t)1 << 20)
+#define MT_HALF (MT_BLOCK / 2)
+static char **mt_blocks;
+static size_t mt_count;
+static char mt_pool_saved[32]; /* nr_hugepages as found, restored as is */
+
+static int pool_write(const char *text)
+{
+    int fd = open("/sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages", O_WRONLY);
+    if (fd < 0) return -1;
+    ssize_t n = write(fd, text, strlen(text));
+    close(fd);
+    return n == (ssize_t)strlen(text) ? 0 : -1;
+}
+
+/* Writer t rewrites the second half of blocks t+1, t+1+MT_WRITERS+1, ...
+ * without pause; the first half of every block keeps its fill byte. */
+static void *mt_writer(void *arg)
+{
+    size_t t = (size_t)(uintptr_t)arg;
+    unsigned char v = 0;
+    while (!atomic_load_explicit(&g_stop, memory_order_relaxed)) {
+        v++;
+        for (size_t i = t + 1; i < mt_count; i += MT_WRITERS + 1)
+            memset(mt_blocks[i] + MT_HALF, v, MT_HALF);
+    }
+    return NULL;
+}
+
+/* Private_Hugetlb of /proc/self/smaps_rollup in kB (open/read: the child
+ * of a multithreaded parent), -1 when unreadable. */
+static long private_hugetlb_kb(void)
+{
+    char buf[4096];
+    int fd = open("/proc/self/smaps_rollup", O_RDONLY);
+    if (fd < 0) return -1;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0) return -1;
+    buf[n] = 0;
+    const char *p = strstr(buf, "Private_Hugetlb:");
+    return p ? strtol(p + 16, NULL, 10) : -1;
+}
+
+/* The child: every block's first half still holds its fill byte, and none
+ * of its memory is hugetlb any more; then it writes all of it. */
+static int mt_child(void)
+{
+    for (size_t i = 0; i < mt_count; i++)
+        for (size_t k = 0; k < MT_HALF; k++)
+            if (mt_blocks[i][k] != (char)((i & 0x7f) + 1)) return 2;
+    if (private_hugetlb_kb() != 0) return 3;
+    for (size_t i = 0; i < mt_count; i++) memset(mt_blocks[i], 0x55, MT_BLOCK);
+    return 0;
+}
+
+/* --hugetlb-mt: the heap fills the hugetlb pool (reserved here, as root,
+ * with a few pages to spare for nothing else), writer threads rewrite their
+ * blocks without pause, and the main thread forks again and again. The
+ * child loses each shared page a parent thread writes (the parent owns the
+ * reservation, and the empty pool has no page for a copy): a child that
+ * reads such a page while copying its hugetlb memory dies of SIGBUS before
+ * fork() returns. */
+static int hugetlb_mt_case(char **argv)
+{
+    if (!hs_under_hugeslab()) hs_skip("fork_hugetlb_mt: only meaningful under hugeslab");
+    if (geteuid() != 0) hs_skip("fork_hugetlb_mt: not root: cannot reserve a hugetlb pool");
+    const char *backing = getenv("HUGESLAB_BACKING");
+    if (!backing || strcmp(backing, "hugetlb") != 0) {
+        /* The backing is read at start: run again with it set. */
+        setenv("HUGESLAB_BACKING", "hugetlb", 1);
+        execv("/proc/self/exe", argv);
+        hs_skip("fork_hugetlb_mt: cannot run again with HUGESLAB_BACKING=hugetlb: %s",
+                strerror(errno));
+    }
+    long total = pool_2m("nr_hugepages"), avail = hugetlb_available();
+    if (total < 0) hs_skip("fork_hugetlb_mt: no 2 MiB hugetlb pool on this kernel");
+    snprintf(mt_pool_saved, sizeof mt_pool_saved, "%ld", total);
+    /* The pages others use now, plus 24 for this test (48 MiB). */
+    long want = total - (avail > 0 ? avail : 0) + 24;
+    char text[32];
+    snprintf(text, sizeof text, "%ld", want);
+    if (pool_write(text) != 0) hs_skip("fork_hugetlb_mt: cannot write nr_hugepages");
+    long start = hugetlb_available();
+    fprintf(stderr, "fork_hugetlb_mt: pool %ld pages (was %s), %ld available\n",
+            pool_2m("nr_hugepages"), mt_pool_saved, start);
+    if (start < 8) {
+        pool_write(mt_pool_saved);
+        hs_skip("fork_hugetlb_mt: only %ld hugetlb pages could be reserved", start);
+    }
+    size_t cap = (size_t)start * 2 + 64;
+    mt_blocks = calloc(cap, sizeof *mt_blocks);
+    fill_until(mt_blocks, &mt_count, cap, 0);
+    long hugetlb_kb = private_hugetlb_kb();
+    fprintf(stderr, "fork_hugetlb_mt: %zu MiB of blocks, %ld kB of them hugetlb, %ld available\n",
+            mt_count, hugetlb_kb, hugetlb_available());
+    if (hugetlb_kb <= 0) {
+        pool_write(mt_pool_saved);
+        hs_skip("fork_hugetlb_mt: the heap got no hugetlb pages");
+    }
+    pthread_t w[MT_WRITERS];
+    for (size_t t = 0; t < MT_WRITERS; t++)
+        if (pthread_create(&w[t], NULL, mt_writer, (void *)(uintptr_t)t) != 0) {
+            HS_FAIL("fork_hugetlb_mt: pthread_create");
+            pool_write(mt_pool_saved);
+            return hs_finish("fork_hugetlb_mt");
+        }
+    int forks = 20, died = 0;
+    for (int it = 0; it < forks; it++) {
+        pid_t pid = fork();
+        if (pid < 0) {
+            HS_FAIL("fork_hugetlb_mt: fork: %s", strerror(errno));
+            break;
+        }
+        if (pid == 0) {
+            alarm(60);
+            _exit(mt_child());
+        }
+        int st;
+        waitpid(pid, &st, 0);
+        if (WIFSIGNALED(st)) {
+            died++;
+            HS_FAIL("fork_hugetlb_mt: fork %d: child killed by signal %d (%s)%s", it, WTERMSIG(st),
+                    strsignal(WTERMSIG(st)),
+                    WTERMSIG(st) == SIGBUS ? " -- it shared private hugetlb pages that parent "
+                                             "threads wrote while the pool was empty"
+                                           : "");
+        } else {
+            CHECK(WEXITSTATUS(st) == 0, "fork_hugetlb_mt: fork %d: child exit status %d%s", it,
+                  WEXITSTATUS(st),
+                  WEXITSTATUS(st) == 2   ? " (a block's contents changed)"
+                  : WEXITSTATUS(st) == 3 ? " (the child still has hugetlb pages)"
+                                         : "");
+        }
+    }
+    atomic_store(&g_stop, 1);
+    for (size_t t = 0; t < MT_WRITERS; t++) pthread_join(w[t], NULL);
+    for (size_t i = 0; i < mt_count; i++) {
+        CHECK(mt_blocks[i][0] == (char)((i & 0x7f) + 1), "fork_hugetlb_mt: block %zu changed", i);
+        free(mt_blocks[i]);
+    }
+    free(mt_blocks);
+    malloc_trim(0); /* the emptied SuperSlabs give their pool pages back */
+    int restored = pool_write(mt_pool_saved);
+    CHECK(restored == 0 && pool_2m("nr_hugepages") == atol(mt_pool_saved),
+          "fork_hugetlb_mt: nr_hugepages not restored to %s (now %ld)", mt_pool_saved,
+          pool_2m("nr_hugepages"));
+    fprintf(stderr, "fork_hugetlb_mt: %d forks, %d children killed; nr_hugepages back to %ld\n",
+            forks, died, pool_2m("nr_hugepages"));
+    return hs_finish("fork_hugetlb_mt");
+}
+
 int main(int argc, char **argv)
 {
     hs_setup("fork");
     if (argc > 1 && strcmp(argv[1], "--hugetlb") == 0) return hugetlb_fork_case();
     if (argc > 1 && strcmp(argv[1], "--hugetlb-race") == 0) return hugetlb_race_case();
+    if (argc > 1 && strcmp(argv[1], "--hugetlb-mt") == 0) return hugetlb_mt_case(argv);
     int forks = argc > 1 ? atoi(argv[1]) : 50;
     pthread_t bg[NBG];
     for (int i = 0; i < NBG; i++)

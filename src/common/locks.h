@@ -35,7 +35,9 @@
  *    mapped first and published under the lock afterwards. The init once is
  *    onces are the exception: they run once per process and read sysfs to
  *    set up; they are pthread_once, not hs_lock_t, and count as held locks
- *    (hs_once_enter/hs_once_leave) for rules 1 and 2.
+ *    (hs_once_enter/hs_once_leave) for rules 1 and 2. The fork handlers
+ *    (segment.c) are the other: holding every lock, the child maps its
+ *    anonymous copies and the parent sends it pages over a socket.
  * 4. Work that must wait until the thread holds no lock (starting the purge
  *    thread) goes through hs_when_unlocked(), which runs it at once when no
  *    lock is held, else at the thread's last hs_unlock.

@@ -1,10 +1,11 @@
 /* Files: the /proc and /sys files hugeslab reads, and the few descriptors it
- * writes (messages, the statistics file, the fork pipe). open/read/write
+ * writes (messages, the statistics file, the fork socket). open/read/write
  * only: stdio may allocate, and these run inside malloc. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -261,24 +262,39 @@ int os_dup_high(int fd)
     return copy < 0 ? -errno : copy;
 }
 
-int os_pipe(int fds[2])
+int os_socketpair(int fds[2])
 {
     if (OS_FAULT(OS_FAULT_PIPE)) return -EMFILE;
-    return pipe2(fds, O_CLOEXEC) == 0 ? 0 : -errno;
+    return socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) == 0 ? 0 : -errno;
 }
 
-void os_pipe_wait(int fd)
+int os_send_all(int fd, const void *buf, size_t len)
 {
-    char byte;
-    /* Returns when the writer wrote, or closed its end (end of file). */
-    while (read(fd, &byte, 1) < 0 && errno == EINTR) {
+    const char *p = buf;
+    while (len) {
+        ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            return -errno;
+        }
+        p += n;
+        len -= (size_t)n;
     }
+    return 0;
 }
 
-void os_pipe_signal(int fd)
+int os_recv_all(int fd, void *buf, size_t len)
 {
-    char byte = 1;
-    if (write(fd, &byte, 1) < 0) {
-        /* The reader also wakes when this end closes. */
+    char *p = buf;
+    while (len) {
+        ssize_t n = recv(fd, p, len, 0);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            return -errno;
+        }
+        if (n == 0) return -EPIPE;
+        p += n;
+        len -= (size_t)n;
     }
+    return 0;
 }

@@ -1,6 +1,6 @@
 /* os: the one door to the kernel. Every system call hugeslab makes (mmap,
  * munmap, mremap, madvise, mbind, get_mempolicy, getcpu, getrandom,
- * getrusage, open/read/write/close, pipes, io_uring, the threads it starts)
+ * getrusage, open/read/write/close, pipes, sockets, io_uring, the threads it starts)
  * and every /proc or /sys file it reads is a function here, each with its
  * contract below: what it needs aligned, what it returns on failure, whether
  * it may block.
@@ -161,7 +161,7 @@ int os_walk_smaps(os_smaps_fn on_range, void *ctx);
  * its length or -1. */
 ssize_t os_read_file(const char *path, char *buf, size_t cap);
 
-/* ---- files and pipes (files.c) --------------------------------------------- */
+/* ---- files and sockets (files.c) ---------------------------------------------- */
 
 /* open(2) for writing, created or truncated, close-on-exec, mode 0644.
  * Returns the descriptor or -errno. */
@@ -189,12 +189,17 @@ bool os_file_id(int fd, os_file_id_t *out);
  * that it outlives a program closing fd itself. The copy or -errno. */
 int os_dup_high(int fd);
 
-/* A close-on-exec pipe: fds[0] to read, fds[1] to write. 0 or -errno. */
-int os_pipe(int fds[2]);
-/* Blocks until one byte arrives on fd or its writer closes (EINTR retried). */
-void os_pipe_wait(int fd);
-/* Writes one byte to fd, ignoring failure (the reader also wakes on close). */
-void os_pipe_signal(int fd);
+/* A close-on-exec AF_UNIX stream socket pair (two-way, unlike a pipe, and
+ * written without SIGPIPE). 0 or -errno. */
+int os_socketpair(int fds[2]);
+/* Sends all of buf on a stream socket, retrying short sends and EINTR, with
+ * MSG_NOSIGNAL: a closed peer is -EPIPE, never SIGPIPE. Blocks until the
+ * peer has taken all but what the socket buffers. Returns 0 or -errno
+ * (EFAULT: buf is not all mapped). */
+int os_send_all(int fd, const void *buf, size_t len);
+/* Receives exactly len bytes into buf, retrying EINTR. Returns 0, -EPIPE
+ * when the peer closed first, or -errno. */
+int os_recv_all(int fd, void *buf, size_t len);
 
 /* ---- time, randomness, threads (process.c) --------------------------------- */
 
@@ -215,6 +220,13 @@ long long os_wall_seconds(void);
 char **os_environment(void);
 /* Sleeps ms milliseconds (nanosleep; a signal may end it early). */
 void os_sleep_ms(unsigned ms);
+/* Copies len bytes of the process's own memory from src to dest through a
+ * pipe (write, then read back): a page of src that cannot be read
+ * (unmapped, or a hugetlb page the kernel took back) ends the copy with a
+ * short count instead of raising SIGSEGV or SIGBUS. Plain reads, never a
+ * page pin, so a page shared copy-on-write stays shared. Returns the bytes
+ * copied, or -errno when no pipe can be had. */
+ssize_t os_copy_own(void *dest, const void *src, size_t len);
 /* The process id (getpid). */
 int os_pid(void);
 /* The base page size (sysconf, asked once). */

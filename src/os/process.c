@@ -1,6 +1,7 @@
 /* The process and its threads: NUMA system calls, clocks, randomness, page
  * fault counts, the page size, and starting hugeslab's own thread. */
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
@@ -97,6 +98,36 @@ void os_sleep_ms(unsigned ms)
 {
     struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
     nanosleep(&ts, NULL);
+}
+
+ssize_t os_copy_own(void *dest, const void *src, size_t len)
+{
+    if (OS_FAULT(OS_FAULT_MMAP)) return -ENOMEM;
+    int fds[2];
+    if (pipe2(fds, O_CLOEXEC) != 0) return -errno;
+    size_t done = 0;
+    while (done < len) {
+        /* The default pipe holds 64 KiB: a write of more would wait for a
+         * reader that is this thread. */
+        size_t chunk = len - done < 65536 ? len - done : 65536;
+        ssize_t n = write(fds[1], (const char *)src + done, chunk);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) break; /* EFAULT: unreadable from here on */
+        for (ssize_t got = 0; got < n;) {
+            ssize_t r = read(fds[0], (char *)dest + done + got, (size_t)(n - got));
+            if (r < 0 && errno == EINTR) continue;
+            if (r <= 0) {
+                n = got; /* cannot happen with both ends open; stop short */
+                break;
+            }
+            got += r;
+        }
+        done += (size_t)n;
+        if ((size_t)n < chunk) break;
+    }
+    close(fds[0]);
+    close(fds[1]);
+    return (ssize_t)done;
 }
 
 int os_pid(void) { return (int)getpid(); }

@@ -41,7 +41,7 @@ typedef struct node_pool_s {
 
 /* Every live hugetlb mapping, for fork(): private hugetlb pages are copied
  * on write from the same pool, and a child whose copy cannot be had gets
- * SIGBUS. The child trades them for anonymous copies when the pool is short. */
+ * SIGBUS, so the child trades them for anonymous copies (seg_fork_child). */
 typedef struct hugetlb_range_s {
     seg_superslab_t *base; /* a SuperSlab or the head of a run */
     size_t size;           /* bytes of the mapping */
@@ -64,7 +64,7 @@ static struct seg_state_s {
     size_t hugetlb_cap;                       /* entries its pages hold */
     _Atomic size_t hugetlb_pages_mapped;      /* 2 MiB pages over all of them; written under
                                                  hugetlb_lock */
-    int fork_pipe[2];                         /* the parent waits for the child's copies */
+    int fork_socket[2];                       /* parent [0] serves the child [1] at fork */
     /* hugetlb in auto mode: tried while the pool had pages at the last look;
      * after a look that found none (in the pool, or on a node), sysfs is not
      * read again for a second -- not once per new SuperSlab. */
@@ -83,7 +83,7 @@ static struct seg_state_s {
 } seg = {
     .run_cache_lock = HS_LOCK_INIT(HS_RANK_RUN_CACHE),
     .hugetlb_lock = HS_LOCK_INIT(HS_RANK_HUGETLB),
-    .fork_pipe = {-1, -1},
+    .fork_socket = {-1, -1},
 };
 
 /* A look at sysfs found no free hugetlb page: none is asked for a second. */
@@ -959,26 +959,73 @@ void seg_fork_prepare(void)
      * itself, its siblings or any other process may take the pool's last
      * pages first (SIGBUS at the write).  So the child copies its hugetlb
      * memory into anonymous memory before it returns from fork(), and the
-     * parent waits for that: a parent's write first would take the page
-     * from the child. */
-    seg.fork_pipe[0] = seg.fork_pipe[1] = -1;
+     * parent's forking thread serves it meanwhile (seg_fork_parent). */
+    seg.fork_socket[0] = seg.fork_socket[1] = -1;
     if (atomic_load_explicit(&seg.hugetlb_pages_mapped, memory_order_relaxed)) {
-        if (os_pipe(seg.fork_pipe) != 0) seg.fork_pipe[0] = seg.fork_pipe[1] = -1;
+        if (os_socketpair(seg.fork_socket) != 0) seg.fork_socket[0] = seg.fork_socket[1] = -1;
     }
+}
+
+/* Whether [page, page + 2 MiB) lies in a tracked hugetlb range. */
+static bool hugetlb_page_tracked(uintptr_t page)
+{
+    for (size_t i = 0; i < seg.hugetlb_count; i++) {
+        uintptr_t base = (uintptr_t)seg.hugetlb_ranges[i].base;
+        if (page >= base && page - base < seg.hugetlb_ranges[i].size) return true;
+    }
+    return false;
 }
 
 void seg_fork_parent(void)
 {
-    if (seg.fork_pipe[0] >= 0) {
-        os_close(seg.fork_pipe[1]);
-        /* Returns when the child wrote, or exited (end of file). */
-        os_pipe_wait(seg.fork_pipe[0]);
-        os_close(seg.fork_pipe[0]);
-        seg.fork_pipe[0] = seg.fork_pipe[1] = -1;
+    if (seg.fork_socket[0] >= 0) {
+        os_close(seg.fork_socket[1]);
+        /* The child asks for each 2 MiB page it lost (its address; see
+         * child_fill) and closes its end when done: until then this thread
+         * sends the pages asked for, and so waits for the child. hugetlb_lock
+         * is held, so no range is unmapped meanwhile (seg_unmap_idle untracks
+         * first). A failed send means the child is gone. */
+        uintptr_t page;
+        while (os_recv_all(seg.fork_socket[0], &page, sizeof page) == 0 &&
+               (page & (HS_SUPERSLAB_SIZE - 1)) == 0 && hugetlb_page_tracked(page) &&
+               os_send_all(seg.fork_socket[0], (void *)page, HS_SUPERSLAB_SIZE) == 0) {
+        }
+        os_close(seg.fork_socket[0]);
+        seg.fork_socket[0] = seg.fork_socket[1] = -1;
     }
     hs_unlock(&seg.hugetlb_lock);
     hs_unlock(&seg.run_cache_lock);
     for (unsigned n = HS_MAX_NODES; n-- > 0;) hs_unlock(&seg.pools[n].lock);
+}
+
+/* Fills a child's anonymous copy of a hugetlb range, page by page.  Its
+ * own pages first: they hold the memory as it was at fork(), as a child
+ * expects.  But the parent owns the pool reservation, so when the pool is
+ * empty, a page any parent thread writes meanwhile is taken from the child
+ * (a plain read of it would be SIGBUS; os_copy_own comes back short).  The
+ * parent still has that page, as that thread left it: the child asks for
+ * it.  Such a page may hold a write made after fork() or one half done.
+ * That is acceptable: POSIX lets the child of a multithreaded program make
+ * only async-signal-safe calls until it execs, so it may not rely on what
+ * other threads were writing, and the child never walks the heaps of
+ * threads it does not have (their slabs are adopted as orphans, whose
+ * free lists hugeslab checks).  The forking thread's own blocks and the
+ * SuperSlab headers are not written meanwhile: that thread is in fork()
+ * and every pool lock is held. */
+static int child_fill(void *copy, const void *addr, size_t size, void *ctx)
+{
+    int fd = *(const int *)ctx;
+    for (size_t off = 0; off < size; off += HS_SUPERSLAB_SIZE) {
+        char *to = (char *)copy + off;
+        const char *from = (const char *)addr + off;
+        if (os_copy_own(to, from, HS_SUPERSLAB_SIZE) == (ssize_t)HS_SUPERSLAB_SIZE) continue;
+        uintptr_t page = (uintptr_t)from;
+        if (fd < 0) return -EFAULT;
+        int rc = os_send_all(fd, &page, sizeof page);
+        if (rc == 0) rc = os_recv_all(fd, to, HS_SUPERSLAB_SIZE);
+        if (rc != 0) return rc;
+    }
+    return 0;
 }
 
 /* In the child, single-threaded: hugetlb SuperSlabs become anonymous ones. */
@@ -987,7 +1034,7 @@ static void hugetlb_privatize(void)
     size_t kept = 0;
     for (size_t i = 0; i < seg.hugetlb_count; i++) {
         hugetlb_range_t r = seg.hugetlb_ranges[i];
-        if (thp_hugetlb_to_anonymous(r.base, r.size) != 0) {
+        if (thp_hugetlb_to_anonymous(r.base, r.size, child_fill, &seg.fork_socket[1]) != 0) {
             seg.hugetlb_ranges[kept++] = r; /* stays hugetlb: may fault later */
             continue;
         }
@@ -1003,12 +1050,11 @@ static void hugetlb_privatize(void)
 
 void seg_fork_child(void)
 {
-    if (seg.fork_pipe[1] >= 0) {
+    if (atomic_load_explicit(&seg.hugetlb_pages_mapped, memory_order_relaxed)) {
+        if (seg.fork_socket[0] >= 0) os_close(seg.fork_socket[0]);
         hugetlb_privatize();
-        os_close(seg.fork_pipe[0]);
-        os_pipe_signal(seg.fork_pipe[1]);
-        os_close(seg.fork_pipe[1]);
-        seg.fork_pipe[0] = seg.fork_pipe[1] = -1;
+        if (seg.fork_socket[1] >= 0) os_close(seg.fork_socket[1]);
+        seg.fork_socket[0] = seg.fork_socket[1] = -1;
     }
     hs_lock_init(&seg.hugetlb_lock, HS_RANK_HUGETLB);
     hs_lock_init(&seg.run_cache_lock, HS_RANK_RUN_CACHE);

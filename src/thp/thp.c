@@ -133,14 +133,13 @@ void thp_describe(void)
                    default_kib);
 }
 
-int thp_hugetlb_to_anonymous(void *addr, size_t size)
+int thp_hugetlb_to_anonymous(void *addr, size_t size, thp_fill_fn fill, void *ctx)
 {
     void *copy = os_map_aligned(size, HS_SUPERSLAB_SIZE, false);
     if (!copy) return -ENOMEM;
     if (thp_allowed()) os_advise_hugepage(copy, size, true);
-    /* Reading the hugetlb pages needs no copy-on-write; writing them would. */
-    memcpy(copy, addr, size);
-    int rc = os_remap_onto(copy, size, size, addr);
+    int rc = fill(copy, addr, size, ctx);
+    if (rc == 0) rc = os_remap_onto(copy, size, size, addr);
     if (rc != 0) os_unmap(copy, size);
     return rc;
 }

@@ -61,9 +61,11 @@ unsigned long thp_hugetlb_pages_free(void);
 void thp_describe(void);
 
 /* Replaces the hugetlb range [addr, addr+size) by anonymous memory (THP
- * hinted) with the same contents at the same address: a private copy that
- * needs nothing from the hugetlb pool. Returns 0 or -errno (range intact). */
-int thp_hugetlb_to_anonymous(void *addr, size_t size);
+ * hinted) at the same address, filled by fill(copy, addr, size, ctx): a
+ * private copy that needs nothing from the hugetlb pool. Returns 0, or
+ * -errno (ENOMEM, or fill's error) with the range intact. */
+typedef int (*thp_fill_fn)(void *copy, const void *addr, size_t size, void *ctx);
+int thp_hugetlb_to_anonymous(void *addr, size_t size, thp_fill_fn fill, void *ctx);
 
 /* Grows or moves the mapping [addr, addr+old_size) to new_size bytes, keeping
  * its contents without copying and the 2 MiB alignment of its start. Returns
