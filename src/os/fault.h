@@ -31,7 +31,7 @@
 
 /* The calls that can be made to fail, one site each. */
 typedef enum os_fault_site_e {
-    OS_FAULT_MMAP,    /* os_map_aligned, os_map_pages, os_copy_own */
+    OS_FAULT_MMAP,    /* os_map_aligned, os_map_pages */
     OS_FAULT_MUNMAP,  /* os_unmap */
     OS_FAULT_MREMAP,  /* os_remap_in_place, os_remap_onto */
     OS_FAULT_MADVISE, /* os_advise_hugepage, os_populate, os_purge, batched purges */
@@ -39,7 +39,7 @@ typedef enum os_fault_site_e {
     OS_FAULT_URING,   /* os_uring_setup */
     OS_FAULT_THREAD,  /* os_thread_start (pthread_create) */
     OS_FAULT_FILE,    /* every /proc and /sys read (os_read_file) */
-    OS_FAULT_PIPE,    /* os_socketpair (the fork hand-shake) */
+    OS_FAULT_PIPE,    /* os_socketpair, os_copy_own (the fork hand-shake) */
     OS_FAULT_SITES
 } os_fault_site_t;
 

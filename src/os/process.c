@@ -102,7 +102,7 @@ void os_sleep_ms(unsigned ms)
 
 ssize_t os_copy_own(void *dest, const void *src, size_t len)
 {
-    if (OS_FAULT(OS_FAULT_MMAP)) return -ENOMEM;
+    if (OS_FAULT(OS_FAULT_PIPE)) return -EMFILE;
     int fds[2];
     if (pipe2(fds, O_CLOEXEC) != 0) return -errno;
     size_t done = 0;
