@@ -42,6 +42,17 @@ static seg_superslab_t *take_whole(void)
     return ss;
 }
 
+/* seg_take_idle with the options' policy but these two delays: purge after
+ * purge_ms idle, the reserve after release_ms. */
+static unsigned take_idle(uint64_t purge_ms, uint64_t release_ms, seg_superslab_t **batch,
+                          uint64_t *due)
+{
+    seg_purge_policy_t policy = seg_purge_policy();
+    policy.purge_after_ms = purge_ms;
+    policy.release_after_ms = release_ms;
+    return seg_take_idle(&policy, fake_clock(), batch, 64, due);
+}
+
 /* What seg_take_idle took and is not ours goes back as the purge thread
  * would put it; returns whether `mine` was among the taken. */
 static bool took(seg_superslab_t **batch, unsigned n, const seg_superslab_t *mine)
@@ -100,7 +111,7 @@ static void check_idle_and_due(void)
 
     /* Idle 99 ms of 100: stays, and is said to fall due at +100. */
     atomic_fetch_add(&fake_now, 99);
-    unsigned n = seg_take_idle(fake_clock(), 100, 2000, false, batch, 64, &due);
+    unsigned n = take_idle(100, 2000, batch, &due);
     CHECK(!took(batch, n, ss), "taken after 99 ms of a 100 ms delay");
     CHECK(due <= idle_at + 100, "next due %llu, want at most %llu", (unsigned long long)due,
           (unsigned long long)(idle_at + 100));
@@ -108,7 +119,7 @@ static void check_idle_and_due(void)
     /* At +100: taken, out of the pool and the registry. */
     atomic_fetch_add(&fake_now, 1);
     uint64_t purged_before = purged();
-    n = seg_take_idle(fake_clock(), 100, 2000, false, batch, 64, &due);
+    n = take_idle(100, 2000, batch, &due);
     CHECK(took(batch, n, ss), "not taken after 100 ms of a 100 ms delay");
     CHECK(purged() >= purged_before + 1, "purged %llu, want at least %llu",
           (unsigned long long)purged(), (unsigned long long)(purged_before + 1));
@@ -137,7 +148,7 @@ static void check_reserve_and_cache(void)
      * reserve's delay (2000 ms here), a goes after the purge delay. */
     hs_option_values[HS_OPT_RESERVE_MB] = 2;
     atomic_fetch_add(&fake_now, 1000);
-    unsigned n = seg_take_idle(fake_clock(), 100, 2000, false, batch, 64, &due);
+    unsigned n = take_idle(100, 2000, batch, &due);
     bool took_a = false, took_b = false;
     for (unsigned i = 0; i < n; i++) {
         took_a |= batch[i] == a;
@@ -146,7 +157,7 @@ static void check_reserve_and_cache(void)
     took(batch, n, NULL);
     CHECK(took_a && !took_b, "reserve of one: took a %d (want 1), b %d (want 0)", took_a, took_b);
     atomic_fetch_add(&fake_now, 1000);
-    n = seg_take_idle(fake_clock(), 100, 2000, false, batch, 64, &due);
+    n = take_idle(100, 2000, batch, &due);
     CHECK(took(batch, n, b), "the reserve not taken after its delay");
     b = take_whole();
     if (!b) return;
@@ -154,7 +165,7 @@ static void check_reserve_and_cache(void)
     /* No reserve, a cache of 0 MiB: b goes at once, due or not. */
     hs_option_values[HS_OPT_RESERVE_MB] = 0;
     hs_option_values[HS_OPT_CACHE_MB] = 0;
-    n = seg_take_idle(fake_clock(), 3600 * 1000, 3600 * 1000, false, batch, 64, &due);
+    n = take_idle(3600 * 1000, 3600 * 1000, batch, &due);
     CHECK(took(batch, n, b), "beyond the cache limit, not taken at once");
     hs_option_values[HS_OPT_CACHE_MB] = 1 << 20;
     seg_pool_validate(0);
@@ -176,10 +187,10 @@ static void check_run_cache(void)
     seg_superslab_validate(run);
     CHECK(run->run_block == NULL && run->idle_since_ms == fake_clock(), "a cached run");
     atomic_fetch_add(&fake_now, 50);
-    unsigned n = seg_take_idle(fake_clock(), 100, 2000, false, batch, 64, &due);
+    unsigned n = take_idle(100, 2000, batch, &due);
     CHECK(!took(batch, n, run), "a run taken after 50 ms of a 100 ms delay");
     atomic_fetch_add(&fake_now, 50);
-    n = seg_take_idle(fake_clock(), 100, 2000, false, batch, 64, &due);
+    n = take_idle(100, 2000, batch, &due);
     CHECK(took(batch, n, run), "a run not taken after 100 ms of a 100 ms delay");
 }
 

@@ -47,7 +47,6 @@ void seg_set_periodic_work(void (*work)(void), uint64_t interval_ms)
 }
 
 static uint64_t delay_ms(void) { return (uint64_t)hs_option(HS_OPT_PURGE_DELAY_MS); }
-static uint64_t release_delay_ms(void) { return (uint64_t)hs_option(HS_OPT_RELEASE_DELAY_MS); }
 
 /* madvise over whole SuperSlabs taken from the pools, then back to their
  * pools' purged stacks: lazily freed ones (MADV_FREE) to come back for
@@ -77,21 +76,21 @@ static bool uring_ready(void)
     return rc == 0;
 }
 
-/* One pass: purges what is due, returns when the next will be due. */
-static uint64_t purge_pass(void)
+/* The one way idle memory goes back, for the purge thread and malloc_trim
+ * alike: whatever `policy` says is due leaves the pools; runs and hugetlb
+ * SuperSlabs are unmapped (hugetlb pages go back to their pool, with no
+ * reservation left to fault on), the others are advised away in whole 2 MiB
+ * units and stay mapped for reuse. *next_due: when more falls due
+ * (UINT64_MAX for never). Returns how many SuperSlabs and runs went back. */
+static unsigned return_idle(const seg_purge_policy_t *policy, uint64_t *next_due)
 {
     seg_superslab_t *batch[64];
-    uint64_t next_due = UINT64_MAX;
-    unsigned n;
-    bool dontneed = hs_option(HS_OPT_PURGE) == HS_PURGE_DONTNEED;
-    bool uring = hs_option(HS_OPT_PURGE_BACKEND) == HS_PURGE_BACKEND_URING && uring_ready();
-    /* Idle this long, memory skips the lazy stage: the reserve, and
-     * whatever waited for a late pass. */
-    uint64_t release_after = delay_ms() + release_delay_ms();
+    unsigned n, returned = 0;
+    *next_due = UINT64_MAX;
     do {
         uint64_t due, now = seg_now_ms();
-        n = seg_take_idle(now, delay_ms(), release_after, false, batch, 64, &due);
-        if (due < next_due) next_due = due;
+        n = seg_take_idle(policy, now, batch, 64, &due);
+        if (due < *next_due) *next_due = due;
         seg_purged_t lazy[64], release[64];
         unsigned n_lazy = 0, n_release = 0;
         for (unsigned i = 0; i < n; i++) {
@@ -102,33 +101,59 @@ static uint64_t purge_pass(void)
                 continue;
             }
             /* Read the header before madvise: afterwards it may be zero. */
-            bool now_for_good = dontneed || now - ss->idle_since_ms >= release_after;
+            bool now_for_good =
+                policy->dontneed || now - ss->idle_since_ms >= policy->release_after_ms;
             seg_purged_t *to = now_for_good ? &release[n_release++] : &lazy[n_lazy++];
             *to = (seg_purged_t){ss, ss->node, backing, ss->memory_node};
         }
-        advise_and_store(lazy, n_lazy, false, uring, true);
-        advise_and_store(release, n_release, true, uring, true);
+        advise_and_store(lazy, n_lazy, false, policy->uring, true);
+        advise_and_store(release, n_release, true, policy->uring, true);
+        returned += n;
     } while (n == 64);
     /* Second stage: what MADV_FREE gave back still counts in RSS (LazyFree)
      * until the kernel runs short, and every RSS monitor counts it. Memory
-     * still unused HUGESLAB_RELEASE_DELAY_MS later leaves RSS for good. */
-    if (!dontneed) {
-        seg_purged_t lazy[64];
-        do {
-            uint64_t due;
-            n = seg_take_lazy(seg_now_ms(), release_delay_ms(), lazy, 64, &due);
-            if (due < next_due) next_due = due;
-            advise_and_store(lazy, n, true, uring, false);
-        } while (n == 64);
-    }
+     * still unused lazy_release_after_ms later leaves RSS for good. */
+    seg_purged_t lazy[64];
+    do {
+        uint64_t due;
+        n = seg_take_lazy(seg_now_ms(), policy->lazy_release_after_ms, lazy, 64, &due);
+        if (due < *next_due) *next_due = due;
+        advise_and_store(lazy, n, true, policy->uring, false);
+        returned += n;
+    } while (n == 64);
+    return returned;
+}
+
+/* One pass of the purge thread: purges what is due, returns when the next
+ * will be due. */
+static uint64_t purge_pass(void)
+{
+    seg_purge_policy_t policy = seg_purge_policy();
+    policy.uring = policy.uring && uring_ready();
+    uint64_t next_due;
+    return_idle(&policy, &next_due);
     /* Orphans still pinned by live blocks: look again after the delay, so
      * they go back once their blocks have been freed even if nothing else
      * falls idle meanwhile. */
     if (purge_run_idle_work()) {
-        uint64_t again = seg_now_ms() + delay_ms();
+        uint64_t again = seg_now_ms() + policy.purge_after_ms;
         if (again < next_due) next_due = again;
     }
     return next_due;
+}
+
+int seg_trim(void)
+{
+    /* Whoever calls malloc_trim wants RSS to drop: everything idle, at once,
+     * with MADV_DONTNEED, on the caller's thread (so never the purge
+     * thread's io_uring ring). */
+    seg_purge_policy_t policy = seg_purge_policy();
+    policy.everything = true;
+    policy.dontneed = true;
+    policy.uring = false;
+    policy.purge_after_ms = policy.release_after_ms = policy.lazy_release_after_ms = 0;
+    uint64_t next_due;
+    return return_idle(&policy, &next_due) > 0;
 }
 
 static void *purge_main(void *arg)

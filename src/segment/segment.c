@@ -463,7 +463,7 @@ static size_t idle_bytes_total(void)
  * the recent peak (16 MiB at least), which halves every second once use
  * falls, plus the reserve; never more than HUGESLAB_CACHE_MB. A fixed 1 GiB made every
  * program that freed much look 1 GiB bigger to RSS monitors. */
-static size_t cache_limit(void)
+static size_t cache_limit(const seg_purge_policy_t *policy)
 {
     uint64_t mapped = atomic_load_explicit(&seg.stat_bytes_mapped, memory_order_relaxed);
     uint64_t resting = idle_bytes_total() +
@@ -486,13 +486,39 @@ static size_t cache_limit(void)
     atomic_store_explicit(&seg.recent_peak_at_ms, at, memory_order_relaxed);
     /* At least 16 MiB: below, a program that frees and refills a small heap
      * would have the purge thread woken and madvising at every turn. */
-    size_t limit = (peak / 4 > 16 * HS_MiB ? (size_t)(peak / 4) : 16 * HS_MiB) +
-                   (size_t)hs_option(HS_OPT_RESERVE_MB) * HS_MiB;
-    size_t cap = (size_t)hs_option(HS_OPT_CACHE_MB) * HS_MiB;
-    return limit < cap ? limit : cap;
+    size_t limit =
+        (peak / 4 > 16 * HS_MiB ? (size_t)(peak / 4) : 16 * HS_MiB) + policy->reserve_bytes;
+    return limit < policy->cache_cap_bytes ? limit : policy->cache_cap_bytes;
 }
 
-static bool over_cache_limit(void) { return idle_bytes_total() > cache_limit(); }
+static bool over_cache_limit(const seg_purge_policy_t *policy)
+{
+    return idle_bytes_total() > cache_limit(policy);
+}
+
+seg_purge_policy_t seg_purge_policy(void)
+{
+    uint64_t purge_after = (uint64_t)hs_option(HS_OPT_PURGE_DELAY_MS);
+    uint64_t lazy_release = (uint64_t)hs_option(HS_OPT_RELEASE_DELAY_MS);
+    return (seg_purge_policy_t){
+        .purge_after_ms = purge_after,
+        .release_after_ms = purge_after + lazy_release,
+        .lazy_release_after_ms = lazy_release,
+        .reserve_bytes = (size_t)hs_option(HS_OPT_RESERVE_MB) * HS_MiB,
+        .cache_cap_bytes = (size_t)hs_option(HS_OPT_CACHE_MB) * HS_MiB,
+        .dontneed = hs_option(HS_OPT_PURGE) == HS_PURGE_DONTNEED,
+        .uring = hs_option(HS_OPT_PURGE_BACKEND) == HS_PURGE_BACKEND_URING,
+        .everything = false,
+    };
+}
+
+/* Whether the purge thread should not wait for its timer: idle memory is
+ * over the limit the program's recent use allows. */
+static bool idle_over_limit_now(void)
+{
+    seg_purge_policy_t policy = seg_purge_policy();
+    return over_cache_limit(&policy);
+}
 
 void seg_units_free(seg_superslab_t *ss, unsigned first_unit, unsigned n_units)
 {
@@ -516,7 +542,7 @@ void seg_units_free(seg_superslab_t *ss, unsigned first_unit, unsigned n_units)
     }
     SEG_VALIDATE(ss);
     hs_unlock(&pool->lock);
-    if (now_idle) purge_notify(over_cache_limit());
+    if (now_idle) purge_notify(idle_over_limit_now());
 }
 
 /* ---- handing idle memory to the purge thread ------------------------------- */
@@ -585,13 +611,13 @@ unsigned seg_take_lazy(uint64_t now_ms, uint64_t min_lazy_ms, seg_purged_t *out,
     return taken;
 }
 
-unsigned seg_take_idle(uint64_t now_ms, uint64_t min_idle_ms, uint64_t reserve_idle_ms,
-                       bool everything, seg_superslab_t **out, unsigned max, uint64_t *next_due)
+unsigned seg_take_idle(const seg_purge_policy_t *policy, uint64_t now_ms, seg_superslab_t **out,
+                       unsigned max, uint64_t *next_due)
 {
     unsigned taken = 0;
     *next_due = UINT64_MAX;
-    size_t reserve =
-        everything ? 0 : (size_t)hs_option(HS_OPT_RESERVE_MB) * HS_MiB / HS_SUPERSLAB_SIZE;
+    bool everything = policy->everything;
+    size_t reserve = everything ? 0 : policy->reserve_bytes / HS_SUPERSLAB_SIZE;
     for (unsigned n = 0; n < numa_node_count() && taken < max; n++) {
         node_pool_t *pool = &seg.pools[n];
         SEG_VALIDATE_POOL(n);
@@ -599,14 +625,14 @@ unsigned seg_take_idle(uint64_t now_ms, uint64_t min_idle_ms, uint64_t reserve_i
         /* Newest first: the reserve (the newest), then everything idle long
          * enough (or beyond the cache limit) goes, oldest at the tail. The
          * reserve spares a program that comes back soon the faults; one
-         * that stays idle gets it back after reserve_idle_ms. */
+         * that stays idle gets it back after release_after_ms. */
         size_t position = 0;
         seg_superslab_t *ss = pool->idle;
         while (ss && taken < max) {
             seg_superslab_t *next = ss->next;
-            uint64_t wait = position < reserve ? reserve_idle_ms : min_idle_ms;
+            uint64_t wait = position < reserve ? policy->release_after_ms : policy->purge_after_ms;
             bool due = everything || now_ms - ss->idle_since_ms >= wait ||
-                       (position >= reserve && over_cache_limit());
+                       (position >= reserve && over_cache_limit(policy));
             if (due) {
                 list_remove(&pool->idle, ss);
                 pool->idle_count--;
@@ -627,13 +653,13 @@ unsigned seg_take_idle(uint64_t now_ms, uint64_t min_idle_ms, uint64_t reserve_i
     seg_superslab_t *run = seg.run_cache;
     while (run && taken < max) {
         seg_superslab_t *next = run->next;
-        if (everything || now_ms - run->idle_since_ms >= min_idle_ms ||
-            seg.run_cache_bytes > cache_limit()) {
+        if (everything || now_ms - run->idle_since_ms >= policy->purge_after_ms ||
+            seg.run_cache_bytes > cache_limit(policy)) {
             list_remove(&seg.run_cache, run);
             seg.run_cache_bytes -= run->run_size;
             out[taken++] = run;
         } else {
-            uint64_t due_at = run->idle_since_ms + min_idle_ms;
+            uint64_t due_at = run->idle_since_ms + policy->purge_after_ms;
             if (due_at < *next_due) *next_due = due_at;
         }
         run = next;
@@ -765,7 +791,7 @@ void seg_run_free(seg_superslab_t *run)
     list_push(&seg.run_cache, run);
     seg.run_cache_bytes += size;
     hs_unlock(&seg.run_cache_lock);
-    purge_notify(over_cache_limit());
+    purge_notify(idle_over_limit_now());
 }
 
 void *seg_run_resize(seg_superslab_t *run, size_t new_size)
@@ -858,42 +884,6 @@ void seg_pool_validate(unsigned node)
 }
 
 /* ---- trimming, figures, fork ---------------------------------------------- */
-
-int seg_trim(void)
-{
-    seg_superslab_t *batch[64];
-    uint64_t next_due;
-    int released = 0;
-    unsigned n;
-    while ((n = seg_take_idle(seg_now_ms(), 0, 0, true, batch, 64, &next_due)) > 0) {
-        for (unsigned i = 0; i < n; i++) {
-            seg_superslab_t *ss = batch[i];
-            thp_backing_t backing = (thp_backing_t)ss->backing;
-            if (ss->kind == SEG_CHUNK_RUN || backing == THP_BACKING_HUGETLB) {
-                seg_unmap_idle(ss, ss->run_size, backing);
-            } else {
-                unsigned node = ss->node, memory_node = ss->memory_node;
-                /* Whoever calls malloc_trim wants RSS to drop: DONTNEED. */
-                os_purge(ss, HS_SUPERSLAB_SIZE, true);
-                hs_count_add(&seg_stat_purge_calls, 1);
-                hs_count_add(&seg_stat_bytes_purged, (int64_t)HS_SUPERSLAB_SIZE);
-                seg_store_purged(ss, node, backing, memory_node, false);
-            }
-            released = 1;
-        }
-    }
-    /* And what the purge thread freed lazily: LazyFree is still RSS. */
-    seg_purged_t lazy[64];
-    while ((n = seg_take_lazy(seg_now_ms(), 0, lazy, 64, &next_due)) > 0) {
-        for (unsigned i = 0; i < n; i++) {
-            os_purge(lazy[i].ss, HS_SUPERSLAB_SIZE, true);
-            hs_count_add(&seg_stat_purge_calls, 1);
-            seg_store_purged(lazy[i].ss, lazy[i].node, lazy[i].backing, lazy[i].memory_node, false);
-        }
-        released = 1;
-    }
-    return released;
-}
 
 /* Adds a mapping's huge pages when hugeslab owns some of its chunks, at
  * most one per chunk it owns: the kernel merges adjacent mappings with the

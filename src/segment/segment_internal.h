@@ -10,16 +10,40 @@ extern uint64_t (*seg_clock)(void);
 HS_INLINE uint64_t seg_now_ms(void) { return seg_clock(); }
 #include "thp/thp.h"
 
-/* Takes idle memory out of the pools for purging: SuperSlabs idle for at
- * least min_idle_ms beyond the per-node reserve (the newest), those of the
- * reserve idle for reserve_idle_ms, and beyond that whatever exceeds
- * HUGESLAB_CACHE_MB, oldest first; `everything` takes all of it.
- * Taken SuperSlabs are in no list, and those of slabs unknown to the
- * registry (a run stays known as a freed one), until given to
+/* How idle memory goes back to the kernel. The purge thread reads it from
+ * the options once per pass (seg_purge_policy) and malloc_trim makes its
+ * own (everything, at once, with MADV_DONTNEED); every step of a pass gets
+ * the same struct, so no step reads an option of its own. */
+typedef struct seg_purge_policy_s {
+    uint64_t purge_after_ms;        /* idle time before the first stage
+                                       (HUGESLAB_PURGE_DELAY_MS) */
+    uint64_t release_after_ms;      /* idle time after which memory skips the lazy
+                                       stage; the reserve waits this long too */
+    uint64_t lazy_release_after_ms; /* how long lazily freed memory waits for
+                                       MADV_DONTNEED (HUGESLAB_RELEASE_DELAY_MS) */
+    size_t reserve_bytes;           /* newest idle SuperSlabs per node that wait
+                                       release_after_ms (HUGESLAB_RESERVE_MB) */
+    size_t cache_cap_bytes;         /* idle memory never held beyond this
+                                       (HUGESLAB_CACHE_MB) */
+    bool dontneed;                  /* no lazy stage: MADV_DONTNEED at once */
+    bool uring;                     /* batch the advice through io_uring (the purge
+                                       thread's ring: never on another thread) */
+    bool everything;                /* take every idle byte, whatever its age */
+} seg_purge_policy_t;
+
+/* The purge thread's policy, from the options as they are now. */
+seg_purge_policy_t seg_purge_policy(void);
+
+/* Takes idle memory out of the pools for purging, as `policy` says:
+ * SuperSlabs idle for at least purge_after_ms beyond the per-node reserve
+ * (the newest), those of the reserve idle for release_after_ms, and beyond
+ * that whatever exceeds the cache limit, oldest first; `everything` takes
+ * all of it. Taken SuperSlabs are in no list, and those of slabs unknown to
+ * the registry (a run stays known as a freed one), until given to
  * seg_store_purged or seg_unmap_idle. *next_due is set to when the next one
  * will be due (UINT64_MAX for none). Returns how many were taken. */
-unsigned seg_take_idle(uint64_t now_ms, uint64_t min_idle_ms, uint64_t reserve_idle_ms,
-                       bool everything, seg_superslab_t **out, unsigned max, uint64_t *next_due);
+unsigned seg_take_idle(const seg_purge_policy_t *policy, uint64_t now_ms, seg_superslab_t **out,
+                       unsigned max, uint64_t *next_due);
 /* A taken SuperSlab whose pages went back with madvise: kept mapped, for
  * reuse at the same address. (Its header may read as zero from now on.)
  * `lazy`: the advice was MADV_FREE, so the pages may still count in RSS and
