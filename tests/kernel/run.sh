@@ -30,6 +30,8 @@ set_thp() { echo "$1" >"$thp_file" 2>/dev/null && [ "$(thp_mode)" = "$1" ]; }
 # A pool with exactly $1 pages free and unreserved, beyond what other
 # processes hold or have reserved.
 pool() { cat "$pool_dir/$1" 2>/dev/null || echo 0; }
+# A /proc/meminfo figure in kB (0 when absent), e.g. MemAvailable.
+meminfo() { awk -v key="$1:" '$1 == key { print $2; found = 1 } END { if (!found) print 0 }' /proc/meminfo; }
 set_pool_free() {
     local taken
     taken=$(( $(pool nr_hugepages) - $(pool free_hugepages) + $(pool resv_hugepages) ))
