@@ -53,6 +53,19 @@ static inline double now_seconds(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
+/* Reads a small /proc file whole into buf (NUL-terminated) with open and
+ * read only; returns its length, 0 when it cannot be read. */
+static inline size_t read_proc_text(const char *path, char *buf, size_t cap)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return 0;
+    ssize_t n = read(fd, buf, cap - 1);
+    close(fd);
+    if (n <= 0) return 0;
+    buf[n] = '\0';
+    return (size_t)n;
+}
+
 /* Peak RSS of this process image in KiB.  ru_maxrss survives execve(), so a
  * benchmark started from a large parent (python's subprocess forks it) would
  * report the parent's footprint instead of its own; VmHWM belongs to the
@@ -63,12 +76,7 @@ static inline long peak_rss_kb(long fallback)
     /* open/read into a stack buffer: stdio would allocate and fault in
      * pages of its own just before the value is read. */
     char buf[4096];
-    int fd = open("/proc/self/status", O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return fallback;
-    ssize_t n = read(fd, buf, sizeof buf - 1);
-    close(fd);
-    if (n <= 0) return fallback;
-    buf[n] = '\0';
+    if (read_proc_text("/proc/self/status", buf, sizeof buf) == 0) return fallback;
     const char *p = strstr(buf, "\nVmHWM:");
     long kb;
     if (p == NULL || sscanf(p + 1, "VmHWM: %ld", &kb) != 1) return fallback;

@@ -77,12 +77,7 @@ static struct rollup read_rollup(void)
 {
     struct rollup r = {-1, -1, -1};
     char buf[4096];
-    int fd = open("/proc/self/smaps_rollup", O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return r;
-    ssize_t n = read(fd, buf, sizeof buf - 1);
-    close(fd);
-    if (n <= 0) return r;
-    buf[n] = '\0';
+    if (read_proc_text("/proc/self/smaps_rollup", buf, sizeof buf) == 0) return r;
     r.rss_kb = rollup_field(buf, "Rss");
     r.lazyfree_kb = rollup_field(buf, "LazyFree");
     r.anonhuge_kb = rollup_field(buf, "AnonHugePages");
