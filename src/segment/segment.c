@@ -289,6 +289,11 @@ static void small_heap_note(seg_superslab_t *ss, seg_chunk_kind_t kind, thp_back
     if (first) thp_allow_huge(first, HS_SUPERSLAB_SIZE);
 }
 
+bool seg_small_heap(void)
+{
+    return atomic_load_explicit(&small_heap_superslab, memory_order_relaxed) != NULL;
+}
+
 /* Maps SuperSlabs for pool `node`, bound before their first touch to the
  * node the process policy asks for. A hugetlb mapping is populated at once:
  * if the bound node cannot supply its pages, that is an error here and a

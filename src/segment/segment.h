@@ -137,6 +137,13 @@ void seg_set_client_init(void (*init)(seg_superslab_t *ss));
  * *first_unit. NULL + ENOMEM when no memory can be had. */
 seg_superslab_t *seg_units_alloc(unsigned node, unsigned n_units, size_t min_bytes,
                                  unsigned *first_unit);
+/* Whether the heap is still small: its slabs all lie in the process's first
+ * SuperSlab of slabs, which stays on base pages until a second one is
+ * mapped (then it becomes a huge page, and every later one is from its
+ * first touch). tiny/ cuts slabs of few units meanwhile, so that a program
+ * with a few hundred KiB of blocks in many size classes never needs that
+ * second SuperSlab. A relaxed read: a heuristic for slab sizes. */
+bool seg_small_heap(void);
 /* Gives units back; a SuperSlab left empty returns to its node's pool. */
 void seg_units_free(seg_superslab_t *ss, unsigned first_unit, unsigned n_units);
 

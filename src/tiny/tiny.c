@@ -74,6 +74,18 @@ static unsigned class_units(unsigned cls)
     return (unsigned)((bytes + HS_UNIT_SIZE - 1) / HS_UNIT_SIZE);
 }
 
+/* Units per slab while the heap is small (seg_small_heap): one unit, or the
+ * fewest that hold one block. Untouched units of a base-page SuperSlab cost
+ * no memory, but running out of them maps a second SuperSlab and makes both
+ * huge pages: 4 MiB resident for a heap that touched a few hundred KiB
+ * (`ls -lR` reserved 61 of the 64 units of its first SuperSlab with slabs
+ * of 8 and 16 units for its 32 and 64 KiB buffers). */
+static unsigned slab_units(unsigned cls)
+{
+    if (!seg_small_heap()) return class_units(cls);
+    return (unsigned)((tiny_class_size[cls] + HS_UNIT_SIZE - 1) / HS_UNIT_SIZE);
+}
+
 static void client_init(seg_superslab_t *ss)
 {
     tiny_slab_t *table = tiny_slab_table(ss);
@@ -156,7 +168,7 @@ static void carve(tiny_slab_t *slab)
 static tiny_slab_t *slab_create(tiny_heap_t *heap, unsigned cls)
 {
     size_t size = tiny_class_size[cls];
-    unsigned units = class_units(cls);
+    unsigned units = slab_units(cls);
     unsigned first;
     seg_superslab_t *ss = seg_units_alloc(heap->node, units, size, &first);
     if (!ss) return NULL;
