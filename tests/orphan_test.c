@@ -8,13 +8,18 @@
  *   - malloc_trim releases the empty slabs a thread keeps as its current
  *     ones.
  * The purge thread, which sweeps orphans too, is kept asleep by a purge
- * delay of an hour, so each step's figures are the test's own. */
+ * delay of an hour, so each step's figures are the test's own. A thread
+ * that leaves orphans wakes it for one sweep (which releases only empty
+ * ones); it is started here first, so that its own memory (pthread_create
+ * allocates) comes from the main thread's heap, not from an exiting one's,
+ * where it would pin an orphan for the life of the process. */
 #include "test_util.h"
 
 #include <malloc.h>
 #include <pthread.h>
 
 #include "hugeslab.h"
+#include "segment/segment.h"
 #include "tiny/tiny.h"
 
 #define BLOCKS 64
@@ -118,6 +123,7 @@ int main(void)
     free(malloc(1)); /* initialised */
     hs_option_values[HS_OPT_PURGE_DELAY_MS] = 3600 * 1000;
     hs_option_values[HS_OPT_CACHE_MB] = 1 << 20;
+    seg_start_background();
     check_adoption();
     check_trim_releases_orphans();
     check_trim_releases_kept_slabs();

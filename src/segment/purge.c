@@ -38,6 +38,8 @@ static struct purge_state_s {
 
 void seg_set_idle_work(bool (*work)(void)) { purge.idle_work = work; }
 
+void seg_idle_work_pending(void) { purge_notify(false); }
+
 bool purge_run_idle_work(void) { return purge.idle_work && purge.idle_work(); }
 
 void seg_set_periodic_work(void (*work)(void), uint64_t interval_ms)

@@ -196,6 +196,13 @@ void seg_kernel_pages(seg_kernel_pages_t *out);
  * after each pass; it returns true to be run again after the purge delay
  * even when nothing else falls due. */
 void seg_set_idle_work(bool (*work)(void));
+/* Tells the background thread that the idle work has something to do
+ * (tiny/ left slabs of an exited thread as orphans): it runs it now and,
+ * while it returns true, again after each purge delay, so slabs whose
+ * blocks all come back go back to their SuperSlabs, and those to the kernel,
+ * even when no SuperSlab ever fell idle before. Starts the thread the first
+ * time (once the caller holds no lock). */
+void seg_idle_work_pending(void);
 /* Work the background thread does every interval_ms (the live statistics
  * file), with no lock held; set once, before seg_start_background. */
 void seg_set_periodic_work(void (*work)(void), uint64_t interval_ms);

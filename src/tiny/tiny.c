@@ -518,6 +518,7 @@ static void heap_abandon(tiny_heap_t *heap)
 {
     drain_delayed(heap);
     for (unsigned i = 0; i < TINY_KEPT_SUPERSLABS; i++) heap->kept_in[i] = NULL;
+    bool orphaned = false;
     for (unsigned cls = 0; cls < TINY_CLASS_COUNT; cls++) {
         heap_set_current(heap, cls, &tiny_sentinel_slab);
         tiny_slab_t *lists[2] = {heap->partial[cls], heap->full[cls]};
@@ -537,6 +538,7 @@ static void heap_abandon(tiny_heap_t *heap)
                     slab_list_push(&tiny.orphans[seg_superslab_of(s)->node][cls], s);
                     hs_unlock(&tiny.orphan_lock);
                     hs_count_add(&tiny.stat_orphan_slabs, 1);
+                    orphaned = true;
                 }
                 s = next;
             }
@@ -549,6 +551,8 @@ static void heap_abandon(tiny_heap_t *heap)
         free_remote(tiny_slab_of(b), b);
         b = next;
     }
+    /* Their blocks may all come back with no thread left to adopt them. */
+    if (orphaned) seg_idle_work_pending();
 }
 
 /* Orphans whose blocks have all come back are released (malloc_trim).
