@@ -16,6 +16,12 @@
  *   kernel_test churn N MAX_MIB      N threads, 10 at a time, each leaving a
  *                                    128-byte block (at most 1,000 live): the
  *                                    peak RSS grows by less than MAX_MIB
+ *   kernel_test small-heap           a block of every size class up to 64 KiB
+ *                                    (what a short command has): one SuperSlab,
+ *                                    on base pages, no huge page
+ *   kernel_test orphans MAX_MS       2 threads leave 32 MiB of blocks and exit,
+ *                                    the main thread frees them: Rss within
+ *                                    8 MiB of the start within MAX_MS
  *
  * The options (HUGESLAB_BACKING, HUGESLAB_PURGE, ...) come from the
  * environment, set by tests/kernel/run.sh, which also sets the system modes. */
@@ -412,6 +418,105 @@ static int test_churn(long threads, long max_mib)
     return 0;
 }
 
+/* ---- a small heap ---------------------------------------------------------------- */
+
+/* One block of each size class up to 64 KiB, written whole: about 600 KiB
+ * in 44 classes. Slabs of the usual geometry (8 blocks from 10 KiB on) take
+ * more than a SuperSlab's 64 units, and a second SuperSlab turns the heap
+ * into two huge pages; slabs cut small while the heap is small keep it in
+ * the first one, on base pages that cost only what is written. */
+static int test_small_heap(void)
+{
+    static void *blocks[64];
+    hugeslab_stats_t before, after;
+    hugeslab_stats(&before);
+    long long rss0 = rollup("Rss:"), huge0 = rollup("AnonHugePages:");
+    unsigned n = 0;
+    for (size_t size = 16; size <= 64 * 1024 && n < 64; n++) {
+        blocks[n] = malloc(size);
+        if (!blocks[n]) return fail("malloc failed: %s", strerror(errno));
+        memset(blocks[n], 0x11, size);
+        /* The next class: 16-byte steps to 128, then four per doubling. */
+        size_t step = size < 128 ? 16 : (size_t)1 << (63 - __builtin_clzll(size) - 2);
+        size += step;
+    }
+    hugeslab_stats(&after);
+    long long rss1 = rollup("Rss:"), huge1 = rollup("AnonHugePages:");
+    printf("small-heap: %u blocks; SuperSlabs mapped %llu (before %llu), %llu KiB in slabs; "
+           "Rss +%lld KiB, AnonHugePages +%lld KiB\n",
+           n, (unsigned long long)after.superslabs_mapped,
+           (unsigned long long)before.superslabs_mapped,
+           (unsigned long long)after.bytes_in_slabs / 1024, (rss1 - rss0) / 1024,
+           (huge1 - huge0) / 1024);
+    for (unsigned i = 0; i < n; i++) free(blocks[i]);
+    if (rss0 < 0 || huge0 < 0) return fail("%s", "cannot read smaps_rollup");
+    if (after.superslabs_mapped > 1)
+        return fail("%s", "a heap of a few hundred KiB took a second SuperSlab");
+    if (huge1 > huge0) return fail("%s", "a small heap was given huge pages");
+    if (rss1 - rss0 > 2 * MiB) return fail("%s", "a small heap cost more than 2 MiB of RSS");
+    printf("PASS\n");
+    return 0;
+}
+
+/* ---- orphans of exited threads ------------------------------------------------------ */
+
+#define ORPHAN_BLOCKS 65536
+static void *orphan_blocks[2][ORPHAN_BLOCKS];
+
+/* 65,536 blocks of 16-496 B (16 MiB), left allocated when the thread exits. */
+static void *orphan_thread(void *arg)
+{
+    void **blocks = arg;
+    for (size_t i = 0; i < ORPHAN_BLOCKS; i++) {
+        size_t size = 16 + (i * 37) % 481;
+        blocks[i] = malloc(size);
+        if (blocks[i]) memset(blocks[i], 3, size);
+    }
+    return NULL;
+}
+
+/* The blocks of exited threads are freed by the main thread alone: no
+ * thread is left to adopt their slabs, and nothing else falls idle first.
+ * The slabs, then their SuperSlabs, must still go back. */
+static int test_orphans(long max_ms)
+{
+    void *volatile warm = malloc(16);
+    free(warm);
+    long long start = rollup("Rss:");
+    for (int k = 0; k < 2; k++) {
+        pthread_t t;
+        if (pthread_create(&t, NULL, orphan_thread, orphan_blocks[k]) != 0)
+            return fail("pthread_create: %s", strerror(errno));
+        pthread_join(t, NULL);
+    }
+    long long peak = rollup("Rss:");
+    for (int k = 0; k < 2; k++)
+        for (size_t i = 0; i < ORPHAN_BLOCKS; i++) free(orphan_blocks[k][i]);
+    struct timespec t0, t;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    long long now = peak;
+    long elapsed = 0;
+    while (elapsed <= max_ms) {
+        now = rollup("Rss:");
+        if (now - start <= 8 * MiB) break;
+        usleep(20 * 1000);
+        clock_gettime(CLOCK_MONOTONIC, &t);
+        elapsed = (t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000;
+    }
+    hugeslab_stats_t s;
+    hugeslab_stats(&s);
+    printf("orphans: Rss at start %lld KiB, with the blocks %lld KiB, %lld KiB after %ld ms "
+           "(limit %ld ms); %llu orphan slabs, %llu KiB in slabs\n",
+           start / 1024, peak / 1024, now / 1024, elapsed, max_ms,
+           (unsigned long long)s.orphan_slabs, (unsigned long long)s.bytes_in_slabs / 1024);
+    if (start < 0) return fail("%s", "cannot read smaps_rollup");
+    if (peak - start < 24 * MiB) return fail("%s", "32 MiB of blocks did not show in RSS");
+    if (now - start > 8 * MiB)
+        return fail("%s", "the exited threads' memory did not go back to the kernel in time");
+    printf("PASS\n");
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     setvbuf(stdout, NULL, _IONBF, 0);
@@ -423,6 +528,8 @@ int main(int argc, char **argv)
     if (argc >= 4 && strcmp(argv[1], "churn") == 0) return test_churn(atol(argv[2]), atol(argv[3]));
     if (argc >= 2 && strcmp(argv[1], "stats") == 0) return test_stats();
     if (argc >= 2 && strcmp(argv[1], "consumer") == 0) return test_consumer();
+    if (argc >= 2 && strcmp(argv[1], "small-heap") == 0) return test_small_heap();
+    if (argc >= 3 && strcmp(argv[1], "orphans") == 0) return test_orphans(atol(argv[2]));
     fprintf(stderr, "usage: see the comment at the top of kernel_test.c\n");
     return 2;
 }

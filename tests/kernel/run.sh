@@ -93,9 +93,16 @@ if [ $thp_ok -eq 1 ]; then
     # 20,000 threads leave at most 1,000 live 128-byte blocks: under 16 MiB
     # (the old adoption of whichever orphan came first grew to 36 MiB).
     run_case churn-thp HUGESLAB_BACKING=thp "$bin" churn 20000 16
+    # A block in each class up to 64 KiB: one SuperSlab, no huge page (two
+    # huge pages when slabs keep their usual size while the heap is small).
+    run_case small-heap HUGESLAB_BACKING=thp "$bin" small-heap
+    # 32 MiB left by exited threads and freed by the main thread: back within
+    # 8 MiB of the start in 3 s (never, while orphans waited for a SuperSlab
+    # to fall idle before anything swept them).
+    run_case orphans-thp HUGESLAB_BACKING=thp "$bin" orphans 3000
 else
     for c in faults-thp faults-thp-1g stats purge-free purge-dontneed purge-uring purge-held-off purge-release \
-        churn-thp; do
+        churn-thp small-heap orphans-thp; do
         skip_case $c "THP is unavailable ($(thp_mode)) and cannot be switched without root"
     done
 fi
