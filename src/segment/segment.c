@@ -50,10 +50,11 @@ typedef struct hugetlb_range_s {
 /* segment's state: everything segment.c owns but the registry
  * (seg_chunk_map, read by free's fast path), the test clock (seg_clock) and
  * the purge figures purge.c adds to (seg_stat_purge_calls, _bytes_purged).
- * The locks' ranks are in common/locks.h. Figures are relaxed atomics read
- * without locks. */
+ * The locks' ranks are in common/locks.h; init_layers sets them, so that the
+ * struct starts as zeros and lies in .bss, where only the pages written
+ * count in RSS: the fields, then the pools of the nodes in use (the pools
+ * come last for that). Figures are relaxed atomics read without locks. */
 static struct seg_state_s {
-    node_pool_t pools[HS_MAX_NODES];          /* by NUMA node index */
     hs_lock_t run_cache_lock;                 /* guards run_cache and the runs' list links */
     seg_superslab_t *run_cache;               /* freed runs kept for reuse, newest first */
     _Atomic size_t run_cache_bytes;           /* their bytes; written under run_cache_lock */
@@ -64,7 +65,8 @@ static struct seg_state_s {
     size_t hugetlb_cap;                       /* entries its pages hold */
     _Atomic size_t hugetlb_pages_mapped;      /* 2 MiB pages over all of them; written under
                                                  hugetlb_lock */
-    int fork_socket[2];                       /* parent [0] serves the child [1] at fork */
+    int fork_socket[2];                       /* parent [0] serves the child [1] at fork; both -1
+                                                 from seg_fork_prepare on while there is none */
     /* hugetlb in auto mode: tried while the pool had pages at the last look;
      * after a look that found none (in the pool, or on a node), sysfs is not
      * read again for a second -- not once per new SuperSlab. */
@@ -80,11 +82,8 @@ static struct seg_state_s {
     _Atomic uint64_t stat_bytes_mapped;      /* address space mapped for blocks */
     _Atomic uint64_t stat_run_bytes_live;    /* runs holding a live block */
     _Atomic uint64_t stat_huge_blocks;       /* live blocks with a mapping of their own */
-} seg = {
-    .run_cache_lock = HS_LOCK_INIT(HS_RANK_RUN_CACHE),
-    .hugetlb_lock = HS_LOCK_INIT(HS_RANK_HUGETLB),
-    .fork_socket = {-1, -1},
-};
+    node_pool_t pools[HS_MAX_NODES];         /* by NUMA node index */
+} seg;
 
 /* A look at sysfs found no free hugetlb page: none is asked for a second. */
 static void hugetlb_none_until_later(_Atomic uint64_t *retry_at_ms)
@@ -115,6 +114,8 @@ static void init_layers(void)
     thp_init();
     numa_init();
     for (unsigned n = 0; n < HS_MAX_NODES; n++) hs_lock_init(&seg.pools[n].lock, HS_RANK_POOL + n);
+    hs_lock_init(&seg.run_cache_lock, HS_RANK_RUN_CACHE);
+    hs_lock_init(&seg.hugetlb_lock, HS_RANK_HUGETLB);
     hs_once_leave(HS_RANK_INIT_SEGMENT);
 }
 

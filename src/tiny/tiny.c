@@ -29,28 +29,29 @@ typedef struct heapless_counts_s {
  * tiny_empty_heap, tiny_sentinel_slab above) and the slabs themselves.
  * Heaps are never unmapped, only reused: a pointer to a heap read by another
  * thread (a slab's owner) stays valid memory forever. The locks' ranks are
- * in common/locks.h. */
+ * in common/locks.h; init_tiny sets them, so that the struct starts as
+ * zeros: in .bss only the pages written count in RSS (the fields used first,
+ * then the orphan lists of a node that has some), where as initialised data
+ * every page of it was resident from the start (39 KiB). */
 static struct tiny_state_s {
-    pthread_once_t init_once; /* tiny_init's */
-    pthread_key_t heap_key;   /* its destructor gives a leaving thread's heap up */
-    hs_lock_t heap_lock;      /* guards heap_pool, heap_all and the meta_ fields */
-    tiny_heap_t *heap_pool;   /* detached heaps, ready for reuse */
-    tiny_heap_t *heap_all;    /* every heap made, through all_next */
-    char *meta_next;          /* bump region for new heaps: next free byte */
-    char *meta_end;           /* and its end */
-    char *meta_spare;         /* a region mapped while another thread refilled */
-    hs_lock_t orphan_lock;    /* guards orphans */
-    /* Slabs of exited (or migrated) threads, per node and class, waiting for
-     * a thread of the same node to adopt them. */
-    tiny_slab_t *orphans[HS_MAX_NODES][TINY_CLASS_COUNT];
+    pthread_once_t init_once;             /* tiny_init's */
+    pthread_key_t heap_key;               /* its destructor gives a leaving thread's heap up */
+    hs_lock_t heap_lock;                  /* guards heap_pool, heap_all and the meta_ fields */
+    tiny_heap_t *heap_pool;               /* detached heaps, ready for reuse */
+    tiny_heap_t *heap_all;                /* every heap made, through all_next */
+    char *meta_next;                      /* bump region for new heaps: next free byte */
+    char *meta_end;                       /* and its end */
+    char *meta_spare;                     /* a region mapped while another thread refilled */
+    hs_lock_t orphan_lock;                /* guards orphans */
     _Atomic uint64_t stat_bytes_in_slabs; /* SuperSlab bytes given to slabs */
     _Atomic uint64_t stat_threads_live;   /* heaps attached to a running thread */
     _Atomic uint64_t stat_orphan_slabs;   /* slabs of exited threads not yet adopted */
+    /* Slabs of exited (or migrated) threads, per node and class, waiting for
+     * a thread of the same node to adopt them. */
+    tiny_slab_t *orphans[HS_MAX_NODES][TINY_CLASS_COUNT];
     heapless_counts_t heapless_remote_frees[HEAPLESS_STRIPES]; /* see heapless_stripe */
 } tiny = {
     .init_once = PTHREAD_ONCE_INIT,
-    .heap_lock = HS_LOCK_INIT(HS_RANK_HEAP),
-    .orphan_lock = HS_LOCK_INIT(HS_RANK_ORPHAN),
 };
 
 static void thread_exit(void *arg);
@@ -95,6 +96,8 @@ static void client_init(seg_superslab_t *ss)
 static void init_tiny(void)
 {
     hs_once_enter(HS_RANK_INIT_TINY);
+    hs_lock_init(&tiny.heap_lock, HS_RANK_HEAP);
+    hs_lock_init(&tiny.orphan_lock, HS_RANK_ORPHAN);
     seg_init();
     seg_set_client_init(client_init);
     seg_set_idle_work(collect_abandoned);
