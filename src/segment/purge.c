@@ -1,7 +1,8 @@
 /* The purge thread: the one place where idle memory goes back to the kernel.
- * - It starts the first time memory turns idle (never at load time, so a
- *   program that frees nothing stays single-threaded), with every signal
- *   blocked, and again in a fork child that needs it.
+ * - It starts the first time memory turns idle or a thread leaves slabs
+ *   behind as orphans (never at load time, so a program that frees nothing
+ *   stays single-threaded), with every signal blocked, and again in a fork
+ *   child that needs it.
  * - It sleeps on a condition variable: untimed while nothing is idle, else
  *   until the next SuperSlab falls due, so an idle program costs no wakeups;
  *   with periodic work (HUGESLAB_STATS_INTERVAL_MS) it also wakes for that,
