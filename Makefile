@@ -21,10 +21,12 @@ LIBCFLAGS := $(CSTD) $(WARN) $(OPT) -g -fPIC -fvisibility=hidden -ftls-model=ini
 LIBLDFLAGS := -shared -pthread -Wl,-z,now -Wl,-z,nodelete -Wl,--version-script=src/hugeslab.map
 LIBS     :=
 
-# io_uring purge backend, when the kernel's io_uring header is installed
-# (linux-libc-dev); it makes the system calls itself, with no library.
-HAVE_URING := $(shell printf '\043include <linux/io_uring.h>\n' | $(CC) -E -x c - >/dev/null 2>&1 && echo 1 || echo 0)
+# io_uring purge backend, when liburing's headers are installed.
+HAVE_URING := $(shell printf '\043include <liburing.h>\n' | $(CC) -E -x c - >/dev/null 2>&1 && echo 1 || echo 0)
 LIBCFLAGS += -DHS_HAVE_URING=$(HAVE_URING)
+ifeq ($(HAVE_URING),1)
+LIBS     += -luring
+endif
 
 LIB_SRC  := $(wildcard src/*/*.c)
 PROFILES := $(wildcard configs/*.conf)

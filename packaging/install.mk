@@ -21,7 +21,8 @@ INSTALL      ?= install
 
 PC_FILE      := $(BUILD)/hugeslab.pc
 MAN_PAGES    := $(wildcard man/*.1 man/*.7)
-# What a static link needs besides the archive: the threads library.
+# What a static link needs besides the archive: the threads library and,
+# when the purge backend was built with it, liburing.
 LIBS_PRIVATE := -pthread $(LIBS)
 
 .PHONY: install uninstall

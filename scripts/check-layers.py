@@ -46,7 +46,7 @@ SYSCALLS = (
 ).split()
 SYSCALL_RE = re.compile(r"(?<![\w.>])(" + "|".join(SYSCALLS) + r"|io_uring_\w+)\s*\(")
 OS_HEADERS = {"sys/mman.h", "sys/syscall.h", "sys/random.h", "sys/resource.h", "unistd.h",
-              "fcntl.h", "linux/io_uring.h", "signal.h"}
+              "fcntl.h", "liburing.h", "signal.h"}
 KERNEL_PATH_RE = re.compile(r'"/(proc|sys)/')
 INCLUDE_RE = re.compile(r'^\s*#\s*include\s*([<"])([^>"]+)[>"]', re.M)
 BLOCK_EXTERN_RE = re.compile(r"^[ \t]+extern\b", re.M)

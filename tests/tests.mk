@@ -20,7 +20,7 @@ TEST_CFLAGS   := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -O2 -g -fno-builti
 TEST_CXXFLAGS := -std=c++17 -Wall -Wextra -Werror -O2 -g -fno-builtin -fsized-deallocation -pthread
 TEST_LDLIBS   := -ldl
 
-TEST_PACKAGES := clang-format sqlite3 python3 g++ coreutils perl binutils grep mawk \
+TEST_PACKAGES := clang-format sqlite3 python3 g++ coreutils perl binutils grep mawk liburing-dev \
                  qemu-system-x86 linux-image-amd64 busybox-static cpio numactl libnuma-dev pkgconf \
                  libhugetlbfs-dev
 # clang's libFuzzer (the runtime is in libclang-rt-14-dev) for fuzz_libfuzzer
@@ -70,7 +70,7 @@ TEST_COMMON := tests/test_util.h tests/api_names.h tests/tests.mk
 .PHONY: test test-build test-packages fuzz
 
 # The library is built by a second make, after the packages: the top one
-# decided HAVE_URING before the compiler's headers could be installed.  The DEBUG=1
+# decided HAVE_URING before liburing-dev could be installed.  The DEBUG=1
 # library (assertions on) goes to $(BUILD)/debug; the debug_* tests run on it.
 test: test-packages
 	@$(MAKE) --no-print-directory lib tool test-build

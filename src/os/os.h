@@ -82,10 +82,9 @@ typedef struct os_range_s {
  * purge thread's): not thread-safe. Waits for the kernel's answers. */
 int os_purge_batch(const os_range_t *ranges, unsigned count, bool dontneed, bool use_uring);
 /* Sets the ring up on the first call (the purge thread's). Returns 0 when
- * it is ready, else the -errno of that first try (or of a later submission
- * the kernel refused, after which the ring is not used): ENOSYS when the
- * kernel's io_uring header was absent at build time, EPERM or ENOSYS when
- * kernel.io_uring_disabled or a seccomp filter refuses it. */
+ * it is ready, else the -errno of that first try: ENOSYS when liburing was
+ * absent at build time, EPERM or ENOSYS when kernel.io_uring_disabled or a
+ * seccomp filter refuses it. */
 int os_uring_setup(void);
 
 /* ---- NUMA system calls (process.c; numa/ is their one caller) ------------- */
