@@ -131,7 +131,9 @@ HS_LIST_FUNCTIONS(slab_list, tiny_slab_t)
 static void tiny_slab_validate(const tiny_slab_t *s)
 {
     uint32_t carved = atomic_load_explicit(&s->carved, memory_order_relaxed);
-    HS_ASSERT(carved <= s->capacity && s->used <= carved);
+    uint32_t used = s->used + s->full_bias;
+    HS_ASSERT(carved <= s->capacity && used <= carved);
+    HS_ASSERT(s->on_full ? s->used >= 1 : s->full_bias == 0);
     uint32_t listed = 0;
     for (const tiny_block_t *b = s->free; b; b = tiny_next_in_slab(s, b)) {
         uintptr_t offset = (uintptr_t)b - (uintptr_t)s->start;
@@ -139,7 +141,7 @@ static void tiny_slab_validate(const tiny_slab_t *s)
         HS_ASSERT(b->free_mark == ((uintptr_t)b ^ s->free_key));
         HS_ASSERT(++listed <= carved);
     }
-    HS_ASSERT(listed == carved - s->used);
+    HS_ASSERT(listed == carved - used);
 }
 #define TINY_VALIDATE(s) tiny_slab_validate(s)
 #else
@@ -183,6 +185,8 @@ static tiny_slab_t *slab_create(tiny_heap_t *heap, unsigned cls)
     HS_ASSERT(capacity >= 1);
 
     slab->used = 0;
+    slab->full_bias = 0;
+    slab->on_full = false;
     slab->capacity = capacity;
     atomic_store_explicit(&slab->carved, 0, memory_order_relaxed);
     slab->block_size = (uint32_t)size;
@@ -248,7 +252,14 @@ static void collect(tiny_slab_t *s)
 }
 
 /* Moves a slab without room to the full list. Returns false (and leaves it
- * on the partial list, with room) when remote frees arrived meanwhile. */
+ * on the partial list, with room) when remote frees arrived meanwhile.
+ * The slab comes back once an eighth of it is free again: back at the
+ * first free block, it would be refilled from one block at a time and flip
+ * between the lists on every other malloc. The owner's own frees into it
+ * stay on free's fast path, which knows nothing of lists: `used` is biased
+ * so that it reaches 0, the one case the fast path hands on, at that
+ * eighth (full_bias holds the rest). Remote frees notify through the
+ * delayed list (free_remote). */
 static bool move_to_full(tiny_heap_t *heap, tiny_slab_t *s)
 {
     uintptr_t word =
@@ -260,13 +271,22 @@ static bool move_to_full(tiny_heap_t *heap, tiny_slab_t *s)
     }
     slab_list_remove(&heap->partial[s->cls], s);
     slab_list_push(&heap->full[s->cls], s);
-    atomic_store_explicit(&s->owner_word, (uintptr_t)heap | TINY_OWNER_FULL, memory_order_relaxed);
+    uint32_t keep = s->capacity >> 3 ? s->capacity >> 3 : 1;
+    if (s->used > keep) {
+        s->full_bias = s->used - keep;
+        s->used = keep;
+    }
+    s->on_full = true;
     return true;
 }
 
+/* Takes a slab off the full list: its count unbiased, remote frees sent to
+ * the slab again. */
 static void move_to_partial(tiny_heap_t *heap, tiny_slab_t *s)
 {
-    atomic_store_explicit(&s->owner_word, (uintptr_t)heap, memory_order_relaxed);
+    s->used += s->full_bias;
+    s->full_bias = 0;
+    s->on_full = false;
     atomic_fetch_and_explicit(&s->remote_free, ~TINY_REMOTE_FULL, memory_order_acq_rel);
     slab_list_remove(&heap->full[s->cls], s);
     slab_list_push(&heap->partial[s->cls], s);
@@ -277,10 +297,8 @@ static void move_to_partial(tiny_heap_t *heap, tiny_slab_t *s)
 static void release_empty(tiny_heap_t *heap, tiny_slab_t *s)
 {
     if (heap->current[s->cls] == s) heap_set_current(heap, s->cls, &tiny_sentinel_slab);
-    if (atomic_load_explicit(&s->owner_word, memory_order_relaxed) & TINY_OWNER_FULL)
-        slab_list_remove(&heap->full[s->cls], s);
-    else
-        slab_list_remove(&heap->partial[s->cls], s);
+    HS_ASSERT(!s->on_full);
+    slab_list_remove(&heap->partial[s->cls], s);
     /* An empty slab may still carry the FULL bit if it went empty through
      * the delayed list; nothing can be pushed on it any more (used == 0). */
     atomic_store_explicit(&s->remote_free, 0, memory_order_relaxed);
@@ -337,27 +355,25 @@ static void slab_now_empty(tiny_heap_t *heap, tiny_slab_t *s)
     if (evicted) release_kept_empty_in(heap, evicted);
 }
 
-/* A slab on the full list goes back to the partial list once an eighth of
- * it is free again: back at the first free block, it would be refilled from
- * one block at a time and flip between the lists on every other malloc. */
-static bool worth_unfull(const tiny_slab_t *s)
+/* The owner's `used` of s reached 0: a slab on the full list has had its
+ * eighth freed (move_to_full), any other is empty. */
+static void used_reached_zero(tiny_heap_t *heap, tiny_slab_t *s)
 {
-    uint32_t free_blocks = atomic_load_explicit(&s->carved, memory_order_relaxed) - s->used;
-    return free_blocks >= (s->capacity >> 3) || s->used == 0;
+    if (s->on_full) {
+        move_to_partial(heap, s);
+        if (s->used != 0) return;
+    }
+    slab_now_empty(heap, s);
 }
 
-/* A free by the owner that the fast path could not finish: the slab is on
- * the full list, or its last block came back. */
+/* A free by the owner that the fast path did not take: an aligned block's
+ * inner pointer. */
 static void free_local(tiny_heap_t *heap, tiny_slab_t *s, tiny_block_t *b)
 {
     b->link = tiny_link(b, s->free, s->free_key);
     b->free_mark = (uintptr_t)b ^ s->free_key;
     s->free = b;
-    s->used--;
-    if ((atomic_load_explicit(&s->owner_word, memory_order_relaxed) & TINY_OWNER_FULL) &&
-        worth_unfull(s))
-        move_to_partial(heap, s);
-    if (s->used == 0) slab_now_empty(heap, s);
+    if (--s->used == 0) used_reached_zero(heap, s);
 }
 
 /* The stripe of heapless_remote_frees for the calling thread: a hash of a
@@ -397,8 +413,8 @@ static void free_remote(tiny_slab_t *s, tiny_block_t *b)
              * the slab again; this block goes to the owner heap itself,
              * which never goes away, so the slab is not touched after the
              * block is published. */
-            uintptr_t word = atomic_load_explicit(&s->owner_word, memory_order_acquire);
-            tiny_heap_t *owner = (tiny_heap_t *)(word & ~TINY_OWNER_FULL);
+            tiny_heap_t *owner =
+                (tiny_heap_t *)atomic_load_explicit(&s->owner_word, memory_order_acquire);
             if (!owner) {
                 /* Orphaned meanwhile: its FULL bit is being cleared. */
                 old = atomic_load_explicit(&s->remote_free, memory_order_relaxed);
@@ -441,13 +457,13 @@ static void free_marked_block(tiny_heap_t *heap, tiny_block_t *b)
 {
     tiny_slab_t *s = tiny_slab_of(b);
     uintptr_t word = atomic_load_explicit(&s->owner_word, memory_order_acquire);
-    if ((word & ~TINY_OWNER_FULL) == (uintptr_t)heap && heap != &tiny_empty_heap) {
+    if (word == (uintptr_t)heap && heap != &tiny_empty_heap) {
         b->link = tiny_link(b, s->free, s->free_key);
         s->free = b;
         s->used--;
         /* A delayed block is the notice that other threads free into this
          * slab again: back to the partial list, where refills collect them. */
-        if (word & TINY_OWNER_FULL) move_to_partial(heap, s);
+        if (s->on_full) move_to_partial(heap, s);
         if (s->used == 0) slab_now_empty(heap, s);
     } else {
         free_remote(s, b);
@@ -530,9 +546,12 @@ static void heap_abandon(tiny_heap_t *heap)
             tiny_slab_t *s = lists[l];
             while (s) {
                 tiny_slab_t *next = s->next;
-                /* Clear the FULL bits first, so remote frees go to the slab. */
+                /* Clear the FULL bit first, so remote frees go to the slab. */
                 atomic_store_explicit(&s->owner_word, 0, memory_order_release);
                 atomic_fetch_and_explicit(&s->remote_free, ~TINY_REMOTE_FULL, memory_order_acq_rel);
+                s->used += s->full_bias;
+                s->full_bias = 0;
+                s->on_full = false;
                 collect(s);
                 if (s->used == 0) {
                     slab_release(s);
@@ -738,13 +757,13 @@ HS_NOINLINE void tiny_free_slow(void *p, tiny_slab_t *s)
 {
     tiny_heap_t *heap = tiny_heap_tls;
     if (!p) {
-        slab_now_empty(heap, s);
+        used_reached_zero(heap, s);
         return;
     }
     tiny_block_t *b = p;
     if (HS_UNLIKELY(b->free_mark == ((uintptr_t)b ^ s->free_key))) tiny_report_double_free(p, s);
     uintptr_t word = atomic_load_explicit(&s->owner_word, memory_order_acquire);
-    if ((word & ~TINY_OWNER_FULL) == (uintptr_t)heap && heap != &tiny_empty_heap) {
+    if (word == (uintptr_t)heap && heap != &tiny_empty_heap) {
         free_local(heap, s, b);
         return;
     }

@@ -87,8 +87,6 @@ typedef struct tiny_slab_s tiny_slab_t;
  * (a slab holds at most 4096 blocks). */
 #define TINY_REMOTE_PTR_MASK ((((uintptr_t)1 << HS_ADDRESS_BITS) - 1) & ~(uintptr_t)15)
 #define TINY_REMOTE_COUNT_SHIFT 48
-/* owner_word's low bit: the slab is on the owner's full list. */
-#define TINY_OWNER_FULL ((uintptr_t)1)
 
 /* One descriptor per 32 KiB unit, in the SuperSlab's client area. The
  * descriptor of a slab's first unit describes the slab; every unit's `head`
@@ -97,19 +95,22 @@ typedef struct tiny_slab_s tiny_slab_t;
  * - blocks [0, carved) have been handed to the free list at least once;
  *   [carved, capacity) were never touched (carved lazily, a page at a time,
  *   so a fresh slab costs no more faults than it is used);
- * - used == carved - (blocks on the free list); blocks on remote_free and on
- *   heaps' delayed lists still count as used;
+ * - used + full_bias == carved - (blocks on the free list); blocks on
+ *   remote_free and on heaps' delayed lists still count as used;
  * - every block on the free list is marked free (free_mark);
- * - owner_word's FULL bit is set iff the slab is on its owner's full list;
- *   remote_free's FULL bit is only ever set while it is, and is cleared by
- *   the owner or by the one remote free that notifies it. */
+ * - full_bias is 0 unless the slab is on its owner's full list (on_full);
+ *   there, used >= 1: it counts down the owner's frees still to come before
+ *   the slab goes back to the partial list (see move_to_full in tiny.c);
+ * - remote_free's FULL bit is only ever set while on_full is, and is
+ *   cleared by the owner or by the one remote free that notifies it. */
 struct tiny_slab_s {
     /* First cache line: what the owner's fast paths touch. */
     tiny_block_t *free;           /* blocks ready to hand out; the owner's frees
                                      go here too (owner only) */
     uintptr_t free_key;           /* hs_free_key, kept here because free's fast
                                      path has this line in cache already */
-    uint32_t used;                /* blocks handed out and not yet seen free */
+    uint32_t used;                /* blocks handed out and not yet seen free,
+                                     less full_bias */
     _Atomic uint32_t carved;      /* blocks put on the free list so far (see above);
                                      written by the owner, read by any freeing thread */
     uint32_t block_size;          /* bytes per block (the class size) */
@@ -119,14 +120,16 @@ struct tiny_slab_s {
     _Atomic uint8_t has_aligned;  /* an aligned allocation handed out an inner pointer */
     char *start;                  /* first block */
     uint64_t recip;               /* floor(2^64 / block_size) + 1: see tiny_block_index */
-    _Atomic uintptr_t owner_word; /* owning heap | TINY_OWNER_FULL; 0 for an orphan */
+    _Atomic uintptr_t owner_word; /* owning heap; 0 for an orphan */
     tiny_slab_t *head;            /* the descriptor of the slab this unit belongs to */
     /* Second cache line: lists, and what other threads write. */
     tiny_slab_t *next; /* in the owner's partial or full list, or the orphans */
     tiny_slab_t *prev;
     _Atomic uintptr_t remote_free; /* blocks freed by other threads: length | top | FULL */
     uint32_t capacity;             /* blocks the slab can hold */
-    uint8_t pad_[HS_CACHE_LINE - 3 * sizeof(void *) - sizeof(uint32_t)];
+    uint32_t full_bias;            /* owner only: blocks left out of used while on_full */
+    bool on_full;                  /* owner only: on the owner's full list */
+    uint8_t pad_[HS_CACHE_LINE - 3 * sizeof(void *) - 2 * sizeof(uint32_t) - sizeof(bool)];
 };
 _Static_assert(sizeof(tiny_slab_t) == 2 * HS_CACHE_LINE, "two cache lines");
 _Static_assert(HS_UNITS_PER_SUPERSLAB * sizeof(tiny_slab_t) <= SEG_CLIENT_AREA_SIZE,
@@ -285,7 +288,9 @@ HS_INLINE void *tiny_malloc(size_t size)
  * write: p is the first byte of a block that was carved (else an aligned
  * block's inner pointer or an invalid free: tiny_free_unusual decides), the
  * block is not marked free (a double free), and the caller owns the slab
- * (else a remote free, or a slab on the full list: tiny_free_slow). */
+ * (else a remote free: tiny_free_slow). A slab on the owner's full list
+ * takes its owner's frees here too; its biased `used` reaching 0 is what
+ * sends it back to the partial list. */
 HS_INLINE void tiny_free(void *p)
 {
     tiny_slab_t *slab = tiny_slab_of(p);
