@@ -1,7 +1,7 @@
 /* bench_mt: multithreaded allocator workloads.
  *
- * Usage: bench_mt larson|prodcons|falseshare [--threads=N] [--seconds=S]
- *                 [--seed=N]
+ * Usage: bench_mt larson|prodcons|falseshare|rounds|queue [--threads=N]
+ *                 [--seconds=S] [--seed=N]
  * Defaults: --threads=2 --seconds=1 --seed=1.
  *
  * larson      every thread churns its own array of slots (free a random
@@ -24,6 +24,19 @@
  *             cache lines are compared across threads: shared_lines is the
  *             count of 64-byte lines touched by blocks of two or more
  *             threads (0 for an allocator that keeps threads apart).
+ * rounds      Larson's server benchmark in its original shape: each thread
+ *             works on ROUNDS_SLOTS slots of 8..1000 B (filled by the main
+ *             thread before the start), freeing a random slot and putting a
+ *             new block there; after ROUNDS_STEPS replacements it starts a
+ *             new thread on the same slots and exits.  Every generation
+ *             frees blocks of a thread that is gone, and the allocator pays
+ *             for threads coming and going and for what they leave behind.
+ * queue       threads/2 producers and threads/2 consumers share one
+ *             mutex-protected queue of batches: a producer mallocs
+ *             QUEUE_BATCH blocks of 8..1000 B and a record holding their
+ *             pointers and appends the record; a consumer takes the oldest
+ *             record and frees its blocks and the record.  Every free is a
+ *             remote free, and they come in bursts of one producer's blocks.
  *
  * The run is timed by wall clock: the threads start together on a barrier,
  * the main thread sleeps for --seconds and raises a stop flag, and the clock
@@ -67,14 +80,27 @@
 #define PC_MAX 1024
 #define RING_CAP 1024 /* power of two */
 
+/* rounds */
+#define ROUNDS_SLOTS 5000
+#define ROUNDS_STEPS 500000
+#define ROUNDS_MIN 8
+#define ROUNDS_MAX 1000
+#define ROUNDS_CHECK 256 /* steps between two looks at the stop flag */
+
+/* queue */
+#define QUEUE_BATCH 64
+#define QUEUE_MAX 64 /* records waiting; a producer waits above it */
+#define QUEUE_MIN 8
+#define QUEUE_MAX_SIZE 1000
+
 /* falseshare */
 #define FS_BLOCKS 32
 #define FS_MIN 8
 #define FS_MAX 64
 #define FS_PASSES 64 /* write passes over the blocks between two replacements */
 
-enum workload { W_LARSON, W_PRODCONS, W_FALSESHARE };
-static const char *const workload_names[] = {"larson", "prodcons", "falseshare"};
+enum workload { W_LARSON, W_PRODCONS, W_FALSESHARE, W_ROUNDS, W_QUEUE };
+static const char *const workload_names[] = {"larson", "prodcons", "falseshare", "rounds", "queue"};
 
 struct rng {
     uint64_t s;
@@ -120,7 +146,9 @@ struct worker {
     uint64_t errors;
     bool producer;
     struct ring *ring;
-    void **slots;     /* larson slots */
+    void **slots;     /* larson and rounds slots */
+    pthread_t prev;   /* rounds: the generation before, joined by the next one */
+    pthread_t last;   /* rounds: the generation that saw the stop flag */
     void **inbox_buf; /* larson: mailbox drained into this, freed outside the lock */
     void *fs_blk[FS_BLOCKS];
     size_t fs_size[FS_BLOCKS];
@@ -310,6 +338,130 @@ out:
     while (head != tail) consume_one(w, q, head++);
 }
 
+/* ---- rounds ------------------------------------------------------------ */
+
+static void *rounds_generation(void *arg);
+
+/* One generation of a rounds worker: ROUNDS_STEPS replacements, then a
+ * successor on the same slots. w->ops and w->prev are handed from one
+ * generation to the next by pthread_create, which orders them. */
+static void rounds_run(struct worker *w, bool first)
+{
+    if (first)
+        pthread_barrier_wait(&start_barrier);
+    else
+        pthread_join(w->prev, NULL);
+    uint64_t steps = 0;
+    while (steps < ROUNDS_STEPS && !stopping()) {
+        for (int i = 0; i < ROUNDS_CHECK; i++) {
+            uint32_t k = rng_next(&w->rng) % ROUNDS_SLOTS;
+            free(w->slots[k]);
+            char *p = xmalloc(rng_size(&w->rng, ROUNDS_MIN, ROUNDS_MAX));
+            *(volatile char *)p = (char)i;
+            w->slots[k] = p;
+        }
+        steps += ROUNDS_CHECK;
+    }
+    w->ops += 2 * steps;
+    if (!stopping()) {
+        pthread_t next;
+        w->prev = pthread_self();
+        errno = pthread_create(&next, NULL, rounds_generation, w);
+        if (errno != 0) die("pthread_create");
+        return;
+    }
+    w->last = pthread_self();
+    pthread_barrier_wait(&stop_barrier);
+}
+
+static void *rounds_generation(void *arg)
+{
+    rounds_run(arg, false);
+    return NULL;
+}
+
+/* ---- queue ------------------------------------------------------------- */
+
+struct batch {
+    struct batch *next;
+    void *blocks[QUEUE_BATCH];
+};
+
+/* The shared queue: records in arrival order, and two conditions to wait
+ * on when it is empty (consumers) or holds QUEUE_MAX (producers). */
+static struct {
+    pthread_mutex_t lock;
+    pthread_cond_t not_empty, not_full;
+    struct batch *head, *tail;
+    unsigned count;
+} queue = {
+    PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, PTHREAD_COND_INITIALIZER, NULL, NULL, 0};
+
+static void queue_producer(struct worker *w)
+{
+    pthread_barrier_wait(&start_barrier);
+    while (!stopping()) {
+        struct batch *b = xmalloc(sizeof *b);
+        b->next = NULL;
+        for (int i = 0; i < QUEUE_BATCH; i++) {
+            char *p = xmalloc(rng_size(&w->rng, QUEUE_MIN, QUEUE_MAX_SIZE));
+            *(volatile char *)p = (char)i;
+            b->blocks[i] = p;
+        }
+        w->ops += QUEUE_BATCH + 1;
+        pthread_mutex_lock(&queue.lock);
+        while (queue.count >= QUEUE_MAX && !stopping())
+            pthread_cond_wait(&queue.not_full, &queue.lock);
+        if (queue.tail)
+            queue.tail->next = b;
+        else
+            queue.head = b;
+        queue.tail = b;
+        queue.count++;
+        pthread_cond_signal(&queue.not_empty);
+        pthread_mutex_unlock(&queue.lock);
+    }
+    pthread_barrier_wait(&stop_barrier);
+}
+
+static void free_batch(struct batch *b)
+{
+    for (int i = 0; i < QUEUE_BATCH; i++) free(b->blocks[i]);
+    free(b);
+}
+
+static void queue_consumer(struct worker *w)
+{
+    pthread_barrier_wait(&start_barrier);
+    for (;;) {
+        pthread_mutex_lock(&queue.lock);
+        while (!queue.head && !stopping()) pthread_cond_wait(&queue.not_empty, &queue.lock);
+        struct batch *b = queue.head;
+        if (b) {
+            queue.head = b->next;
+            if (!queue.head) queue.tail = NULL;
+            queue.count--;
+            pthread_cond_signal(&queue.not_full);
+        }
+        pthread_mutex_unlock(&queue.lock);
+        if (!b) break; /* stopping, and nothing left */
+        free_batch(b);
+        w->ops += QUEUE_BATCH + 1;
+        if (stopping()) break;
+    }
+    pthread_barrier_wait(&stop_barrier);
+}
+
+/* Wakes every thread waiting on the queue once the stop flag is up. Under
+ * the lock: a thread that saw the flag down is already waiting. */
+static void queue_wake_all(void)
+{
+    pthread_mutex_lock(&queue.lock);
+    pthread_cond_broadcast(&queue.not_empty);
+    pthread_cond_broadcast(&queue.not_full);
+    pthread_mutex_unlock(&queue.lock);
+}
+
 /* ---- falseshare -------------------------------------------------------- */
 
 static void falseshare(struct worker *w)
@@ -401,14 +553,23 @@ static void *worker_main(void *arg)
     case W_FALSESHARE:
         falseshare(w);
         break;
+    case W_ROUNDS:
+        rounds_run(w, true);
+        break;
+    case W_QUEUE:
+        if (w->producer)
+            queue_producer(w);
+        else
+            queue_consumer(w);
+        break;
     }
     return NULL;
 }
 
 static void usage(FILE *out)
 {
-    fprintf(out, "usage: bench_mt larson|prodcons|falseshare [--threads=N] [--seconds=S] "
-                 "[--seed=N]\n"
+    fprintf(out, "usage: bench_mt larson|prodcons|falseshare|rounds|queue [--threads=N] "
+                 "[--seconds=S] [--seed=N]\n"
                  "defaults: --threads=2 --seconds=1 --seed=1\n");
 }
 
@@ -482,7 +643,7 @@ int main(int argc, char **argv)
     /* prodcons pairs one producer with one consumer; an odd thread leaves a
      * core idle rather than unbalancing the pairs. */
     unsigned pairs = nthreads / 2 ? nthreads / 2 : 1;
-    if (workload == W_PRODCONS) nthreads = 2 * pairs;
+    if (workload == W_PRODCONS || workload == W_QUEUE) nthreads = 2 * pairs;
 
     workers = aligned_alloc(CACHE_LINE, nthreads * sizeof *workers);
     if (workers == NULL) die("aligned_alloc");
@@ -511,6 +672,16 @@ int main(int argc, char **argv)
             workers[p].ring = &rings[p];
             workers[pairs + p].ring = &rings[p];
         }
+    } else if (workload == W_ROUNDS) {
+        for (unsigned t = 0; t < nthreads; t++) {
+            workers[t].slots = xmalloc(ROUNDS_SLOTS * sizeof(void *));
+            for (int k = 0; k < ROUNDS_SLOTS; k++) {
+                workers[t].slots[k] = xmalloc(rng_size(&workers[t].rng, ROUNDS_MIN, ROUNDS_MAX));
+                *(volatile char *)workers[t].slots[k] = 0;
+            }
+        }
+    } else if (workload == W_QUEUE) {
+        for (unsigned p = 0; p < pairs; p++) workers[p].producer = true;
     } else {
         /* Consecutive allocations from one thread: neighbours in memory
          * under any allocator, dealt out so neighbours go to different
@@ -542,10 +713,24 @@ int main(int argc, char **argv)
     while (nanosleep(&nap, &nap) != 0 && errno == EINTR)
         ;
     atomic_store(&stop_flag, true);
+    if (workload == W_QUEUE) queue_wake_all();
     pthread_barrier_wait(&stop_barrier);
     getrusage(RUSAGE_SELF, &ru1);
     double t1 = now_seconds();
-    for (unsigned t = 0; t < nthreads; t++) pthread_join(workers[t].thread, NULL);
+    /* A rounds worker's first thread was joined by its successor. */
+    for (unsigned t = 0; t < nthreads; t++)
+        pthread_join(workload == W_ROUNDS ? workers[t].last : workers[t].thread, NULL);
+    if (workload == W_ROUNDS) {
+        for (unsigned t = 0; t < nthreads; t++) {
+            for (int k = 0; k < ROUNDS_SLOTS; k++) free(workers[t].slots[k]);
+            free(workers[t].slots);
+        }
+    }
+    while (queue.head) {
+        struct batch *b = queue.head;
+        queue.head = b->next;
+        free_batch(b);
+    }
 
     uint64_t ops = 0, errors = 0;
     for (unsigned t = 0; t < nthreads; t++) {

@@ -3,7 +3,8 @@
 
 Workloads come in groups: `mixed` (bench_random_mixed 16..1040 B with
 rand() and with xorshift), `sizes` (bench_random_mixed over four size
-ranges), `mt` (bench_mt: larson, prodcons, falseshare) and `memory`
+ranges), `mt` (bench_mt: larson, prodcons,
+falseshare, rounds, queue) and `memory`
 (bench_memory: thread churn, large blocks, a key-value fill and flush, a
 small program, Larson-style rounds, producer/consumer; peak RSS and RSS
 once the program has freed everything and gone idle).  `--cmd` replaces
@@ -68,7 +69,9 @@ SIZE_WORKLOADS = [
     ("1-8 KiB", "10000000 400 1 1024 8192 --rng=xorshift"),
     ("8-64 KiB", "10000000 400 1 8192 65536 --rng=xorshift"),
 ]
-MT_WORKLOADS = ["larson", "prodcons", "falseshare"]
+MT_WORKLOADS = ["larson", "prodcons", "falseshare", "rounds", "queue"]
+# bench_mt runs these in producer/consumer pairs.
+MT_PAIRED = ("prodcons", "queue")
 # bench_memory workloads (fixed work, then everything freed and 3 s idle).
 MEMORY_WORKLOADS = ["churn", "large", "kv", "small", "larson", "prodcons"]
 # The extra figures bench_memory prints (KiB), kept when present.
@@ -164,8 +167,8 @@ def build_workloads(args):
     if "mt" in args.groups:
         for name in MT_WORKLOADS:
             a = [name, "--threads=%d" % args.threads, "--seconds=%g" % args.mt_seconds]
-            # bench_mt runs prodcons in producer/consumer pairs: label what runs.
-            n = max(2, args.threads // 2 * 2) if name == "prodcons" else args.threads
+            # Paired workloads run in producer/consumer pairs: label what runs.
+            n = max(2, args.threads // 2 * 2) if name in MT_PAIRED else args.threads
             out.append({"group": "mt", "short": name, "bin": args.mt_bin, "args": a,
                         "label": "%s %dT %gs" % (name, n, args.mt_seconds)})
     if "memory" in args.groups:
