@@ -243,6 +243,10 @@ int main(void)
     hs_option_values[HS_OPT_RESERVE_MB] = 0;
     /* hugetlb SuperSlabs are unmapped when taken, not revived in place. */
     hs_option_values[HS_OPT_BACKING] = HS_BACKING_THP;
+    /* Started now, so that its own first allocations (pthread_create's)
+     * are not cut from a SuperSlab the test is watching: a free of many
+     * units of a base-page SuperSlab starts it otherwise. */
+    seg_start_background();
     check_idle_and_due();
     check_reserve_and_cache();
     check_run_cache();

@@ -13,6 +13,10 @@
  *   leave RSS (LazyFree counts in it); hugetlb SuperSlabs and
  *   runs are unmapped, which returns hugetlb pages to their pool with no
  *   reservation left behind to fault on later.
+ * - Free units of SuperSlabs in use on base pages (or the small heap's
+ *   first, while it is kept off huge pages) get MADV_DONTNEED once their
+ *   SuperSlab has not changed for the purge delay; a huge page is never
+ *   split for a purge.
  * Never: hold a lock across a system call or pthread_create. */
 #include "os/os.h"
 #include "segment/segment_internal.h"
@@ -86,11 +90,41 @@ static bool uring_ready(void)
     return rc == 0;
 }
 
+/* The pages of free units taken out of a SuperSlab in use go back with
+ * MADV_DONTNEED (they are resident: freed slabs wrote them), run by run of
+ * units, leaving out the pages of the header and slab table. Returns the
+ * bytes given back. */
+static size_t purge_free_units(const seg_free_units_t *taken, bool uring)
+{
+    os_range_t ranges[HS_UNITS_PER_SUPERSLAB / 2 + 1];
+    unsigned n = 0;
+    size_t bytes = 0;
+    uint64_t units = taken->units;
+    const size_t first_page = hs_align_up(SEG_FIRST_SLAB_BYTE, 4096);
+    while (units) {
+        unsigned first = (unsigned)__builtin_ctzll(units);
+        unsigned end = first;
+        while (end < HS_UNITS_PER_SUPERSLAB && (units >> end & 1)) end++;
+        units &= end < 64 ? ~(uint64_t)0 << end : 0;
+        size_t from = first * HS_UNIT_SIZE, to = end * HS_UNIT_SIZE;
+        if (from < first_page) from = first_page;
+        if (from >= to) continue;
+        ranges[n++] = (os_range_t){(char *)taken->ss + from, to - from};
+        bytes += to - from;
+    }
+    if (n == 0) return 0;
+    os_purge_batch(ranges, n, true, uring);
+    hs_count_add(&seg_stat_purge_calls, uring ? 1 : n);
+    hs_count_add(&seg_stat_bytes_purged, (int64_t)bytes);
+    return bytes;
+}
+
 /* The one way idle memory goes back, for the purge thread and malloc_trim
  * alike: whatever `policy` says is due leaves the pools; runs and hugetlb
  * SuperSlabs are unmapped (hugetlb pages go back to their pool, with no
  * reservation left to fault on), the others are advised away in whole 2 MiB
- * units and stay mapped for reuse. *next_due: when more falls due
+ * units and stay mapped for reuse; then the free units of SuperSlabs in use
+ * where no huge page would be split. *next_due: when more falls due
  * (UINT64_MAX for never). Returns how many SuperSlabs and runs went back. */
 static unsigned return_idle(const seg_purge_policy_t *policy, uint64_t *next_due)
 {
@@ -118,6 +152,19 @@ static unsigned return_idle(const seg_purge_policy_t *policy, uint64_t *next_due
         }
         advise_and_store(lazy, n_lazy, false, policy->uring, true);
         advise_and_store(release, n_release, true, policy->uring, true);
+        returned += n;
+    } while (n == 64);
+    /* Free units of SuperSlabs still in use, where no huge page would be
+     * split (base pages): after the same delay, straight to MADV_DONTNEED. */
+    seg_free_units_t units[64];
+    do {
+        uint64_t due;
+        n = seg_take_free_units(policy, seg_now_ms(), units, 64, &due);
+        if (due < *next_due) *next_due = due;
+        for (unsigned i = 0; i < n; i++) {
+            purge_free_units(&units[i], policy->uring);
+            seg_return_free_units(&units[i]);
+        }
         returned += n;
     } while (n == 64);
     /* Second stage: what MADV_FREE gave back still counts in RSS (LazyFree)

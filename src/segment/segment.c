@@ -100,6 +100,12 @@ _Static_assert(HS_UNITS_PER_SUPERSLAB <= 64, "free_units is a 64-bit map");
     (HS_UNITS_PER_SUPERSLAB == 64 ? ~(uint64_t)0 : ((uint64_t)1 << HS_UNITS_PER_SUPERSLAB) - 1)
 
 /* n units from unit `first` on, as free_units bits. */
+/* Free units a SuperSlab of base pages holds before a free wakes the purge
+ * thread for them (256 KiB): fewer are not worth starting it for. */
+#define SEG_PURGE_UNITS_MIN 8
+/* units_purged while seg_take_free_units has the units out. */
+#define SEG_UNITS_PURGING 2
+
 static uint64_t unit_bits(unsigned first, unsigned n)
 {
     return (n == HS_UNITS_PER_SUPERSLAB ? ALL_UNITS_FREE : (((uint64_t)1 << n) - 1)) << first;
@@ -295,6 +301,25 @@ bool seg_small_heap(void)
     return atomic_load_explicit(&small_heap_superslab, memory_order_relaxed) != NULL;
 }
 
+/* Whether free units of a SuperSlab in use may go back to the kernel: never
+ * where that would split a huge page (hugetlb, or THP that the kernel may
+ * have made one), so base pages, or the small heap's first SuperSlab while
+ * it is still kept off huge pages. */
+static bool units_purgeable(const seg_superslab_t *ss)
+{
+    if (ss->backing == THP_BACKING_BASE) return true;
+    return ss->backing == THP_BACKING_THP &&
+           atomic_load_explicit(&small_heap_superslab, memory_order_relaxed) == ss;
+}
+
+/* A unit was taken or given back: the SuperSlab is no longer quiet, and
+ * its free units are no longer known to have gone back. */
+static void units_changed(seg_superslab_t *ss)
+{
+    ss->units_changed_ms = (uint32_t)seg_now_ms();
+    ss->units_purged = 0;
+}
+
 /* Maps SuperSlabs for pool `node`, bound before their first touch to the
  * node the process policy asks for. A hugetlb mapping is populated at once:
  * if the bound node cannot supply its pages, that is an error here and a
@@ -447,6 +472,7 @@ seg_superslab_t *seg_units_alloc(unsigned node, unsigned n_units, size_t min_byt
     unsigned first = (unsigned)__builtin_ctzll(starts);
     uint64_t bits = unit_bits(first, n_units);
     ss->free_units &= ~bits;
+    units_changed(ss);
     if (ss->free_units == 0) {
         list_remove(&pool->partial, ss);
         ss->on_partial = 0;
@@ -526,29 +552,90 @@ static bool idle_over_limit_now(void)
     return over_cache_limit(&policy);
 }
 
+/* Units came back to ss (its pool's lock held): empty, it goes to the idle
+ * list (true), else it is on the partial list. */
+static bool units_back(node_pool_t *pool, seg_superslab_t *ss)
+{
+    if (ss->free_units != ALL_UNITS_FREE) {
+        if (!ss->on_partial) {
+            list_push(&pool->partial, ss);
+            ss->on_partial = 1;
+        }
+        return false;
+    }
+    if (ss->on_partial) list_remove(&pool->partial, ss);
+    ss->on_partial = 0;
+    ss->idle_since_ms = seg_now_ms();
+    list_push(&pool->idle, ss);
+    pool->idle_count++;
+    hs_count_add(&seg.stat_idle_superslabs, 1);
+    return true;
+}
+
 void seg_units_free(seg_superslab_t *ss, unsigned first_unit, unsigned n_units)
 {
     node_pool_t *pool = &seg.pools[ss->node];
     uint64_t bits = unit_bits(first_unit, n_units);
-    bool now_idle = false;
     hs_lock(&pool->lock);
     HS_ASSERT((ss->free_units & bits) == 0);
     ss->free_units |= bits;
-    if (ss->free_units == ALL_UNITS_FREE) {
-        if (ss->on_partial) list_remove(&pool->partial, ss);
-        ss->on_partial = 0;
-        ss->idle_since_ms = seg_now_ms();
-        list_push(&pool->idle, ss);
-        pool->idle_count++;
-        hs_count_add(&seg.stat_idle_superslabs, 1);
-        now_idle = true;
-    } else if (!ss->on_partial) {
-        list_push(&pool->partial, ss);
-        ss->on_partial = 1;
-    }
+    units_changed(ss);
+    bool now_idle = units_back(pool, ss);
+    bool purge_units = !now_idle && units_purgeable(ss) &&
+                       __builtin_popcountll(ss->free_units) >= SEG_PURGE_UNITS_MIN;
     SEG_VALIDATE(ss);
     hs_unlock(&pool->lock);
-    if (now_idle) purge_notify(idle_over_limit_now());
+    if (now_idle)
+        purge_notify(idle_over_limit_now());
+    else if (purge_units)
+        purge_notify(false);
+}
+
+unsigned seg_take_free_units(const seg_purge_policy_t *policy, uint64_t now_ms,
+                             seg_free_units_t *out, unsigned max, uint64_t *next_due)
+{
+    unsigned taken = 0;
+    *next_due = UINT64_MAX;
+    for (unsigned n = 0; n < numa_node_count() && taken < max; n++) {
+        node_pool_t *pool = &seg.pools[n];
+        hs_lock(&pool->lock);
+        seg_superslab_t *ss = pool->partial;
+        while (ss && taken < max) {
+            seg_superslab_t *next = ss->next;
+            if (!ss->units_purged && units_purgeable(ss)) {
+                uint64_t quiet = (uint32_t)((uint32_t)now_ms - ss->units_changed_ms);
+                if (policy->everything || quiet >= policy->purge_after_ms) {
+                    /* Out of free_units (and so of the partial list) while
+                     * their pages go back: no slab may be cut there meanwhile. */
+                    out[taken++] = (seg_free_units_t){ss, ss->free_units};
+                    ss->free_units = 0;
+                    ss->units_purged = SEG_UNITS_PURGING;
+                    list_remove(&pool->partial, ss);
+                    ss->on_partial = 0;
+                } else if (now_ms + (policy->purge_after_ms - quiet) < *next_due) {
+                    *next_due = now_ms + (policy->purge_after_ms - quiet);
+                }
+            }
+            ss = next;
+        }
+        hs_unlock(&pool->lock);
+    }
+    return taken;
+}
+
+void seg_return_free_units(const seg_free_units_t *taken)
+{
+    seg_superslab_t *ss = taken->ss;
+    node_pool_t *pool = &seg.pools[ss->node];
+    hs_lock(&pool->lock);
+    ss->free_units |= taken->units;
+    /* Still SEG_UNITS_PURGING unless a unit was freed meanwhile: that one's
+     * pages may still be resident. */
+    ss->units_purged = ss->units_purged == SEG_UNITS_PURGING;
+    bool now_idle = units_back(pool, ss);
+    SEG_VALIDATE(ss);
+    hs_unlock(&pool->lock);
+    if (now_idle) purge_notify(false);
 }
 
 /* ---- handing idle memory to the purge thread ------------------------------- */

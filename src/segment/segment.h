@@ -8,7 +8,8 @@
  * - SuperSlabs are handed out from per-NUMA-node pools; an empty one goes
  *   back to its node's pool, and runs to the run cache, for reuse.
  * - Only the purge thread (purge.c) hands idle memory back to the kernel,
- *   after HUGESLAB_PURGE_DELAY_MS, in whole SuperSlabs; malloc and free
+ *   after HUGESLAB_PURGE_DELAY_MS, in whole SuperSlabs, or in free units of
+ *   a SuperSlab in use where that splits no huge page; malloc and free
  *   never madvise. malloc_trim() does it at once, on the caller's thread,
  *   and a huge block (HUGESLAB_HUGE_MB or more) is unmapped by its free.
  * - It is tiny/'s one way down: memory (SuperSlabs, runs, metadata pages)
@@ -63,23 +64,27 @@ typedef struct seg_superslab_s seg_superslab_t;
 /* The header at the base of every SuperSlab and run.
  * Invariants (checked by seg_superslab_validate in debug builds):
  * - kind matches the registry entry of the header's chunk;
- * - slabs: a unit is in free_units iff no slab covers it; the SuperSlab is
- *   on its node's partial list iff free_units != 0 and it is not empty;
+ * - slabs: a unit is in free_units iff no slab covers it (but for units
+ *   whose pages the purge thread is giving back, in neither meanwhile); the
+ *   SuperSlab is on its node's partial list iff free_units != 0 and it is
+ *   not empty;
  * - run: run_block lies in [header + SEG_HEADER_SIZE, header + run_size). */
 struct seg_superslab_s {
-    uint8_t kind;    /* SEG_CHUNK_SLABS or SEG_CHUNK_RUN */
-    uint8_t backing; /* thp_backing_t the range really got (thp/thp.h) */
-    uint16_t node;   /* node whose pool the memory belongs to */
-    uint32_t reserved0_;
-    size_t run_size;       /* bytes mapped from the header on (2 MiB for slabs) */
-    void *run_block;       /* run: the block handed out; NULL while cached */
-    seg_superslab_t *next; /* pool lists (node lock) or run cache (cache lock) */
+    uint8_t kind;              /* SEG_CHUNK_SLABS or SEG_CHUNK_RUN */
+    uint8_t backing;           /* thp_backing_t the range really got (thp/thp.h) */
+    uint16_t node;             /* node whose pool the memory belongs to */
+    uint32_t units_changed_ms; /* slabs: when free_units last changed (the clock's
+                                  low 32 bits; node lock) */
+    size_t run_size;           /* bytes mapped from the header on (2 MiB for slabs) */
+    void *run_block;           /* run: the block handed out; NULL while cached */
+    seg_superslab_t *next;     /* pool lists (node lock) or run cache (cache lock) */
     seg_superslab_t *prev;
     uint64_t idle_since_ms; /* when it became empty (cached runs and SuperSlabs) */
     uint8_t on_partial;     /* slabs: on the node's partial list */
-    uint8_t reserved_;
-    uint16_t memory_node; /* node its pages are bound to (differs from `node`
-                             under numactl --membind/--interleave) */
+    uint8_t units_purged;   /* slabs: the free units' pages went back since
+                               free_units last changed (node lock) */
+    uint16_t memory_node;   /* node its pages are bound to (differs from `node`
+                               under numactl --membind/--interleave) */
     uint8_t reserved2_[4];
     uint64_t free_units; /* slabs: bit u set = unit u not in a slab (node lock) */
 };
@@ -144,7 +149,11 @@ seg_superslab_t *seg_units_alloc(unsigned node, unsigned n_units, size_t min_byt
  * with a few hundred KiB of blocks in many size classes never needs that
  * second SuperSlab. A relaxed read: a heuristic for slab sizes. */
 bool seg_small_heap(void);
-/* Gives units back; a SuperSlab left empty returns to its node's pool. */
+/* Gives units back; a SuperSlab left empty returns to its node's pool. In
+ * a SuperSlab of base pages (or the small heap's first, while it is), free
+ * units whose SuperSlab has not changed for HUGESLAB_PURGE_DELAY_MS go back
+ * to the kernel too, with MADV_DONTNEED, in whole pages: a SuperSlab kept by
+ * one live slab no longer keeps every page its freed slabs touched. */
 void seg_units_free(seg_superslab_t *ss, unsigned first_unit, unsigned n_units);
 
 /* A block of `size` bytes aligned to `align` (power of two) in a run of its

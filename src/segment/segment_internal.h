@@ -65,6 +65,22 @@ typedef struct seg_purged_s {
  * none). Returns how many were taken. */
 unsigned seg_take_lazy(uint64_t now_ms, uint64_t min_lazy_ms, seg_purged_t *out, unsigned max,
                        uint64_t *next_due);
+/* Free units taken out of a SuperSlab in use, for their pages to go back
+ * (seg_take_free_units), and given back with seg_return_free_units. */
+typedef struct seg_free_units_s {
+    seg_superslab_t *ss; /* the SuperSlab, in use */
+    uint64_t units;      /* the units taken: in no slab, and not free meanwhile */
+} seg_free_units_t;
+/* Takes the free units of SuperSlabs whose pages may be given back without
+ * splitting a huge page (base pages, or the small heap's first SuperSlab
+ * while it is deferred), unchanged for policy->purge_after_ms (any age with
+ * `everything`) and not given back since. *next_due: when the next falls
+ * due (UINT64_MAX for none). Returns how many SuperSlabs it took units of. */
+unsigned seg_take_free_units(const seg_purge_policy_t *policy, uint64_t now_ms,
+                             seg_free_units_t *out, unsigned max, uint64_t *next_due);
+/* Puts taken units back, their pages given back (MADV_DONTNEED); a
+ * SuperSlab left empty meanwhile goes to the idle list. */
+void seg_return_free_units(const seg_free_units_t *taken);
 /* A taken SuperSlab or run that goes back whole (hugetlb pages, runs). */
 void seg_unmap_idle(seg_superslab_t *ss, size_t size, thp_backing_t backing);
 

@@ -19,6 +19,9 @@
  *   kernel_test small-heap           a block of every size class up to 64 KiB
  *                                    (what a short command has): one SuperSlab,
  *                                    on base pages, no huge page
+ *   kernel_test free-units MAX_MS    base pages: 1.7 MiB of blocks freed but one
+ *                                    that keeps their SuperSlab in use: Rss
+ *                                    drops by 1 MiB or more within MAX_MS
  *   kernel_test orphans MAX_MS       2 threads leave 32 MiB of blocks and exit,
  *                                    the main thread frees them: Rss within
  *                                    8 MiB of the start within MAX_MS
@@ -167,6 +170,23 @@ static long long resident(bool lazy_counts)
     return lazy_counts ? rss : rss - (lazy > 0 ? lazy : 0);
 }
 
+/* Waits (at most max_ms, from now) until resident() is at most `limit`;
+ * *now gets the last figure read. Returns the milliseconds waited. */
+static long wait_for_rss(long long limit, bool lazy_counts, long max_ms, long long *now)
+{
+    struct timespec t0, t;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    long elapsed = 0;
+    while (elapsed <= max_ms) {
+        *now = resident(lazy_counts);
+        if (*now <= limit) break;
+        usleep(20 * 1000);
+        clock_gettime(CLOCK_MONOTONIC, &t);
+        elapsed = (t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000;
+    }
+    return elapsed;
+}
+
 static int test_purge(const char *mode, long max_ms)
 {
     size_t total = 256 * MiB, used = 0, count = 0;
@@ -191,17 +211,8 @@ static int test_purge(const char *mode, long max_ms)
     long long peak = resident(lazy_counts);
     for (size_t i = 0; i < count; i++) free(blocks[i]);
     /* From here on, no thread of the program calls the allocator. */
-    struct timespec t0, t;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
-    long long now = resident(lazy_counts);
-    long elapsed = 0;
-    while (elapsed <= max_ms) {
-        now = resident(lazy_counts);
-        if (now - start <= 8 * MiB) break;
-        usleep(20 * 1000);
-        clock_gettime(CLOCK_MONOTONIC, &t);
-        elapsed = (t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000;
-    }
+    long long now = peak;
+    long elapsed = wait_for_rss(start + 8 * MiB, lazy_counts, max_ms, &now);
     printf("purge: mode=%s start=%lld MiB peak=%lld MiB after=%lld MiB (%s) within %ld ms "
            "(limit %ld ms)\n",
            mode, start / MiB, peak / MiB, now / MiB, lazy_counts ? "Rss" : "Rss - LazyFree",
@@ -458,6 +469,46 @@ static int test_small_heap(void)
     return 0;
 }
 
+/* ---- free units of a SuperSlab in use ------------------------------------------------ */
+
+#define UNIT_TEST_BLOCKS 1700
+static void *unit_test_blocks[UNIT_TEST_BLOCKS];
+
+/* 1,700 blocks of 1,000 B (27 slabs of 64 KiB: most of one SuperSlab) and
+ * one more, kept; the others are freed. The SuperSlab stays in use, so no
+ * whole-SuperSlab purge applies: only its free units can go back. */
+static int test_free_units(long max_ms)
+{
+    void *volatile warm = malloc(16);
+    free(warm);
+    for (size_t i = 0; i < UNIT_TEST_BLOCKS; i++) {
+        unit_test_blocks[i] = malloc(1000);
+        if (!unit_test_blocks[i]) return fail("malloc failed: %s", strerror(errno));
+        memset(unit_test_blocks[i], 9, 1000);
+    }
+    void *keeper = malloc(1000);
+    if (!keeper) return fail("malloc failed: %s", strerror(errno));
+    long long full = rollup("Rss:");
+    for (size_t i = 0; i < UNIT_TEST_BLOCKS; i++) free(unit_test_blocks[i]);
+    long long now = full;
+    long elapsed = wait_for_rss(full - MiB, true, max_ms, &now);
+    hugeslab_stats_t s;
+    hugeslab_stats(&s);
+    printf("free-units: Rss with the blocks %lld KiB, %lld KiB after %ld ms (limit %ld ms); "
+           "SuperSlabs mapped %llu, cached %llu, purged %llu; %llu KiB in slabs\n",
+           full / 1024, now / 1024, elapsed, max_ms, (unsigned long long)s.superslabs_mapped,
+           (unsigned long long)s.superslabs_cached, (unsigned long long)s.superslabs_purged,
+           (unsigned long long)s.bytes_in_slabs / 1024);
+    free(keeper);
+    if (full < 0) return fail("%s", "cannot read smaps_rollup");
+    if (s.superslabs_mapped != 1 || s.superslabs_cached + s.superslabs_purged != 0)
+        return fail("%s", "the blocks were not in one SuperSlab kept in use");
+    if (full - now < MiB)
+        return fail("%s", "the free units of a SuperSlab in use did not go back to the kernel");
+    printf("PASS\n");
+    return 0;
+}
+
 /* ---- orphans of exited threads ------------------------------------------------------ */
 
 #define ORPHAN_BLOCKS 65536
@@ -492,17 +543,8 @@ static int test_orphans(long max_ms)
     long long peak = rollup("Rss:");
     for (int k = 0; k < 2; k++)
         for (size_t i = 0; i < ORPHAN_BLOCKS; i++) free(orphan_blocks[k][i]);
-    struct timespec t0, t;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
     long long now = peak;
-    long elapsed = 0;
-    while (elapsed <= max_ms) {
-        now = rollup("Rss:");
-        if (now - start <= 8 * MiB) break;
-        usleep(20 * 1000);
-        clock_gettime(CLOCK_MONOTONIC, &t);
-        elapsed = (t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000;
-    }
+    long elapsed = wait_for_rss(start + 8 * MiB, true, max_ms, &now);
     hugeslab_stats_t s;
     hugeslab_stats(&s);
     printf("orphans: Rss at start %lld KiB, with the blocks %lld KiB, %lld KiB after %ld ms "
@@ -530,6 +572,7 @@ int main(int argc, char **argv)
     if (argc >= 2 && strcmp(argv[1], "consumer") == 0) return test_consumer();
     if (argc >= 2 && strcmp(argv[1], "small-heap") == 0) return test_small_heap();
     if (argc >= 3 && strcmp(argv[1], "orphans") == 0) return test_orphans(atol(argv[2]));
+    if (argc >= 3 && strcmp(argv[1], "free-units") == 0) return test_free_units(atol(argv[2]));
     fprintf(stderr, "usage: see the comment at the top of kernel_test.c\n");
     return 2;
 }
