@@ -123,3 +123,34 @@ $(PURGE_BENCH): bench/purge_bench.c include/hugeslab.h bench/bench.mk $(SO)
 
 purge-bench: lib $(PURGE_BENCH)
 	$(PURGE_BENCH) $(PURGE_ARGS)
+
+# --- size classes: the waste of the class spacing on real programs ----------
+#
+#   make bench-sizes                    records python3, PostgreSQL, Redis,
+#                                       git, sqlite3 and bench_memory kv on
+#                                       glibc, replays each trace against the
+#                                       candidate spacings and under glibc,
+#                                       mimalloc, jemalloc and hugeslab (about
+#                                       3 minutes, 1.5 GB of traces in /tmp,
+#                                       removed afterwards)
+#   make bench-sizes SIZES_ARGS='--workloads redis,kv --traces /tmp/traces'
+#
+# bench/sizes/recorder.c is an LD_PRELOAD library over glibc's allocator
+# that logs each call; bench/sizes/replay.c sums the block sizes.
+
+SIZE_RECORDER := $(BENCH_DIR)/libsizerecord.so
+SIZE_REPLAY   := $(BENCH_DIR)/size_replay
+SIZES_ARGS    ?=
+
+.PHONY: bench-sizes
+
+$(SIZE_RECORDER): bench/sizes/recorder.c bench/sizes/trace.h bench/bench.mk
+	@mkdir -p $(dir $@)
+	$(CC) $(BENCH_CFLAGS) -fPIC -shared -fvisibility=hidden -pthread -o $@ $< -ldl
+
+$(SIZE_REPLAY): bench/sizes/replay.c bench/sizes/trace.h bench/bench.mk
+	@mkdir -p $(dir $@)
+	$(CC) $(BENCH_CFLAGS) -o $@ $<
+
+bench-sizes: packages-bench lib $(SIZE_RECORDER) $(SIZE_REPLAY) $(BENCH_MEM)
+	python3 bench/sizes/study.py --build $(BUILD) --so $(SO) --lib-dir $(LIB_DIR) $(SIZES_ARGS)

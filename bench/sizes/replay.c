@@ -1,0 +1,348 @@
+/* size replay: reads a trace of bench/sizes/recorder.c and answers, for the
+ * requests of up to 1 MiB (the range that size classes serve), how much
+ * memory their blocks take.
+ *
+ *   size_replay real TRACE     replays every call with this process's
+ *                              allocator (run it under LD_PRELOAD) and sums
+ *                              malloc_usable_size, as Redis's used_memory does
+ *   size_replay model TRACE    the same sums for the candidate class
+ *                              spacings, computed without allocating
+ *
+ * Each prints one line of key=value per allocator or spacing:
+ *   calls        allocation calls of up to 1 MiB (realloc counts as one)
+ *   requested    bytes those calls asked for
+ *   usable       bytes their blocks had (sum over all calls)
+ *   peak_live    the most bytes asked for and not yet freed at one time
+ *   live_usable  bytes the blocks live at that moment had
+ *   large        calls above 1 MiB (left out of the sums)
+ * model adds classes (how many classes the calls touched) and slab_floor: at the peak, for each
+ * class, the whole slabs its live blocks need (slab geometry of src/tiny/tiny.c, class_units),
+ * summed: what finer classes cost in partly used slabs. */
+#define _GNU_SOURCE
+#include <fcntl.h>
+#include <inttypes.h>
+#include <malloc.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "trace.h"
+
+#define CLASS_MAX (1u << 20) /* largest class: TINY_MAX_SIZE */
+#define UNIT (32u * 1024)    /* HS_UNIT_SIZE */
+
+/* ---- live blocks, by the address the traced program saw ------------------- */
+
+typedef struct entry_s {
+    uint64_t key;    /* address in the traced run; 0 = empty slot */
+    void *block;     /* the replay's block (real mode) */
+    uint64_t size;   /* bytes asked for */
+    uint64_t usable; /* bytes the block has (real) or its class index (model) */
+} entry_t;
+
+static entry_t *table;
+static uint64_t table_cap, table_used;
+
+static void *map_zeroed(size_t bytes)
+{
+    void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) {
+        perror("size_replay: mmap");
+        exit(1);
+    }
+    return p;
+}
+
+static uint64_t slot_of(uint64_t key)
+{
+    return (key * UINT64_C(0x9E3779B97F4A7C15)) >> 20 & (table_cap - 1);
+}
+
+static entry_t *find(uint64_t key)
+{
+    for (uint64_t i = slot_of(key);; i = (i + 1) & (table_cap - 1)) {
+        if (table[i].key == key) return &table[i];
+        if (table[i].key == 0) return NULL;
+    }
+}
+
+static void insert_entry(entry_t e);
+
+static void grow(void)
+{
+    entry_t *old = table;
+    uint64_t old_cap = table_cap;
+    table_cap = old_cap ? old_cap * 2 : 1u << 16;
+    table = map_zeroed(table_cap * sizeof(entry_t));
+    table_used = 0;
+    for (uint64_t i = 0; i < old_cap; i++)
+        if (old[i].key) insert_entry(old[i]);
+    if (old) munmap(old, old_cap * sizeof(entry_t));
+}
+
+static void insert_entry(entry_t e)
+{
+    if ((table_used + 1) * 2 > table_cap) grow();
+    uint64_t i = slot_of(e.key);
+    while (table[i].key != 0) i = (i + 1) & (table_cap - 1);
+    table[i] = e;
+    table_used++;
+}
+
+/* Linear probing's deletion: later entries of the run move back. */
+static void remove_entry(entry_t *e)
+{
+    uint64_t i = (uint64_t)(e - table);
+    table[i].key = 0;
+    table_used--;
+    for (uint64_t j = (i + 1) & (table_cap - 1); table[j].key; j = (j + 1) & (table_cap - 1)) {
+        uint64_t home = slot_of(table[j].key);
+        /* Move j to i when i lies cyclically in [home, j). */
+        if (((j - home) & (table_cap - 1)) >= ((j - i) & (table_cap - 1))) {
+            table[i] = table[j];
+            table[j].key = 0;
+            i = j;
+        }
+    }
+}
+
+/* ---- the candidate spacings ----------------------------------------------- */
+
+/* Classes of 16-byte steps up to `linear_max`, then `per_doubling` classes
+ * per doubling up to 1 MiB; named "linear_max/per_doubling". */
+typedef struct model_s {
+    const char *name;
+    unsigned linear_max;
+    unsigned per_doubling;
+    unsigned count;
+    uint32_t size[256];
+    uint64_t live_blocks[256]; /* now */
+    uint64_t peak_blocks[256]; /* at the last recorded peak */
+    bool touched[256];
+    uint64_t requested, usable, calls, live, live_usable, peak_live, peak_live_usable;
+} model_t;
+
+static model_t models[] = {
+    {.name = "128/4", .linear_max = 128, .per_doubling = 4}, /* hugeslab before the study */
+    {.name = "128/8", .linear_max = 128, .per_doubling = 8},
+    {.name = "512/8", .linear_max = 512, .per_doubling = 8},
+    {.name = "1K/4", .linear_max = 1024, .per_doubling = 4},
+    {.name = "1K/8", .linear_max = 1024, .per_doubling = 8}, /* hugeslab now */
+};
+#define MODEL_COUNT (sizeof models / sizeof models[0])
+
+static void model_build(model_t *m)
+{
+    m->count = 0;
+    for (unsigned s = 16; s <= m->linear_max; s += 16) m->size[m->count++] = s;
+    for (unsigned base = m->linear_max; base < CLASS_MAX; base *= 2)
+        for (unsigned k = 1; k <= m->per_doubling; k++)
+            m->size[m->count++] = base + k * (base / m->per_doubling);
+}
+
+static unsigned model_class(const model_t *m, uint64_t size)
+{
+    unsigned lo = 0, hi = m->count - 1;
+    if (size == 0) size = 1;
+    while (lo < hi) {
+        unsigned mid = (lo + hi) / 2;
+        if (m->size[mid] >= size)
+            hi = mid;
+        else
+            lo = mid + 1;
+    }
+    return lo;
+}
+
+/* Bytes of one slab of blocks of `size`: class_units() of src/tiny/tiny.c. */
+static uint64_t slab_bytes(uint64_t size)
+{
+    uint64_t bytes = 64 * size < 64 * 1024 ? 64 * size : 64 * 1024;
+    if (bytes < 8 * size) bytes = 8 * size < 512 * 1024 ? 8 * size : 512 * 1024;
+    if (bytes < size) bytes = size;
+    return (bytes + UNIT - 1) / UNIT * UNIT;
+}
+
+static uint64_t slab_floor(const model_t *m)
+{
+    uint64_t total = 0;
+    for (unsigned c = 0; c < m->count; c++) {
+        uint64_t bytes = slab_bytes(m->size[c]);
+        uint64_t per_slab = bytes / m->size[c];
+        total += (m->peak_blocks[c] + per_slab - 1) / per_slab * bytes;
+    }
+    return total;
+}
+
+/* ---- the replay ----------------------------------------------------------- */
+
+typedef struct sums_s {
+    uint64_t calls, large, requested, usable, live, live_usable, peak_live, peak_live_usable;
+    uint64_t last_snapshot; /* peak_live when the models' block counts were copied */
+} sums_t;
+
+static bool real_mode;
+static sums_t sums;
+
+/* A live block goes: out of the sums, the models' counts and the table. */
+static void forget(entry_t *e)
+{
+    sums.live -= e->size;
+    sums.live_usable -= e->usable;
+    if (real_mode)
+        free(e->block);
+    else
+        for (unsigned i = 0; i < MODEL_COUNT; i++) {
+            model_t *m = &models[i];
+            unsigned c = model_class(m, e->size);
+            m->live_blocks[c]--;
+            m->live_usable -= m->size[c];
+        }
+    remove_entry(e);
+}
+
+static void on_alloc(uint64_t key, uint64_t size, void *block)
+{
+    if (size > CLASS_MAX) {
+        sums.large++;
+        if (real_mode) free(block);
+        return;
+    }
+    entry_t *stale = find(key); /* an address reused before its free was seen */
+    if (stale) forget(stale);
+    uint64_t usable = real_mode ? malloc_usable_size(block) : size;
+    sums.calls++;
+    sums.requested += size;
+    sums.usable += usable;
+    sums.live += size;
+    sums.live_usable += usable;
+    if (!real_mode)
+        for (unsigned i = 0; i < MODEL_COUNT; i++) {
+            model_t *m = &models[i];
+            unsigned c = model_class(m, size);
+            m->touched[c] = true;
+            m->live_blocks[c]++;
+            m->usable += m->size[c];
+            m->live_usable += m->size[c];
+        }
+    if (sums.live > sums.peak_live) {
+        sums.peak_live = sums.live;
+        sums.peak_live_usable = sums.live_usable;
+        /* Copy the per-class counts at the peak, every 64 KiB of growth. */
+        bool snapshot = sums.peak_live >= sums.last_snapshot + 64 * 1024;
+        if (snapshot) sums.last_snapshot = sums.peak_live;
+        if (!real_mode)
+            for (unsigned i = 0; i < MODEL_COUNT; i++) {
+                model_t *m = &models[i];
+                m->peak_live_usable = m->live_usable;
+                if (snapshot) memcpy(m->peak_blocks, m->live_blocks, sizeof m->live_blocks);
+            }
+    }
+    insert_entry((entry_t){.key = key, .block = block, .size = size, .usable = usable});
+}
+
+static void on_free(uint64_t key)
+{
+    entry_t *e = find(key);
+    if (e) forget(e); /* else large, or allocated before the trace began */
+}
+
+static void replay(const sizes_record_t *r, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        switch (r[i].op) {
+        case SIZES_MALLOC:
+        case SIZES_CALLOC:
+            on_alloc(r[i].ptr, r[i].size, real_mode ? malloc(r[i].size ? r[i].size : 1) : NULL);
+            break;
+        case SIZES_ALIGNED: {
+            void *b = NULL;
+            if (real_mode && posix_memalign(&b, r[i].old < 8 ? 8 : r[i].old, r[i].size)) b = NULL;
+            if (real_mode && b == NULL) {
+                fprintf(stderr, "size_replay: aligned allocation of %" PRIu64 " failed\n",
+                        r[i].size);
+                exit(1);
+            }
+            on_alloc(r[i].ptr, r[i].size, b);
+            break;
+        }
+        case SIZES_REALLOC: {
+            /* The replay's realloc moves the block as its allocator would. */
+            entry_t *e = find(r[i].old);
+            void *b = NULL;
+            if (real_mode) {
+                if (e) {
+                    b = realloc(e->block, r[i].size ? r[i].size : 1);
+                    e->block = NULL; /* gone into b */
+                } else {
+                    b = malloc(r[i].size ? r[i].size : 1);
+                }
+            }
+            if (e) on_free(r[i].old);
+            on_alloc(r[i].ptr, r[i].size, b);
+            break;
+        }
+        case SIZES_FREE:
+            on_free(r[i].ptr);
+            break;
+        default:
+            fprintf(stderr, "size_replay: bad record %zu (op %u)\n", i, r[i].op);
+            exit(1);
+        }
+    }
+}
+
+int main(int argc, char **argv)
+{
+    if (argc != 3 || (strcmp(argv[1], "real") != 0 && strcmp(argv[1], "model") != 0)) {
+        fprintf(stderr, "usage: size_replay real|model TRACE\n");
+        return 2;
+    }
+    real_mode = strcmp(argv[1], "real") == 0;
+    int fd = open(argv[2], O_RDONLY);
+    if (fd < 0) {
+        perror(argv[2]);
+        return 1;
+    }
+    grow();
+    for (unsigned i = 0; i < MODEL_COUNT; i++) model_build(&models[i]);
+    /* In pieces: a trace may be larger than the memory left. */
+    enum { CHUNK = 32768 };
+    static sizes_record_t chunk[CHUNK];
+    for (;;) {
+        ssize_t got = read(fd, chunk, sizeof chunk);
+        if (got < 0) {
+            perror(argv[2]);
+            return 1;
+        }
+        if (got == 0) break;
+        /* Records never straddle two reads of a regular file, but be sure. */
+        size_t whole = (size_t)got / sizeof(sizes_record_t);
+        replay(chunk, whole);
+        size_t rest = (size_t)got - whole * sizeof(sizes_record_t);
+        if (rest) lseek(fd, -(off_t)rest, SEEK_CUR);
+    }
+    close(fd);
+    if (real_mode) {
+        printf("calls=%" PRIu64 " requested=%" PRIu64 " usable=%" PRIu64 " peak_live=%" PRIu64
+               " live_usable=%" PRIu64 " large=%" PRIu64 "\n",
+               sums.calls, sums.requested, sums.usable, sums.peak_live, sums.peak_live_usable,
+               sums.large);
+        return 0;
+    }
+    for (unsigned i = 0; i < MODEL_COUNT; i++) {
+        const model_t *m = &models[i];
+        unsigned touched = 0;
+        for (unsigned c = 0; c < m->count; c++) touched += m->touched[c];
+        printf("model=%s class_count=%u calls=%" PRIu64 " requested=%" PRIu64 " usable=%" PRIu64
+               " peak_live=%" PRIu64 " live_usable=%" PRIu64 " large=%" PRIu64
+               " classes=%u slab_floor=%" PRIu64 "\n",
+               m->name, m->count, sums.calls, sums.requested, m->usable, sums.peak_live,
+               m->peak_live_usable, sums.large, touched, slab_floor(m));
+    }
+    return 0;
+}
