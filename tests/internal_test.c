@@ -1,7 +1,7 @@
 /* The arithmetic the fast paths rely on, checked exhaustively against plain
  * division: linked with the static archive and built against src/ headers.
- *   - the size-class table and tiny_class_of() agree with tiny_class_size
- *     (the smallest class that holds the size) for every size up to 1 MiB;
+ *   - tiny_class_of() gives the smallest class of tiny_class_size that
+ *     holds the size, for every size up to 1 MiB;
  *   - tiny_block_index() gives offset / size and tells block starts from
  *     inner pointers for every class and every offset of a SuperSlab;
  *   - malloc of every size up to TINY_MAX_SIZE lands in a slab of the
@@ -20,11 +20,6 @@ static void check_classes(void)
             (cls > 0 && tiny_class_size[cls - 1] >= want_min)) {
             HS_FAIL("size %zu: class %u (%u bytes) is not the smallest that holds it", size, cls,
                     cls < TINY_CLASS_COUNT ? tiny_class_size[cls] : 0);
-            return;
-        }
-        if (size <= TINY_TABLE_MAX && tiny_class_by_table(size) != cls) {
-            HS_FAIL("size %zu: table says class %u, the rule %u", size, tiny_class_by_table(size),
-                    cls);
             return;
         }
     }

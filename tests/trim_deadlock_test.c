@@ -12,7 +12,10 @@
  * class the program holds, so the scenario runs at every fill level from 0
  * to max_level: the parent holds `level` blocks of each class up to 4 KiB
  * and forks a child for each level, which inherits that state and runs the
- * scenario with no purge thread started. A child that does not exit within
+ * scenario with no purge thread started. A class stops growing at twice
+ * 64 KiB of blocks (FILL_BYTES), more than two of its slabs: by then its
+ * current slab has been at every fill level, and the parent stays small
+ * enough (7 MiB) for 2,100 forks to be quick. A child that does not exit within
  * the limit is killed, and the test fails naming the level.
  *
  * Usage: trim_deadlock_test [max_level=2100] [limit_ms=10000]
@@ -30,12 +33,20 @@
 #define BIG_BLOCKS 4
 #define BIG_SIZE 1000000
 
-/* One size per class up to 4 KiB (hugeslab's classes; for another
- * allocator they are just sizes). */
-static const size_t fill_sizes[] = {16,   32,   48,   64,   80,   96,   112,  128, 160, 192,
-                                    224,  256,  320,  384,  448,  512,  640,  768, 896, 1024,
-                                    1280, 1536, 1792, 2048, 2560, 3072, 3584, 4096};
-#define FILL_CLASSES (sizeof fill_sizes / sizeof fill_sizes[0])
+/* One size per class up to 4 KiB (hugeslab's classes: steps of 16 bytes
+ * up to 512, then eight per doubling; for another allocator they are just
+ * sizes), filled in by main. */
+#define FILL_CLASSES (512 / 16 + 3 * 8)
+#define FILL_BYTES (2 * 65536)
+static size_t fill_sizes[FILL_CLASSES];
+
+static void set_fill_sizes(void)
+{
+    size_t c = 0;
+    for (size_t size = 16; size <= 512; size += 16) fill_sizes[c++] = size;
+    for (size_t base = 512; base < 4096; base *= 2)
+        for (size_t k = 1; k <= 8; k++) fill_sizes[c++] = base + k * base / 8;
+}
 
 static void *big[BIG_BLOCKS];
 
@@ -115,6 +126,7 @@ static int run_level(unsigned level, long long limit_ms, long long *took_ms)
 int main(int argc, char **argv)
 {
     hs_setup("trim_deadlock_test");
+    set_fill_sizes();
     unsigned max_level = argc > 1 ? (unsigned)strtoul(argv[1], NULL, 0) : 2100;
     long long limit_ms = argc > 2 ? strtoll(argv[2], NULL, 0) : 10000;
     long long slowest = 0;
@@ -136,6 +148,7 @@ int main(int argc, char **argv)
         if (r == 2) break;
         /* One more block of each class, kept until the end. */
         for (size_t c = 0; c < FILL_CLASSES; c++) {
+            if ((size_t)level * fill_sizes[c] >= FILL_BYTES) continue;
             void *p = malloc(fill_sizes[c]);
             CHECK(p != NULL, "malloc(%zu) at level %u", fill_sizes[c], level);
             if (p) memset(p, 1, 16);

@@ -294,7 +294,9 @@ static void move_to_partial(tiny_heap_t *heap, tiny_slab_t *s)
      * on the slab itself are collected at the next refill. */
 }
 
-static void release_empty(tiny_heap_t *heap, tiny_slab_t *s)
+/* Out of line, as release_kept_empty_in: slab_now_empty, which calls both,
+ * then needs no registers saved on its common path. */
+HS_NOINLINE static void release_empty(tiny_heap_t *heap, tiny_slab_t *s)
 {
     if (heap->current[s->cls] == s) heap_set_current(heap, s->cls, &tiny_sentinel_slab);
     HS_ASSERT(!s->on_full);
@@ -307,7 +309,7 @@ static void release_empty(tiny_heap_t *heap, tiny_slab_t *s)
 
 /* Releases the heap's empty current slabs that lie in ss (every one when
  * ss is NULL). */
-static void release_kept_empty_in(tiny_heap_t *heap, const seg_superslab_t *ss)
+HS_NOINLINE static void release_kept_empty_in(tiny_heap_t *heap, const seg_superslab_t *ss)
 {
     for (unsigned cls = 0; cls < TINY_CLASS_COUNT; cls++) {
         tiny_slab_t *s = heap->current[cls];
@@ -337,21 +339,18 @@ static void slab_now_empty(tiny_heap_t *heap, tiny_slab_t *s)
         release_empty(heap, s);
         return;
     }
-    /* kept_in's entries in use come first. Find ss among them, or the
-     * first free entry; when neither exists, the oldest is evicted. */
+    /* kept_in's entries in use come first, the most recent at 0: the
+     * common case (a small working set, one class emptied again) returns
+     * here. Else find ss, or the first free entry; when neither exists,
+     * the oldest (last) is evicted. */
     seg_superslab_t *ss = seg_superslab_of(s), **kept = heap->kept_in, *evicted = NULL;
-    unsigned i = 0;
+    if (kept[0] == ss) return;
+    unsigned i = 1;
     while (i < TINY_KEPT_SUPERSLABS && kept[i] && kept[i] != ss) i++;
-    if (i == TINY_KEPT_SUPERSLABS) {
-        evicted = kept[0];
-        i = 0;
-    }
-    /* Entry i becomes the most recent: the later ones in use move forward. */
-    while (i + 1 < TINY_KEPT_SUPERSLABS && kept[i + 1]) {
-        kept[i] = kept[i + 1];
-        i++;
-    }
-    kept[i] = ss;
+    if (i == TINY_KEPT_SUPERSLABS) evicted = kept[--i];
+    /* ss becomes the most recent: the entries before i move back. */
+    for (; i > 0; i--) kept[i] = kept[i - 1];
+    kept[0] = ss;
     if (evicted) release_kept_empty_in(heap, evicted);
 }
 
