@@ -131,7 +131,7 @@ purge-bench: lib $(PURGE_BENCH)
 #                                       glibc, replays each trace against the
 #                                       candidate spacings and under glibc,
 #                                       mimalloc, jemalloc and hugeslab (about
-#                                       3 minutes, 1.5 GB of traces in /tmp,
+#                                       3.5 minutes, 1.5 GB of traces in /tmp,
 #                                       removed afterwards)
 #   make bench-sizes SIZES_ARGS='--workloads redis,kv --traces /tmp/traces'
 #

@@ -129,9 +129,9 @@ typedef struct model_s {
 static model_t models[] = {
     {.name = "128/4", .linear_max = 128, .per_doubling = 4}, /* hugeslab before the study */
     {.name = "128/8", .linear_max = 128, .per_doubling = 8},
-    {.name = "512/8", .linear_max = 512, .per_doubling = 8},
+    {.name = "512/8", .linear_max = 512, .per_doubling = 8}, /* hugeslab now */
     {.name = "1K/4", .linear_max = 1024, .per_doubling = 4},
-    {.name = "1K/8", .linear_max = 1024, .per_doubling = 8}, /* hugeslab now */
+    {.name = "1K/8", .linear_max = 1024, .per_doubling = 8},
 };
 #define MODEL_COUNT (sizeof models / sizeof models[0])
 

@@ -65,9 +65,9 @@ SELECT count(*) FROM t a JOIN t b ON a.name = b.name;
 SPACING_NOTE = {
     "128/4": "16-128 by 16, then 4 per doubling: hugeslab before this study",
     "128/8": "16-128 by 16, then 8 per doubling",
-    "512/8": "16-512 by 16, then 8 per doubling",
+    "512/8": "16-512 by 16, then 8 per doubling: hugeslab now",
     "1K/4": "16-1024 by 16, then 4 per doubling",
-    "1K/8": "16-1024 by 16, then 8 per doubling: hugeslab now",
+    "1K/8": "16-1024 by 16, then 8 per doubling",
 }
 
 
