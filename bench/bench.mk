@@ -9,6 +9,9 @@
 #                       mixed workloads (about 8 minutes)
 #   make bench-threads THREADS=16 [LIB_DIR=/path/to/copies]
 #                       only the multithreaded group, with THREADS threads
+#   make bench-programs real programs (PostgreSQL, Redis, git, sqlite3, xz,
+#                       python3, ls, sort): peak RSS, RSS once idle, time;
+#                       3 runs, about 30 minutes (bench/programs.py)
 #
 # Extra arguments for bench/compare.py go in BENCH_ARGS, e.g.
 #   make bench BENCH_ARGS='--quick --groups mixed,sizes'
@@ -29,7 +32,7 @@ COMPARE      := python3 bench/compare.py --bin $(BENCH_BIN) --mt-bin $(BENCH_MT)
                 --mem-bin $(BENCH_MEM) --so $(SO) \
                 --lib-dir $(LIB_DIR)
 
-.PHONY: bench bench-full bench-threads bench-memory packages-bench
+.PHONY: bench bench-full bench-threads bench-memory bench-programs packages-bench
 
 # Header-only shared code, so each program is still one compiler command.
 BENCH_COMMON := bench/bench_common.h
@@ -54,6 +57,8 @@ packages-bench:
 
 bench: packages-bench lib $(BENCH_BIN) $(BENCH_MT) $(BENCH_MEM)
 	$(COMPARE) $(BENCH_ARGS)
+	@echo "bench: real programs (PostgreSQL, Redis, git, sqlite3, xz, python3, ls, sort):" \
+	    "make bench-programs (about 30 minutes)"
 
 bench-full: packages-bench lib $(BENCH_BIN) $(BENCH_MT) $(BENCH_MEM)
 	$(COMPARE) --full $(BENCH_ARGS)
@@ -65,6 +70,20 @@ bench-memory: packages-bench lib $(BENCH_MEM)
 # comparison allocators may be copies in LIB_DIR rather than packages.
 bench-threads: lib $(BENCH_MT)
 	$(COMPARE) --groups mt --threads $(THREADS) $(BENCH_ARGS)
+
+# --- real programs (bench/programs.py) --------------------------------------
+#
+#   make bench-programs                   every section, 3 runs (~30 min)
+#   make bench-programs PROGRAMS_ARGS='--sections redis --redis-keys 2000000'
+#   make bench-programs PROGRAMS_ARGS='--git-repo ~/src/redis --runs 5'
+#
+# Each section installs its Debian packages itself (root) or is skipped with
+# the command to run; nothing here is part of `make test`.
+
+PROGRAMS_ARGS ?=
+
+bench-programs: packages-bench lib
+	python3 bench/programs.py --so $(SO) --lib-dir $(LIB_DIR) $(PROGRAMS_ARGS)
 
 # --- instructions per operation (bench/instructions.py) ---------------------
 #
