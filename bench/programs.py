@@ -246,7 +246,10 @@ def rounds(names, runs, section):
             yield r, name
 
 
-def pool_note(section):
+def pool_note(section, hs_env):
+    backing = dict(kv.split("=", 1) for kv in hs_env).get("HUGESLAB_BACKING", "auto")
+    if backing not in ("auto", "hugetlb"):
+        return "hugeslab with HUGESLAB_BACKING=%s." % backing
     on_pool, total = POOL_RUNS.get(section, (0, 0))
     if not on_pool:
         return "hugeslab ran with no free hugetlb pages in the system pool (THP backing)."
@@ -499,7 +502,7 @@ def section_postgres(args, allocs, work):
         "over polls every 0.1 s, of the Rss (and RssAnon) summed over the postmaster and "
         "its children. Medians of %d runs."
         % (version, args.pg_scale, args.pg_scale * 100000, args.pg_seconds,
-           " ".join(numa) or "no numactl", ref_note, args.runs), "", pool_note("postgres")]
+           " ".join(numa) or "no numactl", ref_note, args.runs), "", pool_note("postgres", args.hs_env)]
     columns = [("backend_hwm", "query backend peak MiB", "%.0f"),
                ("backend_after", "backend Rss %gs after MiB" % args.idle, "%.0f"),
                ("backend_anon_after", "backend RssAnon after MiB", "%.0f"),
@@ -664,15 +667,15 @@ def section_redis(args, allocs, work):
         "malloc_usable_size after the fill. Medians of %d runs."
         % ("".join(version).replace("v=", ""),
            "the same under every allocator" if reference else "not compared", args.runs),
-        "", pool_note("redis")]
+        "", pool_note("redis", args.hs_env)]
     columns = [("start_rss", "RSS at start MiB", "%.1f"),
                ("peak", "peak RSS MiB", "%.0f"),
                ("used_memory", "used_memory MiB", "%.0f"),
                ("filled_rss", "RSS filled MiB", "%.0f"),
                ("flush_rss", "RSS after FLUSHALL MiB", "%.0f"),
-               ("flush_lazy", "LazyFree MiB", "%.0f"),
+               ("flush_lazy", "of it LazyFree", "%.0f"),
                ("idle_rss", "RSS %gs later MiB" % args.idle, "%.1f"),
-               ("idle_lazy", "LazyFree MiB", "%.0f"),
+               ("idle_lazy", "of it LazyFree", "%.0f"),
                ("filled_thp", "AnonHugePages filled MiB", "%.0f"),
                ("fill_s", "fill s", "%.1f")]
     return render(title, columns, names, results, notes)
@@ -781,9 +784,11 @@ def small_inputs(work):
 
 def small_programs(args, inputs):
     """name -> (argv, stdin file or None, label for the README)."""
+    commits = subprocess.run(["git", "-C", args.git_repo, "rev-list", "--count", "HEAD"],
+                             capture_output=True, text=True).stdout.strip() or "?"
     return {
         "git_log": (["git", "-C", args.git_repo, "log", "-p", "--no-color"], None,
-                    "git log -p (%s)" % os.path.basename(os.path.abspath(args.git_repo))),
+                    "git log -p, %s commits" % commits),
         "sqlite3": (["sqlite3", ":memory:"], inputs["sql"], "sqlite3, 1 M rows in memory"),
         "xz_d": (["xz", "-d", "-c", inputs["xz"]], None, "xz -d, 64 MiB dictionary"),
         "python3": (["python3", inputs["py"]], None, "python3, dict of 2 M entries"),
@@ -888,7 +893,7 @@ def render_small(args, names, want, progs, results):
     out.append("\n`/usr/bin/time -f '%M %e %R'` around the program alone (peak RSS: the larger "
                "of %M and RSS plus hugetlb pages polled every 20 ms); stdout (SHA-1) compared "
                "with the first allocator's run, a difference marks the run failed. "
-               + pool_note("small") + "\n")
+               + pool_note("small", args.hs_env) + "\n")
     return "\n".join(out)
 
 
@@ -898,6 +903,8 @@ def main():
     args = parse_args()
     if args.runs < 1:
         sys.exit("programs: --runs must be at least 1")
+    if any("=" not in kv for kv in args.hs_env):
+        sys.exit("programs: --hs-env takes NAME=VALUE")
     allocs = allocators(args)
     if not allocs:
         sys.exit("programs: no allocator to run")
