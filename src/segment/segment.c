@@ -99,13 +99,13 @@ _Static_assert(HS_UNITS_PER_SUPERSLAB <= 64, "free_units is a 64-bit map");
 #define ALL_UNITS_FREE                                                                             \
     (HS_UNITS_PER_SUPERSLAB == 64 ? ~(uint64_t)0 : ((uint64_t)1 << HS_UNITS_PER_SUPERSLAB) - 1)
 
-/* n units from unit `first` on, as free_units bits. */
 /* Free units a SuperSlab of base pages holds before a free wakes the purge
  * thread for them (256 KiB): fewer are not worth starting it for. */
 #define SEG_PURGE_UNITS_MIN 8
 /* units_purged while seg_take_free_units has the units out. */
 #define SEG_UNITS_PURGING 2
 
+/* n units from unit `first` on, as free_units bits. */
 static uint64_t unit_bits(unsigned first, unsigned n)
 {
     return (n == HS_UNITS_PER_SUPERSLAB ? ALL_UNITS_FREE : (((uint64_t)1 << n) - 1)) << first;
