@@ -778,9 +778,46 @@ static bool run_fits(size_t run_size, size_t size)
 
 static size_t size_distance(size_t a, size_t b) { return a > b ? a - b : b - a; }
 
-/* A cached run on memory_node for a run of `size` bytes: the smallest that
- * fits as it is, else the one nearest in size that can be remapped (not
- * hugetlb), for the caller to cut or grow. */
+/* The chunk of a run where its block ends often holds little of it: a
+ * block of exactly 2, 4 or 8 MiB (PostgreSQL's largest memory-context
+ * blocks) has 64 bytes there, after the header in front of it. As a huge
+ * page that chunk is resident whole once the block's end is touched (a
+ * filled 8 MiB block cost 10 MiB). So a chunk the block fills to at most
+ * this much gets base pages: only what the block touches there is resident,
+ * at a fault per 4 KiB page (at most 256). Chunks the block fills further
+ * stay huge pages, one fault each. */
+#define RUN_BASE_TAIL_MAX (HS_SUPERSLAB_SIZE / 2)
+
+/* Hints a THP run whose block now ends block_end bytes after its header:
+ * from the chunk where the block ends (when it fills at most
+ * RUN_BASE_TAIL_MAX of it; else from the next) to the run's end, base
+ * pages; a range hinted so before and no longer, huge pages again. The
+ * run's pages below resident_end may be resident (a cached run, a resized
+ * block): past the block's end, in the range put on base pages, they go
+ * back now, a huge page there included. That is none of the block's bytes,
+ * and what the kernel would have faulted in whole for it. */
+static void run_hint_tail(seg_superslab_t *run, size_t block_end, size_t resident_end)
+{
+    if (run->backing != THP_BACKING_THP) return;
+    size_t end_chunk = (block_end - 1) & ~HS_SUPERSLAB_MASK;
+    size_t from =
+        block_end - end_chunk <= RUN_BASE_TAIL_MAX ? end_chunk : end_chunk + HS_SUPERSLAB_SIZE;
+    uint32_t want = from < run->run_size ? (uint32_t)(from >> HS_SUPERSLAB_SHIFT) + 1 : 0;
+    uint32_t had = run->base_tail;
+    if (had == want) return;
+    if (had) {
+        size_t had_at = (size_t)(had - 1) << HS_SUPERSLAB_SHIFT;
+        thp_allow_huge((char *)run + had_at, run->run_size - had_at);
+    }
+    run->base_tail = want;
+    if (!want) return;
+    thp_defer_huge((char *)run + from, run->run_size - from);
+    size_t purge_from = hs_align_up(block_end, os_page_size());
+    if (purge_from < from) purge_from = from;
+    size_t purge_to = resident_end < run->run_size ? resident_end : run->run_size;
+    if (purge_from < purge_to) os_purge((char *)run + purge_from, purge_to - purge_from, true);
+}
+
 /* Resizes or moves a run's mapping to `total` bytes (a multiple of 2 MiB)
  * without copying; its registry entries and the mapping counts follow.
  * Returns the run's header where it now is, or NULL with the run as it was. */
@@ -792,6 +829,14 @@ static seg_superslab_t *run_remap(seg_superslab_t *run, size_t total)
     /* The registry must never describe a range the kernel has moved: clear
      * it first, and describe whatever the result is afterwards. */
     registry_clear(run, old_total);
+    /* mremap grows only what is one mapping to the kernel, and a range
+     * hinted apart is a mapping of its own: hinted back first, it merges
+     * with the rest again (run_hint_tail hints the new end after). */
+    if (run->base_tail) {
+        size_t base_at = (size_t)(run->base_tail - 1) << HS_SUPERSLAB_SHIFT;
+        thp_allow_huge((char *)run + base_at, old_total - base_at);
+        run->base_tail = 0;
+    }
     seg_superslab_t *moved = thp_remap(run, old_total, total, backing);
     if (!moved) {
         registry_set(run, old_total, SEG_CHUNK_RUN);
@@ -803,6 +848,9 @@ static seg_superslab_t *run_remap(seg_superslab_t *run, size_t total)
     return moved;
 }
 
+/* A cached run on memory_node for a run of `size` bytes: the smallest that
+ * fits as it is, else the one nearest in size that can be remapped (not
+ * hugetlb), for the caller to cut or grow. */
 static seg_superslab_t *run_cache_take(size_t size, unsigned memory_node)
 {
     seg_superslab_t *best = NULL, *nearest = NULL;
@@ -835,9 +883,11 @@ void *seg_run_alloc(size_t size, size_t align, unsigned node, bool *fresh)
     size_t total = hs_align_up(offset + (size < 16 ? 16 : size), HS_SUPERSLAB_SIZE);
     size_t map_align = align > HS_SUPERSLAB_SIZE ? align : HS_SUPERSLAB_SIZE;
     seg_superslab_t *run = NULL;
+    size_t resident_end = 0; /* how much of the run may hold pages already */
     *fresh = false;
     if (map_align == HS_SUPERSLAB_SIZE && total < huge_threshold()) {
         run = run_cache_take(total, numa_node_for_superslab(node));
+        if (run) resident_end = run->run_size;
         /* A cached run of another size is cut or grown to fit: its pages are
          * kept (no faults for them), and a program that frees one size and
          * asks for another does not grow by a cached run each time. */
@@ -848,10 +898,12 @@ void *seg_run_alloc(size_t size, size_t align, unsigned node, bool *fresh)
         }
     }
     if (!run) {
+        resident_end = 0;
         run = map_superslabs(total, map_align, SEG_CHUNK_RUN, node);
         if (!run) return NULL;
         *fresh = true;
     }
+    run_hint_tail(run, offset + (size < 16 ? 16 : size), resident_end);
     run->run_block = (char *)run + offset;
     hs_count_add(&seg.stat_run_bytes_live, (int64_t)run->run_size);
     if (run->run_size >= huge_threshold()) hs_count_add(&seg.stat_huge_blocks, 1);
@@ -893,10 +945,14 @@ void *seg_run_resize(seg_superslab_t *run, size_t new_size)
     if (new_size > SIZE_MAX / 2 - offset - HS_SUPERSLAB_SIZE) return NULL;
     size_t total = hs_align_up(offset + new_size, HS_SUPERSLAB_SIZE);
     size_t old_total = run->run_size;
-    if (total == old_total) return run->run_block;
+    if (total == old_total) {
+        run_hint_tail(run, offset + new_size, total);
+        return run->run_block;
+    }
     bool was_huge = old_total >= huge_threshold();
     seg_superslab_t *moved = run_remap(run, total);
     if (!moved) return NULL;
+    run_hint_tail(moved, offset + new_size, old_total);
     hs_count_add(&seg.stat_run_bytes_live, (int64_t)total - (int64_t)old_total);
     moved->run_block = (char *)moved + offset;
     bool is_huge = total >= huge_threshold();
@@ -933,6 +989,7 @@ void seg_superslab_validate(const seg_superslab_t *ss)
     SEG_CHECK(ss->run_block == NULL || ((const char *)ss->run_block >= base + SEG_HEADER_SIZE &&
                                         (const char *)ss->run_block < base + ss->run_size),
               ss);
+    SEG_CHECK(ss->base_tail <= ss->run_size >> HS_SUPERSLAB_SHIFT, ss);
     uintptr_t chunk = (uintptr_t)ss >> HS_SUPERSLAB_SHIFT;
     for (uintptr_t c = 1; c < ss->run_size >> HS_SUPERSLAB_SHIFT; c++)
         SEG_CHECK(seg_kind_at(chunk + c) == SEG_CHUNK_TAIL, ss);

@@ -10,8 +10,13 @@
  * - Only the purge thread (purge.c) hands idle memory back to the kernel,
  *   after HUGESLAB_PURGE_DELAY_MS, in whole SuperSlabs, or in free units of
  *   a SuperSlab in use where that splits no huge page; malloc and free
- *   never madvise. malloc_trim() does it at once, on the caller's thread,
+ *   never purge. malloc_trim() does it at once, on the caller's thread,
  *   and a huge block (HUGESLAB_HUGE_MB or more) is unmapped by its free.
+ * - A run's chunks are huge pages but the one where its block ends, when
+ *   the block fills at most half of it: base pages from there to the run's
+ *   end. Placing a block in a run (fresh, cached, resized) sets those
+ *   hints, and gives back what a reused run holds past the block's end in
+ *   that range: no byte of a live block.
  * - It is tiny/'s one way down: memory (SuperSlabs, runs, metadata pages)
  *   and the calling thread's NUMA node come from here; thp/ (how pages are
  *   backed), numa/ (which node) and os/ (the system calls) sit below it.
@@ -68,7 +73,8 @@ typedef struct seg_superslab_s seg_superslab_t;
  *   whose pages the purge thread is giving back, in neither meanwhile); the
  *   SuperSlab is on its node's partial list iff free_units != 0 and it is
  *   not empty;
- * - run: run_block lies in [header + SEG_HEADER_SIZE, header + run_size). */
+ * - run: run_block lies in [header + SEG_HEADER_SIZE, header + run_size);
+ *   base_tail is 0 or names one of its chunks. */
 struct seg_superslab_s {
     uint8_t kind;              /* SEG_CHUNK_SLABS or SEG_CHUNK_RUN */
     uint8_t backing;           /* thp_backing_t the range really got (thp/thp.h) */
@@ -85,8 +91,9 @@ struct seg_superslab_s {
                                free_units last changed (node lock) */
     uint16_t memory_node;   /* node its pages are bound to (differs from `node`
                                under numactl --membind/--interleave) */
-    uint8_t reserved2_[4];
-    uint64_t free_units; /* slabs: bit u set = unit u not in a slab (node lock) */
+    uint32_t base_tail;     /* run: 1 + the index of the first chunk hinted to
+                               base pages (they go to the run's end); 0: none */
+    uint64_t free_units;    /* slabs: bit u set = unit u not in a slab (node lock) */
 };
 #define SEG_HEADER_SIZE 64
 /* Bytes after the header that belong to the client (tiny/'s slab table). */

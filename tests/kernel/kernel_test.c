@@ -22,6 +22,11 @@
  *   kernel_test free-units MAX_MS    base pages: 1.7 MiB of blocks freed but one
  *                                    that keeps their SuperSlab in use: Rss
  *                                    drops by 1 MiB or more within MAX_MS
+ *   kernel_test run-tail             blocks of their own run, filled: the chunk
+ *                                    where a block ends costs only what it
+ *                                    holds when that is at most half of it, a
+ *                                    whole huge page when more; after a realloc
+ *                                    and from the run cache too
  *   kernel_test orphans MAX_MS       2 threads leave 32 MiB of blocks and exit,
  *                                    the main thread frees them: Rss within
  *                                    8 MiB of the start within MAX_MS
@@ -469,6 +474,59 @@ static int test_small_heap(void)
     return 0;
 }
 
+/* ---- the last chunk of a run ---------------------------------------------------------- */
+
+/* Rss grew by `delta` bytes: PASS when it lies in [lo, hi] MiB. */
+static bool rss_grew(const char *what, long long delta, double lo, double hi, long long faults)
+{
+    printf("run-tail: %s: Rss %+lld KiB, %lld faults\n", what, delta / 1024, faults);
+    if ((double)delta >= lo * (double)MiB && (double)delta <= hi * (double)MiB) return true;
+    printf("FAIL: %s: Rss should grow by %.2f to %.2f MiB\n", what, lo, hi);
+    return false;
+}
+
+/* An 8 MiB block has 64 bytes in the fifth chunk of its run (the header
+ * comes first): filled, it costs 8 MiB and a page, not 10 MiB. A 9 MiB one
+ * fills more than half of that chunk, which is a huge page then: 10 MiB,
+ * the figure the first would show if its end were a huge page too. */
+static int test_run_tail(void)
+{
+    size_t eight = 8 * MiB, nine = 9 * MiB, twelve = 12 * MiB;
+    long long rss0 = rollup("Rss:"), f0 = faults_now();
+    if (rss0 < 0) return fail("%s", "cannot read smaps_rollup");
+    char *a = malloc(eight);
+    if (!a) return fail("malloc failed: %s", strerror(errno));
+    memset(a, 1, eight);
+    long long rss1 = rollup("Rss:"), f1 = faults_now();
+    if (!rss_grew("8 MiB block", rss1 - rss0, 8.0, 8.25, f1 - f0)) return 1;
+    char *b = malloc(nine);
+    if (!b) return fail("malloc failed: %s", strerror(errno));
+    memset(b, 2, nine);
+    long long rss2 = rollup("Rss:"), f2 = faults_now();
+    if (!rss_grew("9 MiB block", rss2 - rss1, 9.9, 10.25, f2 - f1)) return 1;
+    /* Grown by realloc: the old end chunk is filled now, the new one holds
+     * 64 bytes. */
+    char *grown = realloc(a, twelve);
+    if (!grown) return fail("realloc failed: %s", strerror(errno));
+    if (grown[eight - 1] != 1) return fail("%s", "realloc lost the block's bytes");
+    a = grown;
+    memset(a + eight, 3, twelve - eight);
+    long long rss3 = rollup("Rss:"), f3 = faults_now();
+    if (!rss_grew("realloc to 12 MiB", rss3 - rss2, 4.0, 4.25, f3 - f2)) return 1;
+    /* Freed to the run cache and taken again for 8 MiB: the run is cut,
+     * and what lies past the new end in its end chunk goes back. */
+    free(a);
+    a = malloc(eight);
+    if (!a) return fail("malloc failed: %s", strerror(errno));
+    memset(a, 4, eight);
+    long long rss4 = rollup("Rss:"), f4 = faults_now();
+    if (!rss_grew("8 MiB again, from the run cache", rss4 - rss2, -0.25, 0.25, f4 - f3)) return 1;
+    free(a);
+    free(b);
+    printf("PASS\n");
+    return 0;
+}
+
 /* ---- free units of a SuperSlab in use ------------------------------------------------ */
 
 #define UNIT_TEST_BLOCKS 1700
@@ -571,6 +629,7 @@ int main(int argc, char **argv)
     if (argc >= 2 && strcmp(argv[1], "stats") == 0) return test_stats();
     if (argc >= 2 && strcmp(argv[1], "consumer") == 0) return test_consumer();
     if (argc >= 2 && strcmp(argv[1], "small-heap") == 0) return test_small_heap();
+    if (argc >= 2 && strcmp(argv[1], "run-tail") == 0) return test_run_tail();
     if (argc >= 3 && strcmp(argv[1], "orphans") == 0) return test_orphans(atol(argv[2]));
     if (argc >= 3 && strcmp(argv[1], "free-units") == 0) return test_free_units(atol(argv[2]));
     fprintf(stderr, "usage: see the comment at the top of kernel_test.c\n");

@@ -96,6 +96,10 @@ if [ $thp_ok -eq 1 ]; then
     # A block in each class up to 64 KiB: one SuperSlab, no huge page (two
     # huge pages when slabs keep their usual size while the heap is small).
     run_case small-heap HUGESLAB_BACKING=thp "$bin" small-heap
+    # Blocks of their own run: the chunk where an 8 MiB block ends holds 64
+    # bytes and costs a page, not a 2 MiB huge page (one of 9 MiB, which
+    # fills more than half of it, shows the huge page).
+    run_case run-tail HUGESLAB_BACKING=thp "$bin" run-tail
     # 32 MiB left by exited threads and freed by the main thread: back within
     # 8 MiB of the start in 3 s (never, while orphans waited for a SuperSlab
     # to fall idle before anything swept them).
@@ -105,7 +109,7 @@ if [ $thp_ok -eq 1 ]; then
     run_case free-units-thp HUGESLAB_BACKING=thp "$bin" free-units 2000
 else
     for c in faults-thp faults-thp-1g stats purge-free purge-dontneed purge-uring purge-held-off purge-release \
-        churn-thp small-heap orphans-thp free-units-thp; do
+        churn-thp small-heap run-tail orphans-thp free-units-thp; do
         skip_case $c "THP is unavailable ($(thp_mode)) and cannot be switched without root"
     done
 fi
