@@ -96,8 +96,9 @@ struct seg_superslab_s {
     uint64_t free_units;    /* slabs: bit u set = unit u not in a slab (node lock) */
 };
 #define SEG_HEADER_SIZE 64
-/* Bytes after the header that belong to the client (tiny/'s slab table). */
-#define SEG_CLIENT_AREA_SIZE (HS_UNITS_PER_SUPERSLAB * 128)
+/* Bytes after the header that belong to the client (tiny/'s slab table:
+ * a pointer and a 128-byte descriptor per unit). */
+#define SEG_CLIENT_AREA_SIZE (HS_UNITS_PER_SUPERSLAB * (8 + 128))
 /* First byte a slab may use: unit 0 starts after the header and client area. */
 #define SEG_FIRST_SLAB_BYTE (SEG_HEADER_SIZE + SEG_CLIENT_AREA_SIZE)
 

@@ -89,8 +89,8 @@ static unsigned slab_units(unsigned cls)
 
 static void client_init(seg_superslab_t *ss)
 {
-    tiny_slab_t *table = tiny_slab_table(ss);
-    for (unsigned u = 0; u < HS_UNITS_PER_SUPERSLAB; u++) table[u].head = &tiny_sentinel_slab;
+    tiny_client_area_t *area = tiny_client_area(ss);
+    for (unsigned u = 0; u < HS_UNITS_PER_SUPERSLAB; u++) area->head[u] = &tiny_sentinel_slab;
 }
 
 static void init_tiny(void)
@@ -151,13 +151,17 @@ static void tiny_slab_validate(const tiny_slab_t *s)
 /* ---- creating and retiring slabs ------------------------------------------- */
 
 /* Puts the next page's worth of never-used blocks (at least one) on the
- * free list, marked free. Touching a slab a page at a time keeps a slab
- * that is barely used from costing its whole size in RSS and faults. */
+ * free list, marked free: those that end in the page where the first one
+ * ends. Touching a slab a page at a time keeps a slab that is barely used
+ * from costing its whole size in RSS and faults; ending at a page's end
+ * keeps the slab of unit 0, which starts past the SuperSlab's header and
+ * slab table, from touching two pages for its first page of blocks. */
 static void carve(tiny_slab_t *slab)
 {
     uint32_t size = slab->block_size;
-    uint32_t batch = size >= 4096 ? 1 : 4096 / size;
     uint32_t first = atomic_load_explicit(&slab->carved, memory_order_relaxed);
+    uintptr_t from = (uintptr_t)slab->start + (size_t)first * size;
+    uint32_t batch = (uint32_t)((hs_align_up(from + size, 4096) - from) / size);
     uint32_t end = first + batch < slab->capacity ? first + batch : slab->capacity;
     tiny_block_t *next = slab->free;
     for (uint32_t i = end; i-- > first;) {
@@ -177,8 +181,8 @@ static tiny_slab_t *slab_create(tiny_heap_t *heap, unsigned cls)
     unsigned first;
     seg_superslab_t *ss = seg_units_alloc(heap->node, units, size, &first);
     if (!ss) return NULL;
-    tiny_slab_t *table = tiny_slab_table(ss);
-    tiny_slab_t *slab = &table[first];
+    tiny_client_area_t *area = tiny_client_area(ss);
+    tiny_slab_t *slab = &area->slab[first];
     char *start = (char *)ss + (first == 0 ? SEG_FIRST_SLAB_BYTE : first * HS_UNIT_SIZE);
     char *end = (char *)ss + (first + units) * HS_UNIT_SIZE;
     uint32_t capacity = (uint32_t)((size_t)(end - start) / size);
@@ -204,7 +208,7 @@ static tiny_slab_t *slab_create(tiny_heap_t *heap, unsigned cls)
     carve(slab);
     /* Publish last: a free of a pointer into these units must not find the
      * slab before its fields are set. */
-    for (unsigned u = first; u < first + units; u++) table[u].head = slab;
+    for (unsigned u = first; u < first + units; u++) area->head[u] = slab;
     hs_count_add(&tiny.stat_bytes_in_slabs, (int64_t)(units * HS_UNIT_SIZE));
     return slab;
 }
@@ -212,10 +216,10 @@ static tiny_slab_t *slab_create(tiny_heap_t *heap, unsigned cls)
 static void slab_release(tiny_slab_t *slab)
 {
     seg_superslab_t *ss = seg_superslab_of(slab);
-    tiny_slab_t *table = tiny_slab_table(ss);
+    tiny_client_area_t *area = tiny_client_area(ss);
     unsigned first = slab->first_unit, units = slab->units;
     atomic_store_explicit(&slab->owner_word, 0, memory_order_relaxed);
-    for (unsigned u = first; u < first + units; u++) table[u].head = &tiny_sentinel_slab;
+    for (unsigned u = first; u < first + units; u++) area->head[u] = &tiny_sentinel_slab;
     hs_count_add(&tiny.stat_bytes_in_slabs, -(int64_t)(units * HS_UNIT_SIZE));
     seg_units_free(ss, first, units);
 }

@@ -90,9 +90,10 @@ typedef struct tiny_slab_s tiny_slab_t;
 #define TINY_REMOTE_PTR_MASK ((((uintptr_t)1 << HS_ADDRESS_BITS) - 1) & ~(uintptr_t)15)
 #define TINY_REMOTE_COUNT_SHIFT 48
 
-/* One descriptor per 32 KiB unit, in the SuperSlab's client area. The
- * descriptor of a slab's first unit describes the slab; every unit's `head`
- * points to it (to tiny_sentinel_slab for units in no slab).
+/* One descriptor per 32 KiB unit, in the SuperSlab's client area (see
+ * tiny_client_area_t). The descriptor of a slab's first unit describes the
+ * slab; every unit's head points to it (to tiny_sentinel_slab for units in
+ * no slab).
  * Invariants (tiny_slab_validate, debug builds):
  * - blocks [0, carved) have been handed to the free list at least once;
  *   [carved, capacity) were never touched (carved lazily, a page at a time,
@@ -123,7 +124,7 @@ struct tiny_slab_s {
     char *start;                  /* first block */
     uint64_t recip;               /* floor(2^64 / block_size) + 1: see tiny_block_index */
     _Atomic uintptr_t owner_word; /* owning heap; 0 for an orphan */
-    tiny_slab_t *head;            /* the descriptor of the slab this unit belongs to */
+    uintptr_t unused_;            /* keeps what other threads write off this line */
     /* Second cache line: lists, and what other threads write. */
     tiny_slab_t *next; /* in the owner's partial or full list, or the orphans */
     tiny_slab_t *prev;
@@ -134,8 +135,21 @@ struct tiny_slab_s {
     uint8_t pad_[HS_CACHE_LINE - 3 * sizeof(void *) - 2 * sizeof(uint32_t) - sizeof(bool)];
 };
 _Static_assert(sizeof(tiny_slab_t) == 2 * HS_CACHE_LINE, "two cache lines");
-_Static_assert(HS_UNITS_PER_SUPERSLAB * sizeof(tiny_slab_t) <= SEG_CLIENT_AREA_SIZE,
-               "slab table fits the client area");
+
+/* The client area of a SuperSlab of slabs: the units' heads, which every
+ * free reads, then the descriptors. Heads apart from the descriptors: a new
+ * SuperSlab has all 64 heads set (to the sentinel) in 512 bytes of its
+ * first page, and a descriptor's page is written only once a slab starts
+ * at its unit; as one table of descriptors with a head each, setting the
+ * heads wrote two pages, the second one for nothing in a small heap. */
+typedef struct tiny_client_area_s {
+    tiny_slab_t *head[HS_UNITS_PER_SUPERSLAB]; /* unit -> descriptor of its slab */
+    tiny_slab_t slab[HS_UNITS_PER_SUPERSLAB];  /* descriptor of a slab starting at the unit */
+} tiny_client_area_t;
+_Static_assert(sizeof(tiny_client_area_t) <= SEG_CLIENT_AREA_SIZE,
+               "heads and descriptors fit the client area");
+_Static_assert((SEG_HEADER_SIZE + offsetof(tiny_client_area_t, slab)) % HS_CACHE_LINE == 0,
+               "descriptors start on a cache line");
 
 /* Divides a block's offset in its slab by the block size with one multiply.
  * With recip = floor(2^64 / size) + 1 and offset = k * size + r (r < size,
@@ -197,16 +211,16 @@ extern tiny_heap_t tiny_empty_heap;
 extern tiny_slab_t tiny_sentinel_slab;
 extern __thread tiny_heap_t *tiny_heap_tls;
 
-HS_INLINE tiny_slab_t *tiny_slab_table(seg_superslab_t *ss)
+HS_INLINE tiny_client_area_t *tiny_client_area(seg_superslab_t *ss)
 {
-    return (tiny_slab_t *)seg_client_area(ss);
+    return (tiny_client_area_t *)seg_client_area(ss);
 }
 
 /* The slab descriptor for a pointer known to lie in a SuperSlab of slabs. */
 HS_INLINE tiny_slab_t *tiny_slab_of(const void *p)
 {
     unsigned unit = (unsigned)((uintptr_t)p >> HS_UNIT_SHIFT) & (HS_UNITS_PER_SUPERSLAB - 1);
-    return tiny_slab_table(seg_superslab_of(p))[unit].head;
+    return tiny_client_area(seg_superslab_of(p))->head[unit];
 }
 
 /* ---- slow paths (tiny.c) -------------------------------------------------- */
