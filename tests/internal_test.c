@@ -5,7 +5,8 @@
  *   - tiny_block_index() gives offset / size and tells block starts from
  *     inner pointers for every class and every offset of a SuperSlab;
  *   - malloc of every size up to TINY_MAX_SIZE lands in a slab of the
- *     right class (the heap's direct table for sizes up to 1 KiB). */
+ *     right class (the heap's direct table for sizes up to 1 KiB);
+ *   - realloc grows a slab's one block in place when free units follow. */
 #include "test_util.h"
 
 #include "hugeslab.h"
@@ -72,10 +73,68 @@ static void check_malloc_classes(void)
     hs_checks++;
 }
 
+/* realloc of the one block of a slab grows the slab into the free units
+ * after it: same pointer, contents kept, the slab of the new class; with
+ * the next unit taken, the block moves. Runs first, on a fresh heap, whose
+ * first SuperSlab has free units past the few slabs made so far. */
+static void check_realloc_in_place(void)
+{
+    /* Above 512 KiB a slab holds one block whatever the heap's size (below,
+     * only while the heap is small). */
+    static const size_t steps[] = {600000, 700000, 900000, 1000000};
+    unsigned char *p = hugeslab_malloc(steps[0]);
+    CHECK(p != NULL, "malloc(%zu)", steps[0]);
+    if (!p) return;
+    memset(p, 0x5a, steps[0]);
+    for (size_t i = 1; i < sizeof steps / sizeof *steps; i++) {
+        unsigned char *q = hugeslab_realloc(p, steps[i]);
+        CHECK(q == p, "realloc %zu -> %zu moved the block (%p -> %p) with free units after it",
+              steps[i - 1], steps[i], (void *)p, (void *)q);
+        if (!q) return;
+        p = q;
+        const tiny_slab_t *slab = tiny_slab_of(p);
+        CHECK(slab->cls == tiny_class_of(steps[i]) && slab->capacity >= 1,
+              "realloc to %zu: slab of %u bytes, want %u", steps[i], slab->block_size,
+              tiny_class_size[tiny_class_of(steps[i])]);
+        CHECK(hugeslab_malloc_usable_size(p) >= steps[i], "realloc to %zu: usable %zu", steps[i],
+              hugeslab_malloc_usable_size(p));
+        for (size_t k = 0; k < steps[i - 1]; k++)
+            if (p[k] != 0x5a) {
+                HS_FAIL("realloc %zu -> %zu lost byte %zu", steps[i - 1], steps[i], k);
+                return;
+            }
+        memset(p, 0x5a, steps[i]);
+    }
+    hugeslab_free(p);
+    /* A slab right after it: the block moves, contents kept. */
+    unsigned char *a = hugeslab_malloc(600000);
+    unsigned char *b = hugeslab_malloc(600000);
+    CHECK(a != NULL && b != NULL, "malloc(600000)");
+    if (!a || !b) return;
+    CHECK(tiny_slab_of(a)->first_unit + tiny_slab_of(a)->units == tiny_slab_of(b)->first_unit,
+          "two 600000-byte blocks: slabs at units %u and %u, not adjacent",
+          tiny_slab_of(a)->first_unit, tiny_slab_of(b)->first_unit);
+    memset(a, 0x33, 600000);
+    unsigned char *c = hugeslab_realloc(a, 700000);
+    CHECK(c != NULL && c != a, "realloc(600000 -> 700000) stayed with no room after it");
+    if (!c) return;
+    for (size_t k = 0; k < 600000; k++)
+        if (c[k] != 0x33) {
+            HS_FAIL("realloc 600000 -> 700000 lost byte %zu", k);
+            return;
+        }
+    CHECK(tiny_slab_of(c)->cls == tiny_class_of(700000), "realloc to 700000: slab of %u bytes",
+          tiny_slab_of(c)->block_size);
+    hugeslab_free(b);
+    hugeslab_free(c);
+    hs_checks++;
+}
+
 int main(void)
 {
     check_classes();
     check_block_index();
+    check_realloc_in_place();
     check_malloc_classes();
     return hs_finish("internal");
 }

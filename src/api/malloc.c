@@ -144,6 +144,9 @@ HS_EXPORT void *hugeslab_realloc(void *ptr, size_t size)
         void *moved = seg_run_resize(run, size);
         if (moved) return moved;
     }
+    if (kind == SEG_CHUNK_SLABS && size > usable && size <= TINY_MAX_SIZE &&
+        tiny_grow_in_place(ptr, size))
+        return ptr;
     void *fresh = hs_malloc(size);
     if (!fresh) return NULL; /* errno is ENOMEM; the old block is intact */
     memcpy(fresh, ptr, size < usable ? size : usable);

@@ -483,6 +483,26 @@ seg_superslab_t *seg_units_alloc(unsigned node, unsigned n_units, size_t min_byt
     return ss;
 }
 
+bool seg_units_extend(seg_superslab_t *ss, unsigned first_unit, unsigned n_units)
+{
+    if (n_units == 0 || first_unit + n_units > HS_UNITS_PER_SUPERSLAB) return false;
+    node_pool_t *pool = &seg.pools[ss->node];
+    uint64_t bits = unit_bits(first_unit, n_units);
+    hs_lock(&pool->lock);
+    bool free = (ss->free_units & bits) == bits;
+    if (free) {
+        ss->free_units &= ~bits;
+        units_changed(ss);
+        if (ss->free_units == 0 && ss->on_partial) {
+            list_remove(&pool->partial, ss);
+            ss->on_partial = 0;
+        }
+        SEG_VALIDATE(ss);
+    }
+    hs_unlock(&pool->lock);
+    return free;
+}
+
 static size_t idle_bytes_total(void)
 {
     return (atomic_load_explicit(&seg.stat_idle_superslabs, memory_order_relaxed)

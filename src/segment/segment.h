@@ -150,6 +150,10 @@ void seg_set_client_init(void (*init)(seg_superslab_t *ss));
  * *first_unit. NULL + ENOMEM when no memory can be had. */
 seg_superslab_t *seg_units_alloc(unsigned node, unsigned n_units, size_t min_bytes,
                                  unsigned *first_unit);
+/* Takes the n_units units from first_unit on for a slab that ends just
+ * before them and grows in place, if all are free. False (nothing taken)
+ * when one is not. */
+bool seg_units_extend(seg_superslab_t *ss, unsigned first_unit, unsigned n_units);
 /* Whether the heap is still small: its slabs all lie in the process's first
  * SuperSlab of slabs, which stays on base pages until a second one is
  * mapped (then it becomes a huge page, and every later one is from its

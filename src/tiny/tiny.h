@@ -239,6 +239,11 @@ HS_COLD HS_NORETURN void tiny_report_double_free(const void *p, const tiny_slab_
 void *tiny_malloc_aligned(size_t alignment, size_t size);
 /* Bytes usable from p to the end of its block; aborts on an invalid pointer. */
 size_t tiny_usable_size(const void *p);
+/* realloc of p (a block of a SuperSlab of slabs, already validated) to
+ * size (up to TINY_MAX_SIZE, more than it holds): true when the block could
+ * grow where it is, the only block of a slab of the calling thread's whose
+ * SuperSlab has free units right after it, which the slab then takes. */
+bool tiny_grow_in_place(void *p, size_t size);
 void tiny_trim(void);
 /* tiny's figures (relaxed reads: figures, not invariants). */
 typedef struct tiny_stats_s {
