@@ -28,7 +28,8 @@ ifeq ($(HAVE_URING),1)
 LIBS     += -luring
 endif
 
-LIB_SRC  := $(wildcard src/*/*.c)
+# src/segment/registry.c first: see the comment at its top.
+LIB_SRC  := src/segment/registry.c $(filter-out src/segment/registry.c,$(wildcard src/*/*.c))
 PROFILES := $(wildcard configs/*.conf)
 LIB_OBJ  := $(patsubst src/%.c,$(BUILD)/obj/%.o,$(LIB_SRC)) $(BUILD)/obj/gen/profiles.o
 LIB_HDR  := include/hugeslab.h $(wildcard src/*/*.h)

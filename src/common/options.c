@@ -251,14 +251,19 @@ static void apply_config_text(const char *text, const char *origin)
     }
 }
 
+/* The file is read into pages mapped for it and unmapped after (its values
+ * are copied to string_store): as a static buffer, its 16 KiB of .bss stood
+ * between variables every process writes at start-up, a page apart. */
 static void apply_config_file(const char *path)
 {
-    static char text[16384];
-    if (os_read_file(path, text, sizeof text) < 0) {
+    const size_t size = 16384;
+    char *text = os_map_pages(size);
+    if (!text || os_read_file(path, text, size) < 0) {
         hs_message("cannot read HUGESLAB_CONFIG=%s; using the defaults", path);
-        return;
+    } else {
+        apply_config_text(text, path);
     }
-    apply_config_text(text, path);
+    if (text) os_unmap(text, size);
 }
 
 static void apply_profile(const char *name)
@@ -305,7 +310,6 @@ void hs_options_load(void)
         hs_option_values[o] = option_table[o].default_value;
         hs_option_strings[o] = NULL;
     }
-    string_store_used = 0;
     const char *profile = getenv("HUGESLAB_PROFILE");
     const char *config = getenv("HUGESLAB_CONFIG");
     if (profile && *profile) apply_profile(profile);

@@ -284,11 +284,25 @@ static void choose_pools(unsigned cap)
  * gives every online node its pool: its own, or the nearest one. */
 static void map_nodes_to_pools(void)
 {
-    /* Static: a row can list 1024 nodes, and this runs once, before any
-     * other thread can allocate. */
-    static char row[8192];
-    static uint16_t online_ids[KNODE_BITS];
-    static uint8_t pool_of_online[KNODE_BITS]; /* online position -> pool, or 0xff */
+    /* Not on the stack: a row can list 1024 nodes. In pages mapped for this
+     * one run and unmapped after: as static buffers, their 11 KiB of .bss
+     * put the variables written at start-up on two pages more. */
+    typedef struct scratch_s {
+        uint16_t online_ids[KNODE_BITS];    /* online position -> kernel id */
+        uint8_t pool_of_online[KNODE_BITS]; /* online position -> pool, or 0xff */
+        char row[8192];                     /* a node's line of distances */
+    } scratch_t;
+    scratch_t *scratch = os_map_pages(sizeof *scratch);
+    if (!scratch) {
+        /* No distances: a node of a pool gets its own, any other the
+         * first (index_of_kernel starts as zeros). */
+        for (unsigned i = 0; i < numa.count; i++)
+            numa.index_of_kernel[numa.kernel_id[i]] = (uint8_t)i;
+        return;
+    }
+    uint16_t *online_ids = scratch->online_ids;
+    uint8_t *pool_of_online = scratch->pool_of_online;
+    char *row = scratch->row;
     unsigned positions = 0;
     for (unsigned id = 0; id < KNODE_BITS; id++) {
         if (!knode_has(&numa.online_kmask, id)) continue;
@@ -300,7 +314,8 @@ static void map_nodes_to_pools(void)
     }
     for (unsigned from = 0; from < positions; from++) {
         uint8_t to_pool[HS_MAX_NODES] = {0};
-        if (numa.enabled && os_read_node_file(online_ids[from], "distance", row, sizeof row) > 0) {
+        if (numa.enabled &&
+            os_read_node_file(online_ids[from], "distance", row, sizeof scratch->row) > 0) {
             const char *s = skip_spaces(row);
             for (unsigned to = 0; to < positions && *s; to++) {
                 unsigned d;
@@ -315,6 +330,7 @@ static void map_nodes_to_pools(void)
         unsigned pool = own != 0xff ? own : nearest_by(to_pool, all_indices());
         numa.index_of_kernel[online_ids[from]] = (uint8_t)pool;
     }
+    os_unmap(scratch, sizeof *scratch);
 }
 
 /* Reads the thread's (hence, at start-up, the process's) policy and the

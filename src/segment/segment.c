@@ -6,8 +6,6 @@
 #include "os/os.h"
 #include "segment/segment_internal.h"
 
-_Atomic uint8_t seg_chunk_map[SEG_MAP_ENTRIES];
-
 /* SuperSlabs whose pages went back to the kernel, kept mapped for reuse at
  * the same address. Their headers may read as zero, so an entry is the
  * 2 MiB-aligned address with the backing in bits 0-1 and the memory node
@@ -119,7 +117,10 @@ static void init_layers(void)
     hs_common_init();
     thp_init();
     numa_init();
-    for (unsigned n = 0; n < HS_MAX_NODES; n++) hs_lock_init(&seg.pools[n].lock, HS_RANK_POOL + n);
+    /* Only the pools of nodes in use are ever locked: the others' pages of
+     * .bss are never written (all 64 locks set up wrote two pages more). */
+    for (unsigned n = 0; n < numa_node_count(); n++)
+        hs_lock_init(&seg.pools[n].lock, HS_RANK_POOL + n);
     hs_lock_init(&seg.run_cache_lock, HS_RANK_RUN_CACHE);
     hs_lock_init(&seg.hugetlb_lock, HS_RANK_HUGETLB);
     hs_once_leave(HS_RANK_INIT_SEGMENT);
@@ -1111,7 +1112,7 @@ void seg_stats(seg_stats_t *out)
 
 void seg_fork_prepare(void)
 {
-    for (unsigned n = 0; n < HS_MAX_NODES; n++) hs_lock(&seg.pools[n].lock);
+    for (unsigned n = 0; n < numa_node_count(); n++) hs_lock(&seg.pools[n].lock);
     hs_lock(&seg.run_cache_lock);
     hs_lock(&seg.hugetlb_lock);
     /* Children would need a fresh pool page for every private hugetlb page
@@ -1155,7 +1156,7 @@ void seg_fork_parent(void)
     }
     hs_unlock(&seg.hugetlb_lock);
     hs_unlock(&seg.run_cache_lock);
-    for (unsigned n = HS_MAX_NODES; n-- > 0;) hs_unlock(&seg.pools[n].lock);
+    for (unsigned n = numa_node_count(); n-- > 0;) hs_unlock(&seg.pools[n].lock);
 }
 
 /* Fills a child's anonymous copy of a hugetlb range, page by page.  Its
@@ -1218,7 +1219,8 @@ void seg_fork_child(void)
     }
     hs_lock_init(&seg.hugetlb_lock, HS_RANK_HUGETLB);
     hs_lock_init(&seg.run_cache_lock, HS_RANK_RUN_CACHE);
-    for (unsigned n = 0; n < HS_MAX_NODES; n++) hs_lock_init(&seg.pools[n].lock, HS_RANK_POOL + n);
+    for (unsigned n = 0; n < numa_node_count(); n++)
+        hs_lock_init(&seg.pools[n].lock, HS_RANK_POOL + n);
     purge_fork_child();
 }
 

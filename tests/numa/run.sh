@@ -87,6 +87,7 @@ if ! $CC $cflags -o "$out/numa_placement_test" "$here/numa_placement_test.c" -ld
    ! $CC $cflags -Wstrict-prototypes -Wmissing-prototypes -o "$out/numa_module_test" \
         "$here/numa_module_test.c" "$root/src/numa/numa.c" "$root/src/common/log.c" \
         "$root/src/common/text.c" "$root/src/os/files.c" "$root/src/os/process.c" \
+        "$root/src/os/memory.c" \
         >>"$build_log" 2>&1; then
     cat "$build_log"
     fail "numa/build" "the test programs do not compile"
