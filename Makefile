@@ -18,14 +18,27 @@ LIBCFLAGS := $(CSTD) $(WARN) $(OPT) -g -fPIC -fvisibility=hidden -ftls-model=ini
              -pthread -Iinclude -Isrc
 # nodelete: a dlclose()d copy must stay mapped, since its purge thread and its
 # thread-exit destructors may still run code in it.
-LIBLDFLAGS := -shared -pthread -Wl,-z,now -Wl,-z,nodelete -Wl,--version-script=src/hugeslab.map
+# pack-relative-relocs: the relative relocations (the empty heap's and the
+# option tables' pointers, 333 of them) packed as DT_RELR take 300 bytes
+# instead of 8 KiB, a page less of the library mapped into every process.
+LIBLDFLAGS := -shared -pthread -Wl,-z,now -Wl,-z,nodelete -Wl,-z,pack-relative-relocs \
+              -Wl,--version-script=src/hugeslab.map
 LIBS     :=
 
-# io_uring purge backend, when liburing's headers are installed.
+# io_uring purge backend, when liburing's headers are installed. Its archive,
+# where there is one, goes inside the shared library: liburing.so cost every
+# process four mappings of its own (24 KiB of RSS) and the loader's work, for
+# code only the purge thread runs, and only when asked to; inside, its code
+# adds 6 KiB to ours.
 HAVE_URING := $(shell printf '\043include <liburing.h>\n' | $(CC) -E -x c - >/dev/null 2>&1 && echo 1 || echo 0)
 LIBCFLAGS += -DHS_HAVE_URING=$(HAVE_URING)
 ifeq ($(HAVE_URING),1)
+URING_ARCHIVE := $(shell $(CC) -print-file-name=liburing.a)
+ifneq ($(wildcard $(URING_ARCHIVE)),)
+LIBS     += $(URING_ARCHIVE)
+else
 LIBS     += -luring
+endif
 endif
 
 # src/segment/registry.c first: see the comment at its top.
