@@ -5,8 +5,14 @@
 
 uintptr_t hs_free_key;
 
-void hs_common_init(void)
+static pthread_once_t init_once = PTHREAD_ONCE_INIT;
+
+static void init_common(void)
 {
+    hs_once_enter(HS_RANK_INIT_COMMON);
     hs_options_load();
     hs_free_key = (uintptr_t)os_random_bits();
+    hs_once_leave(HS_RANK_INIT_COMMON);
 }
+
+void hs_common_init(void) { pthread_once(&init_once, init_common); }

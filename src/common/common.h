@@ -154,8 +154,9 @@ HS_INLINE void hs_count_add(_Atomic uint64_t *c, int64_t d)
  * ones; set by hs_common_init before any block exists. */
 extern uintptr_t hs_free_key;
 
-/* Loads the options and draws hs_free_key. Once, from seg_init, before
- * anything else runs; nothing in it calls malloc. */
+/* Loads the options and draws hs_free_key, once (the first call does the
+ * work): from the library's constructor, and from seg_init for a program
+ * whose first allocation comes before it. Nothing in it calls malloc. */
 void hs_common_init(void);
 
 #endif /* HS_COMMON_H */

@@ -44,6 +44,7 @@ static void rank_name(unsigned rank, char *buf, size_t cap)
         {HS_RANK_INIT, "process init once"},
         {HS_RANK_INIT_TINY, "tiny init once"},
         {HS_RANK_INIT_SEGMENT, "segment init once"},
+        {HS_RANK_INIT_COMMON, "common init once"},
         {HS_RANK_HEAP, "heap"},
         {HS_RANK_ORPHAN, "orphan"},
         {HS_RANK_RUN_CACHE, "run cache"},

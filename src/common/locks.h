@@ -4,8 +4,9 @@
  *  rank    lock                  where            protects
  *  1       init_once             api/init.c       the process's one-time set-up
  *  2       init_once             tiny/tiny.c      tiny's: the thread-exit key
- *  3       init_once             segment/         the layers below: options,
- *                                segment.c        the free key, thp/numa facts
+ *  3       init_once             segment/         the layers below: thp/numa
+ *                                segment.c        facts, the pools' locks
+ *  4       init_once             common/common.c  the options, the free key
  *  10      heap_lock             tiny/tiny.c      the pool of detached heaps, the
  *                                                 list of every heap, the bump
  *                                                 region heaps are cut from
@@ -55,6 +56,7 @@ typedef enum hs_lock_rank_e {
     HS_RANK_INIT = 1,
     HS_RANK_INIT_TINY = 2,
     HS_RANK_INIT_SEGMENT = 3,
+    HS_RANK_INIT_COMMON = 4,
     HS_RANK_HEAP = 10,
     HS_RANK_ORPHAN = 20,
     HS_RANK_POOL = 30, /* + node index */
