@@ -162,9 +162,16 @@ static unsigned model_class(const model_t *m, uint64_t size)
 static uint64_t slab_bytes(uint64_t size)
 {
     uint64_t bytes = 64 * size < 64 * 1024 ? 64 * size : 64 * 1024;
-    if (bytes < 8 * size) bytes = 8 * size < 512 * 1024 ? 8 * size : 512 * 1024;
-    if (bytes < size) bytes = size;
-    return (bytes + UNIT - 1) / UNIT * UNIT;
+    if (size <= 8 * 1024) return (bytes + UNIT - 1) / UNIT * UNIT;
+    uint64_t least = (size + UNIT - 1) / UNIT, most = (8 * size + UNIT - 1) / UNIT;
+    if (most > 512 * 1024 / UNIT) most = least > 512 * 1024 / UNIT ? least : 512 * 1024 / UNIT;
+    uint64_t best = least, best_tail = least * UNIT % size;
+    for (uint64_t n = least + 1; n <= most; n++)
+        if (n * UNIT % size * best <= best_tail * n) {
+            best = n;
+            best_tail = n * UNIT % size;
+        }
+    return best * UNIT;
 }
 
 static uint64_t slab_floor(const model_t *m)
