@@ -6,7 +6,8 @@
  *     inner pointers for every class and every offset of a SuperSlab;
  *   - malloc of every size up to TINY_MAX_SIZE lands in a slab of the
  *     right class (the heap's direct table for sizes up to 1 KiB);
- *   - realloc grows a slab's one block in place when free units follow. */
+ *   - realloc grows a slab's one block in place when free units follow;
+ *   - slabs above 8 KiB leave little after their last block. */
 #include "test_util.h"
 
 #include "hugeslab.h"
@@ -130,11 +131,45 @@ static void check_realloc_in_place(void)
     hs_checks++;
 }
 
+/* A slab above 8 KiB leaves at most an eighth of itself after its last
+ * block (a 512 KiB slab for every class above 64 KiB left 224 KiB after one
+ * 288 KiB block). Slabs at a SuperSlab's unit 0, shorter by the header, are
+ * left out. The heap is made large first: a small heap cuts slabs of one
+ * block. */
+static void check_slab_tails(void)
+{
+    enum { FILL = 48 };
+    void *fill[FILL];
+    for (int i = 0; i < FILL; i++) fill[i] = hugeslab_malloc(100 * 1024);
+    unsigned checked = 0, classes = 0;
+    for (unsigned cls = 0; cls < TINY_CLASS_COUNT; cls++) {
+        size_t size = tiny_class_size[cls];
+        if (size <= 8 * HS_KiB) continue;
+        classes++;
+        void *p = hugeslab_malloc(size);
+        CHECK(p != NULL, "malloc(%zu)", size);
+        if (!p) break;
+        const tiny_slab_t *slab = tiny_slab_of(p);
+        if (slab->first_unit != 0) {
+            size_t bytes = (size_t)slab->units * HS_UNIT_SIZE;
+            size_t tail = bytes - (size_t)slab->capacity * size;
+            CHECK(tail * 8 <= bytes,
+                  "the %zu-byte class: %zu of its %zu-byte slab after the last block", size, tail,
+                  bytes);
+            checked++;
+        }
+        hugeslab_free(p);
+    }
+    CHECK(checked * 2 >= classes, "only %u of %u classes had a slab off unit 0", checked, classes);
+    for (int i = 0; i < FILL; i++) hugeslab_free(fill[i]);
+}
+
 int main(void)
 {
     check_classes();
     check_block_index();
     check_realloc_in_place();
     check_malloc_classes();
+    check_slab_tails();
     return hs_finish("internal");
 }
