@@ -32,7 +32,11 @@ LIBS     :=
 # adds 6 KiB to ours.
 HAVE_URING := $(shell printf '\043include <liburing.h>\n' | $(CC) -E -x c - >/dev/null 2>&1 && echo 1 || echo 0)
 LIBCFLAGS += -DHS_HAVE_URING=$(HAVE_URING)
+# What a program linking libhugeslab.a needs besides it (hugeslab.pc's
+# Libs.private): the library's own link may use liburing's archive instead.
+ARCHIVE_LIBS :=
 ifeq ($(HAVE_URING),1)
+ARCHIVE_LIBS += -luring
 URING_ARCHIVE := $(shell $(CC) -print-file-name=liburing.a)
 ifneq ($(wildcard $(URING_ARCHIVE)),)
 LIBS     += $(URING_ARCHIVE)

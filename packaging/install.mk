@@ -23,7 +23,7 @@ PC_FILE      := $(BUILD)/hugeslab.pc
 MAN_PAGES    := $(wildcard man/*.1 man/*.7)
 # What a static link needs besides the archive: the threads library and,
 # when the purge backend was built with it, liburing.
-LIBS_PRIVATE := -pthread $(LIBS)
+LIBS_PRIVATE := -pthread $(ARCHIVE_LIBS)
 
 .PHONY: install uninstall
 
