@@ -92,12 +92,6 @@ int os_advise_hugepage(void *addr, size_t size, bool on)
     return madvise(addr, size, on ? MADV_HUGEPAGE : MADV_NOHUGEPAGE) == 0 ? 0 : -errno;
 }
 
-int os_collapse(void *addr, size_t size)
-{
-    if (OS_FAULT(OS_FAULT_MADVISE)) return -ENOMEM;
-    return madvise(addr, size, MADV_COLLAPSE) == 0 ? 0 : -errno;
-}
-
 int os_populate(void *addr, size_t size)
 {
     if (OS_FAULT(OS_FAULT_MADVISE)) return -ENOMEM;

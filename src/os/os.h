@@ -57,12 +57,6 @@ int os_remap_onto(void *addr, size_t old_size, size_t new_size, void *dest);
  * hint for this range only. Returns 0 or -errno (EINVAL without THP). */
 int os_advise_hugepage(void *addr, size_t size, bool on);
 
-/* MADV_COLLAPSE (Linux 6.1+): the base pages of each 2 MiB-aligned part of
- * a page-aligned range become one huge page now, what they hold copied.
- * Returns 0 or -errno (EINVAL on older kernels, EAGAIN or ENOMEM when no
- * huge page could be had). May block while the kernel compacts memory. */
-int os_collapse(void *addr, size_t size);
-
 /* Faults [addr, addr+size) in now, writable, with one MADV_POPULATE_WRITE
  * (Linux 5.14+). A page that cannot be had (a hugetlb page the memory
  * policy's nodes lack) is -errno here instead of a SIGBUS later; EINVAL on

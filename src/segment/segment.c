@@ -855,18 +855,12 @@ static size_t size_distance(size_t a, size_t b) { return a > b ? a - b : b - a; 
 /* Hints a THP run whose block now ends block_end bytes after its header:
  * from the chunk where the block ends (when it fills at most
  * RUN_BASE_TAIL_MAX of it; else from the next) to the run's end, base
- * pages; a range hinted so before and no longer, huge pages again
- * (`remapped`: run_remap hinted it so already, whatever base_tail says).
- * For a new block (a cached run, not a realloc), which the program is about
- * to fill, the chunks of that range the block now fills become huge pages
- * at once: their base pages, a previous block's end, would otherwise keep
- * them on 4 KiB faults (a cached run grown by a few chunks took up to 512
- * faults each). The run's pages below resident_end may be resident: past
- * the block's end, in the range put on base pages, they go back now, a huge
- * page there included. That is none of the block's bytes, and what the
- * kernel would have faulted in whole for it. */
-static void run_hint_tail(seg_superslab_t *run, size_t block_end, size_t resident_end,
-                          bool remapped, bool new_block)
+ * pages; a range hinted so before and no longer, huge pages again. The
+ * run's pages below resident_end may be resident (a cached run, a resized
+ * block): past the block's end, in the range put on base pages, they go
+ * back now, a huge page there included. That is none of the block's bytes,
+ * and what the kernel would have faulted in whole for it. */
+static void run_hint_tail(seg_superslab_t *run, size_t block_end, size_t resident_end)
 {
     if (run->backing != THP_BACKING_THP) return;
     size_t end_chunk = (block_end - 1) & ~HS_SUPERSLAB_MASK;
@@ -874,12 +868,10 @@ static void run_hint_tail(seg_superslab_t *run, size_t block_end, size_t residen
         block_end - end_chunk <= RUN_BASE_TAIL_MAX ? end_chunk : end_chunk + HS_SUPERSLAB_SIZE;
     uint32_t want = from < run->run_size ? (uint32_t)(from >> HS_SUPERSLAB_SHIFT) + 1 : 0;
     uint32_t had = run->base_tail;
-    if (had == want && !remapped) return;
+    if (had == want) return;
     if (had) {
         size_t had_at = (size_t)(had - 1) << HS_SUPERSLAB_SHIFT;
-        size_t filled_to = want ? from : run->run_size;
         thp_allow_huge((char *)run + had_at, run->run_size - had_at);
-        if (new_block && filled_to > had_at) thp_collapse((char *)run + had_at, filled_to - had_at);
     }
     run->base_tail = want;
     if (!want) return;
@@ -904,17 +896,16 @@ static seg_superslab_t *run_remap(seg_superslab_t *run, size_t total)
     /* mremap grows only what is one mapping to the kernel, and a range
      * hinted apart is a mapping of its own: hinted back first, it merges
      * with the rest again (run_hint_tail hints the new end after). */
-    size_t base_at = run->base_tail ? (size_t)(run->base_tail - 1) << HS_SUPERSLAB_SHIFT : 0;
-    if (run->base_tail) thp_allow_huge((char *)run + base_at, old_total - base_at);
+    if (run->base_tail) {
+        size_t base_at = (size_t)(run->base_tail - 1) << HS_SUPERSLAB_SHIFT;
+        thp_allow_huge((char *)run + base_at, old_total - base_at);
+        run->base_tail = 0;
+    }
     seg_superslab_t *moved = thp_remap(run, old_total, total, backing);
     if (!moved) {
-        if (run->base_tail) thp_defer_huge((char *)run + base_at, old_total - base_at);
         registry_set(run, old_total, SEG_CHUNK_RUN);
         return NULL;
     }
-    /* base_tail still names the chunks that may hold base pages, for
-     * run_hint_tail; those cut off are gone. */
-    if (moved->base_tail && base_at >= total) moved->base_tail = 0;
     count_mapping(node, backing, (int64_t)total - (int64_t)old_total);
     moved->run_size = total;
     registry_set(moved, total, SEG_CHUNK_RUN);
@@ -957,7 +948,6 @@ void *seg_run_alloc(size_t size, size_t align, unsigned node, bool *fresh)
     size_t map_align = align > HS_SUPERSLAB_SIZE ? align : HS_SUPERSLAB_SIZE;
     seg_superslab_t *run = NULL;
     size_t resident_end = 0; /* how much of the run may hold pages already */
-    bool remapped = false;
     *fresh = false;
     if (map_align == HS_SUPERSLAB_SIZE && total < huge_threshold()) {
         run = run_cache_take(total, numa_node_for_superslab(node));
@@ -967,7 +957,6 @@ void *seg_run_alloc(size_t size, size_t align, unsigned node, bool *fresh)
          * asks for another does not grow by a cached run each time. */
         if (run && !run_fits(run->run_size, total)) {
             seg_superslab_t *fitted = run_remap(run, total);
-            remapped = true;
             if (!fitted) seg_unmap_idle(run, run->run_size, (thp_backing_t)run->backing);
             run = fitted;
         }
@@ -978,7 +967,7 @@ void *seg_run_alloc(size_t size, size_t align, unsigned node, bool *fresh)
         if (!run) return NULL;
         *fresh = true;
     }
-    run_hint_tail(run, offset + (size < 16 ? 16 : size), resident_end, remapped, true);
+    run_hint_tail(run, offset + (size < 16 ? 16 : size), resident_end);
     run->run_block = (char *)run + offset;
     hs_count_add(&seg.stat_run_bytes_live, (int64_t)run->run_size);
     if (run->run_size >= huge_threshold()) hs_count_add(&seg.stat_huge_blocks, 1);
@@ -1021,13 +1010,13 @@ void *seg_run_resize(seg_superslab_t *run, size_t new_size)
     size_t total = hs_align_up(offset + new_size, HS_SUPERSLAB_SIZE);
     size_t old_total = run->run_size;
     if (total == old_total) {
-        run_hint_tail(run, offset + new_size, total, false, false);
+        run_hint_tail(run, offset + new_size, total);
         return run->run_block;
     }
     bool was_huge = old_total >= huge_threshold();
     seg_superslab_t *moved = run_remap(run, total);
     if (!moved) return NULL;
-    run_hint_tail(moved, offset + new_size, old_total, true, false);
+    run_hint_tail(moved, offset + new_size, old_total);
     hs_count_add(&seg.stat_run_bytes_live, (int64_t)total - (int64_t)old_total);
     moved->run_block = (char *)moved + offset;
     bool is_huge = total >= huge_threshold();

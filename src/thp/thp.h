@@ -50,11 +50,6 @@ void *thp_map_aligned(size_t size, size_t align, thp_backing_t wanted, thp_backi
  * dense). For a heap too small to fill a 2 MiB page. */
 void thp_defer_huge(void *addr, size_t size);
 void thp_allow_huge(void *addr, size_t size);
-/* Makes the base pages of a THP range hinted huge again one huge page per
- * 2 MiB now (what they hold copied), rather than faulting in the rest a
- * page at a time until the kernel's khugepaged comes by. Best effort: on a
- * kernel without MADV_COLLAPSE, or with no huge page free, nothing changes. */
-void thp_collapse(void *addr, size_t size);
 
 /* 2 MiB pages in the hugetlb pool: configured (nr_hugepages) and free.
  * Always the 2 MiB size's own figures (sysfs hugepages-2048kB), never
