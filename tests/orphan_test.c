@@ -6,7 +6,10 @@
  *   - orphans whose blocks all came back through other threads' frees are
  *     released by malloc_trim;
  *   - malloc_trim releases the empty slabs a thread keeps as its current
- *     ones.
+ *     ones;
+ *   - slabs that other threads' frees emptied while their owner waited go
+ *     back at the last free, but for its current one and one where it
+ *     still holds a block.
  * The purge thread, which sweeps orphans too, is kept asleep by a purge
  * delay of an hour, so each step's figures are the test's own. A thread
  * that leaves orphans wakes it for one sweep (which releases only empty
@@ -118,6 +121,71 @@ static void check_trim_releases_kept_slabs(void)
           (unsigned long long)trimmed.bytes_in_slabs, (unsigned long long)kept.bytes_in_slabs);
 }
 
+typedef struct {
+    void **blocks;  /* blocks to free */
+    unsigned count; /* how many */
+} frees_t;
+
+static void *free_all(void *arg)
+{
+    frees_t *f = arg;
+    for (unsigned i = 0; i < f->count; i++) free(f->blocks[i]);
+    return NULL;
+}
+
+#define OWNER_BLOCKS 400
+
+static void check_remote_frees_release_sleeping_owners_slabs(void)
+{
+    /* Slabs are taken from a sleeping owner once the heap has outgrown its
+     * first SuperSlab (seg_small_heap): blocks that need a second one. */
+    static void *ballast[256];
+    unsigned n_ballast = 0;
+    while (seg_small_heap() && n_ballast < 256) ballast[n_ballast++] = malloc(16 * 1024);
+    CHECK(!seg_small_heap(), "the heap is still small after %u blocks of 16 KiB", n_ballast);
+    static void *blocks[OWNER_BLOCKS];
+    const size_t size = 1100; /* a class of its own: several slabs */
+    for (unsigned i = 0; i < OWNER_BLOCKS; i++) blocks[i] = malloc(size);
+    /* The last block stays: its slab must stay too. */
+    void *kept = blocks[OWNER_BLOCKS - 1];
+    tiny_heap_t *me = tiny_heap_tls;
+    tiny_slab_t *current = me->current[tiny_class_of(size)], *kept_slab = tiny_slab_of(kept);
+    /* What should go back: the units of every other slab of these blocks. */
+    uint64_t expected = 0;
+    tiny_slab_t *seen[OWNER_BLOCKS];
+    unsigned n_seen = 0;
+    for (unsigned i = 0; i < OWNER_BLOCKS; i++) {
+        tiny_slab_t *s = tiny_slab_of(blocks[i]);
+        bool known = false;
+        for (unsigned k = 0; k < n_seen; k++) known |= seen[k] == s;
+        if (known) continue;
+        seen[n_seen++] = s;
+        if (s != current && s != kept_slab) expected += s->units * HS_UNIT_SIZE;
+    }
+    CHECK(expected > 0, "%u blocks of %zu bytes filled only %u slabs", OWNER_BLOCKS, size, n_seen);
+    hugeslab_stats_t before = stats();
+    /* The owner waits in pthread_join while another thread frees. */
+    frees_t f = {blocks, OWNER_BLOCKS - 1};
+    pthread_t t;
+    if (pthread_create(&t, NULL, free_all, &f) != 0) {
+        HS_FAIL("pthread_create");
+        return;
+    }
+    pthread_join(t, NULL);
+    hugeslab_stats_t after = stats();
+    uint64_t released = before.bytes_in_slabs - after.bytes_in_slabs;
+    CHECK(after.bytes_in_slabs < before.bytes_in_slabs && released >= expected,
+          "bytes in slabs %llu before the remote frees, %llu after: %llu went back, want %llu",
+          (unsigned long long)before.bytes_in_slabs, (unsigned long long)after.bytes_in_slabs,
+          (unsigned long long)released, (unsigned long long)expected);
+    CHECK(atomic_load(&kept_slab->owner_word) == (uintptr_t)me,
+          "the slab of a block still in use was taken from its owner");
+    CHECK(atomic_load(&current->owner_word) == (uintptr_t)me,
+          "the owner's current slab was taken from it");
+    free(kept);
+    for (unsigned i = 0; i < n_ballast; i++) free(ballast[i]);
+}
+
 int main(void)
 {
     free(malloc(1)); /* initialised */
@@ -127,5 +195,6 @@ int main(void)
     check_adoption();
     check_trim_releases_orphans();
     check_trim_releases_kept_slabs();
+    check_remote_frees_release_sleeping_owners_slabs();
     return hs_finish("orphan_test");
 }

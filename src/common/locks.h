@@ -23,6 +23,11 @@
  *                                                 condition variable waits on it
  *  --      numa: no lock         numa/numa.c      state written once under init;
  *                                                 atomics and thread-local after
+ *  --      heap->busy, a flag    tiny/tiny.c      a heap's lists and current slabs:
+ *          (no rank: nobody                       held by the owner through its
+ *          waits for another                      slow paths, only tried by a
+ *          thread's hold)                         thread that releases one of its
+ *                                                 emptied slabs (heap_enter)
  *
  * The rules:
  * 1. A thread takes a lock only of a higher rank than every lock it holds.

@@ -220,6 +220,8 @@ long long os_wall_seconds(void);
 char **os_environment(void);
 /* Sleeps ms milliseconds (nanosleep; a signal may end it early). */
 void os_sleep_ms(unsigned ms);
+/* Gives the CPU to another runnable thread (sched_yield). */
+void os_yield(void);
 /* Copies len bytes of the process's own memory from src to dest through a
  * pipe (write, then read back): a page of src that cannot be read
  * (unmapped, or a hugetlb page the kernel took back) ends the copy with a

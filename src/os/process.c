@@ -100,6 +100,8 @@ void os_sleep_ms(unsigned ms)
     nanosleep(&ts, NULL);
 }
 
+void os_yield(void) { sched_yield(); }
+
 ssize_t os_copy_own(void *dest, const void *src, size_t len)
 {
     if (OS_FAULT(OS_FAULT_PIPE)) return -EMFILE;

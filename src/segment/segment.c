@@ -152,6 +152,8 @@ void seg_set_clock(uint64_t (*now_ms)(void)) { seg_clock = now_ms ? now_ms : os_
 
 void *seg_map_metadata(size_t size) { return os_map_pages(size); }
 
+void seg_yield(void) { os_yield(); }
+
 static size_t huge_threshold(void) { return (size_t)hs_option(HS_OPT_HUGE_MB) * HS_MiB; }
 
 /* ---- registry ------------------------------------------------------------ */

@@ -125,6 +125,9 @@ HS_INLINE unsigned seg_thread_node_refresh(void) { return numa_current_node_refr
 /* Plain zeroed pages for a module's own metadata (tiny/'s heaps), page
  * granular and never given back. NULL on failure. */
 void *seg_map_metadata(size_t size);
+/* Lets another thread run: for a wait on another thread's short critical
+ * section (sched_yield). */
+void seg_yield(void);
 
 /* Check the invariants written above seg_superslab_s and above the pools,
  * and abort naming the one that is broken ("hugeslab: invariant ...").

@@ -204,6 +204,10 @@ struct tiny_heap_s {
      * owner's fields, their CASes stole that line from the owner's refill
      * path (Larson at 2 threads lost 15 % when `node` shared it). */
     _Alignas(HS_CACHE_LINE) _Atomic(tiny_block_t *) delayed;
+    /* Held by the owner through its slow paths, tried by a thread that
+     * would release one of its slabs (tiny.c, heap_enter and
+     * reclaim_empty); on this line, which other threads write anyway. */
+    _Atomic uint32_t busy;
 };
 _Static_assert(sizeof(tiny_heap_t) % HS_CACHE_LINE == 0, "delayed ends the heap's last line");
 
