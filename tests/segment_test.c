@@ -34,8 +34,8 @@ static const size_t whole = HS_UNITS_PER_SUPERSLAB * HS_UNIT_SIZE - SEG_FIRST_SL
 /* A SuperSlab of node 0 with every unit in use: fresh, idle or revived. */
 static seg_superslab_t *take_whole(void)
 {
-    unsigned first = 99;
-    seg_superslab_t *ss = seg_units_alloc(0, HS_UNITS_PER_SUPERSLAB, whole, &first);
+    unsigned first = 99, units = HS_UNITS_PER_SUPERSLAB;
+    seg_superslab_t *ss = seg_units_alloc(0, &units, HS_UNITS_PER_SUPERSLAB, whole, &first);
     CHECK(ss != NULL && first == 0, "seg_units_alloc of a whole SuperSlab: %p, unit %u", (void *)ss,
           first);
     if (ss) seg_superslab_validate(ss);
@@ -205,6 +205,34 @@ static void check_trim(void)
     seg_pool_validate(0);
 }
 
+/* Units scattered one by one: a request for more in a row than any
+ * SuperSlab in use has, with a smaller minimum, gets the minimum there
+ * instead of a new SuperSlab; without one, it gets a new SuperSlab. */
+static void check_fewer_units_before_a_new_superslab(void)
+{
+    seg_superslab_t *ss = take_whole();
+    if (!ss) return;
+    for (unsigned u = 1; u < HS_UNITS_PER_SUPERSLAB; u += 2) seg_units_free(ss, u, 1);
+    seg_stats_t before, after;
+    seg_stats(&before);
+    unsigned n = HS_UNITS_PER_SUPERSLAB, first = 0;
+    seg_superslab_t *got = seg_units_alloc(0, &n, 1, HS_UNIT_SIZE, &first);
+    seg_stats(&after);
+    CHECK(got && n == 1 && after.bytes_mapped == before.bytes_mapped,
+          "a whole SuperSlab, or 1 unit, asked with units free one by one: %u units at %p, "
+          "%llu bytes mapped before, %llu after",
+          n, (void *)got, (unsigned long long)before.bytes_mapped,
+          (unsigned long long)after.bytes_mapped);
+    if (got) seg_units_free(got, first, n);
+    n = 2;
+    got = seg_units_alloc(0, &n, 2, 2 * HS_UNIT_SIZE, &first);
+    CHECK(got && got != ss && n == 2, "2 units in a row: %u units at %p, the scattered one %p", n,
+          (void *)got, (void *)ss);
+    if (got) seg_units_free(got, first, n);
+    for (unsigned u = 0; u < HS_UNITS_PER_SUPERSLAB; u += 2) seg_units_free(ss, u, 1);
+    seg_pool_validate(0);
+}
+
 /* The validator itself: a SuperSlab with free units that is on no partial
  * list is reported, and the process aborts (in a child). */
 static void check_validator_fires(void)
@@ -251,6 +279,7 @@ int main(void)
     check_reserve_and_cache();
     check_run_cache();
     check_trim();
+    check_fewer_units_before_a_new_superslab();
     check_validator_fires();
     seg_set_clock(NULL);
     return hs_finish("segment_test");

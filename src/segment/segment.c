@@ -474,21 +474,18 @@ static seg_superslab_t *take_superslab(node_pool_t *pool, unsigned node)
     return ss;
 }
 
-seg_superslab_t *seg_units_alloc(unsigned node, unsigned n_units, size_t min_bytes,
-                                 unsigned *first_unit)
+/* Best fit: the shortest free run that holds n units offering min_bytes,
+ * in the fullest SuperSlab of the partial list among equals, and where the
+ * slab may start in it (*starts); NULL if none has room. Taking the first
+ * fit instead cut the long runs that slabs of many units need into pieces
+ * no such slab fits, while the SuperSlab's huge page stayed resident
+ * whole: git log -p (about 100 MiB of 64-512 KiB blocks in its delta base
+ * cache, slabs of 4 to 16 units) mapped 168 MiB of SuperSlabs for 125 MiB
+ * of slabs. */
+static seg_superslab_t *best_fit(node_pool_t *pool, unsigned n_units, size_t min_bytes,
+                                 uint64_t *starts)
 {
-    HS_ASSERT(n_units >= 1 && n_units <= HS_UNITS_PER_SUPERSLAB);
-    HS_ASSERT(min_bytes <= n_units * HS_UNIT_SIZE);
-    node_pool_t *pool = &seg.pools[node];
-    hs_lock(&pool->lock);
-    /* Best fit: the shortest free run that holds the slab, in the fullest
-     * SuperSlab among equals. Taking the first fit instead cut the long
-     * runs that slabs of many units need into pieces no such slab fits,
-     * while the SuperSlab's huge page stayed resident whole: git log -p
-     * (about 100 MiB of 64-512 KiB blocks in its delta base cache, slabs
-     * of 4 to 16 units) mapped 168 MiB of SuperSlabs for 125 MiB of slabs. */
     seg_superslab_t *ss = NULL;
-    uint64_t starts = 0;
     unsigned best_len = 0, best_free = 0, candidates = 0;
     for (seg_superslab_t *c = pool->partial; c && candidates < SEG_FIT_CANDIDATES; c = c->next) {
         uint64_t fit = fitting_starts(c->free_units, n_units, min_bytes), in_run = 0;
@@ -498,11 +495,28 @@ seg_superslab_t *seg_units_alloc(unsigned node, unsigned n_units, size_t min_byt
         unsigned n_free = (unsigned)__builtin_popcountll(c->free_units);
         if (!ss || len < best_len || (len == best_len && n_free < best_free)) {
             ss = c;
-            starts = in_run;
+            *starts = in_run;
             best_len = len;
             best_free = n_free;
         }
         if (len == n_units) break;
+    }
+    return ss;
+}
+
+seg_superslab_t *seg_units_alloc(unsigned node, unsigned *n_units_io, unsigned min_units,
+                                 size_t min_bytes, unsigned *first_unit)
+{
+    unsigned n_units = *n_units_io;
+    HS_ASSERT(min_units >= 1 && min_units <= n_units && n_units <= HS_UNITS_PER_SUPERSLAB);
+    HS_ASSERT(min_bytes <= min_units * HS_UNIT_SIZE);
+    node_pool_t *pool = &seg.pools[node];
+    hs_lock(&pool->lock);
+    uint64_t starts = 0;
+    seg_superslab_t *ss = best_fit(pool, n_units, min_bytes, &starts);
+    if (!ss && min_units < n_units) {
+        ss = best_fit(pool, min_units, min_bytes, &starts);
+        if (ss) n_units = min_units;
     }
     if (!ss) {
         ss = take_superslab(pool, node);
@@ -526,6 +540,7 @@ seg_superslab_t *seg_units_alloc(unsigned node, unsigned n_units, size_t min_byt
     SEG_VALIDATE(ss);
     hs_unlock(&pool->lock);
     *first_unit = first;
+    *n_units_io = n_units;
     return ss;
 }
 

@@ -148,11 +148,14 @@ void seg_set_clock(uint64_t (*now_ms)(void));
  * unit is handed out, fresh or reused, to reset the client area. */
 void seg_set_client_init(void (*init)(seg_superslab_t *ss));
 
-/* Finds n contiguous free units in a SuperSlab of `node` offering at least
- * min_bytes (unit 0 is shorter: it starts at SEG_FIRST_SLAB_BYTE). Sets
- * *first_unit. NULL + ENOMEM when no memory can be had. */
-seg_superslab_t *seg_units_alloc(unsigned node, unsigned n_units, size_t min_bytes,
-                                 unsigned *first_unit);
+/* Finds *n_units contiguous free units in a SuperSlab of `node` offering at
+ * least min_bytes (unit 0 is shorter: it starts at SEG_FIRST_SLAB_BYTE).
+ * When no SuperSlab in use has that many in a row but one has min_units
+ * (which offer min_bytes too), takes those and lowers *n_units: a smaller
+ * slab in a SuperSlab already resident, not a new one for the larger.
+ * Sets *first_unit. NULL + ENOMEM when no memory can be had. */
+seg_superslab_t *seg_units_alloc(unsigned node, unsigned *n_units, unsigned min_units,
+                                 size_t min_bytes, unsigned *first_unit);
 /* Takes the n_units units from first_unit on for a slab that ends just
  * before them and grows in place, if all are free. False (nothing taken)
  * when one is not. */

@@ -100,10 +100,26 @@ static unsigned class_units(unsigned cls)
  * huge pages: 4 MiB resident for a heap that touched a few hundred KiB
  * (`ls -lR` reserved 61 of the 64 units of its first SuperSlab with slabs
  * of 8 and 16 units for its 32 and 64 KiB buffers). */
+static unsigned fewest_units(unsigned cls)
+{
+    return (unsigned)((tiny_class_size[cls] + HS_UNIT_SIZE - 1) / HS_UNIT_SIZE);
+}
+
 static unsigned slab_units(unsigned cls)
 {
-    if (!seg_small_heap()) return class_units(cls);
-    return (unsigned)((tiny_class_size[cls] + HS_UNIT_SIZE - 1) / HS_UNIT_SIZE);
+    return seg_small_heap() ? fewest_units(cls) : class_units(cls);
+}
+
+/* The fewest units a slab of cls may have when the SuperSlabs in use have
+ * no room for slab_units in a row: those that hold 8 blocks. Free units
+ * lie scattered once slabs of one and two units come and go, and a new
+ * SuperSlab for want of two in a row is 2 MiB more in RSS (Larson-style
+ * rounds mapped a fifth one with 40 units free in the other four). */
+static unsigned fallback_units(unsigned cls)
+{
+    unsigned units = (unsigned)((8 * tiny_class_size[cls] + HS_UNIT_SIZE - 1) / HS_UNIT_SIZE);
+    unsigned most = slab_units(cls);
+    return units < most ? units : most;
 }
 
 static void client_init(seg_superslab_t *ss)
@@ -241,9 +257,8 @@ static void carve(tiny_slab_t *slab)
 static tiny_slab_t *slab_create(tiny_heap_t *heap, unsigned cls)
 {
     size_t size = tiny_class_size[cls];
-    unsigned units = slab_units(cls);
-    unsigned first;
-    seg_superslab_t *ss = seg_units_alloc(heap->node, units, size, &first);
+    unsigned units = slab_units(cls), first;
+    seg_superslab_t *ss = seg_units_alloc(heap->node, &units, fallback_units(cls), size, &first);
     if (!ss) return NULL;
     tiny_client_area_t *area = tiny_client_area(ss);
     tiny_slab_t *slab = &area->slab[first];
