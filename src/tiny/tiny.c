@@ -1061,7 +1061,10 @@ bool tiny_grow_in_place(void *p, size_t size)
     if (units > s->units && !seg_units_extend(ss, s->first_unit + s->units, units - s->units))
         return false;
     /* Out of the old class's lists: the slab's one block is in use, so no
-     * other thread frees into it and no FULL notice can be pending. */
+     * other thread frees into it and no FULL notice can be pending. The
+     * lists change under the heap's flag: a reclaiming thread may be
+     * taking another slab out of them. */
+    uint32_t was = heap_enter(heap);
     if (s->on_full) {
         slab_list_remove(&heap->full[cls], s);
         s->on_full = false;
@@ -1084,6 +1087,7 @@ bool tiny_grow_in_place(void *p, size_t size)
         s->units = (uint8_t)units;
     }
     slab_list_push(&heap->partial[new_cls], s);
+    heap_leave(heap, was);
     TINY_VALIDATE(s);
     return true;
 }
