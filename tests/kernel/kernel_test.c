@@ -24,9 +24,9 @@
  *                                    drops by 1 MiB or more within MAX_MS
  *   kernel_test run-tail             blocks of their own run, filled: the chunk
  *                                    where a block ends costs only what it
- *                                    holds when that is at most half of it, a
- *                                    whole huge page when more; after a realloc
- *                                    and from the run cache too
+ *                                    holds when that is a page or so, a whole
+ *                                    huge page (one fault) when more; after a
+ *                                    realloc and from the run cache too
  *   kernel_test orphans MAX_MS       2 threads leave 32 MiB of blocks and exit,
  *                                    the main thread frees them: Rss within
  *                                    8 MiB of the start within MAX_MS
@@ -494,6 +494,18 @@ static int test_run_tail(void)
     size_t eight = 8 * MiB, nine = 9 * MiB, twelve = 12 * MiB;
     long long rss0 = rollup("Rss:"), f0 = faults_now();
     if (rss0 < 0) return fail("%s", "cannot read smaps_rollup");
+    /* 10.5 MiB: half a chunk at the end is 128 pages, more than one fault
+     * per chunk allows, so a huge page too: 12 MiB in about 6 faults. Kept
+     * to the end, out of the run cache the cases below use. */
+    size_t ten_half = 21 * MiB / 2;
+    char *c = malloc(ten_half);
+    if (!c) return fail("malloc failed: %s", strerror(errno));
+    memset(c, 5, ten_half);
+    long long rss_c = rollup("Rss:"), f_c = faults_now();
+    if (!rss_grew("10.5 MiB block", rss_c - rss0, 11.9, 12.25, f_c - f0)) return 1;
+    if (f_c - f0 > 16) return fail("%s", "a 10.5 MiB block (6 chunks) took more than 16 faults");
+    rss0 = rss_c;
+    f0 = f_c;
     char *a = malloc(eight);
     if (!a) return fail("malloc failed: %s", strerror(errno));
     memset(a, 1, eight);
@@ -523,6 +535,7 @@ static int test_run_tail(void)
     if (!rss_grew("8 MiB again, from the run cache", rss4 - rss2, -0.25, 0.25, f4 - f3)) return 1;
     free(a);
     free(b);
+    free(c);
     printf("PASS\n");
     return 0;
 }
