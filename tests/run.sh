@@ -5,7 +5,7 @@
 #
 # Usage: tests/run.sh [name...]        (default: all tests)
 #   names: format layers internal segment orphan api api_static bad_input fault stress stress_tsan stress_tsan_purge stress_ubsan fork
-#          fork_hugetlb fork_hugetlb_race fork_hugetlb_mt thread_exit trim_deadlock dlopen cxx symbols
+#          fork_pool fork_hugetlb fork_hugetlb_race fork_hugetlb_mt thread_exit trim_deadlock dlopen cxx symbols
 #          libnuma_static libnuma_preload
 #          fuzz fuzz_mt fuzz_libfuzzer (the differential fuzzer: alone, 4 threads, libFuzzer)
 #          debug_stress debug_fork debug_thread_exit debug_trim_deadlock debug_fuzz (on the DEBUG=1 library)
@@ -60,7 +60,7 @@ else
     EXPECT=1
 fi
 
-ALL="format layers internal segment orphan api api_static bad_input fault stress stress_tsan stress_tsan_purge stress_ubsan fork fork_hugetlb fork_hugetlb_race fork_hugetlb_mt thread_exit trim_deadlock dlopen cxx symbols libnuma_static libnuma_preload fuzz fuzz_mt fuzz_libfuzzer debug_stress debug_fork debug_thread_exit debug_trim_deadlock debug_fuzz programs postgres install tool stats charts kernel numa"
+ALL="format layers internal segment orphan api api_static bad_input fault stress stress_tsan stress_tsan_purge stress_ubsan fork fork_pool fork_hugetlb fork_hugetlb_race fork_hugetlb_mt thread_exit trim_deadlock dlopen cxx symbols libnuma_static libnuma_preload fuzz fuzz_mt fuzz_libfuzzer debug_stress debug_fork debug_thread_exit debug_trim_deadlock debug_fuzz programs postgres install tool stats charts kernel numa"
 WANT=${*:-$ALL}
 
 report() { # STATUS NAME [REASON]
@@ -189,6 +189,35 @@ for t in $WANT; do
             run_test stress_ubsan plain "$BIN/stress_ubsan" $UBSAN_ARGS
         else report SKIP stress_ubsan "HS_NO_PRELOAD=1"; fi ;;
     fork) run_test fork preload "$BIN/fork_test" ;;
+    fork_pool)
+        # The fork test with a small hugetlb pool (20 pages more than others
+        # use), taken in the default auto backing; as root, under the lock of
+        # every test that changes the pool, and nr_hugepages put back after
+        # (so not under `flock /tmp/hs-kernel.lock tests/run.sh`: that waits, then skips).
+        pool_file=/sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages
+        if [ ! -w "$pool_file" ] || [ "$(id -u)" -ne 0 ]; then
+            report SKIP fork_pool "cannot set $pool_file (needs root and a 2 MiB hugetlb pool)"
+            continue
+        fi
+        exec 9>/tmp/hs-kernel.lock
+        if ! flock -w 120 9; then
+            exec 9>&-
+            report SKIP fork_pool "/tmp/hs-kernel.lock held by another pool user for 2 minutes"
+            continue
+        fi
+        pool_dir=${pool_file%/*}
+        pool_before=$(cat "$pool_file")
+        echo $((pool_before - $(cat "$pool_dir/free_hugepages") + 20)) >"$pool_file" 2>/dev/null
+        avail=$(($(cat "$pool_dir/free_hugepages") - $(cat "$pool_dir/resv_hugepages")))
+        if [ "$avail" -lt 20 ]; then
+            report SKIP fork_pool "only $avail of 20 hugetlb pages could be reserved"
+        else
+            run_test fork_pool preload "$BIN/fork_test"
+        fi
+        echo "$pool_before" >"$pool_file"
+        flock -u 9
+        exec 9>&-
+        ;;
     fork_hugetlb | fork_hugetlb_race)
         # Needs a 2 MiB hugetlb pool; as root, reserve one for the test and put the
         # count back afterwards.

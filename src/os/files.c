@@ -1,11 +1,10 @@
 /* Files: the /proc and /sys files hugeslab reads, and the few descriptors it
- * writes (messages, the statistics file, the fork socket). open/read/write
+ * writes (messages, the statistics file). open/read/write
  * only: stdio may allocate, and these run inside malloc. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -260,41 +259,4 @@ int os_dup_high(int fd)
 {
     int copy = fcntl(fd, F_DUPFD_CLOEXEC, 100);
     return copy < 0 ? -errno : copy;
-}
-
-int os_socketpair(int fds[2])
-{
-    if (OS_FAULT(OS_FAULT_PIPE)) return -EMFILE;
-    return socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) == 0 ? 0 : -errno;
-}
-
-int os_send_all(int fd, const void *buf, size_t len)
-{
-    const char *p = buf;
-    while (len) {
-        ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
-        if (n < 0) {
-            if (errno == EINTR) continue;
-            return -errno;
-        }
-        p += n;
-        len -= (size_t)n;
-    }
-    return 0;
-}
-
-int os_recv_all(int fd, void *buf, size_t len)
-{
-    char *p = buf;
-    while (len) {
-        ssize_t n = recv(fd, p, len, 0);
-        if (n < 0) {
-            if (errno == EINTR) continue;
-            return -errno;
-        }
-        if (n == 0) return -EPIPE;
-        p += n;
-        len -= (size_t)n;
-    }
-    return 0;
 }

@@ -189,18 +189,6 @@ bool os_file_id(int fd, os_file_id_t *out);
  * that it outlives a program closing fd itself. The copy or -errno. */
 int os_dup_high(int fd);
 
-/* A close-on-exec AF_UNIX stream socket pair (two-way, unlike a pipe, and
- * written without SIGPIPE). 0 or -errno. */
-int os_socketpair(int fds[2]);
-/* Sends all of buf on a stream socket, retrying short sends and EINTR, with
- * MSG_NOSIGNAL: a closed peer is -EPIPE, never SIGPIPE. Blocks until the
- * peer has taken all but what the socket buffers. Returns 0 or -errno
- * (EFAULT: buf is not all mapped). */
-int os_send_all(int fd, const void *buf, size_t len);
-/* Receives exactly len bytes into buf, retrying EINTR. Returns 0, -EPIPE
- * when the peer closed first, or -errno. */
-int os_recv_all(int fd, void *buf, size_t len);
-
 /* ---- time, randomness, threads (process.c) --------------------------------- */
 
 /* Monotonic milliseconds from a coarse clock (vDSO: no system call; up to

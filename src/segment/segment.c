@@ -63,8 +63,6 @@ static struct seg_state_s {
     size_t hugetlb_cap;                       /* entries its pages hold */
     _Atomic size_t hugetlb_pages_mapped;      /* 2 MiB pages over all of them; written under
                                                  hugetlb_lock */
-    int fork_socket[2];                       /* parent [0] serves the child [1] at fork; both -1
-                                                 from seg_fork_prepare on while there is none */
     /* hugetlb in auto mode: tried while the pool had pages at the last look;
      * after a look that found none (in the pool, or on a node), sysfs is not
      * read again for a second -- not once per new SuperSlab. */
@@ -179,8 +177,9 @@ static void registry_clear(void *base, size_t size)
 
 /* ---- mapping and unmapping ---------------------------------------------- */
 
-/* The backing to ask the thp layer for, from HUGESLAB_BACKING. */
-static thp_backing_t wanted_backing(void)
+/* The backing to ask the thp layer for a mapping of `size` bytes, from
+ * HUGESLAB_BACKING. */
+static thp_backing_t wanted_backing(size_t size)
 {
     switch (hs_option(HS_OPT_BACKING)) {
     case HS_BACKING_HUGETLB:
@@ -190,11 +189,17 @@ static thp_backing_t wanted_backing(void)
     case HS_BACKING_BASE:
         return THP_BACKING_BASE;
     default:
-        /* auto: hugetlb while the pool has pages, checked again a second
-         * after it last ran dry; else THP. */
+        /* auto: hugetlb while the pool keeps, after this mapping, a page
+         * free for each hugetlb page the process maps, checked again a
+         * second after it last fell short; else THP.  Those free pages are
+         * for fork(): until a child has copied its hugetlb memory
+         * (seg_fork_child), each shared page a parent thread writes needs
+         * one, or the kernel takes the page from the child. */
         if (seg_now_ms() < atomic_load_explicit(&seg.hugetlb_retry_at_ms, memory_order_relaxed))
             return THP_BACKING_THP;
-        if (thp_hugetlb_pages_free() > 0) return THP_BACKING_HUGETLB;
+        size_t pages = size >> HS_SUPERSLAB_SHIFT;
+        size_t mapped = atomic_load_explicit(&seg.hugetlb_pages_mapped, memory_order_relaxed);
+        if (thp_hugetlb_pages_available() >= mapped + 2 * pages) return THP_BACKING_HUGETLB;
         hugetlb_none_until_later(&seg.hugetlb_retry_at_ms);
         return THP_BACKING_THP;
     }
@@ -336,7 +341,7 @@ static void units_changed(seg_superslab_t *ss)
 static seg_superslab_t *map_superslabs(size_t size, size_t align, seg_chunk_kind_t kind,
                                        unsigned node)
 {
-    thp_backing_t wanted = wanted_backing(), got;
+    thp_backing_t wanted = wanted_backing(size), got;
     unsigned memory_node = numa_node_for_superslab(node);
     bool many_nodes = numa_node_count() > 1;
     /* The hugetlb pool is global but its pages live on nodes: ask for one
@@ -1182,87 +1187,40 @@ void seg_fork_prepare(void)
     for (unsigned n = 0; n < numa_node_count(); n++) hs_lock(&seg.pools[n].lock);
     hs_lock(&seg.run_cache_lock);
     hs_lock(&seg.hugetlb_lock);
-    /* Children would need a fresh pool page for every private hugetlb page
-     * they write, and no count at fork time can promise one: the child
-     * itself, its siblings or any other process may take the pool's last
-     * pages first (SIGBUS at the write).  So the child copies its hugetlb
-     * memory into anonymous memory before it returns from fork(), and the
-     * parent's forking thread serves it meanwhile (seg_fork_parent). */
-    seg.fork_socket[0] = seg.fork_socket[1] = -1;
-    if (atomic_load_explicit(&seg.hugetlb_pages_mapped, memory_order_relaxed)) {
-        if (os_socketpair(seg.fork_socket) != 0) seg.fork_socket[0] = seg.fork_socket[1] = -1;
-    }
-}
-
-/* Whether [page, page + 2 MiB) lies in a tracked hugetlb range. */
-static bool hugetlb_page_tracked(uintptr_t page)
-{
-    for (size_t i = 0; i < seg.hugetlb_count; i++) {
-        uintptr_t base = (uintptr_t)seg.hugetlb_ranges[i].base;
-        if (page >= base && page - base < seg.hugetlb_ranges[i].size) return true;
-    }
-    return false;
 }
 
 void seg_fork_parent(void)
 {
-    if (seg.fork_socket[0] >= 0) {
-        os_close(seg.fork_socket[1]);
-        /* The child asks for each 2 MiB page it lost (its address; see
-         * child_fill) and closes its end when done: until then this thread
-         * sends the pages asked for, and so waits for the child. hugetlb_lock
-         * is held, so no range is unmapped meanwhile (seg_unmap_idle untracks
-         * first). A failed send means the child is gone. */
-        uintptr_t page;
-        while (os_recv_all(seg.fork_socket[0], &page, sizeof page) == 0 &&
-               (page & (HS_SUPERSLAB_SIZE - 1)) == 0 && hugetlb_page_tracked(page) &&
-               os_send_all(seg.fork_socket[0], (void *)page, HS_SUPERSLAB_SIZE) == 0) {
-        }
-        os_close(seg.fork_socket[0]);
-        seg.fork_socket[0] = seg.fork_socket[1] = -1;
-    }
     hs_unlock(&seg.hugetlb_lock);
     hs_unlock(&seg.run_cache_lock);
     for (unsigned n = numa_node_count(); n-- > 0;) hs_unlock(&seg.pools[n].lock);
 }
 
-/* Fills a child's anonymous copy of a hugetlb range, page by page.  Its
- * own pages first: they hold the memory as it was at fork(), as a child
- * expects.  But the parent owns the pool reservation, so when the pool is
- * empty, a page any parent thread writes meanwhile is taken from the child
- * (a plain read of it would be SIGBUS; os_copy_own comes back short).  The
- * parent still has that page, as that thread left it: the child asks for
- * it.  Such a page may hold a write made after fork() or one half done.
- * That is acceptable: POSIX lets the child of a multithreaded program make
- * only async-signal-safe calls until it execs, so it may not rely on what
- * other threads were writing, and the child never walks the heaps of
- * threads it does not have (their slabs are adopted as orphans, whose
- * free lists hugeslab checks).  The forking thread's own blocks and the
- * SuperSlab headers are not written meanwhile: that thread is in fork()
- * and every pool lock is held. */
+/* Fills a child's anonymous copy of a hugetlb range from the child's own
+ * pages, which hold the memory as it was at fork().  The parent owns the
+ * pool reservation: when a parent thread writes a shared page and the pool
+ * has no free page for the parent's copy, the kernel takes that page from
+ * the child (a plain read of it would be SIGBUS; os_copy_own comes back
+ * short).  Its contents at fork() are then gone for good: the parent's
+ * page holds that thread's later writes, blocks freed and reused since,
+ * so it is no copy to give the child.  The range stays hugetlb, and the
+ * child gets SIGBUS if it touches the lost page, as the kernel documents;
+ * the auto backing keeps pool pages free for such copies (wanted_backing). */
 static int child_fill(void *copy, const void *addr, size_t size, void *ctx)
 {
-    int fd = *(const int *)ctx;
-    for (size_t off = 0; off < size; off += HS_SUPERSLAB_SIZE) {
-        char *to = (char *)copy + off;
-        const char *from = (const char *)addr + off;
-        if (os_copy_own(to, from, HS_SUPERSLAB_SIZE) == (ssize_t)HS_SUPERSLAB_SIZE) continue;
-        uintptr_t page = (uintptr_t)from;
-        if (fd < 0) return -EFAULT;
-        int rc = os_send_all(fd, &page, sizeof page);
-        if (rc == 0) rc = os_recv_all(fd, to, HS_SUPERSLAB_SIZE);
-        if (rc != 0) return rc;
-    }
-    return 0;
+    (void)ctx;
+    return os_copy_own(copy, addr, size) == (ssize_t)size ? 0 : -EFAULT;
 }
 
-/* In the child, single-threaded: hugetlb SuperSlabs become anonymous ones. */
+/* In the child, single-threaded: hugetlb SuperSlabs become anonymous ones,
+ * so that the child never needs a pool page to write its heap and no later
+ * parent write takes a page from it. */
 static void hugetlb_privatize(void)
 {
     size_t kept = 0;
     for (size_t i = 0; i < seg.hugetlb_count; i++) {
         hugetlb_range_t r = seg.hugetlb_ranges[i];
-        if (thp_hugetlb_to_anonymous(r.base, r.size, child_fill, &seg.fork_socket[1]) != 0) {
+        if (thp_hugetlb_to_anonymous(r.base, r.size, child_fill, NULL) != 0) {
             seg.hugetlb_ranges[kept++] = r; /* stays hugetlb: may fault later */
             continue;
         }
@@ -1278,12 +1236,7 @@ static void hugetlb_privatize(void)
 
 void seg_fork_child(void)
 {
-    if (atomic_load_explicit(&seg.hugetlb_pages_mapped, memory_order_relaxed)) {
-        if (seg.fork_socket[0] >= 0) os_close(seg.fork_socket[0]);
-        hugetlb_privatize();
-        if (seg.fork_socket[1] >= 0) os_close(seg.fork_socket[1]);
-        seg.fork_socket[0] = seg.fork_socket[1] = -1;
-    }
+    if (atomic_load_explicit(&seg.hugetlb_pages_mapped, memory_order_relaxed)) hugetlb_privatize();
     hs_lock_init(&seg.hugetlb_lock, HS_RANK_HUGETLB);
     hs_lock_init(&seg.run_cache_lock, HS_RANK_RUN_CACHE);
     for (unsigned n = 0; n < numa_node_count(); n++)

@@ -118,6 +118,12 @@ unsigned long thp_hugetlb_pages_total(void) { return os_hugetlb_count(OS_HUGETLB
 
 unsigned long thp_hugetlb_pages_free(void) { return os_hugetlb_count(OS_HUGETLB_FREE); }
 
+unsigned long thp_hugetlb_pages_available(void)
+{
+    unsigned long free = thp_hugetlb_pages_free(), promised = os_hugetlb_count(OS_HUGETLB_RESERVED);
+    return free > promised ? free - promised : 0;
+}
+
 void thp_describe(void)
 {
     unsigned long total = thp_hugetlb_pages_total(), default_kib = os_default_hugepage_kib();

@@ -56,6 +56,9 @@ void thp_allow_huge(void *addr, size_t size);
  * /proc/meminfo's HugePages_*, which describe the default size only. */
 unsigned long thp_hugetlb_pages_total(void);
 unsigned long thp_hugetlb_pages_free(void);
+/* Free pages no mapping has a reservation on: those a copy-on-write after
+ * fork() can have. */
+unsigned long thp_hugetlb_pages_available(void);
 /* The 2 MiB pool, and the default hugepage size when it is another one, as
  * hs_message() lines (HUGESLAB_VERBOSE). Reads sysfs and /proc: slow. */
 void thp_describe(void);
