@@ -5,6 +5,7 @@
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <sys/random.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
@@ -136,9 +137,14 @@ int os_pid(void) { return (int)getpid(); }
 
 size_t os_page_size(void)
 {
-    static size_t cached;
-    if (!cached) cached = (size_t)sysconf(_SC_PAGESIZE);
-    return cached;
+    /* Any thread may be first: each stores the same value, atomically. */
+    static _Atomic size_t cached;
+    size_t size = atomic_load_explicit(&cached, memory_order_relaxed);
+    if (!size) {
+        size = (size_t)sysconf(_SC_PAGESIZE);
+        atomic_store_explicit(&cached, size, memory_order_relaxed);
+    }
+    return size;
 }
 
 int os_thread_start(void *(*fn)(void *), void *arg, size_t stack_size)
