@@ -884,11 +884,11 @@ static bool run_end_on_base_pages(size_t block_end, size_t end_chunk)
 /* Hints a THP run whose block now ends block_end bytes after its header:
  * from the chunk where the block ends (when run_end_on_base_pages; else
  * from the next) to the run's end, base pages; a range hinted so before
- * and no longer, huge pages again. The
- * run's pages below resident_end may be resident (a cached run, a resized
- * block): past the block's end, in the range put on base pages, they go
- * back now, a huge page there included. That is none of the block's bytes,
- * and what the kernel would have faulted in whole for it. */
+ * and no longer, huge pages again. The run's pages below resident_end may
+ * be resident (a cached run, a resized block): past the block's end, in
+ * the range put on base pages, they go back now, a huge page there
+ * included. That is none of the block's bytes, and what the kernel would
+ * have faulted in whole for it. */
 static void run_hint_tail(seg_superslab_t *run, size_t block_end, size_t resident_end)
 {
     if (run->backing != THP_BACKING_THP) return;
