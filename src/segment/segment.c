@@ -63,6 +63,10 @@ static struct seg_state_s {
     size_t hugetlb_cap;                       /* entries its pages hold */
     _Atomic size_t hugetlb_pages_mapped;      /* 2 MiB pages over all of them; written under
                                                  hugetlb_lock */
+    _Atomic size_t hugetlb_pages_claimed;     /* pages of auto hugetlb mappings under way:
+                                                 counted from the check of the pool to
+                                                 hugetlb_track, so threads mapping at once
+                                                 cannot all count the same spare pages */
     /* hugetlb in auto mode: tried while the pool had pages at the last look;
      * after a look that found none (in the pool, or on a node), sysfs is not
      * read again for a second -- not once per new SuperSlab. */
@@ -179,8 +183,9 @@ static void registry_clear(void *base, size_t size)
 
 /* The backing to ask the thp layer for a mapping of `size` bytes, from
  * HUGESLAB_BACKING. */
-static thp_backing_t wanted_backing(size_t size)
+static thp_backing_t wanted_backing(size_t size, size_t *claimed)
 {
+    *claimed = 0;
     switch (hs_option(HS_OPT_BACKING)) {
     case HS_BACKING_HUGETLB:
         return THP_BACKING_HUGETLB;
@@ -198,8 +203,15 @@ static thp_backing_t wanted_backing(size_t size)
         if (seg_now_ms() < atomic_load_explicit(&seg.hugetlb_retry_at_ms, memory_order_relaxed))
             return THP_BACKING_THP;
         size_t pages = size >> HS_SUPERSLAB_SHIFT;
+        size_t under_way =
+            atomic_fetch_add_explicit(&seg.hugetlb_pages_claimed, pages, memory_order_relaxed) +
+            pages;
         size_t mapped = atomic_load_explicit(&seg.hugetlb_pages_mapped, memory_order_relaxed);
-        if (thp_hugetlb_pages_available() >= mapped + 2 * pages) return THP_BACKING_HUGETLB;
+        if (thp_hugetlb_pages_available() >= mapped + under_way + pages) {
+            *claimed = pages; /* given back by map_superslabs once tracked */
+            return THP_BACKING_HUGETLB;
+        }
+        atomic_fetch_sub_explicit(&seg.hugetlb_pages_claimed, pages, memory_order_relaxed);
         hugetlb_none_until_later(&seg.hugetlb_retry_at_ms);
         return THP_BACKING_THP;
     }
@@ -341,7 +353,8 @@ static void units_changed(seg_superslab_t *ss)
 static seg_superslab_t *map_superslabs(size_t size, size_t align, seg_chunk_kind_t kind,
                                        unsigned node)
 {
-    thp_backing_t wanted = wanted_backing(size), got;
+    size_t claimed;
+    thp_backing_t wanted = wanted_backing(size, &claimed), got;
     unsigned memory_node = numa_node_for_superslab(node);
     bool many_nodes = numa_node_count() > 1;
     /* The hugetlb pool is global but its pages live on nodes: ask for one
@@ -358,7 +371,10 @@ static seg_superslab_t *map_superslabs(size_t size, size_t align, seg_chunk_kind
     seg_superslab_t *ss;
     for (;;) {
         ss = thp_map_aligned(size, align, wanted, &got);
-        if (!ss) return NULL;
+        if (!ss) {
+            atomic_fetch_sub_explicit(&seg.hugetlb_pages_claimed, claimed, memory_order_relaxed);
+            return NULL;
+        }
         if (got == THP_BACKING_HUGETLB && many_nodes)
             numa_bind_strict(ss, size, memory_node);
         else
@@ -382,6 +398,7 @@ static seg_superslab_t *map_superslabs(size_t size, size_t align, seg_chunk_kind
     count_mapping(memory_node, got, (int64_t)size);
     registry_set(ss, size, kind);
     if (got == THP_BACKING_HUGETLB) hugetlb_track(ss, size);
+    atomic_fetch_sub_explicit(&seg.hugetlb_pages_claimed, claimed, memory_order_relaxed);
     return ss;
 }
 
@@ -1236,6 +1253,8 @@ static void hugetlb_privatize(void)
 
 void seg_fork_child(void)
 {
+    /* Claims of the parent's other threads, which the child does not have. */
+    atomic_store_explicit(&seg.hugetlb_pages_claimed, 0, memory_order_relaxed);
     if (atomic_load_explicit(&seg.hugetlb_pages_mapped, memory_order_relaxed)) hugetlb_privatize();
     hs_lock_init(&seg.hugetlb_lock, HS_RANK_HUGETLB);
     hs_lock_init(&seg.run_cache_lock, HS_RANK_RUN_CACHE);
