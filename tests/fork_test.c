@@ -16,6 +16,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -439,6 +440,11 @@ int main(int argc, char **argv)
     if (argc > 1 && strcmp(argv[1], "--hugetlb-race") == 0) return hugetlb_race_case();
     if (argc > 1 && strcmp(argv[1], "--hugetlb-mt") == 0) return hugetlb_mt_case(argv);
     int forks = argc > 1 ? atoi(argv[1]) : 50;
+    /* HS_FORK_SIGBUS_TOLERATED=1 (tests/run.sh fork_pool): a child killed
+     * by SIGBUS is counted, not failed; corrupted data still fails. */
+    const char *tolerate = getenv("HS_FORK_SIGBUS_TOLERATED");
+    bool sigbus_tolerated = tolerate && strcmp(tolerate, "1") == 0;
+    int sigbus_children = 0;
     pthread_t bg[NBG];
     for (int i = 0; i < NBG; i++)
         if (pthread_create(&bg[i], NULL, bg_thread, (void *)(uintptr_t)(i + 100)) != 0) {
@@ -470,13 +476,20 @@ int main(int argc, char **argv)
             HS_FAIL("waitpid: %s", strerror(errno));
             break;
         }
-        if (WIFSIGNALED(st))
+        if (WIFSIGNALED(st) && WTERMSIG(st) == SIGBUS && sigbus_tolerated) {
+            /* The kernel took a shared hugetlb page from the child for a
+             * parent thread's write (README, "Huge pages"): the child may
+             * die of it, but never read what the parent wrote since. */
+            printf("fork %d: child killed by SIGBUS (a hugetlb page taken back; tolerated)\n", it);
+            sigbus_children++;
+        } else if (WIFSIGNALED(st))
             HS_FAIL("fork %d: child killed by signal %d (%s)%s", it, WTERMSIG(st),
                     strsignal(WTERMSIG(st)),
                     WTERMSIG(st) == SIGALRM ? " -- deadlock after fork?" : "");
         else
             CHECK(WEXITSTATUS(st) == 0, "fork %d: child exited %d", it, WEXITSTATUS(st));
     }
+    if (sigbus_children) printf("fork: %d children killed by SIGBUS\n", sigbus_children);
     /* fork + exec while the threads keep going */
     for (int it = 0; it < 20; it++) {
         fflush(NULL);
