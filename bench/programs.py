@@ -681,6 +681,13 @@ def section_redis(args, allocs, work):
     return render(title, columns, names, results, notes)
 
 
+def note_rollup(res, pid, **fields):
+    """res[key] = the MiB of smaps_rollup's `field`, for each key=field."""
+    now = rollup(pid)
+    for key, field in fields.items():
+        res[key] = mb(now[field])
+
+
 def run_redis_round(args, res, port, proc):
     end = time.time() + 30
     while redis_cli(port, "PING") != "PONG":
@@ -714,19 +721,13 @@ def redis_measure(args, res, port, pid):
     res["digest"] = redis_cli(port, "DEBUG", "DIGEST")
     info = redis_info(port)
     res["used_memory"] = mb(int(info.get("used_memory", 0)) / 1024)
-    filled = rollup(pid)
-    res["filled_rss"] = mb(filled["Rss"])
-    res["filled_thp"] = mb(filled["AnonHugePages"])
+    note_rollup(res, pid, filled_rss="Rss", filled_thp="AnonHugePages")
     if redis_cli(port, "FLUSHALL") != "OK":
         res["why"] = "FLUSHALL failed"
         return
-    flushed = rollup(pid)
-    res["flush_rss"] = mb(flushed["Rss"])
-    res["flush_lazy"] = mb(flushed["LazyFree"])
+    note_rollup(res, pid, flush_rss="Rss", flush_lazy="LazyFree")
     time.sleep(args.idle)
-    idle = rollup(pid)
-    res["idle_rss"] = mb(idle["Rss"])
-    res["idle_lazy"] = mb(idle["LazyFree"])
+    note_rollup(res, pid, idle_rss="Rss", idle_lazy="LazyFree")
     if redis_cli(port, "PING") != "PONG":
         res["why"] = "redis-server stopped answering after FLUSHALL"
         return
