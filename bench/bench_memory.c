@@ -34,6 +34,9 @@
  * shows for an idle program. Output, one line of key=value:
  *   ops_per_sec page_faults seconds: mallocs + frees over the work, faults
  *     (minor + major, every thread) during it, its wall time;
+ *   cpu_seconds: user + system time of every thread (the allocator's own
+ *     included) over the same work: on a machine shared with other jobs,
+ *     the figure their load barely moves, where the wall time doubles;
  *   peak_rss_kb: VmHWM;
  *   start_rss_kb: Rss when main() began (libraries, the program);
  *   freed_rss_kb: Rss right after everything was freed;
@@ -450,6 +453,8 @@ static long refill_faults;
 static void **reuse_blocks;
 static size_t reuse_count;
 
+static double timeval_seconds(struct timeval t) { return (double)t.tv_sec + t.tv_usec * 1e-6; }
+
 static long faults_now(void)
 {
     struct rusage ru;
@@ -574,14 +579,16 @@ int main(int argc, char **argv)
     struct rollup after = read_rollup();
     long peak = peak_rss_kb(-1);
     double secs = t1 - t0;
+    double cpu = timeval_seconds(ru1.ru_utime) - timeval_seconds(ru0.ru_utime) +
+                 timeval_seconds(ru1.ru_stime) - timeval_seconds(ru0.ru_stime);
     uint64_t ops = atomic_load(&total_ops);
     printf("ops_per_sec=%.0f page_faults=%ld peak_rss_kb=%ld seconds=%.6f start_rss_kb=%ld "
            "freed_rss_kb=%ld idle_rss_kb=%ld idle_lazyfree_kb=%ld idle_anonhuge_kb=%ld "
            "idle_ms=%" PRIu64 " workload=%s threads=%u refill_seconds=%.6f refill_faults=%ld "
-           "malloc_from=%s\n",
+           "cpu_seconds=%.6f malloc_from=%s\n",
            secs > 0 ? (double)ops / secs : 0.0,
            (ru1.ru_minflt - ru0.ru_minflt) + (ru1.ru_majflt - ru0.ru_majflt), peak, secs,
            start.rss_kb, freed.rss_kb, after.rss_kb, after.lazyfree_kb, after.anonhuge_kb, idle_ms,
-           workloads[w].name, nthreads, refill_seconds, refill_faults, malloc_provider());
+           workloads[w].name, nthreads, refill_seconds, refill_faults, cpu, malloc_provider());
     return 0;
 }

@@ -242,6 +242,8 @@ def run_once(binary, args, so, timeout, extra_env=None):
         res["peak_rss_kb"] = int(fields["peak_rss_kb"])
         res["seconds"] = float(fields["seconds"])
         res["shared_lines"] = int(fields["shared_lines"]) if "shared_lines" in fields else ""
+        if "cpu_seconds" in fields:
+            res["cpu_seconds"] = float(fields["cpu_seconds"])
         for k in MEMORY_FIELDS:
             if k in fields:
                 res[k] = int(fields[k])
@@ -299,6 +301,8 @@ def summarise(runs):
     return {
         "mem": mem,
         "seconds": statistics.median(r["seconds"] for r in runs),
+        "cpu_seconds": (statistics.median(r["cpu_seconds"] for r in runs)
+                        if all("cpu_seconds" in r for r in runs) else None),
         "ok": True,
         "runs": len(runs),
         # The spread of the runs, drawn as error bars on the charts.
@@ -334,8 +338,8 @@ def render_memory_table(workloads, allocators, rows, skipped):
     idle program keeps, with LazyFree and AnonHugePages beside it."""
     base = baseline_of(allocators)
     head = ["workload", "allocator", "seconds (median)", "vs %s" % (base or BASELINE),
-            "page faults", "peak RSS", "RSS at start", "RSS after free", "RSS idle 3 s",
-            "of it LazyFree", "of it AnonHuge"]
+            "CPU s", "vs %s" % (base or BASELINE), "page faults", "peak RSS", "RSS at start",
+            "RSS after free", "RSS idle 3 s", "of it LazyFree", "of it AnonHuge"]
     out = ["| " + " | ".join(head) + " |", "|---|---|" + "---:|" * (len(head) - 2)]
     notes = []
     why_skipped = dict(skipped)
@@ -355,16 +359,23 @@ def render_memory_table(workloads, allocators, rows, skipped):
                 continue
             b = rows.get((id(w), base))
             rt = r["seconds"] / b["seconds"] if b and b["ok"] and b["seconds"] else None
+            cpu = r["cpu_seconds"]
+            b_cpu = b["cpu_seconds"] if b and b["ok"] else None
+            cpu_rt = cpu / b_cpu if cpu is not None and b_cpu else None
             m = r["mem"]
             mib = lambda k: "%.1f" % m[k] if k in m else "-"
             out.append("| " + " | ".join([
                 w["label"], name, "%.3g" % r["seconds"], "%.2f" % rt if rt is not None else "n/a",
-                "%g" % r["faults"], "%.1f" % r["rss_mib"], mib("start_rss_kb"),
-                mib("freed_rss_kb"), mib("idle_rss_kb"), mib("idle_lazyfree_kb"),
-                mib("idle_anonhuge_kb")]) + " |")
+                "%.3g" % cpu if cpu is not None else "-",
+                "%.2f" % cpu_rt if cpu_rt is not None else "n/a", "%g" % r["faults"],
+                "%.1f" % r["rss_mib"], mib("start_rss_kb"), mib("freed_rss_kb"),
+                mib("idle_rss_kb"), mib("idle_lazyfree_kb"), mib("idle_anonhuge_kb")]) + " |")
     text = "\n".join(out) + "\n"
     text += ("\nMiB except seconds and faults; medians. seconds: wall time of the fixed work "
-             "(lower is better; vs %s: time ratio); page faults: minor + major during it; "
+             "(lower is better; vs %s: time ratio); CPU s: user + system time of every "
+             "thread over the same work, which other jobs on a shared machine move far less "
+             "than the wall time (but for prodcons, whose threads yield in a loop while they "
+             "wait); page faults: minor + major during it; "
              "peak RSS: VmHWM; RSS at start: when main() began; after free: right after the "
              "program freed everything; idle 3 s: smaps_rollup Rss 3 s later, with its "
              "LazyFree (MADV_FREE pages the kernel has not taken yet) and AnonHugePages. "
@@ -667,6 +678,8 @@ def replot(outdir):
             run.update(ops_per_sec=float(r["ops_per_sec"]), page_faults=int(r["page_faults"]),
                        peak_rss_kb=int(r["peak_rss_kb"]), seconds=float(r["seconds"]),
                        shared_lines=int(r["shared_lines"]) if r.get("shared_lines") else "")
+            if r.get("cpu_seconds") not in (None, ""):
+                run["cpu_seconds"] = float(r["cpu_seconds"])
             for k in MEMORY_FIELDS:
                 if r.get(k) not in (None, ""):
                     run[k] = int(r[k])
@@ -749,10 +762,9 @@ def main():
             f.write("%d runs per allocator (memory group: %d), round-robin; see machine.txt\n\n"
                     % (args.runs, args.memory_runs))
             f.write(table)
-        fields = ["round", "group", "workload", "short", "allocator", "status", "ops_per_sec",
-                  "page_faults", "peak_rss_kb", "seconds", "shared_lines"] + MEMORY_FIELDS + [
-                  "returncode",
-                  "malloc_from", "detail"]
+        fields = (["round", "group", "workload", "short", "allocator", "status", "ops_per_sec",
+                   "page_faults", "peak_rss_kb", "seconds", "cpu_seconds", "shared_lines"]
+                  + MEMORY_FIELDS + ["returncode", "malloc_from", "detail"])
         with open(os.path.join(outdir, "raw.csv"), "w", newline="") as f:
             wr = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
             wr.writeheader()
