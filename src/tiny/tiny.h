@@ -26,26 +26,39 @@
 
 /* ---- size classes ---------------------------------------------------------
  * 16..512 in steps of 16, then eight classes per doubling up to 1 MiB:
- * 576 640 ... 1024 1152 ... 1 MiB. Every class is a multiple of 16, so
- * every block is 16-aligned. Up to 512 bytes a request wastes less than 16
- * bytes (glibc's chunks waste 8 to 23), above it less than 1/8 of the
- * request. bench/README.md ("Size classes") measured this spacing and
- * others on real programs' requests: finer steps up to 1 KiB save little
- * there, and a thread that touches every class up to 1 KiB would need more
- * slabs than one SuperSlab holds. */
+ * 576 640 ... 1024 1152 ... 4096, 4368 4672 5040 5456 5952 6544 7280 8192,
+ * 9216 ... 1 MiB. Every class is a multiple of 16, so every block is
+ * 16-aligned. Up to 512 bytes a request wastes less than 16 bytes (glibc's
+ * chunks waste 8 to 23), above it about 1/8 of the request at most
+ * (the most: 7,281 bytes in an 8,192-byte block, 12.51 %). Between 4 and 8 KiB the classes are the
+ * largest multiples of 16 that fill a slab's 64 KiB with 15, 14, ..., 8
+ * blocks, so a slab's tail is at most 16 bytes a block: equal eighths
+ * (4608 ... 8192) left up to 8.6 % of a slab after its last block, and a
+ * 4 KiB page with its header (sqlite3's page cache asks for 4,368 bytes)
+ * took a 4,608-byte block. bench/README.md
+ * ("Size classes") measured this spacing and others on real programs'
+ * requests: finer steps up to 1 KiB save little there, and a thread that
+ * touches every class up to 1 KiB would need more slabs than one
+ * SuperSlab holds. */
 #define TINY_CLASS_COUNT 120
 #define TINY_MAX_SIZE HS_MiB
-#define TINY_TABLE_MAX 1024 /* sizes served by the heap's direct table */
-#define TINY_LINEAR_MAX 512 /* the last class of the 16-byte steps */
+#define TINY_TABLE_MAX 1024   /* sizes served by the heap's direct table */
+#define TINY_LINEAR_MAX 512   /* the last class of the 16-byte steps */
+#define TINY_INDEXED_MAX 8192 /* the last class found through tiny_class_index */
 
 extern const uint32_t tiny_class_size[TINY_CLASS_COUNT];
+/* The class of sizes TINY_LINEAR_MAX + 1 .. TINY_INDEXED_MAX, by
+ * (size - 1 - TINY_LINEAR_MAX) / 16. */
+extern const uint8_t tiny_class_index[(TINY_INDEXED_MAX - TINY_LINEAR_MAX) / 16];
 
 /* The class serving `size` (<= TINY_MAX_SIZE), without division: up to
- * TINY_LINEAR_MAX (size - 1) / 16 (size 0 goes with 1..16), above it the
- * doubling (log2 of size - 1) and the eighth of it. */
+ * TINY_LINEAR_MAX (size - 1) / 16 (size 0 goes with 1..16), up to
+ * TINY_INDEXED_MAX one load from tiny_class_index, above it the doubling
+ * (log2 of size - 1) and the eighth of it. */
 HS_INLINE unsigned tiny_class_of(size_t size)
 {
     if (HS_LIKELY(size <= TINY_LINEAR_MAX)) return (unsigned)((size - (size != 0)) >> 4);
+    if (size <= TINY_INDEXED_MAX) return tiny_class_index[(size - 1 - TINY_LINEAR_MAX) >> 4];
     size_t s = size - 1;
     unsigned log2 = 63u - (unsigned)__builtin_clzl(s);
     unsigned step = (unsigned)(s >> (log2 - 3)) & 7u;
