@@ -113,11 +113,18 @@ static void remove_entry(entry_t *e)
 /* ---- the candidate spacings ----------------------------------------------- */
 
 /* Classes of 16-byte steps up to `linear_max`, then `per_doubling` classes
- * per doubling up to 1 MiB; named "linear_max/per_doubling". */
+ * per doubling up to 1 MiB; named "linear_max/per_doubling". Rows from
+ * `fill_from` up to 8 KiB instead take the largest multiples of 16 that
+ * fill a 64 KiB slab with a whole number of blocks: 64 KiB / n for n
+ * falling in equal steps from 64 KiB / base to 64 KiB / (2 base) (from 4 to
+ * 8 KiB: 4368, 4672, ... 7280, 8192 for n = 15 .. 8). Rows from `fine_from`
+ * up to 8 KiB have 16 classes instead of per_doubling. */
 typedef struct model_s {
     const char *name;
     unsigned linear_max;
     unsigned per_doubling;
+    unsigned fill_from; /* 0: no filled rows */
+    unsigned fine_from; /* 0: no finer rows */
     unsigned count;
     uint32_t size[256];
     uint64_t live_blocks[256]; /* now */
@@ -129,9 +136,12 @@ typedef struct model_s {
 static model_t models[] = {
     {.name = "128/4", .linear_max = 128, .per_doubling = 4}, /* hugeslab before the study */
     {.name = "128/8", .linear_max = 128, .per_doubling = 8},
-    {.name = "512/8", .linear_max = 512, .per_doubling = 8}, /* hugeslab now */
+    {.name = "512/8", .linear_max = 512, .per_doubling = 8}, /* hugeslab before the fill */
     {.name = "1K/4", .linear_max = 1024, .per_doubling = 4},
     {.name = "1K/8", .linear_max = 1024, .per_doubling = 8},
+    {.name = "512/8+4K16", .linear_max = 512, .per_doubling = 8, .fine_from = 4096},
+    {.name = "512/8+fill4K", .linear_max = 512, .per_doubling = 8, .fill_from = 4096}, /* now */
+    {.name = "512/8+fill1K", .linear_max = 512, .per_doubling = 8, .fill_from = 1024},
 };
 #define MODEL_COUNT (sizeof models / sizeof models[0])
 
@@ -139,9 +149,14 @@ static void model_build(model_t *m)
 {
     m->count = 0;
     for (unsigned s = 16; s <= m->linear_max; s += 16) m->size[m->count++] = s;
-    for (unsigned base = m->linear_max; base < CLASS_MAX; base *= 2)
-        for (unsigned k = 1; k <= m->per_doubling; k++)
-            m->size[m->count++] = base + k * (base / m->per_doubling);
+    for (unsigned base = m->linear_max; base < CLASS_MAX; base *= 2) {
+        unsigned per = m->fine_from && base >= m->fine_from && base < 8192 ? 16 : m->per_doubling;
+        bool fill = m->fill_from && base >= m->fill_from && base < 8192;
+        for (unsigned k = 1; k <= per; k++) {
+            unsigned most = 65536 / base, n = most - k * most / 16;
+            m->size[m->count++] = fill ? 65536 / n / 16 * 16 : base + k * (base / per);
+        }
+    }
 }
 
 static unsigned model_class(const model_t *m, uint64_t size)

@@ -65,9 +65,13 @@ SELECT count(*) FROM t a JOIN t b ON a.name = b.name;
 SPACING_NOTE = {
     "128/4": "16-128 by 16, then 4 per doubling: hugeslab before this study",
     "128/8": "16-128 by 16, then 8 per doubling",
-    "512/8": "16-512 by 16, then 8 per doubling: hugeslab now",
+    "512/8": "16-512 by 16, then 8 per doubling: hugeslab before the filled row",
     "1K/4": "16-1024 by 16, then 4 per doubling",
     "1K/8": "16-1024 by 16, then 8 per doubling",
+    "512/8+4K16": "`512/8` with 16 classes from 4 to 8 KiB",
+    "512/8+fill4K": "`512/8` with 64 KiB / n for n = 15 .. 8 from 4 to 8 KiB (4368, 4672, "
+                     "5040, 5456, 5952, 6544, 7280, 8192): hugeslab now",
+    "512/8+fill1K": "the same rule from 1 KiB: 64 KiB / n, n = 60, 56 .. 32, then 30, 28 .. 16",
 }
 
 
