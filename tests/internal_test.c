@@ -136,12 +136,21 @@ static void check_realloc_in_place(void)
  * 288 KiB block), one of up to 8 KiB at most a sixteenth (the 6,656-byte
  * class of equal eighths left 5.5 of its 64 KiB). Slabs at a SuperSlab's
  * unit 0, shorter by the header, are left out. The heap is made large
- * first: a small heap cuts slabs of one block. */
+ * first, past TINY_MIDDLE_HEAP_BYTES in slabs: a smaller heap cuts slabs
+ * of one unit or one block. */
 static void check_slab_tails(void)
 {
-    enum { FILL = 48 };
+    enum { FILL = 16 };
     void *fill[FILL];
-    for (int i = 0; i < FILL; i++) fill[i] = hugeslab_malloc(100 * 1024);
+    int filled = 0;
+    tiny_stats_t st;
+    do {
+        fill[filled++] = hugeslab_malloc(TINY_MAX_SIZE);
+        tiny_stats(&st);
+    } while (st.bytes_in_slabs < TINY_MIDDLE_HEAP_BYTES + HS_MiB && filled < FILL);
+    CHECK(st.bytes_in_slabs >= TINY_MIDDLE_HEAP_BYTES + HS_MiB,
+          "%d blocks of 1 MiB made only %llu bytes of slabs", filled,
+          (unsigned long long)st.bytes_in_slabs);
     unsigned checked = 0, classes = 0;
     for (unsigned cls = 0; cls < TINY_CLASS_COUNT; cls++) {
         size_t size = tiny_class_size[cls];
@@ -161,7 +170,7 @@ static void check_slab_tails(void)
         hugeslab_free(p);
     }
     CHECK(checked * 2 >= classes, "only %u of %u classes had a slab off unit 0", checked, classes);
-    for (int i = 0; i < FILL; i++) hugeslab_free(fill[i]);
+    for (int i = 0; i < filled; i++) hugeslab_free(fill[i]);
 }
 
 int main(void)

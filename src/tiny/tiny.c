@@ -107,7 +107,12 @@ static unsigned fewest_units(unsigned cls)
 
 static unsigned slab_units(unsigned cls)
 {
-    return seg_small_heap() ? fewest_units(cls) : class_units(cls);
+    if (seg_small_heap()) return fewest_units(cls);
+    if (tiny_class_size[cls] > TINY_LINEAR_MAX &&
+        atomic_load_explicit(&tiny.stat_bytes_in_slabs, memory_order_relaxed) <
+            TINY_MIDDLE_HEAP_BYTES)
+        return fewest_units(cls);
+    return class_units(cls);
 }
 
 /* The fewest units a slab of cls may have when the SuperSlabs in use have
