@@ -92,6 +92,15 @@ int os_advise_hugepage(void *addr, size_t size, bool on)
     return madvise(addr, size, on ? MADV_HUGEPAGE : MADV_NOHUGEPAGE) == 0 ? 0 : -errno;
 }
 
+HS_COLD long os_resident_pages(void *addr, size_t size)
+{
+    unsigned char in_core[HS_SUPERSLAB_SIZE / PAGE_GRANULE];
+    if (size > HS_SUPERSLAB_SIZE || mincore(addr, size, in_core) != 0) return -1;
+    long pages = 0;
+    for (size_t i = 0; i < size / PAGE_GRANULE; i++) pages += in_core[i] & 1;
+    return pages;
+}
+
 int os_populate(void *addr, size_t size)
 {
     if (OS_FAULT(OS_FAULT_MADVISE)) return -ENOMEM;

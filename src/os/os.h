@@ -57,6 +57,10 @@ int os_remap_onto(void *addr, size_t old_size, size_t new_size, void *dest);
  * hint for this range only. Returns 0 or -errno (EINVAL without THP). */
 int os_advise_hugepage(void *addr, size_t size, bool on);
 
+/* Pages of a page-aligned range of at most 2 MiB that are in memory
+ * (mincore). -1 when the kernel cannot say. */
+long os_resident_pages(void *addr, size_t size);
+
 /* Faults [addr, addr+size) in now, writable, with one MADV_POPULATE_WRITE
  * (Linux 5.14+). A page that cannot be had (a hugetlb page the memory
  * policy's nodes lack) is -errno here instead of a SIGBUS later; EINVAL on

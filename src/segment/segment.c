@@ -300,42 +300,121 @@ static void count_mapping(unsigned node, thp_backing_t backing, int64_t bytes)
     hs_count_add(&seg.stat_bytes_mapped, bytes);
 }
 
-/* A small heap stays small under THP: the process's first SuperSlab of
- * slabs gets base pages, faulted as slabs are carved, so a program with a
- * few hundred KiB of blocks is not made resident by 2 MiB. The second one
- * means the heap has grown: the first is hinted back to huge pages then
- * (khugepaged collapses it) and every later one is a huge page from its
- * first touch. The price is at most 512 faults, once. */
-static _Atomic bool slabs_mapped_once;
-static _Atomic(seg_superslab_t *) small_heap_superslab; /* the first, while deferred */
+/* A small heap stays small under THP: the process's first SuperSlabs of
+ * slabs get base pages, faulted as slabs are carved, so a program with a
+ * few hundred KiB of blocks is not made resident by 2 MiB each. Python's
+ * start-up has slabs in some 70 classes and fills the 64 units of its
+ * first SuperSlab with 239 of its 512 pages touched; a second one made
+ * both huge pages (17.3 MiB peak, against 14.7 on base pages).
+ * The first is always deferred; a second too while the first holds fewer
+ * than SEG_SMALL_HEAP_DENSE pages in memory (mincore): half of them. A
+ * heap that runs out of units with half its pages untouched spreads thin
+ * over many classes (Python: 239); one that has touched more will go on
+ * to fill its SuperSlabs (bench_memory kv and larson: 321, 323), and a
+ * second on base pages would cost it up to 512 faults more. The heap has grown
+ * when a third is mapped, when a second comes to a dense first, or when
+ * the deferred ones come to hold SEG_SMALL_HEAP_FAULTS pages: tiny/ tells
+ * of the pages its slabs carve (seg_small_heap_carved), and the kernel is
+ * asked again each time the pages seen at the last look and those carved
+ * since reach that budget. Then the deferred ones are hinted back to huge
+ * pages (khugepaged collapses them; until then their untouched pages
+ * still fault one by one, as the first one's always did) and every later
+ * SuperSlab is a huge page from its first touch; tiny/ cuts small slabs
+ * until the next one is mapped. So the heap takes at most 512 faults on
+ * base pages before it counts as grown, and a heap that grows densely
+ * takes them all in its first SuperSlab, as before. */
+#define SEG_SMALL_HEAP_MAX 2
+#define SEG_SMALL_HEAP_FAULTS ((long)(HS_SUPERSLAB_SIZE / 4096))
+#define SEG_SMALL_HEAP_DENSE (SEG_SMALL_HEAP_FAULTS / 2)
+static _Atomic(seg_superslab_t *) small_heap[SEG_SMALL_HEAP_MAX]; /* deferred, NULL: none */
+static _Atomic bool small_heap_grown;      /* the heap has grown: none deferred any more */
+static _Atomic bool small_heap_slabs;      /* seg_small_heap: from the first deferred one
+                                              to the first SuperSlab mapped after it grew */
+static _Atomic long small_heap_pages_seen; /* of the deferred ones in memory, at the last look */
+static _Atomic long small_heap_carved;     /* pages tiny/ carved since */
+_Atomic bool seg_small_heap_deferred;
 
-static void small_heap_note(seg_superslab_t *ss, seg_chunk_kind_t kind, thp_backing_t got)
+/* Pages of the deferred SuperSlabs in memory: the faults they cost so far.
+ * One the kernel cannot count for reads as the whole budget. Starts a new
+ * count of carved pages. */
+HS_COLD static long small_heap_look(void)
 {
-    if (kind != SEG_CHUNK_SLABS || got != THP_BACKING_THP) return;
-    if (!atomic_exchange_explicit(&slabs_mapped_once, true, memory_order_relaxed)) {
-        thp_defer_huge(ss, HS_SUPERSLAB_SIZE);
-        atomic_store_explicit(&small_heap_superslab, ss, memory_order_release);
-        return;
+    atomic_store(&small_heap_carved, 0);
+    long pages = 0;
+    for (unsigned i = 0; i < SEG_SMALL_HEAP_MAX; i++) {
+        seg_superslab_t *ss = atomic_load(&small_heap[i]);
+        if (!ss) continue;
+        long in_memory = os_resident_pages(ss, HS_SUPERSLAB_SIZE);
+        pages += in_memory >= 0 ? in_memory : SEG_SMALL_HEAP_FAULTS;
     }
-    seg_superslab_t *first =
-        atomic_exchange_explicit(&small_heap_superslab, NULL, memory_order_acq_rel);
-    if (first) thp_allow_huge(first, HS_SUPERSLAB_SIZE);
+    atomic_store(&small_heap_pages_seen, pages);
+    return pages;
 }
 
-bool seg_small_heap(void)
+/* The heap has grown: every deferred SuperSlab is hinted huge again. A
+ * thread that defers one meanwhile (its hint set before it publishes the
+ * slot) either has it taken here or sees small_heap_grown after publishing
+ * (both sequentially consistent) and takes it itself: none stays deferred. */
+HS_COLD static void small_heap_outgrown(void)
 {
-    return atomic_load_explicit(&small_heap_superslab, memory_order_relaxed) != NULL;
+    atomic_store(&small_heap_grown, true);
+    atomic_store_explicit(&seg_small_heap_deferred, false, memory_order_relaxed);
+    for (unsigned i = 0; i < SEG_SMALL_HEAP_MAX; i++) {
+        seg_superslab_t *ss = atomic_exchange(&small_heap[i], NULL);
+        if (ss) thp_allow_huge(ss, HS_SUPERSLAB_SIZE);
+    }
 }
+
+HS_COLD static void small_heap_note(seg_superslab_t *ss)
+{
+    if (!atomic_load(&small_heap_grown) && small_heap_look() < SEG_SMALL_HEAP_DENSE) {
+        thp_defer_huge(ss, HS_SUPERSLAB_SIZE);
+        unsigned i = 0;
+        for (seg_superslab_t *none = NULL;
+             i < SEG_SMALL_HEAP_MAX && !atomic_compare_exchange_strong(&small_heap[i], &none, ss);
+             i++)
+            none = NULL;
+        if (i == SEG_SMALL_HEAP_MAX) {
+            thp_allow_huge(ss, HS_SUPERSLAB_SIZE); /* no slot left: the heap has grown */
+        } else {
+            atomic_store(&small_heap_slabs, true);
+            atomic_store_explicit(&seg_small_heap_deferred, true, memory_order_relaxed);
+            if (!atomic_load(&small_heap_grown)) return;
+        }
+    }
+    small_heap_outgrown();
+    atomic_store(&small_heap_slabs, false);
+}
+
+HS_COLD void seg_small_heap_carved(const void *from, size_t bytes)
+{
+    uintptr_t first = (uintptr_t)from & ~(uintptr_t)4095;
+    long pages = (long)((hs_align_up((uintptr_t)from + bytes, 4096) - first) / 4096);
+    long carved = atomic_fetch_add_explicit(&small_heap_carved, pages, memory_order_relaxed);
+    if (atomic_load_explicit(&small_heap_pages_seen, memory_order_relaxed) + carved + pages <
+        SEG_SMALL_HEAP_FAULTS)
+        return;
+    if (small_heap_look() >= SEG_SMALL_HEAP_FAULTS) small_heap_outgrown();
+}
+
+/* Whether ss is one of the deferred SuperSlabs (a relaxed look). */
+static bool small_heap_holds(const seg_superslab_t *ss)
+{
+    for (unsigned i = 0; i < SEG_SMALL_HEAP_MAX; i++)
+        if (atomic_load_explicit(&small_heap[i], memory_order_relaxed) == ss) return true;
+    return false;
+}
+
+bool seg_small_heap(void) { return atomic_load_explicit(&small_heap_slabs, memory_order_relaxed); }
 
 /* Whether free units of a SuperSlab in use may go back to the kernel: never
  * where that would split a huge page (hugetlb, or THP that the kernel may
- * have made one), so base pages, or the small heap's first SuperSlab while
- * it is still kept off huge pages. */
+ * have made one), so base pages, or a deferred SuperSlab of the small heap
+ * while it is still kept off huge pages. */
 static bool units_purgeable(const seg_superslab_t *ss)
 {
     if (ss->backing == THP_BACKING_BASE) return true;
-    return ss->backing == THP_BACKING_THP &&
-           atomic_load_explicit(&small_heap_superslab, memory_order_relaxed) == ss;
+    return ss->backing == THP_BACKING_THP && small_heap_holds(ss);
 }
 
 /* A unit was taken or given back: the SuperSlab is no longer quiet, and
@@ -388,7 +467,7 @@ static seg_superslab_t *map_superslabs(size_t size, size_t align, seg_chunk_kind
         break;
     }
     if (got == THP_BACKING_BASE && hs_option(HS_OPT_PREFAULT)) os_populate(ss, size);
-    small_heap_note(ss, kind, got);
+    if (kind == SEG_CHUNK_SLABS && got == THP_BACKING_THP) small_heap_note(ss);
     note_backing(wanted, got);
     ss->kind = (uint8_t)kind;
     ss->backing = (uint8_t)got;
@@ -405,8 +484,10 @@ static seg_superslab_t *map_superslabs(size_t size, size_t align, seg_chunk_kind
 void seg_unmap_idle(seg_superslab_t *ss, size_t size, thp_backing_t backing)
 {
     /* Never hint a range that is no longer ours. */
-    seg_superslab_t *deferred = ss;
-    atomic_compare_exchange_strong(&small_heap_superslab, &deferred, NULL);
+    for (unsigned i = 0; i < SEG_SMALL_HEAP_MAX; i++) {
+        seg_superslab_t *deferred = ss;
+        atomic_compare_exchange_strong(&small_heap[i], &deferred, NULL);
+    }
     if (backing == THP_BACKING_HUGETLB) hugetlb_untrack(ss);
     count_mapping(ss->memory_node, backing, -(int64_t)size);
     registry_clear(ss, size);

@@ -161,14 +161,23 @@ seg_superslab_t *seg_units_alloc(unsigned node, unsigned *n_units, unsigned min_
  * when one is not. */
 bool seg_units_extend(seg_superslab_t *ss, unsigned first_unit, unsigned n_units);
 /* Whether the heap is still small: its slabs all lie in the process's first
- * SuperSlab of slabs, which stays on base pages until a second one is
- * mapped (then it becomes a huge page, and every later one is from its
- * first touch). tiny/ cuts slabs of few units meanwhile, so that a program
- * with a few hundred KiB of blocks in many size classes never needs that
- * second SuperSlab. A relaxed read: a heuristic for slab sizes. */
+ * SuperSlabs of slabs (one, or two while the first is sparse), which stay
+ * on base pages until the heap grows past them (then they become huge
+ * pages, and every later one is from its first touch). tiny/ cuts slabs of
+ * few units meanwhile, so that a program with a few hundred KiB of blocks
+ * in many size classes needs few of them. A relaxed read: a heuristic for
+ * slab sizes. */
 bool seg_small_heap(void);
+/* Set while SuperSlabs of slabs are kept on base pages for a small heap. */
+extern _Atomic bool seg_small_heap_deferred;
+/* tiny/ carved blocks [from, from + bytes) of a slab, about to be handed
+ * out, while seg_small_heap_deferred is set: the pages they span count
+ * towards the small heap's budget of faults on base pages, and the carve
+ * that reaches it makes the heap grown. Makes system calls (mincore,
+ * madvise): call it holding no lock. */
+void seg_small_heap_carved(const void *from, size_t bytes);
 /* Gives units back; a SuperSlab left empty returns to its node's pool. In
- * a SuperSlab of base pages (or the small heap's first, while it is), free
+ * a SuperSlab of base pages (or one of the small heap's first, while it is), free
  * units whose SuperSlab has not changed for HUGESLAB_PURGE_DELAY_MS go back
  * to the kernel too, with MADV_DONTNEED, in whole pages: a SuperSlab kept by
  * one live slab no longer keeps every page its freed slabs touched. */

@@ -72,8 +72,8 @@ typedef struct seg_free_units_s {
     uint64_t units;      /* the units taken: in no slab, and not free meanwhile */
 } seg_free_units_t;
 /* Takes the free units of SuperSlabs whose pages may be given back without
- * splitting a huge page (base pages, or the small heap's first SuperSlab
- * while it is deferred), unchanged for policy->purge_after_ms (any age with
+ * splitting a huge page (base pages, or the small heap's first SuperSlabs
+ * while they are deferred), unchanged for policy->purge_after_ms (any age with
  * `everything`) and not given back since. *next_due: when the next falls
  * due (UINT64_MAX for none). Returns how many SuperSlabs it took units of. */
 unsigned seg_take_free_units(const seg_purge_policy_t *policy, uint64_t now_ms,

@@ -248,6 +248,8 @@ static void carve(tiny_slab_t *slab)
     uintptr_t from = (uintptr_t)slab->start + (size_t)first * size;
     uint32_t batch = (uint32_t)((hs_align_up(from + size, 4096) - from) / size);
     uint32_t end = first + batch < slab->capacity ? first + batch : slab->capacity;
+    if (HS_UNLIKELY(atomic_load_explicit(&seg_small_heap_deferred, memory_order_relaxed)))
+        seg_small_heap_carved((const void *)from, (size_t)(end - first) * size);
     tiny_block_t *next = slab->free;
     for (uint32_t i = end; i-- > first;) {
         tiny_block_t *b = (tiny_block_t *)(slab->start + (size_t)i * size);
