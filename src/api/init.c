@@ -45,8 +45,9 @@ static void fork_prepare(void)
 
 static void fork_parent(void)
 {
-    seg_fork_parent();
+    seg_fork_token_t token = seg_fork_parent();
     tiny_fork_parent();
+    seg_fork_parent_unlocked(token);
 }
 
 static void fork_child(void)

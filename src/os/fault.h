@@ -39,7 +39,7 @@ typedef enum os_fault_site_e {
     OS_FAULT_URING,   /* os_uring_setup */
     OS_FAULT_THREAD,  /* os_thread_start (pthread_create) */
     OS_FAULT_FILE,    /* every /proc and /sys read (os_read_file) */
-    OS_FAULT_PIPE,    /* os_copy_own (a fork child's copy of its hugetlb memory) */
+    OS_FAULT_PIPE,    /* os_copy_own, os_pipe (a fork child's copy of its hugetlb memory) */
     OS_FAULT_SITES
 } os_fault_site_t;
 

@@ -221,6 +221,13 @@ void os_yield(void);
  * page pin, so a page shared copy-on-write stays shared. Returns the bytes
  * copied, or -errno when no pipe can be had. */
 ssize_t os_copy_own(void *dest, const void *src, size_t len);
+/* A close-on-exec pipe: fds[0] reads, fds[1] writes. 0 or -errno. */
+int os_pipe(int fds[2]);
+/* Waits until no write end of the pipe that fd reads from is open any
+ * more (bytes written meanwhile are read and dropped), for at most ms
+ * milliseconds (poll; the coarse clock may add a few). True when every
+ * write end was closed in time. */
+bool os_wait_hangup(int fd, unsigned ms);
 /* The process id (getpid). */
 int os_pid(void);
 /* The base page size (sysconf, asked once). */

@@ -2,6 +2,7 @@
  * fault counts, the page size, and starting hugeslab's own thread. */
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
@@ -131,6 +132,29 @@ ssize_t os_copy_own(void *dest, const void *src, size_t len)
     close(fds[0]);
     close(fds[1]);
     return (ssize_t)done;
+}
+
+int os_pipe(int fds[2])
+{
+    if (OS_FAULT(OS_FAULT_PIPE)) return -EMFILE;
+    return pipe2(fds, O_CLOEXEC) == 0 ? 0 : -errno;
+}
+
+bool os_wait_hangup(int fd, unsigned ms)
+{
+    uint64_t deadline = os_now_ms() + ms;
+    for (;;) {
+        uint64_t now = os_now_ms();
+        if (now >= deadline) return false;
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        int n = poll(&p, 1, (int)(deadline - now));
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) return false;
+        char byte;
+        ssize_t got = read(fd, &byte, 1);
+        if (got == 0) return true;
+        if (got < 0 && errno != EINTR && errno != EAGAIN) return false;
+    }
 }
 
 int os_pid(void) { return (int)getpid(); }

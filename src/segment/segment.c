@@ -39,10 +39,19 @@ typedef struct node_pool_s {
 
 /* Every live hugetlb mapping, for fork(): private hugetlb pages are copied
  * on write from the same pool, and a child whose copy cannot be had gets
- * SIGBUS, so the child trades them for anonymous copies (seg_fork_child). */
+ * SIGBUS, so the child trades them for anonymous copies (seg_fork_child).
+ * Until then each page a parent thread writes needs a free pool page, and
+ * free pages are anyone's: the auto backing keeps them reserved meanwhile
+ * (spare), frees them at fork() and takes the parent's copies at once. */
 typedef struct hugetlb_range_s {
     seg_superslab_t *base; /* a SuperSlab or the head of a run */
     size_t size;           /* bytes of the mapping */
+    void *spare;           /* a hugetlb mapping of `size` bytes never touched: its reservation
+                              keeps as many pool pages from every other mapping until a fork
+                              frees them for this range's copies; NULL without one */
+    bool spare_freed;      /* its spare went at a fork and is not reserved again yet */
+    bool copy_now;         /* its spare went at the fork under way: the parent copies the
+                              range's pages at once (seg_fork_parent) */
 } hugetlb_range_t;
 
 /* segment's state: everything segment.c owns but the registry
@@ -63,10 +72,12 @@ static struct seg_state_s {
     size_t hugetlb_cap;                       /* entries its pages hold */
     _Atomic size_t hugetlb_pages_mapped;      /* 2 MiB pages over all of them; written under
                                                  hugetlb_lock */
-    _Atomic size_t hugetlb_pages_claimed;     /* pages of auto hugetlb mappings under way:
-                                                 counted from the check of the pool to
-                                                 hugetlb_track, so threads mapping at once
-                                                 cannot all count the same spare pages */
+    _Atomic size_t hugetlb_spares_out;        /* ranges whose spare a fork freed and that have
+                                                 none again yet (spare_freed); written under
+                                                 hugetlb_lock. Their copies need the pages:
+                                                 no auto hugetlb mapping meanwhile */
+    int fork_done[2];                         /* pipe whose write end the child closes once
+                                                 its hugetlb memory is copied; -1 when none */
     /* hugetlb in auto mode: tried while the pool had pages at the last look;
      * after a look that found none (in the pool, or on a node), sysfs is not
      * read again for a second -- not once per new SuperSlab. */
@@ -181,11 +192,11 @@ static void registry_clear(void *base, size_t size)
 
 /* ---- mapping and unmapping ---------------------------------------------- */
 
-/* The backing to ask the thp layer for a mapping of `size` bytes, from
- * HUGESLAB_BACKING. */
-static thp_backing_t wanted_backing(size_t size, size_t *claimed)
+/* The backing to ask the thp layer for, from HUGESLAB_BACKING; *spare
+ * says whether a hugetlb mapping needs its spare pages (hugetlb_range_t). */
+static thp_backing_t wanted_backing(bool *spare)
 {
-    *claimed = 0;
+    *spare = false;
     switch (hs_option(HS_OPT_BACKING)) {
     case HS_BACKING_HUGETLB:
         return THP_BACKING_HUGETLB;
@@ -194,26 +205,14 @@ static thp_backing_t wanted_backing(size_t size, size_t *claimed)
     case HS_BACKING_BASE:
         return THP_BACKING_BASE;
     default:
-        /* auto: hugetlb while the pool keeps, after this mapping, a page
-         * free for each hugetlb page the process maps, checked again a
-         * second after it last fell short; else THP.  Those free pages are
-         * for fork(): until a child has copied its hugetlb memory
-         * (seg_fork_child), each shared page a parent thread writes needs
-         * one, or the kernel takes the page from the child. */
-        if (seg_now_ms() < atomic_load_explicit(&seg.hugetlb_retry_at_ms, memory_order_relaxed))
+        /* auto: hugetlb while the pool can reserve, besides the mapping,
+         * as many spare pages for a fork's copies (map_superslabs); tried
+         * again a second after it last could not; else THP. */
+        if (seg_now_ms() < atomic_load_explicit(&seg.hugetlb_retry_at_ms, memory_order_relaxed) ||
+            atomic_load_explicit(&seg.hugetlb_spares_out, memory_order_relaxed))
             return THP_BACKING_THP;
-        size_t pages = size >> HS_SUPERSLAB_SHIFT;
-        size_t under_way =
-            atomic_fetch_add_explicit(&seg.hugetlb_pages_claimed, pages, memory_order_relaxed) +
-            pages;
-        size_t mapped = atomic_load_explicit(&seg.hugetlb_pages_mapped, memory_order_relaxed);
-        if (thp_hugetlb_pages_available() >= mapped + under_way + pages) {
-            *claimed = pages; /* given back by map_superslabs once tracked */
-            return THP_BACKING_HUGETLB;
-        }
-        atomic_fetch_sub_explicit(&seg.hugetlb_pages_claimed, pages, memory_order_relaxed);
-        hugetlb_none_until_later(&seg.hugetlb_retry_at_ms);
-        return THP_BACKING_THP;
+        *spare = true;
+        return THP_BACKING_HUGETLB;
     }
 }
 
@@ -267,7 +266,9 @@ static bool metadata_grow(hs_lock_t *lock, void **array, size_t *cap, const size
     return true;
 }
 
-static void hugetlb_track(seg_superslab_t *base, size_t size)
+/* Tracks a new hugetlb mapping and its spare (NULL: none). False when no
+ * room could be had: the caller unmaps the spare. */
+static bool hugetlb_track(seg_superslab_t *base, size_t size, void *spare)
 {
     hs_lock(&seg.hugetlb_lock);
     bool room = true;
@@ -275,23 +276,31 @@ static void hugetlb_track(seg_superslab_t *base, size_t size)
         room = metadata_grow(&seg.hugetlb_lock, (void **)&seg.hugetlb_ranges, &seg.hugetlb_cap,
                              &seg.hugetlb_count, sizeof *seg.hugetlb_ranges, 256);
     if (room) {
-        seg.hugetlb_ranges[seg.hugetlb_count++] = (hugetlb_range_t){base, size};
+        seg.hugetlb_ranges[seg.hugetlb_count++] =
+            (hugetlb_range_t){base, size, spare, false, false};
         seg.hugetlb_pages_mapped += size >> HS_SUPERSLAB_SHIFT;
     }
     hs_unlock(&seg.hugetlb_lock);
+    return room;
 }
 
-static void hugetlb_untrack(seg_superslab_t *base)
+/* Stops tracking a hugetlb mapping; returns its spare, for the caller to
+ * unmap with no lock held, or NULL. */
+static void *hugetlb_untrack(seg_superslab_t *base)
 {
+    void *spare = NULL;
     hs_lock(&seg.hugetlb_lock);
     for (size_t i = 0; i < seg.hugetlb_count; i++) {
         if (seg.hugetlb_ranges[i].base == base) {
             seg.hugetlb_pages_mapped -= seg.hugetlb_ranges[i].size >> HS_SUPERSLAB_SHIFT;
+            spare = seg.hugetlb_ranges[i].spare;
+            if (seg.hugetlb_ranges[i].spare_freed) seg.hugetlb_spares_out--;
             seg.hugetlb_ranges[i] = seg.hugetlb_ranges[--seg.hugetlb_count];
             break;
         }
     }
     hs_unlock(&seg.hugetlb_lock);
+    return spare;
 }
 
 static void count_mapping(unsigned node, thp_backing_t backing, int64_t bytes)
@@ -432,8 +441,8 @@ static void units_changed(seg_superslab_t *ss)
 static seg_superslab_t *map_superslabs(size_t size, size_t align, seg_chunk_kind_t kind,
                                        unsigned node)
 {
-    size_t claimed;
-    thp_backing_t wanted = wanted_backing(size, &claimed), got;
+    bool spare_wanted;
+    thp_backing_t wanted = wanted_backing(&spare_wanted), got;
     unsigned memory_node = numa_node_for_superslab(node);
     bool many_nodes = numa_node_count() > 1;
     /* The hugetlb pool is global but its pages live on nodes: ask for one
@@ -447,13 +456,23 @@ static seg_superslab_t *map_superslabs(size_t size, size_t align, seg_chunk_kind
             wanted = THP_BACKING_THP;
         }
     }
+    /* The spare first: without it the mapping is THP's. */
+    void *spare = NULL;
+    if (wanted == THP_BACKING_HUGETLB && spare_wanted) {
+        spare = os_map_aligned(size, HS_SUPERSLAB_SIZE, true);
+        if (!spare) {
+            hugetlb_none_until_later(&seg.hugetlb_retry_at_ms);
+            wanted = THP_BACKING_THP;
+        }
+    }
     seg_superslab_t *ss;
     for (;;) {
         ss = thp_map_aligned(size, align, wanted, &got);
-        if (!ss) {
-            atomic_fetch_sub_explicit(&seg.hugetlb_pages_claimed, claimed, memory_order_relaxed);
-            return NULL;
+        if (spare && (!ss || got != THP_BACKING_HUGETLB)) {
+            os_unmap(spare, size);
+            spare = NULL;
         }
+        if (!ss) return NULL;
         if (got == THP_BACKING_HUGETLB && many_nodes)
             numa_bind_strict(ss, size, memory_node);
         else
@@ -476,8 +495,8 @@ static seg_superslab_t *map_superslabs(size_t size, size_t align, seg_chunk_kind
     ss->run_size = size;
     count_mapping(memory_node, got, (int64_t)size);
     registry_set(ss, size, kind);
-    if (got == THP_BACKING_HUGETLB) hugetlb_track(ss, size);
-    atomic_fetch_sub_explicit(&seg.hugetlb_pages_claimed, claimed, memory_order_relaxed);
+    if (got == THP_BACKING_HUGETLB && !hugetlb_track(ss, size, spare) && spare)
+        os_unmap(spare, size);
     return ss;
 }
 
@@ -488,10 +507,11 @@ void seg_unmap_idle(seg_superslab_t *ss, size_t size, thp_backing_t backing)
         seg_superslab_t *deferred = ss;
         atomic_compare_exchange_strong(&small_heap[i], &deferred, NULL);
     }
-    if (backing == THP_BACKING_HUGETLB) hugetlb_untrack(ss);
+    void *spare = backing == THP_BACKING_HUGETLB ? hugetlb_untrack(ss) : NULL;
     count_mapping(ss->memory_node, backing, -(int64_t)size);
     registry_clear(ss, size);
     os_unmap(ss, size);
+    if (spare) os_unmap(spare, size);
 }
 
 /* ---- SuperSlabs of slabs ------------------------------------------------- */
@@ -1285,13 +1305,115 @@ void seg_fork_prepare(void)
     for (unsigned n = 0; n < numa_node_count(); n++) hs_lock(&seg.pools[n].lock);
     hs_lock(&seg.run_cache_lock);
     hs_lock(&seg.hugetlb_lock);
+    /* The spares' pages become free for this fork's copies, as late as can
+     * be: from here until seg_fork_parent has made them, another process
+     * may take them. The munmaps touch no page (nothing was faulted). */
+    bool freed = false;
+    for (size_t i = 0; i < seg.hugetlb_count; i++) {
+        hugetlb_range_t *r = &seg.hugetlb_ranges[i];
+        /* One an earlier fork could not reserve again: if the pool has the
+         * pages now, they are this fork's. */
+        if (!r->spare && r->spare_freed)
+            r->spare = os_map_aligned(r->size, HS_SUPERSLAB_SIZE, true);
+        if (!r->spare) continue;
+        os_unmap(r->spare, r->size);
+        r->spare = NULL;
+        if (!r->spare_freed) seg.hugetlb_spares_out++;
+        r->spare_freed = r->copy_now = freed = true;
+    }
+    seg.fork_done[0] = seg.fork_done[1] = -1;
+    if (freed && os_pipe(seg.fork_done) != 0) seg.fork_done[0] = seg.fork_done[1] = -1;
 }
 
-void seg_fork_parent(void)
+/* Reserves the spares that went at a fork again. The pages the parent
+ * copied from are the child's until it has copied them in turn: when the
+ * pool lacks them now, or when pages the parent shares with the child are
+ * left (`shared`: a reservation now would take the free pages their copies
+ * need), waits first (at most a second) for the child to close `child_done`
+ * (-1: none). The spares that still cannot be had are tried again at the
+ * next fork (seg_fork_prepare); until then another process may take their
+ * pages, and a child of that fork may lose the pages the parent writes
+ * while it copies. */
+static void hugetlb_spares_restore(int child_done, bool shared)
 {
+    bool waited = child_done < 0;
+    if (shared && !waited) {
+        os_wait_hangup(child_done, 1000);
+        waited = true;
+    }
+    for (;;) {
+        seg_superslab_t *base = NULL;
+        size_t size = 0;
+        hs_lock(&seg.hugetlb_lock);
+        for (size_t i = 0; i < seg.hugetlb_count && !base; i++) {
+            if (seg.hugetlb_ranges[i].spare_freed) {
+                base = seg.hugetlb_ranges[i].base;
+                size = seg.hugetlb_ranges[i].size;
+            }
+        }
+        hs_unlock(&seg.hugetlb_lock);
+        if (!base) return;
+        void *spare = os_map_aligned(size, HS_SUPERSLAB_SIZE, true);
+        if (!spare && waited) return;
+        if (!spare) {
+            os_wait_hangup(child_done, 1000);
+            waited = true;
+            continue;
+        }
+        hs_lock(&seg.hugetlb_lock);
+        for (size_t i = 0; i < seg.hugetlb_count; i++) {
+            hugetlb_range_t *r = &seg.hugetlb_ranges[i];
+            if (r->base != base || !r->spare_freed) continue;
+            r->spare_freed = false;
+            seg.hugetlb_spares_out--;
+            if (r->size == size) {
+                r->spare = spare;
+                spare = NULL;
+            }
+            break;
+        }
+        hs_unlock(&seg.hugetlb_lock);
+        if (spare) os_unmap(spare, size); /* the range went meanwhile */
+    }
+}
+
+seg_fork_token_t seg_fork_parent(void)
+{
+    if (seg.fork_done[1] >= 0) os_close(seg.fork_done[1]);
+    seg_fork_token_t token = {seg.fork_done[0], false};
+    seg.fork_done[0] = seg.fork_done[1] = -1;
+    /* The parent's own copies of the pages whose spares went, now, while
+     * those are free: until the child has copied its hugetlb memory, any
+     * page a parent thread writes needs one, and with none free the kernel
+     * takes the page from the child (the parent owns the reservation), its
+     * contents at fork() lost to it.  Once copied here, no later write
+     * does.  A page the child copied first is the parent's alone: no copy.
+     * Only for a spare just freed, and while the pool still has the pages
+     * (another process may have taken them since): with no free page, each
+     * copy made here would be a page taken from the child.  free_pages
+     * counts a copy for every page, though those written since fork() need
+     * none: read again before a range is left shared for want of them. */
+    size_t free_pages = thp_hugetlb_pages_available();
+    for (size_t i = 0; i < seg.hugetlb_count; i++) {
+        hugetlb_range_t *r = &seg.hugetlb_ranges[i];
+        size_t pages = r->size >> HS_SUPERSLAB_SHIFT;
+        if (r->copy_now && free_pages < pages) free_pages = thp_hugetlb_pages_available();
+        if (r->copy_now && free_pages >= pages && os_populate(r->base, r->size) == 0)
+            free_pages -= pages;
+        else
+            token.shared = true;
+        r->copy_now = false;
+    }
     hs_unlock(&seg.hugetlb_lock);
     hs_unlock(&seg.run_cache_lock);
     for (unsigned n = numa_node_count(); n-- > 0;) hs_unlock(&seg.pools[n].lock);
+    return token;
+}
+
+void seg_fork_parent_unlocked(seg_fork_token_t token)
+{
+    hugetlb_spares_restore(token.child_done, token.shared);
+    if (token.child_done >= 0) os_close(token.child_done);
 }
 
 /* Fills a child's anonymous copy of a hugetlb range from the child's own
@@ -1303,7 +1425,7 @@ void seg_fork_parent(void)
  * page holds that thread's later writes, blocks freed and reused since,
  * so it is no copy to give the child.  The range stays hugetlb, and the
  * child gets SIGBUS if it touches the lost page, as the kernel documents;
- * the auto backing keeps pool pages free for such copies (wanted_backing). */
+ * the auto backing's parent makes its copies first (seg_fork_parent). */
 static int child_fill(void *copy, const void *addr, size_t size, void *ctx)
 {
     (void)ctx;
@@ -1318,6 +1440,7 @@ static void hugetlb_privatize(void)
     size_t kept = 0;
     for (size_t i = 0; i < seg.hugetlb_count; i++) {
         hugetlb_range_t r = seg.hugetlb_ranges[i];
+        r.spare_freed = r.copy_now = false; /* spares are the parent's; the child has none */
         if (thp_hugetlb_to_anonymous(r.base, r.size, child_fill, NULL) != 0) {
             seg.hugetlb_ranges[kept++] = r; /* stays hugetlb: may fault later */
             continue;
@@ -1328,15 +1451,18 @@ static void hugetlb_privatize(void)
         seg.hugetlb_pages_mapped -= r.size >> HS_SUPERSLAB_SHIFT;
     }
     seg.hugetlb_count = kept;
+    seg.hugetlb_spares_out = 0;
     /* Purged hugetlb SuperSlabs do not exist (they are unmapped), and idle
      * ones sit in the lists with their headers just rewritten above. */
 }
 
 void seg_fork_child(void)
 {
-    /* Claims of the parent's other threads, which the child does not have. */
-    atomic_store_explicit(&seg.hugetlb_pages_claimed, 0, memory_order_relaxed);
     if (atomic_load_explicit(&seg.hugetlb_pages_mapped, memory_order_relaxed)) hugetlb_privatize();
+    /* The parent waits for this to reserve its spares again. */
+    if (seg.fork_done[0] >= 0) os_close(seg.fork_done[0]);
+    if (seg.fork_done[1] >= 0) os_close(seg.fork_done[1]);
+    seg.fork_done[0] = seg.fork_done[1] = -1;
     hs_lock_init(&seg.hugetlb_lock, HS_RANK_HUGETLB);
     hs_lock_init(&seg.run_cache_lock, HS_RANK_RUN_CACHE);
     for (unsigned n = 0; n < numa_node_count(); n++)

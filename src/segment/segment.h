@@ -248,7 +248,18 @@ void seg_set_periodic_work(void (*work)(void), uint64_t interval_ms);
 void seg_start_background(void);
 
 void seg_fork_prepare(void);
-void seg_fork_parent(void);
+/* What seg_fork_parent leaves for seg_fork_parent_unlocked. */
+typedef struct seg_fork_token_s {
+    int child_done; /* the pipe end the child hangs up once it has copied its hugetlb
+                       memory, or -1 */
+    bool shared;    /* the parent still shares hugetlb pages with the child */
+} seg_fork_token_t;
+/* Releases segment's locks; returns what seg_fork_parent_unlocked needs. */
+seg_fork_token_t seg_fork_parent(void);
+/* In the parent once no lock of the fork is held any more, with what
+ * seg_fork_parent returned: reserves again the spare hugetlb pages the fork
+ * freed (hugetlb_range_t), which may wait up to a second for the child. */
+void seg_fork_parent_unlocked(seg_fork_token_t token);
 void seg_fork_child(void);
 /* At exit: the purge thread stops; nothing is waited for. */
 void seg_shutdown(void);
