@@ -212,9 +212,7 @@ for t in $WANT; do
         if [ "$avail" -lt 20 ]; then
             report SKIP fork_pool "only $avail of 20 hugetlb pages could be reserved"
         else
-            # A child may die of SIGBUS when the kernel takes a hugetlb page
-            # back from it (README, "Huge pages"); corruption still fails.
-            HS_FORK_SIGBUS_TOLERATED=1 run_test fork_pool preload "$BIN/fork_test"
+            run_test fork_pool preload "$BIN/fork_test"
         fi
         echo "$pool_before" >"$pool_file"
         flock -u 9
