@@ -34,7 +34,8 @@ typedef enum os_fault_site_e {
     OS_FAULT_MMAP,    /* os_map_aligned, os_map_pages */
     OS_FAULT_MUNMAP,  /* os_unmap */
     OS_FAULT_MREMAP,  /* os_remap_in_place, os_remap_onto */
-    OS_FAULT_MADVISE, /* os_advise_hugepage, os_populate, os_purge, batched purges */
+    OS_FAULT_MADVISE, /* os_advise_hugepage, os_advise_fork, os_populate, os_purge, batched
+                         purges */
     OS_FAULT_MBIND,   /* os_mbind, os_set_home_node, os_get_mempolicy */
     OS_FAULT_URING,   /* os_uring_setup */
     OS_FAULT_THREAD,  /* os_thread_start (pthread_create) */

@@ -107,6 +107,12 @@ int os_populate(void *addr, size_t size)
     return madvise(addr, size, MADV_POPULATE_WRITE) == 0 ? 0 : -errno;
 }
 
+int os_advise_fork(void *addr, size_t size, bool inherit)
+{
+    if (OS_FAULT(OS_FAULT_MADVISE)) return -ENOMEM;
+    return madvise(addr, size, inherit ? MADV_DOFORK : MADV_DONTFORK) == 0 ? 0 : -errno;
+}
+
 int os_purge(void *addr, size_t size, bool dontneed)
 {
     if (OS_FAULT(OS_FAULT_MADVISE)) return -ENOMEM;

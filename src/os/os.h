@@ -68,6 +68,10 @@ long os_resident_pages(void *addr, size_t size);
  * the kernel reclaims memory. */
 int os_populate(void *addr, size_t size);
 
+/* MADV_DOFORK (`inherit`) or MADV_DONTFORK on a page-aligned range: whether
+ * a child of fork() gets it. Returns 0 or -errno. */
+int os_advise_fork(void *addr, size_t size, bool inherit);
+
 /* Hands the pages of a page-aligned range back to the kernel, keeping the
  * mapping: MADV_FREE (lazy, LazyFree until reclaimed) unless `dontneed` or
  * the kernel lacks it (before 4.5), else MADV_DONTNEED. Returns 0 or -errno. */

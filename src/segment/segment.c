@@ -473,6 +473,9 @@ static seg_superslab_t *map_superslabs(size_t size, size_t align, seg_chunk_kind
             spare = NULL;
         }
         if (!ss) return NULL;
+        /* Until it is tracked, a fork's child must not get it: the child
+         * would share its pages, untracked, with no copy of its own. */
+        if (got == THP_BACKING_HUGETLB) os_advise_fork(ss, size, false);
         if (got == THP_BACKING_HUGETLB && many_nodes)
             numa_bind_strict(ss, size, memory_node);
         else
@@ -495,8 +498,12 @@ static seg_superslab_t *map_superslabs(size_t size, size_t align, seg_chunk_kind
     ss->run_size = size;
     count_mapping(memory_node, got, (int64_t)size);
     registry_set(ss, size, kind);
-    if (got == THP_BACKING_HUGETLB && !hugetlb_track(ss, size, spare) && spare)
-        os_unmap(spare, size);
+    if (got == THP_BACKING_HUGETLB) {
+        if (hugetlb_track(ss, size, spare))
+            os_advise_fork(ss, size, true); /* a fork from here on copies it */
+        else if (spare)
+            os_unmap(spare, size);
+    }
     return ss;
 }
 
