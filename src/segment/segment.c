@@ -76,6 +76,12 @@ static struct seg_state_s {
                                                  none again yet (spare_freed); written under
                                                  hugetlb_lock. Their copies need the pages:
                                                  no auto hugetlb mapping meanwhile */
+    _Atomic unsigned hugetlb_forks;           /* forks from seg_fork_prepare until their spares
+                                                 are back: no auto hugetlb mapping starts */
+    _Atomic unsigned hugetlb_maps_under_way;  /* auto hugetlb mappings from their reservations
+                                                 to hugetlb_track: seg_fork_prepare waits for
+                                                 them, whose reservations would take the
+                                                 pages it frees for the fork's copies */
     int fork_done[2];                         /* pipe whose write end the child closes once
                                                  its hugetlb memory is copied; -1 when none */
     /* hugetlb in auto mode: tried while the pool had pages at the last look;
@@ -456,11 +462,20 @@ static seg_superslab_t *map_superslabs(size_t size, size_t align, seg_chunk_kind
             wanted = THP_BACKING_THP;
         }
     }
-    /* The spare first: without it the mapping is THP's. */
+    /* The spare first: without it the mapping is THP's. Counted under way
+     * before the look at forks, which count themselves before the look at
+     * mappings under way (both sequentially consistent): a fork either
+     * sees this mapping and waits for it, or is seen and wins. */
     void *spare = NULL;
+    bool under_way = false;
     if (wanted == THP_BACKING_HUGETLB && spare_wanted) {
-        spare = os_map_aligned(size, HS_SUPERSLAB_SIZE, true);
-        if (!spare) {
+        atomic_fetch_add(&seg.hugetlb_maps_under_way, 1);
+        under_way = true;
+        if (!atomic_load(&seg.hugetlb_forks))
+            spare = os_map_aligned(size, HS_SUPERSLAB_SIZE, true);
+        else
+            wanted = THP_BACKING_THP;
+        if (!spare && wanted == THP_BACKING_HUGETLB) {
             hugetlb_none_until_later(&seg.hugetlb_retry_at_ms);
             wanted = THP_BACKING_THP;
         }
@@ -472,7 +487,10 @@ static seg_superslab_t *map_superslabs(size_t size, size_t align, seg_chunk_kind
             os_unmap(spare, size);
             spare = NULL;
         }
-        if (!ss) return NULL;
+        if (!ss) {
+            if (under_way) atomic_fetch_sub(&seg.hugetlb_maps_under_way, 1);
+            return NULL;
+        }
         /* Until it is tracked, a fork's child must not get it: the child
          * would share its pages, untracked, with no copy of its own. */
         if (got == THP_BACKING_HUGETLB) os_advise_fork(ss, size, false);
@@ -504,6 +522,7 @@ static seg_superslab_t *map_superslabs(size_t size, size_t align, seg_chunk_kind
         else if (spare)
             os_unmap(spare, size);
     }
+    if (under_way) atomic_fetch_sub(&seg.hugetlb_maps_under_way, 1);
     return ss;
 }
 
@@ -1309,6 +1328,11 @@ void seg_stats(seg_stats_t *out)
 
 void seg_fork_prepare(void)
 {
+    /* No auto hugetlb mapping starts from here until the spares are back,
+     * and those under way end first (they take no lock of segment's until
+     * they are tracked, and nothing this thread holds). */
+    atomic_fetch_add(&seg.hugetlb_forks, 1);
+    for (unsigned i = 0; atomic_load(&seg.hugetlb_maps_under_way) && i < 100000; i++) os_yield();
     for (unsigned n = 0; n < numa_node_count(); n++) hs_lock(&seg.pools[n].lock);
     hs_lock(&seg.run_cache_lock);
     hs_lock(&seg.hugetlb_lock);
@@ -1421,6 +1445,7 @@ void seg_fork_parent_unlocked(seg_fork_token_t token)
 {
     hugetlb_spares_restore(token.child_done, token.shared);
     if (token.child_done >= 0) os_close(token.child_done);
+    atomic_fetch_sub(&seg.hugetlb_forks, 1);
 }
 
 /* Fills a child's anonymous copy of a hugetlb range from the child's own
@@ -1470,6 +1495,9 @@ void seg_fork_child(void)
     if (seg.fork_done[0] >= 0) os_close(seg.fork_done[0]);
     if (seg.fork_done[1] >= 0) os_close(seg.fork_done[1]);
     seg.fork_done[0] = seg.fork_done[1] = -1;
+    /* The parent's forks and mappings under way are not the child's. */
+    atomic_store(&seg.hugetlb_forks, 0);
+    atomic_store(&seg.hugetlb_maps_under_way, 0);
     hs_lock_init(&seg.hugetlb_lock, HS_RANK_HUGETLB);
     hs_lock_init(&seg.run_cache_lock, HS_RANK_RUN_CACHE);
     for (unsigned n = 0; n < numa_node_count(); n++)
