@@ -49,9 +49,8 @@ typedef struct hugetlb_range_s {
     void *spare;           /* a hugetlb mapping of `size` bytes never touched: its reservation
                               keeps as many pool pages from every other mapping until a fork
                               frees them for this range's copies; NULL without one */
-    bool spare_freed;      /* its spare went at a fork and is not reserved again yet */
-    bool copy_now;         /* its spare went at the fork under way: the parent copies the
-                              range's pages at once (seg_fork_parent) */
+    bool spare_freed;      /* its spare went at a fork and is not reserved again yet: the
+                              parent copies the range's pages at a fork (seg_fork_parent) */
 } hugetlb_range_t;
 
 /* segment's state: everything segment.c owns but the registry
@@ -282,8 +281,7 @@ static bool hugetlb_track(seg_superslab_t *base, size_t size, void *spare)
         room = metadata_grow(&seg.hugetlb_lock, (void **)&seg.hugetlb_ranges, &seg.hugetlb_cap,
                              &seg.hugetlb_count, sizeof *seg.hugetlb_ranges, 256);
     if (room) {
-        seg.hugetlb_ranges[seg.hugetlb_count++] =
-            (hugetlb_range_t){base, size, spare, false, false};
+        seg.hugetlb_ranges[seg.hugetlb_count++] = (hugetlb_range_t){base, size, spare, false};
         seg.hugetlb_pages_mapped += size >> HS_SUPERSLAB_SHIFT;
     }
     hs_unlock(&seg.hugetlb_lock);
@@ -1350,28 +1348,28 @@ void seg_fork_prepare(void)
         os_unmap(r->spare, r->size);
         r->spare = NULL;
         if (!r->spare_freed) seg.hugetlb_spares_out++;
-        r->spare_freed = r->copy_now = freed = true;
+        r->spare_freed = freed = true;
     }
     seg.fork_done[0] = seg.fork_done[1] = -1;
     if (freed && os_pipe(seg.fork_done) != 0) seg.fork_done[0] = seg.fork_done[1] = -1;
 }
 
 /* Reserves the spares that went at a fork again. The pages the parent
- * copied from are the child's until it has copied them in turn: when the
- * pool lacks them now, or when pages the parent shares with the child are
- * left (`shared`: a reservation now would take the free pages their copies
- * need), waits first (at most a second) for the child to close `child_done`
- * (-1: none). The spares that still cannot be had are tried again at the
- * next fork (seg_fork_prepare); until then another process may take their
- * pages, and a child of that fork may lose the pages the parent writes
- * while it copies. */
+ * copied from are the child's until it has copied them in turn, range by
+ * range: while the pool lacks them, tries again each millisecond until
+ * the child closes `child_done` (-1: none), for at most a second, so that
+ * a page the child gives back is reserved again before another process
+ * takes it. While pages the parent shares with the child are left
+ * (`shared`), waits for the child first: a reservation would take the
+ * free pages their copies need. The spares that still cannot be had are
+ * tried again at the next fork (seg_fork_prepare); until then another
+ * process may take their pages, and a child of that fork may lose the
+ * pages the parent writes while it copies. */
 static void hugetlb_spares_restore(int child_done, bool shared)
 {
-    bool waited = child_done < 0;
-    if (shared && !waited) {
-        os_wait_hangup(child_done, 1000);
-        waited = true;
-    }
+    bool child_gone = child_done < 0;
+    if (shared && !child_gone) child_gone = os_wait_hangup(child_done, 1000);
+    uint64_t deadline = seg_now_ms() + 1000;
     for (;;) {
         seg_superslab_t *base = NULL;
         size_t size = 0;
@@ -1385,10 +1383,9 @@ static void hugetlb_spares_restore(int child_done, bool shared)
         hs_unlock(&seg.hugetlb_lock);
         if (!base) return;
         void *spare = os_map_aligned(size, HS_SUPERSLAB_SIZE, true);
-        if (!spare && waited) return;
         if (!spare) {
-            os_wait_hangup(child_done, 1000);
-            waited = true;
+            if (child_gone || seg_now_ms() >= deadline) return;
+            child_gone = os_wait_hangup(child_done, 1);
             continue;
         }
         hs_lock(&seg.hugetlb_lock);
@@ -1419,21 +1416,22 @@ seg_fork_token_t seg_fork_parent(void)
      * takes the page from the child (the parent owns the reservation), its
      * contents at fork() lost to it.  Once copied here, no later write
      * does.  A page the child copied first is the parent's alone: no copy.
-     * Only for a spare just freed, and while the pool still has the pages
-     * (another process may have taken them since): with no free page, each
-     * copy made here would be a page taken from the child.  free_pages
-     * counts a copy for every page, though those written since fork() need
-     * none: read again before a range is left shared for want of them. */
+     * For the auto backing's ranges (those with a spare out, freed just
+     * now or not reserved again since an earlier fork), and only while the
+     * pool still has the pages (another process may have taken them): with
+     * no free page, each copy made here would be a page taken from the
+     * child.  free_pages counts a copy for every page, though those written
+     * since fork() need none: read again before a range is left shared for
+     * want of them. */
     size_t free_pages = thp_hugetlb_pages_available();
     for (size_t i = 0; i < seg.hugetlb_count; i++) {
         hugetlb_range_t *r = &seg.hugetlb_ranges[i];
         size_t pages = r->size >> HS_SUPERSLAB_SHIFT;
-        if (r->copy_now && free_pages < pages) free_pages = thp_hugetlb_pages_available();
-        if (r->copy_now && free_pages >= pages && os_populate(r->base, r->size) == 0)
+        if (r->spare_freed && free_pages < pages) free_pages = thp_hugetlb_pages_available();
+        if (r->spare_freed && free_pages >= pages && os_populate(r->base, r->size) == 0)
             free_pages -= pages;
         else
             token.shared = true;
-        r->copy_now = false;
     }
     hs_unlock(&seg.hugetlb_lock);
     hs_unlock(&seg.run_cache_lock);
@@ -1472,7 +1470,7 @@ static void hugetlb_privatize(void)
     size_t kept = 0;
     for (size_t i = 0; i < seg.hugetlb_count; i++) {
         hugetlb_range_t r = seg.hugetlb_ranges[i];
-        r.spare_freed = r.copy_now = false; /* spares are the parent's; the child has none */
+        r.spare_freed = false; /* spares are the parent's; the child has none */
         if (thp_hugetlb_to_anonymous(r.base, r.size, child_fill, NULL) != 0) {
             seg.hugetlb_ranges[kept++] = r; /* stays hugetlb: may fault later */
             continue;
