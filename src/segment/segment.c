@@ -1350,8 +1350,12 @@ void seg_fork_prepare(void)
         if (!r->spare_freed) seg.hugetlb_spares_out++;
         r->spare_freed = freed = true;
     }
+    /* With hugetlb ranges, the parent may leave pages shared with the child
+     * (the hugetlb backing keeps no spares): it then waits for the child's
+     * copy before fork() returns to it (hugetlb_spares_restore). */
     seg.fork_done[0] = seg.fork_done[1] = -1;
-    if (freed && os_pipe(seg.fork_done) != 0) seg.fork_done[0] = seg.fork_done[1] = -1;
+    if ((freed || seg.hugetlb_count) && os_pipe(seg.fork_done) != 0)
+        seg.fork_done[0] = seg.fork_done[1] = -1;
 }
 
 /* Reserves the spares that went at a fork again. The pages the parent
@@ -1360,8 +1364,11 @@ void seg_fork_prepare(void)
  * the child closes `child_done` (-1: none), for at most a second, so that
  * a page the child gives back is reserved again before another process
  * takes it. While pages the parent shares with the child are left
- * (`shared`), waits for the child first: a reservation would take the
- * free pages their copies need. The spares that still cannot be had are
+ * (`shared`: the hugetlb backing's, or the pool lacked the pages), waits
+ * for the child first: a write of the forking thread's would take the page
+ * from the child, and a reservation the free pages its copies need. This
+ * wait is why fork() returns to the parent only once the child has copied
+ * (within a second) wherever a range is left shared. The spares that still cannot be had are
  * tried again at the next fork (seg_fork_prepare); until then another
  * process may take their pages, and a child of that fork may lose the
  * pages the parent writes while it copies. */
