@@ -1053,6 +1053,16 @@ static void run_hint_tail(seg_superslab_t *run, size_t block_end, size_t residen
     if (purge_from < purge_to) os_purge((char *)run + purge_from, purge_to - purge_from, true);
 }
 
+/* A cached run's range on base pages holds only its last block's bytes:
+ * they go back before the run serves again, with the page tables the
+ * kernel then frees, so that where the new block fills that range it is a
+ * huge page at its first touch, not 512 base-page faults. */
+static void run_drop_base_tail(seg_superslab_t *run)
+{
+    size_t at = (size_t)(run->base_tail - 1) << HS_SUPERSLAB_SHIFT;
+    os_purge((char *)run + at, run->run_size - at, true);
+}
+
 /* Resizes or moves a run's mapping to `total` bytes (a multiple of 2 MiB)
  * without copying; its registry entries and the mapping counts follow.
  * Returns the run's header where it now is, or NULL with the run as it was. */
@@ -1123,6 +1133,7 @@ void *seg_run_alloc(size_t size, size_t align, unsigned node, bool *fresh)
     if (map_align == HS_SUPERSLAB_SIZE && total < huge_threshold()) {
         run = run_cache_take(total, numa_node_for_superslab(node));
         if (run) resident_end = run->run_size;
+        if (run && run->base_tail) run_drop_base_tail(run);
         /* A cached run of another size is cut or grown to fit: its pages are
          * kept (no faults for them), and a program that frees one size and
          * asks for another does not grow by a cached run each time. */

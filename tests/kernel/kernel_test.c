@@ -533,6 +533,15 @@ static int test_run_tail(void)
     memset(a, 4, eight);
     long long rss4 = rollup("Rss:"), f4 = faults_now();
     if (!rss_grew("8 MiB again, from the run cache", rss4 - rss2, -0.25, 0.25, f4 - f3)) return 1;
+    /* And grown from the cache for 12 MiB: the chunk on base pages that the
+     * block now fills is not refaulted one page at a time. */
+    free(a);
+    a = malloc(twelve);
+    if (!a) return fail("malloc failed: %s", strerror(errno));
+    memset(a, 5, twelve);
+    long long rss5 = rollup("Rss:"), f5 = faults_now();
+    if (!rss_grew("12 MiB, from the run cache", rss5 - rss4, 4.0, 4.25, f5 - f4)) return 1;
+    if (f5 - f4 > 64) return fail("%s", "a cached run's base pages were refaulted one by one");
     free(a);
     free(b);
     free(c);
