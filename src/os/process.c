@@ -1,5 +1,6 @@
 /* The process and its threads: NUMA system calls, clocks, randomness, page
  * fault counts, the page size, and starting hugeslab's own thread. */
+#include <elf.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -7,6 +8,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <sys/auxv.h>
 #include <sys/random.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
@@ -49,16 +51,84 @@ unsigned os_current_kernel_node(void)
     return node;
 }
 
+/* ---- clocks ---------------------------------------------------------------- */
+
+/* The clocks are read through the vDSO's clock_gettime, called directly.
+ * libc's clock_gettime is a function of its own, on a page of libc's text
+ * that a program which never reads a clock (sort -R) does not otherwise
+ * touch, and the kernel maps up to 16 pages around it (fault-around): the
+ * first slab's time stamp cost such a program 64 KiB of RSS. getauxval,
+ * which finds the vDSO, lies among the functions every process runs. */
+typedef int (*vdso_clock_fn)(clockid_t clock, struct timespec *ts);
+
+/* strcmp's answer without libc's strcmp (a page of its own, as above). */
+static bool same_name(const char *a, const char *b)
+{
+    while (*a && *a == *b) a++, b++;
+    return *a == *b;
+}
+
+/* The vDSO's symbol `name`, or NULL (no vDSO, no DT_HASH, not found). */
+static void *vdso_symbol(const char *name)
+{
+    const unsigned char *base = (const unsigned char *)getauxval(AT_SYSINFO_EHDR);
+    if (!base) return NULL;
+    const Elf64_Ehdr *eh = (const Elf64_Ehdr *)(const void *)base;
+    const Elf64_Phdr *ph = (const Elf64_Phdr *)(const void *)(base + eh->e_phoff);
+    const Elf64_Dyn *dyn = NULL;
+    uintptr_t bias = 0;
+    bool have_load = false;
+    for (unsigned i = 0; i < eh->e_phnum; i++) {
+        if (ph[i].p_type == PT_LOAD && !have_load) {
+            bias = (uintptr_t)base + ph[i].p_offset - ph[i].p_vaddr;
+            have_load = true;
+        } else if (ph[i].p_type == PT_DYNAMIC) {
+            dyn = (const Elf64_Dyn *)(const void *)(base + ph[i].p_offset);
+        }
+    }
+    if (!dyn || !have_load) return NULL;
+    const Elf64_Sym *syms = NULL;
+    const char *strs = NULL;
+    const Elf64_Word *hash = NULL;
+    for (; dyn->d_tag != DT_NULL; dyn++) {
+        if (dyn->d_tag == DT_SYMTAB) syms = (const Elf64_Sym *)(bias + dyn->d_un.d_ptr);
+        if (dyn->d_tag == DT_STRTAB) strs = (const char *)(bias + dyn->d_un.d_ptr);
+        if (dyn->d_tag == DT_HASH) hash = (const Elf64_Word *)(bias + dyn->d_un.d_ptr);
+    }
+    if (!syms || !strs || !hash) return NULL;
+    /* DT_HASH's second word is the number of symbols. */
+    for (Elf64_Word i = 0; i < hash[1]; i++) {
+        if (ELF64_ST_TYPE(syms[i].st_info) != STT_FUNC || syms[i].st_shndx == SHN_UNDEF) continue;
+        if (same_name(strs + syms[i].st_name, name)) return (void *)(bias + syms[i].st_value);
+    }
+    return NULL;
+}
+
+/* NULL until looked up; libc's clock_gettime where the vDSO has none. */
+static _Atomic(vdso_clock_fn) clock_fn;
+
+static int read_clock(clockid_t clock, struct timespec *ts)
+{
+    vdso_clock_fn fn = atomic_load_explicit(&clock_fn, memory_order_relaxed);
+    if (HS_UNLIKELY(!fn)) {
+        /* Threads that race here find the same function. */
+        fn = (vdso_clock_fn)vdso_symbol("__vdso_clock_gettime");
+        if (!fn) fn = clock_gettime;
+        atomic_store_explicit(&clock_fn, fn, memory_order_relaxed);
+    }
+    return fn(clock, ts);
+}
+
 uint64_t os_now_ms(void)
 {
     struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    read_clock(CLOCK_MONOTONIC_COARSE, &ts);
     return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
 void os_deadline_after(uint64_t ms, struct timespec *out)
 {
-    clock_gettime(CLOCK_MONOTONIC, out);
+    read_clock(CLOCK_MONOTONIC, out);
     out->tv_sec += (time_t)(ms / 1000);
     out->tv_nsec += (long)(ms % 1000) * 1000000L;
     if (out->tv_nsec >= 1000000000L) {
@@ -90,7 +160,7 @@ long long os_page_faults(void)
 long long os_wall_seconds(void)
 {
     struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
+    read_clock(CLOCK_REALTIME, &ts);
     return (long long)ts.tv_sec;
 }
 
