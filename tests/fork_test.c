@@ -108,19 +108,11 @@ static void *child_thread(void *arg)
     return NULL;
 }
 
-/* Private_Hugetlb of /proc/self/smaps_rollup in kB (open/read: the child
+/* Private_Hugetlb of /proc/self/smaps_rollup in kB (no stdio: the child
  * of a multithreaded parent), -1 when unreadable. */
 static long private_hugetlb_kb(void)
 {
-    char buf[4096];
-    int fd = open("/proc/self/smaps_rollup", O_RDONLY);
-    if (fd < 0) return -1;
-    ssize_t n = read(fd, buf, sizeof buf - 1);
-    close(fd);
-    if (n <= 0) return -1;
-    buf[n] = 0;
-    const char *p = strstr(buf, "Private_Hugetlb:");
-    return p ? strtol(p + 16, NULL, 10) : -1;
+    return hs_proc_field_raw("/proc/self/smaps_rollup", "Private_Hugetlb");
 }
 
 static int child_main(blk_t *mine, int iter)

@@ -276,15 +276,17 @@ static HS_UNUSED long hs_proc_status_kib(const char *key)
     return hs_proc_field("/proc/self/status", key);
 }
 
-/* Same without stdio/malloc: usable where malloc may fail (RLIMIT_AS). */
-static HS_UNUSED long hs_proc_status_kib_raw(const char *key)
+/* hs_proc_field without stdio, which allocates: usable where malloc may
+ * fail (RLIMIT_AS), in the child of a multithreaded parent's fork, and in a
+ * thread whose first block is to be counted. */
+static HS_UNUSED long hs_proc_field_raw(const char *path, const char *key)
 {
-    static char buf[8192];
+    char buf[8192];
     int fd = -1;
     long v = -1;
     size_t kl = strlen(key), len = 0;
     ssize_t r;
-    fd = open("/proc/self/status", O_RDONLY);
+    fd = open(path, O_RDONLY);
     if (fd < 0) return -1;
     while (len < sizeof buf - 1 && (r = read(fd, buf + len, sizeof buf - 1 - len)) > 0)
         len += (size_t)r;
@@ -299,6 +301,11 @@ static HS_UNUSED long hs_proc_status_kib_raw(const char *key)
         if (l) l++;
     }
     return v;
+}
+
+static HS_UNUSED long hs_proc_status_kib_raw(const char *key)
+{
+    return hs_proc_field_raw("/proc/self/status", key);
 }
 
 #endif /* HS_TEST_UTIL_H */
