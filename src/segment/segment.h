@@ -163,13 +163,23 @@ bool seg_units_extend(seg_superslab_t *ss, unsigned first_unit, unsigned n_units
 /* Whether the heap is still small: its slabs all lie in the process's first
  * SuperSlabs of slabs (one, or two while the first is sparse), which stay
  * on base pages until the heap grows past them (then they become huge
- * pages, and every later one is from its first touch). tiny/ cuts slabs of
+ * pages, and every later one is from its first touch, but an overflow:
+ * see seg_units_returning). tiny/ cuts slabs of
  * few units meanwhile, so that a program with a few hundred KiB of blocks
  * in many size classes needs few of them. A relaxed read: a heuristic for
  * slab sizes. */
 bool seg_small_heap(void);
-/* Set while SuperSlabs of slabs are kept on base pages for a small heap. */
+/* Set while SuperSlabs of slabs are kept on base pages for a small heap or
+ * an overflow. */
 extern _Atomic bool seg_small_heap_deferred;
+/* Units of slabs that other threads are emptying while their owner does not
+ * look (tiny/ adds a slab's units when the first remote free into it waits
+ * on its owner's delayed list, and takes them off when that notice is
+ * taken): they come back to their SuperSlabs once their last block is
+ * freed. A SuperSlab mapped while SEG_RETURNING_UNITS_MIN of them are on
+ * the way is an overflow that those units will soon absorb, and starts on
+ * base pages (small_heap_note in segment.c). */
+extern _Atomic long seg_units_returning;
 /* tiny/ carved blocks [from, from + bytes) of a slab, about to be handed
  * out, while seg_small_heap_deferred is set: the pages they span count
  * towards the small heap's budget of faults on base pages, and the carve

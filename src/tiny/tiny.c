@@ -526,6 +526,9 @@ static void free_remote(tiny_slab_t *s, tiny_block_t *b)
                                                        old & ~TINY_REMOTE_FULL,
                                                        memory_order_acq_rel, memory_order_relaxed))
                 continue;
+            /* Read before the block is published: the owner may take the
+             * notice, and release the slab, at once. */
+            atomic_fetch_add_explicit(&seg_units_returning, s->units, memory_order_relaxed);
             tiny_block_t *head = atomic_load_explicit(&owner->delayed, memory_order_relaxed);
             do {
                 b->link = tiny_link(b, head, hs_free_key);
@@ -540,6 +543,16 @@ static void free_remote(tiny_slab_t *s, tiny_block_t *b)
                                                   memory_order_release, memory_order_relaxed))
             return;
     }
+}
+
+/* Notices (delayed blocks) of slabs holding `units` in all were taken off
+ * a delayed list for good: see seg_units_returning. */
+static void returning_taken(long units)
+{
+    if (!units) return;
+    long before = atomic_fetch_sub_explicit(&seg_units_returning, units, memory_order_relaxed);
+    HS_ASSERT(before >= units); /* each notice added its slab's units first */
+    (void)before;
 }
 
 /* The block after b on a heap's delayed list (blocks of any slab), or NULL.
@@ -576,11 +589,14 @@ static void drain_delayed(tiny_heap_t *heap)
 {
     if (!atomic_load_explicit(&heap->delayed, memory_order_relaxed)) return;
     tiny_block_t *b = atomic_exchange_explicit(&heap->delayed, NULL, memory_order_acquire);
+    long units = 0;
     while (b) {
         tiny_block_t *next = next_delayed(b);
+        units += tiny_slab_of(b)->units; /* before the block may empty its slab */
         free_marked_block(heap, b);
         b = next;
     }
+    returning_taken(units);
 }
 
 /* ---- slabs emptied by other threads while their owner sleeps ------------------ */
@@ -665,6 +681,7 @@ static HS_NOINLINE bool reclaim_empty(tiny_slab_t *s)
     if (first) delayed_push_chain(heap, first, last);
     heap_leave(heap, 0);
     if (!empty) return false;
+    returning_taken((long)own_notices * s->units);
     /* Out of every list of the heap's, with no block in use: nothing of
      * the owner's refers to it any more. */
     atomic_store_explicit(&s->remote_free, 0, memory_order_relaxed);
@@ -761,7 +778,9 @@ static void heap_abandon(tiny_heap_t *heap)
     tiny_block_t *b = atomic_exchange_explicit(&heap->delayed, NULL, memory_order_acquire);
     while (b) {
         tiny_block_t *next = next_delayed(b);
-        free_remote(tiny_slab_of(b), b);
+        tiny_slab_t *s = tiny_slab_of(b);
+        returning_taken(s->units);
+        free_remote(s, b);
         b = next;
     }
     /* Their blocks may all come back with no thread left to adopt them. */
@@ -1128,7 +1147,9 @@ static bool collect_abandoned(void)
         tiny_block_t *b = atomic_exchange_explicit(&h->delayed, NULL, memory_order_acquire);
         while (b) {
             tiny_block_t *next = next_delayed(b);
-            free_remote(tiny_slab_of(b), b);
+            tiny_slab_t *s = tiny_slab_of(b);
+            returning_taken(s->units);
+            free_remote(s, b);
             b = next;
         }
     }

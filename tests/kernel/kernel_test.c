@@ -27,6 +27,13 @@
  *                                    holds when that is a page or so, a whole
  *                                    huge page (one fault) when more; after a
  *                                    realloc and from the run cache too
+ *   kernel_test overflow MODE        the main thread fills its SuperSlabs, a
+ *                                    second thread needs a new one: MODE
+ *                                    returning: it first frees a block of
+ *                                    each of main's slabs, whose units are then
+ *                                    on their way back, and the new SuperSlab
+ *                                    is on base pages; growing: it frees none,
+ *                                    and the new one is a huge page
  *   kernel_test orphans MAX_MS       2 threads leave 32 MiB of blocks and exit,
  *                                    the main thread frees them: Rss within
  *                                    8 MiB of the start within MAX_MS
@@ -46,6 +53,7 @@
 #include <unistd.h>
 
 #include "hugeslab.h"
+#include "test_util.h"
 
 #define MiB (1024L * 1024L)
 #define SUPERSLAB (2 * MiB)
@@ -589,6 +597,116 @@ static int test_free_units(long max_ms)
     return 0;
 }
 
+/* ---- a SuperSlab mapped while other slabs drain ------------------------------------- */
+
+#define OVERFLOW_MAX_BLOCKS 16384
+#define OVERFLOW_OWN_BLOCKS 256
+static void *overflow_blocks[OVERFLOW_MAX_BLOCKS];
+static size_t overflow_count;
+
+struct overflow_worker {
+    bool free_first;          /* free a block of each of main's slabs first */
+    pthread_barrier_t start;  /* main's blocks are in place */
+    long long anon_huge[2];   /* AnonHugePages before and after its own blocks */
+    long long rss[2];         /* Rss, the same */
+    unsigned long long ss[2]; /* SuperSlabs mapped, the same */
+};
+
+/* rollup(key) without stdio, whose fopen would allocate: the worker's first
+ * block must be one of those it counts. */
+static long long rollup_unbuffered(const char *key)
+{
+    long kb = hs_proc_field_raw("/proc/self/smaps_rollup", key);
+    return kb < 0 ? -1 : kb * 1024LL;
+}
+
+/* The worker of test_overflow: a thread with a heap of its own. */
+static void *overflow_thread(void *arg)
+{
+    struct overflow_worker *w = arg;
+    pthread_barrier_wait(&w->start);
+    /* 1,000-byte blocks, 32 to a slab of one unit (the heap is under 8 MiB):
+     * every 16th block is one of two in each of main's slabs. */
+    if (w->free_first)
+        for (size_t i = 0; i < overflow_count; i += 16) {
+            free(overflow_blocks[i]);
+            overflow_blocks[i] = NULL;
+        }
+    hugeslab_stats_t s;
+    hugeslab_stats(&s);
+    w->ss[0] = s.superslabs_mapped;
+    w->anon_huge[0] = rollup_unbuffered("AnonHugePages");
+    w->rss[0] = rollup_unbuffered("Rss");
+    static void *own[OVERFLOW_OWN_BLOCKS];
+    for (size_t i = 0; i < OVERFLOW_OWN_BLOCKS; i++) {
+        own[i] = malloc(1000);
+        if (own[i]) memset(own[i], 7, 1000);
+    }
+    hugeslab_stats(&s);
+    w->ss[1] = s.superslabs_mapped;
+    w->anon_huge[1] = rollup_unbuffered("AnonHugePages");
+    w->rss[1] = rollup_unbuffered("Rss");
+    for (size_t i = 0; i < OVERFLOW_OWN_BLOCKS; i++) free(own[i]);
+    return NULL;
+}
+
+/* The main thread fills three SuperSlabs or more with 1,000-byte blocks
+ * (past the small heap: later SuperSlabs are huge pages from their first
+ * touch), every unit of them in a slab, and waits in pthread_join while a
+ * worker needs a new SuperSlab for 250 KiB of blocks. Freed by the worker,
+ * main's full slabs come back only with their last block, main being
+ * asleep; a SuperSlab mapped meanwhile is an overflow, kept on base pages,
+ * which cost what the worker touches. Without those frees the heap is
+ * growing and the new SuperSlab is a huge page: the figure this checks
+ * against, and what the check would see were every SuperSlab huge. */
+static int test_overflow(const char *mode)
+{
+    bool returning = strcmp(mode, "returning") == 0;
+    if (!returning && strcmp(mode, "growing") != 0) return fail("unknown mode %s", mode);
+    /* The thread first: pthread_create allocates (its TLS), which would
+     * map main a new SuperSlab if it came after the filling. */
+    struct overflow_worker w = {.free_first = returning};
+    pthread_t t;
+    if (pthread_barrier_init(&w.start, NULL, 2) != 0) return fail("%s", "pthread_barrier_init");
+    if (pthread_create(&t, NULL, overflow_thread, &w) != 0)
+        return fail("pthread_create: %s", strerror(errno));
+    hugeslab_stats_t s = {0};
+    do {
+        if (overflow_count == OVERFLOW_MAX_BLOCKS)
+            return fail("%s", "16,384 blocks did not fill whole SuperSlabs");
+        void *p = malloc(1000);
+        if (!p) return fail("malloc failed: %s", strerror(errno));
+        memset(p, 6, 1000);
+        overflow_blocks[overflow_count++] = p;
+        /* hugeslab_stats reads smaps: every 8th block, well inside the 31
+         * or 32 the slab taking a SuperSlab's last unit hands out before
+         * the next SuperSlab is mapped. */
+        if (overflow_count % 8) continue;
+        hugeslab_stats(&s);
+    } while (overflow_count % 8 || s.superslabs_mapped < 3 ||
+             s.bytes_in_slabs != s.superslabs_mapped * SUPERSLAB);
+    pthread_barrier_wait(&w.start);
+    pthread_join(t, NULL);
+    pthread_barrier_destroy(&w.start);
+    printf("overflow (%s): main's %zu blocks in %llu SuperSlabs; the worker's %d blocks: "
+           "SuperSlabs %llu -> %llu, Rss %+lld KiB, AnonHugePages %+lld KiB\n",
+           mode, overflow_count, (unsigned long long)w.ss[0], OVERFLOW_OWN_BLOCKS,
+           (unsigned long long)w.ss[0], (unsigned long long)w.ss[1], (w.rss[1] - w.rss[0]) / 1024,
+           (w.anon_huge[1] - w.anon_huge[0]) / 1024);
+    for (size_t i = 0; i < overflow_count; i++) free(overflow_blocks[i]);
+    if (w.rss[0] < 0 || w.anon_huge[0] < 0) return fail("%s", "cannot read smaps_rollup");
+    if (w.ss[1] != w.ss[0] + 1) return fail("%s", "the worker's blocks took no new SuperSlab");
+    long long huge = w.anon_huge[1] - w.anon_huge[0];
+    if (returning && huge > 0)
+        return fail("%s", "a SuperSlab mapped while main's slabs drained was a huge page");
+    if (returning && w.rss[1] - w.rss[0] > MiB)
+        return fail("%s", "250 KiB of blocks in the new SuperSlab cost more than 1 MiB");
+    if (!returning && huge < SUPERSLAB)
+        return fail("%s", "the new SuperSlab of a growing heap was no huge page");
+    printf("PASS\n");
+    return 0;
+}
+
 /* ---- orphans of exited threads ------------------------------------------------------ */
 
 #define ORPHAN_BLOCKS 65536
@@ -652,6 +770,7 @@ int main(int argc, char **argv)
     if (argc >= 2 && strcmp(argv[1], "consumer") == 0) return test_consumer();
     if (argc >= 2 && strcmp(argv[1], "small-heap") == 0) return test_small_heap();
     if (argc >= 2 && strcmp(argv[1], "run-tail") == 0) return test_run_tail();
+    if (argc >= 3 && strcmp(argv[1], "overflow") == 0) return test_overflow(argv[2]);
     if (argc >= 3 && strcmp(argv[1], "orphans") == 0) return test_orphans(atol(argv[2]));
     if (argc >= 3 && strcmp(argv[1], "free-units") == 0) return test_free_units(atol(argv[2]));
     fprintf(stderr, "usage: see the comment at the top of kernel_test.c\n");

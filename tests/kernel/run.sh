@@ -104,12 +104,18 @@ if [ $thp_ok -eq 1 ]; then
     # 8 MiB of the start in 3 s (never, while orphans waited for a SuperSlab
     # to fall idle before anything swept them).
     run_case orphans-thp HUGESLAB_BACKING=thp "$bin" orphans 3000
+    # A thread waiting in pthread_join has its full slabs emptied by another,
+    # which needs a new SuperSlab meanwhile: those slabs come back only with
+    # their last block, and the new SuperSlab is on base pages (a 2 MiB huge
+    # page before). The same with no frees, a growing heap: a huge page.
+    run_case overflow-returning HUGESLAB_BACKING=thp "$bin" overflow returning
+    run_case overflow-growing HUGESLAB_BACKING=thp "$bin" overflow growing
     # The small heap's first SuperSlab is on base pages: its free units go
     # back while a block keeps it in use.
     run_case free-units-thp HUGESLAB_BACKING=thp "$bin" free-units 2000
 else
     for c in faults-thp faults-thp-1g stats purge-free purge-dontneed purge-uring purge-held-off purge-release \
-        churn-thp small-heap run-tail orphans-thp free-units-thp; do
+        churn-thp small-heap run-tail orphans-thp overflow-returning overflow-growing free-units-thp; do
         skip_case $c "THP is unavailable ($(thp_mode)) and cannot be switched without root"
     done
 fi
