@@ -7,6 +7,12 @@
  *                              malloc_usable_size, as Redis's used_memory does
  *   size_replay model TRACE    the same sums for the candidate class
  *                              spacings, computed without allocating
+ *   size_replay sizes TRACE    the requests themselves, by 16 bytes of size:
+ *                              one line "granule n_peak bytes_peak n_all
+ *                              bytes_all" per granule asked for (sizes
+ *                              16 g - 15 .. 16 g; size 0 in granule 1), so
+ *                              that any class table's waste can be summed
+ *                              from it (bench/sizes/classes.py)
  *
  * Each prints one line of key=value per allocator or spacing:
  *   calls        allocation calls of up to 1 MiB (realloc counts as one)
@@ -210,11 +216,25 @@ typedef struct sums_s {
 static bool real_mode;
 static sums_t sums;
 
+/* sizes mode: blocks and bytes asked for by granule (16 bytes of size),
+ * live now, live at the last peak snapshot, and over all calls. */
+#define GRANULES (CLASS_MAX / 16 + 1)
+static bool sizes_mode;
+static uint64_t gran_live_n[GRANULES], gran_live_b[GRANULES];
+static uint64_t gran_peak_n[GRANULES], gran_peak_b[GRANULES];
+static uint64_t gran_all_n[GRANULES], gran_all_b[GRANULES];
+
+static unsigned granule(uint64_t size) { return size ? (unsigned)((size + 15) / 16) : 1; }
+
 /* A live block goes: out of the sums, the models' counts and the table. */
 static void forget(entry_t *e)
 {
     sums.live -= e->size;
     sums.live_usable -= e->usable;
+    if (sizes_mode) {
+        gran_live_n[granule(e->size)]--;
+        gran_live_b[granule(e->size)] -= e->size;
+    }
     if (real_mode)
         free(e->block);
     else
@@ -242,6 +262,13 @@ static void on_alloc(uint64_t key, uint64_t size, void *block)
     sums.usable += usable;
     sums.live += size;
     sums.live_usable += usable;
+    if (sizes_mode) {
+        unsigned g = granule(size);
+        gran_live_n[g]++;
+        gran_live_b[g] += size;
+        gran_all_n[g]++;
+        gran_all_b[g] += size;
+    }
     if (!real_mode)
         for (unsigned i = 0; i < MODEL_COUNT; i++) {
             model_t *m = &models[i];
@@ -257,6 +284,10 @@ static void on_alloc(uint64_t key, uint64_t size, void *block)
         /* Copy the per-class counts at the peak, every 64 KiB of growth. */
         bool snapshot = sums.peak_live >= sums.last_snapshot + 64 * 1024;
         if (snapshot) sums.last_snapshot = sums.peak_live;
+        if (snapshot && sizes_mode) {
+            memcpy(gran_peak_n, gran_live_n, sizeof gran_live_n);
+            memcpy(gran_peak_b, gran_live_b, sizeof gran_live_b);
+        }
         if (!real_mode)
             for (unsigned i = 0; i < MODEL_COUNT; i++) {
                 model_t *m = &models[i];
@@ -320,11 +351,13 @@ static void replay(const sizes_record_t *r, size_t n)
 
 int main(int argc, char **argv)
 {
-    if (argc != 3 || (strcmp(argv[1], "real") != 0 && strcmp(argv[1], "model") != 0)) {
-        fprintf(stderr, "usage: size_replay real|model TRACE\n");
+    if (argc != 3 || (strcmp(argv[1], "real") != 0 && strcmp(argv[1], "model") != 0 &&
+                      strcmp(argv[1], "sizes") != 0)) {
+        fprintf(stderr, "usage: size_replay real|model|sizes TRACE\n");
         return 2;
     }
     real_mode = strcmp(argv[1], "real") == 0;
+    sizes_mode = strcmp(argv[1], "sizes") == 0;
     int fd = open(argv[2], O_RDONLY);
     if (fd < 0) {
         perror(argv[2]);
@@ -354,6 +387,14 @@ int main(int argc, char **argv)
                " live_usable=%" PRIu64 " large=%" PRIu64 "\n",
                sums.calls, sums.requested, sums.usable, sums.peak_live, sums.peak_live_usable,
                sums.large);
+        return 0;
+    }
+    if (sizes_mode) {
+        printf("peak_live=%" PRIu64 " large=%" PRIu64 "\n", sums.peak_live, sums.large);
+        for (unsigned g = 1; g < GRANULES; g++)
+            if (gran_all_n[g])
+                printf("%u %" PRIu64 " %" PRIu64 " %" PRIu64 " %" PRIu64 "\n", g, gran_peak_n[g],
+                       gran_peak_b[g], gran_all_n[g], gran_all_b[g]);
         return 0;
     }
     for (unsigned i = 0; i < MODEL_COUNT; i++) {
