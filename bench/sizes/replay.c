@@ -124,13 +124,16 @@ static void remove_entry(entry_t *e)
  * fill a 64 KiB slab with a whole number of blocks: 64 KiB / n for n
  * falling in equal steps from 64 KiB / base to 64 KiB / (2 base) (from 4 to
  * 8 KiB: 4368, 4672, ... 7280, 8192 for n = 15 .. 8). Rows from `fine_from`
- * up to 8 KiB have 16 classes instead of per_doubling. */
+ * up to 8 KiB have 16 classes instead of per_doubling. `header` adds the
+ * classes for a power of two and a header: 528, 1040 and 2112 (the largest
+ * multiples of 16 that fill 64 KiB with 124, 63 and 31 blocks). */
 typedef struct model_s {
     const char *name;
     unsigned linear_max;
     unsigned per_doubling;
     unsigned fill_from; /* 0: no filled rows */
     unsigned fine_from; /* 0: no finer rows */
+    bool header;        /* with 528, 1040 and 2112 */
     unsigned count;
     uint32_t size[256];
     uint64_t live_blocks[256]; /* now */
@@ -146,8 +149,13 @@ static model_t models[] = {
     {.name = "1K/4", .linear_max = 1024, .per_doubling = 4},
     {.name = "1K/8", .linear_max = 1024, .per_doubling = 8},
     {.name = "512/8+4K16", .linear_max = 512, .per_doubling = 8, .fine_from = 4096},
-    {.name = "512/8+fill4K", .linear_max = 512, .per_doubling = 8, .fill_from = 4096}, /* now */
+    {.name = "512/8+fill4K", .linear_max = 512, .per_doubling = 8, .fill_from = 4096},
     {.name = "512/8+fill1K", .linear_max = 512, .per_doubling = 8, .fill_from = 1024},
+    {.name = "512/8+fill4K+hdr",
+     .linear_max = 512,
+     .per_doubling = 8,
+     .fill_from = 4096,
+     .header = true}, /* now */
 };
 #define MODEL_COUNT (sizeof models / sizeof models[0])
 
@@ -158,6 +166,8 @@ static void model_build(model_t *m)
     for (unsigned base = m->linear_max; base < CLASS_MAX; base *= 2) {
         unsigned per = m->fine_from && base >= m->fine_from && base < 8192 ? 16 : m->per_doubling;
         bool fill = m->fill_from && base >= m->fill_from && base < 8192;
+        if (m->header && base >= 512 && base <= 2048)
+            m->size[m->count++] = base == 2048 ? 2112 : base + 16;
         for (unsigned k = 1; k <= per; k++) {
             unsigned most = 65536 / base, n = most - k * most / 16;
             m->size[m->count++] = fill ? 65536 / n / 16 * 16 : base + k * (base / per);

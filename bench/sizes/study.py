@@ -70,8 +70,10 @@ SPACING_NOTE = {
     "1K/8": "16-1024 by 16, then 8 per doubling",
     "512/8+4K16": "`512/8` with 16 classes from 4 to 8 KiB",
     "512/8+fill4K": "`512/8` with 64 KiB / n for n = 15 .. 8 from 4 to 8 KiB (4368, 4672, "
-                     "5040, 5456, 5952, 6544, 7280, 8192): hugeslab now",
+                     "5040, 5456, 5952, 6544, 7280, 8192)",
     "512/8+fill1K": "the same rule from 1 KiB: 64 KiB / n, n = 60, 56 .. 32, then 30, 28 .. 16",
+    "512/8+fill4K+hdr": "`512/8+fill4K` and 528, 1040, 2112 for a power of two and a header: "
+                        "hugeslab now",
 }
 
 

@@ -26,11 +26,15 @@
 
 /* ---- size classes ---------------------------------------------------------
  * 16..512 in steps of 16, then eight classes per doubling up to 1 MiB:
- * 576 640 ... 1024 1152 ... 4096, 4368 4672 5040 5456 5952 6544 7280 8192,
- * 9216 ... 1 MiB. Every class is a multiple of 16, so every block is
- * 16-aligned. Up to 512 bytes a request wastes less than 16 bytes (glibc's
- * chunks waste 8 to 23), above it about 1/8 of the request at most
- * (the most: 7,281 bytes in an 8,192-byte block, 12.51 %). Between 4 and 8 KiB the classes are the
+ * 528 576 640 ... 1024 1040 1152 ... 2048 2112 2304 ... 4096, 4368 4672
+ * 5040 5456 5952 6544 7280 8192, 9216 ... 1 MiB. Every class is a multiple
+ * of 16, so every block is 16-aligned. Up to 512 bytes a request wastes
+ * less than 16 bytes (glibc's chunks waste 8 to 23), above it about 1/8 of
+ * the request at most (the most: 7,281 bytes in an 8,192-byte block,
+ * 12.51 %). 528, 1040 and 2112 are a ninth class in their rows, for a
+ * power of two and a small header (Redis keeps a 512-byte value as a
+ * 518-byte string, which took 576 bytes): each fills 64 KiB with 124, 63
+ * and 31 blocks. Between 4 and 8 KiB the classes are the
  * largest multiples of 16 that fill a slab's 64 KiB with 15, 14, ..., 8
  * blocks, so a slab's tail is at most 16 bytes a block: equal eighths
  * (4608 ... 8192) left up to 8.6 % of a slab after its last block, and a
@@ -40,11 +44,12 @@
  * requests: finer steps up to 1 KiB save little there, and a thread that
  * touches every class up to 1 KiB would need more slabs than one
  * SuperSlab holds. */
-#define TINY_CLASS_COUNT 120
+#define TINY_CLASS_COUNT 123
 #define TINY_MAX_SIZE HS_MiB
 #define TINY_TABLE_MAX 1024   /* sizes served by the heap's direct table */
 #define TINY_LINEAR_MAX 512   /* the last class of the 16-byte steps */
 #define TINY_INDEXED_MAX 8192 /* the last class found through tiny_class_index */
+#define TINY_HEADER_CLASSES 3 /* 528, 1040, 2112: classes beyond eight a doubling */
 
 extern const uint32_t tiny_class_size[TINY_CLASS_COUNT];
 /* The class of sizes TINY_LINEAR_MAX + 1 .. TINY_INDEXED_MAX, by
@@ -62,13 +67,13 @@ HS_INLINE unsigned tiny_class_of(size_t size)
     size_t s = size - 1;
     unsigned log2 = 63u - (unsigned)__builtin_clzl(s);
     unsigned step = (unsigned)(s >> (log2 - 3)) & 7u;
-    return TINY_LINEAR_MAX / 16 + (log2 - 9u) * 8u + step;
+    return TINY_LINEAR_MAX / 16 + TINY_HEADER_CLASSES + (log2 - 9u) * 8u + step;
 }
 
 /* Slab bytes below which the classes above TINY_LINEAR_MAX get slabs of
  * their fewest units (tiny.c, slab_units), as every class does while the
  * heap has not left its first SuperSlab. Their full-size slabs (2 units
- * from 576 B, 8 blocks above 8 KiB) end up holding a block or two among
+ * from 528 B, 8 blocks above 8 KiB) end up holding a block or two among
  * pages that earlier blocks touched: each class keeps its own high-water
  * mark, which a heap of a few MiB in many classes pays in full.
  * `git log -p` (base pages) held 4.5 MiB of resident slab pages for
