@@ -34,11 +34,14 @@ static void init_process(void)
 void hs_init(void) { pthread_once(&init_once, init_process); }
 
 /* Every global lock is held across fork(), so the child never inherits one
- * held by a thread that does not exist there. Order: tiny's, then segment's. */
+ * held by a thread that does not exist there. Order: tiny's, then segment's;
+ * segment's work with no lock held comes before the first and after the
+ * last (seg_fork_begin, seg_fork_parent_unlocked). */
 static void fork_prepare(void)
 {
     /* A fork before the first allocation: the locks get their ranks. */
     hs_init();
+    seg_fork_begin();
     tiny_fork_prepare();
     seg_fork_prepare();
 }

@@ -109,4 +109,18 @@ void hs_assert_no_lock_held(const char *entry)
              "held across a call that allocates; see src/common/locks.h",
              entry, name, top);
 }
+
+void hs_assert_no_lock_for_slow_call(const char *call)
+{
+    /* The init onces (ranks below the heap lock's) may: they run once. */
+    uint64_t onces = ((uint64_t)1 << HS_RANK_HEAP) - 1;
+    if (HS_LIKELY(!(hs_lock_thread.ranks_held[0] & ~onces) && !hs_lock_thread.ranks_held[1]))
+        return;
+    char name[24];
+    unsigned top = highest_held();
+    rank_name(top, name, sizeof name);
+    hs_fatal("%s runs while this thread holds the %s lock (rank %u): a slow system call "
+             "under an allocator lock; see src/common/locks.h",
+             call, name, top);
+}
 #endif

@@ -38,19 +38,30 @@
  *    An allocation inside hugeslab can come back to any lock of the table.
  * 3. No slow system call runs with a lock held: no mmap, munmap, mremap,
  *    mbind, madvise (MADV_POPULATE_WRITE included) or sysfs read. Memory is
- *    mapped first and published under the lock afterwards. The init once is
- *    onces are the exception: they run once per process and read sysfs to
- *    set up; they are pthread_once, not hs_lock_t, and count as held locks
- *    (hs_once_enter/hs_once_leave) for rules 1 and 2. The fork handlers
- *    (segment.c) are the other: holding every lock, the child maps its
- *    anonymous copies and the parent sends it pages over a socket.
+ *    mapped first and published under the lock afterwards. The init onces
+ *    are the exception: they run once per process and read sysfs to set
+ *    up; they are pthread_once, not hs_lock_t, and count as held locks
+ *    (hs_once_enter/hs_once_leave) for rules 1 and 2. The fork child is the
+ *    other: alone in its process, holding copies of every lock, it maps its
+ *    anonymous copies of its hugetlb memory. The fork's parent keeps the
+ *    rule: it frees its spare hugetlb reservations before it takes a lock
+ *    (seg_fork_begin), and makes its copies of shared hugetlb pages after
+ *    it has released them all (seg_fork_parent_unlocked). A range whose
+ *    copy is pending is pinned meanwhile (hugetlb_range_t.copy_pending,
+ *    set under every lock of the fork, cleared under hugetlb_lock): it is
+ *    not unmapped, so its address is not reused, until the copy is made
+ *    (hugetlb_untrack waits, holding no lock; the copy takes no lock but
+ *    hugetlb_lock, briefly, so neither the purge thread nor another fork
+ *    can deadlock with it).
  * 4. Work that must wait until the thread holds no lock (starting the purge
  *    thread) goes through hs_when_unlocked(), which runs it at once when no
  *    lock is held, else at the thread's last hs_unlock.
  *
- * Debug builds (make DEBUG=1) check rule 1 on every hs_lock and rule 2 at
- * every allocating entry point (hs_assert_no_lock_held), and abort with a
- * message naming the locks. */
+ * Debug builds (make DEBUG=1) check rule 1 on every hs_lock, rule 2 at
+ * every allocating entry point (hs_assert_no_lock_held) and rule 3 in each
+ * slow call's wrapper in src/os/ (hs_assert_no_lock_for_slow_call: mappings,
+ * advice, mbind, file and sysfs reads), and abort with a message naming
+ * the locks. */
 #ifndef HS_LOCKS_H
 #define HS_LOCKS_H
 
@@ -104,10 +115,14 @@ void hs_lock_note_released(unsigned rank);
 /* Aborts when the thread holds a lock: `entry` was called from inside the
  * allocator (rule 2). */
 void hs_assert_no_lock_held(const char *entry);
+/* Aborts when the thread holds a lock of the table, an init once aside:
+ * `call`, a slow system call of src/os/, is about to run under it (rule 3). */
+void hs_assert_no_lock_for_slow_call(const char *call);
 #else
 static inline void hs_lock_note_taken(unsigned rank) { (void)rank; }
 static inline void hs_lock_note_released(unsigned rank) { (void)rank; }
 static inline void hs_assert_no_lock_held(const char *entry) { (void)entry; }
+static inline void hs_assert_no_lock_for_slow_call(const char *call) { (void)call; }
 #endif
 
 /* Inside a pthread_once routine of the table: it holds that once. */

@@ -14,6 +14,7 @@
 
 ssize_t os_read_file(const char *path, char *buf, size_t cap)
 {
+    hs_assert_no_lock_for_slow_call(path);
     if (OS_FAULT(OS_FAULT_FILE)) return -1;
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) return -1;
@@ -161,6 +162,7 @@ static void smaps_line(smaps_state_t *st, const char *line)
 
 int os_walk_smaps(os_smaps_fn on_range, void *ctx)
 {
+    hs_assert_no_lock_for_slow_call("/proc/self/smaps");
     int fd = open("/proc/self/smaps", O_RDONLY | O_CLOEXEC);
     if (fd < 0) return -1;
     char buf[4096];

@@ -17,6 +17,7 @@
 /* mmap that keeps errno at ENOMEM for every failure, as malloc promises. */
 static void *map_anonymous(size_t size, int extra_flags)
 {
+    hs_assert_no_lock_for_slow_call("mmap");
     if (OS_FAULT(OS_FAULT_MMAP)) {
         errno = ENOMEM;
         return NULL;
@@ -64,6 +65,7 @@ void *os_map_pages(size_t size) { return map_anonymous(hs_align_up(size, PAGE_GR
 
 void os_unmap(void *addr, size_t size)
 {
+    hs_assert_no_lock_for_slow_call("munmap");
     if (!size) return;
     if (!OS_FAULT(OS_FAULT_MUNMAP) && munmap(addr, size) == 0) return;
     /* munmap fails (ENOMEM) when cutting a mapping would pass
@@ -75,12 +77,14 @@ void os_unmap(void *addr, size_t size)
 
 int os_remap_in_place(void *addr, size_t old_size, size_t new_size)
 {
+    hs_assert_no_lock_for_slow_call("mremap");
     if (OS_FAULT(OS_FAULT_MREMAP)) return -ENOMEM;
     return mremap(addr, old_size, new_size, 0) == MAP_FAILED ? -errno : 0;
 }
 
 int os_remap_onto(void *addr, size_t old_size, size_t new_size, void *dest)
 {
+    hs_assert_no_lock_for_slow_call("mremap");
     if (OS_FAULT(OS_FAULT_MREMAP)) return -ENOMEM;
     void *p = mremap(addr, old_size, new_size, MREMAP_MAYMOVE | MREMAP_FIXED, dest);
     return p == MAP_FAILED ? -errno : 0;
@@ -88,6 +92,7 @@ int os_remap_onto(void *addr, size_t old_size, size_t new_size, void *dest)
 
 int os_advise_hugepage(void *addr, size_t size, bool on)
 {
+    hs_assert_no_lock_for_slow_call("madvise");
     if (OS_FAULT(OS_FAULT_MADVISE)) return -ENOMEM;
     return madvise(addr, size, on ? MADV_HUGEPAGE : MADV_NOHUGEPAGE) == 0 ? 0 : -errno;
 }
@@ -103,18 +108,21 @@ HS_COLD long os_resident_pages(void *addr, size_t size)
 
 int os_populate(void *addr, size_t size)
 {
+    hs_assert_no_lock_for_slow_call("MADV_POPULATE_WRITE");
     if (OS_FAULT(OS_FAULT_MADVISE)) return -ENOMEM;
     return madvise(addr, size, MADV_POPULATE_WRITE) == 0 ? 0 : -errno;
 }
 
 int os_advise_fork(void *addr, size_t size, bool inherit)
 {
+    hs_assert_no_lock_for_slow_call("madvise");
     if (OS_FAULT(OS_FAULT_MADVISE)) return -ENOMEM;
     return madvise(addr, size, inherit ? MADV_DOFORK : MADV_DONTFORK) == 0 ? 0 : -errno;
 }
 
 int os_purge(void *addr, size_t size, bool dontneed)
 {
+    hs_assert_no_lock_for_slow_call("madvise");
     if (OS_FAULT(OS_FAULT_MADVISE)) return -ENOMEM;
     if (!dontneed) {
         if (madvise(addr, size, MADV_FREE) == 0) return 0;

@@ -31,6 +31,7 @@ int os_get_mempolicy(int *mode, unsigned long *mask, unsigned long maxnode, unsi
 
 int os_mbind(void *addr, size_t len, int mode, const unsigned long *mask, unsigned long maxnode)
 {
+    hs_assert_no_lock_for_slow_call("mbind");
     if (OS_FAULT(OS_FAULT_MBIND)) return -ENOMEM;
     long r = syscall(SYS_mbind, addr, len, (unsigned long)mode, mask, maxnode, 0UL);
     return r == 0 ? 0 : -errno;
@@ -38,6 +39,7 @@ int os_mbind(void *addr, size_t len, int mode, const unsigned long *mask, unsign
 
 int os_set_home_node(void *addr, size_t len, unsigned home)
 {
+    hs_assert_no_lock_for_slow_call("set_mempolicy_home_node");
     if (OS_FAULT(OS_FAULT_MBIND)) return -ENOMEM;
     long r = syscall(SYS_set_mempolicy_home_node, (unsigned long)addr, (unsigned long)len,
                      (unsigned long)home, 0UL);

@@ -62,6 +62,7 @@ int os_uring_setup(void) { return -ENOSYS; }
 
 int os_purge_batch(const os_range_t *ranges, unsigned count, bool dontneed, bool use_uring)
 {
+    hs_assert_no_lock_for_slow_call("madvise");
     int failed = 0;
 #if defined(HS_HAVE_URING) && HS_HAVE_URING
     if (use_uring && os_uring_setup() == 0) {

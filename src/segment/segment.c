@@ -51,6 +51,9 @@ typedef struct hugetlb_range_s {
                               frees them for this range's copies; NULL without one */
     bool spare_freed;      /* its spare went at a fork and is not reserved again yet: the
                               parent copies the range's pages at a fork (seg_fork_parent) */
+    bool copy_pending;     /* the fork under way marked it for the parent's copy, not made
+                              yet (hugetlb_copy_marked): the range stays mapped until it is,
+                              so hugetlb_untrack waits (see seg_fork_parent) */
 } hugetlb_range_t;
 
 /* segment's state: everything segment.c owns but the registry
@@ -75,10 +78,12 @@ static struct seg_state_s {
                                                  none again yet (spare_freed); written under
                                                  hugetlb_lock. Their copies need the pages:
                                                  no auto hugetlb mapping meanwhile */
-    _Atomic unsigned hugetlb_forks;           /* forks from seg_fork_prepare until their spares
+    _Atomic size_t hugetlb_copies_pending;    /* ranges with copy_pending; written under
+                                                 hugetlb_lock. A fork starts once it is 0 */
+    _Atomic unsigned hugetlb_forks;           /* forks from seg_fork_begin until their spares
                                                  are back: no auto hugetlb mapping starts */
     _Atomic unsigned hugetlb_maps_under_way;  /* auto hugetlb mappings from their reservations
-                                                 to hugetlb_track: seg_fork_prepare waits for
+                                                 to hugetlb_track: seg_fork_begin waits for
                                                  them, whose reservations would take the
                                                  pages it frees for the fork's copies */
     int fork_done[2];                         /* pipe whose write end the child closes once
@@ -281,27 +286,45 @@ static bool hugetlb_track(seg_superslab_t *base, size_t size, void *spare)
         room = metadata_grow(&seg.hugetlb_lock, (void **)&seg.hugetlb_ranges, &seg.hugetlb_cap,
                              &seg.hugetlb_count, sizeof *seg.hugetlb_ranges, 256);
     if (room) {
-        seg.hugetlb_ranges[seg.hugetlb_count++] = (hugetlb_range_t){base, size, spare, false};
+        seg.hugetlb_ranges[seg.hugetlb_count++] =
+            (hugetlb_range_t){base, size, spare, false, false};
         seg.hugetlb_pages_mapped += size >> HS_SUPERSLAB_SHIFT;
     }
     hs_unlock(&seg.hugetlb_lock);
     return room;
 }
 
-/* Stops tracking a hugetlb mapping; returns its spare, for the caller to
- * unmap with no lock held, or NULL. */
+/* The tracked range that starts at `base`, or NULL; hugetlb_lock held. */
+static hugetlb_range_t *hugetlb_range_of(const seg_superslab_t *base)
+{
+    for (size_t i = 0; i < seg.hugetlb_count; i++)
+        if (seg.hugetlb_ranges[i].base == base) return &seg.hugetlb_ranges[i];
+    return NULL;
+}
+
+/* Stops tracking a hugetlb mapping, which the caller then unmaps; returns
+ * its spare, for the caller to unmap too, or NULL. Called with no lock
+ * held: while a fork's copy of the range is pending, waits for it, so
+ * that the copy never runs on an address the range no longer holds. */
 static void *hugetlb_untrack(seg_superslab_t *base)
 {
-    void *spare = NULL;
+    HS_ASSERT(hs_lock_thread.held == 0);
     hs_lock(&seg.hugetlb_lock);
-    for (size_t i = 0; i < seg.hugetlb_count; i++) {
-        if (seg.hugetlb_ranges[i].base == base) {
-            seg.hugetlb_pages_mapped -= seg.hugetlb_ranges[i].size >> HS_SUPERSLAB_SHIFT;
-            spare = seg.hugetlb_ranges[i].spare;
-            if (seg.hugetlb_ranges[i].spare_freed) seg.hugetlb_spares_out--;
-            seg.hugetlb_ranges[i] = seg.hugetlb_ranges[--seg.hugetlb_count];
-            break;
-        }
+    hugetlb_range_t *r = hugetlb_range_of(base);
+    while (r && r->copy_pending) {
+        /* One MADV_POPULATE_WRITE of the range on the forking thread, which
+         * takes no lock but this one, briefly, to unmark it. */
+        hs_unlock(&seg.hugetlb_lock);
+        os_sleep_ms(1);
+        hs_lock(&seg.hugetlb_lock);
+        r = hugetlb_range_of(base);
+    }
+    void *spare = NULL;
+    if (r) {
+        seg.hugetlb_pages_mapped -= r->size >> HS_SUPERSLAB_SHIFT;
+        spare = r->spare;
+        if (r->spare_freed) seg.hugetlb_spares_out--;
+        *r = seg.hugetlb_ranges[--seg.hugetlb_count];
     }
     hs_unlock(&seg.hugetlb_lock);
     return spare;
@@ -1367,38 +1390,63 @@ void seg_stats(seg_stats_t *out)
     out->huge_blocks = atomic_load_explicit(&seg.stat_huge_blocks, memory_order_relaxed);
 }
 
-void seg_fork_prepare(void)
+/* Frees the spares of every tracked range, a few at a time: their pages
+ * become free for the fork's copies (hugetlb_copy_marked). Each munmap
+ * touches no page (nothing was faulted), and runs with no lock held. */
+static void hugetlb_spares_free(void)
 {
+    for (;;) {
+        struct {
+            void *addr;  /* a spare taken off its range */
+            size_t size; /* its bytes */
+        } batch[16];
+        unsigned n = 0;
+        hs_lock(&seg.hugetlb_lock);
+        for (size_t i = 0; i < seg.hugetlb_count && n < 16; i++) {
+            hugetlb_range_t *r = &seg.hugetlb_ranges[i];
+            if (!r->spare) continue;
+            batch[n].addr = r->spare;
+            batch[n++].size = r->size;
+            r->spare = NULL;
+            if (!r->spare_freed) seg.hugetlb_spares_out++;
+            r->spare_freed = true;
+        }
+        hs_unlock(&seg.hugetlb_lock);
+        for (unsigned i = 0; i < n; i++) os_unmap(batch[i].addr, batch[i].size);
+        if (n < 16) return;
+    }
+}
+
+void seg_fork_begin(void)
+{
+    HS_ASSERT(hs_lock_thread.held == 0);
     /* No auto hugetlb mapping starts from here until the spares are back,
      * and those under way end first (they take no lock of segment's until
-     * they are tracked, and nothing this thread holds). */
+     * they are tracked). */
     atomic_fetch_add(&seg.hugetlb_forks, 1);
     for (unsigned i = 0; atomic_load(&seg.hugetlb_maps_under_way) && i < 100000; i++) os_yield();
+    /* An earlier fork's copies are done first: copy_pending marks one
+     * fork's ranges. The C library runs one fork's handlers at a time
+     * already; this holds without it. */
+    while (atomic_load(&seg.hugetlb_copies_pending)) os_sleep_ms(1);
+    /* The spares' pages become free for this fork's copies, as late as can
+     * be with no lock held: from here until seg_fork_parent_unlocked has
+     * made the copies, another process may take them. */
+    hugetlb_spares_free();
+}
+
+void seg_fork_prepare(void)
+{
     for (unsigned n = 0; n < numa_node_count(); n++) hs_lock(&seg.pools[n].lock);
     hs_lock(&seg.run_cache_lock);
     hs_lock(&seg.hugetlb_lock);
-    /* The spares' pages become free for this fork's copies, as late as can
-     * be: from here until seg_fork_parent has made them, another process
-     * may take them. The munmaps touch no page (nothing was faulted). */
-    bool freed = false;
-    for (size_t i = 0; i < seg.hugetlb_count; i++) {
-        hugetlb_range_t *r = &seg.hugetlb_ranges[i];
-        /* One an earlier fork could not reserve again: if the pool has the
-         * pages now, they are this fork's. */
-        if (!r->spare && r->spare_freed)
-            r->spare = os_map_aligned(r->size, HS_SUPERSLAB_SIZE, true);
-        if (!r->spare) continue;
-        os_unmap(r->spare, r->size);
-        r->spare = NULL;
-        if (!r->spare_freed) seg.hugetlb_spares_out++;
-        r->spare_freed = freed = true;
-    }
     /* With hugetlb ranges, the parent may leave pages shared with the child
-     * (the hugetlb backing keeps no spares): it then waits for the child's
-     * copy before fork() returns to it (hugetlb_spares_restore). */
+     * (the hugetlb backing keeps no spares, and a copy may find the pool
+     * short): it then waits for the child's copy before fork() returns to
+     * it (hugetlb_spares_restore). pipe() is no slow call: no page, no
+     * file system. */
     seg.fork_done[0] = seg.fork_done[1] = -1;
-    if ((freed || seg.hugetlb_count) && os_pipe(seg.fork_done) != 0)
-        seg.fork_done[0] = seg.fork_done[1] = -1;
+    if (seg.hugetlb_count && os_pipe(seg.fork_done) != 0) seg.fork_done[0] = seg.fork_done[1] = -1;
 }
 
 /* Reserves the spares that went at a fork again. The pages the parent
@@ -1411,9 +1459,10 @@ void seg_fork_prepare(void)
  * for the child first: a write of the forking thread's would take the page
  * from the child, and a reservation the free pages its copies need. This
  * wait is why fork() returns to the parent only once the child has copied
- * (within a second) wherever a range is left shared. The spares that still cannot be had are
- * tried again at the next fork (seg_fork_prepare); until then another
- * process may take their pages, and a child of that fork may lose the
+ * (within a second) wherever a range is left shared. The spares that still
+ * cannot be had are tried again after the next fork, which copies their
+ * ranges meanwhile (seg_fork_parent) if the pool has the pages: until then
+ * another process may take them, and a child of that fork may lose the
  * pages the parent writes while it copies. */
 static void hugetlb_spares_restore(int child_done, bool shared)
 {
@@ -1455,33 +1504,71 @@ static void hugetlb_spares_restore(int child_done, bool shared)
     }
 }
 
+/* The parent's own copies of the ranges seg_fork_parent marked, with no
+ * lock held: until the child has copied its hugetlb memory, any page a
+ * parent thread writes needs a free pool page, and with none free the
+ * kernel takes the page from the child (the parent owns the reservation),
+ * its contents at fork() lost to it. Once copied here, no later write
+ * does. A page written since fork() (or that the child copied first) is
+ * the parent's alone already: MADV_POPULATE_WRITE leaves it as it is, as
+ * it leaves every page's contents. Only while the pool still has the pages
+ * (another process may have taken them): with no free page, each copy made
+ * here would be a page taken from the child. free_pages counts a copy for
+ * every page, though those written since fork() need none: read again
+ * before a range is left shared for want of them. Each range stays mapped
+ * until it is unmarked (hugetlb_untrack waits), and whoever takes its
+ * SuperSlabs meanwhile may write them: a write is the same copy as the
+ * populate's, which the kernel makes once. Returns whether a range was
+ * left shared. */
+static bool hugetlb_copy_marked(void)
+{
+    bool shared = false;
+    size_t free_pages = 0;
+    for (;;) {
+        seg_superslab_t *base = NULL;
+        size_t size = 0;
+        hs_lock(&seg.hugetlb_lock);
+        for (size_t i = 0; i < seg.hugetlb_count && !base; i++) {
+            if (seg.hugetlb_ranges[i].copy_pending) {
+                base = seg.hugetlb_ranges[i].base;
+                size = seg.hugetlb_ranges[i].size;
+            }
+        }
+        hs_unlock(&seg.hugetlb_lock);
+        if (!base) return shared;
+        size_t pages = size >> HS_SUPERSLAB_SHIFT;
+        if (free_pages < pages) free_pages = thp_hugetlb_pages_available();
+        if (free_pages >= pages && os_populate(base, size) == 0)
+            free_pages -= pages;
+        else
+            shared = true;
+        hs_lock(&seg.hugetlb_lock);
+        hugetlb_range_t *r = hugetlb_range_of(base);
+        HS_ASSERT(r && r->copy_pending);
+        r->copy_pending = false;
+        seg.hugetlb_copies_pending--;
+        hs_unlock(&seg.hugetlb_lock);
+    }
+}
+
 seg_fork_token_t seg_fork_parent(void)
 {
     if (seg.fork_done[1] >= 0) os_close(seg.fork_done[1]);
     seg_fork_token_t token = {seg.fork_done[0], false};
     seg.fork_done[0] = seg.fork_done[1] = -1;
-    /* The parent's own copies of the pages whose spares went, now, while
-     * those are free: until the child has copied its hugetlb memory, any
-     * page a parent thread writes needs one, and with none free the kernel
-     * takes the page from the child (the parent owns the reservation), its
-     * contents at fork() lost to it.  Once copied here, no later write
-     * does.  A page the child copied first is the parent's alone: no copy.
-     * For the auto backing's ranges (those with a spare out, freed just
-     * now or not reserved again since an earlier fork), and only while the
-     * pool still has the pages (another process may have taken them): with
-     * no free page, each copy made here would be a page taken from the
-     * child.  free_pages counts a copy for every page, though those written
-     * since fork() need none: read again before a range is left shared for
-     * want of them. */
-    size_t free_pages = thp_hugetlb_pages_available();
+    /* The auto backing's ranges (those with a spare out, freed at this
+     * fork or not reserved again since an earlier one) get the parent's
+     * copies, marked here and made once every lock is released
+     * (hugetlb_copy_marked); the others stay shared until the child has
+     * copied them. */
     for (size_t i = 0; i < seg.hugetlb_count; i++) {
         hugetlb_range_t *r = &seg.hugetlb_ranges[i];
-        size_t pages = r->size >> HS_SUPERSLAB_SHIFT;
-        if (r->spare_freed && free_pages < pages) free_pages = thp_hugetlb_pages_available();
-        if (r->spare_freed && free_pages >= pages && os_populate(r->base, r->size) == 0)
-            free_pages -= pages;
-        else
+        if (r->spare_freed) {
+            r->copy_pending = true;
+            seg.hugetlb_copies_pending++;
+        } else {
             token.shared = true;
+        }
     }
     hs_unlock(&seg.hugetlb_lock);
     hs_unlock(&seg.run_cache_lock);
@@ -1491,6 +1578,8 @@ seg_fork_token_t seg_fork_parent(void)
 
 void seg_fork_parent_unlocked(seg_fork_token_t token)
 {
+    HS_ASSERT(hs_lock_thread.held == 0);
+    if (hugetlb_copy_marked()) token.shared = true;
     hugetlb_spares_restore(token.child_done, token.shared);
     if (token.child_done >= 0) os_close(token.child_done);
     atomic_fetch_sub(&seg.hugetlb_forks, 1);
@@ -1520,7 +1609,8 @@ static void hugetlb_privatize(void)
     size_t kept = 0;
     for (size_t i = 0; i < seg.hugetlb_count; i++) {
         hugetlb_range_t r = seg.hugetlb_ranges[i];
-        r.spare_freed = false; /* spares are the parent's; the child has none */
+        r.spare_freed = false;  /* spares are the parent's; the child has none */
+        r.copy_pending = false; /* and so are the copies */
         if (thp_hugetlb_to_anonymous(r.base, r.size, child_fill, NULL) != 0) {
             seg.hugetlb_ranges[kept++] = r; /* stays hugetlb: may fault later */
             continue;
@@ -1532,6 +1622,7 @@ static void hugetlb_privatize(void)
     }
     seg.hugetlb_count = kept;
     seg.hugetlb_spares_out = 0;
+    seg.hugetlb_copies_pending = 0;
     /* Purged hugetlb SuperSlabs do not exist (they are unmapped), and idle
      * ones sit in the lists with their headers just rewritten above. */
 }

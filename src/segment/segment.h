@@ -257,6 +257,11 @@ void seg_set_periodic_work(void (*work)(void), uint64_t interval_ms);
  * allocate: never call it with a lock held. */
 void seg_start_background(void);
 
+/* Fork, in the C library's order: seg_fork_begin with no lock held (waits
+ * for the hugetlb mappings and copies under way, frees the spare hugetlb
+ * reservations), then, with tiny's locks taken, seg_fork_prepare (takes
+ * segment's locks). */
+void seg_fork_begin(void);
 void seg_fork_prepare(void);
 /* What seg_fork_parent leaves for seg_fork_parent_unlocked. */
 typedef struct seg_fork_token_s {
@@ -267,8 +272,9 @@ typedef struct seg_fork_token_s {
 /* Releases segment's locks; returns what seg_fork_parent_unlocked needs. */
 seg_fork_token_t seg_fork_parent(void);
 /* In the parent once no lock of the fork is held any more, with what
- * seg_fork_parent returned: reserves again the spare hugetlb pages the fork
- * freed (hugetlb_range_t), which may wait up to a second for the child. */
+ * seg_fork_parent returned: makes the parent's copies of the hugetlb ranges
+ * seg_fork_parent marked, then reserves again the spare hugetlb pages the
+ * fork freed (hugetlb_range_t), which may wait up to a second for the child. */
 void seg_fork_parent_unlocked(seg_fork_token_t token);
 void seg_fork_child(void);
 /* At exit: the purge thread stops; nothing is waited for. */
