@@ -206,8 +206,11 @@ for t in $WANT; do
             continue
         fi
         pool_dir=${pool_file%/*}
-        pool_before=$(cat "$pool_file")
-        echo $((pool_before - $(cat "$pool_dir/free_hugepages") + 20)) >"$pool_file" 2>/dev/null
+        # Surplus pages (in use past the pool's size when it was shrunk under
+        # them) are not put back as the pool's own; pages reserved by others
+        # are not free for the test.
+        pool_before=$(($(cat "$pool_file") - $(cat "$pool_dir/surplus_hugepages")))
+        echo $(($(cat "$pool_file") - $(cat "$pool_dir/free_hugepages") + $(cat "$pool_dir/resv_hugepages") + 20)) >"$pool_file" 2>/dev/null
         avail=$(($(cat "$pool_dir/free_hugepages") - $(cat "$pool_dir/resv_hugepages")))
         if [ "$avail" -lt 20 ]; then
             report SKIP fork_pool "only $avail of 20 hugetlb pages could be reserved"
