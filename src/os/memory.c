@@ -11,6 +11,9 @@
 #ifndef MADV_POPULATE_WRITE
 #define MADV_POPULATE_WRITE 23 /* Linux 5.14; older headers lack it */
 #endif
+#ifndef MADV_COLLAPSE
+#define MADV_COLLAPSE 25 /* Linux 6.1 */
+#endif
 
 #define PAGE_GRANULE (4 * HS_KiB)
 
@@ -111,6 +114,13 @@ int os_populate(void *addr, size_t size)
     hs_assert_no_lock_for_slow_call("MADV_POPULATE_WRITE");
     if (OS_FAULT(OS_FAULT_MADVISE)) return -ENOMEM;
     return madvise(addr, size, MADV_POPULATE_WRITE) == 0 ? 0 : -errno;
+}
+
+int os_collapse(void *addr, size_t size)
+{
+    hs_assert_no_lock_for_slow_call("MADV_COLLAPSE");
+    if (OS_FAULT(OS_FAULT_MADVISE)) return -ENOMEM;
+    return madvise(addr, size, MADV_COLLAPSE) == 0 ? 0 : -errno;
 }
 
 int os_advise_fork(void *addr, size_t size, bool inherit)

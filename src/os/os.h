@@ -68,6 +68,13 @@ long os_resident_pages(void *addr, size_t size);
  * the kernel reclaims memory. */
 int os_populate(void *addr, size_t size);
 
+/* Makes the base pages of a 2 MiB-aligned range of a THP mapping huge
+ * pages now, their contents copied (MADV_COLLAPSE, Linux 6.1+). Returns 0
+ * or -errno: EINVAL on older kernels, EAGAIN or ENOMEM when no huge page
+ * could be had; the range is then as it was. May block while the kernel
+ * compacts memory. */
+int os_collapse(void *addr, size_t size);
+
 /* MADV_DOFORK (`inherit`) or MADV_DONTFORK on a page-aligned range: whether
  * a child of fork() gets it. Returns 0 or -errno. */
 int os_advise_fork(void *addr, size_t size, bool inherit);

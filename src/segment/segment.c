@@ -1135,6 +1135,13 @@ static seg_superslab_t *run_remap(seg_superslab_t *run, size_t total)
     if (run->base_tail) {
         size_t base_at = (size_t)(run->base_tail - 1) << HS_SUPERSLAB_SHIFT;
         thp_allow_huge((char *)run + base_at, old_total - base_at);
+        /* Grown, the block now fills the chunk where it ended: with some of
+         * its base pages resident, a huge page could no longer be faulted
+         * in there, and filling the chunk would cost a fault per page (511
+         * of the 513 faults of a filled 8 -> 12 MiB realloc). One huge page
+         * made of them now instead. */
+        if (total > old_total && os_resident_pages((char *)run + base_at, HS_SUPERSLAB_SIZE) > 0)
+            thp_collapse((char *)run + base_at, HS_SUPERSLAB_SIZE);
         run->base_tail = 0;
     }
     seg_superslab_t *moved = thp_remap(run, old_total, total, backing);

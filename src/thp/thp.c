@@ -114,6 +114,11 @@ void thp_allow_huge(void *addr, size_t size)
     if (thp_allowed()) os_advise_hugepage(addr, size, true);
 }
 
+void thp_collapse(void *addr, size_t size)
+{
+    if (thp_allowed()) os_collapse(addr, size);
+}
+
 unsigned long thp_hugetlb_pages_total(void) { return os_hugetlb_count(OS_HUGETLB_TOTAL); }
 
 unsigned long thp_hugetlb_pages_free(void) { return os_hugetlb_count(OS_HUGETLB_FREE); }

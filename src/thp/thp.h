@@ -50,6 +50,10 @@ void *thp_map_aligned(size_t size, size_t align, thp_backing_t wanted, thp_backi
  * dense). For a heap too small to fill a 2 MiB page. */
 void thp_defer_huge(void *addr, size_t size);
 void thp_allow_huge(void *addr, size_t size);
+/* A range thp_allow_huge hinted again whose base pages a program is about
+ * to fill: they become huge pages now, their contents kept, rather than
+ * each page left faulting in alone. */
+void thp_collapse(void *addr, size_t size);
 
 /* 2 MiB pages in the hugetlb pool: configured (nr_hugepages) and free.
  * Always the 2 MiB size's own figures (sysfs hugepages-2048kB), never
