@@ -17,7 +17,9 @@ hugepages_file=$pool_dir/nr_hugepages
 pass=0 fail=0 skip=0
 
 orig_thp=$(sed -n 's/.*\[\(.*\)\].*/\1/p' "$thp_file" 2>/dev/null)
-orig_hugepages=$(cat "$hugepages_file" 2>/dev/null || echo 0)
+# Surplus pages (another process's, in use past the pool's size) are not
+# put back as the pool's own.
+orig_hugepages=$(( $(cat "$hugepages_file" 2>/dev/null || echo 0) - $(cat "$pool_dir/surplus_hugepages" 2>/dev/null || echo 0) ))
 restore() {
     [ -n "$orig_thp" ] && echo "$orig_thp" >"$thp_file" 2>/dev/null
     echo "$orig_hugepages" >"$hugepages_file" 2>/dev/null
