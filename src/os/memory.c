@@ -100,6 +100,12 @@ int os_advise_hugepage(void *addr, size_t size, bool on)
     return madvise(addr, size, on ? MADV_HUGEPAGE : MADV_NOHUGEPAGE) == 0 ? 0 : -errno;
 }
 
+int os_advise_cold(void *addr, size_t size)
+{
+    if (OS_FAULT(OS_FAULT_MADVISE)) return -ENOMEM;
+    return madvise(addr, size, MADV_COLD) == 0 ? 0 : -errno;
+}
+
 HS_COLD long os_resident_pages(void *addr, size_t size)
 {
     unsigned char in_core[HS_SUPERSLAB_SIZE / PAGE_GRANULE];

@@ -57,6 +57,11 @@ int os_remap_onto(void *addr, size_t old_size, size_t new_size, void *dest);
  * hint for this range only. Returns 0 or -errno (EINVAL without THP). */
 int os_advise_hugepage(void *addr, size_t size, bool on);
 
+/* MADV_COLD on a page-aligned range: its pages are the first to reclaim,
+ * and a huge page the range covers only in part is split into base pages
+ * (since Linux 5.4). Returns 0 or -errno (EINVAL on older kernels). */
+int os_advise_cold(void *addr, size_t size);
+
 /* Pages of a page-aligned range of at most 2 MiB that are in memory
  * (mincore). -1 when the kernel cannot say. */
 long os_resident_pages(void *addr, size_t size);

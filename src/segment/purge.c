@@ -15,8 +15,10 @@
  *   reservation left behind to fault on later.
  * - Free units of SuperSlabs in use on base pages (or the small heap's
  *   first, while it is kept off huge pages) get MADV_DONTNEED once their
- *   SuperSlab has not changed for the purge delay; a huge page is never
- *   split for a purge.
+ *   SuperSlab has not changed for the purge delay. A huge page is split for
+ *   them only where at most a quarter of it is in slabs and it has not
+ *   changed for both delays: the SuperSlab is base pages from then on,
+ *   until all of it goes back and it is hinted huge again.
  * Never: hold a lock across a system call or pthread_create. */
 #include "os/os.h"
 #include "segment/segment_internal.h"
@@ -70,12 +72,19 @@ static void advise_and_store(const seg_purged_t *list, unsigned n, bool dontneed
 {
     if (n == 0) return;
     os_range_t ranges[64];
-    for (unsigned i = 0; i < n; i++) ranges[i] = (os_range_t){list[i].ss, HS_SUPERSLAB_SIZE};
+    thp_backing_t backing[64];
+    for (unsigned i = 0; i < n; i++) {
+        ranges[i] = (os_range_t){list[i].ss, HS_SUPERSLAB_SIZE};
+        /* Emptied whole, a SuperSlab that gave its huge page up is one again. */
+        backing[i] = dontneed
+                         ? seg_release_backing(list[i].ss, list[i].backing, list[i].memory_node)
+                         : list[i].backing;
+    }
     os_purge_batch(ranges, n, dontneed, uring);
     hs_count_add(&seg_stat_purge_calls, uring ? 1 : n);
     if (count_bytes) hs_count_add(&seg_stat_bytes_purged, (int64_t)(n * HS_SUPERSLAB_SIZE));
     for (unsigned i = 0; i < n; i++)
-        seg_store_purged(list[i].ss, list[i].node, list[i].backing, list[i].memory_node, !dontneed);
+        seg_store_purged(list[i].ss, list[i].node, backing[i], list[i].memory_node, !dontneed);
 }
 
 /* Whether the io_uring backend can be used; says once why not. */
@@ -113,6 +122,13 @@ static size_t purge_free_units(const seg_free_units_t *taken, bool uring)
         bytes += to - from;
     }
     if (n == 0) return 0;
+    /* A huge page given up stays base pages: hinted so first, or khugepaged
+     * (which collapses a range with a single page present) makes the
+     * SuperSlab resident whole again. */
+    if (taken->huge_given_up) {
+        thp_defer_huge(taken->ss, HS_SUPERSLAB_SIZE);
+        for (unsigned i = 0; i < n; i++) thp_split_huge(ranges[i].addr, ranges[i].size);
+    }
     os_purge_batch(ranges, n, true, uring);
     hs_count_add(&seg_stat_purge_calls, uring ? 1 : n);
     hs_count_add(&seg_stat_bytes_purged, (int64_t)bytes);
@@ -279,6 +295,8 @@ static void purge_start(void)
 }
 
 void seg_start_background(void) { purge_start(); }
+
+bool purge_started(void) { return atomic_load_explicit(&purge.state, memory_order_relaxed) > 0; }
 
 void purge_notify(bool urgent)
 {

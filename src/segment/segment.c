@@ -131,6 +131,12 @@ _Static_assert(HS_UNITS_PER_SUPERSLAB <= 64, "free_units is a 64-bit map");
 #endif
 /* units_purged while seg_take_free_units has the units out. */
 #define SEG_UNITS_PURGING 2
+/* Free units of a THP SuperSlab in use for which its huge page is given up
+ * once it has been quiet for the release delay (1.5 MiB of the 2 MiB): a few
+ * long-lived blocks in each SuperSlab of a heap that has since been freed
+ * (Redis's slow log after FLUSHALL: 2-7 blocks in each of 80-120 SuperSlabs)
+ * kept the whole heap's huge pages resident. */
+#define SEG_SPARSE_FREE_UNITS 48
 
 /* n units from unit `first` on, as free_units bits. */
 static uint64_t unit_bits(unsigned first, unsigned n)
@@ -483,6 +489,34 @@ static bool units_purgeable(const seg_superslab_t *ss)
 {
     if (ss->backing == THP_BACKING_BASE) return true;
     return ss->backing == THP_BACKING_THP && small_heap_holds(ss);
+}
+
+/* Whether ss is a THP SuperSlab in use so sparse that its free units are
+ * worth its huge page (SEG_SPARSE_FREE_UNITS): they go back once it has been
+ * quiet for the release delay, on base pages from then on. */
+static bool huge_sparse(const seg_superslab_t *ss)
+{
+    return ss->backing == THP_BACKING_THP && !small_heap_holds(ss) &&
+           __builtin_popcountll(ss->free_units) >= SEG_SPARSE_FREE_UNITS;
+}
+
+/* Whether a SuperSlab of base pages should become a huge page again when
+ * its pages all go back: one whose huge page was given up (huge_sparse),
+ * while the backing asked for is not base pages and THP is on. */
+static bool huge_wanted_again(thp_backing_t backing)
+{
+    thp_mode_t mode = thp_system_mode();
+    return backing == THP_BACKING_BASE && hs_option(HS_OPT_BACKING) != HS_BACKING_BASE &&
+           (mode == THP_MODE_MADVISE || mode == THP_MODE_ALWAYS);
+}
+
+thp_backing_t seg_release_backing(seg_superslab_t *ss, thp_backing_t backing, unsigned memory_node)
+{
+    if (!huge_wanted_again(backing)) return backing;
+    thp_allow_huge(ss, HS_SUPERSLAB_SIZE);
+    hs_count_add(&seg.stat_superslabs[memory_node][THP_BACKING_BASE], -1);
+    hs_count_add(&seg.stat_superslabs[memory_node][THP_BACKING_THP], 1);
+    return THP_BACKING_THP;
 }
 
 /* A unit was taken or given back: the SuperSlab is no longer quiet, and
@@ -866,11 +900,18 @@ void seg_units_free(seg_superslab_t *ss, unsigned first_unit, unsigned n_units)
     bool now_idle = units_back(pool, ss);
     bool purge_units = !now_idle && units_purgeable(ss) &&
                        __builtin_popcountll(ss->free_units) >= SEG_PURGE_UNITS_MIN;
+    /* A sparse huge page wakes a running purge thread but starts none: a
+     * growing heap frees slabs too (the small heap's one-unit ones, as
+     * tiny/ cuts larger ones), and starting the thread then made a program
+     * pay its stack and TLS faults during its work (bench_memory kv: 17 of
+     * 667). The first memory to fall idle starts it; its passes then time
+     * the sparse ones too. */
+    bool sparse = !now_idle && !purge_units && huge_sparse(ss) && purge_started();
     SEG_VALIDATE(ss);
     hs_unlock(&pool->lock);
     if (now_idle)
         purge_notify(idle_over_limit_now());
-    else if (purge_units)
+    else if (purge_units || sparse)
         purge_notify(false);
 }
 
@@ -885,18 +926,29 @@ unsigned seg_take_free_units(const seg_purge_policy_t *policy, uint64_t now_ms,
         seg_superslab_t *ss = pool->partial;
         while (ss && taken < max) {
             seg_superslab_t *next = ss->next;
-            if (!ss->units_purged && units_purgeable(ss)) {
+            bool base = units_purgeable(ss);
+            if (!ss->units_purged && (base || huge_sparse(ss))) {
+                /* A huge page is given up only after the release delay: a
+                 * program that comes back sooner refills it fault-free. */
+                uint64_t wait = base ? policy->purge_after_ms : policy->release_after_ms;
                 uint64_t quiet = (uint32_t)((uint32_t)now_ms - ss->units_changed_ms);
-                if (policy->everything || quiet >= policy->purge_after_ms) {
+                if (policy->everything || quiet >= wait) {
                     /* Out of free_units (and so of the partial list) while
                      * their pages go back: no slab may be cut there meanwhile. */
-                    out[taken++] = (seg_free_units_t){ss, ss->free_units};
+                    out[taken++] = (seg_free_units_t){ss, ss->free_units, !base};
                     ss->free_units = 0;
                     ss->units_purged = SEG_UNITS_PURGING;
                     list_remove(&pool->partial, ss);
                     ss->on_partial = 0;
-                } else if (now_ms + (policy->purge_after_ms - quiet) < *next_due) {
-                    *next_due = now_ms + (policy->purge_after_ms - quiet);
+                    if (!base) {
+                        /* Base pages from now on (seg_release_backing makes
+                         * it huge again once all of it goes back). */
+                        ss->backing = THP_BACKING_BASE;
+                        hs_count_add(&seg.stat_superslabs[ss->memory_node][THP_BACKING_THP], -1);
+                        hs_count_add(&seg.stat_superslabs[ss->memory_node][THP_BACKING_BASE], 1);
+                    }
+                } else if (now_ms + (wait - quiet) < *next_due) {
+                    *next_due = now_ms + (wait - quiet);
                 }
             }
             ss = next;

@@ -70,23 +70,34 @@ unsigned seg_take_lazy(uint64_t now_ms, uint64_t min_lazy_ms, seg_purged_t *out,
 typedef struct seg_free_units_s {
     seg_superslab_t *ss; /* the SuperSlab, in use */
     uint64_t units;      /* the units taken: in no slab, and not free meanwhile */
+    bool huge_given_up;  /* a THP SuperSlab's (huge_sparse in segment.c): hint it to
+                            base pages before its pages go, or khugepaged makes it
+                            a whole huge page again */
 } seg_free_units_t;
 /* Takes the free units of SuperSlabs whose pages may be given back without
  * splitting a huge page (base pages, or the small heap's first SuperSlabs
  * while they are deferred), unchanged for policy->purge_after_ms (any age with
- * `everything`) and not given back since. *next_due: when the next falls
+ * `everything`) and not given back since; and those of THP SuperSlabs with
+ * at most a quarter of their units in slabs, unchanged for
+ * policy->release_after_ms, which are base pages from then on. *next_due: when the next falls
  * due (UINT64_MAX for none). Returns how many SuperSlabs it took units of. */
 unsigned seg_take_free_units(const seg_purge_policy_t *policy, uint64_t now_ms,
                              seg_free_units_t *out, unsigned max, uint64_t *next_due);
 /* Puts taken units back, their pages given back (MADV_DONTNEED); a
  * SuperSlab left empty meanwhile goes to the idle list. */
 void seg_return_free_units(const seg_free_units_t *taken);
+/* The backing a SuperSlab whose pages all go back with MADV_DONTNEED is
+ * stored with: THP again (hinted so) for one of base pages whose huge page
+ * was given up for its free units, while THP is wanted; else `backing`. */
+thp_backing_t seg_release_backing(seg_superslab_t *ss, thp_backing_t backing, unsigned memory_node);
 /* A taken SuperSlab or run that goes back whole (hugetlb pages, runs). */
 void seg_unmap_idle(seg_superslab_t *ss, size_t size, thp_backing_t backing);
 
 /* Tells the purge thread there is idle memory (starting it the first time,
  * once the calling thread holds no lock). Called with no segment lock held. */
 void purge_notify(bool urgent);
+/* Whether the purge thread has been started (relaxed: a hint). */
+bool purge_started(void);
 void purge_fork_child(void);
 void purge_shutdown(void);
 bool purge_run_idle_work(void);

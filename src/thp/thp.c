@@ -119,6 +119,11 @@ void thp_collapse(void *addr, size_t size)
     if (thp_allowed()) os_collapse(addr, size);
 }
 
+void thp_split_huge(void *addr, size_t size)
+{
+    if (thp_allowed()) os_advise_cold(addr, size);
+}
+
 unsigned long thp_hugetlb_pages_total(void) { return os_hugetlb_count(OS_HUGETLB_TOTAL); }
 
 unsigned long thp_hugetlb_pages_free(void) { return os_hugetlb_count(OS_HUGETLB_FREE); }

@@ -55,6 +55,13 @@ void thp_allow_huge(void *addr, size_t size);
  * each page left faulting in alone. */
 void thp_collapse(void *addr, size_t size);
 
+/* The huge page holding [addr, addr+size) (part of one THP 2 MiB page) is
+ * split into base pages now, so that MADV_DONTNEED of the range frees its
+ * pages at once. Without it the kernel only unmaps them: Rss drops, but the
+ * huge page stays allocated whole until its deferred split, which waits for
+ * memory pressure (200 such halves freed no MemFree at all). */
+void thp_split_huge(void *addr, size_t size);
+
 /* 2 MiB pages in the hugetlb pool: configured (nr_hugepages) and free.
  * Always the 2 MiB size's own figures (sysfs hugepages-2048kB), never
  * /proc/meminfo's HugePages_*, which describe the default size only. */

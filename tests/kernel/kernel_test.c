@@ -22,6 +22,9 @@
  *   kernel_test free-units MAX_MS    base pages: 1.7 MiB of blocks freed but one
  *                                    that keeps their SuperSlab in use: Rss
  *                                    drops by 1 MiB or more within MAX_MS
+ *   kernel_test sparse MAX_MS        THP: 32 MiB of blocks freed but one in each
+ *                                    SuperSlab but the last: Rss within 4 MiB of
+ *                                    the start within MAX_MS, no huge page left
  *   kernel_test run-tail             blocks of their own run, filled: the chunk
  *                                    where a block ends costs only what it
  *                                    holds when that is a page or so, a whole
@@ -711,6 +714,58 @@ static int test_overflow(const char *mode)
     return 0;
 }
 
+/* ---- sparse THP SuperSlabs ------------------------------------------------------- */
+
+#define SPARSE_BLOCKS (32 * 1024)
+
+/* 32 MiB of 1,000-byte blocks, all freed but the first of each SuperSlab
+ * before the last: those stay in use with one slab, so no whole-SuperSlab
+ * purge applies and only their free units can go back, which costs their
+ * huge pages. The last falls idle and starts the purge thread, which a
+ * sparse SuperSlab alone does not. */
+static int test_sparse(long max_ms)
+{
+    void *volatile warm = malloc(16);
+    free(warm);
+    void **blocks = pointer_array(SPARSE_BLOCKS);
+    long long start = rollup("Rss:");
+    uintptr_t kept_chunk = 0;
+    size_t kept = 0;
+    for (size_t i = 0; i < SPARSE_BLOCKS; i++) {
+        blocks[i] = malloc(1000);
+        if (!blocks[i]) return fail("malloc failed: %s", strerror(errno));
+        memset(blocks[i], 7, 1000);
+    }
+    long long full = rollup("Rss:"), huge_full = rollup("AnonHugePages:");
+    uintptr_t last_chunk = (uintptr_t)blocks[SPARSE_BLOCKS - 1] / SUPERSLAB;
+    for (size_t i = 0; i < SPARSE_BLOCKS; i++) {
+        uintptr_t chunk = (uintptr_t)blocks[i] / SUPERSLAB;
+        if (chunk != kept_chunk && chunk != last_chunk) {
+            kept_chunk = chunk;
+            blocks[kept++] = blocks[i];
+        } else {
+            free(blocks[i]);
+        }
+    }
+    long long now = full;
+    long elapsed = wait_for_rss(start + 4 * MiB, true, max_ms, &now);
+    long long huge_now = rollup("AnonHugePages:");
+    printf("sparse: Rss %lld KiB at the start, %lld KiB with the blocks (%lld KiB in huge "
+           "pages), %lld KiB after %ld ms (limit %ld ms; %lld KiB in huge pages); %zu blocks "
+           "kept\n",
+           start / 1024, full / 1024, huge_full / 1024, now / 1024, elapsed, max_ms,
+           huge_now / 1024, kept);
+    for (size_t i = 0; i < kept; i++) free(blocks[i]);
+    if (start < 0) return fail("%s", "cannot read smaps_rollup");
+    if (huge_full < 8 * MiB) return fail("%s", "the blocks were not on huge pages");
+    if (kept < 8) return fail("%s", "the blocks were not spread over SuperSlabs");
+    if (now > start + 4 * MiB)
+        return fail("%s", "SuperSlabs that one block each keeps in use stayed resident");
+    if (huge_now > 4 * MiB) return fail("%s", "their huge pages stayed");
+    printf("PASS\n");
+    return 0;
+}
+
 /* ---- orphans of exited threads ------------------------------------------------------ */
 
 #define ORPHAN_BLOCKS 65536
@@ -777,6 +832,7 @@ int main(int argc, char **argv)
     if (argc >= 3 && strcmp(argv[1], "overflow") == 0) return test_overflow(argv[2]);
     if (argc >= 3 && strcmp(argv[1], "orphans") == 0) return test_orphans(atol(argv[2]));
     if (argc >= 3 && strcmp(argv[1], "free-units") == 0) return test_free_units(atol(argv[2]));
+    if (argc >= 3 && strcmp(argv[1], "sparse") == 0) return test_sparse(atol(argv[2]));
     fprintf(stderr, "usage: see the comment at the top of kernel_test.c\n");
     return 2;
 }
