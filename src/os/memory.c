@@ -102,6 +102,7 @@ int os_advise_hugepage(void *addr, size_t size, bool on)
 
 int os_advise_cold(void *addr, size_t size)
 {
+    hs_assert_no_lock_for_slow_call("madvise");
     if (OS_FAULT(OS_FAULT_MADVISE)) return -ENOMEM;
     return madvise(addr, size, MADV_COLD) == 0 ? 0 : -errno;
 }
