@@ -370,28 +370,60 @@ static void count_mapping(unsigned node, thp_backing_t backing, int64_t bytes)
 #define SEG_SMALL_HEAP_FAULTS ((long)(HS_SUPERSLAB_SIZE / 4096))
 #define SEG_SMALL_HEAP_DENSE (SEG_SMALL_HEAP_FAULTS / 2)
 static _Atomic(seg_superslab_t *) small_heap[SEG_SMALL_HEAP_MAX]; /* deferred, NULL: none */
-static _Atomic bool small_heap_grown;      /* the heap has grown: none deferred but overflows */
-static _Atomic bool small_heap_slabs;      /* seg_small_heap: from the first deferred one
-                                              to the first SuperSlab mapped after it grew */
-static _Atomic long small_heap_pages_seen; /* of the deferred ones in memory, at the last look */
-static _Atomic long small_heap_carved;     /* pages tiny/ carved since */
+static _Atomic uint64_t
+    small_heap_passing[SEG_SMALL_HEAP_MAX]; /* units of small_heap[i] that
+                                               tiny/ said a block passes
+                                               through (seg_small_heap_passing) */
+static _Atomic bool small_heap_grown;       /* the heap has grown: none deferred but overflows */
+static _Atomic bool small_heap_slabs;       /* seg_small_heap: from the first deferred one
+                                               to the first SuperSlab mapped after it grew */
+static _Atomic long small_heap_pages_seen;  /* of the deferred ones in memory, at the last look */
+static _Atomic long small_heap_carved;      /* pages tiny/ carved since */
 _Atomic bool seg_small_heap_deferred;
 _Atomic long seg_units_returning;
 
+/* Pages of ss in memory outside the units of `skip`, -1 when the kernel
+ * cannot tell. */
+HS_COLD static long resident_outside(seg_superslab_t *ss, uint64_t skip)
+{
+    if (!skip) return os_resident_pages(ss, HS_SUPERSLAB_SIZE);
+    long pages = 0;
+    for (unsigned u = 0; u < HS_UNITS_PER_SUPERSLAB;) {
+        if (skip >> u & 1) {
+            u++;
+            continue;
+        }
+        unsigned end = u;
+        while (end < HS_UNITS_PER_SUPERSLAB && !(skip >> end & 1)) end++;
+        long in_memory = os_resident_pages((char *)ss + (size_t)u * HS_UNIT_SIZE,
+                                           (size_t)(end - u) * HS_UNIT_SIZE);
+        if (in_memory < 0) return -1;
+        pages += in_memory;
+        u = end;
+    }
+    return pages;
+}
+
 /* Pages of the deferred SuperSlabs in memory: the faults they cost so far.
  * One the kernel cannot count for reads as the whole budget. Starts a new
- * count of carved pages. */
-HS_COLD static long small_heap_look(void)
+ * count of carved pages. *dense (if not NULL): those pages but the ones of
+ * units a block passes through (seg_small_heap_passing), which say nothing
+ * of how densely the heap fills its slabs. */
+HS_COLD static long small_heap_look(long *dense)
 {
     atomic_store(&small_heap_carved, 0);
-    long pages = 0;
+    long pages = 0, dense_pages = 0;
     for (unsigned i = 0; i < SEG_SMALL_HEAP_MAX; i++) {
         seg_superslab_t *ss = atomic_load(&small_heap[i]);
         if (!ss) continue;
         long in_memory = os_resident_pages(ss, HS_SUPERSLAB_SIZE);
         pages += in_memory >= 0 ? in_memory : SEG_SMALL_HEAP_FAULTS;
+        if (!dense) continue;
+        long outside = resident_outside(ss, atomic_load(&small_heap_passing[i]));
+        dense_pages += outside >= 0 ? outside : SEG_SMALL_HEAP_FAULTS;
     }
     atomic_store(&small_heap_pages_seen, pages);
+    if (dense) *dense = dense_pages;
     return pages;
 }
 
@@ -422,6 +454,7 @@ HS_COLD static bool small_heap_defer(seg_superslab_t *ss)
         thp_allow_huge(ss, HS_SUPERSLAB_SIZE);
         return false;
     }
+    atomic_store(&small_heap_passing[i], 0);
     atomic_store_explicit(&seg_small_heap_deferred, true, memory_order_relaxed);
     return true;
 }
@@ -442,7 +475,9 @@ HS_COLD static bool small_heap_defer(seg_superslab_t *ss)
 
 HS_COLD static void small_heap_note(seg_superslab_t *ss)
 {
-    if (!atomic_load(&small_heap_grown) && small_heap_look() < SEG_SMALL_HEAP_DENSE) {
+    long dense = SEG_SMALL_HEAP_DENSE;
+    if (!atomic_load(&small_heap_grown)) small_heap_look(&dense);
+    if (dense < SEG_SMALL_HEAP_DENSE) {
         /* No slot left: the heap has grown. */
         if (small_heap_defer(ss)) {
             atomic_store(&small_heap_slabs, true);
@@ -468,7 +503,23 @@ HS_COLD void seg_small_heap_carved(const void *from, size_t bytes)
     if (atomic_load_explicit(&small_heap_pages_seen, memory_order_relaxed) + carved + pages <
         SEG_SMALL_HEAP_FAULTS)
         return;
-    if (small_heap_look() >= SEG_SMALL_HEAP_FAULTS) small_heap_outgrown();
+    if (small_heap_look(NULL) >= SEG_SMALL_HEAP_FAULTS) small_heap_outgrown();
+}
+
+HS_COLD void seg_small_heap_passing(seg_superslab_t *ss, unsigned first_unit, unsigned n_units)
+{
+    for (unsigned i = 0; i < SEG_SMALL_HEAP_MAX; i++)
+        if (atomic_load(&small_heap[i]) == ss)
+            atomic_fetch_or(&small_heap_passing[i], unit_bits(first_unit, n_units));
+}
+
+/* Units handed out anew are counted again, until tiny/ says otherwise. */
+static void small_heap_units_taken(const seg_superslab_t *ss, uint64_t bits)
+{
+    if (!atomic_load_explicit(&seg_small_heap_deferred, memory_order_relaxed)) return;
+    for (unsigned i = 0; i < SEG_SMALL_HEAP_MAX; i++)
+        if (atomic_load_explicit(&small_heap[i], memory_order_relaxed) == ss)
+            atomic_fetch_and(&small_heap_passing[i], ~bits);
 }
 
 /* Whether ss is one of the deferred SuperSlabs (a relaxed look). */
@@ -769,6 +820,7 @@ seg_superslab_t *seg_units_alloc(unsigned node, unsigned *n_units_io, unsigned m
     uint64_t bits = unit_bits(first, n_units);
     ss->free_units &= ~bits;
     units_changed(ss);
+    small_heap_units_taken(ss, bits);
     if (ss->free_units == 0) {
         list_remove(&pool->partial, ss);
         ss->on_partial = 0;
@@ -790,6 +842,7 @@ bool seg_units_extend(seg_superslab_t *ss, unsigned first_unit, unsigned n_units
     if (free) {
         ss->free_units &= ~bits;
         units_changed(ss);
+        small_heap_units_taken(ss, bits);
         if (ss->free_units == 0 && ss->on_partial) {
             list_remove(&pool->partial, ss);
             ss->on_partial = 0;

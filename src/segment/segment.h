@@ -187,6 +187,13 @@ extern _Atomic long seg_units_returning;
  * that reaches it makes the heap grown. Makes system calls (mincore,
  * madvise): call it holding no lock. */
 void seg_small_heap_carved(const void *from, size_t bytes);
+/* tiny/ made units [first_unit, first_unit + n_units) of ss a slab of one
+ * large block, which an array grown by realloc passes through on its way
+ * to a run, leaving them free: while ss is a deferred SuperSlab of the small
+ * heap, their pages do not count as the dense heap that makes the next
+ * SuperSlab a huge page (they still count towards the budget of faults).
+ * Units handed out again count again. */
+void seg_small_heap_passing(seg_superslab_t *ss, unsigned first_unit, unsigned n_units);
 /* Gives units back; a SuperSlab left empty returns to its node's pool. In
  * a SuperSlab of base pages (or one of the small heap's first, while it is), free
  * units whose SuperSlab has not changed for HUGESLAB_PURGE_DELAY_MS go back

@@ -261,6 +261,23 @@ static void carve(tiny_slab_t *slab)
     atomic_store_explicit(&slab->carved, end, memory_order_relaxed);
 }
 
+/* Blocks from which on a slab of one block is one that an array grown by
+ * realloc passes through (seg_small_heap_passing): ls -lR /usr's table of
+ * files went through slabs of 332,800 and 665,600 B, 34 units resident
+ * whole, and made its first SuperSlab look dense (9.9 MiB peak RSS with
+ * the second a huge page, glibc 7.1). The densest small heaps,
+ * bench_memory kv and larson, fill slabs of many small blocks. */
+#define TINY_PASSING_MIN ((size_t)256 << 10)
+
+/* Tells segment/ of a slab of one block of TINY_PASSING_MIN or more, while
+ * the heap is on base pages. */
+static void note_passing(const tiny_slab_t *slab, seg_superslab_t *ss)
+{
+    if (slab->capacity == 1 && slab->block_size >= TINY_PASSING_MIN &&
+        atomic_load_explicit(&seg_small_heap_deferred, memory_order_relaxed))
+        seg_small_heap_passing(ss, slab->first_unit, slab->units);
+}
+
 static tiny_slab_t *slab_create(tiny_heap_t *heap, unsigned cls)
 {
     size_t size = tiny_class_size[cls];
@@ -291,6 +308,7 @@ static tiny_slab_t *slab_create(tiny_heap_t *heap, unsigned cls)
     slab->next = slab->prev = NULL;
     atomic_store_explicit(&slab->remote_free, 0, memory_order_relaxed);
     atomic_store_explicit(&slab->owner_word, (uintptr_t)heap, memory_order_release);
+    note_passing(slab, ss);
     carve(slab);
     /* Publish last: a free of a pointer into these units must not find the
      * slab before its fields are set. */
@@ -1112,6 +1130,7 @@ bool tiny_grow_in_place(void *p, size_t size)
         hs_count_add(&tiny.stat_bytes_in_slabs, (int64_t)((units - s->units) * HS_UNIT_SIZE));
         s->units = (uint8_t)units;
     }
+    note_passing(s, ss);
     slab_list_push(&heap->partial[new_cls], s);
     heap_leave(heap, was);
     TINY_VALIDATE(s);
