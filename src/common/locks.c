@@ -99,15 +99,22 @@ void hs_lock_note_released(unsigned rank)
     hs_lock_thread.ranks_held[rank / 64] &= ~bit;
 }
 
-void hs_assert_no_lock_held(const char *entry)
+/* Aborts: `what` `verb` while this thread holds a lock, which `rule`
+ * forbids; names the highest lock held. */
+HS_NORETURN HS_COLD static void fatal_lock_held(const char *what, const char *verb,
+                                                const char *rule)
 {
-    if (HS_LIKELY(hs_lock_thread.held == 0)) return;
     char name[24];
     unsigned top = highest_held();
     rank_name(top, name, sizeof name);
-    hs_fatal("%s called while this thread holds the %s lock (rank %u): an allocator lock is "
-             "held across a call that allocates; see src/common/locks.h",
-             entry, name, top);
+    hs_fatal("%s %s while this thread holds the %s lock (rank %u): %s; see src/common/locks.h",
+             what, verb, name, top, rule);
+}
+
+void hs_assert_no_lock_held(const char *entry)
+{
+    if (HS_LIKELY(hs_lock_thread.held == 0)) return;
+    fatal_lock_held(entry, "called", "an allocator lock is held across a call that allocates");
 }
 
 void hs_assert_no_lock_for_slow_call(const char *call)
@@ -116,11 +123,6 @@ void hs_assert_no_lock_for_slow_call(const char *call)
     uint64_t onces = ((uint64_t)1 << HS_RANK_HEAP) - 1;
     if (HS_LIKELY(!(hs_lock_thread.ranks_held[0] & ~onces) && !hs_lock_thread.ranks_held[1]))
         return;
-    char name[24];
-    unsigned top = highest_held();
-    rank_name(top, name, sizeof name);
-    hs_fatal("%s runs while this thread holds the %s lock (rank %u): a slow system call "
-             "under an allocator lock; see src/common/locks.h",
-             call, name, top);
+    fatal_lock_held(call, "runs", "a slow system call under an allocator lock");
 }
 #endif

@@ -1561,6 +1561,24 @@ void seg_fork_prepare(void)
     if (seg.hugetlb_count && os_pipe(seg.fork_done) != 0) seg.fork_done[0] = seg.fork_done[1] = -1;
 }
 
+/* The first tracked range whose copy is pending (`copy`) or whose spare is
+ * out (not `copy`), its bytes in *size; NULL for none. Takes hugetlb_lock
+ * for the look only: the caller works on the range with no lock held. */
+static seg_superslab_t *hugetlb_first_marked(bool copy, size_t *size)
+{
+    seg_superslab_t *base = NULL;
+    hs_lock(&seg.hugetlb_lock);
+    for (size_t i = 0; i < seg.hugetlb_count && !base; i++) {
+        const hugetlb_range_t *r = &seg.hugetlb_ranges[i];
+        if (copy ? r->copy_pending : r->spare_freed) {
+            base = r->base;
+            *size = r->size;
+        }
+    }
+    hs_unlock(&seg.hugetlb_lock);
+    return base;
+}
+
 /* Reserves the spares that went at a fork again. The pages the parent
  * copied from are the child's until it has copied them in turn, range by
  * range: while the pool lacks them, tries again each millisecond until
@@ -1582,16 +1600,8 @@ static void hugetlb_spares_restore(int child_done, bool shared)
     if (shared && !child_gone) child_gone = os_wait_hangup(child_done, 1000);
     uint64_t deadline = seg_now_ms() + 1000;
     for (;;) {
-        seg_superslab_t *base = NULL;
         size_t size = 0;
-        hs_lock(&seg.hugetlb_lock);
-        for (size_t i = 0; i < seg.hugetlb_count && !base; i++) {
-            if (seg.hugetlb_ranges[i].spare_freed) {
-                base = seg.hugetlb_ranges[i].base;
-                size = seg.hugetlb_ranges[i].size;
-            }
-        }
-        hs_unlock(&seg.hugetlb_lock);
+        seg_superslab_t *base = hugetlb_first_marked(false, &size);
         if (!base) return;
         void *spare = os_map_aligned(size, HS_SUPERSLAB_SIZE, true);
         if (!spare) {
@@ -1637,16 +1647,8 @@ static bool hugetlb_copy_marked(void)
     bool shared = false;
     size_t free_pages = 0;
     for (;;) {
-        seg_superslab_t *base = NULL;
         size_t size = 0;
-        hs_lock(&seg.hugetlb_lock);
-        for (size_t i = 0; i < seg.hugetlb_count && !base; i++) {
-            if (seg.hugetlb_ranges[i].copy_pending) {
-                base = seg.hugetlb_ranges[i].base;
-                size = seg.hugetlb_ranges[i].size;
-            }
-        }
-        hs_unlock(&seg.hugetlb_lock);
+        seg_superslab_t *base = hugetlb_first_marked(true, &size);
         if (!base) return shared;
         size_t pages = size >> HS_SUPERSLAB_SHIFT;
         if (free_pages < pages) free_pages = thp_hugetlb_pages_available();
