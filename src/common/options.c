@@ -46,6 +46,10 @@ static const option_desc_t option_table[HS_OPT_COUNT] = {
                                  "MADV_DONTNEED takes it out of RSS"},
     [HS_OPT_PURGE_BACKEND] = {"PURGE_BACKEND", KIND_CHOICE, HS_PURGE_BACKEND_MADVISE, 0, 1,
                               purge_backend_words, "purge with madvise calls or io_uring batches"},
+    [HS_OPT_SPLIT_SPARSE] = {"SPLIT_SPARSE", KIND_CHOICE, 1, 0, 1, bool_words,
+                             "1: a THP SuperSlab with at most a quarter of its units in use, "
+                             "quiet for both delays, gives up its huge page so that its free "
+                             "units leave RSS; 0: a huge page is never split"},
     [HS_OPT_RESERVE_MB] = {"RESERVE_MB", KIND_NUMBER, 4, 0, 1 << 20, NULL,
                            "MiB of empty SuperSlabs per node kept unpurged"},
     [HS_OPT_CACHE_MB] = {"CACHE_MB", KIND_NUMBER, 1024, 0, 1 << 20, NULL,

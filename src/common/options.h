@@ -20,6 +20,7 @@ typedef enum hs_option_e {
     HS_OPT_PURGE_DELAY_MS,    /* idle time before memory goes back to the kernel */
     HS_OPT_RELEASE_DELAY_MS,  /* then, time before MADV_FREE'd memory leaves RSS */
     HS_OPT_PURGE_BACKEND,     /* madvise | uring */
+    HS_OPT_SPLIT_SPARSE,      /* give up the huge page of a sparse, quiet THP SuperSlab */
     HS_OPT_RESERVE_MB,        /* empty SuperSlabs per node never purged */
     HS_OPT_CACHE_MB,          /* empty SuperSlabs and runs kept before purging at once */
     HS_OPT_HUGE_MB,           /* blocks of this size or more get a mapping of their own */

@@ -544,11 +544,13 @@ static bool units_purgeable(const seg_superslab_t *ss)
 
 /* Whether ss is a THP SuperSlab in use so sparse that its free units are
  * worth its huge page (SEG_SPARSE_FREE_UNITS): they go back once it has been
- * quiet for the release delay, on base pages from then on. */
+ * quiet for the release delay, on base pages from then on. Never with
+ * HUGESLAB_SPLIT_SPARSE=0, for programs that would rather keep one fault per
+ * SuperSlab when they refill it than the RSS of its free units. */
 static bool huge_sparse(const seg_superslab_t *ss)
 {
-    return ss->backing == THP_BACKING_THP && !small_heap_holds(ss) &&
-           __builtin_popcountll(ss->free_units) >= SEG_SPARSE_FREE_UNITS;
+    return hs_option(HS_OPT_SPLIT_SPARSE) && ss->backing == THP_BACKING_THP &&
+           !small_heap_holds(ss) && __builtin_popcountll(ss->free_units) >= SEG_SPARSE_FREE_UNITS;
 }
 
 /* Whether a SuperSlab of base pages should become a huge page again when

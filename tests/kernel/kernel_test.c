@@ -22,9 +22,11 @@
  *   kernel_test free-units MAX_MS    base pages: 1.7 MiB of blocks freed but one
  *                                    that keeps their SuperSlab in use: Rss
  *                                    drops by 1 MiB or more within MAX_MS
- *   kernel_test sparse MAX_MS        THP: 32 MiB of blocks freed but one in each
+ *   kernel_test sparse MAX_MS [kept] THP: 32 MiB of blocks freed but one in each
  *                                    SuperSlab but the last: Rss within 4 MiB of
- *                                    the start within MAX_MS, no huge page left
+ *                                    the start within MAX_MS, no huge page left;
+ *                                    with `kept` (HUGESLAB_SPLIT_SPARSE=0) the
+ *                                    huge pages are all still there at MAX_MS
  *   kernel_test run-tail             blocks of their own run, filled: the chunk
  *                                    where a block ends costs only what it
  *                                    holds when that is a page or so, a whole
@@ -722,8 +724,9 @@ static int test_overflow(const char *mode)
  * before the last: those stay in use with one slab, so no whole-SuperSlab
  * purge applies and only their free units can go back, which costs their
  * huge pages. The last falls idle and starts the purge thread, which a
- * sparse SuperSlab alone does not. */
-static int test_sparse(long max_ms)
+ * sparse SuperSlab alone does not. `kept`: the program asked for its huge
+ * pages never to be split, and they must outlive MAX_MS. */
+static int test_sparse(long max_ms, bool kept_whole)
 {
     void *volatile warm = malloc(16);
     free(warm);
@@ -759,6 +762,13 @@ static int test_sparse(long max_ms)
     if (start < 0) return fail("%s", "cannot read smaps_rollup");
     if (huge_full < 8 * MiB) return fail("%s", "the blocks were not on huge pages");
     if (kept < 8) return fail("%s", "the blocks were not spread over SuperSlabs");
+    if (kept_whole) {
+        /* The first SuperSlab may be the small heap's, on base pages. */
+        if (huge_now < (long long)(kept - 1) * SUPERSLAB)
+            return fail("%s", "a huge page was split although HUGESLAB_SPLIT_SPARSE=0");
+        printf("PASS\n");
+        return 0;
+    }
     if (now > start + 4 * MiB)
         return fail("%s", "SuperSlabs that one block each keeps in use stayed resident");
     if (huge_now > 4 * MiB) return fail("%s", "their huge pages stayed");
@@ -832,7 +842,8 @@ int main(int argc, char **argv)
     if (argc >= 3 && strcmp(argv[1], "overflow") == 0) return test_overflow(argv[2]);
     if (argc >= 3 && strcmp(argv[1], "orphans") == 0) return test_orphans(atol(argv[2]));
     if (argc >= 3 && strcmp(argv[1], "free-units") == 0) return test_free_units(atol(argv[2]));
-    if (argc >= 3 && strcmp(argv[1], "sparse") == 0) return test_sparse(atol(argv[2]));
+    if (argc >= 3 && strcmp(argv[1], "sparse") == 0)
+        return test_sparse(atol(argv[2]), argc >= 4 && strcmp(argv[3], "kept") == 0);
     fprintf(stderr, "usage: see the comment at the top of kernel_test.c\n");
     return 2;
 }

@@ -119,9 +119,12 @@ if [ $thp_ok -eq 1 ]; then
     # start in 3 s, its huge pages given up (never with
     # HUGESLAB_RELEASE_DELAY_MS=3600000, nor while a huge page was never split).
     run_case sparse-thp HUGESLAB_BACKING=thp "$bin" sparse 3000
+    # The same with HUGESLAB_SPLIT_SPARSE=0: every huge page is still whole
+    # after 3 s.
+    run_case sparse-kept-thp HUGESLAB_BACKING=thp HUGESLAB_SPLIT_SPARSE=0 "$bin" sparse 3000 kept
 else
     for c in faults-thp faults-thp-1g stats purge-free purge-dontneed purge-uring purge-held-off purge-release \
-        churn-thp small-heap run-tail orphans-thp overflow-returning overflow-growing free-units-thp sparse-thp; do
+        churn-thp small-heap run-tail orphans-thp overflow-returning overflow-growing free-units-thp sparse-thp sparse-kept-thp; do
         skip_case $c "THP is unavailable ($(thp_mode)) and cannot be switched without root"
     done
 fi
