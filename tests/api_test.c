@@ -185,6 +185,10 @@ static void test_calloc(void)
     static const size_t small[] = {1, 8, 16, 24, 64, 100, 512, 1000, 2048, 4000, 8000, 30000};
     for (size_t i = 0; i < sizeof small / sizeof small[0]; i++) calloc_round(small[i], 200);
     calloc_round(100 * KiB, 50);
+    /* One-block slabs, whose blocks a calloc fresh from the kernel leaves
+     * unwritten: reused, they must be zeroed. */
+    calloc_round(300 * KiB, 20);
+    calloc_round(MiB, 20);
     calloc_round(3 * MiB, 10);
     calloc_round(40 * MiB, 4);
 

@@ -35,7 +35,7 @@ static const size_t whole = HS_UNITS_PER_SUPERSLAB * HS_UNIT_SIZE - SEG_FIRST_SL
 static seg_superslab_t *take_whole(void)
 {
     unsigned first = 99, units = HS_UNITS_PER_SUPERSLAB;
-    seg_superslab_t *ss = seg_units_alloc(0, &units, HS_UNITS_PER_SUPERSLAB, whole, &first);
+    seg_superslab_t *ss = seg_units_alloc(0, &units, HS_UNITS_PER_SUPERSLAB, whole, &first, NULL);
     CHECK(ss != NULL && first == 0, "seg_units_alloc of a whole SuperSlab: %p, unit %u", (void *)ss,
           first);
     if (ss) seg_superslab_validate(ss);
@@ -205,6 +205,45 @@ static void check_trim(void)
     seg_pool_validate(0);
 }
 
+/* Units say whether they were ever in a slab: a new SuperSlab's are fresh
+ * (all zero, calloc need not write them), the same units again are not,
+ * nor are a revived one's (its pages may have gone with MADV_FREE). */
+static void check_fresh_units(void)
+{
+    enum { MOST = 16 };
+    seg_superslab_t *taken[MOST];
+    unsigned n = 0;
+    bool fresh = false, mapped = false;
+    /* Idle and purged SuperSlabs first; the first one mapped anew is fresh. */
+    while (n < MOST && !mapped) {
+        seg_stats_t before, after;
+        seg_stats(&before);
+        unsigned first = 99, units = HS_UNITS_PER_SUPERSLAB;
+        taken[n] = seg_units_alloc(0, &units, HS_UNITS_PER_SUPERSLAB, whole, &first, &fresh);
+        seg_stats(&after);
+        if (!taken[n]) break;
+        mapped = after.bytes_mapped > before.bytes_mapped;
+        CHECK(fresh == mapped, "SuperSlab %p: fresh %d, newly mapped %d", (void *)taken[n], fresh,
+              mapped);
+        n++;
+    }
+    CHECK(mapped, "no SuperSlab mapped in %u taken", n);
+    if (mapped) {
+        seg_superslab_t *ss = taken[n - 1];
+        char *unit5 = (char *)ss + 5 * HS_UNIT_SIZE;
+        unit5[100] = 1;
+        seg_units_free(ss, 0, HS_UNITS_PER_SUPERSLAB);
+        unsigned first = 99, units = HS_UNITS_PER_SUPERSLAB;
+        seg_superslab_t *again =
+            seg_units_alloc(0, &units, HS_UNITS_PER_SUPERSLAB, whole, &first, &fresh);
+        CHECK(again == ss && !fresh, "units back from a slab are fresh (%p, again %p)", (void *)ss,
+              (void *)again);
+        if (again) taken[n - 1] = again;
+    }
+    for (unsigned i = 0; i < n; i++) seg_units_free(taken[i], 0, HS_UNITS_PER_SUPERSLAB);
+    seg_pool_validate(0);
+}
+
 /* Units scattered one by one: a request for more in a row than any
  * SuperSlab in use has, with a smaller minimum, gets the minimum there
  * instead of a new SuperSlab; without one, it gets a new SuperSlab. */
@@ -216,7 +255,7 @@ static void check_fewer_units_before_a_new_superslab(void)
     seg_stats_t before, after;
     seg_stats(&before);
     unsigned n = HS_UNITS_PER_SUPERSLAB, first = 0;
-    seg_superslab_t *got = seg_units_alloc(0, &n, 1, HS_UNIT_SIZE, &first);
+    seg_superslab_t *got = seg_units_alloc(0, &n, 1, HS_UNIT_SIZE, &first, NULL);
     seg_stats(&after);
     CHECK(got && n == 1 && after.bytes_mapped == before.bytes_mapped,
           "a whole SuperSlab, or 1 unit, asked with units free one by one: %u units at %p, "
@@ -225,7 +264,7 @@ static void check_fewer_units_before_a_new_superslab(void)
           (unsigned long long)after.bytes_mapped);
     if (got) seg_units_free(got, first, n);
     n = 2;
-    got = seg_units_alloc(0, &n, 2, 2 * HS_UNIT_SIZE, &first);
+    got = seg_units_alloc(0, &n, 2, 2 * HS_UNIT_SIZE, &first, NULL);
     CHECK(got && got != ss && n == 2, "2 units in a row: %u units at %p, the scattered one %p", n,
           (void *)got, (void *)ss);
     if (got) seg_units_free(got, first, n);
@@ -279,6 +318,7 @@ int main(void)
     check_reserve_and_cache();
     check_run_cache();
     check_trim();
+    check_fresh_units();
     check_fewer_units_before_a_new_superslab();
     check_validator_fires();
     seg_set_clock(NULL);

@@ -113,6 +113,7 @@ HS_EXPORT void *hugeslab_calloc(size_t count, size_t size)
         errno = ENOMEM;
         return NULL;
     }
+    if (total >= TINY_CALLOC_FRESH_MIN && total <= TINY_MAX_SIZE) return tiny_calloc(total);
     if (HS_LIKELY(total <= TINY_MAX_SIZE)) {
         void *p = tiny_malloc(total);
         if (p) memset(p, 0, total);

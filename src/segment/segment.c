@@ -750,10 +750,17 @@ static seg_superslab_t *take_superslab(node_pool_t *pool, unsigned node)
         purged = from->entries[--from->count].bits;
     }
     hs_unlock(&pool->lock);
-    if (purged)
+    if (purged) {
+        /* Its pages may have gone with MADV_FREE: zero or not, as the
+         * kernel had need of them. */
         ss = revive_purged(purged, node);
-    else if (!ss)
+        if (ss) ss->fresh_units = 0;
+    } else if (!ss) {
         ss = map_superslabs(HS_SUPERSLAB_SIZE, HS_SUPERSLAB_SIZE, SEG_CHUNK_SLABS, node);
+        if (ss) ss->fresh_units = ALL_UNITS_FREE;
+    }
+    /* An idle one keeps its fresh_units: units never in a slab were never
+     * written, and purging free units only zeroes them. */
     if (ss) {
         ss->free_units = ALL_UNITS_FREE;
         ss->on_partial = 0;
@@ -794,7 +801,7 @@ static seg_superslab_t *best_fit(node_pool_t *pool, unsigned n_units, size_t min
 }
 
 seg_superslab_t *seg_units_alloc(unsigned node, unsigned *n_units_io, unsigned min_units,
-                                 size_t min_bytes, unsigned *first_unit)
+                                 size_t min_bytes, unsigned *first_unit, bool *fresh)
 {
     unsigned n_units = *n_units_io;
     HS_ASSERT(min_units >= 1 && min_units <= n_units && n_units <= HS_UNITS_PER_SUPERSLAB);
@@ -821,6 +828,8 @@ seg_superslab_t *seg_units_alloc(unsigned node, unsigned *n_units_io, unsigned m
     unsigned first = (unsigned)__builtin_ctzll(starts);
     uint64_t bits = unit_bits(first, n_units);
     ss->free_units &= ~bits;
+    if (fresh) *fresh = (ss->fresh_units & bits) == bits;
+    ss->fresh_units &= ~bits;
     units_changed(ss);
     small_heap_units_taken(ss, bits);
     if (ss->free_units == 0) {
@@ -843,6 +852,7 @@ bool seg_units_extend(seg_superslab_t *ss, unsigned first_unit, unsigned n_units
     bool free = (ss->free_units & bits) == bits;
     if (free) {
         ss->free_units &= ~bits;
+        ss->fresh_units &= ~bits;
         units_changed(ss);
         small_heap_units_taken(ss, bits);
         if (ss->free_units == 0 && ss->on_partial) {

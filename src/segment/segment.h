@@ -83,8 +83,13 @@ struct seg_superslab_s {
     uint32_t units_changed_ms; /* slabs: when free_units last changed (the clock's
                                   low 32 bits; node lock) */
     size_t run_size;           /* bytes mapped from the header on (2 MiB for slabs) */
-    void *run_block;           /* run: the block handed out; NULL while cached */
-    seg_superslab_t *next;     /* pool lists (node lock) or run cache (cache lock) */
+    union {
+        void *run_block;      /* run: the block handed out; NULL while cached */
+        uint64_t fresh_units; /* slabs: bit u set = unit u has not been in a slab
+                                 since the SuperSlab was mapped, so every byte of
+                                 it past the client area is zero (node lock) */
+    };
+    seg_superslab_t *next; /* pool lists (node lock) or run cache (cache lock) */
     seg_superslab_t *prev;
     uint64_t idle_since_ms; /* when it became empty (cached runs and SuperSlabs) */
     uint8_t on_partial;     /* slabs: on the node's partial list */
@@ -154,9 +159,11 @@ void seg_set_client_init(void (*init)(seg_superslab_t *ss));
  * When no SuperSlab in use has that many in a row but one has min_units
  * (which offer min_bytes too), takes those and lowers *n_units: a smaller
  * slab in a SuperSlab already resident, not a new one for the larger.
- * Sets *first_unit. NULL + ENOMEM when no memory can be had. */
+ * Sets *first_unit, and *fresh (when not NULL) to whether no byte of the
+ * units was written since they were mapped: all zero, for a calloc to leave
+ * as it is. NULL + ENOMEM when no memory can be had. */
 seg_superslab_t *seg_units_alloc(unsigned node, unsigned *n_units, unsigned min_units,
-                                 size_t min_bytes, unsigned *first_unit);
+                                 size_t min_bytes, unsigned *first_unit, bool *fresh);
 /* Takes the n_units units from first_unit on for a slab that ends just
  * before them and grows in place, if all are free. False (nothing taken)
  * when one is not. */

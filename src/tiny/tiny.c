@@ -282,7 +282,9 @@ static tiny_slab_t *slab_create(tiny_heap_t *heap, unsigned cls)
 {
     size_t size = tiny_class_size[cls];
     unsigned units = slab_units(cls), first;
-    seg_superslab_t *ss = seg_units_alloc(heap->node, &units, fallback_units(cls), size, &first);
+    bool fresh;
+    seg_superslab_t *ss =
+        seg_units_alloc(heap->node, &units, fallback_units(cls), size, &first, &fresh);
     if (!ss) return NULL;
     tiny_client_area_t *area = tiny_client_area(ss);
     tiny_slab_t *slab = &area->slab[first];
@@ -310,6 +312,8 @@ static tiny_slab_t *slab_create(tiny_heap_t *heap, unsigned cls)
     atomic_store_explicit(&slab->owner_word, (uintptr_t)heap, memory_order_release);
     note_passing(slab, ss);
     carve(slab);
+    /* The block refill hands out next (the free list starts at start). */
+    heap->fresh_block = fresh ? start : NULL;
     /* Publish last: a free of a pointer into these units must not find the
      * slab before its fields are set. */
     for (unsigned u = first; u < first + units; u++) area->head[u] = slab;
@@ -1050,6 +1054,29 @@ void *tiny_pop_last(tiny_slab_t *slab, tiny_block_t *block, uintptr_t decoded)
     slab->used++;
     block->free_mark = 0;
     return block;
+}
+
+void *tiny_calloc(size_t size)
+{
+    tiny_heap_t *heap = tiny_heap_tls;
+    /* A thread's first block: its heap is made on the way (and a heap
+     * from the pool may name a block it handed out long ago). */
+    if (heap == &tiny_empty_heap) {
+        void *p = tiny_malloc(size);
+        if (p) memset(p, 0, size);
+        return p;
+    }
+    heap->fresh_block = NULL;
+    void *p = tiny_malloc(size);
+    if (!p) return NULL;
+    if (p == heap->fresh_block) {
+        /* Cut for this call: only carve wrote it, its free-list words. */
+        heap->fresh_block = NULL;
+        memset(p, 0, sizeof(tiny_block_t));
+    } else {
+        memset(p, 0, size);
+    }
+    return p;
 }
 
 /* The start of the block holding p, after checking p may be freed. */
