@@ -138,10 +138,12 @@ static void *free_all(void *arg)
 static void check_remote_frees_release_sleeping_owners_slabs(void)
 {
     /* Slabs are taken from a sleeping owner once the heap has outgrown its
-     * first SuperSlab (seg_small_heap): blocks that need a second one. */
-    static void *ballast[256];
+     * first SuperSlabs (seg_small_heap): blocks that need a fourth one, or
+     * whose first pages (each carve touches one) spend the base-page budget
+     * of the three before it. */
+    static void *ballast[1024];
     unsigned n_ballast = 0;
-    while (seg_small_heap() && n_ballast < 256) ballast[n_ballast++] = malloc(16 * 1024);
+    while (seg_small_heap() && n_ballast < 1024) ballast[n_ballast++] = malloc(16 * 1024);
     CHECK(!seg_small_heap(), "the heap is still small after %u blocks of 16 KiB", n_ballast);
     static void *blocks[OWNER_BLOCKS];
     const size_t size = 1100; /* a class of its own: several slabs */

@@ -353,8 +353,12 @@ static void count_mapping(unsigned node, thp_backing_t backing, int64_t bytes)
  * heap that runs out of units with half its pages untouched spreads thin
  * over many classes (Python: 239); one that has touched more will go on
  * to fill its SuperSlabs (bench_memory kv and larson: 321, 323), and a
- * second on base pages would cost it up to 512 faults more. The heap has grown
- * when a third is mapped, when a second comes to a dense first, or when
+ * second on base pages would cost it up to 512 faults more. A third is
+ * deferred while the two hold fewer than twice that, which the budget
+ * below keeps them under: `git log -p` of this repository had its third
+ * made a huge page with 476 pages in the first two (and 2 MiB resident
+ * for 100 KiB of blocks in it at the end). The heap has grown when a
+ * SuperSlab comes to dense deferred ones, or when
  * the deferred ones come to hold SEG_SMALL_HEAP_FAULTS pages: tiny/ tells
  * of the pages its slabs carve (seg_small_heap_carved), and the kernel is
  * asked again each time the pages seen at the last look and those carved
@@ -366,7 +370,7 @@ static void count_mapping(unsigned node, thp_backing_t backing, int64_t bytes)
  * until the next one is mapped. So the heap takes at most 512 faults on
  * base pages before it counts as grown, and a heap that grows densely
  * takes them all in its first SuperSlab, as before. */
-#define SEG_SMALL_HEAP_MAX 2
+#define SEG_SMALL_HEAP_MAX 3
 #define SEG_SMALL_HEAP_FAULTS ((long)(HS_SUPERSLAB_SIZE / 4096))
 #define SEG_SMALL_HEAP_DENSE (SEG_SMALL_HEAP_FAULTS / 2)
 static _Atomic(seg_superslab_t *) small_heap[SEG_SMALL_HEAP_MAX]; /* deferred, NULL: none */
@@ -473,11 +477,22 @@ HS_COLD static bool small_heap_defer(seg_superslab_t *ss)
  * prodcons and queue map every SuperSlab with none on the way. */
 #define SEG_RETURNING_UNITS_MIN ((long)HS_UNITS_PER_SUPERSLAB / 8)
 
+/* How many SuperSlabs are deferred now. */
+static unsigned small_heap_count(void)
+{
+    unsigned n = 0;
+    for (unsigned i = 0; i < SEG_SMALL_HEAP_MAX; i++) n += atomic_load(&small_heap[i]) != NULL;
+    return n;
+}
+
 HS_COLD static void small_heap_note(seg_superslab_t *ss)
 {
-    long dense = SEG_SMALL_HEAP_DENSE;
+    /* Dense: half the pages of each deferred one (of one, for the first). */
+    unsigned deferred = small_heap_count();
+    long dense_from = SEG_SMALL_HEAP_DENSE * (long)(deferred ? deferred : 1);
+    long dense = dense_from;
     if (!atomic_load(&small_heap_grown)) small_heap_look(&dense);
-    if (dense < SEG_SMALL_HEAP_DENSE) {
+    if (dense < dense_from) {
         /* No slot left: the heap has grown. */
         if (small_heap_defer(ss)) {
             atomic_store(&small_heap_slabs, true);
