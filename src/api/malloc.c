@@ -151,7 +151,14 @@ HS_EXPORT void *hugeslab_realloc(void *ptr, size_t size)
     void *fresh = hs_malloc(size);
     if (!fresh) return NULL; /* errno is ENOMEM; the old block is intact */
     memcpy(fresh, ptr, size < usable ? size : usable);
-    hs_free(ptr);
+    /* kind is known: hs_free's own look at the registry would only add a
+     * second inlined copy of tiny_free to this function. */
+    if (kind != SEG_CHUNK_SLABS) {
+        free_other(ptr);
+        return fresh;
+    }
+    tiny_free(ptr);
+    if (size > TINY_MAX_SIZE) seg_release_outgrown(seg_superslab_of(ptr));
     return fresh;
 }
 void *realloc(void *ptr, size_t size) HS_ALIAS(hugeslab_realloc);

@@ -99,6 +99,22 @@ static bool uring_ready(void)
     return rc == 0;
 }
 
+/* A block that realloc grows past the slabs' largest class moves to a run
+ * and leaves the slab it grew through: an array grown from a few hundred
+ * KiB, whose SuperSlab often holds nothing else (it was mapped for it when
+ * the small heap's had no room, and became a huge page at its first
+ * touch). Left to the purge thread, such a SuperSlab counts in RSS while
+ * the array goes on growing in its run: the purge delay, MADV_FREE (still
+ * RSS, as LazyFree) and the reserve kept it resident through Python's
+ * peak, a list of 1 M strings (2 MiB of its 102 MiB). The block will not
+ * come back to the slabs, so its SuperSlab goes back at once. */
+HS_COLD void seg_release_outgrown(seg_superslab_t *ss)
+{
+    seg_purged_t taken;
+    if (seg_take_idle_newest(ss, seg_thread_node(), &taken))
+        advise_and_store(&taken, 1, true, false, true);
+}
+
 /* The pages of free units taken out of a SuperSlab in use go back with
  * MADV_DONTNEED (they are resident: freed slabs wrote them), run by run of
  * units, leaving out the pages of the header and slab table. Returns the

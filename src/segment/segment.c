@@ -1119,6 +1119,31 @@ unsigned seg_take_lazy(uint64_t now_ms, uint64_t min_lazy_ms, seg_purged_t *out,
     return taken;
 }
 
+/* Takes ss, idle, out of its pool (whose lock is held) and of the registry,
+ * for its pages to go back. */
+static HS_NOINLINE void idle_take(node_pool_t *pool, seg_superslab_t *ss)
+{
+    list_remove(&pool->idle, ss);
+    pool->idle_count--;
+    hs_count_add(&seg.stat_idle_superslabs, -1);
+    registry_clear(ss, HS_SUPERSLAB_SIZE);
+}
+
+HS_COLD bool seg_take_idle_newest(seg_superslab_t *ss, unsigned node, seg_purged_t *out)
+{
+    node_pool_t *pool = &seg.pools[node];
+    hs_lock(&pool->lock);
+    /* At the head of the pool's idle list, ss is idle and its header may be
+     * read. */
+    bool taken = pool->idle == ss && ss->backing != THP_BACKING_HUGETLB;
+    if (taken) {
+        idle_take(pool, ss);
+        *out = (seg_purged_t){ss, node, (thp_backing_t)ss->backing, ss->memory_node};
+    }
+    hs_unlock(&pool->lock);
+    return taken;
+}
+
 unsigned seg_take_idle(const seg_purge_policy_t *policy, uint64_t now_ms, seg_superslab_t **out,
                        unsigned max, uint64_t *next_due)
 {
@@ -1142,10 +1167,7 @@ unsigned seg_take_idle(const seg_purge_policy_t *policy, uint64_t now_ms, seg_su
             bool due = everything || now_ms - ss->idle_since_ms >= wait ||
                        (position >= reserve && over_cache_limit(policy));
             if (due) {
-                list_remove(&pool->idle, ss);
-                pool->idle_count--;
-                hs_count_add(&seg.stat_idle_superslabs, -1);
-                registry_clear(ss, HS_SUPERSLAB_SIZE);
+                idle_take(pool, ss);
                 out[taken++] = ss;
             } else {
                 uint64_t due_at = ss->idle_since_ms + wait;
@@ -1410,7 +1432,7 @@ void *seg_run_resize(seg_superslab_t *run, size_t new_size)
                      __FILE__, __LINE__);                                                          \
     } while (0)
 
-void seg_superslab_validate(const seg_superslab_t *ss)
+HS_COLD void seg_superslab_validate(const seg_superslab_t *ss)
 {
     SEG_CHECK(((uintptr_t)ss & HS_SUPERSLAB_MASK) == 0, ss);
     SEG_CHECK(ss->kind == SEG_CHUNK_SLABS || ss->kind == SEG_CHUNK_RUN, ss);
@@ -1435,7 +1457,7 @@ void seg_superslab_validate(const seg_superslab_t *ss)
         SEG_CHECK(seg_kind_at(chunk + c) == SEG_CHUNK_TAIL, ss);
 }
 
-void seg_pool_validate(unsigned node)
+HS_COLD void seg_pool_validate(unsigned node)
 {
     node_pool_t *pool = &seg.pools[node];
     hs_lock(&pool->lock);

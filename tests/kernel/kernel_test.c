@@ -32,6 +32,9 @@
  *                                    holds when that is a page or so, a whole
  *                                    huge page (one fault) when more; after a
  *                                    realloc and from the run cache too
+ *   kernel_test outgrown             an array alone in its SuperSlab grows by
+ *                                    realloc into a run: that SuperSlab leaves
+ *                                    Rss at once (not LazyFree, not cached)
  *   kernel_test overflow MODE        the main thread fills its SuperSlabs, a
  *                                    second thread needs a new one: MODE
  *                                    returning: it first frees a block of
@@ -566,6 +569,62 @@ static int test_run_tail(void)
     return 0;
 }
 
+/* ---- a block that grows out of the slabs ------------------------------------------- */
+
+/* An array grown by realloc, as Python's lists grow: blocks of 600,000 B
+ * (one-block slabs of 19 units) until one needs a SuperSlab of its own;
+ * that one grows in place to 1,000,000 B, then to 3 MiB, a run. Its
+ * SuperSlab, empty now, goes back at once: Rss grows by the run (4 MiB, its
+ * two chunks filled) less that SuperSlab's pages (2 MiB as a huge page, the
+ * block's 977 KiB on base pages), so by less than 3.5 MiB, with nothing
+ * LazyFree; kept idle for the purge thread, it grew by 4 MiB. */
+static int test_outgrown(void)
+{
+    enum { most = 32 };
+    static char *blocks[most];
+    size_t start = 600 * 1000, one = 1000 * 1000, three = 3 * MiB;
+    hugeslab_stats_t st;
+    hugeslab_stats(&st);
+    uint64_t mapped = st.superslabs_mapped;
+    /* Reading smaps_rollup allocates (stdio): its blocks' slabs are made
+     * now, in the first SuperSlab, and not later in the array's. */
+    if (rollup("Rss:") < 0) return fail("%s", "cannot read smaps_rollup");
+    int n = 0;
+    for (; n < most; n++) {
+        blocks[n] = malloc(start);
+        if (!blocks[n]) return fail("malloc failed: %s", strerror(errno));
+        memset(blocks[n], 1, start);
+        hugeslab_stats(&st);
+        if (n > 0 && st.superslabs_mapped > mapped) break;
+        mapped = st.superslabs_mapped;
+    }
+    if (n == most) return fail("%s", "32 blocks of 600,000 B never needed a new SuperSlab");
+    char *array = realloc(blocks[n], one);
+    if (array != blocks[n])
+        return fail("%s", "a block alone in its SuperSlab did not grow in place");
+    memset(array + start, 1, one - start);
+    long long rss0 = rollup("Rss:"), f0 = faults_now();
+    char *grown = realloc(array, three);
+    if (!grown) return fail("realloc failed: %s", strerror(errno));
+    if (grown[one - 1] != 1) return fail("%s", "realloc lost the block's bytes");
+    memset(grown, 2, three);
+    long long rss1 = rollup("Rss:"), lazy1 = rollup("LazyFree:"), f1 = faults_now();
+    hugeslab_stats(&st);
+    printf("outgrown: block %d of 600,000 B took a new SuperSlab, grew in place to 1,000,000 B; "
+           "realloc to 3 MiB: Rss %+lld KiB, LazyFree %lld KiB, %lld faults; SuperSlabs cached "
+           "%llu, purged %llu\n",
+           n, (rss1 - rss0) / 1024, lazy1 / 1024, f1 - f0, (unsigned long long)st.superslabs_cached,
+           (unsigned long long)st.superslabs_purged);
+    free(grown);
+    for (int i = 0; i < n; i++) free(blocks[i]);
+    if (rss0 < 0 || lazy1 < 0) return fail("%s", "cannot read smaps_rollup");
+    if (rss1 - rss0 >= 7 * MiB / 2)
+        return fail("%s", "the SuperSlab a block grew out of stayed resident");
+    if (lazy1 > 0) return fail("%s", "the SuperSlab a block grew out of is LazyFree, still in Rss");
+    printf("PASS\n");
+    return 0;
+}
+
 /* ---- free units of a SuperSlab in use ------------------------------------------------ */
 
 #define UNIT_TEST_BLOCKS 1700
@@ -839,6 +898,7 @@ int main(int argc, char **argv)
     if (argc >= 2 && strcmp(argv[1], "consumer") == 0) return test_consumer();
     if (argc >= 2 && strcmp(argv[1], "small-heap") == 0) return test_small_heap();
     if (argc >= 2 && strcmp(argv[1], "run-tail") == 0) return test_run_tail();
+    if (argc >= 2 && strcmp(argv[1], "outgrown") == 0) return test_outgrown();
     if (argc >= 3 && strcmp(argv[1], "overflow") == 0) return test_overflow(argv[2]);
     if (argc >= 3 && strcmp(argv[1], "orphans") == 0) return test_orphans(atol(argv[2]));
     if (argc >= 3 && strcmp(argv[1], "free-units") == 0) return test_free_units(atol(argv[2]));
