@@ -35,7 +35,8 @@ static const size_t whole = HS_UNITS_PER_SUPERSLAB * HS_UNIT_SIZE - SEG_FIRST_SL
 static seg_superslab_t *take_whole(void)
 {
     unsigned first = 99, units = HS_UNITS_PER_SUPERSLAB;
-    seg_superslab_t *ss = seg_units_alloc(0, &units, HS_UNITS_PER_SUPERSLAB, whole, &first, NULL);
+    bool fresh;
+    seg_superslab_t *ss = seg_units_alloc(0, &units, HS_UNITS_PER_SUPERSLAB, whole, &first, &fresh);
     CHECK(ss != NULL && first == 0, "seg_units_alloc of a whole SuperSlab: %p, unit %u", (void *)ss,
           first);
     if (ss) seg_superslab_validate(ss);
@@ -255,7 +256,8 @@ static void check_fewer_units_before_a_new_superslab(void)
     seg_stats_t before, after;
     seg_stats(&before);
     unsigned n = HS_UNITS_PER_SUPERSLAB, first = 0;
-    seg_superslab_t *got = seg_units_alloc(0, &n, 1, HS_UNIT_SIZE, &first, NULL);
+    bool fresh;
+    seg_superslab_t *got = seg_units_alloc(0, &n, 1, HS_UNIT_SIZE, &first, &fresh);
     seg_stats(&after);
     CHECK(got && n == 1 && after.bytes_mapped == before.bytes_mapped,
           "a whole SuperSlab, or 1 unit, asked with units free one by one: %u units at %p, "
@@ -264,7 +266,7 @@ static void check_fewer_units_before_a_new_superslab(void)
           (unsigned long long)after.bytes_mapped);
     if (got) seg_units_free(got, first, n);
     n = 2;
-    got = seg_units_alloc(0, &n, 2, 2 * HS_UNIT_SIZE, &first, NULL);
+    got = seg_units_alloc(0, &n, 2, 2 * HS_UNIT_SIZE, &first, &fresh);
     CHECK(got && got != ss && n == 2, "2 units in a row: %u units at %p, the scattered one %p", n,
           (void *)got, (void *)ss);
     if (got) seg_units_free(got, first, n);

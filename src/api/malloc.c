@@ -113,10 +113,10 @@ HS_EXPORT void *hugeslab_calloc(size_t count, size_t size)
         errno = ENOMEM;
         return NULL;
     }
-    if (total >= TINY_CALLOC_FRESH_MIN && total <= TINY_MAX_SIZE) return tiny_calloc(total);
     if (HS_LIKELY(total <= TINY_MAX_SIZE)) {
+        tiny_fresh_block = NULL;
         void *p = tiny_malloc(total);
-        if (p) memset(p, 0, total);
+        if (p) memset(p, 0, p == tiny_fresh_block ? sizeof(tiny_block_t) : total);
         return p;
     }
     bool fresh = false;

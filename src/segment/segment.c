@@ -412,14 +412,16 @@ HS_COLD static long resident_outside(seg_superslab_t *ss, uint64_t skip)
  * One the kernel cannot count for reads as the whole budget. Starts a new
  * count of carved pages. *dense (if not NULL): those pages but the ones of
  * units a block passes through (seg_small_heap_passing), which say nothing
- * of how densely the heap fills its slabs. */
+ * of how densely the heap fills its slabs, less SEG_SMALL_HEAP_DENSE for
+ * each deferred one (for one when there is none): below 0 while sparse. */
 HS_COLD static long small_heap_look(long *dense)
 {
     atomic_store(&small_heap_carved, 0);
-    long pages = 0, dense_pages = 0;
+    long pages = 0, dense_pages = 0, deferred = 0;
     for (unsigned i = 0; i < SEG_SMALL_HEAP_MAX; i++) {
         seg_superslab_t *ss = atomic_load(&small_heap[i]);
         if (!ss) continue;
+        deferred++;
         long in_memory = os_resident_pages(ss, HS_SUPERSLAB_SIZE);
         pages += in_memory >= 0 ? in_memory : SEG_SMALL_HEAP_FAULTS;
         if (!dense) continue;
@@ -427,7 +429,7 @@ HS_COLD static long small_heap_look(long *dense)
         dense_pages += outside >= 0 ? outside : SEG_SMALL_HEAP_FAULTS;
     }
     atomic_store(&small_heap_pages_seen, pages);
-    if (dense) *dense = dense_pages;
+    if (dense) *dense = dense_pages - SEG_SMALL_HEAP_DENSE * (deferred ? deferred : 1);
     return pages;
 }
 
@@ -477,22 +479,11 @@ HS_COLD static bool small_heap_defer(seg_superslab_t *ss)
  * prodcons and queue map every SuperSlab with none on the way. */
 #define SEG_RETURNING_UNITS_MIN ((long)HS_UNITS_PER_SUPERSLAB / 8)
 
-/* How many SuperSlabs are deferred now. */
-static unsigned small_heap_count(void)
-{
-    unsigned n = 0;
-    for (unsigned i = 0; i < SEG_SMALL_HEAP_MAX; i++) n += atomic_load(&small_heap[i]) != NULL;
-    return n;
-}
-
 HS_COLD static void small_heap_note(seg_superslab_t *ss)
 {
-    /* Dense: half the pages of each deferred one (of one, for the first). */
-    unsigned deferred = small_heap_count();
-    long dense_from = SEG_SMALL_HEAP_DENSE * (long)(deferred ? deferred : 1);
-    long dense = dense_from;
+    long dense = 0;
     if (!atomic_load(&small_heap_grown)) small_heap_look(&dense);
-    if (dense < dense_from) {
+    if (dense < 0) {
         /* No slot left: the heap has grown. */
         if (small_heap_defer(ss)) {
             atomic_store(&small_heap_slabs, true);
@@ -765,17 +756,16 @@ static seg_superslab_t *take_superslab(node_pool_t *pool, unsigned node)
         purged = from->entries[--from->count].bits;
     }
     hs_unlock(&pool->lock);
+    /* A revived one has no fresh_units (its pages may have gone with
+     * MADV_FREE: zero or not, as the kernel had need of them); an idle one
+     * keeps its own (units never in a slab were never written, and purging
+     * free units only zeroes them); a new one's are all fresh. */
     if (purged) {
-        /* Its pages may have gone with MADV_FREE: zero or not, as the
-         * kernel had need of them. */
         ss = revive_purged(purged, node);
-        if (ss) ss->fresh_units = 0;
     } else if (!ss) {
         ss = map_superslabs(HS_SUPERSLAB_SIZE, HS_SUPERSLAB_SIZE, SEG_CHUNK_SLABS, node);
         if (ss) ss->fresh_units = ALL_UNITS_FREE;
     }
-    /* An idle one keeps its fresh_units: units never in a slab were never
-     * written, and purging free units only zeroes them. */
     if (ss) {
         ss->free_units = ALL_UNITS_FREE;
         ss->on_partial = 0;
@@ -843,7 +833,7 @@ seg_superslab_t *seg_units_alloc(unsigned node, unsigned *n_units_io, unsigned m
     unsigned first = (unsigned)__builtin_ctzll(starts);
     uint64_t bits = unit_bits(first, n_units);
     ss->free_units &= ~bits;
-    if (fresh) *fresh = (ss->fresh_units & bits) == bits;
+    *fresh = (ss->fresh_units & bits) == bits;
     ss->fresh_units &= ~bits;
     units_changed(ss);
     small_heap_units_taken(ss, bits);
@@ -995,8 +985,8 @@ void seg_units_free(seg_superslab_t *ss, unsigned first_unit, unsigned n_units)
         purge_notify(false);
 }
 
-unsigned seg_take_free_units(const seg_purge_policy_t *policy, uint64_t now_ms,
-                             seg_free_units_t *out, unsigned max, uint64_t *next_due)
+HS_COLD unsigned seg_take_free_units(const seg_purge_policy_t *policy, uint64_t now_ms,
+                                     seg_free_units_t *out, unsigned max, uint64_t *next_due)
 {
     unsigned taken = 0;
     *next_due = UINT64_MAX;
@@ -1086,8 +1076,8 @@ void seg_store_purged(seg_superslab_t *ss, unsigned node, thp_backing_t backing,
     }
 }
 
-unsigned seg_take_lazy(uint64_t now_ms, uint64_t min_lazy_ms, seg_purged_t *out, unsigned max,
-                       uint64_t *next_due)
+HS_COLD unsigned seg_take_lazy(uint64_t now_ms, uint64_t min_lazy_ms, seg_purged_t *out,
+                               unsigned max, uint64_t *next_due)
 {
     unsigned taken = 0;
     *next_due = UINT64_MAX;
@@ -1522,7 +1512,7 @@ void seg_kernel_pages(seg_kernel_pages_t *out)
         out->thp_huge_pages = out->hugetlb_huge_pages = -1;
 }
 
-void seg_stats(seg_stats_t *out)
+HS_COLD void seg_stats(seg_stats_t *out)
 {
     uint64_t by_backing[THP_BACKING_COUNT] = {0};
     for (unsigned n = 0; n < HS_MAX_NODES; n++) {

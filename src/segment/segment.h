@@ -159,7 +159,7 @@ void seg_set_client_init(void (*init)(seg_superslab_t *ss));
  * When no SuperSlab in use has that many in a row but one has min_units
  * (which offer min_bytes too), takes those and lowers *n_units: a smaller
  * slab in a SuperSlab already resident, not a new one for the larger.
- * Sets *first_unit, and *fresh (when not NULL) to whether no byte of the
+ * Sets *first_unit, and *fresh to whether no byte of the
  * units was written since they were mapped: all zero, for a calloc to leave
  * as it is. NULL + ENOMEM when no memory can be had. */
 seg_superslab_t *seg_units_alloc(unsigned node, unsigned *n_units, unsigned min_units,

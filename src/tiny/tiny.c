@@ -16,6 +16,7 @@ tiny_heap_t tiny_empty_heap = {
 };
 
 __thread tiny_heap_t *tiny_heap_tls = &tiny_empty_heap;
+__thread void *tiny_fresh_block;
 
 /* Remote frees by threads without a heap (consumers that never allocate),
  * by the block's node. Striped by thread, so that such threads do not all
@@ -313,7 +314,7 @@ static tiny_slab_t *slab_create(tiny_heap_t *heap, unsigned cls)
     note_passing(slab, ss);
     carve(slab);
     /* The block refill hands out next (the free list starts at start). */
-    heap->fresh_block = fresh ? start : NULL;
+    tiny_fresh_block = fresh ? start : NULL;
     /* Publish last: a free of a pointer into these units must not find the
      * slab before its fields are set. */
     for (unsigned u = first; u < first + units; u++) area->head[u] = slab;
@@ -1054,29 +1055,6 @@ void *tiny_pop_last(tiny_slab_t *slab, tiny_block_t *block, uintptr_t decoded)
     slab->used++;
     block->free_mark = 0;
     return block;
-}
-
-void *tiny_calloc(size_t size)
-{
-    tiny_heap_t *heap = tiny_heap_tls;
-    /* A thread's first block: its heap is made on the way (and a heap
-     * from the pool may name a block it handed out long ago). */
-    if (heap == &tiny_empty_heap) {
-        void *p = tiny_malloc(size);
-        if (p) memset(p, 0, size);
-        return p;
-    }
-    heap->fresh_block = NULL;
-    void *p = tiny_malloc(size);
-    if (!p) return NULL;
-    if (p == heap->fresh_block) {
-        /* Cut for this call: only carve wrote it, its free-list words. */
-        heap->fresh_block = NULL;
-        memset(p, 0, sizeof(tiny_block_t));
-    } else {
-        memset(p, 0, size);
-    }
-    return p;
 }
 
 /* The start of the block holding p, after checking p may be freed. */

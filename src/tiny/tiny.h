@@ -227,9 +227,6 @@ struct tiny_heap_s {
     seg_superslab_t *kept_in[TINY_KEPT_SUPERSLABS];
     unsigned node;          /* NUMA node its SuperSlabs come from */
     bool attached;          /* belongs to a running thread */
-    void *fresh_block;      /* the first block of the last slab cut from units
-                               never written since mapped (zero but for the
-                               free-list words), NULL: none; tiny_calloc's */
     tiny_heap_t *next_free; /* in the pool of heaps to reuse */
     tiny_heap_t *all_next;  /* every heap ever made (never unlinked) */
     /* Frees of other threads' blocks made by this thread, by the block's
@@ -251,6 +248,13 @@ _Static_assert(sizeof(tiny_heap_t) % HS_CACHE_LINE == 0, "delayed ends the heap'
 extern tiny_heap_t tiny_empty_heap;
 extern tiny_slab_t tiny_sentinel_slab;
 extern __thread tiny_heap_t *tiny_heap_tls;
+/* The block this thread's last new slab handed out first, when the slab was
+ * cut from units never written since mapped: zero but for the free-list
+ * words carve wrote (a tiny_block_t). calloc sets it to NULL, then finds
+ * its block here when the block came from such a slab, and clears only
+ * those words: the block's untouched pages stay out of memory (git log
+ * -p's 524,256-byte table, sparsely used, was resident whole). */
+extern __thread void *tiny_fresh_block;
 
 HS_INLINE tiny_client_area_t *tiny_client_area(seg_superslab_t *ss)
 {
@@ -278,14 +282,6 @@ void tiny_free_slow(void *p, tiny_slab_t *slab);
 void tiny_free_unusual(void *p, tiny_slab_t *slab);
 HS_COLD HS_NORETURN void tiny_report_double_free(const void *p, const tiny_slab_t *slab);
 void *tiny_malloc_aligned(size_t alignment, size_t size);
-/* calloc of size (TINY_CALLOC_FRESH_MIN .. TINY_MAX_SIZE): a block whose
- * slab was just cut from units the kernel has zeroed is not written again,
- * so its untouched pages stay out of memory (git log -p's 512 KiB table,
- * sparsely used, was resident whole). */
-void *tiny_calloc(size_t size);
-/* The smallest calloc for tiny_calloc: below a page, a fresh block shares
- * the page its slab's first carve touched. */
-#define TINY_CALLOC_FRESH_MIN ((size_t)4096)
 /* Bytes usable from p to the end of its block; aborts on an invalid pointer. */
 size_t tiny_usable_size(const void *p);
 /* realloc of p (a block of a SuperSlab of slabs, already validated) to
