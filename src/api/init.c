@@ -81,7 +81,10 @@ static void register_fork_handlers(void) { pthread_atfork(fork_prepare, fork_par
  * allocates the new thread's TLS vector in the creating thread), so no other
  * thread can be in a fork, between the prepare handlers it ran and the
  * fork itself, while they are registered. If something allocated before
- * this constructor runs, they are registered here, as before. */
+ * this constructor runs, they are registered here, as before. Not covered:
+ * a fork before any allocation during which another library's prepare
+ * handler makes the first one; that fork runs none of ours (one thread, so
+ * no lock of ours is held; bench/README.md, "The fork handlers' 64 KiB"). */
 __attribute__((constructor)) static void hs_constructor(void)
 {
     hs_common_init();
