@@ -21,9 +21,9 @@ allocator rotated each round, 3 rounds, medians:
             allocator takes malloc, calloc, realloc, free and
             malloc_usable_size (for glibc, libc.so.6 itself is preloaded),
             which `LD_DEBUG=bindings` confirms for each allocator.
-  small     git log -p, sqlite3 with 1 M rows, xz -d, python3 building a
-            dict of 2 M entries, ls -lR /usr, sort of 2 M lines: peak RSS,
-            time and minor faults from /usr/bin/time.
+  small     git log -p, git gc --aggressive, sqlite3 with 1 M rows, xz -d,
+            python3 building a dict of 2 M entries, ls -lR /usr, sort of 2 M
+            lines: peak RSS, time and minor faults from /usr/bin/time.
 
 Every section compares its output with glibc's (query results, DEBUG DIGEST,
 a SHA-1 of stdout) and marks an allocator whose output differs, that crashes,
@@ -54,7 +54,7 @@ sys.dont_write_bytecode = True  # no bench/__pycache__ in the source tree
 import compare  # noqa: E402  (find_allocators: the same allocators as make bench)
 
 SECTIONS = ["postgres", "redis", "small"]
-SMALL_PROGRAMS = ["git_log", "sqlite3", "xz_d", "python3", "ls_lR", "sort"]
+SMALL_PROGRAMS = ["git_log", "git_gc", "sqlite3", "xz_d", "python3", "ls_lR", "sort"]
 # Debian packages each section needs (ensure-packages.sh installs them as root).
 PACKAGES = {
     "postgres": ["postgresql", "numactl"],
@@ -91,6 +91,10 @@ def parse_args():
     p.add_argument("--git-repo", default=ROOT,
                    help="repository for `git log -p` (default: this one; a long history "
                         "such as a clone of redis makes a bigger heap)")
+    p.add_argument("--gc-repo", default=None,
+                   help="repository that `git gc --aggressive` repacks, a bare copy of it "
+                        "for every run (default: --git-repo; a clone of redis's 2.6 branch, "
+                        "15,065 objects, takes about a minute on 2 cores)")
     p.add_argument("--idle", type=float, default=3.0,
                    help="seconds idle before the 'after' RSS (default 3)")
     p.add_argument("--hs-env", action="append", default=[], metavar="NAME=VALUE",
@@ -333,11 +337,12 @@ class Poller(threading.Thread):
     of the sums and of each process.  VmHWM alone would miss hugetlb pages, which
     hugeslab takes by default while the system's pool has free ones."""
 
-    def __init__(self, root_pid, interval=0.1, with_root=True):
+    def __init__(self, root_pid, interval=0.1, with_root=True, deep=False):
         super().__init__(daemon=True)
         self.root = root_pid
         self.interval = interval
         self.with_root = with_root
+        self.deep = deep  # every descendant, not only the children (git gc's pack-objects)
         self.peak_rss = 0
         self.peak_anon = 0
         self.peak_of = {}
@@ -346,7 +351,14 @@ class Poller(threading.Thread):
     def run(self):
         while not self.stop.is_set():
             rss = anon = 0
-            for pid in ([self.root] if self.with_root else []) + children(self.root):
+            pids = children(self.root)
+            if self.deep:
+                todo = list(pids)
+                while todo:
+                    kids = children(todo.pop())
+                    pids += kids
+                    todo += kids
+            for pid in ([self.root] if self.with_root else []) + pids:
                 s = status(pid)
                 rss += s["VmRSS"] + s["HugetlbPages"]
                 anon += s["RssAnon"] + s["HugetlbPages"]
@@ -783,11 +795,68 @@ def small_inputs(work):
     return {"sort": sort_in, "xz": xz_in, "sql": sql, "py": py}
 
 
-def small_programs(args, inputs):
+def gc_source(work):
+    return os.path.join(work, "gc_source.git")
+
+
+def gc_copy(work):
+    return os.path.join(work, "gc_run.git")
+
+
+def git_out(repo, *cmd):
+    """stdout of a git command in REPO under glibc (not measured)."""
+    return subprocess.run(["git", "-C", repo] + list(cmd), capture_output=True, text=True,
+                          env=preload_env("glibc", None), timeout=600).stdout
+
+
+def gc_label(args, work):
+    """(objects, pack threads) of the repository git gc repacks."""
+    src = gc_source(work)
+    if not os.path.isdir(src):
+        # A bare copy made once (git clone --no-local writes a fresh pack of what is
+        # reachable from its branches and tags), so every run repacks the same objects.
+        subprocess.run(["git", "clone", "--quiet", "--bare", "--no-local",
+                        args.gc_repo or args.git_repo, src], check=True,
+                       env=preload_env("glibc", None))
+    objects = sum(int(line.split()[1]) for line in git_out(src, "count-objects", "-v").splitlines()
+                  if line.split()[0] in ("count:", "in-pack:"))
+    # pack-objects runs pack.threads threads, or one per online CPU when unset.
+    threads = git_out(src, "config", "--get", "pack.threads").strip() or "0"
+    if threads == "0":
+        threads = str(os.sysconf("SC_NPROCESSORS_ONLN"))
+    return "{:,}".format(objects), threads
+
+
+def gc_prepare(work):
+    """A fresh copy of the source before each git gc run (gc repacks in place)."""
+    shutil.rmtree(gc_copy(work), ignore_errors=True)
+    shutil.copytree(gc_source(work), gc_copy(work), symlinks=True)
+
+
+def gc_result(work):
+    """(digest, packed KiB, why): the digest covers the object count, the packs and
+    every object's name, type and size, so the repacks of different allocators compare
+    equal while their deltas may differ; why is set when git fsck finds a fault."""
+    repo = gc_copy(work)
+    fsck = subprocess.run(["git", "-C", repo, "fsck", "--no-progress", "--no-dangling"],
+                          capture_output=True, text=True, env=preload_env("glibc", None))
+    if fsck.returncode != 0:
+        return "", 0, "git fsck: " + (fsck.stdout + fsck.stderr).strip()[-160:]
+    counts = dict(line.split(": ") for line in git_out(repo, "count-objects", "-v").splitlines())
+    objects = git_out(repo, "cat-file", "--batch-all-objects",
+                      "--batch-check=%(objectname) %(objecttype) %(objectsize)")
+    h = hashlib.sha1()
+    for key in ("count", "in-pack", "packs", "garbage"):
+        h.update(("%s %s\n" % (key, counts.get(key))).encode())
+    h.update(objects.encode())
+    return h.hexdigest(), int(counts.get("size-pack", 0)), ""
+
+
+def small_programs(args, inputs, work, want):
     """name -> (argv, stdin file or None, label for the README)."""
     commits = subprocess.run(["git", "-C", args.git_repo, "rev-list", "--count", "HEAD"],
                              capture_output=True, text=True).stdout.strip() or "?"
-    return {
+    progs = {
         "git_log": (["git", "-C", args.git_repo, "log", "-p", "--no-color"], None,
                     "git log -p, %s commits" % commits),
         "sqlite3": (["sqlite3", ":memory:"], inputs["sql"], "sqlite3, 1 M rows in memory"),
@@ -796,6 +865,10 @@ def small_programs(args, inputs):
         "ls_lR": (["ls", "-lR", "/usr"], None, "ls -lR /usr"),
         "sort": (["sort", inputs["sort"]], None, "sort, 2 M lines"),
     }
+    if "git_gc" in want:
+        progs["git_gc"] = (["git", "-C", gc_copy(work), "gc", "--aggressive", "--quiet"], None,
+                           "git gc --aggressive, %s objects, %s threads" % gc_label(args, work))
+    return progs
 
 
 def run_small(argv, stdin_path, env, timeout=900):
@@ -807,7 +880,7 @@ def run_small(argv, stdin_path, env, timeout=900):
         proc = subprocess.Popen(["/usr/bin/time", "-f", "%M %e %R", "-o", tfile.name] + argv,
                                 stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                 env=env)
-        poller = Poller(proc.pid, interval=0.02, with_root=False)
+        poller = Poller(proc.pid, interval=0.02, with_root=False, deep=True)
         poller.start()
         h = hashlib.sha1()
         err = []
@@ -821,8 +894,9 @@ def run_small(argv, stdin_path, env, timeout=900):
         poller.join()
         with open(tfile.name) as f:
             last = f.read().strip().splitlines()[-1].split()
-        return (max(int(last[0]), poller.peak_rss), float(last[1]), int(last[2]), h.hexdigest(),
-                proc.returncode,
+        # %M is the largest process's peak, hugetlb pages left out: the same from the polls.
+        return (max([int(last[0])] + list(poller.peak_of.values())), float(last[1]),
+                int(last[2]), h.hexdigest(), proc.returncode,
                 err[0].decode(errors="replace") if err else "")
     finally:
         if stdin_path:
@@ -833,8 +907,8 @@ def run_small(argv, stdin_path, env, timeout=900):
 def section_small(args, allocs, work):
     names = [n for n, _ in allocs]
     inputs = small_inputs(work)
-    progs = small_programs(args, inputs)
-    want = [p for p in args.programs.split(",") if p in progs]
+    want = [p for p in args.programs.split(",") if p in SMALL_PROGRAMS]
+    progs = small_programs(args, inputs, work, want)
     results = {p: {n: [] for n in names} for p in want}
     reference = {}
     for rnd, name in rounds(names, args.runs, "small"):
@@ -853,6 +927,8 @@ def section_small(args, allocs, work):
                 res["why"] = why
                 continue
             try:
+                if p == "git_gc":
+                    gc_prepare(work)
                 kb, secs, faults, digest, rc, err = run_small(argv, stdin_path, env)
             except (OSError, subprocess.TimeoutExpired, IndexError, ValueError) as e:
                 res["why"] = "%s: %s" % (type(e).__name__, e)
@@ -863,6 +939,12 @@ def section_small(args, allocs, work):
             if "hugeslab:" in err:
                 res["why"] = "hugeslab on stderr: " + err[err.index("hugeslab:"):][:160]
                 continue
+            if p == "git_gc":
+                # gc prints nothing: what it left in the repository is its output.
+                digest, res["pack"], why = gc_result(work)
+                if why:
+                    res["why"] = why
+                    continue
             if p not in reference:
                 reference[p] = (name, digest)
             elif reference[p][1] != digest:
@@ -892,9 +974,20 @@ def render_small(args, names, want, progs, results):
             lines.append("| %s | %s |" % (progs[p][2], " | ".join(cells)))
         out.append("\n".join(lines))
     out.append("\n`/usr/bin/time -f '%M %e %R'` around the program alone (peak RSS: the larger "
-               "of %M and RSS plus hugetlb pages polled every 20 ms); stdout (SHA-1) compared "
+               "of %M and the largest RSS plus hugetlb pages of one of its processes, polled "
+               "every 20 ms); stdout (SHA-1) compared "
                "with the first allocator's run, a difference marks the run failed. "
                + pool_note("small", args.hs_env) + "\n")
+    if "git_gc" in want:
+        packs = ["%s %s" % (n, "-" if median_of(results["git_gc"], n, "pack") is None
+                            else "{:,.0f}".format(median_of(results["git_gc"], n, "pack")))
+                 for n in names]
+        out.append("git gc --aggressive repacks a fresh copy of a bare clone of %s each run "
+                   "(the copy is not timed); its output is `git count-objects -v` and every "
+                   "object's name, type and size after the run, and `git fsck` must pass. "
+                   "Peak RSS is the largest process's (git pack-objects), faults are summed "
+                   "over git gc and every git it runs. Pack size (KiB, median): %s.\n"
+                   % (args.gc_repo or args.git_repo, ", ".join(packs)))
     return "\n".join(out)
 
 
