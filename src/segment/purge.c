@@ -107,12 +107,11 @@ static bool uring_ready(void)
  * the array goes on growing in its run: the purge delay, MADV_FREE (still
  * RSS, as LazyFree) and the reserve kept it resident through Python's
  * peak, a list of 1 M strings (2 MiB of its 102 MiB). The block will not
- * come back to the slabs, so its SuperSlab goes back at once. */
+ * come back to the slabs, so its SuperSlab goes back now: on the purge
+ * thread, woken for it, as every madvise is (none on the allocation path). */
 HS_COLD void seg_release_outgrown(seg_superslab_t *ss)
 {
-    seg_purged_t taken;
-    if (seg_take_idle_newest(ss, seg_thread_node(), &taken))
-        advise_and_store(&taken, 1, true, false, true);
+    if (seg_mark_outgrown(ss, seg_thread_node())) purge_notify(true);
 }
 
 /* The pages of free units taken out of a SuperSlab in use go back with

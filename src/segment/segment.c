@@ -30,11 +30,13 @@ typedef struct purged_stack_s {
  * (MADV_DONTNEED). */
 typedef struct node_pool_s {
     hs_lock_t lock;
-    seg_superslab_t *partial; /* SuperSlabs with some free units */
-    seg_superslab_t *idle;    /* empty SuperSlabs, pages still resident */
-    size_t idle_count;        /* length of idle */
-    purged_stack_t lazy;      /* MADV_FREE'd, oldest first; reused newest first */
-    purged_stack_t released;  /* MADV_DONTNEED'd; reused when lazy is empty */
+    seg_superslab_t *partial;  /* SuperSlabs with some free units */
+    seg_superslab_t *idle;     /* empty SuperSlabs, pages still resident */
+    size_t idle_count;         /* length of idle */
+    seg_superslab_t *outgrown; /* idle's head, due at the purge thread's next pass
+                                  (seg_mark_outgrown); NULL: none */
+    purged_stack_t lazy;       /* MADV_FREE'd, oldest first; reused newest first */
+    purged_stack_t released;   /* MADV_DONTNEED'd; reused when lazy is empty */
 } node_pool_t;
 
 /* Every live hugetlb mapping, for fork(): private hugetlb pages are copied
@@ -748,6 +750,7 @@ static seg_superslab_t *take_superslab(node_pool_t *pool, unsigned node)
     seg_superslab_t *ss = pool->idle;
     uintptr_t purged = 0;
     if (ss) {
+        if (pool->outgrown == ss) pool->outgrown = NULL;
         list_remove(&pool->idle, ss);
         pool->idle_count--;
         hs_count_add(&seg.stat_idle_superslabs, -1);
@@ -1113,25 +1116,23 @@ HS_COLD unsigned seg_take_lazy(uint64_t now_ms, uint64_t min_lazy_ms, seg_purged
  * for its pages to go back. */
 static HS_NOINLINE void idle_take(node_pool_t *pool, seg_superslab_t *ss)
 {
+    if (pool->outgrown == ss) pool->outgrown = NULL;
     list_remove(&pool->idle, ss);
     pool->idle_count--;
     hs_count_add(&seg.stat_idle_superslabs, -1);
     registry_clear(ss, HS_SUPERSLAB_SIZE);
 }
 
-HS_COLD bool seg_take_idle_newest(seg_superslab_t *ss, unsigned node, seg_purged_t *out)
+HS_COLD bool seg_mark_outgrown(seg_superslab_t *ss, unsigned node)
 {
     node_pool_t *pool = &seg.pools[node];
     hs_lock(&pool->lock);
     /* At the head of the pool's idle list, ss is idle and its header may be
      * read. */
-    bool taken = pool->idle == ss && ss->backing != THP_BACKING_HUGETLB;
-    if (taken) {
-        idle_take(pool, ss);
-        *out = (seg_purged_t){ss, node, (thp_backing_t)ss->backing, ss->memory_node};
-    }
+    bool marked = pool->idle == ss && ss->backing != THP_BACKING_HUGETLB;
+    if (marked) pool->outgrown = ss;
     hs_unlock(&pool->lock);
-    return taken;
+    return marked;
 }
 
 unsigned seg_take_idle(const seg_purge_policy_t *policy, uint64_t now_ms, seg_superslab_t **out,
@@ -1154,10 +1155,14 @@ unsigned seg_take_idle(const seg_purge_policy_t *policy, uint64_t now_ms, seg_su
         while (ss && taken < max) {
             seg_superslab_t *next = ss->next;
             uint64_t wait = position < reserve ? policy->release_after_ms : policy->purge_after_ms;
-            bool due = everything || now_ms - ss->idle_since_ms >= wait ||
+            bool outgrown = ss == pool->outgrown;
+            bool due = everything || outgrown || now_ms - ss->idle_since_ms >= wait ||
                        (position >= reserve && over_cache_limit(policy));
             if (due) {
                 idle_take(pool, ss);
+                /* Out of the list, its age may say what it is: old enough
+                 * for MADV_DONTNEED (return_idle). */
+                if (outgrown) ss->idle_since_ms = 0;
                 out[taken++] = ss;
             } else {
                 uint64_t due_at = ss->idle_since_ms + wait;

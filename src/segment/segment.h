@@ -210,8 +210,9 @@ void seg_units_free(seg_superslab_t *ss, unsigned first_unit, unsigned n_units);
 
 /* ss held a slab of one block that realloc has just moved to a run: if
  * that left ss empty (the newest idle SuperSlab of the calling thread's
- * node), its pages go back now, with MADV_DONTNEED on the caller's thread,
- * rather than after the purge delays. See seg_release_outgrown in purge.c. */
+ * node), its pages go back now, with MADV_DONTNEED on the purge thread,
+ * woken for it, rather than after the purge delays. See
+ * seg_release_outgrown in purge.c. */
 void seg_release_outgrown(seg_superslab_t *ss);
 
 /* A block of `size` bytes aligned to `align` (power of two) in a run of its

@@ -59,11 +59,11 @@ typedef struct seg_purged_s {
     thp_backing_t backing; /* THP or base */
     unsigned memory_node;  /* node its pages are bound to */
 } seg_purged_t;
-/* Takes ss out of pool `node` if it is that pool's newest idle SuperSlab
- * (and not hugetlb), as seg_take_idle would, into *out: false when it is
- * not, which is known without reading its header (the purge thread may
- * have taken it, and its pages, already). */
-bool seg_take_idle_newest(seg_superslab_t *ss, unsigned node, seg_purged_t *out);
+/* Marks ss due at the purge thread's next pass, whatever its age and the
+ * reserve, for MADV_DONTNEED, if it is pool `node`'s newest idle SuperSlab
+ * (and not hugetlb): false when it is not, which is known without reading
+ * its header (the purge thread may have taken it, and its pages, already). */
+bool seg_mark_outgrown(seg_superslab_t *ss, unsigned node);
 /* Takes SuperSlabs lazily freed at least min_lazy_ms ago, oldest first, out
  * of their pools (to be released with MADV_DONTNEED and given back to
  * seg_store_purged). *next_due: when the next one falls due (UINT64_MAX for
