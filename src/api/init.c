@@ -39,8 +39,7 @@ void hs_init(void) { pthread_once(&init_once, init_process); }
  * last (seg_fork_begin, seg_fork_parent_unlocked). */
 static void fork_prepare(void)
 {
-    /* The handlers are in place as tiny starts, before its locks have their
-     * ranks: hs_init waits for that. */
+    /* A fork before the first allocation: the locks get their ranks. */
     hs_init();
     seg_fork_begin();
     tiny_fork_prepare();
@@ -63,33 +62,15 @@ static void fork_child(void)
     hs_report_fork_child();
 }
 
-static void register_fork_handlers(void) { pthread_atfork(fork_prepare, fork_parent, fork_child); }
-
 /* The options only, unless they ask for output from the start: the rest of
  * the start-up (sysfs reads, the thread key, the NUMA facts) waits for the
  * first allocation. `true` under the library peaked 1276 KiB with all of it
- * here (glibc: 976).
- *
- * The fork handlers too: the process's first registration sets up libc's
- * list of handlers from a constant in libc's read-only data, and the kernel
- * maps the 64 KiB around it, which glibc's malloc never touches. A program
- * that never allocates (`true`) would pay for nothing: with no heap, no
- * SuperSlab, no lock taken and no background thread yet, a fork has nothing
- * to hold or copy. They are registered before the first heap or SuperSlab
- * exists (hs_on_first_use), so before any lock of ours is taken. That
- * first allocation comes before a second thread can exist (pthread_create
- * allocates the new thread's TLS vector in the creating thread), so no other
- * thread can be in a fork, between the prepare handlers it ran and the
- * fork itself, while they are registered. If something allocated before
- * this constructor runs, they are registered here, as before. Not covered:
- * a fork before any allocation during which another library's prepare
- * handler makes the first one; that fork runs none of ours (one thread, so
- * no lock of ours is held; bench/README.md, "The fork handlers' 64 KiB"). */
+ * here (glibc: 976). */
 __attribute__((constructor)) static void hs_constructor(void)
 {
     hs_common_init();
-    hs_on_first_use(register_fork_handlers);
     if (hs_option(HS_OPT_VERBOSE) || hs_option(HS_OPT_STATS)) hs_init();
+    pthread_atfork(fork_prepare, fork_parent, fork_child);
     hs_report_start();
 }
 

@@ -16,29 +16,3 @@ static void init_common(void)
 }
 
 void hs_common_init(void) { pthread_once(&init_once, init_common); }
-
-/* Here rather than in tiny: the constructor writes them, and this page of
- * .bss is written by hs_common_init anyway. */
-static _Atomic(void (*)(void)) first_use_fn; /* hs_on_first_use's, until called */
-static _Atomic bool first_use_came;          /* hs_first_use was called */
-
-/* Whoever takes the function calls it: once. */
-static void take_first_use(void)
-{
-    void (*fn)(void) = atomic_exchange(&first_use_fn, NULL);
-    if (fn) fn();
-}
-
-void hs_on_first_use(void (*fn)(void))
-{
-    /* Against a first use in another thread: each side stores, then reads
-     * what the other stored (sequentially consistent), so at least one of
-     * them sees both and takes fn. */
-    atomic_store(&first_use_fn, fn);
-    if (atomic_load(&first_use_came)) take_first_use();
-}
-
-void hs_first_use(void)
-{
-    if (!atomic_exchange(&first_use_came, true)) take_first_use();
-}

@@ -159,12 +159,4 @@ extern uintptr_t hs_free_key;
  * whose first allocation comes before it. Nothing in it calls malloc. */
 void hs_common_init(void);
 
-/* Calls fn once, before the allocator holds any state: at the first
- * hs_first_use, or now if that has come already. api registers its fork
- * handlers with it (api/init.c says why). */
-void hs_on_first_use(void (*fn)(void));
-/* Called by tiny_init before it makes anything (a heap, a SuperSlab, a
- * lock's rank); fn may allocate, so not from inside a once. */
-void hs_first_use(void);
-
 #endif /* HS_COMMON_H */

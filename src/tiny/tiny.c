@@ -146,11 +146,7 @@ static void init_tiny(void)
     hs_once_leave(HS_RANK_INIT_TINY);
 }
 
-void tiny_init(void)
-{
-    hs_first_use();
-    pthread_once(&tiny.init_once, init_tiny);
-}
+void tiny_init(void) { pthread_once(&tiny.init_once, init_tiny); }
 
 /* ---- list helpers (owner only, or under orphan_lock) ----------------------- */
 
