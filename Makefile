@@ -21,8 +21,10 @@ LIBCFLAGS := $(CSTD) $(WARN) $(OPT) -g -fPIC -fvisibility=hidden -ftls-model=ini
 # pack-relative-relocs: the relative relocations (the empty heap's and the
 # option tables' pointers, 333 of them) packed as DT_RELR take 300 bytes
 # instead of 8 KiB, a page less of the library mapped into every process.
+# hugeslab.ld: the sections' order, for what a process keeps resident of
+# the library (see its comment).
 LIBLDFLAGS := -shared -pthread -Wl,-z,now -Wl,-z,nodelete -Wl,-z,pack-relative-relocs \
-              -Wl,--version-script=src/hugeslab.map
+              -Wl,--version-script=src/hugeslab.map -Wl,-T,src/hugeslab.ld
 LIBS     :=
 
 # io_uring purge backend, when liburing's headers are installed. Its archive,
@@ -93,7 +95,7 @@ $(BUILD)/obj/gen/profiles.o: $(BUILD)/gen/profiles.c Makefile
 	@echo "  CC      $<"
 	@$(CC) $(LIBCFLAGS) $(DEPFLAGS) -c $< -o $@
 
-$(SO_REAL): $(LIB_OBJ) src/hugeslab.map
+$(SO_REAL): $(LIB_OBJ) src/hugeslab.map src/hugeslab.ld
 	$(CC) $(LIBLDFLAGS) -Wl,-soname,$(SONAME) -o $@ $(LIB_OBJ) $(LIBS)
 
 $(SO): $(SO_REAL)

@@ -81,14 +81,14 @@ __attribute__((destructor)) static void hs_destructor(void)
 }
 
 /* One past the highest kernel node id with figures. */
-unsigned hs_stats_node_limit(void)
+HS_SELDOM unsigned hs_stats_node_limit(void)
 {
     unsigned limit = numa_kernel_node(numa_node_count() - 1) + 1;
     return limit < HUGESLAB_STATS_MAX_NODES ? limit : HUGESLAB_STATS_MAX_NODES;
 }
 
 /* The public figures, assembled from each module's own. */
-HS_EXPORT void hugeslab_stats(hugeslab_stats_t *out)
+HS_SELDOM HS_EXPORT void hugeslab_stats(hugeslab_stats_t *out)
 {
     hs_init();
     hugeslab_stats_t s = {0};

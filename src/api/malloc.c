@@ -202,10 +202,13 @@ HS_EXPORT void *hugeslab_memalign(size_t alignment, size_t size)
 }
 void *memalign(size_t alignment, size_t size) HS_ALIAS(hugeslab_memalign);
 
-HS_EXPORT void *hugeslab_valloc(size_t size) { return malloc_aligned(os_page_size(), size); }
+HS_SELDOM HS_EXPORT void *hugeslab_valloc(size_t size)
+{
+    return malloc_aligned(os_page_size(), size);
+}
 void *valloc(size_t size) HS_ALIAS(hugeslab_valloc);
 
-HS_EXPORT void *hugeslab_pvalloc(size_t size)
+HS_SELDOM HS_EXPORT void *hugeslab_pvalloc(size_t size)
 {
     size_t page = os_page_size();
     if (size > SIZE_MAX - page) {
@@ -242,7 +245,7 @@ void free_aligned_sized(void *ptr, size_t alignment, size_t size)
 
 /* ---- glibc's tuning and reporting calls ------------------------------------------ */
 
-HS_EXPORT int hugeslab_trim(size_t pad)
+HS_SELDOM HS_EXPORT int hugeslab_trim(size_t pad)
 {
     (void)pad;
     hs_assert_no_lock_held("malloc_trim");
@@ -258,7 +261,7 @@ int hugeslab_malloc_trim(size_t pad) HS_ALIAS(hugeslab_trim);
 
 /* glibc's knobs tune glibc's arenas; none applies here, so each is accepted
  * and has no effect (returning 0 would make some programs stop). */
-HS_EXPORT int hugeslab_mallopt(int param, int value)
+HS_SELDOM HS_EXPORT int hugeslab_mallopt(int param, int value)
 {
     (void)param;
     (void)value;
@@ -271,7 +274,7 @@ static size_t in_use_bytes(const hugeslab_stats_t *s)
     return s->bytes_in_slabs + s->bytes_in_runs;
 }
 
-HS_EXPORT struct mallinfo2 hugeslab_mallinfo2(void)
+HS_SELDOM HS_EXPORT struct mallinfo2 hugeslab_mallinfo2(void)
 {
     hugeslab_stats_t s;
     hugeslab_stats(&s);
@@ -287,7 +290,7 @@ struct mallinfo2 mallinfo2(void) HS_ALIAS(hugeslab_mallinfo2);
 
 static int clamp_int(size_t v) { return v > (size_t)INT32_MAX ? INT32_MAX : (int)v; }
 
-HS_EXPORT struct mallinfo hugeslab_mallinfo(void)
+HS_SELDOM HS_EXPORT struct mallinfo hugeslab_mallinfo(void)
 {
     struct mallinfo2 m2 = hugeslab_mallinfo2();
     struct mallinfo mi = {0};
@@ -300,10 +303,10 @@ HS_EXPORT struct mallinfo hugeslab_mallinfo(void)
 }
 struct mallinfo mallinfo(void) HS_ALIAS(hugeslab_mallinfo);
 
-HS_EXPORT void hugeslab_malloc_stats(void) { hugeslab_stats_print(); }
+HS_SELDOM HS_EXPORT void hugeslab_malloc_stats(void) { hugeslab_stats_print(); }
 void malloc_stats(void) HS_ALIAS(hugeslab_malloc_stats);
 
-HS_EXPORT int hugeslab_malloc_info(int options, FILE *fp)
+HS_SELDOM HS_EXPORT int hugeslab_malloc_info(int options, FILE *fp)
 {
     if (options != 0) {
         errno = EINVAL;

@@ -38,7 +38,7 @@ static _Atomic int live_writers;    /* live reports being written now */
 
 /* Unix seconds as "2026-12-01T10:50:00Z" (days to civil date, proleptic
  * Gregorian calendar), without gmtime. */
-static void put_utc_time(hs_text_t *t, long long seconds)
+HS_SELDOM static void put_utc_time(hs_text_t *t, long long seconds)
 {
     long long days = seconds / 86400, rest = seconds % 86400;
     if (rest < 0) rest += 86400, days--;
@@ -60,7 +60,7 @@ static void put_utc_time(hs_text_t *t, long long seconds)
 
 /* s inside double quotes, escaped for JSON (escape_json) or for a
  * Prometheus label value. */
-static void put_quoted(hs_text_t *t, const char *s, bool escape_json)
+HS_SELDOM static void put_quoted(hs_text_t *t, const char *s, bool escape_json)
 {
     hs_text_char(t, '"');
     for (; *s; s++) {
@@ -81,12 +81,12 @@ static void put_quoted(hs_text_t *t, const char *s, bool escape_json)
 
 /* ---- JSON ------------------------------------------------------------------ */
 
-static void json_member(hs_text_t *t, const char *key, long long value)
+HS_SELDOM static void json_member(hs_text_t *t, const char *key, long long value)
 {
     hs_text_format(t, ", \"%s\": %lld", key, value);
 }
 
-static void format_json(hs_text_t *t, const hugeslab_stats_t *s, long long now)
+HS_SELDOM static void format_json(hs_text_t *t, const hugeslab_stats_t *s, long long now)
 {
     hs_text_format(t, "{\"pid\": %d, \"program\": ", os_pid());
     put_quoted(t, hs_program_name(), true);
@@ -141,13 +141,13 @@ static void prom_labels(hs_text_t *t, const char *extra_name, const char *extra_
     hs_text_char(t, '}');
 }
 
-static void prom_head(hs_text_t *t, const char *name, const char *type, const char *help)
+HS_SELDOM static void prom_head(hs_text_t *t, const char *name, const char *type, const char *help)
 {
     hs_text_format(t, "# HELP hugeslab_%s %s\n# TYPE hugeslab_%s %s\n", name, help, name, type);
 }
 
-static void prom_sample(hs_text_t *t, const char *name, const char *extra_name,
-                        const char *extra_value, long long value)
+HS_SELDOM static void prom_sample(hs_text_t *t, const char *name, const char *extra_name,
+                                  const char *extra_value, long long value)
 {
     hs_text_format(t, "hugeslab_%s", name);
     prom_labels(t, extra_name, extra_value);
@@ -155,8 +155,8 @@ static void prom_sample(hs_text_t *t, const char *name, const char *extra_name,
 }
 
 /* One metric with a single sample. */
-static void prom_metric(hs_text_t *t, const char *name, const char *type, const char *help,
-                        long long value)
+HS_SELDOM static void prom_metric(hs_text_t *t, const char *name, const char *type,
+                                  const char *help, long long value)
 {
     prom_head(t, name, type, help);
     prom_sample(t, name, NULL, NULL, value);
@@ -268,7 +268,7 @@ static void format_text(hs_text_t *t, const hugeslab_stats_t *s, long long now)
 
 /* ---- writing ------------------------------------------------------------------ */
 
-static bool ends_with(const char *s, const char *suffix)
+HS_SELDOM static bool ends_with(const char *s, const char *suffix)
 {
     size_t n = strlen(s), m = strlen(suffix);
     return n >= m && strcmp(s + n - m, suffix) == 0;
@@ -299,7 +299,7 @@ static const char *stats_path(char *buf, size_t cap)
 }
 
 /* The whole report for `path` (its name decides the format; NULL: text). */
-static size_t format_report(const char *path, char *buf, size_t cap)
+HS_SELDOM static size_t format_report(const char *path, char *buf, size_t cap)
 {
     hugeslab_stats_t s;
     hugeslab_stats(&s);
@@ -352,7 +352,7 @@ static int write_atomically(const char *path, const char *text, size_t len)
 
 /* Writes the report to the statistics file; false (with one message per
  * process) when it cannot. */
-static bool report_to_file(void)
+HS_SELDOM static bool report_to_file(void)
 {
     char path[4096];
     const char *p = stats_path(path, sizeof path);
@@ -371,7 +371,7 @@ static bool report_to_file(void)
 /* The report as text on stderr, through the copy taken at start-up when it
  * still names the same file: a program that closed every descriptor may
  * have the copy's number on a file of its own by now. */
-static void report_to_stderr(void)
+HS_SELDOM static void report_to_stderr(void)
 {
     char buf[REPORT_MAX];
     size_t len = format_report(NULL, buf, sizeof buf);
@@ -382,19 +382,19 @@ static void report_to_stderr(void)
 }
 
 /* The background thread's periodic work: the live file. */
-static void live_report(void)
+HS_SELDOM static void live_report(void)
 {
     atomic_fetch_add(&live_writers, 1);
     if (!atomic_load(&final_report)) report_to_file();
     atomic_fetch_sub(&live_writers, 1);
 }
 
-HS_EXPORT void hugeslab_stats_print(void)
+HS_SELDOM HS_EXPORT void hugeslab_stats_print(void)
 {
     if (!report_to_file()) report_to_stderr();
 }
 
-HS_EXPORT size_t hugeslab_stats_json(char *buf, size_t size)
+HS_SELDOM HS_EXPORT size_t hugeslab_stats_json(char *buf, size_t size)
 {
     hugeslab_stats_t s;
     hugeslab_stats(&s);

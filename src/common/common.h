@@ -19,6 +19,13 @@
 #define HS_INLINE static inline __attribute__((always_inline))
 #define HS_NOINLINE __attribute__((noinline))
 #define HS_COLD __attribute__((cold, noinline))
+/* Code a process does not run when it starts, allocates and exits as usual
+ * (statistics, reports, error messages, fork, the purge thread's batches):
+ * src/hugeslab.ld puts it in the library's text before, and 64 KiB apart
+ * from, the code every process runs, so that the kernel's fault-around
+ * (64 KiB windows) never maps its pages in a process that does not call it.
+ * Placement only: it changes no code. */
+#define HS_SELDOM __attribute__((section(".text.hs_seldom")))
 #define HS_EXPORT __attribute__((visibility("default")))
 #define HS_NORETURN __attribute__((noreturn))
 #define HS_CACHE_LINE 64

@@ -101,8 +101,8 @@ void hs_lock_note_released(unsigned rank)
 
 /* Aborts: `what` `verb` while this thread holds a lock, which `rule`
  * forbids; names the highest lock held. */
-HS_NORETURN HS_COLD static void fatal_lock_held(const char *what, const char *verb,
-                                                const char *rule)
+HS_SELDOM HS_NORETURN HS_COLD static void fatal_lock_held(const char *what, const char *verb,
+                                                          const char *rule)
 {
     char name[24];
     unsigned top = highest_held();

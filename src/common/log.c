@@ -8,7 +8,7 @@
 #include "common/common.h"
 #include "os/os.h"
 
-void hs_fd_printf(int fd, const char *fmt, ...)
+HS_SELDOM void hs_fd_printf(int fd, const char *fmt, ...)
 {
     char buf[1024];
     hs_text_t t = hs_text(buf, sizeof buf);
@@ -25,7 +25,7 @@ void hs_message_tag_process(bool on) { tag_with_process = on; }
 
 /* "hugeslab: " (with HUGESLAB_VERBOSE=1 "hugeslab[pid program]: ") + the
  * message + newline, in one write(2). */
-static void message_line(const char *fmt, va_list ap)
+HS_SELDOM static void message_line(const char *fmt, va_list ap)
 {
     char buf[1024];
     /* One byte kept for the newline: a cut message still ends its line. */
@@ -40,13 +40,13 @@ static void message_line(const char *fmt, va_list ap)
     os_write_all(2, buf, len + 1);
 }
 
-const char *hs_program_name(void)
+HS_SELDOM const char *hs_program_name(void)
 {
     const char *name = program_invocation_short_name;
     return name && *name ? name : "?";
 }
 
-void hs_message(const char *fmt, ...)
+HS_SELDOM void hs_message(const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -54,7 +54,7 @@ void hs_message(const char *fmt, ...)
     va_end(ap);
 }
 
-void hs_fatal(const char *fmt, ...)
+HS_SELDOM void hs_fatal(const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -63,7 +63,7 @@ void hs_fatal(const char *fmt, ...)
     abort();
 }
 
-void hs_assert_fail(const char *cond, const char *file, int line, const char *func)
+HS_SELDOM void hs_assert_fail(const char *cond, const char *file, int line, const char *func)
 {
     hs_fatal("assertion failed: %s (%s:%d, %s)", cond, file, line, func);
 }

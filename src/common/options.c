@@ -96,7 +96,7 @@ static char upper(char c) { return c >= 'a' && c <= 'z' ? (char)(c - 'a' + 'A') 
 
 /* Edit distance (insertions, deletions, substitutions; case ignored)
  * between name[0..len) and known, for "did you mean". */
-static unsigned name_distance(const char *name, size_t len, const char *known)
+HS_SELDOM static unsigned name_distance(const char *name, size_t len, const char *known)
 {
     unsigned row[64];
     size_t known_len = strlen(known);
@@ -119,7 +119,7 @@ static unsigned name_distance(const char *name, size_t len, const char *known)
 
 /* The known name (an option's, or PROFILE/CONFIG when `others`) closest to
  * name[0..len). */
-static const char *closest_name(const char *name, size_t len, bool others)
+HS_SELDOM static const char *closest_name(const char *name, size_t len, bool others)
 {
     const char *best = option_table[0].name;
     unsigned best_distance = name_distance(name, len, best);
@@ -144,7 +144,7 @@ static const char *shown(const char *text, size_t len, char buf[64])
 }
 
 /* An option's name as config files spell it (lower case), into buf. */
-static const char *lower(const char *name, char buf[64])
+HS_SELDOM static const char *lower(const char *name, char buf[64])
 {
     size_t i = 0;
     for (; name[i] && i < 63; i++)
@@ -221,10 +221,10 @@ static void set_option(int o, const char *value, size_t len, const char *origin)
                origin, valid, kept);
 }
 
-static bool is_space(char c) { return c == ' ' || c == '\t' || c == '\r'; }
+HS_SELDOM static bool is_space(char c) { return c == ' ' || c == '\t' || c == '\r'; }
 
 /* KEY=VALUE lines; '#' starts a comment. */
-static void apply_config_text(const char *text, const char *origin)
+HS_SELDOM static void apply_config_text(const char *text, const char *origin)
 {
     const char *p = text;
     while (*p) {
@@ -331,7 +331,7 @@ void hs_options_load(void)
     hs_message_tag_process(hs_option_values[HS_OPT_VERBOSE] != 0);
 }
 
-void hs_options_print(void)
+HS_SELDOM void hs_options_print(void)
 {
     const char *profile = getenv("HUGESLAB_PROFILE");
     const char *config = getenv("HUGESLAB_CONFIG");

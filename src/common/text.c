@@ -34,7 +34,7 @@ static void text_unsigned(hs_text_t *t, unsigned long long v, unsigned base)
 
 void hs_text_uint(hs_text_t *t, unsigned long long v) { text_unsigned(t, v, 10); }
 
-void hs_text_int(hs_text_t *t, long long v)
+HS_SELDOM void hs_text_int(hs_text_t *t, long long v)
 {
     if (v < 0) {
         hs_text_char(t, '-');
@@ -44,7 +44,7 @@ void hs_text_int(hs_text_t *t, long long v)
     }
 }
 
-void hs_text_vformat(hs_text_t *t, const char *fmt, va_list ap)
+HS_SELDOM void hs_text_vformat(hs_text_t *t, const char *fmt, va_list ap)
 {
     for (const char *f = fmt; *f; f++) {
         if (*f != '%') {
@@ -102,7 +102,7 @@ void hs_text_vformat(hs_text_t *t, const char *fmt, va_list ap)
     }
 }
 
-void hs_text_format(hs_text_t *t, const char *fmt, ...)
+HS_SELDOM void hs_text_format(hs_text_t *t, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);

@@ -172,7 +172,7 @@ static bool parse_node_list(const char *s, knode_mask_t *mask)
 }
 
 /* Appends a set of pool indices as "0,2,3" ("none" when empty). */
-static void text_index_set(hs_text_t *t, uint64_t set)
+HS_SELDOM static void text_index_set(hs_text_t *t, uint64_t set)
 {
     if (!set) {
         hs_text_str(t, "none");
@@ -509,7 +509,7 @@ int numa_bind_strict(void *addr, size_t size, unsigned node)
     return bind_range(addr, size, node, true);
 }
 
-unsigned numa_hugepages_free(unsigned node)
+HS_SELDOM unsigned numa_hugepages_free(unsigned node)
 {
     if (node >= numa.count) return 0;
     char buf[32];
@@ -537,7 +537,7 @@ static void node_cpus(unsigned kernel_node, char *cpus, size_t cap)
         if (*c == '\n') *c = '\0';
 }
 
-const char *numa_policy_name(void)
+HS_SELDOM const char *numa_policy_name(void)
 {
     if (!numa.enabled) return "off";
     switch (numa.policy_mode) {
@@ -560,7 +560,7 @@ const char *numa_policy_name(void)
     }
 }
 
-void numa_describe(void)
+HS_SELDOM void numa_describe(void)
 {
     char line[512];
     hs_text_t t = hs_text(line, sizeof line);

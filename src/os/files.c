@@ -58,7 +58,7 @@ ssize_t os_read_node_file(unsigned kernel_node, const char *leaf, char *buf, siz
     return os_read_file(path, buf, cap);
 }
 
-unsigned long os_hugetlb_count(os_hugetlb_count_t which)
+HS_SELDOM unsigned long os_hugetlb_count(os_hugetlb_count_t which)
 {
     static const char *const names[] = {
         [OS_HUGETLB_TOTAL] = "nr_hugepages",
@@ -75,7 +75,7 @@ unsigned long os_hugetlb_count(os_hugetlb_count_t which)
     return (unsigned long)v;
 }
 
-unsigned long os_default_hugepage_kib(void)
+HS_SELDOM unsigned long os_default_hugepage_kib(void)
 {
     char text[4096];
     if (os_read_file("/proc/meminfo", text, sizeof text) < 0) return 0;
@@ -89,7 +89,7 @@ unsigned long os_default_hugepage_kib(void)
 }
 
 /* One "Key:   N kB" field of smaps_rollup text, in bytes; -1 when absent. */
-static long long rollup_field(const char *text, const char *key)
+HS_SELDOM static long long rollup_field(const char *text, const char *key)
 {
     const char *p = strstr(text, key);
     if (!p) return -1;
@@ -100,7 +100,7 @@ static long long rollup_field(const char *text, const char *key)
     return (long long)kb * 1024;
 }
 
-void os_read_rollup(os_rollup_t *out)
+HS_SELDOM void os_read_rollup(os_rollup_t *out)
 {
     char text[4096];
     out->rss = out->anon_huge = out->lazy_free = out->private_hugetlb = -1;
@@ -122,13 +122,13 @@ typedef struct smaps_state_s {
     long long hugetlb;    /* its Private_Hugetlb, bytes */
 } smaps_state_t;
 
-static void smaps_flush(smaps_state_t *st)
+HS_SELDOM static void smaps_flush(smaps_state_t *st)
 {
     if (st->open) st->on_range(st->ctx, st->start, st->end, st->anon_huge, st->hugetlb);
     st->open = false;
 }
 
-static unsigned long long parse_hex(const char **p)
+HS_SELDOM static unsigned long long parse_hex(const char **p)
 {
     unsigned long long v = 0;
     for (;; (*p)++) {
@@ -160,7 +160,7 @@ static void smaps_line(smaps_state_t *st, const char *line)
     }
 }
 
-int os_walk_smaps(os_smaps_fn on_range, void *ctx)
+HS_SELDOM int os_walk_smaps(os_smaps_fn on_range, void *ctx)
 {
     hs_assert_no_lock_for_slow_call("/proc/self/smaps");
     int fd = open("/proc/self/smaps", O_RDONLY | O_CLOEXEC);
@@ -191,13 +191,13 @@ int os_walk_smaps(os_smaps_fn on_range, void *ctx)
     return 0;
 }
 
-int os_open_for_writing(const char *path)
+HS_SELDOM int os_open_for_writing(const char *path)
 {
     int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     return fd < 0 ? -errno : fd;
 }
 
-void os_write_all(int fd, const char *buf, size_t len)
+HS_SELDOM void os_write_all(int fd, const char *buf, size_t len)
 {
     while (len) {
         ssize_t n = write(fd, buf, len);
@@ -212,7 +212,7 @@ void os_close(int fd) { close(fd); }
 
 /* An unnamed file in path's folder, or -errno (EOPNOTSUPP and the like on
  * file systems without O_TMPFILE). */
-static int open_unnamed_beside(const char *path)
+HS_SELDOM static int open_unnamed_beside(const char *path)
 {
     char dir[4096];
     const char *slash = strrchr(path, '/');
@@ -224,7 +224,7 @@ static int open_unnamed_beside(const char *path)
     return fd < 0 ? -errno : fd;
 }
 
-int os_replace_file(const char *path, const char *tmp, const char *text, size_t len)
+HS_SELDOM int os_replace_file(const char *path, const char *tmp, const char *text, size_t len)
 {
     int fd = open_unnamed_beside(path);
     if (fd >= 0) {

@@ -152,7 +152,7 @@ unsigned long os_random_bits(void)
     return v | 1;
 }
 
-long long os_page_faults(void)
+HS_SELDOM long long os_page_faults(void)
 {
     struct rusage ru;
     if (getrusage(RUSAGE_SELF, &ru) != 0) return -1;
@@ -176,7 +176,7 @@ void os_sleep_ms(unsigned ms)
 
 void os_yield(void) { sched_yield(); }
 
-ssize_t os_copy_own(void *dest, const void *src, size_t len)
+HS_SELDOM ssize_t os_copy_own(void *dest, const void *src, size_t len)
 {
     if (OS_FAULT(OS_FAULT_PIPE)) return -EMFILE;
     int fds[2];
@@ -212,7 +212,7 @@ int os_pipe(int fds[2])
     return pipe2(fds, O_CLOEXEC) == 0 ? 0 : -errno;
 }
 
-bool os_wait_hangup(int fd, unsigned ms)
+HS_SELDOM bool os_wait_hangup(int fd, unsigned ms)
 {
     uint64_t deadline = os_now_ms() + ms;
     for (;;) {

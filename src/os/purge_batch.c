@@ -22,7 +22,7 @@ static struct uring_state_s {
 } uring;
 #define RING_ENTRIES 64
 
-int os_uring_setup(void)
+HS_SELDOM int os_uring_setup(void)
 {
     if (uring.state == 0) {
         int rc =
@@ -33,7 +33,7 @@ int os_uring_setup(void)
 }
 
 /* Submits up to RING_ENTRIES ranges and waits for them; returns failures. */
-static int uring_round(const os_range_t *ranges, unsigned count, int advice)
+HS_SELDOM static int uring_round(const os_range_t *ranges, unsigned count, int advice)
 {
     unsigned queued = 0;
     for (; queued < count; queued++) {
@@ -57,10 +57,11 @@ static int uring_round(const os_range_t *ranges, unsigned count, int advice)
     return failed;
 }
 #else
-int os_uring_setup(void) { return -ENOSYS; }
+HS_SELDOM int os_uring_setup(void) { return -ENOSYS; }
 #endif
 
-int os_purge_batch(const os_range_t *ranges, unsigned count, bool dontneed, bool use_uring)
+HS_SELDOM int os_purge_batch(const os_range_t *ranges, unsigned count, bool dontneed,
+                             bool use_uring)
 {
     hs_assert_no_lock_for_slow_call("madvise");
     int failed = 0;

@@ -1427,7 +1427,7 @@ void *seg_run_resize(seg_superslab_t *run, size_t new_size)
                      __FILE__, __LINE__);                                                          \
     } while (0)
 
-HS_COLD void seg_superslab_validate(const seg_superslab_t *ss)
+HS_COLD HS_SELDOM void seg_superslab_validate(const seg_superslab_t *ss)
 {
     SEG_CHECK(((uintptr_t)ss & HS_SUPERSLAB_MASK) == 0, ss);
     SEG_CHECK(ss->kind == SEG_CHUNK_SLABS || ss->kind == SEG_CHUNK_RUN, ss);
@@ -1452,7 +1452,7 @@ HS_COLD void seg_superslab_validate(const seg_superslab_t *ss)
         SEG_CHECK(seg_kind_at(chunk + c) == SEG_CHUNK_TAIL, ss);
 }
 
-HS_COLD void seg_pool_validate(unsigned node)
+HS_COLD HS_SELDOM void seg_pool_validate(unsigned node)
 {
     node_pool_t *pool = &seg.pools[node];
     hs_lock(&pool->lock);
@@ -1495,8 +1495,8 @@ HS_COLD void seg_pool_validate(unsigned node)
 /* Adds a mapping's huge pages when hugeslab owns some of its chunks, at
  * most one per chunk it owns: the kernel merges adjacent mappings with the
  * same flags into one, ours and (rarely) someone else's. */
-static void count_kernel_pages(void *ctx, uintptr_t start, uintptr_t end, long long anon_huge,
-                               long long hugetlb)
+HS_SELDOM static void count_kernel_pages(void *ctx, uintptr_t start, uintptr_t end,
+                                         long long anon_huge, long long hugetlb)
 {
     seg_kernel_pages_t *out = ctx;
     int64_t owned = 0;
@@ -1510,14 +1510,14 @@ static void count_kernel_pages(void *ctx, uintptr_t start, uintptr_t end, long l
     out->hugetlb_huge_pages += tlb < owned ? tlb : owned;
 }
 
-void seg_kernel_pages(seg_kernel_pages_t *out)
+HS_SELDOM void seg_kernel_pages(seg_kernel_pages_t *out)
 {
     out->thp_huge_pages = out->hugetlb_huge_pages = 0;
     if (os_walk_smaps(count_kernel_pages, out) != 0)
         out->thp_huge_pages = out->hugetlb_huge_pages = -1;
 }
 
-HS_COLD void seg_stats(seg_stats_t *out)
+HS_COLD HS_SELDOM void seg_stats(seg_stats_t *out)
 {
     uint64_t by_backing[THP_BACKING_COUNT] = {0};
     for (unsigned n = 0; n < HS_MAX_NODES; n++) {
@@ -1753,7 +1753,7 @@ void seg_fork_parent_unlocked(seg_fork_token_t token)
  * so it is no copy to give the child.  The range stays hugetlb, and the
  * child gets SIGBUS if it touches the lost page, as the kernel documents;
  * the auto backing's parent makes its copies first (seg_fork_parent). */
-static int child_fill(void *copy, const void *addr, size_t size, void *ctx)
+HS_SELDOM static int child_fill(void *copy, const void *addr, size_t size, void *ctx)
 {
     (void)ctx;
     return os_copy_own(copy, addr, size) == (ssize_t)size ? 0 : -EFAULT;

@@ -41,7 +41,7 @@ void thp_init(void)
 
 thp_mode_t thp_system_mode(void) { return thp.system_mode; }
 
-const char *thp_mode_name(thp_mode_t mode)
+HS_SELDOM const char *thp_mode_name(thp_mode_t mode)
 {
     switch (mode) {
     case THP_MODE_NEVER:
@@ -55,7 +55,7 @@ const char *thp_mode_name(thp_mode_t mode)
     }
 }
 
-const char *thp_backing_name(thp_backing_t backing)
+HS_SELDOM const char *thp_backing_name(thp_backing_t backing)
 {
     switch (backing) {
     case THP_BACKING_HUGETLB:
@@ -134,7 +134,7 @@ unsigned long thp_hugetlb_pages_available(void)
     return free > promised ? free - promised : 0;
 }
 
-void thp_describe(void)
+HS_SELDOM void thp_describe(void)
 {
     unsigned long total = thp_hugetlb_pages_total(), default_kib = os_default_hugepage_kib();
     if (total == 0)

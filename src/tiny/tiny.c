@@ -1029,12 +1029,13 @@ HS_NOINLINE void tiny_free_slow(void *p, tiny_slab_t *s)
     free_by_other(s, b);
 }
 
-void tiny_report_double_free(const void *p, const tiny_slab_t *s)
+HS_SELDOM void tiny_report_double_free(const void *p, const tiny_slab_t *s)
 {
     hs_fatal("double free of %p (%u-byte class)", p, s->block_size);
 }
 
-void tiny_report_corrupt_list(const tiny_block_t *block, unsigned block_size, const char *list)
+HS_SELDOM void tiny_report_corrupt_list(const tiny_block_t *block, unsigned block_size,
+                                        const char *list)
 {
     hs_fatal("corrupted %s in a %u-byte slab at %p: a write after free?", list, block_size,
              (const void *)block);
@@ -1194,7 +1195,7 @@ void tiny_trim(void)
     collect_abandoned();
 }
 
-void tiny_stats(tiny_stats_t *out)
+HS_SELDOM void tiny_stats(tiny_stats_t *out)
 {
     uint64_t *by_node = out->remote_frees_by_node;
     for (unsigned n = 0; n < HS_MAX_NODES; n++) {
