@@ -20,6 +20,7 @@ BENCH_DIR    := $(BUILD)/bench
 BENCH_BIN    := $(BENCH_DIR)/bench_random_mixed
 BENCH_MT     := $(BENCH_DIR)/bench_mt
 BENCH_MEM    := $(BENCH_DIR)/bench_memory
+BENCH_HWM    := $(BENCH_DIR)/exit_hwm
 # No -march=native: figures must stay comparable across machines, and the
 # loop is dominated by the allocator, not by the benchmark's own code.
 BENCH_CFLAGS := -std=c11 -O2 -g -Wall -Wextra -Werror -Wshadow \
@@ -48,6 +49,11 @@ $(BENCH_MT): bench/bench_mt.c $(BENCH_COMMON) bench/bench.mk
 $(BENCH_MEM): bench/bench_memory.c $(BENCH_COMMON) bench/bench.mk
 	@mkdir -p $(dir $@)
 	$(CC) $(BENCH_CFLAGS) -pthread -o $@ $< -ldl
+
+# A command's exact peak RSS (see its header); not part of `make bench`.
+$(BENCH_HWM): bench/exit_hwm.c bench/bench.mk
+	@mkdir -p $(dir $@)
+	$(CC) $(BENCH_CFLAGS) -o $@ $<
 
 # A missing comparison allocator only removes its row from the table, so a
 # failed install (not root, no network) warns instead of stopping the bench.
