@@ -481,6 +481,16 @@ HS_COLD static bool small_heap_defer(seg_superslab_t *ss)
  * prodcons and queue map every SuperSlab with none on the way. */
 #define SEG_RETURNING_UNITS_MIN ((long)HS_UNITS_PER_SUPERSLAB / 8)
 
+/* Overflows deferred in a process's life, at most. One hinted huge after
+ * some of its pages were faulted keeps faulting page by page (the kernel
+ * maps a huge page only where no page of the 2 MiB is present yet), so each
+ * costs up to 512 faults. git gc --aggressive, whose delta threads leave
+ * their blocks for the main thread to free, mapped 248 of its 249
+ * SuperSlabs as overflows: 15 became huge pages, and pack-objects took
+ * 123,000 faults (about 800 at one per SuperSlab). larson needs one. */
+#define SEG_OVERFLOWS_MAX 2
+static _Atomic unsigned overflows_deferred; /* overflows deferred so far */
+
 HS_COLD static void small_heap_note(seg_superslab_t *ss)
 {
     long dense = 0;
@@ -499,7 +509,9 @@ HS_COLD static void small_heap_note(seg_superslab_t *ss)
      * units purged as theirs are; it becomes huge when its pages reach the
      * small heap's budget (seg_small_heap_carved) or the next SuperSlab is
      * mapped. tiny/ keeps its full-size slabs: the heap is not small. */
-    if (atomic_load_explicit(&seg_units_returning, memory_order_relaxed) >= SEG_RETURNING_UNITS_MIN)
+    if (atomic_load_explicit(&seg_units_returning, memory_order_relaxed) >=
+            SEG_RETURNING_UNITS_MIN &&
+        atomic_fetch_add(&overflows_deferred, 1) < SEG_OVERFLOWS_MAX)
         small_heap_defer(ss);
 }
 
