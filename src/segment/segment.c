@@ -752,6 +752,15 @@ static seg_superslab_t *revive_purged(uintptr_t entry, unsigned node)
     return ss;
 }
 
+/* Takes ss off its pool's idle list (whose lock is held). */
+static void idle_unlink(node_pool_t *pool, seg_superslab_t *ss)
+{
+    if (pool->outgrown == ss) pool->outgrown = NULL;
+    list_remove(&pool->idle, ss);
+    pool->idle_count--;
+    hs_count_add(&seg.stat_idle_superslabs, -1);
+}
+
 /* A SuperSlab with every unit free, in no list, for the caller alone.
  * Called with the pool's lock held and returns with it held, but releases
  * it in between: what a new SuperSlab costs -- mmap, mbind,
@@ -762,10 +771,7 @@ static seg_superslab_t *take_superslab(node_pool_t *pool, unsigned node)
     seg_superslab_t *ss = pool->idle;
     uintptr_t purged = 0;
     if (ss) {
-        if (pool->outgrown == ss) pool->outgrown = NULL;
-        list_remove(&pool->idle, ss);
-        pool->idle_count--;
-        hs_count_add(&seg.stat_idle_superslabs, -1);
+        idle_unlink(pool, ss);
     } else if (pool->lazy.count || pool->released.count) {
         purged_stack_t *from = pool->lazy.count ? &pool->lazy : &pool->released;
         purged = from->entries[--from->count].bits;
@@ -1128,10 +1134,7 @@ HS_COLD unsigned seg_take_lazy(uint64_t now_ms, uint64_t min_lazy_ms, seg_purged
  * for its pages to go back. */
 static HS_NOINLINE void idle_take(node_pool_t *pool, seg_superslab_t *ss)
 {
-    if (pool->outgrown == ss) pool->outgrown = NULL;
-    list_remove(&pool->idle, ss);
-    pool->idle_count--;
-    hs_count_add(&seg.stat_idle_superslabs, -1);
+    idle_unlink(pool, ss);
     registry_clear(ss, HS_SUPERSLAB_SIZE);
 }
 
