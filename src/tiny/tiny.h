@@ -214,6 +214,12 @@ HS_INLINE uint64_t tiny_block_index(uintptr_t offset, uint64_t recip)
  * and its threads went to sleep, so one. */
 #define TINY_KEPT_SUPERSLABS 1
 
+/* Classes below this one (5,456 bytes and less) never have a slab of one
+ * block: a SuperSlab's shorter first unit holds four. The classes from it
+ * on have a bit each in a heap's one_block_ words. */
+#define TINY_ONE_BLOCK_CLASS_MIN 64
+_Static_assert(TINY_CLASS_COUNT - TINY_ONE_BLOCK_CLASS_MIN <= 64, "one word of class bits");
+
 struct tiny_heap_s {
     /* current[tiny_class_of(size)], by (size + 15) / 16: malloc's way
      * in for requests up to TINY_TABLE_MAX. Written only by
@@ -225,6 +231,12 @@ struct tiny_heap_s {
     /* The SuperSlabs that hold every empty slab kept as a current slab
      * (slab_now_empty), most recently used first; NULL when unused. */
     seg_superslab_t *kept_in[TINY_KEPT_SUPERSLABS];
+    /* By class, bit cls - TINY_ONE_BLOCK_CLASS_MIN (see
+     * make_room_for_one_block in tiny.c): its empty slab of one block went
+     * back for another class's (released); its class needed a slab again
+     * after that, so its empty slabs stay current (recurring). */
+    uint64_t one_block_released;
+    uint64_t one_block_recurring;
     unsigned node;          /* NUMA node its SuperSlabs come from */
     bool attached;          /* belongs to a running thread */
     tiny_heap_t *next_free; /* in the pool of heaps to reuse */
