@@ -11,7 +11,7 @@
 #include "thp/thp.h"
 #include "tiny/tiny.h"
 
-static pthread_once_t init_once = PTHREAD_ONCE_INIT;
+HS_START_STATE static pthread_once_t init_once = PTHREAD_ONCE_INIT;
 
 /* Nothing in here may call malloc: it runs inside the process's first one,
  * possibly while the dynamic loader or libc is still starting. tiny_init

@@ -3,9 +3,9 @@
 #include "common/common.h"
 #include "os/os.h"
 
-uintptr_t hs_free_key;
+HS_START_STATE uintptr_t hs_free_key;
 
-static pthread_once_t init_once = PTHREAD_ONCE_INIT;
+HS_START_STATE static pthread_once_t init_once = PTHREAD_ONCE_INIT;
 
 static void init_common(void)
 {

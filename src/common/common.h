@@ -26,6 +26,17 @@
  * (64 KiB windows) never maps its pages in a process that does not call it.
  * Placement only: it changes no code. */
 #define HS_SELDOM __attribute__((section(".text.hs_seldom")))
+/* Zeroed state that a process writes as it starts and first allocates
+ * (flags of one-time initialisations, options, the layers' leading
+ * fields): src/hugeslab.ld puts it together right after the library's
+ * initialised data, on the page the loader writes anyway when it clears
+ * the end of that data's last page, and on as few after it as it fills.
+ * Spread through .bss between state that most processes never write, it
+ * took four pages of their own. HS_START_STATE_LAST for the one variable
+ * whose tail (pools of NUMA nodes not in use) is seldom written: it comes
+ * after the others. Placement only, as HS_SELDOM. */
+#define HS_START_STATE __attribute__((section(".bss.hs_start")))
+#define HS_START_STATE_LAST __attribute__((section(".bss.hs_start_last")))
 #define HS_EXPORT __attribute__((visibility("default")))
 #define HS_NORETURN __attribute__((noreturn))
 #define HS_CACHE_LINE 64

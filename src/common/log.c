@@ -19,7 +19,7 @@ HS_SELDOM void hs_fd_printf(int fd, const char *fmt, ...)
     os_write_all(fd, buf, hs_text_length(&t));
 }
 
-static bool tag_with_process; /* HUGESLAB_VERBOSE=1: messages name the process */
+HS_START_STATE static bool tag_with_process; /* HUGESLAB_VERBOSE=1: messages name the process */
 
 void hs_message_tag_process(bool on) { tag_with_process = on; }
 

@@ -62,8 +62,8 @@ static const option_desc_t option_table[HS_OPT_COUNT] = {
                            "use at most this many NUMA nodes (0: all online nodes)"},
 };
 
-int64_t hs_option_values[HS_OPT_COUNT];
-const char *hs_option_strings[HS_OPT_COUNT];
+HS_START_STATE int64_t hs_option_values[HS_OPT_COUNT];
+HS_START_STATE const char *hs_option_strings[HS_OPT_COUNT];
 
 /* Values read from a config file must outlive it: copied here. */
 static char string_store[4096];

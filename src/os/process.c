@@ -107,7 +107,7 @@ static void *vdso_symbol(const char *name)
 }
 
 /* NULL until looked up; libc's clock_gettime where the vDSO has none. */
-static _Atomic(vdso_clock_fn) clock_fn;
+HS_START_STATE static _Atomic(vdso_clock_fn) clock_fn;
 
 static int read_clock(clockid_t clock, struct timespec *ts)
 {
@@ -234,7 +234,7 @@ int os_pid(void) { return (int)getpid(); }
 size_t os_page_size(void)
 {
     /* Any thread may be first: each stores the same value, atomically. */
-    static _Atomic size_t cached;
+    HS_START_STATE static _Atomic size_t cached;
     size_t size = atomic_load_explicit(&cached, memory_order_relaxed);
     if (!size) {
         size = (size_t)sysconf(_SC_PAGESIZE);

@@ -65,7 +65,7 @@ typedef struct hugetlb_range_s {
  * struct starts as zeros and lies in .bss, where only the pages written
  * count in RSS: the fields, then the pools of the nodes in use (the pools
  * come last for that). Figures are relaxed atomics read without locks. */
-static struct seg_state_s {
+HS_START_STATE_LAST static struct seg_state_s {
     hs_lock_t run_cache_lock;                 /* guards run_cache and the runs' list links */
     seg_superslab_t *run_cache;               /* freed runs kept for reuse, newest first */
     _Atomic size_t run_cache_bytes;           /* their bytes; written under run_cache_lock */
@@ -146,7 +146,7 @@ static uint64_t unit_bits(unsigned first, unsigned n)
     return (n == HS_UNITS_PER_SUPERSLAB ? ALL_UNITS_FREE : (((uint64_t)1 << n) - 1)) << first;
 }
 
-static pthread_once_t init_once = PTHREAD_ONCE_INIT;
+HS_START_STATE static pthread_once_t init_once = PTHREAD_ONCE_INIT;
 
 static void init_layers(void)
 {
@@ -375,17 +375,23 @@ static void count_mapping(unsigned node, thp_backing_t backing, int64_t bytes)
 #define SEG_SMALL_HEAP_MAX 3
 #define SEG_SMALL_HEAP_FAULTS ((long)(HS_SUPERSLAB_SIZE / 4096))
 #define SEG_SMALL_HEAP_DENSE (SEG_SMALL_HEAP_FAULTS / 2)
-static _Atomic(seg_superslab_t *) small_heap[SEG_SMALL_HEAP_MAX]; /* deferred, NULL: none */
-static _Atomic uint64_t
-    small_heap_passing[SEG_SMALL_HEAP_MAX]; /* units of small_heap[i] that
-                                               tiny/ said a block passes
-                                               through (seg_small_heap_passing) */
-static _Atomic bool small_heap_grown;       /* the heap has grown: none deferred but overflows */
-static _Atomic bool small_heap_slabs;       /* seg_small_heap: from the first deferred one
-                                               to the first SuperSlab mapped after it grew */
-static _Atomic long small_heap_pages_seen;  /* of the deferred ones in memory, at the last look */
-static _Atomic long small_heap_carved;      /* pages tiny/ carved since */
-_Atomic bool seg_small_heap_deferred;
+/* The small heap's state, written as the first SuperSlab comes
+ * (HS_START_STATE): */
+/* deferred, NULL: none */
+HS_START_STATE static _Atomic(seg_superslab_t *) small_heap[SEG_SMALL_HEAP_MAX];
+/* units of small_heap[i] that tiny/ said a block passes through
+ * (seg_small_heap_passing) */
+HS_START_STATE static _Atomic uint64_t small_heap_passing[SEG_SMALL_HEAP_MAX];
+/* the heap has grown: none deferred but overflows */
+HS_START_STATE static _Atomic bool small_heap_grown;
+/* seg_small_heap: from the first deferred one to the first SuperSlab mapped
+ * after it grew */
+HS_START_STATE static _Atomic bool small_heap_slabs;
+/* of the deferred ones in memory, at the last look */
+HS_START_STATE static _Atomic long small_heap_pages_seen;
+/* pages tiny/ carved since */
+HS_START_STATE static _Atomic long small_heap_carved;
+HS_START_STATE _Atomic bool seg_small_heap_deferred;
 _Atomic long seg_units_returning;
 
 /* Pages of ss in memory outside the units of `skip`, -1 when the kernel

@@ -9,7 +9,7 @@
 #include "thp/thp.h"
 
 /* thp's state: what the kernel said at thp_init. */
-static struct thp_state_s {
+HS_START_STATE static struct thp_state_s {
     thp_mode_t system_mode; /* /sys/kernel/mm/transparent_hugepage/enabled */
 } thp = {.system_mode = THP_MODE_UNKNOWN};
 

@@ -31,10 +31,11 @@ typedef struct heapless_counts_s {
  * Heaps are never unmapped, only reused: a pointer to a heap read by another
  * thread (a slab's owner) stays valid memory forever. The locks' ranks are
  * in common/locks.h; init_tiny sets them, so that the struct starts as
- * zeros: in .bss only the pages written count in RSS (the fields used first,
- * then the orphan lists of a node that has some), where as initialised data
- * every page of it was resident from the start (39 KiB). */
-static struct tiny_state_s {
+ * zeros: in .bss only the pages written count in RSS, where as initialised
+ * data every page of it was resident from the start (39 KiB). Its fields
+ * are written at start-up (HS_START_STATE); the lists below, only by
+ * processes whose threads leave slabs behind or free without a heap. */
+HS_START_STATE static struct tiny_state_s {
     pthread_once_t init_once;             /* tiny_init's */
     pthread_key_t heap_key;               /* its destructor gives a leaving thread's heap up */
     hs_lock_t heap_lock;                  /* guards heap_pool, heap_all and the meta_ fields */
@@ -47,13 +48,18 @@ static struct tiny_state_s {
     _Atomic uint64_t stat_bytes_in_slabs; /* SuperSlab bytes given to slabs */
     _Atomic uint64_t stat_threads_live;   /* heaps attached to a running thread */
     _Atomic uint64_t stat_orphan_slabs;   /* slabs of exited threads not yet adopted */
-    /* Slabs of exited (or migrated) threads, per node and class, waiting for
-     * a thread of the same node to adopt them. */
-    tiny_slab_t *orphans[HS_MAX_NODES][TINY_CLASS_COUNT];
-    heapless_counts_t heapless_remote_frees[HEAPLESS_STRIPES]; /* see heapless_stripe */
 } tiny = {
     .init_once = PTHREAD_ONCE_INIT,
 };
+
+/* tiny's lists of 71 KiB, apart from its fields: the pages of a node's
+ * lists are written only once it has some. */
+static struct tiny_lists_s {
+    /* Slabs of exited (or migrated) threads, per node and class, waiting for
+     * a thread of the same node to adopt them (tiny.orphan_lock). */
+    tiny_slab_t *orphans[HS_MAX_NODES][TINY_CLASS_COUNT];
+    heapless_counts_t heapless_remote_frees[HEAPLESS_STRIPES]; /* see heapless_stripe */
+} tiny_lists;
 
 static void thread_exit(void *arg);
 static bool collect_abandoned(void);
@@ -543,7 +549,7 @@ static void free_local(tiny_heap_t *heap, tiny_slab_t *s, tiny_block_t *b)
 static heapless_counts_t *heapless_stripe(void)
 {
     uint64_t h = (uint64_t)(uintptr_t)&tiny_heap_tls * 0x9e3779b97f4a7c15ULL;
-    return &tiny.heapless_remote_frees[h >> (64 - 4)];
+    return &tiny_lists.heapless_remote_frees[h >> (64 - 4)];
 }
 _Static_assert(HEAPLESS_STRIPES == 16, "heapless_stripe takes 4 bits");
 
@@ -771,7 +777,7 @@ static bool orphan_has_room(const tiny_slab_t *s)
 static tiny_slab_t *adopt_orphan(tiny_heap_t *heap, unsigned cls)
 {
     if (atomic_load_explicit(&tiny.stat_orphan_slabs, memory_order_relaxed) == 0) return NULL;
-    tiny_slab_t **list = &tiny.orphans[heap->node][cls];
+    tiny_slab_t **list = &tiny_lists.orphans[heap->node][cls];
     tiny_slab_t *best = NULL, *empty[TINY_ADOPT_SCAN];
     unsigned n_empty = 0;
     hs_lock(&tiny.orphan_lock);
@@ -826,7 +832,7 @@ static void heap_abandon(tiny_heap_t *heap)
                     slab_release(s);
                 } else {
                     hs_lock(&tiny.orphan_lock);
-                    slab_list_push(&tiny.orphans[seg_superslab_of(s)->node][cls], s);
+                    slab_list_push(&tiny_lists.orphans[seg_superslab_of(s)->node][cls], s);
                     hs_unlock(&tiny.orphan_lock);
                     hs_count_add(&tiny.stat_orphan_slabs, 1);
                     orphaned = true;
@@ -855,7 +861,7 @@ static bool sweep_orphans(void)
     tiny_slab_t *empty = NULL; /* taken off the lists, released below */
     hs_lock(&tiny.orphan_lock);
     for (unsigned i = 0; i < HS_MAX_NODES * TINY_CLASS_COUNT; i++) {
-        tiny_slab_t **list = &tiny.orphans[i / TINY_CLASS_COUNT][i % TINY_CLASS_COUNT];
+        tiny_slab_t **list = &tiny_lists.orphans[i / TINY_CLASS_COUNT][i % TINY_CLASS_COUNT];
         tiny_slab_t *s = *list;
         while (s) {
             tiny_slab_t *next = s->next;
@@ -1241,7 +1247,7 @@ HS_SELDOM void tiny_stats(tiny_stats_t *out)
     for (unsigned n = 0; n < HS_MAX_NODES; n++) {
         by_node[n] = 0;
         for (unsigned i = 0; i < HEAPLESS_STRIPES; i++)
-            by_node[n] += atomic_load_explicit(&tiny.heapless_remote_frees[i].by_node[n],
+            by_node[n] += atomic_load_explicit(&tiny_lists.heapless_remote_frees[i].by_node[n],
                                                memory_order_relaxed);
     }
     hs_lock(&tiny.heap_lock);
