@@ -218,6 +218,7 @@ static void *realloc_checked(void *p, size_t oldn, size_t newn, uint64_t seed)
 
 static void test_realloc(void)
 {
+    size_t n;
     static const size_t chain[] = {16,      1 * KiB,   100 * KiB, 3 * MiB, 40 * MiB,
                                    3 * MiB, 100 * KiB, 1 * KiB,   16};
     uint64_t seed = 77;
@@ -239,8 +240,22 @@ static void test_realloc(void)
         }
     HS(free)(p);
 
+    /* doubling past 1 MiB from a block of its own slab (sqlite3's buffers,
+     * 8 bytes over each power of two): up to 1 MiB it grows in place in
+     * its SuperSlab, which may then become the block's run */
+    static const size_t doubling[] = {32776, 65544, 131080, 262152, 524296, 1048584, 2048008};
+    for (int round = 0; round < 2; round++) {
+        p = HS(malloc)(doubling[0]);
+        CHECK(p != NULL, "malloc(%zu)", doubling[0]);
+        if (!p) return;
+        hs_fill(p, doubling[0], seed + 9);
+        for (size_t i = 1; i < sizeof doubling / sizeof doubling[0]; i++)
+            p = realloc_checked(p, doubling[i - 1], doubling[i], seed + 9);
+        HS(free)(p);
+    }
+
     /* grow one byte at a time, then geometric growth to 64 MiB and back down */
-    size_t n = 1;
+    n = 1;
     p = HS(malloc)(n);
     hs_fill(p, n, seed);
     for (size_t m = 2; m <= 5000; m++) {

@@ -274,6 +274,88 @@ static void check_fewer_units_before_a_new_superslab(void)
     seg_pool_validate(0);
 }
 
+/* A 2 MiB chunk serves as a SuperSlab or a run of one chunk, whichever
+ * is wanted next, without a new mapping: a SuperSlab whose one slab holds
+ * a block that realloc grows past the slabs' sizes becomes the block's
+ * run, the block moved to the run's start; a freed run of one chunk
+ * becomes the next SuperSlab; an idle SuperSlab the next run of one
+ * chunk. */
+static void check_chunk_reuse(void)
+{
+    const unsigned first = 10, units = 6;
+    enum { TRIES = 4 };
+    seg_superslab_t *skipped[TRIES], *ss = NULL;
+    unsigned n_skipped = 0;
+    /* The small heap's first SuperSlabs (base pages until it has grown)
+     * stay slabs: the first other one takes the run. */
+    while (!ss && n_skipped < TRIES) {
+        seg_superslab_t *c = take_whole();
+        if (!c) break;
+        seg_units_free(c, 0, first);
+        seg_units_free(c, first + units, HS_UNITS_PER_SUPERSLAB - first - units - 1);
+        /* The last unit still in a slab: not alone. */
+        CHECK(!seg_lone_slab_claim(c, first, units),
+              "a slab claimed with another in its SuperSlab");
+        seg_superslab_validate(c);
+        seg_units_free(c, HS_UNITS_PER_SUPERSLAB - 1, 1);
+        if (seg_lone_slab_claim(c, first, units))
+            ss = c;
+        else
+            skipped[n_skipped++] = c;
+    }
+    /* Base pages everywhere (THP off while the test runs) leave nothing
+     * to check: no SuperSlab of base pages may become a run. */
+    bool all_base = !ss && n_skipped > 0;
+    for (unsigned i = 0; i < n_skipped; i++) all_base &= skipped[i]->backing == THP_BACKING_BASE;
+    if (all_base) printf("segment_test: SuperSlabs on base pages, chunk reuse not checked\n");
+    CHECK(ss != NULL || all_base, "a lone slab not claimed in %u SuperSlabs", n_skipped + 1);
+    for (unsigned i = 0; i < n_skipped; i++) seg_units_free(skipped[i], first, units);
+    if (!ss) return;
+    char *block = (char *)ss + first * HS_UNIT_SIZE;
+    size_t bytes = units * HS_UNIT_SIZE, size = 3 * HS_MiB / 2;
+    for (size_t i = 0; i < bytes; i++) block[i] = (char)(i * 7 + i / 4096);
+    seg_stats_t before, after;
+    seg_stats(&before);
+    char *p = seg_lone_slab_to_run(ss, block, bytes, size);
+    seg_stats(&after);
+    CHECK(p == (char *)ss + SEG_HEADER_SIZE && seg_run_of(p) == ss && ss->run_block == p &&
+              seg_chunk_kind(ss) == SEG_CHUNK_RUN,
+          "a lone slab's SuperSlab as a run: block %p, run %p", (void *)p, (void *)seg_run_of(p));
+    size_t wrong = 0;
+    for (size_t i = 0; i < bytes; i++) wrong += p[i] != (char)(i * 7 + i / 4096);
+    CHECK(wrong == 0, "%zu of %zu bytes changed in the move to the run", wrong, bytes);
+    CHECK(after.bytes_mapped == before.bytes_mapped, "a run mapped for a lone slab");
+    seg_superslab_validate(ss);
+    p[size - 1] = 1;
+    /* Freed, the run is the next SuperSlab, once none is idle. */
+    enum { HOLD = 16 };
+    seg_superslab_t *held[HOLD];
+    unsigned n_held = 0;
+    while (cached() > 0 && n_held < HOLD) held[n_held++] = take_whole();
+    seg_run_free(ss);
+    seg_stats(&before);
+    seg_superslab_t *again = take_whole();
+    seg_stats(&after);
+    CHECK(again == ss && after.bytes_mapped == before.bytes_mapped &&
+              seg_chunk_kind(ss) == SEG_CHUNK_SLABS,
+          "a cached run of one chunk not made the next SuperSlab: %p, the run %p", (void *)again,
+          (void *)ss);
+    if (!again) return;
+    /* Idle, it is the next run of one chunk. */
+    seg_units_free(again, 0, HS_UNITS_PER_SUPERSLAB);
+    bool fresh;
+    seg_stats(&before);
+    p = seg_run_alloc(size, 16, 0, &fresh);
+    seg_stats(&after);
+    CHECK(p && seg_run_of(p) == again && after.bytes_mapped == before.bytes_mapped && !fresh,
+          "an idle SuperSlab not made the next run: block %p, SuperSlab %p", (void *)p,
+          (void *)again);
+    if (p) seg_run_free(seg_run_of(p));
+    for (unsigned i = 0; i < n_held; i++)
+        if (held[i]) seg_units_free(held[i], 0, HS_UNITS_PER_SUPERSLAB);
+    seg_pool_validate(0);
+}
+
 /* The validator itself: a SuperSlab with free units that is on no partial
  * list is reported, and the process aborts (in a child). */
 static void check_validator_fires(void)
@@ -322,6 +404,7 @@ int main(void)
     check_trim();
     check_fresh_units();
     check_fewer_units_before_a_new_superslab();
+    check_chunk_reuse();
     check_validator_fires();
     seg_set_clock(NULL);
     return hs_finish("segment_test");

@@ -148,6 +148,11 @@ HS_EXPORT void *hugeslab_realloc(void *ptr, size_t size)
     if (kind == SEG_CHUNK_SLABS && size > usable && size <= TINY_MAX_SIZE &&
         tiny_grow_in_place(ptr, size))
         return ptr;
+    if (kind == SEG_CHUNK_SLABS && size > TINY_MAX_SIZE &&
+        size <= HS_SUPERSLAB_SIZE - SEG_HEADER_SIZE) {
+        void *moved = tiny_lone_block_to_run(ptr, size);
+        if (moved) return moved;
+    }
     void *fresh = hs_malloc(size);
     if (!fresh) return NULL; /* errno is ENOMEM; the old block is intact */
     memcpy(fresh, ptr, size < usable ? size : usable);

@@ -740,6 +740,20 @@ static unsigned shortest_fitting_run(uint64_t free_units, uint64_t starts, uint6
     return best;
 }
 
+/* Writes a SuperSlab's header at ss, a chunk the pool reuses (a purged
+ * SuperSlab or a cached run), and names it in the registry. */
+static void superslab_header(seg_superslab_t *ss, thp_backing_t backing, unsigned memory_node,
+                             unsigned node)
+{
+    memset(ss, 0, sizeof *ss);
+    ss->kind = SEG_CHUNK_SLABS;
+    ss->backing = (uint8_t)backing;
+    ss->memory_node = (uint16_t)memory_node;
+    ss->node = (uint16_t)node;
+    ss->run_size = HS_SUPERSLAB_SIZE;
+    registry_set(ss, HS_SUPERSLAB_SIZE, SEG_CHUNK_SLABS);
+}
+
 /* A SuperSlab back from a purged stack (the caller took its entry: the
  * newest lazily freed one, whose pages are the likeliest to be resident
  * still, else a released one). Its header may have been zeroed by the
@@ -747,13 +761,8 @@ static unsigned shortest_fitting_run(uint64_t free_units, uint64_t starts, uint6
 static seg_superslab_t *revive_purged(uintptr_t entry, unsigned node)
 {
     seg_superslab_t *ss = (seg_superslab_t *)(entry & ~(uintptr_t)HS_SUPERSLAB_MASK);
-    memset(ss, 0, sizeof *ss);
-    ss->kind = SEG_CHUNK_SLABS;
-    ss->backing = (uint8_t)(entry & 3);
-    ss->memory_node = (uint16_t)((entry >> 2) & (HS_MAX_NODES - 1));
-    ss->node = (uint16_t)node;
-    ss->run_size = HS_SUPERSLAB_SIZE;
-    registry_set(ss, HS_SUPERSLAB_SIZE, SEG_CHUNK_SLABS);
+    superslab_header(ss, (thp_backing_t)(entry & 3), (unsigned)((entry >> 2) & (HS_MAX_NODES - 1)),
+                     node);
     hs_count_add(&seg.stat_purged_superslabs, -1);
     return ss;
 }
@@ -767,6 +776,29 @@ static void idle_unlink(node_pool_t *pool, seg_superslab_t *ss)
     hs_count_add(&seg.stat_idle_superslabs, -1);
 }
 
+/* A cached run of one chunk on memory_node, made a SuperSlab of `node`'s
+ * pool; NULL when the cache holds none. Its huge page is resident already:
+ * sqlite3 (1 M rows) freed a 2 MB block grown by realloc as its index's
+ * pages went on growing, and the next SuperSlab, mapped while that run
+ * waited in the cache for the purge delay, put 2 MiB on the peak. A run
+ * whose tail was hinted to base pages stays a run. */
+static seg_superslab_t *superslab_from_run_cache(unsigned memory_node, unsigned node)
+{
+    seg_superslab_t *run;
+    hs_lock(&seg.run_cache_lock);
+    for (run = seg.run_cache; run; run = run->next)
+        if (run->run_size == HS_SUPERSLAB_SIZE && run->memory_node == memory_node &&
+            !run->base_tail)
+            break;
+    if (run) {
+        list_remove(&seg.run_cache, run);
+        seg.run_cache_bytes -= run->run_size;
+    }
+    hs_unlock(&seg.run_cache_lock);
+    if (run) superslab_header(run, (thp_backing_t)run->backing, memory_node, node);
+    return run;
+}
+
 /* A SuperSlab with every unit free, in no list, for the caller alone.
  * Called with the pool's lock held and returns with it held, but releases
  * it in between: what a new SuperSlab costs -- mmap, mbind,
@@ -776,20 +808,26 @@ static seg_superslab_t *take_superslab(node_pool_t *pool, unsigned node)
 {
     seg_superslab_t *ss = pool->idle;
     uintptr_t purged = 0;
-    if (ss) {
-        idle_unlink(pool, ss);
-    } else if (pool->lazy.count || pool->released.count) {
-        purged_stack_t *from = pool->lazy.count ? &pool->lazy : &pool->released;
-        purged = from->entries[--from->count].bits;
-    }
+    if (ss) idle_unlink(pool, ss);
     hs_unlock(&pool->lock);
+    /* A cached run before a purged SuperSlab: its pages are resident, and
+     * would stay so beside the revived one's until the purge delay. */
+    if (!ss) ss = superslab_from_run_cache(numa_node_for_superslab(node), node);
+    if (!ss) {
+        hs_lock(&pool->lock);
+        if (pool->lazy.count || pool->released.count) {
+            purged_stack_t *from = pool->lazy.count ? &pool->lazy : &pool->released;
+            purged = from->entries[--from->count].bits;
+        }
+        hs_unlock(&pool->lock);
+    }
     /* A revived one has no fresh_units (its pages may have gone with
-     * MADV_FREE: zero or not, as the kernel had need of them); an idle one
+     * MADV_FREE: zero or not, as the kernel had need of them), nor has a
+     * cached run's (a block was written there); an idle one
      * keeps its own (units never in a slab were never written, and purging
      * free units only zeroes them); a new one's are all fresh. */
-    if (purged) {
-        ss = revive_purged(purged, node);
-    } else if (!ss) {
+    if (purged) ss = revive_purged(purged, node);
+    if (!ss) {
         ss = map_superslabs(HS_SUPERSLAB_SIZE, HS_SUPERSLAB_SIZE, SEG_CHUNK_SLABS, node);
         if (ss) ss->fresh_units = ALL_UNITS_FREE;
     }
@@ -1348,6 +1386,45 @@ static seg_superslab_t *run_cache_take(size_t size, unsigned memory_node)
     return best;
 }
 
+/* Writes the header of a run of one chunk at ss, a SuperSlab's chunk that
+ * the pool gives up, and names it in the registry. */
+static void run_header(seg_superslab_t *ss, thp_backing_t backing, unsigned memory_node,
+                       unsigned node)
+{
+    memset(ss, 0, sizeof *ss);
+    ss->kind = SEG_CHUNK_RUN;
+    ss->backing = (uint8_t)backing;
+    ss->node = (uint16_t)node;
+    ss->memory_node = (uint16_t)memory_node;
+    ss->run_size = HS_SUPERSLAB_SIZE;
+    registry_set(ss, HS_SUPERSLAB_SIZE, SEG_CHUNK_RUN);
+}
+
+/* Whether a SuperSlab's chunk may become a run: a huge page (or hugetlb),
+ * not base pages (a sparse huge page given up, the small heap's), where a
+ * block of 2 MiB would cost 512 faults. */
+static bool run_backing_ok(const seg_superslab_t *ss)
+{
+    return ss->backing != THP_BACKING_BASE && !small_heap_holds(ss);
+}
+
+/* An idle SuperSlab of `node`'s pool on memory_node, made a run of one
+ * chunk; NULL when there is none. Its pages may be resident, a huge page
+ * that a fresh mapping would add to RSS: sqlite3 (1 M rows) emptied a
+ * SuperSlab of its self-join's 12-14 KiB blocks and then grew a block by
+ * realloc past 1 MiB, which mapped a run beside it. */
+static seg_superslab_t *run_from_idle_superslab(unsigned node, unsigned memory_node)
+{
+    node_pool_t *pool = &seg.pools[node];
+    hs_lock(&pool->lock);
+    seg_superslab_t *ss = pool->idle;
+    if (ss && (ss->memory_node != memory_node || !run_backing_ok(ss))) ss = NULL;
+    if (ss) idle_unlink(pool, ss);
+    hs_unlock(&pool->lock);
+    if (ss) run_header(ss, (thp_backing_t)ss->backing, memory_node, node);
+    return ss;
+}
+
 void *seg_run_alloc(size_t size, size_t align, unsigned node, bool *fresh)
 {
     size_t offset = run_block_offset(align);
@@ -1375,6 +1452,10 @@ void *seg_run_alloc(size_t size, size_t align, unsigned node, bool *fresh)
             run = fitted;
         }
     }
+    if (!run && map_align == HS_SUPERSLAB_SIZE && total == HS_SUPERSLAB_SIZE) {
+        run = run_from_idle_superslab(node, numa_node_for_superslab(node));
+        if (run) resident_end = run->run_size;
+    }
     if (!run) {
         resident_end = 0;
         run = map_superslabs(total, map_align, SEG_CHUNK_RUN, node);
@@ -1386,6 +1467,36 @@ void *seg_run_alloc(size_t size, size_t align, unsigned node, bool *fresh)
     hs_count_add(&seg.stat_run_bytes_live, (int64_t)run->run_size);
     if (run->run_size >= huge_threshold()) hs_count_add(&seg.stat_huge_blocks, 1);
     return run->run_block;
+}
+
+bool seg_lone_slab_claim(seg_superslab_t *ss, unsigned first_unit, unsigned n_units)
+{
+    node_pool_t *pool = &seg.pools[ss->node];
+    uint64_t bits = unit_bits(first_unit, n_units);
+    hs_lock(&pool->lock);
+    bool lone = (ss->free_units | bits) == ALL_UNITS_FREE &&
+                ss->units_purged != SEG_UNITS_PURGING && run_backing_ok(ss);
+    if (lone) {
+        /* In no list and with no free unit, nobody cuts a slab in it. */
+        if (ss->on_partial) list_remove(&pool->partial, ss);
+        ss->on_partial = 0;
+        ss->free_units = 0;
+    }
+    hs_unlock(&pool->lock);
+    return lone;
+}
+
+void *seg_lone_slab_to_run(seg_superslab_t *ss, const void *block, size_t bytes, size_t size)
+{
+    HS_ASSERT(size <= HS_SUPERSLAB_SIZE - SEG_HEADER_SIZE && bytes <= size);
+    /* The header is written first: the block lies past the slab table. */
+    run_header(ss, (thp_backing_t)ss->backing, ss->memory_node, ss->node);
+    char *to = (char *)ss + SEG_HEADER_SIZE;
+    memmove(to, block, bytes);
+    run_hint_tail(ss, SEG_HEADER_SIZE + size, HS_SUPERSLAB_SIZE);
+    ss->run_block = to;
+    hs_count_add(&seg.stat_run_bytes_live, (int64_t)ss->run_size);
+    return to;
 }
 
 seg_superslab_t *seg_run_of(const void *p)

@@ -208,6 +208,19 @@ void seg_small_heap_passing(seg_superslab_t *ss, unsigned first_unit, unsigned n
  * one live slab no longer keeps every page its freed slabs touched. */
 void seg_units_free(seg_superslab_t *ss, unsigned first_unit, unsigned n_units);
 
+/* A block that realloc grows past the slabs' sizes, alone in its
+ * SuperSlab, becomes a run of one chunk where it is, rather than copied to
+ * a new mapping while the old huge page stays resident for the copy
+ * (sqlite3's 2 MB buffer, grown by doubling in place through one-block
+ * slabs: 2 MiB on its peak). seg_lone_slab_claim takes ss out of its pool
+ * when units first_unit .. first_unit + n_units - 1 are its only ones in a
+ * slab and its pages may hold a run; false leaves it as it was. Then,
+ * once the slab is out of tiny/'s lists, seg_lone_slab_to_run makes it a
+ * run and moves `bytes` from block to the run's block, of `size` bytes
+ * (at most HS_SUPERSLAB_SIZE - SEG_HEADER_SIZE), which it returns. */
+bool seg_lone_slab_claim(seg_superslab_t *ss, unsigned first_unit, unsigned n_units);
+void *seg_lone_slab_to_run(seg_superslab_t *ss, const void *block, size_t bytes, size_t size);
+
 /* ss held a slab of one block that realloc has just moved to a run: if
  * that left ss empty (the newest idle SuperSlab of the calling thread's
  * node), its pages go back now, with MADV_DONTNEED on the purge thread,

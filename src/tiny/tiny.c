@@ -1136,31 +1136,26 @@ size_t tiny_usable_size(const void *p)
     return (size_t)((char *)b + s->block_size - (const char *)p);
 }
 
-/* A program that grows an array with realloc (ls -lR, its table of files:
- * 22 KiB, 44, 88, 176, 352) had every old copy left in the pages it
- * touched: a slab of one block grows into the free units after it instead,
- * as glibc's top chunk does, and the copy is saved too. */
-bool tiny_grow_in_place(void *p, size_t size)
+/* The slab of one block, in use, that realloc grows, if the calling thread
+ * owns it and p is its block; NULL otherwise. */
+static tiny_slab_t *lone_slab_of(tiny_heap_t *heap, const void *p)
 {
-    tiny_heap_t *heap = tiny_heap_tls;
     tiny_slab_t *s = tiny_slab_of(p);
     if (heap == &tiny_empty_heap ||
         atomic_load_explicit(&s->owner_word, memory_order_relaxed) != (uintptr_t)heap ||
-        s->capacity != 1 || (char *)p != s->start ||
+        s->capacity != 1 || (const char *)p != s->start ||
         atomic_load_explicit(&s->has_aligned, memory_order_relaxed))
-        return false;
-    seg_superslab_t *ss = seg_superslab_of(p);
-    unsigned cls = s->cls, new_cls = tiny_class_of(size);
-    size_t new_size = tiny_class_size[new_cls];
-    size_t end = (size_t)(s->start - (char *)ss) + new_size;
-    unsigned units = (unsigned)((end + HS_UNIT_SIZE - 1) / HS_UNIT_SIZE) - s->first_unit;
-    if (units > s->units && !seg_units_extend(ss, s->first_unit + s->units, units - s->units))
-        return false;
-    /* Out of the old class's lists: the slab's one block is in use, so no
-     * other thread frees into it and no FULL notice can be pending. The
-     * lists change under the heap's flag: a reclaiming thread may be
-     * taking another slab out of them. */
-    uint32_t was = heap_enter(heap);
+        return NULL;
+    return s;
+}
+
+/* Takes a lone_slab_of out of its class's lists, under the heap's flag
+ * (a reclaiming thread may be taking another slab out of them): its one
+ * block is in use, so no other thread frees into it and no FULL notice
+ * can be pending. */
+static void lone_slab_unlist(tiny_heap_t *heap, tiny_slab_t *s)
+{
+    unsigned cls = s->cls;
     if (s->on_full) {
         slab_list_remove(&heap->full[cls], s);
         s->on_full = false;
@@ -1169,6 +1164,26 @@ bool tiny_grow_in_place(void *p, size_t size)
         slab_list_remove(&heap->partial[cls], s);
         if (heap->current[cls] == s) heap_set_current(heap, cls, &tiny_sentinel_slab);
     }
+}
+
+/* A program that grows an array with realloc (ls -lR, its table of files:
+ * 22 KiB, 44, 88, 176, 352) had every old copy left in the pages it
+ * touched: a slab of one block grows into the free units after it instead,
+ * as glibc's top chunk does, and the copy is saved too. */
+bool tiny_grow_in_place(void *p, size_t size)
+{
+    tiny_heap_t *heap = tiny_heap_tls;
+    tiny_slab_t *s = lone_slab_of(heap, p);
+    if (!s) return false;
+    seg_superslab_t *ss = seg_superslab_of(p);
+    unsigned new_cls = tiny_class_of(size);
+    size_t new_size = tiny_class_size[new_cls];
+    size_t end = (size_t)(s->start - (char *)ss) + new_size;
+    unsigned units = (unsigned)((end + HS_UNIT_SIZE - 1) / HS_UNIT_SIZE) - s->first_unit;
+    if (units > s->units && !seg_units_extend(ss, s->first_unit + s->units, units - s->units))
+        return false;
+    uint32_t was = heap_enter(heap);
+    lone_slab_unlist(heap, s);
     char *slab_end =
         (char *)ss + (size_t)(s->first_unit + (units > s->units ? units : s->units)) * HS_UNIT_SIZE;
     s->block_size = (uint32_t)new_size;
@@ -1187,6 +1202,23 @@ bool tiny_grow_in_place(void *p, size_t size)
     heap_leave(heap, was);
     TINY_VALIDATE(s);
     return true;
+}
+
+void *tiny_lone_block_to_run(void *p, size_t size)
+{
+    tiny_heap_t *heap = tiny_heap_tls;
+    tiny_slab_t *s = lone_slab_of(heap, p);
+    if (!s) return NULL;
+    seg_superslab_t *ss = seg_superslab_of(p);
+    if (!seg_lone_slab_claim(ss, s->first_unit, s->units)) return NULL;
+    size_t bytes = s->block_size;
+    uint32_t was = heap_enter(heap);
+    lone_slab_unlist(heap, s);
+    heap_leave(heap, was);
+    hs_count_add(&tiny.stat_bytes_in_slabs, -(int64_t)(s->units * HS_UNIT_SIZE));
+    /* The slab's descriptor lies in the slab table, which the block's
+     * bytes now overwrite: nothing reads it after this. */
+    return seg_lone_slab_to_run(ss, p, bytes, size);
 }
 
 /* Over-allocates by the alignment inside one block and returns the aligned

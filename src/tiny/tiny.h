@@ -301,6 +301,12 @@ size_t tiny_usable_size(const void *p);
  * grow where it is, the only block of a slab of the calling thread's whose
  * SuperSlab has free units right after it, which the slab then takes. */
 bool tiny_grow_in_place(void *p, size_t size);
+/* realloc of p, a block of a one-block slab of the calling thread's that
+ * is alone in its SuperSlab, to `size` bytes above TINY_MAX_SIZE that fit
+ * one chunk: the SuperSlab becomes a run holding the block where it was
+ * (seg_lone_slab_claim in segment.h). Returns the block's new address, or
+ * NULL, with p as it was, when p is no such block. */
+void *tiny_lone_block_to_run(void *p, size_t size);
 void tiny_trim(void);
 /* tiny's figures (relaxed reads: figures, not invariants). */
 typedef struct tiny_stats_s {
