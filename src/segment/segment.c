@@ -70,6 +70,8 @@ HS_START_STATE_LAST static struct seg_state_s {
     seg_superslab_t *run_cache;               /* freed runs kept for reuse, newest first */
     _Atomic size_t run_cache_bytes;           /* their bytes; written under run_cache_lock */
     void (*client_init)(seg_superslab_t *ss); /* tiny's reset of a SuperSlab's client area */
+    bool (*client_reclaim)(void);             /* tiny's release of the calling thread's
+                                                 emptied slabs (seg_set_client_reclaim) */
     hs_lock_t hugetlb_lock;                   /* guards hugetlb_ranges, _count, _cap */
     hugetlb_range_t *hugetlb_ranges;          /* every live hugetlb mapping */
     size_t hugetlb_count;                     /* entries in hugetlb_ranges */
@@ -166,6 +168,8 @@ static void init_layers(void)
 void seg_init(void) { pthread_once(&init_once, init_layers); }
 
 void seg_set_client_init(void (*init)(seg_superslab_t *ss)) { seg.client_init = init; }
+
+void seg_set_client_reclaim(bool (*reclaim)(void)) { seg.client_reclaim = reclaim; }
 
 uint64_t (*seg_clock)(void) = os_now_ms;
 
@@ -870,6 +874,18 @@ static seg_superslab_t *best_fit(node_pool_t *pool, unsigned n_units, size_t min
     return ss;
 }
 
+/* best_fit for *n_units, else for min_units (then *n_units is lowered). */
+static seg_superslab_t *fit(node_pool_t *pool, unsigned *n_units, unsigned min_units,
+                            size_t min_bytes, uint64_t *starts)
+{
+    seg_superslab_t *ss = best_fit(pool, *n_units, min_bytes, starts);
+    if (!ss && min_units < *n_units) {
+        ss = best_fit(pool, min_units, min_bytes, starts);
+        if (ss) *n_units = min_units;
+    }
+    return ss;
+}
+
 seg_superslab_t *seg_units_alloc(unsigned node, unsigned *n_units_io, unsigned min_units,
                                  size_t min_bytes, unsigned *first_unit, bool *fresh)
 {
@@ -879,10 +895,16 @@ seg_superslab_t *seg_units_alloc(unsigned node, unsigned *n_units_io, unsigned m
     node_pool_t *pool = &seg.pools[node];
     hs_lock(&pool->lock);
     uint64_t starts = 0;
-    seg_superslab_t *ss = best_fit(pool, n_units, min_bytes, &starts);
-    if (!ss && min_units < n_units) {
-        ss = best_fit(pool, min_units, min_bytes, &starts);
-        if (ss) n_units = min_units;
+    seg_superslab_t *ss = fit(pool, &n_units, min_units, min_bytes, &starts);
+    /* No room in the SuperSlabs in use, and none idle: before one is
+     * mapped (or a purged one revived), 2 MiB more in RSS, the caller's
+     * slabs that other threads emptied go back, and their units may hold
+     * the slab. */
+    if (!ss && !pool->idle && seg.client_reclaim) {
+        hs_unlock(&pool->lock);
+        bool released = seg.client_reclaim();
+        hs_lock(&pool->lock);
+        if (released) ss = fit(pool, &n_units, min_units, min_bytes, &starts);
     }
     if (!ss) {
         ss = take_superslab(pool, node);

@@ -153,6 +153,11 @@ void seg_set_clock(uint64_t (*now_ms)(void));
 /* Called (with no lock held) for each SuperSlab of slabs before its first
  * unit is handed out, fresh or reused, to reset the client area. */
 void seg_set_client_init(void (*init)(seg_superslab_t *ss));
+/* Called (with no segment lock held, on the thread of a seg_units_alloc)
+ * when no SuperSlab in use has room and none is idle, before a SuperSlab
+ * is mapped or revived: the client gives back, through seg_units_free, what
+ * that thread holds but no longer uses, and returns whether it gave any. */
+void seg_set_client_reclaim(bool (*reclaim)(void));
 
 /* Finds *n_units contiguous free units in a SuperSlab of `node` offering at
  * least min_bytes (unit 0 is shorter: it starts at SEG_FIRST_SLAB_BYTE).
