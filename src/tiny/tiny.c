@@ -129,8 +129,21 @@ static unsigned slab_units(unsigned cls)
  * rounds mapped a fifth one with 40 units free in the other four). */
 static unsigned fallback_units(unsigned cls)
 {
-    unsigned units = (unsigned)((8 * tiny_class_size[cls] + HS_UNIT_SIZE - 1) / HS_UNIT_SIZE);
+    size_t size = tiny_class_size[cls];
     unsigned most = slab_units(cls);
+    unsigned units = (unsigned)((8 * size + HS_UNIT_SIZE - 1) / HS_UNIT_SIZE);
+    if (size > 8 * HS_KiB) {
+        /* Above 8 KiB, where class_units' slab is already at most eight
+         * blocks: the fewest units that leave at most an eighth of them
+         * after the last block. The full slab (16 units for 64 KiB blocks)
+         * needed a run that the SuperSlabs in use seldom had once blocks of
+         * some 50 classes came and went: git gc --aggressive mapped new
+         * SuperSlabs while 68 of those in use had 8-15 units free. */
+        units = (unsigned)((size + HS_UNIT_SIZE - 1) / HS_UNIT_SIZE);
+        while (units < most &&
+               (size_t)units * HS_UNIT_SIZE % size * 8 > (size_t)units * HS_UNIT_SIZE)
+            units++;
+    }
     return units < most ? units : most;
 }
 
