@@ -37,6 +37,10 @@ typedef struct node_pool_s {
                                   (seg_mark_outgrown); NULL: none */
     purged_stack_t lazy;       /* MADV_FREE'd, oldest first; reused newest first */
     purged_stack_t released;   /* MADV_DONTNEED'd; reused when lazy is empty */
+    /* SuperSlabs mapped with their pages on this node, by backing. Here,
+     * not in a table of its own by node: a process on one node writes the
+     * first pool's line and no other (see HS_START_STATE_LAST). */
+    _Atomic uint64_t stat_superslabs[THP_BACKING_COUNT];
 } node_pool_t;
 
 /* Every live hugetlb mapping, for fork(): private hugetlb pages are copied
@@ -95,19 +99,19 @@ HS_START_STATE_LAST static struct seg_state_s {
     /* hugetlb in auto mode: tried while the pool had pages at the last look;
      * after a look that found none (in the pool, or on a node), sysfs is not
      * read again for a second -- not once per new SuperSlab. */
-    _Atomic uint64_t hugetlb_retry_at_ms;                    /* the whole pool */
-    _Atomic uint64_t node_hugetlb_retry_at_ms[HS_MAX_NODES]; /* each node's pages */
+    _Atomic uint64_t hugetlb_retry_at_ms; /* the whole pool (each node's: below) */
     /* The recent peak of memory in use (mapped, neither idle nor purged) and
      * when it was last brought up to date; relaxed, a heuristic. */
-    _Atomic uint64_t recent_peak_bytes; /* the peak */
-    _Atomic uint64_t recent_peak_at_ms; /* when it was last brought up to date */
-    _Atomic uint64_t stat_superslabs[HS_MAX_NODES][THP_BACKING_COUNT]; /* mapped, by node */
+    _Atomic uint64_t recent_peak_bytes;      /* the peak */
+    _Atomic uint64_t recent_peak_at_ms;      /* when it was last brought up to date */
     _Atomic uint64_t stat_idle_superslabs;   /* in the pools' idle lists */
     _Atomic uint64_t stat_purged_superslabs; /* on the pools' purged stacks */
     _Atomic uint64_t stat_bytes_mapped;      /* address space mapped for blocks */
     _Atomic uint64_t stat_run_bytes_live;    /* runs holding a live block */
     _Atomic uint64_t stat_huge_blocks;       /* live blocks with a mapping of their own */
     node_pool_t pools[HS_MAX_NODES];         /* by NUMA node index */
+    _Atomic uint64_t node_hugetlb_retry_at_ms[HS_MAX_NODES]; /* each node's hugetlb pages
+                                                                (several nodes only) */
 } seg;
 
 /* A look at sysfs found no free hugetlb page: none is asked for a second. */
@@ -344,7 +348,7 @@ static void *hugetlb_untrack(seg_superslab_t *base)
 
 static void count_mapping(unsigned node, thp_backing_t backing, int64_t bytes)
 {
-    hs_count_add(&seg.stat_superslabs[node][backing], bytes >> HS_SUPERSLAB_SHIFT);
+    hs_count_add(&seg.pools[node].stat_superslabs[backing], bytes >> HS_SUPERSLAB_SHIFT);
     hs_count_add(&seg.stat_bytes_mapped, bytes);
 }
 
@@ -597,8 +601,8 @@ thp_backing_t seg_release_backing(seg_superslab_t *ss, thp_backing_t backing, un
 {
     if (!huge_wanted_again(backing)) return backing;
     thp_allow_huge(ss, HS_SUPERSLAB_SIZE);
-    hs_count_add(&seg.stat_superslabs[memory_node][THP_BACKING_BASE], -1);
-    hs_count_add(&seg.stat_superslabs[memory_node][THP_BACKING_THP], 1);
+    hs_count_add(&seg.pools[memory_node].stat_superslabs[THP_BACKING_BASE], -1);
+    hs_count_add(&seg.pools[memory_node].stat_superslabs[THP_BACKING_THP], 1);
     return THP_BACKING_THP;
 }
 
@@ -1101,8 +1105,10 @@ HS_COLD unsigned seg_take_free_units(const seg_purge_policy_t *policy, uint64_t 
                         /* Base pages from now on (seg_release_backing makes
                          * it huge again once all of it goes back). */
                         ss->backing = THP_BACKING_BASE;
-                        hs_count_add(&seg.stat_superslabs[ss->memory_node][THP_BACKING_THP], -1);
-                        hs_count_add(&seg.stat_superslabs[ss->memory_node][THP_BACKING_BASE], 1);
+                        hs_count_add(&seg.pools[ss->memory_node].stat_superslabs[THP_BACKING_THP],
+                                     -1);
+                        hs_count_add(&seg.pools[ss->memory_node].stat_superslabs[THP_BACKING_BASE],
+                                     1);
                     }
                 } else if (now_ms + (wait - quiet) < *next_due) {
                     *next_due = now_ms + (wait - quiet);
@@ -1677,7 +1683,8 @@ HS_COLD HS_SELDOM void seg_stats(seg_stats_t *out)
     for (unsigned n = 0; n < HS_MAX_NODES; n++) {
         uint64_t node_total = 0;
         for (unsigned b = 0; b < THP_BACKING_COUNT; b++) {
-            uint64_t v = atomic_load_explicit(&seg.stat_superslabs[n][b], memory_order_relaxed);
+            uint64_t v =
+                atomic_load_explicit(&seg.pools[n].stat_superslabs[b], memory_order_relaxed);
             by_backing[b] += v;
             node_total += v;
         }
