@@ -93,27 +93,25 @@ static void knode_add(knode_mask_t *m, unsigned id)
  * node is < count; every target[] and interleave[] entry is < count and in
  * allowed; policy_set is a subset of allowed. */
 static struct numa_state_s {
-    bool enabled;                                 /* HUGESLAB_NUMA != off */
-    unsigned count;                               /* nodes with a pool: indices 0..count-1 */
-    unsigned online;                              /* online nodes, with memory or not */
-    unsigned with_memory;                         /* online nodes with memory (pools or not) */
-    bool pools_dense;                             /* pool i is kernel node i for every pool */
-    knode_mask_t online_kmask;                    /* online nodes, kernel ids */
-    knode_mask_t memory_kmask;                    /* online nodes with memory (has_memory) */
-    uint16_t kernel_id[HS_MAX_NODES];             /* pool index -> kernel id */
-    uint8_t index_of_kernel[KNODE_BITS];          /* kernel id -> its pool, or the nearest one */
-    uint8_t distance[HS_MAX_NODES][HS_MAX_NODES]; /* between pools; 0 = unknown */
-    int policy_mode;                              /* KMPOL_*, flags removed */
-    int policy_flags;                             /* KMPOL_MODE_FLAGS bits */
-    knode_mask_t policy_kmask;                    /* nodes of the policy, kernel ids */
-    uint64_t allowed;                             /* cpuset's nodes, as pool indices */
-    uint64_t policy_set;                          /* nodes the policy lets pages go to */
-    bool bind_off;                                /* policy not expressible: never mbind */
-    const char *bind_off_reason;                  /* why, for numa_describe */
-    knode_mask_t bind_kmask;                      /* policy_set as kernel ids (bind mode) */
-    uint8_t target[HS_MAX_NODES];                 /* thread node -> SuperSlab node */
-    uint8_t interleave[HS_MAX_NODES];             /* interleave modes: nodes dealt in turn */
-    unsigned interleave_count;                    /* 0 = not interleaving */
+    bool enabled;                     /* HUGESLAB_NUMA != off */
+    unsigned count;                   /* nodes with a pool: indices 0..count-1 */
+    unsigned online;                  /* online nodes, with memory or not */
+    unsigned with_memory;             /* online nodes with memory (pools or not) */
+    bool pools_dense;                 /* pool i is kernel node i for every pool */
+    knode_mask_t online_kmask;        /* online nodes, kernel ids */
+    knode_mask_t memory_kmask;        /* online nodes with memory (has_memory) */
+    uint16_t kernel_id[HS_MAX_NODES]; /* pool index -> kernel id */
+    int policy_mode;                  /* KMPOL_*, flags removed */
+    int policy_flags;                 /* KMPOL_MODE_FLAGS bits */
+    knode_mask_t policy_kmask;        /* nodes of the policy, kernel ids */
+    uint64_t allowed;                 /* cpuset's nodes, as pool indices */
+    uint64_t policy_set;              /* nodes the policy lets pages go to */
+    bool bind_off;                    /* policy not expressible: never mbind */
+    const char *bind_off_reason;      /* why, for numa_describe */
+    knode_mask_t bind_kmask;          /* policy_set as kernel ids (bind mode) */
+    uint8_t target[HS_MAX_NODES];     /* thread node -> SuperSlab node */
+    uint8_t interleave[HS_MAX_NODES]; /* interleave modes: nodes dealt in turn */
+    unsigned interleave_count;        /* 0 = not interleaving */
     /* Written after start-up, hence atomic: */
     _Atomic bool ready;               /* numa_init has finished */
     _Atomic unsigned interleave_next; /* the next turn of numa_node_for_superslab */
@@ -122,6 +120,17 @@ static struct numa_state_s {
     _Atomic int bind_refused_errno;     /* the errno of that refusal, 0 while none */
     _Atomic bool home_node_unsupported; /* set_mempolicy_home_node refused */
 } numa = {.count = 1};
+
+/* numa's tables, apart from its initialised fields: in .bss, where a page
+ * counts only once written, and on one node numa_init writes none of them
+ * (a pool's distance to itself decides nothing, and the table of pools by
+ * kernel node starts as zeros, the one pool's index). In the struct they
+ * made the library's initialised data a page longer, a page every process
+ * writes (the loader relocates and clears the data's pages). */
+static struct numa_tables_s {
+    uint8_t index_of_kernel[KNODE_BITS];          /* kernel id -> its pool, or the nearest one */
+    uint8_t distance[HS_MAX_NODES][HS_MAX_NODES]; /* between pools (several only); 0 = unknown */
+} numa_tables;
 
 __thread numa_thread_cache_t numa_thread_cache;
 
@@ -233,7 +242,7 @@ static unsigned nearest_by(const uint8_t *distances, uint64_t set)
 static unsigned nearest_in(unsigned from, uint64_t set)
 {
     if ((set >> from) & 1) return from;
-    return nearest_by(numa.distance[from], set);
+    return nearest_by(numa_tables.distance[from], set);
 }
 
 /* A node list of sysfs ("0-3,5", from os_read_nodes_online or
@@ -296,8 +305,8 @@ static void map_nodes_to_pools(void)
     if (!scratch) {
         /* No distances: a node of a pool gets its own, any other the
          * first (index_of_kernel starts as zeros). */
-        for (unsigned i = 0; i < numa.count; i++)
-            numa.index_of_kernel[numa.kernel_id[i]] = (uint8_t)i;
+        for (unsigned i = 1; i < numa.count; i++)
+            numa_tables.index_of_kernel[numa.kernel_id[i]] = (uint8_t)i;
         return;
     }
     uint16_t *online_ids = scratch->online_ids;
@@ -326,9 +335,10 @@ static void map_nodes_to_pools(void)
             }
         }
         unsigned own = pool_of_online[from];
-        if (own != 0xff) memcpy(numa.distance[own], to_pool, sizeof to_pool);
+        if (own != 0xff && numa.count > 1)
+            memcpy(numa_tables.distance[own], to_pool, sizeof to_pool);
         unsigned pool = own != 0xff ? own : nearest_by(to_pool, all_indices());
-        numa.index_of_kernel[online_ids[from]] = (uint8_t)pool;
+        if (pool != 0) numa_tables.index_of_kernel[online_ids[from]] = (uint8_t)pool;
     }
     os_unmap(scratch, sizeof *scratch);
 }
@@ -449,7 +459,7 @@ unsigned numa_current_node_refresh(void)
         return 0;
     }
     unsigned kernel_node = os_current_kernel_node();
-    unsigned idx = kernel_node < KNODE_BITS ? numa.index_of_kernel[kernel_node] : 0;
+    unsigned idx = kernel_node < KNODE_BITS ? numa_tables.index_of_kernel[kernel_node] : 0;
     c->node = idx;
     c->calls_left = NUMA_REFRESH_CALLS - 1;
     return idx;
@@ -580,12 +590,13 @@ HS_SELDOM void numa_describe(void)
     for (unsigned i = 0; i < numa.count; i++) {
         char cpus[256];
         node_cpus(numa.kernel_id[i], cpus, sizeof cpus);
+        /* Distances between pools: one pool has none kept (numa_tables). */
         t = hs_text(line, sizeof line);
-        for (unsigned j = 0; j < numa.count; j++) {
-            if (j) hs_text_str(&t, " ");
-            hs_text_uint(&t, numa.distance[i][j]);
+        for (unsigned j = 0; j < numa.count && numa.count > 1; j++) {
+            hs_text_str(&t, j ? " " : ", distances ");
+            hs_text_uint(&t, numa_tables.distance[i][j]);
         }
-        hs_message("numa: node %u: cpus %s, distances %s, free 2 MiB hugepages %u", i,
+        hs_message("numa: node %u: cpus %s%s, free 2 MiB hugepages %u", i,
                    cpus[0] ? cpus : "none (memory only)", line, numa_hugepages_free(i));
     }
     /* Online nodes without a pool, and where their threads' memory comes from. */
@@ -595,7 +606,7 @@ HS_SELDOM void numa_describe(void)
         if (++without_pool > 16) continue; /* a line each for the first few */
         char cpus[256];
         node_cpus(id, cpus, sizeof cpus);
-        unsigned pool = numa.index_of_kernel[id];
+        unsigned pool = numa_tables.index_of_kernel[id];
         hs_message("numa: kernel node %u: cpus %s, %s: its threads take memory from node %u "
                    "(kernel node %u)",
                    id, cpus[0] ? cpus : "none",
