@@ -10,7 +10,8 @@
  * - Only the purge thread (purge.c) hands idle memory back to the kernel,
  *   after HUGESLAB_PURGE_DELAY_MS, in whole SuperSlabs, or in free units of
  *   a SuperSlab in use where that splits no huge page (or where at most a
- *   quarter of it is in slabs, after both delays); malloc and free
+ *   quarter of it is in slabs, after both delays with no slab cut on its
+ *   node meanwhile); malloc and free
  *   never purge. malloc_trim() does it at once, on the caller's thread,
  *   and a huge block (HUGESLAB_HUGE_MB or more) is unmapped by its free.
  * - A run's chunks are huge pages but the one where its block ends, when

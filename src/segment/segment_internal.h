@@ -84,7 +84,9 @@ typedef struct seg_free_units_s {
  * while they are deferred), unchanged for policy->purge_after_ms (any age with
  * `everything`) and not given back since; and those of THP SuperSlabs with
  * at most a quarter of their units in slabs, unchanged for
- * policy->release_after_ms, which are base pages from then on. *next_due: when the next falls
+ * policy->release_after_ms while no slab was cut on their node for as long
+ * (a heap growing again refills them fault-free), which are base pages from
+ * then on. *next_due: when the next falls
  * due (UINT64_MAX for none). Returns how many SuperSlabs it took units of. */
 unsigned seg_take_free_units(const seg_purge_policy_t *policy, uint64_t now_ms,
                              seg_free_units_t *out, unsigned max, uint64_t *next_due);

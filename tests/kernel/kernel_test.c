@@ -26,7 +26,10 @@
  *                                    SuperSlab but the last: Rss within 4 MiB of
  *                                    the start within MAX_MS, no huge page left;
  *                                    with `kept` (HUGESLAB_SPLIT_SPARSE=0) the
- *                                    huge pages are all still there at MAX_MS
+ *                                    huge pages are all still there at MAX_MS;
+ *                                    with `regrow` the 32 MiB are allocated
+ *                                    again at once, over about 4 s, in under
+ *                                    1,024 page faults
  *   kernel_test run-tail             blocks of their own run, filled: the chunk
  *                                    where a block ends costs only what it
  *                                    holds when that is a page or so, a whole
@@ -790,11 +793,42 @@ static int test_overflow(const char *mode)
  * huge pages. The last falls idle and starts the purge thread, which a
  * sparse SuperSlab alone does not. `kept`: the program asked for its huge
  * pages never to be split, and they must outlive MAX_MS. */
-static int test_sparse(long max_ms, bool kept_whole)
+/* `regrow`: right after the frees, the program allocates the blocks again,
+ * slowly (32 MiB over about 4 s, longer than both purge delays), as Redis
+ * refills its heap after FLUSHALL. Its slabs go into the sparse SuperSlabs'
+ * free units; none may have given up its huge page before the refill
+ * reached it, which would cost a fault per page of its free units (8,192
+ * for 32 MiB) instead of none. */
+static int test_sparse_regrow(void **blocks, size_t kept)
+{
+    /* The last SuperSlab fell idle and started the purge thread, which
+     * is now timing the sparse ones. */
+    usleep(100 * 1000);
+    long long rss0 = rollup("Rss:"), huge0 = rollup("AnonHugePages:");
+    long long before = faults_now();
+    size_t n = 0;
+    for (; n < SPARSE_BLOCKS; n++) {
+        blocks[kept + n] = malloc(1000);
+        if (!blocks[kept + n]) return fail("malloc failed: %s", strerror(errno));
+        memset(blocks[kept + n], 9, 1000);
+        if (n % 8 == 7) usleep(1000);
+    }
+    long long faults = faults_now() - before;
+    long long huge = rollup("AnonHugePages:");
+    printf("sparse regrow: Rss %lld KiB (%lld KiB in huge pages) with %zu blocks kept; %zu "
+           "blocks of 1,000 B allocated again in %lld faults; %lld KiB in huge pages\n",
+           rss0 / 1024, huge0 / 1024, kept, n, faults, huge / 1024);
+    for (size_t i = 0; i < kept + n; i++) free(blocks[i]);
+    if (faults >= 1024) return fail("%s", "a SuperSlab split while the heap grew again");
+    printf("PASS\n");
+    return 0;
+}
+
+static int test_sparse(long max_ms, bool kept_whole, bool regrow)
 {
     void *volatile warm = malloc(16);
     free(warm);
-    void **blocks = pointer_array(SPARSE_BLOCKS);
+    void **blocks = pointer_array(2 * SPARSE_BLOCKS);
     long long start = rollup("Rss:");
     uintptr_t kept_chunk = 0;
     size_t kept = 0;
@@ -814,6 +848,7 @@ static int test_sparse(long max_ms, bool kept_whole)
             free(blocks[i]);
         }
     }
+    if (regrow) return test_sparse_regrow(blocks, kept);
     long long now = full;
     long elapsed = wait_for_rss(start + 4 * MiB, true, max_ms, &now);
     long long huge_now = rollup("AnonHugePages:");
@@ -908,7 +943,8 @@ int main(int argc, char **argv)
     if (argc >= 3 && strcmp(argv[1], "orphans") == 0) return test_orphans(atol(argv[2]));
     if (argc >= 3 && strcmp(argv[1], "free-units") == 0) return test_free_units(atol(argv[2]));
     if (argc >= 3 && strcmp(argv[1], "sparse") == 0)
-        return test_sparse(atol(argv[2]), argc >= 4 && strcmp(argv[3], "kept") == 0);
+        return test_sparse(atol(argv[2]), argc >= 4 && strcmp(argv[3], "kept") == 0,
+                           argc >= 4 && strcmp(argv[3], "regrow") == 0);
     fprintf(stderr, "usage: see the comment at the top of kernel_test.c\n");
     return 2;
 }

@@ -126,9 +126,12 @@ if [ $thp_ok -eq 1 ]; then
     # The same with HUGESLAB_SPLIT_SPARSE=0: every huge page is still whole
     # after 3 s.
     run_case sparse-kept-thp HUGESLAB_BACKING=thp HUGESLAB_SPLIT_SPARSE=0 "$bin" sparse 3000 kept
+    # The same blocks allocated again right after the frees, over about 4 s:
+    # no SuperSlab gives up its huge page while the heap grows into them.
+    run_case sparse-regrow-thp HUGESLAB_BACKING=thp "$bin" sparse 3000 regrow
 else
     for c in faults-thp faults-thp-1g stats purge-free purge-dontneed purge-uring purge-held-off purge-release \
-        churn-thp small-heap run-tail outgrown orphans-thp overflow-returning overflow-growing free-units-thp sparse-thp sparse-kept-thp; do
+        churn-thp small-heap run-tail outgrown orphans-thp overflow-returning overflow-growing free-units-thp sparse-thp sparse-kept-thp sparse-regrow-thp; do
         skip_case $c "THP is unavailable ($(thp_mode)) and cannot be switched without root"
     done
 fi
