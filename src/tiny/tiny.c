@@ -555,10 +555,12 @@ HS_NOINLINE static void make_room_for_one_block(tiny_heap_t *heap, unsigned cls)
         heap->one_block_recurring |= one_block_bit(cls);
     for (unsigned c = TINY_ONE_BLOCK_CLASS_MIN; c < TINY_CLASS_COUNT; c++) {
         tiny_slab_t *s = heap->current[c];
-        if (s == &tiny_sentinel_slab || s->capacity != 1 ||
+        /* A slab on the full list has no room to give, and collect() would
+         * take its FULL bit: cls's own current slab is one, moved there by
+         * refill and not replaced yet. */
+        if (s == &tiny_sentinel_slab || s->on_full || s->capacity != 1 ||
             (heap->one_block_recurring & one_block_bit(c)))
             continue;
-        /* A current slab is never on the full list: collect() applies. */
         collect(s);
         if (s->used != 0) continue;
         release_empty(heap, s);
