@@ -7,6 +7,7 @@
  * Run alone: LD_PRELOAD=build/libhugeslab.so HS_EXPECT_HUGESLAB=1 build/tests/fork_test [forks]
  * and        ... build/tests/fork_test --hugetlb   (see hugetlb_fork_case)
  * and        ... build/tests/fork_test --hugetlb-mt (as root; see hugetlb_mt_case)
+ * and        ... build/tests/fork_test --hugetlb-forkers (as root; see mt_forkers_run)
  */
 #define _GNU_SOURCE 1
 #include "test_util.h"
@@ -335,6 +336,76 @@ static int mt_child(void)
     return 0;
 }
 
+/* --hugetlb-forkers: as --hugetlb-mt, but MT_FORKERS threads fork at
+ * once, MT_FORKS times each. glibc releases its atfork lock around each
+ * handler, so their forks overlap in hugeslab's handlers; a fork whose
+ * parent copies were still being made counted them again and every later
+ * fork waited for them for ever. A fork still under way after 60 s fails
+ * the test instead of hanging it. */
+#define MT_FORKERS 4
+#define MT_FORKS 10
+static const char *mt_name;
+static atomic_int mt_forks_done, mt_children_died, mt_children_failed;
+
+static void mt_hung(int sig)
+{
+    (void)sig;
+    static const char msg[] = "fork_hugetlb_forkers: forks still under way after 60 s\n";
+    if (write(2, msg, sizeof msg - 1) < 0) _exit(1);
+    pool_write(mt_pool_saved); /* open, write, close: safe in a handler */
+    _exit(1);
+}
+
+static void *mt_forker(void *arg)
+{
+    (void)arg;
+    for (int it = 0; it < MT_FORKS; it++) {
+        pid_t pid = fork();
+        if (pid < 0) {
+            atomic_fetch_add(&mt_children_failed, 1);
+            continue;
+        }
+        if (pid == 0) {
+            alarm(60);
+            _exit(mt_child());
+        }
+        int st;
+        waitpid(pid, &st, 0);
+        atomic_fetch_add(&mt_forks_done, 1);
+        if (WIFSIGNALED(st)) {
+            atomic_fetch_add(&mt_children_died, 1);
+            fprintf(stderr, "fork_hugetlb_forkers: a child killed by signal %d (%s)\n",
+                    WTERMSIG(st), strsignal(WTERMSIG(st)));
+        } else if (WEXITSTATUS(st) != 0) {
+            atomic_fetch_add(&mt_children_failed, 1);
+            fprintf(stderr, "fork_hugetlb_forkers: a child exited with status %d\n",
+                    WEXITSTATUS(st));
+        }
+    }
+    return NULL;
+}
+
+/* Runs the forkers; returns the forks made, *died the children killed. */
+static int mt_forkers_run(int forkers, int *died)
+{
+    signal(SIGALRM, mt_hung);
+    alarm(60);
+    pthread_t f[MT_FORKERS];
+    int started = 0;
+    for (; started < forkers && started < MT_FORKERS; started++)
+        if (pthread_create(&f[started], NULL, mt_forker, NULL) != 0) break;
+    CHECK(started == forkers, "%s: pthread_create of a forker", mt_name);
+    for (int i = 0; i < started; i++) pthread_join(f[i], NULL);
+    alarm(0);
+    *died = atomic_load(&mt_children_died);
+    CHECK(*died == 0, "%s: %d children killed", mt_name, *died);
+    CHECK(atomic_load(&mt_children_failed) == 0,
+          "%s: %d forks failed or children found their "
+          "blocks changed",
+          mt_name, atomic_load(&mt_children_failed));
+    return atomic_load(&mt_forks_done);
+}
+
 /* --hugetlb-mt: the heap takes all the hugetlb pages the default (auto)
  * backing will from a small pool (reserved here, as root, for nothing
  * else), writer threads rewrite their blocks without pause, and the main
@@ -343,32 +414,32 @@ static int mt_child(void)
  * parent owns the reservation), and that page's contents at fork() are
  * gone: the auto backing leaves free pages for those copies, so no child
  * may die of SIGBUS or find a block changed. */
-static int hugetlb_mt_case(char **argv)
+static int hugetlb_mt_case(char **argv, int forkers)
 {
-    if (!hs_under_hugeslab()) hs_skip("fork_hugetlb_mt: only meaningful under hugeslab");
-    if (geteuid() != 0) hs_skip("fork_hugetlb_mt: not root: cannot reserve a hugetlb pool");
+    mt_name = forkers > 1 ? "fork_hugetlb_forkers" : "fork_hugetlb_mt";
+    if (!hs_under_hugeslab()) hs_skip("%s: only meaningful under hugeslab", mt_name);
+    if (geteuid() != 0) hs_skip("%s: not root: cannot reserve a hugetlb pool", mt_name);
     const char *backing = getenv("HUGESLAB_BACKING");
     if (!backing || strcmp(backing, "auto") != 0) {
         /* The backing is read at start: run again with it set. */
         setenv("HUGESLAB_BACKING", "auto", 1);
         execv("/proc/self/exe", argv);
-        hs_skip("fork_hugetlb_mt: cannot run again with HUGESLAB_BACKING=auto: %s",
-                strerror(errno));
+        hs_skip("%s: cannot run again with HUGESLAB_BACKING=auto: %s", mt_name, strerror(errno));
     }
     long total = pool_2m("nr_hugepages"), avail = hugetlb_available();
-    if (total < 0) hs_skip("fork_hugetlb_mt: no 2 MiB hugetlb pool on this kernel");
+    if (total < 0) hs_skip("%s: no 2 MiB hugetlb pool on this kernel", mt_name);
     snprintf(mt_pool_saved, sizeof mt_pool_saved, "%ld", total);
     /* The pages others use now, plus 24 for this test (48 MiB). */
     long want = total - (avail > 0 ? avail : 0) + 24;
     char text[32];
     snprintf(text, sizeof text, "%ld", want);
-    if (pool_write(text) != 0) hs_skip("fork_hugetlb_mt: cannot write nr_hugepages");
+    if (pool_write(text) != 0) hs_skip("%s: cannot write nr_hugepages", mt_name);
     long start = hugetlb_available();
-    fprintf(stderr, "fork_hugetlb_mt: pool %ld pages (was %s), %ld available\n",
+    fprintf(stderr, "%s: pool %ld pages (was %s), %ld available\n", mt_name,
             pool_2m("nr_hugepages"), mt_pool_saved, start);
     if (start < 8) {
         pool_write(mt_pool_saved);
-        hs_skip("fork_hugetlb_mt: only %ld hugetlb pages could be reserved", start);
+        hs_skip("%s: only %ld hugetlb pages could be reserved", mt_name, start);
     }
     /* The auto backing looks at the pool again a second after it last
      * found too few pages (at start, before the pool was reserved). */
@@ -378,62 +449,66 @@ static int hugetlb_mt_case(char **argv)
     mt_blocks = calloc(cap, sizeof *mt_blocks);
     fill_until(mt_blocks, &mt_count, cap, 0);
     long hugetlb_kb = private_hugetlb_kb();
-    fprintf(stderr, "fork_hugetlb_mt: %zu MiB of blocks, %ld kB of them hugetlb, %ld available\n",
+    fprintf(stderr, "%s: %zu MiB of blocks, %ld kB of them hugetlb, %ld available\n", mt_name,
             mt_count, hugetlb_kb, hugetlb_available());
     if (hugetlb_kb <= 0) {
         pool_write(mt_pool_saved);
-        hs_skip("fork_hugetlb_mt: the heap got no hugetlb pages");
+        hs_skip("%s: the heap got no hugetlb pages", mt_name);
     }
     pthread_t w[MT_WRITERS];
     for (size_t t = 0; t < MT_WRITERS; t++)
         if (pthread_create(&w[t], NULL, mt_writer, (void *)(uintptr_t)t) != 0) {
-            HS_FAIL("fork_hugetlb_mt: pthread_create");
+            HS_FAIL("%s: pthread_create", mt_name);
             pool_write(mt_pool_saved);
-            return hs_finish("fork_hugetlb_mt");
+            return hs_finish(mt_name);
         }
     int forks = 20, died = 0;
-    for (int it = 0; it < forks; it++) {
-        pid_t pid = fork();
-        if (pid < 0) {
-            HS_FAIL("fork_hugetlb_mt: fork: %s", strerror(errno));
-            break;
+    if (forkers > 1) {
+        forks = mt_forkers_run(forkers, &died);
+    } else
+        for (int it = 0; it < forks; it++) {
+            pid_t pid = fork();
+            if (pid < 0) {
+                HS_FAIL("%s: fork: %s", mt_name, strerror(errno));
+                break;
+            }
+            if (pid == 0) {
+                alarm(60);
+                _exit(mt_child());
+            }
+            int st;
+            waitpid(pid, &st, 0);
+            if (WIFSIGNALED(st)) {
+                died++;
+                HS_FAIL("%s: fork %d: child killed by signal %d (%s)%s", mt_name, it, WTERMSIG(st),
+                        strsignal(WTERMSIG(st)),
+                        WTERMSIG(st) == SIGBUS
+                            ? " -- parent threads wrote private hugetlb pages it "
+                              "shared while the pool had no page for their copy"
+                            : "");
+            } else {
+                CHECK(WEXITSTATUS(st) == 0, "%s: fork %d: child exit status %d%s", mt_name, it,
+                      WEXITSTATUS(st),
+                      WEXITSTATUS(st) == 2   ? " (a block's contents changed)"
+                      : WEXITSTATUS(st) == 3 ? " (the child still has hugetlb pages)"
+                                             : "");
+            }
         }
-        if (pid == 0) {
-            alarm(60);
-            _exit(mt_child());
-        }
-        int st;
-        waitpid(pid, &st, 0);
-        if (WIFSIGNALED(st)) {
-            died++;
-            HS_FAIL("fork_hugetlb_mt: fork %d: child killed by signal %d (%s)%s", it, WTERMSIG(st),
-                    strsignal(WTERMSIG(st)),
-                    WTERMSIG(st) == SIGBUS ? " -- parent threads wrote private hugetlb pages it "
-                                             "shared while the pool had no page for their copy"
-                                           : "");
-        } else {
-            CHECK(WEXITSTATUS(st) == 0, "fork_hugetlb_mt: fork %d: child exit status %d%s", it,
-                  WEXITSTATUS(st),
-                  WEXITSTATUS(st) == 2   ? " (a block's contents changed)"
-                  : WEXITSTATUS(st) == 3 ? " (the child still has hugetlb pages)"
-                                         : "");
-        }
-    }
     atomic_store(&g_stop, 1);
     for (size_t t = 0; t < MT_WRITERS; t++) pthread_join(w[t], NULL);
     for (size_t i = 0; i < mt_count; i++) {
-        CHECK(mt_blocks[i][0] == (char)((i & 0x7f) + 1), "fork_hugetlb_mt: block %zu changed", i);
+        CHECK(mt_blocks[i][0] == (char)((i & 0x7f) + 1), "%s: block %zu changed", mt_name, i);
         free(mt_blocks[i]);
     }
     free(mt_blocks);
     malloc_trim(0); /* the emptied SuperSlabs give their pool pages back */
     int restored = pool_write(mt_pool_saved);
     CHECK(restored == 0 && pool_2m("nr_hugepages") == atol(mt_pool_saved),
-          "fork_hugetlb_mt: nr_hugepages not restored to %s (now %ld)", mt_pool_saved,
+          "%s: nr_hugepages not restored to %s (now %ld)", mt_name, mt_pool_saved,
           pool_2m("nr_hugepages"));
-    fprintf(stderr, "fork_hugetlb_mt: %d forks, %d children killed; nr_hugepages back to %ld\n",
-            forks, died, pool_2m("nr_hugepages"));
-    return hs_finish("fork_hugetlb_mt");
+    fprintf(stderr, "%s: %d forks, %d children killed; nr_hugepages back to %ld\n", mt_name, forks,
+            died, pool_2m("nr_hugepages"));
+    return hs_finish(mt_name);
 }
 
 int main(int argc, char **argv)
@@ -441,7 +516,9 @@ int main(int argc, char **argv)
     hs_setup("fork");
     if (argc > 1 && strcmp(argv[1], "--hugetlb") == 0) return hugetlb_fork_case();
     if (argc > 1 && strcmp(argv[1], "--hugetlb-race") == 0) return hugetlb_race_case();
-    if (argc > 1 && strcmp(argv[1], "--hugetlb-mt") == 0) return hugetlb_mt_case(argv);
+    if (argc > 1 && strcmp(argv[1], "--hugetlb-mt") == 0) return hugetlb_mt_case(argv, 1);
+    if (argc > 1 && strcmp(argv[1], "--hugetlb-forkers") == 0)
+        return hugetlb_mt_case(argv, MT_FORKERS);
     int forks = argc > 1 ? atoi(argv[1]) : 50;
     pthread_t bg[NBG];
     for (int i = 0; i < NBG; i++)

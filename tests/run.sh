@@ -5,7 +5,7 @@
 #
 # Usage: tests/run.sh [name...]        (default: all tests)
 #   names: format layers internal segment orphan api api_static bad_input fault stress stress_tsan stress_tsan_purge stress_ubsan fork
-#          fork_pool fork_hugetlb fork_hugetlb_race fork_hugetlb_mt thread_exit trim_deadlock dlopen cxx symbols
+#          fork_pool fork_hugetlb fork_hugetlb_race fork_hugetlb_mt fork_hugetlb_forkers thread_exit trim_deadlock dlopen cxx symbols
 #          libnuma_static libnuma_preload
 #          fuzz fuzz_mt fuzz_libfuzzer (the differential fuzzer: alone, 4 threads, libFuzzer)
 #          debug_stress debug_fork debug_thread_exit debug_trim_deadlock debug_fuzz (on the DEBUG=1 library)
@@ -60,7 +60,7 @@ else
     EXPECT=1
 fi
 
-ALL="format layers internal segment orphan api api_static bad_input fault stress stress_tsan stress_tsan_purge stress_ubsan fork fork_pool fork_hugetlb fork_hugetlb_race fork_hugetlb_mt thread_exit trim_deadlock dlopen cxx symbols libnuma_static libnuma_preload fuzz fuzz_mt fuzz_libfuzzer debug_stress debug_fork debug_thread_exit debug_trim_deadlock debug_fuzz programs postgres install tool stats charts kernel numa"
+ALL="format layers internal segment orphan api api_static bad_input fault stress stress_tsan stress_tsan_purge stress_ubsan fork fork_pool fork_hugetlb fork_hugetlb_race fork_hugetlb_mt fork_hugetlb_forkers thread_exit trim_deadlock dlopen cxx symbols libnuma_static libnuma_preload fuzz fuzz_mt fuzz_libfuzzer debug_stress debug_fork debug_thread_exit debug_trim_deadlock debug_fuzz programs postgres install tool stats charts kernel numa"
 WANT=${*:-$ALL}
 
 report() { # STATUS NAME [REASON]
@@ -236,6 +236,9 @@ for t in $WANT; do
     fork_hugetlb_mt)
         # Reserves its own small pool as root and puts nr_hugepages back.
         run_test fork_hugetlb_mt preload "$BIN/fork_test" --hugetlb-mt ;;
+    fork_hugetlb_forkers)
+        # The same pool, four threads forking at once.
+        run_test fork_hugetlb_forkers preload "$BIN/fork_test" --hugetlb-forkers ;;
     thread_exit) run_test thread_exit preload "$BIN/thread_exit_test" ;;
     trim_deadlock) run_test trim_deadlock preload "$BIN/trim_deadlock_test" ;;
     dlopen)

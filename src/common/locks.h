@@ -52,7 +52,9 @@
  *    not unmapped, so its address is not reused, until the copy is made
  *    (hugetlb_untrack waits, holding no lock; the copy takes no lock but
  *    hugetlb_lock, briefly, so neither the purge thread nor another fork
- *    can deadlock with it).
+ *    can deadlock with it). Forks take turns from seg_fork_begin to the
+ *    end of seg_fork_parent_unlocked (seg.fork_active, a flag waited for
+ *    with no lock held, taken before any lock: outside the ranks).
  * 4. Work that must wait until the thread holds no lock (starting the purge
  *    thread) goes through hs_when_unlocked(), which runs it at once when no
  *    lock is held, else at the thread's last hs_unlock.

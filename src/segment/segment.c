@@ -90,7 +90,10 @@ HS_START_STATE_LAST static struct seg_state_s {
                                                  hugetlb_lock. Their copies need the pages:
                                                  no auto hugetlb mapping meanwhile */
     _Atomic size_t hugetlb_copies_pending;    /* ranges with copy_pending; written under
-                                                 hugetlb_lock. A fork starts once it is 0 */
+                                                 hugetlb_lock. 0 whenever fork_active is
+                                                 taken */
+    _Atomic bool fork_active;                 /* a fork from seg_fork_begin to the end of
+                                                 seg_fork_parent_unlocked: one at a time */
     _Atomic unsigned hugetlb_forks;           /* forks from seg_fork_begin until their spares
                                                  are back: no auto hugetlb mapping starts */
     _Atomic unsigned hugetlb_maps_under_way;  /* auto hugetlb mappings from their reservations
@@ -1756,10 +1759,16 @@ void seg_fork_begin(void)
      * they are tracked). */
     atomic_fetch_add(&seg.hugetlb_forks, 1);
     for (unsigned i = 0; atomic_load(&seg.hugetlb_maps_under_way) && i < 100000; i++) os_yield();
-    /* An earlier fork's copies are done first: copy_pending marks one
-     * fork's ranges. The C library runs one fork's handlers at a time
-     * already; this holds without it. */
-    while (atomic_load(&seg.hugetlb_copies_pending)) os_sleep_ms(1);
+    /* One fork at a time, from here to the end of its copies: copy_pending
+     * marks one fork's ranges. glibc releases its atfork lock around each
+     * handler it calls, so two threads' forks can overlap; the second one
+     * marked the ranges the first had not copied yet a second time, one
+     * copy cleared one mark, and hugetlb_copies_pending never came back
+     * to 0: every later fork waited here for it (fuzz_mt, four threads
+     * forking with a small pool, hung). The waiting thread holds no lock,
+     * and the fork under way needs nothing of it. */
+    while (atomic_exchange(&seg.fork_active, true)) os_sleep_ms(1);
+    HS_ASSERT(atomic_load(&seg.hugetlb_copies_pending) == 0);
     /* The spares' pages become free for this fork's copies, as late as can
      * be with no lock held: from here until seg_fork_parent_unlocked has
      * made the copies, another process may take them. */
@@ -1916,6 +1925,7 @@ void seg_fork_parent_unlocked(seg_fork_token_t token)
     hugetlb_spares_restore(token.child_done, token.shared);
     if (token.child_done >= 0) os_close(token.child_done);
     atomic_fetch_sub(&seg.hugetlb_forks, 1);
+    atomic_store(&seg.fork_active, false);
 }
 
 /* Fills a child's anonymous copy of a hugetlb range from the child's own
@@ -1970,6 +1980,7 @@ void seg_fork_child(void)
     /* The parent's forks and mappings under way are not the child's. */
     atomic_store(&seg.hugetlb_forks, 0);
     atomic_store(&seg.hugetlb_maps_under_way, 0);
+    atomic_store(&seg.fork_active, false);
     hs_lock_init(&seg.hugetlb_lock, HS_RANK_HUGETLB);
     hs_lock_init(&seg.run_cache_lock, HS_RANK_RUN_CACHE);
     for (unsigned n = 0; n < numa_node_count(); n++)
