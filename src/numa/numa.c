@@ -465,15 +465,28 @@ unsigned numa_current_node_refresh(void)
     return idx;
 }
 
-unsigned numa_node_for_superslab(unsigned thread_node)
+/* The node of the turn `take` says (taken: the next one) or looks at. */
+static unsigned node_for_superslab(unsigned thread_node, bool take)
 {
     if (numa.count <= 1) return 0;
     if (thread_node >= numa.count) thread_node = 0;
     if (numa.interleave_count) {
-        unsigned turn = atomic_fetch_add_explicit(&numa.interleave_next, 1, memory_order_relaxed);
+        unsigned turn =
+            take ? atomic_fetch_add_explicit(&numa.interleave_next, 1, memory_order_relaxed)
+                 : atomic_load_explicit(&numa.interleave_next, memory_order_relaxed);
         return numa.interleave[turn % numa.interleave_count];
     }
     return numa.target[thread_node];
+}
+
+unsigned numa_node_for_superslab(unsigned thread_node)
+{
+    return node_for_superslab(thread_node, true);
+}
+
+unsigned numa_node_for_reuse(unsigned thread_node)
+{
+    return node_for_superslab(thread_node, false);
 }
 
 static int bind_range(void *addr, size_t size, unsigned node, bool strict)

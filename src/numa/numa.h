@@ -45,6 +45,12 @@ unsigned numa_kernel_node(unsigned node);
  *   interleave=SET -> the next node of SET, round robin over all callers;
  * always inside the cpuset's nodes. Returns an index < numa_node_count(). */
 unsigned numa_node_for_superslab(unsigned thread_node);
+/* The node numa_node_for_superslab would return now, without taking an
+ * interleave turn: for memory already placed (a cached run, an idle
+ * SuperSlab) looked for before a new mapping, which takes the turn. Each
+ * look taking one dealt two or three turns per mapping, and under
+ * interleave on two nodes every SuperSlab went to the same node. */
+unsigned numa_node_for_reuse(unsigned thread_node);
 
 /* Gives [addr, addr+size) a memory policy that puts its pages on `node`
  * when they are first touched. Call it after mmap and BEFORE any byte of

@@ -826,7 +826,7 @@ static seg_superslab_t *take_superslab(node_pool_t *pool, unsigned node)
     hs_unlock(&pool->lock);
     /* A cached run before a purged SuperSlab: its pages are resident, and
      * would stay so beside the revived one's until the purge delay. */
-    if (!ss) ss = superslab_from_run_cache(numa_node_for_superslab(node), node);
+    if (!ss) ss = superslab_from_run_cache(numa_node_for_reuse(node), node);
     if (!ss) {
         hs_lock(&pool->lock);
         if (pool->lazy.count || pool->released.count) {
@@ -1485,7 +1485,7 @@ void *seg_run_alloc(size_t size, size_t align, unsigned node, bool *fresh)
     size_t resident_end = 0; /* how much of the run may hold pages already */
     *fresh = false;
     if (map_align == HS_SUPERSLAB_SIZE && total < huge_threshold()) {
-        run = run_cache_take(total, numa_node_for_superslab(node));
+        run = run_cache_take(total, numa_node_for_reuse(node));
         if (run) resident_end = run->run_size;
         if (run && run->base_tail) run_drop_base_tail(run);
         /* A cached run of another size is cut or grown to fit: its pages are
@@ -1498,7 +1498,7 @@ void *seg_run_alloc(size_t size, size_t align, unsigned node, bool *fresh)
         }
     }
     if (!run && map_align == HS_SUPERSLAB_SIZE && total == HS_SUPERSLAB_SIZE) {
-        run = run_from_idle_superslab(node, numa_node_for_superslab(node));
+        run = run_from_idle_superslab(node, numa_node_for_reuse(node));
         if (run) resident_end = run->run_size;
     }
     if (!run) {
