@@ -754,18 +754,27 @@ static unsigned shortest_fitting_run(uint64_t free_units, uint64_t starts, uint6
     return best;
 }
 
-/* Writes a SuperSlab's header at ss, a chunk the pool reuses (a purged
- * SuperSlab or a cached run), and names it in the registry. */
-static void superslab_header(seg_superslab_t *ss, thp_backing_t backing, unsigned memory_node,
-                             unsigned node)
+/* Writes the header of a chunk that changes role, or comes back from a
+ * purged stack, as one of `kind` (a SuperSlab of slabs, or a run of one
+ * chunk), and names it so in the registry. */
+static void chunk_header(seg_superslab_t *ss, seg_chunk_kind_t kind, thp_backing_t backing,
+                         unsigned memory_node, unsigned node)
 {
     memset(ss, 0, sizeof *ss);
-    ss->kind = SEG_CHUNK_SLABS;
+    ss->kind = kind;
     ss->backing = (uint8_t)backing;
     ss->memory_node = (uint16_t)memory_node;
     ss->node = (uint16_t)node;
     ss->run_size = HS_SUPERSLAB_SIZE;
-    registry_set(ss, HS_SUPERSLAB_SIZE, SEG_CHUNK_SLABS);
+    registry_set(ss, HS_SUPERSLAB_SIZE, kind);
+}
+
+/* A SuperSlab's header at ss, a chunk the pool reuses (a purged SuperSlab
+ * or a cached run). */
+static void superslab_header(seg_superslab_t *ss, thp_backing_t backing, unsigned memory_node,
+                             unsigned node)
+{
+    chunk_header(ss, SEG_CHUNK_SLABS, backing, memory_node, node);
 }
 
 /* A SuperSlab back from a purged stack (the caller took its entry: the
@@ -1431,18 +1440,12 @@ static seg_superslab_t *run_cache_take(size_t size, unsigned memory_node)
     return best;
 }
 
-/* Writes the header of a run of one chunk at ss, a SuperSlab's chunk that
- * the pool gives up, and names it in the registry. */
+/* The header of a run of one chunk at ss, a SuperSlab's chunk that the
+ * pool gives up. */
 static void run_header(seg_superslab_t *ss, thp_backing_t backing, unsigned memory_node,
                        unsigned node)
 {
-    memset(ss, 0, sizeof *ss);
-    ss->kind = SEG_CHUNK_RUN;
-    ss->backing = (uint8_t)backing;
-    ss->node = (uint16_t)node;
-    ss->memory_node = (uint16_t)memory_node;
-    ss->run_size = HS_SUPERSLAB_SIZE;
-    registry_set(ss, HS_SUPERSLAB_SIZE, SEG_CHUNK_RUN);
+    chunk_header(ss, SEG_CHUNK_RUN, backing, memory_node, node);
 }
 
 /* Whether a SuperSlab's chunk may become a run: a huge page (or hugetlb),
