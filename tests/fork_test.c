@@ -337,32 +337,35 @@ static int mt_child(void)
 }
 
 /* --hugetlb-forkers: as --hugetlb-mt, but MT_FORKERS threads fork at
- * once, MT_FORKS times each. glibc releases its atfork lock around each
+ * once, 10 times each. glibc releases its atfork lock around each
  * handler, so their forks overlap in hugeslab's handlers; a fork whose
  * parent copies were still being made counted them again and every later
  * fork waited for them for ever. A fork still under way after 60 s fails
  * the test instead of hanging it. */
 #define MT_FORKERS 4
-#define MT_FORKS 10
 static const char *mt_name;
+static int mt_forks_each; /* forks of each forking thread */
 static atomic_int mt_forks_done, mt_children_died, mt_children_failed;
 
 static void mt_hung(int sig)
 {
     (void)sig;
-    static const char msg[] = "fork_hugetlb_forkers: forks still under way after 60 s\n";
+    static const char msg[] = "fork_test: forks still under way after 60 s\n";
     if (write(2, msg, sizeof msg - 1) < 0) _exit(1);
     pool_write(mt_pool_saved); /* open, write, close: safe in a handler */
     _exit(1);
 }
 
+/* Forks mt_forks_each times, each child checked by mt_child; failures
+ * are counted (the checks are made once the forkers are joined). */
 static void *mt_forker(void *arg)
 {
     (void)arg;
-    for (int it = 0; it < MT_FORKS; it++) {
+    for (int it = 0; it < mt_forks_each; it++) {
         pid_t pid = fork();
         if (pid < 0) {
             atomic_fetch_add(&mt_children_failed, 1);
+            fprintf(stderr, "%s: fork: %s\n", mt_name, strerror(errno));
             continue;
         }
         if (pid == 0) {
@@ -374,12 +377,17 @@ static void *mt_forker(void *arg)
         atomic_fetch_add(&mt_forks_done, 1);
         if (WIFSIGNALED(st)) {
             atomic_fetch_add(&mt_children_died, 1);
-            fprintf(stderr, "fork_hugetlb_forkers: a child killed by signal %d (%s)\n",
-                    WTERMSIG(st), strsignal(WTERMSIG(st)));
+            fprintf(stderr, "%s: fork %d: child killed by signal %d (%s)%s\n", mt_name, it,
+                    WTERMSIG(st), strsignal(WTERMSIG(st)),
+                    WTERMSIG(st) == SIGBUS ? " -- parent threads wrote private hugetlb pages it "
+                                             "shared while the pool had no page for their copy"
+                                           : "");
         } else if (WEXITSTATUS(st) != 0) {
             atomic_fetch_add(&mt_children_failed, 1);
-            fprintf(stderr, "fork_hugetlb_forkers: a child exited with status %d\n",
-                    WEXITSTATUS(st));
+            fprintf(stderr, "%s: fork %d: child exit status %d%s\n", mt_name, it, WEXITSTATUS(st),
+                    WEXITSTATUS(st) == 2   ? " (a block's contents changed)"
+                    : WEXITSTATUS(st) == 3 ? " (the child still has hugetlb pages)"
+                                           : "");
         }
     }
     return NULL;
@@ -400,15 +408,14 @@ static int mt_forkers_run(int forkers, int *died)
     *died = atomic_load(&mt_children_died);
     CHECK(*died == 0, "%s: %d children killed", mt_name, *died);
     CHECK(atomic_load(&mt_children_failed) == 0,
-          "%s: %d forks failed or children found their "
-          "blocks changed",
-          mt_name, atomic_load(&mt_children_failed));
+          "%s: %d forks failed, or their children exited with an error", mt_name,
+          atomic_load(&mt_children_failed));
     return atomic_load(&mt_forks_done);
 }
 
 /* --hugetlb-mt: the heap takes all the hugetlb pages the default (auto)
  * backing will from a small pool (reserved here, as root, for nothing
- * else), writer threads rewrite their blocks without pause, and the main
+ * else), writer threads rewrite their blocks without pause, and another
  * thread forks again and again.  A child loses each shared page a parent
  * thread writes while the pool has no page for the parent's copy (the
  * parent owns the reservation), and that page's contents at fork() are
@@ -462,38 +469,9 @@ static int hugetlb_mt_case(char **argv, int forkers)
             pool_write(mt_pool_saved);
             return hs_finish(mt_name);
         }
-    int forks = 20, died = 0;
-    if (forkers > 1) {
-        forks = mt_forkers_run(forkers, &died);
-    } else
-        for (int it = 0; it < forks; it++) {
-            pid_t pid = fork();
-            if (pid < 0) {
-                HS_FAIL("%s: fork: %s", mt_name, strerror(errno));
-                break;
-            }
-            if (pid == 0) {
-                alarm(60);
-                _exit(mt_child());
-            }
-            int st;
-            waitpid(pid, &st, 0);
-            if (WIFSIGNALED(st)) {
-                died++;
-                HS_FAIL("%s: fork %d: child killed by signal %d (%s)%s", mt_name, it, WTERMSIG(st),
-                        strsignal(WTERMSIG(st)),
-                        WTERMSIG(st) == SIGBUS
-                            ? " -- parent threads wrote private hugetlb pages it "
-                              "shared while the pool had no page for their copy"
-                            : "");
-            } else {
-                CHECK(WEXITSTATUS(st) == 0, "%s: fork %d: child exit status %d%s", mt_name, it,
-                      WEXITSTATUS(st),
-                      WEXITSTATUS(st) == 2   ? " (a block's contents changed)"
-                      : WEXITSTATUS(st) == 3 ? " (the child still has hugetlb pages)"
-                                             : "");
-            }
-        }
+    /* The main thread alone forks 20 times; with forkers, each 10. */
+    mt_forks_each = forkers > 1 ? 10 : 20;
+    int died = 0, forks = mt_forkers_run(forkers, &died);
     atomic_store(&g_stop, 1);
     for (size_t t = 0; t < MT_WRITERS; t++) pthread_join(w[t], NULL);
     for (size_t i = 0; i < mt_count; i++) {
