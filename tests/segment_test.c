@@ -12,6 +12,7 @@
  *   - HUGESLAB_RESERVE_MB keeps the newest idle SuperSlabs until they have
  *     been idle for the reserve's delay; beyond HUGESLAB_CACHE_MB idle
  *     memory is taken at once, due or not;
+ *   - a SuperSlab marked outgrown is taken at once, to go back for good;
  *   - a freed run waits in the run cache and is taken when due;
  *   - malloc_trim's seg_trim takes everything idle, whatever the clock.
  *   - seg_superslab_validate reports a broken SuperSlab and aborts.
@@ -45,8 +46,7 @@ static seg_superslab_t *take_whole(void)
 
 /* seg_take_idle with the options' policy but these two delays: purge after
  * purge_ms idle, the reserve after release_ms. */
-static unsigned take_idle(uint64_t purge_ms, uint64_t release_ms, seg_superslab_t **batch,
-                          uint64_t *due)
+static unsigned take_idle(uint64_t purge_ms, uint64_t release_ms, seg_taken_t *batch, uint64_t *due)
 {
     seg_purge_policy_t policy = seg_purge_policy();
     policy.purge_after_ms = purge_ms;
@@ -56,11 +56,11 @@ static unsigned take_idle(uint64_t purge_ms, uint64_t release_ms, seg_superslab_
 
 /* What seg_take_idle took and is not ours goes back as the purge thread
  * would put it; returns whether `mine` was among the taken. */
-static bool took(seg_superslab_t **batch, unsigned n, const seg_superslab_t *mine)
+static bool took(seg_taken_t *batch, unsigned n, const seg_superslab_t *mine)
 {
     bool found = false;
     for (unsigned i = 0; i < n; i++) {
-        seg_superslab_t *ss = batch[i];
+        seg_superslab_t *ss = batch[i].ss;
         if (ss == mine) found = true;
         /* A taken SuperSlab of slabs leaves the registry; a run stays known
          * (as a freed one) until it is unmapped. */
@@ -90,7 +90,7 @@ static uint64_t purged(void)
 
 static void check_idle_and_due(void)
 {
-    seg_superslab_t *batch[64];
+    seg_taken_t batch[64];
     uint64_t due;
     seg_superslab_t *ss = take_whole();
     if (!ss) return;
@@ -136,25 +136,40 @@ static void check_idle_and_due(void)
     seg_pool_validate(0);
 }
 
+/* Two SuperSlabs of node 0 fall idle, *b a millisecond after *a: the
+ * newest. False when either could not be had. */
+static bool two_idle(seg_superslab_t **a, seg_superslab_t **b)
+{
+    *a = take_whole();
+    *b = take_whole();
+    if (!*a || !*b) return false;
+    seg_units_free(*a, 0, HS_UNITS_PER_SUPERSLAB);
+    atomic_fetch_add(&fake_now, 1);
+    seg_units_free(*b, 0, HS_UNITS_PER_SUPERSLAB);
+    return true;
+}
+
+/* ss's entry among n taken; NULL when it was not taken. */
+static const seg_taken_t *taken_entry(const seg_taken_t *batch, unsigned n,
+                                      const seg_superslab_t *ss)
+{
+    for (unsigned i = 0; i < n; i++)
+        if (batch[i].ss == ss) return &batch[i];
+    return NULL;
+}
+
 static void check_reserve_and_cache(void)
 {
-    seg_superslab_t *batch[64];
+    seg_taken_t batch[64];
     uint64_t due;
-    seg_superslab_t *a = take_whole(), *b = take_whole();
-    if (!a || !b) return;
-    seg_units_free(a, 0, HS_UNITS_PER_SUPERSLAB);
-    atomic_fetch_add(&fake_now, 1);
-    seg_units_free(b, 0, HS_UNITS_PER_SUPERSLAB); /* b is the newest */
+    seg_superslab_t *a, *b;
+    if (!two_idle(&a, &b)) return;
     /* A reserve of one SuperSlab: b stays until it has been idle for the
      * reserve's delay (2000 ms here), a goes after the purge delay. */
     hs_option_values[HS_OPT_RESERVE_MB] = 2;
     atomic_fetch_add(&fake_now, 1000);
     unsigned n = take_idle(100, 2000, batch, &due);
-    bool took_a = false, took_b = false;
-    for (unsigned i = 0; i < n; i++) {
-        took_a |= batch[i] == a;
-        took_b |= batch[i] == b;
-    }
+    bool took_a = taken_entry(batch, n, a), took_b = taken_entry(batch, n, b);
     took(batch, n, NULL);
     CHECK(took_a && !took_b, "reserve of one: took a %d (want 1), b %d (want 0)", took_a, took_b);
     atomic_fetch_add(&fake_now, 1000);
@@ -172,9 +187,44 @@ static void check_reserve_and_cache(void)
     seg_pool_validate(0);
 }
 
+/* A SuperSlab realloc's move emptied (seg_mark_outgrown) is taken at the
+ * next pass whatever its age and the reserve, to go back for good at once
+ * (release_now); only the pool's newest idle SuperSlab is marked, and one
+ * taken for its age is not released at once. */
+static void check_outgrown(void)
+{
+    seg_taken_t batch[64];
+    uint64_t due;
+    seg_superslab_t *a, *b;
+    if (!two_idle(&a, &b)) return;
+    /* A reserve of one would keep b for the reserve's delay. */
+    hs_option_values[HS_OPT_RESERVE_MB] = 2;
+    CHECK(!seg_mark_outgrown(a, 0), "an idle SuperSlab behind the newest marked outgrown");
+    CHECK(seg_mark_outgrown(b, 0), "the newest idle SuperSlab not marked outgrown");
+    unsigned n = take_idle(3600 * 1000, 3600 * 1000, batch, &due);
+    const seg_taken_t *entry_b = taken_entry(batch, n, b);
+    bool took_a = taken_entry(batch, n, a), others_now = false;
+    for (unsigned i = 0; i < n; i++) others_now |= batch[i].ss != b && batch[i].release_now;
+    bool b_now = entry_b && entry_b->release_now;
+    took(batch, n, NULL);
+    CHECK(b_now && !took_a && !others_now,
+          "outgrown: b taken to go now %d (want 1), a taken %d (want 0), another to go now %d "
+          "(want 0)",
+          b_now, took_a, others_now);
+    /* a, taken for its age, takes the lazy stage like any other. */
+    hs_option_values[HS_OPT_RESERVE_MB] = 0;
+    atomic_fetch_add(&fake_now, 100);
+    n = take_idle(100, 2000, batch, &due);
+    const seg_taken_t *entry_a = taken_entry(batch, n, a);
+    bool a_now = entry_a && entry_a->release_now;
+    CHECK(took(batch, n, a) && !a_now, "a SuperSlab idle 100 ms: taken to go now %d (want 0)",
+          a_now);
+    seg_pool_validate(0);
+}
+
 static void check_run_cache(void)
 {
-    seg_superslab_t *batch[64];
+    seg_taken_t batch[64];
     uint64_t due;
     bool fresh;
     void *p = seg_run_alloc(3 * HS_MiB, 16, 0, &fresh);
@@ -400,6 +450,7 @@ int main(void)
     seg_start_background();
     check_idle_and_due();
     check_reserve_and_cache();
+    check_outgrown();
     check_run_cache();
     check_trim();
     check_fresh_units();

@@ -159,7 +159,7 @@ static size_t purge_free_units(const seg_free_units_t *taken, bool uring)
  * (UINT64_MAX for never). Returns how many SuperSlabs and runs went back. */
 static unsigned return_idle(const seg_purge_policy_t *policy, uint64_t *next_due)
 {
-    seg_superslab_t *batch[64];
+    seg_taken_t batch[64];
     unsigned n, returned = 0;
     *next_due = UINT64_MAX;
     do {
@@ -169,15 +169,18 @@ static unsigned return_idle(const seg_purge_policy_t *policy, uint64_t *next_due
         seg_purged_t lazy[64], release[64];
         unsigned n_lazy = 0, n_release = 0;
         for (unsigned i = 0; i < n; i++) {
-            seg_superslab_t *ss = batch[i];
+            seg_superslab_t *ss = batch[i].ss;
             thp_backing_t backing = (thp_backing_t)ss->backing;
             if (ss->kind == SEG_CHUNK_RUN || backing == THP_BACKING_HUGETLB) {
                 seg_unmap_idle(ss, ss->run_size, backing);
                 continue;
             }
-            /* Read the header before madvise: afterwards it may be zero. */
-            bool now_for_good =
-                policy->dontneed || now - ss->idle_since_ms >= policy->release_after_ms;
+            /* Straight to MADV_DONTNEED when the policy says so, when the
+             * SuperSlab was outgrown (release_now), or when it has been idle
+             * so long that the lazy stage would only delay it. Read the
+             * header before madvise: afterwards it may be zero. */
+            bool now_for_good = policy->dontneed || batch[i].release_now ||
+                                now - ss->idle_since_ms >= policy->release_after_ms;
             seg_purged_t *to = now_for_good ? &release[n_release++] : &lazy[n_lazy++];
             *to = (seg_purged_t){ss, ss->node, backing, ss->memory_node};
         }

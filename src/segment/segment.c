@@ -1248,7 +1248,7 @@ HS_COLD bool seg_mark_outgrown(seg_superslab_t *ss, unsigned node)
     return marked;
 }
 
-unsigned seg_take_idle(const seg_purge_policy_t *policy, uint64_t now_ms, seg_superslab_t **out,
+unsigned seg_take_idle(const seg_purge_policy_t *policy, uint64_t now_ms, seg_taken_t *out,
                        unsigned max, uint64_t *next_due)
 {
     unsigned taken = 0;
@@ -1273,10 +1273,7 @@ unsigned seg_take_idle(const seg_purge_policy_t *policy, uint64_t now_ms, seg_su
                        (position >= reserve && over_cache_limit(policy));
             if (due) {
                 idle_take(pool, ss);
-                /* Out of the list, its age may say what it is: old enough
-                 * for MADV_DONTNEED (return_idle). */
-                if (outgrown) ss->idle_since_ms = 0;
-                out[taken++] = ss;
+                out[taken++] = (seg_taken_t){ss, outgrown};
             } else {
                 uint64_t due_at = ss->idle_since_ms + wait;
                 if (due_at < *next_due) *next_due = due_at;
@@ -1295,7 +1292,7 @@ unsigned seg_take_idle(const seg_purge_policy_t *policy, uint64_t now_ms, seg_su
             seg.run_cache_bytes > cache_limit(policy)) {
             list_remove(&seg.run_cache, run);
             seg.run_cache_bytes -= run->run_size;
-            out[taken++] = run;
+            out[taken++] = (seg_taken_t){run, false};
         } else {
             uint64_t due_at = run->idle_since_ms + policy->purge_after_ms;
             if (due_at < *next_due) *next_due = due_at;

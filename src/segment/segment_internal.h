@@ -34,15 +34,24 @@ typedef struct seg_purge_policy_s {
 /* The purge thread's policy, from the options as they are now. */
 seg_purge_policy_t seg_purge_policy(void);
 
+/* A SuperSlab or run seg_take_idle took, with what the pool knew of it. */
+typedef struct seg_taken_s {
+    seg_superslab_t *ss; /* out of every list, for its pages to go back */
+    bool release_now;    /* for good at once (MADV_DONTNEED, no lazy stage),
+                            whatever its age: realloc's move emptied it
+                            (seg_mark_outgrown), and its block will not come
+                            back to the slabs */
+} seg_taken_t;
 /* Takes idle memory out of the pools for purging, as `policy` says:
  * SuperSlabs idle for at least purge_after_ms beyond the per-node reserve
  * (the newest), those of the reserve idle for release_after_ms, and beyond
  * that whatever exceeds the cache limit, oldest first; `everything` takes
- * all of it. Taken SuperSlabs are in no list, and those of slabs unknown to
- * the registry (a run stays known as a freed one), until given to
- * seg_store_purged or seg_unmap_idle. *next_due is set to when the next one
- * will be due (UINT64_MAX for none). Returns how many were taken. */
-unsigned seg_take_idle(const seg_purge_policy_t *policy, uint64_t now_ms, seg_superslab_t **out,
+ * all of it; a SuperSlab marked by seg_mark_outgrown goes whatever its age,
+ * with release_now. Taken SuperSlabs are in no list, and those of slabs
+ * unknown to the registry (a run stays known as a freed one), until given
+ * to seg_store_purged or seg_unmap_idle. *next_due is set to when the next
+ * one will be due (UINT64_MAX for none). Returns how many were taken. */
+unsigned seg_take_idle(const seg_purge_policy_t *policy, uint64_t now_ms, seg_taken_t *out,
                        unsigned max, uint64_t *next_due);
 /* A taken SuperSlab whose pages went back with madvise: kept mapped, for
  * reuse at the same address. (Its header may read as zero from now on.)
@@ -60,7 +69,8 @@ typedef struct seg_purged_s {
     unsigned memory_node;  /* node its pages are bound to */
 } seg_purged_t;
 /* Marks ss due at the purge thread's next pass, whatever its age and the
- * reserve, for MADV_DONTNEED, if it is pool `node`'s newest idle SuperSlab
+ * reserve, for MADV_DONTNEED (seg_take_idle hands it out with release_now),
+ * if it is pool `node`'s newest idle SuperSlab
  * (and not hugetlb): false when it is not, which is known without reading
  * its header (the purge thread may have taken it, and its pages, already). */
 bool seg_mark_outgrown(seg_superslab_t *ss, unsigned node);
