@@ -13,12 +13,11 @@
  *  20      orphan_lock           tiny/tiny.c      the orphan lists (slabs of exited
  *                                                 or migrated threads)
  *  30+n    pools[n].lock         segment/         node n's partial, idle and
- *          (n < HS_MAX_NODES)    segment.c        purged lists, and the free_units
+ *          (n < HS_MAX_NODES)    units.c, idle.c  purged lists, and the free_units
  *                                                 of its SuperSlabs
- *  100     run_cache_lock        segment/         the cache of freed runs
- *                                segment.c
+ *  100     run_cache_lock        segment/run.c    the cache of freed runs
  *  110     hugetlb_lock          segment/         the list of live hugetlb ranges
- *                                segment.c        (for fork)
+ *                                fork.c           (for fork)
  *  120     purge_lock            segment/purge.c  the purge thread's flags; its
  *                                                 condition variable waits on it
  *  --      numa: no lock         numa/numa.c      state written once under init;
@@ -47,13 +46,13 @@
  *    rule: it frees its spare hugetlb reservations before it takes a lock
  *    (seg_fork_begin), and makes its copies of shared hugetlb pages after
  *    it has released them all (seg_fork_parent_unlocked). A range whose
- *    copy is pending is pinned meanwhile (hugetlb_range_t.copy_pending,
+ *    copy is pending is pinned meanwhile (seg_hugetlb_range_t.copy_pending,
  *    set under every lock of the fork, cleared under hugetlb_lock): it is
  *    not unmapped, so its address is not reused, until the copy is made
- *    (hugetlb_untrack waits, holding no lock; the copy takes no lock but
+ *    (seg_hugetlb_untrack waits, holding no lock; the copy takes no lock but
  *    hugetlb_lock, briefly, so neither the purge thread nor another fork
  *    can deadlock with it). Forks take turns from seg_fork_begin to the
- *    end of seg_fork_parent_unlocked (seg.fork_active, a flag waited for
+ *    end of seg_fork_parent_unlocked (seg_state.fork_active, a flag waited for
  *    with no lock held, taken before any lock: outside the ranks).
  * 4. Work that must wait until the thread holds no lock (starting the purge
  *    thread) goes through hs_when_unlocked(), which runs it at once when no

@@ -192,7 +192,7 @@ extern _Atomic bool seg_small_heap_deferred;
  * taken): they come back to their SuperSlabs once their last block is
  * freed. A SuperSlab mapped while SEG_RETURNING_UNITS_MIN of them are on
  * the way is an overflow that those units will soon absorb, and starts on
- * base pages (small_heap_note in segment.c). */
+ * base pages (seg_small_heap_note in small_heap.c). */
 extern _Atomic long seg_units_returning;
 /* tiny/ carved blocks [from, from + bytes) of a slab, about to be handed
  * out, while seg_small_heap_deferred is set: the pages they span count
@@ -315,7 +315,7 @@ seg_fork_token_t seg_fork_parent(void);
 /* In the parent once no lock of the fork is held any more, with what
  * seg_fork_parent returned: makes the parent's copies of the hugetlb ranges
  * seg_fork_parent marked, then reserves again the spare hugetlb pages the
- * fork freed (hugetlb_range_t), which may wait up to a second for the child. */
+ * fork freed (seg_hugetlb_range_t), which may wait up to a second for the child. */
 void seg_fork_parent_unlocked(seg_fork_token_t token);
 void seg_fork_child(void);
 /* At exit: the purge thread stops; nothing is waited for. */

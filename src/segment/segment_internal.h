@@ -1,4 +1,6 @@
-/* What segment.c and purge.c share; nothing outside segment/ includes it. */
+/* What the files of segment/ share: its state (seg_state), the helpers
+ * more than one of them calls, and what purge.c asks of the pools; each
+ * file says what it owns at its top. Nothing outside segment/ includes it. */
 #ifndef HS_SEGMENT_INTERNAL_H
 #define HS_SEGMENT_INTERNAL_H
 
@@ -85,7 +87,7 @@ unsigned seg_take_lazy(uint64_t now_ms, uint64_t min_lazy_ms, seg_purged_t *out,
 typedef struct seg_free_units_s {
     seg_superslab_t *ss; /* the SuperSlab, in use */
     uint64_t units;      /* the units taken: in no slab, and not free meanwhile */
-    bool huge_given_up;  /* a THP SuperSlab's (huge_sparse in segment.c): hint it to
+    bool huge_given_up;  /* a THP SuperSlab's (huge_sparse in units.c): hint it to
                             base pages before its pages go, or khugepaged makes it
                             a whole huge page again */
 } seg_free_units_t;
@@ -122,5 +124,205 @@ bool purge_run_idle_work(void);
 /* Figures the purge thread keeps. */
 extern _Atomic uint64_t seg_stat_purge_calls;
 extern _Atomic uint64_t seg_stat_bytes_purged;
+
+/* SuperSlabs whose pages went back to the kernel, kept mapped for reuse at
+ * the same address. Their headers may read as zero, so an entry is the
+ * 2 MiB-aligned address with the backing in bits 0-1 and the memory node
+ * from bit 2 on. Entries are pushed in time order, so the oldest are at the
+ * bottom. */
+typedef struct seg_purged_entry_s {
+    uintptr_t bits;    /* address | memory node << 2 | backing */
+    uint64_t since_ms; /* when it was pushed */
+} seg_purged_entry_t;
+typedef struct seg_purged_stack_s {
+    seg_purged_entry_t *entries; /* oldest first */
+    size_t count;                /* entries in use */
+    size_t cap;                  /* room */
+} seg_purged_stack_t;
+
+/* One pool per NUMA node.
+ * Invariants: `partial` holds exactly this node's SuperSlabs with some but
+ * not all units free (on_partial set); `idle` holds those with every unit
+ * free, newest first, each with idle_since_ms; `lazy` and `released` hold
+ * SuperSlabs whose pages went back to the kernel, lazily (MADV_FREE: the
+ * pages stay in RSS as LazyFree until the kernel needs them) or for good
+ * (MADV_DONTNEED). */
+typedef struct seg_pool_s {
+    hs_lock_t lock;
+    seg_superslab_t *partial;    /* SuperSlabs with some free units */
+    seg_superslab_t *idle;       /* empty SuperSlabs, pages still resident */
+    size_t idle_count;           /* length of idle */
+    seg_superslab_t *outgrown;   /* idle's head, due at the purge thread's next pass
+                                    (seg_mark_outgrown); NULL: none */
+    seg_purged_stack_t lazy;     /* MADV_FREE'd, oldest first; reused newest first */
+    seg_purged_stack_t released; /* MADV_DONTNEED'd; reused when lazy is empty */
+    /* SuperSlabs mapped with their pages on this node, by backing. Here,
+     * not in a table of its own by node: a process on one node writes the
+     * first pool's line and no other (see HS_START_STATE_LAST). */
+    _Atomic uint64_t stat_superslabs[THP_BACKING_COUNT];
+    uint32_t units_taken_ms; /* when a slab was last cut here (the clock's low
+                                32 bits): a sparse huge page is split only once
+                                the heap has stopped growing (huge_sparse) */
+} seg_pool_t;
+
+/* Every live hugetlb mapping, for fork(): private hugetlb pages are copied
+ * on write from the same pool, and a child whose copy cannot be had gets
+ * SIGBUS, so the child trades them for anonymous copies (seg_fork_child).
+ * Until then each page a parent thread writes needs a free pool page, and
+ * free pages are anyone's: the auto backing keeps them reserved meanwhile
+ * (spare), frees them at fork() and takes the parent's copies at once. */
+typedef struct seg_hugetlb_range_s {
+    seg_superslab_t *base; /* a SuperSlab or the head of a run */
+    size_t size;           /* bytes of the mapping */
+    void *spare;           /* a hugetlb mapping of `size` bytes never touched: its reservation
+                              keeps as many pool pages from every other mapping until a fork
+                              frees them for this range's copies; NULL without one */
+    bool spare_freed;      /* its spare went at a fork and is not reserved again yet: the
+                              parent copies the range's pages at a fork (seg_fork_parent) */
+    bool copy_pending;     /* the fork under way marked it for the parent's copy, not made
+                              yet (hugetlb_copy_marked): the range stays mapped until it is,
+                              so seg_hugetlb_untrack waits (see seg_fork_parent) */
+} seg_hugetlb_range_t;
+
+/* segment's state: everything segment/ owns but the registry
+ * (seg_chunk_map, read by free's fast path), the test clock (seg_clock) and
+ * the purge figures purge.c adds to (seg_stat_purge_calls, _bytes_purged).
+ * The locks' ranks are in common/locks.h; init_layers sets them, so that the
+ * struct starts as zeros and lies in .bss, where only the pages written
+ * count in RSS: the fields, then the pools of the nodes in use (the pools
+ * come last for that). Figures are relaxed atomics read without locks. */
+struct seg_state_s {
+    hs_lock_t run_cache_lock;                 /* guards run_cache and the runs' list links */
+    seg_superslab_t *run_cache;               /* freed runs kept for reuse, newest first */
+    _Atomic size_t run_cache_bytes;           /* their bytes; written under run_cache_lock */
+    void (*client_init)(seg_superslab_t *ss); /* tiny's reset of a SuperSlab's client area */
+    bool (*client_reclaim)(void);             /* tiny's release of the calling thread's
+                                                 emptied slabs (seg_set_client_reclaim) */
+    hs_lock_t hugetlb_lock;                   /* guards hugetlb_ranges, _count, _cap */
+    seg_hugetlb_range_t *hugetlb_ranges;      /* every live hugetlb mapping */
+    size_t hugetlb_count;                     /* entries in hugetlb_ranges */
+    size_t hugetlb_cap;                       /* entries its pages hold */
+    _Atomic size_t hugetlb_pages_mapped;      /* 2 MiB pages over all of them; written under
+                                                 hugetlb_lock */
+    _Atomic size_t hugetlb_spares_out;        /* ranges whose spare a fork freed and that have
+                                                 none again yet (spare_freed); written under
+                                                 hugetlb_lock. Their copies need the pages:
+                                                 no auto hugetlb mapping meanwhile */
+    _Atomic size_t hugetlb_copies_pending;    /* ranges with copy_pending; written under
+                                                 hugetlb_lock. 0 whenever fork_active is
+                                                 taken */
+    _Atomic bool fork_active;                 /* a fork from seg_fork_begin to the end of
+                                                 seg_fork_parent_unlocked: one at a time */
+    _Atomic unsigned hugetlb_forks;           /* forks from seg_fork_begin until their spares
+                                                 are back: no auto hugetlb mapping starts */
+    _Atomic unsigned hugetlb_maps_under_way;  /* auto hugetlb mappings from their reservations
+                                                 to seg_hugetlb_track: seg_fork_begin waits for
+                                                 them, whose reservations would take the
+                                                 pages it frees for the fork's copies */
+    int fork_done[2];                         /* pipe whose write end the child closes once
+                                                 its hugetlb memory is copied; -1 when none */
+    /* hugetlb in auto mode: tried while the pool had pages at the last look;
+     * after a look that found none (in the pool, or on a node), sysfs is not
+     * read again for a second -- not once per new SuperSlab. */
+    _Atomic uint64_t hugetlb_retry_at_ms; /* the whole pool (each node's: below) */
+    /* The recent peak of memory in use (mapped, neither idle nor purged) and
+     * when it was last brought up to date; relaxed, a heuristic. */
+    _Atomic uint64_t recent_peak_bytes;      /* the peak */
+    _Atomic uint64_t recent_peak_at_ms;      /* when it was last brought up to date */
+    _Atomic uint64_t stat_idle_superslabs;   /* in the pools' idle lists */
+    _Atomic uint64_t stat_purged_superslabs; /* on the pools' purged stacks */
+    _Atomic uint64_t stat_bytes_mapped;      /* address space mapped for blocks */
+    _Atomic uint64_t stat_run_bytes_live;    /* runs holding a live block */
+    _Atomic uint64_t stat_huge_blocks;       /* live blocks with a mapping of their own */
+    seg_pool_t pools[HS_MAX_NODES];          /* by NUMA node index */
+    _Atomic uint64_t node_hugetlb_retry_at_ms[HS_MAX_NODES]; /* each node's hugetlb pages
+                                                                (several nodes only) */
+};
+/* Defined in segment.c, in .bss.hs_start_last (HS_START_STATE_LAST). */
+extern struct seg_state_s seg_state;
+
+_Static_assert(HS_UNITS_PER_SUPERSLAB <= 64, "free_units is a 64-bit map");
+#define SEG_ALL_UNITS_FREE                                                                         \
+    (HS_UNITS_PER_SUPERSLAB == 64 ? ~(uint64_t)0 : ((uint64_t)1 << HS_UNITS_PER_SUPERSLAB) - 1)
+
+/* units_purged while seg_take_free_units has the units out. */
+#define SEG_UNITS_PURGING 2
+
+/* n units from unit `first` on, as free_units bits. */
+HS_INLINE uint64_t seg_unit_bits(unsigned first, unsigned n)
+{
+    return (n == HS_UNITS_PER_SUPERSLAB ? SEG_ALL_UNITS_FREE : (((uint64_t)1 << n) - 1)) << first;
+}
+
+/* Debug builds check the invariants where SuperSlabs change hands (see
+ * seg_superslab_validate, validate.c). */
+#if defined(HS_DEBUG) && HS_DEBUG
+#define SEG_VALIDATE(ss) seg_superslab_validate(ss)
+#define SEG_VALIDATE_POOL(node) seg_pool_validate(node)
+#else
+#define SEG_VALIDATE(ss) ((void)0)
+#define SEG_VALIDATE_POOL(node) ((void)0)
+#endif
+
+HS_LIST_FUNCTIONS(list, seg_superslab_t)
+
+/* Counts `bytes` mapped (negative: unmapped) with `backing` on memory node
+ * `node`, in its pool's figures and the total. */
+HS_INLINE void seg_count_mapping(unsigned node, thp_backing_t backing, int64_t bytes)
+{
+    hs_count_add(&seg_state.pools[node].stat_superslabs[backing], bytes >> HS_SUPERSLAB_SHIFT);
+    hs_count_add(&seg_state.stat_bytes_mapped, bytes);
+}
+
+/* segment.c: the registry names a range, head_kind at its first chunk and
+ * SEG_CHUNK_TAIL after it, or forgets it. */
+void seg_registry_set(void *base, size_t size, seg_chunk_kind_t head_kind);
+void seg_registry_clear(void *base, size_t size);
+/* segment.c: grows a metadata array of `*cap` entries of `entry_size` bytes,
+ * `count` in use, guarded by `lock`, which is held on entry and on return:
+ * the larger array is mapped, and the smaller unmapped, with it released.
+ * Another thread may grow it meanwhile; the caller checks for room again.
+ * False when no memory could be had. */
+bool seg_metadata_grow(hs_lock_t *lock, void **array, size_t *cap, const size_t *count,
+                       size_t entry_size, size_t first_cap);
+/* segment.c: maps SuperSlabs (a SuperSlab of slabs, or a run) for pool
+ * `node`, bound to the node the process policy asks for; NULL when none
+ * could be had. */
+seg_superslab_t *seg_map_superslabs(size_t size, size_t align, seg_chunk_kind_t kind,
+                                    unsigned node);
+
+/* small_heap.c: a new THP SuperSlab of slabs, deferred to base pages while
+ * the heap is small. */
+void seg_small_heap_note(seg_superslab_t *ss);
+/* small_heap.c: units handed out anew are counted again, until tiny/ says
+ * otherwise. */
+void seg_small_heap_units_taken(const seg_superslab_t *ss, uint64_t bits);
+/* small_heap.c: whether ss is one of the deferred SuperSlabs (a relaxed
+ * look). */
+bool seg_small_heap_holds(const seg_superslab_t *ss);
+/* small_heap.c: forgets ss if it is deferred: it is going back to the
+ * kernel, and a range that is no longer ours is never hinted. */
+void seg_small_heap_forget(seg_superslab_t *ss);
+
+/* units.c: writes the header of a chunk that changes role, or comes back
+ * from a purged stack, as one of `kind` (a SuperSlab of slabs, or a run of
+ * one chunk), and names it so in the registry. */
+void seg_chunk_header(seg_superslab_t *ss, seg_chunk_kind_t kind, thp_backing_t backing,
+                      unsigned memory_node, unsigned node);
+
+/* idle.c: takes ss off its pool's idle list (whose lock is held). */
+void seg_idle_unlink(seg_pool_t *pool, seg_superslab_t *ss);
+/* idle.c: whether the purge thread should not wait for its timer: idle
+ * memory is over the limit the program's recent use allows. */
+bool seg_idle_over_limit_now(void);
+
+/* fork.c: tracks a new hugetlb mapping and its spare (NULL: none). False
+ * when no room could be had: the caller unmaps the spare. */
+bool seg_hugetlb_track(seg_superslab_t *base, size_t size, void *spare);
+/* fork.c: stops tracking a hugetlb mapping, which the caller then unmaps;
+ * returns its spare, for the caller to unmap too, or NULL. Called with no
+ * lock held: while a fork's copy of the range is pending, waits for it, so
+ * that the copy never runs on an address the range no longer holds. */
+void *seg_hugetlb_untrack(seg_superslab_t *base);
 
 #endif

@@ -1,0 +1,229 @@
+/* small_heap.c: the small heap, a process's first SuperSlabs of slabs kept
+ * on base pages under THP until the heap has grown (see below).
+ * - small_heap[] holds at most SEG_SMALL_HEAP_MAX deferred SuperSlabs; one
+ *   leaves it when the heap grows (hinted huge again) or when it is
+ *   unmapped (seg_small_heap_forget), never to be hinted once not ours.
+ * - seg_small_heap_deferred is set while one may be deferred: tiny/ reads
+ *   it on its refill path, so it is cleared once none is. */
+#include "os/os.h"
+#include "segment/segment_internal.h"
+
+/* A small heap stays small under THP: the process's first SuperSlabs of
+ * slabs get base pages, faulted as slabs are carved, so a program with a
+ * few hundred KiB of blocks is not made resident by 2 MiB each. Python's
+ * start-up has slabs in some 70 classes and fills the 64 units of its
+ * first SuperSlab with 239 of its 512 pages touched; a second one made
+ * both huge pages (17.3 MiB peak, against 14.7 on base pages).
+ * The first is always deferred; a second too while the first holds fewer
+ * than SEG_SMALL_HEAP_DENSE pages in memory (mincore): half of them. A
+ * heap that runs out of units with half its pages untouched spreads thin
+ * over many classes (Python: 239); one that has touched more will go on
+ * to fill its SuperSlabs (bench_memory kv and larson: 321, 323), and a
+ * second on base pages would cost it up to 512 faults more. A third is
+ * deferred while the two hold fewer than twice that, which the budget
+ * below keeps them under: `git log -p` of this repository had its third
+ * made a huge page with 476 pages in the first two (and 2 MiB resident
+ * for 100 KiB of blocks in it at the end). The heap has grown when a
+ * SuperSlab comes to dense deferred ones, or when
+ * the deferred ones come to hold SEG_SMALL_HEAP_FAULTS pages: tiny/ tells
+ * of the pages its slabs carve (seg_small_heap_carved), and the kernel is
+ * asked again each time the pages seen at the last look and those carved
+ * since reach that budget. Then the deferred ones are hinted back to huge
+ * pages (khugepaged collapses them; until then their untouched pages
+ * still fault one by one, as the first one's always did) and every later
+ * SuperSlab is a huge page from its first touch, but an overflow (see
+ * SEG_RETURNING_UNITS_MIN), which is deferred the same way; tiny/ cuts small slabs
+ * until the next one is mapped. So the heap takes at most 512 faults on
+ * base pages before it counts as grown, and a heap that grows densely
+ * takes them all in its first SuperSlab, as before. */
+#define SEG_SMALL_HEAP_MAX 3
+#define SEG_SMALL_HEAP_FAULTS ((long)(HS_SUPERSLAB_SIZE / 4096))
+#define SEG_SMALL_HEAP_DENSE (SEG_SMALL_HEAP_FAULTS / 2)
+/* The small heap's state, written as the first SuperSlab comes
+ * (HS_START_STATE): */
+/* deferred, NULL: none */
+HS_START_STATE static _Atomic(seg_superslab_t *) small_heap[SEG_SMALL_HEAP_MAX];
+/* units of small_heap[i] that tiny/ said a block passes through
+ * (seg_small_heap_passing) */
+HS_START_STATE static _Atomic uint64_t small_heap_passing[SEG_SMALL_HEAP_MAX];
+/* the heap has grown: none deferred but overflows */
+HS_START_STATE static _Atomic bool small_heap_grown;
+/* seg_small_heap: from the first deferred one to the first SuperSlab mapped
+ * after it grew */
+HS_START_STATE static _Atomic bool small_heap_slabs;
+/* of the deferred ones in memory, at the last look */
+HS_START_STATE static _Atomic long small_heap_pages_seen;
+/* pages tiny/ carved since */
+HS_START_STATE static _Atomic long small_heap_carved;
+HS_START_STATE _Atomic bool seg_small_heap_deferred;
+_Atomic long seg_units_returning;
+
+/* Pages of ss in memory outside the units of `skip`, -1 when the kernel
+ * cannot tell. */
+HS_COLD static long resident_outside(seg_superslab_t *ss, uint64_t skip)
+{
+    if (!skip) return os_resident_pages(ss, HS_SUPERSLAB_SIZE);
+    long pages = 0;
+    for (unsigned u = 0; u < HS_UNITS_PER_SUPERSLAB;) {
+        if (skip >> u & 1) {
+            u++;
+            continue;
+        }
+        unsigned end = u;
+        while (end < HS_UNITS_PER_SUPERSLAB && !(skip >> end & 1)) end++;
+        long in_memory = os_resident_pages((char *)ss + (size_t)u * HS_UNIT_SIZE,
+                                           (size_t)(end - u) * HS_UNIT_SIZE);
+        if (in_memory < 0) return -1;
+        pages += in_memory;
+        u = end;
+    }
+    return pages;
+}
+
+/* Pages of the deferred SuperSlabs in memory: the faults they cost so far.
+ * One the kernel cannot count for reads as the whole budget. Starts a new
+ * count of carved pages. *dense (if not NULL): those pages but the ones of
+ * units a block passes through (seg_small_heap_passing), which say nothing
+ * of how densely the heap fills its slabs, less SEG_SMALL_HEAP_DENSE for
+ * each deferred one (for one when there is none): below 0 while sparse. */
+HS_COLD static long small_heap_look(long *dense)
+{
+    atomic_store(&small_heap_carved, 0);
+    long pages = 0, dense_pages = 0, deferred = 0;
+    for (unsigned i = 0; i < SEG_SMALL_HEAP_MAX; i++) {
+        seg_superslab_t *ss = atomic_load(&small_heap[i]);
+        if (!ss) continue;
+        deferred++;
+        long in_memory = os_resident_pages(ss, HS_SUPERSLAB_SIZE);
+        pages += in_memory >= 0 ? in_memory : SEG_SMALL_HEAP_FAULTS;
+        if (!dense) continue;
+        long outside = resident_outside(ss, atomic_load(&small_heap_passing[i]));
+        dense_pages += outside >= 0 ? outside : SEG_SMALL_HEAP_FAULTS;
+    }
+    atomic_store(&small_heap_pages_seen, pages);
+    if (dense) *dense = dense_pages - SEG_SMALL_HEAP_DENSE * (deferred ? deferred : 1);
+    return pages;
+}
+
+/* The heap has grown: every deferred SuperSlab is hinted huge again. A
+ * thread that defers one meanwhile (its hint set before it publishes the
+ * slot) either has it taken here or sees small_heap_grown after publishing
+ * (both sequentially consistent) and takes it itself: none stays deferred. */
+HS_COLD static void small_heap_outgrown(void)
+{
+    atomic_store(&small_heap_grown, true);
+    atomic_store_explicit(&seg_small_heap_deferred, false, memory_order_relaxed);
+    for (unsigned i = 0; i < SEG_SMALL_HEAP_MAX; i++) {
+        seg_superslab_t *ss = atomic_exchange(&small_heap[i], NULL);
+        if (ss) thp_allow_huge(ss, HS_SUPERSLAB_SIZE);
+    }
+}
+
+/* Defers ss to base pages in a free slot of small_heap: false (ss left as
+ * it is) when none is free. */
+HS_COLD static bool small_heap_defer(seg_superslab_t *ss)
+{
+    thp_defer_huge(ss, HS_SUPERSLAB_SIZE);
+    unsigned i = 0;
+    for (seg_superslab_t *none = NULL;
+         i < SEG_SMALL_HEAP_MAX && !atomic_compare_exchange_strong(&small_heap[i], &none, ss); i++)
+        none = NULL;
+    if (i == SEG_SMALL_HEAP_MAX) {
+        thp_allow_huge(ss, HS_SUPERSLAB_SIZE);
+        return false;
+    }
+    atomic_store(&small_heap_passing[i], 0);
+    atomic_store_explicit(&seg_small_heap_deferred, true, memory_order_relaxed);
+    return true;
+}
+
+/* Units on the way back (seg_units_returning) that make a new SuperSlab an
+ * overflow: an eighth of one. bench_memory larson's main thread leaves
+ * 4,000 blocks in 86 units that the worker threads free while it waits in
+ * pthread_join; its 45 full slabs come back only with their last block,
+ * by which time the workers had cut 121 units of their own: 198 in all,
+ * six more than three SuperSlabs hold, and a fourth huge page for them
+ * (9.4 MiB peak RSS; 7.5 with the fourth on base pages, glibc 7.2-7.8).
+ * Its third SuperSlab came with 25 or 26 units on the way, its fourth
+ * with 13 to 39 (a quarter of one as the bound left 2 runs in 8 at 9.5).
+ * A single thread leaves no notices, and a producer takes its own at its
+ * next refill: bench_memory kv, small, churn and prodcons, bench_mt
+ * prodcons and queue map every SuperSlab with none on the way. */
+#define SEG_RETURNING_UNITS_MIN ((long)HS_UNITS_PER_SUPERSLAB / 8)
+
+/* Overflows deferred in a process's life, at most. One hinted huge after
+ * some of its pages were faulted keeps faulting page by page (the kernel
+ * maps a huge page only where no page of the 2 MiB is present yet), so each
+ * costs up to 512 faults. git gc --aggressive, whose delta threads leave
+ * their blocks for the main thread to free, mapped 248 of its 249
+ * SuperSlabs as overflows: 15 became huge pages, and pack-objects took
+ * 123,000 faults (about 800 at one per SuperSlab). larson needs one. */
+#define SEG_OVERFLOWS_MAX 2
+static _Atomic unsigned overflows_deferred; /* overflows deferred so far */
+
+HS_COLD void seg_small_heap_note(seg_superslab_t *ss)
+{
+    long dense = 0;
+    if (!atomic_load(&small_heap_grown)) small_heap_look(&dense);
+    if (dense < 0) {
+        /* No slot left: the heap has grown. */
+        if (small_heap_defer(ss)) {
+            atomic_store(&small_heap_slabs, true);
+            if (!atomic_load(&small_heap_grown)) return;
+        }
+    }
+    /* Grown: the deferred ones, an overflow among them, become huge pages. */
+    small_heap_outgrown();
+    atomic_store(&small_heap_slabs, false);
+    /* An overflow starts on base pages as the small heap's did, its free
+     * units purged as theirs are; it becomes huge when its pages reach the
+     * small heap's budget (seg_small_heap_carved) or the next SuperSlab is
+     * mapped. tiny/ keeps its full-size slabs: the heap is not small. */
+    if (atomic_load_explicit(&seg_units_returning, memory_order_relaxed) >=
+            SEG_RETURNING_UNITS_MIN &&
+        atomic_fetch_add(&overflows_deferred, 1) < SEG_OVERFLOWS_MAX)
+        small_heap_defer(ss);
+}
+
+HS_COLD void seg_small_heap_carved(const void *from, size_t bytes)
+{
+    uintptr_t first = (uintptr_t)from & ~(uintptr_t)4095;
+    long pages = (long)((hs_align_up((uintptr_t)from + bytes, 4096) - first) / 4096);
+    long carved = atomic_fetch_add_explicit(&small_heap_carved, pages, memory_order_relaxed);
+    if (atomic_load_explicit(&small_heap_pages_seen, memory_order_relaxed) + carved + pages <
+        SEG_SMALL_HEAP_FAULTS)
+        return;
+    if (small_heap_look(NULL) >= SEG_SMALL_HEAP_FAULTS) small_heap_outgrown();
+}
+
+HS_COLD void seg_small_heap_passing(seg_superslab_t *ss, unsigned first_unit, unsigned n_units)
+{
+    for (unsigned i = 0; i < SEG_SMALL_HEAP_MAX; i++)
+        if (atomic_load(&small_heap[i]) == ss)
+            atomic_fetch_or(&small_heap_passing[i], seg_unit_bits(first_unit, n_units));
+}
+
+void seg_small_heap_units_taken(const seg_superslab_t *ss, uint64_t bits)
+{
+    if (!atomic_load_explicit(&seg_small_heap_deferred, memory_order_relaxed)) return;
+    for (unsigned i = 0; i < SEG_SMALL_HEAP_MAX; i++)
+        if (atomic_load_explicit(&small_heap[i], memory_order_relaxed) == ss)
+            atomic_fetch_and(&small_heap_passing[i], ~bits);
+}
+
+bool seg_small_heap_holds(const seg_superslab_t *ss)
+{
+    for (unsigned i = 0; i < SEG_SMALL_HEAP_MAX; i++)
+        if (atomic_load_explicit(&small_heap[i], memory_order_relaxed) == ss) return true;
+    return false;
+}
+
+void seg_small_heap_forget(seg_superslab_t *ss)
+{
+    for (unsigned i = 0; i < SEG_SMALL_HEAP_MAX; i++) {
+        seg_superslab_t *deferred = ss;
+        atomic_compare_exchange_strong(&small_heap[i], &deferred, NULL);
+    }
+}
+
+bool seg_small_heap(void) { return atomic_load_explicit(&small_heap_slabs, memory_order_relaxed); }

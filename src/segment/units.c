@@ -1,0 +1,437 @@
+/* units.c: SuperSlabs of slabs, cut into units for tiny/'s slabs: best
+ * fit, taking and freeing units, and the free units the purge thread
+ * gives back from SuperSlabs in use.
+ * - A SuperSlab of slabs is on its pool's partial list iff some but not
+ *   all of its units are free, on its idle list iff all are (idle.c takes
+ *   it from there), and in no list while the purge thread has its free
+ *   units out (units_purged == SEG_UNITS_PURGING) or while it is full.
+ * - free_units and the lists change only under the pool's lock.
+ * - Whatever a new SuperSlab costs (mmap, faults of a revived one) is paid
+ *   with no lock held (take_superslab). */
+#include <errno.h>
+#include <string.h>
+
+#include "numa/numa.h"
+#include "segment/segment_internal.h"
+
+/* Free units a SuperSlab of base pages holds before a free wakes the purge
+ * thread for them (256 KiB): fewer are not worth starting it for. */
+#define SEG_PURGE_UNITS_MIN 8
+/* SuperSlabs with room that seg_units_alloc compares, at most, for the
+ * best fit: the partial list's first ones. It is walked under the node's
+ * lock, and a large heap has thousands. */
+#ifndef SEG_FIT_CANDIDATES
+#define SEG_FIT_CANDIDATES 16
+#endif
+/* Free units of a THP SuperSlab in use for which its huge page is given up
+ * once it has been quiet for the release delay (1.5 MiB of the 2 MiB): a few
+ * long-lived blocks in each SuperSlab of a heap that has since been freed
+ * (Redis's slow log after FLUSHALL: 2-7 blocks in each of 80-120 SuperSlabs)
+ * kept the whole heap's huge pages resident. */
+#define SEG_SPARSE_FREE_UNITS 48
+
+/* Whether free units of a SuperSlab in use may go back to the kernel: never
+ * where that would split a huge page (hugetlb, or THP that the kernel may
+ * have made one), so base pages, or a deferred SuperSlab of the small heap
+ * while it is still kept off huge pages. */
+static bool units_purgeable(const seg_superslab_t *ss)
+{
+    if (ss->backing == THP_BACKING_BASE) return true;
+    return ss->backing == THP_BACKING_THP && seg_small_heap_holds(ss);
+}
+
+/* Whether ss is a THP SuperSlab in use so sparse that its free units are
+ * worth its huge page (SEG_SPARSE_FREE_UNITS): they go back once it has been
+ * quiet for the release delay, on base pages from then on. Never with
+ * HUGESLAB_SPLIT_SPARSE=0, for programs that would rather keep one fault per
+ * SuperSlab when they refill it than the RSS of its free units. */
+static bool huge_sparse(const seg_superslab_t *ss)
+{
+    return hs_option(HS_OPT_SPLIT_SPARSE) && ss->backing == THP_BACKING_THP &&
+           !seg_small_heap_holds(ss) &&
+           __builtin_popcountll(ss->free_units) >= SEG_SPARSE_FREE_UNITS;
+}
+
+/* Whether a SuperSlab of base pages should become a huge page again when
+ * its pages all go back: one whose huge page was given up (huge_sparse),
+ * while the backing asked for is not base pages and THP is on. */
+static bool huge_wanted_again(thp_backing_t backing)
+{
+    thp_mode_t mode = thp_system_mode();
+    return backing == THP_BACKING_BASE && hs_option(HS_OPT_BACKING) != HS_BACKING_BASE &&
+           (mode == THP_MODE_MADVISE || mode == THP_MODE_ALWAYS);
+}
+
+thp_backing_t seg_release_backing(seg_superslab_t *ss, thp_backing_t backing, unsigned memory_node)
+{
+    if (!huge_wanted_again(backing)) return backing;
+    thp_allow_huge(ss, HS_SUPERSLAB_SIZE);
+    hs_count_add(&seg_state.pools[memory_node].stat_superslabs[THP_BACKING_BASE], -1);
+    hs_count_add(&seg_state.pools[memory_node].stat_superslabs[THP_BACKING_THP], 1);
+    return THP_BACKING_THP;
+}
+
+/* A unit was taken or given back: the SuperSlab is no longer quiet, and
+ * its free units are no longer known to have gone back. */
+static void units_changed(seg_superslab_t *ss)
+{
+    ss->units_changed_ms = (uint32_t)seg_now_ms();
+    ss->units_purged = 0;
+}
+
+/* Bit u of the result is set when units u..u+n-1 are all free and offer
+ * min_bytes. */
+static uint64_t fitting_starts(uint64_t free_units, unsigned n, size_t min_bytes)
+{
+    uint64_t starts = free_units;
+    for (unsigned i = 1; i < n && starts; i++) starts &= free_units >> i;
+    if ((starts & 1) && n * HS_UNIT_SIZE - SEG_FIRST_SLAB_BYTE < min_bytes) starts &= ~(uint64_t)1;
+    return starts;
+}
+
+/* Of the free runs of free_units (maximal stretches of free units) that
+ * hold a start of `starts`, the shortest: returns its length and sets
+ * *in_run to the starts it holds; 0 when there is none. */
+static unsigned shortest_fitting_run(uint64_t free_units, uint64_t starts, uint64_t *in_run)
+{
+    unsigned best = 0;
+    for (unsigned u = 0; u < HS_UNITS_PER_SUPERSLAB && (free_units >> u);) {
+        unsigned begin = u + (unsigned)__builtin_ctzll(free_units >> u);
+        uint64_t taken_after = ~(free_units >> begin);
+        unsigned len = taken_after ? (unsigned)__builtin_ctzll(taken_after) : 64 - begin;
+        uint64_t here = seg_unit_bits(begin, len) & starts;
+        if (here && (!best || len < best)) {
+            best = len;
+            *in_run = here;
+        }
+        u = begin + len;
+    }
+    return best;
+}
+
+void seg_chunk_header(seg_superslab_t *ss, seg_chunk_kind_t kind, thp_backing_t backing,
+                      unsigned memory_node, unsigned node)
+{
+    memset(ss, 0, sizeof *ss);
+    ss->kind = kind;
+    ss->backing = (uint8_t)backing;
+    ss->memory_node = (uint16_t)memory_node;
+    ss->node = (uint16_t)node;
+    ss->run_size = HS_SUPERSLAB_SIZE;
+    seg_registry_set(ss, HS_SUPERSLAB_SIZE, kind);
+}
+
+/* A SuperSlab's header at ss, a chunk the pool reuses (a purged SuperSlab
+ * or a cached run). */
+static void superslab_header(seg_superslab_t *ss, thp_backing_t backing, unsigned memory_node,
+                             unsigned node)
+{
+    seg_chunk_header(ss, SEG_CHUNK_SLABS, backing, memory_node, node);
+}
+
+/* A SuperSlab back from a purged stack (the caller took its entry: the
+ * newest lazily freed one, whose pages are the likeliest to be resident
+ * still, else a released one). Its header may have been zeroed by the
+ * kernel, so it is written anew before the registry names it. */
+static seg_superslab_t *revive_purged(uintptr_t entry, unsigned node)
+{
+    seg_superslab_t *ss = (seg_superslab_t *)(entry & ~(uintptr_t)HS_SUPERSLAB_MASK);
+    superslab_header(ss, (thp_backing_t)(entry & 3), (unsigned)((entry >> 2) & (HS_MAX_NODES - 1)),
+                     node);
+    hs_count_add(&seg_state.stat_purged_superslabs, -1);
+    return ss;
+}
+
+/* A cached run of one chunk on memory_node, made a SuperSlab of `node`'s
+ * pool; NULL when the cache holds none. Its huge page is resident already:
+ * sqlite3 (1 M rows) freed a 2 MB block grown by realloc as its index's
+ * pages went on growing, and the next SuperSlab, mapped while that run
+ * waited in the cache for the purge delay, put 2 MiB on the peak. A run
+ * whose tail was hinted to base pages stays a run. */
+static seg_superslab_t *superslab_from_run_cache(unsigned memory_node, unsigned node)
+{
+    seg_superslab_t *run;
+    hs_lock(&seg_state.run_cache_lock);
+    for (run = seg_state.run_cache; run; run = run->next)
+        if (run->run_size == HS_SUPERSLAB_SIZE && run->memory_node == memory_node &&
+            !run->base_tail)
+            break;
+    if (run) {
+        list_remove(&seg_state.run_cache, run);
+        seg_state.run_cache_bytes -= run->run_size;
+    }
+    hs_unlock(&seg_state.run_cache_lock);
+    if (run) superslab_header(run, (thp_backing_t)run->backing, memory_node, node);
+    return run;
+}
+
+/* A SuperSlab with every unit free, in no list, for the caller alone.
+ * Called with the pool's lock held and returns with it held, but releases
+ * it in between: what a new SuperSlab costs -- mmap, mbind,
+ * MADV_POPULATE_WRITE, sysfs reads, the faults of a purged one -- happens
+ * with no lock held. */
+static seg_superslab_t *take_superslab(seg_pool_t *pool, unsigned node)
+{
+    seg_superslab_t *ss = pool->idle;
+    uintptr_t purged = 0;
+    if (ss) seg_idle_unlink(pool, ss);
+    hs_unlock(&pool->lock);
+    /* A cached run before a purged SuperSlab: its pages are resident, and
+     * would stay so beside the revived one's until the purge delay. */
+    if (!ss) ss = superslab_from_run_cache(numa_node_for_reuse(node), node);
+    if (!ss) {
+        hs_lock(&pool->lock);
+        if (pool->lazy.count || pool->released.count) {
+            seg_purged_stack_t *from = pool->lazy.count ? &pool->lazy : &pool->released;
+            purged = from->entries[--from->count].bits;
+        }
+        hs_unlock(&pool->lock);
+    }
+    /* A revived one has no fresh_units (its pages may have gone with
+     * MADV_FREE: zero or not, as the kernel had need of them), nor has a
+     * cached run's (a block was written there); an idle one
+     * keeps its own (units never in a slab were never written, and purging
+     * free units only zeroes them); a new one's are all fresh. */
+    if (purged) ss = revive_purged(purged, node);
+    if (!ss) {
+        ss = seg_map_superslabs(HS_SUPERSLAB_SIZE, HS_SUPERSLAB_SIZE, SEG_CHUNK_SLABS, node);
+        if (ss) ss->fresh_units = SEG_ALL_UNITS_FREE;
+    }
+    if (ss) {
+        ss->free_units = SEG_ALL_UNITS_FREE;
+        ss->on_partial = 0;
+        if (seg_state.client_init) seg_state.client_init(ss);
+    }
+    hs_lock(&pool->lock);
+    return ss;
+}
+
+/* Best fit: the shortest free run that holds n units offering min_bytes,
+ * in the fullest SuperSlab of the partial list among equals, and where the
+ * slab may start in it (*starts); NULL if none has room. Taking the first
+ * fit instead cut the long runs that slabs of many units need into pieces
+ * no such slab fits, while the SuperSlab's huge page stayed resident
+ * whole: git log -p (about 100 MiB of 64-512 KiB blocks in its delta base
+ * cache, slabs of 4 to 16 units) mapped 168 MiB of SuperSlabs for 125 MiB
+ * of slabs. */
+static seg_superslab_t *best_fit(seg_pool_t *pool, unsigned n_units, size_t min_bytes,
+                                 uint64_t *starts)
+{
+    seg_superslab_t *ss = NULL;
+    unsigned best_len = 0, best_free = 0, candidates = 0;
+    for (seg_superslab_t *c = pool->partial; c && candidates < SEG_FIT_CANDIDATES; c = c->next) {
+        uint64_t fit = fitting_starts(c->free_units, n_units, min_bytes), in_run = 0;
+        if (!fit) continue;
+        candidates++;
+        unsigned len = shortest_fitting_run(c->free_units, fit, &in_run);
+        unsigned n_free = (unsigned)__builtin_popcountll(c->free_units);
+        if (!ss || len < best_len || (len == best_len && n_free < best_free)) {
+            ss = c;
+            *starts = in_run;
+            best_len = len;
+            best_free = n_free;
+        }
+        if (len == n_units) break;
+    }
+    return ss;
+}
+
+/* best_fit for *n_units, else for min_units (then *n_units is lowered). */
+static seg_superslab_t *fit(seg_pool_t *pool, unsigned *n_units, unsigned min_units,
+                            size_t min_bytes, uint64_t *starts)
+{
+    seg_superslab_t *ss = best_fit(pool, *n_units, min_bytes, starts);
+    if (!ss && min_units < *n_units) {
+        ss = best_fit(pool, min_units, min_bytes, starts);
+        if (ss) *n_units = min_units;
+    }
+    return ss;
+}
+
+seg_superslab_t *seg_units_alloc(unsigned node, unsigned *n_units_io, unsigned min_units,
+                                 size_t min_bytes, unsigned *first_unit, bool *fresh)
+{
+    unsigned n_units = *n_units_io;
+    HS_ASSERT(min_units >= 1 && min_units <= n_units && n_units <= HS_UNITS_PER_SUPERSLAB);
+    HS_ASSERT(min_bytes <= min_units * HS_UNIT_SIZE);
+    seg_pool_t *pool = &seg_state.pools[node];
+    hs_lock(&pool->lock);
+    uint64_t starts = 0;
+    seg_superslab_t *ss = fit(pool, &n_units, min_units, min_bytes, &starts);
+    /* No room in the SuperSlabs in use, and none idle: before one is
+     * mapped (or a purged one revived), 2 MiB more in RSS, the caller's
+     * slabs that other threads emptied go back, and their units may hold
+     * the slab. */
+    if (!ss && !pool->idle && seg_state.client_reclaim) {
+        hs_unlock(&pool->lock);
+        bool released = seg_state.client_reclaim();
+        hs_lock(&pool->lock);
+        if (released) ss = fit(pool, &n_units, min_units, min_bytes, &starts);
+    }
+    if (!ss) {
+        ss = take_superslab(pool, node);
+        if (!ss) {
+            hs_unlock(&pool->lock);
+            errno = ENOMEM;
+            return NULL;
+        }
+        starts = fitting_starts(ss->free_units, n_units, min_bytes);
+        list_push(&pool->partial, ss);
+        ss->on_partial = 1;
+    }
+    unsigned first = (unsigned)__builtin_ctzll(starts);
+    uint64_t bits = seg_unit_bits(first, n_units);
+    ss->free_units &= ~bits;
+    *fresh = (ss->fresh_units & bits) == bits;
+    ss->fresh_units &= ~bits;
+    units_changed(ss);
+    pool->units_taken_ms = ss->units_changed_ms;
+    seg_small_heap_units_taken(ss, bits);
+    if (ss->free_units == 0) {
+        list_remove(&pool->partial, ss);
+        ss->on_partial = 0;
+    }
+    SEG_VALIDATE(ss);
+    hs_unlock(&pool->lock);
+    *first_unit = first;
+    *n_units_io = n_units;
+    return ss;
+}
+
+bool seg_units_extend(seg_superslab_t *ss, unsigned first_unit, unsigned n_units)
+{
+    if (n_units == 0 || first_unit + n_units > HS_UNITS_PER_SUPERSLAB) return false;
+    seg_pool_t *pool = &seg_state.pools[ss->node];
+    uint64_t bits = seg_unit_bits(first_unit, n_units);
+    hs_lock(&pool->lock);
+    bool free = (ss->free_units & bits) == bits;
+    if (free) {
+        ss->free_units &= ~bits;
+        ss->fresh_units &= ~bits;
+        units_changed(ss);
+        pool->units_taken_ms = ss->units_changed_ms;
+        seg_small_heap_units_taken(ss, bits);
+        if (ss->free_units == 0 && ss->on_partial) {
+            list_remove(&pool->partial, ss);
+            ss->on_partial = 0;
+        }
+        SEG_VALIDATE(ss);
+    }
+    hs_unlock(&pool->lock);
+    return free;
+}
+
+/* Units came back to ss (its pool's lock held): empty, it goes to the idle
+ * list (true), else it is on the partial list. */
+static bool units_back(seg_pool_t *pool, seg_superslab_t *ss)
+{
+    if (ss->free_units != SEG_ALL_UNITS_FREE) {
+        if (!ss->on_partial) {
+            list_push(&pool->partial, ss);
+            ss->on_partial = 1;
+        }
+        return false;
+    }
+    if (ss->on_partial) list_remove(&pool->partial, ss);
+    ss->on_partial = 0;
+    ss->idle_since_ms = seg_now_ms();
+    list_push(&pool->idle, ss);
+    pool->idle_count++;
+    hs_count_add(&seg_state.stat_idle_superslabs, 1);
+    return true;
+}
+
+void seg_units_free(seg_superslab_t *ss, unsigned first_unit, unsigned n_units)
+{
+    seg_pool_t *pool = &seg_state.pools[ss->node];
+    uint64_t bits = seg_unit_bits(first_unit, n_units);
+    hs_lock(&pool->lock);
+    HS_ASSERT((ss->free_units & bits) == 0);
+    ss->free_units |= bits;
+    units_changed(ss);
+    bool now_idle = units_back(pool, ss);
+    bool purge_units = !now_idle && units_purgeable(ss) &&
+                       __builtin_popcountll(ss->free_units) >= SEG_PURGE_UNITS_MIN;
+    /* A sparse huge page wakes a running purge thread but starts none: a
+     * growing heap frees slabs too (the small heap's one-unit ones, as
+     * tiny/ cuts larger ones), and starting the thread then made a program
+     * pay its stack and TLS faults during its work (bench_memory kv: 17 of
+     * 667). The first memory to fall idle starts it; its passes then time
+     * the sparse ones too. */
+    bool sparse = !now_idle && !purge_units && huge_sparse(ss) && purge_started();
+    SEG_VALIDATE(ss);
+    hs_unlock(&pool->lock);
+    if (now_idle)
+        purge_notify(seg_idle_over_limit_now());
+    else if (purge_units || sparse)
+        purge_notify(false);
+}
+
+HS_COLD unsigned seg_take_free_units(const seg_purge_policy_t *policy, uint64_t now_ms,
+                                     seg_free_units_t *out, unsigned max, uint64_t *next_due)
+{
+    unsigned taken = 0;
+    *next_due = UINT64_MAX;
+    for (unsigned n = 0; n < numa_node_count() && taken < max; n++) {
+        seg_pool_t *pool = &seg_state.pools[n];
+        hs_lock(&pool->lock);
+        seg_superslab_t *ss = pool->partial;
+        while (ss && taken < max) {
+            seg_superslab_t *next = ss->next;
+            bool base = units_purgeable(ss);
+            if (!ss->units_purged && (base || huge_sparse(ss))) {
+                /* A huge page is given up only after the release delay: a
+                 * program that comes back sooner refills it fault-free.
+                 * And only once no slab has been cut on the node for as
+                 * long: a heap that is growing again reaches the SuperSlab
+                 * soon, and split meanwhile it costs a fault per page of its
+                 * free units instead of none: Redis, refilled 0.2 s after
+                 * FLUSHALL, took 20,004-30,714 faults, 208-239 with this
+                 * rule; its refill lasts 10-17 s, and the sparse SuperSlabs
+                 * it had not reached yet were split on the way. */
+                uint64_t wait = base ? policy->purge_after_ms : policy->release_after_ms;
+                uint64_t quiet = (uint32_t)((uint32_t)now_ms - ss->units_changed_ms);
+                uint64_t grown = (uint32_t)((uint32_t)now_ms - pool->units_taken_ms);
+                if (!base && grown < quiet) quiet = grown;
+                if (policy->everything || quiet >= wait) {
+                    /* Out of free_units (and so of the partial list) while
+                     * their pages go back: no slab may be cut there meanwhile. */
+                    out[taken++] = (seg_free_units_t){ss, ss->free_units, !base};
+                    ss->free_units = 0;
+                    ss->units_purged = SEG_UNITS_PURGING;
+                    list_remove(&pool->partial, ss);
+                    ss->on_partial = 0;
+                    if (!base) {
+                        /* Base pages from now on (seg_release_backing makes
+                         * it huge again once all of it goes back). */
+                        ss->backing = THP_BACKING_BASE;
+                        hs_count_add(
+                            &seg_state.pools[ss->memory_node].stat_superslabs[THP_BACKING_THP], -1);
+                        hs_count_add(
+                            &seg_state.pools[ss->memory_node].stat_superslabs[THP_BACKING_BASE], 1);
+                    }
+                } else if (now_ms + (wait - quiet) < *next_due) {
+                    *next_due = now_ms + (wait - quiet);
+                }
+            }
+            ss = next;
+        }
+        hs_unlock(&pool->lock);
+    }
+    return taken;
+}
+
+void seg_return_free_units(const seg_free_units_t *taken)
+{
+    seg_superslab_t *ss = taken->ss;
+    seg_pool_t *pool = &seg_state.pools[ss->node];
+    hs_lock(&pool->lock);
+    ss->free_units |= taken->units;
+    /* Still SEG_UNITS_PURGING unless a unit was freed meanwhile: that one's
+     * pages may still be resident. */
+    ss->units_purged = ss->units_purged == SEG_UNITS_PURGING;
+    bool now_idle = units_back(pool, ss);
+    SEG_VALIDATE(ss);
+    hs_unlock(&pool->lock);
+    if (now_idle) purge_notify(false);
+}
