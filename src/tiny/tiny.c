@@ -623,6 +623,17 @@ static void count_remote_free(tiny_slab_t *s)
     }
 }
 
+/* Pushes a chain of marked-free blocks (first .. last, linked) on a heap's
+ * delayed list in one exchange. */
+static void delayed_push_chain(tiny_heap_t *heap, tiny_block_t *first, tiny_block_t *last)
+{
+    tiny_block_t *head = atomic_load_explicit(&heap->delayed, memory_order_relaxed);
+    do {
+        last->link = tiny_link(last, head, hs_free_key);
+    } while (!atomic_compare_exchange_weak_explicit(&heap->delayed, &head, first,
+                                                    memory_order_release, memory_order_relaxed));
+}
+
 /* A free by any thread other than the owner (or of an orphan's block). */
 static void free_remote(tiny_slab_t *s, tiny_block_t *b)
 {
@@ -648,11 +659,7 @@ static void free_remote(tiny_slab_t *s, tiny_block_t *b)
             /* Read before the block is published: the owner may take the
              * notice, and release the slab, at once. */
             atomic_fetch_add_explicit(&seg_units_returning, s->units, memory_order_relaxed);
-            tiny_block_t *head = atomic_load_explicit(&owner->delayed, memory_order_relaxed);
-            do {
-                b->link = tiny_link(b, head, hs_free_key);
-            } while (!atomic_compare_exchange_weak_explicit(
-                &owner->delayed, &head, b, memory_order_release, memory_order_relaxed));
+            delayed_push_chain(owner, b, b);
             return;
         }
         b->link = tiny_link(b, (tiny_block_t *)(old & TINY_REMOTE_PTR_MASK), s->free_key);
@@ -730,17 +737,6 @@ HS_INLINE bool may_complete_slab(const tiny_slab_t *s)
     uintptr_t word = atomic_load_explicit(&s->remote_free, memory_order_relaxed);
     uint32_t freed = (uint32_t)(word >> TINY_REMOTE_COUNT_SHIFT) + 1;
     return freed + 1 == atomic_load_explicit(&s->carved, memory_order_relaxed);
-}
-
-/* Pushes a chain of marked-free blocks (first .. last, linked) on a heap's
- * delayed list in one exchange. */
-static void delayed_push_chain(tiny_heap_t *heap, tiny_block_t *first, tiny_block_t *last)
-{
-    tiny_block_t *head = atomic_load_explicit(&heap->delayed, memory_order_relaxed);
-    do {
-        last->link = tiny_link(last, head, hs_free_key);
-    } while (!atomic_compare_exchange_weak_explicit(&heap->delayed, &head, first,
-                                                    memory_order_release, memory_order_relaxed));
 }
 
 /* The block another thread is freeing is the last block of s in use:
@@ -859,6 +855,21 @@ static tiny_slab_t *adopt_orphan(tiny_heap_t *heap, unsigned cls)
     return best;
 }
 
+/* Sends every block on the delayed list of a heap whose thread has left to
+ * its slab, as another thread's free does: the heap gives its slabs up (or
+ * has), so no refill of its will take them. */
+static void delayed_to_slabs(tiny_heap_t *heap)
+{
+    tiny_block_t *b = atomic_exchange_explicit(&heap->delayed, NULL, memory_order_acquire);
+    while (b) {
+        tiny_block_t *next = next_delayed(b);
+        tiny_slab_t *s = tiny_slab_of(b);
+        returning_taken(s->units);
+        free_remote(s, b);
+        b = next;
+    }
+}
+
 /* Gives up every slab of a heap whose thread is leaving. */
 static void heap_abandon(tiny_heap_t *heap)
 {
@@ -895,14 +906,7 @@ static void heap_abandon(tiny_heap_t *heap)
         }
     }
     /* Blocks delayed while the slabs were being given up. */
-    tiny_block_t *b = atomic_exchange_explicit(&heap->delayed, NULL, memory_order_acquire);
-    while (b) {
-        tiny_block_t *next = next_delayed(b);
-        tiny_slab_t *s = tiny_slab_of(b);
-        returning_taken(s->units);
-        free_remote(s, b);
-        b = next;
-    }
+    delayed_to_slabs(heap);
     /* Their blocks may all come back with no thread left to adopt them. */
     if (orphaned) seg_idle_work_pending();
 }
@@ -1299,16 +1303,7 @@ static bool collect_abandoned(void)
 {
     /* Detached heaps may hold blocks pushed after their thread left. */
     hs_lock(&tiny.heap_lock);
-    for (tiny_heap_t *h = tiny.heap_pool; h; h = h->next_free) {
-        tiny_block_t *b = atomic_exchange_explicit(&h->delayed, NULL, memory_order_acquire);
-        while (b) {
-            tiny_block_t *next = next_delayed(b);
-            tiny_slab_t *s = tiny_slab_of(b);
-            returning_taken(s->units);
-            free_remote(s, b);
-            b = next;
-        }
-    }
+    for (tiny_heap_t *h = tiny.heap_pool; h; h = h->next_free) delayed_to_slabs(h);
     hs_unlock(&tiny.heap_lock);
     return sweep_orphans();
 }
