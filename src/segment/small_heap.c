@@ -157,7 +157,16 @@ HS_COLD static bool small_heap_defer(seg_superslab_t *ss)
  * costs up to 512 faults. git gc --aggressive, whose delta threads leave
  * their blocks for the main thread to free, mapped 248 of its 249
  * SuperSlabs as overflows: 15 became huge pages, and pack-objects took
- * 123,000 faults (about 800 at one per SuperSlab). larson needs one. */
+ * 123,000 faults (about 800 at one per SuperSlab). larson defers two, its
+ * only candidates.
+ * In a life, not per growth episode: only a SuperSlab mapped anew can be an
+ * overflow, and a heap that grows again after shrinking revives its purged
+ * SuperSlabs first (five rounds of a 20 MiB heap freed by other threads,
+ * 2.5 s idle between: 4 candidates in all). A count reset whenever idle
+ * SuperSlabs went back reset within pack-objects, which purges while it
+ * grows: 4 deferred, 3,600 faults against 2,600. Nor those deferred at
+ * once: the next mapping hints the last one huge, so that is no cap
+ * (106,751 faults). bench/README.md, "The overflow cap". */
 #define SEG_OVERFLOWS_MAX 2
 static _Atomic unsigned overflows_deferred; /* overflows deferred so far */
 
