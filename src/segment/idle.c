@@ -109,7 +109,7 @@ void seg_store_purged(seg_superslab_t *ss, unsigned node, thp_backing_t backing,
     /* The header may be zeroed by the kernel from now on: what revival needs
      * rides in the entry's low bits (the address is 2 MiB-aligned). */
     bool kept = purged_push(&pool->lock, lazy ? &pool->lazy : &pool->released,
-                            (uintptr_t)ss | (uintptr_t)backing | (uintptr_t)memory_node << 2);
+                            seg_purged_pack(ss, backing, memory_node));
     hs_unlock(&pool->lock);
     if (kept) {
         hs_count_add(&seg_state.stat_purged_superslabs, 1);
@@ -130,16 +130,8 @@ HS_COLD unsigned seg_take_lazy(uint64_t now_ms, uint64_t min_lazy_ms, seg_purged
         hs_lock(&pool->lock);
         /* Oldest first, from the bottom; the rest moves down. */
         size_t k = 0;
-        while (k < lazy->count && taken < max &&
-               now_ms - lazy->entries[k].since_ms >= min_lazy_ms) {
-            uintptr_t entry = lazy->entries[k++].bits;
-            out[taken++] = (seg_purged_t){
-                .ss = (seg_superslab_t *)(entry & ~(uintptr_t)HS_SUPERSLAB_MASK),
-                .node = n,
-                .backing = (thp_backing_t)(entry & 3),
-                .memory_node = (unsigned)((entry >> 2) & (HS_MAX_NODES - 1)),
-            };
-        }
+        while (k < lazy->count && taken < max && now_ms - lazy->entries[k].since_ms >= min_lazy_ms)
+            out[taken++] = seg_purged_unpack(lazy->entries[k++].bits, n);
         if (k) {
             lazy->count -= k;
             memmove(lazy->entries, lazy->entries + k, lazy->count * sizeof *lazy->entries);
@@ -214,8 +206,7 @@ unsigned seg_take_idle(const seg_purge_policy_t *policy, uint64_t now_ms, seg_ta
         seg_superslab_t *next = run->next;
         if (everything || now_ms - run->idle_since_ms >= policy->purge_after_ms ||
             seg_state.run_cache_bytes > cache_limit(policy)) {
-            list_remove(&seg_state.run_cache, run);
-            seg_state.run_cache_bytes -= run->run_size;
+            seg_run_cache_remove(run);
             out[taken++] = (seg_taken_t){run, false};
         } else {
             uint64_t due_at = run->idle_since_ms + policy->purge_after_ms;

@@ -139,8 +139,7 @@ static seg_superslab_t *run_cache_take(size_t size, unsigned memory_node)
     }
     if (!best) best = nearest;
     if (best) {
-        list_remove(&seg_state.run_cache, best);
-        seg_state.run_cache_bytes -= best->run_size;
+        seg_run_cache_remove(best);
     }
     hs_unlock(&seg_state.run_cache_lock);
     return best;

@@ -134,6 +134,24 @@ typedef struct seg_purged_entry_s {
     uintptr_t bits;    /* address | memory node << 2 | backing */
     uint64_t since_ms; /* when it was pushed */
 } seg_purged_entry_t;
+_Static_assert(THP_BACKING_COUNT <= 4 && (HS_MAX_NODES << 2) <= HS_SUPERSLAB_SIZE,
+               "a purged entry's low bits hold the backing and the memory node");
+/* The bits of a purged SuperSlab's entry (seg_store_purged). */
+HS_INLINE uintptr_t seg_purged_pack(const seg_superslab_t *ss, thp_backing_t backing,
+                                    unsigned memory_node)
+{
+    return (uintptr_t)ss | (uintptr_t)backing | (uintptr_t)memory_node << 2;
+}
+/* What an entry's bits say, for pool `node`. */
+HS_INLINE seg_purged_t seg_purged_unpack(uintptr_t bits, unsigned node)
+{
+    return (seg_purged_t){
+        .ss = (seg_superslab_t *)(bits & ~(uintptr_t)HS_SUPERSLAB_MASK),
+        .node = node,
+        .backing = (thp_backing_t)(bits & 3),
+        .memory_node = (unsigned)((bits >> 2) & (HS_MAX_NODES - 1)),
+    };
+}
 typedef struct seg_purged_stack_s {
     seg_purged_entry_t *entries; /* oldest first */
     size_t count;                /* entries in use */
@@ -265,6 +283,13 @@ HS_INLINE uint64_t seg_unit_bits(unsigned first, unsigned n)
 #endif
 
 HS_LIST_FUNCTIONS(list, seg_superslab_t)
+
+/* Takes a freed run out of the run cache, whose lock is held. */
+HS_INLINE void seg_run_cache_remove(seg_superslab_t *run)
+{
+    list_remove(&seg_state.run_cache, run);
+    seg_state.run_cache_bytes -= run->run_size;
+}
 
 /* Counts `bytes` mapped (negative: unmapped) with `backing` on memory node
  * `node`, in its pool's figures and the total. */

@@ -135,11 +135,10 @@ static void superslab_header(seg_superslab_t *ss, thp_backing_t backing, unsigne
  * kernel, so it is written anew before the registry names it. */
 static seg_superslab_t *revive_purged(uintptr_t entry, unsigned node)
 {
-    seg_superslab_t *ss = (seg_superslab_t *)(entry & ~(uintptr_t)HS_SUPERSLAB_MASK);
-    superslab_header(ss, (thp_backing_t)(entry & 3), (unsigned)((entry >> 2) & (HS_MAX_NODES - 1)),
-                     node);
+    seg_purged_t purged = seg_purged_unpack(entry, node);
+    superslab_header(purged.ss, purged.backing, purged.memory_node, node);
     hs_count_add(&seg_state.stat_purged_superslabs, -1);
-    return ss;
+    return purged.ss;
 }
 
 /* A cached run of one chunk on memory_node, made a SuperSlab of `node`'s
@@ -157,8 +156,7 @@ static seg_superslab_t *superslab_from_run_cache(unsigned memory_node, unsigned 
             !run->base_tail)
             break;
     if (run) {
-        list_remove(&seg_state.run_cache, run);
-        seg_state.run_cache_bytes -= run->run_size;
+        seg_run_cache_remove(run);
     }
     hs_unlock(&seg_state.run_cache_lock);
     if (run) superslab_header(run, (thp_backing_t)run->backing, memory_node, node);
@@ -248,6 +246,22 @@ static seg_superslab_t *fit(seg_pool_t *pool, unsigned *n_units, unsigned min_un
     return ss;
 }
 
+/* Takes the free units `bits` of ss (its pool's lock held) into a slab;
+ * a SuperSlab left with none free leaves the partial list. */
+static void units_take(seg_pool_t *pool, seg_superslab_t *ss, uint64_t bits)
+{
+    ss->free_units &= ~bits;
+    ss->fresh_units &= ~bits;
+    units_changed(ss);
+    pool->units_taken_ms = ss->units_changed_ms;
+    seg_small_heap_units_taken(ss, bits);
+    if (ss->free_units == 0 && ss->on_partial) {
+        list_remove(&pool->partial, ss);
+        ss->on_partial = 0;
+    }
+    SEG_VALIDATE(ss);
+}
+
 seg_superslab_t *seg_units_alloc(unsigned node, unsigned *n_units_io, unsigned min_units,
                                  size_t min_bytes, unsigned *first_unit, bool *fresh)
 {
@@ -281,17 +295,8 @@ seg_superslab_t *seg_units_alloc(unsigned node, unsigned *n_units_io, unsigned m
     }
     unsigned first = (unsigned)__builtin_ctzll(starts);
     uint64_t bits = seg_unit_bits(first, n_units);
-    ss->free_units &= ~bits;
     *fresh = (ss->fresh_units & bits) == bits;
-    ss->fresh_units &= ~bits;
-    units_changed(ss);
-    pool->units_taken_ms = ss->units_changed_ms;
-    seg_small_heap_units_taken(ss, bits);
-    if (ss->free_units == 0) {
-        list_remove(&pool->partial, ss);
-        ss->on_partial = 0;
-    }
-    SEG_VALIDATE(ss);
+    units_take(pool, ss, bits);
     hs_unlock(&pool->lock);
     *first_unit = first;
     *n_units_io = n_units;
@@ -305,18 +310,7 @@ bool seg_units_extend(seg_superslab_t *ss, unsigned first_unit, unsigned n_units
     uint64_t bits = seg_unit_bits(first_unit, n_units);
     hs_lock(&pool->lock);
     bool free = (ss->free_units & bits) == bits;
-    if (free) {
-        ss->free_units &= ~bits;
-        ss->fresh_units &= ~bits;
-        units_changed(ss);
-        pool->units_taken_ms = ss->units_changed_ms;
-        seg_small_heap_units_taken(ss, bits);
-        if (ss->free_units == 0 && ss->on_partial) {
-            list_remove(&pool->partial, ss);
-            ss->on_partial = 0;
-        }
-        SEG_VALIDATE(ss);
-    }
+    if (free) units_take(pool, ss, bits);
     hs_unlock(&pool->lock);
     return free;
 }

@@ -63,7 +63,7 @@ HS_COLD HS_SELDOM void seg_pool_validate(unsigned node)
         SEG_CHECK(st->count <= st->cap, st->entries);
         for (size_t i = 0; i < st->count; i++) {
             uintptr_t entry = st->entries[i].bits;
-            const void *base = (const void *)(entry & ~(uintptr_t)HS_SUPERSLAB_MASK);
+            const void *base = seg_purged_unpack(entry, 0).ss;
             /* Known to no registry until revived; backing and node in the low bits. */
             SEG_CHECK(seg_chunk_kind(base) == SEG_CHUNK_NONE, base);
             SEG_CHECK((entry & 3) < THP_BACKING_COUNT &&
