@@ -7,11 +7,11 @@
  *  3       init_once             segment/         the layers below: thp/numa
  *                                segment.c        facts, the pools' locks
  *  4       init_once             common/common.c  the options, the free key
- *  10      heap_lock             tiny/tiny.c      the pool of detached heaps, the
+ *  10      heap_lock             tiny/heap.c      the pool of detached heaps, the
  *                                                 list of every heap, the bump
  *                                                 region heaps are cut from
- *  20      orphan_lock           tiny/tiny.c      the orphan lists (slabs of exited
- *                                                 or migrated threads)
+ *  20      orphan_lock           tiny/heap.c,     the orphan lists (slabs of exited
+ *                                tiny.c           or migrated threads)
  *  30+n    pools[n].lock         segment/         node n's partial, idle and
  *          (n < HS_MAX_NODES)    units.c, idle.c  purged lists, and the free_units
  *                                                 of its SuperSlabs
@@ -22,8 +22,8 @@
  *                                                 condition variable waits on it
  *  --      numa: no lock         numa/numa.c      state written once under init;
  *                                                 atomics and thread-local after
- *  --      heap->busy, a flag    tiny/tiny.c      a heap's lists and current slabs:
- *          (no rank: nobody                       held by the owner through its
+ *  --      heap->busy, a flag    tiny/tiny_       a heap's lists and current slabs:
+ *          (no rank: nobody      internal.h       held by the owner through its
  *          waits for another                      slow paths, only tried by a
  *          thread's hold)                         thread that releases one of its
  *                                                 emptied slabs (heap_enter)

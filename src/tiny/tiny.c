@@ -1,9 +1,23 @@
-/* tiny's slow paths: refilling a class, creating and retiring slabs, remote
- * and delayed frees, thread heaps coming and going, orphans. */
+/* tiny.c: tiny's state, start-up, and the slow paths of the owner's
+ * malloc and free: slab geometry, creating and retiring slabs, collecting
+ * remote frees, the delayed list, slabs emptied by other threads
+ * (reclaim_empty), adoption of orphans, the refill path and free's slow
+ * paths. They are kept in one file so that tiny_malloc_refill and
+ * tiny_free_slow inline what they call, as the fast paths in tiny.h expect.
+ * - A slab is on its owner's partial or full list (on_full says which), or
+ *   on an orphan list, or in none while it is made or released.
+ * - A slab's blocks are each on its free list, its remote_free stack, a
+ *   heap's delayed list, or in use; `used` counts the last three, less
+ *   full_bias while on the full list.
+ * - Lists and current slabs change only under the heap's busy flag. */
 #include <errno.h>
 #include <string.h>
 
-#include "tiny/tiny.h"
+#include "tiny/tiny_internal.h"
+
+/* Defined before the sentinel: .bss holds these in the reverse order, and
+ * the sentinel keeps its place below the lists. */
+struct tiny_lists_s tiny_lists;
 
 /* The sentinel has no blocks: as a class's current slab it sends malloc to
  * the refill path; as the head of a unit in no slab, its zero `carved` sends
@@ -18,52 +32,10 @@ tiny_heap_t tiny_empty_heap = {
 __thread tiny_heap_t *tiny_heap_tls = &tiny_empty_heap;
 __thread void *tiny_fresh_block;
 
-/* Remote frees by threads without a heap (consumers that never allocate),
- * by the block's node. Striped by thread, so that such threads do not all
- * fight over one cache line. */
-#define HEAPLESS_STRIPES 16
-typedef struct heapless_counts_s {
-    _Alignas(HS_CACHE_LINE) _Atomic uint64_t by_node[HS_MAX_NODES]; /* one stripe */
-} heapless_counts_t;
-
-/* tiny's state, but for what the fast paths read (tiny_heap_tls,
- * tiny_empty_heap, tiny_sentinel_slab above) and the slabs themselves.
- * Heaps are never unmapped, only reused: a pointer to a heap read by another
- * thread (a slab's owner) stays valid memory forever. The locks' ranks are
- * in common/locks.h; init_tiny sets them, so that the struct starts as
- * zeros: in .bss only the pages written count in RSS, where as initialised
- * data every page of it was resident from the start (39 KiB). Its fields
- * are written at start-up (HS_START_STATE); the lists below, only by
- * processes whose threads leave slabs behind or free without a heap. */
-HS_START_STATE static struct tiny_state_s {
-    pthread_once_t init_once;             /* tiny_init's */
-    pthread_key_t heap_key;               /* its destructor gives a leaving thread's heap up */
-    hs_lock_t heap_lock;                  /* guards heap_pool, heap_all and the meta_ fields */
-    tiny_heap_t *heap_pool;               /* detached heaps, ready for reuse */
-    tiny_heap_t *heap_all;                /* every heap made, through all_next */
-    char *meta_next;                      /* bump region for new heaps: next free byte */
-    char *meta_end;                       /* and its end */
-    char *meta_spare;                     /* a region mapped while another thread refilled */
-    hs_lock_t orphan_lock;                /* guards orphans */
-    _Atomic uint64_t stat_bytes_in_slabs; /* SuperSlab bytes given to slabs */
-    _Atomic uint64_t stat_threads_live;   /* heaps attached to a running thread */
-    _Atomic uint64_t stat_orphan_slabs;   /* slabs of exited threads not yet adopted */
-} tiny = {
+/* See tiny_internal.h: zero but for init_once, in .bss.hs_start. */
+HS_START_STATE struct tiny_state_s tiny_state = {
     .init_once = PTHREAD_ONCE_INIT,
 };
-
-/* tiny's lists of 71 KiB, apart from its fields: the pages of a node's
- * lists are written only once it has some. */
-static struct tiny_lists_s {
-    /* Slabs of exited (or migrated) threads, per node and class, waiting for
-     * a thread of the same node to adopt them (tiny.orphan_lock). */
-    tiny_slab_t *orphans[HS_MAX_NODES][TINY_CLASS_COUNT];
-    heapless_counts_t heapless_remote_frees[HEAPLESS_STRIPES]; /* see heapless_stripe */
-} tiny_lists;
-
-static void thread_exit(void *arg);
-static bool collect_abandoned(void);
-static tiny_heap_t *heap_attach(void);
 
 /* ---- slab geometry -------------------------------------------------------- */
 
@@ -116,7 +88,7 @@ static unsigned slab_units(unsigned cls)
 {
     if (seg_small_heap()) return fewest_units(cls);
     if (tiny_class_size[cls] > TINY_LINEAR_MAX &&
-        atomic_load_explicit(&tiny.stat_bytes_in_slabs, memory_order_relaxed) <
+        atomic_load_explicit(&tiny_state.stat_bytes_in_slabs, memory_order_relaxed) <
             TINY_MIDDLE_HEAP_BYTES)
         return fewest_units(cls);
     return class_units(cls);
@@ -158,103 +130,17 @@ static void client_init(seg_superslab_t *ss)
 static void init_tiny(void)
 {
     hs_once_enter(HS_RANK_INIT_TINY);
-    hs_lock_init(&tiny.heap_lock, HS_RANK_HEAP);
-    hs_lock_init(&tiny.orphan_lock, HS_RANK_ORPHAN);
+    hs_lock_init(&tiny_state.heap_lock, HS_RANK_HEAP);
+    hs_lock_init(&tiny_state.orphan_lock, HS_RANK_ORPHAN);
     seg_init();
     seg_set_client_init(client_init);
     seg_set_client_reclaim(release_remote_emptied);
-    seg_set_idle_work(collect_abandoned);
-    pthread_key_create(&tiny.heap_key, thread_exit);
+    seg_set_idle_work(tiny_collect_abandoned);
+    pthread_key_create(&tiny_state.heap_key, tiny_thread_exit);
     hs_once_leave(HS_RANK_INIT_TINY);
 }
 
-void tiny_init(void) { pthread_once(&tiny.init_once, init_tiny); }
-
-/* ---- list helpers (owner only, or under orphan_lock) ----------------------- */
-
-/* The one writer of heap->current and heap->direct (owner only). */
-static void heap_set_current(tiny_heap_t *heap, unsigned cls, tiny_slab_t *s)
-{
-    heap->current[cls] = s;
-    if (tiny_class_size[cls] > TINY_TABLE_MAX) return;
-    /* The sizes of class cls are (previous class size, class size]. */
-    unsigned first = cls == 0 ? 0 : (tiny_class_size[cls - 1] + 16) >> 4;
-    for (unsigned i = first; i <= tiny_class_size[cls] >> 4; i++) heap->direct[i] = s;
-}
-
-HS_LIST_FUNCTIONS(slab_list, tiny_slab_t)
-
-/* ---- the owner's slow paths and other threads' reclaims ---------------------- */
-
-/* The owner holds heap->busy through each slow path, which is where its
- * lists, its current slabs and its slabs' list state change; a thread that
- * would release one of its slabs (reclaim_empty) only tries the flag, never
- * waits for it, and holds it for a walk of the heap's delayed list. So the
- * owner waits, rarely and briefly, and nothing can deadlock on it: no other
- * thread ever waits for it, which is why the owner may map memory while it
- * holds it, and why it is no lock of the table (common/locks.h). The owner
- * takes it again inside its own slow path when that allocates (starting
- * the purge thread does): HEAP_OWNER tells it apart from HEAP_OTHER. The
- * fast paths do not look at it: they touch only the current slabs (which
- * no other thread releases) and slabs holding one of the owner's blocks
- * (which are not empty). */
-#define HEAP_OWNER 1u
-#define HEAP_OTHER 2u
-
-/* Returns what heap_leave puts back: 0, or HEAP_OWNER when the owner held
- * it already. */
-static uint32_t heap_enter(tiny_heap_t *heap)
-{
-    for (;;) {
-        uint32_t seen = 0;
-        if (atomic_compare_exchange_strong_explicit(&heap->busy, &seen, HEAP_OWNER,
-                                                    memory_order_acquire, memory_order_relaxed))
-            return 0;
-        if (seen == HEAP_OWNER) return HEAP_OWNER;
-        while (atomic_load_explicit(&heap->busy, memory_order_relaxed) == HEAP_OTHER) seg_yield();
-    }
-}
-
-static void heap_leave(tiny_heap_t *heap, uint32_t was)
-{
-    atomic_store_explicit(&heap->busy, was, memory_order_release);
-}
-
-/* For a thread that is not the owner: false when the flag is held. */
-static bool heap_try_enter_other(tiny_heap_t *heap)
-{
-    uint32_t seen = 0;
-    return atomic_load_explicit(&heap->busy, memory_order_relaxed) == 0 &&
-           atomic_compare_exchange_strong_explicit(&heap->busy, &seen, HEAP_OTHER,
-                                                   memory_order_acquire, memory_order_relaxed);
-}
-
-/* ---- invariants (debug builds) ---------------------------------------------- */
-
-#if defined(HS_DEBUG) && HS_DEBUG
-/* Checks the invariants written above tiny_slab_s for a slab of the calling
- * thread's: every free-list block is a carved block of this slab, marked
- * free, listed once (the walk stops at capacity), and the list's length
- * agrees with `used`. */
-static void tiny_slab_validate(const tiny_slab_t *s)
-{
-    uint32_t carved = atomic_load_explicit(&s->carved, memory_order_relaxed);
-    uint32_t used = s->used + s->full_bias;
-    HS_ASSERT(carved <= s->capacity && used <= carved);
-    HS_ASSERT(s->on_full ? s->used >= 1 : s->full_bias == 0);
-    uint32_t listed = 0;
-    for (const tiny_block_t *b = s->free; b; b = tiny_next_in_slab(s, b)) {
-        uintptr_t offset = (uintptr_t)b - (uintptr_t)s->start;
-        HS_ASSERT(offset % s->block_size == 0 && offset / s->block_size < carved);
-        HS_ASSERT(b->free_mark == ((uintptr_t)b ^ s->free_key));
-        HS_ASSERT(++listed <= carved);
-    }
-    HS_ASSERT(listed == carved - used);
-}
-#define TINY_VALIDATE(s) tiny_slab_validate(s)
-#else
-#define TINY_VALIDATE(s) ((void)0)
-#endif
+void tiny_init(void) { pthread_once(&tiny_state.init_once, init_tiny); }
 
 /* ---- creating and retiring slabs ------------------------------------------- */
 
@@ -294,7 +180,7 @@ static void carve(tiny_slab_t *slab)
 
 /* Tells segment/ of a slab of one block of TINY_PASSING_MIN or more, while
  * the heap is on base pages. */
-static void note_passing(const tiny_slab_t *slab, seg_superslab_t *ss)
+void tiny_note_passing(const tiny_slab_t *slab, seg_superslab_t *ss)
 {
     if (slab->capacity == 1 && slab->block_size >= TINY_PASSING_MIN &&
         atomic_load_explicit(&seg_small_heap_deferred, memory_order_relaxed))
@@ -333,25 +219,25 @@ static tiny_slab_t *slab_create(tiny_heap_t *heap, unsigned cls)
     slab->next = slab->prev = NULL;
     atomic_store_explicit(&slab->remote_free, 0, memory_order_relaxed);
     atomic_store_explicit(&slab->owner_word, (uintptr_t)heap, memory_order_release);
-    note_passing(slab, ss);
+    tiny_note_passing(slab, ss);
     carve(slab);
     /* The block refill hands out next (the free list starts at start). */
     tiny_fresh_block = fresh ? start : NULL;
     /* Publish last: a free of a pointer into these units must not find the
      * slab before its fields are set. */
     for (unsigned u = first; u < first + units; u++) area->head[u] = slab;
-    hs_count_add(&tiny.stat_bytes_in_slabs, (int64_t)(units * HS_UNIT_SIZE));
+    hs_count_add(&tiny_state.stat_bytes_in_slabs, (int64_t)(units * HS_UNIT_SIZE));
     return slab;
 }
 
-static void slab_release(tiny_slab_t *slab)
+void tiny_slab_release(tiny_slab_t *slab)
 {
     seg_superslab_t *ss = seg_superslab_of(slab);
     tiny_client_area_t *area = tiny_client_area(ss);
     unsigned first = slab->first_unit, units = slab->units;
     atomic_store_explicit(&slab->owner_word, 0, memory_order_relaxed);
     for (unsigned u = first; u < first + units; u++) area->head[u] = &tiny_sentinel_slab;
-    hs_count_add(&tiny.stat_bytes_in_slabs, -(int64_t)(units * HS_UNIT_SIZE));
+    hs_count_add(&tiny_state.stat_bytes_in_slabs, -(int64_t)(units * HS_UNIT_SIZE));
     seg_units_free(ss, first, units);
 }
 
@@ -361,7 +247,7 @@ static void slab_release(tiny_slab_t *slab)
  * carries the list's length, so the list itself (blocks last written by
  * other threads' cores) is not walked; our own free list is walked to find
  * its end, and the refill path only collects into an empty one. */
-static void append_remote_word(tiny_slab_t *s, uintptr_t word)
+void tiny_append_remote_word(tiny_slab_t *s, uintptr_t word)
 {
     tiny_block_t *list = (tiny_block_t *)(word & TINY_REMOTE_PTR_MASK);
     uint32_t n = (uint32_t)(word >> TINY_REMOTE_COUNT_SHIFT);
@@ -377,15 +263,6 @@ static void append_remote_word(tiny_slab_t *s, uintptr_t word)
     s->used -= n;
 }
 
-/* For a slab that is not on the full list (remote_free has no FULL bit). */
-static void collect(tiny_slab_t *s)
-{
-    if (atomic_load_explicit(&s->remote_free, memory_order_relaxed) == 0) return;
-    uintptr_t word = atomic_exchange_explicit(&s->remote_free, 0, memory_order_acquire);
-    HS_ASSERT((word & TINY_REMOTE_FULL) == 0);
-    append_remote_word(s, word);
-}
-
 /* Moves a slab without room to the full list. Returns false (and leaves it
  * on the partial list, with room) when remote frees arrived meanwhile.
  * The slab comes back once a thirty-second of it is free again: back at
@@ -397,13 +274,13 @@ static void collect(tiny_slab_t *s)
  * 246.4). The owner's own frees into it stay on free's fast path, which
  * knows nothing of lists: `used` is biased so that it reaches 0, the one
  * case the fast path hands on, at that thirty-second (full_bias holds the
- * rest). Remote frees notify through the delayed list (free_remote). */
+ * rest). Remote frees notify through the delayed list (tiny_free_remote). */
 static bool move_to_full(tiny_heap_t *heap, tiny_slab_t *s)
 {
     uintptr_t word =
         atomic_exchange_explicit(&s->remote_free, TINY_REMOTE_FULL, memory_order_acq_rel);
     if (word) {
-        append_remote_word(s, word);
+        tiny_append_remote_word(s, word);
         atomic_fetch_and_explicit(&s->remote_free, ~TINY_REMOTE_FULL, memory_order_release);
         return false;
     }
@@ -432,7 +309,7 @@ static void move_to_partial(tiny_heap_t *heap, tiny_slab_t *s)
      * on the slab itself are collected at the next refill. */
 }
 
-/* Out of line, as release_kept_empty_in: slab_now_empty, which calls both,
+/* Out of line, as tiny_release_kept_empty_in: slab_now_empty, which calls both,
  * then needs no registers saved on its common path. */
 HS_NOINLINE static void release_empty(tiny_heap_t *heap, tiny_slab_t *s)
 {
@@ -444,7 +321,7 @@ HS_NOINLINE static void release_empty(tiny_heap_t *heap, tiny_slab_t *s)
     /* An empty slab may still carry the FULL bit if it went empty through
      * the delayed list; nothing can be pushed on it any more (used == 0). */
     atomic_store_explicit(&s->remote_free, 0, memory_order_relaxed);
-    slab_release(s);
+    tiny_slab_release(s);
 }
 
 /* segment/'s last resort before it maps a SuperSlab for the calling
@@ -484,7 +361,7 @@ static bool release_remote_emptied(void)
 
 /* Releases the heap's empty current slabs that lie in ss (every one when
  * ss is NULL). */
-HS_NOINLINE static void release_kept_empty_in(tiny_heap_t *heap, const seg_superslab_t *ss)
+HS_NOINLINE void tiny_release_kept_empty_in(tiny_heap_t *heap, const seg_superslab_t *ss)
 {
     for (unsigned cls = 0; cls < TINY_CLASS_COUNT; cls++) {
         tiny_slab_t *s = heap->current[cls];
@@ -526,7 +403,7 @@ static void slab_now_empty(tiny_heap_t *heap, tiny_slab_t *s)
     /* ss becomes the most recent: the entries before i move back. */
     for (; i > 0; i--) kept[i] = kept[i - 1];
     kept[0] = ss;
-    if (evicted) release_kept_empty_in(heap, evicted);
+    if (evicted) tiny_release_kept_empty_in(heap, evicted);
 }
 
 static uint64_t one_block_bit(unsigned cls)
@@ -635,7 +512,7 @@ static void delayed_push_chain(tiny_heap_t *heap, tiny_block_t *first, tiny_bloc
 }
 
 /* A free by any thread other than the owner (or of an orphan's block). */
-static void free_remote(tiny_slab_t *s, tiny_block_t *b)
+void tiny_free_remote(tiny_slab_t *s, tiny_block_t *b)
 {
     uintptr_t old = atomic_load_explicit(&s->remote_free, memory_order_relaxed);
     for (;;) {
@@ -670,21 +547,10 @@ static void free_remote(tiny_slab_t *s, tiny_block_t *b)
             return;
     }
 }
-
-/* Notices (delayed blocks) of slabs holding `units` in all were taken off
- * a delayed list for good: see seg_units_returning. */
-static void returning_taken(long units)
-{
-    if (!units) return;
-    long before = atomic_fetch_sub_explicit(&seg_units_returning, units, memory_order_relaxed);
-    HS_ASSERT(before >= units); /* each notice added its slab's units first */
-    (void)before;
-}
-
 /* The block after b on a heap's delayed list (blocks of any slab), or NULL.
  * A link that decodes to anything but a block of a SuperSlab of slabs that
  * is marked free was written after b was freed. */
-static tiny_block_t *next_delayed(const tiny_block_t *b)
+tiny_block_t *tiny_next_delayed(const tiny_block_t *b)
 {
     tiny_block_t *next = (tiny_block_t *)tiny_link(b, (const tiny_block_t *)b->link, hs_free_key);
     if (next && (((uintptr_t)next & 15) || seg_chunk_kind(next) != SEG_CHUNK_SLABS ||
@@ -707,17 +573,17 @@ static void free_marked_block(tiny_heap_t *heap, tiny_block_t *b)
         if (s->on_full) move_to_partial(heap, s);
         if (s->used == 0) slab_now_empty(heap, s);
     } else {
-        free_remote(s, b);
+        tiny_free_remote(s, b);
     }
 }
 
-static void drain_delayed(tiny_heap_t *heap)
+void tiny_drain_delayed(tiny_heap_t *heap)
 {
     if (!atomic_load_explicit(&heap->delayed, memory_order_relaxed)) return;
     tiny_block_t *b = atomic_exchange_explicit(&heap->delayed, NULL, memory_order_acquire);
     long units = 0;
     while (b) {
-        tiny_block_t *next = next_delayed(b);
+        tiny_block_t *next = tiny_next_delayed(b);
         units += tiny_slab_of(b)->units; /* before the block may empty its slab */
         free_marked_block(heap, b);
         b = next;
@@ -777,7 +643,8 @@ static HS_NOINLINE bool reclaim_empty(tiny_slab_t *s)
     }
     tiny_block_t *notices = atomic_exchange_explicit(&heap->delayed, NULL, memory_order_acquire);
     uint32_t own_notices = 0;
-    for (tiny_block_t *n = notices; n; n = next_delayed(n)) own_notices += tiny_slab_of(n) == s;
+    for (tiny_block_t *n = notices; n; n = tiny_next_delayed(n))
+        own_notices += tiny_slab_of(n) == s;
     uintptr_t word = atomic_load_explicit(&s->remote_free, memory_order_acquire);
     /* The stack, the notices and the block being freed. */
     uint32_t free_blocks = (uint32_t)(word >> TINY_REMOTE_COUNT_SHIFT) + own_notices + 1;
@@ -787,7 +654,7 @@ static HS_NOINLINE bool reclaim_empty(tiny_slab_t *s)
     /* The notices back, but for s's own when it goes. */
     tiny_block_t *first = NULL, *last = NULL;
     for (tiny_block_t *n = notices, *next; n; n = next) {
-        next = next_delayed(n);
+        next = tiny_next_delayed(n);
         if (empty && tiny_slab_of(n) == s) continue;
         n->link = tiny_link(n, first, hs_free_key);
         if (!first) last = n;
@@ -800,7 +667,7 @@ static HS_NOINLINE bool reclaim_empty(tiny_slab_t *s)
     /* Out of every list of the heap's, with no block in use: nothing of
      * the owner's refers to it any more. */
     atomic_store_explicit(&s->remote_free, 0, memory_order_relaxed);
-    slab_release(s);
+    tiny_slab_release(s);
     return true;
 }
 
@@ -825,11 +692,11 @@ static bool orphan_has_room(const tiny_slab_t *s)
  * on the way. */
 static tiny_slab_t *adopt_orphan(tiny_heap_t *heap, unsigned cls)
 {
-    if (atomic_load_explicit(&tiny.stat_orphan_slabs, memory_order_relaxed) == 0) return NULL;
+    if (atomic_load_explicit(&tiny_state.stat_orphan_slabs, memory_order_relaxed) == 0) return NULL;
     tiny_slab_t **list = &tiny_lists.orphans[heap->node][cls];
     tiny_slab_t *best = NULL, *empty[TINY_ADOPT_SCAN];
     unsigned n_empty = 0;
-    hs_lock(&tiny.orphan_lock);
+    hs_lock(&tiny_state.orphan_lock);
     tiny_slab_t *s = *list;
     for (unsigned seen = 0; s && seen < TINY_ADOPT_SCAN; seen++) {
         tiny_slab_t *next = s->next;
@@ -844,186 +711,15 @@ static tiny_slab_t *adopt_orphan(tiny_heap_t *heap, unsigned cls)
         s = next;
     }
     if (best) slab_list_remove(list, best);
-    hs_unlock(&tiny.orphan_lock);
-    /* Released after the unlock: slab_release takes a segment lock. */
-    for (unsigned i = 0; i < n_empty; i++) slab_release(empty[i]);
-    hs_count_add(&tiny.stat_orphan_slabs, -(int64_t)(n_empty + (best != NULL)));
+    hs_unlock(&tiny_state.orphan_lock);
+    /* Released after the unlock: tiny_slab_release takes a segment lock. */
+    for (unsigned i = 0; i < n_empty; i++) tiny_slab_release(empty[i]);
+    hs_count_add(&tiny_state.stat_orphan_slabs, -(int64_t)(n_empty + (best != NULL)));
     if (!best) return NULL;
     atomic_store_explicit(&best->owner_word, (uintptr_t)heap, memory_order_release);
     slab_list_push(&heap->partial[cls], best);
     collect(best);
     return best;
-}
-
-/* Sends every block on the delayed list of a heap whose thread has left to
- * its slab, as another thread's free does: the heap gives its slabs up (or
- * has), so no refill of its will take them. */
-static void delayed_to_slabs(tiny_heap_t *heap)
-{
-    tiny_block_t *b = atomic_exchange_explicit(&heap->delayed, NULL, memory_order_acquire);
-    while (b) {
-        tiny_block_t *next = next_delayed(b);
-        tiny_slab_t *s = tiny_slab_of(b);
-        returning_taken(s->units);
-        free_remote(s, b);
-        b = next;
-    }
-}
-
-/* Gives up every slab of a heap whose thread is leaving. */
-static void heap_abandon(tiny_heap_t *heap)
-{
-    drain_delayed(heap);
-    for (unsigned i = 0; i < TINY_KEPT_SUPERSLABS; i++) heap->kept_in[i] = NULL;
-    heap->one_block_released = heap->one_block_recurring = 0;
-    bool orphaned = false;
-    for (unsigned cls = 0; cls < TINY_CLASS_COUNT; cls++) {
-        heap_set_current(heap, cls, &tiny_sentinel_slab);
-        tiny_slab_t *lists[2] = {heap->partial[cls], heap->full[cls]};
-        heap->partial[cls] = heap->full[cls] = NULL;
-        for (int l = 0; l < 2; l++) {
-            tiny_slab_t *s = lists[l];
-            while (s) {
-                tiny_slab_t *next = s->next;
-                /* Clear the FULL bit first, so remote frees go to the slab. */
-                atomic_store_explicit(&s->owner_word, 0, memory_order_release);
-                atomic_fetch_and_explicit(&s->remote_free, ~TINY_REMOTE_FULL, memory_order_acq_rel);
-                s->used += s->full_bias;
-                s->full_bias = 0;
-                s->on_full = false;
-                collect(s);
-                if (s->used == 0) {
-                    slab_release(s);
-                } else {
-                    hs_lock(&tiny.orphan_lock);
-                    slab_list_push(&tiny_lists.orphans[seg_superslab_of(s)->node][cls], s);
-                    hs_unlock(&tiny.orphan_lock);
-                    hs_count_add(&tiny.stat_orphan_slabs, 1);
-                    orphaned = true;
-                }
-                s = next;
-            }
-        }
-    }
-    /* Blocks delayed while the slabs were being given up. */
-    delayed_to_slabs(heap);
-    /* Their blocks may all come back with no thread left to adopt them. */
-    if (orphaned) seg_idle_work_pending();
-}
-
-/* Orphans whose blocks have all come back are released (malloc_trim).
- * Returns true while some remain. */
-static bool sweep_orphans(void)
-{
-    tiny_slab_t *empty = NULL; /* taken off the lists, released below */
-    hs_lock(&tiny.orphan_lock);
-    for (unsigned i = 0; i < HS_MAX_NODES * TINY_CLASS_COUNT; i++) {
-        tiny_slab_t **list = &tiny_lists.orphans[i / TINY_CLASS_COUNT][i % TINY_CLASS_COUNT];
-        tiny_slab_t *s = *list;
-        while (s) {
-            tiny_slab_t *next = s->next;
-            collect(s);
-            if (s->used == 0) {
-                slab_list_remove(list, s);
-                hs_count_add(&tiny.stat_orphan_slabs, -1);
-                s->next = empty;
-                empty = s;
-            }
-            s = next;
-        }
-    }
-    hs_unlock(&tiny.orphan_lock);
-    /* Released with the orphan lock free: a SuperSlab left empty goes to its
-     * node's pool and may start the purge thread, which allocates. */
-    while (empty) {
-        tiny_slab_t *next = empty->next;
-        slab_release(empty);
-        empty = next;
-    }
-    return atomic_load_explicit(&tiny.stat_orphan_slabs, memory_order_relaxed) != 0;
-}
-
-/* ---- thread heaps ----------------------------------------------------------- */
-
-/* A heap from the pool, or cut from the bump region. The region is mapped
- * with heap_lock released (no system call under a lock), so a thread may
- * map one that another thread's made unneeded: it is kept as the spare for
- * the next refill (metadata is never given back). */
-static tiny_heap_t *heap_new(void)
-{
-    const size_t size = hs_align_up(sizeof(tiny_heap_t), HS_CACHE_LINE), chunk = 64 * HS_KiB;
-    char *region = NULL; /* mapped while unlocked, not yet the bump region */
-    tiny_heap_t *heap = NULL;
-    hs_lock(&tiny.heap_lock);
-    for (;;) {
-        if (tiny.heap_pool) {
-            heap = tiny.heap_pool;
-            tiny.heap_pool = heap->next_free;
-            break;
-        }
-        if ((size_t)(tiny.meta_end - tiny.meta_next) >= size) {
-            heap = (tiny_heap_t *)tiny.meta_next;
-            tiny.meta_next += size;
-            for (unsigned cls = 0; cls < TINY_CLASS_COUNT; cls++)
-                heap_set_current(heap, cls, &tiny_sentinel_slab);
-            heap->all_next = tiny.heap_all;
-            tiny.heap_all = heap;
-            break;
-        }
-        if (!region && tiny.meta_spare) {
-            region = tiny.meta_spare;
-            tiny.meta_spare = NULL;
-        }
-        if (region) {
-            tiny.meta_next = region;
-            tiny.meta_end = region + chunk;
-            region = NULL;
-            continue;
-        }
-        hs_unlock(&tiny.heap_lock);
-        region = seg_map_metadata(chunk);
-        if (!region) return NULL;
-        hs_lock(&tiny.heap_lock);
-    }
-    heap->attached = true;
-    /* Two threads that both mapped while a third refilled: one region is
-     * lost (64 KiB, as rare as that race). */
-    if (region && !tiny.meta_spare) tiny.meta_spare = region;
-    hs_unlock(&tiny.heap_lock);
-    return heap;
-}
-
-/* Gives the calling thread a heap of its own. NULL when memory is out. */
-static HS_NOINLINE tiny_heap_t *heap_attach(void)
-{
-    tiny_init();
-    tiny_heap_t *heap = heap_new();
-    if (!heap) return NULL;
-    heap->node = seg_thread_node_refresh();
-    hs_count_add(&tiny.stat_threads_live, 1);
-    tiny_heap_tls = heap;
-    /* May allocate (glibc's second-level key table): the heap is in place. */
-    pthread_setspecific(tiny.heap_key, heap);
-    uint32_t was = heap_enter(heap);
-    drain_delayed(heap);
-    heap_leave(heap, was);
-    return heap;
-}
-
-static void thread_exit(void *arg)
-{
-    tiny_heap_t *heap = arg;
-    if (!heap || heap == &tiny_empty_heap) return;
-    tiny_heap_tls = &tiny_empty_heap;
-    uint32_t was = heap_enter(heap);
-    heap_abandon(heap);
-    heap_leave(heap, was);
-    hs_count_add(&tiny.stat_threads_live, -1);
-    hs_lock(&tiny.heap_lock);
-    heap->attached = false;
-    heap->next_free = tiny.heap_pool;
-    tiny.heap_pool = heap;
-    hs_unlock(&tiny.heap_lock);
 }
 
 /* ---- the refill path -------------------------------------------------------- */
@@ -1035,7 +731,7 @@ HS_INLINE void *refill(tiny_heap_t *heap, unsigned cls);
 HS_NOINLINE void *tiny_malloc_refill(tiny_heap_t *heap, unsigned cls)
 {
     if (HS_UNLIKELY(heap == &tiny_empty_heap)) {
-        heap = heap_attach();
+        heap = tiny_heap_attach();
         if (!heap) {
             errno = ENOMEM;
             return NULL;
@@ -1056,10 +752,10 @@ HS_INLINE void *refill(tiny_heap_t *heap, unsigned cls)
      * refills; a new slab always asks (below), since that places memory. */
     unsigned node = seg_thread_node();
     if (HS_UNLIKELY(node != heap->node)) {
-        heap_abandon(heap);
+        tiny_heap_abandon(heap);
         heap->node = node;
     }
-    drain_delayed(heap);
+    tiny_drain_delayed(heap);
     /* The slabs that may have room: blocks this thread freed into them,
      * remote frees, or blocks never carved. Slabs found without room go to
      * the full list, so this walk stays short. Remote frees are collected
@@ -1080,7 +776,7 @@ HS_INLINE void *refill(tiny_heap_t *heap, unsigned cls)
     }
     node = seg_thread_node_refresh();
     if (node != heap->node) {
-        heap_abandon(heap);
+        tiny_heap_abandon(heap);
         heap->node = node;
     }
     s = adopt_orphan(heap, cls);
@@ -1111,7 +807,7 @@ static HS_NOINLINE void free_by_other(tiny_slab_t *s, tiny_block_t *b)
     b->free_mark = (uintptr_t)b ^ s->free_key;
     count_remote_free(s);
     if (HS_UNLIKELY(may_complete_slab(s)) && reclaim_empty(s)) return;
-    free_remote(s, b);
+    tiny_free_remote(s, b);
 }
 
 /* p == NULL: the fast path already freed into s and its count reached 0. */
@@ -1159,205 +855,4 @@ void *tiny_pop_last(tiny_slab_t *slab, tiny_block_t *block, uintptr_t decoded)
     slab->used++;
     block->free_mark = 0;
     return block;
-}
-
-/* The start of the block holding p, after checking p may be freed. */
-static tiny_block_t *block_of(const void *p, const tiny_slab_t *s, const char *what)
-{
-    if (s == &tiny_sentinel_slab)
-        hs_fatal("%s of %p: hugeslab owns this SuperSlab but no slab is there", what, p);
-    uintptr_t offset = (uintptr_t)p - (uintptr_t)s->start;
-    uint32_t carved = atomic_load_explicit(&s->carved, memory_order_relaxed);
-    if ((uintptr_t)p < (uintptr_t)s->start || offset >= (uintptr_t)carved * s->block_size)
-        hs_fatal("%s of %p: not inside any block of its %u-byte slab", what, p, s->block_size);
-    uintptr_t block_start = (uintptr_t)s->start + offset / s->block_size * s->block_size;
-    if (block_start != (uintptr_t)p && !atomic_load_explicit(&s->has_aligned, memory_order_relaxed))
-        hs_fatal("%s of %p: points %zu bytes into a %u-byte block at %p", what, p,
-                 (size_t)((uintptr_t)p - block_start), s->block_size, (void *)block_start);
-    return (tiny_block_t *)block_start;
-}
-
-HS_NOINLINE void tiny_free_unusual(void *p, tiny_slab_t *s)
-{
-    tiny_block_t *b = block_of(p, s, "free");
-    /* An aligned allocation's inner pointer: free the whole block. */
-    tiny_free_slow(b, s);
-}
-
-size_t tiny_usable_size(const void *p)
-{
-    tiny_slab_t *s = tiny_slab_of(p);
-    tiny_block_t *b = block_of(p, s, "malloc_usable_size");
-    if (b->free_mark == ((uintptr_t)b ^ s->free_key))
-        hs_fatal("use of %p after it was freed (%u-byte class)", p, s->block_size);
-    return (size_t)((char *)b + s->block_size - (const char *)p);
-}
-
-/* The slab of one block, in use, that realloc grows, if the calling thread
- * owns it and p is its block; NULL otherwise. */
-static tiny_slab_t *lone_slab_of(tiny_heap_t *heap, const void *p)
-{
-    tiny_slab_t *s = tiny_slab_of(p);
-    if (heap == &tiny_empty_heap ||
-        atomic_load_explicit(&s->owner_word, memory_order_relaxed) != (uintptr_t)heap ||
-        s->capacity != 1 || (const char *)p != s->start ||
-        atomic_load_explicit(&s->has_aligned, memory_order_relaxed))
-        return NULL;
-    return s;
-}
-
-/* Takes a lone_slab_of out of its class's lists, under the heap's flag
- * (a reclaiming thread may be taking another slab out of them): its one
- * block is in use, so no other thread frees into it and no FULL notice
- * can be pending. */
-static void lone_slab_unlist(tiny_heap_t *heap, tiny_slab_t *s)
-{
-    unsigned cls = s->cls;
-    if (s->on_full) {
-        slab_list_remove(&heap->full[cls], s);
-        s->on_full = false;
-        atomic_store_explicit(&s->remote_free, 0, memory_order_relaxed);
-    } else {
-        slab_list_remove(&heap->partial[cls], s);
-        if (heap->current[cls] == s) heap_set_current(heap, cls, &tiny_sentinel_slab);
-    }
-}
-
-/* A program that grows an array with realloc (ls -lR, its table of files:
- * 22 KiB, 44, 88, 176, 352) had every old copy left in the pages it
- * touched: a slab of one block grows into the free units after it instead,
- * as glibc's top chunk does, and the copy is saved too. */
-bool tiny_grow_in_place(void *p, size_t size)
-{
-    tiny_heap_t *heap = tiny_heap_tls;
-    tiny_slab_t *s = lone_slab_of(heap, p);
-    if (!s) return false;
-    seg_superslab_t *ss = seg_superslab_of(p);
-    unsigned new_cls = tiny_class_of(size);
-    size_t new_size = tiny_class_size[new_cls];
-    size_t end = (size_t)(s->start - (char *)ss) + new_size;
-    unsigned units = (unsigned)((end + HS_UNIT_SIZE - 1) / HS_UNIT_SIZE) - s->first_unit;
-    if (units > s->units && !seg_units_extend(ss, s->first_unit + s->units, units - s->units))
-        return false;
-    uint32_t was = heap_enter(heap);
-    lone_slab_unlist(heap, s);
-    char *slab_end =
-        (char *)ss + (size_t)(s->first_unit + (units > s->units ? units : s->units)) * HS_UNIT_SIZE;
-    s->block_size = (uint32_t)new_size;
-    s->cls = (uint8_t)new_cls;
-    s->recip = tiny_block_recip(new_size);
-    s->capacity = (uint32_t)((size_t)(slab_end - s->start) / new_size);
-    if (units > s->units) {
-        tiny_client_area_t *area = tiny_client_area(ss);
-        for (unsigned u = s->first_unit + s->units; u < s->first_unit + units; u++)
-            area->head[u] = s;
-        hs_count_add(&tiny.stat_bytes_in_slabs, (int64_t)((units - s->units) * HS_UNIT_SIZE));
-        s->units = (uint8_t)units;
-    }
-    note_passing(s, ss);
-    slab_list_push(&heap->partial[new_cls], s);
-    heap_leave(heap, was);
-    TINY_VALIDATE(s);
-    return true;
-}
-
-void *tiny_lone_block_to_run(void *p, size_t size)
-{
-    tiny_heap_t *heap = tiny_heap_tls;
-    tiny_slab_t *s = lone_slab_of(heap, p);
-    if (!s) return NULL;
-    seg_superslab_t *ss = seg_superslab_of(p);
-    if (!seg_lone_slab_claim(ss, s->first_unit, s->units)) return NULL;
-    size_t bytes = s->block_size;
-    uint32_t was = heap_enter(heap);
-    lone_slab_unlist(heap, s);
-    heap_leave(heap, was);
-    hs_count_add(&tiny.stat_bytes_in_slabs, -(int64_t)(s->units * HS_UNIT_SIZE));
-    /* The slab's descriptor lies in the slab table, which the block's
-     * bytes now overwrite: nothing reads it after this. */
-    return seg_lone_slab_to_run(ss, p, bytes, size);
-}
-
-/* Over-allocates by the alignment inside one block and returns the aligned
- * inner pointer; the slab is marked so free() accepts inner pointers. */
-void *tiny_malloc_aligned(size_t alignment, size_t size)
-{
-    /* A zero-byte request still gets a byte: the aligned pointer must lie
-     * inside its block, not at the end, which is the next block's start. */
-    if (size == 0) size = 1;
-    size_t padded = size + alignment - 16; /* blocks are already 16-aligned */
-    char *p = tiny_malloc(padded);
-    if (!p) return NULL;
-    tiny_slab_t *s = tiny_slab_of(p);
-    char *aligned = (char *)hs_align_up((uintptr_t)p, alignment);
-    if (aligned != p) atomic_store_explicit(&s->has_aligned, 1, memory_order_relaxed);
-    return aligned;
-}
-
-/* ---- trimming, figures, fork --------------------------------------------------- */
-
-/* What no thread of the program would do on its own: blocks left on the
- * delayed lists of heaps whose threads are gone, and orphans whose blocks
- * all came back. Run by the purge thread and by malloc_trim. */
-static bool collect_abandoned(void)
-{
-    /* Detached heaps may hold blocks pushed after their thread left. */
-    hs_lock(&tiny.heap_lock);
-    for (tiny_heap_t *h = tiny.heap_pool; h; h = h->next_free) delayed_to_slabs(h);
-    hs_unlock(&tiny.heap_lock);
-    return sweep_orphans();
-}
-
-void tiny_trim(void)
-{
-    tiny_heap_t *heap = tiny_heap_tls;
-    if (heap != &tiny_empty_heap) {
-        uint32_t was = heap_enter(heap);
-        drain_delayed(heap);
-        release_kept_empty_in(heap, NULL);
-        for (unsigned i = 0; i < TINY_KEPT_SUPERSLABS; i++) heap->kept_in[i] = NULL;
-        heap_leave(heap, was);
-    }
-    collect_abandoned();
-}
-
-HS_SELDOM void tiny_stats(tiny_stats_t *out)
-{
-    uint64_t *by_node = out->remote_frees_by_node;
-    for (unsigned n = 0; n < HS_MAX_NODES; n++) {
-        by_node[n] = 0;
-        for (unsigned i = 0; i < HEAPLESS_STRIPES; i++)
-            by_node[n] += atomic_load_explicit(&tiny_lists.heapless_remote_frees[i].by_node[n],
-                                               memory_order_relaxed);
-    }
-    hs_lock(&tiny.heap_lock);
-    for (tiny_heap_t *h = tiny.heap_all; h; h = h->all_next)
-        for (unsigned n = 0; n < HS_MAX_NODES; n++)
-            by_node[n] += atomic_load_explicit(&h->remote_frees_by_node[n], memory_order_relaxed);
-    hs_unlock(&tiny.heap_lock);
-    out->remote_frees = 0;
-    for (unsigned n = 0; n < HS_MAX_NODES; n++) out->remote_frees += by_node[n];
-    out->bytes_in_slabs = atomic_load_explicit(&tiny.stat_bytes_in_slabs, memory_order_relaxed);
-    out->threads_live = atomic_load_explicit(&tiny.stat_threads_live, memory_order_relaxed);
-    out->orphan_slabs = atomic_load_explicit(&tiny.stat_orphan_slabs, memory_order_relaxed);
-}
-
-void tiny_fork_prepare(void)
-{
-    hs_lock(&tiny.heap_lock);
-    hs_lock(&tiny.orphan_lock);
-}
-
-void tiny_fork_parent(void)
-{
-    hs_unlock(&tiny.orphan_lock);
-    hs_unlock(&tiny.heap_lock);
-}
-
-void tiny_fork_child(void)
-{
-    /* A thread that was reclaiming from this thread's heap did not follow. */
-    atomic_store_explicit(&tiny_heap_tls->busy, 0, memory_order_relaxed);
-    hs_lock_init(&tiny.orphan_lock, HS_RANK_ORPHAN);
-    hs_lock_init(&tiny.heap_lock, HS_RANK_HEAP);
 }

@@ -223,7 +223,7 @@ _Static_assert(TINY_CLASS_COUNT - TINY_ONE_BLOCK_CLASS_MIN <= 64, "one word of c
 struct tiny_heap_s {
     /* current[tiny_class_of(size)], by (size + 15) / 16: malloc's way
      * in for requests up to TINY_TABLE_MAX. Written only by
-     * heap_set_current (tiny.c), with current. */
+     * heap_set_current (tiny_internal.h), with current. */
     tiny_slab_t *direct[TINY_DIRECT_COUNT];
     tiny_slab_t *current[TINY_CLASS_COUNT]; /* slab to pop from; sentinel when none */
     tiny_slab_t *partial[TINY_CLASS_COUNT]; /* slabs that may have room, the current one too */
@@ -251,8 +251,8 @@ struct tiny_heap_s {
      * path (Larson at 2 threads lost 15 % when `node` shared it). */
     _Alignas(HS_CACHE_LINE) _Atomic(tiny_block_t *) delayed;
     /* Held by the owner through its slow paths, tried by a thread that
-     * would release one of its slabs (tiny.c, heap_enter and
-     * reclaim_empty); on this line, which other threads write anyway. */
+     * would release one of its slabs (heap_enter in tiny_internal.h,
+     * reclaim_empty in tiny.c); on this line, which other threads write anyway. */
     _Atomic uint32_t busy;
 };
 _Static_assert(sizeof(tiny_heap_t) % HS_CACHE_LINE == 0, "delayed ends the heap's last line");
@@ -280,7 +280,7 @@ HS_INLINE tiny_slab_t *tiny_slab_of(const void *p)
     return tiny_client_area(seg_superslab_of(p))->head[unit];
 }
 
-/* ---- slow paths (tiny.c) -------------------------------------------------- */
+/* ---- slow paths (tiny.c; lone.c, trim.c) ----------------------------------- */
 HS_COLD HS_NORETURN void tiny_report_corrupt_list(const tiny_block_t *block, unsigned block_size,
                                                   const char *list);
 HS_COLD tiny_block_t *tiny_link_out_of_slab(const tiny_block_t *block, uintptr_t decoded,

@@ -1,0 +1,194 @@
+/* heap.c: thread heaps and orphans. A thread's first refill attaches a
+ * heap (from the pool of detached ones, or cut from a bump region of
+ * metadata); its exit gives the heap's slabs up as orphans and the heap back
+ * to the pool. The idle work (tiny_collect_abandoned) frees what detached
+ * heaps and orphans hold for nobody.
+ * - Heaps are never unmapped: a heap pointer read from a slab's owner word
+ *   stays valid memory.
+ * - An orphan's owner word is 0; it is on tiny_lists.orphans of its
+ *   SuperSlab's node, under orphan_lock, until adopted or released.
+ * - Slabs are released with no tiny lock held (segment takes its own). */
+#include "tiny/tiny_internal.h"
+
+/* Sends every block on the delayed list of a heap whose thread has left to
+ * its slab, as another thread's free does: the heap gives its slabs up (or
+ * has), so no refill of its will take them. */
+static void delayed_to_slabs(tiny_heap_t *heap)
+{
+    tiny_block_t *b = atomic_exchange_explicit(&heap->delayed, NULL, memory_order_acquire);
+    while (b) {
+        tiny_block_t *next = tiny_next_delayed(b);
+        tiny_slab_t *s = tiny_slab_of(b);
+        returning_taken(s->units);
+        tiny_free_remote(s, b);
+        b = next;
+    }
+}
+
+/* Gives up every slab of a heap whose thread is leaving. */
+void tiny_heap_abandon(tiny_heap_t *heap)
+{
+    tiny_drain_delayed(heap);
+    for (unsigned i = 0; i < TINY_KEPT_SUPERSLABS; i++) heap->kept_in[i] = NULL;
+    heap->one_block_released = heap->one_block_recurring = 0;
+    bool orphaned = false;
+    for (unsigned cls = 0; cls < TINY_CLASS_COUNT; cls++) {
+        heap_set_current(heap, cls, &tiny_sentinel_slab);
+        tiny_slab_t *lists[2] = {heap->partial[cls], heap->full[cls]};
+        heap->partial[cls] = heap->full[cls] = NULL;
+        for (int l = 0; l < 2; l++) {
+            tiny_slab_t *s = lists[l];
+            while (s) {
+                tiny_slab_t *next = s->next;
+                /* Clear the FULL bit first, so remote frees go to the slab. */
+                atomic_store_explicit(&s->owner_word, 0, memory_order_release);
+                atomic_fetch_and_explicit(&s->remote_free, ~TINY_REMOTE_FULL, memory_order_acq_rel);
+                s->used += s->full_bias;
+                s->full_bias = 0;
+                s->on_full = false;
+                collect(s);
+                if (s->used == 0) {
+                    tiny_slab_release(s);
+                } else {
+                    hs_lock(&tiny_state.orphan_lock);
+                    slab_list_push(&tiny_lists.orphans[seg_superslab_of(s)->node][cls], s);
+                    hs_unlock(&tiny_state.orphan_lock);
+                    hs_count_add(&tiny_state.stat_orphan_slabs, 1);
+                    orphaned = true;
+                }
+                s = next;
+            }
+        }
+    }
+    /* Blocks delayed while the slabs were being given up. */
+    delayed_to_slabs(heap);
+    /* Their blocks may all come back with no thread left to adopt them. */
+    if (orphaned) seg_idle_work_pending();
+}
+
+/* Orphans whose blocks have all come back are released (malloc_trim).
+ * Returns true while some remain. */
+static bool sweep_orphans(void)
+{
+    tiny_slab_t *empty = NULL; /* taken off the lists, released below */
+    hs_lock(&tiny_state.orphan_lock);
+    for (unsigned i = 0; i < HS_MAX_NODES * TINY_CLASS_COUNT; i++) {
+        tiny_slab_t **list = &tiny_lists.orphans[i / TINY_CLASS_COUNT][i % TINY_CLASS_COUNT];
+        tiny_slab_t *s = *list;
+        while (s) {
+            tiny_slab_t *next = s->next;
+            collect(s);
+            if (s->used == 0) {
+                slab_list_remove(list, s);
+                hs_count_add(&tiny_state.stat_orphan_slabs, -1);
+                s->next = empty;
+                empty = s;
+            }
+            s = next;
+        }
+    }
+    hs_unlock(&tiny_state.orphan_lock);
+    /* Released with the orphan lock free: a SuperSlab left empty goes to its
+     * node's pool and may start the purge thread, which allocates. */
+    while (empty) {
+        tiny_slab_t *next = empty->next;
+        tiny_slab_release(empty);
+        empty = next;
+    }
+    return atomic_load_explicit(&tiny_state.stat_orphan_slabs, memory_order_relaxed) != 0;
+}
+
+/* ---- thread heaps ----------------------------------------------------------- */
+
+/* A heap from the pool, or cut from the bump region. The region is mapped
+ * with heap_lock released (no system call under a lock), so a thread may
+ * map one that another thread's made unneeded: it is kept as the spare for
+ * the next refill (metadata is never given back). */
+static tiny_heap_t *heap_new(void)
+{
+    const size_t size = hs_align_up(sizeof(tiny_heap_t), HS_CACHE_LINE), chunk = 64 * HS_KiB;
+    char *region = NULL; /* mapped while unlocked, not yet the bump region */
+    tiny_heap_t *heap = NULL;
+    hs_lock(&tiny_state.heap_lock);
+    for (;;) {
+        if (tiny_state.heap_pool) {
+            heap = tiny_state.heap_pool;
+            tiny_state.heap_pool = heap->next_free;
+            break;
+        }
+        if ((size_t)(tiny_state.meta_end - tiny_state.meta_next) >= size) {
+            heap = (tiny_heap_t *)tiny_state.meta_next;
+            tiny_state.meta_next += size;
+            for (unsigned cls = 0; cls < TINY_CLASS_COUNT; cls++)
+                heap_set_current(heap, cls, &tiny_sentinel_slab);
+            heap->all_next = tiny_state.heap_all;
+            tiny_state.heap_all = heap;
+            break;
+        }
+        if (!region && tiny_state.meta_spare) {
+            region = tiny_state.meta_spare;
+            tiny_state.meta_spare = NULL;
+        }
+        if (region) {
+            tiny_state.meta_next = region;
+            tiny_state.meta_end = region + chunk;
+            region = NULL;
+            continue;
+        }
+        hs_unlock(&tiny_state.heap_lock);
+        region = seg_map_metadata(chunk);
+        if (!region) return NULL;
+        hs_lock(&tiny_state.heap_lock);
+    }
+    heap->attached = true;
+    /* Two threads that both mapped while a third refilled: one region is
+     * lost (64 KiB, as rare as that race). */
+    if (region && !tiny_state.meta_spare) tiny_state.meta_spare = region;
+    hs_unlock(&tiny_state.heap_lock);
+    return heap;
+}
+
+/* Gives the calling thread a heap of its own. NULL when memory is out. */
+HS_NOINLINE tiny_heap_t *tiny_heap_attach(void)
+{
+    tiny_init();
+    tiny_heap_t *heap = heap_new();
+    if (!heap) return NULL;
+    heap->node = seg_thread_node_refresh();
+    hs_count_add(&tiny_state.stat_threads_live, 1);
+    tiny_heap_tls = heap;
+    /* May allocate (glibc's second-level key table): the heap is in place. */
+    pthread_setspecific(tiny_state.heap_key, heap);
+    uint32_t was = heap_enter(heap);
+    tiny_drain_delayed(heap);
+    heap_leave(heap, was);
+    return heap;
+}
+
+void tiny_thread_exit(void *arg)
+{
+    tiny_heap_t *heap = arg;
+    if (!heap || heap == &tiny_empty_heap) return;
+    tiny_heap_tls = &tiny_empty_heap;
+    uint32_t was = heap_enter(heap);
+    tiny_heap_abandon(heap);
+    heap_leave(heap, was);
+    hs_count_add(&tiny_state.stat_threads_live, -1);
+    hs_lock(&tiny_state.heap_lock);
+    heap->attached = false;
+    heap->next_free = tiny_state.heap_pool;
+    tiny_state.heap_pool = heap;
+    hs_unlock(&tiny_state.heap_lock);
+}
+
+/* What no thread of the program would do on its own: blocks left on the
+ * delayed lists of heaps whose threads are gone, and orphans whose blocks
+ * all came back. Run by the purge thread and by malloc_trim. */
+bool tiny_collect_abandoned(void)
+{
+    /* Detached heaps may hold blocks pushed after their thread left. */
+    hs_lock(&tiny_state.heap_lock);
+    for (tiny_heap_t *h = tiny_state.heap_pool; h; h = h->next_free) delayed_to_slabs(h);
+    hs_unlock(&tiny_state.heap_lock);
+    return sweep_orphans();
+}

@@ -1,0 +1,191 @@
+/* What the files of tiny/ share: its state (tiny_state, tiny_lists), the
+ * heap's busy flag, the list helpers and the functions that more than one
+ * of them calls; each file says what it owns at its top. The fast paths
+ * stay in tiny.h; nothing outside tiny/ includes this file. */
+#ifndef HS_TINY_INTERNAL_H
+#define HS_TINY_INTERNAL_H
+
+#include "tiny/tiny.h"
+
+/* Hidden, as every definition is (-fvisibility=hidden): calls and accesses
+ * across tiny's files then go direct, as they did within one file, not
+ * through the GOT. */
+#pragma GCC visibility push(hidden)
+
+/* tiny.h's, again, so that they are hidden here too. */
+extern tiny_slab_t tiny_sentinel_slab;
+extern tiny_heap_t tiny_empty_heap;
+
+/* Remote frees by threads without a heap (consumers that never allocate),
+ * by the block's node. Striped by thread, so that such threads do not all
+ * fight over one cache line. */
+#define HEAPLESS_STRIPES 16
+typedef struct heapless_counts_s {
+    _Alignas(HS_CACHE_LINE) _Atomic uint64_t by_node[HS_MAX_NODES]; /* one stripe */
+} heapless_counts_t;
+
+/* tiny's state, but for what the fast paths read (tiny_heap_tls,
+ * tiny_empty_heap, tiny_sentinel_slab in tiny.c) and the slabs themselves.
+ * Heaps are never unmapped, only reused: a pointer to a heap read by another
+ * thread (a slab's owner) stays valid memory forever. The locks' ranks are
+ * in common/locks.h; init_tiny sets them, so that the struct starts as
+ * zeros: in .bss only the pages written count in RSS, where as initialised
+ * data every page of it was resident from the start (39 KiB). Its fields
+ * are written at start-up (HS_START_STATE); the lists below, only by
+ * processes whose threads leave slabs behind or free without a heap. */
+struct tiny_state_s {
+    pthread_once_t init_once;             /* tiny_init's */
+    pthread_key_t heap_key;               /* its destructor gives a leaving thread's heap up */
+    hs_lock_t heap_lock;                  /* guards heap_pool, heap_all and the meta_ fields */
+    tiny_heap_t *heap_pool;               /* detached heaps, ready for reuse */
+    tiny_heap_t *heap_all;                /* every heap made, through all_next */
+    char *meta_next;                      /* bump region for new heaps: next free byte */
+    char *meta_end;                       /* and its end */
+    char *meta_spare;                     /* a region mapped while another thread refilled */
+    hs_lock_t orphan_lock;                /* guards orphans */
+    _Atomic uint64_t stat_bytes_in_slabs; /* SuperSlab bytes given to slabs */
+    _Atomic uint64_t stat_threads_live;   /* heaps attached to a running thread */
+    _Atomic uint64_t stat_orphan_slabs;   /* slabs of exited threads not yet adopted */
+};
+extern struct tiny_state_s tiny_state;
+
+/* tiny's lists of 71 KiB, apart from its fields: the pages of a node's
+ * lists are written only once it has some. */
+struct tiny_lists_s {
+    /* Slabs of exited (or migrated) threads, per node and class, waiting for
+     * a thread of the same node to adopt them (tiny_state.orphan_lock). */
+    tiny_slab_t *orphans[HS_MAX_NODES][TINY_CLASS_COUNT];
+    heapless_counts_t heapless_remote_frees[HEAPLESS_STRIPES]; /* see heapless_stripe */
+};
+extern struct tiny_lists_s tiny_lists;
+
+/* ---- across the files of tiny/ ---------------------------------------------- */
+
+/* tiny.c: slabs and the blocks coming back to them. */
+/* Puts the blocks of a taken remote_free word on s's free list. */
+void tiny_append_remote_word(tiny_slab_t *s, uintptr_t word);
+/* Gives a slab's units back to its SuperSlab (in no list, no block in use). */
+void tiny_slab_release(tiny_slab_t *slab);
+/* A free by any thread other than the owner (or of an orphan's block). */
+void tiny_free_remote(tiny_slab_t *s, tiny_block_t *b);
+/* The block after b on a heap's delayed list, or NULL; reports a corrupt link. */
+tiny_block_t *tiny_next_delayed(const tiny_block_t *b);
+/* The owner takes the blocks on its delayed list (under its busy flag). */
+void tiny_drain_delayed(tiny_heap_t *heap);
+/* Tells segment/ of a slab of one block that realloc may be growing (see
+ * TINY_PASSING_MIN), while the heap is on base pages. A function of its own,
+ * as when it had two callers in one file: inlined into slab_create as its
+ * one caller there, it changed tiny_malloc_refill's code. */
+void tiny_note_passing(const tiny_slab_t *slab, seg_superslab_t *ss);
+/* Releases the heap's empty current slabs in ss (all of them: NULL). */
+HS_NOINLINE void tiny_release_kept_empty_in(tiny_heap_t *heap, const seg_superslab_t *ss);
+
+/* heap.c: thread heaps and orphans. */
+/* Gives the calling thread a heap of its own. NULL when memory is out. */
+HS_NOINLINE tiny_heap_t *tiny_heap_attach(void);
+/* Gives up every slab of a heap whose thread is leaving (or moved node). */
+void tiny_heap_abandon(tiny_heap_t *heap);
+/* The heap key's destructor: a leaving thread's heap goes to the pool. */
+void tiny_thread_exit(void *arg);
+/* The idle work: abandoned delayed blocks and empty orphans. True while
+ * orphans remain. */
+bool tiny_collect_abandoned(void);
+
+/* ---- list helpers (owner only, or under orphan_lock) ----------------------- */
+/* The helpers below are static inline, not HS_INLINE: GCC inlines them as
+ * it did when they were tiny.c's own, where forcing it changed the code of
+ * tiny_malloc_refill. */
+
+/* The one writer of heap->current and heap->direct (owner only). */
+static inline void heap_set_current(tiny_heap_t *heap, unsigned cls, tiny_slab_t *s)
+{
+    heap->current[cls] = s;
+    if (tiny_class_size[cls] > TINY_TABLE_MAX) return;
+    /* The sizes of class cls are (previous class size, class size]. */
+    unsigned first = cls == 0 ? 0 : (tiny_class_size[cls - 1] + 16) >> 4;
+    for (unsigned i = first; i <= tiny_class_size[cls] >> 4; i++) heap->direct[i] = s;
+}
+
+HS_LIST_FUNCTIONS(slab_list, tiny_slab_t)
+
+/* ---- the owner's slow paths and other threads' reclaims ---------------------- */
+
+/* The owner holds heap->busy through each slow path, which is where its
+ * lists, its current slabs and its slabs' list state change; a thread that
+ * would release one of its slabs (reclaim_empty) only tries the flag, never
+ * waits for it, and holds it for a walk of the heap's delayed list. So the
+ * owner waits, rarely and briefly, and nothing can deadlock on it: no other
+ * thread ever waits for it, which is why the owner may map memory while it
+ * holds it, and why it is no lock of the table (common/locks.h). The owner
+ * takes it again inside its own slow path when that allocates (starting
+ * the purge thread does): HEAP_OWNER tells it apart from HEAP_OTHER. The
+ * fast paths do not look at it: they touch only the current slabs (which
+ * no other thread releases) and slabs holding one of the owner's blocks
+ * (which are not empty). */
+#define HEAP_OWNER 1u
+#define HEAP_OTHER 2u
+
+/* Returns what heap_leave puts back: 0, or HEAP_OWNER when the owner held
+ * it already. */
+static inline uint32_t heap_enter(tiny_heap_t *heap)
+{
+    for (;;) {
+        uint32_t seen = 0;
+        if (atomic_compare_exchange_strong_explicit(&heap->busy, &seen, HEAP_OWNER,
+                                                    memory_order_acquire, memory_order_relaxed))
+            return 0;
+        if (seen == HEAP_OWNER) return HEAP_OWNER;
+        while (atomic_load_explicit(&heap->busy, memory_order_relaxed) == HEAP_OTHER) seg_yield();
+    }
+}
+
+static inline void heap_leave(tiny_heap_t *heap, uint32_t was)
+{
+    atomic_store_explicit(&heap->busy, was, memory_order_release);
+}
+
+/* For a thread that is not the owner: false when the flag is held. */
+static inline bool heap_try_enter_other(tiny_heap_t *heap)
+{
+    uint32_t seen = 0;
+    return atomic_load_explicit(&heap->busy, memory_order_relaxed) == 0 &&
+           atomic_compare_exchange_strong_explicit(&heap->busy, &seen, HEAP_OTHER,
+                                                   memory_order_acquire, memory_order_relaxed);
+}
+
+/* ---- invariants (debug builds) ---------------------------------------------- */
+
+#if defined(HS_DEBUG) && HS_DEBUG
+/* Checks the invariants written above tiny_slab_s for a slab of the calling
+ * thread's: every free-list block is a carved block of this slab, marked
+ * free, listed once (the walk stops at capacity), and the list's length
+ * agrees with `used`. */
+void tiny_slab_validate(const tiny_slab_t *s);
+#define TINY_VALIDATE(s) tiny_slab_validate(s)
+#else
+#define TINY_VALIDATE(s) ((void)0)
+
+#endif
+
+/* For a slab that is not on the full list (remote_free has no FULL bit). */
+static inline void collect(tiny_slab_t *s)
+{
+    if (atomic_load_explicit(&s->remote_free, memory_order_relaxed) == 0) return;
+    uintptr_t word = atomic_exchange_explicit(&s->remote_free, 0, memory_order_acquire);
+    HS_ASSERT((word & TINY_REMOTE_FULL) == 0);
+    tiny_append_remote_word(s, word);
+}
+
+/* Notices (delayed blocks) of slabs holding `units` in all were taken off
+ * a delayed list for good: see seg_units_returning. */
+static inline void returning_taken(long units)
+{
+    if (!units) return;
+    long before = atomic_fetch_sub_explicit(&seg_units_returning, units, memory_order_relaxed);
+    HS_ASSERT(before >= units); /* each notice added its slab's units first */
+    (void)before;
+}
+
+#pragma GCC visibility pop
+
+#endif

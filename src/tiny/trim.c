@@ -1,0 +1,60 @@
+/* trim.c: malloc_trim's share of tiny, tiny's figures, and its fork
+ * handlers.
+ * - tiny_fork_prepare takes heap_lock then orphan_lock, in rank order
+ *   (common/locks.h); the child starts them afresh. */
+#include "tiny/tiny_internal.h"
+
+void tiny_trim(void)
+{
+    tiny_heap_t *heap = tiny_heap_tls;
+    if (heap != &tiny_empty_heap) {
+        uint32_t was = heap_enter(heap);
+        tiny_drain_delayed(heap);
+        tiny_release_kept_empty_in(heap, NULL);
+        for (unsigned i = 0; i < TINY_KEPT_SUPERSLABS; i++) heap->kept_in[i] = NULL;
+        heap_leave(heap, was);
+    }
+    tiny_collect_abandoned();
+}
+
+HS_SELDOM void tiny_stats(tiny_stats_t *out)
+{
+    uint64_t *by_node = out->remote_frees_by_node;
+    for (unsigned n = 0; n < HS_MAX_NODES; n++) {
+        by_node[n] = 0;
+        for (unsigned i = 0; i < HEAPLESS_STRIPES; i++)
+            by_node[n] += atomic_load_explicit(&tiny_lists.heapless_remote_frees[i].by_node[n],
+                                               memory_order_relaxed);
+    }
+    hs_lock(&tiny_state.heap_lock);
+    for (tiny_heap_t *h = tiny_state.heap_all; h; h = h->all_next)
+        for (unsigned n = 0; n < HS_MAX_NODES; n++)
+            by_node[n] += atomic_load_explicit(&h->remote_frees_by_node[n], memory_order_relaxed);
+    hs_unlock(&tiny_state.heap_lock);
+    out->remote_frees = 0;
+    for (unsigned n = 0; n < HS_MAX_NODES; n++) out->remote_frees += by_node[n];
+    out->bytes_in_slabs =
+        atomic_load_explicit(&tiny_state.stat_bytes_in_slabs, memory_order_relaxed);
+    out->threads_live = atomic_load_explicit(&tiny_state.stat_threads_live, memory_order_relaxed);
+    out->orphan_slabs = atomic_load_explicit(&tiny_state.stat_orphan_slabs, memory_order_relaxed);
+}
+
+void tiny_fork_prepare(void)
+{
+    hs_lock(&tiny_state.heap_lock);
+    hs_lock(&tiny_state.orphan_lock);
+}
+
+void tiny_fork_parent(void)
+{
+    hs_unlock(&tiny_state.orphan_lock);
+    hs_unlock(&tiny_state.heap_lock);
+}
+
+void tiny_fork_child(void)
+{
+    /* A thread that was reclaiming from this thread's heap did not follow. */
+    atomic_store_explicit(&tiny_heap_tls->busy, 0, memory_order_relaxed);
+    hs_lock_init(&tiny_state.orphan_lock, HS_RANK_ORPHAN);
+    hs_lock_init(&tiny_state.heap_lock, HS_RANK_HEAP);
+}
