@@ -96,7 +96,8 @@ typedef struct hs_lock_s {
 
 /* What each thread knows of the locks it holds. */
 typedef struct hs_lock_thread_s {
-    unsigned held;          /* locks held (and the init once while it runs) */
+    unsigned held;          /* locks held (and the init once while it runs, and
+                               hs_defer_begin's scope) */
     void (*deferred)(void); /* run at the last hs_unlock: see hs_when_unlocked */
     uint64_t ranks_held[2]; /* debug builds: bit r set = a lock of rank r held */
 } hs_lock_thread_t;
@@ -107,6 +108,16 @@ void hs_lock_init(hs_lock_t *l, unsigned rank);
  * One pending function per thread (asking twice runs it once). */
 void hs_when_unlocked(void (*fn)(void));
 void hs_lock_run_deferred(void);
+/* Between these, what hs_when_unlocked is asked for waits as under a lock,
+ * holding none, and runs at hs_defer_end: a leaving thread hands its heap
+ * back to the pool before the purge thread it may start is created, since
+ * pthread_create allocates there and would otherwise make it a new heap. */
+static inline void hs_defer_begin(void) { hs_lock_thread.held++; }
+static inline void hs_defer_end(void)
+{
+    if (--hs_lock_thread.held == 0 && __builtin_expect(hs_lock_thread.deferred != 0, 0))
+        hs_lock_run_deferred();
+}
 /* In a fork child: the locks fork took are re-initialised, not released. */
 void hs_lock_forget_all(void);
 

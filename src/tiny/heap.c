@@ -170,6 +170,13 @@ void tiny_thread_exit(void *arg)
     tiny_heap_t *heap = arg;
     if (!heap || heap == &tiny_empty_heap) return;
     tiny_heap_tls = &tiny_empty_heap;
+    /* Giving the slabs up may start the purge thread (orphans to sweep, a
+     * SuperSlab gone idle), and pthread_create allocates the new thread's
+     * TLS vector on this thread: started before the heap is back in the
+     * pool, it made the leaving thread a new heap, a page of metadata more
+     * (bench_memory prodcons: three heaps for two allocating threads).
+     * Started after, that allocation takes this heap again. */
+    hs_defer_begin();
     uint32_t was = heap_enter(heap);
     tiny_heap_abandon(heap);
     heap_leave(heap, was);
@@ -179,6 +186,7 @@ void tiny_thread_exit(void *arg)
     heap->next_free = tiny_state.heap_pool;
     tiny_state.heap_pool = heap;
     hs_unlock(&tiny_state.heap_lock);
+    hs_defer_end();
 }
 
 /* What no thread of the program would do on its own: blocks left on the
