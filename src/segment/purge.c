@@ -62,6 +62,12 @@ void seg_set_periodic_work(void (*work)(void), uint64_t interval_ms)
     purge.periodic_ms = interval_ms;
 }
 
+/* SuperSlabs (or SuperSlabs' free units) taken and advised at a time. Each
+ * batch is on the purge thread's stack, three deep in return_idle and
+ * advise_and_store: with 64, a pass wrote three pages of the stack, where
+ * the thread's TLS and the rest of a pass fit in two. */
+#define PURGE_BATCH 16
+
 static uint64_t delay_ms(void) { return (uint64_t)hs_option(HS_OPT_PURGE_DELAY_MS); }
 
 /* madvise over whole SuperSlabs taken from the pools, then back to their
@@ -71,8 +77,8 @@ static void advise_and_store(const seg_purged_t *list, unsigned n, bool dontneed
                              bool count_bytes)
 {
     if (n == 0) return;
-    os_range_t ranges[64];
-    thp_backing_t backing[64];
+    os_range_t ranges[PURGE_BATCH];
+    thp_backing_t backing[PURGE_BATCH];
     for (unsigned i = 0; i < n; i++) {
         ranges[i] = (os_range_t){list[i].ss, HS_SUPERSLAB_SIZE};
         /* Emptied whole, a SuperSlab that gave its huge page up is one again. */
@@ -159,14 +165,14 @@ static size_t purge_free_units(const seg_free_units_t *taken, bool uring)
  * (UINT64_MAX for never). Returns how many SuperSlabs and runs went back. */
 static unsigned return_idle(const seg_purge_policy_t *policy, uint64_t *next_due)
 {
-    seg_taken_t batch[64];
+    seg_taken_t batch[PURGE_BATCH];
     unsigned n, returned = 0;
     *next_due = UINT64_MAX;
     do {
         uint64_t due, now = seg_now_ms();
-        n = seg_take_idle(policy, now, batch, 64, &due);
+        n = seg_take_idle(policy, now, batch, PURGE_BATCH, &due);
         if (due < *next_due) *next_due = due;
-        seg_purged_t lazy[64], release[64];
+        seg_purged_t lazy[PURGE_BATCH], release[PURGE_BATCH];
         unsigned n_lazy = 0, n_release = 0;
         for (unsigned i = 0; i < n; i++) {
             seg_superslab_t *ss = batch[i].ss;
@@ -187,31 +193,31 @@ static unsigned return_idle(const seg_purge_policy_t *policy, uint64_t *next_due
         advise_and_store(lazy, n_lazy, false, policy->uring, true);
         advise_and_store(release, n_release, true, policy->uring, true);
         returned += n;
-    } while (n == 64);
+    } while (n == PURGE_BATCH);
     /* Free units of SuperSlabs still in use, where no huge page would be
      * split (base pages): after the same delay, straight to MADV_DONTNEED. */
-    seg_free_units_t units[64];
+    seg_free_units_t units[PURGE_BATCH];
     do {
         uint64_t due;
-        n = seg_take_free_units(policy, seg_now_ms(), units, 64, &due);
+        n = seg_take_free_units(policy, seg_now_ms(), units, PURGE_BATCH, &due);
         if (due < *next_due) *next_due = due;
         for (unsigned i = 0; i < n; i++) {
             purge_free_units(&units[i], policy->uring);
             seg_return_free_units(&units[i]);
         }
         returned += n;
-    } while (n == 64);
+    } while (n == PURGE_BATCH);
     /* Second stage: what MADV_FREE gave back still counts in RSS (LazyFree)
      * until the kernel runs short, and every RSS monitor counts it. Memory
      * still unused lazy_release_after_ms later leaves RSS for good. */
-    seg_purged_t lazy[64];
+    seg_purged_t lazy[PURGE_BATCH];
     do {
         uint64_t due;
-        n = seg_take_lazy(seg_now_ms(), policy->lazy_release_after_ms, lazy, 64, &due);
+        n = seg_take_lazy(seg_now_ms(), policy->lazy_release_after_ms, lazy, PURGE_BATCH, &due);
         if (due < *next_due) *next_due = due;
         advise_and_store(lazy, n, true, policy->uring, false);
         returned += n;
-    } while (n == 64);
+    } while (n == PURGE_BATCH);
     return returned;
 }
 
