@@ -474,14 +474,17 @@ static void free_local(tiny_heap_t *heap, tiny_slab_t *s, tiny_block_t *b)
     if (--s->used == 0) used_reached_zero(heap, s);
 }
 
-/* The stripe of heapless_remote_frees for the calling thread: a hash of a
- * thread-local address (threads' TLS blocks differ in their high bits). */
-static heapless_counts_t *heapless_stripe(void)
+/* The calling thread's counter of frees into node's blocks while it has no
+ * heap: its stripe is a hash of a thread-local address (threads' TLS
+ * blocks differ in their high bits). */
+static _Atomic uint64_t *heapless_count(unsigned node)
 {
     uint64_t h = (uint64_t)(uintptr_t)&tiny_heap_tls * 0x9e3779b97f4a7c15ULL;
-    return &tiny_lists.heapless_remote_frees[h >> (64 - 4)];
+    unsigned stripe = (unsigned)(h >> (64 - 4));
+    if (node == 0) return &tiny_state.heapless_node0[stripe].count;
+    return &tiny_lists.heapless_remote_frees[stripe].by_node[node - 1];
 }
-_Static_assert(HEAPLESS_STRIPES == 16, "heapless_stripe takes 4 bits");
+_Static_assert(HEAPLESS_STRIPES == 16, "heapless_count takes 4 bits");
 
 /* Counts a program's free of another thread's block, in the freeing
  * thread's heap: a shared counter would be a cache line that every freeing
@@ -496,7 +499,7 @@ static void count_remote_free(tiny_slab_t *s)
         atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + 1,
                               memory_order_relaxed);
     } else {
-        hs_count_add(&heapless_stripe()->by_node[node], 1);
+        hs_count_add(heapless_count(node), 1);
     }
 }
 

@@ -18,11 +18,17 @@ extern tiny_heap_t tiny_empty_heap;
 
 /* Remote frees by threads without a heap (consumers that never allocate),
  * by the block's node. Striped by thread, so that such threads do not all
- * fight over one cache line. */
+ * fight over one cache line. Node 0's stripes are lines of tiny's start-up
+ * state, on the page it shares with .data, which every process writes: in
+ * one table with the other nodes' they took a page of their own in a
+ * process on one node (bench_memory prodcons: its consumer's). */
 #define HEAPLESS_STRIPES 16
 typedef struct heapless_counts_s {
-    _Alignas(HS_CACHE_LINE) _Atomic uint64_t by_node[HS_MAX_NODES]; /* one stripe */
+    _Alignas(HS_CACHE_LINE) _Atomic uint64_t by_node[HS_MAX_NODES - 1]; /* nodes 1.., one stripe */
 } heapless_counts_t;
+typedef struct heapless_line_s {
+    _Alignas(HS_CACHE_LINE) _Atomic uint64_t count; /* node 0, one stripe */
+} heapless_line_t;
 
 /* tiny's state, but for what the fast paths read (tiny_heap_tls,
  * tiny_empty_heap, tiny_sentinel_slab in tiny.c) and the slabs themselves.
@@ -31,8 +37,9 @@ typedef struct heapless_counts_s {
  * in common/locks.h; init_tiny sets them, so that the struct starts as
  * zeros: in .bss only the pages written count in RSS, where as initialised
  * data every page of it was resident from the start (39 KiB). Its fields
- * are written at start-up (HS_START_STATE); the lists below, only by
- * processes whose threads leave slabs behind or free without a heap. */
+ * are written at start-up (HS_START_STATE), node 0's heapless counters by
+ * threads that free without a heap; the lists below, only by processes
+ * whose threads leave slabs behind, or free without a heap on other nodes. */
 struct tiny_state_s {
     pthread_once_t init_once;             /* tiny_init's */
     pthread_key_t heap_key;               /* its destructor gives a leaving thread's heap up */
@@ -46,16 +53,17 @@ struct tiny_state_s {
     _Atomic uint64_t stat_bytes_in_slabs; /* SuperSlab bytes given to slabs */
     _Atomic uint64_t stat_threads_live;   /* heaps attached to a running thread */
     _Atomic uint64_t stat_orphan_slabs;   /* slabs of exited threads not yet adopted */
+    heapless_line_t heapless_node0[HEAPLESS_STRIPES]; /* see heapless_count (tiny.c) */
 };
 extern struct tiny_state_s tiny_state;
 
-/* tiny's lists of 71 KiB, apart from its fields: the pages of a node's
+/* tiny's lists of 70 KiB, apart from its fields: the pages of a node's
  * lists are written only once it has some. */
 struct tiny_lists_s {
     /* Slabs of exited (or migrated) threads, per node and class, waiting for
      * a thread of the same node to adopt them (tiny_state.orphan_lock). */
     tiny_slab_t *orphans[HS_MAX_NODES][TINY_CLASS_COUNT];
-    heapless_counts_t heapless_remote_frees[HEAPLESS_STRIPES]; /* see heapless_stripe */
+    heapless_counts_t heapless_remote_frees[HEAPLESS_STRIPES]; /* see heapless_count */
 };
 extern struct tiny_lists_s tiny_lists;
 

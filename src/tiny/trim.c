@@ -23,8 +23,10 @@ HS_SELDOM void tiny_stats(tiny_stats_t *out)
     for (unsigned n = 0; n < HS_MAX_NODES; n++) {
         by_node[n] = 0;
         for (unsigned i = 0; i < HEAPLESS_STRIPES; i++)
-            by_node[n] += atomic_load_explicit(&tiny_lists.heapless_remote_frees[i].by_node[n],
-                                               memory_order_relaxed);
+            by_node[n] +=
+                atomic_load_explicit(n == 0 ? &tiny_state.heapless_node0[i].count
+                                            : &tiny_lists.heapless_remote_frees[i].by_node[n - 1],
+                                     memory_order_relaxed);
     }
     hs_lock(&tiny_state.heap_lock);
     for (tiny_heap_t *h = tiny_state.heap_all; h; h = h->all_next)
