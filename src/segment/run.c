@@ -150,7 +150,7 @@ static seg_superslab_t *run_cache_take(size_t size, unsigned memory_node)
 static void run_header(seg_superslab_t *ss, thp_backing_t backing, unsigned memory_node,
                        unsigned node)
 {
-    seg_chunk_header(ss, SEG_CHUNK_RUN, backing, memory_node, node);
+    seg_chunk_header(ss, HS_SUPERSLAB_SIZE, SEG_CHUNK_RUN, backing, memory_node, node);
 }
 
 /* Whether a SuperSlab's chunk may become a run: a huge page (or hugetlb),

@@ -223,13 +223,8 @@ seg_superslab_t *seg_map_superslabs(size_t size, size_t align, seg_chunk_kind_t 
     if (got == THP_BACKING_BASE && hs_option(HS_OPT_PREFAULT)) os_populate(ss, size);
     if (kind == SEG_CHUNK_SLABS && got == THP_BACKING_THP) seg_small_heap_note(ss);
     note_backing(wanted, got);
-    ss->kind = (uint8_t)kind;
-    ss->backing = (uint8_t)got;
-    ss->node = (uint16_t)node;
-    ss->memory_node = (uint16_t)memory_node;
-    ss->run_size = size;
     seg_count_mapping(memory_node, got, (int64_t)size);
-    seg_registry_set(ss, size, kind);
+    seg_chunk_header(ss, size, kind, got, memory_node, node);
     if (got == THP_BACKING_HUGETLB) {
         if (seg_hugetlb_track(ss, size, spare))
             os_advise_fork(ss, size, true); /* a fork from here on copies it */

@@ -329,11 +329,12 @@ bool seg_small_heap_holds(const seg_superslab_t *ss);
  * kernel, and a range that is no longer ours is never hinted. */
 void seg_small_heap_forget(seg_superslab_t *ss);
 
-/* units.c: writes the header of a chunk that changes role, or comes back
- * from a purged stack, as one of `kind` (a SuperSlab of slabs, or a run of
- * one chunk), and names it so in the registry. */
-void seg_chunk_header(seg_superslab_t *ss, seg_chunk_kind_t kind, thp_backing_t backing,
-                      unsigned memory_node, unsigned node);
+/* units.c: writes the header of `size` bytes at ss, newly mapped, or a
+ * chunk that changes role or comes back from a purged stack, as one of
+ * `kind` (a SuperSlab of slabs, or a run), and names it so in the
+ * registry. */
+void seg_chunk_header(seg_superslab_t *ss, size_t size, seg_chunk_kind_t kind,
+                      thp_backing_t backing, unsigned memory_node, unsigned node);
 
 /* idle.c: takes ss off its pool's idle list (whose lock is held). */
 void seg_idle_unlink(seg_pool_t *pool, seg_superslab_t *ss);

@@ -109,16 +109,16 @@ static unsigned shortest_fitting_run(uint64_t free_units, uint64_t starts, uint6
     return best;
 }
 
-void seg_chunk_header(seg_superslab_t *ss, seg_chunk_kind_t kind, thp_backing_t backing,
-                      unsigned memory_node, unsigned node)
+void seg_chunk_header(seg_superslab_t *ss, size_t size, seg_chunk_kind_t kind,
+                      thp_backing_t backing, unsigned memory_node, unsigned node)
 {
     memset(ss, 0, sizeof *ss);
     ss->kind = kind;
     ss->backing = (uint8_t)backing;
     ss->memory_node = (uint16_t)memory_node;
     ss->node = (uint16_t)node;
-    ss->run_size = HS_SUPERSLAB_SIZE;
-    seg_registry_set(ss, HS_SUPERSLAB_SIZE, kind);
+    ss->run_size = size;
+    seg_registry_set(ss, size, kind);
 }
 
 /* A SuperSlab's header at ss, a chunk the pool reuses (a purged SuperSlab
@@ -126,7 +126,7 @@ void seg_chunk_header(seg_superslab_t *ss, seg_chunk_kind_t kind, thp_backing_t 
 static void superslab_header(seg_superslab_t *ss, thp_backing_t backing, unsigned memory_node,
                              unsigned node)
 {
-    seg_chunk_header(ss, SEG_CHUNK_SLABS, backing, memory_node, node);
+    seg_chunk_header(ss, HS_SUPERSLAB_SIZE, SEG_CHUNK_SLABS, backing, memory_node, node);
 }
 
 /* A SuperSlab back from a purged stack (the caller took its entry: the
