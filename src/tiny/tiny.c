@@ -84,6 +84,41 @@ static unsigned fewest_units(unsigned cls)
     return (unsigned)((tiny_class_size[cls] + HS_UNIT_SIZE - 1) / HS_UNIT_SIZE);
 }
 
+/* Above 8 KiB: the fewest units, up to `most`, that leave at most an
+ * eighth of them after the last block (64 KiB blocks: 2 units, one block;
+ * 72 KiB: 5 units, two). */
+static unsigned short_units(unsigned cls, unsigned most)
+{
+    size_t size = tiny_class_size[cls];
+    unsigned units = (unsigned)((size + HS_UNIT_SIZE - 1) / HS_UNIT_SIZE);
+    while (units < most && (size_t)units * HS_UNIT_SIZE % size * 8 > (size_t)units * HS_UNIT_SIZE)
+        units++;
+    return units < most ? units : most;
+}
+
+/* While more than one thread has a heap, the classes above 8 KiB get
+ * short slabs (short_units) too. Each heap keeps partial slabs of its own
+ * in every class it uses, so the blocks a full-size slab holds in reserve
+ * are paid heap by heap and class by class, and a slab that other threads
+ * free into waits for its owner's next refill of that class. git gc
+ * --aggressive, whose two delta search threads allocate and free each
+ * other's blocks of some 50 classes of 8 KiB - 1 MiB, held 221.5 MiB of
+ * slabs of 8-256 KiB for 156.5 MiB of blocks at its peak, 42.1 of it on
+ * the owners' free lists and 9.9 on remote-free stacks (31.8 MiB less in
+ * slabs with short ones, 11.8 more in free units: 461-465 MiB peak RSS
+ * against 486-494). A slab of one or two blocks is empty once they are
+ * freed, and any refill of its owner's takes the notice of a remote free.
+ * One thread alone keeps full-size slabs: `git log -p` (its 8-256 KiB
+ * classes hold a fifth of its heap, beside one-block slabs of 288-416 KiB)
+ * had 81 SuperSlabs at its high water with short ones, 78 with full ones:
+ * its free units lay in holes of 3-8 between short slabs, which no block
+ * of 288 KiB or more fits. */
+static bool short_slabs(unsigned cls)
+{
+    return tiny_class_size[cls] > 8 * HS_KiB &&
+           atomic_load_explicit(&tiny_state.stat_threads_live, memory_order_relaxed) > 1;
+}
+
 static unsigned slab_units(unsigned cls)
 {
     if (seg_small_heap()) return fewest_units(cls);
@@ -91,6 +126,7 @@ static unsigned slab_units(unsigned cls)
         atomic_load_explicit(&tiny_state.stat_bytes_in_slabs, memory_order_relaxed) <
             TINY_MIDDLE_HEAP_BYTES)
         return fewest_units(cls);
+    if (short_slabs(cls)) return short_units(cls, class_units(cls));
     return class_units(cls);
 }
 
@@ -103,19 +139,13 @@ static unsigned fallback_units(unsigned cls)
 {
     size_t size = tiny_class_size[cls];
     unsigned most = slab_units(cls);
+    /* Above 8 KiB, where class_units' slab is already at most eight
+     * blocks: short_units. The full slab (16 units for 64 KiB blocks)
+     * needed a run that the SuperSlabs in use seldom had once blocks of
+     * some 50 classes came and went: git gc --aggressive mapped new
+     * SuperSlabs while 68 of those in use had 8-15 units free. */
+    if (size > 8 * HS_KiB) return short_units(cls, most);
     unsigned units = (unsigned)((8 * size + HS_UNIT_SIZE - 1) / HS_UNIT_SIZE);
-    if (size > 8 * HS_KiB) {
-        /* Above 8 KiB, where class_units' slab is already at most eight
-         * blocks: the fewest units that leave at most an eighth of them
-         * after the last block. The full slab (16 units for 64 KiB blocks)
-         * needed a run that the SuperSlabs in use seldom had once blocks of
-         * some 50 classes came and went: git gc --aggressive mapped new
-         * SuperSlabs while 68 of those in use had 8-15 units free. */
-        units = (unsigned)((size + HS_UNIT_SIZE - 1) / HS_UNIT_SIZE);
-        while (units < most &&
-               (size_t)units * HS_UNIT_SIZE % size * 8 > (size_t)units * HS_UNIT_SIZE)
-            units++;
-    }
     return units < most ? units : most;
 }
 
