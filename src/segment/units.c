@@ -40,6 +40,13 @@ static bool units_purgeable(const seg_superslab_t *ss)
     return ss->backing == THP_BACKING_THP && seg_small_heap_holds(ss);
 }
 
+/* Whether ss has SEG_PURGE_UNITS_MIN free units: asked last, after the
+ * cheaper tests, since every slab's release asks it. */
+static bool enough_free_units(const seg_superslab_t *ss)
+{
+    return __builtin_popcountll(ss->free_units) >= SEG_PURGE_UNITS_MIN;
+}
+
 /* Whether ss is a THP SuperSlab in use so sparse that its free units are
  * worth its huge page (SEG_SPARSE_FREE_UNITS): they go back once it has been
  * quiet for the release delay, on base pages from then on. Never with
@@ -344,8 +351,7 @@ void seg_units_free(seg_superslab_t *ss, unsigned first_unit, unsigned n_units)
     ss->free_units |= bits;
     units_changed(ss);
     bool now_idle = units_back(pool, ss);
-    unsigned n_free = (unsigned)__builtin_popcountll(ss->free_units);
-    bool purge_units = !now_idle && units_purgeable(ss) && n_free >= SEG_PURGE_UNITS_MIN;
+    bool purge_units = !now_idle && units_purgeable(ss) && enough_free_units(ss);
     /* A sparse huge page wakes a running purge thread but starts none: a
      * growing heap frees slabs too (the small heap's one-unit ones, as
      * tiny/ cuts larger ones), and starting the thread then made a program
@@ -354,8 +360,9 @@ void seg_units_free(seg_superslab_t *ss, unsigned first_unit, unsigned n_units)
      * the sparse ones too. So for the free units of a SuperSlab hinted huge
      * late: a build where they started it took 664-666 faults in 2 rounds
      * of bench_memory kv's 3, 646 before. */
-    bool sparse = !now_idle && !purge_units && purge_started() &&
-                  (huge_sparse(ss) || (n_free >= SEG_PURGE_UNITS_MIN && seg_hinted_late_holds(ss)));
+    bool sparse = !now_idle && !purge_units &&
+                  (huge_sparse(ss) || (enough_free_units(ss) && seg_hinted_late_holds(ss))) &&
+                  purge_started();
     SEG_VALIDATE(ss);
     hs_unlock(&pool->lock);
     if (now_idle)
@@ -377,8 +384,7 @@ HS_COLD unsigned seg_take_free_units(const seg_purge_policy_t *policy, uint64_t 
             seg_superslab_t *next = ss->next;
             bool base = units_purgeable(ss);
             /* Base pages too, once the kernel says so (purge.c). */
-            bool late = !base && seg_hinted_late_holds(ss) &&
-                        __builtin_popcountll(ss->free_units) >= SEG_PURGE_UNITS_MIN;
+            bool late = !base && seg_hinted_late_holds(ss) && enough_free_units(ss);
             if (late) base = true;
             if (!ss->units_purged && (base || huge_sparse(ss))) {
                 /* A huge page is given up only after the release delay: a
