@@ -710,6 +710,34 @@ static int test_hinted_late(long max_ms)
     memset(run, 1, 4 * MiB);
     free(run);
     wait_for_rss(before_run + 256 * 1024, true, max_ms, &now);
+    /* khugepaged may collapse the first SuperSlab (hinted huge, with pages
+     * present) before its units are freed: then the rule rightly keeps its
+     * pages, and there is nothing to check here. The case starts again in a
+     * fresh process, a few times at most. */
+    hugeslab_stats_t pre;
+    hugeslab_stats(&pre);
+    if (pre.kernel_thp_superslabs >= 0 &&
+        (uint64_t)pre.kernel_thp_superslabs >= pre.superslabs_thp) {
+        const char *tries = getenv("KERNEL_TEST_HINTED_LATE_TRIES");
+        int tried = tries ? atoi(tries) : 0;
+        printf("hinted-late: the kernel made all %llu THP SuperSlabs huge pages before the "
+               "first one's units were freed (khugepaged), try %d\n",
+               (unsigned long long)pre.superslabs_thp, tried + 1);
+        if (tried + 1 >= 4) {
+            /* khugepaged scans this fast here (its settings): not the
+             * allocator's doing, and nothing this case can see. */
+            printf("SKIP: khugepaged collapsed the first SuperSlab 4 times\n");
+            return 77;
+        }
+        char next[16], limit[24];
+        snprintf(next, sizeof next, "%d", tried + 1);
+        snprintf(limit, sizeof limit, "%ld", max_ms);
+        setenv("KERNEL_TEST_HINTED_LATE_TRIES", next, 1);
+        fflush(stdout);
+        char *again[] = {"/proc/self/exe", "hinted-late", limit, NULL};
+        execv(again[0], again);
+        return fail("execv: %s", strerror(errno));
+    }
     uintptr_t first = (uintptr_t)late_blocks[0] & ~(uintptr_t)(SUPERSLAB - 1);
     size_t unit = SUPERSLAB / 64, freed = 0;
     long long full = rollup("Rss:"), huge0 = rollup("AnonHugePages:");
