@@ -172,9 +172,7 @@ void os_read_rollup(os_rollup_t *out);
 /* Walks /proc/self/smaps and calls on_range(ctx, ...) once per mapping with
  * its bounds and its AnonHugePages and Private_Hugetlb, in bytes. Reads
  * through a stack buffer (no allocation). Returns 0, or -1 when the file
- * cannot be read. Slow: for statistics, and for the purge thread's look at
- * a SuperSlab before its free units go (thp_holds_huge), a few times in a
- * process's life. */
+ * cannot be read. For statistics only: slow. */
 typedef void (*os_smaps_fn)(void *ctx, uintptr_t start, uintptr_t end, long long anon_huge,
                             long long private_hugetlb);
 int os_walk_smaps(os_smaps_fn on_range, void *ctx);

@@ -124,7 +124,7 @@ HS_COLD void seg_release_outgrown(seg_superslab_t *ss)
  * MADV_DONTNEED (they are resident: freed slabs wrote them), run by run of
  * units, leaving out the pages of the header and slab table. Returns the
  * bytes given back. */
-static size_t purge_free_units(seg_free_units_t *taken, bool uring)
+static size_t purge_free_units(const seg_free_units_t *taken, bool uring)
 {
     os_range_t ranges[HS_UNITS_PER_SUPERSLAB / 2 + 1];
     unsigned n = 0;
@@ -141,18 +141,6 @@ static size_t purge_free_units(seg_free_units_t *taken, bool uring)
         if (from >= to) continue;
         ranges[n++] = (os_range_t){(char *)taken->ss + from, to - from};
         bytes += to - from;
-    }
-    /* Hinted to base pages before the kernel is asked: khugepaged can no
-     * longer make it a huge page between the look and the purge. One it made
-     * so already is hinted huge again and keeps its pages: never split but
-     * by the sparse rule. */
-    if (taken->check_huge) {
-        thp_defer_huge(taken->ss, HS_SUPERSLAB_SIZE);
-        if (thp_holds_huge(taken->ss, HS_SUPERSLAB_SIZE)) {
-            thp_allow_huge(taken->ss, HS_SUPERSLAB_SIZE);
-            taken->still_huge = true;
-            return 0;
-        }
     }
     if (n == 0) return 0;
     /* A huge page given up stays base pages: hinted so first, or khugepaged

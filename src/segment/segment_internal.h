@@ -90,12 +90,6 @@ typedef struct seg_free_units_s {
     bool huge_given_up;  /* a THP SuperSlab's (huge_sparse in units.c): hint it to
                             base pages before its pages go, or khugepaged makes it
                             a whole huge page again */
-    bool check_huge;     /* a THP SuperSlab the small heap faulted on base pages before
-                            hinting it huge (hinted_late in segment.c): hint it to base
-                            pages, then its pages go only if the kernel holds no huge
-                            page in it */
-    bool still_huge;     /* set by the purge: check_huge found a huge page, and the
-                            units' pages stayed */
 } seg_free_units_t;
 /* Takes the free units of SuperSlabs whose pages may be given back without
  * splitting a huge page (base pages, or the small heap's first SuperSlabs
@@ -334,13 +328,6 @@ bool seg_small_heap_holds(const seg_superslab_t *ss);
 /* small_heap.c: forgets ss if it is deferred: it is going back to the
  * kernel, and a range that is no longer ours is never hinted. */
 void seg_small_heap_forget(seg_superslab_t *ss);
-/* small_heap.c: whether ss is a THP SuperSlab the small heap deferred
- * before it hinted it huge, whose free units may go back once the kernel
- * shows no huge page in it (a relaxed look). */
-bool seg_hinted_late_holds(const seg_superslab_t *ss);
-/* small_heap.c: forgets such a SuperSlab: its free units went back (it is
- * base pages from then on), or the kernel made it a huge page. */
-void seg_hinted_late_drop(const seg_superslab_t *ss);
 
 /* units.c: writes the header of `size` bytes at ss, newly mapped, or a
  * chunk that changes role or comes back from a purged stack, as one of

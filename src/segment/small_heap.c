@@ -105,21 +105,6 @@ HS_COLD static long small_heap_look(long *dense)
     return pages;
 }
 
-/* SuperSlabs the small heap deferred and then hinted huge: the kernel holds
- * the pages they had then as base pages until khugepaged collapses them, so
- * their free units may still go back without a split, once the purge
- * thread has seen that no huge page is there (check_huge in
- * segment_internal.h). A list that python3 grew by realloc through 20 units
- * of its second SuperSlab kept them resident to the end (640 KiB): the
- * SuperSlab was hinted huge when the list's next copy needed a SuperSlab of
- * its own, and the free units of a THP SuperSlab never went back but a
- * sparse one's. At most SEG_SMALL_HEAP_MAX deferred ones and
- * SEG_OVERFLOWS_MAX overflows in a process's life; an entry whose chunk has
- * since become a huge page or something else costs one look: the kernel
- * is asked before any page goes. */
-#define SEG_HINTED_LATE_MAX 5
-static _Atomic(seg_superslab_t *) hinted_late[SEG_HINTED_LATE_MAX];
-
 /* The heap has grown: every deferred SuperSlab is hinted huge again. A
  * thread that defers one meanwhile (its hint set before it publishes the
  * slot) either has it taken here or sees small_heap_grown after publishing
@@ -130,12 +115,7 @@ HS_COLD static void small_heap_outgrown(void)
     atomic_store_explicit(&seg_small_heap_deferred, false, memory_order_relaxed);
     for (unsigned i = 0; i < SEG_SMALL_HEAP_MAX; i++) {
         seg_superslab_t *ss = atomic_exchange(&small_heap[i], NULL);
-        if (!ss) continue;
-        for (unsigned k = 0; k < SEG_HINTED_LATE_MAX; k++) {
-            seg_superslab_t *none = NULL;
-            if (atomic_compare_exchange_strong(&hinted_late[k], &none, ss)) break;
-        }
-        thp_allow_huge(ss, HS_SUPERSLAB_SIZE);
+        if (ss) thp_allow_huge(ss, HS_SUPERSLAB_SIZE);
     }
 }
 
@@ -188,8 +168,6 @@ HS_COLD static bool small_heap_defer(seg_superslab_t *ss)
  * once: the next mapping hints the last one huge, so that is no cap
  * (106,751 faults). bench/README.md, "The overflow cap". */
 #define SEG_OVERFLOWS_MAX 2
-_Static_assert(SEG_HINTED_LATE_MAX >= SEG_SMALL_HEAP_MAX + SEG_OVERFLOWS_MAX,
-               "every SuperSlab the small heap defers fits hinted_late");
 static _Atomic unsigned overflows_deferred; /* overflows deferred so far */
 
 HS_COLD void seg_small_heap_note(seg_superslab_t *ss)
@@ -254,23 +232,6 @@ void seg_small_heap_forget(seg_superslab_t *ss)
     for (unsigned i = 0; i < SEG_SMALL_HEAP_MAX; i++) {
         seg_superslab_t *deferred = ss;
         atomic_compare_exchange_strong(&small_heap[i], &deferred, NULL);
-    }
-    seg_hinted_late_drop(ss);
-}
-
-bool seg_hinted_late_holds(const seg_superslab_t *ss)
-{
-    if (ss->backing != THP_BACKING_THP) return false;
-    for (unsigned i = 0; i < SEG_HINTED_LATE_MAX; i++)
-        if (atomic_load_explicit(&hinted_late[i], memory_order_relaxed) == ss) return true;
-    return false;
-}
-
-void seg_hinted_late_drop(const seg_superslab_t *ss)
-{
-    for (unsigned i = 0; i < SEG_HINTED_LATE_MAX; i++) {
-        seg_superslab_t *was = (seg_superslab_t *)ss;
-        atomic_compare_exchange_strong(&hinted_late[i], &was, NULL);
     }
 }
 

@@ -40,13 +40,6 @@ static bool units_purgeable(const seg_superslab_t *ss)
     return ss->backing == THP_BACKING_THP && seg_small_heap_holds(ss);
 }
 
-/* Whether ss has SEG_PURGE_UNITS_MIN free units: asked last, after the
- * cheaper tests, since every slab's release asks it. */
-static bool enough_free_units(const seg_superslab_t *ss)
-{
-    return __builtin_popcountll(ss->free_units) >= SEG_PURGE_UNITS_MIN;
-}
-
 /* Whether ss is a THP SuperSlab in use so sparse that its free units are
  * worth its huge page (SEG_SPARSE_FREE_UNITS): they go back once it has been
  * quiet for the release delay, on base pages from then on. Never with
@@ -351,18 +344,15 @@ void seg_units_free(seg_superslab_t *ss, unsigned first_unit, unsigned n_units)
     ss->free_units |= bits;
     units_changed(ss);
     bool now_idle = units_back(pool, ss);
-    bool purge_units = !now_idle && units_purgeable(ss) && enough_free_units(ss);
+    bool purge_units = !now_idle && units_purgeable(ss) &&
+                       __builtin_popcountll(ss->free_units) >= SEG_PURGE_UNITS_MIN;
     /* A sparse huge page wakes a running purge thread but starts none: a
      * growing heap frees slabs too (the small heap's one-unit ones, as
      * tiny/ cuts larger ones), and starting the thread then made a program
      * pay its stack and TLS faults during its work (bench_memory kv: 17 of
      * 667). The first memory to fall idle starts it; its passes then time
-     * the sparse ones too. So for the free units of a SuperSlab hinted huge
-     * late: a build where they started it took 664-666 faults in 2 rounds
-     * of bench_memory kv's 3, 646 before. */
-    bool sparse = !now_idle && !purge_units &&
-                  (huge_sparse(ss) || (enough_free_units(ss) && seg_hinted_late_holds(ss))) &&
-                  purge_started();
+     * the sparse ones too. */
+    bool sparse = !now_idle && !purge_units && huge_sparse(ss) && purge_started();
     SEG_VALIDATE(ss);
     hs_unlock(&pool->lock);
     if (now_idle)
@@ -383,9 +373,6 @@ HS_COLD unsigned seg_take_free_units(const seg_purge_policy_t *policy, uint64_t 
         while (ss && taken < max) {
             seg_superslab_t *next = ss->next;
             bool base = units_purgeable(ss);
-            /* Base pages too, once the kernel says so (purge.c). */
-            bool late = !base && seg_hinted_late_holds(ss) && enough_free_units(ss);
-            if (late) base = true;
             if (!ss->units_purged && (base || huge_sparse(ss))) {
                 /* A huge page is given up only after the release delay: a
                  * program that comes back sooner refills it fault-free.
@@ -403,7 +390,7 @@ HS_COLD unsigned seg_take_free_units(const seg_purge_policy_t *policy, uint64_t 
                 if (policy->everything || quiet >= wait) {
                     /* Out of free_units (and so of the partial list) while
                      * their pages go back: no slab may be cut there meanwhile. */
-                    out[taken++] = (seg_free_units_t){ss, ss->free_units, !base, late, false};
+                    out[taken++] = (seg_free_units_t){ss, ss->free_units, !base};
                     ss->free_units = 0;
                     ss->units_purged = SEG_UNITS_PURGING;
                     list_remove(&pool->partial, ss);
@@ -432,20 +419,11 @@ void seg_return_free_units(const seg_free_units_t *taken)
 {
     seg_superslab_t *ss = taken->ss;
     seg_pool_t *pool = &seg_state.pools[ss->node];
-    if (taken->check_huge) seg_hinted_late_drop(ss);
     hs_lock(&pool->lock);
-    if (taken->check_huge && !taken->still_huge) {
-        /* Hinted to base pages before its pages went: so it stays, as a
-         * sparse one does (seg_release_backing hints it huge again once all
-         * of it goes back). */
-        ss->backing = THP_BACKING_BASE;
-        hs_count_add(&seg_state.pools[ss->memory_node].stat_superslabs[THP_BACKING_THP], -1);
-        hs_count_add(&seg_state.pools[ss->memory_node].stat_superslabs[THP_BACKING_BASE], 1);
-    }
     ss->free_units |= taken->units;
     /* Still SEG_UNITS_PURGING unless a unit was freed meanwhile: that one's
      * pages may still be resident. */
-    ss->units_purged = !taken->still_huge && ss->units_purged == SEG_UNITS_PURGING;
+    ss->units_purged = ss->units_purged == SEG_UNITS_PURGING;
     bool now_idle = units_back(pool, ss);
     SEG_VALIDATE(ss);
     hs_unlock(&pool->lock);

@@ -124,26 +124,6 @@ void thp_split_huge(void *addr, size_t size)
     if (thp_allowed()) os_advise_cold(addr, size);
 }
 
-/* The range thp_holds_huge asks about, and what the mappings over it hold. */
-typedef struct huge_look_s {
-    uintptr_t start, end; /* the range */
-    long long anon_huge;  /* AnonHugePages of the mappings that overlap it, bytes */
-} huge_look_t;
-
-static void huge_look_range(void *ctx, uintptr_t start, uintptr_t end, long long anon_huge,
-                            long long private_hugetlb)
-{
-    (void)private_hugetlb;
-    huge_look_t *look = ctx;
-    if (start < look->end && end > look->start) look->anon_huge += anon_huge;
-}
-
-bool thp_holds_huge(const void *addr, size_t size)
-{
-    huge_look_t look = {(uintptr_t)addr, (uintptr_t)addr + size, 0};
-    return os_walk_smaps(huge_look_range, &look) != 0 || look.anon_huge != 0;
-}
-
 unsigned long thp_hugetlb_pages_total(void) { return os_hugetlb_count(OS_HUGETLB_TOTAL); }
 
 unsigned long thp_hugetlb_pages_free(void) { return os_hugetlb_count(OS_HUGETLB_FREE); }

@@ -61,10 +61,6 @@ void thp_collapse(void *addr, size_t size);
  * huge page stays allocated whole until its deferred split, which waits for
  * memory pressure (200 such halves freed no MemFree at all). */
 void thp_split_huge(void *addr, size_t size);
-/* Whether the kernel may hold part of [addr, addr + size) as a huge page:
- * the AnonHugePages of the mappings that overlap it (/proc/self/smaps, slow;
- * true when it cannot be read). */
-bool thp_holds_huge(const void *addr, size_t size);
 
 /* 2 MiB pages in the hugetlb pool: configured (nr_hugepages) and free.
  * Always the 2 MiB size's own figures (sysfs hugepages-2048kB), never

@@ -22,12 +22,6 @@
  *   kernel_test free-units MAX_MS    base pages: 1.7 MiB of blocks freed but one
  *                                    that keeps their SuperSlab in use: Rss
  *                                    drops by 1 MiB or more within MAX_MS
- *   kernel_test hinted-late MAX_MS   THP: a heap grown past the small heap's
- *                                    budget (its first SuperSlab, faulted on base
- *                                    pages, then hinted huge), then 1 MiB of the
- *                                    first SuperSlab's blocks freed: Rss drops by
- *                                    768 KiB or more within MAX_MS, and no huge
- *                                    page goes
  *   kernel_test sparse MAX_MS [kept] THP: 32 MiB of blocks freed but one in each
  *                                    SuperSlab but the last: Rss within 4 MiB of
  *                                    the start within MAX_MS, no huge page left;
@@ -679,98 +673,6 @@ static int test_free_units(long max_ms)
     return 0;
 }
 
-/* ---- free units of a SuperSlab hinted huge after its pages were faulted ----------- */
-
-#define LATE_BLOCKS 6000
-static void *late_blocks[LATE_BLOCKS];
-
-/* 1,000-byte blocks, 32 to a slab of one unit: 6 MB of them fill the
- * small heap's first SuperSlab on base pages, and the heap outgrows it (it
- * is hinted huge then; the later SuperSlabs are huge pages from their first
- * touch). The blocks of 32 of its units are freed (fewer than a sparse
- * SuperSlab's 48, so it keeps its hint and is no candidate for a split):
- * the kernel still holds those units as base pages, and they go back after
- * the purge delay, without a huge page going (the purge thread started
- * first by a run freed). Before: they stayed. */
-static int test_hinted_late(long max_ms)
-{
-    void *volatile warm = malloc(16);
-    free(warm);
-    for (size_t i = 0; i < LATE_BLOCKS; i++) {
-        late_blocks[i] = malloc(1000);
-        if (!late_blocks[i]) return fail("malloc failed: %s", strerror(errno));
-        memset(late_blocks[i], 5, 1000);
-    }
-    /* Free units like these wake the purge thread but start none: a block
-     * of its own run, freed, starts it, as idle memory does in a program;
-     * the figures are taken once the run went back. */
-    long long before_run = rollup("Rss:"), now = 0;
-    void *run = malloc(4 * MiB);
-    if (!run) return fail("malloc failed: %s", strerror(errno));
-    memset(run, 1, 4 * MiB);
-    free(run);
-    wait_for_rss(before_run + 256 * 1024, true, max_ms, &now);
-    /* khugepaged may collapse the first SuperSlab (hinted huge, with pages
-     * present) before its units are freed: then the rule rightly keeps its
-     * pages, and there is nothing to check here. The case starts again in a
-     * fresh process, a few times at most. */
-    hugeslab_stats_t pre;
-    hugeslab_stats(&pre);
-    if (pre.kernel_thp_superslabs >= 0 &&
-        (uint64_t)pre.kernel_thp_superslabs >= pre.superslabs_thp) {
-        const char *tries = getenv("KERNEL_TEST_HINTED_LATE_TRIES");
-        int tried = tries ? atoi(tries) : 0;
-        printf("hinted-late: the kernel made all %llu THP SuperSlabs huge pages before the "
-               "first one's units were freed (khugepaged), try %d\n",
-               (unsigned long long)pre.superslabs_thp, tried + 1);
-        if (tried + 1 >= 4) {
-            /* khugepaged scans this fast here (its settings): not the
-             * allocator's doing, and nothing this case can see. */
-            printf("SKIP: khugepaged collapsed the first SuperSlab 4 times\n");
-            return 77;
-        }
-        char next[16], limit[24];
-        snprintf(next, sizeof next, "%d", tried + 1);
-        snprintf(limit, sizeof limit, "%ld", max_ms);
-        setenv("KERNEL_TEST_HINTED_LATE_TRIES", next, 1);
-        fflush(stdout);
-        char *again[] = {"/proc/self/exe", "hinted-late", limit, NULL};
-        execv(again[0], again);
-        return fail("execv: %s", strerror(errno));
-    }
-    uintptr_t first = (uintptr_t)late_blocks[0] & ~(uintptr_t)(SUPERSLAB - 1);
-    size_t unit = SUPERSLAB / 64, freed = 0;
-    long long full = rollup("Rss:"), huge0 = rollup("AnonHugePages:");
-    for (size_t i = 0; i < LATE_BLOCKS; i++) {
-        uintptr_t at = (uintptr_t)late_blocks[i] - first;
-        if (at < SUPERSLAB && at / unit >= 16 && at / unit < 48) {
-            free(late_blocks[i]);
-            late_blocks[i] = NULL;
-            freed++;
-        }
-    }
-    now = full;
-    long elapsed = wait_for_rss(full - 768 * 1024, true, max_ms, &now);
-    long long huge1 = rollup("AnonHugePages:");
-    hugeslab_stats_t s;
-    hugeslab_stats(&s);
-    printf("hinted-late: %zu blocks freed in units 16-47 of the first SuperSlab; Rss %lld KiB, "
-           "%lld KiB after %ld ms (limit %ld ms); AnonHugePages %lld -> %lld KiB; SuperSlabs "
-           "thp %llu, base %llu\n",
-           freed, full / 1024, now / 1024, elapsed, max_ms, huge0 / 1024, huge1 / 1024,
-           (unsigned long long)s.superslabs_thp, (unsigned long long)s.superslabs_base);
-    for (size_t i = 0; i < LATE_BLOCKS; i++) free(late_blocks[i]);
-    if (full < 0 || huge0 < 0) return fail("%s", "cannot read smaps_rollup");
-    if (huge0 < 2 * MiB) return fail("%s", "the heap never outgrew the small heap");
-    if (freed < 900) return fail("%s", "the blocks did not fill the first SuperSlab's units");
-    if (huge1 < huge0) return fail("%s", "a huge page went");
-    if (full - now < 768 * 1024)
-        return fail("%s",
-                    "the free units of a SuperSlab hinted huge but held as base pages stayed");
-    printf("PASS\n");
-    return 0;
-}
-
 /* ---- a SuperSlab mapped while other slabs drain ------------------------------------- */
 
 #define OVERFLOW_MAX_BLOCKS 16384
@@ -1040,7 +942,6 @@ int main(int argc, char **argv)
     if (argc >= 3 && strcmp(argv[1], "overflow") == 0) return test_overflow(argv[2]);
     if (argc >= 3 && strcmp(argv[1], "orphans") == 0) return test_orphans(atol(argv[2]));
     if (argc >= 3 && strcmp(argv[1], "free-units") == 0) return test_free_units(atol(argv[2]));
-    if (argc >= 3 && strcmp(argv[1], "hinted-late") == 0) return test_hinted_late(atol(argv[2]));
     if (argc >= 3 && strcmp(argv[1], "sparse") == 0)
         return test_sparse(atol(argv[2]), argc >= 4 && strcmp(argv[3], "kept") == 0,
                            argc >= 4 && strcmp(argv[3], "regrow") == 0);
