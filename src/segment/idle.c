@@ -78,7 +78,6 @@ seg_purge_policy_t seg_purge_policy(void)
         .cache_cap_bytes = (size_t)hs_option(HS_OPT_CACHE_MB) * HS_MiB,
         .dontneed = hs_option(HS_OPT_PURGE) == HS_PURGE_DONTNEED,
         .uring = hs_option(HS_OPT_PURGE_BACKEND) == HS_PURGE_BACKEND_URING,
-        .everything = false,
     };
 }
 
@@ -119,9 +118,10 @@ void seg_store_purged(seg_superslab_t *ss, unsigned node, thp_backing_t backing,
     }
 }
 
-HS_COLD unsigned seg_take_lazy(uint64_t now_ms, uint64_t min_lazy_ms, seg_purged_t *out,
+HS_COLD unsigned seg_take_lazy(const seg_purge_policy_t *policy, uint64_t now_ms, seg_purged_t *out,
                                unsigned max, uint64_t *next_due)
 {
+    uint64_t min_lazy_ms = policy->lazy_release_after_ms;
     unsigned taken = 0;
     *next_due = UINT64_MAX;
     for (unsigned n = 0; n < numa_node_count() && taken < max; n++) {
@@ -169,8 +169,7 @@ unsigned seg_take_idle(const seg_purge_policy_t *policy, uint64_t now_ms, seg_ta
 {
     unsigned taken = 0;
     *next_due = UINT64_MAX;
-    bool everything = policy->everything;
-    size_t reserve = everything ? 0 : policy->reserve_bytes / HS_SUPERSLAB_SIZE;
+    size_t reserve = policy->reserve_bytes / HS_SUPERSLAB_SIZE;
     for (unsigned n = 0; n < numa_node_count() && taken < max; n++) {
         seg_pool_t *pool = &seg_state.pools[n];
         SEG_VALIDATE_POOL(n);
@@ -185,7 +184,7 @@ unsigned seg_take_idle(const seg_purge_policy_t *policy, uint64_t now_ms, seg_ta
             seg_superslab_t *next = ss->next;
             uint64_t wait = position < reserve ? policy->release_after_ms : policy->purge_after_ms;
             bool outgrown = ss == pool->outgrown;
-            bool due = everything || outgrown || now_ms - ss->idle_since_ms >= wait ||
+            bool due = outgrown || now_ms - ss->idle_since_ms >= wait ||
                        (position >= reserve && over_cache_limit(policy));
             if (due) {
                 idle_take(pool, ss);
@@ -204,7 +203,7 @@ unsigned seg_take_idle(const seg_purge_policy_t *policy, uint64_t now_ms, seg_ta
     seg_superslab_t *run = seg_state.run_cache;
     while (run && taken < max) {
         seg_superslab_t *next = run->next;
-        if (everything || now_ms - run->idle_since_ms >= policy->purge_after_ms ||
+        if (now_ms - run->idle_since_ms >= policy->purge_after_ms ||
             seg_state.run_cache_bytes > cache_limit(policy)) {
             seg_run_cache_remove(run);
             out[taken++] = (seg_taken_t){run, false};

@@ -213,7 +213,7 @@ static unsigned return_idle(const seg_purge_policy_t *policy, uint64_t *next_due
     seg_purged_t lazy[PURGE_BATCH];
     do {
         uint64_t due;
-        n = seg_take_lazy(seg_now_ms(), policy->lazy_release_after_ms, lazy, PURGE_BATCH, &due);
+        n = seg_take_lazy(policy, seg_now_ms(), lazy, PURGE_BATCH, &due);
         if (due < *next_due) *next_due = due;
         advise_and_store(lazy, n, true, policy->uring, false);
         returned += n;
@@ -253,12 +253,13 @@ int seg_trim(void)
 {
     /* Whoever calls malloc_trim wants RSS to drop: everything idle, at once,
      * with MADV_DONTNEED, on the caller's thread (so never the purge
-     * thread's io_uring ring). */
+     * thread's io_uring ring). With no delay and no reserve, every step of
+     * return_idle finds all it holds due, whatever its age. */
     seg_purge_policy_t policy = seg_purge_policy();
-    policy.everything = true;
+    policy.purge_after_ms = policy.release_after_ms = policy.lazy_release_after_ms = 0;
+    policy.reserve_bytes = 0;
     policy.dontneed = true;
     policy.uring = false;
-    policy.purge_after_ms = policy.release_after_ms = policy.lazy_release_after_ms = 0;
     uint64_t next_due;
     return return_idle(&policy, &next_due) > 0;
 }

@@ -14,8 +14,9 @@ HS_INLINE uint64_t seg_now_ms(void) { return seg_clock(); }
 
 /* How idle memory goes back to the kernel. The purge thread reads it from
  * the options once per pass (seg_purge_policy) and malloc_trim makes its
- * own (everything, at once, with MADV_DONTNEED); every step of a pass gets
- * the same struct, so no step reads an option of its own. */
+ * own (no delay and no reserve: everything, at once, with MADV_DONTNEED);
+ * every step of a pass gets the same struct, so no step reads an option of
+ * its own and no step knows who asked. */
 typedef struct seg_purge_policy_s {
     uint64_t purge_after_ms;        /* idle time before the first stage
                                        (HUGESLAB_PURGE_DELAY_MS) */
@@ -30,7 +31,6 @@ typedef struct seg_purge_policy_s {
     bool dontneed;                  /* no lazy stage: MADV_DONTNEED at once */
     bool uring;                     /* batch the advice through io_uring (the purge
                                        thread's ring: never on another thread) */
-    bool everything;                /* take every idle byte, whatever its age */
 } seg_purge_policy_t;
 
 /* The purge thread's policy, from the options as they are now. */
@@ -47,12 +47,12 @@ typedef struct seg_taken_s {
 /* Takes idle memory out of the pools for purging, as `policy` says:
  * SuperSlabs idle for at least purge_after_ms beyond the per-node reserve
  * (the newest), those of the reserve idle for release_after_ms, and beyond
- * that whatever exceeds the cache limit, oldest first; `everything` takes
- * all of it; a SuperSlab marked by seg_mark_outgrown goes whatever its age,
- * with release_now. Taken SuperSlabs are in no list, and those of slabs
- * unknown to the registry (a run stays known as a freed one), until given
- * to seg_store_purged or seg_unmap_idle. *next_due is set to when the next
- * one will be due (UINT64_MAX for none). Returns how many were taken. */
+ * that whatever exceeds the cache limit, oldest first; a SuperSlab marked
+ * by seg_mark_outgrown goes whatever its age, with release_now. Taken
+ * SuperSlabs are in no list, and those of slabs unknown to the registry (a
+ * run stays known as a freed one), until given to seg_store_purged or
+ * seg_unmap_idle. *next_due is set to when the next one will be due
+ * (UINT64_MAX for none). Returns how many were taken. */
 unsigned seg_take_idle(const seg_purge_policy_t *policy, uint64_t now_ms, seg_taken_t *out,
                        unsigned max, uint64_t *next_due);
 /* A taken SuperSlab whose pages went back with madvise: kept mapped, for
@@ -76,12 +76,12 @@ typedef struct seg_purged_s {
  * (and not hugetlb): false when it is not, which is known without reading
  * its header (the purge thread may have taken it, and its pages, already). */
 bool seg_mark_outgrown(seg_superslab_t *ss, unsigned node);
-/* Takes SuperSlabs lazily freed at least min_lazy_ms ago, oldest first, out
- * of their pools (to be released with MADV_DONTNEED and given back to
- * seg_store_purged). *next_due: when the next one falls due (UINT64_MAX for
- * none). Returns how many were taken. */
-unsigned seg_take_lazy(uint64_t now_ms, uint64_t min_lazy_ms, seg_purged_t *out, unsigned max,
-                       uint64_t *next_due);
+/* Takes SuperSlabs lazily freed at least policy->lazy_release_after_ms ago,
+ * oldest first, out of their pools (to be released with MADV_DONTNEED and
+ * given back to seg_store_purged). *next_due: when the next one falls due
+ * (UINT64_MAX for none). Returns how many were taken. */
+unsigned seg_take_lazy(const seg_purge_policy_t *policy, uint64_t now_ms, seg_purged_t *out,
+                       unsigned max, uint64_t *next_due);
 /* Free units taken out of a SuperSlab in use, for their pages to go back
  * (seg_take_free_units), and given back with seg_return_free_units. */
 typedef struct seg_free_units_s {
@@ -93,8 +93,8 @@ typedef struct seg_free_units_s {
 } seg_free_units_t;
 /* Takes the free units of SuperSlabs whose pages may be given back without
  * splitting a huge page (base pages, or the small heap's first SuperSlabs
- * while they are deferred), unchanged for policy->purge_after_ms (any age with
- * `everything`) and not given back since; and those of THP SuperSlabs with
+ * while they are deferred), unchanged for policy->purge_after_ms and not
+ * given back since; and those of THP SuperSlabs with
  * at most a quarter of their units in slabs, unchanged for
  * policy->release_after_ms while no slab was cut on their node for as long
  * (a heap growing again refills them fault-free), which are base pages from

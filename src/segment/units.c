@@ -387,7 +387,7 @@ HS_COLD unsigned seg_take_free_units(const seg_purge_policy_t *policy, uint64_t 
                 uint64_t quiet = (uint32_t)((uint32_t)now_ms - ss->units_changed_ms);
                 uint64_t grown = (uint32_t)((uint32_t)now_ms - pool->units_taken_ms);
                 if (!base && grown < quiet) quiet = grown;
-                if (policy->everything || quiet >= wait) {
+                if (quiet >= wait) {
                     /* Out of free_units (and so of the partial list) while
                      * their pages go back: no slab may be cut there meanwhile. */
                     out[taken++] = (seg_free_units_t){ss, ss->free_units, !base};
