@@ -156,68 +156,94 @@ static size_t purge_free_units(const seg_free_units_t *taken, bool uring)
     return bytes;
 }
 
-/* The one way idle memory goes back, for the purge thread and malloc_trim
- * alike: whatever `policy` says is due leaves the pools; runs and hugetlb
- * SuperSlabs are unmapped (hugetlb pages go back to their pool, with no
- * reservation left to fault on), the others are advised away in whole 2 MiB
- * units and stay mapped for reuse; then the free units of SuperSlabs in use
- * where no huge page would be split. *next_due: when more falls due
- * (UINT64_MAX for never). Returns how many SuperSlabs and runs went back. */
-static unsigned return_idle(const seg_purge_policy_t *policy, uint64_t *next_due)
+/* The steps of return_idle. Each takes one batch of what `policy` says is
+ * due and gives its pages back; *due: when more of its kind falls due
+ * (UINT64_MAX for never). Each returns how many it took: a full batch
+ * means more may be due now. */
+typedef unsigned (*return_step_t)(const seg_purge_policy_t *policy, uint64_t *due);
+
+/* Idle SuperSlabs and runs: runs and hugetlb SuperSlabs are unmapped
+ * (hugetlb pages go back to their pool, with no reservation left to fault
+ * on), the others are advised away in whole 2 MiB units and stay mapped for
+ * reuse. */
+static unsigned return_superslabs(const seg_purge_policy_t *policy, uint64_t *due)
 {
     seg_taken_t batch[PURGE_BATCH];
-    unsigned n, returned = 0;
-    *next_due = UINT64_MAX;
-    do {
-        uint64_t due, now = seg_now_ms();
-        n = seg_take_idle(policy, now, batch, PURGE_BATCH, &due);
-        if (due < *next_due) *next_due = due;
-        seg_purged_t lazy[PURGE_BATCH], release[PURGE_BATCH];
-        unsigned n_lazy = 0, n_release = 0;
-        for (unsigned i = 0; i < n; i++) {
-            seg_superslab_t *ss = batch[i].ss;
-            thp_backing_t backing = (thp_backing_t)ss->backing;
-            if (ss->kind == SEG_CHUNK_RUN || backing == THP_BACKING_HUGETLB) {
-                seg_unmap_idle(ss, ss->run_size, backing);
-                continue;
-            }
-            /* Straight to MADV_DONTNEED when the policy says so, when the
-             * SuperSlab was outgrown (release_now), or when it has been idle
-             * so long that the lazy stage would only delay it. Read the
-             * header before madvise: afterwards it may be zero. */
-            bool now_for_good = policy->dontneed || batch[i].release_now ||
-                                now - ss->idle_since_ms >= policy->release_after_ms;
-            seg_purged_t *to = now_for_good ? &release[n_release++] : &lazy[n_lazy++];
-            *to = (seg_purged_t){ss, ss->node, backing, ss->memory_node};
+    uint64_t now = seg_now_ms();
+    unsigned n = seg_take_idle(policy, now, batch, PURGE_BATCH, due);
+    seg_purged_t lazy[PURGE_BATCH], release[PURGE_BATCH];
+    unsigned n_lazy = 0, n_release = 0;
+    for (unsigned i = 0; i < n; i++) {
+        seg_superslab_t *ss = batch[i].ss;
+        thp_backing_t backing = (thp_backing_t)ss->backing;
+        if (ss->kind == SEG_CHUNK_RUN || backing == THP_BACKING_HUGETLB) {
+            seg_unmap_idle(ss, ss->run_size, backing);
+            continue;
         }
-        advise_and_store(lazy, n_lazy, false, policy->uring, true);
-        advise_and_store(release, n_release, true, policy->uring, true);
-        returned += n;
-    } while (n == PURGE_BATCH);
-    /* Free units of SuperSlabs still in use, where no huge page would be
-     * split (base pages): after the same delay, straight to MADV_DONTNEED. */
+        /* Straight to MADV_DONTNEED when the policy says so, when the
+         * SuperSlab was outgrown (release_now), or when it has been idle
+         * so long that the lazy stage would only delay it. Read the
+         * header before madvise: afterwards it may be zero. */
+        bool now_for_good = policy->dontneed || batch[i].release_now ||
+                            now - ss->idle_since_ms >= policy->release_after_ms;
+        seg_purged_t *to = now_for_good ? &release[n_release++] : &lazy[n_lazy++];
+        *to = (seg_purged_t){ss, ss->node, backing, ss->memory_node};
+    }
+    advise_and_store(lazy, n_lazy, false, policy->uring, true);
+    advise_and_store(release, n_release, true, policy->uring, true);
+    return n;
+}
+
+/* Free units of SuperSlabs still in use, where no huge page would be split
+ * (base pages): after the same delay, straight to MADV_DONTNEED. */
+static unsigned return_free_units(const seg_purge_policy_t *policy, uint64_t *due)
+{
     seg_free_units_t units[PURGE_BATCH];
-    do {
-        uint64_t due;
-        n = seg_take_free_units(policy, seg_now_ms(), units, PURGE_BATCH, &due);
-        if (due < *next_due) *next_due = due;
-        for (unsigned i = 0; i < n; i++) {
-            purge_free_units(&units[i], policy->uring);
-            seg_return_free_units(&units[i]);
-        }
-        returned += n;
-    } while (n == PURGE_BATCH);
-    /* Second stage: what MADV_FREE gave back still counts in RSS (LazyFree)
-     * until the kernel runs short, and every RSS monitor counts it. Memory
-     * still unused lazy_release_after_ms later leaves RSS for good. */
+    unsigned n = seg_take_free_units(policy, seg_now_ms(), units, PURGE_BATCH, due);
+    for (unsigned i = 0; i < n; i++) {
+        purge_free_units(&units[i], policy->uring);
+        seg_return_free_units(&units[i]);
+    }
+    return n;
+}
+
+/* Second stage: what MADV_FREE gave back still counts in RSS (LazyFree)
+ * until the kernel runs short, and every RSS monitor counts it. Memory still
+ * unused lazy_release_after_ms later leaves RSS for good. */
+static unsigned release_lazy(const seg_purge_policy_t *policy, uint64_t *due)
+{
     seg_purged_t lazy[PURGE_BATCH];
+    unsigned n = seg_take_lazy(policy, seg_now_ms(), lazy, PURGE_BATCH, due);
+    advise_and_store(lazy, n, true, policy->uring, false);
+    return n;
+}
+
+/* Runs `step` until it takes less than a full batch; *next_due becomes the
+ * earlier of itself and when the step's next falls due. */
+HS_INLINE unsigned return_all(return_step_t step, const seg_purge_policy_t *policy,
+                              uint64_t *next_due)
+{
+    unsigned n, returned = 0;
     do {
         uint64_t due;
-        n = seg_take_lazy(policy, seg_now_ms(), lazy, PURGE_BATCH, &due);
+        n = step(policy, &due);
         if (due < *next_due) *next_due = due;
-        advise_and_store(lazy, n, true, policy->uring, false);
         returned += n;
     } while (n == PURGE_BATCH);
+    return returned;
+}
+
+/* The one way idle memory goes back, for the purge thread and malloc_trim
+ * alike: whatever `policy` says is due, step by step (idle SuperSlabs and
+ * runs, free units of SuperSlabs in use, then the lazily freed).
+ * *next_due: when more falls due (UINT64_MAX for never). Returns how many
+ * SuperSlabs and runs went back. */
+static unsigned return_idle(const seg_purge_policy_t *policy, uint64_t *next_due)
+{
+    *next_due = UINT64_MAX;
+    unsigned returned = return_all(return_superslabs, policy, next_due);
+    returned += return_all(return_free_units, policy, next_due);
+    returned += return_all(release_lazy, policy, next_due);
     return returned;
 }
 
