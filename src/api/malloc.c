@@ -162,8 +162,7 @@ HS_EXPORT void *hugeslab_realloc(void *ptr, size_t size)
         free_other(ptr);
         return fresh;
     }
-    tiny_free(ptr);
-    if (size > TINY_MAX_SIZE) seg_release_outgrown(seg_superslab_of(ptr));
+    tiny_realloc_free(ptr, size);
     return fresh;
 }
 void *realloc(void *ptr, size_t size) HS_ALIAS(hugeslab_realloc);

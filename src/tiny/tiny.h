@@ -397,4 +397,15 @@ HS_INLINE void tiny_free(void *p)
     if (HS_UNLIKELY(--slab->used == 0)) tiny_free_slow(NULL, slab);
 }
 
+/* realloc copied p, a block of a SuperSlab of slabs, to a new block of
+ * `size` bytes: frees p. A block grown past TINY_MAX_SIZE (to a run now)
+ * will not come back to the slabs, so the SuperSlab it grew through goes
+ * back at once if that left it idle (seg_release_outgrown), not after the
+ * purge delays. */
+HS_INLINE void tiny_realloc_free(void *p, size_t size)
+{
+    tiny_free(p);
+    if (size > TINY_MAX_SIZE) seg_release_outgrown(seg_superslab_of(p));
+}
+
 #endif
