@@ -112,7 +112,12 @@ static unsigned short_units(unsigned cls, unsigned most)
  * classes hold a fifth of its heap, beside one-block slabs of 288-416 KiB)
  * had 81 SuperSlabs at its high water with short ones, 78 with full ones:
  * its free units lay in holes of 3-8 between short slabs, which no block
- * of 288 KiB or more fits. */
+ * of 288 KiB or more fits. The condition is the process's, not the heap's:
+ * the first cost (a reserve in every heap) grows with the number of heaps
+ * whatever any one of them has seen, and a heap learns of remote frees only
+ * when a refill collects them, after it cut the slabs they went to. A rule
+ * per heap would need a flag written on that path and would still cut
+ * full-size slabs until the first collect. */
 static bool short_slabs(unsigned cls)
 {
     return tiny_class_size[cls] > 8 * HS_KiB &&
