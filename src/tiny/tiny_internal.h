@@ -21,7 +21,12 @@ extern tiny_heap_t tiny_empty_heap;
  * fight over one cache line. Node 0's stripes are lines of tiny's start-up
  * state, on the page it shares with .data, which every process writes: in
  * one table with the other nodes' they took a page of their own in a
- * process on one node (bench_memory prodcons: its consumer's). */
+ * process on one node (bench_memory prodcons: its consumer's). One table
+ * for every node cannot stay off other pages: node 0's lines (1 KiB) fit
+ * beside seg_state's written fields, but all 64 nodes' (64 KiB) before
+ * seg_state push its written part onto pages of their own, and after it
+ * (HS_START_STATE_LAST, behind the other nodes' pools) node 0's lines are
+ * on a page of their own again. */
 #define HEAPLESS_STRIPES 16
 typedef struct heapless_counts_s {
     _Alignas(HS_CACHE_LINE) _Atomic uint64_t by_node[HS_MAX_NODES - 1]; /* nodes 1.., one stripe */
