@@ -21,10 +21,16 @@ LIBCFLAGS := $(CSTD) $(WARN) $(OPT) -g -fPIC -fvisibility=hidden -ftls-model=ini
 # pack-relative-relocs: the relative relocations (the empty heap's and the
 # option tables' pointers, 333 of them) packed as DT_RELR take 300 bytes
 # instead of 8 KiB, a page less of the library mapped into every process.
-# hugeslab.ld: the sections' order, for what a process keeps resident of
-# the library (see its comment).
+# hugeslab.ld: the library's whole layout, for what a process keeps resident
+# of the library and of libc (see its comment). LIB_LOAD_OFFSET: the file
+# offset scripts/load-offset gives the first segment after the link, which
+# decides where libc lies below the library (the script's comment).
+LIB_LOAD_OFFSET := 0x9000
 LIBLDFLAGS := -shared -pthread -Wl,-z,now -Wl,-z,nodelete -Wl,-z,pack-relative-relocs \
-              -Wl,--version-script=src/hugeslab.map -Wl,-T,src/hugeslab.ld
+              -Wl,--version-script=src/hugeslab.map -Wl,-T,src/hugeslab.ld \
+              -Wl,--defsym=HS_LOAD_OFFSET=$(LIB_LOAD_OFFSET)
+# The build machine's compiler, for the tool the library's link runs.
+HOSTCC   ?= cc
 LIBS     :=
 
 # io_uring purge backend, when liburing's headers are installed. Its archive,
@@ -95,8 +101,14 @@ $(BUILD)/obj/gen/profiles.o: $(BUILD)/gen/profiles.c Makefile
 	@echo "  CC      $<"
 	@$(CC) $(LIBCFLAGS) $(DEPFLAGS) -c $< -o $@
 
-$(SO_REAL): $(LIB_OBJ) src/hugeslab.map src/hugeslab.ld
-	$(CC) $(LIBLDFLAGS) -Wl,-soname,$(SONAME) -o $@ $(LIB_OBJ) $(LIBS)
+$(BUILD)/load-offset: scripts/load-offset.c
+	@mkdir -p $(dir $@)
+	$(HOSTCC) -std=c11 -O2 -Wall -Wextra -Werror -o $@ $<
+
+$(SO_REAL): $(LIB_OBJ) src/hugeslab.map src/hugeslab.ld $(BUILD)/load-offset
+	$(CC) $(LIBLDFLAGS) -Wl,-soname,$(SONAME) -o $@.tmp $(LIB_OBJ) $(LIBS)
+	$(BUILD)/load-offset $@.tmp $(LIB_LOAD_OFFSET)
+	mv $@.tmp $@
 
 $(SO): $(SO_REAL)
 	ln -sf $(notdir $(SO_REAL)) $(BUILD)/$(SONAME)

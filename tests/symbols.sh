@@ -2,7 +2,8 @@
 # Symbol hygiene: the shared library and the static archive define, as
 # global symbols, exactly the malloc API and hugeslab_* names, nothing of the
 # library's internals (which would clash with, or interpose on, other
-# libraries' names: libnuma's numa_init and numa_bind, for one).
+# libraries' names: libnuma's numa_init and numa_bind, for one). And the
+# shared library's layout that src/hugeslab.ld and scripts/load-offset make.
 #
 # Usage: tests/symbols.sh LIBHUGESLAB.so LIBHUGESLAB.a
 # Exit status 0 when both are clean, 1 otherwise (lines "FAIL: ...").
@@ -51,6 +52,30 @@ hidden=$(readelf -W -s "$ar" | awk '($5 == "GLOBAL" || $5 == "WEAK") && $6 != "D
 if [ -n "$hidden" ]; then
     echo "FAIL: $ar keeps hidden names global: $(echo $hidden)"
     bad=1
+fi
+
+# The layout: the first loadable segment at address 0 and file offset
+# HS_LOAD_OFFSET (the symbol the link defines from the Makefile's
+# LIB_LOAD_OFFSET), which places the library that far past a 2 MiB boundary,
+# and .init, where the code every process runs starts, on a 64 KiB boundary
+# of the library's address space there. A strip that lays the file out
+# again loses the offset.
+want=$(nm "$so" 2>/dev/null | awk '$3 == "HS_LOAD_OFFSET" {print "0x" $1}')
+[ -n "$want" ] && want=$(printf '0x%x' "$want")
+first=$(readelf -lW "$so" | awk '$1 == "LOAD" {print $2, $3; exit}')
+init=$(readelf -SW "$so" | sed 's/^ *\[ *[0-9]*\]//' | awk '$1 == ".init" {print "0x" $3}')
+[ -n "$init" ] && init=$(printf '0x%x' "$init")
+if [ -z "$want" ] || [ -z "$init" ]; then
+    echo "FAIL: $so has no HS_LOAD_OFFSET symbol or no .init section"
+    bad=1
+elif [ "$first" != "$(printf '0x%06x 0x%016x' "$want" 0)" ]; then
+    echo "FAIL: $so's first segment (offset, address) is $first, not ($want, 0)"
+    bad=1
+elif [ $(((init + want) % 0x10000)) -ne 0 ]; then
+    echo "FAIL: $so's .init at $init does not start a 64 KiB window at offset $want"
+    bad=1
+else
+    echo "$so: first segment at file offset $want, .init at $init"
 fi
 
 [ $bad -eq 0 ] && echo PASS
