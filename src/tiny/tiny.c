@@ -673,9 +673,12 @@ static HS_NOINLINE bool reclaim_empty(tiny_slab_t *s)
     tiny_heap_t *heap = (tiny_heap_t *)atomic_load_explicit(&s->owner_word, memory_order_acquire);
     if (!heap || heap == tiny_heap_tls || seg_small_heap() || !heap_try_enter_other(heap))
         return false;
-    /* b is in use: s cannot have been released, so it is still the heap's. */
-    HS_ASSERT(atomic_load_explicit(&s->owner_word, memory_order_relaxed) == (uintptr_t)heap);
-    if (heap->current[s->cls] == s) {
+    /* b is in use, so s was not released; but its owner may have exited
+     * between the load above and the flag (tiny_heap_abandon orphans its
+     * slabs under this flag), and s may since have been adopted. Under the
+     * flag the owner cannot change, so one more look settles it. */
+    if (atomic_load_explicit(&s->owner_word, memory_order_relaxed) != (uintptr_t)heap ||
+        heap->current[s->cls] == s) {
         heap_leave(heap, 0);
         return false;
     }
