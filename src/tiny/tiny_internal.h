@@ -113,10 +113,17 @@ bool tiny_collect_abandoned(void);
 static inline void heap_set_current(tiny_heap_t *heap, unsigned cls, tiny_slab_t *s)
 {
     heap->current[cls] = s;
-    if (tiny_class_size[cls] > TINY_TABLE_MAX) return;
-    /* The sizes of class cls are (previous class size, class size]. */
-    unsigned first = cls == 0 ? 0 : (tiny_class_size[cls - 1] + 16) >> 4;
-    for (unsigned i = first; i <= tiny_class_size[cls] >> 4; i++) heap->direct[i] = s;
+    if (cls >= TINY_DIRECT_CLASSES) return;
+    /* One to four entries: the first two and the last two stores cover
+     * them, overlapping when there are fewer. A loop over them cost a
+     * refill 31 instructions, most of them its bounds and branches. */
+    size_t first = tiny_direct_first[cls], last = tiny_class_size[cls] >> 4;
+    heap->direct[first] = s;
+    heap->direct[last] = s;
+    if (last - first >= 2) {
+        heap->direct[first + 1] = s;
+        heap->direct[last - 1] = s;
+    }
 }
 
 HS_LIST_FUNCTIONS(slab_list, tiny_slab_t)
