@@ -253,6 +253,7 @@ static tiny_slab_t *slab_create(tiny_heap_t *heap, unsigned cls)
     slab->free_key = hs_free_key;
     slab->next = slab->prev = NULL;
     atomic_store_explicit(&slab->remote_free, 0, memory_order_relaxed);
+    HS_ASSERT(heap != &tiny_empty_heap);
     atomic_store_explicit(&slab->owner_word, (uintptr_t)heap, memory_order_release);
     tiny_note_passing(slab, ss);
     carve(slab);
@@ -534,10 +535,9 @@ _Static_assert(HEAPLESS_STRIPES == 16, "heapless_count takes 4 bits");
  * thread's heap: a shared counter would be a cache line that every freeing
  * thread fights over. A thread without a heap (one that only frees) is not
  * given one for this: it counts in its stripe of the shared counters. */
-static void count_remote_free(tiny_slab_t *s)
+static void count_remote_free(tiny_heap_t *me, tiny_slab_t *s)
 {
     unsigned node = seg_superslab_of(s)->memory_node;
-    tiny_heap_t *me = tiny_heap_tls;
     if (HS_LIKELY(me != &tiny_empty_heap)) {
         _Atomic uint64_t *c = &me->remote_frees_by_node[node];
         atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + 1,
@@ -766,6 +766,7 @@ static tiny_slab_t *adopt_orphan(tiny_heap_t *heap, unsigned cls)
     for (unsigned i = 0; i < n_empty; i++) tiny_slab_release(empty[i]);
     hs_count_add(&tiny_state.stat_orphan_slabs, -(int64_t)(n_empty + (best != NULL)));
     if (!best) return NULL;
+    HS_ASSERT(heap != &tiny_empty_heap);
     atomic_store_explicit(&best->owner_word, (uintptr_t)heap, memory_order_release);
     slab_list_push(&heap->partial[cls], best);
     collect(best);
@@ -863,10 +864,10 @@ HS_NOINLINE static void *refill_elsewhere(tiny_heap_t *heap, unsigned cls)
 /* A free of another thread's block (or an orphan's). Out of line: the
  * owner's cases of tiny_free_slow, the common ones, then save no more
  * registers than before the reclaim came in. */
-static HS_NOINLINE void free_by_other(tiny_slab_t *s, tiny_block_t *b)
+static HS_NOINLINE void free_by_other(tiny_slab_t *s, tiny_block_t *b, tiny_heap_t *me)
 {
     b->free_mark = (uintptr_t)b ^ s->free_key;
-    count_remote_free(s);
+    count_remote_free(me, s);
     if (HS_UNLIKELY(may_complete_slab(s)) && reclaim_empty(s)) return;
     tiny_free_remote(s, b);
 }
@@ -882,11 +883,14 @@ HS_NOINLINE void tiny_free_slow(void *p, tiny_slab_t *s)
     tiny_block_t *b = p;
     if (HS_UNLIKELY(b->free_mark == ((uintptr_t)b ^ s->free_key))) tiny_report_double_free(p, s);
     uintptr_t word = atomic_load_explicit(&s->owner_word, memory_order_acquire);
-    if (word == (uintptr_t)heap && heap != &tiny_empty_heap) {
+    /* No slab is owned by tiny_empty_heap (slab_create and adopt_orphan
+     * run in a refill, after tiny_heap_attach): a heapless thread's free
+     * fails the test without one for its heap, 3 instructions a remote free. */
+    if (word == (uintptr_t)heap) {
         free_local(heap, s, b);
         return;
     }
-    free_by_other(s, b);
+    free_by_other(s, b, heap);
 }
 
 HS_SELDOM void tiny_report_double_free(const void *p, const tiny_slab_t *s)
