@@ -50,12 +50,3 @@ const uint8_t tiny_class_index[(TINY_INDEXED_MAX - TINY_LINEAR_MAX) / 16] = {
     SPAN(5456, 5952, 63), SPAN(5952, 6544, 64), SPAN(6544, 7280, 65), SPAN(7280, 8192, 66),
 };
 /* clang-format on */
-
-/* (size of the class before + 16) / 16, 0 for the first class. */
-/* clang-format off */
-const uint8_t tiny_direct_first[TINY_DIRECT_CLASSES] = {
-    0, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16,
-    17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32,
-    33, 34, 37, 41, 45, 49, 53, 57, 61,
-};
-/* clang-format on */

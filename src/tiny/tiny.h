@@ -208,11 +208,9 @@ HS_INLINE uint64_t tiny_block_index(uintptr_t offset, uint64_t recip)
 /* Entries of tiny_heap_t.direct: one per 16 bytes of request up to
  * TINY_TABLE_MAX, so malloc goes from the size to the slab in one load. */
 #define TINY_DIRECT_COUNT (TINY_TABLE_MAX / 16 + 1)
-/* The classes served through it (the last one's size is TINY_TABLE_MAX). */
+/* The classes served through it: the last one's size is TINY_TABLE_MAX
+ * (tests/internal_test.c checks it). */
 #define TINY_DIRECT_CLASSES 41
-/* Each such class's first entry of the table; its last is its size / 16,
- * and it has one to four (tests/internal_test.c checks both). */
-extern const uint8_t tiny_direct_first[TINY_DIRECT_CLASSES];
 
 /* SuperSlabs in which a heap may keep empty current slabs: each can stay
  * resident whole (a 2 MiB huge page) after the program freed everything

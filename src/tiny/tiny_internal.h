@@ -114,10 +114,13 @@ static inline void heap_set_current(tiny_heap_t *heap, unsigned cls, tiny_slab_t
 {
     heap->current[cls] = s;
     if (cls >= TINY_DIRECT_CLASSES) return;
-    /* One to four entries: the first two and the last two stores cover
-     * them, overlapping when there are fewer. A loop over them cost a
-     * refill 31 instructions, most of them its bounds and branches. */
-    size_t first = tiny_direct_first[cls], last = tiny_class_size[cls] >> 4;
+    /* The sizes of class cls are (previous class size, class size]: one
+     * to four entries (tests/internal_test.c checks it), which the first
+     * two and the last two stores cover, overlapping when there are fewer.
+     * A loop over them cost a refill 31 instructions, most of them its
+     * bounds and branches. */
+    size_t last = tiny_class_size[cls] >> 4;
+    size_t first = cls == 0 ? 0 : (tiny_class_size[cls - 1] >> 4) + 1;
     heap->direct[first] = s;
     heap->direct[last] = s;
     if (last - first >= 2) {
