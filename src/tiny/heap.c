@@ -77,8 +77,8 @@ static bool sweep_orphans(void)
         tiny_slab_t *s = *list;
         while (s) {
             tiny_slab_t *next = s->next;
-            collect(s);
-            if (s->used == 0) {
+            bool room;
+            if (tiny_orphan_in_use(s, &room) == 0) {
                 slab_list_remove(list, s);
                 hs_count_add(&tiny_state.stat_orphan_slabs, -1);
                 s->next = empty;
@@ -92,7 +92,7 @@ static bool sweep_orphans(void)
      * node's pool and may start the purge thread, which allocates. */
     while (empty) {
         tiny_slab_t *next = empty->next;
-        tiny_slab_release(empty);
+        tiny_orphan_release(empty);
         empty = next;
     }
     return atomic_load_explicit(&tiny_state.stat_orphan_slabs, memory_order_relaxed) != 0;

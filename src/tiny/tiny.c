@@ -727,43 +727,39 @@ static HS_NOINLINE bool reclaim_empty(tiny_slab_t *s)
  * gather (full ones sink as others are pushed above them). */
 #define TINY_ADOPT_SCAN 16
 
-/* Whether an orphan, its remote frees collected, can hand out a block. */
-static bool orphan_has_room(const tiny_slab_t *s)
-{
-    return s->free || atomic_load_explicit(&s->carved, memory_order_relaxed) < s->capacity;
-}
-
 /* Takes over an orphan of the class with room for a block: of the newest
  * TINY_ADOPT_SCAN, the one with the most blocks in use. Filling the densest
  * first lets the sparse ones drain to empty and go back to their
  * SuperSlabs; taking whichever comes first (or a full one, which then
  * needs a new slab next to it) made thread churn keep thousands of slabs,
  * each pinned by a block or two. Orphans with nothing in use are released
- * on the way. */
+ * on the way. Only the one adopted is collected, after the unlock. */
 static tiny_slab_t *adopt_orphan(tiny_heap_t *heap, unsigned cls)
 {
     if (atomic_load_explicit(&tiny_state.stat_orphan_slabs, memory_order_relaxed) == 0) return NULL;
     tiny_slab_t **list = &tiny_lists.orphans[heap->node][cls];
     tiny_slab_t *best = NULL, *empty[TINY_ADOPT_SCAN];
+    uint32_t best_used = 0;
     unsigned n_empty = 0;
     hs_lock(&tiny_state.orphan_lock);
     tiny_slab_t *s = *list;
     for (unsigned seen = 0; s && seen < TINY_ADOPT_SCAN; seen++) {
         tiny_slab_t *next = s->next;
-        /* Orphans are collected under orphan_lock (sweep_orphans too). */
-        collect(s);
-        if (s->used == 0) {
+        bool room;
+        uint32_t used = tiny_orphan_in_use(s, &room);
+        if (used == 0) {
             slab_list_remove(list, s);
             empty[n_empty++] = s;
-        } else if (orphan_has_room(s) && (!best || s->used > best->used)) {
+        } else if (room && (!best || used > best_used)) {
             best = s;
+            best_used = used;
         }
         s = next;
     }
     if (best) slab_list_remove(list, best);
     hs_unlock(&tiny_state.orphan_lock);
     /* Released after the unlock: tiny_slab_release takes a segment lock. */
-    for (unsigned i = 0; i < n_empty; i++) tiny_slab_release(empty[i]);
+    for (unsigned i = 0; i < n_empty; i++) tiny_orphan_release(empty[i]);
     hs_count_add(&tiny_state.stat_orphan_slabs, -(int64_t)(n_empty + (best != NULL)));
     if (!best) return NULL;
     HS_ASSERT(heap != &tiny_empty_heap);

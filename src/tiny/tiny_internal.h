@@ -199,6 +199,30 @@ static inline void collect(tiny_slab_t *s)
     tiny_append_remote_word(s, word);
 }
 
+/* Blocks of an orphan in use, its remote frees counted off as collect()
+ * would take them; *room: whether it can then hand out a block. Read from
+ * the remote-free word's count, without collecting: collecting into a
+ * non-empty free list walks it to its end, block by block, on lines last
+ * written on another core, and under orphan_lock (adopt_orphan collected
+ * the 16 orphans it looked at) that hold made bench_memory larson's two
+ * threads, adopting side by side as a round starts, sleep on the lock 118
+ * times a run; 3 with this. Remote frees arriving later only lower it. */
+static inline uint32_t tiny_orphan_in_use(const tiny_slab_t *s, bool *room)
+{
+    uintptr_t word = atomic_load_explicit(&s->remote_free, memory_order_acquire);
+    *room = s->free || (word & TINY_REMOTE_PTR_MASK) ||
+            atomic_load_explicit(&s->carved, memory_order_relaxed) < s->capacity;
+    return s->used - (uint32_t)(word >> TINY_REMOTE_COUNT_SHIFT);
+}
+
+/* An orphan taken off its list with nothing in use: no thread can free
+ * into it any more, so its remote frees are dropped, not collected. */
+static inline void tiny_orphan_release(tiny_slab_t *s)
+{
+    atomic_store_explicit(&s->remote_free, 0, memory_order_relaxed);
+    tiny_slab_release(s);
+}
+
 /* Notices (delayed blocks) of slabs holding `units` in all were taken off
  * a delayed list for good: see seg_units_returning. */
 static inline void returning_taken(long units)
