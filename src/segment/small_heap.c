@@ -28,17 +28,27 @@
  * the deferred ones come to hold SEG_SMALL_HEAP_FAULTS pages: tiny/ tells
  * of the pages its slabs carve (seg_small_heap_carved), and the kernel is
  * asked again each time the pages seen at the last look and those carved
- * since reach that budget. Then the deferred ones are hinted back to huge
+ * since reach that budget, and at least SEG_SMALL_HEAP_LOOK_GAP were carved
+ * since. Then the deferred ones are hinted back to huge
  * pages (khugepaged collapses them; until then their untouched pages
  * still fault one by one, as the first one's always did) and every later
  * SuperSlab is a huge page from its first touch, but an overflow (see
  * SEG_RETURNING_UNITS_MIN), which is deferred the same way; tiny/ cuts small slabs
  * until the next one is mapped. So the heap takes at most 512 faults on
- * base pages before it counts as grown, and a heap that grows densely
- * takes them all in its first SuperSlab, as before. */
+ * base pages (576 with SEG_SMALL_HEAP_LOOK_GAP) before it counts as grown,
+ * and a heap that grows densely takes them all in its first SuperSlab, as
+ * before. */
 #define SEG_SMALL_HEAP_MAX 3
 #define SEG_SMALL_HEAP_FAULTS ((long)(HS_SUPERSLAB_SIZE / 4096))
 #define SEG_SMALL_HEAP_DENSE (SEG_SMALL_HEAP_FAULTS / 2)
+/* Pages carved between two looks, at least. Slabs cut again in units that
+ * are in memory fault no page, so an overflow whose slabs come and go can
+ * stay a few pages below the budget while its threads carve on: then every
+ * carve of a few pages asked the kernel (bench_memory larson, 2 threads:
+ * 5 to 904 mincore calls a run, on its refill path). With an eighth of the
+ * budget, a deferred SuperSlab takes at most that many faults more before
+ * the heap counts as grown. */
+#define SEG_SMALL_HEAP_LOOK_GAP (SEG_SMALL_HEAP_FAULTS / 8)
 /* The small heap's state, written as the first SuperSlab comes
  * (HS_START_STATE): */
 /* deferred, NULL: none */
@@ -198,9 +208,10 @@ HS_COLD void seg_small_heap_carved(const void *from, size_t bytes)
 {
     uintptr_t first = (uintptr_t)from & ~(uintptr_t)4095;
     long pages = (long)((hs_align_up((uintptr_t)from + bytes, 4096) - first) / 4096);
-    long carved = atomic_fetch_add_explicit(&small_heap_carved, pages, memory_order_relaxed);
-    if (atomic_load_explicit(&small_heap_pages_seen, memory_order_relaxed) + carved + pages <
-        SEG_SMALL_HEAP_FAULTS)
+    long since = atomic_fetch_add_explicit(&small_heap_carved, pages, memory_order_relaxed) + pages;
+    if (since < SEG_SMALL_HEAP_LOOK_GAP ||
+        atomic_load_explicit(&small_heap_pages_seen, memory_order_relaxed) + since <
+            SEG_SMALL_HEAP_FAULTS)
         return;
     if (small_heap_look(NULL) >= SEG_SMALL_HEAP_FAULTS) small_heap_outgrown();
 }
