@@ -50,8 +50,10 @@ void tiny_heap_abandon(tiny_heap_t *heap)
                 if (s->used == 0) {
                     tiny_slab_release(s);
                 } else {
+                    unsigned node = seg_superslab_of(s)->node;
                     hs_lock(&tiny_state.orphan_lock);
-                    slab_list_push(&tiny_lists.orphans[seg_superslab_of(s)->node][cls], s);
+                    slab_list_push(&tiny_lists.orphans[node][cls], s);
+                    tiny_state.orphan_nodes |= UINT64_C(1) << node;
                     hs_unlock(&tiny_state.orphan_lock);
                     hs_count_add(&tiny_state.stat_orphan_slabs, 1);
                     orphaned = true;
@@ -72,20 +74,28 @@ static bool sweep_orphans(void)
 {
     tiny_slab_t *empty = NULL; /* taken off the lists, released below */
     hs_lock(&tiny_state.orphan_lock);
-    for (unsigned i = 0; i < HS_MAX_NODES * TINY_CLASS_COUNT; i++) {
-        tiny_slab_t **list = &tiny_lists.orphans[i / TINY_CLASS_COUNT][i % TINY_CLASS_COUNT];
-        tiny_slab_t *s = *list;
-        while (s) {
-            tiny_slab_t *next = s->next;
-            bool room;
-            if (tiny_orphan_in_use(s, &room) == 0) {
-                slab_list_remove(list, s);
-                hs_count_add(&tiny_state.stat_orphan_slabs, -1);
-                s->next = empty;
-                empty = s;
+    /* Only the nodes whose lists were pushed to: see tiny_lists. */
+    for (uint64_t nodes = tiny_state.orphan_nodes; nodes; nodes &= nodes - 1) {
+        unsigned node = (unsigned)__builtin_ctzll(nodes);
+        bool left = false; /* an orphan of this node stays listed */
+        for (unsigned cls = 0; cls < TINY_CLASS_COUNT; cls++) {
+            tiny_slab_t **list = &tiny_lists.orphans[node][cls];
+            tiny_slab_t *s = *list;
+            while (s) {
+                tiny_slab_t *next = s->next;
+                bool room;
+                if (tiny_orphan_in_use(s, &room) == 0) {
+                    slab_list_remove(list, s);
+                    hs_count_add(&tiny_state.stat_orphan_slabs, -1);
+                    s->next = empty;
+                    empty = s;
+                } else {
+                    left = true;
+                }
+                s = next;
             }
-            s = next;
         }
+        if (!left) tiny_state.orphan_nodes &= ~(UINT64_C(1) << node);
     }
     hs_unlock(&tiny_state.orphan_lock);
     /* Released with the orphan lock free: a SuperSlab left empty goes to its

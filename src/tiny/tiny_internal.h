@@ -54,16 +54,21 @@ struct tiny_state_s {
     char *meta_next;                      /* bump region for new heaps: next free byte */
     char *meta_end;                       /* and its end */
     char *meta_spare;                     /* a region mapped while another thread refilled */
-    hs_lock_t orphan_lock;                /* guards orphans */
+    hs_lock_t orphan_lock;                /* guards orphans and orphan_nodes */
+    uint64_t orphan_nodes;                /* bit n: node n's orphan lists were pushed to */
     _Atomic uint64_t stat_bytes_in_slabs; /* SuperSlab bytes given to slabs */
     _Atomic uint64_t stat_threads_live;   /* heaps attached to a running thread */
     _Atomic uint64_t stat_orphan_slabs;   /* slabs of exited threads not yet adopted */
     heapless_line_t heapless_node0[HEAPLESS_STRIPES]; /* see heapless_count (tiny.c) */
 };
 extern struct tiny_state_s tiny_state;
+_Static_assert(HS_MAX_NODES <= 64, "tiny_state.orphan_nodes has a bit per node");
 
 /* tiny's lists of 70 KiB, apart from its fields: the pages of a node's
- * lists are written only once it has some. */
+ * lists are written only once it has some, and read only then
+ * (tiny_state.orphan_nodes): on a kernel that gives a read fault of
+ * untouched anonymous memory a page of its own, not the zero page, a sweep
+ * over every node's lists made all 16 pages of nodes 1-63 resident. */
 struct tiny_lists_s {
     /* Slabs of exited (or migrated) threads, per node and class, waiting for
      * a thread of the same node to adopt them (tiny_state.orphan_lock). */
