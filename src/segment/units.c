@@ -15,7 +15,14 @@
 #include "segment/segment_internal.h"
 
 /* Free units a SuperSlab of base pages holds before a free wakes the purge
- * thread for them (256 KiB): fewer are not worth starting it for. */
+ * thread for them (256 KiB): fewer are not worth starting it for. Only
+ * units that have been in a slab count towards starting it: a fresh unit
+ * has no page to give back, and a SuperSlab of a small heap is mostly
+ * fresh, so counting them started the thread for a program's first freed
+ * buffer (bench_memory small: its 64 KiB buffer). The thread costs about
+ * 70 KiB there, more than it could give back: its stack and TLS, and the
+ * window of libc's text around clone that such a program touches nowhere
+ * else; and a running thread is woken as before. */
 #define SEG_PURGE_UNITS_MIN 8
 /* SuperSlabs with room that seg_units_alloc compares, at most, for the
  * best fit: the partial list's first ones. It is walked under the node's
@@ -344,8 +351,11 @@ void seg_units_free(seg_superslab_t *ss, unsigned first_unit, unsigned n_units)
     ss->free_units |= bits;
     units_changed(ss);
     bool now_idle = units_back(pool, ss);
-    bool purge_units = !now_idle && units_purgeable(ss) &&
-                       __builtin_popcountll(ss->free_units) >= SEG_PURGE_UNITS_MIN;
+    bool purge_units =
+        !now_idle && units_purgeable(ss) &&
+        __builtin_popcountll(ss->free_units) >= SEG_PURGE_UNITS_MIN &&
+        (purge_started() ||
+         __builtin_popcountll(ss->free_units & ~ss->fresh_units) >= SEG_PURGE_UNITS_MIN);
     /* A sparse huge page wakes a running purge thread but starts none: a
      * growing heap frees slabs too (the small heap's one-unit ones, as
      * tiny/ cuts larger ones), and starting the thread then made a program
