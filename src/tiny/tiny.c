@@ -15,14 +15,16 @@
 
 #include "tiny/tiny_internal.h"
 
-/* Defined before the sentinel: .bss holds these in the reverse order, and
- * the sentinel keeps its place below the lists. */
 struct tiny_lists_s tiny_lists;
 
 /* The sentinel has no blocks: as a class's current slab it sends malloc to
  * the refill path; as the head of a unit in no slab, its zero `carved` sends
- * free to tiny_free_unusual, which reports the pointer. */
-tiny_slab_t tiny_sentinel_slab;
+ * free to tiny_free_unusual, which reports the pointer. Nothing writes it,
+ * but a process's first malloc reads it: on the start-up state's page, which
+ * every process writes anyway, not on a page of .bss of its own (on a kernel
+ * that gives a read fault of untouched anonymous memory a page, not the
+ * zero page, that read cost 4 KiB). */
+HS_START_STATE tiny_slab_t tiny_sentinel_slab;
 
 tiny_heap_t tiny_empty_heap = {
     .direct = {[0 ... TINY_DIRECT_COUNT - 1] = &tiny_sentinel_slab},
