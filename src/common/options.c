@@ -1,5 +1,6 @@
-/* The options table. Reads getenv() and files with os_read_file (open/read
- * only): none of it allocates, so loading options is safe inside the process's first malloc. */
+/* The options table. Reads the environment (environ, scanned once) and files
+ * with os_read_file (open/read only): none of it allocates, so loading
+ * options is safe inside the process's first malloc. */
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -79,6 +80,20 @@ static const char *keep_string(const char *s, size_t len)
     return copy;
 }
 
+/* Whether text[0..len) is the whole of word (case counts). The library's
+ * own loop, as is the environment's scan in hs_options_load: every process
+ * runs them at start-up, and libc's string functions (getenv's strlen, the
+ * strncat and strlen that built its names) can lie in a 64 KiB window of
+ * libc's text that a program which never allocates does not touch itself:
+ * `true` kept 64 KiB of libc text more than under glibc, where libc's
+ * AVX-512 (evex) strlen and strncat share a window (libc at page 7). */
+static bool same_text(const char *text, size_t len, const char *word)
+{
+    for (size_t i = 0; i < len; i++)
+        if (word[i] != text[i]) return false; /* word's NUL differs from text's bytes */
+    return word[len] == '\0';
+}
+
 static int find_option(const char *name, size_t len)
 {
     for (int o = 0; o < HS_OPT_COUNT; o++) {
@@ -91,6 +106,8 @@ static int find_option(const char *name, size_t len)
 
 /* Variables read besides the table's options. */
 static const char *const other_names[] = {"PROFILE", "CONFIG", NULL};
+#define OTHER_NAMES 2 /* other_names' entries before the NULL */
+_Static_assert(sizeof other_names / sizeof *other_names == OTHER_NAMES + 1, "other_names");
 
 static char upper(char c) { return c >= 'a' && c <= 'z' ? (char)(c - 'a' + 'A') : c; }
 
@@ -194,7 +211,7 @@ static void set_option(int o, const char *value, size_t len, const char *origin)
     }
     case KIND_CHOICE:
         for (int i = 0; d->words[i]; i++) {
-            if (strlen(d->words[i]) == len && strncmp(value, d->words[i], len) == 0) {
+            if (same_text(value, len, d->words[i])) {
                 hs_option_values[o] = i;
                 return;
             }
@@ -288,7 +305,7 @@ static void apply_profile(const char *name)
 
 /* One line for each HUGESLAB_* variable that names no option (a typo such
  * as HUGESLAB_STAT=1 would otherwise be ignored without a word). */
-static void warn_unknown_variables(void)
+HS_SELDOM HS_NOINLINE static void warn_unknown_variables(void)
 {
     for (char **e = os_environment(); e && *e; e++) {
         if (strncmp(*e, "HUGESLAB_", 9) != 0) continue;
@@ -308,26 +325,54 @@ static void warn_unknown_variables(void)
     }
 }
 
+/* The option named name[0..len) (its HUGESLAB_ spelling, case counts as
+ * for getenv), HS_OPT_COUNT + i for other_names[i], or -1. */
+static int environment_name(const char *name, size_t len)
+{
+    for (int o = 0; o < HS_OPT_COUNT; o++)
+        if (same_text(name, len, option_table[o].name)) return o;
+    for (int i = 0; other_names[i]; i++)
+        if (same_text(name, len, other_names[i])) return HS_OPT_COUNT + i;
+    return -1;
+}
+
 void hs_options_load(void)
 {
     for (int o = 0; o < HS_OPT_COUNT; o++) {
         hs_option_values[o] = option_table[o].default_value;
         hs_option_strings[o] = NULL;
     }
-    const char *profile = getenv("HUGESLAB_PROFILE");
-    const char *config = getenv("HUGESLAB_CONFIG");
+    /* One pass over the environment for every HUGESLAB_ variable, the first
+     * of a name kept (getenv's choice); a name with no '=' is unset. */
+    const char *found[HS_OPT_COUNT + OTHER_NAMES] = {0};
+    size_t found_len[HS_OPT_COUNT + OTHER_NAMES] = {0};
+    bool unknown = false;
+    for (char **e = os_environment(); e && *e; e++) {
+        const char *name = *e, *prefix = "HUGESLAB_";
+        while (*prefix && *name == *prefix) name++, prefix++;
+        if (*prefix) continue;
+        /* One loop to the end, the first '=' noted on the way: gcc makes a
+         * loop that only looks for the end into a call of strlen. */
+        const char *eq = NULL, *end = name;
+        for (; *end; end++)
+            if (!eq && *end == '=') eq = end;
+        int o = environment_name(name, (size_t)((eq ? eq : end) - name));
+        if (o < 0) {
+            unknown = true;
+        } else if (eq && !found[o]) {
+            found[o] = eq + 1;
+            found_len[o] = (size_t)(end - eq - 1);
+        }
+    }
+    const char *profile = found[HS_OPT_COUNT], *config = found[HS_OPT_COUNT + 1];
     if (profile && *profile) apply_profile(profile);
     if (config && *config) apply_config_file(config);
-    for (int o = 0; o < HS_OPT_COUNT; o++) {
-        char var[64] = "HUGESLAB_";
-        strncat(var, option_table[o].name, sizeof var - strlen(var) - 1);
-        const char *s = getenv(var);
-        if (s) set_option(o, s, strlen(s), "the environment");
-    }
+    for (int o = 0; o < HS_OPT_COUNT; o++)
+        if (found[o]) set_option(o, found[o], found_len[o], "the environment");
     /* A statistics file asks for statistics. */
     if (hs_option_strings[HS_OPT_STATS_FILE] && *hs_option_strings[HS_OPT_STATS_FILE])
         hs_option_values[HS_OPT_STATS] = 1;
-    warn_unknown_variables();
+    if (unknown) warn_unknown_variables();
     hs_message_tag_process(hs_option_values[HS_OPT_VERBOSE] != 0);
 }
 
