@@ -24,8 +24,9 @@ LIBCFLAGS := $(CSTD) $(WARN) $(OPT) -g -fPIC -fvisibility=hidden -ftls-model=ini
 # hugeslab.ld: the library's whole layout, for what a process keeps resident
 # of the library and of libc (see its comment). LIB_LOAD_OFFSET: the file
 # offset scripts/load-offset gives the first segment after the link, which
-# decides where libc lies below the library (the script's comment).
-LIB_LOAD_OFFSET := 0x9000
+# decides where libc lies below the library (the script's comment): 0xf000
+# puts libc at page 13 of a 64 KiB window (src/hugeslab.ld's comment).
+LIB_LOAD_OFFSET := 0xf000
 LIBLDFLAGS := -shared -pthread -Wl,-z,now -Wl,-z,nodelete -Wl,-z,pack-relative-relocs \
               -Wl,--version-script=src/hugeslab.map -Wl,-T,src/hugeslab.ld \
               -Wl,--defsym=HS_LOAD_OFFSET=$(LIB_LOAD_OFFSET)
