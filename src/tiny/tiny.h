@@ -195,7 +195,12 @@ _Static_assert((SEG_HEADER_SIZE + offsetof(tiny_client_area_t, slab)) % HS_CACHE
  * (and for an offset below the slab's start, which wraps to a huge index). */
 HS_INLINE uint64_t tiny_block_recip(size_t size)
 {
-    return (uint64_t)(((unsigned __int128)1 << 64) / size) + 1;
+    /* floor(2^64 / size) from 64-bit operands: 2^64 = UINT64_MAX + 1, one
+     * more than a multiple of size exactly when UINT64_MAX leaves size - 1.
+     * A 128-bit dividend called libgcc's __udivti3: with __divti3, 603
+     * bytes linked into the text every process runs (src/hugeslab.ld). */
+    uint64_t q = UINT64_MAX / size;
+    return q + (UINT64_MAX % size == size - 1) + 1;
 }
 
 HS_INLINE uint64_t tiny_block_index(uintptr_t offset, uint64_t recip)
