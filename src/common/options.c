@@ -152,7 +152,7 @@ HS_SELDOM static const char *closest_name(const char *name, size_t len, bool oth
 }
 
 /* At most 63 bytes of text[0..len), for a message. */
-static const char *shown(const char *text, size_t len, char buf[64])
+HS_SELDOM static const char *shown(const char *text, size_t len, char buf[64])
 {
     size_t n = len < 63 ? len : 63;
     memcpy(buf, text, n);
@@ -171,7 +171,7 @@ HS_SELDOM static const char *lower(const char *name, char buf[64])
 }
 
 /* "auto, hugetlb, thp, base" or "whole numbers from 0 to 3600000". */
-static void describe_valid(const option_desc_t *d, hs_text_t *t)
+HS_SELDOM static void describe_valid(const option_desc_t *d, hs_text_t *t)
 {
     if (d->kind == KIND_CHOICE) {
         for (int i = 0; d->words[i]; i++) hs_text_format(t, "%s%s", i ? ", " : "", d->words[i]);
@@ -183,7 +183,7 @@ static void describe_valid(const option_desc_t *d, hs_text_t *t)
 }
 
 /* The option's value now, as a config file would spell it. */
-static void describe_value(int o, hs_text_t *t)
+HS_SELDOM static void describe_value(int o, hs_text_t *t)
 {
     const option_desc_t *d = &option_table[o];
     if (d->kind == KIND_CHOICE)
@@ -192,6 +192,26 @@ static void describe_value(int o, hs_text_t *t)
         hs_text_int(t, (long long)hs_option_values[o]);
     else
         hs_text_str(t, hs_option_strings[o] ? hs_option_strings[o] : "(unset)");
+}
+
+/* The message for a value set_option could not take. Code for the rare
+ * case, apart (HS_SELDOM): the text every process runs at start-up stays a
+ * few hundred bytes shorter. */
+HS_SELDOM HS_NOINLINE static void reject_value(int o, const char *value, size_t len,
+                                               const char *origin)
+{
+    const option_desc_t *d = &option_table[o];
+    char valid[256], kept[96], value_text[64];
+    hs_text_t valid_text = hs_text(valid, sizeof valid), kept_text = hs_text(kept, sizeof kept);
+    describe_valid(d, &valid_text);
+    describe_value(o, &kept_text);
+    /* Named as the source spells it: HUGESLAB_BACKING, or backing in a file. */
+    bool from_environment = strcmp(origin, "the environment") == 0;
+    char name[64];
+    hs_message("ignoring %s%s=%s from %s: valid values are %s; keeping %s",
+               from_environment ? "HUGESLAB_" : "",
+               from_environment ? d->name : lower(d->name, name), shown(value, len, value_text),
+               origin, valid, kept);
 }
 
 /* Sets option o from the text value[0..len); `origin` names the source in
@@ -225,17 +245,7 @@ static void set_option(int o, const char *value, size_t len, const char *origin)
         }
         break;
     }
-    char valid[256], kept[96], value_text[64];
-    hs_text_t valid_text = hs_text(valid, sizeof valid), kept_text = hs_text(kept, sizeof kept);
-    describe_valid(d, &valid_text);
-    describe_value(o, &kept_text);
-    /* Named as the source spells it: HUGESLAB_BACKING, or backing in a file. */
-    bool from_environment = strcmp(origin, "the environment") == 0;
-    char name[64];
-    hs_message("ignoring %s%s=%s from %s: valid values are %s; keeping %s",
-               from_environment ? "HUGESLAB_" : "",
-               from_environment ? d->name : lower(d->name, name), shown(value, len, value_text),
-               origin, valid, kept);
+    reject_value(o, value, len, origin);
 }
 
 HS_SELDOM static bool is_space(char c) { return c == ' ' || c == '\t' || c == '\r'; }
@@ -275,7 +285,7 @@ HS_SELDOM static void apply_config_text(const char *text, const char *origin)
 /* The file is read into pages mapped for it and unmapped after (its values
  * are copied to string_store): as a static buffer, its 16 KiB of .bss stood
  * between variables every process writes at start-up, a page apart. */
-static void apply_config_file(const char *path)
+HS_SELDOM HS_NOINLINE static void apply_config_file(const char *path)
 {
     const size_t size = 16384;
     char *text = os_map_pages(size);
@@ -287,7 +297,7 @@ static void apply_config_file(const char *path)
     if (text) os_unmap(text, size);
 }
 
-static void apply_profile(const char *name)
+HS_SELDOM HS_NOINLINE static void apply_profile(const char *name)
 {
     for (const hs_profile_t *p = hs_profiles; p->name; p++) {
         if (strcmp(p->name, name) == 0) {
