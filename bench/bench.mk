@@ -55,6 +55,15 @@ $(BENCH_HWM): bench/exit_hwm.c bench/bench.mk
 	@mkdir -p $(dir $@)
 	$(CC) $(BENCH_CFLAGS) -o $@ $<
 
+# An experiment in front of the allocator under test (see its header): the
+# huge page where a program stopped writing a large block, split once that
+# end stops moving. Not part of `make bench`.
+FRONTIER_SPLIT := $(BENCH_DIR)/libfrontiersplit.so
+
+$(FRONTIER_SPLIT): bench/frontier_split.c bench/bench.mk
+	@mkdir -p $(dir $@)
+	$(CC) $(BENCH_CFLAGS) -fPIC -shared -pthread -o $@ $< -ldl
+
 # A missing comparison allocator only removes its row from the table, so a
 # failed install (not root, no network) warns instead of stopping the bench.
 packages-bench:
