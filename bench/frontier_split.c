@@ -12,7 +12,8 @@
  * live block of FRONTIER_MIN_MB MiB or more (default 4): a 2 MiB chunk that
  * is resident whole beside one that is not (or beside the block's end) and
  * has FRONTIER_MIN_ZERO (default 64) or more pages of zeros at that side,
- * the same count as at the look before, gets MADV_NOHUGEPAGE and MADV_COLD
+ * the same count as at the look before (and at most FRONTIER_MAX_ZERO,
+ * default 512), gets MADV_NOHUGEPAGE and MADV_COLD
  * over one page, which splits its huge page; since Linux 6.12 the split
  * maps the subpages that hold only zeros to the shared zero page, so they
  * leave RSS (a write there later is a fault). At most FRONTIER_MAX splits
@@ -94,7 +95,7 @@ static int zeros_at(uintptr_t chunk, int high)
     return n;
 }
 
-static void look_at(block_t *b, int pagemap, int min_zero, int max_splits)
+static void look_at(block_t *b, int pagemap, int min_zero, int max_zero, int max_splits)
 {
     uintptr_t first = (uintptr_t)b->start & ~(CHUNK - 1);
     uintptr_t end = ((uintptr_t)b->start + b->size + CHUNK - 1) & ~(CHUNK - 1);
@@ -113,7 +114,7 @@ static void look_at(block_t *b, int pagemap, int min_zero, int max_splits)
                 if (b->edge[i] == c && b->edge_zeros[i] == zeros) still = 1;
             seen[n_seen] = c;
             seen_zeros[n_seen++] = zeros;
-            if (still && zeros >= min_zero && b->splits < max_splits) {
+            if (still && zeros >= min_zero && zeros <= max_zero && b->splits < max_splits) {
                 madvise((void *)c, CHUNK, MADV_NOHUGEPAGE);
                 madvise((void *)(c + (above ? 0 : CHUNK - PAGE)), PAGE, MADV_COLD);
                 b->splits++;
@@ -142,6 +143,7 @@ static void *looker_main(void *arg)
     (void)arg;
     int period_ms = option("FRONTIER_MS", 200);
     int min_zero = option("FRONTIER_MIN_ZERO", 64);
+    int max_zero = option("FRONTIER_MAX_ZERO", 512);
     int max_splits = option("FRONTIER_MAX", 1);
     int pagemap = open("/proc/self/pagemap", O_RDONLY);
     for (;;) {
@@ -152,7 +154,7 @@ static void *looker_main(void *arg)
         pthread_mutex_lock(&blocks_lock);
         for (int i = 0; i < MAX_BLOCKS; i++)
             if (blocks[i].start && blocks[i].splits < max_splits)
-                look_at(&blocks[i], pagemap, min_zero, max_splits);
+                look_at(&blocks[i], pagemap, min_zero, max_zero, max_splits);
         pthread_mutex_unlock(&blocks_lock);
     }
     return NULL;
