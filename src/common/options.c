@@ -313,28 +313,6 @@ HS_SELDOM HS_NOINLINE static void apply_profile(const char *name)
                valid);
 }
 
-/* One line for each HUGESLAB_* variable that names no option (a typo such
- * as HUGESLAB_STAT=1 would otherwise be ignored without a word). */
-HS_SELDOM HS_NOINLINE static void warn_unknown_variables(void)
-{
-    for (char **e = os_environment(); e && *e; e++) {
-        if (strncmp(*e, "HUGESLAB_", 9) != 0) continue;
-        const char *name = *e + 9, *eq = strchr(name, '=');
-        size_t len = eq ? (size_t)(eq - name) : strlen(name);
-        /* Case counts here: getenv reads HUGESLAB_STATS, not HUGESLAB_stats. */
-        bool known = false;
-        for (int o = 0; o < HS_OPT_COUNT && !known; o++)
-            known = strlen(option_table[o].name) == len &&
-                    strncmp(option_table[o].name, name, len) == 0;
-        for (int i = 0; other_names[i] && !known; i++)
-            known = strlen(other_names[i]) == len && strncmp(other_names[i], name, len) == 0;
-        if (known) continue;
-        char text[64];
-        hs_message("ignoring HUGESLAB_%s: no such option; the closest is HUGESLAB_%s",
-                   shown(name, len, text), closest_name(name, len, true));
-    }
-}
-
 /* The option named name[0..len) (its HUGESLAB_ spelling, case counts as
  * for getenv), HS_OPT_COUNT + i for other_names[i], or -1. */
 static int environment_name(const char *name, size_t len)
@@ -344,6 +322,22 @@ static int environment_name(const char *name, size_t len)
     for (int i = 0; other_names[i]; i++)
         if (same_text(name, len, other_names[i])) return HS_OPT_COUNT + i;
     return -1;
+}
+
+/* One line for each HUGESLAB_* variable that names no option (a typo such
+ * as HUGESLAB_STAT=1 would otherwise be ignored without a word). */
+HS_SELDOM HS_NOINLINE static void warn_unknown_variables(void)
+{
+    for (char **e = os_environment(); e && *e; e++) {
+        if (strncmp(*e, "HUGESLAB_", 9) != 0) continue;
+        const char *name = *e + 9, *eq = strchr(name, '=');
+        size_t len = eq ? (size_t)(eq - name) : strlen(name);
+        /* Case counts here: getenv reads HUGESLAB_STATS, not HUGESLAB_stats. */
+        if (environment_name(name, len) >= 0) continue;
+        char text[64];
+        hs_message("ignoring HUGESLAB_%s: no such option; the closest is HUGESLAB_%s",
+                   shown(name, len, text), closest_name(name, len, true));
+    }
 }
 
 void hs_options_load(void)
