@@ -26,6 +26,12 @@
  * (64 KiB windows) never maps its pages in a process that does not call it.
  * Placement only: it changes no code. */
 #define HS_SELDOM __attribute__((section(".text.hs_seldom")))
+/* Read-only data that only such code reads (HUGESLAB_VERBOSE's help lines):
+ * src/hugeslab.ld puts it after .eh_frame, in the mapping a process that
+ * runs no seldom code never reads, not in .rodata beside the symbol tables
+ * in the library's first mapping, which every process reads whole.
+ * Placement only, as HS_SELDOM. */
+#define HS_SELDOM_DATA __attribute__((section(".hs_seldom_rodata")))
 /* Zeroed state that a process writes as it starts and first allocates
  * (flags of one-time initialisations, options, the layers' leading
  * fields): src/hugeslab.ld puts it together right after the library's

@@ -25,42 +25,62 @@ static const char *const numa_words[] = {"auto", "off", NULL};
 static const char *const purge_words[] = {"free", "dontneed", NULL};
 static const char *const purge_backend_words[] = {"madvise", "uring", NULL};
 
+/* The help lines, read only by hs_options_print (HUGESLAB_VERBOSE=1). */
+static const char help_verbose[] HS_SELDOM_DATA = "print the effective options";
+static const char help_stats[] HS_SELDOM_DATA = "print statistics at exit";
+static const char help_stats_file[] HS_SELDOM_DATA =
+    "file for the statistics (%p: pid, %e: program; JSON for .json, "
+    "Prometheus for .prom, else text); implies STATS=1";
+static const char help_stats_interval_ms[] HS_SELDOM_DATA =
+    "rewrite the statistics file every this many milliseconds "
+    "(0: at exit only)";
+static const char help_backing[] HS_SELDOM_DATA = "SuperSlab pages: auto, hugetlb, thp or base";
+static const char help_prefault[] HS_SELDOM_DATA = "pre-fault base-page SuperSlabs in one call";
+static const char help_purge[] HS_SELDOM_DATA =
+    "idle memory back to the kernel with MADV_FREE or MADV_DONTNEED";
+static const char help_purge_delay_ms[] HS_SELDOM_DATA =
+    "milliseconds a SuperSlab stays idle before it is purged";
+static const char help_release_delay_ms[] HS_SELDOM_DATA =
+    "milliseconds MADV_FREE'd memory stays idle before "
+    "MADV_DONTNEED takes it out of RSS";
+static const char help_purge_backend[] HS_SELDOM_DATA =
+    "purge with madvise calls or io_uring batches";
+static const char help_split_sparse[] HS_SELDOM_DATA =
+    "1: a THP SuperSlab with at most a quarter of its units in use, "
+    "quiet for both delays, gives up its huge page so that its free "
+    "units leave RSS; 0: a huge page is never split";
+static const char help_reserve_mb[] HS_SELDOM_DATA =
+    "MiB of empty SuperSlabs per node kept unpurged";
+static const char help_cache_mb[] HS_SELDOM_DATA =
+    "MiB of idle memory held for the purge thread; beyond, purged at once";
+static const char help_huge_mb[] HS_SELDOM_DATA =
+    "blocks of this many MiB or more get a mapping of their own";
+static const char help_numa[] HS_SELDOM_DATA =
+    "auto: a pool per NUMA node and SuperSlabs bound to it; off: one pool";
+static const char help_numa_nodes[] HS_SELDOM_DATA =
+    "use at most this many NUMA nodes (0: all online nodes)";
+
 static const option_desc_t option_table[HS_OPT_COUNT] = {
-    [HS_OPT_VERBOSE] = {"VERBOSE", KIND_CHOICE, 0, 0, 1, bool_words, "print the effective options"},
-    [HS_OPT_STATS] = {"STATS", KIND_CHOICE, 0, 0, 1, bool_words, "print statistics at exit"},
-    [HS_OPT_STATS_FILE] = {"STATS_FILE", KIND_STRING, 0, 0, 0, NULL,
-                           "file for the statistics (%p: pid, %e: program; JSON for .json, "
-                           "Prometheus for .prom, else text); implies STATS=1"},
+    [HS_OPT_VERBOSE] = {"VERBOSE", KIND_CHOICE, 0, 0, 1, bool_words, help_verbose},
+    [HS_OPT_STATS] = {"STATS", KIND_CHOICE, 0, 0, 1, bool_words, help_stats},
+    [HS_OPT_STATS_FILE] = {"STATS_FILE", KIND_STRING, 0, 0, 0, NULL, help_stats_file},
     [HS_OPT_STATS_INTERVAL_MS] = {"STATS_INTERVAL_MS", KIND_NUMBER, 0, 0, 3600 * 1000, NULL,
-                                  "rewrite the statistics file every this many milliseconds "
-                                  "(0: at exit only)"},
-    [HS_OPT_BACKING] = {"BACKING", KIND_CHOICE, HS_BACKING_AUTO, 0, 3, backing_words,
-                        "SuperSlab pages: auto, hugetlb, thp or base"},
-    [HS_OPT_PREFAULT] = {"PREFAULT", KIND_CHOICE, 0, 0, 1, bool_words,
-                         "pre-fault base-page SuperSlabs in one call"},
-    [HS_OPT_PURGE] = {"PURGE", KIND_CHOICE, HS_PURGE_FREE, 0, 1, purge_words,
-                      "idle memory back to the kernel with MADV_FREE or MADV_DONTNEED"},
+                                  help_stats_interval_ms},
+    [HS_OPT_BACKING] = {"BACKING", KIND_CHOICE, HS_BACKING_AUTO, 0, 3, backing_words, help_backing},
+    [HS_OPT_PREFAULT] = {"PREFAULT", KIND_CHOICE, 0, 0, 1, bool_words, help_prefault},
+    [HS_OPT_PURGE] = {"PURGE", KIND_CHOICE, HS_PURGE_FREE, 0, 1, purge_words, help_purge},
     [HS_OPT_PURGE_DELAY_MS] = {"PURGE_DELAY_MS", KIND_NUMBER, 500, 0, 3600 * 1000, NULL,
-                               "milliseconds a SuperSlab stays idle before it is purged"},
+                               help_purge_delay_ms},
     [HS_OPT_RELEASE_DELAY_MS] = {"RELEASE_DELAY_MS", KIND_NUMBER, 1500, 0, 3600 * 1000, NULL,
-                                 "milliseconds MADV_FREE'd memory stays idle before "
-                                 "MADV_DONTNEED takes it out of RSS"},
+                                 help_release_delay_ms},
     [HS_OPT_PURGE_BACKEND] = {"PURGE_BACKEND", KIND_CHOICE, HS_PURGE_BACKEND_MADVISE, 0, 1,
-                              purge_backend_words, "purge with madvise calls or io_uring batches"},
-    [HS_OPT_SPLIT_SPARSE] = {"SPLIT_SPARSE", KIND_CHOICE, 1, 0, 1, bool_words,
-                             "1: a THP SuperSlab with at most a quarter of its units in use, "
-                             "quiet for both delays, gives up its huge page so that its free "
-                             "units leave RSS; 0: a huge page is never split"},
-    [HS_OPT_RESERVE_MB] = {"RESERVE_MB", KIND_NUMBER, 4, 0, 1 << 20, NULL,
-                           "MiB of empty SuperSlabs per node kept unpurged"},
-    [HS_OPT_CACHE_MB] = {"CACHE_MB", KIND_NUMBER, 1024, 0, 1 << 20, NULL,
-                         "MiB of idle memory held for the purge thread; beyond, purged at once"},
-    [HS_OPT_HUGE_MB] = {"HUGE_MB", KIND_NUMBER, 32, 2, 1 << 20, NULL,
-                        "blocks of this many MiB or more get a mapping of their own"},
-    [HS_OPT_NUMA] = {"NUMA", KIND_CHOICE, 0, 0, 1, numa_words,
-                     "auto: a pool per NUMA node and SuperSlabs bound to it; off: one pool"},
-    [HS_OPT_NUMA_NODES] = {"NUMA_NODES", KIND_NUMBER, 0, 0, HS_MAX_NODES, NULL,
-                           "use at most this many NUMA nodes (0: all online nodes)"},
+                              purge_backend_words, help_purge_backend},
+    [HS_OPT_SPLIT_SPARSE] = {"SPLIT_SPARSE", KIND_CHOICE, 1, 0, 1, bool_words, help_split_sparse},
+    [HS_OPT_RESERVE_MB] = {"RESERVE_MB", KIND_NUMBER, 4, 0, 1 << 20, NULL, help_reserve_mb},
+    [HS_OPT_CACHE_MB] = {"CACHE_MB", KIND_NUMBER, 1024, 0, 1 << 20, NULL, help_cache_mb},
+    [HS_OPT_HUGE_MB] = {"HUGE_MB", KIND_NUMBER, 32, 2, 1 << 20, NULL, help_huge_mb},
+    [HS_OPT_NUMA] = {"NUMA", KIND_CHOICE, 0, 0, 1, numa_words, help_numa},
+    [HS_OPT_NUMA_NODES] = {"NUMA_NODES", KIND_NUMBER, 0, 0, HS_MAX_NODES, NULL, help_numa_nodes},
 };
 
 HS_START_STATE int64_t hs_option_values[HS_OPT_COUNT];
