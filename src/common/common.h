@@ -38,9 +38,9 @@
  * initialised data, on the page the loader writes anyway when it clears
  * the end of that data's last page, and on as few after it as it fills.
  * Spread through .bss between state that most processes never write, it
- * took four pages of their own. HS_START_STATE_LAST for the one variable
- * whose tail (pools of NUMA nodes not in use) is seldom written: it comes
- * after the others. Placement only, as HS_SELDOM. */
+ * took four pages of their own. HS_START_STATE_LAST for seg_state: it
+ * comes after the others, right before the registry (segment/registry.c).
+ * Placement only, as HS_SELDOM. */
 #define HS_START_STATE __attribute__((section(".bss.hs_start")))
 #define HS_START_STATE_LAST __attribute__((section(".bss.hs_start_last")))
 #define HS_EXPORT __attribute__((visibility("default")))

@@ -115,7 +115,7 @@ void seg_fork_begin(void)
 
 void seg_fork_prepare(void)
 {
-    for (unsigned n = 0; n < numa_node_count(); n++) hs_lock(&seg_state.pools[n].lock);
+    for (unsigned n = 0; n < numa_node_count(); n++) hs_lock(&seg_pool(n)->lock);
     hs_lock(&seg_state.run_cache_lock);
     hs_lock(&seg_state.hugetlb_lock);
     /* With hugetlb ranges, the parent may leave pages shared with the child
@@ -253,7 +253,7 @@ seg_fork_token_t seg_fork_parent(void)
     }
     hs_unlock(&seg_state.hugetlb_lock);
     hs_unlock(&seg_state.run_cache_lock);
-    for (unsigned n = numa_node_count(); n-- > 0;) hs_unlock(&seg_state.pools[n].lock);
+    for (unsigned n = numa_node_count(); n-- > 0;) hs_unlock(&seg_pool(n)->lock);
     return token;
 }
 
@@ -324,6 +324,6 @@ void seg_fork_child(void)
     hs_lock_init(&seg_state.hugetlb_lock, HS_RANK_HUGETLB);
     hs_lock_init(&seg_state.run_cache_lock, HS_RANK_RUN_CACHE);
     for (unsigned n = 0; n < numa_node_count(); n++)
-        hs_lock_init(&seg_state.pools[n].lock, HS_RANK_POOL + n);
+        hs_lock_init(&seg_pool(n)->lock, HS_RANK_POOL + n);
     purge_fork_child();
 }

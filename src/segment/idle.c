@@ -103,7 +103,7 @@ static bool purged_push(hs_lock_t *lock, seg_purged_stack_t *stack, uintptr_t en
 void seg_store_purged(seg_superslab_t *ss, unsigned node, thp_backing_t backing,
                       unsigned memory_node, bool lazy)
 {
-    seg_pool_t *pool = &seg_state.pools[node];
+    seg_pool_t *pool = seg_pool(node);
     hs_lock(&pool->lock);
     /* The header may be zeroed by the kernel from now on: what revival needs
      * rides in the entry's low bits (the address is 2 MiB-aligned). */
@@ -125,7 +125,7 @@ HS_COLD unsigned seg_take_lazy(const seg_purge_policy_t *policy, uint64_t now_ms
     unsigned taken = 0;
     *next_due = UINT64_MAX;
     for (unsigned n = 0; n < numa_node_count() && taken < max; n++) {
-        seg_pool_t *pool = &seg_state.pools[n];
+        seg_pool_t *pool = seg_pool(n);
         seg_purged_stack_t *lazy = &pool->lazy;
         hs_lock(&pool->lock);
         /* Oldest first, from the bottom; the rest moves down. */
@@ -154,7 +154,7 @@ static HS_NOINLINE void idle_take(seg_pool_t *pool, seg_superslab_t *ss)
 
 HS_COLD bool seg_mark_outgrown(seg_superslab_t *ss, unsigned node)
 {
-    seg_pool_t *pool = &seg_state.pools[node];
+    seg_pool_t *pool = seg_pool(node);
     hs_lock(&pool->lock);
     /* At the head of the pool's idle list, ss is idle and its header may be
      * read. */
@@ -171,7 +171,7 @@ unsigned seg_take_idle(const seg_purge_policy_t *policy, uint64_t now_ms, seg_ta
     *next_due = UINT64_MAX;
     size_t reserve = policy->reserve_bytes / HS_SUPERSLAB_SIZE;
     for (unsigned n = 0; n < numa_node_count() && taken < max; n++) {
-        seg_pool_t *pool = &seg_state.pools[n];
+        seg_pool_t *pool = seg_pool(n);
         SEG_VALIDATE_POOL(n);
         hs_lock(&pool->lock);
         /* Newest first: the reserve (the newest), then everything idle long

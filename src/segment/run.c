@@ -168,7 +168,7 @@ static bool run_backing_ok(const seg_superslab_t *ss)
  * realloc past 1 MiB, which mapped a run beside it. */
 static seg_superslab_t *run_from_idle_superslab(unsigned node, unsigned memory_node)
 {
-    seg_pool_t *pool = &seg_state.pools[node];
+    seg_pool_t *pool = seg_pool(node);
     hs_lock(&pool->lock);
     seg_superslab_t *ss = pool->idle;
     if (ss && (ss->memory_node != memory_node || !run_backing_ok(ss))) ss = NULL;
@@ -224,7 +224,7 @@ void *seg_run_alloc(size_t size, size_t align, unsigned node, bool *fresh)
 
 bool seg_lone_slab_claim(seg_superslab_t *ss, unsigned first_unit, unsigned n_units)
 {
-    seg_pool_t *pool = &seg_state.pools[ss->node];
+    seg_pool_t *pool = seg_pool(ss->node);
     uint64_t bits = seg_unit_bits(first_unit, n_units);
     hs_lock(&pool->lock);
     bool lone = (ss->free_units | bits) == SEG_ALL_UNITS_FREE &&

@@ -20,6 +20,18 @@
 #include "segment/segment_internal.h"
 
 HS_START_STATE_LAST struct seg_state_s seg_state;
+struct seg_nodes_s seg_nodes;
+
+_Static_assert(HS_MAX_NODES == 64, "seg_pools lists 64 pools");
+#define NODE_POOL(n) &seg_nodes.pools[(n)-1]
+#define NODE_POOLS8(n)                                                                             \
+    NODE_POOL(n), NODE_POOL(n + 1), NODE_POOL(n + 2), NODE_POOL(n + 3), NODE_POOL(n + 4),          \
+        NODE_POOL(n + 5), NODE_POOL(n + 6), NODE_POOL(n + 7)
+seg_pool_t *const seg_pools[HS_MAX_NODES] = {
+    &seg_state.pool0, NODE_POOL(1),    NODE_POOL(2),    NODE_POOL(3),    NODE_POOL(4),
+    NODE_POOL(5),     NODE_POOL(6),    NODE_POOL(7),    NODE_POOLS8(8),  NODE_POOLS8(16),
+    NODE_POOLS8(24),  NODE_POOLS8(32), NODE_POOLS8(40), NODE_POOLS8(48), NODE_POOLS8(56),
+};
 
 /* A look at sysfs found no free hugetlb page: none is asked for a second. */
 static void hugetlb_none_until_later(_Atomic uint64_t *retry_at_ms)
@@ -42,7 +54,7 @@ static void init_layers(void)
     /* Only the pools of nodes in use are ever locked: the others' pages of
      * .bss are never written (all 64 locks set up wrote two pages more). */
     for (unsigned n = 0; n < numa_node_count(); n++)
-        hs_lock_init(&seg_state.pools[n].lock, HS_RANK_POOL + n);
+        hs_lock_init(&seg_pool(n)->lock, HS_RANK_POOL + n);
     hs_lock_init(&seg_state.run_cache_lock, HS_RANK_RUN_CACHE);
     hs_lock_init(&seg_state.hugetlb_lock, HS_RANK_HUGETLB);
     hs_once_leave(HS_RANK_INIT_SEGMENT);
@@ -168,7 +180,7 @@ seg_superslab_t *seg_map_superslabs(size_t size, size_t align, seg_chunk_kind_t 
     /* The hugetlb pool is global but its pages live on nodes: ask for one
      * only where the node has some. */
     if (wanted == THP_BACKING_HUGETLB && many_nodes) {
-        _Atomic uint64_t *retry_at = &seg_state.node_hugetlb_retry_at_ms[memory_node];
+        _Atomic uint64_t *retry_at = &seg_nodes.hugetlb_retry_at_ms[memory_node];
         if (seg_now_ms() < atomic_load_explicit(retry_at, memory_order_relaxed)) {
             wanted = THP_BACKING_THP;
         } else if (numa_hugepages_free(memory_node) == 0) {

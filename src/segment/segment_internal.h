@@ -207,8 +207,8 @@ typedef struct seg_hugetlb_range_s {
  * the purge figures purge.c adds to (seg_stat_purge_calls, _bytes_purged).
  * The locks' ranks are in common/locks.h; init_layers sets them, so that the
  * struct starts as zeros and lies in .bss, where only the pages written
- * count in RSS: the fields, then the pools of the nodes in use (the pools
- * come last for that). Figures are relaxed atomics read without locks. */
+ * count in RSS: the fields and node 0's pool; the other nodes' pools are
+ * in seg_nodes. Figures are relaxed atomics read without locks. */
 struct seg_state_s {
     hs_lock_t run_cache_lock;                 /* guards run_cache and the runs' list links */
     seg_superslab_t *run_cache;               /* freed runs kept for reuse, newest first */
@@ -252,12 +252,27 @@ struct seg_state_s {
     _Atomic uint64_t stat_bytes_mapped;      /* address space mapped for blocks */
     _Atomic uint64_t stat_run_bytes_live;    /* runs holding a live block */
     _Atomic uint64_t stat_huge_blocks;       /* live blocks with a mapping of their own */
-    seg_pool_t pools[HS_MAX_NODES];          /* by NUMA node index */
-    _Atomic uint64_t node_hugetlb_retry_at_ms[HS_MAX_NODES]; /* each node's hugetlb pages
-                                                                (several nodes only) */
+    seg_pool_t pool0;                        /* node 0's pool (seg_pool) */
 };
-/* Defined in segment.c, in .bss.hs_start_last (HS_START_STATE_LAST). */
+/* Defined in segment.c, in .bss.hs_start_last (HS_START_STATE_LAST), right
+ * before the registry (src/hugeslab.ld). */
 extern struct seg_state_s seg_state;
+
+/* What only a process on several nodes writes, after the registry: the
+ * pools of nodes 1 on and each node's hugetlb retry time. Between seg_state
+ * and the registry, these 10 KiB of .bss put the registry's first entry,
+ * which free(NULL) reads, on a page of its own. */
+struct seg_nodes_s {
+    seg_pool_t pools[HS_MAX_NODES - 1];                 /* nodes 1.. (seg_pool) */
+    _Atomic uint64_t hugetlb_retry_at_ms[HS_MAX_NODES]; /* each node's hugetlb pages */
+};
+extern struct seg_nodes_s seg_nodes;
+
+/* Each node's pool, by NUMA node index (segment.c). A table, not a test
+ * for node 0 at each use: that took the code every process runs 0x1a0 bytes
+ * over its eleventh page. */
+extern seg_pool_t *const seg_pools[HS_MAX_NODES];
+HS_INLINE seg_pool_t *seg_pool(unsigned node) { return seg_pools[node]; }
 
 _Static_assert(HS_UNITS_PER_SUPERSLAB <= 64, "free_units is a 64-bit map");
 #define SEG_ALL_UNITS_FREE                                                                         \
@@ -295,7 +310,7 @@ HS_INLINE void seg_run_cache_remove(seg_superslab_t *run)
  * `node`, in its pool's figures and the total. */
 HS_INLINE void seg_count_mapping(unsigned node, thp_backing_t backing, int64_t bytes)
 {
-    hs_count_add(&seg_state.pools[node].stat_superslabs[backing], bytes >> HS_SUPERSLAB_SHIFT);
+    hs_count_add(&seg_pool(node)->stat_superslabs[backing], bytes >> HS_SUPERSLAB_SHIFT);
     hs_count_add(&seg_state.stat_bytes_mapped, bytes);
 }
 

@@ -36,7 +36,7 @@ HS_COLD HS_SELDOM void seg_stats(seg_stats_t *out)
         uint64_t node_total = 0;
         for (unsigned b = 0; b < THP_BACKING_COUNT; b++) {
             uint64_t v =
-                atomic_load_explicit(&seg_state.pools[n].stat_superslabs[b], memory_order_relaxed);
+                atomic_load_explicit(&seg_pool(n)->stat_superslabs[b], memory_order_relaxed);
             by_backing[b] += v;
             node_total += v;
         }

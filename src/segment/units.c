@@ -73,8 +73,8 @@ thp_backing_t seg_release_backing(seg_superslab_t *ss, thp_backing_t backing, un
 {
     if (!huge_wanted_again(backing)) return backing;
     thp_allow_huge(ss, HS_SUPERSLAB_SIZE);
-    hs_count_add(&seg_state.pools[memory_node].stat_superslabs[THP_BACKING_BASE], -1);
-    hs_count_add(&seg_state.pools[memory_node].stat_superslabs[THP_BACKING_THP], 1);
+    hs_count_add(&seg_pool(memory_node)->stat_superslabs[THP_BACKING_BASE], -1);
+    hs_count_add(&seg_pool(memory_node)->stat_superslabs[THP_BACKING_THP], 1);
     return THP_BACKING_THP;
 }
 
@@ -275,7 +275,7 @@ seg_superslab_t *seg_units_alloc(unsigned node, unsigned *n_units_io, unsigned m
     unsigned n_units = *n_units_io;
     HS_ASSERT(min_units >= 1 && min_units <= n_units && n_units <= HS_UNITS_PER_SUPERSLAB);
     HS_ASSERT(min_bytes <= min_units * HS_UNIT_SIZE);
-    seg_pool_t *pool = &seg_state.pools[node];
+    seg_pool_t *pool = seg_pool(node);
     hs_lock(&pool->lock);
     uint64_t starts = 0;
     seg_superslab_t *ss = fit(pool, &n_units, min_units, min_bytes, &starts);
@@ -313,7 +313,7 @@ seg_superslab_t *seg_units_alloc(unsigned node, unsigned *n_units_io, unsigned m
 bool seg_units_extend(seg_superslab_t *ss, unsigned first_unit, unsigned n_units)
 {
     if (n_units == 0 || first_unit + n_units > HS_UNITS_PER_SUPERSLAB) return false;
-    seg_pool_t *pool = &seg_state.pools[ss->node];
+    seg_pool_t *pool = seg_pool(ss->node);
     uint64_t bits = seg_unit_bits(first_unit, n_units);
     hs_lock(&pool->lock);
     bool free = (ss->free_units & bits) == bits;
@@ -344,7 +344,7 @@ static bool units_back(seg_pool_t *pool, seg_superslab_t *ss)
 
 void seg_units_free(seg_superslab_t *ss, unsigned first_unit, unsigned n_units)
 {
-    seg_pool_t *pool = &seg_state.pools[ss->node];
+    seg_pool_t *pool = seg_pool(ss->node);
     uint64_t bits = seg_unit_bits(first_unit, n_units);
     hs_lock(&pool->lock);
     HS_ASSERT((ss->free_units & bits) == 0);
@@ -377,7 +377,7 @@ HS_COLD unsigned seg_take_free_units(const seg_purge_policy_t *policy, uint64_t 
     unsigned taken = 0;
     *next_due = UINT64_MAX;
     for (unsigned n = 0; n < numa_node_count() && taken < max; n++) {
-        seg_pool_t *pool = &seg_state.pools[n];
+        seg_pool_t *pool = seg_pool(n);
         hs_lock(&pool->lock);
         seg_superslab_t *ss = pool->partial;
         while (ss && taken < max) {
@@ -409,10 +409,10 @@ HS_COLD unsigned seg_take_free_units(const seg_purge_policy_t *policy, uint64_t 
                         /* Base pages from now on (seg_release_backing makes
                          * it huge again once all of it goes back). */
                         ss->backing = THP_BACKING_BASE;
-                        hs_count_add(
-                            &seg_state.pools[ss->memory_node].stat_superslabs[THP_BACKING_THP], -1);
-                        hs_count_add(
-                            &seg_state.pools[ss->memory_node].stat_superslabs[THP_BACKING_BASE], 1);
+                        hs_count_add(&seg_pool(ss->memory_node)->stat_superslabs[THP_BACKING_THP],
+                                     -1);
+                        hs_count_add(&seg_pool(ss->memory_node)->stat_superslabs[THP_BACKING_BASE],
+                                     1);
                     }
                 } else if (now_ms + (wait - quiet) < *next_due) {
                     *next_due = now_ms + (wait - quiet);
@@ -428,7 +428,7 @@ HS_COLD unsigned seg_take_free_units(const seg_purge_policy_t *policy, uint64_t 
 void seg_return_free_units(const seg_free_units_t *taken)
 {
     seg_superslab_t *ss = taken->ss;
-    seg_pool_t *pool = &seg_state.pools[ss->node];
+    seg_pool_t *pool = seg_pool(ss->node);
     hs_lock(&pool->lock);
     ss->free_units |= taken->units;
     /* Still SEG_UNITS_PURGING unless a unit was freed meanwhile: that one's

@@ -40,7 +40,7 @@ HS_COLD HS_SELDOM void seg_superslab_validate(const seg_superslab_t *ss)
 
 HS_COLD HS_SELDOM void seg_pool_validate(unsigned node)
 {
-    seg_pool_t *pool = &seg_state.pools[node];
+    seg_pool_t *pool = seg_pool(node);
     hs_lock(&pool->lock);
     for (const seg_superslab_t *ss = pool->partial; ss; ss = ss->next) {
         seg_superslab_validate(ss);

@@ -25,8 +25,7 @@ extern tiny_heap_t tiny_empty_heap;
  * for every node cannot stay off other pages: node 0's lines (1 KiB) fit
  * beside seg_state's written fields, but all 64 nodes' (64 KiB) before
  * seg_state push its written part onto pages of their own, and after it
- * (HS_START_STATE_LAST, behind the other nodes' pools) node 0's lines are
- * on a page of their own again. */
+ * (HS_START_STATE_LAST) comes the registry. */
 #define HEAPLESS_STRIPES 16
 typedef struct heapless_counts_s {
     _Alignas(HS_CACHE_LINE) _Atomic uint64_t by_node[HS_MAX_NODES - 1]; /* nodes 1.., one stripe */
