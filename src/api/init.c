@@ -37,7 +37,7 @@ void hs_init(void) { pthread_once(&init_once, init_process); }
  * held by a thread that does not exist there. Order: tiny's, then segment's;
  * segment's work with no lock held comes before the first and after the
  * last (seg_fork_begin, seg_fork_parent_unlocked). */
-static void fork_prepare(void)
+HS_APART static void fork_prepare(void)
 {
     /* A fork before the first allocation: the locks get their ranks. */
     hs_init();
@@ -46,14 +46,14 @@ static void fork_prepare(void)
     seg_fork_prepare();
 }
 
-static void fork_parent(void)
+HS_APART static void fork_parent(void)
 {
     seg_fork_token_t token = seg_fork_parent();
     tiny_fork_parent();
     seg_fork_parent_unlocked(token);
 }
 
-static void fork_child(void)
+HS_APART static void fork_child(void)
 {
     /* The locks fork_prepare took are re-initialised below, not released. */
     hs_lock_forget_all();

@@ -424,7 +424,7 @@ void hs_report_start(void)
     report_to_file(); /* the file exists from the start */
 }
 
-void hs_report_fork_child(void)
+HS_APART void hs_report_fork_child(void)
 {
     /* The child has no background thread yet, and a file of its own with %p. */
     atomic_store(&final_report, 0);

@@ -26,6 +26,15 @@
  * (64 KiB windows) never maps its pages in a process that does not call it.
  * Placement only: it changes no code. */
 #define HS_SELDOM __attribute__((section(".text.hs_seldom")))
+/* Code that many processes run but short ones seldom do (the fork handlers,
+ * the tracking of hugetlb mappings): src/hugeslab.ld gives it a loadable
+ * segment of its own after .eh_frame, so that the kernel maps it as a
+ * mapping of its own, whose one page a process that runs it keeps (fault-
+ * around stops at a mapping's ends), and none elsewhere. In the text every
+ * process runs it took that text to an eleventh page; with the seldom code
+ * it would cost a process that forks the seldom window. Placement only, as
+ * HS_SELDOM. */
+#define HS_APART __attribute__((section(".hs_apart_text")))
 /* Read-only data that only such code reads (HUGESLAB_VERBOSE's help lines):
  * src/hugeslab.ld puts it after .eh_frame, in the mapping a process that
  * runs no seldom code never reads, not in .rodata beside the symbol tables

@@ -130,7 +130,7 @@ int os_collapse(void *addr, size_t size)
     return madvise(addr, size, MADV_COLLAPSE) == 0 ? 0 : -errno;
 }
 
-int os_advise_fork(void *addr, size_t size, bool inherit)
+HS_APART int os_advise_fork(void *addr, size_t size, bool inherit)
 {
     hs_assert_no_lock_for_slow_call("madvise");
     if (OS_FAULT(OS_FAULT_MADVISE)) return -ENOMEM;

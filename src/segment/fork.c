@@ -12,7 +12,7 @@
 #include "os/os.h"
 #include "segment/segment_internal.h"
 
-bool seg_hugetlb_track(seg_superslab_t *base, size_t size, void *spare)
+HS_APART bool seg_hugetlb_track(seg_superslab_t *base, size_t size, void *spare)
 {
     hs_lock(&seg_state.hugetlb_lock);
     bool room = true;
@@ -30,14 +30,14 @@ bool seg_hugetlb_track(seg_superslab_t *base, size_t size, void *spare)
 }
 
 /* The tracked range that starts at `base`, or NULL; hugetlb_lock held. */
-static seg_hugetlb_range_t *hugetlb_range_of(const seg_superslab_t *base)
+HS_APART static seg_hugetlb_range_t *hugetlb_range_of(const seg_superslab_t *base)
 {
     for (size_t i = 0; i < seg_state.hugetlb_count; i++)
         if (seg_state.hugetlb_ranges[i].base == base) return &seg_state.hugetlb_ranges[i];
     return NULL;
 }
 
-void *seg_hugetlb_untrack(seg_superslab_t *base)
+HS_APART void *seg_hugetlb_untrack(seg_superslab_t *base)
 {
     HS_ASSERT(hs_lock_thread.held == 0);
     hs_lock(&seg_state.hugetlb_lock);
@@ -64,7 +64,7 @@ void *seg_hugetlb_untrack(seg_superslab_t *base)
 /* Frees the spares of every tracked range, a few at a time: their pages
  * become free for the fork's copies (hugetlb_copy_marked). Each munmap
  * touches no page (nothing was faulted), and runs with no lock held. */
-static void hugetlb_spares_free(void)
+HS_APART static void hugetlb_spares_free(void)
 {
     for (;;) {
         struct {
@@ -88,7 +88,7 @@ static void hugetlb_spares_free(void)
     }
 }
 
-void seg_fork_begin(void)
+HS_APART void seg_fork_begin(void)
 {
     HS_ASSERT(hs_lock_thread.held == 0);
     /* No auto hugetlb mapping starts from here until the spares are back,
@@ -113,7 +113,7 @@ void seg_fork_begin(void)
     hugetlb_spares_free();
 }
 
-void seg_fork_prepare(void)
+HS_APART void seg_fork_prepare(void)
 {
     for (unsigned n = 0; n < numa_node_count(); n++) hs_lock(&seg_pool(n)->lock);
     hs_lock(&seg_state.run_cache_lock);
@@ -131,7 +131,7 @@ void seg_fork_prepare(void)
 /* The first tracked range whose copy is pending (`copy`) or whose spare is
  * out (not `copy`), its bytes in *size; NULL for none. Takes hugetlb_lock
  * for the look only: the caller works on the range with no lock held. */
-static seg_superslab_t *hugetlb_first_marked(bool copy, size_t *size)
+HS_APART static seg_superslab_t *hugetlb_first_marked(bool copy, size_t *size)
 {
     seg_superslab_t *base = NULL;
     hs_lock(&seg_state.hugetlb_lock);
@@ -161,7 +161,7 @@ static seg_superslab_t *hugetlb_first_marked(bool copy, size_t *size)
  * ranges meanwhile (seg_fork_parent) if the pool has the pages: until then
  * another process may take them, and a child of that fork may lose the
  * pages the parent writes while it copies. */
-static void hugetlb_spares_restore(int child_done, bool shared)
+HS_APART static void hugetlb_spares_restore(int child_done, bool shared)
 {
     bool child_gone = child_done < 0;
     if (shared && !child_gone) child_gone = os_wait_hangup(child_done, 1000);
@@ -209,7 +209,7 @@ static void hugetlb_spares_restore(int child_done, bool shared)
  * SuperSlabs meanwhile may write them: a write is the same copy as the
  * populate's, which the kernel makes once. Returns whether a range was
  * left shared. */
-static bool hugetlb_copy_marked(void)
+HS_APART static bool hugetlb_copy_marked(void)
 {
     bool shared = false;
     size_t free_pages = 0;
@@ -232,7 +232,7 @@ static bool hugetlb_copy_marked(void)
     }
 }
 
-seg_fork_token_t seg_fork_parent(void)
+HS_APART seg_fork_token_t seg_fork_parent(void)
 {
     if (seg_state.fork_done[1] >= 0) os_close(seg_state.fork_done[1]);
     seg_fork_token_t token = {seg_state.fork_done[0], false};
@@ -257,7 +257,7 @@ seg_fork_token_t seg_fork_parent(void)
     return token;
 }
 
-void seg_fork_parent_unlocked(seg_fork_token_t token)
+HS_APART void seg_fork_parent_unlocked(seg_fork_token_t token)
 {
     HS_ASSERT(hs_lock_thread.held == 0);
     if (hugetlb_copy_marked()) token.shared = true;
@@ -286,7 +286,7 @@ HS_SELDOM static int child_fill(void *copy, const void *addr, size_t size, void 
 /* In the child, single-threaded: hugetlb SuperSlabs become anonymous ones,
  * so that the child never needs a pool page to write its heap and no later
  * parent write takes a page from it. */
-static void hugetlb_privatize(void)
+HS_APART static void hugetlb_privatize(void)
 {
     size_t kept = 0;
     for (size_t i = 0; i < seg_state.hugetlb_count; i++) {
@@ -309,7 +309,7 @@ static void hugetlb_privatize(void)
      * ones sit in the lists with their headers just rewritten above. */
 }
 
-void seg_fork_child(void)
+HS_APART void seg_fork_child(void)
 {
     if (atomic_load_explicit(&seg_state.hugetlb_pages_mapped, memory_order_relaxed))
         hugetlb_privatize();

@@ -367,7 +367,7 @@ void purge_notify(bool urgent)
     hs_unlock(&purge.lock);
 }
 
-void purge_fork_child(void)
+HS_APART void purge_fork_child(void)
 {
     /* The thread did not come along: the next idle SuperSlab starts one. */
     hs_lock_init(&purge.lock, HS_RANK_PURGE);

@@ -149,7 +149,7 @@ HS_SELDOM void thp_describe(void)
                    default_kib);
 }
 
-int thp_hugetlb_to_anonymous(void *addr, size_t size, thp_fill_fn fill, void *ctx)
+HS_APART int thp_hugetlb_to_anonymous(void *addr, size_t size, thp_fill_fn fill, void *ctx)
 {
     void *copy = os_map_aligned(size, HS_SUPERSLAB_SIZE, false);
     if (!copy) return -ENOMEM;

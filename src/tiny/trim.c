@@ -41,19 +41,19 @@ HS_SELDOM void tiny_stats(tiny_stats_t *out)
     out->orphan_slabs = atomic_load_explicit(&tiny_state.stat_orphan_slabs, memory_order_relaxed);
 }
 
-void tiny_fork_prepare(void)
+HS_APART void tiny_fork_prepare(void)
 {
     hs_lock(&tiny_state.heap_lock);
     hs_lock(&tiny_state.orphan_lock);
 }
 
-void tiny_fork_parent(void)
+HS_APART void tiny_fork_parent(void)
 {
     hs_unlock(&tiny_state.orphan_lock);
     hs_unlock(&tiny_state.heap_lock);
 }
 
-void tiny_fork_child(void)
+HS_APART void tiny_fork_child(void)
 {
     /* A thread that was reclaiming from this thread's heap did not follow. */
     atomic_store_explicit(&tiny_heap_tls->busy, 0, memory_order_relaxed);
