@@ -162,6 +162,11 @@ HS_EXPORT void *hugeslab_realloc(void *ptr, size_t size)
         free_other(ptr);
         return fresh;
     }
+    /* An array that grew through the small heap's base pages leaves them
+     * for good (segment.h, seg_small_heap_give_back). */
+    if (usable >= TINY_PASSING_MIN &&
+        atomic_load_explicit(&seg_superslab_of(ptr)->hinted_late, memory_order_relaxed))
+        tiny_lone_give_back(ptr);
     tiny_realloc_free(ptr, size);
     return fresh;
 }

@@ -27,7 +27,8 @@
  * Placement only: it changes no code. */
 #define HS_SELDOM __attribute__((section(".text.hs_seldom")))
 /* Code that many processes run but short ones seldom do (the fork handlers,
- * the tracking of hugetlb mappings): src/hugeslab.ld gives it a loadable
+ * the tracking of hugetlb mappings, realloc's look for huge pages before it
+ * gives an array's old pages back): src/hugeslab.ld gives it a loadable
  * segment of its own after .eh_frame, so that the kernel maps it as a
  * mapping of its own, whose one page a process that runs it keeps (fault-
  * around stops at a mapping's ends), and none elsewhere. In the text every

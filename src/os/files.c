@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -261,4 +262,48 @@ int os_dup_high(int fd)
 {
     int copy = fcntl(fd, F_DUPFD_CLOEXEC, 100);
     return copy < 0 ? -errno : copy;
+}
+
+/* PAGEMAP_SCAN (Linux 6.7), which older headers lack. */
+#define OS_PAGEMAP_SCAN _IOWR('f', 16, os_pm_scan_arg_t)
+#define OS_PAGE_IS_HUGE (1u << 6)
+typedef struct os_page_region_s {
+    uint64_t start;      /* first byte of a run of pages alike */
+    uint64_t end;        /* past its last byte */
+    uint64_t categories; /* PAGE_IS_* bits they have */
+} os_page_region_t;
+typedef struct os_pm_scan_arg_s {
+    uint64_t size;                /* sizeof this struct */
+    uint64_t flags;               /* PM_SCAN_*: none */
+    uint64_t start;               /* range scanned */
+    uint64_t end;                 /* its end */
+    uint64_t walk_end;            /* where the kernel stopped (out) */
+    uint64_t vec;                 /* os_page_region_t array (out) */
+    uint64_t vec_len;             /* its length */
+    uint64_t max_pages;           /* 0: no limit */
+    uint64_t category_inverted;   /* categories matched when absent */
+    uint64_t category_mask;       /* categories every page must match */
+    uint64_t category_anyof_mask; /* categories of which one must match */
+    uint64_t return_mask;         /* categories reported */
+} os_pm_scan_arg_t;
+
+HS_APART int os_holds_huge(void *addr, size_t size)
+{
+    hs_assert_no_lock_for_slow_call("/proc/self/pagemap");
+    if (OS_FAULT(OS_FAULT_FILE)) return -1;
+    int fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return -1;
+    os_page_region_t region;
+    os_pm_scan_arg_t arg = {
+        .size = sizeof arg,
+        .start = (uint64_t)(uintptr_t)addr,
+        .end = (uint64_t)(uintptr_t)addr + size,
+        .vec = (uint64_t)(uintptr_t)&region,
+        .vec_len = 1,
+        .category_mask = OS_PAGE_IS_HUGE,
+        .return_mask = OS_PAGE_IS_HUGE,
+    };
+    int found = ioctl(fd, OS_PAGEMAP_SCAN, &arg);
+    close(fd);
+    return found < 0 ? -1 : found > 0;
 }

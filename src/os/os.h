@@ -177,6 +177,13 @@ typedef void (*os_smaps_fn)(void *ctx, uintptr_t start, uintptr_t end, long long
                             long long private_hugetlb);
 int os_walk_smaps(os_smaps_fn on_range, void *ctx);
 
+/* Whether [addr, addr + size) has a huge page mapped in it (PAGEMAP_SCAN
+ * of /proc/self/pagemap, Linux 6.7): 1 or 0, -1 when the kernel cannot
+ * say. One open, ioctl and close. HS_APART: the text every process runs
+ * had no room for it, and as seldom code it cost a process that calls it
+ * (realloc's give-back in small_heap.c) the seldom window, 52 KiB. */
+int os_holds_huge(void *addr, size_t size);
+
 /* Any small file (a HUGESLAB_CONFIG file), like the readers above; returns
  * its length or -1. */
 ssize_t os_read_file(const char *path, char *buf, size_t cap);

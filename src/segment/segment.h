@@ -98,9 +98,15 @@ struct seg_superslab_s {
                                free_units last changed (node lock) */
     uint16_t memory_node;   /* node its pages are bound to (differs from `node`
                                under numactl --membind/--interleave) */
-    uint32_t base_tail;     /* run: 1 + the index of the first chunk hinted to
-                               base pages (they go to the run's end); 0: none */
-    uint64_t free_units;    /* slabs: bit u set = unit u not in a slab (node lock) */
+    union {
+        uint32_t base_tail;           /* run: 1 + the index of the first chunk hinted to
+                                         base pages (they go to the run's end); 0: none */
+        _Atomic uint32_t hinted_late; /* slabs: 1 = the small heap deferred it and
+                                         hinted it huge when it grew, and
+                                         seg_small_heap_give_back has not looked at it
+                                         since (small_heap.c) */
+    };
+    uint64_t free_units; /* slabs: bit u set = unit u not in a slab (node lock) */
 };
 #define SEG_HEADER_SIZE 64
 /* Bytes after the header that belong to the client (tiny/'s slab table:
@@ -207,6 +213,17 @@ void seg_small_heap_carved(const void *from, size_t bytes);
  * SuperSlab a huge page (they still count towards the budget of faults).
  * Units handed out again count again. */
 void seg_small_heap_passing(seg_superslab_t *ss, unsigned first_unit, unsigned n_units);
+/* realloc has copied the block of a one-block slab of TINY_PASSING_MIN
+ * bytes or more (tiny/) out of ss, a SuperSlab with hinted_late set, and is
+ * about to free it: the pages of [from, from + bytes) go back now (MADV_DONTNEED)
+ * where the kernel still maps ss with base pages (PAGEMAP_SCAN: no huge
+ * page), while a budget of such pages for the process's life lasts. Once
+ * per SuperSlab. Python's list of 1 M strings grows in place up to the end
+ * of its first SuperSlab (394,912 B), while the heap grows, and moves on
+ * from there: 13 units resident and free that no slab needs, and not
+ * purgeable once hinted huge (288-416 KiB of its peak). Makes system
+ * calls: call it holding no lock. */
+void seg_small_heap_give_back(seg_superslab_t *ss, void *from, size_t bytes);
 /* Gives units back; a SuperSlab left empty returns to its node's pool. In
  * a SuperSlab of base pages (or one of the small heap's first, while it is), free
  * units whose SuperSlab has not changed for HUGESLAB_PURGE_DELAY_MS go back

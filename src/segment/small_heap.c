@@ -66,6 +66,8 @@ HS_START_STATE static _Atomic long small_heap_pages_seen;
 /* pages tiny/ carved since */
 HS_START_STATE static _Atomic long small_heap_carved;
 HS_START_STATE _Atomic bool seg_small_heap_deferred;
+/* pages seg_small_heap_give_back gave back */
+static _Atomic long small_heap_given_back;
 _Atomic long seg_units_returning;
 
 /* Pages of ss in memory outside the units of `skip`, -1 when the kernel
@@ -125,7 +127,9 @@ HS_COLD static void small_heap_outgrown(void)
     atomic_store_explicit(&seg_small_heap_deferred, false, memory_order_relaxed);
     for (unsigned i = 0; i < SEG_SMALL_HEAP_MAX; i++) {
         seg_superslab_t *ss = atomic_exchange(&small_heap[i], NULL);
-        if (ss) thp_allow_huge(ss, HS_SUPERSLAB_SIZE);
+        if (!ss) continue;
+        thp_allow_huge(ss, HS_SUPERSLAB_SIZE);
+        atomic_store_explicit(&ss->hinted_late, 1, memory_order_relaxed);
     }
 }
 
@@ -221,6 +225,29 @@ HS_COLD void seg_small_heap_passing(seg_superslab_t *ss, unsigned first_unit, un
     for (unsigned i = 0; i < SEG_SMALL_HEAP_MAX; i++)
         if (atomic_load(&small_heap[i]) == ss)
             atomic_fetch_or(&small_heap_passing[i], seg_unit_bits(first_unit, n_units));
+}
+
+/* Pages seg_small_heap_give_back gives back in a process's life, at most.
+ * Where a slab reuses them they fault again, and a program that resizes a
+ * few blocks of 100-400 KiB by realloc moves them again and again (every
+ * such move's pages given back: 2 blocks, 2,000 rounds, 45,018 faults
+ * against 1,166; bench/README.md, "Python's peak: the SuperSlab an array
+ * grew out of"). A quarter of the small heap's budget, which holds the
+ * list of strings' 13 units: at most 128 faults more. */
+#define SEG_GIVE_BACK_PAGES_MAX (SEG_SMALL_HEAP_FAULTS / 4)
+
+HS_COLD void seg_small_heap_give_back(seg_superslab_t *ss, void *from, size_t bytes)
+{
+    bool mine = atomic_exchange_explicit(&ss->hinted_late, 0, memory_order_relaxed);
+    uintptr_t first = hs_align_up((uintptr_t)from, 4096);
+    uintptr_t end = ((uintptr_t)from + bytes) & ~(uintptr_t)4095;
+    long pages = end > first ? (long)((end - first) / 4096) : 0;
+    /* Counted whether they go or not: at most so many looks too. */
+    if (!mine || !pages ||
+        atomic_fetch_add(&small_heap_given_back, pages) + pages > SEG_GIVE_BACK_PAGES_MAX)
+        return;
+    /* A huge page that khugepaged made of it since stays whole. */
+    if (os_holds_huge((void *)first, end - first) == 0) os_purge((void *)first, end - first, true);
 }
 
 void seg_small_heap_units_taken(const seg_superslab_t *ss, uint64_t bits)

@@ -125,6 +125,17 @@ void *tiny_lone_block_to_run(void *p, size_t size)
     return seg_lone_slab_to_run(ss, p, bytes, size);
 }
 
+void tiny_lone_give_back(void *p)
+{
+    const tiny_slab_t *s = lone_slab_of(tiny_heap_tls, p);
+    if (!s) return;
+    seg_superslab_t *ss = seg_superslab_of(p);
+    /* free writes its links into the block's first bytes: that page stays. */
+    char *from = (char *)p + sizeof(tiny_block_t);
+    char *end = (char *)ss + (size_t)(s->first_unit + s->units) * HS_UNIT_SIZE;
+    seg_small_heap_give_back(ss, from, (size_t)(end - from));
+}
+
 /* Over-allocates by the alignment inside one block and returns the aligned
  * inner pointer; the slab is marked so free() accepts inner pointers. */
 void *tiny_malloc_aligned(size_t alignment, size_t size)

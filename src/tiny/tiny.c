@@ -207,14 +207,6 @@ static void carve(tiny_slab_t *slab)
     atomic_store_explicit(&slab->carved, end, memory_order_relaxed);
 }
 
-/* Blocks from which on a slab of one block is one that an array grown by
- * realloc passes through (seg_small_heap_passing): ls -lR /usr's table of
- * files went through slabs of 332,800 and 665,600 B, 34 units resident
- * whole, and made its first SuperSlab look dense (9.9 MiB peak RSS with
- * the second a huge page, glibc 7.1). The densest small heaps,
- * bench_memory kv and larson, fill slabs of many small blocks. */
-#define TINY_PASSING_MIN ((size_t)256 << 10)
-
 /* Tells segment/ of a slab of one block of TINY_PASSING_MIN or more, while
  * the heap is on base pages. */
 void tiny_note_passing(const tiny_slab_t *slab, seg_superslab_t *ss)

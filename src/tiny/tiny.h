@@ -49,6 +49,15 @@
 #define TINY_TABLE_MAX 1024   /* sizes served by the heap's direct table */
 #define TINY_LINEAR_MAX 512   /* the last class of the 16-byte steps */
 #define TINY_INDEXED_MAX 8192 /* the last class found through tiny_class_index */
+
+/* Blocks from which on a slab of one block is one that an array grown by
+ * realloc passes through (seg_small_heap_passing): ls -lR /usr's table of
+ * files went through slabs of 332,800 and 665,600 B, 34 units resident
+ * whole, and made its first SuperSlab look dense (9.9 MiB peak RSS with
+ * the second a huge page, glibc 7.1). The densest small heaps,
+ * bench_memory kv and larson, fill slabs of many small blocks. */
+#define TINY_PASSING_MIN ((size_t)256 << 10)
+
 #define TINY_HEADER_CLASSES 3 /* 528, 1040, 2112: classes beyond eight a doubling */
 
 extern const uint32_t tiny_class_size[TINY_CLASS_COUNT];
@@ -315,6 +324,12 @@ bool tiny_grow_in_place(void *p, size_t size);
  * (seg_lone_slab_claim in segment.h). Returns the block's new address, or
  * NULL, with p as it was, when p is no such block. */
 void *tiny_lone_block_to_run(void *p, size_t size);
+/* realloc copied p, a block of TINY_PASSING_MIN bytes or more in a
+ * SuperSlab the small heap hinted huge when it grew (hinted_late),
+ * to a new block and is about to free it: when p is the block of a
+ * one-block slab of the calling thread's, the slab's pages but the block's
+ * first may go back now (seg_small_heap_give_back). */
+HS_COLD void tiny_lone_give_back(void *p);
 void tiny_trim(void);
 /* tiny's figures (relaxed reads: figures, not invariants). */
 typedef struct tiny_stats_s {

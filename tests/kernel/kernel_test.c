@@ -38,6 +38,10 @@
  *   kernel_test outgrown             an array alone in its SuperSlab grows by
  *                                    realloc into a run: that SuperSlab leaves
  *                                    Rss at once (not LazyFree, not cached)
+ *   kernel_test given-back           a block of 300,000 B in the small heap's
+ *                                    first SuperSlab, which the heap then
+ *                                    outgrows (hinted huge, still base pages),
+ *                                    moved by realloc: its pages leave at once
  *   kernel_test overflow MODE        the main thread fills its SuperSlabs, a
  *                                    second thread needs a new one: MODE
  *                                    returning: it first frees a block of
@@ -52,12 +56,14 @@
  * The options (HUGESLAB_BACKING, HUGESLAB_PURGE, ...) come from the
  * environment, set by tests/kernel/run.sh, which also sets the system modes. */
 #include <errno.h>
+#include <fcntl.h>
 #include <malloc.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <time.h>
@@ -96,6 +102,31 @@ static long long proc_field(const char *path, const char *key)
 }
 
 static long long rollup(const char *key) { return proc_field("/proc/self/smaps_rollup", key); }
+
+/* Whether [p, p + len) has a huge page mapped in it: PAGEMAP_SCAN (Linux
+ * 6.7; older headers lack it) with PAGE_IS_HUGE. 1 or 0; -1 when the
+ * kernel cannot say. */
+static int range_holds_huge(const void *p, size_t len)
+{
+    struct {
+        unsigned long long start, end, categories;
+    } region;
+    struct {
+        unsigned long long size, flags, start, end, walk_end, vec, vec_len, max_pages,
+            category_inverted, category_mask, category_anyof_mask, return_mask;
+    } arg = {.size = sizeof arg,
+             .start = (uintptr_t)p,
+             .end = (uintptr_t)p + len,
+             .vec = (uintptr_t)&region,
+             .vec_len = 1,
+             .category_mask = 1 << 6,
+             .return_mask = 1 << 6};
+    int fd = open("/proc/self/pagemap", O_RDONLY);
+    if (fd < 0) return -1;
+    int found = ioctl(fd, _IOWR('f', 16, arg), &arg);
+    close(fd);
+    return found < 0 ? -1 : found > 0;
+}
 
 /* Pointer arrays come from mmap with MAP_POPULATE, so their own faults stay
  * out of the measured windows and out of the allocator under test. */
@@ -633,6 +664,61 @@ static int test_outgrown(void)
     return 0;
 }
 
+/* A block of 300,000 B (a one-block slab of 10 units) in the small heap's
+ * first SuperSlab, on base pages; 8 MiB of 1,000 B blocks then make the
+ * heap outgrow it, which hints that SuperSlab huge while the kernel still
+ * maps it page by page. realloc moves the block to a run: its pages but the
+ * first (free's links) leave Rss at once, where before its slab's units
+ * stayed resident, free and not purgeable in a THP SuperSlab (Python's list
+ * of 1 M strings: 13 units). mincore of the old range says. A kernel
+ * without PAGEMAP_SCAN (Linux 6.7) keeps them, and so does a SuperSlab that
+ * khugepaged made a huge page meanwhile: both are told, not failed. */
+static int test_given_back(void)
+{
+    enum { fill = 8 * 1024 };
+    static char *blocks[fill];
+    size_t size = 300 * 1000;
+    char *a = malloc(size);
+    if (!a) return fail("malloc failed: %s", strerror(errno));
+    memset(a, 1, size);
+    for (int i = 0; i < fill; i++) {
+        blocks[i] = malloc(1000);
+        if (!blocks[i]) return fail("malloc failed: %s", strerror(errno));
+        memset(blocks[i], 2, 1000);
+    }
+    char *first = (char *)(((uintptr_t)a + 4096) & ~(uintptr_t)4095);
+    size_t pages = (size_t)(a + size - first) / 4096;
+    unsigned char in_core[128];
+    if (pages > sizeof in_core || mincore(first, pages * 4096, in_core) != 0)
+        return fail("mincore failed: %s", strerror(errno));
+    size_t before = 0, after = 0;
+    for (size_t i = 0; i < pages; i++) before += in_core[i] & 1;
+    char *moved = realloc(a, 3 * MiB);
+    if (!moved) return fail("realloc failed: %s", strerror(errno));
+    if (moved[size - 1] != 1 || moved[0] != 1) return fail("%s", "realloc lost the block's bytes");
+    if (mincore(first, pages * 4096, in_core) != 0)
+        return fail("mincore failed: %s", strerror(errno));
+    for (size_t i = 0; i < pages; i++) after += in_core[i] & 1;
+    int huge = range_holds_huge(first, pages * 4096);
+    printf("given-back: %zu of the block's %zu pages resident before realloc, %zu after; "
+           "a huge page there: %d\n",
+           before, pages, after, huge);
+    free(moved);
+    for (int i = 0; i < fill; i++) free(blocks[i]);
+    if (before < pages) return fail("%s", "the block's pages were not all resident");
+    if (after > 0 && huge == 1) {
+        printf("PASS (khugepaged made it a huge page meanwhile: kept whole)\n");
+        return 0;
+    }
+    if (after > 0 && huge < 0) {
+        printf("PASS (no PAGEMAP_SCAN in this kernel: kept)\n");
+        return 0;
+    }
+    if (after > 0) return fail("%s", "the pages of a block realloc moved stayed resident");
+    printf("PASS\n");
+    return 0;
+}
+
 /* ---- free units of a SuperSlab in use ------------------------------------------------ */
 
 #define UNIT_TEST_BLOCKS 1700
@@ -939,6 +1025,7 @@ int main(int argc, char **argv)
     if (argc >= 2 && strcmp(argv[1], "small-heap") == 0) return test_small_heap();
     if (argc >= 2 && strcmp(argv[1], "run-tail") == 0) return test_run_tail();
     if (argc >= 2 && strcmp(argv[1], "outgrown") == 0) return test_outgrown();
+    if (argc >= 2 && strcmp(argv[1], "given-back") == 0) return test_given_back();
     if (argc >= 3 && strcmp(argv[1], "overflow") == 0) return test_overflow(argv[2]);
     if (argc >= 3 && strcmp(argv[1], "orphans") == 0) return test_orphans(atol(argv[2]));
     if (argc >= 3 && strcmp(argv[1], "free-units") == 0) return test_free_units(atol(argv[2]));

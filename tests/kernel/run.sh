@@ -106,6 +106,10 @@ if [ $thp_ok -eq 1 ]; then
     # SuperSlab leaves Rss at once (before, it stayed cached, then LazyFree,
     # through the purge and release delays: Rss +4 MiB instead of +2).
     run_case outgrown HUGESLAB_BACKING=thp "$bin" outgrown
+    # A block of the small heap's first SuperSlab, which the heap outgrew
+    # (hinted huge, still base pages), moved by realloc: its pages leave at
+    # once (before, its units stayed resident and free).
+    run_case given-back HUGESLAB_BACKING=thp "$bin" given-back
     # 32 MiB left by exited threads and freed by the main thread: back within
     # 8 MiB of the start in 3 s (never, while orphans waited for a SuperSlab
     # to fall idle before anything swept them).
@@ -131,7 +135,7 @@ if [ $thp_ok -eq 1 ]; then
     run_case sparse-regrow-thp HUGESLAB_BACKING=thp "$bin" sparse 3000 regrow
 else
     for c in faults-thp faults-thp-1g stats purge-free purge-dontneed purge-uring purge-held-off purge-release \
-        churn-thp small-heap run-tail outgrown orphans-thp overflow-returning overflow-growing free-units-thp sparse-thp sparse-kept-thp sparse-regrow-thp; do
+        churn-thp small-heap run-tail outgrown given-back orphans-thp overflow-returning overflow-growing free-units-thp sparse-thp sparse-kept-thp sparse-regrow-thp; do
         skip_case $c "THP is unavailable ($(thp_mode)) and cannot be switched without root"
     done
 fi
