@@ -53,29 +53,40 @@ static void check_direct_entries(void)
     hs_checks++;
 }
 
-static void check_block_index(void)
+static void check_block_key(void)
 {
     for (unsigned cls = 0; cls < TINY_CLASS_COUNT; cls++) {
         uint64_t size = tiny_class_size[cls];
         uint64_t recip = tiny_block_recip(size);
+        uint64_t step = tiny_block_step(recip, size);
+        if (step == 0 || step > size) {
+            HS_FAIL("class %u (%llu bytes): step %llu", cls, (unsigned long long)size,
+                    (unsigned long long)step);
+            return;
+        }
+        /* Block k's first byte gives k * step; any other offset in the
+         * SuperSlab, and a pointer below the slab's start (which wraps),
+         * gives a key above any key_limit (at most 2 MiB). */
         for (uint64_t offset = 0; offset < HS_SUPERSLAB_SIZE; offset++) {
-            uint64_t index = tiny_block_index(offset, recip);
-            uint64_t want = offset % size == 0 ? offset / size : UINT64_MAX;
-            if (index != want) {
-                HS_FAIL("class %u (%llu bytes), offset %llu: index %llu, want %llu", cls,
+            uint64_t key = tiny_block_key(offset, recip);
+            bool first = offset % size == 0;
+            if (first ? key != offset / size * step : key < HS_SUPERSLAB_SIZE) {
+                HS_FAIL("class %u (%llu bytes), offset %llu: key %llu", cls,
                         (unsigned long long)size, (unsigned long long)offset,
-                        (unsigned long long)index, (unsigned long long)want);
+                        (unsigned long long)key);
+                return;
+            }
+            uint64_t below = tiny_block_key(-(offset + 1), recip);
+            if (below < HS_SUPERSLAB_SIZE) {
+                HS_FAIL("class %u: a pointer %llu bytes before the start has key %llu", cls,
+                        (unsigned long long)(offset + 1), (unsigned long long)below);
                 return;
             }
         }
-        /* A pointer below the slab's start wraps to a huge offset. */
-        for (uint64_t below = 1; below <= 4096; below++)
-            if (tiny_block_index(-below, recip) < (1u << 16)) {
-                HS_FAIL("class %u: a pointer %llu bytes before the start has index %llu", cls,
-                        (unsigned long long)below,
-                        (unsigned long long)tiny_block_index(-below, recip));
-                return;
-            }
+        if (tiny_key_limit((uint32_t)(HS_SUPERSLAB_SIZE / size), recip, size) > HS_SUPERSLAB_SIZE) {
+            HS_FAIL("class %u: key_limit above 2 MiB", cls);
+            return;
+        }
     }
     hs_checks++;
 }
@@ -202,7 +213,7 @@ int main(void)
 {
     check_classes();
     check_direct_entries();
-    check_block_index();
+    check_block_key();
     check_realloc_in_place();
     check_malloc_classes();
     check_slab_tails();

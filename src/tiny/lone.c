@@ -93,6 +93,10 @@ bool tiny_grow_in_place(void *p, size_t size)
     s->block_size = (uint32_t)new_size;
     s->cls = (uint8_t)new_cls;
     s->recip = tiny_block_recip(new_size);
+    atomic_store_explicit(
+        &s->key_limit,
+        tiny_key_limit(atomic_load_explicit(&s->carved, memory_order_relaxed), s->recip, new_size),
+        memory_order_relaxed);
     s->capacity = (uint32_t)((size_t)(slab_end - s->start) / new_size);
     if (units > s->units) {
         tiny_client_area_t *area = tiny_client_area(ss);

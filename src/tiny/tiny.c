@@ -205,6 +205,8 @@ static void carve(tiny_slab_t *slab)
     }
     slab->free = next;
     atomic_store_explicit(&slab->carved, end, memory_order_relaxed);
+    atomic_store_explicit(&slab->key_limit, tiny_key_limit(end, slab->recip, size),
+                          memory_order_relaxed);
 }
 
 /* Tells segment/ of a slab of one block of TINY_PASSING_MIN or more, while
@@ -236,6 +238,7 @@ static tiny_slab_t *slab_create(tiny_heap_t *heap, unsigned cls)
     slab->on_full = false;
     slab->capacity = capacity;
     atomic_store_explicit(&slab->carved, 0, memory_order_relaxed);
+    atomic_store_explicit(&slab->key_limit, 0, memory_order_relaxed);
     slab->block_size = (uint32_t)size;
     slab->cls = (uint8_t)cls;
     slab->units = (uint8_t)units;

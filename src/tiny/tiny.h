@@ -141,6 +141,7 @@ typedef struct tiny_slab_s tiny_slab_t;
  * - blocks [0, carved) have been handed to the free list at least once;
  *   [carved, capacity) were never touched (carved lazily, a page at a time,
  *   so a fresh slab costs no more faults than it is used);
+ * - key_limit == tiny_key_limit(carved, recip, block_size);
  * - used + full_bias == carved - (blocks on the free list); blocks on
  *   remote_free and on heaps' delayed lists still count as used;
  * - every block on the free list is marked free (free_mark);
@@ -165,9 +166,10 @@ struct tiny_slab_s {
     uint8_t first_unit;           /* index of the slab's first unit */
     _Atomic uint8_t has_aligned;  /* an aligned allocation handed out an inner pointer */
     char *start;                  /* first block */
-    uint64_t recip;               /* floor(2^64 / block_size) + 1: see tiny_block_index */
+    uint64_t recip;               /* floor(2^64 / block_size) + 1: see tiny_block_recip */
     _Atomic uintptr_t owner_word; /* owning heap; 0 for an orphan */
-    uintptr_t unused_;            /* keeps what other threads write off this line */
+    _Atomic uint64_t key_limit;   /* carved blocks' tiny_block_key are below it
+                                     (tiny_key_limit); written with carved */
     /* Second cache line: lists, and what other threads write. */
     tiny_slab_t *next; /* in the owner's partial or full list, or the orphans */
     tiny_slab_t *prev;
@@ -194,14 +196,19 @@ _Static_assert(sizeof(tiny_client_area_t) <= SEG_CLIENT_AREA_SIZE,
 _Static_assert((SEG_HEADER_SIZE + offsetof(tiny_client_area_t, slab)) % HS_CACHE_LINE == 0,
                "descriptors start on a cache line");
 
-/* Divides a block's offset in its slab by the block size with one multiply.
- * With recip = floor(2^64 / size) + 1 and offset = k * size + r (r < size,
- * offset < 2 MiB, size <= 1 MiB), the 128-bit product offset * recip is
- * k * 2^64 + k * (size - 2^64 mod size) + r * recip: its high half is k, and
- * its low half is below 2^21 < recip when r == 0 and at least recip
- * otherwise. So one `mul` gives the index and says whether offset is a
- * block's first byte. Returns the index, or UINT64_MAX for an inner pointer
- * (and for an offset below the slab's start, which wraps to a huge index). */
+/* Tells a block's first byte from any other offset in its slab with one
+ * multiply. With recip = floor(2^64 / size) + 1, recip * size is
+ * 2^64 + step, step = size - 2^64 mod size (0 < step <= size). For an offset
+ * k * size + r (r < size) below 2 MiB, offset * recip mod 2^64 is
+ * k * step + r * recip: k * step, below 2^21, when r == 0, and at least
+ * recip (above 2^43, as size <= 1 MiB) otherwise. An offset below the
+ * slab's start, -m with m < 2 MiB, wraps to 2^64 - (m * recip mod 2^64),
+ * at least recip - 2^22. So offset * recip mod 2^64 < carved * step says at
+ * once that offset is a block's first byte and that the block was carved:
+ * free's check is one `imul` and one compare against the slab's
+ * key_limit, where a 128-bit `mul` for the index and remainder needed a
+ * second compare against carved (tests/internal_test.c tries every offset
+ * of a SuperSlab, either side of the start, for every class). */
 HS_INLINE uint64_t tiny_block_recip(size_t size)
 {
     /* floor(2^64 / size) from 64-bit operands: 2^64 = UINT64_MAX + 1, one
@@ -212,11 +219,17 @@ HS_INLINE uint64_t tiny_block_recip(size_t size)
     return q + (UINT64_MAX % size == size - 1) + 1;
 }
 
-HS_INLINE uint64_t tiny_block_index(uintptr_t offset, uint64_t recip)
+/* How far apart consecutive blocks' tiny_block_key values are. */
+HS_INLINE uint64_t tiny_block_step(uint64_t recip, size_t size) { return recip * size; }
+
+/* k * tiny_block_step for the first byte of block k; at least 2^43 for any
+ * other offset (see tiny_block_recip). */
+HS_INLINE uint64_t tiny_block_key(uintptr_t offset, uint64_t recip) { return offset * recip; }
+
+/* The slab's key_limit for `carved` blocks. */
+HS_INLINE uint64_t tiny_key_limit(uint32_t carved, uint64_t recip, size_t size)
 {
-    unsigned __int128 product = (unsigned __int128)offset * recip;
-    if (HS_UNLIKELY((uint64_t)product >= recip)) return UINT64_MAX;
-    return (uint64_t)(product >> 64);
+    return carved * tiny_block_step(recip, size);
 }
 
 /* Entries of tiny_heap_t.direct: one per 16 bytes of request up to
@@ -293,8 +306,14 @@ HS_INLINE tiny_client_area_t *tiny_client_area(seg_superslab_t *ss)
 /* The slab descriptor for a pointer known to lie in a SuperSlab of slabs. */
 HS_INLINE tiny_slab_t *tiny_slab_of(const void *p)
 {
-    unsigned unit = (unsigned)((uintptr_t)p >> HS_UNIT_SHIFT) & (HS_UNITS_PER_SUPERSLAB - 1);
-    return tiny_client_area(seg_superslab_of(p))->head[unit];
+    uintptr_t units = (uintptr_t)p >> HS_UNIT_SHIFT;
+    uintptr_t chunk = units >> (HS_SUPERSLAB_SHIFT - HS_UNIT_SHIFT);
+    /* The SuperSlab as chunk << 21, from the chunk index free's registry
+     * look-up has in a register already: left visible, GCC turns it back
+     * into p & ~mask, on a copy of p (one instruction more a free). */
+    __asm__("" : "+r"(chunk));
+    seg_superslab_t *ss = (seg_superslab_t *)(chunk << HS_SUPERSLAB_SHIFT);
+    return tiny_client_area(ss)->head[units & (HS_UNITS_PER_SUPERSLAB - 1)];
 }
 
 /* ---- slow paths (tiny.c; lone.c, trim.c) ----------------------------------- */
@@ -401,8 +420,8 @@ HS_INLINE void *tiny_malloc(size_t size)
 HS_INLINE void tiny_free(void *p)
 {
     tiny_slab_t *slab = tiny_slab_of(p);
-    uint64_t index = tiny_block_index((uintptr_t)p - (uintptr_t)slab->start, slab->recip);
-    if (HS_UNLIKELY(index >= atomic_load_explicit(&slab->carved, memory_order_relaxed))) {
+    uint64_t key = tiny_block_key((uintptr_t)p - (uintptr_t)slab->start, slab->recip);
+    if (HS_UNLIKELY(key >= atomic_load_explicit(&slab->key_limit, memory_order_relaxed))) {
         tiny_free_unusual(p, slab);
         return;
     }

@@ -13,6 +13,8 @@ void tiny_slab_validate(const tiny_slab_t *s)
     uint32_t carved = atomic_load_explicit(&s->carved, memory_order_relaxed);
     uint32_t used = s->used + s->full_bias;
     HS_ASSERT(carved <= s->capacity && used <= carved);
+    HS_ASSERT(atomic_load_explicit(&s->key_limit, memory_order_relaxed) ==
+              tiny_key_limit(carved, s->recip, s->block_size));
     HS_ASSERT(s->on_full ? s->used >= 1 : s->full_bias == 0);
     uint32_t listed = 0;
     for (const tiny_block_t *b = s->free; b; b = tiny_next_in_slab(s, b)) {
