@@ -5,6 +5,7 @@
  *   - every class served through the heap's direct table has one to four
  *     entries of it, the most heap_set_current stores, and the last such
  *     class (TINY_DIRECT_CLASSES) is TINY_TABLE_MAX;
+ *   - TINY_SHORT_CLASS_MIN is the first class above 8 KiB;
  *   - tiny_block_index() gives offset / size and tells block starts from
  *     inner pointers for every class and every offset of a SuperSlab;
  *   - malloc of every size up to TINY_MAX_SIZE lands in a slab of the
@@ -48,6 +49,13 @@ static void check_direct_entries(void)
     if (tiny_class_size[TINY_DIRECT_CLASSES - 1] != TINY_TABLE_MAX) {
         HS_FAIL("the direct table's last class is %u bytes, not %u",
                 tiny_class_size[TINY_DIRECT_CLASSES - 1], TINY_TABLE_MAX);
+        return;
+    }
+    if (tiny_class_size[TINY_SHORT_CLASS_MIN - 1] != 8 * 1024 ||
+        tiny_class_size[TINY_SHORT_CLASS_MIN] <= 8 * 1024) {
+        HS_FAIL(
+            "TINY_SHORT_CLASS_MIN is the class of %u bytes, after %u, not the first above 8 KiB",
+            tiny_class_size[TINY_SHORT_CLASS_MIN], tiny_class_size[TINY_SHORT_CLASS_MIN - 1]);
         return;
     }
     hs_checks++;

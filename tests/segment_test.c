@@ -37,7 +37,8 @@ static seg_superslab_t *take_whole(void)
 {
     unsigned first = 99, units = HS_UNITS_PER_SUPERSLAB;
     bool fresh;
-    seg_superslab_t *ss = seg_units_alloc(0, &units, HS_UNITS_PER_SUPERSLAB, whole, &first, &fresh);
+    seg_superslab_t *ss =
+        seg_units_alloc(0, &units, HS_UNITS_PER_SUPERSLAB, whole, false, &first, &fresh);
     CHECK(ss != NULL && first == 0, "seg_units_alloc of a whole SuperSlab: %p, unit %u", (void *)ss,
           first);
     if (ss) seg_superslab_validate(ss);
@@ -270,7 +271,7 @@ static void check_fresh_units(void)
         seg_stats_t before, after;
         seg_stats(&before);
         unsigned first = 99, units = HS_UNITS_PER_SUPERSLAB;
-        taken[n] = seg_units_alloc(0, &units, HS_UNITS_PER_SUPERSLAB, whole, &first, &fresh);
+        taken[n] = seg_units_alloc(0, &units, HS_UNITS_PER_SUPERSLAB, whole, false, &first, &fresh);
         seg_stats(&after);
         if (!taken[n]) break;
         mapped = after.bytes_mapped > before.bytes_mapped;
@@ -286,7 +287,7 @@ static void check_fresh_units(void)
         seg_units_free(ss, 0, HS_UNITS_PER_SUPERSLAB);
         unsigned first = 99, units = HS_UNITS_PER_SUPERSLAB;
         seg_superslab_t *again =
-            seg_units_alloc(0, &units, HS_UNITS_PER_SUPERSLAB, whole, &first, &fresh);
+            seg_units_alloc(0, &units, HS_UNITS_PER_SUPERSLAB, whole, false, &first, &fresh);
         CHECK(again == ss && !fresh, "units back from a slab are fresh (%p, again %p)", (void *)ss,
               (void *)again);
         if (again) taken[n - 1] = again;
@@ -307,7 +308,7 @@ static void check_fewer_units_before_a_new_superslab(void)
     seg_stats(&before);
     unsigned n = HS_UNITS_PER_SUPERSLAB, first = 0;
     bool fresh;
-    seg_superslab_t *got = seg_units_alloc(0, &n, 1, HS_UNIT_SIZE, &first, &fresh);
+    seg_superslab_t *got = seg_units_alloc(0, &n, 1, HS_UNIT_SIZE, false, &first, &fresh);
     seg_stats(&after);
     CHECK(got && n == 1 && after.bytes_mapped == before.bytes_mapped,
           "a whole SuperSlab, or 1 unit, asked with units free one by one: %u units at %p, "
@@ -316,11 +317,37 @@ static void check_fewer_units_before_a_new_superslab(void)
           (unsigned long long)after.bytes_mapped);
     if (got) seg_units_free(got, first, n);
     n = 2;
-    got = seg_units_alloc(0, &n, 2, 2 * HS_UNIT_SIZE, &first, &fresh);
+    got = seg_units_alloc(0, &n, 2, 2 * HS_UNIT_SIZE, false, &first, &fresh);
     CHECK(got && got != ss && n == 2, "2 units in a row: %u units at %p, the scattered one %p", n,
           (void *)got, (void *)ss);
     if (got) seg_units_free(got, first, n);
     for (unsigned u = 0; u < HS_UNITS_PER_SUPERSLAB; u += 2) seg_units_free(ss, u, 1);
+    seg_pool_validate(0);
+}
+
+/* A slab asked at_end takes the last units of the free run chosen, one
+ * asked without its first: a slab that goes back soon leaves its units
+ * next to the run's rest. */
+static void check_units_at_end(void)
+{
+    seg_superslab_t *ss = take_whole();
+    if (!ss) return;
+    seg_units_free(ss, 20, 10);
+    unsigned n = 3, first = 0;
+    bool fresh;
+    seg_superslab_t *got = seg_units_alloc(0, &n, 3, 3 * HS_UNIT_SIZE, true, &first, &fresh);
+    CHECK(got == ss && n == 3 && first == 27,
+          "3 units at the end of a free run of units 20-29: %u units from %u at %p (%p)", n, first,
+          (void *)got, (void *)ss);
+    unsigned first2 = 0, n2 = 3;
+    seg_superslab_t *got2 = seg_units_alloc(0, &n2, 3, 3 * HS_UNIT_SIZE, false, &first2, &fresh);
+    CHECK(got2 == ss && n2 == 3 && first2 == 20,
+          "3 units at the start of a free run of units 20-26: %u units from %u at %p (%p)", n2,
+          first2, (void *)got2, (void *)ss);
+    if (got2) seg_units_free(got2, first2, n2);
+    if (got) seg_units_free(got, first, n);
+    seg_units_free(ss, 0, 20);
+    seg_units_free(ss, 30, HS_UNITS_PER_SUPERSLAB - 30);
     seg_pool_validate(0);
 }
 
@@ -455,6 +482,7 @@ int main(void)
     check_trim();
     check_fresh_units();
     check_fewer_units_before_a_new_superslab();
+    check_units_at_end();
     check_chunk_reuse();
     check_validator_fires();
     seg_set_clock(NULL);

@@ -171,11 +171,14 @@ void seg_set_client_reclaim(bool (*reclaim)(void));
  * When no SuperSlab in use has that many in a row but one has min_units
  * (which offer min_bytes too), takes those and lowers *n_units: a smaller
  * slab in a SuperSlab already resident, not a new one for the larger.
+ * The units are the first of the free run chosen, or its last with at_end
+ * (for a slab likely to go back soon: its units then rejoin the run's rest
+ * instead of leaving a hole between the slabs cut after it).
  * Sets *first_unit, and *fresh to whether no byte of the
  * units was written since they were mapped: all zero, for a calloc to leave
  * as it is. NULL + ENOMEM when no memory can be had. */
 seg_superslab_t *seg_units_alloc(unsigned node, unsigned *n_units, unsigned min_units,
-                                 size_t min_bytes, unsigned *first_unit, bool *fresh);
+                                 size_t min_bytes, bool at_end, unsigned *first_unit, bool *fresh);
 /* Takes the n_units units from first_unit on for a slab that ends just
  * before them and grows in place, if all are free. False (nothing taken)
  * when one is not. */

@@ -270,7 +270,7 @@ static void units_take(seg_pool_t *pool, seg_superslab_t *ss, uint64_t bits)
 }
 
 seg_superslab_t *seg_units_alloc(unsigned node, unsigned *n_units_io, unsigned min_units,
-                                 size_t min_bytes, unsigned *first_unit, bool *fresh)
+                                 size_t min_bytes, bool at_end, unsigned *first_unit, bool *fresh)
 {
     unsigned n_units = *n_units_io;
     HS_ASSERT(min_units >= 1 && min_units <= n_units && n_units <= HS_UNITS_PER_SUPERSLAB);
@@ -300,7 +300,9 @@ seg_superslab_t *seg_units_alloc(unsigned node, unsigned *n_units_io, unsigned m
         list_push(&pool->partial, ss);
         ss->on_partial = 1;
     }
-    unsigned first = (unsigned)__builtin_ctzll(starts);
+    /* starts lie in one free run (best_fit), or anywhere in a new one. */
+    unsigned first =
+        at_end ? 63u - (unsigned)__builtin_clzll(starts) : (unsigned)__builtin_ctzll(starts);
     uint64_t bits = seg_unit_bits(first, n_units);
     *fresh = (ss->fresh_units & bits) == bits;
     units_take(pool, ss, bits);

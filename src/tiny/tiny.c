@@ -98,8 +98,15 @@ static unsigned short_units(unsigned cls, unsigned most)
     return units < most ? units : most;
 }
 
-/* While more than one thread has a heap, the classes above 8 KiB get
- * short slabs (short_units) too. Each heap keeps partial slabs of its own
+/* Units asked for slabs of each class from TINY_SHORT_CLASS_MIN on, by every
+ * thread, once the slabs passed TINY_MIDDLE_HEAP_BYTES: one_thread_short
+ * weighs them against the slab bytes. Not in the heap, whose fields fill a
+ * page (a second one was 4 KiB more for every process), nor in the start-up
+ * state: this page is written only by heaps past 8 MiB. */
+static _Atomic uint64_t tiny_units_cut[TINY_CLASS_COUNT - TINY_SHORT_CLASS_MIN];
+
+/* The classes above 8 KiB get short slabs (short_units) while more than
+ * one thread has a heap. Each heap keeps partial slabs of its own
  * in every class it uses, so the blocks a full-size slab holds in reserve
  * are paid heap by heap and class by class, and a slab that other threads
  * free into waits for its owner's next refill of that class. git gc
@@ -110,31 +117,57 @@ static unsigned short_units(unsigned cls, unsigned most)
  * slabs with short ones, 11.8 more in free units: 461-465 MiB peak RSS
  * against 486-494). A slab of one or two blocks is empty once they are
  * freed, and any refill of its owner's takes the notice of a remote free.
- * One thread alone keeps full-size slabs: `git log -p` (its 8-256 KiB
- * classes hold a fifth of its heap, beside one-block slabs of 288-416 KiB)
- * had 81 SuperSlabs at its high water with short ones, 78 with full ones:
- * its free units lay in holes of 3-8 between short slabs, which no block
- * of 288 KiB or more fits. The condition is the process's, not the heap's:
- * the first cost (a reserve in every heap) grows with the number of heaps
- * whatever any one of them has seen, and a heap learns of remote frees only
- * when a refill collects them, after it cut the slabs they went to. A rule
- * per heap would need a flag written on that path and would still cut
- * full-size slabs until the first collect. */
-static bool short_slabs(unsigned cls)
+ * The condition is the process's, not the heap's: the first cost (a
+ * reserve in every heap) grows with the number of heaps whatever any one
+ * of them has seen, and a heap learns of remote frees only when a refill
+ * collects them, after it cut the slabs they went to.
+ * One thread alone gets them too while its slabs are under
+ * TINY_SHORT_HEAP_BYTES: `git log -p` of a small repository keeps a few
+ * long-lived blocks in each of some 50 classes of 8-256 KiB (its delta base
+ * cache), and their full-size slabs of eight blocks held 4.5 MiB of free
+ * and never-carved blocks, resident under THP (34.8 -> 32.8 MiB peak RSS
+ * with short ones cut as slab_units says). Above the bound a heap keeps full-size slabs: `git log
+ * -p` of a large repository (its 8-256 KiB classes hold a fifth of its
+ * heap, beside one-block slabs of 288-416 KiB) had 81 SuperSlabs at its
+ * high water with short ones, 78 with full ones: its free units lay in
+ * holes of 3-8 between short slabs, which no block of 288 KiB or more
+ * fits. A class that has cut more than 1 / TINY_SHORT_CUT_SHARE of the
+ * heap's slab bytes goes back to full-size slabs: one whose few blocks come
+ * and go cut and gave back a slab at nearly every malloc
+ * (bench/instructions.py, 8-64 KiB: 392.7 instructions per operation
+ * against 74.2). */
+static bool one_thread_short(unsigned cls, uint64_t in_slabs)
 {
-    return tiny_class_size[cls] > 8 * HS_KiB &&
-           atomic_load_explicit(&tiny_state.stat_threads_live, memory_order_relaxed) > 1;
+    return in_slabs < TINY_SHORT_HEAP_BYTES &&
+           atomic_load_explicit(&tiny_units_cut[cls - TINY_SHORT_CLASS_MIN], memory_order_relaxed) *
+                   HS_UNIT_SIZE * TINY_SHORT_CUT_SHARE <
+               in_slabs;
 }
 
-static unsigned slab_units(unsigned cls)
+/* Units per slab of cls. *at_end is set for a one-thread heap's short slab,
+ * cut from the end of its free run (seg_units_alloc): such a slab's blocks
+ * often come and go while the heap grows, and cut at the run's start it
+ * left, once empty, a hole between the slabs of 528 B - 8 KiB blocks cut
+ * after it, of one unit where it had three and they take two. sqlite3
+ * (1 M rows) cut 16 slabs of 3 units for its passing 18 KiB blocks before
+ * its heap reached 32 MiB, and held 15 such one-unit holes at its peak:
+ * 49 SuperSlabs, 2 MiB above its 48 with full-size slabs of 4 units. Cut
+ * from the end, a slab goes back next to the free units the heap grows
+ * into. */
+static unsigned slab_units(unsigned cls, bool *at_end)
 {
+    *at_end = false;
     if (seg_small_heap()) return fewest_units(cls);
-    if (tiny_class_size[cls] > TINY_LINEAR_MAX &&
-        atomic_load_explicit(&tiny_state.stat_bytes_in_slabs, memory_order_relaxed) <
-            TINY_MIDDLE_HEAP_BYTES)
+    uint64_t in_slabs = atomic_load_explicit(&tiny_state.stat_bytes_in_slabs, memory_order_relaxed);
+    if (tiny_class_size[cls] > TINY_LINEAR_MAX && in_slabs < TINY_MIDDLE_HEAP_BYTES)
         return fewest_units(cls);
-    if (short_slabs(cls)) return short_units(cls, class_units(cls));
-    return class_units(cls);
+    unsigned units = class_units(cls);
+    if (cls < TINY_SHORT_CLASS_MIN) return units;
+    if (atomic_load_explicit(&tiny_state.stat_threads_live, memory_order_relaxed) > 1 ||
+        (*at_end = one_thread_short(cls, in_slabs)))
+        units = short_units(cls, units);
+    hs_count_add(&tiny_units_cut[cls - TINY_SHORT_CLASS_MIN], units);
+    return units;
 }
 
 /* The fewest units a slab of cls may have when the SuperSlabs in use have
@@ -142,10 +175,9 @@ static unsigned slab_units(unsigned cls)
  * lie scattered once slabs of one and two units come and go, and a new
  * SuperSlab for want of two in a row is 2 MiB more in RSS (Larson-style
  * rounds mapped a fifth one with 40 units free in the other four). */
-static unsigned fallback_units(unsigned cls)
+static unsigned fallback_units(unsigned cls, unsigned most)
 {
     size_t size = tiny_class_size[cls];
-    unsigned most = slab_units(cls);
     /* Above 8 KiB, where class_units' slab is already at most eight
      * blocks: short_units. The full slab (16 units for 64 KiB blocks)
      * needed a run that the SuperSlabs in use seldom had once blocks of
@@ -221,10 +253,10 @@ void tiny_note_passing(const tiny_slab_t *slab, seg_superslab_t *ss)
 static tiny_slab_t *slab_create(tiny_heap_t *heap, unsigned cls)
 {
     size_t size = tiny_class_size[cls];
-    unsigned units = slab_units(cls), first;
-    bool fresh;
-    seg_superslab_t *ss =
-        seg_units_alloc(heap->node, &units, fallback_units(cls), size, &first, &fresh);
+    bool at_end, fresh;
+    unsigned units = slab_units(cls, &at_end), first;
+    seg_superslab_t *ss = seg_units_alloc(heap->node, &units, fallback_units(cls, units), size,
+                                          at_end, &first, &fresh);
     if (!ss) return NULL;
     tiny_client_area_t *area = tiny_client_area(ss);
     tiny_slab_t *slab = &area->slab[first];
