@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "numa/numa.h"
+#include "os/os.h"
 #include "segment/segment_internal.h"
 
 /* Free units a SuperSlab of base pages holds before a free wakes the purge
@@ -344,13 +345,39 @@ static bool units_back(seg_pool_t *pool, seg_superslab_t *ss)
     return true;
 }
 
+/* Units from which on a slab's pages go back at once when it is freed
+ * while the heap is small, in one of its deferred SuperSlabs (base pages:
+ * no huge page is split): slabs cut then are of one unit (seg_small_heap),
+ * so these hold one block of 128 KiB or more, which tiny/ releases as the
+ * block is freed (TINY_GIVE_BACK_MIN in tiny.c). Left to the purge thread,
+ * they would start it, which costs a small program more than they hold
+ * (SEG_PURGE_UNITS_MIN). Not in an overflow, deferred too, whose full-size
+ * slabs of many units come and go. */
+#define SEG_GIVE_BACK_UNITS 4
+
+/* Whether the pages of units about to be freed went back to the kernel,
+ * while no slab can be cut there: they are then all zero, fresh again. A
+ * system call: no lock held. With the fork handlers (HS_APART): the text
+ * every process runs has no room left on its tenth page. */
+HS_COLD HS_APART static bool units_give_back(seg_superslab_t *ss, unsigned first_unit,
+                                             unsigned n_units)
+{
+    /* Unit 0 holds the header and the client area. */
+    return first_unit != 0 && seg_small_heap() && seg_small_heap_holds(ss) &&
+           os_purge((char *)ss + (size_t)first_unit * HS_UNIT_SIZE, (size_t)n_units * HS_UNIT_SIZE,
+                    true) == 0;
+}
+
 void seg_units_free(seg_superslab_t *ss, unsigned first_unit, unsigned n_units)
 {
+    bool zeroed =
+        HS_UNLIKELY(n_units >= SEG_GIVE_BACK_UNITS) && units_give_back(ss, first_unit, n_units);
     seg_pool_t *pool = seg_pool(ss->node);
     uint64_t bits = seg_unit_bits(first_unit, n_units);
     hs_lock(&pool->lock);
     HS_ASSERT((ss->free_units & bits) == 0);
     ss->free_units |= bits;
+    if (zeroed) ss->fresh_units |= bits;
     units_changed(ss);
     bool now_idle = units_back(pool, ss);
     bool purge_units =

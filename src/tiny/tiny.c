@@ -480,6 +480,20 @@ static uint64_t one_block_bit(unsigned cls)
     return (uint64_t)1 << (cls - TINY_ONE_BLOCK_CLASS_MIN);
 }
 
+/* Blocks from which on a slab of one block cut while the heap is small
+ * (make_room_for_one_block) is left out of its class's current slab, so
+ * that the free of its block releases it (slab_now_empty), and its pages go
+ * to the kernel (seg_units_free): 128 KiB, glibc's mmap threshold, above
+ * which it maps a block alone and unmaps it at free. A class that recurs
+ * keeps its empty slab current, or a loop that allocates and frees such a
+ * block would cut a slab and give its pages back at each turn. sort -R kept
+ * the 9 written pages (36 KiB) of its 832 KiB buffer to its exit, in an
+ * empty slab kept as its class's current one. Lower, the buffers `python3
+ * -c pass` reads its modules into (33-118 KB, a class each) went back too,
+ * 256 KiB off its peak, but its strs.py peaked 440 KiB higher (above 48 KiB)
+ * and git log -p of redis 2 MiB higher (above 32 KiB). */
+#define TINY_GIVE_BACK_MIN ((size_t)128 << 10)
+
 /* A slab of one block is about to be cut for cls while the heap is small
  * (fewest_units: a block of more than half a unit is alone in its slab):
  * the empty slabs of one block that other classes keep as current go back
@@ -870,8 +884,16 @@ HS_NOINLINE static void *refill_elsewhere(tiny_heap_t *heap, unsigned cls)
     if (s && !s->free && atomic_load_explicit(&s->carved, memory_order_relaxed) < s->capacity)
         carve(s);
     if (!s || !s->free) {
-        if (tiny_class_size[cls] > HS_UNIT_SIZE / 2 && seg_small_heap())
+        bool aside = false;
+        if (tiny_class_size[cls] > HS_UNIT_SIZE / 2 && seg_small_heap()) {
             make_room_for_one_block(heap, cls);
+            /* Left out of the class's current slab (TINY_GIVE_BACK_MIN), the
+             * class marked as one whose slab went. */
+            uint64_t bit = one_block_bit(cls);
+            aside =
+                tiny_class_size[cls] >= TINY_GIVE_BACK_MIN && !(heap->one_block_recurring & bit);
+            if (aside) heap->one_block_released |= bit;
+        }
         s = slab_create(heap, cls);
         if (!s) {
             heap_set_current(heap, cls, &tiny_sentinel_slab);
@@ -879,8 +901,10 @@ HS_NOINLINE static void *refill_elsewhere(tiny_heap_t *heap, unsigned cls)
             return NULL;
         }
         slab_list_push(&heap->partial[cls], s);
+        if (HS_UNLIKELY(aside)) goto aside;
     }
     heap_set_current(heap, cls, s);
+aside:
     return pop(s);
 }
 
