@@ -524,6 +524,47 @@ static int test_small_heap(void)
     return 0;
 }
 
+/* Pages of [p, p + size) in memory, -1 when mincore fails. */
+static long pages_in_memory(void *p, size_t size)
+{
+    uintptr_t start = (uintptr_t)p & ~(uintptr_t)4095;
+    size_t len = (uintptr_t)p + size - start, n = (len + 4095) / 4096;
+    static unsigned char vec[1024];
+    if (n > sizeof vec || mincore((void *)start, len, vec) != 0) return -1;
+    long in_memory = 0;
+    for (size_t i = 0; i < n; i++) in_memory += vec[i] & 1;
+    return in_memory;
+}
+
+/* A small heap's block of 832 KiB (sort's buffer), written whole and
+ * freed: its pages go back at once, as glibc unmaps it. The same size
+ * again (a class that recurs) keeps its empty slab, pages and all. */
+static int test_small_heap_large(void)
+{
+    const size_t size = 832 * 1024;
+    void *small = malloc(100);
+    char *big = malloc(size);
+    if (!small || !big) return fail("malloc failed: %s", strerror(errno));
+    memset(big, 0x11, size);
+    long written = pages_in_memory(big, size);
+    free(big);
+    long after_free = pages_in_memory(big, size);
+    char *again = malloc(size);
+    if (!again) return fail("malloc failed: %s", strerror(errno));
+    memset(again, 0x22, size);
+    free(again);
+    long kept = pages_in_memory(again, size);
+    free(small);
+    printf("small-heap-large: %zu KiB block: %ld pages written, %ld after its free; "
+           "the same size again: %ld after its free\n",
+           size / 1024, written, after_free, kept);
+    if (written < 0 || after_free < 0 || kept < 0) return fail("%s", "mincore failed");
+    if (after_free > 1) return fail("%s", "a small heap's freed 832 KiB block stayed resident");
+    if (kept < written / 2) return fail("%s", "a recurring class's block was given back again");
+    printf("PASS\n");
+    return 0;
+}
+
 /* ---- the last chunk of a run ---------------------------------------------------------- */
 
 /* Rss grew by `delta` bytes: PASS when it lies in [lo, hi] MiB. */
@@ -1023,6 +1064,7 @@ int main(int argc, char **argv)
     if (argc >= 2 && strcmp(argv[1], "stats") == 0) return test_stats();
     if (argc >= 2 && strcmp(argv[1], "consumer") == 0) return test_consumer();
     if (argc >= 2 && strcmp(argv[1], "small-heap") == 0) return test_small_heap();
+    if (argc >= 2 && strcmp(argv[1], "small-heap-large") == 0) return test_small_heap_large();
     if (argc >= 2 && strcmp(argv[1], "run-tail") == 0) return test_run_tail();
     if (argc >= 2 && strcmp(argv[1], "outgrown") == 0) return test_outgrown();
     if (argc >= 2 && strcmp(argv[1], "given-back") == 0) return test_given_back();

@@ -98,6 +98,9 @@ if [ $thp_ok -eq 1 ]; then
     # A block in each class up to 64 KiB: one SuperSlab, no huge page (two
     # huge pages when slabs keep their usual size while the heap is small).
     run_case small-heap HUGESLAB_BACKING=thp "$bin" small-heap
+    # A small heap's 832 KiB block gives its pages back when freed (sort's
+    # buffer), and keeps them when its size comes again.
+    run_case small-heap-large HUGESLAB_BACKING=thp "$bin" small-heap-large
     # Blocks of their own run: the chunk where an 8 MiB block ends holds 64
     # bytes and costs a page, not a 2 MiB huge page (one of 9 MiB, which
     # fills more than half of it, shows the huge page).
@@ -135,7 +138,7 @@ if [ $thp_ok -eq 1 ]; then
     run_case sparse-regrow-thp HUGESLAB_BACKING=thp "$bin" sparse 3000 regrow
 else
     for c in faults-thp faults-thp-1g stats purge-free purge-dontneed purge-uring purge-held-off purge-release \
-        churn-thp small-heap run-tail outgrown given-back orphans-thp overflow-returning overflow-growing free-units-thp sparse-thp sparse-kept-thp sparse-regrow-thp; do
+        churn-thp small-heap small-heap-large run-tail outgrown given-back orphans-thp overflow-returning overflow-growing free-units-thp sparse-thp sparse-kept-thp sparse-regrow-thp; do
         skip_case $c "THP is unavailable ($(thp_mode)) and cannot be switched without root"
     done
 fi
