@@ -6,8 +6,9 @@
  *     entries of it, the most heap_set_current stores, and the last such
  *     class (TINY_DIRECT_CLASSES) is TINY_TABLE_MAX;
  *   - TINY_SHORT_CLASS_MIN is the first class above 8 KiB;
- *   - tiny_block_index() gives offset / size and tells block starts from
- *     inner pointers for every class and every offset of a SuperSlab;
+ *   - tiny_block_key() is k * step at block k's first byte and above any
+ *     key_limit at every other offset of a SuperSlab, and below a slab's
+ *     start, for every class;
  *   - malloc of every size up to TINY_MAX_SIZE lands in a slab of the
  *     right class (the heap's direct table for sizes up to 1 KiB);
  *   - realloc grows a slab's one block in place when free units follow;
