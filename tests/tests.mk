@@ -63,7 +63,7 @@ TEST_BINS := $(TEST_DIR)/api_test $(TEST_DIR)/api_test_static $(TEST_DIR)/bad_in
              $(TEST_DIR)/cxx_test $(TEST_DIR)/kernel_test $(TEST_DIR)/internal_test \
              $(TEST_DIR)/libnuma_static $(TEST_DIR)/libnuma_preload $(TEST_DIR)/fuzz_test \
              $(TEST_DIR)/trim_deadlock_test $(TEST_DIR)/segment_test \
-             $(TEST_DIR)/orphan_test $(TEST_DIR)/fault_test
+             $(TEST_DIR)/orphan_test $(TEST_DIR)/fault_test $(TEST_DIR)/small_heap_test
 
 TEST_COMMON := tests/test_util.h tests/api_names.h tests/tests.mk
 

@@ -883,8 +883,8 @@ HS_NOINLINE static void *refill_elsewhere(tiny_heap_t *heap, unsigned cls)
     tiny_slab_t *s = adopt_orphan(heap, cls);
     if (s && !s->free && atomic_load_explicit(&s->carved, memory_order_relaxed) < s->capacity)
         carve(s);
+    bool aside = false;
     if (!s || !s->free) {
-        bool aside = false;
         if (tiny_class_size[cls] > HS_UNIT_SIZE / 2 && seg_small_heap()) {
             make_room_for_one_block(heap, cls);
             /* Left out of the class's current slab (TINY_GIVE_BACK_MIN), the
@@ -895,16 +895,18 @@ HS_NOINLINE static void *refill_elsewhere(tiny_heap_t *heap, unsigned cls)
             if (aside) heap->one_block_released |= bit;
         }
         s = slab_create(heap, cls);
-        if (!s) {
-            heap_set_current(heap, cls, &tiny_sentinel_slab);
-            errno = ENOMEM;
-            return NULL;
-        }
-        slab_list_push(&heap->partial[cls], s);
-        if (HS_UNLIKELY(aside)) goto aside;
+        if (s) slab_list_push(&heap->partial[cls], s);
     }
-    heap_set_current(heap, cls, s);
-aside:
+    /* With no slab, or one left out, the class's current slab is the
+     * sentinel: the one that ran out, which the refill's walk moved to the
+     * full list, must not stay current (a current slab is never on the full
+     * list; tests/small_heap_test.c). One call: the text every process runs
+     * has no room for a second copy. */
+    heap_set_current(heap, cls, s && !aside ? s : &tiny_sentinel_slab);
+    if (HS_UNLIKELY(!s)) {
+        errno = ENOMEM;
+        return NULL;
+    }
     return pop(s);
 }
 
