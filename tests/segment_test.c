@@ -326,7 +326,7 @@ static void check_fewer_units_before_a_new_superslab(void)
 }
 
 /* A slab asked at_end takes the last units of the free run chosen, one
- * asked without its first: a slab that goes back soon leaves its units
+ * asked without it the first: a slab that goes back soon leaves its units
  * next to the run's rest. */
 static void check_units_at_end(void)
 {

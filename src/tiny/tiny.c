@@ -126,12 +126,12 @@ static _Atomic uint64_t tiny_units_cut[TINY_CLASS_COUNT - TINY_SHORT_CLASS_MIN];
  * long-lived blocks in each of some 50 classes of 8-256 KiB (its delta base
  * cache), and their full-size slabs of eight blocks held 4.5 MiB of free
  * and never-carved blocks, resident under THP (34.8 -> 32.8 MiB peak RSS
- * with short ones cut as slab_units says). Above the bound a heap keeps full-size slabs: `git log
- * -p` of a large repository (its 8-256 KiB classes hold a fifth of its
- * heap, beside one-block slabs of 288-416 KiB) had 81 SuperSlabs at its
- * high water with short ones, 78 with full ones: its free units lay in
- * holes of 3-8 between short slabs, which no block of 288 KiB or more
- * fits. A class that has cut more than 1 / TINY_SHORT_CUT_SHARE of the
+ * with short ones cut as slab_units says). Above the bound a heap keeps
+ * full-size slabs: `git log -p` of a large repository (its 8-256 KiB
+ * classes hold a fifth of its heap, beside one-block slabs of 288-416 KiB)
+ * had 81 SuperSlabs at its high water with short ones, 78 with full ones:
+ * its free units lay in holes of 3-8 between short slabs, which no block
+ * of 288 KiB or more fits. A class that has cut more than 1 / TINY_SHORT_CUT_SHARE of the
  * heap's slab bytes goes back to full-size slabs: one whose few blocks come
  * and go cut and gave back a slab at nearly every malloc
  * (bench/instructions.py, 8-64 KiB: 392.7 instructions per operation
