@@ -275,7 +275,8 @@ static uint64_t purge_pass(void)
     return next_due;
 }
 
-int seg_trim(void)
+/* Seldom code, as malloc_trim, its one caller, is. */
+HS_SELDOM int seg_trim(void)
 {
     /* Whoever calls malloc_trim wants RSS to drop: everything idle, at once,
      * with MADV_DONTNEED, on the caller's thread (so never the purge

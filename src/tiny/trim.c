@@ -4,7 +4,8 @@
  *   (common/locks.h); the child starts them afresh. */
 #include "tiny/tiny_internal.h"
 
-void tiny_trim(void)
+/* Seldom code, as malloc_trim, its one caller, is. */
+HS_SELDOM void tiny_trim(void)
 {
     tiny_heap_t *heap = tiny_heap_tls;
     if (heap != &tiny_empty_heap) {
