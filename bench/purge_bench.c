@@ -17,8 +17,9 @@
  * 2. M MiB (default 512) of 64..1024 B blocks are allocated, touched and all
  *    freed; the pointer array is mmap()ed and pre-faulted before the
  *    baseline, so it is neither heap nor part of the RSS delta;
- * 3. every 1 ms the main thread samples hugeslab_stats(): bytes_purged_total,
- *    purge_calls and the kernel's Rss / LazyFree (hugeslab_stats reads
+ * 3. every 1 ms the main thread samples hugeslab_stats(): bytes_purged_total
+ *    and purge_calls less what threads gave back at once (the purge thread's
+ *    share), and the kernel's Rss / LazyFree (hugeslab_stats reads
  *    /proc/self/smaps_rollup itself), until the memory is back and the
  *    purge counter has been still for 300 ms.
  *
@@ -309,8 +310,8 @@ static int run_child(size_t total_bytes)
     bool timed_out = false;
     for (;;) {
         hugeslab_stats(&s);
-        samples[n] =
-            (sample_t){now_ns(), s.bytes_purged_total, s.purge_calls, footprint(&s, dontneed)};
+        samples[n] = (sample_t){now_ns(), s.bytes_purged_total - s.bytes_purged_at_once,
+                                s.purge_calls - s.purge_calls_at_once, footprint(&s, dontneed)};
         if (n == 0) {
             peak = samples[0].footprint;
             threshold = peak - (peak - baseline) * 95 / 100;
@@ -348,7 +349,7 @@ static int run_child(size_t total_bytes)
             if (!first) first = i;
             last = i;
         }
-    uint64_t purged = samples[n - 1].purged - s0.bytes_purged_total;
+    uint64_t purged = samples[n - 1].purged - (s0.bytes_purged_total - s0.bytes_purged_at_once);
     double wall_gib_s = -1;
     if (first && last > first)
         wall_gib_s = (double)(samples[last].purged - samples[first].purged) / GiB /
@@ -389,7 +390,7 @@ static int run_child(size_t total_bytes)
            (double)purge_ns / 1e6, (double)iowq_ns / 1e6, cpu1.iowq_threads,
            cpu_s > 0 ? (double)purged / GiB / cpu_s : -1.0, ops_before, ops_during,
            ops_before > 0 && ops_during > 0 ? ops_during / ops_before : -1.0, nb, nd,
-           samples[n - 1].calls - s0.purge_calls, (double)purged / MiB,
+           samples[n - 1].calls - (s0.purge_calls - s0.purge_calls_at_once), (double)purged / MiB,
            first ? (double)(purge_end - purge_begin) / 1e6 : -1.0, (double)(peak - baseline) / MiB,
            (double)anon_huge / MiB, (double)(t_free_end - t_free_start) / 1e6,
            cpu1.purge_ticks - cpu0.purge_ticks, cpu1.iowq_ticks - cpu0.iowq_ticks, timed_out);

@@ -79,8 +79,8 @@ typedef struct hugeslab_stats_s {
     uint64_t bytes_in_runs;      /* bytes of runs holding one large or huge block each */
     uint64_t bytes_cached;       /* idle bytes still resident (SuperSlabs and runs) */
     uint64_t bytes_purged_now;   /* bytes given back and not reused since */
-    uint64_t bytes_purged_total; /* bytes given back since start */
-    uint64_t purge_calls;        /* madvise calls (or io_uring submissions) made */
+    uint64_t bytes_purged_total; /* bytes given back since start, by every path (see below) */
+    uint64_t purge_calls;        /* madvise and munmap calls (or io_uring submissions) made */
     uint64_t huge_blocks;        /* live blocks with a mapping of their own */
     uint64_t remote_frees;       /* frees of blocks owned by another thread, since start */
     uint64_t threads_live;       /* threads with a heap */
@@ -94,6 +94,13 @@ typedef struct hugeslab_stats_s {
      * hugeslab's own mappings, from /proc/self/smaps; -1 when unreadable. */
     int64_t kernel_thp_superslabs;     /* THP SuperSlabs that are a huge page */
     int64_t kernel_hugetlb_superslabs; /* hugetlb SuperSlabs with their page in place */
+    /* Of bytes_purged_total and purge_calls, what the thread that freed or
+     * resized a block gave back at once (a huge block's munmap, a small
+     * heap's large block, realloc's move out of a SuperSlab, a run's tail);
+     * the rest is idle memory the background thread or malloc_trim returned.
+     * Last, so that the fields above keep their places. */
+    uint64_t bytes_purged_at_once; /* bytes given back at once, since start */
+    uint64_t purge_calls_at_once;  /* the calls that gave them */
 } hugeslab_stats_t;
 
 void hugeslab_stats(hugeslab_stats_t *out);

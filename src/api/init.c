@@ -118,6 +118,8 @@ HS_SELDOM HS_EXPORT void hugeslab_stats(hugeslab_stats_t *out)
     s.bytes_purged_now = seg.superslabs_purged * HS_SUPERSLAB_SIZE;
     s.bytes_purged_total = seg.bytes_purged_total;
     s.purge_calls = seg.purge_calls;
+    s.bytes_purged_at_once = seg.bytes_purged_at_once;
+    s.purge_calls_at_once = seg.purge_calls_at_once;
     s.huge_blocks = seg.huge_blocks;
     s.remote_frees = tiny.remote_frees;
     s.threads_live = tiny.threads_live;

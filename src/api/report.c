@@ -114,6 +114,8 @@ HS_SELDOM static void format_json(hs_text_t *t, const hugeslab_stats_t *s, long 
     PUT(bytes_purged_now);
     PUT(bytes_purged_total);
     PUT(purge_calls);
+    PUT(bytes_purged_at_once);
+    PUT(purge_calls_at_once);
     PUT(huge_blocks);
     PUT(remote_frees);
     PUT(threads_live);
@@ -190,10 +192,17 @@ static void format_prom(hs_text_t *t, const hugeslab_stats_t *s, long long now)
     prom_sample(t, "bytes", "kind", "in_runs", (long long)s->bytes_in_runs);
     prom_sample(t, "bytes", "kind", "cached", (long long)s->bytes_cached);
     prom_sample(t, "bytes", "kind", "purged", (long long)s->bytes_purged_now);
-    prom_metric(t, "purged_bytes_total", "counter", "Bytes given back to the kernel since start.",
+    prom_metric(t, "purged_bytes_total", "counter",
+                "Bytes given back to the kernel since start, by every path.",
                 (long long)s->bytes_purged_total);
-    prom_metric(t, "purge_calls_total", "counter", "madvise calls or io_uring submissions made.",
+    prom_metric(t, "purge_calls_total", "counter",
+                "madvise and munmap calls or io_uring submissions made, by every path.",
                 (long long)s->purge_calls);
+    prom_metric(t, "purged_at_once_bytes_total", "counter",
+                "Of those bytes, what threads gave back at once as they freed or resized blocks.",
+                (long long)s->bytes_purged_at_once);
+    prom_metric(t, "purge_calls_at_once_total", "counter", "Of those calls, the ones made at once.",
+                (long long)s->purge_calls_at_once);
     prom_metric(t, "remote_frees_total", "counter", "Frees of blocks owned by another thread.",
                 (long long)s->remote_frees);
     prom_head(t, "remote_frees_by_node_total", "counter", "Remote frees, by the block's node.");
@@ -248,17 +257,19 @@ static void format_text(hs_text_t *t, const hugeslab_stats_t *s, long long now)
     hs_text_format(
         t,
         "  bytes       mapped %llu MiB, in slabs %llu MiB, in runs %llu MiB, "
-        "cached %llu MiB, purged %llu MiB (%llu MiB since start)\n",
+        "cached %llu MiB, purged %llu MiB (%llu KiB since start, %llu KiB of them at once)\n",
         (unsigned long long)s->bytes_mapped / MiB, (unsigned long long)s->bytes_in_slabs / MiB,
         (unsigned long long)s->bytes_in_runs / MiB, (unsigned long long)s->bytes_cached / MiB,
         (unsigned long long)s->bytes_purged_now / MiB,
-        (unsigned long long)s->bytes_purged_total / MiB);
+        (unsigned long long)s->bytes_purged_total / 1024,
+        (unsigned long long)s->bytes_purged_at_once / 1024);
     hs_text_format(t,
-                   "  activity    purge calls %llu, remote frees %llu, page faults %llu, "
-                   "threads %llu, orphan slabs %llu, huge blocks %llu\n",
-                   (unsigned long long)s->purge_calls, (unsigned long long)s->remote_frees,
-                   (unsigned long long)s->page_faults, (unsigned long long)s->threads_live,
-                   (unsigned long long)s->orphan_slabs, (unsigned long long)s->huge_blocks);
+                   "  activity    purge calls %llu (%llu at once), remote frees %llu, page "
+                   "faults %llu, threads %llu, orphan slabs %llu, huge blocks %llu\n",
+                   (unsigned long long)s->purge_calls, (unsigned long long)s->purge_calls_at_once,
+                   (unsigned long long)s->remote_frees, (unsigned long long)s->page_faults,
+                   (unsigned long long)s->threads_live, (unsigned long long)s->orphan_slabs,
+                   (unsigned long long)s->huge_blocks);
     hs_text_format(t,
                    "  kernel      Rss %lld KiB, AnonHugePages %lld KiB, LazyFree %lld KiB, "
                    "Private_Hugetlb %lld KiB\n",

@@ -122,13 +122,14 @@ HS_COLD void seg_release_outgrown(seg_superslab_t *ss)
 
 /* The pages of free units taken out of a SuperSlab in use go back with
  * MADV_DONTNEED (they are resident: freed slabs wrote them), run by run of
- * units, leaving out the pages of the header and slab table. Returns the
- * bytes given back. */
+ * units, leaving out the pages of the header and slab table. Counted: the
+ * units a slab wrote, not those fresh since they were mapped, which hold
+ * no page to give (the small heap's first SuperSlab has most of its units
+ * so). Returns the bytes counted. */
 static size_t purge_free_units(const seg_free_units_t *taken, bool uring)
 {
     os_range_t ranges[HS_UNITS_PER_SUPERSLAB / 2 + 1];
     unsigned n = 0;
-    size_t bytes = 0;
     uint64_t units = taken->units;
     const size_t first_page = hs_align_up(SEG_FIRST_SLAB_BYTE, 4096);
     while (units) {
@@ -140,7 +141,6 @@ static size_t purge_free_units(const seg_free_units_t *taken, bool uring)
         if (from < first_page) from = first_page;
         if (from >= to) continue;
         ranges[n++] = (os_range_t){(char *)taken->ss + from, to - from};
-        bytes += to - from;
     }
     if (n == 0) return 0;
     /* A huge page given up stays base pages: hinted so first, or khugepaged
@@ -151,6 +151,8 @@ static size_t purge_free_units(const seg_free_units_t *taken, bool uring)
         for (unsigned i = 0; i < n; i++) thp_split_huge(ranges[i].addr, ranges[i].size);
     }
     os_purge_batch(ranges, n, true, uring);
+    size_t bytes = (size_t)__builtin_popcountll(taken->written) * HS_UNIT_SIZE;
+    if (taken->written & 1) bytes -= first_page < HS_UNIT_SIZE ? first_page : HS_UNIT_SIZE;
     hs_count_add(&seg_stat_purge_calls, uring ? 1 : n);
     hs_count_add(&seg_stat_bytes_purged, (int64_t)bytes);
     return bytes;
@@ -177,6 +179,8 @@ static unsigned return_superslabs(const seg_purge_policy_t *policy, uint64_t *du
         seg_superslab_t *ss = batch[i].ss;
         thp_backing_t backing = (thp_backing_t)ss->backing;
         if (ss->kind == SEG_CHUNK_RUN || backing == THP_BACKING_HUGETLB) {
+            hs_count_add(&seg_stat_purge_calls, 1);
+            hs_count_add(&seg_stat_bytes_purged, (int64_t)ss->run_size);
             seg_unmap_idle(ss, ss->run_size, backing);
             continue;
         }

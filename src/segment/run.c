@@ -73,7 +73,7 @@ static void run_hint_tail(seg_superslab_t *run, size_t block_end, size_t residen
     size_t purge_from = hs_align_up(block_end, os_page_size());
     if (purge_from < from) purge_from = from;
     size_t purge_to = resident_end < run->run_size ? resident_end : run->run_size;
-    if (purge_from < purge_to) os_purge((char *)run + purge_from, purge_to - purge_from, true);
+    if (purge_from < purge_to) seg_give_back_now((char *)run + purge_from, purge_to - purge_from);
 }
 
 /* A cached run's range on base pages holds only its last block's bytes:
@@ -83,7 +83,7 @@ static void run_hint_tail(seg_superslab_t *run, size_t block_end, size_t residen
 static void run_drop_base_tail(seg_superslab_t *run)
 {
     size_t at = (size_t)(run->base_tail - 1) << HS_SUPERSLAB_SHIFT;
-    os_purge((char *)run + at, run->run_size - at, true);
+    seg_give_back_now((char *)run + at, run->run_size - at);
 }
 
 /* Resizes or moves a run's mapping to `total` bytes (a multiple of 2 MiB)
@@ -118,6 +118,8 @@ static seg_superslab_t *run_remap(seg_superslab_t *run, size_t total)
         return NULL;
     }
     seg_count_mapping(node, backing, (int64_t)total - (int64_t)old_total);
+    /* Cut, its end went back with mremap. */
+    if (total < old_total) seg_count_at_once(old_total - total);
     moved->run_size = total;
     seg_registry_set(moved, total, SEG_CHUNK_RUN);
     return moved;
@@ -270,6 +272,7 @@ void seg_run_free(seg_superslab_t *run)
         /* A mapping of its own: returned at once. This is the one munmap a
          * program thread makes, as for any allocator's huge blocks. */
         hs_count_add(&seg_state.stat_huge_blocks, -1);
+        seg_count_at_once(size);
         seg_unmap_idle(run, size, (thp_backing_t)run->backing);
         return;
     }

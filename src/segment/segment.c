@@ -43,6 +43,19 @@ static void hugetlb_none_until_later(_Atomic uint64_t *retry_at_ms)
 _Atomic uint64_t seg_stat_purge_calls;
 _Atomic uint64_t seg_stat_bytes_purged;
 
+HS_COLD void seg_count_at_once(size_t bytes)
+{
+    hs_count_add(&seg_state.stat_purge_calls_at_once, 1);
+    hs_count_add(&seg_state.stat_bytes_purged_at_once, (int64_t)bytes);
+}
+
+HS_COLD bool seg_give_back_now(void *addr, size_t size)
+{
+    if (os_purge(addr, size, true) != 0) return false;
+    seg_count_at_once(size);
+    return true;
+}
+
 HS_START_STATE static pthread_once_t init_once = PTHREAD_ONCE_INIT;
 
 static void init_layers(void)

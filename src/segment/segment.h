@@ -225,7 +225,8 @@ void seg_small_heap_passing(seg_superslab_t *ss, unsigned first_unit, unsigned n
  * of its first SuperSlab (394,912 B), while the heap grows, and moves on
  * from there: 13 units resident and free that no slab needs, and not
  * purgeable once hinted huge (288-416 KiB of its peak). Makes system
- * calls: call it holding no lock. */
+ * calls (seg_give_back_now, counted as given back at once): call it
+ * holding no lock. */
 void seg_small_heap_give_back(seg_superslab_t *ss, void *from, size_t bytes);
 /* Gives units back; a SuperSlab left empty returns to its node's pool. In
  * a SuperSlab of base pages (or one of the small heap's first, while it is), free
@@ -234,7 +235,8 @@ void seg_small_heap_give_back(seg_superslab_t *ss, void *from, size_t bytes);
  * one live slab no longer keeps every page its freed slabs touched. Those
  * of a slab of 4 units or more go back at once while the heap is small,
  * in its deferred SuperSlabs: tiny/ frees a large block's slab with it, as
- * glibc unmaps such a block (a system call: no lock held). */
+ * glibc unmaps such a block (a system call: no lock held; counted as given
+ * back at once, seg_give_back_now in segment_internal.h). */
 void seg_units_free(seg_superslab_t *ss, unsigned first_unit, unsigned n_units);
 
 /* A block that realloc grows past the slabs' sizes, alone in its
@@ -287,8 +289,13 @@ typedef struct seg_stats_s {
     uint64_t bytes_mapped;                     /* address space mapped for blocks */
     uint64_t bytes_in_runs;                    /* runs holding a live block */
     uint64_t bytes_cached;                     /* idle and resident: SuperSlabs and runs */
-    uint64_t bytes_purged_total;               /* given back since start */
-    uint64_t purge_calls;                      /* madvise calls or io_uring submissions */
+    uint64_t bytes_purged_total;               /* given back since start, by every path: idle memory
+                                                  (purge thread, malloc_trim) and at once */
+    uint64_t purge_calls;                      /* madvise and munmap calls or io_uring submissions
+                                                  made, by every path */
+    uint64_t bytes_purged_at_once;             /* of bytes_purged_total, blocks' pages given back by
+                                                  the thread that freed or resized them */
+    uint64_t purge_calls_at_once;              /* of purge_calls, the calls that gave them */
     uint64_t huge_blocks;                      /* live blocks with a mapping of their own */
 } seg_stats_t;
 void seg_stats(seg_stats_t *out);

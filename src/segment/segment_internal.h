@@ -87,6 +87,8 @@ unsigned seg_take_lazy(const seg_purge_policy_t *policy, uint64_t now_ms, seg_pu
 typedef struct seg_free_units_s {
     seg_superslab_t *ss; /* the SuperSlab, in use */
     uint64_t units;      /* the units taken: in no slab, and not free meanwhile */
+    uint64_t written;    /* of those, the ones a slab has held since they were mapped
+                            (not fresh): the pages that may be there, as counted */
     bool huge_given_up;  /* a THP SuperSlab's (huge_sparse in units.c): hint it to
                             base pages before its pages go, or khugepaged makes it
                             a whole huge page again */
@@ -121,9 +123,28 @@ void purge_fork_child(void);
 void purge_shutdown(void);
 bool purge_run_idle_work(void);
 
-/* Figures the purge thread keeps. */
+/* What went back to the kernel, as seg_stats adds it up: idle memory that
+ * the purge thread's passes and malloc_trim returned (purge.c), and the
+ * pages of blocks given back at once by the thread that frees or resizes
+ * them (seg_give_back_now, seg_count_at_once: seg_state's
+ * stat_*_at_once). */
 extern _Atomic uint64_t seg_stat_purge_calls;
 extern _Atomic uint64_t seg_stat_bytes_purged;
+
+/* Gives the pages of a page-aligned range back now, on the calling thread,
+ * with MADV_DONTNEED, and counts them as given back at once: the one way a
+ * thread that frees or resizes a block returns its pages without the purge
+ * thread (the small heap's large blocks as they are freed, realloc's move
+ * out of a SuperSlab the heap outgrew, a run's tail on base pages). Whether
+ * they should go is each caller's rule; this one only knows that the range
+ * holds no live block, that no slab can be cut in it meanwhile, and that
+ * MADV_DONTNEED there splits no huge page the caller wants kept. True when
+ * the kernel took them (they read as zero from then on). A system call:
+ * no lock held. */
+bool seg_give_back_now(void *addr, size_t size);
+/* A mapping of `bytes` that held a block went back at once (munmap) on
+ * the calling thread: counted as seg_give_back_now counts. */
+void seg_count_at_once(size_t bytes);
 
 /* SuperSlabs whose pages went back to the kernel, kept mapped for reuse at
  * the same address. Their headers may read as zero, so an entry is the
@@ -252,7 +273,12 @@ struct seg_state_s {
     _Atomic uint64_t stat_bytes_mapped;      /* address space mapped for blocks */
     _Atomic uint64_t stat_run_bytes_live;    /* runs holding a live block */
     _Atomic uint64_t stat_huge_blocks;       /* live blocks with a mapping of their own */
-    seg_pool_t pool0;                        /* node 0's pool (seg_pool) */
+    /* What went back at once (seg_give_back_now, seg_count_at_once): here,
+     * on the page every process writes as it starts, not on a page of .bss
+     * that a short command giving back a block would write for them alone. */
+    _Atomic uint64_t stat_purge_calls_at_once;  /* calls */
+    _Atomic uint64_t stat_bytes_purged_at_once; /* bytes */
+    seg_pool_t pool0;                           /* node 0's pool (seg_pool) */
 };
 /* Defined in segment.c, in .bss.hs_start_last (HS_START_STATE_LAST), right
  * before the registry (src/hugeslab.ld). */

@@ -247,7 +247,8 @@ HS_COLD void seg_small_heap_give_back(seg_superslab_t *ss, void *from, size_t by
         atomic_fetch_add(&small_heap_given_back, pages) + pages > SEG_GIVE_BACK_PAGES_MAX)
         return;
     /* A huge page that khugepaged made of it since stays whole. */
-    if (os_holds_huge((void *)first, end - first) == 0) os_purge((void *)first, end - first, true);
+    if (os_holds_huge((void *)first, end - first) == 0)
+        seg_give_back_now((void *)first, end - first);
 }
 
 void seg_small_heap_units_taken(const seg_superslab_t *ss, uint64_t bits)

@@ -55,7 +55,13 @@ HS_COLD HS_SELDOM void seg_stats(seg_stats_t *out)
     out->bytes_cached += out->superslabs_cached * HS_SUPERSLAB_SIZE;
     out->bytes_mapped = atomic_load_explicit(&seg_state.stat_bytes_mapped, memory_order_relaxed);
     out->bytes_in_runs = atomic_load_explicit(&seg_state.stat_run_bytes_live, memory_order_relaxed);
-    out->purge_calls = atomic_load_explicit(&seg_stat_purge_calls, memory_order_relaxed);
-    out->bytes_purged_total = atomic_load_explicit(&seg_stat_bytes_purged, memory_order_relaxed);
+    out->purge_calls_at_once =
+        atomic_load_explicit(&seg_state.stat_purge_calls_at_once, memory_order_relaxed);
+    out->bytes_purged_at_once =
+        atomic_load_explicit(&seg_state.stat_bytes_purged_at_once, memory_order_relaxed);
+    out->purge_calls = out->purge_calls_at_once +
+                       atomic_load_explicit(&seg_stat_purge_calls, memory_order_relaxed);
+    out->bytes_purged_total = out->bytes_purged_at_once +
+                              atomic_load_explicit(&seg_stat_bytes_purged, memory_order_relaxed);
     out->huge_blocks = atomic_load_explicit(&seg_state.stat_huge_blocks, memory_order_relaxed);
 }

@@ -364,8 +364,8 @@ HS_COLD HS_APART static bool units_give_back(seg_superslab_t *ss, unsigned first
 {
     /* Unit 0 holds the header and the client area. */
     return first_unit != 0 && seg_small_heap() && seg_small_heap_holds(ss) &&
-           os_purge((char *)ss + (size_t)first_unit * HS_UNIT_SIZE, (size_t)n_units * HS_UNIT_SIZE,
-                    true) == 0;
+           seg_give_back_now((char *)ss + (size_t)first_unit * HS_UNIT_SIZE,
+                             (size_t)n_units * HS_UNIT_SIZE);
 }
 
 void seg_units_free(seg_superslab_t *ss, unsigned first_unit, unsigned n_units)
@@ -429,7 +429,8 @@ HS_COLD unsigned seg_take_free_units(const seg_purge_policy_t *policy, uint64_t 
                 if (quiet >= wait) {
                     /* Out of free_units (and so of the partial list) while
                      * their pages go back: no slab may be cut there meanwhile. */
-                    out[taken++] = (seg_free_units_t){ss, ss->free_units, !base};
+                    out[taken++] = (seg_free_units_t){ss, ss->free_units,
+                                                      ss->free_units & ~ss->fresh_units, !base};
                     ss->free_units = 0;
                     ss->units_purged = SEG_UNITS_PURGING;
                     list_remove(&pool->partial, ss);

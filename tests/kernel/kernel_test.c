@@ -42,6 +42,11 @@
  *                                    first SuperSlab, which the heap then
  *                                    outgrows (hinted huge, still base pages),
  *                                    moved by realloc: its pages leave at once
+ *   kernel_test counted              what the statistics say went back to the
+ *                                    kernel is what left Rss: a small heap's
+ *                                    block of 832 KiB, given back as it is
+ *                                    freed, and a cached run of 6 MiB that
+ *                                    malloc_trim unmaps
  *   kernel_test overflow MODE        the main thread fills its SuperSlabs, a
  *                                    second thread needs a new one: MODE
  *                                    returning: it first frees a block of
@@ -102,6 +107,15 @@ static long long proc_field(const char *path, const char *key)
 }
 
 static long long rollup(const char *key) { return proc_field("/proc/self/smaps_rollup", key); }
+
+/* rollup(key) without stdio, whose fopen would allocate: the worker's first
+ * block of test_overflow must be one of those it counts, and no block may
+ * come or go between test_counted's readings. */
+static long long rollup_unbuffered(const char *key)
+{
+    long kb = hs_proc_field_raw("/proc/self/smaps_rollup", key);
+    return kb < 0 ? -1 : kb * 1024LL;
+}
 
 /* Whether [p, p + len) has a huge page mapped in it: PAGEMAP_SCAN (Linux
  * 6.7; older headers lack it) with PAGE_IS_HUGE. 1 or 0; -1 when the
@@ -565,6 +579,91 @@ static int test_small_heap_large(void)
     return 0;
 }
 
+/* Whether the bytes the statistics count as given back (`counted`) are
+ * what left Rss (`dropped`), within two pages: the Rss of a step is read
+ * before and after it with no allocation in between. Its Anonymous part:
+ * the first run of a path also maps pages of the library's text. */
+static bool counted_as_dropped(const char *what, long long counted, long long dropped)
+{
+    printf("counted: %s: %lld KiB counted as given back, anonymous Rss -%lld KiB\n", what,
+           counted / 1024, dropped / 1024);
+    if (dropped < 64 * 1024) {
+        printf("FAIL: %s: Rss did not drop\n", what);
+        return false;
+    }
+    if (counted < dropped - 8192 || counted > dropped + 8192) {
+        printf("FAIL: %s: the statistics do not count what left Rss\n", what);
+        return false;
+    }
+    return true;
+}
+
+/* A small heap's block of 832 KiB, written whole (its usable size) and
+ * freed, goes back as it is freed (seg_units_free): counted at once, as
+ * much as left Rss. A run of 6 MiB, written whole and freed, waits in the
+ * run cache; malloc_trim unmaps it: counted with the idle memory, as much
+ * as left Rss. Before, neither was counted (only the purge thread's
+ * madvise). Nothing is printed until all is read: no block of stdio's
+ * comes or goes in between. */
+static int test_counted(void)
+{
+    void *small = malloc(100);
+    char *big = malloc(832 * 1024);
+    if (!small || !big) return fail("malloc failed: %s", strerror(errno));
+    size_t big_size = malloc_usable_size(big);
+    memset(big, 0x11, big_size);
+    hugeslab_stats_t s0, s1, s2, s3;
+    hugeslab_stats(&s0);
+    long long rss0 = rollup_unbuffered("Anonymous");
+    free(big);
+    long long rss1 = rollup_unbuffered("Anonymous");
+    hugeslab_stats(&s1);
+
+    size_t run_size = 6 * MiB - 64 * 1024;
+    char *run = malloc(run_size);
+    if (!run) return fail("malloc failed: %s", strerror(errno));
+    run_size = malloc_usable_size(run);
+    memset(run, 0x22, run_size);
+    free(run);
+    /* The free may start the purge thread: its stack and TLS fault now,
+     * not during the trim below (its delay is 500 ms). */
+    usleep(100 * 1000);
+    hugeslab_stats(&s2);
+    long long rss2 = rollup_unbuffered("Anonymous");
+    malloc_trim(0);
+    long long rss3 = rollup_unbuffered("Anonymous");
+    hugeslab_stats(&s3);
+    free(small);
+
+    printf("counted: a %zu B block freed in the small heap; a %zu B run freed, then "
+           "malloc_trim; purge calls %llu -> %llu -> %llu -> %llu (at once %llu -> %llu -> %llu "
+           "-> %llu)\n",
+           big_size, run_size, (unsigned long long)s0.purge_calls,
+           (unsigned long long)s1.purge_calls, (unsigned long long)s2.purge_calls,
+           (unsigned long long)s3.purge_calls, (unsigned long long)s0.purge_calls_at_once,
+           (unsigned long long)s1.purge_calls_at_once, (unsigned long long)s2.purge_calls_at_once,
+           (unsigned long long)s3.purge_calls_at_once);
+    if (rss0 < 0 || rss1 < 0 || rss2 < 0 || rss3 < 0) return fail("%s", "cannot read smaps_rollup");
+    if (!counted_as_dropped("free of the small heap's block",
+                            (long long)(s1.bytes_purged_total - s0.bytes_purged_total),
+                            rss0 - rss1))
+        return 1;
+    if (!counted_as_dropped("... of which at once",
+                            (long long)(s1.bytes_purged_at_once - s0.bytes_purged_at_once),
+                            rss0 - rss1))
+        return 1;
+    if (!counted_as_dropped("malloc_trim of a cached run",
+                            (long long)(s3.bytes_purged_total - s2.bytes_purged_total),
+                            rss2 - rss3))
+        return 1;
+    if (s3.bytes_purged_at_once != s2.bytes_purged_at_once)
+        return fail("%s", "malloc_trim's idle memory was counted as given back at once");
+    if (s1.purge_calls_at_once <= s0.purge_calls_at_once || s3.purge_calls <= s2.purge_calls)
+        return fail("%s", "a call that gave pages back was not counted");
+    printf("PASS\n");
+    return 0;
+}
+
 /* ---- the last chunk of a run ---------------------------------------------------------- */
 
 /* Rss grew by `delta` bytes: PASS when it lies in [lo, hi] MiB. */
@@ -815,14 +914,6 @@ struct overflow_worker {
     unsigned long long ss[2]; /* SuperSlabs mapped, the same */
 };
 
-/* rollup(key) without stdio, whose fopen would allocate: the worker's first
- * block must be one of those it counts. */
-static long long rollup_unbuffered(const char *key)
-{
-    long kb = hs_proc_field_raw("/proc/self/smaps_rollup", key);
-    return kb < 0 ? -1 : kb * 1024LL;
-}
-
 /* The worker of test_overflow: a thread with a heap of its own. */
 static void *overflow_thread(void *arg)
 {
@@ -1068,6 +1159,7 @@ int main(int argc, char **argv)
     if (argc >= 2 && strcmp(argv[1], "run-tail") == 0) return test_run_tail();
     if (argc >= 2 && strcmp(argv[1], "outgrown") == 0) return test_outgrown();
     if (argc >= 2 && strcmp(argv[1], "given-back") == 0) return test_given_back();
+    if (argc >= 2 && strcmp(argv[1], "counted") == 0) return test_counted();
     if (argc >= 3 && strcmp(argv[1], "overflow") == 0) return test_overflow(argv[2]);
     if (argc >= 3 && strcmp(argv[1], "orphans") == 0) return test_orphans(atol(argv[2]));
     if (argc >= 3 && strcmp(argv[1], "free-units") == 0) return test_free_units(atol(argv[2]));
