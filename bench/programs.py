@@ -10,9 +10,12 @@ allocator rotated each round, 3 rounds, medians:
             preloaded, pgbench (TPC-B) for a few seconds, then one backend
             runs a sort (an ordered aggregate over every account), a hash join
             and a hash GROUP BY with work_mem large enough to stay in memory.
-            Figures: that backend's peak RSS, its RSS 3 s after the query, the
-            server's peak (the most, over polls every 0.1 s, of the summed Rss
-            and RssAnon of the postmaster and its children), query time.
+            Figures: that backend's peak RSS (VmHWM: its heap and the shared
+            buffers it touched) and, apart, the most of its RssAnon (the
+            heap) and of its RssShmem over polls every 0.01 s, its RSS 3 s
+            after the query, the server's peak (the most, over polls every
+            0.1 s, of the summed Rss and RssAnon of the postmaster and its
+            children), query time.
   redis     Debian's redis-server filled through `redis-cli --pipe` with N
             512-byte values, then FLUSHALL and 3 s idle: peak RSS (VmHWM),
             INFO used_memory (the sum of malloc_usable_size), RSS, LazyFree and
@@ -369,6 +372,29 @@ class Poller(threading.Thread):
             self.stop.wait(self.interval)
 
 
+class BackendPoller(threading.Thread):
+    """Every INTERVAL s, the backend's RssAnon (hugetlb pages added) and RssShmem;
+    keeps the most of each.  VmHWM counts the shared buffers the backend touched
+    (RssShmem, which depends on which table pages it read and the other backends
+    before it) as well as its own heap, so the heap's peak is the anon one."""
+
+    def __init__(self, pid, interval=0.01):
+        super().__init__(daemon=True)
+        self.pid = pid
+        self.interval = interval
+        self.peak_anon = 0  # kB, the most of RssAnon + HugetlbPages seen
+        self.peak_shmem = 0  # kB, the most of RssShmem seen
+        self.stop = threading.Event()
+
+    def run(self):
+        path = "/proc/%d/status" % self.pid
+        while not self.stop.is_set():
+            s = proc_fields(path, ["RssAnon", "RssShmem", "HugetlbPages"])
+            self.peak_anon = max(self.peak_anon, s["RssAnon"] + s["HugetlbPages"])
+            self.peak_shmem = max(self.peak_shmem, s["RssShmem"])
+            self.stop.wait(self.interval)
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -492,6 +518,10 @@ def section_postgres(args, allocs, work):
             pg_ctl("stop", extra=["-m", "fast"])
         res["server_rss"] = mb(poller.peak_rss)
         res["server_anon"] = mb(poller.peak_anon)
+        if "backend_anon_peak" in res:
+            log("programs: postgres round %d: %s: backend peak %.0f, heap %.0f, shared "
+                "buffers %.0f MiB" % (rnd + 1, name, res["backend_hwm"],
+                                      res["backend_anon_peak"], res["backend_shmem_peak"]))
         with open(srv_log, errors="replace") as f:
             bad = [ln for ln in f if re.search(r"terminated by signal|PANIC|hugeslab:", ln)]
         if bad and res["ok"]:
@@ -510,12 +540,18 @@ def section_postgres(args, allocs, work):
     notes = [
         "PostgreSQL %s, pgbench scale %d (%d accounts), %d s of TPC-B with 4 clients, then "
         "one psql session; shared_buffers 128MB, work_mem 1GB, no parallel workers, jit "
-        "off, autovacuum off; the server under `%s`. Query output %s. Server: the most, "
+        "off, autovacuum off; the server under `%s`. Query output %s. Query backend "
+        "peak: its VmHWM, which counts the shared buffers it touched as well as its heap; "
+        "the heap and the shared buffers: the most of its RssAnon and of its RssShmem, "
+        "polled every 0.01 s from the query's start (not at the same moment, so they need "
+        "not add up to the peak). Server: the most, "
         "over polls every 0.1 s, of the Rss (and RssAnon) summed over the postmaster and "
         "its children. Medians of %d runs."
         % (version, args.pg_scale, args.pg_scale * 100000, args.pg_seconds,
            " ".join(numa) or "no numactl", ref_note, args.runs), "", pool_note("postgres", args.hs_env)]
     columns = [("backend_hwm", "query backend peak MiB", "%.0f"),
+               ("backend_anon_peak", "of it: heap (RssAnon) MiB", "%.0f"),
+               ("backend_shmem_peak", "shared buffers (RssShmem) MiB", "%.0f"),
                ("backend_after", "backend Rss %gs after MiB" % args.idle, "%.0f"),
                ("backend_anon_after", "backend RssAnon after MiB", "%.0f"),
                ("server_rss", "server peak Rss MiB", "%.0f"),
@@ -547,7 +583,14 @@ def run_postgres_round(args, res, db, db_argv, psql, pgbench, tmp, tag, master, 
         db_argv([psql, "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-f", script,
                  "postgres"]),
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    heap = None
     try:
+        # The backend's pid is written before the query starts (t0): poll its
+        # heap from there on.
+        if wait_file(os.path.join(tmp, "pid.out"), 120, proc):
+            with open(os.path.join(tmp, "pid.out")) as f:
+                heap = BackendPoller(int(f.read().split()[0]))
+            heap.start()
         if not wait_file(os.path.join(tmp, "t1"), 900, proc):
             out, err = proc.communicate(timeout=30)
             res["why"] = "the query failed: " + (err.strip().splitlines() or ["?"])[-1][:160]
@@ -568,6 +611,11 @@ def run_postgres_round(args, res, db, db_argv, psql, pgbench, tmp, tag, master, 
             res["query_s"] = float(f1.read()) - float(f0.read())
         res["backend_hwm"] = mb(max(hwm["VmHWM"], poller.peak_of.get(backend, 0),
                                     hwm["VmRSS"] + hwm["HugetlbPages"]))
+        if heap is not None:
+            heap.stop.set()
+            heap.join()
+            res["backend_anon_peak"] = mb(heap.peak_anon)
+            res["backend_shmem_peak"] = mb(heap.peak_shmem)
         res["backend_after"] = mb(after["VmRSS"] + after["HugetlbPages"])
         res["backend_anon_after"] = mb(after["RssAnon"] + after["HugetlbPages"])
         proc.communicate(timeout=60)
@@ -575,6 +623,8 @@ def run_postgres_round(args, res, db, db_argv, psql, pgbench, tmp, tag, master, 
         if not res["ok"]:
             res["why"] = "psql exit %d" % proc.returncode
     finally:
+        if heap is not None:
+            heap.stop.set()
         if proc.poll() is None:
             proc.kill()
             proc.wait()
