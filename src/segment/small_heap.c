@@ -232,9 +232,12 @@ HS_COLD void seg_small_heap_passing(seg_superslab_t *ss, unsigned first_unit, un
  * few blocks of 100-400 KiB by realloc moves them again and again (every
  * such move's pages given back: 2 blocks, 2,000 rounds, 45,018 faults
  * against 1,166; bench/README.md, "Python's peak: the SuperSlab an array
- * grew out of"). A quarter of the small heap's budget, which holds the
- * list of strings' 13 units: at most 128 faults more. */
-#define SEG_GIVE_BACK_PAGES_MAX (SEG_SMALL_HEAP_FAULTS / 4)
+ * grew out of"). Half the small heap's budget: at most 256 faults more.
+ * The list of strings' slab runs from where the start-up's slabs end to
+ * the SuperSlab's end, 16-20 units (127-159 pages) as the script's path
+ * moves the start-up's blocks; a quarter held 16 units only, and the
+ * give-back is all or nothing. */
+#define SEG_GIVE_BACK_PAGES_MAX (SEG_SMALL_HEAP_FAULTS / 2)
 
 HS_COLD void seg_small_heap_give_back(seg_superslab_t *ss, void *from, size_t bytes)
 {
