@@ -233,7 +233,7 @@ void seg_small_heap_give_back(seg_superslab_t *ss, void *from, size_t bytes);
  * units whose SuperSlab has not changed for HUGESLAB_PURGE_DELAY_MS go back
  * to the kernel too, with MADV_DONTNEED, in whole pages: a SuperSlab kept by
  * one live slab no longer keeps every page its freed slabs touched. Those
- * of a slab of 4 units or more go back at once while the heap is small,
+ * of a slab of 2 units or more go back at once while the heap is small,
  * in its deferred SuperSlabs: tiny/ frees a large block's slab with it, as
  * glibc unmaps such a block (a system call: no lock held; counted as given
  * back at once, seg_give_back_now in segment_internal.h). */

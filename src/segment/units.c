@@ -348,12 +348,13 @@ static bool units_back(seg_pool_t *pool, seg_superslab_t *ss)
 /* Units from which on a slab's pages go back at once when it is freed
  * while the heap is small, in one of its deferred SuperSlabs (base pages:
  * no huge page is split): slabs cut then are of one unit (seg_small_heap),
- * so these hold one block of 128 KiB or more, which tiny/ releases as the
- * block is freed (TINY_GIVE_BACK_MIN in tiny.c). Left to the purge thread,
- * they would start it, which costs a small program more than they hold
- * (SEG_PURGE_UNITS_MIN). Not in an overflow, deferred too, whose full-size
- * slabs of many units come and go. */
-#define SEG_GIVE_BACK_UNITS 4
+ * so these hold one block of 32 KiB or more, which tiny/ releases as the
+ * block is freed from 48 KiB on (TINY_GIVE_BACK_MIN in tiny.c), or as a
+ * one-block slab of another class needs the room (make_room_for_one_block).
+ * Left to the purge thread, they would start it, which costs a small
+ * program more than they hold (SEG_PURGE_UNITS_MIN). Not in an overflow,
+ * deferred too, whose full-size slabs of many units come and go. */
+#define SEG_GIVE_BACK_UNITS 2
 
 /* Whether the pages of units about to be freed went back to the kernel,
  * while no slab can be cut there: they are then all zero, fresh again. A

@@ -483,16 +483,14 @@ static uint64_t one_block_bit(unsigned cls)
 /* Blocks from which on a slab of one block cut while the heap is small
  * (make_room_for_one_block) is left out of its class's current slab, so
  * that the free of its block releases it (slab_now_empty), and its pages go
- * to the kernel (seg_units_free): 128 KiB, glibc's mmap threshold, above
- * which it maps a block alone and unmaps it at free. A class that recurs
- * keeps its empty slab current, or a loop that allocates and frees such a
- * block would cut a slab and give its pages back at each turn. sort -R kept
- * the 9 written pages (36 KiB) of its 832 KiB buffer to its exit, in an
- * empty slab kept as its class's current one. Lower, the buffers `python3
- * -c pass` reads its modules into (33-118 KB, a class each) went back too,
- * 256 KiB off its peak, but its strs.py peaked 440 KiB higher (above 48 KiB)
- * and git log -p of redis 2 MiB higher (above 32 KiB). */
-#define TINY_GIVE_BACK_MIN ((size_t)128 << 10)
+ * to the kernel (seg_units_free). A class that recurs keeps its empty slab
+ * current, or a loop that allocates and frees such a block would cut a
+ * slab and give its pages back at each turn. sort -R kept the 9 written
+ * pages (36 KiB) of its 832 KiB buffer to its exit, in an empty slab kept
+ * as its class's current one; the buffers `python3 -c pass` reads its
+ * modules into (46-118 KB, a class each, once) kept 250 KiB of its peak.
+ * Not lower: at 32 KiB git log -p of redis peaked 2 MiB higher. */
+#define TINY_GIVE_BACK_MIN ((size_t)48 << 10)
 
 /* A slab of one block is about to be cut for cls while the heap is small
  * (fewest_units: a block of more than half a unit is alone in its slab):
