@@ -23,8 +23,10 @@ first kept, and ran strs from /tmp/m/strs.py. The script's path moves
 strs' peak: with the library of 01ada5f it peaked at 99,020 KiB from
 /tmp/m/strs.py and at 99,644 from /tmp/short_peaks.XXXXXXXX/strs.py, with
 that of 8285373 at 99,556 and 99,648, glibc at 98,352 and 98,256: the
-realloc give-back of 1a90c7d shows from the first path only (why was not
-found). Compare libraries in one run, from one path."""
+realloc give-back of 1a90c7d showed from the first path only, since the
+second moved the list's slab to 159 pages, over its budget of 128 (256
+since 52727bc; bench/README.md, "Short commands: strs.py's path").
+Compare libraries in one run, from one path."""
 import os
 import shutil
 import statistics
