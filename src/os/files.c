@@ -32,20 +32,6 @@ ssize_t os_read_file(const char *path, char *buf, size_t cap)
     return (ssize_t)len;
 }
 
-HS_SELDOM int os_thread_count(void)
-{
-    char text[1024];
-    if (os_read_file("/proc/self/stat", text, sizeof text) < 0) return -1;
-    /* The name in parentheses may hold spaces: fields count from its end.
-     * num_threads is the 20th field, the 18th after the name. */
-    const char *p = strrchr(text, ')');
-    for (int field = 2; p && field < 20; field++) p = strchr(p + 1, ' ');
-    if (!p) return -1;
-    int threads = 0;
-    for (p++; *p >= '0' && *p <= '9'; p++) threads = threads * 10 + (*p - '0');
-    return threads;
-}
-
 ssize_t os_read_thp_enabled(char *buf, size_t cap)
 {
     return os_read_file("/sys/kernel/mm/transparent_hugepage/enabled", buf, cap);

@@ -62,9 +62,6 @@ int os_advise_hugepage(void *addr, size_t size, bool on);
  * (since Linux 5.4). Returns 0 or -errno (EINVAL on older kernels). */
 int os_advise_cold(void *addr, size_t size);
 
-/* Threads of the process now (/proc/self/stat), -1 when unreadable. */
-int os_thread_count(void);
-
 /* Pages of a page-aligned range of at most 2 MiB that are in memory
  * (mincore). -1 when the kernel cannot say. */
 long os_resident_pages(void *addr, size_t size);

@@ -46,58 +46,6 @@ static bool run_end_on_base_pages(size_t block_end, size_t end_chunk)
     return pages <= 1 + (end_chunk >> HS_SUPERSLAB_SHIFT) / 10;
 }
 
-/* Whether each page of [from, to) (page-aligned) holds a byte other than
- * zero; a run's first page holds its header. */
-static HS_SELDOM bool pages_hold_data(const char *from, const char *to)
-{
-    for (const char *page = from; page < to; page += os_page_size()) {
-        const uint64_t *word = (const uint64_t *)page, *end = word + os_page_size() / 8;
-        while (word < end && !*word) word++;
-        if (word == end) return false;
-    }
-    return true;
-}
-
-/* A THP run's last chunk, a huge page, of which a quarter or more lies past
- * the block's end: the kernel splits it (MADV_COLD over one page there),
- * the pages past the block's end go back, and the chunk is hinted to base
- * pages as run_hint_tail hints such a chunk from the start. Only where
- * every page of the block in that chunk holds data: a split maps a page of
- * zeros to the kernel's zero page (Linux 6.12 and after), and the program's
- * next write there would be a fault a page. */
-static HS_SELDOM void run_trim_end(seg_superslab_t *run)
-{
-    size_t page = os_page_size(), block_end = run->block_end;
-    size_t end_chunk = (block_end - 1) & ~HS_SUPERSLAB_MASK;
-    size_t tail = hs_align_up(block_end, page);
-    char *chunk = (char *)run + end_chunk;
-    if (run->backing != THP_BACKING_THP || run->base_tail ||
-        end_chunk + HS_SUPERSLAB_SIZE - tail < HS_SUPERSLAB_SIZE / 4 ||
-        os_resident_pages(chunk, HS_SUPERSLAB_SIZE) != (long)(HS_SUPERSLAB_SIZE / page) ||
-        !pages_hold_data(chunk, (char *)run + tail))
-        return;
-    os_advise_cold((char *)run + tail, page);
-    run->base_tail = (uint32_t)(end_chunk >> HS_SUPERSLAB_SHIFT) + 1;
-    thp_defer_huge(chunk, run->run_size - end_chunk);
-    os_purge((char *)run + tail, end_chunk + HS_SUPERSLAB_SIZE - tail, true);
-}
-
-/* A run was mapped: the one mapped before it, still live (seg_run_free
- * forgets it), may give back the end of its last chunk (run_trim_end). A
- * live run is the program's own until it frees it, so only while the
- * process has one thread (and the purge thread, which never touches a live
- * run): /proc/self/stat says, and no other can start while that one is
- * here. */
-static HS_SELDOM HS_NOINLINE void run_trim_last(seg_superslab_t *last, seg_superslab_t *fresh)
-{
-    int threads = os_thread_count();
-    /* Moved by realloc since, its old place may be unmapped or another
-     * run's: the registry and the header say. */
-    if (threads > 0 && threads <= 1 + (int)purge_started() && last != fresh &&
-        seg_kind_at((uintptr_t)last >> HS_SUPERSLAB_SHIFT) == SEG_CHUNK_RUN && last->run_block)
-        run_trim_end(last);
-}
-
 /* Hints a THP run whose block now ends block_end bytes after its header:
  * from the chunk where the block ends (when run_end_on_base_pages; else
  * from the next) to the run's end, base pages; a range hinted so before
@@ -109,13 +57,6 @@ static HS_SELDOM HS_NOINLINE void run_trim_last(seg_superslab_t *last, seg_super
 static void run_hint_tail(seg_superslab_t *run, size_t block_end, size_t resident_end)
 {
     if (run->backing != THP_BACKING_THP) return;
-    run->block_end = block_end;
-    if (!resident_end) {
-        /* Mapped just now: the run mapped before it may trim its end. */
-        seg_superslab_t *last =
-            atomic_exchange_explicit(&seg_state.run_mapped_last, run, memory_order_relaxed);
-        if (last) run_trim_last(last, run);
-    }
     size_t end_chunk = (block_end - 1) & ~HS_SUPERSLAB_MASK;
     size_t from =
         run_end_on_base_pages(block_end, end_chunk) ? end_chunk : end_chunk + HS_SUPERSLAB_SIZE;
@@ -327,11 +268,6 @@ void seg_run_free(seg_superslab_t *run)
     size_t size = run->run_size;
     hs_count_add(&seg_state.stat_run_bytes_live, -(int64_t)size);
     run->run_block = NULL;
-    /* Freed, it may be unmapped by the purge thread: run_trim_last must not
-     * read it. */
-    seg_superslab_t *last = run;
-    atomic_compare_exchange_strong_explicit(&seg_state.run_mapped_last, &last, NULL,
-                                            memory_order_relaxed, memory_order_relaxed);
     if (size >= huge_threshold()) {
         /* A mapping of its own: returned at once. This is the one munmap a
          * program thread makes, as for any allocator's huge blocks. */

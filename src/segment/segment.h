@@ -106,11 +106,7 @@ struct seg_superslab_s {
                                          seg_small_heap_give_back has not looked at it
                                          since (small_heap.c) */
     };
-    union {
-        uint64_t free_units; /* slabs: bit u set = unit u not in a slab (node lock) */
-        size_t block_end;    /* run: where its block ends, bytes after the header
-                                (run_hint_tail; the block's owner) */
-    };
+    uint64_t free_units; /* slabs: bit u set = unit u not in a slab (node lock) */
 };
 #define SEG_HEADER_SIZE 64
 /* Bytes after the header that belong to the client (tiny/'s slab table:

@@ -279,8 +279,6 @@ struct seg_state_s {
     _Atomic uint64_t stat_purge_calls_at_once;  /* calls */
     _Atomic uint64_t stat_bytes_purged_at_once; /* bytes */
     seg_pool_t pool0;                           /* node 0's pool (seg_pool) */
-    _Atomic(seg_superslab_t *) run_mapped_last; /* the last run mapped while live; NULL
-                                                   once freed (run_trim_last) */
 };
 /* Defined in segment.c, in .bss.hs_start_last (HS_START_STATE_LAST), right
  * before the registry (src/hugeslab.ld). */

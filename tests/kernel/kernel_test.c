@@ -35,10 +35,6 @@
  *                                    holds when that is a page or so, a whole
  *                                    huge page (one fault) when more; after a
  *                                    realloc and from the run cache too
- *   kernel_test run-trim             a filled block's run's last chunk gives back
- *                                    what lies past the block when the next run
- *                                    is mapped, one thread only, and not when
- *                                    the block has a page of zeros there
  *   kernel_test outgrown             an array alone in its SuperSlab grows by
  *                                    realloc into a run: that SuperSlab leaves
  *                                    Rss at once (not LazyFree, not cached)
@@ -694,9 +690,7 @@ static int test_run_tail(void)
     size_t ten_half = 21 * MiB / 2;
     char *c = malloc(ten_half);
     if (!c) return fail("malloc failed: %s", strerror(errno));
-    /* Its last page left unwritten: the runs mapped below would otherwise
-     * trim its end chunk (run-trim), which the figures here leave out. */
-    memset(c, 5, ten_half - 4096);
+    memset(c, 5, ten_half);
     long long rss_c = rollup("Rss:"), f_c = faults_now();
     if (!rss_grew("10.5 MiB block", rss_c - rss0, 11.9, 12.25, f_c - f0)) return 1;
     if (f_c - f0 > 16) return fail("%s", "a 10.5 MiB block (6 chunks) took more than 16 faults");
@@ -745,83 +739,6 @@ static int test_run_tail(void)
     free(a);
     free(b);
     free(c);
-    printf("PASS\n");
-    return 0;
-}
-
-/* ---- the end of a run's last chunk, given back later ----------------------------------- */
-
-/* Pages of the 2 MiB chunk where the block of `size` bytes at p ends. */
-static long end_chunk_pages(char *p, size_t size)
-{
-    uintptr_t end = (uintptr_t)p + size - 1, chunk = end & ~(uintptr_t)(2 * MiB - 1);
-    long pages = 0;
-    for (int half = 0; half < 2; half++) {
-        long n = pages_in_memory((void *)(chunk + (uintptr_t)half * MiB), MiB);
-        if (n < 0) return -1;
-        pages += n;
-    }
-    return pages;
-}
-
-static int trim_pipe[2];
-
-static void *trim_waiter(void *arg)
-{
-    char byte;
-    (void)arg;
-    return read(trim_pipe[0], &byte, 1) == 1 ? NULL : arg;
-}
-
-/* A 10.5 MiB block ends 0.5 MiB into the last chunk of its run, a huge page
- * once it is filled. When the next run is mapped, in a process with one
- * thread, the 383 pages past the block's end go back and the block's 129
- * stay, with no fault but the new run's first (its header, a huge page:
- * Rss +0.5 MiB in all); with a second thread alive, or with a page of zeros
- * in the block's part of that chunk (which a split would map to the zero
- * page, a fault at the next write), the chunk stays whole. */
-static int test_run_trim(void)
-{
-    size_t size = 21 * MiB / 2;
-    char *a = malloc(size);
-    if (!a) return fail("malloc failed: %s", strerror(errno));
-    memset(a, 1, size);
-    long whole = end_chunk_pages(a, size);
-    if (pipe(trim_pipe) != 0) return fail("pipe: %s", strerror(errno));
-    pthread_t t;
-    if (pthread_create(&t, NULL, trim_waiter, NULL) != 0) return fail("%s", "pthread_create");
-    char *b = malloc(size);
-    if (!b) return fail("malloc failed: %s", strerror(errno));
-    long with_thread = end_chunk_pages(a, size);
-    if (write(trim_pipe[1], "x", 1) != 1 || pthread_join(t, NULL) != 0)
-        return fail("%s", "the second thread did not stop");
-    /* The thread is gone from /proc/self/stat once joined. */
-    memset(b, 2, size);
-    long long rss0 = rollup("Rss:"), f0 = faults_now();
-    char *c = malloc(size);
-    if (!c) return fail("malloc failed: %s", strerror(errno));
-    long long rss1 = rollup("Rss:"), f1 = faults_now();
-    long trimmed = end_chunk_pages(b, size);
-    for (size_t i = 0; i < size; i += 4096)
-        if (b[i] != 2) return fail("%s", "the trimmed block lost its bytes");
-    if (b[size - 1] != 2) return fail("%s", "the trimmed block lost its last byte");
-    memset(c, 3, size - 4096);
-    char *d = malloc(size);
-    if (!d) return fail("malloc failed: %s", strerror(errno));
-    long with_zeros = end_chunk_pages(c, size);
-    printf("run-trim: end chunk of a filled 10.5 MiB block: %ld pages; after the next run "
-           "mapped with two threads %ld, with one %ld (Rss %+lld KiB, %lld faults); a block "
-           "with a page of zeros there: %ld\n",
-           whole, with_thread, trimmed, (rss1 - rss0) / 1024, f1 - f0, with_zeros);
-    free(a);
-    free(b);
-    free(c);
-    free(d);
-    if (whole != 512) return fail("%s", "the filled end chunk was not one huge page");
-    if (with_thread != 512) return fail("%s", "a run was trimmed with a second thread alive");
-    if (trimmed != 129) return fail("%s", "the end chunk did not keep just the block's 129 pages");
-    if (f1 - f0 > 8) return fail("%s", "mapping a run and trimming another took page faults");
-    if (with_zeros != 512) return fail("%s", "a block with a page of zeros there was trimmed");
     printf("PASS\n");
     return 0;
 }
@@ -1240,7 +1157,6 @@ int main(int argc, char **argv)
     if (argc >= 2 && strcmp(argv[1], "small-heap") == 0) return test_small_heap();
     if (argc >= 2 && strcmp(argv[1], "small-heap-large") == 0) return test_small_heap_large();
     if (argc >= 2 && strcmp(argv[1], "run-tail") == 0) return test_run_tail();
-    if (argc >= 2 && strcmp(argv[1], "run-trim") == 0) return test_run_trim();
     if (argc >= 2 && strcmp(argv[1], "outgrown") == 0) return test_outgrown();
     if (argc >= 2 && strcmp(argv[1], "given-back") == 0) return test_given_back();
     if (argc >= 2 && strcmp(argv[1], "counted") == 0) return test_counted();
