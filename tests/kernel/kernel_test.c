@@ -35,6 +35,9 @@
  *                                    holds when that is a page or so, a whole
  *                                    huge page (one fault) when more; after a
  *                                    realloc and from the run cache too
+ *   kernel_test usable-kept          large blocks written to their usable size
+ *                                    (grown to it by realloc, or not) keep
+ *                                    every byte while other runs come and go
  *   kernel_test outgrown             an array alone in its SuperSlab grows by
  *                                    realloc into a run: that SuperSlab leaves
  *                                    Rss at once (not LazyFree, not cached)
@@ -664,6 +667,55 @@ static int test_counted(void)
     return 0;
 }
 
+/* ---- a large block's usable bytes are the program's ------------------------------------ */
+
+/* Every byte malloc_usable_size reports is the program's to write, and a
+ * realloc within it keeps the block where it is: a run's end past the
+ * size asked for holds data then. Other runs mapped after it, and their
+ * frees, must not give any of it back (a trim of the last chunk past the
+ * size asked for lost 1.5 MiB of a block so grown). Blocks of 10.5 and
+ * 6.25 MiB, grown in place by realloc to their usable size less a page,
+ * or written to the end of their usable size, then 64 MiB in new runs. */
+static int test_usable_kept(void)
+{
+    const size_t sizes[] = {21 * MiB / 2, 25 * MiB / 4};
+    unsigned char *blocks[4];
+    size_t lengths[4];
+    for (int i = 0; i < 4; i++) {
+        size_t asked = sizes[i % 2];
+        unsigned char *p = malloc(asked);
+        if (!p) return fail("malloc failed: %s", strerror(errno));
+        size_t usable = malloc_usable_size(p);
+        if (usable < asked) return fail("%s", "malloc_usable_size is below the size asked for");
+        lengths[i] = i < 2 ? usable - 4096 : usable;
+        if (i < 2) {
+            unsigned char *q = realloc(p, lengths[i]);
+            if (!q) return fail("realloc failed: %s", strerror(errno));
+            p = q;
+        }
+        memset(p, 0xa5 ^ i, lengths[i]);
+        blocks[i] = p;
+    }
+    for (int round = 0; round < 4; round++) {
+        char *more[4];
+        for (int j = 0; j < 4; j++) {
+            more[j] = malloc(4 * MiB + (size_t)j * MiB);
+            if (!more[j]) return fail("malloc failed: %s", strerror(errno));
+            memset(more[j], 1, 4 * MiB);
+        }
+        for (int j = 0; j < 4; j++) free(more[j]);
+    }
+    for (int i = 0; i < 4; i++) {
+        size_t lost = 0;
+        for (size_t k = 0; k < lengths[i]; k++) lost += blocks[i][k] != (unsigned char)(0xa5 ^ i);
+        printf("usable-kept: block %d, %zu bytes written, %zu lost\n", i, lengths[i], lost);
+        if (lost) return fail("%s", "a block lost some of its usable bytes");
+        free(blocks[i]);
+    }
+    printf("PASS\n");
+    return 0;
+}
+
 /* ---- the last chunk of a run ---------------------------------------------------------- */
 
 /* Rss grew by `delta` bytes: PASS when it lies in [lo, hi] MiB. */
@@ -1157,6 +1209,7 @@ int main(int argc, char **argv)
     if (argc >= 2 && strcmp(argv[1], "small-heap") == 0) return test_small_heap();
     if (argc >= 2 && strcmp(argv[1], "small-heap-large") == 0) return test_small_heap_large();
     if (argc >= 2 && strcmp(argv[1], "run-tail") == 0) return test_run_tail();
+    if (argc >= 2 && strcmp(argv[1], "usable-kept") == 0) return test_usable_kept();
     if (argc >= 2 && strcmp(argv[1], "outgrown") == 0) return test_outgrown();
     if (argc >= 2 && strcmp(argv[1], "given-back") == 0) return test_given_back();
     if (argc >= 2 && strcmp(argv[1], "counted") == 0) return test_counted();

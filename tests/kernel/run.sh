@@ -105,6 +105,9 @@ if [ $thp_ok -eq 1 ]; then
     # bytes and costs a page, not a 2 MiB huge page (one of 9 MiB, which
     # fills more than half of it, shows the huge page).
     run_case run-tail HUGESLAB_BACKING=thp "$bin" run-tail
+    # Large blocks written to their usable size keep every byte while other
+    # runs are mapped and freed: nothing past the size asked for goes back.
+    run_case usable-kept HUGESLAB_BACKING=thp "$bin" usable-kept
     # An array alone in its SuperSlab grows by realloc into a run: that
     # SuperSlab leaves Rss at once (before, it stayed cached, then LazyFree,
     # through the purge and release delays: Rss +4 MiB instead of +2).
@@ -142,7 +145,7 @@ if [ $thp_ok -eq 1 ]; then
     run_case sparse-regrow-thp HUGESLAB_BACKING=thp "$bin" sparse 3000 regrow
 else
     for c in faults-thp faults-thp-1g stats purge-free purge-dontneed purge-uring purge-held-off purge-release \
-        churn-thp small-heap small-heap-large run-tail outgrown given-back counted orphans-thp overflow-returning overflow-growing free-units-thp sparse-thp sparse-kept-thp sparse-regrow-thp; do
+        churn-thp small-heap small-heap-large run-tail usable-kept outgrown given-back counted orphans-thp overflow-returning overflow-growing free-units-thp sparse-thp sparse-kept-thp sparse-regrow-thp; do
         skip_case $c "THP is unavailable ($(thp_mode)) and cannot be switched without root"
     done
 fi
