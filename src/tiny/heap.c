@@ -202,7 +202,7 @@ void tiny_thread_exit(void *arg)
 /* What no thread of the program would do on its own: blocks left on the
  * delayed lists of heaps whose threads are gone, and orphans whose blocks
  * all came back. Run by the purge thread and by malloc_trim. */
-bool tiny_collect_abandoned(void)
+HS_COLD bool tiny_collect_abandoned(void)
 {
     /* Detached heaps may hold blocks pushed after their thread left. */
     hs_lock(&tiny_state.heap_lock);

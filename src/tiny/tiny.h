@@ -96,6 +96,15 @@ HS_INLINE unsigned tiny_class_of(size_t size)
  * instructions with one-block slabs for its first 8 MiB. */
 #define TINY_MIDDLE_HEAP_BYTES (8 * HS_MiB)
 
+/* The first of the classes (528 B - 8 KiB, bits of tiny_state.busy_classes)
+ * that get full-size slabs under TINY_MIDDLE_HEAP_BYTES too once a slab of
+ * one unit of theirs has gone to the full list for a
+ * TINY_BUSY_TRIPS_SHARE-th of its blocks (tiny.c, note_trip). A quarter:
+ * larson's classes are busy within a few milliseconds, before its peak
+ * either way (a sixteenth and sixteen times its blocks peaked as high). */
+#define TINY_BUSY_CLASS_MIN (TINY_LINEAR_MAX / 16)
+#define TINY_BUSY_TRIPS_SHARE 4
+
 /* The first class above 8 KiB (9,216 B), from which slabs may be short
  * (tiny.c, slab_units), and the slab bytes below which a heap of one
  * thread cuts short ones (one_thread_short). */
@@ -187,7 +196,10 @@ struct tiny_slab_s {
     uint32_t capacity;             /* blocks the slab can hold */
     uint32_t full_bias;            /* owner only: blocks left out of used while on_full */
     bool on_full;                  /* owner only: on the owner's full list */
-    uint8_t pad_[HS_CACHE_LINE - 3 * sizeof(void *) - 2 * sizeof(uint32_t) - sizeof(bool)];
+    uint8_t trips;                 /* owner only: times a slab of one unit went to the
+                                      full list (note_trip, until its class is busy) */
+    uint8_t pad_[HS_CACHE_LINE - 3 * sizeof(void *) - 2 * sizeof(uint32_t) - sizeof(bool) -
+                 sizeof(uint8_t)];
 };
 _Static_assert(sizeof(tiny_slab_t) == 2 * HS_CACHE_LINE, "two cache lines");
 

@@ -58,6 +58,8 @@ struct tiny_state_s {
     _Atomic uint64_t stat_bytes_in_slabs; /* SuperSlab bytes given to slabs */
     _Atomic uint64_t stat_threads_live;   /* heaps attached to a running thread */
     _Atomic uint64_t stat_orphan_slabs;   /* slabs of exited threads not yet adopted */
+    _Atomic uint64_t busy_classes;        /* bit cls - TINY_BUSY_CLASS_MIN: its slabs of one
+                                             unit kept filling (tiny.c, note_trip) */
     heapless_line_t heapless_node0[HEAPLESS_STRIPES]; /* see heapless_count (tiny.c) */
 };
 extern struct tiny_state_s tiny_state;
@@ -106,7 +108,7 @@ void tiny_heap_abandon(tiny_heap_t *heap);
 void tiny_thread_exit(void *arg);
 /* The idle work: abandoned delayed blocks and empty orphans. True while
  * orphans remain. */
-bool tiny_collect_abandoned(void);
+HS_COLD bool tiny_collect_abandoned(void);
 
 /* ---- list helpers (owner only, or under orphan_lock) ----------------------- */
 /* The helpers below are static inline, not HS_INLINE: GCC inlines them as
