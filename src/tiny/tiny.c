@@ -355,12 +355,16 @@ void tiny_append_remote_word(tiny_slab_t *s, uintptr_t word)
  * with a quarter of their blocks free, so that they serve a run of blocks
  * at each trip and drain. Counted in the slab, marked for the process: a
  * count in the heap would take a second page of it, and a shared counter
- * bumped at every trip is a line the threads fight over. Blocks that stay
- * (`git log -p`'s) seldom send their slab back: their classes keep the
- * one-unit slabs. */
+ * bumped at every trip is a line the threads fight over. Only while two
+ * threads or more have a heap: `git log -p` of this repository, one
+ * thread, made a class busy too, and its two-unit slabs took a SuperSlab
+ * more (32,712 -> 34,824 KiB peak); a larson thread's slabs fill with
+ * blocks another thread frees into them. */
 HS_COLD static uint32_t note_trip(tiny_slab_t *s, uint32_t keep)
 {
-    if (s->cls >= TINY_SHORT_CLASS_MIN || seg_small_heap()) return keep;
+    if (s->cls >= TINY_SHORT_CLASS_MIN || seg_small_heap() ||
+        atomic_load_explicit(&tiny_state.stat_threads_live, memory_order_relaxed) < 2)
+        return keep;
     uint64_t bit = (uint64_t)1 << (s->cls - TINY_BUSY_CLASS_MIN);
     if (atomic_load_explicit(&tiny_state.busy_classes, memory_order_relaxed) & bit)
         return s->capacity / 4;
