@@ -30,8 +30,11 @@
 extern "C" {
 #endif
 
+/* Before 1.0 the minor version moves with the ABI: 0.2 appended two fields
+ * to hugeslab_stats_t, which a program built against 0.1 must be rebuilt
+ * for (hugeslab_stats writes the whole struct). */
 #define HUGESLAB_VERSION_MAJOR 0
-#define HUGESLAB_VERSION_MINOR 1
+#define HUGESLAB_VERSION_MINOR 2
 
 void *hugeslab_malloc(size_t size);
 void hugeslab_free(void *ptr);

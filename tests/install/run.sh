@@ -29,11 +29,11 @@ if ! (cd "$root" && $MAKE --no-print-directory -s install BUILD="$BUILD" CC="$CC
 fi
 lib=$dest$prefix/lib
 missing=""
-for f in lib/libhugeslab.so.0.1 lib/libhugeslab.so.0 lib/libhugeslab.so lib/libhugeslab.a \
+for f in lib/libhugeslab.so.0.2 lib/libhugeslab.so.0 lib/libhugeslab.so lib/libhugeslab.a \
          include/hugeslab.h lib/pkgconfig/hugeslab.pc share/man/man7/hugeslab.7; do
     [ -e "$dest$prefix/$f" ] || missing="$missing $f"
 done
-[ "$(readlink "$lib/libhugeslab.so.0")" = libhugeslab.so.0.1 ] || missing="$missing (libhugeslab.so.0 -> libhugeslab.so.0.1)"
+[ "$(readlink "$lib/libhugeslab.so.0")" = libhugeslab.so.0.2 ] || missing="$missing (libhugeslab.so.0 -> libhugeslab.so.0.2)"
 
 export PKG_CONFIG_PATH="$lib/pkgconfig" PKG_CONFIG_SYSROOT_DIR="$dest"
 cflags=$(pkg-config --cflags hugeslab) && libs=$(pkg-config --libs hugeslab) &&
@@ -91,8 +91,8 @@ if [ -x "$BUILD/hugeslab" ] || [ -x "$root/$BUILD/hugeslab" ]; then
     maps=$("$cmd" run -- cat /proc/self/maps 2>&1)
     if [ ! -x "$cmd" ]; then
         fail command "bin/hugeslab not installed"
-    elif ! echo "$maps" | grep -q "$lib/libhugeslab.so.0.1"; then
-        fail command "bin/hugeslab run does not preload $lib/libhugeslab.so.0.1: $(echo "$maps" | grep -i hugeslab | head -3)"
+    elif ! echo "$maps" | grep -q "$lib/libhugeslab.so.0.2"; then
+        fail command "bin/hugeslab run does not preload $lib/libhugeslab.so.0.2: $(echo "$maps" | grep -i hugeslab | head -3)"
     else
         echo "PASS install/command"
     fi

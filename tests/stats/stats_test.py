@@ -184,7 +184,7 @@ def case_live(tmp):
                 name, sorted(seen)))
         obs = seen[name]
         last = obs[-1][3]
-        if last["pid"] != pid or last["program"] != prog or last["version"] != "0.1":
+        if last["pid"] != pid or last["program"] != prog or last["version"] != "0.2":
             return report("FAIL", "live", "%s says pid %s program %s version %s" % (
                 name, last["pid"], last["program"], last["version"]))
         if abs(last["time_unix"] - time.time()) > 120 or not re.match(
@@ -225,7 +225,7 @@ def case_formats(tmp):
     except ValueError as e:
         return report("FAIL", "formats", "Prometheus text: %s" % e)
     info = [k for k in samples if k[0] == "hugeslab_info"]
-    if not info or label_of(info[0][1], "program") != prog or label_of(info[0][1], "version") != "0.1" \
+    if not info or label_of(info[0][1], "program") != prog or label_of(info[0][1], "version") != "0.2" \
             or not (label_of(info[0][1], "pid") or "").isdigit():
         return report("FAIL", "formats", "hugeslab_info labels: %s" % info)
     if not any(k[0] == "hugeslab_report_time_seconds" for k in samples):
@@ -235,7 +235,7 @@ def case_formats(tmp):
         return report("FAIL", "formats", "hugeslab_superslabs sums to %s" % mapped)
     # The parser is strict: a broken copy must fail it.
     for broken in (results["prom"][0].replace("# TYPE hugeslab_threads gauge\n", ""),
-                   results["prom"][0].replace('version="0.1"', 'version=0.1', 1),
+                   results["prom"][0].replace('version="0.2"', 'version=0.2', 1),
                    results["prom"][0] + "hugeslab_info{} 1\n"):
         try:
             parse_prom(broken)
@@ -249,7 +249,7 @@ def case_formats(tmp):
         if p.returncode != 0:
             return report("FAIL", "formats", "promtool: %s" % (p.stdout + p.stderr)[-300:])
     text = results["txt"][0]
-    if not re.match(r"^hugeslab: statistics of pid \d+ \(%s\), hugeslab 0\.1, "
+    if not re.match(r"^hugeslab: statistics of pid \d+ \(%s\), hugeslab 0\.2, "
                     r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ" % re.escape(prog), text):
         return report("FAIL", "formats", "text header: %s" % text.splitlines()[0])
     report("PASS", "formats")
