@@ -27,8 +27,11 @@ LIBCFLAGS := $(CSTD) $(WARN) $(OPT) -g -fPIC -fvisibility=hidden -ftls-model=ini
 # decides where libc lies below the library (the script's comment): 0xf000
 # puts libc at page 13 of a 64 KiB window (src/hugeslab.ld's comment).
 LIB_LOAD_OFFSET := 0xf000
+# hugeslab.map: the exported names and their versions (see its comment);
+# --exclude-libs keeps the archives' names (liburing's) out of the export
+# list, which the map's version nodes cannot close with "local: *".
 LIBLDFLAGS := -shared -pthread -Wl,-z,now -Wl,-z,nodelete -Wl,-z,pack-relative-relocs \
-              -Wl,--version-script=src/hugeslab.map -Wl,-T,src/hugeslab.ld \
+              -Wl,--version-script=src/hugeslab.map -Wl,--exclude-libs,ALL -Wl,-T,src/hugeslab.ld \
               -Wl,--defsym=HS_LOAD_OFFSET=$(LIB_LOAD_OFFSET)
 # The build machine's compiler, for the tool the library's link runs.
 HOSTCC   ?= cc
@@ -64,7 +67,9 @@ LIB_HDR  := include/hugeslab.h $(wildcard src/*/*.h)
 DEPFLAGS := -MMD -MP
 
 # The version comes from the public header; the soname carries the major
-# number only, so programs keep working across minor releases.
+# number only, so programs keep working across minor releases: a name whose
+# ABI changes keeps its old definition under its old symbol version
+# (src/hugeslab.map).
 VERSION_MAJOR := $(shell sed -n 's/^\#define HUGESLAB_VERSION_MAJOR //p' include/hugeslab.h)
 VERSION_MINOR := $(shell sed -n 's/^\#define HUGESLAB_VERSION_MINOR //p' include/hugeslab.h)
 VERSION  := $(VERSION_MAJOR).$(VERSION_MINOR)
@@ -86,7 +91,7 @@ lib: $(SO) $(AR_LIB)
 # around a fault in a file), so the library's text is resident whole: 68 KiB
 # with these at -O2, 60 KiB at -Os.
 COLD_OPT := $(if $(filter 1,$(DEBUG)),,-Os)
-COLD_SRC := src/api/report.c src/common/options.c src/common/text.c src/common/log.c \
+COLD_SRC := src/api/report.c src/api/compat.c src/common/options.c src/common/text.c src/common/log.c \
             src/os/files.c src/os/fault.c src/segment/purge.c src/thp/thp.c src/numa/numa.c
 $(BUILD)/obj/%.o: src/%.c Makefile
 	@mkdir -p $(dir $@)
@@ -119,8 +124,11 @@ $(SO): $(SO_REAL)
 # made local, so that it exports only what the shared library exports and a
 # program can link it next to libnuma (whose numa_* names hugeslab's internals
 # would otherwise clash with).  Tests that need internals link $(LIB_OBJ).
-$(BUILD)/obj/hugeslab-all.o: $(LIB_OBJ)
-	ld -r -o $@ $(LIB_OBJ)
+# Without api/compat.o: the older versions of names are for programs linked
+# against an older shared library.
+ARCHIVE_OBJ := $(filter-out $(BUILD)/obj/api/compat.o,$(LIB_OBJ))
+$(BUILD)/obj/hugeslab-all.o: $(ARCHIVE_OBJ)
+	ld -r -o $@ $(ARCHIVE_OBJ)
 	objcopy --localize-hidden $@
 
 $(AR_LIB): $(BUILD)/obj/hugeslab-all.o

@@ -30,9 +30,15 @@
 extern "C" {
 #endif
 
-/* Before 1.0 the minor version moves with the ABI: 0.2 appended two fields
- * to hugeslab_stats_t, which a program built against 0.1 must be rebuilt
- * for (hugeslab_stats writes the whole struct). */
+/* The soname, libhugeslab.so.0, carries the major version only: a name
+ * whose ABI changes keeps its old definition under its old symbol version,
+ * so a program built against an older 0.x header runs on a newer library
+ * without a rebuild. 0.2 appended two fields to hugeslab_stats_t: a program
+ * built against 0.1 calls hugeslab_stats@HUGESLAB_0.1, which writes 0.1's
+ * fields only; one built against this header calls
+ * hugeslab_stats@@HUGESLAB_0.2, as does dlsym() (a program built against
+ * 0.1 that looks it up must ask dlvsym() for HUGESLAB_0.1). New fields go at
+ * the end of a struct. */
 #define HUGESLAB_VERSION_MAJOR 0
 #define HUGESLAB_VERSION_MINOR 2
 

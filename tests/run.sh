@@ -6,6 +6,7 @@
 # Usage: tests/run.sh [name...]        (default: all tests)
 #   names: format layers internal segment orphan api api_static bad_input fault stress stress_tsan stress_tsan_purge stress_ubsan fork
 #          fork_pool fork_hugetlb fork_hugetlb_race fork_hugetlb_mt fork_hugetlb_forkers thread_exit trim_deadlock small_heap dlopen cxx symbols
+#          abi_0_1 abi_0_1_symver abi_0_2 (hugeslab_stats from programs built against 0.1's and 0.2's headers)
 #          libnuma_static libnuma_preload
 #          fuzz fuzz_mt fuzz_libfuzzer (the differential fuzzer: alone, 4 threads, libFuzzer)
 #          debug_stress debug_fork debug_thread_exit debug_trim_deadlock debug_small_heap debug_fuzz (on the DEBUG=1 library)
@@ -60,7 +61,7 @@ else
     EXPECT=1
 fi
 
-ALL="format layers internal segment orphan api api_static bad_input fault stress stress_tsan stress_tsan_purge stress_ubsan fork fork_pool fork_hugetlb fork_hugetlb_race fork_hugetlb_mt fork_hugetlb_forkers thread_exit trim_deadlock small_heap dlopen cxx symbols libnuma_static libnuma_preload fuzz fuzz_mt fuzz_libfuzzer debug_stress debug_fork debug_thread_exit debug_trim_deadlock debug_small_heap debug_fuzz programs postgres install tool stats charts kernel numa"
+ALL="format layers internal segment orphan api api_static bad_input fault stress stress_tsan stress_tsan_purge stress_ubsan fork fork_pool fork_hugetlb fork_hugetlb_race fork_hugetlb_mt fork_hugetlb_forkers thread_exit trim_deadlock small_heap dlopen cxx symbols abi_0_1 abi_0_1_symver abi_0_2 libnuma_static libnuma_preload fuzz fuzz_mt fuzz_libfuzzer debug_stress debug_fork debug_thread_exit debug_trim_deadlock debug_small_heap debug_fuzz programs postgres install tool stats charts kernel numa"
 WANT=${*:-$ALL}
 
 report() { # STATUS NAME [REASON]
@@ -247,6 +248,8 @@ for t in $WANT; do
         else report SKIP dlopen "HS_NO_PRELOAD=1"; fi ;;
     cxx) run_test cxx preload "$BIN/cxx_test" ;;
     symbols) run_test symbols plain "$TESTS_DIR/symbols.sh" "$SO" "$BUILD/libhugeslab.a" ;;
+    # linked to $BUILD's library (rpath), not preloaded
+    abi_0_1 | abi_0_1_symver | abi_0_2) run_test "$t" plain "$BIN/$t" ;;
     libnuma_static)
         if [ -n "$PRELOAD" ]; then run_test libnuma_static plain "$BIN/libnuma_static"
         else report SKIP libnuma_static "HS_NO_PRELOAD=1"; fi ;;

@@ -2,8 +2,9 @@
 # Symbol hygiene: the shared library and the static archive define, as
 # global symbols, exactly the malloc API and hugeslab_* names, nothing of the
 # library's internals (which would clash with, or interpose on, other
-# libraries' names: libnuma's numa_init and numa_bind, for one). And the
-# shared library's layout that src/hugeslab.ld and scripts/load-offset make.
+# libraries' names: libnuma's numa_init and numa_bind, for one). The shared
+# library's symbol versions (src/hugeslab.map). And the shared library's
+# layout that src/hugeslab.ld and scripts/load-offset make.
 #
 # Usage: tests/symbols.sh LIBHUGESLAB.so LIBHUGESLAB.a
 # Exit status 0 when both are clean, 1 otherwise (lines "FAIL: ...").
@@ -41,10 +42,42 @@ for f in "$so" "$ar"; do
     fi
 done
 
-# The shared library: its dynamic symbol table, read by two tools.
-check "$so (nm -D)" "$(nm -D --defined-only "$so" | awk '{print $NF}' | sed 's/@.*//' | sort -u)"
+# The shared library: its dynamic symbol table, read by two tools. The
+# names of the versions themselves (HUGESLAB_0.1, absolute symbols the link
+# adds for each) are not code.
+VERSIONS='HUGESLAB_[0-9]*\.[0-9]*'
+check "$so (nm -D)" "$(nm -D --defined-only "$so" | awk '{print $NF}' | sed 's/@.*//' |
+    grep -v -x "$VERSIONS" | sort -u)"
 check "$so (readelf)" "$(readelf -W --dyn-syms "$so" |
-    awk '$5 == "GLOBAL" || $5 == "WEAK" { if ($7 != "UND") print $8 }' | sed 's/@.*//' | sort -u)"
+    awk '$5 == "GLOBAL" || $5 == "WEAK" { if ($7 != "UND") print $8 }' | sed 's/@.*//' |
+    grep -v -x "$VERSIONS" | sort -u)"
+
+# The versions: the malloc family in the base version, none of ours (a
+# program linked against glibc asks for malloc@GLIBC_2.2.5, which a name
+# under HUGESLAB_0.1 would not give it under LD_PRELOAD); hugeslab_stats
+# under HUGESLAB_0.1 (0.1's struct) and HUGESLAB_0.2, the default; every
+# other hugeslab_* name under HUGESLAB_0.1, which 0.1's unversioned
+# references bind to.
+dyn=$(readelf -W --dyn-syms "$so" | awk '($5 == "GLOBAL" || $5 == "WEAK") && $7 != "UND" && $7 != "ABS" {print $8}')
+for name in $API; do
+    got=$(printf '%s\n' "$dyn" | grep -E "^$name(@|\$)" | tr '\n' ' ')
+    if [ "$got" != "$name " ]; then
+        echo "FAIL: $so: the malloc family's $name is not in the base version alone: $got"
+        bad=1
+    fi
+done
+for want in hugeslab_stats@HUGESLAB_0.1 hugeslab_stats@@HUGESLAB_0.2; do
+    if ! printf '%s\n' "$dyn" | grep -q -x -F "$want"; then
+        echo "FAIL: $so does not define $want"
+        bad=1
+    fi
+done
+others=$(printf '%s\n' "$dyn" | grep '^hugeslab_' | grep -v '^hugeslab_stats@' | grep -v '@@HUGESLAB_0\.1$')
+if [ -n "$others" ]; then
+    echo "FAIL: $so: hugeslab_* names not under HUGESLAB_0.1: $(echo $others)"
+    bad=1
+fi
+echo "$so: versions $(readelf -V "$so" | sed -n '/version_d/,/version_r/p' | awk '/Flags: none/ {printf "%s ", $NF}'); hugeslab_stats: $(printf '%s\n' "$dyn" | grep '^hugeslab_stats@' | tr '\n' ' ')"
 
 # The archive: every member's defined global and weak symbols.
 check "$ar (nm)" "$(nm -g --defined-only "$ar" | awk 'NF == 3 {print $3}' | sort -u)"

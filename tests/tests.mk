@@ -63,7 +63,8 @@ TEST_BINS := $(TEST_DIR)/api_test $(TEST_DIR)/api_test_static $(TEST_DIR)/bad_in
              $(TEST_DIR)/cxx_test $(TEST_DIR)/kernel_test $(TEST_DIR)/internal_test \
              $(TEST_DIR)/libnuma_static $(TEST_DIR)/libnuma_preload $(TEST_DIR)/fuzz_test \
              $(TEST_DIR)/trim_deadlock_test $(TEST_DIR)/segment_test \
-             $(TEST_DIR)/orphan_test $(TEST_DIR)/fault_test $(TEST_DIR)/small_heap_test
+             $(TEST_DIR)/orphan_test $(TEST_DIR)/fault_test $(TEST_DIR)/small_heap_test \
+             $(TEST_DIR)/abi_0_1 $(TEST_DIR)/abi_0_1_symver $(TEST_DIR)/abi_0_2
 
 TEST_COMMON := tests/test_util.h tests/api_names.h tests/tests.mk
 
@@ -135,6 +136,26 @@ $(TEST_DIR)/libnuma_preload: tests/libnuma_test.c $(TEST_COMMON) include/hugesla
 $(TEST_DIR)/kernel_test: tests/kernel/kernel_test.c include/hugeslab.h $(SO)
 	@mkdir -p $(dir $@)
 	$(CC) $(TEST_CFLAGS) $< -o $@ -L$(BUILD) -lhugeslab -Wl,-rpath,$(abspath $(BUILD))
+
+# hugeslab_stats as programs built against each version's header call it
+# (tests/abi_test.c), each run on $(SO) through its rpath: 0.1's struct
+# linked as against 0.1 (tests/abi_stub.c stands in for 0.1's library, whose
+# names had no version), 0.1's struct bound to hugeslab_stats@HUGESLAB_0.1,
+# and today's header.
+ABI_STUB := $(TEST_DIR)/abi_stub/libhugeslab.so.0
+$(ABI_STUB): tests/abi_stub.c tests/tests.mk
+	@mkdir -p $(dir $@)
+	$(CC) -shared -fPIC -Wall -Wextra -Werror -Wl,-soname,$(notdir $@) $< -o $@
+
+$(TEST_DIR)/abi_0_1: tests/abi_test.c $(TEST_COMMON) $(ABI_STUB) $(SO)
+	$(CC) $(TEST_CFLAGS) -DHS_ABI_0_1 $< -o $@ $(ABI_STUB) -Wl,-rpath,$(abspath $(BUILD)) $(TEST_LDLIBS)
+
+$(TEST_DIR)/abi_0_1_symver: tests/abi_test.c $(TEST_COMMON) $(SO)
+	$(CC) $(TEST_CFLAGS) -DHS_ABI_0_1 -DHS_ABI_SYMVER $< -o $@ -L$(BUILD) -lhugeslab \
+	    -Wl,-rpath,$(abspath $(BUILD)) $(TEST_LDLIBS)
+
+$(TEST_DIR)/abi_0_2: tests/abi_test.c $(TEST_COMMON) include/hugeslab.h $(SO)
+	$(CC) $(TEST_CFLAGS) $< -o $@ -L$(BUILD) -lhugeslab -Wl,-rpath,$(abspath $(BUILD)) $(TEST_LDLIBS)
 
 $(TEST_DIR)/cxx_test: tests/cxx_test.cpp tests/tests.mk
 	@mkdir -p $(dir $@)
