@@ -5,11 +5,11 @@
 #
 # Usage: tests/run.sh [name...]        (default: all tests)
 #   names: format layers internal segment orphan api api_static bad_input fault stress stress_tsan stress_tsan_purge stress_ubsan fork
-#          fork_pool fork_hugetlb fork_hugetlb_race fork_hugetlb_mt fork_hugetlb_forkers thread_exit trim_deadlock small_heap dlopen cxx symbols
+#          fork_pool fork_hugetlb fork_hugetlb_race fork_hugetlb_mt fork_hugetlb_forkers thread_exit trim_deadlock small_heap usable usable_purge dlopen cxx symbols
 #          abi_0_1 abi_0_1_symver abi_0_2 (hugeslab_stats from programs built against 0.1's and 0.2's headers)
 #          libnuma_static libnuma_preload
 #          fuzz fuzz_mt fuzz_libfuzzer (the differential fuzzer: alone, 4 threads, libFuzzer)
-#          debug_stress debug_fork debug_thread_exit debug_trim_deadlock debug_small_heap debug_fuzz (on the DEBUG=1 library)
+#          debug_stress debug_fork debug_thread_exit debug_trim_deadlock debug_small_heap debug_usable debug_fuzz (on the DEBUG=1 library)
 #          programs (or prog_python3, prog_sort, ...)
 #          postgres (tests/postgres: PostgreSQL and pgbench on hugeslab, THP and a small hugetlb pool)
 #          install (tests/install: make install into a DESTDIR, pkg-config builds)
@@ -61,7 +61,7 @@ else
     EXPECT=1
 fi
 
-ALL="format layers internal segment orphan api api_static bad_input fault stress stress_tsan stress_tsan_purge stress_ubsan fork fork_pool fork_hugetlb fork_hugetlb_race fork_hugetlb_mt fork_hugetlb_forkers thread_exit trim_deadlock small_heap dlopen cxx symbols abi_0_1 abi_0_1_symver abi_0_2 libnuma_static libnuma_preload fuzz fuzz_mt fuzz_libfuzzer debug_stress debug_fork debug_thread_exit debug_trim_deadlock debug_small_heap debug_fuzz programs postgres install tool stats charts kernel numa"
+ALL="format layers internal segment orphan api api_static bad_input fault stress stress_tsan stress_tsan_purge stress_ubsan fork fork_pool fork_hugetlb fork_hugetlb_race fork_hugetlb_mt fork_hugetlb_forkers thread_exit trim_deadlock small_heap usable usable_purge dlopen cxx symbols abi_0_1 abi_0_1_symver abi_0_2 libnuma_static libnuma_preload fuzz fuzz_mt fuzz_libfuzzer debug_stress debug_fork debug_thread_exit debug_trim_deadlock debug_small_heap debug_usable debug_fuzz programs postgres install tool stats charts kernel numa"
 WANT=${*:-$ALL}
 
 report() { # STATUS NAME [REASON]
@@ -243,6 +243,11 @@ for t in $WANT; do
     thread_exit) run_test thread_exit preload "$BIN/thread_exit_test" ;;
     trim_deadlock) run_test trim_deadlock preload "$BIN/trim_deadlock_test" ;;
     small_heap) run_test small_heap preload "$BIN/small_heap_test" ;;
+    usable) run_test usable preload "$BIN/usable_test" ;;
+    usable_purge)
+        # The purge thread at work at once, beside the blocks it purges around.
+        run_test usable_purge preload /usr/bin/env HUGESLAB_PURGE_DELAY_MS=0 \
+            HUGESLAB_RELEASE_DELAY_MS=0 "$BIN/usable_test" ;;
     dlopen)
         if [ -n "$PRELOAD" ]; then run_test dlopen plain "$BIN/dlopen_test" "$SO"
         else report SKIP dlopen "HS_NO_PRELOAD=1"; fi ;;
@@ -270,7 +275,7 @@ for t in $WANT; do
                 "$BIN/fuzz-corpus"
         fi
         ;;
-    debug_stress | debug_fork | debug_thread_exit | debug_trim_deadlock | debug_small_heap | debug_fuzz)
+    debug_stress | debug_fork | debug_thread_exit | debug_trim_deadlock | debug_small_heap | debug_usable | debug_fuzz)
         # The same programs on the DEBUG=1 library: internal assertions on.
         if [ -z "$PRELOAD" ]; then
             report SKIP "$t" "HS_NO_PRELOAD=1"
@@ -286,6 +291,7 @@ for t in $WANT; do
         # the lock checks see every allocation the purge thread's start makes
         debug_trim_deadlock) run_test "$t" preload "$BIN/trim_deadlock_test" ;;
         debug_small_heap) run_test "$t" preload "$BIN/small_heap_test" ;;
+        debug_usable) run_test "$t" preload "$BIN/usable_test" ;;
         debug_fuzz) run_test "$t" preload "$BIN/fuzz_test" -s "$FUZZ_SEED" -t "$FUZZ_SECONDS" -j 2 ;;
         esac
         PRELOAD=$release_so

@@ -366,8 +366,13 @@ HS_COLD static uint32_t note_trip(tiny_slab_t *s, uint32_t keep)
         atomic_load_explicit(&tiny_state.stat_threads_live, memory_order_relaxed) < 2)
         return keep;
     uint64_t bit = (uint64_t)1 << (s->cls - TINY_BUSY_CLASS_MIN);
+    /* Never fewer than keep: a slab of a SuperSlab's first unit, which the
+     * header and slab table shorten to 24,000 bytes, holds two or three
+     * blocks of 6,544-8,192 B, a quarter of which is none, and with none
+     * to wait for, `used` is 0 on the full list: the owner's frees never
+     * bring the slab back, nor its blocks, and it kept its SuperSlab. */
     if (atomic_load_explicit(&tiny_state.busy_classes, memory_order_relaxed) & bit)
-        return s->capacity / 4;
+        return s->capacity / 4 > keep ? s->capacity / 4 : keep;
     if (++s->trips * TINY_BUSY_TRIPS_SHARE >= s->capacity)
         atomic_fetch_or_explicit(&tiny_state.busy_classes, bit, memory_order_relaxed);
     return keep;
