@@ -7,13 +7,16 @@
  * small heap's give-back of what they leave), aligned blocks, and the
  * 528 B - 8 KiB classes that threads allocate and free into each other's
  * slabs (their slabs come back from the full list late once busy). And a
- * busy class's slab whose blocks were all freed must come back.
+ * busy class's slab whose blocks were all freed must come back, and so
+ * must the slabs whose blocks another thread freed, before a SuperSlab is
+ * mapped, but none with a block in use.
  *
- * Usage: usable_test [small|busy|threads SEED]: with no argument, each
- * phase in processes of its own: small (one thread, while the heap is
+ * Usage: usable_test [small|busy|remote|threads SEED]: with no argument,
+ * each phase in processes of its own: small (one thread, while the heap is
  * small; 8 seeds), busy (an 8 KiB slab of a SuperSlab's first unit, once
- * its class is busy), threads (a small heap shared by two threads, then
- * four threads that come and go as the heap grows past it). Run with
+ * its class is busy), remote (1 KiB slabs that a second thread empties but
+ * for one block in some), threads (a small heap shared by two threads,
+ * then four threads that come and go as the heap grows past it). Run with
  * HUGESLAB_PURGE_DELAY_MS=0 HUGESLAB_RELEASE_DELAY_MS=0 too, so that the
  * purge thread works while the blocks around its pages live. */
 #define _GNU_SOURCE 1
@@ -296,12 +299,19 @@ static void *parked(void *arg)
     return NULL;
 }
 
+/* All zero when the library has no hugeslab_stats. */
+static void read_stats(hugeslab_stats_t *s)
+{
+    static void (*stats)(hugeslab_stats_t *);
+    if (!stats) stats = (void (*)(hugeslab_stats_t *))dlsym(RTLD_DEFAULT, "hugeslab_stats");
+    memset(s, 0, sizeof *s);
+    if (stats) stats(s);
+}
+
 static uint64_t bytes_in_slabs(void)
 {
-    void (*stats)(hugeslab_stats_t *) =
-        (void (*)(hugeslab_stats_t *))dlsym(RTLD_DEFAULT, "hugeslab_stats");
-    hugeslab_stats_t s = {0};
-    if (stats) stats(&s);
+    hugeslab_stats_t s;
+    read_stats(&s);
     return s.bytes_in_slabs;
 }
 
@@ -387,6 +397,174 @@ static int phase_busy(void)
     return stranded;
 }
 
+/* ---- slabs emptied by another thread, released before a SuperSlab comes ----- */
+
+#define REMOTE_SIZE 1000 /* the 1 KiB class: slabs of one unit, 32 blocks */
+#define REMOTE_SLABS 13  /* of it; the last stays its current slab */
+#define REMOTE_MAX 1024  /* blocks of it, at most */
+#define REMOTE_PIN 3     /* every third of the others keeps a block in use */
+#define FILL_SIZE 8000   /* the 8 KiB class, which fills SuperSlabs */
+#define FILL_MAX 600     /* of it, at most: more than two SuperSlabs hold */
+
+typedef struct {
+    char **blocks;
+    unsigned n;
+} handed_t;
+
+/* A block of the remote phase, stamped: no calloc nor alignment here, so
+ * that each size keeps to its class. */
+static char *remote_block(size_t n, uint64_t seed)
+{
+    char *p = malloc(n);
+    if (!p) die("malloc(%zu): %s", n, strerror(errno));
+    stamp(p, seed);
+    atomic_fetch_add_explicit(&g_ops, 1, memory_order_relaxed);
+    return p;
+}
+
+static void *free_handed(void *arg)
+{
+    const handed_t *h = arg;
+    for (unsigned i = 0; i < h->n; i++) release(h->blocks[i]);
+    return NULL;
+}
+
+/* Remote frees: by a thread that never allocates, so has no heap. */
+static void free_on_other_thread(char **blocks, unsigned n)
+{
+    handed_t h = {blocks, n};
+    pthread_t t;
+    if (pthread_create(&t, NULL, free_handed, &h) != 0) die("pthread_create");
+    pthread_join(t, NULL);
+}
+
+typedef struct {
+    uintptr_t from, to;
+} range_t;
+
+static int by_start(const void *a, const void *b)
+{
+    uintptr_t x = ((const range_t *)a)->from, y = ((const range_t *)b)->from;
+    return x < y ? -1 : x > y;
+}
+
+/* Slabs of one thread whose blocks another thread freed wait on their
+ * remote-free stacks: no refill of their class takes them while the thread
+ * allocates other sizes, and they go back only when the segment layer is
+ * about to map a SuperSlab (release_remote_emptied in tiny.c). Those of
+ * them that keep a block in use must stay, with the block's bytes, and not
+ * hand it out again. Returns 0, or 1 when no slab went back before a
+ * SuperSlab was mapped, or more went back than the emptied slabs. */
+static int phase_remote(void)
+{
+    static char *blocks[REMOTE_MAX], *handed[REMOTE_MAX], *filler[FILL_MAX], *again[REMOTE_MAX];
+    static int slab[REMOTE_MAX]; /* of each block: its index, -1 for one made before */
+    static unsigned first_of[REMOTE_SLABS], pinned_at[REMOTE_SLABS];
+    static uint64_t slab_bytes[REMOTE_SLABS];
+    static range_t live[REMOTE_MAX + FILL_MAX + REMOTE_MAX + 1];
+    hugeslab_stats_t st;
+    read_stats(&st);
+    uint64_t in_slabs = st.bytes_in_slabs;
+    /* Blocks until the last slab is cut: a new slab shows as bytes_in_slabs
+     * growing, and it holds the block malloc returned then. */
+    unsigned n = 0;
+    int slabs = 0;
+    while (slabs < REMOTE_SLABS) {
+        if (n == REMOTE_MAX) die("remote: %d slabs of %d B in %u blocks", slabs, REMOTE_SIZE, n);
+        char *p = remote_block(REMOTE_SIZE, 7000 + n);
+        read_stats(&st);
+        if (st.bytes_in_slabs > in_slabs) {
+            slab_bytes[slabs] = st.bytes_in_slabs - in_slabs;
+            first_of[slabs++] = n;
+        }
+        in_slabs = st.bytes_in_slabs;
+        slab[n] = slabs - 1;
+        blocks[n++] = p;
+    }
+    /* Every slab but the current one ran out: on the full list. Each gets
+     * one remote free, which waits on this thread's delayed list as a
+     * notice; malloc_trim takes the notices, and the slabs go back to the
+     * partial list. Else the other thread's last free into each would
+     * release it (reclaim_empty), and this path would not be the one. */
+    unsigned n_handed = 0;
+    uint64_t emptied = 0;
+    for (int j = 0; j + 1 < REMOTE_SLABS; j++) {
+        unsigned end = first_of[j + 1], mid = (first_of[j] + end) / 2;
+        pinned_at[j] = j % REMOTE_PIN == 1 ? mid : UINT32_MAX;
+        if (pinned_at[j] == UINT32_MAX) emptied += slab_bytes[j];
+        handed[n_handed++] = blocks[first_of[j]];
+        blocks[first_of[j]] = NULL;
+    }
+    free_on_other_thread(handed, n_handed);
+    malloc_trim(0);
+    /* Then the other thread frees all the rest of them but the pinned
+     * blocks: onto the slabs' remote-free stacks. */
+    n_handed = 0;
+    for (unsigned i = 0; i < n; i++) {
+        if (!blocks[i] || slab[i] < 0 || slab[i] + 1 == REMOTE_SLABS || pinned_at[slab[i]] == i)
+            continue;
+        handed[n_handed++] = blocks[i];
+        blocks[i] = NULL;
+    }
+    free_on_other_thread(handed, n_handed);
+    /* Blocks of another class until a SuperSlab is mapped: before it, the
+     * emptied slabs go back, bytes_in_slabs falling by their size less the
+     * new slab's. */
+    read_stats(&st);
+    uint64_t mapped = st.superslabs_mapped, dropped = 0, grown = 0;
+    in_slabs = st.bytes_in_slabs;
+    unsigned n_fill = 0;
+    while (n_fill < FILL_MAX && !dropped) {
+        filler[n_fill] = remote_block(FILL_SIZE, 9000 + n_fill);
+        n_fill++;
+        read_stats(&st);
+        if (st.bytes_in_slabs < in_slabs) dropped = in_slabs - st.bytes_in_slabs;
+        if (st.bytes_in_slabs > in_slabs) grown = st.bytes_in_slabs - in_slabs;
+        in_slabs = st.bytes_in_slabs;
+        if (!dropped && st.superslabs_mapped > mapped) break;
+    }
+    int failed = 0;
+    hs_note("remote: %d slabs of %d B, %llu bytes of them emptied; %u blocks of %d B: "
+            "slab bytes fell by %llu (a new slab %llu), SuperSlabs %llu -> %llu",
+            REMOTE_SLABS, REMOTE_SIZE, (unsigned long long)emptied, n_fill, FILL_SIZE,
+            (unsigned long long)dropped, (unsigned long long)grown, (unsigned long long)mapped,
+            (unsigned long long)st.superslabs_mapped);
+    if (!dropped) {
+        hs_note("remote: no slab went back before a SuperSlab was mapped");
+        failed = 1;
+    } else if (dropped > emptied) {
+        hs_note("remote: %llu bytes of slabs went back, the emptied ones hold %llu",
+                (unsigned long long)dropped, (unsigned long long)emptied);
+        failed = 1;
+    }
+    /* The units that went back serve again, and the pinned slabs' free
+     * blocks too: as many blocks of each class as the emptied slabs held,
+     * and more, none of them on a block in use. */
+    unsigned n_again = 0;
+    for (uint64_t b = 0; b < emptied + 64 * 1024 && n_fill < FILL_MAX; b += FILL_SIZE) {
+        filler[n_fill] = remote_block(FILL_SIZE, 9000 + n_fill);
+        n_fill++;
+    }
+    for (; n_again < n; n_again++) again[n_again] = remote_block(REMOTE_SIZE, 11000 + n_again);
+    unsigned n_live = 0;
+    for (unsigned i = 0; i < n; i++)
+        if (blocks[i]) live[n_live++] = (range_t){(uintptr_t)blocks[i], 0};
+    for (unsigned i = 0; i < n_fill; i++) live[n_live++] = (range_t){(uintptr_t)filler[i], 0};
+    for (unsigned i = 0; i < n_again; i++) live[n_live++] = (range_t){(uintptr_t)again[i], 0};
+    for (unsigned i = 0; i < n_live; i++)
+        live[i].to = live[i].from + check((void *)live[i].from, "kept beside released slabs");
+    qsort(live, n_live, sizeof *live, by_start);
+    for (unsigned i = 1, last = 0; i < n_live; i++) {
+        if (live[i].from < live[last].to)
+            die("remote: block %#lx (%lu bytes) handed out over live %#lx (%lu bytes)",
+                (unsigned long)live[i].from, (unsigned long)(live[i].to - live[i].from),
+                (unsigned long)live[last].from, (unsigned long)(live[last].to - live[last].from));
+        if (live[i].to > live[last].to) last = i;
+    }
+    for (unsigned i = 0; i < n_live; i++) release((void *)live[i].from);
+    return failed;
+}
+
 /* A phase in a process of its own, started afresh: the small heap is a
  * process's first. */
 static void spawn(const char *phase, uint64_t seed)
@@ -408,10 +586,8 @@ static void spawn(const char *phase, uint64_t seed)
 static void print_stats(const char *phase)
 {
     /* What went back at once, where the library says: the phase's reach. */
-    void (*stats)(hugeslab_stats_t *) =
-        (void (*)(hugeslab_stats_t *))dlsym(RTLD_DEFAULT, "hugeslab_stats");
-    hugeslab_stats_t s = {0};
-    if (stats) stats(&s);
+    hugeslab_stats_t s;
+    read_stats(&s);
     fprintf(stderr,
             "usable: %s: %lu blocks allocated or resized, %.1f MiB checked; %llu KiB given back "
             "at once in %llu calls\n",
@@ -430,11 +606,14 @@ int main(int argc, char **argv)
         } else if (strcmp(argv[1], "busy") == 0) {
             if (on_hugeslab && phase_busy())
                 die("busy: a slab whose blocks were all freed stayed on the full list");
+        } else if (strcmp(argv[1], "remote") == 0) {
+            if (on_hugeslab && phase_remote())
+                die("remote: slabs emptied by another thread went back wrong (see above)");
         } else if (strcmp(argv[1], "threads") == 0) {
             run_workers(2, 3, 4000, true, seed);
             run_workers(4, 4, 6000, false, seed + 100);
         } else {
-            fprintf(stderr, "usage: %s [small|busy|threads SEED]\n", argv[0]);
+            fprintf(stderr, "usage: %s [small|busy|remote|threads SEED]\n", argv[0]);
             return 2;
         }
         print_stats(argv[1]);
@@ -442,6 +621,7 @@ int main(int argc, char **argv)
     }
     for (uint64_t seed = 1; seed <= SMALL_RUNS; seed++) spawn("small", seed);
     spawn("busy", 0);
+    spawn("remote", 0);
     spawn("threads", 1000);
     return hs_finish("usable");
 }
