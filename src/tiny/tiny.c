@@ -572,6 +572,12 @@ HS_NOINLINE static void make_room_for_one_block(tiny_heap_t *heap, unsigned cls)
             continue;
         collect(s);
         if (s->used != 0) continue;
+        /* Its pages may go back here (units_give_back: madvise) under this
+         * thread's busy flag, held through the refill. No other thread
+         * waits for that flag: reclaim_empty only tries it, and a free that
+         * finds it held goes to the slab's remote-free stack as usual;
+         * heap_enter, which waits, runs on the heap's own thread only. The
+         * system call delays this thread alone. */
         release_empty(heap, s);
         heap->one_block_released |= one_block_bit(c);
     }
