@@ -13,6 +13,8 @@
  *     been idle for the reserve's delay; beyond HUGESLAB_CACHE_MB idle
  *     memory is taken at once, due or not;
  *   - a SuperSlab marked outgrown is taken at once, to go back for good;
+ *   - fresh memory mapped beside idle or lazily freed SuperSlabs asks as
+ *     many to skip the lazy stage's wait, for the release delay at most;
  *   - a freed run waits in the run cache and is taken when due;
  *   - malloc_trim's seg_trim takes everything idle, whatever the clock.
  *   - seg_superslab_validate reports a broken SuperSlab and aborts.
@@ -221,6 +223,28 @@ static void check_outgrown(void)
     CHECK(took(batch, n, a) && !a_now, "a SuperSlab idle 100 ms: taken to go now %d (want 0)",
           a_now);
     seg_pool_validate(0);
+}
+
+/* Fresh memory mapped beside idle or lazily freed SuperSlabs asks as many
+ * of them to skip the lazy stage's wait (seg_note_fresh): never more than
+ * rest, and nothing once the release delay has passed since it asked. */
+static void check_fresh_asks(void)
+{
+    seg_purge_policy_t policy = seg_purge_policy();
+    seg_superslab_t *ss = take_whole();
+    if (!ss) return;
+    seg_note_fresh(4 * HS_MiB);
+    CHECK(seg_fresh_take(&policy, fake_clock(), 8) == 0, "fresh memory beside none resting asked");
+    seg_units_free(ss, 0, HS_UNITS_PER_SUPERSLAB);
+    uint64_t resting = cached(); /* and none lazily freed yet */
+    seg_note_fresh((resting + 2) * HS_SUPERSLAB_SIZE);
+    unsigned granted = seg_fresh_take(&policy, fake_clock(), 64);
+    CHECK(granted == resting, "fresh memory asked %u SuperSlabs, want the %llu resting", granted,
+          (unsigned long long)resting);
+    CHECK(seg_fresh_take(&policy, fake_clock(), 64) == 0, "granted twice");
+    seg_note_fresh(HS_SUPERSLAB_SIZE);
+    atomic_fetch_add(&fake_now, policy.lazy_release_after_ms + 1);
+    CHECK(seg_fresh_take(&policy, fake_clock(), 64) == 0, "asked past the release delay, granted");
 }
 
 static void check_run_cache(void)
@@ -475,6 +499,7 @@ int main(void)
      * are not cut from a SuperSlab the test is watching: a free of many
      * units of a base-page SuperSlab starts it otherwise. */
     seg_start_background();
+    check_fresh_asks(); /* first: nothing lazily freed, so the purge thread takes none */
     check_idle_and_due();
     check_reserve_and_cache();
     check_outgrown();

@@ -42,7 +42,8 @@ static const char help_purge_delay_ms[] HS_SELDOM_DATA =
     "milliseconds a SuperSlab stays idle before it is purged";
 static const char help_release_delay_ms[] HS_SELDOM_DATA =
     "milliseconds MADV_FREE'd memory stays idle before "
-    "MADV_DONTNEED takes it out of RSS";
+    "MADV_DONTNEED takes it out of RSS; sooner, as much of it as fresh memory "
+    "the heap maps meanwhile";
 static const char help_purge_backend[] HS_SELDOM_DATA =
     "purge with madvise calls or io_uring batches";
 static const char help_split_sparse[] HS_SELDOM_DATA =

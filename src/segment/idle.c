@@ -77,6 +77,7 @@ seg_purge_policy_t seg_purge_policy(void)
         .reserve_bytes = (size_t)hs_option(HS_OPT_RESERVE_MB) * HS_MiB,
         .cache_cap_bytes = (size_t)hs_option(HS_OPT_CACHE_MB) * HS_MiB,
         .dontneed = hs_option(HS_OPT_PURGE) == HS_PURGE_DONTNEED,
+        .release_for_fresh = true,
         .uring = hs_option(HS_OPT_PURGE_BACKEND) == HS_PURGE_BACKEND_URING,
     };
 }
@@ -112,14 +113,61 @@ void seg_store_purged(seg_superslab_t *ss, unsigned node, thp_backing_t backing,
     hs_unlock(&pool->lock);
     if (kept) {
         hs_count_add(&seg_state.stat_purged_superslabs, 1);
+        if (lazy) hs_count_add(&seg_lazy_superslabs, 1);
     } else {
         ss->memory_node = (uint16_t)memory_node;
         seg_unmap_idle(ss, HS_SUPERSLAB_SIZE, backing);
     }
 }
 
-HS_COLD unsigned seg_take_lazy(const seg_purge_policy_t *policy, uint64_t now_ms, seg_purged_t *out,
-                               unsigned max, uint64_t *next_due)
+_Atomic uint64_t seg_lazy_superslabs;
+
+/* What fresh memory asked to go back (seg_note_fresh), in SuperSlabs, and
+ * when it last asked. */
+static struct {
+    _Atomic uint64_t superslabs;
+    _Atomic uint64_t at_ms;
+} fresh_asks;
+
+HS_COLD HS_SELDOM void seg_note_fresh(size_t bytes)
+{
+    uint64_t lazy = atomic_load_explicit(&seg_lazy_superslabs, memory_order_relaxed);
+    uint64_t resting =
+        lazy + atomic_load_explicit(&seg_state.stat_idle_superslabs, memory_order_relaxed);
+    if (!resting) return;
+    /* Never more than what rests now: a heap that only grows asks nothing,
+     * and what it frees later waits both stages, as before. */
+    uint64_t n = bytes >> HS_SUPERSLAB_SHIFT;
+    if (n > resting) n = resting;
+    atomic_store_explicit(&fresh_asks.at_ms, seg_now_ms(), memory_order_relaxed);
+    atomic_fetch_add_explicit(&fresh_asks.superslabs, n, memory_order_relaxed);
+    /* Idle SuperSlabs fall due on the purge thread's timer already. */
+    if (lazy) purge_notify(true);
+}
+
+HS_COLD HS_SELDOM unsigned seg_fresh_take(const seg_purge_policy_t *policy, uint64_t now_ms,
+                                          unsigned want)
+{
+    uint64_t have = atomic_load_explicit(&fresh_asks.superslabs, memory_order_relaxed);
+    if (!have) return 0;
+    /* Asked long ago: the fresh memory was faulted in beside what was
+     * resting then, and the lazy stage's own end is as near. */
+    if (now_ms - atomic_load_explicit(&fresh_asks.at_ms, memory_order_relaxed) >
+        policy->lazy_release_after_ms) {
+        atomic_store_explicit(&fresh_asks.superslabs, 0, memory_order_relaxed);
+        return 0;
+    }
+    uint64_t granted;
+    do {
+        granted = have < want ? have : want;
+    } while (granted &&
+             !atomic_compare_exchange_weak_explicit(&fresh_asks.superslabs, &have, have - granted,
+                                                    memory_order_relaxed, memory_order_relaxed));
+    return (unsigned)granted;
+}
+
+HS_COLD HS_SELDOM unsigned seg_take_lazy(const seg_purge_policy_t *policy, uint64_t now_ms,
+                                         seg_purged_t *out, unsigned max, uint64_t *next_due)
 {
     uint64_t min_lazy_ms = policy->lazy_release_after_ms;
     unsigned taken = 0;
@@ -132,10 +180,17 @@ HS_COLD unsigned seg_take_lazy(const seg_purge_policy_t *policy, uint64_t now_ms
         size_t k = 0;
         while (k < lazy->count && taken < max && now_ms - lazy->entries[k].since_ms >= min_lazy_ms)
             out[taken++] = seg_purged_unpack(lazy->entries[k++].bits, n);
+        /* Then, before their time, as many as fresh memory asks for. */
+        if (policy->release_for_fresh && k < lazy->count && taken < max) {
+            size_t room = lazy->count - k < max - taken ? lazy->count - k : max - taken;
+            unsigned early = seg_fresh_take(policy, now_ms, (unsigned)room);
+            while (early--) out[taken++] = seg_purged_unpack(lazy->entries[k++].bits, n);
+        }
         if (k) {
             lazy->count -= k;
             memmove(lazy->entries, lazy->entries + k, lazy->count * sizeof *lazy->entries);
             hs_count_add(&seg_state.stat_purged_superslabs, -(int64_t)k);
+            hs_count_add(&seg_lazy_superslabs, -(int64_t)k);
         }
         if (lazy->count && lazy->entries[0].since_ms + min_lazy_ms < *next_due)
             *next_due = lazy->entries[0].since_ms + min_lazy_ms;

@@ -10,7 +10,8 @@
  * - Idle SuperSlabs of THP or base pages get MADV_FREE (or MADV_DONTNEED)
  *   over whole 2 MiB units and stay mapped for reuse; those lazily freed and
  *   still unused HUGESLAB_RELEASE_DELAY_MS later get MADV_DONTNEED, so they
- *   leave RSS (LazyFree counts in it); hugetlb SuperSlabs and
+ *   leave RSS (LazyFree counts in it), or sooner, as many as the process
+ *   maps fresh memory for meanwhile (seg_note_fresh); hugetlb SuperSlabs and
  *   runs are unmapped, which returns hugetlb pages to their pool with no
  *   reservation left behind to fault on later.
  * - Free units of SuperSlabs in use on base pages (or the small heap's
@@ -189,7 +190,8 @@ static unsigned return_superslabs(const seg_purge_policy_t *policy, uint64_t *du
          * so long that the lazy stage would only delay it. Read the
          * header before madvise: afterwards it may be zero. */
         bool now_for_good = policy->dontneed || batch[i].release_now ||
-                            now - ss->idle_since_ms >= policy->release_after_ms;
+                            now - ss->idle_since_ms >= policy->release_after_ms ||
+                            (policy->release_for_fresh && seg_fresh_take(policy, now, 1));
         seg_purged_t *to = now_for_good ? &release[n_release++] : &lazy[n_lazy++];
         *to = (seg_purged_t){ss, ss->node, backing, ss->memory_node};
     }
@@ -213,7 +215,8 @@ static unsigned return_free_units(const seg_purge_policy_t *policy, uint64_t *du
 
 /* Second stage: what MADV_FREE gave back still counts in RSS (LazyFree)
  * until the kernel runs short, and every RSS monitor counts it. Memory still
- * unused lazy_release_after_ms later leaves RSS for good. */
+ * unused lazy_release_after_ms later leaves RSS for good; sooner, as much
+ * as fresh memory the process mapped meanwhile (seg_note_fresh). */
 static unsigned release_lazy(const seg_purge_policy_t *policy, uint64_t *due)
 {
     seg_purged_t lazy[PURGE_BATCH];
@@ -290,6 +293,7 @@ HS_SELDOM int seg_trim(void)
     policy.purge_after_ms = policy.release_after_ms = policy.lazy_release_after_ms = 0;
     policy.reserve_bytes = 0;
     policy.dontneed = true;
+    policy.release_for_fresh = false;
     policy.uring = false;
     uint64_t next_due;
     return return_idle(&policy, &next_due) > 0;

@@ -257,6 +257,12 @@ seg_superslab_t *seg_map_superslabs(size_t size, size_t align, seg_chunk_kind_t 
             os_unmap(spare, size);
     }
     if (under_way) atomic_fetch_sub(&seg_state.hugetlb_maps_under_way, 1);
+    /* Memory at rest beside it (idle, or purged: lazily freed among it)?
+     * Read here, on seg_state's page, which every process writes: a heap
+     * that has never rested runs none of seg_note_fresh's seldom text. */
+    if (atomic_load_explicit(&seg_state.stat_idle_superslabs, memory_order_relaxed) |
+        atomic_load_explicit(&seg_state.stat_purged_superslabs, memory_order_relaxed))
+        seg_note_fresh(size);
     return ss;
 }
 

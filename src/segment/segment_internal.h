@@ -29,6 +29,8 @@ typedef struct seg_purge_policy_s {
     size_t cache_cap_bytes;         /* idle memory never held beyond this
                                        (HUGESLAB_CACHE_MB) */
     bool dontneed;                  /* no lazy stage: MADV_DONTNEED at once */
+    bool release_for_fresh;         /* the lazy stage cut short for fresh memory
+                                       (seg_note_fresh): the purge thread's */
     bool uring;                     /* batch the advice through io_uring (the purge
                                        thread's ring: never on another thread) */
 } seg_purge_policy_t;
@@ -78,10 +80,28 @@ typedef struct seg_purged_s {
 bool seg_mark_outgrown(seg_superslab_t *ss, unsigned node);
 /* Takes SuperSlabs lazily freed at least policy->lazy_release_after_ms ago,
  * oldest first, out of their pools (to be released with MADV_DONTNEED and
- * given back to seg_store_purged). *next_due: when the next one falls due
- * (UINT64_MAX for none). Returns how many were taken. */
+ * given back to seg_store_purged); with policy->release_for_fresh, the next
+ * oldest as well, as many as fresh memory asks (seg_fresh_take). *next_due:
+ * when the next one falls due (UINT64_MAX for none). Returns how many were
+ * taken. */
 unsigned seg_take_lazy(const seg_purge_policy_t *policy, uint64_t now_ms, seg_purged_t *out,
                        unsigned max, uint64_t *next_due);
+/* Fresh memory the process maps while SuperSlabs of its own are idle or
+ * lazily freed, still resident: both count in RSS. So the pages of as many
+ * of those go back for good as soon as the purge thread may take them
+ * (idle ones still after the purge delay, lazily freed ones at once),
+ * skipping the lazy stage's wait (HUGESLAB_RELEASE_DELAY_MS); a program
+ * whose next phase has another shape (slabs freed, runs mapped) does not
+ * peak at both. Called by seg_map_superslabs, with no lock held; wakes the
+ * purge thread when lazily freed memory waits. */
+void seg_note_fresh(size_t bytes);
+/* Up to `want` SuperSlabs of what fresh memory asked to go back (none once
+ * lazy_release_after_ms has passed since the last fresh mapping): the
+ * number granted, taken from what is asked. */
+unsigned seg_fresh_take(const seg_purge_policy_t *policy, uint64_t now_ms, unsigned want);
+/* SuperSlabs on the pools' lazy stacks (relaxed: a hint). */
+extern _Atomic uint64_t seg_lazy_superslabs;
+
 /* Free units taken out of a SuperSlab in use, for their pages to go back
  * (seg_take_free_units), and given back with seg_return_free_units. */
 typedef struct seg_free_units_s {

@@ -190,6 +190,7 @@ static seg_superslab_t *take_superslab(seg_pool_t *pool, unsigned node)
         if (pool->lazy.count || pool->released.count) {
             seg_purged_stack_t *from = pool->lazy.count ? &pool->lazy : &pool->released;
             purged = from->entries[--from->count].bits;
+            if (from == &pool->lazy) hs_count_add(&seg_lazy_superslabs, -1);
         }
         hs_unlock(&pool->lock);
     }

@@ -57,6 +57,12 @@
  *                                    on their way back, and the new SuperSlab
  *                                    is on base pages; growing: it frees none,
  *                                    and the new one is a huge page
+ *   kernel_test fresh                64 MiB of small blocks freed and left
+ *                                    LazyFree, then 64 MiB of 4 MiB blocks
+ *                                    (runs, which cannot reuse them): Rss
+ *                                    peaks less than 32 MiB above where it
+ *                                    was, the lazily freed pages released as
+ *                                    the runs are faulted in
  *   kernel_test orphans MAX_MS       2 threads leave 32 MiB of blocks and exit,
  *                                    the main thread frees them: Rss within
  *                                    8 MiB of the start within MAX_MS
@@ -1195,6 +1201,71 @@ static int test_orphans(long max_ms)
     return 0;
 }
 
+/* ---- fresh ---------------------------------------------------------------------- */
+
+static void sleep_ms(long ms)
+{
+    struct timespec t = {ms / 1000, (ms % 1000) * 1000000L};
+    while (nanosleep(&t, &t) != 0 && errno == EINTR) {
+    }
+}
+
+/* A program's phase frees 64 MiB of small blocks; after the purge delay
+ * they are LazyFree (MADV_FREE), still in Rss. The next phase asks for 64
+ * MiB of 4 MiB blocks, runs of their own that no slab's SuperSlab can
+ * serve, filled one every 20 ms. The lazily freed pages go for good as
+ * the fresh ones come: Rss peaks less than 32 MiB above where it was
+ * before that phase. With MADV_DONTNEED only after the release delay
+ * (run.sh sets it to an hour), it peaked at both: 64 MiB above. */
+static int test_fresh(void)
+{
+    enum { runs = 16 };
+    size_t total = 64 * MiB, used = 0, count = 0, run_block = 4 * MiB - 64 * 1024;
+    size_t cap = total / 64;
+    void **blocks = pointer_array(cap);
+    static char *big[runs];
+    unsigned seed = 12345;
+    while (used < total && count < cap) {
+        seed = seed * 1103515245u + 12345u;
+        size_t size = 64 + (seed >> 16) % 961;
+        blocks[count] = malloc(size);
+        if (!blocks[count]) return fail("malloc failed: %s", strerror(errno));
+        memset(blocks[count], 0x5a, size);
+        used += size;
+        count++;
+    }
+    long long full = rollup("Rss:");
+    for (size_t i = 0; i < count; i++) free(blocks[i]);
+    /* Past the purge delay (500 ms): MADV_FREE. */
+    sleep_ms(1000);
+    long long before = rollup("Rss:"), lazy0 = rollup("LazyFree:");
+    long long peak = before;
+    for (int i = 0; i < runs; i++) {
+        big[i] = malloc(run_block);
+        if (!big[i]) return fail("malloc failed: %s", strerror(errno));
+        memset(big[i], 0x5a, run_block);
+        sleep_ms(20);
+        long long rss = rollup("Rss:");
+        if (rss > peak) peak = rss;
+    }
+    long long after = rollup("Rss:"), lazy1 = rollup("LazyFree:");
+    hugeslab_stats_t st;
+    hugeslab_stats(&st);
+    printf("fresh: Rss %lld MiB with 64 MiB of small blocks; freed, after 1 s Rss %lld MiB, "
+           "LazyFree %lld MiB; 64 MiB of runs then: Rss peak %lld MiB (%+lld), at the end %lld "
+           "MiB, LazyFree %lld MiB; SuperSlabs purged %llu\n",
+           full / MiB, before / MiB, lazy0 / MiB, peak / MiB, (peak - before) / MiB, after / MiB,
+           lazy1 / MiB, (unsigned long long)st.superslabs_purged);
+    for (int i = 0; i < runs; i++) free(big[i]);
+    if (full < 0 || lazy0 < 0 || lazy1 < 0) return fail("%s", "cannot read smaps_rollup");
+    if (lazy0 < 48 * MiB) return fail("%s", "the freed small blocks' pages were not LazyFree");
+    if (peak - before >= 32 * MiB)
+        return fail("%s", "Rss peaked at both: the lazily freed pages stayed as the runs came");
+    if (lazy1 > 8 * MiB) return fail("%s", "the lazily freed pages stayed LazyFree");
+    printf("PASS\n");
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     setvbuf(stdout, NULL, _IONBF, 0);
@@ -1214,6 +1285,7 @@ int main(int argc, char **argv)
     if (argc >= 2 && strcmp(argv[1], "given-back") == 0) return test_given_back();
     if (argc >= 2 && strcmp(argv[1], "counted") == 0) return test_counted();
     if (argc >= 3 && strcmp(argv[1], "overflow") == 0) return test_overflow(argv[2]);
+    if (argc >= 2 && strcmp(argv[1], "fresh") == 0) return test_fresh();
     if (argc >= 3 && strcmp(argv[1], "orphans") == 0) return test_orphans(atol(argv[2]));
     if (argc >= 3 && strcmp(argv[1], "free-units") == 0) return test_free_units(atol(argv[2]));
     if (argc >= 3 && strcmp(argv[1], "sparse") == 0)

@@ -124,6 +124,10 @@ if [ $thp_ok -eq 1 ]; then
     # 8 MiB of the start in 3 s (never, while orphans waited for a SuperSlab
     # to fall idle before anything swept them).
     run_case orphans-thp HUGESLAB_BACKING=thp "$bin" orphans 3000
+    # 64 MiB of small blocks freed and LazyFree, then 64 MiB of runs: the
+    # lazily freed pages leave as the runs come, Rss under 32 MiB above (+4;
+    # +64, both, while they waited for the release delay, an hour here).
+    run_case fresh-thp HUGESLAB_BACKING=thp HUGESLAB_RELEASE_DELAY_MS=3600000 "$bin" fresh
     # A thread waiting in pthread_join has its full slabs emptied by another,
     # which needs a new SuperSlab meanwhile: those slabs come back only with
     # their last block, and the new SuperSlab is on base pages (a 2 MiB huge
@@ -145,7 +149,7 @@ if [ $thp_ok -eq 1 ]; then
     run_case sparse-regrow-thp HUGESLAB_BACKING=thp "$bin" sparse 3000 regrow
 else
     for c in faults-thp faults-thp-1g stats purge-free purge-dontneed purge-uring purge-held-off purge-release \
-        churn-thp small-heap small-heap-large run-tail usable-kept outgrown given-back counted orphans-thp overflow-returning overflow-growing free-units-thp sparse-thp sparse-kept-thp sparse-regrow-thp; do
+        churn-thp small-heap small-heap-large run-tail usable-kept outgrown given-back counted orphans-thp fresh-thp overflow-returning overflow-growing free-units-thp sparse-thp sparse-kept-thp sparse-regrow-thp; do
         skip_case $c "THP is unavailable ($(thp_mode)) and cannot be switched without root"
     done
 fi
