@@ -242,6 +242,16 @@ static void check_fresh_asks(void)
     CHECK(granted == resting, "fresh memory asked %u SuperSlabs, want the %llu resting", granted,
           (unsigned long long)resting);
     CHECK(seg_fresh_take(&policy, fake_clock(), 64) == 0, "granted twice");
+    /* Asks of many mappings add up to what rests, no more. */
+    seg_note_fresh(HS_SUPERSLAB_SIZE);
+    seg_note_fresh((resting + 2) * HS_SUPERSLAB_SIZE);
+    granted = seg_fresh_take(&policy, fake_clock(), 64);
+    CHECK(granted == resting, "two mappings asked %u SuperSlabs, want the %llu resting", granted,
+          (unsigned long long)resting);
+    /* An ask newer than the purge pass's clock is not expired. */
+    seg_note_fresh(HS_SUPERSLAB_SIZE);
+    CHECK(seg_fresh_take(&policy, fake_clock() - 1, 64) == 1,
+          "an ask newer than the pass's clock was dropped");
     seg_note_fresh(HS_SUPERSLAB_SIZE);
     atomic_fetch_add(&fake_now, policy.lazy_release_after_ms + 1);
     CHECK(seg_fresh_take(&policy, fake_clock(), 64) == 0, "asked past the release delay, granted");

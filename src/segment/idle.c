@@ -135,12 +135,19 @@ HS_COLD HS_SELDOM void seg_note_fresh(size_t bytes)
     uint64_t resting =
         lazy + atomic_load_explicit(&seg_state.stat_idle_superslabs, memory_order_relaxed);
     if (!resting) return;
-    /* Never more than what rests now: a heap that only grows asks nothing,
-     * and what it frees later waits both stages, as before. */
+    /* Never more than what rests now, however many mappings asked: a heap
+     * that only grows asks nothing, and what it frees later waits both
+     * stages, as before (asks summed over a run of mappings beside one
+     * resting SuperSlab would send later frees straight to MADV_DONTNEED). */
     uint64_t n = bytes >> HS_SUPERSLAB_SHIFT;
-    if (n > resting) n = resting;
+    uint64_t asked = atomic_load_explicit(&fresh_asks.superslabs, memory_order_relaxed);
+    uint64_t total;
+    do {
+        total = asked + n < resting ? asked + n : resting;
+    } while (total > asked &&
+             !atomic_compare_exchange_weak_explicit(&fresh_asks.superslabs, &asked, total,
+                                                    memory_order_relaxed, memory_order_relaxed));
     atomic_store_explicit(&fresh_asks.at_ms, seg_now_ms(), memory_order_relaxed);
-    atomic_fetch_add_explicit(&fresh_asks.superslabs, n, memory_order_relaxed);
     /* Idle SuperSlabs fall due on the purge thread's timer already. */
     if (lazy) purge_notify(true);
 }
@@ -152,8 +159,9 @@ HS_COLD HS_SELDOM unsigned seg_fresh_take(const seg_purge_policy_t *policy, uint
     if (!have) return 0;
     /* Asked long ago: the fresh memory was faulted in beside what was
      * resting then, and the lazy stage's own end is as near. */
-    if (now_ms - atomic_load_explicit(&fresh_asks.at_ms, memory_order_relaxed) >
-        policy->lazy_release_after_ms) {
+    uint64_t asked_at = atomic_load_explicit(&fresh_asks.at_ms, memory_order_relaxed);
+    /* A pass's clock may predate an ask made during the pass: not old. */
+    if (now_ms > asked_at && now_ms - asked_at > policy->lazy_release_after_ms) {
         atomic_store_explicit(&fresh_asks.superslabs, 0, memory_order_relaxed);
         return 0;
     }
