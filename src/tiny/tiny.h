@@ -411,7 +411,14 @@ HS_INLINE void *tiny_pop(tiny_slab_t *slab, tiny_block_t *block)
 {
     uintptr_t decoded = block->link ^ slab->free_key; /* next ^ block */
     if (HS_UNLIKELY(decoded >= HS_SUPERSLAB_SIZE)) return tiny_pop_last(slab, block, decoded);
-    slab->free = (tiny_block_t *)(decoded ^ (uintptr_t)block);
+    tiny_block_t *next = (tiny_block_t *)(decoded ^ (uintptr_t)block);
+    /* The next malloc of the class takes `next`: its line is asked for now,
+     * for writing, and comes in while the program works. A block another
+     * thread freed comes back last written on that thread's core, and the
+     * load of its link was 78 % of malloc's samples in bench_mt larson at 2
+     * threads. One instruction more a malloc. */
+    __builtin_prefetch(next, 1);
+    slab->free = next;
     slab->used++;
     block->free_mark = 0;
     return block;
