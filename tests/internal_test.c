@@ -12,7 +12,12 @@
  *   - malloc of every size up to TINY_MAX_SIZE lands in a slab of the
  *     right class (the heap's direct table for sizes up to 1 KiB);
  *   - realloc grows a slab's one block in place when free units follow;
- *   - slabs leave little after their last block. */
+ *   - slabs leave little after their last block;
+ *   - a slab on the full list comes back with a thirty-second of its
+ *     blocks free, and with a quarter once it has made TINY_WIDE_TRIPS
+ *     trips there while another thread has a heap. */
+#include <pthread.h>
+
 #include "test_util.h"
 
 #include "hugeslab.h"
@@ -218,6 +223,81 @@ static void check_slab_tails(void)
     for (int i = 0; i < filled; i++) hugeslab_free(fill[i]);
 }
 
+/* Blocks of `size` bytes are taken until the slab of the first one goes
+ * to the full list; then, trip after trip, its blocks are freed one at a
+ * time until it leaves the full list, and taken again until it is back
+ * there. The blocks other slabs hand out meanwhile stay taken, so that each
+ * refill finds the slab that came back. `wide`: from TINY_WIDE_TRIPS on, a
+ * quarter must come back (another thread has a heap), else a thirty-second. */
+static void check_trips(size_t size, bool wide)
+{
+    enum { MOST = 40000, TRIPS = TINY_WIDE_TRIPS + 3 };
+    void **mine = malloc(MOST * sizeof *mine), **others = malloc(MOST * sizeof *others);
+    if (!mine || !others) {
+        HS_FAIL("no memory for the trips' test");
+        return;
+    }
+    size_t n_mine = 0, n_others = 0;
+    mine[n_mine++] = hugeslab_malloc(size);
+    const tiny_slab_t *slab = tiny_slab_of(mine[0]);
+    for (unsigned trip = 1; trip <= TRIPS; trip++) {
+        while (!slab->on_full && n_mine < MOST && n_others < MOST) {
+            void *p = hugeslab_malloc(size);
+            if (tiny_slab_of(p) == slab)
+                mine[n_mine++] = p;
+            else
+                others[n_others++] = p;
+        }
+        if (!slab->on_full) {
+            HS_FAIL("%zu B, trip %u: the slab never went to the full list", size, trip);
+            break;
+        }
+        CHECK(slab->trips == trip, "%zu B: trip %u counted as %u", size, trip, slab->trips);
+        uint32_t share = wide && trip >= TINY_WIDE_TRIPS ? 4 : 32;
+        uint32_t keep = slab->capacity / share, freed = 0;
+        while (slab->on_full && n_mine > 0) {
+            hugeslab_free(mine[--n_mine]);
+            freed++;
+        }
+        CHECK(freed == keep,
+              "%zu B, trip %u, %s: the slab of %u blocks came back after %u frees, not %u", size,
+              trip, wide ? "two threads" : "one thread", slab->capacity, freed, keep);
+    }
+    while (n_mine) hugeslab_free(mine[--n_mine]);
+    while (n_others) hugeslab_free(others[--n_others]);
+    free(mine);
+    free(others);
+}
+
+static pthread_barrier_t trips_barrier;
+
+/* A second thread with a heap, alive from the first wait to the second. */
+static void *heap_holder(void *arg)
+{
+    (void)arg;
+    void *p = hugeslab_malloc(16);
+    pthread_barrier_wait(&trips_barrier);
+    pthread_barrier_wait(&trips_barrier);
+    hugeslab_free(p);
+    return NULL;
+}
+
+static void check_trips_both(void)
+{
+    check_trips(64, false);
+    pthread_t holder;
+    pthread_barrier_init(&trips_barrier, NULL, 2);
+    if (pthread_create(&holder, NULL, heap_holder, NULL) != 0) {
+        HS_FAIL("pthread_create");
+        return;
+    }
+    pthread_barrier_wait(&trips_barrier);
+    check_trips(80, true);
+    pthread_barrier_wait(&trips_barrier);
+    pthread_join(holder, NULL);
+    pthread_barrier_destroy(&trips_barrier);
+}
+
 int main(void)
 {
     check_classes();
@@ -226,5 +306,6 @@ int main(void)
     check_realloc_in_place();
     check_malloc_classes();
     check_slab_tails();
+    check_trips_both();
     return hs_finish("internal");
 }

@@ -373,7 +373,7 @@ HS_COLD static uint32_t note_trip(tiny_slab_t *s, uint32_t keep)
      * bring the slab back, nor its blocks, and it kept its SuperSlab. */
     if (atomic_load_explicit(&tiny_state.busy_classes, memory_order_relaxed) & bit)
         return s->capacity / 4 > keep ? s->capacity / 4 : keep;
-    if (++s->trips * TINY_BUSY_TRIPS_SHARE >= s->capacity)
+    if (s->trips * TINY_BUSY_TRIPS_SHARE >= s->capacity)
         atomic_fetch_or_explicit(&tiny_state.busy_classes, bit, memory_order_relaxed);
     return keep;
 }
@@ -386,10 +386,17 @@ HS_COLD static uint32_t note_trip(tiny_slab_t *s, uint32_t keep)
  * frees blocks here and there and allocates others of the class leaves
  * what is free in full slabs unused while new slabs are made (at an
  * eighth, bench_memory kv peaked 12 MiB higher: 257.7 MiB against glibc's
- * 246.4). The owner's own frees into it stay on free's fast path, which
- * knows nothing of lists: `used` is biased so that it reaches 0, the one
- * case the fast path hands on, at that thirty-second (full_bias holds the
- * rest). Remote frees notify through the delayed list (tiny_free_remote). */
+ * 246.4). But a slab that has made TINY_WIDE_TRIPS trips waits for a
+ * quarter while other threads have heaps too: in a steady state where
+ * blocks of the class come and go at random (Larson's rounds), a
+ * thirty-second brought each slab back for a block or two, and each trip
+ * is a refill and two moves between the lists. kv's peak did not move with
+ * it (249,544 KiB); in one thread it cost sqlite3 a SuperSlab, and one
+ * thread stays at a thirty-second. The owner's own frees
+ * into the slab stay on free's fast path, which knows nothing of lists:
+ * `used` is biased so that it reaches 0, the one case the fast path hands
+ * on, at that `keep` (full_bias holds the rest). Remote frees notify
+ * through the delayed list (tiny_free_remote). */
 static bool move_to_full(tiny_heap_t *heap, tiny_slab_t *s)
 {
     uintptr_t word =
@@ -405,7 +412,11 @@ static bool move_to_full(tiny_heap_t *heap, tiny_slab_t *s)
     heap->partial[s->cls] = s->next;
     if (s->next) s->next->prev = NULL;
     slab_list_push(&heap->full[s->cls], s);
-    uint32_t keep = s->capacity >> 5 ? s->capacity >> 5 : 1;
+    if (s->trips < UINT8_MAX) s->trips++;
+    bool wide = s->trips >= TINY_WIDE_TRIPS &&
+                atomic_load_explicit(&tiny_state.stat_threads_live, memory_order_relaxed) > 1;
+    uint32_t keep = s->capacity >> (wide ? 2 : 5);
+    if (keep == 0) keep = 1;
     if (s->units == 1 && s->block_size > TINY_LINEAR_MAX) keep = note_trip(s, keep);
     if (s->used > keep) {
         s->full_bias = s->used - keep;

@@ -105,6 +105,16 @@ HS_INLINE unsigned tiny_class_of(size_t size)
 #define TINY_BUSY_CLASS_MIN (TINY_LINEAR_MAX / 16)
 #define TINY_BUSY_TRIPS_SHARE 4
 
+/* Trips to the full list after which a slab comes back only with a quarter
+ * of its blocks free, not a thirty-second, while two threads or more have a
+ * heap (tiny.c, move_to_full). bench_mt rounds at 2 threads, M operations
+ * per CPU-second: 155.5 at a thirty-second always, 181.9 with a quarter
+ * after 16 trips, 173.1 with an eighth after 16, mimalloc 173.7. A quarter
+ * after 4 trips raised bench_memory kv's peak by 22.5 MiB, an eighth after
+ * 8 by 2 MiB; a quarter after 16 in one thread sqlite3's (1 M rows) by
+ * 2.0-2.7 MiB, a SuperSlab. */
+#define TINY_WIDE_TRIPS 16
+
 /* The first class above 8 KiB (9,216 B), from which slabs may be short
  * (tiny.c, slab_units), and the slab bytes below which a heap of one
  * thread cuts short ones (one_thread_short). */
@@ -202,8 +212,8 @@ struct tiny_slab_s {
     tiny_slab_t *prev;
     _Atomic uintptr_t remote_free; /* blocks freed by other threads: length | top | FULL */
     bool on_full;                  /* owner only: on the owner's full list */
-    uint8_t trips;                 /* owner only: times a slab of one unit went to the
-                                      full list (note_trip, until its class is busy) */
+    uint8_t trips;                 /* owner only: times it went to the full list,
+                                      up to 255 (move_to_full, note_trip) */
     uint8_t pad_[HS_CACHE_LINE - 4 * sizeof(void *) - 2 * sizeof(uint32_t) - sizeof(bool) -
                  sizeof(uint8_t)];
 };
