@@ -392,11 +392,11 @@ HS_COLD static uint32_t note_trip(tiny_slab_t *s, uint32_t keep)
  * thirty-second brought each slab back for a block or two, and each trip
  * is a refill and two moves between the lists. kv's peak did not move with
  * it (249,544 KiB); in one thread it cost sqlite3 a SuperSlab, and one
- * thread stays at a thirty-second. The owner's own frees
- * into the slab stay on free's fast path, which knows nothing of lists:
- * `used` is biased so that it reaches 0, the one case the fast path hands
- * on, at that `keep` (full_bias holds the rest). Remote frees notify
- * through the delayed list (tiny_free_remote). */
+ * thread stays at a thirty-second. The owner's own frees into the slab
+ * stay on free's fast path, which knows nothing of lists: `used` is biased
+ * so that it reaches 0, the one case the fast path hands on, at that
+ * `keep` (full_bias holds the rest). Remote frees notify through the
+ * delayed list (tiny_free_remote). */
 static bool move_to_full(tiny_heap_t *heap, tiny_slab_t *s)
 {
     uintptr_t word =
