@@ -110,9 +110,9 @@ HS_INLINE unsigned tiny_class_of(size_t size)
  * heap (tiny.c, move_to_full). bench_mt rounds at 2 threads, M operations
  * per CPU-second: 155.5 at a thirty-second always, 181.9 with a quarter
  * after 16 trips, 173.1 with an eighth after 16, mimalloc 173.7. A quarter
- * after 4 trips raised bench_memory kv's peak by 22.5 MiB, an eighth after
+ * after 4 trips raised bench_memory kv's peak by 22.0 MiB, an eighth after
  * 8 by 2 MiB; a quarter after 16 in one thread sqlite3's (1 M rows) by
- * 2.0-2.7 MiB, a SuperSlab. */
+ * 1.8-2.7 MiB, a SuperSlab. */
 #define TINY_WIDE_TRIPS 16
 
 /* The first class above 8 KiB (9,216 B), from which slabs may be short
