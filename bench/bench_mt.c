@@ -1,14 +1,16 @@
 /* bench_mt: multithreaded allocator workloads.
  *
  * Usage: bench_mt larson|prodcons|falseshare|rounds|queue [--threads=N]
- *                 [--seconds=S] [--seed=N]
- * Defaults: --threads=2 --seconds=1 --seed=1.
+ *                 [--seconds=S] [--seed=N] [--handoff-every=N]
+ * Defaults: --threads=2 --seconds=1 --seed=1 --handoff-every=64.
  *
  * larson      every thread churns its own array of slots (free a random
- *             slot, malloc 16..1024 B into it) and every HANDOFF_EVERY steps
- *             hands HANDOFF_BATCH of its live blocks to another thread
+ *             slot, malloc 16..1024 B into it) and every --handoff-every
+ *             steps hands HANDOFF_BATCH of its live blocks to another thread
  *             through that thread's mutex-protected mailbox; the receiver
  *             frees them.  About a third of all frees are remote frees.
+ *             --handoff-every=0: no hand-offs, every thread on its own
+ *             (what two threads cost that share nothing but the allocator).
  * prodcons    threads/2 producers malloc 16..1024 B blocks, write a header
  *             and a trailer byte, and push them through a lock-free
  *             single-producer single-consumer ring to their consumer, which
@@ -71,7 +73,8 @@
 #define LARSON_SLOTS 1000
 #define LARSON_MIN 16
 #define LARSON_MAX 1024
-#define HANDOFF_EVERY 64
+#define HANDOFF_EVERY 64 /* default steps between two hand-offs */
+#define HANDOFF_EVERY_MAX 10000000
 #define HANDOFF_BATCH 32
 #define MAILBOX_CAP 4096
 
@@ -159,6 +162,7 @@ static enum workload workload = W_LARSON;
 static unsigned nthreads = 2;
 static double run_seconds = 1.0;
 static uint64_t seed = 1;
+static unsigned handoff_every = HANDOFF_EVERY; /* larson: steps between hand-offs; 0: none */
 
 static struct worker *workers;
 static struct mailbox *mailboxes;
@@ -235,8 +239,10 @@ static void larson(struct worker *w)
         *(volatile char *)w->slots[k] = 0;
     }
     pthread_barrier_wait(&start_barrier);
+    /* Without hand-offs the stop flag is looked at every HANDOFF_EVERY steps. */
+    unsigned steps = handoff_every ? handoff_every : HANDOFF_EVERY;
     while (!stopping()) {
-        for (int i = 0; i < HANDOFF_EVERY; i++) {
+        for (unsigned i = 0; i < steps; i++) {
             uint32_t k = rng_next(&w->rng) % LARSON_SLOTS;
             free(w->slots[k]);
             char *p = xmalloc(rng_size(&w->rng, LARSON_MIN, LARSON_MAX));
@@ -244,7 +250,8 @@ static void larson(struct worker *w)
             *(volatile char *)p = (char)i;
             w->slots[k] = p;
         }
-        w->ops += 2 * HANDOFF_EVERY;
+        w->ops += 2 * (uint64_t)steps;
+        if (handoff_every == 0) continue;
         larson_handoff(w);
         larson_receive(w);
     }
@@ -569,8 +576,9 @@ static void *worker_main(void *arg)
 static void usage(FILE *out)
 {
     fprintf(out, "usage: bench_mt larson|prodcons|falseshare|rounds|queue [--threads=N] "
-                 "[--seconds=S] [--seed=N]\n"
-                 "defaults: --threads=2 --seconds=1 --seed=1\n");
+                 "[--seconds=S] [--seed=N] [--handoff-every=N]\n"
+                 "defaults: --threads=2 --seconds=1 --seed=1 --handoff-every=64 (larson; 0: "
+                 "none)\n");
 }
 
 /* Accepts "--name=value" and "--name value". */
@@ -606,6 +614,13 @@ static int parse_args(int argc, char **argv)
                 fprintf(stderr, "bench_mt: --seconds must be in (0, 3600]\n");
                 return -1;
             }
+        } else if ((v = option_value("--handoff-every", argc, argv, &i)) != NULL) {
+            unsigned long n = strtoul(v, &end, 10);
+            if (*v == '-' || errno || *end || n > HANDOFF_EVERY_MAX) {
+                fprintf(stderr, "bench_mt: --handoff-every must be 0..%d\n", HANDOFF_EVERY_MAX);
+                return -1;
+            }
+            handoff_every = (unsigned)n;
         } else if ((v = option_value("--seed", argc, argv, &i)) != NULL) {
             seed = strtoull(v, &end, 10);
             if (*v == '-' || errno || *end) {
