@@ -616,7 +616,7 @@ static int parse_args(int argc, char **argv)
             }
         } else if ((v = option_value("--handoff-every", argc, argv, &i)) != NULL) {
             unsigned long n = strtoul(v, &end, 10);
-            if (*v == '-' || errno || *end || n > HANDOFF_EVERY_MAX) {
+            if (*v == '-' || *v == '\0' || errno || *end || n > HANDOFF_EVERY_MAX) {
                 fprintf(stderr, "bench_mt: --handoff-every must be 0..%d\n", HANDOFF_EVERY_MAX);
                 return -1;
             }
