@@ -285,7 +285,7 @@ static void check_trim(void)
     seg_superslab_t *ss = take_whole();
     if (!ss) return;
     seg_units_free(ss, 0, HS_UNITS_PER_SUPERSLAB);
-    CHECK(seg_trim() == 1, "seg_trim released nothing with an idle SuperSlab");
+    CHECK(seg_trim(NULL) == 1, "seg_trim released nothing with an idle SuperSlab");
     CHECK(seg_chunk_kind(ss) == SEG_CHUNK_NONE, "after seg_trim, the idle SuperSlab is known");
     CHECK(cached() == 0, "after seg_trim, %llu SuperSlabs cached", (unsigned long long)cached());
     seg_pool_validate(0);

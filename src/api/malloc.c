@@ -260,8 +260,7 @@ HS_SELDOM HS_EXPORT int hugeslab_trim(size_t pad)
     hs_assert_no_lock_held("malloc_trim");
     int saved_errno = errno;
     hs_init();
-    tiny_trim();
-    int released = seg_trim();
+    int released = seg_trim(tiny_trim);
     errno = saved_errno;
     return released;
 }

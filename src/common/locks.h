@@ -19,7 +19,9 @@
  *  110     hugetlb_lock          segment/         the list of live hugetlb ranges
  *                                fork.c           (for fork)
  *  120     purge_lock            segment/purge.c  the purge thread's flags; its
- *                                                 condition variable waits on it
+ *                                                 condition variables wait on it
+ *                                                 (malloc_trim waits there for
+ *                                                 a pass under way to end)
  *  --      numa: no lock         numa/numa.c      state written once under init;
  *                                                 atomics and thread-local after
  *  --      heap->busy, a flag    tiny/tiny_       a heap's lists and current slabs:

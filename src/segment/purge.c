@@ -35,6 +35,9 @@ static struct purge_state_s {
      * notification only, 0 while it is awake. */
     uint64_t sleeping_until_ms;
     bool stopping;               /* lock: process exit */
+    bool passing;                /* lock: in a pass, holding what it took off the pools */
+    unsigned trims;              /* lock: malloc_trim calls under way; no pass starts */
+    pthread_cond_t turns;        /* lock: signalled when passing or trims turns 0 */
     bool (*idle_work)(void);     /* tiny's sweep of abandoned blocks, after each pass;
                                     true while orphans remain */
     void (*periodic_work)(void); /* set before the thread starts */
@@ -45,6 +48,7 @@ static struct purge_state_s {
 } purge = {
     .lock = HS_LOCK_INIT(HS_RANK_PURGE),
     .wakeup = PTHREAD_COND_INITIALIZER,
+    .turns = PTHREAD_COND_INITIALIZER,
 };
 
 void seg_set_idle_work(bool (*work)(void)) { purge.idle_work = work; }
@@ -282,9 +286,32 @@ static uint64_t purge_pass(void)
     return next_due;
 }
 
-/* Seldom code, as malloc_trim, its one caller, is. */
-HS_SELDOM int seg_trim(void)
+/* malloc_trim and the purge thread take turns. A pass holds what it took
+ * from the pools (SuperSlabs it is unmapping, a heap it is sweeping) where
+ * malloc_trim cannot see it: had malloc_trim returned meanwhile, the pass's
+ * hugetlb pages were still mapped after it, and a program that shrinks the
+ * pool next (nr_hugepages) kept them as surplus. Waited for with no lock
+ * held but purge_lock, which the condition wait lets go of. */
+static void trim_turn_begin(void)
 {
+    hs_lock(&purge.lock);
+    purge.trims++;
+    while (purge.passing) pthread_cond_wait(&purge.turns, &purge.lock.mutex);
+    hs_unlock(&purge.lock);
+}
+
+static void trim_turn_end(void)
+{
+    hs_lock(&purge.lock);
+    if (--purge.trims == 0) pthread_cond_broadcast(&purge.turns);
+    hs_unlock(&purge.lock);
+}
+
+/* Seldom code, as malloc_trim, its one caller, is. */
+HS_SELDOM int seg_trim(void (*first)(void))
+{
+    trim_turn_begin();
+    if (first) first();
     /* Whoever calls malloc_trim wants RSS to drop: everything idle, at once,
      * with MADV_DONTNEED, on the caller's thread (so never the purge
      * thread's io_uring ring). With no delay and no reserve, every step of
@@ -296,7 +323,9 @@ HS_SELDOM int seg_trim(void)
     policy.release_for_fresh = false;
     policy.uring = false;
     uint64_t next_due;
-    return return_idle(&policy, &next_due) > 0;
+    int released = return_idle(&policy, &next_due) > 0;
+    trim_turn_end();
+    return released;
 }
 
 static void *purge_main(void *arg)
@@ -325,7 +354,10 @@ static void *purge_main(void *arg)
             purge.sleeping_until_ms = 0;
             if (purge.stopping) break;
         }
+        while (purge.trims && !purge.stopping) pthread_cond_wait(&purge.turns, &purge.lock.mutex);
+        if (purge.stopping) break;
         purge.work_pending = false;
+        purge.passing = true;
         hs_unlock(&purge.lock);
         next_due = purge_pass();
         if (seg_now_ms() >= next_periodic) {
@@ -333,6 +365,8 @@ static void *purge_main(void *arg)
             next_periodic = seg_now_ms() + purge.periodic_ms;
         }
         hs_lock(&purge.lock);
+        purge.passing = false;
+        if (purge.trims) pthread_cond_broadcast(&purge.turns);
     }
     hs_unlock(&purge.lock);
     return NULL;
@@ -381,7 +415,10 @@ HS_APART void purge_fork_child(void)
     /* The thread did not come along: the next idle SuperSlab starts one. */
     hs_lock_init(&purge.lock, HS_RANK_PURGE);
     pthread_cond_init(&purge.wakeup, NULL);
-    purge.work_pending = purge.stopping = false;
+    pthread_cond_init(&purge.turns, NULL);
+    /* Another thread's malloc_trim did not come along either. */
+    purge.trims = 0;
+    purge.work_pending = purge.stopping = purge.passing = false;
     purge.sleeping_until_ms = 0;
     if (atomic_load(&purge.state) > 0) atomic_store(&purge.state, 0);
 }
@@ -392,5 +429,6 @@ void purge_shutdown(void)
     hs_lock(&purge.lock);
     purge.stopping = true;
     pthread_cond_signal(&purge.wakeup);
+    pthread_cond_broadcast(&purge.turns);
     hs_unlock(&purge.lock);
 }

@@ -274,9 +274,12 @@ HS_INLINE size_t seg_run_usable(const seg_superslab_t *run, const void *p)
  * run untouched. */
 void *seg_run_resize(seg_superslab_t *run, size_t new_size);
 
-/* Returns every idle SuperSlab and run to the kernel now, on the calling
- * thread (malloc_trim). 1 if any was. */
-int seg_trim(void);
+/* Runs `first` (NULL for nothing: the layers above give back what they
+ * hold), then returns every idle SuperSlab and run to the kernel now, on
+ * the calling thread (malloc_trim). The purge thread's pass under way, if
+ * any, ends first, and none starts until this returns: what the pass had
+ * taken is back too. 1 if any was. */
+int seg_trim(void (*first)(void));
 
 /* segment's figures (relaxed reads: figures, not invariants). */
 typedef struct seg_stats_s {

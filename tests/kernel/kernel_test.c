@@ -63,6 +63,11 @@
  *                                    peaks less than 32 MiB above where it
  *                                    was, the lazily freed pages released as
  *                                    the runs are faulted in
+ *   kernel_test trim-turns ROUNDS    with no purge delay, 16 MiB of small
+ *                                    blocks freed and malloc_trim called while
+ *                                    the purge thread is at them, ROUNDS
+ *                                    times: each call returns with nothing
+ *                                    LazyFree and Rss within 8 MiB of the start
  *   kernel_test orphans MAX_MS       2 threads leave 32 MiB of blocks and exit,
  *                                    the main thread frees them: Rss within
  *                                    8 MiB of the start within MAX_MS
@@ -302,6 +307,51 @@ static int test_purge(const char *mode, long max_ms)
     } else if (!dropped) {
         return fail("%s", "memory did not go back to the kernel in time");
     }
+    printf("PASS\n");
+    return 0;
+}
+
+/* ---- malloc_trim while the purge thread works ------------------------------------- */
+
+/* Run with HUGESLAB_PURGE_DELAY_MS=0: every SuperSlab the frees leave idle
+ * is due for the purge thread at once, which takes a batch off its pool and
+ * advises it (MADV_FREE first) while malloc_trim runs. malloc_trim must wait
+ * for that pass and then release what it left LazyFree: a caller that read
+ * Rss, or shrank the hugetlb pool, right after it found those pages still
+ * there. Each round calls it a little later after the frees (0 to 2 ms), so
+ * that some land in the middle of a pass. */
+static int test_trim_turns(long rounds)
+{
+    enum { BLOCK = 1024, COUNT = 16 * MiB / BLOCK };
+    void **blocks = pointer_array(COUNT);
+    void *volatile warm = malloc(16);
+    free(warm);
+    malloc_trim(0);
+    long long start = rollup("Rss:");
+    long bad = 0;
+    long long worst_lazy = 0, worst_rss = 0;
+    for (long r = 0; r < rounds; r++) {
+        for (size_t i = 0; i < COUNT; i++) {
+            blocks[i] = malloc(BLOCK);
+            if (!blocks[i]) return fail("malloc failed: %s", strerror(errno));
+            memset(blocks[i], 0x5a, BLOCK);
+        }
+        for (size_t i = 0; i < COUNT; i++) free(blocks[i]);
+        struct timespec t0, t;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        long wait_ns = (r % 21) * 100000;
+        do clock_gettime(CLOCK_MONOTONIC, &t);
+        while ((t.tv_sec - t0.tv_sec) * 1000000000L + (t.tv_nsec - t0.tv_nsec) < wait_ns);
+        malloc_trim(0);
+        long long lazy = rollup("LazyFree:"), rss = rollup("Rss:");
+        if (lazy > 0 || rss - start > 8 * MiB) bad++;
+        if (lazy > worst_lazy) worst_lazy = lazy;
+        if (rss - start > worst_rss) worst_rss = rss - start;
+    }
+    printf("trim-turns: %ld rounds, %ld left memory behind; at worst LazyFree %lld KiB, Rss "
+           "%lld KiB above the start (%lld MiB)\n",
+           rounds, bad, worst_lazy / 1024, worst_rss / 1024, start / MiB);
+    if (bad) return fail("%s", "malloc_trim returned before the purge thread's pass had ended");
     printf("PASS\n");
     return 0;
 }
@@ -1287,6 +1337,7 @@ int main(int argc, char **argv)
     if (argc >= 3 && strcmp(argv[1], "overflow") == 0) return test_overflow(argv[2]);
     if (argc >= 2 && strcmp(argv[1], "fresh") == 0) return test_fresh();
     if (argc >= 3 && strcmp(argv[1], "orphans") == 0) return test_orphans(atol(argv[2]));
+    if (argc >= 3 && strcmp(argv[1], "trim-turns") == 0) return test_trim_turns(atol(argv[2]));
     if (argc >= 3 && strcmp(argv[1], "free-units") == 0) return test_free_units(atol(argv[2]));
     if (argc >= 3 && strcmp(argv[1], "sparse") == 0)
         return test_sparse(atol(argv[2]), argc >= 4 && strcmp(argv[3], "kept") == 0,
