@@ -207,6 +207,28 @@ HS_COLD HS_SELDOM unsigned seg_take_lazy(const seg_purge_policy_t *policy, uint6
     return taken;
 }
 
+HS_COLD HS_SELDOM unsigned seg_take_purged(seg_purged_t *out, unsigned max)
+{
+    unsigned taken = 0;
+    for (unsigned n = 0; n < numa_node_count() && taken < max; n++) {
+        seg_pool_t *pool = seg_pool(n);
+        hs_lock(&pool->lock);
+        seg_purged_stack_t *stacks[2] = {&pool->lazy, &pool->released};
+        for (unsigned k = 0; k < 2; k++) {
+            seg_purged_stack_t *stack = stacks[k];
+            unsigned from_stack = 0;
+            while (stack->count && taken < max) {
+                out[taken++] = seg_purged_unpack(stack->entries[--stack->count].bits, n);
+                from_stack++;
+            }
+            hs_count_add(&seg_state.stat_purged_superslabs, -(int64_t)from_stack);
+            if (stack == &pool->lazy) hs_count_add(&seg_lazy_superslabs, -(int64_t)from_stack);
+        }
+        hs_unlock(&pool->lock);
+    }
+    return taken;
+}
+
 /* Takes ss, idle, out of its pool (whose lock is held) and of the registry,
  * for its pages to go back. */
 static HS_NOINLINE void idle_take(seg_pool_t *pool, seg_superslab_t *ss)

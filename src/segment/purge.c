@@ -20,6 +20,9 @@
  *   them only where at most a quarter of it is in slabs and it has not
  *   changed for both delays: the SuperSlab is base pages from then on,
  *   until all of it goes back and it is hinted huge again.
+ * - malloc_trim, and a mapping the kernel refused (seg_unmap_resting,
+ *   which then unmaps the purged SuperSlabs too), run the same steps on
+ *   their own thread, taking turns with the thread's passes.
  * Never: hold a lock across a system call or pthread_create. */
 #include "os/os.h"
 #include "segment/segment_internal.h"
@@ -307,15 +310,12 @@ static void trim_turn_end(void)
     hs_unlock(&purge.lock);
 }
 
-/* Seldom code, as malloc_trim, its one caller, is. */
-HS_SELDOM int seg_trim(void (*first)(void))
+/* Everything idle, at once, with MADV_DONTNEED, on the caller's thread (so
+ * never the purge thread's io_uring ring): with no delay and no reserve,
+ * every step of return_idle finds all it holds due, whatever its age.
+ * Returns how many SuperSlabs and runs went back. */
+static unsigned return_all_idle_now(void)
 {
-    trim_turn_begin();
-    if (first) first();
-    /* Whoever calls malloc_trim wants RSS to drop: everything idle, at once,
-     * with MADV_DONTNEED, on the caller's thread (so never the purge
-     * thread's io_uring ring). With no delay and no reserve, every step of
-     * return_idle finds all it holds due, whatever its age. */
     seg_purge_policy_t policy = seg_purge_policy();
     policy.purge_after_ms = policy.release_after_ms = policy.lazy_release_after_ms = 0;
     policy.reserve_bytes = 0;
@@ -323,9 +323,50 @@ HS_SELDOM int seg_trim(void (*first)(void))
     policy.release_for_fresh = false;
     policy.uring = false;
     uint64_t next_due;
-    int released = return_idle(&policy, &next_due) > 0;
+    return return_idle(&policy, &next_due);
+}
+
+/* Seldom code, as malloc_trim, its one caller, is. */
+HS_SELDOM int seg_trim(void (*first)(void))
+{
+    trim_turn_begin();
+    if (first) first();
+    /* Whoever calls malloc_trim wants RSS to drop. */
+    int released = return_all_idle_now() > 0;
     trim_turn_end();
     return released;
+}
+
+/* Set on the purge thread: it never waits for its own turn. */
+static __thread bool on_purge_thread;
+
+/* A failed mapping's last resort. Idle SuperSlabs of THP or base pages
+ * stay mapped when their pages go back, for reuse at the same address, and
+ * purged ones as well: they count in the address space, and each writable
+ * private mapping in the commit charge, however little of them is
+ * resident. A program under RLIMIT_AS, or on a system with
+ * vm.overcommit_memory=2, got NULL for a block that glibc, which unmaps a
+ * freed mapping at once, served (tests/kernel: as-limit). */
+HS_COLD HS_SELDOM bool seg_unmap_resting(void)
+{
+    if (on_purge_thread) return false;
+    trim_turn_begin();
+    /* Runs and hugetlb SuperSlabs are unmapped here; the rest are
+     * released to the purged stacks, and unmapped from there below. */
+    unsigned unmapped = return_all_idle_now();
+    seg_purged_t batch[PURGE_BATCH];
+    unsigned n;
+    while ((n = seg_take_purged(batch, PURGE_BATCH)) != 0) {
+        for (unsigned i = 0; i < n; i++) {
+            seg_superslab_t *ss = batch[i].ss;
+            /* The header may read as zero since MADV_DONTNEED. */
+            ss->memory_node = (uint16_t)batch[i].memory_node;
+            seg_unmap_idle(ss, HS_SUPERSLAB_SIZE, batch[i].backing);
+        }
+        unmapped += n;
+    }
+    trim_turn_end();
+    return unmapped > 0;
 }
 
 static void *purge_main(void *arg)
@@ -333,6 +374,7 @@ static void *purge_main(void *arg)
     (void)arg;
     /* Named, so that top -H and /proc/PID/task/TID/comm show what it is. */
     pthread_setname_np(pthread_self(), "hugeslab-purge");
+    on_purge_thread = true;
     hs_lock(&purge.lock);
     uint64_t next_due = 0;
     uint64_t next_periodic = purge.periodic_work ? seg_now_ms() + purge.periodic_ms : UINT64_MAX;

@@ -184,7 +184,8 @@ bool seg_metadata_grow(hs_lock_t *lock, void **array, size_t *cap, const size_t 
  * node the process policy asks for. A hugetlb mapping is populated at once:
  * if the bound node cannot supply its pages, that is an error here and a
  * fallback to THP, never a SIGBUS at a later touch. */
-seg_superslab_t *seg_map_superslabs(size_t size, size_t align, seg_chunk_kind_t kind, unsigned node)
+static seg_superslab_t *map_superslabs(size_t size, size_t align, seg_chunk_kind_t kind,
+                                       unsigned node)
 {
     bool spare_wanted;
     thp_backing_t wanted = wanted_backing(&spare_wanted), got;
@@ -263,6 +264,17 @@ seg_superslab_t *seg_map_superslabs(size_t size, size_t align, seg_chunk_kind_t 
     if (atomic_load_explicit(&seg_state.stat_idle_superslabs, memory_order_relaxed) |
         atomic_load_explicit(&seg_state.stat_purged_superslabs, memory_order_relaxed))
         seg_note_fresh(size);
+    return ss;
+}
+
+seg_superslab_t *seg_map_superslabs(size_t size, size_t align, seg_chunk_kind_t kind, unsigned node)
+{
+    seg_superslab_t *ss = map_superslabs(size, align, kind, node);
+    /* Refused: what rests mapped for reuse goes, and the mapping is tried
+     * once more. With no hugetlb mapping under way (map_superslabs has
+     * counted it off): unmapping a hugetlb range may wait for a fork's copy
+     * of it, and a fork waits for mappings under way. */
+    if (HS_UNLIKELY(!ss) && seg_unmap_resting()) ss = map_superslabs(size, align, kind, node);
     return ss;
 }
 

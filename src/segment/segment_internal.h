@@ -86,6 +86,10 @@ bool seg_mark_outgrown(seg_superslab_t *ss, unsigned node);
  * taken. */
 unsigned seg_take_lazy(const seg_purge_policy_t *policy, uint64_t now_ms, seg_purged_t *out,
                        unsigned max, uint64_t *next_due);
+/* Takes up to `max` SuperSlabs off the pools' purged stacks, lazily freed
+ * or released, whatever their age (seg_unmap_resting, which unmaps them).
+ * Returns how many were taken. */
+unsigned seg_take_purged(seg_purged_t *out, unsigned max);
 /* Fresh memory the process maps while SuperSlabs of its own are idle or
  * lazily freed, still resident: both count in RSS. So the pages of as many
  * of those go back for good as soon as the purge thread may take them
@@ -134,6 +138,13 @@ thp_backing_t seg_release_backing(seg_superslab_t *ss, thp_backing_t backing, un
 /* A taken SuperSlab or run that goes back whole (hugetlb pages, runs). */
 void seg_unmap_idle(seg_superslab_t *ss, size_t size, thp_backing_t backing);
 
+/* A mapping failed: every SuperSlab and run resting for reuse (idle,
+ * cached or purged) is unmapped, on the calling thread, so that a retry
+ * may find the address space (RLIMIT_AS) or commit charge
+ * (vm.overcommit_memory=2) they held. Takes its turn with the purge thread
+ * and malloc_trim (a pass under way ends first). Called with no lock held,
+ * never on the purge thread (false there). True when anything was. */
+bool seg_unmap_resting(void);
 /* Tells the purge thread there is idle memory (starting it the first time,
  * once the calling thread holds no lock). Called with no segment lock held. */
 void purge_notify(bool urgent);
@@ -373,7 +384,8 @@ bool seg_metadata_grow(hs_lock_t *lock, void **array, size_t *cap, const size_t 
                        size_t entry_size, size_t first_cap);
 /* segment.c: maps SuperSlabs (a SuperSlab of slabs, or a run) for pool
  * `node`, bound to the node the process policy asks for; NULL when none
- * could be had. */
+ * could be had, even after what rested mapped was unmapped
+ * (seg_unmap_resting). Called with no lock held. */
 seg_superslab_t *seg_map_superslabs(size_t size, size_t align, seg_chunk_kind_t kind,
                                     unsigned node);
 

@@ -68,6 +68,11 @@
  *                                    the purge thread is at them, ROUNDS
  *                                    times: each call returns with nothing
  *                                    LazyFree and Rss within 8 MiB of the start
+ *   kernel_test as-limit             256 MiB of runs and 64 MiB of small blocks
+ *                                    freed, what the cache keeps left mapped
+ *                                    (purging held off), then RLIMIT_AS 8 MiB
+ *                                    above VmSize: a block 8 MiB smaller than
+ *                                    what rests is still had, as under glibc
  *   kernel_test orphans MAX_MS       2 threads leave 32 MiB of blocks and exit,
  *                                    the main thread frees them: Rss within
  *                                    8 MiB of the start within MAX_MS
@@ -352,6 +357,68 @@ static int test_trim_turns(long rounds)
            "%lld KiB above the start (%lld MiB)\n",
            rounds, bad, worst_lazy / 1024, worst_rss / 1024, start / MiB);
     if (bad) return fail("%s", "malloc_trim returned before the purge thread's pass had ended");
+    printf("PASS\n");
+    return 0;
+}
+
+/* ---- an address-space limit ------------------------------------------------------- */
+
+/* Run with the purge thread held off (HUGESLAB_PURGE_DELAY_MS=3600000): of
+ * what the frees leave, what the cache limit keeps rests mapped for reuse,
+ * in the address space. Under an RLIMIT_AS 8 MiB above VmSize, a block
+ * that needs a new mapping larger than that margin is still had (what
+ * rests is unmapped first, as glibc's freed mappings are at once), and a
+ * request beyond the limit gets NULL and ENOMEM with the process working
+ * on. */
+static int test_as_limit(void)
+{
+    enum { RUNS = 4, SMALL = 1024, SMALL_COUNT = 64 * MiB / SMALL };
+    long long before = proc_field("/proc/self/status", "VmSize:");
+    void *runs[RUNS];
+    for (int i = 0; i < RUNS; i++) {
+        size_t size = 64 * MiB - (size_t)i * 3 * 4096;
+        runs[i] = malloc(size);
+        if (!runs[i]) return fail("malloc of a run failed: %s", strerror(errno));
+        memset(runs[i], 0x5a, size);
+    }
+    void **small = pointer_array(SMALL_COUNT);
+    for (size_t i = 0; i < SMALL_COUNT; i++) {
+        small[i] = malloc(SMALL);
+        if (!small[i]) return fail("malloc failed: %s", strerror(errno));
+        memset(small[i], 0x5a, SMALL);
+    }
+    for (int i = 0; i < RUNS; i++) free(runs[i]);
+    for (size_t i = 0; i < SMALL_COUNT; i++) free(small[i]);
+    long long resting = proc_field("/proc/self/status", "VmSize:");
+    long long kept = resting - before;
+    if (kept < 32 * MiB)
+        return fail("only %s of freed memory stayed mapped: the limit would show nothing",
+                    kept < 0 ? "none" : "a little");
+    struct rlimit was, limit;
+    getrlimit(RLIMIT_AS, &was);
+    limit = (struct rlimit){(rlim_t)(resting + 8 * MiB), was.rlim_max};
+    if (setrlimit(RLIMIT_AS, &limit) != 0) return fail("setrlimit: %s", strerror(errno));
+    size_t big_size = (size_t)(kept - 8 * MiB);
+    char *big = malloc(big_size);
+    int big_errno = errno;
+    long long with_big = proc_field("/proc/self/status", "VmSize:");
+    errno = 0;
+    void *too_big = malloc((size_t)resting);
+    int too_big_errno = errno;
+    void *after = malloc(16);
+    printf("as-limit: VmSize %lld MiB, %lld MiB after the frees; under a limit of %lld MiB a "
+           "block of %zu MiB: %s (VmSize %lld MiB), one of %lld MiB: %s\n",
+           before / MiB, resting / MiB, (long long)limit.rlim_cur / MiB, big_size / MiB,
+           big ? "had" : strerror(big_errno), with_big / MiB, resting / MiB,
+           too_big ? "had" : strerror(too_big_errno));
+    if (!big) return fail("%s", "a block that fits the limit once idle memory is unmapped failed");
+    memset(big, 1, big_size);
+    if (too_big || too_big_errno != ENOMEM)
+        return fail("%s", "a block beyond the limit did not get NULL and ENOMEM");
+    if (!after) return fail("%s", "malloc(16) failed after a refused block");
+    free(after);
+    free(big);
+    setrlimit(RLIMIT_AS, &was);
     printf("PASS\n");
     return 0;
 }
@@ -1337,6 +1404,7 @@ int main(int argc, char **argv)
     if (argc >= 3 && strcmp(argv[1], "overflow") == 0) return test_overflow(argv[2]);
     if (argc >= 2 && strcmp(argv[1], "fresh") == 0) return test_fresh();
     if (argc >= 3 && strcmp(argv[1], "orphans") == 0) return test_orphans(atol(argv[2]));
+    if (argc >= 2 && strcmp(argv[1], "as-limit") == 0) return test_as_limit();
     if (argc >= 3 && strcmp(argv[1], "trim-turns") == 0) return test_trim_turns(atol(argv[2]));
     if (argc >= 3 && strcmp(argv[1], "free-units") == 0) return test_free_units(atol(argv[2]));
     if (argc >= 3 && strcmp(argv[1], "sparse") == 0)

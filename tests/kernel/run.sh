@@ -136,6 +136,10 @@ if [ $thp_ok -eq 1 ]; then
     # of the start (3 to 24 of 200 calls left up to 12 MiB LazyFree while
     # malloc_trim did not wait for the thread's pass).
     run_case trim-turns HUGESLAB_BACKING=thp HUGESLAB_PURGE_DELAY_MS=0 "$bin" trim-turns 200
+    # Freed memory left mapped for reuse (purging held off), then RLIMIT_AS 8 MiB
+    # above VmSize: a block that needs a new mapping is had once what rests is
+    # unmapped (NULL before, as the address space was full of cached SuperSlabs).
+    run_case as-limit HUGESLAB_BACKING=thp HUGESLAB_PURGE_DELAY_MS=3600000 "$bin" as-limit
     # 64 MiB of small blocks freed and LazyFree, then 64 MiB of runs: the
     # lazily freed pages leave as the runs come, Rss under 32 MiB above (+4;
     # +64, both, while they waited for the release delay, an hour here).
@@ -161,7 +165,7 @@ if [ $thp_ok -eq 1 ]; then
     run_case sparse-regrow-thp HUGESLAB_BACKING=thp "$bin" sparse 3000 regrow
 else
     for c in faults-thp faults-thp-1g stats purge-free purge-dontneed purge-uring purge-held-off purge-release \
-        churn-thp small-heap small-heap-large run-tail usable-kept outgrown given-back counted orphans-thp trim-turns fresh-thp overflow-returning overflow-growing free-units-thp sparse-thp sparse-kept-thp sparse-regrow-thp; do
+        churn-thp small-heap small-heap-large run-tail usable-kept outgrown given-back counted orphans-thp trim-turns as-limit fresh-thp overflow-returning overflow-growing free-units-thp sparse-thp sparse-kept-thp sparse-regrow-thp; do
         skip_case $c "THP is unavailable ($(thp_mode)) and cannot be switched without root"
     done
 fi
