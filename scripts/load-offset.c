@@ -77,7 +77,9 @@ int main(int argc, char **argv)
     Elf64_Off first = 0;
     int have_load = 0;
     for (unsigned i = 0; i < eh->e_phnum; i++) {
-        if (ph[i].p_type != PT_LOAD) continue;
+        /* A segment with nothing in the file (the registry's, zero-filled)
+         * may name any offset congruent to its address: it is not moved. */
+        if (ph[i].p_type != PT_LOAD || ph[i].p_filesz == 0) continue;
         if (ph[i].p_align > PAGE) return fail(file, "a segment is aligned to more than a page");
         if (!have_load || ph[i].p_offset < first) first = ph[i].p_offset;
         have_load = 1;

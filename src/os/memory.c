@@ -93,6 +93,13 @@ int os_remap_onto(void *addr, size_t old_size, size_t new_size, void *dest)
     return p == MAP_FAILED ? -errno : 0;
 }
 
+int os_make_writable(void *addr, size_t size)
+{
+    hs_assert_no_lock_for_slow_call("mprotect");
+    if (OS_FAULT(OS_FAULT_MADVISE)) return -ENOMEM;
+    return mprotect(addr, size, PROT_READ | PROT_WRITE) == 0 ? 0 : -errno;
+}
+
 int os_advise_hugepage(void *addr, size_t size, bool on)
 {
     hs_assert_no_lock_for_slow_call("madvise");

@@ -53,6 +53,12 @@ int os_remap_in_place(void *addr, size_t old_size, size_t new_size);
  * copying. Returns 0, or -errno with both ranges untouched. */
 int os_remap_onto(void *addr, size_t old_size, size_t new_size, void *dest);
 
+/* mprotect to PROT_READ | PROT_WRITE of a page-aligned range of this
+ * process's (the registry's pages, read-only until first written). Returns
+ * 0, or -errno (ENOMEM: the commit limit of vm.overcommit_memory=2, or
+ * vm.max_map_count). */
+int os_make_writable(void *addr, size_t size);
+
 /* MADV_HUGEPAGE (`on`) or MADV_NOHUGEPAGE on a page-aligned range: the THP
  * hint for this range only. Returns 0 or -errno (EINVAL without THP). */
 int os_advise_hugepage(void *addr, size_t size, bool on);

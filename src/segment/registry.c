@@ -1,11 +1,11 @@
 /* The registry's array (seg_chunk_map, described in segment.h): 64 MiB of
- * .bss of which a process writes a page or two. src/hugeslab.ld puts it
- * right after the start-up state (HS_START_STATE_LAST's seg_state last),
- * so that its first entry, which free(NULL) reads, lies on the start-up
- * state's page: on a kernel that gives a read fault of untouched anonymous
- * memory a page of its own, that read cost 4 KiB in every program that
- * frees NULL. Before every other zeroed variable of the library, which
- * then lie together after it. */
+ * zeroes of which a process writes a page or two. Alone in this file, so
+ * that src/hugeslab.ld can put it in a read-only segment of its own, which
+ * segment.c makes writable 64 KiB at a time (seg_registry_prepare): as
+ * .bss it was private writable memory, charged in full to every process's
+ * commit (vm.overcommit_memory=2) and counted in VmData. Page-aligned, for
+ * mprotect; in a static link it is ordinary .bss. */
 #include "segment/segment.h"
 
-__attribute__((section(".bss.hs_registry"))) _Atomic uint8_t seg_chunk_map[SEG_MAP_ENTRIES];
+__attribute__((section(".bss.hs_registry"),
+               aligned(4096))) _Atomic uint8_t seg_chunk_map[SEG_MAP_ENTRIES];

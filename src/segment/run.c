@@ -112,7 +112,7 @@ static seg_superslab_t *run_remap(seg_superslab_t *run, size_t total)
             thp_collapse((char *)run + base_at, HS_SUPERSLAB_SIZE);
         run->base_tail = 0;
     }
-    seg_superslab_t *moved = thp_remap(run, old_total, total, backing);
+    seg_superslab_t *moved = thp_remap(run, old_total, total, backing, seg_registry_prepare);
     if (!moved) {
         seg_registry_set(run, old_total, SEG_CHUNK_RUN);
         return NULL;

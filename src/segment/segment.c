@@ -89,8 +89,44 @@ void seg_yield(void) { os_yield(); }
 
 /* ---- registry ------------------------------------------------------------ */
 
+/* The shared library's registry is a read-only segment of zero pages
+ * (src/hugeslab.ld): a private writable mapping of 64 MiB counted in every
+ * process's commit charge (Committed_AS, the limit of
+ * vm.overcommit_memory=2, which PostgreSQL's documentation recommends) and
+ * in VmData (RLIMIT_DATA), however little of it was written. Its granules
+ * are made writable as the first range they name is mapped, with no lock
+ * held, before any entry of them is written. A granule of 64 KiB of entries
+ * names 128 GiB of address space: a process writes one or two. Linked
+ * statically, the registry is ordinary .bss, already writable. */
+#define REGISTRY_GRANULE ((size_t)64 << 10)
+#define REGISTRY_GRANULES (SEG_MAP_ENTRIES / REGISTRY_GRANULE)
+static _Atomic uint64_t registry_writable[REGISTRY_GRANULES / 64]; /* a bit per granule */
+
+static bool granule_writable(size_t g)
+{
+    return atomic_load_explicit(&registry_writable[g / 64], memory_order_acquire) >> (g % 64) & 1;
+}
+
+bool seg_registry_prepare(void *base, size_t size)
+{
+    uintptr_t first = (uintptr_t)base >> HS_SUPERSLAB_SHIFT;
+    uintptr_t last = ((uintptr_t)base + size - 1) >> HS_SUPERSLAB_SHIFT;
+    if (last >= SEG_MAP_ENTRIES) return false;
+    for (size_t g = first / REGISTRY_GRANULE; g <= last / REGISTRY_GRANULE; g++) {
+        if (granule_writable(g)) continue;
+        /* Two threads may both get here: mprotect is idempotent. */
+        if (os_make_writable((void *)&seg_chunk_map[g * REGISTRY_GRANULE], REGISTRY_GRANULE) != 0)
+            return false;
+        atomic_fetch_or_explicit(&registry_writable[g / 64], UINT64_C(1) << (g % 64),
+                                 memory_order_release);
+    }
+    return true;
+}
+
 static void registry_fill(uintptr_t first, uintptr_t count, seg_chunk_kind_t kind)
 {
+    HS_ASSERT(count == 0 || (granule_writable(first / REGISTRY_GRANULE) &&
+                             granule_writable((first + count - 1) / REGISTRY_GRANULE)));
     for (uintptr_t c = first; c < first + count; c++)
         atomic_store_explicit(&seg_chunk_map[c], (uint8_t)kind, memory_order_relaxed);
 }
@@ -223,6 +259,11 @@ static seg_superslab_t *map_superslabs(size_t size, size_t align, seg_chunk_kind
     seg_superslab_t *ss;
     for (;;) {
         ss = thp_map_aligned(size, align, wanted, &got);
+        /* Named in the registry once set up: its entries must be writable. */
+        if (ss && !seg_registry_prepare(ss, size)) {
+            os_unmap(ss, size);
+            ss = NULL;
+        }
         if (spare && (!ss || got != THP_BACKING_HUGETLB)) {
             os_unmap(spare, size);
             spare = NULL;

@@ -42,8 +42,9 @@ typedef enum seg_chunk_kind_e {
 } seg_chunk_kind_t;
 
 #define SEG_MAP_ENTRIES ((size_t)1 << (HS_ADDRESS_BITS - HS_SUPERSLAB_SHIFT))
-/* One byte per 2 MiB of address space: 64 MiB of zero-filled .bss, of which
- * only the pages covering hugeslab's ranges are ever written. */
+/* One byte per 2 MiB of address space: 64 MiB of zeroes, read-only in the
+ * shared library until a range is named there (registry.c), of which only
+ * the pages covering hugeslab's ranges are ever written. */
 /* Atomic bytes, read and written relaxed. The purge thread clears the
  * entries of a range it unmaps; mmap may hand the range to another thread
  * at once, which sets them again and gives out blocks in it, and their

@@ -374,6 +374,10 @@ HS_INLINE void seg_count_mapping(unsigned node, thp_backing_t backing, int64_t b
 /* segment.c: the registry names a range, head_kind at its first chunk and
  * SEG_CHUNK_TAIL after it, or forgets it. */
 void seg_registry_set(void *base, size_t size, seg_chunk_kind_t head_kind);
+/* Makes the registry's entries for [base, base+size) writable (see
+ * segment.c), with no lock held: before a fresh mapping or mremap's new
+ * range is named. False, with nothing named, when the kernel refuses. */
+bool seg_registry_prepare(void *base, size_t size);
 void seg_registry_clear(void *base, size_t size);
 /* segment.c: grows a metadata array of `*cap` entries of `entry_size` bytes,
  * `count` in use, guarded by `lock`, which is held on entry and on return:

@@ -160,13 +160,14 @@ HS_APART int thp_hugetlb_to_anonymous(void *addr, size_t size, thp_fill_fn fill,
     return rc;
 }
 
-void *thp_remap(void *addr, size_t old_size, size_t new_size, thp_backing_t backing)
+void *thp_remap(void *addr, size_t old_size, size_t new_size, thp_backing_t backing,
+                bool (*claim)(void *addr, size_t size))
 {
     /* hugetlb mappings keep their reservation rules under mremap only on
      * recent kernels: let the caller copy instead. */
     if (backing == THP_BACKING_HUGETLB) return NULL;
     /* In place first: no new address, no page-table moves. */
-    if (os_remap_in_place(addr, old_size, new_size) == 0) {
+    if (claim(addr, new_size) && os_remap_in_place(addr, old_size, new_size) == 0) {
         if (new_size > old_size && backing == THP_BACKING_THP && thp_allowed())
             os_advise_hugepage((char *)addr + old_size, new_size - old_size, true);
         return addr;
@@ -176,7 +177,7 @@ void *thp_remap(void *addr, size_t old_size, size_t new_size, thp_backing_t back
      * page tables onto it (MREMAP_FIXED replaces the reservation). */
     void *dest = os_map_aligned(new_size, HS_SUPERSLAB_SIZE, false);
     if (!dest) return NULL;
-    if (os_remap_onto(addr, old_size, new_size, dest) != 0) {
+    if (!claim(dest, new_size) || os_remap_onto(addr, old_size, new_size, dest) != 0) {
         os_unmap(dest, new_size);
         errno = ENOMEM;
         return NULL;

@@ -82,8 +82,12 @@ typedef int (*thp_fill_fn)(void *copy, const void *addr, size_t size, void *ctx)
 int thp_hugetlb_to_anonymous(void *addr, size_t size, thp_fill_fn fill, void *ctx);
 
 /* Grows or moves the mapping [addr, addr+old_size) to new_size bytes, keeping
- * its contents without copying and the 2 MiB alignment of its start. Returns
- * the new start, or NULL (mapping untouched) when no room could be found. */
-void *thp_remap(void *addr, size_t old_size, size_t new_size, thp_backing_t backing);
+ * its contents without copying and the 2 MiB alignment of its start. `claim`
+ * is asked first for each range the mapping would then cover (the caller's
+ * registry must be able to name it); a range it refuses is not used.
+ * Returns the new start, or NULL (mapping untouched) when no room could be
+ * found or claimed. */
+void *thp_remap(void *addr, size_t old_size, size_t new_size, thp_backing_t backing,
+                bool (*claim)(void *addr, size_t size));
 
 #endif

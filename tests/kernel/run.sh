@@ -169,6 +169,10 @@ else
         skip_case $c "THP is unavailable ($(thp_mode)) and cannot be switched without root"
     done
 fi
+# The registry is a read-only mapping until written: VmData (private writable
+# memory, the commit charge of vm.overcommit_memory=2) under 16 MiB at start
+# (66 MiB while it was .bss).
+run_case data-charge "$bin" data-charge
 run_case faults-base HUGESLAB_BACKING=base "$bin" faults base 8
 run_case purge-base HUGESLAB_BACKING=base HUGESLAB_PURGE_DELAY_MS=500 "$bin" purge free 3000
 # 1.7 MiB freed in a SuperSlab that one block keeps in use: its free units
