@@ -96,6 +96,7 @@ int os_remap_onto(void *addr, size_t old_size, size_t new_size, void *dest)
 int os_make_writable(void *addr, size_t size)
 {
     hs_assert_no_lock_for_slow_call("mprotect");
+    /* madvise's fault site: both change what the kernel keeps of a range. */
     if (OS_FAULT(OS_FAULT_MADVISE)) return -ENOMEM;
     return mprotect(addr, size, PROT_READ | PROT_WRITE) == 0 ? 0 : -errno;
 }
