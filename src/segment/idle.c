@@ -115,9 +115,16 @@ void seg_store_purged(seg_superslab_t *ss, unsigned node, thp_backing_t backing,
         hs_count_add(&seg_state.stat_purged_superslabs, 1);
         if (lazy) hs_count_add(&seg_lazy_superslabs, 1);
     } else {
-        ss->memory_node = (uint16_t)memory_node;
-        seg_unmap_idle(ss, HS_SUPERSLAB_SIZE, backing);
+        seg_unmap_purged(&(seg_purged_t){ss, node, backing, memory_node});
     }
+}
+
+void seg_unmap_purged(const seg_purged_t *purged)
+{
+    /* The header may read as zero since the advice: seg_unmap_idle reads
+     * the node its pages are counted on there. */
+    purged->ss->memory_node = (uint16_t)purged->memory_node;
+    seg_unmap_idle(purged->ss, HS_SUPERSLAB_SIZE, purged->backing);
 }
 
 _Atomic uint64_t seg_lazy_superslabs;

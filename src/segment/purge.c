@@ -337,7 +337,9 @@ HS_SELDOM int seg_trim(void (*first)(void))
     return released;
 }
 
-/* Set on the purge thread: it never waits for its own turn. */
+/* Set on the purge thread, which must never take a turn: it would wait for
+ * the end of the pass it is in. Nothing it runs maps memory now; a refused
+ * mapping there (an allocation by a report, say) fails instead of hanging. */
 static __thread bool on_purge_thread;
 
 /* A failed mapping's last resort. Idle SuperSlabs of THP or base pages
@@ -357,12 +359,7 @@ HS_COLD HS_SELDOM bool seg_unmap_resting(void)
     seg_purged_t batch[PURGE_BATCH];
     unsigned n;
     while ((n = seg_take_purged(batch, PURGE_BATCH)) != 0) {
-        for (unsigned i = 0; i < n; i++) {
-            seg_superslab_t *ss = batch[i].ss;
-            /* The header may read as zero since MADV_DONTNEED. */
-            ss->memory_node = (uint16_t)batch[i].memory_node;
-            seg_unmap_idle(ss, HS_SUPERSLAB_SIZE, batch[i].backing);
-        }
+        for (unsigned i = 0; i < n; i++) seg_unmap_purged(&batch[i]);
         unmapped += n;
     }
     trim_turn_end();

@@ -90,6 +90,8 @@ unsigned seg_take_lazy(const seg_purge_policy_t *policy, uint64_t now_ms, seg_pu
  * or released, whatever their age (seg_unmap_resting, which unmaps them).
  * Returns how many were taken. */
 unsigned seg_take_purged(seg_purged_t *out, unsigned max);
+/* Unmaps a purged SuperSlab that is in no pool (taken, or never stored). */
+void seg_unmap_purged(const seg_purged_t *purged);
 /* Fresh memory the process maps while SuperSlabs of its own are idle or
  * lazily freed, still resident: both count in RSS. So the pages of as many
  * of those go back for good as soon as the purge thread may take them

@@ -371,8 +371,8 @@ static int test_trim_turns(long rounds)
 /* The registry (64 MiB of zeroes, a byte per 2 MiB of address space) was
  * .bss: private writable memory, which the kernel charges in full to every
  * process under vm.overcommit_memory=2 and counts in VmData, whatever was
- * written of it. A PostgreSQL server with 100 backends was charged 6.4 GB
- * for it. A process that has allocated a little holds little. */
+ * written of it. At 64 MiB a process, a PostgreSQL server with 100 backends
+ * would be charged 6.4 GB for it. A process that has allocated a little holds little. */
 static int test_data_charge(void)
 {
     void *volatile p = malloc(100);
