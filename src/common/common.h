@@ -49,8 +49,7 @@
  * the end of that data's last page, and on as few after it as it fills.
  * Spread through .bss between state that most processes never write, it
  * took four pages of their own. HS_START_STATE_LAST for seg_state: it
- * comes after the others, right before the registry (segment/registry.c).
- * Placement only, as HS_SELDOM. */
+ * comes after the others. Placement only, as HS_SELDOM. */
 #define HS_START_STATE __attribute__((section(".bss.hs_start")))
 #define HS_START_STATE_LAST __attribute__((section(".bss.hs_start_last")))
 #define HS_EXPORT __attribute__((visibility("default")))

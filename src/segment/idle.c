@@ -119,7 +119,7 @@ void seg_store_purged(seg_superslab_t *ss, unsigned node, thp_backing_t backing,
     }
 }
 
-void seg_unmap_purged(const seg_purged_t *purged)
+HS_SELDOM void seg_unmap_purged(const seg_purged_t *purged)
 {
     /* The header may read as zero since the advice: seg_unmap_idle reads
      * the node its pages are counted on there. */

@@ -31,16 +31,19 @@
  * read without it on every notification. */
 static struct purge_state_s {
     hs_lock_t lock;        /* held across no system call but the condition wait */
-    pthread_cond_t wakeup; /* signalled by purge_notify and purge_shutdown */
+    pthread_cond_t wakeup; /* signalled by purge_notify, purge_shutdown and the last
+                              malloc_trim under way */
     _Atomic int state;     /* 0 not started, 1 running, -1 could not start */
     bool work_pending;     /* lock: notified since the last pass */
     /* lock: when the thread's sleep ends; UINT64_MAX while it waits for a
      * notification only, 0 while it is awake. */
     uint64_t sleeping_until_ms;
-    bool stopping;               /* lock: process exit */
-    bool passing;                /* lock: in a pass, holding what it took off the pools */
-    unsigned trims;              /* lock: malloc_trim calls under way; no pass starts */
-    pthread_cond_t turns;        /* lock: signalled when passing or trims turns 0 */
+    bool stopping;        /* lock: process exit */
+    bool passing;         /* lock: in a pass, holding what it took off the pools */
+    unsigned trims;       /* lock: malloc_trim calls under way; no pass starts */
+    pthread_cond_t turns; /* lock: signalled when passing turns false */
+    pthread_t thread;     /* lock: the thread, once it runs (thread_known) */
+    bool thread_known;
     bool (*idle_work)(void);     /* tiny's sweep of abandoned blocks, after each pass;
                                     true while orphans remain */
     void (*periodic_work)(void); /* set before the thread starts */
@@ -294,19 +297,26 @@ static uint64_t purge_pass(void)
  * malloc_trim cannot see it: had malloc_trim returned meanwhile, the pass's
  * hugetlb pages were still mapped after it, and a program that shrinks the
  * pool next (nr_hugepages) kept them as surplus. Waited for with no lock
- * held but purge_lock, which the condition wait lets go of. */
-static void trim_turn_begin(void)
+ * held but purge_lock, which the condition wait lets go of. Seldom code,
+ * as their callers: apart from the text every process runs. */
+HS_SELDOM static void trim_turn_begin(void)
 {
     hs_lock(&purge.lock);
     purge.trims++;
     while (purge.passing) pthread_cond_wait(&purge.turns, &purge.lock.mutex);
+    /* The pass's end woke one waiter: it wakes the next (signal, not
+     * broadcast, which would be one more name in the symbol tables every
+     * process reads). Only malloc_trim waits on `turns`, and no pass
+     * starts while one is counted, so none comes to wait meanwhile. */
+    pthread_cond_signal(&purge.turns);
     hs_unlock(&purge.lock);
 }
 
-static void trim_turn_end(void)
+HS_SELDOM static void trim_turn_end(void)
 {
     hs_lock(&purge.lock);
-    if (--purge.trims == 0) pthread_cond_broadcast(&purge.turns);
+    /* The purge thread waits for the last on `wakeup`. */
+    if (--purge.trims == 0) pthread_cond_signal(&purge.wakeup);
     hs_unlock(&purge.lock);
 }
 
@@ -314,7 +324,7 @@ static void trim_turn_end(void)
  * never the purge thread's io_uring ring): with no delay and no reserve,
  * every step of return_idle finds all it holds due, whatever its age.
  * Returns how many SuperSlabs and runs went back. */
-static unsigned return_all_idle_now(void)
+HS_SELDOM static unsigned return_all_idle_now(void)
 {
     seg_purge_policy_t policy = seg_purge_policy();
     policy.purge_after_ms = policy.release_after_ms = policy.lazy_release_after_ms = 0;
@@ -337,10 +347,20 @@ HS_SELDOM int seg_trim(void (*first)(void))
     return released;
 }
 
-/* Set on the purge thread, which must never take a turn: it would wait for
- * the end of the pass it is in. Nothing it runs maps memory now; a refused
- * mapping there (an allocation by a report, say) fails instead of hanging. */
-static __thread bool on_purge_thread;
+/* Whether the caller is the purge thread, which must never take a turn: it
+ * would wait for the end of the pass it is in. Nothing it runs maps memory
+ * now; a refused mapping there (an allocation by a report, say) fails
+ * instead of hanging. Not a thread-local flag: one more TLS variable is one
+ * more relocation in the tables every process reads, which went past a
+ * page (`true` peaked 4 KiB higher). */
+static bool on_purge_thread(void)
+{
+    hs_lock(&purge.lock);
+    /* pthread_t is an integer here; pthread_equal would be one more import. */
+    bool self = purge.thread_known && purge.thread == pthread_self();
+    hs_unlock(&purge.lock);
+    return self;
+}
 
 /* A failed mapping's last resort. Idle SuperSlabs of THP or base pages
  * stay mapped when their pages go back, for reuse at the same address, and
@@ -351,7 +371,7 @@ static __thread bool on_purge_thread;
  * freed mapping at once, served (tests/kernel: as-limit). */
 HS_COLD HS_SELDOM bool seg_unmap_resting(void)
 {
-    if (on_purge_thread) return false;
+    if (on_purge_thread()) return false;
     trim_turn_begin();
     /* Runs and hugetlb SuperSlabs are unmapped here; the rest are
      * released to the purged stacks, and unmapped from there below. */
@@ -366,13 +386,25 @@ HS_COLD HS_SELDOM bool seg_unmap_resting(void)
     return unmapped > 0;
 }
 
+/* The purge thread, holding purge_lock, waits until no malloc_trim is under
+ * way (or the process exits). Seldom code: out of purge_main's loop. */
+HS_SELDOM HS_NOINLINE static void wait_for_trims(void)
+{
+    while (purge.trims && !purge.stopping) pthread_cond_wait(&purge.wakeup, &purge.lock.mutex);
+}
+
+/* A pass ended while malloc_trim calls waited: the first goes, and wakes
+ * the next (trim_turn_begin). Seldom code, as wait_for_trims. */
+HS_SELDOM HS_NOINLINE static void wake_trims(void) { pthread_cond_signal(&purge.turns); }
+
 static void *purge_main(void *arg)
 {
     (void)arg;
     /* Named, so that top -H and /proc/PID/task/TID/comm show what it is. */
     pthread_setname_np(pthread_self(), "hugeslab-purge");
-    on_purge_thread = true;
     hs_lock(&purge.lock);
+    purge.thread = pthread_self();
+    purge.thread_known = true;
     uint64_t next_due = 0;
     uint64_t next_periodic = purge.periodic_work ? seg_now_ms() + purge.periodic_ms : UINT64_MAX;
     while (!purge.stopping) {
@@ -393,7 +425,7 @@ static void *purge_main(void *arg)
             purge.sleeping_until_ms = 0;
             if (purge.stopping) break;
         }
-        while (purge.trims && !purge.stopping) pthread_cond_wait(&purge.turns, &purge.lock.mutex);
+        if (purge.trims) wait_for_trims();
         if (purge.stopping) break;
         purge.work_pending = false;
         purge.passing = true;
@@ -405,7 +437,7 @@ static void *purge_main(void *arg)
         }
         hs_lock(&purge.lock);
         purge.passing = false;
-        if (purge.trims) pthread_cond_broadcast(&purge.turns);
+        if (purge.trims) wake_trims();
     }
     hs_unlock(&purge.lock);
     return NULL;
@@ -457,7 +489,7 @@ HS_APART void purge_fork_child(void)
     pthread_cond_init(&purge.turns, NULL);
     /* Another thread's malloc_trim did not come along either. */
     purge.trims = 0;
-    purge.work_pending = purge.stopping = purge.passing = false;
+    purge.work_pending = purge.stopping = purge.passing = purge.thread_known = false;
     purge.sleeping_until_ms = 0;
     if (atomic_load(&purge.state) > 0) atomic_store(&purge.state, 0);
 }
@@ -468,6 +500,5 @@ void purge_shutdown(void)
     hs_lock(&purge.lock);
     purge.stopping = true;
     pthread_cond_signal(&purge.wakeup);
-    pthread_cond_broadcast(&purge.turns);
     hs_unlock(&purge.lock);
 }

@@ -90,43 +90,28 @@ void seg_yield(void) { os_yield(); }
 /* ---- registry ------------------------------------------------------------ */
 
 /* The shared library's registry is a read-only segment of zero pages
- * (src/hugeslab.ld): a private writable mapping of 64 MiB counted in every
- * process's commit charge (Committed_AS, the limit of
+ * (src/hugeslab.ld): as .bss, a private writable mapping of 64 MiB counted
+ * in every process's commit charge (Committed_AS, the limit of
  * vm.overcommit_memory=2, which PostgreSQL's documentation recommends) and
- * in VmData (RLIMIT_DATA), however little of it was written. Its granules
- * are made writable as the first range they name is mapped, with no lock
- * held, before any entry of them is written. A granule of 64 KiB of entries
- * names 128 GiB of address space: a process writes one or two. Linked
- * statically, the registry is ordinary .bss, already writable. */
-#define REGISTRY_GRANULE ((size_t)64 << 10)
-#define REGISTRY_GRANULES (SEG_MAP_ENTRIES / REGISTRY_GRANULE)
-static _Atomic uint64_t registry_writable[REGISTRY_GRANULES / 64]; /* a bit per granule */
-
-static bool granule_writable(size_t g)
-{
-    return atomic_load_explicit(&registry_writable[g / 64], memory_order_acquire) >> (g % 64) & 1;
-}
-
+ * in VmData (RLIMIT_DATA), however little of it was written. The pages of
+ * entries a fresh range needs are made writable before it is named, with
+ * no lock held: one mprotect per mapping, which the kernel answers at once
+ * for pages already writable, beside the mmap and the faults the mapping
+ * costs anyway. Remembering which pages were done took 193 bytes of the
+ * text every process runs and a page of .bss. Linked statically, the
+ * registry is ordinary .bss, already writable. */
 bool seg_registry_prepare(void *base, size_t size)
 {
     uintptr_t first = (uintptr_t)base >> HS_SUPERSLAB_SHIFT;
     uintptr_t last = ((uintptr_t)base + size - 1) >> HS_SUPERSLAB_SHIFT;
     if (last >= SEG_MAP_ENTRIES) return false;
-    for (size_t g = first / REGISTRY_GRANULE; g <= last / REGISTRY_GRANULE; g++) {
-        if (granule_writable(g)) continue;
-        /* Two threads may both get here: mprotect is idempotent. */
-        if (os_make_writable((void *)&seg_chunk_map[g * REGISTRY_GRANULE], REGISTRY_GRANULE) != 0)
-            return false;
-        atomic_fetch_or_explicit(&registry_writable[g / 64], UINT64_C(1) << (g % 64),
-                                 memory_order_release);
-    }
-    return true;
+    uintptr_t from = (uintptr_t)&seg_chunk_map[first] & ~(uintptr_t)4095;
+    uintptr_t to = ((uintptr_t)&seg_chunk_map[last] | 4095) + 1;
+    return os_make_writable((void *)from, to - from) == 0;
 }
 
 static void registry_fill(uintptr_t first, uintptr_t count, seg_chunk_kind_t kind)
 {
-    HS_ASSERT(count == 0 || (granule_writable(first / REGISTRY_GRANULE) &&
-                             granule_writable((first + count - 1) / REGISTRY_GRANULE)));
     for (uintptr_t c = first; c < first + count; c++)
         atomic_store_explicit(&seg_chunk_map[c], (uint8_t)kind, memory_order_relaxed);
 }
@@ -220,8 +205,10 @@ bool seg_metadata_grow(hs_lock_t *lock, void **array, size_t *cap, const size_t 
  * node the process policy asks for. A hugetlb mapping is populated at once:
  * if the bound node cannot supply its pages, that is an error here and a
  * fallback to THP, never a SIGBUS at a later touch. */
-static seg_superslab_t *map_superslabs(size_t size, size_t align, seg_chunk_kind_t kind,
-                                       unsigned node)
+HS_SELDOM HS_NOINLINE static seg_superslab_t *map_refused(size_t size, size_t align,
+                                                          seg_chunk_kind_t kind, unsigned node);
+
+seg_superslab_t *seg_map_superslabs(size_t size, size_t align, seg_chunk_kind_t kind, unsigned node)
 {
     bool spare_wanted;
     thp_backing_t wanted = wanted_backing(&spare_wanted), got;
@@ -270,7 +257,7 @@ static seg_superslab_t *map_superslabs(size_t size, size_t align, seg_chunk_kind
         }
         if (!ss) {
             if (under_way) atomic_fetch_sub(&seg_state.hugetlb_maps_under_way, 1);
-            return NULL;
+            return map_refused(size, align, kind, node);
         }
         /* Until it is tracked, a fork's child must not get it: the child
          * would share its pages, untracked, with no copy of its own. */
@@ -308,15 +295,18 @@ static seg_superslab_t *map_superslabs(size_t size, size_t align, seg_chunk_kind
     return ss;
 }
 
-seg_superslab_t *seg_map_superslabs(size_t size, size_t align, seg_chunk_kind_t kind, unsigned node)
+/* A refused mapping: what rests mapped for reuse goes, and the mapping is
+ * tried once more (again only while something went). With no hugetlb
+ * mapping under way (counted off before the call): unmapping a hugetlb
+ * range may wait for a fork's copy of it, and a fork waits for mappings
+ * under way. Seldom code, apart from the text every process runs. */
+static seg_superslab_t *map_refused(size_t size, size_t align, seg_chunk_kind_t kind, unsigned node)
 {
-    seg_superslab_t *ss = map_superslabs(size, align, kind, node);
-    /* Refused: what rests mapped for reuse goes, and the mapping is tried
-     * once more. With no hugetlb mapping under way (map_superslabs has
-     * counted it off): unmapping a hugetlb range may wait for a fork's copy
-     * of it, and a fork waits for mappings under way. */
-    if (HS_UNLIKELY(!ss) && seg_unmap_resting()) ss = map_superslabs(size, align, kind, node);
-    return ss;
+    if (seg_unmap_resting()) return seg_map_superslabs(size, align, kind, node);
+    /* What malloc promises, whatever the unmapping or a refused mprotect
+     * left in errno. */
+    errno = ENOMEM;
+    return NULL;
 }
 
 void seg_unmap_idle(seg_superslab_t *ss, size_t size, thp_backing_t backing)
