@@ -19,11 +19,13 @@
 #define HS_INLINE static inline __attribute__((always_inline))
 #define HS_NOINLINE __attribute__((noinline))
 #define HS_COLD __attribute__((cold, noinline))
-/* Code a process does not run when it starts, allocates and exits as usual
- * (statistics, reports, error messages, fork, the purge thread's batches):
+/* Code a process does not run when it starts, allocates, frees and exits
+ * as usual (statistics, reports, error messages, fork, io_uring batches):
  * src/hugeslab.ld puts it in the library's text before, and 64 KiB apart
  * from, the code every process runs, so that the kernel's fault-around
  * (64 KiB windows) never maps its pages in a process that does not call it.
+ * Not for a purge pass's usual steps: most programs run one, and one such
+ * call costs them 52 KiB of RSS (kernel_test seldom-text checks it).
  * Placement only: it changes no code. */
 #define HS_SELDOM __attribute__((section(".text.hs_seldom")))
 /* Code that many processes run but short ones seldom do (the fork handlers,

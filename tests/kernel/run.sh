@@ -163,9 +163,11 @@ if [ $thp_ok -eq 1 ]; then
     # The same blocks allocated again right after the frees, over about 4 s:
     # no SuperSlab gives up its huge page while the heap grows into them.
     run_case sparse-regrow-thp HUGESLAB_BACKING=thp "$bin" sparse 3000 regrow
+    # The same as seldom-text-base (below) on huge pages.
+    run_case seldom-text-thp HUGESLAB_BACKING=thp HUGESLAB_PURGE_DELAY_MS=100 "$bin" seldom-text
 else
     for c in faults-thp faults-thp-1g stats purge-free purge-dontneed purge-uring purge-held-off purge-release \
-        churn-thp small-heap small-heap-large run-tail usable-kept outgrown given-back counted orphans-thp trim-turns as-limit fresh-thp overflow-returning overflow-growing free-units-thp sparse-thp sparse-kept-thp sparse-regrow-thp; do
+        churn-thp small-heap small-heap-large run-tail usable-kept outgrown given-back counted orphans-thp trim-turns as-limit fresh-thp overflow-returning overflow-growing free-units-thp sparse-thp sparse-kept-thp sparse-regrow-thp seldom-text-thp; do
         skip_case $c "THP is unavailable ($(thp_mode)) and cannot be switched without root"
     done
 fi
@@ -173,6 +175,10 @@ fi
 # memory, the commit charge of vm.overcommit_memory=2) under 16 MiB at start
 # (66 MiB while it was .bss).
 run_case data-charge "$bin" data-charge
+# A purge pass and a small heap's give-back run no seldom code: none of the
+# library's seldom or apart text is mapped in a process after them (60 KiB of
+# RSS while the lazy stage's look was marked seldom).
+run_case seldom-text-base HUGESLAB_BACKING=base HUGESLAB_PURGE_DELAY_MS=100 "$bin" seldom-text
 run_case faults-base HUGESLAB_BACKING=base "$bin" faults base 8
 run_case purge-base HUGESLAB_BACKING=base HUGESLAB_PURGE_DELAY_MS=500 "$bin" purge free 3000
 # 1.7 MiB freed in a SuperSlab that one block keeps in use: its free units
