@@ -42,7 +42,8 @@ void tiny_heap_abandon(tiny_heap_t *heap)
                 tiny_slab_t *next = s->next;
                 /* Clear the FULL bit first, so remote frees go to the slab. */
                 atomic_store_explicit(&s->owner_word, 0, memory_order_release);
-                atomic_fetch_and_explicit(&s->remote_free, ~TINY_REMOTE_FULL, memory_order_acq_rel);
+                atomic_fetch_and_explicit(tiny_remote_word(s), ~TINY_REMOTE_FULL,
+                                          memory_order_acq_rel);
                 s->used += s->full_bias;
                 s->full_bias = 0;
                 s->on_full = false;

@@ -63,7 +63,7 @@ static void lone_slab_unlist(tiny_heap_t *heap, tiny_slab_t *s)
     if (s->on_full) {
         slab_list_remove(&heap->full[cls], s);
         s->on_full = false;
-        atomic_store_explicit(&s->remote_free, 0, memory_order_relaxed);
+        atomic_store_explicit(tiny_remote_word(s), 0, memory_order_relaxed);
     } else {
         slab_list_remove(&heap->partial[cls], s);
         if (heap->current[cls] == s) heap_set_current(heap, cls, &tiny_sentinel_slab);

@@ -6,7 +6,7 @@
  * tiny_free_slow inline what they call, as the fast paths in tiny.h expect.
  * - A slab is on its owner's partial or full list (on_full says which), or
  *   on an orphan list, or in none while it is made or released.
- * - A slab's blocks are each on its free list, its remote_free stack, a
+ * - A slab's blocks are each on its free list, its remote-free stack, a
  *   heap's delayed list, or in use; `used` counts the last three, less
  *   full_bias while on the full list.
  * - Lists and current slabs change only under the heap's busy flag. */
@@ -294,7 +294,12 @@ static tiny_slab_t *slab_create(tiny_heap_t *heap, unsigned cls)
     slab->free = NULL;
     slab->free_key = hs_free_key;
     slab->next = slab->prev = NULL;
-    atomic_store_explicit(&slab->remote_free, 0, memory_order_relaxed);
+    /* Read before written: it is 0 but where a slab left it set, and a
+     * process whose threads free only their own blocks then writes no page
+     * of the remote words (a read maps the zero page, which no RSS counts). */
+    _Atomic uintptr_t *remote = tiny_remote_word(slab);
+    if (atomic_load_explicit(remote, memory_order_relaxed) != 0)
+        atomic_store_explicit(remote, 0, memory_order_relaxed);
     HS_ASSERT(heap != &tiny_empty_heap);
     atomic_store_explicit(&slab->owner_word, (uintptr_t)heap, memory_order_release);
     tiny_note_passing(slab, ss);
@@ -321,7 +326,7 @@ void tiny_slab_release(tiny_slab_t *slab)
 
 /* ---- collecting remote frees into the free list (owner only) ----------------- */
 
-/* Puts the blocks of a taken remote_free word on the free list. The word
+/* Puts the blocks of a taken remote word on the free list. The word
  * carries the list's length, so the list itself (blocks last written by
  * other threads' cores) is not walked; our own free list is walked to find
  * its end, and the refill path only collects into an empty one. */
@@ -400,10 +405,10 @@ HS_COLD static uint32_t note_trip(tiny_slab_t *s, uint32_t keep)
 static bool move_to_full(tiny_heap_t *heap, tiny_slab_t *s)
 {
     uintptr_t word =
-        atomic_exchange_explicit(&s->remote_free, TINY_REMOTE_FULL, memory_order_acq_rel);
+        atomic_exchange_explicit(tiny_remote_word(s), TINY_REMOTE_FULL, memory_order_acq_rel);
     if (word) {
         tiny_append_remote_word(s, word);
-        atomic_fetch_and_explicit(&s->remote_free, ~TINY_REMOTE_FULL, memory_order_release);
+        atomic_fetch_and_explicit(tiny_remote_word(s), ~TINY_REMOTE_FULL, memory_order_release);
         return false;
     }
     /* s heads the partial list: the refill's walk moved the slabs before
@@ -433,7 +438,7 @@ HS_INLINE void move_to_partial(tiny_heap_t *heap, tiny_slab_t *s)
     s->used += s->full_bias;
     s->full_bias = 0;
     s->on_full = false;
-    atomic_fetch_and_explicit(&s->remote_free, ~TINY_REMOTE_FULL, memory_order_acq_rel);
+    atomic_fetch_and_explicit(tiny_remote_word(s), ~TINY_REMOTE_FULL, memory_order_acq_rel);
     slab_list_remove(&heap->full[s->cls], s);
     slab_list_push(&heap->partial[s->cls], s);
     /* Frees that raced with the FULL bit went to the delayed list; any left
@@ -451,7 +456,7 @@ HS_NOINLINE static void release_empty(tiny_heap_t *heap, tiny_slab_t *s)
     heap_leave(heap, was);
     /* An empty slab may still carry the FULL bit if it went empty through
      * the delayed list; nothing can be pushed on it any more (used == 0). */
-    atomic_store_explicit(&s->remote_free, 0, memory_order_relaxed);
+    atomic_store_explicit(tiny_remote_word(s), 0, memory_order_relaxed);
     tiny_slab_release(s);
 }
 
@@ -476,7 +481,7 @@ HS_COLD static bool release_remote_emptied(void)
     for (unsigned cls = 0; cls < TINY_CLASS_COUNT; cls++) {
         for (tiny_slab_t *s = heap->partial[cls], *next; s; s = next) {
             next = s->next;
-            uintptr_t word = atomic_load_explicit(&s->remote_free, memory_order_relaxed);
+            uintptr_t word = atomic_load_explicit(tiny_remote_word(s), memory_order_relaxed);
             if (s == heap->current[cls] || (word >> TINY_REMOTE_COUNT_SHIFT) != s->used) continue;
             /* Every block in use is on the stack: none can be freed to s
              * meanwhile, so collect() leaves used at 0. */
@@ -670,7 +675,7 @@ static void delayed_push_chain(tiny_heap_t *heap, tiny_block_t *first, tiny_bloc
 /* A free by any thread other than the owner (or of an orphan's block). */
 void tiny_free_remote(tiny_slab_t *s, tiny_block_t *b)
 {
-    uintptr_t old = atomic_load_explicit(&s->remote_free, memory_order_relaxed);
+    uintptr_t old = atomic_load_explicit(tiny_remote_word(s), memory_order_relaxed);
     for (;;) {
         if (old & TINY_REMOTE_FULL) {
             /* The owner parked this slab on its full list and does not look
@@ -682,10 +687,10 @@ void tiny_free_remote(tiny_slab_t *s, tiny_block_t *b)
                 (tiny_heap_t *)atomic_load_explicit(&s->owner_word, memory_order_acquire);
             if (!owner) {
                 /* Orphaned meanwhile: its FULL bit is being cleared. */
-                old = atomic_load_explicit(&s->remote_free, memory_order_relaxed);
+                old = atomic_load_explicit(tiny_remote_word(s), memory_order_relaxed);
                 continue;
             }
-            if (!atomic_compare_exchange_weak_explicit(&s->remote_free, &old,
+            if (!atomic_compare_exchange_weak_explicit(tiny_remote_word(s), &old,
                                                        old & ~TINY_REMOTE_FULL,
                                                        memory_order_acq_rel, memory_order_relaxed))
                 continue;
@@ -697,7 +702,7 @@ void tiny_free_remote(tiny_slab_t *s, tiny_block_t *b)
         }
         b->link = tiny_link(b, (tiny_block_t *)(old & TINY_REMOTE_PTR_MASK), s->free_key);
         uintptr_t count = (old >> TINY_REMOTE_COUNT_SHIFT) + 1;
-        if (atomic_compare_exchange_weak_explicit(&s->remote_free, &old,
+        if (atomic_compare_exchange_weak_explicit(tiny_remote_word(s), &old,
                                                   count << TINY_REMOTE_COUNT_SHIFT | (uintptr_t)b,
                                                   memory_order_release, memory_order_relaxed))
             return;
@@ -756,7 +761,7 @@ void tiny_drain_delayed(tiny_heap_t *heap)
  * reclaim_empty decides. */
 HS_INLINE bool may_complete_slab(const tiny_slab_t *s)
 {
-    uintptr_t word = atomic_load_explicit(&s->remote_free, memory_order_relaxed);
+    uintptr_t word = atomic_load_explicit(tiny_remote_word(s), memory_order_relaxed);
     uint32_t freed = (uint32_t)(word >> TINY_REMOTE_COUNT_SHIFT) + 1;
     return freed + 1 == atomic_load_explicit(&s->carved, memory_order_relaxed);
 }
@@ -804,7 +809,7 @@ static HS_NOINLINE bool reclaim_empty(tiny_slab_t *s)
     uint32_t own_notices = 0;
     for (tiny_block_t *n = notices; n; n = tiny_next_delayed(n))
         own_notices += tiny_slab_of(n) == s;
-    uintptr_t word = atomic_load_explicit(&s->remote_free, memory_order_acquire);
+    uintptr_t word = atomic_load_explicit(tiny_remote_word(s), memory_order_acquire);
     /* The stack, the notices and the block being freed. */
     uint32_t free_blocks = (uint32_t)(word >> TINY_REMOTE_COUNT_SHIFT) + own_notices + 1;
     bool empty =
@@ -825,7 +830,7 @@ static HS_NOINLINE bool reclaim_empty(tiny_slab_t *s)
     returning_taken((long)own_notices * s->units);
     /* Out of every list of the heap's, with no block in use: nothing of
      * the owner's refers to it any more. */
-    atomic_store_explicit(&s->remote_free, 0, memory_order_relaxed);
+    atomic_store_explicit(tiny_remote_word(s), 0, memory_order_relaxed);
     tiny_slab_release(s);
     return true;
 }

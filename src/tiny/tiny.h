@@ -5,7 +5,7 @@
  *   path needs no "initialised?" test.
  * - A slab belongs to one heap. Only the owner thread pops blocks and pushes
  *   its own frees, onto the one free list malloc pops from, without atomics;
- *   other threads push onto the slab's remote_free stack (one CAS), and the
+ *   other threads push onto the slab's remote-free stack (one CAS), and the
  *   owner takes it with one exchange when the free list runs out.
  * - A freed block holds the link to its successor in word 0 and free_mark
  *   in word 1; free_mark == address ^ hs_free_key means "free", which is
@@ -151,12 +151,12 @@ HS_INLINE uintptr_t tiny_link(const tiny_block_t *block, const tiny_block_t *nex
 typedef struct tiny_heap_s tiny_heap_t;
 typedef struct tiny_slab_s tiny_slab_t;
 
-/* remote_free's low bit: the owner keeps this slab on its full list and
+/* The remote word's low bit: the owner keeps this slab on its full list and
  * wants to be told when it has room. The first remote free to see the bit
  * clears it and puts its block on the owner heap's delayed list instead;
  * the owner drains that list and moves the slab back to its partial list. */
 #define TINY_REMOTE_FULL ((uintptr_t)1)
-/* The rest of remote_free: the stack's top block in bits 4..47 (blocks are
+/* The rest of the remote word: the stack's top block in bits 4..47 (blocks are
  * 16-aligned, addresses below 2^47) and the stack's length in bits 48..63
  * (a slab holds at most 4096 blocks). */
 #define TINY_REMOTE_PTR_MASK ((((uintptr_t)1 << HS_ADDRESS_BITS) - 1) & ~(uintptr_t)15)
@@ -172,12 +172,12 @@ typedef struct tiny_slab_s tiny_slab_t;
  *   so a fresh slab costs no more faults than it is used);
  * - key_limit == tiny_key_limit(carved, recip, block_size);
  * - used + full_bias == carved - (blocks on the free list); blocks on
- *   remote_free and on heaps' delayed lists still count as used;
+ *   the remote-free stack and on heaps' delayed lists still count as used;
  * - every block on the free list is marked free (free_mark);
  * - full_bias is 0 unless the slab is on its owner's full list (on_full);
  *   there, used >= 1: it counts down the owner's frees still to come before
  *   the slab goes back to the partial list (see move_to_full in tiny.c);
- * - remote_free's FULL bit is only ever set while on_full is, and is
+ * - the remote word's FULL bit is only ever set while on_full is, and is
  *   cleared by the owner or by the one remote free that notifies it. */
 struct tiny_slab_s {
     /* First cache line: what every free reads, the owner's and other
@@ -203,18 +203,18 @@ struct tiny_slab_s {
     uint8_t first_unit;           /* index of the slab's first unit */
     _Atomic uint8_t has_aligned;  /* an aligned allocation handed out an inner pointer */
     /* Second cache line: what the owner writes at each malloc and free,
-     * its lists, and the remote-free stack other threads push on. `free`:
-     * blocks ready to hand out; the owner's frees go here too (owner only). */
+     * and its lists; the stack other threads push on is in the client
+     * area's remote words. `free`: blocks ready to hand out; the owner's
+     * frees go here too (owner only). */
     _Alignas(HS_CACHE_LINE) tiny_block_t *free;
     uint32_t used;      /* blocks handed out and not yet seen free, less full_bias */
     uint32_t full_bias; /* owner only: blocks left out of used while on_full */
     tiny_slab_t *next;  /* in the owner's partial or full list, or the orphans */
     tiny_slab_t *prev;
-    _Atomic uintptr_t remote_free; /* blocks freed by other threads: length | top | FULL */
-    bool on_full;                  /* owner only: on the owner's full list */
-    uint8_t trips;                 /* owner only: times it went to the full list,
-                                      up to 255 (move_to_full, note_trip) */
-    uint8_t pad_[HS_CACHE_LINE - 4 * sizeof(void *) - 2 * sizeof(uint32_t) - sizeof(bool) -
+    bool on_full;  /* owner only: on the owner's full list */
+    uint8_t trips; /* owner only: times it went to the full list,
+                      up to 255 (move_to_full, note_trip) */
+    uint8_t pad_[HS_CACHE_LINE - 3 * sizeof(void *) - 2 * sizeof(uint32_t) - sizeof(bool) -
                  sizeof(uint8_t)];
 };
 _Static_assert(sizeof(tiny_slab_t) == 2 * HS_CACHE_LINE, "two cache lines");
@@ -225,14 +225,32 @@ _Static_assert(sizeof(tiny_slab_t) == 2 * HS_CACHE_LINE, "two cache lines");
  * first page, and a descriptor's page is written only once a slab starts
  * at its unit; as one table of descriptors with a head each, setting the
  * heads wrote two pages, the second one for nothing in a small heap. */
+/* A slab's remote-free stack (length | top | FULL, above): blocks freed by
+ * threads other than the owner, one CAS each. On a cache line of its own,
+ * away from the descriptor: on the descriptor's second line, each remote
+ * free took that line from the owner's core, and the owner's next malloc
+ * from the slab waited to take it back (bench_mt larson at 2 threads: 55 %
+ * of malloc's samples on the load of `free`; 31.1 -> 35.6 M operations per
+ * CPU-second apart). After the descriptors, so that a process whose
+ * threads free only their own blocks never writes a page of them. */
+typedef struct tiny_remote_line_s {
+    _Atomic uintptr_t word;
+    uint8_t pad_[2 * HS_CACHE_LINE - sizeof(uintptr_t)]; /* the descriptors' stride: a slab's
+                                                            word is at a fixed offset from it */
+} tiny_remote_line_t;
+
 typedef struct tiny_client_area_s {
     tiny_slab_t *head[HS_UNITS_PER_SUPERSLAB]; /* unit -> descriptor of its slab */
     tiny_slab_t slab[HS_UNITS_PER_SUPERSLAB];  /* descriptor of a slab starting at the unit */
+    tiny_remote_line_t remote[HS_UNITS_PER_SUPERSLAB]; /* remote word of a slab starting there */
 } tiny_client_area_t;
 _Static_assert(sizeof(tiny_client_area_t) <= SEG_CLIENT_AREA_SIZE,
                "heads and descriptors fit the client area");
 _Static_assert((SEG_HEADER_SIZE + offsetof(tiny_client_area_t, slab)) % HS_CACHE_LINE == 0,
                "descriptors start on a cache line");
+_Static_assert((SEG_HEADER_SIZE + offsetof(tiny_client_area_t, remote)) % HS_CACHE_LINE == 0,
+               "remote words start on a cache line");
+_Static_assert(sizeof(tiny_remote_line_t) == sizeof(tiny_slab_t), "one stride");
 
 /* Tells a block's first byte from any other offset in its slab with one
  * multiply. With recip = floor(2^64 / size) + 1, recip * size is
@@ -339,6 +357,14 @@ extern __thread void *tiny_fresh_block;
 HS_INLINE tiny_client_area_t *tiny_client_area(seg_superslab_t *ss)
 {
     return (tiny_client_area_t *)seg_client_area(ss);
+}
+
+/* The remote word of s, a descriptor in a SuperSlab's client area (never
+ * the sentinel): one add, as descriptors and remote words have one stride. */
+HS_INLINE _Atomic uintptr_t *tiny_remote_word(const tiny_slab_t *s)
+{
+    return (_Atomic uintptr_t *)((uintptr_t)s + offsetof(tiny_client_area_t, remote) -
+                                 offsetof(tiny_client_area_t, slab));
 }
 
 /* The slab descriptor for a pointer known to lie in a SuperSlab of slabs. */

@@ -81,7 +81,7 @@ extern struct tiny_lists_s tiny_lists;
 /* ---- across the files of tiny/ ---------------------------------------------- */
 
 /* tiny.c: slabs and the blocks coming back to them. */
-/* Puts the blocks of a taken remote_free word on s's free list. */
+/* Puts the blocks of a taken remote word on s's free list. */
 void tiny_append_remote_word(tiny_slab_t *s, uintptr_t word);
 /* Gives a slab's units back to its SuperSlab (in no list, no block in use). */
 void tiny_slab_release(tiny_slab_t *slab);
@@ -196,11 +196,11 @@ void tiny_slab_validate(const tiny_slab_t *s);
 
 #endif
 
-/* For a slab that is not on the full list (remote_free has no FULL bit). */
+/* For a slab that is not on the full list (its remote word has no FULL bit). */
 static inline void collect(tiny_slab_t *s)
 {
-    if (atomic_load_explicit(&s->remote_free, memory_order_relaxed) == 0) return;
-    uintptr_t word = atomic_exchange_explicit(&s->remote_free, 0, memory_order_acquire);
+    if (atomic_load_explicit(tiny_remote_word(s), memory_order_relaxed) == 0) return;
+    uintptr_t word = atomic_exchange_explicit(tiny_remote_word(s), 0, memory_order_acquire);
     HS_ASSERT((word & TINY_REMOTE_FULL) == 0);
     tiny_append_remote_word(s, word);
 }
@@ -215,7 +215,7 @@ static inline void collect(tiny_slab_t *s)
  * times a run; 3 with this. Remote frees arriving later only lower it. */
 static inline uint32_t tiny_orphan_in_use(const tiny_slab_t *s, bool *room)
 {
-    uintptr_t word = atomic_load_explicit(&s->remote_free, memory_order_acquire);
+    uintptr_t word = atomic_load_explicit(tiny_remote_word(s), memory_order_acquire);
     *room = s->free || (word & TINY_REMOTE_PTR_MASK) ||
             atomic_load_explicit(&s->carved, memory_order_relaxed) < s->capacity;
     return s->used - (uint32_t)(word >> TINY_REMOTE_COUNT_SHIFT);
@@ -225,7 +225,7 @@ static inline uint32_t tiny_orphan_in_use(const tiny_slab_t *s, bool *room)
  * into it any more, so its remote frees are dropped, not collected. */
 static inline void tiny_orphan_release(tiny_slab_t *s)
 {
-    atomic_store_explicit(&s->remote_free, 0, memory_order_relaxed);
+    atomic_store_explicit(tiny_remote_word(s), 0, memory_order_relaxed);
     tiny_slab_release(s);
 }
 
