@@ -230,7 +230,7 @@ _Static_assert(sizeof(tiny_slab_t) == 2 * HS_CACHE_LINE, "two cache lines");
  * away from the descriptor: on the descriptor's second line, each remote
  * free took that line from the owner's core, and the owner's next malloc
  * from the slab waited to take it back (bench_mt larson at 2 threads: 55 %
- * of malloc's samples on the load of `free`; 31.1 -> 35.6 M operations per
+ * of malloc's samples on the load of `free`; 31.1 -> 37.1 M operations per
  * CPU-second apart). After the descriptors, so that a process whose
  * threads free only their own blocks never writes a page of them. */
 typedef struct tiny_remote_line_s {
