@@ -52,7 +52,10 @@
  * timed part, peak_rss_kb = VmHWM at the end, seconds, ...) ending with
  * malloc_from=, the object that supplies malloc, so a failed LD_PRELOAD is
  * caught by bench/compare.py.  A prodcons block that arrives damaged counts
- * in errors= and makes the exit status 1.
+ * in errors= and makes the exit status 1.  With two threads or more and two
+ * CPUs to run on, line_ns= and line_ns_after= give the one-way time of a
+ * cache line between the first two of those CPUs, just before and just after
+ * the run (see line_ns() below).
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE /* pthread_barrier_t */
@@ -649,6 +652,87 @@ static int parse_args(int argc, char **argv)
     return 0;
 }
 
+/* ---- line_ns ----------------------------------------------------------------- */
+
+/* How long a cache line takes to go from one CPU to another: the
+ * cross-thread workloads move lines between cores at every remote free, and
+ * what one move costs depends on where the machine runs the two CPUs. On a
+ * guest it may change from one minute to the next (the host moves the
+ * vCPUs between cores that share a cache and cores that do not, 50 against
+ * 220 ns on the 2-vCPU development VM), and the allocators' ratios change
+ * with it; each run prints the figure so that runs are compared under the
+ * same one. Two threads pinned to the first two CPUs the process may use
+ * pass a counter back and forth; the result is one way, in ns. */
+#define LINE_PROBE_TRIPS 20000
+
+struct line_probe {
+    alignas(CACHE_LINE) _Atomic uint64_t turn;
+    alignas(CACHE_LINE) _Atomic unsigned ready; /* sides pinned (or given up) */
+    _Atomic bool failed;                        /* a side could not be pinned */
+    int cpu[2];
+    double ns; /* side 0's result */
+};
+
+struct line_probe_side {
+    struct line_probe *lp;
+    unsigned side;
+};
+
+/* Side 0 writes odd turns, side 1 even ones; each waits for the other's.
+ * Both wait until both are pinned, and play only if both were. */
+static void *line_probe_side(void *arg)
+{
+    const struct line_probe_side *me = arg;
+    struct line_probe *lp = me->lp;
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(lp->cpu[me->side], &set);
+    if (pthread_setaffinity_np(pthread_self(), sizeof set, &set) != 0)
+        atomic_store(&lp->failed, true);
+    atomic_fetch_add(&lp->ready, 1);
+    while (atomic_load(&lp->ready) < 2)
+        ;
+    if (atomic_load(&lp->failed)) return NULL;
+    double t0 = now_seconds();
+    for (uint64_t i = 0; i < LINE_PROBE_TRIPS; i++) {
+        uint64_t mine = 2 * i + 1 + me->side;
+        while (atomic_load_explicit(&lp->turn, memory_order_acquire) != mine - 1)
+            ;
+        atomic_store_explicit(&lp->turn, mine, memory_order_release);
+    }
+    if (me->side == 0) lp->ns = (now_seconds() - t0) * 1e9 / (2.0 * LINE_PROBE_TRIPS);
+    return NULL;
+}
+
+/* One-way ns between the first two CPUs of the process's affinity mask, or
+ * -1 where it has fewer than two (a run pinned to one CPU) or a side could
+ * not be started or pinned. The main thread keeps its own mask: each side
+ * runs on a thread of its own. */
+static double line_ns(void)
+{
+    cpu_set_t mask;
+    if (sched_getaffinity(0, sizeof mask, &mask) != 0) return -1;
+    struct line_probe lp = {.cpu = {-1, -1}, .ns = -1};
+    for (int c = 0, found = 0; c < CPU_SETSIZE && found < 2; c++)
+        if (CPU_ISSET(c, &mask)) lp.cpu[found++] = c;
+    if (lp.cpu[1] < 0) return -1;
+    atomic_init(&lp.turn, 0);
+    atomic_init(&lp.ready, 0);
+    atomic_init(&lp.failed, false);
+    struct line_probe_side sides[2] = {{&lp, 0}, {&lp, 1}};
+    pthread_t threads[2];
+    unsigned started = 0;
+    for (; started < 2; started++)
+        if (pthread_create(&threads[started], NULL, line_probe_side, &sides[started]) != 0) break;
+    if (started < 2) {
+        /* The side that started waits for a second one: stand in for it. */
+        atomic_store(&lp.failed, true);
+        atomic_fetch_add(&lp.ready, 2 - started);
+    }
+    for (unsigned i = 0; i < started; i++) pthread_join(threads[i], NULL);
+    return lp.ns;
+}
+
 int main(int argc, char **argv)
 {
     if (parse_args(argc, argv) != 0) {
@@ -710,6 +794,7 @@ int main(int argc, char **argv)
             }
     }
 
+    double line_ns_before = nthreads > 1 ? line_ns() : -1;
     atomic_init(&stop_flag, false);
     if (pthread_barrier_init(&start_barrier, NULL, nthreads + 1) != 0 ||
         pthread_barrier_init(&stop_barrier, NULL, nthreads + 1) != 0)
@@ -735,6 +820,7 @@ int main(int argc, char **argv)
     /* A rounds worker's first thread was joined by its successor. */
     for (unsigned t = 0; t < nthreads; t++)
         pthread_join(workload == W_ROUNDS ? workers[t].last : workers[t].thread, NULL);
+    double line_ns_after = nthreads > 1 ? line_ns() : -1;
     if (workload == W_ROUNDS) {
         for (unsigned t = 0; t < nthreads; t++) {
             for (int k = 0; k < ROUNDS_SLOTS; k++) free(workers[t].slots[k]);
@@ -768,10 +854,14 @@ int main(int argc, char **argv)
     const char *provider = malloc_provider();
     char shared_buf[48] = "";
     if (shared >= 0) snprintf(shared_buf, sizeof shared_buf, " shared_lines=%ld", shared);
+    char line_buf[64] = "";
+    if (line_ns_before >= 0 && line_ns_after >= 0)
+        snprintf(line_buf, sizeof line_buf, " line_ns=%.0f line_ns_after=%.0f", line_ns_before,
+                 line_ns_after);
     /* malloc_from stays last: it is a path and may contain spaces. */
     printf("ops_per_sec=%.0f page_faults=%ld peak_rss_kb=%ld seconds=%.6f workload=%s"
-           " threads=%u ops=%" PRIu64 "%s errors=%" PRIu64 " seed=%" PRIu64 " malloc_from=%s\n",
+           " threads=%u ops=%" PRIu64 "%s%s errors=%" PRIu64 " seed=%" PRIu64 " malloc_from=%s\n",
            seconds > 0 ? (double)ops / seconds : 0.0, faults, peak_kb, seconds,
-           workload_names[workload], nthreads, ops, shared_buf, errors, seed, provider);
+           workload_names[workload], nthreads, ops, shared_buf, line_buf, errors, seed, provider);
     return errors ? 1 : 0;
 }

@@ -242,6 +242,7 @@ def run_once(binary, args, so, timeout, extra_env=None):
         res["peak_rss_kb"] = int(fields["peak_rss_kb"])
         res["seconds"] = float(fields["seconds"])
         res["shared_lines"] = int(fields["shared_lines"]) if "shared_lines" in fields else ""
+        res["line_ns"] = int(fields["line_ns"]) if "line_ns" in fields else ""
         if "cpu_seconds" in fields:
             res["cpu_seconds"] = float(fields["cpu_seconds"])
         for k in MEMORY_FIELDS:
@@ -292,6 +293,7 @@ def summarise(runs):
     ops = [r["ops_per_sec"] for r in runs]
     med = statistics.median(ops)
     shared = [r["shared_lines"] for r in runs if r.get("shared_lines") != ""]
+    line = [r["line_ns"] for r in runs if r.get("line_ns") not in (None, "")]
     mem = {k: statistics.median(r[k] for r in runs) / 1024.0 for k in MEMORY_FIELDS
            if all(k in r and r[k] >= 0 for r in runs)}
     faults = [r["page_faults"] for r in runs]
@@ -317,6 +319,10 @@ def summarise(runs):
         "rss_mib": statistics.median(r["peak_rss_kb"] for r in runs) / 1024.0,
         # The worst run: one layout with shared lines is enough to matter.
         "shared": max(shared) if shared else None,
+        # bench_mt's line_ns before each run: under which placement of the
+        # CPUs the row ran (median, and the range where runs differ).
+        "line_ns": statistics.median(line) if line else None,
+        "line_min": min(line) if line else None, "line_max": max(line) if line else None,
     }
 
 
@@ -399,11 +405,15 @@ def render_table(workloads, allocators, rows, skipped):
 def render_ops_table(workloads, allocators, rows, skipped):
     base = baseline_of(allocators)
     show_shared = any(w["short"] == "falseshare" for w in workloads)
+    show_line = any(r.get("line_ns") is not None for r in rows.values() if r["ok"])
     head = ["group", "workload", "allocator", "ops/s (M, median)", "spread",
             "vs %s" % (base or BASELINE), "page faults", "peak RSS (MiB)"]
     align = ["---", "---", "---", "---:", "---:", "---:", "---:", "---:"]
     if show_shared:
         head.append("shared lines")
+        align.append("---:")
+    if show_line:
+        head.append("line ns")
         align.append("---:")
     out = ["| " + " | ".join(head) + " |", "|" + "|".join(align) + "|"]
     notes = []
@@ -429,6 +439,8 @@ def render_ops_table(workloads, allocators, rows, skipped):
                             "%.1f" % r["rss_mib"]]
             if show_shared:
                 cells.append("%d" % r["shared"] if r["shared"] is not None else "-")
+            if show_line:
+                cells.append(line_cell(r))
             out.append("| " + " | ".join(cells) + " |")
     text = "\n".join(out) + "\n"
     text += ("\nspread = (max - min) / median of ops/s over the runs; page faults are "
@@ -440,10 +452,26 @@ def render_ops_table(workloads, allocators, rows, skipped):
     if show_shared:
         text += (" shared lines: 64-byte lines holding blocks of two or more threads at "
                  "the end of falseshare (largest over the runs; 0 is right).")
+    if show_line:
+        text += (" line ns: one-way time of a cache line between the first two CPUs the run "
+                 "may use, measured by bench_mt just before each run (median, and the "
+                 "range where the runs differ by more than a quarter). On a guest whose "
+                 "vCPUs the host moves between cores that share a cache and cores that "
+                 "do not, the cross-thread rows change with it (bench/README.md, "
+                 "\"line_ns\"): compare allocators at the same figure.")
     text += "\n"
     if notes:
         text += "\nFailures:\n" + "".join("- %s\n" % n for n in notes)
     return text
+
+
+def line_cell(r):
+    if r.get("line_ns") is None:
+        return "-"
+    lo, hi = r["line_min"], r["line_max"]
+    if hi - lo > 0.25 * r["line_ns"]:
+        return "%.0f (%d-%d)" % (r["line_ns"], lo, hi)
+    return "%.0f" % r["line_ns"]
 
 
 def sh(cmd):
@@ -677,7 +705,8 @@ def replot(outdir):
         if r["status"] == "ok":
             run.update(ops_per_sec=float(r["ops_per_sec"]), page_faults=int(r["page_faults"]),
                        peak_rss_kb=int(r["peak_rss_kb"]), seconds=float(r["seconds"]),
-                       shared_lines=int(r["shared_lines"]) if r.get("shared_lines") else "")
+                       shared_lines=int(r["shared_lines"]) if r.get("shared_lines") else "",
+                       line_ns=int(r["line_ns"]) if r.get("line_ns") else "")
             if r.get("cpu_seconds") not in (None, ""):
                 run["cpu_seconds"] = float(r["cpu_seconds"])
             for k in MEMORY_FIELDS:
@@ -763,7 +792,7 @@ def main():
                     % (args.runs, args.memory_runs))
             f.write(table)
         fields = (["round", "group", "workload", "short", "allocator", "status", "ops_per_sec",
-                   "page_faults", "peak_rss_kb", "seconds", "cpu_seconds", "shared_lines"]
+                   "page_faults", "peak_rss_kb", "seconds", "cpu_seconds", "shared_lines", "line_ns"]
                   + MEMORY_FIELDS + ["returncode", "malloc_from", "detail"])
         with open(os.path.join(outdir, "raw.csv"), "w", newline="") as f:
             wr = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")

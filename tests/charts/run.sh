@@ -13,7 +13,7 @@ import csv, random, sys
 out = sys.argv[1]
 random.seed(1)
 fields = ["round", "group", "workload", "short", "allocator", "status", "ops_per_sec",
-          "page_faults", "peak_rss_kb", "seconds", "shared_lines", "start_rss_kb",
+          "page_faults", "peak_rss_kb", "seconds", "shared_lines", "line_ns", "start_rss_kb",
           "freed_rss_kb", "idle_rss_kb", "idle_lazyfree_kb", "idle_anonhuge_kb",
           "returncode", "malloc_from", "detail"]
 rows = []
@@ -27,6 +27,9 @@ for rnd in range(1, 4):
                      "page_faults": 100 * rnd if a == "hugeslab" else 5000 * rnd,
                      "peak_rss_kb": 20000 + 1000 * rnd, "seconds": 1.0 / speed,
                      "returncode": 0, "malloc_from": "x"}
+                if group == "mt":
+                    # bench_mt's line_ns: two runs near, one far
+                    r.update(line_ns=50 if rnd < 3 else 220)
                 if group == "memory":
                     r.update(start_rss_kb=2000, freed_rss_kb=9000, idle_rss_kb=3000 + 500 * rnd,
                              idle_lazyfree_kb=0, idle_anonhuge_kb=0)
@@ -65,4 +68,10 @@ for g in mixed mt memory; do
             { echo "FAIL charts: hugeslab's ops bar is $2 ($3..$4), expected 1.2 (1.1..1.3)"; exit 1; }
     fi
 done
+# the mt rows give the placement they ran under: the median, and the range
+# since the runs differ; the single-threaded rows have none
+grep -q '^| mt | larson | hugeslab |.*| 50 (50-220) |$' "$tmp/table.out" ||
+    { echo "FAIL charts: no line ns (50, 50-220) on larson's row: $(grep '| larson | hugeslab' "$tmp/table.out")"; exit 1; }
+grep -q '^| mixed | 16-1040B | hugeslab |.*| - |$' "$tmp/table.out" ||
+    { echo "FAIL charts: the mixed row has a line ns: $(grep '| 16-1040B | hugeslab' "$tmp/table.out")"; exit 1; }
 echo "PASS charts"
