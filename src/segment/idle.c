@@ -181,14 +181,6 @@ HS_COLD unsigned seg_fresh_take(const seg_purge_policy_t *policy, uint64_t now_m
     return (unsigned)granted;
 }
 
-/* k SuperSlabs were taken off `stack`, one of a pool's purged stacks (the
- * pool's lock held): the counters follow. */
-HS_INLINE void purged_taken(const seg_pool_t *pool, const seg_purged_stack_t *stack, size_t k)
-{
-    hs_count_add(&seg_state.stat_purged_superslabs, -(int64_t)k);
-    if (stack == &pool->lazy) hs_count_add(&seg_lazy_superslabs, -(int64_t)k);
-}
-
 /* Not HS_SELDOM: every purge pass calls it, and a short program's first
  * pass brought the seldom text's 64 KiB window into its RSS (52 KiB of it
  * mapped; python3 -c pass, git log -p). */
@@ -215,7 +207,7 @@ HS_COLD unsigned seg_take_lazy(const seg_purge_policy_t *policy, uint64_t now_ms
         if (k) {
             lazy->count -= k;
             memmove(lazy->entries, lazy->entries + k, lazy->count * sizeof *lazy->entries);
-            purged_taken(pool, lazy, k);
+            seg_purged_taken(pool, lazy, k);
         }
         if (lazy->count && lazy->entries[0].since_ms + min_lazy_ms < *next_due)
             *next_due = lazy->entries[0].since_ms + min_lazy_ms;
@@ -238,7 +230,7 @@ HS_COLD HS_SELDOM unsigned seg_take_purged(seg_purged_t *out, unsigned max)
                 out[taken++] = seg_purged_unpack(stack->entries[--stack->count].bits, n);
                 from_stack++;
             }
-            purged_taken(pool, stack, from_stack);
+            seg_purged_taken(pool, stack, from_stack);
         }
         hs_unlock(&pool->lock);
     }

@@ -333,6 +333,14 @@ extern struct seg_nodes_s seg_nodes;
 extern seg_pool_t *const seg_pools[HS_MAX_NODES];
 HS_INLINE seg_pool_t *seg_pool(unsigned node) { return seg_pools[node]; }
 
+/* k SuperSlabs were taken off `stack`, one of pool's purged stacks (the
+ * pool's lock held): the counters follow. */
+HS_INLINE void seg_purged_taken(const seg_pool_t *pool, const seg_purged_stack_t *stack, size_t k)
+{
+    hs_count_add(&seg_state.stat_purged_superslabs, -(int64_t)k);
+    if (stack == &pool->lazy) hs_count_add(&seg_lazy_superslabs, -(int64_t)k);
+}
+
 _Static_assert(HS_UNITS_PER_SUPERSLAB <= 64, "free_units is a 64-bit map");
 #define SEG_ALL_UNITS_FREE                                                                         \
     (HS_UNITS_PER_SUPERSLAB == 64 ? ~(uint64_t)0 : ((uint64_t)1 << HS_UNITS_PER_SUPERSLAB) - 1)

@@ -145,7 +145,6 @@ static seg_superslab_t *revive_purged(uintptr_t entry, unsigned node)
 {
     seg_purged_t purged = seg_purged_unpack(entry, node);
     superslab_header(purged.ss, purged.backing, purged.memory_node, node);
-    hs_count_add(&seg_state.stat_purged_superslabs, -1);
     return purged.ss;
 }
 
@@ -190,7 +189,7 @@ static seg_superslab_t *take_superslab(seg_pool_t *pool, unsigned node)
         if (pool->lazy.count || pool->released.count) {
             seg_purged_stack_t *from = pool->lazy.count ? &pool->lazy : &pool->released;
             purged = from->entries[--from->count].bits;
-            if (from == &pool->lazy) hs_count_add(&seg_lazy_superslabs, -1);
+            seg_purged_taken(pool, from, 1);
         }
         hs_unlock(&pool->lock);
     }

@@ -363,6 +363,7 @@ HS_INLINE tiny_client_area_t *tiny_client_area(seg_superslab_t *ss)
  * the sentinel): one add, as descriptors and remote words have one stride. */
 HS_INLINE _Atomic uintptr_t *tiny_remote_word(const tiny_slab_t *s)
 {
+    HS_ASSERT(s != &tiny_sentinel_slab); /* no client area behind it */
     return (_Atomic uintptr_t *)((uintptr_t)s + offsetof(tiny_client_area_t, remote) -
                                  offsetof(tiny_client_area_t, slab));
 }
