@@ -414,9 +414,10 @@ HS_SELDOM HS_EXPORT size_t hugeslab_stats_json(char *buf, size_t size)
     return t.len;
 }
 
-void hs_report_start(void)
+/* hs_report_start's work with HUGESLAB_STATS set: seldom code, as the
+ * reports are. */
+HS_SELDOM HS_NOINLINE static void report_start(void)
 {
-    if (!hs_option(HS_OPT_STATS)) return;
     const char *file = hs_option_string(HS_OPT_STATS_FILE);
     /* Kept for the exit report; programs may close fd 2 before it. */
     if (stderr_copy < 0) {
@@ -433,6 +434,11 @@ void hs_report_start(void)
     seg_set_periodic_work(live_report, interval);
     seg_start_background();
     report_to_file(); /* the file exists from the start */
+}
+
+void hs_report_start(void)
+{
+    if (hs_option(HS_OPT_STATS)) report_start();
 }
 
 HS_APART void hs_report_fork_child(void)
