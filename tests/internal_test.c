@@ -15,7 +15,11 @@
  *   - slabs leave little after their last block;
  *   - a slab on the full list comes back with a thirty-second of its
  *     blocks free, and with a quarter once it has made TINY_WIDE_TRIPS
- *     trips there while another thread has a heap. */
+ *     trips there while another thread has a heap;
+ *   - an empty slab that is not its class's current one is kept as the
+ *     class's spare (one per class, in the SuperSlab of the heap's kept
+ *     empty current slabs), is the class's next new slab, and goes back
+ *     with malloc_trim and with its thread. */
 #include <pthread.h>
 
 #include "test_util.h"
@@ -298,6 +302,108 @@ static void check_trips_both(void)
     pthread_barrier_destroy(&trips_barrier);
 }
 
+enum { SPARE_SIZE = 256, SPARE_MOST = 4096 };
+
+/* Blocks of SPARE_SIZE until the first one of the n_slabs-th slab:
+ * slab[i] is the i-th, blocks[k] in the slab of index at[k]. Returns the
+ * blocks taken. */
+static unsigned spare_fill(void **blocks, unsigned *at, const tiny_slab_t **slab, unsigned n_slabs)
+{
+    unsigned n = 0, found = 0;
+    while (n < SPARE_MOST && found < n_slabs) {
+        void *p = hugeslab_malloc(SPARE_SIZE);
+        const tiny_slab_t *s = tiny_slab_of(p);
+        unsigned i = 0;
+        while (i < found && slab[i] != s) i++;
+        if (i == found) slab[found++] = s;
+        blocks[n] = p;
+        at[n++] = i;
+    }
+    return n;
+}
+
+static void spare_free(void **blocks, const unsigned *at, unsigned n, unsigned which)
+{
+    for (unsigned k = 0; k < n; k++)
+        if (at[k] == which && blocks[k]) {
+            hugeslab_free(blocks[k]);
+            blocks[k] = NULL;
+        }
+}
+
+static void *spare_thread(void *arg)
+{
+    (void)arg;
+    static void *blocks[SPARE_MOST];
+    static unsigned at[SPARE_MOST];
+    const unsigned cls = tiny_class_of(SPARE_SIZE);
+    const tiny_slab_t *slab[3];
+    unsigned n = spare_fill(blocks, at, slab, 3);
+    tiny_heap_t *heap = tiny_heap_tls;
+    CHECK(slab[2] == heap->current[cls] && slab[0]->units == 1,
+          "%d B: the third slab is current, of one unit", SPARE_SIZE);
+    /* The current slab's last block freed: it stays current, and its
+     * SuperSlab is where the heap keeps empty slabs. Then the first two. */
+    spare_free(blocks, at, n, 2);
+    bool same = seg_superslab_of(slab[0]) == seg_superslab_of(slab[2]) &&
+                seg_superslab_of(slab[1]) == seg_superslab_of(slab[2]);
+    tiny_stats_t before, after;
+    tiny_stats(&before);
+    spare_free(blocks, at, n, 0);
+    tiny_stats(&after);
+    if (same) {
+        CHECK(heap->spare[cls] == slab[0] && after.bytes_in_slabs == before.bytes_in_slabs,
+              "%d B: the emptied slab is the class's spare, not released", SPARE_SIZE);
+        spare_free(blocks, at, n, 1);
+        tiny_stats(&before);
+        CHECK(heap->spare[cls] == slab[0] &&
+                  before.bytes_in_slabs + HS_UNIT_SIZE == after.bytes_in_slabs,
+              "%d B: a second emptied slab is released (slabs: %llu -> %llu bytes)", SPARE_SIZE,
+              (unsigned long long)after.bytes_in_slabs, (unsigned long long)before.bytes_in_slabs);
+        /* The current slab fills, and the next one is the spare. */
+        const tiny_slab_t *again[2];
+        n = spare_fill(blocks, at, again, 2);
+        CHECK(again[0] == slab[2] && again[1] == slab[0] && heap->spare[cls] == NULL,
+              "%d B: the class's next slab is its spare", SPARE_SIZE);
+        spare_free(blocks, at, n, 0);
+        spare_free(blocks, at, n, 1);
+        /* slab[2], no longer current, is the spare now; slab[0] is current. */
+        CHECK(heap->spare[cls] == slab[2] && heap->current[cls] == slab[0],
+              "%d B: the slab emptied next is the spare again", SPARE_SIZE);
+        hugeslab_malloc_trim(0);
+        CHECK(heap->spare[cls] == NULL, "%d B: malloc_trim releases the spare", SPARE_SIZE);
+        n = spare_fill(blocks, at, slab, 3);
+        spare_free(blocks, at, n, 2);
+        spare_free(blocks, at, n, 0);
+        spare_free(blocks, at, n, 1);
+    } else {
+        /* Not where the heap keeps empty slabs: released. */
+        CHECK(heap->spare[cls] == NULL &&
+                  after.bytes_in_slabs + HS_UNIT_SIZE == before.bytes_in_slabs,
+              "%d B: an emptied slab outside the kept SuperSlab is released", SPARE_SIZE);
+        spare_free(blocks, at, n, 1);
+    }
+    return NULL;
+}
+
+/* The thread leaves a spare behind if it can; its exit releases it with
+ * the rest of its slabs: the bytes in slabs are back where they were. */
+static void check_spare(void)
+{
+    tiny_stats_t before, after;
+    tiny_stats(&before);
+    pthread_t t;
+    if (pthread_create(&t, NULL, spare_thread, NULL) != 0) {
+        HS_FAIL("pthread_create");
+        return;
+    }
+    pthread_join(t, NULL);
+    tiny_stats(&after);
+    CHECK(after.bytes_in_slabs == before.bytes_in_slabs,
+          "a spare outlived its thread: %llu bytes in slabs before, %llu after",
+          (unsigned long long)before.bytes_in_slabs, (unsigned long long)after.bytes_in_slabs);
+}
+
 int main(void)
 {
     check_classes();
@@ -307,5 +413,6 @@ int main(void)
     check_malloc_classes();
     check_slab_tails();
     check_trips_both();
+    check_spare();
     return hs_finish("internal");
 }

@@ -29,6 +29,7 @@ static void delayed_to_slabs(tiny_heap_t *heap)
 void tiny_heap_abandon(tiny_heap_t *heap)
 {
     tiny_drain_delayed(heap);
+    tiny_release_kept_empty_in(heap, NULL);
     for (unsigned i = 0; i < TINY_KEPT_SUPERSLABS; i++) heap->kept_in[i] = NULL;
     heap->one_block_released = heap->one_block_recurring = 0;
     bool orphaned = false;

@@ -295,9 +295,9 @@ HS_INLINE uint64_t tiny_key_limit(uint32_t carved, uint64_t recip, size_t size)
  * (tests/internal_test.c checks it). */
 #define TINY_DIRECT_CLASSES 41
 
-/* SuperSlabs in which a heap may keep empty current slabs: each can stay
- * resident whole (a 2 MiB huge page) after the program freed everything
- * and its threads went to sleep, so one. */
+/* SuperSlabs in which a heap may keep empty current slabs and spares: each
+ * can stay resident whole (a 2 MiB huge page) after the program freed
+ * everything and its threads went to sleep, so one. */
 #define TINY_KEPT_SUPERSLABS 1
 
 /* Classes below this one (5,456 bytes and less) never have a slab of one
@@ -315,8 +315,12 @@ struct tiny_heap_s {
     tiny_slab_t *partial[TINY_CLASS_COUNT]; /* slabs that may have room, the current one too */
     tiny_slab_t *full[TINY_CLASS_COUNT];    /* slabs found without room */
     /* The SuperSlabs that hold every empty slab kept as a current slab
-     * (slab_now_empty), most recently used first; NULL when unused. */
+     * or a spare (slab_now_empty), most recently used first; NULL when
+     * unused. */
     seg_superslab_t *kept_in[TINY_KEPT_SUPERSLABS];
+    /* By class: an empty slab off the lists, which the class's next new
+     * slab will be (spare_wanted in tiny.c); NULL when none. Owner only. */
+    tiny_slab_t *spare[TINY_CLASS_COUNT];
     /* By class, bit cls - TINY_ONE_BLOCK_CLASS_MIN (see
      * make_room_for_one_block in tiny.c): its empty slab of one block went
      * back for another class's (released); its class needed a slab again
