@@ -236,10 +236,12 @@ HS_EXPORT size_t hugeslab_malloc_usable_size(const void *ptr)
 }
 size_t malloc_usable_size(void *ptr) HS_ALIAS(hugeslab_malloc_usable_size);
 
+/* The size tells hugeslab nothing it does not know (the slab or run says
+ * it): free's own code, one jump away, rather than a copy of it. */
 HS_EXPORT void hugeslab_free_sized(void *ptr, size_t size)
 {
     (void)size;
-    hs_free(ptr);
+    hugeslab_free(ptr);
 }
 void free_sized(void *ptr, size_t size) HS_ALIAS(hugeslab_free_sized);
 
@@ -247,7 +249,7 @@ HS_EXPORT void hugeslab_free_aligned_sized(void *ptr, size_t alignment, size_t s
 {
     (void)alignment;
     (void)size;
-    hs_free(ptr);
+    hugeslab_free(ptr);
 }
 void free_aligned_sized(void *ptr, size_t alignment, size_t size)
     HS_ALIAS(hugeslab_free_aligned_sized);
