@@ -90,6 +90,23 @@ static void free_by_another_thread(void *p)
     pthread_join(t, NULL);
 }
 
+static void *double_free_in_thread(void *p)
+{
+    free_fn(p);
+    free_fn(p);
+    return NULL;
+}
+
+/* Another thread's two frees of p: they wait in that thread's batch of
+ * remote frees, which its exit hands to the slab; the second is the one
+ * reported. */
+static void act_double_free_remote(void *p)
+{
+    pthread_t t;
+    if (pthread_create(&t, NULL, double_free_in_thread, p) != 0) _exit(4);
+    pthread_join(t, NULL);
+}
+
 /* p goes on its slab's remote-free stack; the owner collects the stack into
  * the free list when the list runs out, and pops p. */
 static void act_uaf_remote(void *p)
@@ -219,6 +236,7 @@ int main(int argc, char **argv)
 
     const bad_case_t cases[] = {
         {"double_free_small", act_double_free, small, "double free"},
+        {"double_free_remote", act_double_free_remote, small, "double free"},
         {"free_stack", act_free, stackbuf + 16, NULL},
         {"free_interior_p+8", act_free, (char *)interior + 8, NULL},
         {"free_interior_p+16", act_free, (char *)interior + 16, NULL},

@@ -16,6 +16,9 @@
  *   - a slab on the full list comes back with a thirty-second of its
  *     blocks free, and with a quarter once it has made TINY_WIDE_TRIPS
  *     trips there while another thread has a heap;
+ *   - another thread's frees of a small class's blocks wait in its heap's
+ *     batch, which goes to their slabs when full, at malloc_trim and at the
+ *     thread's exit;
  *   - an empty slab that is not its class's current one is kept as the
  *     class's spare (one per class, in the SuperSlab of the heap's kept
  *     empty current slabs), is the class's next new slab, and goes back
@@ -302,6 +305,92 @@ static void check_trips_both(void)
     pthread_barrier_destroy(&trips_barrier);
 }
 
+enum { BATCH_BLOCKS = TINY_REMOTE_BATCH + 10 };
+static void *batch_blocks[BATCH_BLOCKS];
+
+/* Blocks on s's remote-free stack. */
+static unsigned remote_count(const tiny_slab_t *s)
+{
+    return (unsigned)(atomic_load(tiny_remote_word(s)) >> TINY_REMOTE_COUNT_SHIFT);
+}
+
+static void *batch_thread(void *arg)
+{
+    const tiny_slab_t *s = arg;
+    void *own = hugeslab_malloc(16); /* a heap of its own: a heapless thread frees at once */
+    for (unsigned i = 0; i < 10; i++) hugeslab_free(batch_blocks[i]);
+    tiny_heap_t *heap = tiny_heap_tls;
+    CHECK(heap != &tiny_empty_heap, "the freeing thread has a heap");
+    if (heap == &tiny_empty_heap) return NULL;
+    CHECK(heap->remote_batched == 10 && remote_count(s) == 0,
+          "10 remote frees wait in the batch (%u), none on the slab (%u)", heap->remote_batched,
+          remote_count(s));
+    hugeslab_malloc_trim(0);
+    CHECK(heap->remote_batched == 0 && remote_count(s) == 10,
+          "malloc_trim hands the batch over: %u left, %u on the slab", heap->remote_batched,
+          remote_count(s));
+    for (unsigned i = 10; i < 10 + TINY_REMOTE_BATCH; i++) hugeslab_free(batch_blocks[i]);
+    CHECK(heap->remote_batched == 0 && remote_count(s) == 10 + TINY_REMOTE_BATCH,
+          "a full batch goes at once: %u left, %u on the slab", heap->remote_batched,
+          remote_count(s));
+    hugeslab_free(own);
+    return NULL;
+}
+
+/* The blocks come from one slab of this thread's (a class no other check
+ * used, so the slab is fresh); another thread frees them. */
+static void check_remote_batch(void)
+{
+    enum { MOST = 4096 };
+    static void *others[MOST];
+    const size_t size = 176;
+    unsigned n = 0, n_others = 0;
+    batch_blocks[n++] = hugeslab_malloc(size);
+    const tiny_slab_t *s = tiny_slab_of(batch_blocks[0]);
+    while (n < BATCH_BLOCKS && n_others < MOST) {
+        void *p = hugeslab_malloc(size);
+        if (tiny_slab_of(p) == s)
+            batch_blocks[n++] = p;
+        else
+            others[n_others++] = p;
+    }
+    while (n_others) hugeslab_free(others[--n_others]);
+    bool one_slab = n == BATCH_BLOCKS;
+    CHECK(one_slab && remote_count(s) == 0, "%u blocks of %zu B in one slab", BATCH_BLOCKS, size);
+    pthread_t t;
+    if (!one_slab || pthread_create(&t, NULL, batch_thread, (void *)s) != 0) {
+        HS_FAIL("the remote batch's check could not start");
+        return;
+    }
+    pthread_join(t, NULL);
+    for (unsigned i = 0; i < BATCH_BLOCKS; i++) batch_blocks[i] = NULL;
+}
+
+static void *exit_batch_thread(void *arg)
+{
+    void *own = hugeslab_malloc(16);
+    hugeslab_free(arg);
+    CHECK(tiny_heap_tls->remote_batched == 1, "the free waits in the batch");
+    hugeslab_free(own);
+    return NULL;
+}
+
+/* A thread that frees one remote block and leaves: its exit hands it over. */
+static void check_remote_batch_exit(void)
+{
+    void *p = hugeslab_malloc(176);
+    const tiny_slab_t *s = tiny_slab_of(p);
+    unsigned before = remote_count(s);
+    pthread_t t;
+    if (pthread_create(&t, NULL, exit_batch_thread, p) != 0) {
+        HS_FAIL("pthread_create");
+        return;
+    }
+    pthread_join(t, NULL);
+    CHECK(remote_count(s) == before + 1, "the thread's exit hands its batch over: %u, then %u",
+          before, remote_count(s));
+}
+
 enum { SPARE_SIZE = 256, SPARE_MOST = 4096 };
 
 /* Blocks of SPARE_SIZE until the first one of the n_slabs-th slab:
@@ -414,5 +503,7 @@ int main(void)
     check_slab_tails();
     check_trips_both();
     check_spare();
+    check_remote_batch();
+    check_remote_batch_exit();
     return hs_finish("internal");
 }

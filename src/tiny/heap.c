@@ -28,6 +28,7 @@ static void delayed_to_slabs(tiny_heap_t *heap)
 /* Gives up every slab of a heap whose thread is leaving. */
 void tiny_heap_abandon(tiny_heap_t *heap)
 {
+    tiny_flush_remote_batch(heap);
     tiny_drain_delayed(heap);
     tiny_release_kept_empty_in(heap, NULL);
     for (unsigned i = 0; i < TINY_KEPT_SUPERSLABS; i++) heap->kept_in[i] = NULL;

@@ -300,6 +300,12 @@ HS_INLINE uint64_t tiny_key_limit(uint32_t carved, uint64_t recip, size_t size)
  * everything and its threads went to sleep, so one. */
 #define TINY_KEPT_SUPERSLABS 1
 
+/* Frees of other threads' blocks of at most TINY_REMOTE_BATCH_BLOCK_MAX
+ * bytes that a heap gathers before it hands them to their slabs at once
+ * (tiny_flush_remote_batch in tiny.c). */
+#define TINY_REMOTE_BATCH 64
+#define TINY_REMOTE_BATCH_BLOCK_MAX 1024
+
 /* Classes below this one (5,456 bytes and less) never have a slab of one
  * block: a SuperSlab's shorter first unit holds four. The classes from it
  * on have a bit each in a heap's one_block_ words. */
@@ -335,6 +341,10 @@ struct tiny_heap_s {
      * node: written by this thread only, summed by hugeslab_stats(). A
      * shared counter here would be a cache line every thread fights over. */
     _Atomic uint64_t remote_frees_by_node[HS_MAX_NODES];
+    /* Other threads' blocks this thread freed and has not yet handed to
+     * their slabs (tiny_flush_remote_batch in tiny.c); owner only. */
+    tiny_block_t *remote_batch[TINY_REMOTE_BATCH];
+    unsigned remote_batched; /* entries in use */
     /* Blocks other threads freed into full slabs. The one field other
      * threads write, so it has a cache line of its own: next to the
      * owner's fields, their CASes stole that line from the owner's refill

@@ -10,6 +10,7 @@ HS_SELDOM void tiny_trim(void)
     tiny_heap_t *heap = tiny_heap_tls;
     if (heap != &tiny_empty_heap) {
         uint32_t was = heap_enter(heap);
+        tiny_flush_remote_batch(heap);
         tiny_drain_delayed(heap);
         tiny_release_kept_empty_in(heap, NULL);
         for (unsigned i = 0; i < TINY_KEPT_SUPERSLABS; i++) heap->kept_in[i] = NULL;
