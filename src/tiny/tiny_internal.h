@@ -92,7 +92,7 @@ tiny_block_t *tiny_next_delayed(const tiny_block_t *b);
 /* The owner takes the blocks on its delayed list (under its busy flag). */
 void tiny_drain_delayed(tiny_heap_t *heap);
 /* Hands the heap's gathered frees of other threads' blocks to their slabs
- * (owner only; no lock held). */
+ * (the owner only, under its busy flag or not). */
 HS_NOINLINE void tiny_flush_remote_batch(tiny_heap_t *heap);
 /* Tells segment/ of a slab of one block that realloc may be growing (see
  * TINY_PASSING_MIN), while the heap is on base pages. A function of its own,
