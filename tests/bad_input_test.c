@@ -90,21 +90,13 @@ static void free_by_another_thread(void *p)
     pthread_join(t, NULL);
 }
 
-static void *double_free_in_thread(void *p)
-{
-    free_fn(p);
-    free_fn(p);
-    return NULL;
-}
-
-/* Another thread's two frees of p: they wait in that thread's batch of
- * remote frees, which its exit hands to the slab; the second is the one
- * reported. */
+/* Two other threads free p in turn: each free waits in its thread's batch
+ * of remote frees, which the thread's exit hands to the slab; the second
+ * thread's exit finds p marked free and reports it. */
 static void act_double_free_remote(void *p)
 {
-    pthread_t t;
-    if (pthread_create(&t, NULL, double_free_in_thread, p) != 0) _exit(4);
-    pthread_join(t, NULL);
+    free_by_another_thread(p);
+    free_by_another_thread(p);
 }
 
 /* p goes on its slab's remote-free stack; the owner collects the stack into
