@@ -25,8 +25,9 @@ static void delayed_to_slabs(tiny_heap_t *heap)
     }
 }
 
-/* Gives up every slab of a heap whose thread is leaving. */
-void tiny_heap_abandon(tiny_heap_t *heap)
+/* Gives up every slab of a heap whose thread is leaving. Apart from the
+ * text every process runs, which had no room for it. */
+HS_APART_LATE void tiny_heap_abandon(tiny_heap_t *heap)
 {
     tiny_flush_remote_batch(heap);
     tiny_drain_delayed(heap);
