@@ -493,6 +493,68 @@ static void check_spare(void)
           (unsigned long long)before.bytes_in_slabs, (unsigned long long)after.bytes_in_slabs);
 }
 
+/* Threads that cut many slabs get SuperSlabs of their own (slab_owner in
+ * tiny.c): once both of two threads have cut more than
+ * TINY_HOME_UNITS_CUT units (and freed them: their own SuperSlabs have
+ * room), the slabs each cuts next lie in SuperSlabs that hold no slab of
+ * the other's cut after that point, and each heap's home is its own. */
+enum { HOME_BIG = 16 * 1024, HOME_BIG_COUNT = 160, HOME_SMALL = 3000, HOME_SMALL_COUNT = 48 };
+typedef struct home_thread_s {
+    void *big[HOME_BIG_COUNT];
+    void *small[HOME_SMALL_COUNT];
+    tiny_heap_t *heap;
+    const seg_superslab_t *home;
+} home_thread_t;
+static pthread_barrier_t home_barrier;
+
+static void *home_thread(void *arg)
+{
+    home_thread_t *me = arg;
+    for (unsigned i = 0; i < HOME_BIG_COUNT; i++) me->big[i] = malloc(HOME_BIG);
+    for (unsigned i = 0; i < HOME_BIG_COUNT; i++) free(me->big[i]);
+    pthread_barrier_wait(&home_barrier);
+    for (unsigned i = 0; i < HOME_SMALL_COUNT; i++) me->small[i] = malloc(HOME_SMALL);
+    me->heap = tiny_heap_tls;
+    me->home = me->heap->home;
+    /* Both keep their blocks until both have looked. */
+    pthread_barrier_wait(&home_barrier);
+    pthread_barrier_wait(&home_barrier);
+    for (unsigned i = 0; i < HOME_SMALL_COUNT; i++) free(me->small[i]);
+    return NULL;
+}
+
+static void check_homes(void)
+{
+    static home_thread_t threads[2];
+    pthread_t t[2];
+    pthread_barrier_init(&home_barrier, NULL, 3);
+    for (int i = 0; i < 2; i++)
+        if (pthread_create(&t[i], NULL, home_thread, &threads[i]) != 0) {
+            HS_FAIL("pthread_create");
+            return;
+        }
+    pthread_barrier_wait(&home_barrier);
+    pthread_barrier_wait(&home_barrier);
+    unsigned shared = 0;
+    for (unsigned i = 0; i < HOME_SMALL_COUNT; i++)
+        for (unsigned j = 0; j < HOME_SMALL_COUNT; j++)
+            shared +=
+                threads[0].small[i] && threads[1].small[j] &&
+                seg_superslab_of(threads[0].small[i]) == seg_superslab_of(threads[1].small[j]);
+    CHECK(shared == 0, "%u pairs of the two threads' later %d-byte blocks share a SuperSlab",
+          shared, HOME_SMALL);
+    for (int i = 0; i < 2; i++) {
+        const seg_superslab_t *home = threads[i].home;
+        CHECK(home && home->owner == (uintptr_t)threads[i].heap &&
+                  home == seg_superslab_of(threads[i].small[HOME_SMALL_COUNT - 1]),
+              "thread %d's home %p: owner %#lx, its heap %p", i, (const void *)home,
+              home ? (unsigned long)home->owner : 0UL, (void *)threads[i].heap);
+    }
+    pthread_barrier_wait(&home_barrier);
+    for (int i = 0; i < 2; i++) pthread_join(t[i], NULL);
+    pthread_barrier_destroy(&home_barrier);
+}
+
 int main(void)
 {
     check_classes();
@@ -505,5 +567,6 @@ int main(void)
     check_spare();
     check_remote_batch();
     check_remote_batch_exit();
+    check_homes();
     return hs_finish("internal");
 }

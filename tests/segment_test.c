@@ -32,6 +32,7 @@ static _Atomic uint64_t fake_now = 10 * 1000 * 1000;
 
 static uint64_t fake_clock(void) { return atomic_load(&fake_now); }
 
+static seg_owner_t no_owner = {0, NULL, false};
 static const size_t whole = HS_UNITS_PER_SUPERSLAB * HS_UNIT_SIZE - SEG_FIRST_SLAB_BYTE;
 
 /* A SuperSlab of node 0 with every unit in use: fresh, idle or revived. */
@@ -40,7 +41,7 @@ static seg_superslab_t *take_whole(void)
     unsigned first = 99, units = HS_UNITS_PER_SUPERSLAB;
     bool fresh;
     seg_superslab_t *ss =
-        seg_units_alloc(0, &units, HS_UNITS_PER_SUPERSLAB, whole, false, &first, &fresh);
+        seg_units_alloc(0, &no_owner, &units, HS_UNITS_PER_SUPERSLAB, whole, false, &first, &fresh);
     CHECK(ss != NULL && first == 0, "seg_units_alloc of a whole SuperSlab: %p, unit %u", (void *)ss,
           first);
     if (ss) seg_superslab_validate(ss);
@@ -305,7 +306,8 @@ static void check_fresh_units(void)
         seg_stats_t before, after;
         seg_stats(&before);
         unsigned first = 99, units = HS_UNITS_PER_SUPERSLAB;
-        taken[n] = seg_units_alloc(0, &units, HS_UNITS_PER_SUPERSLAB, whole, false, &first, &fresh);
+        taken[n] = seg_units_alloc(0, &no_owner, &units, HS_UNITS_PER_SUPERSLAB, whole, false,
+                                   &first, &fresh);
         seg_stats(&after);
         if (!taken[n]) break;
         mapped = after.bytes_mapped > before.bytes_mapped;
@@ -320,8 +322,8 @@ static void check_fresh_units(void)
         unit5[100] = 1;
         seg_units_free(ss, 0, HS_UNITS_PER_SUPERSLAB);
         unsigned first = 99, units = HS_UNITS_PER_SUPERSLAB;
-        seg_superslab_t *again =
-            seg_units_alloc(0, &units, HS_UNITS_PER_SUPERSLAB, whole, false, &first, &fresh);
+        seg_superslab_t *again = seg_units_alloc(0, &no_owner, &units, HS_UNITS_PER_SUPERSLAB,
+                                                 whole, false, &first, &fresh);
         CHECK(again == ss && !fresh, "units back from a slab are fresh (%p, again %p)", (void *)ss,
               (void *)again);
         if (again) taken[n - 1] = again;
@@ -342,7 +344,8 @@ static void check_fewer_units_before_a_new_superslab(void)
     seg_stats(&before);
     unsigned n = HS_UNITS_PER_SUPERSLAB, first = 0;
     bool fresh;
-    seg_superslab_t *got = seg_units_alloc(0, &n, 1, HS_UNIT_SIZE, false, &first, &fresh);
+    seg_superslab_t *got =
+        seg_units_alloc(0, &no_owner, &n, 1, HS_UNIT_SIZE, false, &first, &fresh);
     seg_stats(&after);
     CHECK(got && n == 1 && after.bytes_mapped == before.bytes_mapped,
           "a whole SuperSlab, or 1 unit, asked with units free one by one: %u units at %p, "
@@ -351,7 +354,7 @@ static void check_fewer_units_before_a_new_superslab(void)
           (unsigned long long)after.bytes_mapped);
     if (got) seg_units_free(got, first, n);
     n = 2;
-    got = seg_units_alloc(0, &n, 2, 2 * HS_UNIT_SIZE, false, &first, &fresh);
+    got = seg_units_alloc(0, &no_owner, &n, 2, 2 * HS_UNIT_SIZE, false, &first, &fresh);
     CHECK(got && got != ss && n == 2, "2 units in a row: %u units at %p, the scattered one %p", n,
           (void *)got, (void *)ss);
     if (got) seg_units_free(got, first, n);
@@ -369,18 +372,97 @@ static void check_units_at_end(void)
     seg_units_free(ss, 20, 10);
     unsigned n = 3, first = 0;
     bool fresh;
-    seg_superslab_t *got = seg_units_alloc(0, &n, 3, 3 * HS_UNIT_SIZE, true, &first, &fresh);
+    seg_superslab_t *got =
+        seg_units_alloc(0, &no_owner, &n, 3, 3 * HS_UNIT_SIZE, true, &first, &fresh);
     CHECK(got == ss && n == 3 && first == 27,
           "3 units at the end of a free run of units 20-29: %u units from %u at %p (%p)", n, first,
           (void *)got, (void *)ss);
     unsigned first2 = 0, n2 = 3;
-    seg_superslab_t *got2 = seg_units_alloc(0, &n2, 3, 3 * HS_UNIT_SIZE, false, &first2, &fresh);
+    seg_superslab_t *got2 =
+        seg_units_alloc(0, &no_owner, &n2, 3, 3 * HS_UNIT_SIZE, false, &first2, &fresh);
     CHECK(got2 == ss && n2 == 3 && first2 == 20,
           "3 units at the start of a free run of units 20-26: %u units from %u at %p (%p)", n2,
           first2, (void *)got2, (void *)ss);
     if (got2) seg_units_free(got2, first2, n2);
     if (got) seg_units_free(got, first, n);
     seg_units_free(ss, 0, 20);
+    seg_units_free(ss, 30, HS_UNITS_PER_SUPERSLAB - 30);
+    seg_pool_validate(0);
+}
+
+/* Owner tags (seg_units_alloc): a tagged caller claims a SuperSlab no one
+ * owns; another tagged caller with no home then gets a SuperSlab of its own
+ * rather than units there, and one with a home (its own full) gets units
+ * in another's before a new SuperSlab; an untagged caller gets units
+ * anywhere; a SuperSlab whose owner is gone goes to the next tagged caller
+ * with none of its own. */
+static const uintptr_t tag_x = 0x1000, tag_y = 0x2000, tag_z = 0x3000, tag_w = 0x4000;
+static _Atomic uintptr_t gone_tag;
+static bool test_owner_gone(uintptr_t owner) { return owner == atomic_load(&gone_tag); }
+
+static void check_owners(void)
+{
+    seg_superslab_t *ss = take_whole();
+    if (!ss) return;
+    seg_set_client_owner_gone(test_owner_gone);
+    seg_units_free(ss, 10, 20);
+    seg_owner_t x = {tag_x, NULL, false}, y = {tag_y, NULL, false};
+    unsigned n = 2, first_x = 0, first_y = 0;
+    bool fresh;
+    seg_superslab_t *got_x =
+        seg_units_alloc(0, &x, &n, 2, 2 * HS_UNIT_SIZE, false, &first_x, &fresh);
+    CHECK(got_x == ss && ss->owner == tag_x && x.owned,
+          "a tagged caller's units in the SuperSlab no one owned: %p (%p), owner %#lx",
+          (void *)got_x, (void *)ss, (unsigned long)ss->owner);
+    n = 2;
+    seg_superslab_t *got_y =
+        seg_units_alloc(0, &y, &n, 2, 2 * HS_UNIT_SIZE, false, &first_y, &fresh);
+    CHECK(
+        got_y && got_y != ss && got_y->owner == tag_y && y.owned,
+        "another tagged caller's units in a SuperSlab of its own: %p (the first's %p), owner %#lx",
+        (void *)got_y, (void *)ss, got_y ? (unsigned long)got_y->owner : 0UL);
+    /* y's new SuperSlab has more room: an untagged caller still fills
+     * the fullest one first, x's. */
+    unsigned first_any = 0;
+    n = 2;
+    seg_superslab_t *got_any =
+        seg_units_alloc(0, &no_owner, &n, 2, 2 * HS_UNIT_SIZE, false, &first_any, &fresh);
+    CHECK(
+        got_any == ss && ss->owner == tag_x,
+        "an untagged caller's units in the fullest SuperSlab, whoever owns it: %p (%p), owner %#lx",
+        (void *)got_any, (void *)ss, (unsigned long)ss->owner);
+    /* w has a home, none of which it finds with room: x's fullest one
+     * before a new SuperSlab, which stays x's. */
+    seg_stats_t before, after;
+    seg_stats(&before);
+    seg_owner_t w = {tag_w, (const seg_superslab_t *)&tag_w, false};
+    unsigned first_w = 0;
+    n = 2;
+    seg_superslab_t *got_w =
+        seg_units_alloc(0, &w, &n, 2, 2 * HS_UNIT_SIZE, false, &first_w, &fresh);
+    seg_stats(&after);
+    CHECK(got_w == ss && ss->owner == tag_x && !w.owned &&
+              after.bytes_mapped == before.bytes_mapped,
+          "a caller with a home full: units in another's SuperSlab %p (%p), owner %#lx, "
+          "%llu bytes mapped before, %llu after",
+          (void *)got_w, (void *)ss, (unsigned long)ss->owner,
+          (unsigned long long)before.bytes_mapped, (unsigned long long)after.bytes_mapped);
+    /* x is gone: z, with no SuperSlab of its own, takes x's. */
+    atomic_store(&gone_tag, tag_x);
+    seg_owner_t z = {tag_z, NULL, false};
+    unsigned first_z = 0;
+    n = 2;
+    seg_superslab_t *got_z =
+        seg_units_alloc(0, &z, &n, 2, 2 * HS_UNIT_SIZE, false, &first_z, &fresh);
+    CHECK(got_z == ss && ss->owner == tag_z && z.owned,
+          "a SuperSlab whose owner is gone claimed: %p (%p), owner %#lx", (void *)got_z, (void *)ss,
+          (unsigned long)ss->owner);
+    if (got_z) seg_units_free(got_z, first_z, 2);
+    if (got_w) seg_units_free(got_w, first_w, 2);
+    if (got_any) seg_units_free(got_any, first_any, 2);
+    if (got_y) seg_units_free(got_y, first_y, 2);
+    if (got_x) seg_units_free(got_x, first_x, 2);
+    seg_units_free(ss, 0, 10);
     seg_units_free(ss, 30, HS_UNITS_PER_SUPERSLAB - 30);
     seg_pool_validate(0);
 }
@@ -518,6 +600,7 @@ int main(void)
     check_fresh_units();
     check_fewer_units_before_a_new_superslab();
     check_units_at_end();
+    check_owners();
     check_chunk_reuse();
     check_validator_fires();
     seg_set_clock(NULL);

@@ -79,6 +79,11 @@ void seg_set_client_init(void (*init)(seg_superslab_t *ss)) { seg_state.client_i
 
 void seg_set_client_reclaim(bool (*reclaim)(void)) { seg_state.client_reclaim = reclaim; }
 
+void seg_set_client_owner_gone(bool (*gone)(uintptr_t owner))
+{
+    seg_state.client_owner_gone = gone;
+}
+
 uint64_t (*seg_clock)(void) = os_now_ms;
 
 void seg_set_clock(uint64_t (*now_ms)(void)) { seg_clock = now_ms ? now_ms : os_now_ms; }

@@ -93,12 +93,18 @@ struct seg_superslab_s {
     };
     seg_superslab_t *next; /* pool lists (node lock) or run cache (cache lock) */
     seg_superslab_t *prev;
-    uint64_t idle_since_ms; /* when it became empty (cached runs and SuperSlabs) */
-    uint8_t on_partial;     /* slabs: on the node's partial list */
-    uint8_t units_purged;   /* slabs: the free units' pages went back since
-                               free_units last changed (node lock) */
-    uint16_t memory_node;   /* node its pages are bound to (differs from `node`
-                               under numactl --membind/--interleave) */
+    union {
+        uint64_t idle_since_ms; /* idle SuperSlabs and cached runs: when they
+                                   became empty */
+        uintptr_t owner;        /* slabs in use: the client's tag of the caller
+                                   whose slabs it holds (seg_units_alloc), or 0
+                                   for any caller's (node lock) */
+    };
+    uint8_t on_partial;   /* slabs: on the node's partial list */
+    uint8_t units_purged; /* slabs: the free units' pages went back since
+                             free_units last changed (node lock) */
+    uint16_t memory_node; /* node its pages are bound to (differs from `node`
+                             under numactl --membind/--interleave) */
     union {
         uint32_t base_tail;           /* run: 1 + the index of the first chunk hinted to
                                          base pages (they go to the run's end); 0: none */
@@ -166,9 +172,31 @@ void seg_set_client_init(void (*init)(seg_superslab_t *ss));
  * is mapped or revived: the client gives back, through seg_units_free, what
  * that thread holds but no longer uses, and returns whether it gave any. */
 void seg_set_client_reclaim(bool (*reclaim)(void));
+/* Called (with the node's lock held: it must take no lock and make no
+ * system call) for the owner tag of a SuperSlab in use: true when that
+ * caller is gone, so another owner may claim the SuperSlab. */
+void seg_set_client_owner_gone(bool (*gone)(uintptr_t owner));
+
+/* Who asks seg_units_alloc for units. */
+typedef struct seg_owner_s {
+    uintptr_t tag;               /* 0, or the caller's (tiny/: its heap) */
+    const seg_superslab_t *home; /* tagged: the SuperSlab of its own to cut
+                                    from first while it has room (compared
+                                    only: it may be gone); NULL for none */
+    bool owned;                  /* set by seg_units_alloc: tagged, and the
+                                    units came from a SuperSlab it owns */
+} seg_owner_t;
 
 /* Finds *n_units contiguous free units in a SuperSlab of `node` offering at
  * least min_bytes (unit 0 is shorter: it starts at SEG_FIRST_SLAB_BYTE).
+ * An owner tagged 0 takes them in any SuperSlab in use. Any other tag: the
+ * units come from its home, else from a SuperSlab that it owns, or that no
+ * one owns or whose owner is gone (seg_set_client_owner_gone), which it
+ * then owns; else, once it has a home, from another owner's; else from a
+ * new one, which it owns.
+ * Units freed by one thread and cut again by another were written last on
+ * the first one's core, and a heap's slabs spread over SuperSlabs shared
+ * with other heaps keep its empty ones from being kept (tiny.c).
  * When no SuperSlab in use has that many in a row but one has min_units
  * (which offer min_bytes too), takes those and lowers *n_units: a smaller
  * slab in a SuperSlab already resident, not a new one for the larger.
@@ -178,8 +206,9 @@ void seg_set_client_reclaim(bool (*reclaim)(void));
  * Sets *first_unit, and *fresh to whether no byte of the
  * units was written since they were mapped: all zero, for a calloc to leave
  * as it is. NULL + ENOMEM when no memory can be had. */
-seg_superslab_t *seg_units_alloc(unsigned node, unsigned *n_units, unsigned min_units,
-                                 size_t min_bytes, bool at_end, unsigned *first_unit, bool *fresh);
+seg_superslab_t *seg_units_alloc(unsigned node, seg_owner_t *owner, unsigned *n_units,
+                                 unsigned min_units, size_t min_bytes, bool at_end,
+                                 unsigned *first_unit, bool *fresh);
 /* Takes the n_units units from first_unit on for a slab that ends just
  * before them and grows in place, if all are free. False (nothing taken)
  * when one is not. */

@@ -270,6 +270,8 @@ struct seg_state_s {
     void (*client_init)(seg_superslab_t *ss); /* tiny's reset of a SuperSlab's client area */
     bool (*client_reclaim)(void);             /* tiny's release of the calling thread's
                                                  emptied slabs (seg_set_client_reclaim) */
+    bool (*client_owner_gone)(uintptr_t);     /* tiny's test of an owner tag
+                                                 (seg_set_client_owner_gone) */
     hs_lock_t hugetlb_lock;                   /* guards hugetlb_ranges, _count, _cap */
     seg_hugetlb_range_t *hugetlb_ranges;      /* every live hugetlb mapping */
     size_t hugetlb_count;                     /* entries in hugetlb_ranges */

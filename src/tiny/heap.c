@@ -33,6 +33,7 @@ HS_APART_LATE void tiny_heap_abandon(tiny_heap_t *heap)
     tiny_drain_delayed(heap);
     tiny_release_kept_empty_in(heap, NULL);
     for (unsigned i = 0; i < TINY_KEPT_SUPERSLABS; i++) heap->kept_in[i] = NULL;
+    heap->home = NULL;
     heap->one_block_released = heap->one_block_recurring = 0;
     bool orphaned = false;
     for (unsigned cls = 0; cls < TINY_CLASS_COUNT; cls++) {
@@ -154,7 +155,7 @@ static tiny_heap_t *heap_new(void)
         if (!region) return NULL;
         hs_lock(&tiny_state.heap_lock);
     }
-    heap->attached = true;
+    atomic_store_explicit(&heap->attached, true, memory_order_relaxed);
     /* Two threads that both mapped while a third refilled: one region is
      * lost (64 KiB, as rare as that race). */
     if (region && !tiny_state.meta_spare) tiny_state.meta_spare = region;
@@ -195,8 +196,9 @@ void tiny_thread_exit(void *arg)
     tiny_heap_abandon(heap);
     heap_leave(heap, was);
     hs_count_add(&tiny_state.stat_threads_live, -1);
+    heap->units_cut = 0;
     hs_lock(&tiny_state.heap_lock);
-    heap->attached = false;
+    atomic_store_explicit(&heap->attached, false, memory_order_relaxed);
     heap->next_free = tiny_state.heap_pool;
     tiny_state.heap_pool = heap;
     hs_unlock(&tiny_state.heap_lock);

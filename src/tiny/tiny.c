@@ -202,6 +202,7 @@ static unsigned fallback_units(unsigned cls, unsigned most)
 }
 
 static bool release_remote_emptied(void);
+static bool heap_owner_gone(uintptr_t owner);
 
 static void client_init(seg_superslab_t *ss)
 {
@@ -217,6 +218,7 @@ static void init_tiny(void)
     seg_init();
     seg_set_client_init(client_init);
     seg_set_client_reclaim(release_remote_emptied);
+    seg_set_client_owner_gone(heap_owner_gone);
     seg_set_idle_work(tiny_collect_abandoned);
     pthread_key_create(&tiny_state.heap_key, tiny_thread_exit);
     hs_once_leave(HS_RANK_INIT_TINY);
@@ -263,14 +265,58 @@ void tiny_note_passing(const tiny_slab_t *slab, seg_superslab_t *ss)
         seg_small_heap_passing(ss, slab->first_unit, slab->units);
 }
 
+/* The owner under which heap asks segment/ for units (seg_units_alloc):
+ * the heap itself, with its home, once it has cut TINY_HOME_UNITS_CUT units
+ * and while another thread has a heap too; its slabs then come from
+ * SuperSlabs of its own. Two threads whose slabs shared SuperSlabs
+ * (bench_mt larson --handoff-every=0) each had its slabs in both, and the
+ * SuperSlab where it keeps its empty ones (kept_in) flipped between them:
+ * 18,053 slabs cut in a second against 2,030 with a SuperSlab each, and
+ * each cut took units last written on the other thread's core. Untagged
+ * before: threads that allocate little share SuperSlabs, where one each
+ * would be a 2 MiB huge page per thread (bench_memory larson, whose 2 and
+ * 8 threads hold little each, peaked 3-12 MiB higher with a SuperSlab of
+ * their own from their first slab). Untagged alone: one thread has nothing
+ * to share, and its slabs stay where best fit puts them. Untagged for a slab
+ * of more than TINY_HOME_SLAB_UNITS_MAX units, which best fit places
+ * anywhere: the churn is of small slabs, and git gc --aggressive (two
+ * threads, slabs of up to 16 units) peaked at 874 and 915 MiB with every
+ * slab tagged, against 834-896 untagged (841 and 878 as landed). */
+static seg_owner_t slab_owner(tiny_heap_t *heap, unsigned units)
+{
+    const seg_owner_t none = {0, NULL, false};
+    if (heap->units_cut < TINY_HOME_UNITS_CUT) {
+        heap->units_cut += units;
+        return none;
+    }
+    if (atomic_load_explicit(&tiny_state.stat_threads_live, memory_order_relaxed) < 2) {
+        heap->home = NULL;
+        return none;
+    }
+    if (units > TINY_HOME_SLAB_UNITS_MAX) return none;
+    return (seg_owner_t){(uintptr_t)heap, heap->home, false};
+}
+
+/* Whether the heap tagged owner has no thread (segment/'s callback, with a
+ * node's lock held): its SuperSlabs may then be another heap's. Heaps are
+ * never unmapped, so the tag can be read as one. */
+static bool heap_owner_gone(uintptr_t owner)
+{
+    return !atomic_load_explicit(&((const tiny_heap_t *)owner)->attached, memory_order_relaxed);
+}
+
 static tiny_slab_t *slab_create(tiny_heap_t *heap, unsigned cls)
 {
     size_t size = tiny_class_size[cls];
     bool at_end, fresh;
     unsigned units = slab_units(cls, &at_end), first;
-    seg_superslab_t *ss = seg_units_alloc(heap->node, &units, fallback_units(cls, units), size,
-                                          at_end, &first, &fresh);
+    seg_owner_t owner = slab_owner(heap, units);
+    seg_superslab_t *ss = seg_units_alloc(heap->node, &owner, &units, fallback_units(cls, units),
+                                          size, at_end, &first, &fresh);
     if (!ss) return NULL;
+    /* Units in another heap's SuperSlab (its own are full), or for a
+     * larger slab, leave the home as it was. */
+    if (owner.owned) heap->home = ss;
     tiny_client_area_t *area = tiny_client_area(ss);
     tiny_slab_t *slab = &area->slab[first];
     char *start = (char *)ss + (first == 0 ? SEG_FIRST_SLAB_BYTE : first * HS_UNIT_SIZE);
@@ -530,7 +576,9 @@ HS_NOINLINE void tiny_release_kept_empty_in(tiny_heap_t *heap, const seg_supersl
 
 /* Largest slab kept as a spare: one unit, the slab of every class up to
  * 512 B. With two (classes up to 1 KiB), git log -p of redis peaked
- * 1.3 MiB higher (304.6 and 304.9 MiB, against 303.3 and 303.6). */
+ * 1.3 MiB higher (304.6 and 304.9 MiB, against 303.3 and 303.6). A busy
+ * class's slabs (class_busy: of two units, only where several threads have
+ * heaps) may be spares too. */
 #define TINY_SPARE_UNITS_MAX 1
 
 /* An empty slab that is not its class's current one is kept as the class's
@@ -547,7 +595,7 @@ HS_NOINLINE void tiny_release_kept_empty_in(tiny_heap_t *heap, const seg_supersl
  * 2.0.9: 505), with the two vCPUs on cores that share no cache. */
 static bool spare_wanted(const tiny_heap_t *heap, const tiny_slab_t *s)
 {
-    return !heap->spare[s->cls] && s->units <= TINY_SPARE_UNITS_MAX &&
+    return !heap->spare[s->cls] && (s->units <= TINY_SPARE_UNITS_MAX || class_busy(s->cls)) &&
            seg_superslab_of(s) == heap->kept_in[0];
 }
 
@@ -577,6 +625,15 @@ static void slab_now_empty(tiny_heap_t *heap, tiny_slab_t *s)
      * the oldest (last) is evicted. */
     seg_superslab_t *ss = seg_superslab_of(s), **kept = heap->kept_in, *evicted = NULL;
     if (kept[0] == ss) return;
+    /* A heap with SuperSlabs of its own keeps its empty slabs in its home
+     * only: the others go back, and its classes move home as they empty.
+     * Else a heap whose first slabs lay in a SuperSlab shared with other
+     * heaps moved kept_in back and forth between the two, and each move
+     * released the empty slabs kept in the other. */
+    if (heap->home && ss != heap->home) {
+        release_empty(heap, s, false);
+        return;
+    }
     unsigned i = 1;
     while (i < TINY_KEPT_SUPERSLABS && kept[i] && kept[i] != ss) i++;
     if (i == TINY_KEPT_SUPERSLABS) evicted = kept[--i];

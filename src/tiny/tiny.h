@@ -300,6 +300,14 @@ HS_INLINE uint64_t tiny_key_limit(uint32_t carved, uint64_t recip, size_t size)
  * everything and its threads went to sleep, so one. */
 #define TINY_KEPT_SUPERSLABS 1
 
+/* Units a heap cuts into slabs in SuperSlabs it may share with other
+ * heaps before it takes SuperSlabs of its own (slab_owner in tiny.c): a
+ * SuperSlab's worth. */
+#define TINY_HOME_UNITS_CUT HS_UNITS_PER_SUPERSLAB
+/* Slabs larger than this are cut where best fit puts them, owner or not
+ * (slab_owner in tiny.c). */
+#define TINY_HOME_SLAB_UNITS_MAX 2
+
 /* Frees of other threads' blocks of at most TINY_REMOTE_BATCH_BLOCK_MAX
  * bytes that a heap gathers before it hands them to their slabs at once
  * (tiny_flush_remote_batch in tiny.c). */
@@ -334,7 +342,8 @@ struct tiny_heap_s {
     uint64_t one_block_released;
     uint64_t one_block_recurring;
     unsigned node;          /* NUMA node its SuperSlabs come from */
-    bool attached;          /* belongs to a running thread */
+    _Atomic bool attached;  /* belongs to a running thread; read by other
+                               threads (heap_owner_gone in tiny.c) */
     tiny_heap_t *next_free; /* in the pool of heaps to reuse */
     tiny_heap_t *all_next;  /* every heap ever made (never unlinked) */
     /* Frees of other threads' blocks made by this thread, by the block's
@@ -345,6 +354,15 @@ struct tiny_heap_s {
      * their slabs (tiny_flush_remote_batch in tiny.c); owner only. */
     tiny_block_t *remote_batch[TINY_REMOTE_BATCH];
     unsigned remote_batched; /* entries in use */
+    /* Units this heap has cut into slabs since its thread took it, counted
+     * up to TINY_HOME_UNITS_CUT, from which on its new slabs come from
+     * SuperSlabs of its own (slab_owner in tiny.c). Owner only. */
+    uint32_t units_cut;
+    /* The SuperSlab its last slab came from when that slab was cut under
+     * its owner tag (slab_owner in tiny.c), else NULL; compared, never read
+     * through (it may be gone). Its empty current slabs are kept there only
+     * (slab_now_empty). Owner only. */
+    const seg_superslab_t *home;
     /* Blocks other threads freed into full slabs. The one field other
      * threads write, so it has a cache line of its own: next to the
      * owner's fields, their CASes stole that line from the owner's refill
