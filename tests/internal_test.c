@@ -29,6 +29,7 @@
 
 #include "hugeslab.h"
 #include "tiny/tiny.h"
+#include "tiny/tiny_internal.h"
 
 static void check_classes(void)
 {
@@ -527,6 +528,10 @@ static void check_homes(void)
 {
     static home_thread_t threads[2];
     pthread_t t[2];
+    if (seg_cpus_allowed() < 2) {
+        printf("internal: check_homes skipped: one CPU, one owner slot\n");
+        return;
+    }
     pthread_barrier_init(&home_barrier, NULL, 3);
     for (int i = 0; i < 2; i++)
         if (pthread_create(&t[i], NULL, home_thread, &threads[i]) != 0) {
@@ -544,6 +549,7 @@ static void check_homes(void)
     CHECK(shared == 0, "%u pairs of the two threads' later %d-byte blocks share a SuperSlab",
           shared, HOME_SMALL);
     for (int i = 0; i < 2; i++) {
+        CHECK(threads[i].heap->owner_slot, "thread %d holds no owner slot", i);
         const seg_superslab_t *home = threads[i].home;
         CHECK(home && home->owner == (uintptr_t)threads[i].heap &&
                   home == seg_superslab_of(threads[i].small[HOME_SMALL_COUNT - 1]),
@@ -555,8 +561,57 @@ static void check_homes(void)
     pthread_barrier_destroy(&home_barrier);
 }
 
+/* Owner slots: with more heavy threads than CPUs, as many hold a slot as
+ * there are CPUs, and a leaving thread's slot is free again. */
+enum { SLOT_THREADS_MAX = 257 };
+static pthread_barrier_t slot_barrier;
+static _Atomic unsigned slot_holders;
+
+static void *slot_thread(void *arg)
+{
+    (void)arg;
+    static _Thread_local void *blocks[HOME_BIG_COUNT];
+    for (unsigned i = 0; i < HOME_BIG_COUNT; i++) blocks[i] = malloc(HOME_BIG);
+    for (unsigned i = 0; i < HOME_BIG_COUNT; i++) free(blocks[i]);
+    pthread_barrier_wait(&slot_barrier);
+    void *small[HOME_SMALL_COUNT];
+    for (unsigned i = 0; i < HOME_SMALL_COUNT; i++) small[i] = malloc(HOME_SMALL);
+    if (tiny_heap_tls->owner_slot) atomic_fetch_add(&slot_holders, 1);
+    pthread_barrier_wait(&slot_barrier);
+    for (unsigned i = 0; i < HOME_SMALL_COUNT; i++) free(small[i]);
+    return NULL;
+}
+
+static void check_owner_slots(void)
+{
+    unsigned cpus = seg_cpus_allowed(), n = cpus + 1;
+    if (n > SLOT_THREADS_MAX) {
+        printf("internal: check_owner_slots skipped: %u CPUs\n", cpus);
+        return;
+    }
+    static pthread_t t[SLOT_THREADS_MAX];
+    uint32_t before = atomic_load(&tiny_state.owner_heaps);
+    pthread_barrier_init(&slot_barrier, NULL, n);
+    unsigned started = 0;
+    for (; started < n; started++)
+        if (pthread_create(&t[started], NULL, slot_thread, NULL) != 0) break;
+    CHECK(started == n, "pthread_create: %u of %u threads", started, n);
+    if (started < n) abort(); /* the others wait at the barrier */
+    for (unsigned i = 0; i < n; i++) pthread_join(t[i], NULL);
+    pthread_barrier_destroy(&slot_barrier);
+    unsigned free_slots = cpus - before;
+    CHECK(atomic_load(&slot_holders) == free_slots,
+          "%u heavy threads, %u CPUs, %u slots held before: %u held one", n, cpus, before,
+          atomic_load(&slot_holders));
+    CHECK(atomic_load(&tiny_state.owner_heaps) == before,
+          "owner slots held after the threads left: %u, before %u",
+          atomic_load(&tiny_state.owner_heaps), before);
+}
+
 int main(void)
 {
+    check_homes(); /* first: no heap of this thread holds an owner slot yet */
+    check_owner_slots();
     check_classes();
     check_direct_entries();
     check_block_key();
@@ -567,6 +622,5 @@ int main(void)
     check_spare();
     check_remote_batch();
     check_remote_batch_exit();
-    check_homes();
     return hs_finish("internal");
 }

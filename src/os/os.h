@@ -136,6 +136,10 @@ int os_set_home_node(void *addr, size_t len, unsigned home);
  * migrates. */
 unsigned os_current_kernel_node(void);
 
+/* CPUs the calling thread may run on (sched_getaffinity: taskset and
+ * cpusets count), at least 1. A system call. */
+unsigned os_cpus_allowed(void);
+
 /* ---- kernel files (files.c) -------------------------------------------------
  * Each reads one small /proc or /sys file whole with open/read, NUL-
  * terminated, and returns its length, or -1 when it cannot be read. */

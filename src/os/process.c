@@ -53,6 +53,14 @@ unsigned os_current_kernel_node(void)
     return node;
 }
 
+HS_APART_LATE unsigned os_cpus_allowed(void)
+{
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof set, &set) != 0) return 1;
+    int n = CPU_COUNT(&set);
+    return n > 0 ? (unsigned)n : 1;
+}
+
 /* ---- clocks ---------------------------------------------------------------- */
 
 /* The clocks are read through the vDSO's clock_gettime, called directly.

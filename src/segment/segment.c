@@ -79,6 +79,17 @@ void seg_set_client_init(void (*init)(seg_superslab_t *ss)) { seg_state.client_i
 
 void seg_set_client_reclaim(bool (*reclaim)(void)) { seg_state.client_reclaim = reclaim; }
 
+HS_APART_LATE unsigned seg_cpus_allowed(void)
+{
+    static _Atomic unsigned cpus;
+    unsigned n = atomic_load_explicit(&cpus, memory_order_relaxed);
+    if (!n) {
+        n = os_cpus_allowed();
+        atomic_store_explicit(&cpus, n, memory_order_relaxed);
+    }
+    return n;
+}
+
 void seg_set_client_owner_gone(bool (*gone)(uintptr_t owner))
 {
     seg_state.client_owner_gone = gone;

@@ -177,6 +177,9 @@ void seg_set_client_reclaim(bool (*reclaim)(void));
  * caller is gone, so another owner may claim the SuperSlab. */
 void seg_set_client_owner_gone(bool (*gone)(uintptr_t owner));
 
+/* CPUs the process may run on (os_cpus_allowed, asked once), at least 1. */
+unsigned seg_cpus_allowed(void);
+
 /* Who asks seg_units_alloc for units. */
 typedef struct seg_owner_s {
     uintptr_t tag;               /* 0, or the caller's (tiny/: its heap) */

@@ -73,6 +73,17 @@ HS_APART_LATE void tiny_heap_abandon(tiny_heap_t *heap)
     if (orphaned) seg_idle_work_pending();
 }
 
+HS_APART_LATE bool tiny_take_owner_slot(tiny_heap_t *heap)
+{
+    uint32_t slots = seg_cpus_allowed(),
+             held = atomic_load_explicit(&tiny_state.owner_heaps, memory_order_relaxed);
+    while (held < slots)
+        if (atomic_compare_exchange_weak_explicit(&tiny_state.owner_heaps, &held, held + 1,
+                                                  memory_order_relaxed, memory_order_relaxed))
+            return heap->owner_slot = true;
+    return false;
+}
+
 /* Orphans whose blocks have all come back are released (malloc_trim).
  * Returns true while some remain. */
 static bool sweep_orphans(void)
@@ -180,7 +191,7 @@ HS_NOINLINE tiny_heap_t *tiny_heap_attach(void)
     return heap;
 }
 
-void tiny_thread_exit(void *arg)
+HS_APART_LATE void tiny_thread_exit(void *arg)
 {
     tiny_heap_t *heap = arg;
     if (!heap || heap == &tiny_empty_heap) return;
@@ -197,6 +208,10 @@ void tiny_thread_exit(void *arg)
     heap_leave(heap, was);
     hs_count_add(&tiny_state.stat_threads_live, -1);
     heap->units_cut = 0;
+    if (heap->owner_slot) {
+        heap->owner_slot = false;
+        atomic_fetch_sub_explicit(&tiny_state.owner_heaps, 1, memory_order_relaxed);
+    }
     hs_lock(&tiny_state.heap_lock);
     atomic_store_explicit(&heap->attached, false, memory_order_relaxed);
     heap->next_free = tiny_state.heap_pool;

@@ -281,7 +281,13 @@ void tiny_note_passing(const tiny_slab_t *slab, seg_superslab_t *ss)
  * of more than TINY_HOME_SLAB_UNITS_MAX units, which best fit places
  * anywhere: the churn is of small slabs, and git gc --aggressive (two
  * threads, slabs of up to 16 units) peaked at 874 and 915 MiB with every
- * slab tagged, against 834-896 untagged (841 and 878 as landed). */
+ * slab tagged, against 834-896 untagged (841 and 878 as landed). At most
+ * as many heaps as the process has CPUs ask as owners at a time (an owner
+ * slot each, tiny_take_owner_slot): threads beyond that share cores, and
+ * so their caches, anyway, and each owner's SuperSlabs are huge pages of
+ * their own (bench_mt larson --handoff-every=0 at 16 threads on 2 CPUs
+ * peaked at 49.7 and 51.6 MiB with every heavy heap an owner, against 31.5
+ * and 31.6 with none, and 31.5 and 31.3 with two slots). */
 static seg_owner_t slab_owner(tiny_heap_t *heap, unsigned units)
 {
     const seg_owner_t none = {0, NULL, false};
@@ -293,7 +299,8 @@ static seg_owner_t slab_owner(tiny_heap_t *heap, unsigned units)
         heap->home = NULL;
         return none;
     }
-    if (units > TINY_HOME_SLAB_UNITS_MAX) return none;
+    if (units > TINY_HOME_SLAB_UNITS_MAX || (!heap->owner_slot && !tiny_take_owner_slot(heap)))
+        return none;
     return (seg_owner_t){(uintptr_t)heap, heap->home, false};
 }
 

@@ -358,6 +358,7 @@ struct tiny_heap_s {
      * up to TINY_HOME_UNITS_CUT, from which on its new slabs come from
      * SuperSlabs of its own (slab_owner in tiny.c). Owner only. */
     uint32_t units_cut;
+    bool owner_slot; /* holds an owner slot (tiny_take_owner_slot); owner only */
     /* The SuperSlab its last slab came from when that slab was cut under
      * its owner tag (slab_owner in tiny.c), else NULL; compared, never read
      * through (it may be gone). Its empty current slabs are kept there only

@@ -60,6 +60,7 @@ struct tiny_state_s {
     _Atomic uint64_t stat_orphan_slabs;   /* slabs of exited threads not yet adopted */
     _Atomic uint64_t busy_classes;        /* bit cls - TINY_BUSY_CLASS_MIN: its slabs of one
                                              unit kept filling (tiny.c, note_trip) */
+    _Atomic uint32_t owner_heaps;         /* heaps that hold an owner slot (slab_owner) */
     heapless_line_t heapless_node0[HEAPLESS_STRIPES]; /* see heapless_count (tiny.c) */
 };
 extern struct tiny_state_s tiny_state;
@@ -107,6 +108,10 @@ HS_NOINLINE void tiny_release_kept_empty_in(tiny_heap_t *heap, const seg_supersl
 HS_NOINLINE tiny_heap_t *tiny_heap_attach(void);
 /* Gives up every slab of a heap whose thread is leaving (or moved node). */
 void tiny_heap_abandon(tiny_heap_t *heap);
+/* Gives heap one of the owner slots (slab_owner in tiny.c) if one is free:
+ * as many as the CPUs the process may run on. True when it holds one. A
+ * heap keeps its slot until its thread exits, idle or not. */
+bool tiny_take_owner_slot(tiny_heap_t *heap);
 /* The heap key's destructor: a leaving thread's heap goes to the pool. */
 void tiny_thread_exit(void *arg);
 /* The idle work: abandoned delayed blocks and empty orphans. True while

@@ -62,7 +62,12 @@ HS_APART void tiny_fork_child(void)
     /* The other threads' heaps have no thread here: their SuperSlabs may be
      * this one's (seg_units_alloc's owners). */
     for (tiny_heap_t *h = tiny_state.heap_all; h; h = h->all_next)
-        if (h != tiny_heap_tls) atomic_store_explicit(&h->attached, false, memory_order_relaxed);
+        if (h != tiny_heap_tls) {
+            atomic_store_explicit(&h->attached, false, memory_order_relaxed);
+            h->owner_slot = false;
+        }
+    atomic_store_explicit(&tiny_state.owner_heaps, tiny_heap_tls->owner_slot ? 1 : 0,
+                          memory_order_relaxed);
     hs_lock_init(&tiny_state.orphan_lock, HS_RANK_ORPHAN);
     hs_lock_init(&tiny_state.heap_lock, HS_RANK_HEAP);
 }
