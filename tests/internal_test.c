@@ -22,8 +22,13 @@
  *   - an empty slab that is not its class's current one is kept as the
  *     class's spare (one per class, in the SuperSlab of the heap's kept
  *     empty current slabs), is the class's next new slab, and goes back
- *     with malloc_trim and with its thread. */
+ *     with malloc_trim and with its thread;
+ *   - while more threads have a heap than the process has CPUs, a heap
+ *     that cuts slabs releases other heaps' slabs whose blocks all came
+ *     back through other threads' frees (tiny_reclaim_from_others), and
+ *     none of a slab with a block in use or of a current slab. */
 #include <pthread.h>
+#include <semaphore.h>
 
 #include "test_util.h"
 
@@ -608,10 +613,178 @@ static void check_owner_slots(void)
           atomic_load(&tiny_state.owner_heaps), before);
 }
 
+/* ---- slabs of another heap freed whole while threads outnumber CPUs ------- */
+
+enum { RECLAIM_SIZE = 2000, RECLAIM_SLABS = 4, RECLAIM_MOST = 1024 };
+#define RECLAIM_CLASS tiny_class_of(RECLAIM_SIZE)
+
+static struct {
+    sem_t go[2]; /* main -> victim, victim -> main */
+    void *blocks[RECLAIM_MOST];
+    unsigned at[RECLAIM_MOST]; /* slab index of blocks[k] */
+    const tiny_slab_t *slab[RECLAIM_SLABS];
+    unsigned n;
+    tiny_heap_t *heap;
+    void *other_class;
+} victim;
+
+/* Cuts RECLAIM_SLABS slabs of RECLAIM_SIZE (the first ones go to the full
+ * list as the next are cut), lets main free a block of each of the first
+ * three, takes the notices with a refill of another class, then waits
+ * until main is done. */
+static void *victim_thread(void *arg)
+{
+    (void)arg;
+    unsigned found = 0;
+    while (victim.n < RECLAIM_MOST && found < RECLAIM_SLABS) {
+        void *p = hugeslab_malloc(RECLAIM_SIZE);
+        const tiny_slab_t *s = tiny_slab_of(p);
+        if (found == 0 || s != victim.slab[found - 1]) victim.slab[found++] = s;
+        victim.at[victim.n] = found - 1;
+        victim.blocks[victim.n++] = p;
+    }
+    victim.heap = tiny_heap_tls;
+    sem_post(&victim.go[1]);
+    sem_wait(&victim.go[0]);
+    victim.other_class = hugeslab_malloc(5 * RECLAIM_SIZE / 2); /* a refill: notices taken */
+    sem_post(&victim.go[1]);
+    sem_wait(&victim.go[0]);
+    return NULL;
+}
+
+static void *idle_heap_thread(void *arg)
+{
+    pthread_barrier_t *b = arg;
+    hugeslab_free(hugeslab_malloc(16)); /* a heap, attached until the thread leaves */
+    pthread_barrier_wait(b);            /* all started */
+    pthread_barrier_wait(b);            /* the check is done */
+    return NULL;
+}
+
+/* Cuts slabs in a fresh thread from its next cut on, which looks at the
+ * other heaps' slabs (TINY_RECLAIM_EVERY_CUTS). */
+static void *cutting_thread(void *arg)
+{
+    (void)arg;
+    static void *cut[4096];
+    unsigned n = 0;
+    hugeslab_free(hugeslab_malloc(16));
+    tiny_heap_tls->cuts_since_reclaim = TINY_RECLAIM_EVERY_CUTS - 1;
+    while (n < 4096 && tiny_heap_tls->cuts_since_reclaim != 0) cut[n++] = hugeslab_malloc(7000);
+    CHECK(tiny_heap_tls->cuts_since_reclaim == 0, "no slab cut in %u blocks of 7000 B", n);
+    while (n) hugeslab_free(cut[--n]);
+    return NULL;
+}
+
+static bool slab_in_list(const tiny_slab_t *list, const tiny_slab_t *s)
+{
+    for (; list; list = list->next)
+        if (list == s) return true;
+    return false;
+}
+
+/* Another thread frees every block of two of the victim's slabs while the
+ * victim sleeps, and all but one of a third: with more threads holding a
+ * heap than CPUs, the next heap to look (every TINY_RECLAIM_EVERY_CUTS
+ * slabs it cuts) releases the two, and leaves the third and the victim's
+ * current slab. With no more threads than CPUs, nothing is released. */
+static void check_reclaim_from_others(void)
+{
+    unsigned cpus = seg_cpus_allowed();
+    if (cpus > SLOT_THREADS_MAX) {
+        printf("internal: check_reclaim_from_others skipped: %u CPUs\n", cpus);
+        return;
+    }
+    sem_init(&victim.go[0], 0, 0);
+    sem_init(&victim.go[1], 0, 0);
+    pthread_t v;
+    if (pthread_create(&v, NULL, victim_thread, NULL) != 0) {
+        HS_FAIL("pthread_create");
+        return;
+    }
+    sem_wait(&victim.go[1]);
+    const tiny_slab_t **slab = victim.slab;
+    bool on_full = true;
+    for (unsigned i = 0; i < RECLAIM_SLABS - 1; i++) on_full &= slab[i]->on_full;
+    CHECK(victim.n < RECLAIM_MOST && on_full && !slab[RECLAIM_SLABS - 1]->on_full,
+          "%u blocks in %u slabs, the first ones on the full list", victim.n, RECLAIM_SLABS);
+    /* One block of each of the first three: a notice each on the delayed list. */
+    bool noticed[RECLAIM_SLABS] = {false};
+    for (unsigned k = 0; k < victim.n; k++) {
+        unsigned i = victim.at[k];
+        if (i < RECLAIM_SLABS - 1 && !noticed[i]) {
+            noticed[i] = true;
+            hugeslab_free(victim.blocks[k]);
+            victim.blocks[k] = NULL;
+        }
+    }
+    sem_post(&victim.go[0]);
+    sem_wait(&victim.go[1]); /* the victim took the notices: the three on its partial list */
+    bool partial = true;
+    for (unsigned i = 0; i < RECLAIM_SLABS - 1; i++)
+        partial &= !slab[i]->on_full && slab_in_list(victim.heap->partial[RECLAIM_CLASS], slab[i]);
+    CHECK(partial, "the noticed slabs are back on the partial list");
+    /* The rest of slabs 0 and 1, and of slab 2 all but one block. */
+    void *kept = NULL;
+    for (unsigned k = 0; k < victim.n; k++) {
+        if (!victim.blocks[k] || victim.at[k] == RECLAIM_SLABS - 1) continue;
+        if (victim.at[k] == 2 && !kept) {
+            kept = victim.blocks[k];
+            victim.blocks[k] = NULL;
+            continue;
+        }
+        hugeslab_free(victim.blocks[k]);
+        victim.blocks[k] = NULL;
+    }
+    uint64_t before = atomic_load(&tiny_state.stat_bytes_in_slabs);
+    if (atomic_load(&tiny_state.stat_threads_live) <= cpus) {
+        tiny_reclaim_from_others(tiny_heap_tls);
+        CHECK(atomic_load(&tiny_state.stat_bytes_in_slabs) == before &&
+                  slab_in_list(victim.heap->partial[RECLAIM_CLASS], slab[0]),
+              "%u threads with a heap, %u CPUs: nothing released",
+              (unsigned)atomic_load(&tiny_state.stat_threads_live), cpus);
+    }
+    /* More threads with a heap than CPUs. */
+    static pthread_t idle[SLOT_THREADS_MAX];
+    pthread_barrier_t b;
+    pthread_barrier_init(&b, NULL, cpus + 1);
+    unsigned started = 0;
+    for (; started < cpus; started++)
+        if (pthread_create(&idle[started], NULL, idle_heap_thread, &b) != 0) break;
+    if (started < cpus) abort(); /* the others wait at the barrier */
+    pthread_barrier_wait(&b);
+    pthread_t cutter;
+    if (pthread_create(&cutter, NULL, cutting_thread, NULL) != 0) abort();
+    pthread_join(cutter, NULL);
+    /* Their descriptors may serve the cutting thread's slabs by now. */
+    bool released = true;
+    for (unsigned i = 0; i < 2; i++)
+        released &= slab[i]->owner_word != (uintptr_t)victim.heap &&
+                    !slab_in_list(victim.heap->partial[RECLAIM_CLASS], slab[i]) &&
+                    !slab_in_list(victim.heap->full[RECLAIM_CLASS], slab[i]);
+    CHECK(released, "slabs freed whole by another thread are released");
+    CHECK(slab[2]->owner_word == (uintptr_t)victim.heap &&
+              slab_in_list(victim.heap->partial[RECLAIM_CLASS], slab[2]) &&
+              slab[3]->owner_word == (uintptr_t)victim.heap &&
+              victim.heap->current[RECLAIM_CLASS] == slab[3],
+          "a slab with a block in use and the current slab stay the victim's");
+    hugeslab_free(kept);
+    pthread_barrier_wait(&b);
+    for (unsigned i = 0; i < cpus; i++) pthread_join(idle[i], NULL);
+    pthread_barrier_destroy(&b);
+    sem_post(&victim.go[0]);
+    pthread_join(v, NULL);
+    for (unsigned k = 0; k < victim.n; k++) hugeslab_free(victim.blocks[k]);
+    hugeslab_free(victim.other_class);
+    sem_destroy(&victim.go[0]);
+    sem_destroy(&victim.go[1]);
+}
+
 int main(void)
 {
     check_homes(); /* first: no heap of this thread holds an owner slot yet */
     check_owner_slots();
+    check_reclaim_from_others();
     check_classes();
     check_direct_entries();
     check_block_key();

@@ -28,7 +28,10 @@
  *          (no rank: nobody      internal.h       held by the owner through its
  *          waits for another                      slow paths, only tried by a
  *          thread's hold)                         thread that releases one of its
- *                                                 emptied slabs (heap_enter)
+ *                                                 emptied slabs (heap_enter), or
+ *                                                 its slabs freed whole while
+ *                                                 threads outnumber CPUs
+ *                                                 (tiny_reclaim_from_others)
  *
  * The rules:
  * 1. A thread takes a lock only of a higher rank than every lock it holds.

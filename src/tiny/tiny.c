@@ -738,7 +738,7 @@ static void free_local(tiny_heap_t *heap, tiny_slab_t *s, tiny_block_t *b)
     b->link = tiny_link(b, s->free, s->free_key);
     b->free_mark = (uintptr_t)b ^ s->free_key;
     s->free = b;
-    if (--s->used == 0) used_reached_zero(heap, s);
+    if (tiny_used_fall(s) == 0) used_reached_zero(heap, s);
 }
 
 /* The calling thread's counter of frees into node's blocks while it has no
@@ -861,6 +861,75 @@ void tiny_drain_delayed(tiny_heap_t *heap)
 }
 
 /* ---- slabs emptied by other threads while their owner sleeps ------------------ */
+
+/* Whether every block s handed out waits on its remote-free stack: the
+ * owner's blocks are on its free list or never carved, so nothing of s is
+ * in use. Read under the owner's busy flag by another thread, for a slab
+ * that is on the partial list and not current, whose owner may still be
+ * in free's fast path:
+ * - `used` only falls meanwhile (the owner pops from current slabs only),
+ *   and the stack only grows (only the owner collects it, under the flag);
+ *   so a count read first that equals `used` read second means both were
+ *   equal when `used` was read, and no block of s is in use from then on:
+ *   no free into s can follow, the owner's or anyone's;
+ * - the owner's free lowers `used` after its block is on the free list, and
+ *   that is its last write to s (tiny_used_fall): once the fall shows here,
+ *   the owner is done with s.
+ * A slab whose count is 0 is left to its owner: its own last free, which
+ * found `used` at 0, is on its way to slab_now_empty. */
+static bool all_blocks_remote(const tiny_slab_t *s)
+{
+    uintptr_t word = atomic_load_explicit(tiny_remote_word(s), memory_order_acquire);
+    uint32_t remote = (uint32_t)(word >> TINY_REMOTE_COUNT_SHIFT);
+    return remote != 0 && remote == __atomic_load_n(&s->used, __ATOMIC_ACQUIRE);
+}
+
+/* Releases other heaps' slabs that other threads have freed whole, while
+ * the process has more threads with a heap than CPUs to run them. A
+ * thread's slabs fill with blocks that other threads free while it waits
+ * for a CPU, and only it reuses them, when it runs again; meanwhile the
+ * threads that run cut new slabs. bench_mt larson at 16 threads on 2 CPUs
+ * (a third of the blocks handed to other threads through mailboxes of up to
+ * 4,096) held 30-40 MiB of blocks in use and 100-190 MiB of slabs whose
+ * blocks waited on remote-free stacks or never came back into use, growing
+ * for as long as it ran: 202-225 MiB peak RSS against mimalloc's 84-93.
+ * Released here, the units serve the threads that run. Slabs on the full
+ * list are left: their first remote free waits on the owner's delayed
+ * list (reclaim_empty releases them when their last block comes back), and
+ * taking them here as well, with their notices, did not lower the peak.
+ * Each heap's flag is only tried: a heap whose owner is in a slow path is
+ * passed over. Called by a heap about to cut a slab, every
+ * TINY_RECLAIM_EVERY_CUTS slabs (refill_elsewhere); the slabs go back with
+ * no flag held, as in reclaim_empty. */
+HS_APART_LATE void tiny_reclaim_from_others(tiny_heap_t *me)
+{
+    if (atomic_load_explicit(&tiny_state.stat_threads_live, memory_order_relaxed) <=
+        seg_cpus_allowed())
+        return;
+    tiny_slab_t *taken[TINY_RECLAIM_MAX];
+    unsigned n = 0;
+    hs_lock(&tiny_state.heap_lock);
+    tiny_heap_t *all = tiny_state.heap_all; /* heaps are prepended, never unlinked */
+    hs_unlock(&tiny_state.heap_lock);
+    for (tiny_heap_t *h = all; h && n < TINY_RECLAIM_MAX; h = h->all_next) {
+        if (h == me || !atomic_load_explicit(&h->attached, memory_order_relaxed) ||
+            !heap_try_enter_other(h))
+            continue;
+        for (unsigned c = 0; c < TINY_CLASS_COUNT && n < TINY_RECLAIM_MAX; c++)
+            for (tiny_slab_t *s = h->partial[c], *next; s && n < TINY_RECLAIM_MAX; s = next) {
+                next = s->next;
+                if (s == h->current[c] || !all_blocks_remote(s)) continue;
+                slab_list_remove(&h->partial[c], s);
+                taken[n++] = s;
+            }
+        heap_leave(h, 0);
+    }
+    /* Out of every list, no block in use: nothing refers to them. */
+    for (unsigned i = 0; i < n; i++) {
+        atomic_store_explicit(tiny_remote_word(taken[i]), 0, memory_order_relaxed);
+        tiny_slab_release(taken[i]);
+    }
+}
 
 /* Whether freeing one more block into s (not the caller's) may leave every
  * block of it carved so far free: the remote-free stack, this block and the
@@ -1075,6 +1144,13 @@ HS_NOINLINE static void *refill_elsewhere(tiny_heap_t *heap, unsigned cls)
                 aside = tiny_class_size[cls] >= TINY_GIVE_BACK_MIN &&
                         !(heap->one_block_recurring & bit);
                 if (aside) heap->one_block_released |= bit;
+            }
+            if (HS_UNLIKELY(++heap->cuts_since_reclaim >= TINY_RECLAIM_EVERY_CUTS)) {
+                heap->cuts_since_reclaim = 0;
+                /* Tested here: a process of one thread, the common case,
+                 * then never runs the apart text. */
+                if (atomic_load_explicit(&tiny_state.stat_threads_live, memory_order_relaxed) > 1)
+                    tiny_reclaim_from_others(heap);
             }
             s = slab_create(heap, cls);
         }
