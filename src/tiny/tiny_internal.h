@@ -87,8 +87,9 @@ void tiny_append_remote_word(tiny_slab_t *s, uintptr_t word);
 /* Gives a slab's units back to its SuperSlab (in no list, no block in use). */
 void tiny_slab_release(tiny_slab_t *slab);
 /* Releases other heaps' slabs whose blocks all came back through other
- * threads' frees, while the process has more threads than CPUs. */
-void tiny_reclaim_from_others(tiny_heap_t *me);
+ * threads' frees, while the process has more threads than CPUs; true when
+ * it released any. */
+bool tiny_reclaim_from_others(tiny_heap_t *me);
 /* A free by any thread other than the owner (or of an orphan's block). */
 void tiny_free_remote(tiny_slab_t *s, tiny_block_t *b);
 /* The block after b on a heap's delayed list, or NULL; reports a corrupt link. */
