@@ -117,8 +117,9 @@ struct seg_superslab_s {
 };
 #define SEG_HEADER_SIZE 64
 /* Bytes after the header that belong to the client (tiny/'s slab table:
- * a pointer, a 128-byte descriptor and a 128-byte remote word per unit). */
-#define SEG_CLIENT_AREA_SIZE (HS_UNITS_PER_SUPERSLAB * (8 + 128 + 128))
+ * a pointer and 256 bytes of metadata per unit, and the line that puts the
+ * metadata on a 128-byte boundary). */
+#define SEG_CLIENT_AREA_SIZE (HS_UNITS_PER_SUPERSLAB * (8 + 256) + 64)
 /* First byte a slab may use: unit 0 starts after the header and client area. */
 #define SEG_FIRST_SLAB_BYTE (SEG_HEADER_SIZE + SEG_CLIENT_AREA_SIZE)
 

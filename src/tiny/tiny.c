@@ -325,7 +325,7 @@ static tiny_slab_t *slab_create(tiny_heap_t *heap, unsigned cls)
      * larger slab, leave the home as it was. */
     if (owner.owned) heap->home = ss;
     tiny_client_area_t *area = tiny_client_area(ss);
-    tiny_slab_t *slab = &area->slab[first];
+    tiny_slab_t *slab = &area->unit[first].slab;
     char *start = (char *)ss + (first == 0 ? SEG_FIRST_SLAB_BYTE : first * HS_UNIT_SIZE);
     char *end = (char *)ss + (first + units) * HS_UNIT_SIZE;
     uint32_t capacity = (uint32_t)((size_t)(end - start) / size);
@@ -348,12 +348,9 @@ static tiny_slab_t *slab_create(tiny_heap_t *heap, unsigned cls)
     slab->free = NULL;
     slab->free_key = hs_free_key;
     slab->next = slab->prev = NULL;
-    /* Read before written: it is 0 but where a slab left it set, and a
-     * process whose threads free only their own blocks then writes no page
-     * of the remote words (a read maps the zero page, which no RSS counts). */
-    _Atomic uintptr_t *remote = tiny_remote_word(slab);
-    if (atomic_load_explicit(remote, memory_order_relaxed) != 0)
-        atomic_store_explicit(remote, 0, memory_order_relaxed);
+    /* Cleared: a slab that started at this unit before may have left it
+     * set. It shares the descriptor's page, which is written anyway. */
+    atomic_store_explicit(tiny_remote_word(slab), 0, memory_order_relaxed);
     HS_ASSERT(heap != &tiny_empty_heap);
     atomic_store_explicit(&slab->owner_word, (uintptr_t)heap, memory_order_release);
     tiny_note_passing(slab, ss);
