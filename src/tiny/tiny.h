@@ -257,6 +257,8 @@ typedef struct tiny_unit_meta_s {
     uint8_t pad_after_[HS_CACHE_LINE]; /* nothing, on purpose (above) */
 } tiny_unit_meta_t;
 _Static_assert(sizeof(tiny_unit_meta_t) == 4 * HS_CACHE_LINE, "four lines");
+_Static_assert(offsetof(tiny_unit_meta_t, slab) + offsetof(tiny_slab_t, free) == 2 * HS_CACHE_LINE,
+               "the owner's line is the unit's third: its neighbours are the unit's own");
 
 typedef struct tiny_client_area_s {
     tiny_slab_t *head[HS_UNITS_PER_SUPERSLAB];     /* unit -> descriptor of its slab */
