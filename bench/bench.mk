@@ -9,6 +9,9 @@
 #                       mixed workloads (about 8 minutes)
 #   make bench-threads THREADS=16 [LIB_DIR=/path/to/copies]
 #                       only the multithreaded group, with THREADS threads
+#   make bench-scaling [SCALING_THREADS='2 16'] [LIB_DIR=...]
+#                       the cross-thread workloads at several thread counts
+#                       (bench/scaling.sh), for a machine with many cores
 #   make bench-programs real programs (PostgreSQL, Redis, git, sqlite3, xz,
 #                       python3, ls, sort): peak RSS, RSS once idle, time;
 #                       3 runs, about 30 minutes (bench/programs.py)
@@ -33,7 +36,7 @@ COMPARE      := python3 bench/compare.py --bin $(BENCH_BIN) --mt-bin $(BENCH_MT)
                 --mem-bin $(BENCH_MEM) --so $(SO) \
                 --lib-dir $(LIB_DIR)
 
-.PHONY: bench bench-full bench-threads bench-memory bench-programs packages-bench
+.PHONY: bench bench-full bench-threads bench-scaling bench-memory bench-programs packages-bench
 
 # Header-only shared code, so each program is still one compiler command.
 BENCH_COMMON := bench/bench_common.h
@@ -85,6 +88,17 @@ bench-memory: packages-bench lib $(BENCH_MEM)
 # comparison allocators may be copies in LIB_DIR rather than packages.
 bench-threads: lib $(BENCH_MT)
 	$(COMPARE) --groups mt --threads $(THREADS) $(BENCH_ARGS)
+
+# Like bench-threads, no package step. Every allocator at SCALING_THREADS,
+# hugeslab and mimalloc also at SCALING_THREADS_MI; the table and the runs
+# go to bench/results/scaling-<time>/.
+SCALING_THREADS    ?= 2 16
+SCALING_THREADS_MI ?= 4 8
+
+bench-scaling: lib $(BENCH_MT)
+	SO=$(SO) MT_BIN=$(BENCH_MT) LIB_DIR=$(LIB_DIR) THREADS='$(SCALING_THREADS)' \
+	    THREADS_MI='$(SCALING_THREADS_MI)' \
+	    bench/scaling.sh bench/results/scaling-$$(date -u +%Y%m%d-%H%M%S)
 
 # --- real programs (bench/programs.py) --------------------------------------
 #
