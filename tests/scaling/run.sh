@@ -12,11 +12,11 @@ done
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/hugeslab-scaling.XXXXXX") || exit 1
 trap 'rm -rf "$tmp"' EXIT
 mkdir -p "$tmp/libs"
-# Stand-ins: a comparison "allocator" that is a copy of an empty shared
-# object, and a bench_mt that answers from its arguments and from which
-# library is preloaded. Round n of a row reads a counter file and answers
-# (base + 10 n^2) x threads M operations per second and n^2 MiB, so the
-# median (n = 2) differs from the mean.
+# Stand-ins: a comparison "allocator" that is an empty shared object
+# named as mimalloc, and a bench_mt that answers from its arguments and
+# from which library is preloaded. Round n of a row reads a counter file
+# and answers (base + 10 n^2) x threads M operations per second and n^2
+# MiB, so the median (n = 2) differs from the mean.
 cc -shared -fPIC -o "$tmp/libs/libmimalloc.so.2" -x c /dev/null 2>"$tmp/cc.err" ||
     { echo "FAIL scaling: cannot build a stand-in library: $(cat "$tmp/cc.err")"; exit 1; }
 cat >"$tmp/bench_mt" <<'SH'
