@@ -9,9 +9,9 @@
 #                       mixed workloads (about 8 minutes)
 #   make bench-threads THREADS=16 [LIB_DIR=/path/to/copies]
 #                       only the multithreaded group, with THREADS threads
-#   make bench-scaling [SCALING_THREADS='2 16'] [LIB_DIR=...]
-#                       the cross-thread workloads at several thread counts
-#                       (bench/scaling.sh), for a machine with many cores
+#   make bench-scaling [SCALING_THREADS=2,4,8,16] [LIB_DIR=...]
+#                       the multithreaded group at several thread counts,
+#                       3 runs each, for a machine with many cores
 #   make bench-programs real programs (PostgreSQL, Redis, git, sqlite3, xz,
 #                       python3, ls, sort): peak RSS, RSS once idle, time;
 #                       3 runs, about 30 minutes (bench/programs.py)
@@ -89,16 +89,11 @@ bench-memory: packages-bench lib $(BENCH_MEM)
 bench-threads: lib $(BENCH_MT)
 	$(COMPARE) --groups mt --threads $(THREADS) $(BENCH_ARGS)
 
-# Like bench-threads, no package step. Every allocator at SCALING_THREADS,
-# hugeslab and mimalloc also at SCALING_THREADS_MI; the table and the runs
-# go to bench/results/scaling-<time>/.
-SCALING_THREADS    ?= 2 16
-SCALING_THREADS_MI ?= 4 8
+# Like bench-threads, no package step: every mt workload at each count.
+SCALING_THREADS ?= 2,4,8,16
 
 bench-scaling: lib $(BENCH_MT)
-	SO=$(SO) MT_BIN=$(BENCH_MT) LIB_DIR=$(LIB_DIR) THREADS='$(SCALING_THREADS)' \
-	    THREADS_MI='$(SCALING_THREADS_MI)' \
-	    bench/scaling.sh bench/results/scaling-$$(date -u +%Y%m%d-%H%M%S)
+	$(COMPARE) --groups mt --threads $(SCALING_THREADS) --runs 3 $(BENCH_ARGS)
 
 # --- real programs (bench/programs.py) --------------------------------------
 #

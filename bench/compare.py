@@ -3,8 +3,8 @@
 
 Workloads come in groups: `mixed` (bench_random_mixed 16..1040 B with
 rand() and with xorshift), `sizes` (bench_random_mixed over four size
-ranges), `mt` (bench_mt: larson, prodcons,
-falseshare, rounds, queue) and `memory`
+ranges), `mt` (bench_mt: larson with and without hand-offs, prodcons,
+falseshare, rounds, queue; at each count of `--threads 2,4,8,16`) and `memory`
 (bench_memory: thread churn, large blocks, a key-value fill and flush, a
 small program, Larson-style rounds, producer/consumer; peak RSS and RSS
 once the program has freed everything and gone idle).  `--cmd` replaces
@@ -69,7 +69,11 @@ SIZE_WORKLOADS = [
     ("1-8 KiB", "10000000 400 1 1024 8192 --rng=xorshift"),
     ("8-64 KiB", "10000000 400 1 8192 65536 --rng=xorshift"),
 ]
-MT_WORKLOADS = ["larson", "prodcons", "falseshare", "rounds", "queue"]
+# (short name, bench_mt arguments before --threads and --seconds)
+MT_WORKLOADS = [("larson", ["larson"]),
+                ("larson no hand-offs", ["larson", "--handoff-every=0"]),
+                ("prodcons", ["prodcons"]), ("falseshare", ["falseshare"]),
+                ("rounds", ["rounds"]), ("queue", ["queue"])]
 # bench_mt runs these in producer/consumer pairs.
 MT_PAIRED = ("prodcons", "queue")
 # bench_memory workloads (fixed work, then everything freed and 3 s idle).
@@ -112,8 +116,9 @@ def parse_args():
                    help="11 runs, 2 s per multithreaded run, and the 1M-iteration mixed workloads")
     p.add_argument("--groups", default=",".join(GROUPS), metavar="G,G",
                    help="workload groups to run, from %s (default: all)" % ",".join(GROUPS))
-    p.add_argument("--threads", type=int, default=2,
-                   help="threads for the mt group (default 2)")
+    p.add_argument("--threads", default="2", metavar="N,N",
+                   help="threads for the mt group, one count or several (`2,4,8,16`: every "
+                        "mt workload at each); the memory group's use the first (default 2)")
     p.add_argument("--mt-seconds", type=float, default=None,
                    help="length of one multithreaded run (default 1, 2 with --full)")
     p.add_argument("--cmd", action="append", metavar="ARGS",
@@ -139,8 +144,12 @@ def parse_args():
         a.memory_runs = min(a.runs, 1 if a.quick else 3)
     if a.runs < 1 or a.memory_runs < 1:
         p.error("--runs and --memory-runs must be at least 1")
-    if a.threads < 1:
-        p.error("--threads must be at least 1")
+    try:
+        a.threads = [int(t) for t in a.threads.split(",") if t.strip()]
+    except ValueError:
+        a.threads = []
+    if not a.threads or min(a.threads) < 1:
+        p.error("--threads: one or more counts of at least 1, comma-separated")
     if a.mt_seconds is None:
         a.mt_seconds = 2.0 if a.full else 1.0
     a.groups = [g.strip() for g in a.groups.split(",") if g.strip()]
@@ -165,20 +174,24 @@ def build_workloads(args):
         for short, a in SIZE_WORKLOADS:
             out.append(mixed("sizes", short, a))
     if "mt" in args.groups:
-        for name in MT_WORKLOADS:
-            a = [name, "--threads=%d" % args.threads, "--seconds=%g" % args.mt_seconds]
-            # Paired workloads run in producer/consumer pairs: label what runs.
-            n = max(2, args.threads // 2 * 2) if name in MT_PAIRED else args.threads
-            out.append({"group": "mt", "short": name, "bin": args.mt_bin, "args": a,
-                        "label": "%s %dT %gs" % (name, n, args.mt_seconds)})
+        for threads in args.threads:
+            for name, argv in MT_WORKLOADS:
+                a = argv + ["--threads=%d" % threads, "--seconds=%g" % args.mt_seconds]
+                # Paired workloads run in producer/consumer pairs: label what runs.
+                n = max(2, threads // 2 * 2) if name in MT_PAIRED else threads
+                # The charts' bar labels: which count, where there are several.
+                short = name if len(args.threads) == 1 else "%s %dT" % (name, n)
+                out.append({"group": "mt", "short": short, "bin": args.mt_bin, "args": a,
+                            "label": "%s %dT %gs" % (name, n, args.mt_seconds)})
     if "memory" in args.groups:
         for name in MEMORY_WORKLOADS:
             a = [name]
             label = name
             if name in ("larson", "prodcons"):
-                a.append("--threads=%d" % args.threads)
-                label = "%s %dT" % (name, max(2, args.threads // 2 * 2) if name == "prodcons"
-                                    else args.threads)
+                threads = args.threads[0]
+                a.append("--threads=%d" % threads)
+                label = "%s %dT" % (name, max(2, threads // 2 * 2) if name == "prodcons"
+                                    else threads)
             # hugetlb pages are not counted in Rss or VmHWM: with a pool on
             # the machine, hugeslab's default (auto) would look smaller than
             # it is. THP pages are counted like everyone else's.
@@ -404,7 +417,7 @@ def render_table(workloads, allocators, rows, skipped):
 
 def render_ops_table(workloads, allocators, rows, skipped):
     base = baseline_of(allocators)
-    show_shared = any(w["short"] == "falseshare" for w in workloads)
+    show_shared = any(w["short"].startswith("falseshare") for w in workloads)
     show_line = any(r.get("line_ns") is not None for r in rows.values() if r["ok"])
     head = ["group", "workload", "allocator", "ops/s (M, median)", "spread",
             "vs %s" % (base or BASELINE), "page faults", "peak RSS (MiB)"]
@@ -521,8 +534,9 @@ def machine_info(args, allocators):
     ] + pkgs + [
         "runs per allocator: %d (memory group: %d), cpu pin: %s" % (
             args.runs, args.memory_runs, args.cpu if args.cpu is not None else "none"),
-        "groups: %s; mt threads: %d, seconds per run: %g" % (
-            "custom (--cmd)" if args.cmd else ",".join(args.groups), args.threads, args.mt_seconds),
+        "groups: %s; mt threads: %s, seconds per run: %g" % (
+            "custom (--cmd)" if args.cmd else ",".join(args.groups),
+            ",".join(str(t) for t in args.threads), args.mt_seconds),
         "python: %s" % platform.python_version(),
         "chart machine: %s" % machine_line(),
         "",

@@ -1,13 +1,49 @@
 #!/bin/sh
 # bench/compare.py's charts, from a results folder made up here (no benchmark
 # runs): every group gets its panels with error bars and a title with the
-# date, the machine and the run count. Prints PASS/FAIL/SKIP charts.
+# date, the machine and the run count. First its mt group at several thread
+# counts on a stand-in bench_mt. Prints PASS/FAIL/SKIP charts.
 set -u
 root=$(cd "$(dirname "$0")/../.." && pwd)
 command -v python3 >/dev/null || { echo "SKIP charts: no python3"; exit 0; }
-command -v gnuplot >/dev/null || { echo "SKIP charts: no gnuplot (make bench installs gnuplot-nox)"; exit 0; }
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/hugeslab-charts.XXXXXX") || exit 1
 trap 'rm -rf "$tmp"' EXIT
+
+# The mt group at several thread counts (--threads 2,16, as make
+# bench-scaling runs it), on a stand-in for bench_mt: round n of a row
+# answers (base + 10 n^2) x threads M operations per second, so the median
+# (n = 2) is not the mean; hugeslab's queue at 16 threads crashes once.
+so=${SO:-build/libhugeslab.so}
+case $so in /*) ;; *) so=$root/$so ;; esac
+mkdir -p "$tmp/scaling/counts"
+cat >"$tmp/scaling/bench_mt" <<'SH'
+#!/bin/sh
+workload=$1 threads=0
+for a in "$@"; do case $a in --threads=*) threads=${a#--threads=} ;; esac; done
+case ${LD_PRELOAD:-} in *libhugeslab*) lib=hs base=200 ;; *) lib=glibc base=50 ;; esac
+key=$(echo "$lib-$*" | tr -c 'a-z0-9' '_')
+n=$(( $(cat "$COUNTS/$key" 2>/dev/null || echo 0) + 1 ))
+echo $n >"$COUNTS/$key"
+if [ $lib = hs ] && [ "$workload" = queue ] && [ "$threads" = 16 ] && [ $n = 2 ]; then
+    echo "bench_mt: crashed" >&2; exit 1
+fi
+echo "ops_per_sec=$(( (base + 10 * n * n) * threads * 1000000 )) page_faults=1 peak_rss_kb=$(( 1024 * n * n )) seconds=1 errors=0 malloc_from=unknown"
+SH
+chmod +x "$tmp/scaling/bench_mt"
+COUNTS=$tmp/scaling/counts python3 "$root/bench/compare.py" --groups mt --threads 2,16 --runs 3 \
+    --only hugeslab,glibc --so "$so" --mt-bin "$tmp/scaling/bench_mt" --no-save \
+    >"$tmp/scaling/table" 2>&1 ||
+    { echo "FAIL charts: compare.py --threads 2,16 failed: $(tail -n 3 "$tmp/scaling/table" | tr '\n' ' ')"; exit 1; }
+for want in "| mt | larson 2T 1s | hugeslab | 480.0 |" "| mt | larson 16T 1s | glibc | 1440.0 |" \
+    "| mt | larson no hand-offs 16T 1s | hugeslab | 3840.0 |" "| mt | prodcons 16T 1s | glibc | 1440.0 |" \
+    "| mt | falseshare 2T 1s | hugeslab | 480.0 |" "| mt | queue 16T 1s | hugeslab | crash |"; do
+    grep -qF "$want" "$tmp/scaling/table" ||
+        { echo "FAIL charts: no '$want' in compare.py --threads 2,16: $(cat "$tmp/scaling/table")"; exit 1; }
+done
+grep -q "hugeslab, queue 16T 1s: 1/3 runs: exit 1" "$tmp/scaling/table" ||
+    { echo "FAIL charts: the crashed run is not named: $(tail -n 3 "$tmp/scaling/table")"; exit 1; }
+
+command -v gnuplot >/dev/null || { echo "SKIP charts: no gnuplot (make bench installs gnuplot-nox)"; exit 0; }
 python3 - "$tmp" <<'PY'
 import csv, random, sys
 out = sys.argv[1]
