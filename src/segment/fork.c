@@ -156,15 +156,22 @@ HS_APART static seg_superslab_t *hugetlb_first_marked(bool copy, size_t *size)
  * for the child first: a write of the forking thread's would take the page
  * from the child, and a reservation the free pages its copies need. This
  * wait is why fork() returns to the parent only once the child has copied
- * (within a second) wherever a range is left shared. The spares that still
- * cannot be had are tried again after the next fork, which copies their
- * ranges meanwhile (seg_fork_parent) if the pool has the pages: until then
- * another process may take them, and a child of that fork may lose the
- * pages the parent writes while it copies. */
+ * (within a second) wherever a range is left shared. A child that has not
+ * copied within that second (stopped, or starved of CPU) may still share
+ * pages: no spare is reserved then, since a reservation would take the free
+ * page that a parent write of such a page needs, and the write would take
+ * the page from the child. The spares not had here, for that reason or
+ * for want of pages, are tried again after the next fork, which copies
+ * their ranges meanwhile (seg_fork_parent) if the pool has the pages:
+ * until then another process may take them, and a child of that fork may
+ * lose the pages the parent writes while it copies. */
 HS_APART static void hugetlb_spares_restore(int child_done, bool shared)
 {
     bool child_gone = child_done < 0;
-    if (shared && !child_gone) child_gone = os_wait_hangup(child_done, 1000);
+    if (shared && !child_gone) {
+        if (!os_wait_hangup(child_done, 1000)) return;
+        child_gone = true;
+    }
     uint64_t deadline = seg_now_ms() + 1000;
     for (;;) {
         size_t size = 0;
@@ -202,13 +209,21 @@ HS_APART static void hugetlb_spares_restore(int child_done, bool shared)
  * the parent's alone already: MADV_POPULATE_WRITE leaves it as it is, as
  * it leaves every page's contents. Only while the pool still has the pages
  * (another process may have taken them): with no free page, each copy made
- * here would be a page taken from the child. free_pages counts a copy for
- * every page, though those written since fork() need none: read again
- * before a range is left shared for want of them. Each range stays mapped
- * until it is unmarked (seg_hugetlb_untrack waits), and whoever takes its
- * SuperSlabs meanwhile may write them: a write is the same copy as the
- * populate's, which the kernel makes once. Returns whether a range was
- * left shared. */
+ * here would be a page taken from the child.
+ *
+ * Page by page, for that reason: at fork() the pool's free pages are the
+ * spares just freed, a page for each page to copy, and each copy, here or
+ * by a parent thread's write, takes one. A count of whole ranges ran short
+ * of a range whose pages other threads had partly copied already ("2 pages,
+ * 1 free"), and left it shared for nothing: fork() then waited for the
+ * child. The count here is what was free at the last look, less the copies
+ * made since; it is read again only when it runs out. A page is left
+ * shared only when the pool itself has none, and every page after it with
+ * it: a copy then would take the page from the child. Each range stays
+ * mapped until it is unmarked (seg_hugetlb_untrack waits), and whoever
+ * takes its SuperSlabs meanwhile may write them: a write is the same copy
+ * as the populate's, which the kernel makes once. Returns whether a page
+ * was left shared. */
 HS_APART static bool hugetlb_copy_marked(void)
 {
     bool shared = false;
@@ -217,12 +232,13 @@ HS_APART static bool hugetlb_copy_marked(void)
         size_t size = 0;
         seg_superslab_t *base = hugetlb_first_marked(true, &size);
         if (!base) return shared;
-        size_t pages = size >> HS_SUPERSLAB_SHIFT;
-        if (free_pages < pages) free_pages = thp_hugetlb_pages_available();
-        if (free_pages >= pages && os_populate(base, size) == 0)
-            free_pages -= pages;
-        else
-            shared = true;
+        for (size_t at = 0; at < size && !shared; at += HS_SUPERSLAB_SIZE) {
+            if (free_pages == 0) free_pages = thp_hugetlb_pages_available();
+            if (free_pages == 0 || os_populate((char *)base + at, HS_SUPERSLAB_SIZE) != 0)
+                shared = true;
+            else
+                free_pages--;
+        }
         hs_lock(&seg_state.hugetlb_lock);
         seg_hugetlb_range_t *r = hugetlb_range_of(base);
         HS_ASSERT(r && r->copy_pending);
