@@ -120,13 +120,14 @@ static int child_main(blk_t *mine, int iter)
 {
     int bad = 0;
     /* hugeslab made the hugetlb memory it inherited anonymous before fork()
-     * returned; a range still hugetlb lost a page to the parent. */
+     * returned; a range still hugetlb lost a page to the parent, or was a
+     * mapping the child was not told of. */
     long hugetlb_kb = private_hugetlb_kb();
     if (hugetlb_kb > 0) {
         char buf[160];
         int len = snprintf(buf, sizeof buf,
                            "FAIL: child: %ld kB of hugetlb memory left after fork (a page taken "
-                           "back)\n",
+                           "back, or a mapping the child was not told of)\n",
                            hugetlb_kb);
         if (write(2, buf, (size_t)len) < 0) return 1;
         bad = 1;

@@ -22,7 +22,7 @@ HS_APART bool seg_hugetlb_track(seg_superslab_t *base, size_t size, void *spare)
                                  sizeof *seg_state.hugetlb_ranges, 256);
     if (room) {
         seg_state.hugetlb_ranges[seg_state.hugetlb_count++] =
-            (seg_hugetlb_range_t){base, size, spare, false, false};
+            (seg_hugetlb_range_t){base, size, spare, false, false, (uint8_t)base->memory_node};
         seg_state.hugetlb_pages_mapped += size >> HS_SUPERSLAB_SHIFT;
     }
     hs_unlock(&seg_state.hugetlb_lock);
@@ -310,6 +310,15 @@ HS_APART static void hugetlb_privatize(void)
         r.spare_freed = false;  /* spares are the parent's; the child has none */
         r.copy_pending = false; /* and so are the copies */
         if (thp_hugetlb_to_anonymous(r.base, r.size, child_fill, NULL) != 0) {
+            if (os_resident_pages(r.base, HS_SUPERSLAB_SIZE) < 0) {
+                /* Not mapped here: on its way out at fork(), advised not
+                 * to be inherited and not untracked yet (seg_unmap_idle).
+                 * The parent's lists no longer held it. */
+                seg_registry_clear(r.base, r.size);
+                seg_count_mapping(r.memory_node, THP_BACKING_HUGETLB, -(int64_t)r.size);
+                seg_state.hugetlb_pages_mapped -= r.size >> HS_SUPERSLAB_SHIFT;
+                continue;
+            }
             seg_state.hugetlb_ranges[kept++] = r; /* stays hugetlb: may fault later */
             continue;
         }

@@ -254,6 +254,8 @@ typedef struct seg_hugetlb_range_s {
     bool copy_pending;     /* the fork under way marked it for the parent's copy, not made
                               yet (hugetlb_copy_marked): the range stays mapped until it is,
                               so seg_hugetlb_untrack waits (see seg_fork_parent) */
+    uint8_t memory_node;   /* base->memory_node, for a child that did not get the range
+                              (hugetlb_privatize), where base cannot be read */
 } seg_hugetlb_range_t;
 
 /* segment's state: everything segment/ owns but the registry
