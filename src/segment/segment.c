@@ -329,14 +329,7 @@ void seg_unmap_idle(seg_superslab_t *ss, size_t size, thp_backing_t backing)
 {
     /* Never hint a range that is no longer ours. */
     seg_small_heap_forget(ss);
-    /* A fork between the untracking and the munmap gave the child the
-     * mapping with no copy of its own, on no list it privatizes: a hugetlb
-     * mapping it kept, with its pool pages, until it exited (fork_test with
-     * a 20-page pool and HUGESLAB_PURGE_DELAY_MS=1: "4096 kB of hugetlb
-     * memory left after fork", a 4 MiB run). Not inherited from here on; a
-     * child forked before the untracking drops it (hugetlb_privatize). */
-    if (backing == THP_BACKING_HUGETLB) os_advise_fork(ss, size, false);
-    void *spare = backing == THP_BACKING_HUGETLB ? seg_hugetlb_untrack(ss) : NULL;
+    void *spare = backing == THP_BACKING_HUGETLB ? seg_hugetlb_untrack(ss, size) : NULL;
     /* A fork from here to the count leaves the child counting the range
      * in its figures: no system call lies between. */
     seg_count_mapping(ss->memory_node, backing, -(int64_t)size);

@@ -436,10 +436,12 @@ bool seg_idle_over_limit_now(void);
 /* fork.c: tracks a new hugetlb mapping and its spare (NULL: none). False
  * when no room could be had: the caller unmaps the spare. */
 bool seg_hugetlb_track(seg_superslab_t *base, size_t size, void *spare);
-/* fork.c: stops tracking a hugetlb mapping, which the caller then unmaps;
- * returns its spare, for the caller to unmap too, or NULL. Called with no
- * lock held: while a fork's copy of the range is pending, waits for it, so
- * that the copy never runs on an address the range no longer holds. */
-void *seg_hugetlb_untrack(seg_superslab_t *base);
+/* fork.c: stops tracking a hugetlb mapping of `size` bytes, which the
+ * caller then unmaps, after advising it not to be inherited (no fork's
+ * child gets it uncopied); returns its spare, for the caller to unmap too,
+ * or NULL. Called with no lock held: while a fork's copy of the range is
+ * pending, waits for it, so that the copy never runs on an address the
+ * range no longer holds. */
+void *seg_hugetlb_untrack(seg_superslab_t *base, size_t size);
 
 #endif
