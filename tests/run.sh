@@ -5,7 +5,7 @@
 #
 # Usage: tests/run.sh [name...]        (default: all tests)
 #   names: format layers internal segment orphan api api_static bad_input fault stress stress_tsan stress_tsan_purge stress_ubsan fork
-#          fork_pool fork_hugetlb fork_hugetlb_race fork_hugetlb_mt fork_hugetlb_forkers thread_exit trim_deadlock small_heap usable usable_purge dlopen cxx symbols
+#          fork_pool fork_hugetlb fork_hugetlb_race fork_hugetlb_mt fork_hugetlb_forkers thread_exit last_thread trim_deadlock small_heap usable usable_purge dlopen cxx symbols
 #          abi_0_1 abi_0_1_symver abi_0_2 (hugeslab_stats from programs built against 0.1's and 0.2's headers)
 #          libnuma_static libnuma_preload
 #          fuzz fuzz_mt fuzz_libfuzzer (the differential fuzzer: alone, 4 threads, libFuzzer)
@@ -61,7 +61,7 @@ else
     EXPECT=1
 fi
 
-ALL="format layers internal segment orphan api api_static bad_input fault stress stress_tsan stress_tsan_purge stress_ubsan fork fork_pool fork_hugetlb fork_hugetlb_race fork_hugetlb_mt fork_hugetlb_forkers thread_exit trim_deadlock small_heap usable usable_purge dlopen cxx symbols abi_0_1 abi_0_1_symver abi_0_2 libnuma_static libnuma_preload fuzz fuzz_mt fuzz_libfuzzer debug_stress debug_fork debug_thread_exit debug_trim_deadlock debug_small_heap debug_usable debug_fuzz programs postgres install tool stats charts kernel numa"
+ALL="format layers internal segment orphan api api_static bad_input fault stress stress_tsan stress_tsan_purge stress_ubsan fork fork_pool fork_hugetlb fork_hugetlb_race fork_hugetlb_mt fork_hugetlb_forkers thread_exit last_thread trim_deadlock small_heap usable usable_purge dlopen cxx symbols abi_0_1 abi_0_1_symver abi_0_2 libnuma_static libnuma_preload fuzz fuzz_mt fuzz_libfuzzer debug_stress debug_fork debug_thread_exit debug_trim_deadlock debug_small_heap debug_usable debug_fuzz programs postgres install tool stats charts kernel numa"
 WANT=${*:-$ALL}
 
 report() { # STATUS NAME [REASON]
@@ -122,10 +122,10 @@ run_test() {
         return
     fi
     if [ "$mode" = preload ] && [ -n "$PRELOAD" ]; then
-        LD_PRELOAD="$PRELOAD" HS_EXPECT_HUGESLAB=$EXPECT timeout "$TIMEOUT" "$bin" "$@" >"$log" 2>&1
+        LD_PRELOAD="$PRELOAD" HS_EXPECT_HUGESLAB=$EXPECT timeout -k 10 "$TIMEOUT" "$bin" "$@" >"$log" 2>&1
     else
         # shellcheck disable=SC2086
-        env -u LD_PRELOAD HS_EXPECT_HUGESLAB=0 ${RUN_ENV:-} timeout "$TIMEOUT" "$bin" "$@" >"$log" 2>&1
+        env -u LD_PRELOAD HS_EXPECT_HUGESLAB=0 ${RUN_ENV:-} timeout -k 10 "$TIMEOUT" "$bin" "$@" >"$log" 2>&1
     fi
     rc=$?
     case $rc in
@@ -241,6 +241,7 @@ for t in $WANT; do
         # The same pool, four threads forking at once.
         run_test fork_hugetlb_forkers preload "$BIN/fork_test" --hugetlb-forkers ;;
     thread_exit) run_test thread_exit preload "$BIN/thread_exit_test" ;;
+    last_thread) run_test last_thread preload "$BIN/last_thread_test" ;;
     trim_deadlock) run_test trim_deadlock preload "$BIN/trim_deadlock_test" ;;
     small_heap) run_test small_heap preload "$BIN/small_heap_test" ;;
     usable) run_test usable preload "$BIN/usable_test" ;;

@@ -65,7 +65,7 @@ TEST_BINS := $(TEST_DIR)/api_test $(TEST_DIR)/api_test_static $(TEST_DIR)/bad_in
              $(TEST_DIR)/trim_deadlock_test $(TEST_DIR)/segment_test \
              $(TEST_DIR)/orphan_test $(TEST_DIR)/fault_test $(TEST_DIR)/small_heap_test \
              $(TEST_DIR)/abi_0_1 $(TEST_DIR)/abi_0_1_symver $(TEST_DIR)/abi_0_2 \
-             $(TEST_DIR)/usable_test
+             $(TEST_DIR)/usable_test $(TEST_DIR)/last_thread_test
 
 TEST_COMMON := tests/test_util.h tests/api_names.h tests/tests.mk
 

@@ -32,6 +32,28 @@ ssize_t os_read_file(const char *path, char *buf, size_t cap)
     return (ssize_t)len;
 }
 
+HS_APART_LATE int os_threads_running(void)
+{
+    char buf[1024];
+    if (os_read_file("/proc/self/stat", buf, sizeof buf) <= 0) return -1;
+    /* The command name, in parentheses, may hold spaces and parentheses:
+     * the fields that count come after its last ')'. State is field 3,
+     * num_threads field 20. */
+    const char *p = strrchr(buf, ')');
+    if (!p || p[1] != ' ' || !p[2]) return -1;
+    char state = p[2];
+    p += 2;
+    for (int field = 3; field < 20; field++) {
+        p = strchr(p, ' ');
+        if (!p) return -1;
+        p++;
+    }
+    int threads = 0;
+    for (; *p >= '0' && *p <= '9'; p++) threads = threads * 10 + (*p - '0');
+    if (threads <= 0) return -1;
+    return state == 'Z' && threads > 1 ? threads - 1 : threads;
+}
+
 ssize_t os_read_thp_enabled(char *buf, size_t cap)
 {
     return os_read_file("/sys/kernel/mm/transparent_hugepage/enabled", buf, cap);

@@ -198,6 +198,13 @@ int os_holds_huge(void *addr, size_t size);
  * its length or -1. */
 ssize_t os_read_file(const char *path, char *buf, size_t cap);
 
+/* Threads of the process still running, the caller among them, from
+ * /proc/self/stat: its num_threads, less one when the main thread has
+ * exited (a main thread that calls pthread_exit stays a zombie, counted
+ * there, until the last thread ends). -1 when /proc cannot tell. One open,
+ * read and close. */
+int os_threads_running(void);
+
 /* ---- files and sockets (files.c) ---------------------------------------------- */
 
 /* open(2) for writing, created or truncated, close-on-exec, mode 0644.
@@ -245,6 +252,9 @@ long long os_wall_seconds(void);
 char **os_environment(void);
 /* Sleeps ms milliseconds (nanosleep; a signal may end it early). */
 void os_sleep_ms(unsigned ms);
+/* Whether the caller is the process's main thread (its thread id is the
+ * process id: in a fork child, the thread that forked). Two system calls. */
+bool os_is_main_thread(void);
 /* Gives the CPU to another runnable thread (sched_yield). */
 void os_yield(void);
 /* Copies len bytes of the process's own memory from src to dest through a

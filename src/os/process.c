@@ -53,6 +53,8 @@ unsigned os_current_kernel_node(void)
     return node;
 }
 
+HS_APART_LATE bool os_is_main_thread(void) { return syscall(SYS_gettid) == getpid(); }
+
 HS_APART_LATE unsigned os_cpus_allowed(void)
 {
     cpu_set_t set;

@@ -7,6 +7,19 @@
  *   until the next SuperSlab falls due, so an idle program costs no wakeups;
  *   with periodic work (HUGESLAB_STATS_INTERVAL_MS) it also wakes for that,
  *   and then starts at load time (seg_start_background).
+ * - It never keeps the process alive. A process whose main thread left by
+ *   pthread_exit ends when its last thread does (glibc: the last one to
+ *   leave calls exit(0)), and this one counts: with its other threads gone
+ *   such a program hung, every signal blocked in the one thread left, so
+ *   that SIGTERM and SIGINT could not end it either (Python's
+ *   test_threading: a fork from a thread, the child's thread leaving). So
+ *   once the main thread has left (seg_thread_left), the thread looks
+ *   whether it is alone (os_threads_running): for a moment after each of
+ *   the last threads that allocated leaves, and at least every
+ *   PURGE_ALONE_LOOK_MS, its sleeps cut to that; alone, it ends, and with
+ *   it the process. A main thread that has other threads has allocated:
+ *   pthread_create allocates the new thread's TLS vector (calloc) on the
+ *   creating thread, so its leaving is seen.
  * - Idle SuperSlabs of THP or base pages get MADV_FREE (or MADV_DONTNEED)
  *   over whole 2 MiB units and stay mapped for reuse; those lazily freed and
  *   still unused HUGESLAB_RELEASE_DELAY_MS later get MADV_DONTNEED, so they
@@ -51,6 +64,12 @@ static struct purge_state_s {
     _Atomic bool sweep_soon;     /* a thread left orphans since the last pass */
     uint64_t sweep_after_ms;     /* purge thread: wait before the next sweep while
                                     orphans remain; doubles up to the purge delay */
+    _Atomic bool main_left;      /* the main thread left by pthread_exit */
+    _Atomic bool thread_left;    /* one of the last threads left since the last look */
+    unsigned alone_look_ms;      /* purge thread: wait before the next look after
+                                    thread_left; doubles up to PURGE_ALONE_LOOK_MS,
+                                    then 0: the periodic looks only */
+    uint64_t alone_looked_ms;    /* purge thread: when it last looked */
 } purge = {
     .lock = HS_LOCK_INIT(HS_RANK_PURGE),
     .wakeup = PTHREAD_COND_INITIALIZER,
@@ -386,6 +405,62 @@ HS_COLD HS_SELDOM bool seg_unmap_resting(void)
     return unmapped > 0;
 }
 
+/* Once the main thread has left, the thread looks whether it is alone at
+ * least this often: a process whose last thread leaves without having
+ * allocated (no seg_thread_left), or whose orphans keep the purge thread
+ * waking, ends at most this long after it. */
+#define PURGE_ALONE_LOOK_MS 1000
+/* Looks after one of the last threads left: 1, 2, 4 ... ms after, while
+ * no more threads run than the leaving one, a main thread not yet gone and
+ * this one (more: no end is near). */
+#define PURGE_ALONE_LOOK_FIRST_MS 1
+#define PURGE_LOOK_THREADS_MAX 3
+
+/* Purge thread, holding the lock, woken with no work notified after the
+ * main thread left: whether it is the process's last thread, when a look
+ * is due. Looking is a system call, made with the lock let go. */
+HS_APART_LATE HS_NOINLINE static bool purge_alone(void)
+{
+    uint64_t now = seg_now_ms();
+    if (atomic_exchange_explicit(&purge.thread_left, false, memory_order_relaxed))
+        purge.alone_look_ms = PURGE_ALONE_LOOK_FIRST_MS;
+    if (!purge.alone_look_ms && now - purge.alone_looked_ms < PURGE_ALONE_LOOK_MS) return false;
+    hs_unlock(&purge.lock);
+    int running = os_threads_running();
+    hs_lock(&purge.lock);
+    purge.alone_looked_ms = now;
+    if (running == 1) return true;
+    bool near_end = running >= 0 && running <= PURGE_LOOK_THREADS_MAX;
+    purge.alone_look_ms =
+        near_end && 2 * purge.alone_look_ms <= PURGE_ALONE_LOOK_MS ? 2 * purge.alone_look_ms : 0;
+    return false;
+}
+
+HS_APART_LATE void seg_thread_left(bool last_ones)
+{
+    if (os_is_main_thread())
+        atomic_store_explicit(&purge.main_left, true, memory_order_relaxed);
+    else if (!last_ones || !atomic_load_explicit(&purge.main_left, memory_order_relaxed))
+        return;
+    if (atomic_load_explicit(&purge.state, memory_order_relaxed) != 1) return;
+    atomic_store_explicit(&purge.thread_left, true, memory_order_relaxed);
+    hs_lock(&purge.lock);
+    pthread_cond_signal(&purge.wakeup);
+    hs_unlock(&purge.lock);
+}
+
+/* The purge thread's wait, cut so that it looks in time whether it is
+ * alone (purge_alone). */
+HS_APART_LATE HS_NOINLINE static uint64_t wait_to_look(uint64_t wait)
+{
+    if (wait > PURGE_ALONE_LOOK_MS) wait = PURGE_ALONE_LOOK_MS;
+    /* One that left during a pass is looked after at once. */
+    uint64_t look = atomic_load_explicit(&purge.thread_left, memory_order_relaxed)
+                        ? PURGE_ALONE_LOOK_FIRST_MS
+                        : purge.alone_look_ms;
+    return look && wait > look ? look : wait;
+}
+
 /* The purge thread, holding purge_lock, waits until no malloc_trim is under
  * way (or the process exits). Seldom code: out of purge_main's loop. */
 HS_SELDOM HS_NOINLINE static void wait_for_trims(void)
@@ -410,13 +485,16 @@ static void *purge_main(void *arg)
     while (!purge.stopping) {
         if (!purge.work_pending) {
             uint64_t wake = next_due < next_periodic ? next_due : next_periodic;
-            if (wake == UINT64_MAX) {
+            bool looking = atomic_load_explicit(&purge.main_left, memory_order_relaxed);
+            if (wake == UINT64_MAX && !looking) {
                 purge.sleeping_until_ms = UINT64_MAX;
                 pthread_cond_wait(&purge.wakeup, &purge.lock.mutex);
             } else {
                 /* Coarse clocks run up to a tick behind: wait a little past. */
                 uint64_t now = seg_now_ms();
-                uint64_t wait = (wake > now ? wake - now : 0) + 5;
+                uint64_t wait =
+                    wake == UINT64_MAX ? PURGE_ALONE_LOOK_MS : (wake > now ? wake - now : 0) + 5;
+                if (looking) wait = wait_to_look(wait);
                 struct timespec until;
                 os_deadline_after(wait, &until);
                 purge.sleeping_until_ms = now + wait;
@@ -424,6 +502,11 @@ static void *purge_main(void *arg)
             }
             purge.sleeping_until_ms = 0;
             if (purge.stopping) break;
+            if (!purge.work_pending &&
+                atomic_load_explicit(&purge.main_left, memory_order_relaxed)) {
+                if (purge_alone()) break;
+                if (!purge.work_pending && seg_now_ms() < wake) continue;
+            }
         }
         if (purge.trims) wait_for_trims();
         if (purge.stopping) break;
@@ -483,6 +566,10 @@ void purge_notify(bool urgent)
 
 HS_APART void purge_fork_child(void)
 {
+    /* The child's main thread is the one that forked, and it runs. */
+    atomic_store(&purge.main_left, false);
+    atomic_store(&purge.thread_left, false);
+    purge.alone_look_ms = 0;
     /* The thread did not come along: the next idle SuperSlab starts one. */
     hs_lock_init(&purge.lock, HS_RANK_PURGE);
     pthread_cond_init(&purge.wakeup, NULL);

@@ -357,6 +357,12 @@ void seg_set_idle_work(bool (*work)(void));
  * even when no SuperSlab ever fell idle before. Starts the thread the first
  * time (once the caller holds no lock). */
 void seg_idle_work_pending(void);
+/* A thread that allocated is leaving (tiny/, from its thread-exit
+ * destructor, holding no lock); last_ones: at most one other such thread
+ * still runs. Once the main thread has left by pthread_exit, the process
+ * ends when its last thread does, and the background thread, which counts
+ * as one, looks whether it is that one, and then ends itself. */
+void seg_thread_left(bool last_ones);
 /* Work the background thread does every interval_ms (the live statistics
  * file), with no lock held; set once, before seg_start_background. */
 void seg_set_periodic_work(void (*work)(void), uint64_t interval_ms);

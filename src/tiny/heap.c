@@ -219,6 +219,7 @@ HS_APART_LATE void tiny_thread_exit(void *arg)
     tiny_state.heap_pool = heap;
     hs_unlock(&tiny_state.heap_lock);
     hs_defer_end();
+    seg_thread_left(atomic_load_explicit(&tiny_state.stat_threads_live, memory_order_relaxed) <= 1);
 }
 
 /* What no thread of the program would do on its own: blocks left on the
