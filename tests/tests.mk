@@ -27,6 +27,9 @@ TEST_PACKAGES := clang-format sqlite3 python3 g++ coreutils perl binutils grep m
 TEST_PACKAGES += clang libclang-rt-14-dev
 # PostgreSQL, pgbench and pg_amcheck for tests/postgres
 TEST_PACKAGES += postgresql postgresql-contrib
+# gnuplot for tests/charts, which draws bench/compare.py's charts: without it
+# the test skips, as it did on a fresh machine, where only make bench had it
+TEST_PACKAGES += gnuplot-nox
 
 # Library objects rebuilt with a sanitizer, for the stress test that calls the
 # hugeslab_* names directly.  The standard names (malloc, free, ...) are made

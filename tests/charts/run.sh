@@ -43,7 +43,7 @@ done
 grep -q "hugeslab, queue 16T 1s: 1/3 runs: exit 1" "$tmp/scaling/table" ||
     { echo "FAIL charts: the crashed run is not named: $(tail -n 3 "$tmp/scaling/table")"; exit 1; }
 
-command -v gnuplot >/dev/null || { echo "SKIP charts: no gnuplot (make bench installs gnuplot-nox)"; exit 0; }
+command -v gnuplot >/dev/null || { echo "SKIP charts: no gnuplot (make test and make bench install gnuplot-nox)"; exit 0; }
 python3 - "$tmp" <<'PY'
 import csv, random, sys
 out = sys.argv[1]
