@@ -12,7 +12,10 @@
  *               the purge thread keeps sweeping;
  *   forked      a thread forks, and in the child the forking thread starts
  *               a thread, joins it and leaves by pthread_exit (Python's
- *               test_threading: a fork from a thread).
+ *               test_threading: a fork from a thread);
+ *   atexit      as allocating, with an exit handler that needs 256 KiB of
+ *               stack: the last thread's exit(0) runs it, and the purge
+ *               thread's own stack is 64 KiB.
  *
  * Usage: last_thread_test [scenario]   (no argument: every scenario)
  * Run alone: LD_PRELOAD=build/libhugeslab.so HS_EXPECT_HUGESLAB=1 build/tests/last_thread_test
@@ -124,6 +127,14 @@ static int wait_deadline(pid_t pid, long *took_ms)
     return status;
 }
 
+/* atexit: 256 KiB of locals, as a program's exit handler may have. */
+static void deep_exit_handler(void)
+{
+    volatile char big[256 * 1024];
+    for (size_t i = 0; i < sizeof big; i += 4096) big[i] = (char)i;
+    if (big[4096] != (char)4096) _exit(7);
+}
+
 /* forked: in the grandchild the forking thread is the only one. */
 static void *worker_forking(void *arg)
 {
@@ -154,6 +165,10 @@ static int run_scenario(const char *name)
     if (strcmp(name, "silent") == 0) worker = worker_silent;
     if (strcmp(name, "orphans") == 0) worker = worker_silent;
     if (strcmp(name, "forked") == 0) worker = worker_forking;
+    if (strcmp(name, "atexit") == 0) {
+        worker = worker_allocating;
+        atexit(deep_exit_handler);
+    }
     if (!worker) return 64;
     start_purge_thread();
     if (strcmp(name, "orphans") == 0)
@@ -166,7 +181,7 @@ static int run_scenario(const char *name)
 int main(int argc, char **argv)
 {
     if (argc > 1) return run_scenario(argv[1]);
-    static const char *const scenarios[] = {"allocating", "silent", "orphans", "forked"};
+    static const char *const scenarios[] = {"allocating", "silent", "orphans", "forked", "atexit"};
     for (unsigned i = 0; i < sizeof scenarios / sizeof scenarios[0]; i++) {
         fflush(NULL);
         pid_t pid = fork();

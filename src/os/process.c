@@ -8,6 +8,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <stdlib.h>
 #include <sys/auxv.h>
 #include <sys/random.h>
 #include <sys/resource.h>
@@ -263,11 +264,18 @@ int os_thread_start(void *(*fn)(void *), void *arg, size_t stack_size)
     pthread_attr_t tattr;
     pthread_attr_init(&tattr);
     pthread_attr_setdetachstate(&tattr, PTHREAD_CREATE_DETACHED);
-    pthread_attr_setstacksize(&tattr, stack_size);
+    if (stack_size) pthread_attr_setstacksize(&tattr, stack_size);
     int saved_errno = errno;
     int rc = pthread_create(&thread, &tattr, fn, arg);
     errno = saved_errno;
     pthread_attr_destroy(&tattr);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     return rc;
+}
+
+HS_APART_LATE static void *exit_with(void *status) { exit((int)(intptr_t)status); }
+
+HS_APART_LATE bool os_exit_on_new_thread(int status)
+{
+    return os_thread_start(exit_with, (void *)(intptr_t)status, 0) == 0;
 }

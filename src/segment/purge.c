@@ -16,8 +16,9 @@
  *   once the main thread has left (seg_thread_left), the thread looks
  *   whether it is alone (os_threads_running): for a moment after each of
  *   the last threads that allocated leaves, and at least every
- *   PURGE_ALONE_LOOK_MS, its sleeps cut to that; alone, it ends, and with
- *   it the process. A main thread that has other threads has allocated:
+ *   PURGE_ALONE_LOOK_MS, its sleeps cut to that; alone, it ends the
+ *   process with exit(0), as glibc would have, on a thread with a stack
+ *   of the default size for the exit handlers. A main thread that has other threads has allocated:
  *   pthread_create allocates the new thread's TLS vector (calloc) on the
  *   creating thread, so its leaving is seen.
  * - Idle SuperSlabs of THP or base pages get MADV_FREE (or MADV_DONTNEED)
@@ -482,6 +483,7 @@ static void *purge_main(void *arg)
     purge.thread_known = true;
     uint64_t next_due = 0;
     uint64_t next_periodic = purge.periodic_work ? seg_now_ms() + purge.periodic_ms : UINT64_MAX;
+    bool alone = false;
     while (!purge.stopping) {
         if (!purge.work_pending) {
             uint64_t wake = next_due < next_periodic ? next_due : next_periodic;
@@ -504,7 +506,7 @@ static void *purge_main(void *arg)
             if (purge.stopping) break;
             if (!purge.work_pending &&
                 atomic_load_explicit(&purge.main_left, memory_order_relaxed)) {
-                if (purge_alone()) break;
+                if ((alone = purge_alone())) break;
                 if (!purge.work_pending && seg_now_ms() < wake) continue;
             }
         }
@@ -523,6 +525,10 @@ static void *purge_main(void *arg)
         if (purge.trims) wake_trims();
     }
     hs_unlock(&purge.lock);
+    /* The process ends now. Not by returning, which has glibc call exit(0)
+     * on this thread's 64 KiB stack: the program's exit handlers may need
+     * more (an atexit handler with 200 KiB of locals took SIGSEGV here). */
+    if (alone) os_exit_on_new_thread(0);
     return NULL;
 }
 
