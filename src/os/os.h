@@ -277,16 +277,16 @@ int os_pid(void);
 size_t os_page_size(void);
 
 /* Starts a detached thread running fn(arg) with a stack of `stack_size`
- * bytes (0: the size a thread of the program gets, RLIMIT_STACK's) and every
+ * bytes (0: glibc's default, what a thread of the program gets) and every
  * signal blocked, so it never takes a signal meant for the program; the
  * caller's signal mask is unchanged afterwards and errno is kept. Returns 0
  * or the pthread_create error. May allocate (glibc's thread stack cache):
  * never call it with a lock held. */
 int os_thread_start(void *(*fn)(void *), void *arg, size_t stack_size);
 /* Ends the process with exit(status) on a new thread of the default stack
- * size (os_thread_start), whose exit handlers, the program's among them,
- * then run on a stack as large as a thread of the program would have had.
- * False when no thread could be started. */
+ * size (os_thread_start: every signal blocked there), whose exit handlers,
+ * the program's among them, then run on a stack as large as a thread of
+ * the program would have had. False when no thread could be started. */
 bool os_exit_on_new_thread(int status);
 
 #endif

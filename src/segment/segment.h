@@ -361,7 +361,7 @@ void seg_idle_work_pending(void);
  * destructor, holding no lock); last_ones: at most one other such thread
  * still runs. Once the main thread has left by pthread_exit, the process
  * ends when its last thread does, and the background thread, which counts
- * as one, looks whether it is that one, and then ends itself. */
+ * as one, looks whether it is that one, and if so ends the process. */
 void seg_thread_left(bool last_ones);
 /* Work the background thread does every interval_ms (the live statistics
  * file), with no lock held; set once, before seg_start_background. */
