@@ -17,10 +17,10 @@
  *   whether it is alone (os_threads_running): for a moment after each of
  *   the last threads that allocated leaves, and at least every
  *   PURGE_ALONE_LOOK_MS, its sleeps cut to that; alone, it ends the
- *   process with exit(0), as glibc would have, on a thread with a stack
- *   of the default size for the exit handlers. A main thread that has other threads has allocated:
- *   pthread_create allocates the new thread's TLS vector (calloc) on the
- *   creating thread, so its leaving is seen.
+ *   process with exit(0), as glibc would have, on a thread with a stack of
+ *   the default size for the exit handlers. A main thread that has other
+ *   threads has allocated: pthread_create allocates the new thread's TLS
+ *   vector (calloc) on the creating thread, so its leaving is seen.
  * - Idle SuperSlabs of THP or base pages get MADV_FREE (or MADV_DONTNEED)
  *   over whole 2 MiB units and stay mapped for reuse; those lazily freed and
  *   still unused HUGESLAB_RELEASE_DELAY_MS later get MADV_DONTNEED, so they
