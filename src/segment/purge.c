@@ -419,7 +419,8 @@ HS_COLD HS_SELDOM bool seg_unmap_resting(void)
 
 /* Purge thread, holding the lock, woken with no work notified after the
  * main thread left: whether it is the process's last thread, when a look
- * is due. Looking is a system call, made with the lock let go. */
+ * is due; if so, the process is ending (os_exit_on_new_thread, started
+ * here). Looking is a system call, made with the lock let go. */
 HS_APART_LATE HS_NOINLINE static bool purge_alone(void)
 {
     uint64_t now = seg_now_ms();
@@ -428,6 +429,11 @@ HS_APART_LATE HS_NOINLINE static bool purge_alone(void)
     if (!purge.alone_look_ms && now - purge.alone_looked_ms < PURGE_ALONE_LOOK_MS) return false;
     hs_unlock(&purge.lock);
     int running = os_threads_running();
+    /* Not by returning, which has glibc call exit(0) on this thread's 64
+     * KiB stack: the program's exit handlers may need more (an atexit
+     * handler with 200 KiB of locals took SIGSEGV there). If no thread
+     * can be had, that is what happens. */
+    if (running == 1) os_exit_on_new_thread(0);
     hs_lock(&purge.lock);
     purge.alone_looked_ms = now;
     if (running == 1) return true;
@@ -483,7 +489,6 @@ static void *purge_main(void *arg)
     purge.thread_known = true;
     uint64_t next_due = 0;
     uint64_t next_periodic = purge.periodic_work ? seg_now_ms() + purge.periodic_ms : UINT64_MAX;
-    bool alone = false;
     while (!purge.stopping) {
         if (!purge.work_pending) {
             uint64_t wake = next_due < next_periodic ? next_due : next_periodic;
@@ -494,8 +499,8 @@ static void *purge_main(void *arg)
             } else {
                 /* Coarse clocks run up to a tick behind: wait a little past. */
                 uint64_t now = seg_now_ms();
-                uint64_t wait =
-                    wake == UINT64_MAX ? PURGE_ALONE_LOOK_MS : (wake > now ? wake - now : 0) + 5;
+                uint64_t wait = (wake > now ? wake - now : 0) + 5;
+                /* Cut to PURGE_ALONE_LOOK_MS at most, UINT64_MAX's too. */
                 if (looking) wait = wait_to_look(wait);
                 struct timespec until;
                 os_deadline_after(wait, &until);
@@ -506,7 +511,7 @@ static void *purge_main(void *arg)
             if (purge.stopping) break;
             if (!purge.work_pending &&
                 atomic_load_explicit(&purge.main_left, memory_order_relaxed)) {
-                if ((alone = purge_alone())) break;
+                if (purge_alone()) break;
                 if (!purge.work_pending && seg_now_ms() < wake) continue;
             }
         }
@@ -525,10 +530,6 @@ static void *purge_main(void *arg)
         if (purge.trims) wake_trims();
     }
     hs_unlock(&purge.lock);
-    /* The process ends now. Not by returning, which has glibc call exit(0)
-     * on this thread's 64 KiB stack: the program's exit handlers may need
-     * more (an atexit handler with 200 KiB of locals took SIGSEGV here). */
-    if (alone) os_exit_on_new_thread(0);
     return NULL;
 }
 
