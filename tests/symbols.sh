@@ -111,5 +111,27 @@ else
     echo "$so: first segment at file offset $want, .init at $init"
 fi
 
+# The code every process runs, from .init to the end of .fini, in at most
+# TEXT_PAGES_MAX pages: the kernel's fault-around maps all of it into every
+# process that preloads the library, so each page more is 4 KiB more RSS in
+# every one (an eleventh page: 44 KiB of the library's text resident at a
+# program's start, against 40). Code that not every process runs goes to
+# HS_SELDOM or HS_APART (src/common/common.h).
+TEXT_PAGES_MAX=10
+fini_end=$(readelf -SW "$so" | sed 's/^ *\[ *[0-9]*\]//' | awk '$1 == ".fini" {print "0x" $3, "0x" $5}')
+if [ -n "$init" ] && [ -n "$fini_end" ]; then
+    set -- $fini_end
+    pages=$(((($1 + $2 + 4095) / 4096) - init / 4096))
+    if [ "$pages" -gt "$TEXT_PAGES_MAX" ]; then
+        echo "FAIL: $so's text every process runs spans $pages pages, more than $TEXT_PAGES_MAX"
+        bad=1
+    else
+        echo "$so: the text every process runs spans $pages pages (at most $TEXT_PAGES_MAX)"
+    fi
+else
+    echo "FAIL: $so has no .fini section"
+    bad=1
+fi
+
 [ $bad -eq 0 ] && echo PASS
 exit $bad
