@@ -118,6 +118,20 @@ case_doctor() {
         grep -q "kernel.io_uring_disabled = $(cat /proc/sys/kernel/io_uring_disabled))" <<<"$out" ||
             { fail doctor "io_uring: $(grep io_uring <<<"$out")"; return; }
     fi
+    # Free page reporting: the order, and the balloons that negotiated it
+    # (feature bit 5 of a bound virtio balloon, device id 5).
+    local rep=/sys/module/page_reporting/parameters/page_reporting_order balloons=0 dev
+    if [ -r $rep ]; then
+        for dev in /sys/bus/virtio/devices/*; do
+            [ -e "$dev/driver" ] && [ "$(( $(cat "$dev/device") ))" -eq 5 ] &&
+                [ "$(cut -c6 "$dev/features")" = 1 ] && balloons=$((balloons + 1))
+        done
+        if [ $balloons -eq 0 ]; then want="free page reporting: order $(cat $rep), but no virtio balloon"
+        else want="free page reporting: order $(cat $rep) ([0-9]* KiB blocks) to the host through $balloons virtio"; fi
+        grep -q "$want" <<<"$out" || { fail doctor "wanted '$want'; doctor: $(grep 'page reporting' <<<"$out")"; return; }
+    else
+        grep -q "free page reporting: not in this kernel" <<<"$out" || { fail doctor "no $rep; doctor: $(grep 'page reporting' <<<"$out")"; return; }
+    fi
     # Each warning or note that can be fixed carries its command.
     if grep -q "THP enabled: never" <<<"$out" && ! grep -q "fix: echo madvise > /sys/kernel/mm/transparent_hugepage/enabled" <<<"$out"; then
         fail doctor "THP never without its fix"; return

@@ -273,6 +273,67 @@ static void check_kernel(void)
         finding("ok", NULL, "max_map_count: %lld", maps);
 }
 
+#define REPORTING_ORDER "/sys/module/page_reporting/parameters/page_reporting_order"
+#define VIRTIO_DEVICES "/sys/bus/virtio/devices"
+#define VIRTIO_ID_BALLOON 5
+#define VIRTIO_BALLOON_F_REPORTING 5 /* the features file: one '0'/'1' per bit */
+
+/* How many virtio balloons, bound to their driver, negotiated free page
+ * reporting. */
+static int reporting_balloons(void)
+{
+    int found = 0;
+    DIR *d = opendir(VIRTIO_DEVICES);
+    struct dirent *e;
+    while (d && (e = readdir(d))) {
+        char path[512], line[256];
+        if (e->d_name[0] == '.') continue;
+        snprintf(path, sizeof path, VIRTIO_DEVICES "/%s/device", e->d_name);
+        if (!cli_read_line(path, line, sizeof line) || strtol(line, NULL, 0) != VIRTIO_ID_BALLOON)
+            continue;
+        snprintf(path, sizeof path, VIRTIO_DEVICES "/%s/driver", e->d_name);
+        if (access(path, F_OK) != 0) continue;
+        snprintf(path, sizeof path, VIRTIO_DEVICES "/%s/features", e->d_name);
+        if (cli_read_line(path, line, sizeof line) && strlen(line) > VIRTIO_BALLOON_F_REPORTING &&
+            line[VIRTIO_BALLOON_F_REPORTING] == '1')
+            found++;
+    }
+    if (d) closedir(d);
+    return found;
+}
+
+/* A guest whose balloon reports free pages hands each free block of
+ * 2^order base pages or more back to its host about 2 s after it is freed;
+ * the host discards it, and the next touch of it costs the host a fault and
+ * a clear as well. A THP SuperSlab takes a free 2 MiB block whole, so on
+ * such a guest a huge page made of memory freed some seconds earlier costs
+ * several times what one of memory freed just now does, and more than 512
+ * base pages, which mostly come from smaller free blocks, never reported
+ * (bench/README, "Free page reporting"). Larger blocks only (order 10)
+ * spare the huge pages that were not merged into one. */
+static void check_host(void)
+{
+    printf("Host\n");
+    long long order = cli_read_number(REPORTING_ORDER);
+    if (order < 0) {
+        finding("ok", NULL, "free page reporting: not in this kernel (no " REPORTING_ORDER ")");
+        return;
+    }
+    int balloons = reporting_balloons();
+    long long block_kb = (sysconf(_SC_PAGESIZE) << order) / 1024;
+    if (balloons == 0)
+        finding("ok", NULL,
+                "free page reporting: order %lld, but no virtio balloon here reports "
+                "free pages to a host",
+                order);
+    else
+        finding("note", "HUGESLAB_BACKING=base for programs that run a few seconds",
+                "free page reporting: order %lld (%lld KiB blocks) to the host through %d "
+                "virtio balloon(s): a THP SuperSlab made of memory freed 2 s or more before "
+                "costs the host a fault and a clear at its first touch",
+                order, block_kb, balloons);
+}
+
 int cli_doctor(int argc, char **argv)
 {
     if (argc > 1) {
@@ -288,6 +349,7 @@ int cli_doctor(int argc, char **argv)
     check_numa(nodes, node_count);
     check_process();
     check_kernel();
+    check_host();
     printf("%d warning(s)\n", warnings);
     return 0;
 }
