@@ -53,6 +53,13 @@ $(BENCH_MEM): bench/bench_memory.c $(BENCH_COMMON) bench/bench.mk
 	@mkdir -p $(dir $@)
 	$(CC) $(BENCH_CFLAGS) -pthread -o $@ $< -ldl
 
+# What the first touch of fresh memory costs, huge pages against base pages
+# (see its header); not part of `make bench`.
+BENCH_FIRST_TOUCH := $(BENCH_DIR)/first_touch
+$(BENCH_FIRST_TOUCH): bench/first_touch.c bench/bench.mk
+	@mkdir -p $(dir $@)
+	$(CC) $(BENCH_CFLAGS) -o $@ $<
+
 # A command's exact peak RSS (see its header); not part of `make bench`.
 $(BENCH_HWM): bench/exit_hwm.c bench/bench.mk
 	@mkdir -p $(dir $@)

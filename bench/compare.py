@@ -528,6 +528,10 @@ def machine_info(args, allocators):
         "nproc: %s" % (os.cpu_count() or "?"),
         "THP enabled: %s" % read_file("/sys/kernel/mm/transparent_hugepage/enabled"),
         "THP defrag: %s" % read_file("/sys/kernel/mm/transparent_hugepage/defrag"),
+        # A guest that reports free 2 MiB blocks to its host makes a fresh
+        # huge page several times dearer (bench/README, "Free page reporting").
+        "free page reporting order: %s" % read_file(
+            "/sys/module/page_reporting/parameters/page_reporting_order"),
         "load average at start: %s" % " ".join(read_file("/proc/loadavg").split()[:3]),
         "hugeslab: %s" % (args.so if any(n == "hugeslab" for n, _ in allocators) else "not built"),
         "hugeslab tree: %s" % (sh(["git", "-C", ROOT, "describe", "--always", "--dirty"]) or "no commit"),
