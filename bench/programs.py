@@ -26,7 +26,8 @@ allocator rotated each round, 3 rounds, medians:
             which `LD_DEBUG=bindings` confirms for each allocator.
   small     git log -p, git gc --aggressive, sqlite3 with 1 M rows, xz -d,
             python3 building a dict of 2 M entries, ls -lR /usr, sort of 2 M
-            lines: peak RSS, time and minor faults from /usr/bin/time.
+            lines, node with 4 worker threads compressing buffers: peak RSS,
+            time and minor faults from /usr/bin/time.
 
 Every section compares its output with glibc's (query results, DEBUG DIGEST,
 a SHA-1 of stdout) and marks an allocator whose output differs, that crashes,
@@ -57,12 +58,12 @@ sys.dont_write_bytecode = True  # no bench/__pycache__ in the source tree
 import compare  # noqa: E402  (find_allocators: the same allocators as make bench)
 
 SECTIONS = ["postgres", "redis", "small"]
-SMALL_PROGRAMS = ["git_log", "git_gc", "sqlite3", "xz_d", "python3", "ls_lR", "sort"]
+SMALL_PROGRAMS = ["git_log", "git_gc", "sqlite3", "xz_d", "python3", "ls_lR", "sort", "node"]
 # Debian packages each section needs (ensure-packages.sh installs them as root).
 PACKAGES = {
     "postgres": ["postgresql", "numactl"],
     "redis": ["redis-server"],
-    "small": ["git", "sqlite3", "xz-utils", "time", "python3"],
+    "small": ["git", "sqlite3", "xz-utils", "time", "python3", "nodejs"],
 }
 # What each program reads from libc's malloc; glibc under Redis needs libc
 # preloaded, since the binary itself links libjemalloc ahead of libc.
@@ -819,6 +820,54 @@ print(len(d), sum(len(v[1]) for v in d.values()), l[0][0], l[-1][0])
 """
 
 
+# Node.js: 4 worker threads, each compressing and inflating 3,000 buffers
+# of up to 64 KiB (zlib's state and V8's external buffers come from malloc)
+# and keeping a few dozen slow buffers of up to 200 KB alive, then 64 gzip
+# jobs on libuv's thread pool and one child process. Blocks change threads
+# (a worker's buffers freed by the main thread's collector, the pool's by
+# the main thread). Deterministic output: one SHA-256 per worker.
+NODE_WORKERS = r"""
+const { Worker, isMainThread, parentPort, workerData } = require('worker_threads');
+const zlib = require('zlib'), crypto = require('crypto'), cp = require('child_process');
+function work(id, rounds) {
+  const h = crypto.createHash('sha256');
+  const keep = [];
+  for (let i = 0; i < rounds; i++) {
+    const n = 1 + ((i * 7919 + id * 104729) % 65536);
+    const b = Buffer.alloc(n, (i + id) & 255);
+    for (let k = 0; k < n; k += 13) b[k] = (k * id) & 255;
+    h.update(zlib.inflateSync(zlib.deflateSync(b)));
+    keep.push(Buffer.allocUnsafeSlow(1 + (i % 200000)));
+    if (keep.length > 32) keep.splice((i * 31) % keep.length, 1);
+  }
+  return id + ' ' + h.digest('hex');
+}
+if (isMainThread) {
+  const workers = 4, rounds = 3000, out = [];
+  let done = 0;
+  for (let w = 0; w < workers; w++) {
+    const wk = new Worker(__filename, { workerData: { id: w, rounds } });
+    wk.on('error', e => { console.error(e); process.exit(1); });
+    wk.on('message', m => {
+      out[w] = m;
+      if (++done < workers) return;
+      out.forEach(x => console.log(x));
+      console.log(cp.execSync('echo child').toString().trim());
+      let pending = 64;
+      const sums = [];
+      for (let j = 0; j < 64; j++)
+        zlib.gzip(Buffer.alloc(100000 + j, j), (e, r) => {
+          sums[j] = crypto.createHash('md5').update(zlib.gunzipSync(r)).digest('hex');
+          if (--pending === 0) console.log(crypto.createHash('md5').update(sums.join()).digest('hex'));
+        });
+    });
+  }
+} else {
+  parentPort.postMessage(work(workerData.id, workerData.rounds));
+}
+"""
+
+
 def small_inputs(work):
     """Builds the inputs once (glibc, not measured): a sort file and an xz file."""
     sort_in = os.path.join(work, "sort_input.txt")
@@ -842,7 +891,10 @@ def small_inputs(work):
     py = os.path.join(work, "dict.py")
     with open(py, "w") as f:
         f.write(PYTHON_DICT)
-    return {"sort": sort_in, "xz": xz_in, "sql": sql, "py": py}
+    js = os.path.join(work, "workers.js")
+    with open(js, "w") as f:
+        f.write(NODE_WORKERS)
+    return {"sort": sort_in, "xz": xz_in, "sql": sql, "py": py, "js": js}
 
 
 def gc_source(work):
@@ -914,6 +966,7 @@ def small_programs(args, inputs, work, want):
         "python3": (["python3", inputs["py"]], None, "python3, dict of 2 M entries"),
         "ls_lR": (["ls", "-lR", "/usr"], None, "ls -lR /usr"),
         "sort": (["sort", inputs["sort"]], None, "sort, 2 M lines"),
+        "node": (["node", inputs["js"]], None, "node, 4 worker threads compressing buffers"),
     }
     if "git_gc" in want:
         progs["git_gc"] = (["git", "-C", gc_copy(work), "gc", "--aggressive", "--quiet"], None,
