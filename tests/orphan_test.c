@@ -9,7 +9,9 @@
  *     ones;
  *   - slabs that other threads' frees emptied while their owner waited go
  *     back at the last free, but for its current one and one where it
- *     still holds a block.
+ *     still holds a block; so do hundreds of them whose blocks are freed
+ *     in a random order, so that the owner's delayed list holds a notice
+ *     for each and the walks of it are put off (reclaim_empty).
  * The purge thread, which sweeps orphans too, is kept asleep by a purge
  * delay of an hour, so each step's figures are the test's own. A thread
  * that leaves orphans wakes it for one sweep (which releases only empty
@@ -133,9 +135,23 @@ static void *free_all(void *arg)
     return NULL;
 }
 
-#define OWNER_BLOCKS 400
+static int compare_pointers(const void *a, const void *b)
+{
+    uintptr_t x = (uintptr_t) * (void *const *)a, y = (uintptr_t) * (void *const *)b;
+    return x < y ? -1 : x > y;
+}
 
-static void check_remote_frees_release_sleeping_owners_slabs(void)
+#define OWNER_BLOCKS_MAX 200000
+
+/* The owner allocates `count` blocks of `size` bytes, then waits in
+ * pthread_join while another thread frees all but its last block, in
+ * order or in a random order (xorshift64, a fixed seed). Every slab of
+ * them must go back but the owner's current one and the last block's. In
+ * a random order each slab has blocks freed long before its last, so the
+ * owner's delayed list holds a notice for each and the walks of it are
+ * put off (reclaim_empty): at least min_slabs slabs make sure they are. */
+static void check_sleeping_owners_slabs(size_t size, unsigned count, bool random_order,
+                                        unsigned min_slabs)
 {
     /* Slabs are taken from a sleeping owner once the heap has outgrown its
      * first SuperSlabs (seg_small_heap): blocks that need a fourth one, or
@@ -145,29 +161,37 @@ static void check_remote_frees_release_sleeping_owners_slabs(void)
     unsigned n_ballast = 0;
     while (seg_small_heap() && n_ballast < 1024) ballast[n_ballast++] = malloc(16 * 1024);
     CHECK(!seg_small_heap(), "the heap is still small after %u blocks of 16 KiB", n_ballast);
-    static void *blocks[OWNER_BLOCKS];
-    const size_t size = 1100; /* a class of its own: several slabs */
-    for (unsigned i = 0; i < OWNER_BLOCKS; i++) blocks[i] = malloc(size);
-    /* The last block stays: its slab must stay too. */
-    void *kept = blocks[OWNER_BLOCKS - 1];
+    static void *blocks[OWNER_BLOCKS_MAX];
+    static tiny_slab_t *slabs[OWNER_BLOCKS_MAX];
+    for (unsigned i = 0; i < count; i++) blocks[i] = malloc(size);
+    void *kept = blocks[count - 1];
     tiny_heap_t *me = tiny_heap_tls;
     tiny_slab_t *current = me->current[tiny_class_of(size)], *kept_slab = tiny_slab_of(kept);
     /* What should go back: the units of every other slab of these blocks. */
+    for (unsigned i = 0; i < count; i++) slabs[i] = tiny_slab_of(blocks[i]);
+    qsort(slabs, count, sizeof slabs[0], compare_pointers);
     uint64_t expected = 0;
-    tiny_slab_t *seen[OWNER_BLOCKS];
-    unsigned n_seen = 0;
-    for (unsigned i = 0; i < OWNER_BLOCKS; i++) {
-        tiny_slab_t *s = tiny_slab_of(blocks[i]);
-        bool known = false;
-        for (unsigned k = 0; k < n_seen; k++) known |= seen[k] == s;
-        if (known) continue;
-        seen[n_seen++] = s;
-        if (s != current && s != kept_slab) expected += s->units * HS_UNIT_SIZE;
+    unsigned n_slabs = 0;
+    for (unsigned i = 0; i < count; i++) {
+        if (i > 0 && slabs[i] == slabs[i - 1]) continue;
+        n_slabs++;
+        if (slabs[i] != current && slabs[i] != kept_slab)
+            expected += slabs[i]->units * HS_UNIT_SIZE;
     }
-    CHECK(expected > 0, "%u blocks of %zu bytes filled only %u slabs", OWNER_BLOCKS, size, n_seen);
+    CHECK(expected > 0 && n_slabs >= min_slabs, "%u blocks of %zu bytes filled only %u slabs",
+          count, size, n_slabs);
+    uint64_t x = 0x9e3779b97f4a7c15ULL;
+    for (unsigned i = count - 2; random_order && i > 0; i--) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        unsigned j = (unsigned)(x % (i + 1));
+        void *b = blocks[i];
+        blocks[i] = blocks[j];
+        blocks[j] = b;
+    }
     hugeslab_stats_t before = stats();
-    /* The owner waits in pthread_join while another thread frees. */
-    frees_t f = {blocks, OWNER_BLOCKS - 1};
+    frees_t f = {blocks, count - 1};
     pthread_t t;
     if (pthread_create(&t, NULL, free_all, &f) != 0) {
         HS_FAIL("pthread_create");
@@ -177,13 +201,27 @@ static void check_remote_frees_release_sleeping_owners_slabs(void)
     hugeslab_stats_t after = stats();
     uint64_t released = before.bytes_in_slabs - after.bytes_in_slabs;
     CHECK(after.bytes_in_slabs < before.bytes_in_slabs && released >= expected,
-          "bytes in slabs %llu before the remote frees, %llu after: %llu went back, want %llu",
+          "%u slabs of %zu-byte blocks freed %s: bytes in slabs %llu before the remote frees, "
+          "%llu after: %llu went back, want %llu",
+          n_slabs, size, random_order ? "in a random order" : "in order",
           (unsigned long long)before.bytes_in_slabs, (unsigned long long)after.bytes_in_slabs,
           (unsigned long long)released, (unsigned long long)expected);
+    /* Each of them, by its descriptor: released slabs have no owner, and
+     * nothing was cut since (the freeing thread only frees). */
+    unsigned still_owned = 0;
+    for (unsigned i = 0; i < count; i++)
+        if ((i == 0 || slabs[i] != slabs[i - 1]) && slabs[i] != current && slabs[i] != kept_slab)
+            still_owned += atomic_load(&slabs[i]->owner_word) == (uintptr_t)me;
+    CHECK(still_owned == 0, "%u of %u slabs freed whole are still their sleeping owner's",
+          still_owned, n_slabs);
     CHECK(atomic_load(&kept_slab->owner_word) == (uintptr_t)me,
           "the slab of a block still in use was taken from its owner");
     CHECK(atomic_load(&current->owner_word) == (uintptr_t)me,
           "the owner's current slab was taken from it");
+    /* The owner takes what is left on its delayed list at its next refill. */
+    void *again[1024];
+    for (unsigned i = 0; i < 1024; i++) again[i] = malloc(size);
+    for (unsigned i = 0; i < 1024; i++) free(again[i]);
     free(kept);
     for (unsigned i = 0; i < n_ballast; i++) free(ballast[i]);
 }
@@ -197,6 +235,7 @@ int main(void)
     check_adoption();
     check_trim_releases_orphans();
     check_trim_releases_kept_slabs();
-    check_remote_frees_release_sleeping_owners_slabs();
+    check_sleeping_owners_slabs(1100, 400, false, 2); /* a class of its own: several slabs */
+    check_sleeping_owners_slabs(40, OWNER_BLOCKS_MAX, true, 200);
     return hs_finish("orphan_test");
 }

@@ -50,8 +50,9 @@
  * so that the fork handlers stay on the segment's first page. Only a
  * program with several threads runs it: a leaving thread's heap
  * (tiny_thread_exit, tiny_heap_abandon, also at a move to another node),
- * the owner slots (tiny_take_owner_slot, seg_cpus_allowed) and the look at
- * other heaps' slabs (tiny_reclaim_from_others). */
+ * the owner slots (tiny_take_owner_slot, seg_cpus_allowed), the look at
+ * other heaps' slabs (tiny_reclaim_from_others) and the release of a slab
+ * another thread emptied (reclaim_empty). */
 #define HS_APART_LATE __attribute__((section(".hs_apart_text.late")))
 /* Read-only data that only such code reads (HUGESLAB_VERBOSE's help lines):
  * src/hugeslab.ld puts it after .eh_frame, in the mapping a process that

@@ -851,6 +851,7 @@ void tiny_drain_delayed(tiny_heap_t *heap)
 {
     if (!atomic_load_explicit(&heap->delayed, memory_order_relaxed)) return;
     tiny_block_t *b = atomic_exchange_explicit(&heap->delayed, NULL, memory_order_acquire);
+    atomic_store_explicit(&heap->reclaim_notices, 0, memory_order_relaxed);
     long units = 0;
     while (b) {
         tiny_block_t *next = tiny_next_delayed(b);
@@ -949,10 +950,28 @@ HS_INLINE bool may_complete_slab(const tiny_slab_t *s)
     return freed + 1 == atomic_load_explicit(&s->carved, memory_order_relaxed);
 }
 
+/* Whether the notice n, a block of t on heap's delayed list, is the one
+ * thing keeping t from being free whole: t is heap's and not a current
+ * slab, and every other block carved from it waits on its remote-free
+ * stack, but for `in_flight` (1 for the block the caller is freeing into
+ * t, else 0). The stack only grows meanwhile, so a count read short only
+ * says no. A slab with two notices on the list (it went back to the full
+ * list before its owner drained the first) is never found so: that is
+ * left to its owner. Called under heap's flag. */
+static bool notice_completes(tiny_heap_t *heap, const tiny_slab_t *t, uint32_t in_flight)
+{
+    if (atomic_load_explicit(&t->owner_word, memory_order_relaxed) != (uintptr_t)heap ||
+        heap->current[t->cls] == t)
+        return false;
+    uintptr_t word = atomic_load_explicit(tiny_remote_word(t), memory_order_acquire);
+    uint32_t free_blocks = (uint32_t)(word >> TINY_REMOTE_COUNT_SHIFT) + 1 + in_flight;
+    return free_blocks == atomic_load_explicit(&t->carved, memory_order_relaxed);
+}
+
 /* The block another thread is freeing is the last block of s in use:
  * s is released instead of receiving it, with its owner's permission (its
- * busy flag, tried once). Returns false, having changed nothing, when that
- * is not known for sure; b is then freed as usual.
+ * busy flag, tried once). Returns false, having changed nothing of s, when
+ * that is not known for sure; b is then freed as usual.
  * The owner's slabs stay its own while it sleeps (a server's main thread
  * in pthread_join, say), and only it took them back: a slab that other
  * threads emptied kept its units, and its SuperSlab, until the owner's
@@ -968,13 +987,26 @@ HS_INLINE bool may_complete_slab(const tiny_slab_t *s)
  * left off its core while its consumer freed saw its slabs go and came
  * back to cut new ones (bench_memory prodcons peaked 50 KiB higher, on
  * 10 more faults, with 32,000 slabs released).
- * Safe without the owner's fast paths knowing: s is not current (the owner
- * pops only from current slabs, and sets them under the flag), and every
- * carved block of s is free (the stack, the notices on the delayed list
- * and b account for `carved` blocks; blocks on the owner's own free list
- * are not counted, so a slab holding any is never taken), so no free by
- * the owner can touch it. */
-static HS_NOINLINE bool reclaim_empty(tiny_slab_t *s)
+ * Finding s's notice means walking the delayed list, which holds a notice
+ * for every full slab other threads have freed into since the owner last
+ * looked: one per slab of a sleeping owner whose blocks are freed in random
+ * order. Walked for every slab emptied, the list made the frees quadratic
+ * (8 M blocks of 64 B freed by one thread while their owner waited in
+ * pthread_join: 7.6 s, against 0.5 under glibc and mimalloc). So a walk
+ * releases every slab it finds free whole, s or not (the slabs whose own
+ * walk was put off, or whose last free came while another thread held the
+ * flag), and on a list of n notices the next walk waits until
+ * n / TINY_RECLAIM_WALK_SHARE more slabs were emptied: a walk costs each
+ * slab it serves that share of the list, and the slabs waiting for it are
+ * at most that share of those the list stands for. The last slabs of a
+ * teardown wait for no walk: by then the list is short.
+ * Safe without the owner's fast paths knowing: a slab taken is not current
+ * (the owner pops only from current slabs, and sets them under the flag),
+ * and every carved block of it is free (the stack, its notice and, for s,
+ * b account for `carved` blocks; blocks on the owner's own free list are
+ * not counted, so a slab holding any is never taken), so no free by the
+ * owner can touch it. */
+HS_APART_LATE static HS_NOINLINE bool reclaim_empty(tiny_slab_t *s)
 {
     tiny_heap_t *heap = (tiny_heap_t *)atomic_load_explicit(&s->owner_word, memory_order_acquire);
     if (!heap || heap == tiny_heap_tls || seg_small_heap() || !heap_try_enter_other(heap))
@@ -988,34 +1020,48 @@ static HS_NOINLINE bool reclaim_empty(tiny_slab_t *s)
         heap_leave(heap, 0);
         return false;
     }
+    uint32_t put_off = atomic_load_explicit(&heap->reclaim_put_off, memory_order_relaxed);
+    if (put_off < atomic_load_explicit(&heap->reclaim_notices, memory_order_relaxed) /
+                      TINY_RECLAIM_WALK_SHARE) {
+        atomic_store_explicit(&heap->reclaim_put_off, put_off + 1, memory_order_relaxed);
+        heap_leave(heap, 0);
+        return false;
+    }
     tiny_block_t *notices = atomic_exchange_explicit(&heap->delayed, NULL, memory_order_acquire);
-    uint32_t own_notices = 0;
-    for (tiny_block_t *n = notices; n; n = tiny_next_delayed(n))
-        own_notices += tiny_slab_of(n) == s;
-    uintptr_t word = atomic_load_explicit(tiny_remote_word(s), memory_order_acquire);
-    /* The stack, the notices and the block being freed. */
-    uint32_t free_blocks = (uint32_t)(word >> TINY_REMOTE_COUNT_SHIFT) + own_notices + 1;
-    bool empty =
-        own_notices != 0 && free_blocks == atomic_load_explicit(&s->carved, memory_order_relaxed);
-    if (empty) slab_list_remove(s->on_full ? &heap->full[s->cls] : &heap->partial[s->cls], s);
-    /* The notices back, but for s's own when it goes. */
+    tiny_slab_t *taken = NULL; /* linked through next: off every list */
+    bool took_s = false;
+    uint32_t kept = 0;
+    /* The notices back, but for those of the slabs taken. */
     tiny_block_t *first = NULL, *last = NULL;
     for (tiny_block_t *n = notices, *next; n; n = next) {
         next = tiny_next_delayed(n);
-        if (empty && tiny_slab_of(n) == s) continue;
+        tiny_slab_t *t = tiny_slab_of(n);
+        if (notice_completes(heap, t, t == s)) {
+            slab_list_remove(t->on_full ? &heap->full[t->cls] : &heap->partial[t->cls], t);
+            t->next = taken;
+            taken = t;
+            took_s |= t == s;
+            continue;
+        }
         n->link = tiny_link(n, first, hs_free_key);
         if (!first) last = n;
         first = n;
+        kept++;
     }
     if (first) delayed_push_chain(heap, first, last);
+    atomic_store_explicit(&heap->reclaim_notices, kept, memory_order_relaxed);
+    atomic_store_explicit(&heap->reclaim_put_off, 0, memory_order_relaxed);
     heap_leave(heap, 0);
-    if (!empty) return false;
-    returning_taken((long)own_notices * s->units);
     /* Out of every list of the heap's, with no block in use: nothing of
-     * the owner's refers to it any more. */
-    atomic_store_explicit(tiny_remote_word(s), 0, memory_order_relaxed);
-    tiny_slab_release(s);
-    return true;
+     * the owner's refers to them any more. */
+    while (taken) {
+        tiny_slab_t *t = taken;
+        taken = t->next;
+        returning_taken(t->units); /* its one notice */
+        atomic_store_explicit(tiny_remote_word(t), 0, memory_order_relaxed);
+        tiny_slab_release(t);
+    }
+    return took_s;
 }
 
 /* ---- orphans ---------------------------------------------------------------- */

@@ -341,6 +341,11 @@ HS_INLINE uint64_t tiny_key_limit(uint32_t carved, uint64_t recip, size_t size)
 #define TINY_RECLAIM_EVERY_CUTS 64
 #define TINY_RECLAIM_MAX 256
 
+/* A sleeping owner's delayed list of n notices is walked for the slabs that
+ * other threads emptied (reclaim_empty in tiny.c) at most once per
+ * n / TINY_RECLAIM_WALK_SHARE slabs emptied. */
+#define TINY_RECLAIM_WALK_SHARE 16
+
 /* Classes below this one (5,456 bytes and less) never have a slab of one
  * block: a SuperSlab's shorter first unit holds four. The classes from it
  * on have a bit each in a heap's one_block_ words. */
@@ -403,6 +408,11 @@ struct tiny_heap_s {
      * would release one of its slabs (heap_enter in tiny_internal.h,
      * reclaim_empty in tiny.c); on this line, which other threads write anyway. */
     _Atomic uint32_t busy;
+    /* Written by other threads under busy (reclaim_empty): the notices the
+     * last walk of the delayed list left on it, and the slabs found empty
+     * since, whose walk was put off. The owner's drain zeroes the first. */
+    _Atomic uint32_t reclaim_notices;
+    _Atomic uint32_t reclaim_put_off;
 };
 _Static_assert(sizeof(tiny_heap_t) % HS_CACHE_LINE == 0, "delayed ends the heap's last line");
 
