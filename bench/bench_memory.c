@@ -24,6 +24,11 @@
  *           thread that is gone.
  * prodcons  N/2 producer/consumer pairs (default 1 pair): producers malloc
  *           4,000,000 blocks of 8-1000 B in all, consumers free them.
+ * teardown  the main thread allocates 4,000,000 blocks of 16-256 B (a cache
+ *           it builds), then waits in pthread_join while another thread
+ *           frees them all in a random order (tears the cache down): every
+ *           slab has blocks freed by another thread long before its last
+ *           block is, while its owner sleeps.
  * reuse     (not in the memory group) 256 MiB of 64-1024 B blocks, all
  *           freed, --pause-ms (default 0) of sleep, then the same again:
  *           refill_seconds and refill_faults say what coming back after that
@@ -443,6 +448,48 @@ static void run_prodcons(void)
     free(rings);
 }
 
+/* ---- teardown ---------------------------------------------------------------- */
+
+#define TEARDOWN_BLOCKS 4000000
+#define TEARDOWN_MIN 16
+#define TEARDOWN_MAX 256
+
+static void **teardown_blocks;
+
+static void *teardown_freer(void *arg)
+{
+    (void)arg;
+    for (size_t i = 0; i < TEARDOWN_BLOCKS; i++) free(teardown_blocks[i]);
+    return NULL;
+}
+
+static void run_teardown(void)
+{
+    /* The pointers from mmap, outside the heap measured. */
+    size_t bytes = TEARDOWN_BLOCKS * sizeof(void *);
+    teardown_blocks = mmap(NULL, bytes, PROT_READ | PROT_WRITE,
+                           MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+    if (teardown_blocks == MAP_FAILED) die("mmap", errno);
+    uint64_t s = seed_for(0);
+    for (size_t i = 0; i < TEARDOWN_BLOCKS; i++) {
+        char *p = xmalloc(rand_size(&s, TEARDOWN_MIN, TEARDOWN_MAX));
+        *(volatile char *)p = (char)i;
+        teardown_blocks[i] = p;
+    }
+    for (size_t i = TEARDOWN_BLOCKS - 1; i > 0; i--) {
+        size_t j = (((uint64_t)xorshift64s_next(&s) << 32) | xorshift64s_next(&s)) % (i + 1);
+        void *t = teardown_blocks[i];
+        teardown_blocks[i] = teardown_blocks[j];
+        teardown_blocks[j] = t;
+    }
+    pthread_t th;
+    int rc = pthread_create(&th, NULL, teardown_freer, NULL);
+    if (rc != 0) die("pthread_create", rc);
+    pthread_join(th, NULL);
+    add_ops(2 * (uint64_t)TEARDOWN_BLOCKS);
+    munmap(teardown_blocks, bytes);
+}
+
 /* ---- reuse ------------------------------------------------------------------- */
 
 #define REUSE_BYTES (256 * MiB)
@@ -518,12 +565,13 @@ static const struct {
     {"small", run_small, free_small},
     {"larson", run_larson, free_larson},
     {"prodcons", run_prodcons, free_nothing},
+    {"teardown", run_teardown, free_nothing},
     {"reuse", run_reuse, free_reuse},
 };
 
 static void usage(FILE *out)
 {
-    fprintf(out, "usage: " BENCH_PROG " churn|large|kv|small|larson|prodcons|reuse "
+    fprintf(out, "usage: " BENCH_PROG " churn|large|kv|small|larson|prodcons|teardown|reuse "
                  "[--threads=N] [--idle-ms=MS] [--pause-ms=MS] [--seed=N]\n");
 }
 

@@ -6,8 +6,9 @@ rand() and with xorshift), `sizes` (bench_random_mixed over four size
 ranges), `mt` (bench_mt: larson with and without hand-offs, prodcons,
 falseshare, rounds, queue; at each count of `--threads 2,4,8,16`) and `memory`
 (bench_memory: thread churn, large blocks, a key-value fill and flush, a
-small program, Larson-style rounds, producer/consumer; peak RSS and RSS
-once the program has freed everything and gone idle).  `--cmd` replaces
+small program, Larson-style rounds, producer/consumer, a teardown by another
+thread; peak RSS and RSS once the program has freed everything and gone
+idle).  `--cmd` replaces
 them with bench_random_mixed workloads of one's own (group `custom`).
 
 Allocators are selected with LD_PRELOAD: hugeslab (build/libhugeslab.so),
@@ -31,6 +32,7 @@ Only the standard library is used, so it runs on a bare Debian python3.
 import argparse
 import csv
 import datetime
+import mmap
 import os
 import platform
 import re
@@ -77,7 +79,7 @@ MT_WORKLOADS = [("larson", ["larson"]),
 # bench_mt runs these in producer/consumer pairs.
 MT_PAIRED = ("prodcons", "queue")
 # bench_memory workloads (fixed work, then everything freed and 3 s idle).
-MEMORY_WORKLOADS = ["churn", "large", "kv", "small", "larson", "prodcons"]
+MEMORY_WORKLOADS = ["churn", "large", "kv", "small", "larson", "prodcons", "teardown"]
 # The extra figures bench_memory prints (KiB), kept when present.
 MEMORY_FIELDS = ["start_rss_kb", "freed_rss_kb", "idle_rss_kb", "idle_lazyfree_kb",
                  "idle_anonhuge_kb"]
@@ -134,6 +136,12 @@ def parse_args():
     p.add_argument("--out", default=None,
                    help="results directory (default bench/results/<date-time>)")
     p.add_argument("--no-save", action="store_true", help="print the table only")
+    p.add_argument("--no-page-reporting", action="store_true",
+                   help="on a virtual machine whose balloon reports free pages to the host, "
+                        "stop it for the run (root; put back at the end): a huge page made of "
+                        "a reported block costs the host a fault and a clear, so the runs of "
+                        "an allocator on THP depend on how long ago the last run freed its "
+                        "memory (bench/README, \"Free page reporting\")")
     p.add_argument("--replot", metavar="DIR",
                    help="run nothing: the table and charts again from DIR/raw.csv "
                         "(a results folder)")
@@ -494,6 +502,62 @@ def sh(cmd):
         return "(unavailable)"
 
 
+REPORTING_ORDER = "/sys/module/page_reporting/parameters/page_reporting_order"
+
+
+def reporting_off():
+    """Sets page_reporting_order above the largest order of a free block
+    (/proc/buddyinfo's columns), so that no block is reported; the kernel
+    may refuse it (an older one takes the largest order only, which spares
+    the 2 MiB blocks that do not merge). Returns (the value to put back or
+    None, a line for machine.txt)."""
+    before = read_file(REPORTING_ORDER)
+    if not before.isdigit():
+        return None, "no free page reporting in this kernel"
+    try:
+        with open("/proc/buddyinfo") as f:
+            orders = max(len(line.split()) - 4 for line in f)
+    except (OSError, ValueError):
+        orders = 11
+    for value in (orders, orders - 1):
+        try:
+            with open(REPORTING_ORDER, "w") as f:
+                f.write("%d\n" % value)
+        except OSError as e:
+            err = e
+            continue
+        warm_free_blocks()
+        return before, "held at %d for the run (%s before, put back after)" % (value, before)
+    print("compare: --no-page-reporting: %s: %s" % (REPORTING_ORDER, err), file=sys.stderr)
+    return None, "left at %s (%s: %s)" % (before, REPORTING_ORDER, err.strerror)
+
+
+def warm_free_blocks(mib=1024):
+    """Touches and frees mib MiB on huge pages, so that the free blocks the
+    runs take first are ones the host has backed again, not ones it took
+    back while reporting was on."""
+    try:
+        m = mmap.mmap(-1, mib << 20)
+    except OSError:
+        return
+    with m:
+        if hasattr(mmap, "MADV_HUGEPAGE"):
+            m.madvise(mmap.MADV_HUGEPAGE)
+        for off in range(0, mib << 20, 4096):
+            m[off] = 1
+
+
+def reporting_restore(before):
+    if before is None:
+        return
+    try:
+        with open(REPORTING_ORDER, "w") as f:
+            f.write(before + "\n")
+    except OSError as e:
+        print("compare: could not put %s back to %s: %s" % (REPORTING_ORDER, before, e),
+              file=sys.stderr)
+
+
 def read_file(path):
     try:
         with open(path) as f:
@@ -530,8 +594,8 @@ def machine_info(args, allocators):
         "THP defrag: %s" % read_file("/sys/kernel/mm/transparent_hugepage/defrag"),
         # A guest that reports free 2 MiB blocks to its host makes a fresh
         # huge page several times dearer (bench/README, "Free page reporting").
-        "free page reporting order: %s" % read_file(
-            "/sys/module/page_reporting/parameters/page_reporting_order"),
+        "free page reporting order: %s" % (
+            getattr(args, "reporting_note", None) or read_file(REPORTING_ORDER)),
         "load average at start: %s" % " ".join(read_file("/proc/loadavg").split()[:3]),
         "hugeslab: %s" % (args.so if any(n == "hugeslab" for n, _ in allocators) else "not built"),
         "hugeslab tree: %s" % (sh(["git", "-C", ROOT, "describe", "--always", "--dirty"]) or "no commit"),
@@ -750,23 +814,9 @@ def replot(outdir):
     return 0
 
 
-def main():
-    args = parse_args()
-    if args.replot:
-        return replot(args.replot)
-    workloads = build_workloads(args)
-    for b in sorted({w["bin"] for w in workloads}):
-        if not os.access(b, os.X_OK):
-            sys.exit("compare: benchmark binary %s not found; run `make %s` first"
-                     % (b, os.path.relpath(b, ROOT)))
-    if args.cpu is not None:
-        os.sched_setaffinity(0, {args.cpu})
-    allocators, skipped = find_allocators(args.so, args.lib_dir)
-    if args.only:
-        wanted = {s.strip() for s in args.only.split(",") if s.strip()}
-        allocators = [a for a in allocators if a[0] in wanted]
-        skipped = [s for s in skipped if s[0] in wanted]
-
+def run_rounds(args, workloads, allocators):
+    """Every run, round-robin over the allocators: (results by (workload,
+    allocator), the raw rows)."""
     results = {(id(w), n): [] for w in workloads for n, _ in allocators}
     raw = []
     total = sum(w.get("runs", args.runs) for w in workloads) * len(allocators)
@@ -796,6 +846,33 @@ def main():
             print("round %d/%d done" % (rnd + 1, rounds), file=sys.stderr, flush=True)
     if tty:
         print(file=sys.stderr)
+    return results, raw
+
+
+def main():
+    args = parse_args()
+    if args.replot:
+        return replot(args.replot)
+    workloads = build_workloads(args)
+    for b in sorted({w["bin"] for w in workloads}):
+        if not os.access(b, os.X_OK):
+            sys.exit("compare: benchmark binary %s not found; run `make %s` first"
+                     % (b, os.path.relpath(b, ROOT)))
+    if args.cpu is not None:
+        os.sched_setaffinity(0, {args.cpu})
+    allocators, skipped = find_allocators(args.so, args.lib_dir)
+    if args.only:
+        wanted = {s.strip() for s in args.only.split(",") if s.strip()}
+        allocators = [a for a in allocators if a[0] in wanted]
+        skipped = [s for s in skipped if s[0] in wanted]
+
+    reporting_before = None
+    if args.no_page_reporting:
+        reporting_before, args.reporting_note = reporting_off()
+    try:
+        results, raw = run_rounds(args, workloads, allocators)
+    finally:
+        reporting_restore(reporting_before)
 
     rows = {key: summarise(rs) for key, rs in results.items()}
     table = render_table(workloads, allocators, rows, skipped)
