@@ -8,8 +8,8 @@ falseshare, rounds, queue; at each count of `--threads 2,4,8,16`) and `memory`
 (bench_memory: thread churn, large blocks, a key-value fill and flush, a
 small program, Larson-style rounds, producer/consumer, a teardown by another
 thread; peak RSS and RSS once the program has freed everything and gone
-idle).  `--cmd` replaces
-them with bench_random_mixed workloads of one's own (group `custom`).
+idle).  `--cmd` replaces them with bench_random_mixed workloads of one's own
+(group `custom`).
 
 Allocators are selected with LD_PRELOAD: hugeslab (build/libhugeslab.so),
 glibc (no preload), and mimalloc, jemalloc, tcmalloc when installed (in
