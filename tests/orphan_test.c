@@ -11,7 +11,10 @@
  *     back at the last free, but for its current one and one where it
  *     still holds a block; so do hundreds of them whose blocks are freed
  *     in a random order, so that the owner's delayed list holds a notice
- *     for each and the walks of it are put off (reclaim_empty).
+ *     for each and the walks of it are put off (reclaim_empty);
+ *   - a slab on its owner's partial list whose blocks in use all came back
+ *     through another thread's frees goes back when the purge thread looks
+ *     (tiny_reclaim_emptied), called here directly.
  * The purge thread, which sweeps orphans too, is kept asleep by a purge
  * delay of an hour, so each step's figures are the test's own. A thread
  * that leaves orphans wakes it for one sweep (which releases only empty
@@ -25,7 +28,7 @@
 
 #include "hugeslab.h"
 #include "segment/segment.h"
-#include "tiny/tiny.h"
+#include "tiny/tiny_internal.h"
 
 #define BLOCKS 64
 
@@ -226,6 +229,62 @@ static void check_sleeping_owners_slabs(size_t size, unsigned count, bool random
     for (unsigned i = 0; i < n_ballast; i++) free(ballast[i]);
 }
 
+#define PARTIAL_KEEP 3
+
+static void check_emptied_partial_slab_released(void)
+{
+    static void *ballast[1024];
+    unsigned n_ballast = 0;
+    while (seg_small_heap() && n_ballast < 1024) ballast[n_ballast++] = malloc(16 * 1024);
+    CHECK(!seg_small_heap(), "the heap is still small after %u blocks of 16 KiB", n_ballast);
+    /* Blocks of a class until a third slab is current: the first is full. */
+    const size_t size = 2200;
+    static void *blocks[4096];
+    unsigned n = 0;
+    tiny_heap_t *me = tiny_heap_tls;
+    blocks[n++] = malloc(size);
+    tiny_slab_t *first = tiny_slab_of(blocks[0]);
+    unsigned in_first = 1;
+    while (n < 4096) {
+        blocks[n] = malloc(size);
+        if (tiny_slab_of(blocks[n]) == first) in_first++;
+        n++;
+        tiny_slab_t *cur = me->current[tiny_class_of(size)];
+        if (cur != first && tiny_slab_of(blocks[n - 1]) != first && n > 2 * in_first) break;
+    }
+    CHECK(in_first > PARTIAL_KEEP, "only %u blocks of %zu bytes in a slab", in_first, size);
+    /* The owner frees all of the first slab's blocks but a few: it is back
+     * on the partial list with them in use. */
+    void *rest[PARTIAL_KEEP];
+    unsigned kept = 0;
+    for (unsigned i = 0; i < n; i++) {
+        if (tiny_slab_of(blocks[i]) != first) continue;
+        if (kept < PARTIAL_KEEP)
+            rest[kept++] = blocks[i];
+        else
+            free(blocks[i]);
+        blocks[i] = NULL;
+    }
+    CHECK(atomic_load(&first->owner_word) == (uintptr_t)me && !first->on_full &&
+              me->current[tiny_class_of(size)] != first,
+          "the first slab is not a partial slab of its owner's");
+    /* Another thread frees those: nothing tells the owner. */
+    frees_t f = {rest, PARTIAL_KEEP};
+    pthread_t t;
+    if (pthread_create(&t, NULL, free_all, &f) != 0) {
+        HS_FAIL("pthread_create");
+        return;
+    }
+    pthread_join(t, NULL);
+    CHECK(atomic_load(&first->owner_word) == (uintptr_t)me,
+          "a slab with no notice went before the purge thread looked");
+    CHECK(tiny_reclaim_emptied(), "the purge thread's look released nothing");
+    CHECK(atomic_load(&first->owner_word) != (uintptr_t)me,
+          "a partial slab whose blocks all came back through another thread stayed its owner's");
+    for (unsigned i = 0; i < n; i++) free(blocks[i]);
+    for (unsigned i = 0; i < n_ballast; i++) free(ballast[i]);
+}
+
 int main(void)
 {
     free(malloc(1)); /* initialised */
@@ -237,5 +296,6 @@ int main(void)
     check_trim_releases_kept_slabs();
     check_sleeping_owners_slabs(1100, 400, false, 2); /* a class of its own: several slabs */
     check_sleeping_owners_slabs(40, OWNER_BLOCKS_MAX, true, 200);
+    check_emptied_partial_slab_released();
     return hs_finish("orphan_test");
 }

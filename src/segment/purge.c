@@ -62,6 +62,9 @@ static struct purge_state_s {
                                     true while orphans remain */
     void (*periodic_work)(void); /* set before the thread starts */
     uint64_t periodic_ms;        /* its interval; 0: none */
+    bool (*emptied_work)(void);  /* tiny's release of slabs others emptied */
+    _Atomic bool emptied_seen;   /* a free emptied such a slab since emptied_work ran */
+    uint64_t emptied_due_ms;     /* purge thread: when emptied_work runs; 0: not yet asked */
     _Atomic bool sweep_soon;     /* a thread left orphans since the last pass */
     uint64_t sweep_after_ms;     /* purge thread: wait before the next sweep while
                                     orphans remain; doubles up to the purge delay */
@@ -86,6 +89,35 @@ void seg_idle_work_pending(void)
 }
 
 bool purge_run_idle_work(void) { return purge.idle_work && purge.idle_work(); }
+
+void seg_set_emptied_work(bool (*work)(void)) { purge.emptied_work = work; }
+
+HS_APART_LATE void seg_emptied_slab_seen(void)
+{
+    if (atomic_load_explicit(&purge.emptied_seen, memory_order_relaxed) ||
+        atomic_exchange_explicit(&purge.emptied_seen, true, memory_order_relaxed))
+        return;
+    purge_notify(false);
+}
+
+/* The purge thread's side of seg_emptied_slab_seen: the work runs a purge
+ * delay after the first such free, so that an owner at work, whose refill
+ * would take the slabs back, has that long to do so (released at once,
+ * they made a producer cut new slabs all the time). Returns when it is
+ * due, or UINT64_MAX. */
+static HS_APART_LATE uint64_t run_emptied_work(uint64_t delay)
+{
+    if (!purge.emptied_work || !atomic_load_explicit(&purge.emptied_seen, memory_order_relaxed))
+        return UINT64_MAX;
+    uint64_t now = seg_now_ms();
+    if (purge.emptied_due_ms == 0) purge.emptied_due_ms = now + (delay < 10 ? 10 : delay);
+    if (now < purge.emptied_due_ms) return purge.emptied_due_ms;
+    purge.emptied_due_ms = 0;
+    /* Before the work: a slab emptied while it runs asks again. */
+    atomic_store_explicit(&purge.emptied_seen, false, memory_order_relaxed);
+    purge.emptied_work();
+    return UINT64_MAX;
+}
 
 void seg_set_periodic_work(void (*work)(void), uint64_t interval_ms)
 {
@@ -301,6 +333,8 @@ static uint64_t purge_pass(void)
      * past 3 s of idleness before RSS dropped. */
     if (atomic_exchange_explicit(&purge.sweep_soon, false, memory_order_relaxed))
         purge.sweep_after_ms = policy.purge_after_ms / 8;
+    uint64_t emptied_due = run_emptied_work(policy.purge_after_ms);
+    if (emptied_due < next_due) next_due = emptied_due;
     if (purge_run_idle_work()) {
         uint64_t wait = purge.sweep_after_ms < policy.purge_after_ms ? purge.sweep_after_ms
                                                                      : policy.purge_after_ms;
@@ -577,6 +611,8 @@ HS_APART void purge_fork_child(void)
     atomic_store(&purge.main_left, false);
     atomic_store(&purge.thread_left, false);
     purge.alone_look_ms = 0;
+    atomic_store(&purge.emptied_seen, false);
+    purge.emptied_due_ms = 0;
     /* The thread did not come along: the next idle SuperSlab starts one. */
     hs_lock_init(&purge.lock, HS_RANK_PURGE);
     pthread_cond_init(&purge.wakeup, NULL);

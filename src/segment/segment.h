@@ -357,6 +357,14 @@ void seg_set_idle_work(bool (*work)(void));
  * even when no SuperSlab ever fell idle before. Starts the thread the first
  * time (once the caller holds no lock). */
 void seg_idle_work_pending(void);
+/* Work the background thread does a purge delay after a free emptied a
+ * slab that no one else would take back soon (tiny/ releases the slabs of
+ * running threads' heaps whose blocks all wait on remote-free stacks). */
+void seg_set_emptied_work(bool (*work)(void));
+/* Such a free happened (tiny/, holding no lock): the first since the last
+ * run of that work wakes the background thread, which runs it a purge
+ * delay later; the others cost one atomic load. */
+void seg_emptied_slab_seen(void);
 /* A thread that allocated is leaving (tiny/, from its thread-exit
  * destructor, holding no lock); last_ones: at most one other such thread
  * still runs. Once the main thread has left by pthread_exit, the process

@@ -220,6 +220,7 @@ static void init_tiny(void)
     seg_set_client_reclaim(release_remote_emptied);
     seg_set_client_owner_gone(heap_owner_gone);
     seg_set_idle_work(tiny_collect_abandoned);
+    seg_set_emptied_work(tiny_reclaim_emptied);
     pthread_key_create(&tiny_state.heap_key, tiny_thread_exit);
     hs_once_leave(HS_RANK_INIT_TINY);
 }
@@ -886,32 +887,12 @@ static bool all_blocks_remote(const tiny_slab_t *s)
     return remote != 0 && remote == __atomic_load_n(&s->used, __ATOMIC_ACQUIRE);
 }
 
-/* Releases other heaps' slabs that other threads have freed whole, while
- * the process has more threads with a heap than CPUs to run them. A
- * thread's slabs fill with blocks that other threads free while it waits
- * for a CPU, and only it reuses them, when it runs again; meanwhile the
- * threads that run cut new slabs. bench_mt larson at 16 threads on 2 CPUs
- * (a third of the blocks handed to other threads through mailboxes of up to
- * 4,096) held 30-40 MiB of blocks in use and 100-190 MiB of slabs whose
- * blocks waited on remote-free stacks or never came back into use, growing
- * for as long as it ran: 202-225 MiB peak RSS against mimalloc's 84-93.
- * Released here, the units serve the threads that run. Slabs on the full
- * list are left: their first remote free waits on the owner's delayed
- * list (reclaim_empty releases them when their last block comes back), and
- * taking them here as well, with their notices, did not lower the peak.
- * Each heap's flag is only tried: a heap whose owner is in a slow path is
- * passed over. Called by a heap about to cut a slab, every
- * TINY_RECLAIM_EVERY_CUTS slabs (refill_elsewhere), and before a SuperSlab
- * is mapped for want of room (release_remote_emptied): at 16 threads,
- * 109,884-115,588 KiB peak against 129,964-146,396 with the first call
- * alone and 122,200-144,844 with the second alone. The slabs go back with
- * no other heap's flag held, as in reclaim_empty. True when it released
- * any. */
-HS_APART_LATE bool tiny_reclaim_from_others(tiny_heap_t *me)
+/* The look of tiny_reclaim_from_others and tiny_reclaim_emptied: releases
+ * up to TINY_RECLAIM_MAX slabs, not current, on the partial lists of heaps
+ * other than me (NULL: the purge thread's call), whose blocks in use all
+ * wait on their remote-free stacks. Returns how many. */
+HS_APART_LATE static unsigned reclaim_all_remote(tiny_heap_t *me)
 {
-    if (atomic_load_explicit(&tiny_state.stat_threads_live, memory_order_relaxed) <=
-        seg_cpus_allowed())
-        return false;
     tiny_slab_t *taken[TINY_RECLAIM_MAX];
     unsigned n = 0;
     hs_lock(&tiny_state.heap_lock);
@@ -935,19 +916,55 @@ HS_APART_LATE bool tiny_reclaim_from_others(tiny_heap_t *me)
         atomic_store_explicit(tiny_remote_word(taken[i]), 0, memory_order_relaxed);
         tiny_slab_release(taken[i]);
     }
-    return n != 0;
+    return n;
 }
 
-/* Whether freeing one more block into s (not the caller's) may leave every
- * block of it carved so far free: the remote-free stack, this block and the
- * notice on the owner's delayed list (the first remote free into a slab on
- * its full list) would then hold them all. A cheap guess from two atomics;
- * reclaim_empty decides. */
-HS_INLINE bool may_complete_slab(const tiny_slab_t *s)
+/* Releases other heaps' slabs that other threads have freed whole, while
+ * the process has more threads with a heap than CPUs to run them. A
+ * thread's slabs fill with blocks that other threads free while it waits
+ * for a CPU, and only it reuses them, when it runs again; meanwhile the
+ * threads that run cut new slabs. bench_mt larson at 16 threads on 2 CPUs
+ * (a third of the blocks handed to other threads through mailboxes of up to
+ * 4,096) held 30-40 MiB of blocks in use and 100-190 MiB of slabs whose
+ * blocks waited on remote-free stacks or never came back into use, growing
+ * for as long as it ran: 202-225 MiB peak RSS against mimalloc's 84-93.
+ * Released here, the units serve the threads that run. Slabs on the full
+ * list are left: their first remote free waits on the owner's delayed
+ * list (reclaim_empty releases them when their last block comes back), and
+ * taking them here as well, with their notices, did not lower the peak.
+ * Each heap's flag is only tried: a heap whose owner is in a slow path is
+ * passed over. Called by a heap about to cut a slab, every
+ * TINY_RECLAIM_EVERY_CUTS slabs (refill_elsewhere), and before a SuperSlab
+ * is mapped for want of room (release_remote_emptied): at 16 threads,
+ * 109,884-115,588 KiB peak against 129,964-146,396 with the first call
+ * alone and 122,200-144,844 with the second alone. The slabs go back with
+ * no other heap's flag held, as in reclaim_empty (reclaim_all_remote). True
+ * when it released any. */
+HS_APART_LATE bool tiny_reclaim_from_others(tiny_heap_t *me)
 {
-    uintptr_t word = atomic_load_explicit(tiny_remote_word(s), memory_order_relaxed);
-    uint32_t freed = (uint32_t)(word >> TINY_REMOTE_COUNT_SHIFT) + 1;
-    return freed + 1 == atomic_load_explicit(&s->carved, memory_order_relaxed);
+    if (atomic_load_explicit(&tiny_state.stat_threads_live, memory_order_relaxed) <=
+        seg_cpus_allowed())
+        return false;
+    return reclaim_all_remote(me) != 0;
+}
+
+/* The purge thread's release, a purge delay after a free emptied a slab
+ * on its owner's partial list (note_emptied): such a slab has no notice on
+ * the owner's delayed list, so reclaim_empty never sees it, and only the
+ * owner's next refill of its class would collect it. A thread that builds
+ * a cache of 600,000 blocks over six rounds, while three others free each
+ * round's blocks in a random order and it keeps allocating other sizes,
+ * held 158 MiB of such slabs, and 170 MB of RSS, for as long as it ran.
+ * Not while the heap is small, as in reclaim_empty. */
+HS_APART_LATE bool tiny_reclaim_emptied(void)
+{
+    if (seg_small_heap()) return false;
+    unsigned n, all = 0;
+    do {
+        n = reclaim_all_remote(NULL);
+        all += n;
+    } while (n == TINY_RECLAIM_MAX);
+    return all != 0;
 }
 
 /* Whether the notice n, a block of t on heap's delayed list, is the one
@@ -1223,6 +1240,15 @@ HS_NOINLINE static void *refill_elsewhere(tiny_heap_t *heap, unsigned cls)
 
 /* ---- free slow paths --------------------------------------------------------- */
 
+/* Another thread's free is about to leave every block of s on its
+ * remote-free stack (free_by_other's guess): the purge thread is asked to
+ * release such slabs a purge delay later (tiny_reclaim_emptied), unless an
+ * orphan's, which sweep_orphans takes. */
+HS_APART_LATE static HS_NOINLINE void note_emptied(const tiny_slab_t *s)
+{
+    if (atomic_load_explicit(&s->owner_word, memory_order_relaxed) != 0) seg_emptied_slab_seen();
+}
+
 /* A free of another thread's block (or an orphan's). Out of line: the
  * owner's cases of tiny_free_slow, the common ones, then save no more
  * registers than before the reclaim came in. */
@@ -1230,7 +1256,17 @@ static HS_NOINLINE void free_by_other(tiny_slab_t *s, tiny_block_t *b, tiny_heap
 {
     b->free_mark = (uintptr_t)b ^ s->free_key;
     count_remote_free(me, s);
-    if (HS_UNLIKELY(may_complete_slab(s)) && reclaim_empty(s)) return;
+    /* A cheap guess from two atomics at what this free leaves: the stack
+     * with b may hold every block carved so far but one, which may be a
+     * notice on the owner's delayed list (the first remote free into a
+     * slab on its full list): reclaim_empty decides. Or it may hold them
+     * all, in a slab with no notice: on the owner's partial list, where
+     * only the owner's refill of its class would look (note_emptied). */
+    uintptr_t word = atomic_load_explicit(tiny_remote_word(s), memory_order_relaxed);
+    uint32_t freed = (uint32_t)(word >> TINY_REMOTE_COUNT_SHIFT) + 1;
+    uint32_t carved = atomic_load_explicit(&s->carved, memory_order_relaxed);
+    if (HS_UNLIKELY(freed + 1 == carved) && reclaim_empty(s)) return;
+    if (HS_UNLIKELY(freed == carved) && !(word & TINY_REMOTE_FULL)) note_emptied(s);
     tiny_free_remote(s, b);
 }
 
