@@ -104,6 +104,9 @@ def parse_args():
     p.add_argument("--hs-env", action="append", default=[], metavar="NAME=VALUE",
                    help="extra environment for the hugeslab runs only "
                         "(e.g. HUGESLAB_PURGE=dontneed); may be repeated")
+    p.add_argument("--no-page-reporting", action="store_true",
+                   help="hold a virtual machine's free page reporting for the run, as "
+                        "compare.py --no-page-reporting does (root; put back at the end)")
     p.add_argument("--work", default=None,
                    help="folder for inputs and logs (default: a temporary one, removed)")
     return p.parse_args()
@@ -1117,6 +1120,10 @@ def main():
           "includes the process's hugetlb pages (HugetlbPages, Private_Hugetlb), which the "
           "kernel's Rss and VmHWM leave out." % (pages, free, "; hugeslab's default backing "
                                                   "(auto) takes from it" if free else ""))
+    reporting_before, note = None, compare.read_file(compare.REPORTING_ORDER)
+    if args.no_page_reporting:
+        reporting_before, note = compare.reporting_off()
+    print("\nFree page reporting order: %s." % note)
     try:
         for sec in args.sections.split(","):
             if sec not in sections:
@@ -1129,6 +1136,7 @@ def main():
             print(sections[sec](args, allocs, work), flush=True)
             log("programs: %s took %.0f s" % (sec, time.time() - t))
     finally:
+        compare.reporting_restore(reporting_before)
         if not args.work:
             shutil.rmtree(work, ignore_errors=True)
     return 0
