@@ -119,7 +119,7 @@ HS_INLINE unsigned tiny_class_of(size_t size)
  * (tiny.c, slab_units), and the slab bytes below which a heap of one
  * thread cuts short ones (one_thread_short). */
 #define TINY_SHORT_CLASS_MIN 67
-#define TINY_SHORT_HEAP_BYTES (32 * HS_MiB)
+#define TINY_SHORT_HEAP_BYTES (64 * HS_MiB)
 /* A class whose slabs asked for more than 1 / this of the slab bytes gets
  * full-size slabs again in a heap of one thread (one_thread_short). */
 #define TINY_SHORT_CUT_SHARE 2
