@@ -502,8 +502,10 @@ static void check_spare(void)
 /* Threads that cut many slabs get SuperSlabs of their own (slab_owner in
  * tiny.c): once both of two threads have cut more than
  * TINY_HOME_UNITS_CUT units (and freed them: their own SuperSlabs have
- * room), the slabs each cuts next lie in SuperSlabs that hold no slab of
- * the other's cut after that point, and each heap's home is its own. */
+ * room) and TINY_HOME_AGE_MS have passed since, the slabs each cuts next
+ * lie in SuperSlabs that hold no slab of the other's cut after that point,
+ * and each heap's home is its own. Before the wait has passed, a heap that
+ * cut that many is waiting or tagged, never neither. */
 enum { HOME_BIG = 16 * 1024, HOME_BIG_COUNT = 160, HOME_SMALL = 3000, HOME_SMALL_COUNT = 48 };
 typedef struct home_thread_s {
     void *big[HOME_BIG_COUNT];
@@ -513,11 +515,24 @@ typedef struct home_thread_s {
 } home_thread_t;
 static pthread_barrier_t home_barrier;
 
+/* Called by a thread that has cut more than TINY_HOME_UNITS_CUT units:
+ * sleeps past TINY_HOME_AGE_MS, after which its next slab is cut under its
+ * owner tag. */
+static void home_wait(void)
+{
+    tiny_heap_t *heap = tiny_heap_tls;
+    CHECK(heap->units_cut >= TINY_HOME_UNITS_CUT && (heap->home_after_ms != 0 || heap->owner_slot),
+          "a heap that cut %u units neither waits for its tag nor has it", heap->units_cut);
+    struct timespec wait = {0, (TINY_HOME_AGE_MS + 10) * 1000000L};
+    nanosleep(&wait, NULL);
+}
+
 static void *home_thread(void *arg)
 {
     home_thread_t *me = arg;
     for (unsigned i = 0; i < HOME_BIG_COUNT; i++) me->big[i] = malloc(HOME_BIG);
     for (unsigned i = 0; i < HOME_BIG_COUNT; i++) free(me->big[i]);
+    home_wait();
     pthread_barrier_wait(&home_barrier);
     for (unsigned i = 0; i < HOME_SMALL_COUNT; i++) me->small[i] = malloc(HOME_SMALL);
     me->heap = tiny_heap_tls;
@@ -566,6 +581,58 @@ static void check_homes(void)
     pthread_barrier_destroy(&home_barrier);
 }
 
+/* The wait before the tag, on a clock of the test's: a thread that cut
+ * more than TINY_HOME_UNITS_CUT units goes on cutting untagged while the
+ * clock stands still, and its next slab is cut under its tag once the clock
+ * has moved TINY_HOME_AGE_MS on. */
+static _Atomic uint64_t home_clock_ms = 1000000;
+static uint64_t home_clock(void) { return atomic_load(&home_clock_ms); }
+static sem_t home_wait_go[2]; /* main -> thread, thread -> main */
+
+static void *home_wait_thread(void *arg)
+{
+    home_thread_t *me = arg;
+    for (unsigned i = 0; i < HOME_BIG_COUNT; i++) me->big[i] = malloc(HOME_BIG);
+    for (unsigned i = 0; i < HOME_BIG_COUNT; i++) free(me->big[i]);
+    for (unsigned i = 0; i < HOME_SMALL_COUNT; i++) me->small[i] = malloc(HOME_SMALL);
+    for (unsigned i = 0; i < HOME_SMALL_COUNT; i++) free(me->small[i]);
+    me->heap = tiny_heap_tls;
+    CHECK(!me->heap->owner_slot && me->heap->home_after_ms != 0,
+          "tagged before the clock moved (units cut %u)", me->heap->units_cut);
+    sem_post(&home_wait_go[1]);
+    sem_wait(&home_wait_go[0]);
+    for (unsigned i = 0; i < HOME_SMALL_COUNT; i++) me->small[i] = malloc(HOME_SMALL);
+    CHECK(me->heap->owner_slot && me->heap->home_aged, "untagged %d ms after it cut %u units",
+          TINY_HOME_AGE_MS, me->heap->units_cut);
+    for (unsigned i = 0; i < HOME_SMALL_COUNT; i++) free(me->small[i]);
+    return NULL;
+}
+
+static void check_home_wait(void)
+{
+    static home_thread_t thread;
+    pthread_t t;
+    if (seg_cpus_allowed() < 2) {
+        printf("internal: check_home_wait skipped: one CPU, one owner slot\n");
+        return;
+    }
+    sem_init(&home_wait_go[0], 0, 0);
+    sem_init(&home_wait_go[1], 0, 0);
+    seg_set_clock(home_clock);
+    if (pthread_create(&t, NULL, home_wait_thread, &thread) != 0) {
+        HS_FAIL("pthread_create");
+        seg_set_clock(NULL);
+        return;
+    }
+    sem_wait(&home_wait_go[1]);
+    atomic_fetch_add(&home_clock_ms, TINY_HOME_AGE_MS);
+    sem_post(&home_wait_go[0]);
+    pthread_join(t, NULL);
+    seg_set_clock(NULL);
+    sem_destroy(&home_wait_go[0]);
+    sem_destroy(&home_wait_go[1]);
+}
+
 /* Owner slots: with more heavy threads than CPUs, as many hold a slot as
  * there are CPUs, and a leaving thread's slot is free again. */
 enum { SLOT_THREADS_MAX = 257 };
@@ -578,6 +645,7 @@ static void *slot_thread(void *arg)
     static _Thread_local void *blocks[HOME_BIG_COUNT];
     for (unsigned i = 0; i < HOME_BIG_COUNT; i++) blocks[i] = malloc(HOME_BIG);
     for (unsigned i = 0; i < HOME_BIG_COUNT; i++) free(blocks[i]);
+    home_wait();
     pthread_barrier_wait(&slot_barrier);
     void *small[HOME_SMALL_COUNT];
     for (unsigned i = 0; i < HOME_SMALL_COUNT; i++) small[i] = malloc(HOME_SMALL);
@@ -783,6 +851,7 @@ static void check_reclaim_from_others(void)
 int main(void)
 {
     check_homes(); /* first: no heap of this thread holds an owner slot yet */
+    check_home_wait();
     check_owner_slots();
     check_reclaim_from_others();
     check_classes();

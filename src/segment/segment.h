@@ -164,6 +164,8 @@ void seg_pool_validate(unsigned node);
 /* For tests: the clock that stamps idle SuperSlabs and runs and that the
  * purge thread compares with HUGESLAB_PURGE_DELAY_MS (default os_now_ms). */
 void seg_set_clock(uint64_t (*now_ms)(void));
+/* That clock's time, in milliseconds, for tiny/'s owner tags (slab_owner). */
+uint64_t seg_clock_ms(void);
 
 /* Called (with no lock held) for each SuperSlab of slabs before its first
  * unit is handed out, fresh or reused, to reset the client area. */

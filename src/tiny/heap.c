@@ -208,6 +208,8 @@ HS_APART_LATE void tiny_thread_exit(void *arg)
     heap_leave(heap, was);
     hs_count_add(&tiny_state.stat_threads_live, -1);
     heap->units_cut = 0;
+    heap->home_after_ms = 0;
+    heap->home_aged = false;
     heap->cuts_since_reclaim = 0;
     if (heap->owner_slot) {
         heap->owner_slot = false;

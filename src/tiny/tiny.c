@@ -295,7 +295,13 @@ void tiny_note_passing(const tiny_slab_t *slab, seg_superslab_t *ss)
  * so their caches, anyway, and each owner's SuperSlabs are huge pages of
  * their own (bench_mt larson --handoff-every=0 at 16 threads on 2 CPUs
  * peaked at 49.7 and 51.6 MiB with every heavy heap an owner, against 31.5
- * and 31.6 with none, and 31.5 and 31.3 with two slots). */
+ * and 31.6 with none, and 31.5 and 31.3 with two slots). Nor before the
+ * heap has gone on cutting for TINY_HOME_AGE_MS: bench_memory larson's
+ * threads live one round, a few milliseconds, and each cut a SuperSlab's
+ * worth in it; tagged then, they peaked at 8.1 MiB (median of 10 runs,
+ * 7.8-10.2), against 7.9 (7.5-9.4) with the wait and 7.9 (7.7-9.4) never
+ * tagged (glibc 7.2-8.4). A thread at work for seconds is tagged as
+ * before, 50 ms late. */
 static seg_owner_t slab_owner(tiny_heap_t *heap, unsigned units)
 {
     const seg_owner_t none = {0, NULL, false};
@@ -306,6 +312,12 @@ static seg_owner_t slab_owner(tiny_heap_t *heap, unsigned units)
     if (atomic_load_explicit(&tiny_state.stat_threads_live, memory_order_relaxed) < 2) {
         heap->home = NULL;
         return none;
+    }
+    if (!heap->home_aged) {
+        uint64_t now = seg_clock_ms();
+        if (!heap->home_after_ms) heap->home_after_ms = now + TINY_HOME_AGE_MS;
+        if (now < heap->home_after_ms) return none;
+        heap->home_aged = true;
     }
     if (units > TINY_HOME_SLAB_UNITS_MAX || (!heap->owner_slot && !tiny_take_owner_slot(heap)))
         return none;

@@ -322,6 +322,11 @@ HS_INLINE uint64_t tiny_key_limit(uint32_t carved, uint64_t recip, size_t size)
  * heaps before it takes SuperSlabs of its own (slab_owner in tiny.c): a
  * SuperSlab's worth. */
 #define TINY_HOME_UNITS_CUT HS_UNITS_PER_SUPERSLAB
+/* How long a heap goes on cutting slabs after that, while another thread
+ * has a heap, before it takes them from SuperSlabs of its own (slab_owner
+ * in tiny.c): its thread has been at work a while, and will likely go on.
+ * A heap of one thread alone never reads the clock for it. */
+#define TINY_HOME_AGE_MS 50
 /* Slabs larger than this are cut where best fit puts them, owner or not
  * (slab_owner in tiny.c). */
 #define TINY_HOME_SLAB_UNITS_MAX 2
@@ -387,10 +392,12 @@ struct tiny_heap_s {
     tiny_block_t *remote_batch[TINY_REMOTE_BATCH];
     unsigned remote_batched; /* entries in use */
     /* Units this heap has cut into slabs since its thread took it, counted
-     * up to TINY_HOME_UNITS_CUT, from which on its new slabs come from
-     * SuperSlabs of its own (slab_owner in tiny.c). Owner only. */
+     * up to TINY_HOME_UNITS_CUT, from which on (and once home_aged) its
+     * new slabs come from SuperSlabs of its own (slab_owner in tiny.c).
+     * Owner only. */
     uint32_t units_cut;
     bool owner_slot; /* holds an owner slot (tiny_take_owner_slot); owner only */
+    bool home_aged;  /* home_after_ms has passed; owner only */
     /* Slabs cut since it last looked at the other heaps' slabs
      * (TINY_RECLAIM_EVERY_CUTS). Owner only. */
     uint16_t cuts_since_reclaim;
@@ -399,6 +406,10 @@ struct tiny_heap_s {
      * through (it may be gone). Its empty current slabs are kept there only
      * (slab_now_empty). Owner only. */
     const seg_superslab_t *home;
+    /* When the heap asks as an owner from: TINY_HOME_AGE_MS after its first
+     * slab cut past TINY_HOME_UNITS_CUT units while another thread had a
+     * heap; 0 before that cut. Owner only. */
+    uint64_t home_after_ms;
     /* Blocks other threads freed into full slabs. The one field other
      * threads write, so it has a cache line of its own: next to the
      * owner's fields, their CASes stole that line from the owner's refill
