@@ -850,14 +850,14 @@ static void check_reclaim_from_others(void)
 
 int main(void)
 {
-    check_homes(); /* first: no heap of this thread holds an owner slot yet */
+    check_realloc_in_place(); /* first: on a fresh heap (its comment) */
+    check_homes();            /* early: no heap of this thread holds an owner slot yet */
     check_home_wait();
     check_owner_slots();
     check_reclaim_from_others();
     check_classes();
     check_direct_entries();
     check_block_key();
-    check_realloc_in_place();
     check_malloc_classes();
     check_slab_tails();
     check_trips_both();

@@ -298,10 +298,9 @@ void tiny_note_passing(const tiny_slab_t *slab, seg_superslab_t *ss)
  * and 31.6 with none, and 31.5 and 31.3 with two slots). Nor before the
  * heap has gone on cutting for TINY_HOME_AGE_MS: bench_memory larson's
  * threads live one round, a few milliseconds, and each cut a SuperSlab's
- * worth in it; tagged then, they peaked at 8.1 MiB (median of 10 runs,
- * 7.8-10.2), against 7.9 (7.5-9.4) with the wait and 7.9 (7.7-9.4) never
- * tagged (glibc 7.2-8.4). A thread at work for seconds is tagged as
- * before, 50 ms late. */
+ * worth in it; tagged then, they peaked at 8.3 MiB (median of 12 runs,
+ * 8.1-10.1), against 7.9 (7.7-8.3) with the wait (glibc 8.1, 7.2-8.2). A
+ * thread at work for seconds is tagged as before, 50 ms late. */
 static seg_owner_t slab_owner(tiny_heap_t *heap, unsigned units)
 {
     const seg_owner_t none = {0, NULL, false};
