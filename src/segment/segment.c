@@ -99,8 +99,6 @@ uint64_t (*seg_clock)(void) = os_now_ms;
 
 void seg_set_clock(uint64_t (*now_ms)(void)) { seg_clock = now_ms ? now_ms : os_now_ms; }
 
-uint64_t seg_clock_ms(void) { return seg_clock(); }
-
 void *seg_map_metadata(size_t size) { return os_map_pages(size); }
 
 void seg_yield(void) { os_yield(); }

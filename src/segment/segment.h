@@ -164,8 +164,11 @@ void seg_pool_validate(unsigned node);
 /* For tests: the clock that stamps idle SuperSlabs and runs and that the
  * purge thread compares with HUGESLAB_PURGE_DELAY_MS (default os_now_ms). */
 void seg_set_clock(uint64_t (*now_ms)(void));
-/* That clock's time, in milliseconds, for tiny/'s owner tags (slab_owner). */
-uint64_t seg_clock_ms(void);
+/* That clock (os_now_ms unless a test set another), and its time in
+ * milliseconds: idle times and purge deadlines here, the owner tags' wait
+ * in tiny/ (slab_owner). */
+extern uint64_t (*seg_clock)(void);
+HS_INLINE uint64_t seg_now_ms(void) { return seg_clock(); }
 
 /* Called (with no lock held) for each SuperSlab of slabs before its first
  * unit is handed out, fresh or reused, to reset the client area. */

@@ -6,10 +6,6 @@
 
 #include "segment/segment.h"
 
-/* The clock of idle times and purge deadlines (os_now_ms unless a test set
- * another with seg_set_clock). */
-extern uint64_t (*seg_clock)(void);
-HS_INLINE uint64_t seg_now_ms(void) { return seg_clock(); }
 #include "thp/thp.h"
 
 /* How idle memory goes back to the kernel. The purge thread reads it from

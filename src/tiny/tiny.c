@@ -138,7 +138,7 @@ static _Atomic uint64_t tiny_units_cut[TINY_CLASS_COUNT - TINY_SHORT_CLASS_MIN];
  * this project's own history (54 MiB of slabs at its peak) peaked at
  * 61.5 MiB against 59.5 at 64 (mimalloc 59.1, glibc 52.2); the large
  * repository's 310.2 either way, sqlite3's and Python's dict's (bench/
- * programs.py) within their run-to-run spread.
+ * programs.py's inputs, exit_hwm) within their run-to-run spread.
  * A class that has cut more than 1 / TINY_SHORT_CUT_SHARE of the
  * heap's slab bytes goes back to full-size slabs: one whose few blocks come
  * and go cut and gave back a slab at nearly every malloc
@@ -313,7 +313,7 @@ static seg_owner_t slab_owner(tiny_heap_t *heap, unsigned units)
         return none;
     }
     if (!heap->home_aged) {
-        uint64_t now = seg_clock_ms();
+        uint64_t now = seg_now_ms();
         if (!heap->home_after_ms) heap->home_after_ms = now + TINY_HOME_AGE_MS;
         if (now < heap->home_after_ms) return none;
         heap->home_aged = true;
