@@ -16,13 +16,17 @@
  *   - fresh memory mapped beside idle or lazily freed SuperSlabs asks as
  *     many to skip the lazy stage's wait, for the release delay at most;
  *   - a freed run waits in the run cache and is taken when due;
- *   - malloc_trim's seg_trim takes everything idle, whatever the clock.
+ *   - malloc_trim's seg_trim takes everything idle, whatever the clock;
+ *   - a thread that finds every SuperSlab full while another takes one
+ *     waits for it, and takes its unit there;
  *   - seg_superslab_validate reports a broken SuperSlab and aborts.
  * The purge thread is kept out of the way by a purge delay of an hour. */
 #include "test_util.h"
 
+#include <pthread.h>
 #include <signal.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include "hugeslab.h"
 #include "segment/segment.h"
@@ -549,6 +553,98 @@ static void check_chunk_reuse(void)
     seg_pool_validate(0);
 }
 
+/* One SuperSlab comes at a time (seg_units_alloc): a thread that finds no
+ * room while another thread takes one waits for it and looks again,
+ * rather than map one of its own. With every SuperSlab full and a taker
+ * under way (the test plays it), a thread asking for a unit maps nothing
+ * and waits; once the taker is done with a unit free, the thread gets
+ * that unit. */
+static _Atomic bool waiter_done;
+static pthread_barrier_t waiter_go;
+static seg_superslab_t *waiter_got;
+static unsigned waiter_unit;
+
+static void *wait_for_a_unit(void *arg)
+{
+    (void)arg;
+    unsigned n = 1;
+    bool fresh;
+    pthread_barrier_wait(&waiter_go);
+    waiter_got = seg_units_alloc(0, &no_owner, &n, 1, HS_UNIT_SIZE, false, &waiter_unit, &fresh);
+    atomic_store(&waiter_done, true);
+    return NULL;
+}
+
+static void check_one_superslab_at_a_time(void)
+{
+    /* The thread first: pthread_create allocates, and may cut a slab. */
+    pthread_t t;
+    pthread_barrier_init(&waiter_go, NULL, 2);
+    if (pthread_create(&t, NULL, wait_for_a_unit, NULL) != 0) {
+        CHECK(false, "pthread_create");
+        return;
+    }
+    /* Every free unit taken, idle and purged SuperSlabs' too. */
+    enum { FILLER_MAX = 1024 };
+    static seg_superslab_t *filler[FILLER_MAX];
+    static unsigned filler_unit[FILLER_MAX], filler_units[FILLER_MAX];
+    unsigned fillers = 0;
+    seg_pool_t *pool = seg_pool(0);
+    while (fillers < FILLER_MAX) {
+        hs_lock(&pool->lock);
+        bool partial = pool->partial != NULL,
+             whole_ones = pool->idle || pool->lazy.count || pool->released.count;
+        hs_unlock(&pool->lock);
+        if (!partial && !whole_ones) break;
+        unsigned n = partial ? 1 : HS_UNITS_PER_SUPERSLAB;
+        bool fresh;
+        filler[fillers] = seg_units_alloc(0, &no_owner, &n, n, partial ? HS_UNIT_SIZE : whole,
+                                          false, &filler_unit[fillers], &fresh);
+        filler_units[fillers] = n;
+        if (!filler[fillers]) break;
+        fillers++;
+    }
+    CHECK(fillers > 0 && fillers < FILLER_MAX, "every free unit taken in %u requests", fillers);
+    static const char taker = 0;
+    hs_lock(&pool->lock);
+    atomic_store(&pool->superslab_taker, (const void *)&taker);
+    hs_unlock(&pool->lock);
+    seg_stats_t before, after;
+    seg_stats(&before);
+    pthread_barrier_wait(&waiter_go);
+    usleep(50 * 1000);
+    seg_stats(&after);
+    CHECK(!atomic_load(&waiter_done) && after.bytes_mapped == before.bytes_mapped,
+          "a thread that found no room while a SuperSlab was on its way: %s, %llu bytes mapped "
+          "before, %llu after",
+          atomic_load(&waiter_done) ? "returned" : "waits", (unsigned long long)before.bytes_mapped,
+          (unsigned long long)after.bytes_mapped);
+    /* The taker's SuperSlab: a unit free again, then the taker done. */
+    seg_superslab_t *room = NULL;
+    unsigned room_unit = 0;
+    if (fillers) {
+        room = filler[fillers - 1];
+        room_unit = filler_unit[fillers - 1] + --filler_units[fillers - 1];
+        seg_units_free(room, room_unit, 1);
+    }
+    hs_lock(&pool->lock);
+    atomic_store(&pool->superslab_taker, NULL);
+    hs_unlock(&pool->lock);
+    pthread_join(t, NULL);
+    seg_stats(&after);
+    CHECK(waiter_got == room && waiter_unit == room_unit &&
+              after.bytes_mapped == before.bytes_mapped,
+          "the waiting thread got unit %u of %p (the one free: %u of %p), %llu bytes mapped "
+          "before, %llu after",
+          waiter_unit, (void *)waiter_got, room_unit, (void *)room,
+          (unsigned long long)before.bytes_mapped, (unsigned long long)after.bytes_mapped);
+    if (waiter_got) seg_units_free(waiter_got, waiter_unit, 1);
+    for (unsigned i = 0; i < fillers; i++)
+        if (filler_units[i]) seg_units_free(filler[i], filler_unit[i], filler_units[i]);
+    pthread_barrier_destroy(&waiter_go);
+    seg_pool_validate(0);
+}
+
 /* The validator itself: a SuperSlab with free units that is on no partial
  * list is reported, and the process aborts (in a child). */
 static void check_validator_fires(void)
@@ -602,6 +698,7 @@ int main(void)
     check_units_at_end();
     check_owners();
     check_chunk_reuse();
+    check_one_superslab_at_a_time();
     check_validator_fires();
     seg_set_clock(NULL);
     return hs_finish("segment_test");

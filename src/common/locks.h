@@ -32,6 +32,11 @@
  *                                                 its slabs freed whole while
  *                                                 threads outnumber CPUs
  *                                                 (tiny_reclaim_from_others)
+ *  --      pools[n].superslab_   segment/units.c  one SuperSlab taken for node n at
+ *          taker, a flag (no                      a time: its taker holds no lock
+ *          rank: the taker                        through the system calls; a thread
+ *          waits for no one)                      that finds no room meanwhile waits
+ *                                                 for it holding none, then looks again
  *
  * The rules:
  * 1. A thread takes a lock only of a higher rank than every lock it holds.

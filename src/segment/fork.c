@@ -357,7 +357,9 @@ HS_APART void seg_fork_child(void)
     atomic_store(&seg_state.fork_active, false);
     hs_lock_init(&seg_state.hugetlb_lock, HS_RANK_HUGETLB);
     hs_lock_init(&seg_state.run_cache_lock, HS_RANK_RUN_CACHE);
-    for (unsigned n = 0; n < numa_node_count(); n++)
+    for (unsigned n = 0; n < numa_node_count(); n++) {
         hs_lock_init(&seg_pool(n)->lock, HS_RANK_POOL + n);
+        atomic_store(&seg_pool(n)->superslab_taker, NULL);
+    }
     purge_fork_child();
 }

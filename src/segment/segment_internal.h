@@ -231,6 +231,10 @@ typedef struct seg_pool_s {
     uint32_t units_taken_ms; /* when a slab was last cut here (the clock's low
                                 32 bits): a sparse huge page is split only once
                                 the heap has stopped growing (huge_sparse) */
+    /* The thread taking a SuperSlab for this pool with the lock released
+     * (its hs_lock_thread's address), NULL: none. Set and cleared under the
+     * lock, waited for without it (seg_units_alloc). */
+    _Atomic(const void *) superslab_taker;
 } seg_pool_t;
 
 /* Every live hugetlb mapping, for fork(): private hugetlb pages are copied
