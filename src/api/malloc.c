@@ -30,16 +30,31 @@ HS_INLINE void *hs_malloc(size_t size)
     return malloc_run(size, 16, NULL);
 }
 
+/* What the reports of bad pointers and malloc_info print: in the seldom
+ * read-only data, not in .rodata, which shares the library's first
+ * mapping with the symbol tables every process reads (4 pages with them,
+ * 3 without). */
+static const char msg_not_handed_out[] HS_SELDOM_DATA =
+    "%s of %p, which hugeslab never handed out (or already returned)";
+static const char msg_double_free_large[] HS_SELDOM_DATA = "double free of %p (large block)";
+static const char msg_inside_large[] HS_SELDOM_DATA =
+    "%s of %p: points into the large block at %p, not at its start";
+static const char malloc_info_format[] HS_SELDOM_DATA =
+    "<malloc version=\"hugeslab-%d.%d\">\n"
+    "<total type=\"mapped\" size=\"%llu\"/>\n"
+    "<total type=\"slabs\" size=\"%llu\"/>\n"
+    "<total type=\"runs\" size=\"%llu\"/>\n"
+    "<total type=\"cached\" count=\"%llu\" size=\"%llu\"/>\n"
+    "</malloc>\n";
+
 /* The run whose block starts at p, or an abort naming p. */
 static seg_superslab_t *run_of_block(const void *p, const char *what)
 {
     seg_superslab_t *run = seg_run_of(p);
     if (run && run->run_block == p) return run;
-    if (run && run->run_block == NULL) hs_fatal("double free of %p (large block)", p);
-    if (run)
-        hs_fatal("%s of %p: points into the large block at %p, not at its start", what, p,
-                 run->run_block);
-    hs_fatal("%s of %p, which hugeslab never handed out (or already returned)", what, p);
+    if (run && run->run_block == NULL) hs_fatal(msg_double_free_large, p);
+    if (run) hs_fatal(msg_inside_large, what, p, run->run_block);
+    hs_fatal(msg_not_handed_out, what, p);
 }
 
 /* Everything but a block in a SuperSlab of slabs: NULL, a large block, or
@@ -47,8 +62,7 @@ static seg_superslab_t *run_of_block(const void *p, const char *what)
 static HS_NOINLINE void free_other(void *p)
 {
     if (!p) return;
-    if (seg_chunk_kind(p) == SEG_CHUNK_NONE)
-        hs_fatal("free of %p, which hugeslab never handed out (or already returned)", p);
+    if (seg_chunk_kind(p) == SEG_CHUNK_NONE) hs_fatal(msg_not_handed_out, "free", p);
     int saved_errno = errno;
     seg_run_free(run_of_block(p, "free"));
     errno = saved_errno;
@@ -68,8 +82,7 @@ static size_t usable_size(const void *p, const char *what)
 {
     seg_chunk_kind_t kind = seg_chunk_kind(p);
     if (kind == SEG_CHUNK_SLABS) return tiny_usable_size(p);
-    if (kind == SEG_CHUNK_NONE)
-        hs_fatal("%s of %p, which hugeslab never handed out (or already returned)", what, p);
+    if (kind == SEG_CHUNK_NONE) hs_fatal(msg_not_handed_out, what, p);
     seg_superslab_t *run = run_of_block(p, what);
     return seg_run_usable(run, p);
 }
@@ -324,16 +337,9 @@ HS_SELDOM HS_EXPORT int hugeslab_malloc_info(int options, FILE *fp)
     }
     hugeslab_stats_t s;
     hugeslab_stats(&s);
-    fprintf(fp,
-            "<malloc version=\"hugeslab-%d.%d\">\n"
-            "<total type=\"mapped\" size=\"%llu\"/>\n"
-            "<total type=\"slabs\" size=\"%llu\"/>\n"
-            "<total type=\"runs\" size=\"%llu\"/>\n"
-            "<total type=\"cached\" count=\"%llu\" size=\"%llu\"/>\n"
-            "</malloc>\n",
-            HUGESLAB_VERSION_MAJOR, HUGESLAB_VERSION_MINOR, (unsigned long long)s.bytes_mapped,
-            (unsigned long long)s.bytes_in_slabs, (unsigned long long)s.bytes_in_runs,
-            (unsigned long long)s.superslabs_cached,
+    fprintf(fp, malloc_info_format, HUGESLAB_VERSION_MAJOR, HUGESLAB_VERSION_MINOR,
+            (unsigned long long)s.bytes_mapped, (unsigned long long)s.bytes_in_slabs,
+            (unsigned long long)s.bytes_in_runs, (unsigned long long)s.superslabs_cached,
             (unsigned long long)(s.superslabs_cached * HS_SUPERSLAB_SIZE));
     return 0;
 }
