@@ -1221,7 +1221,10 @@ HS_NOINLINE static void *refill_elsewhere(tiny_heap_t *heap, unsigned cls)
     bool aside = false;
     if (!s || !s->free) {
         s = heap->spare[cls];
-        heap->spare[cls] = NULL;
+        /* Written only when set: a one-thread heap's spares of the classes
+         * from 2,816 B up lie on its second page, which it writes for
+         * nothing else (tiny_heap_t). */
+        if (s) heap->spare[cls] = NULL;
         if (!s) {
             if (tiny_class_size[cls] > HS_UNIT_SIZE / 2 && seg_small_heap()) {
                 make_room_for_one_block(heap, cls);

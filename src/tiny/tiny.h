@@ -358,20 +358,37 @@ HS_INLINE uint64_t tiny_key_limit(uint32_t carved, uint64_t recip, size_t size)
 _Static_assert(TINY_CLASS_COUNT - TINY_ONE_BLOCK_CLASS_MIN <= 64, "one word of class bits");
 
 struct tiny_heap_s {
+    /* The fields lie in the order a one-thread program touches them: the
+     * heap's first page holds all that such a program writes (the line
+     * other threads write, the tables of the classes in use, the scalars),
+     * its second only the spares of the classes from 2,816 B up and what
+     * other threads' blocks need. With the tables of every class first,
+     * `sleep` wrote both pages (16 KiB of Rss in the mapping of heaps and
+     * its neighbour, 12 now).
+     * Blocks other threads freed into full slabs. The one field other
+     * threads write, so it has a cache line of its own: next to the
+     * owner's fields, their CASes stole that line from the owner's refill
+     * path (Larson at 2 threads lost 15 % when `node` shared it). */
+    _Alignas(HS_CACHE_LINE) _Atomic(tiny_block_t *) delayed;
+    /* Held by the owner through its slow paths, tried by a thread that
+     * would release one of its slabs (heap_enter in tiny_internal.h,
+     * reclaim_empty in tiny.c); on this line, which other threads write anyway. */
+    _Atomic uint32_t busy;
+    /* Written by other threads under busy (reclaim_empty): the notices the
+     * last walk of the delayed list left on it, and the slabs found empty
+     * since, whose walk was put off. The owner's drain zeroes the first. */
+    _Atomic uint32_t reclaim_notices;
+    _Atomic uint32_t reclaim_put_off;
+    /* Nothing, on purpose: a core that fetches the line above also fetches
+     * its neighbour (the L2's adjacent-line prefetch), and the owner reads
+     * direct at every malloc; the client area's units keep such a line
+     * for the same reason (tiny_unit_meta_t). */
+    uint8_t pad_after_shared_[2 * HS_CACHE_LINE - sizeof(void *) - 3 * sizeof(uint32_t)];
     /* current[tiny_class_of(size)], by (size + 15) / 16: malloc's way
      * in for requests up to TINY_TABLE_MAX. Written only by
      * heap_set_current (tiny_internal.h), with current. */
     tiny_slab_t *direct[TINY_DIRECT_COUNT];
     tiny_slab_t *current[TINY_CLASS_COUNT]; /* slab to pop from; sentinel when none */
-    tiny_slab_t *partial[TINY_CLASS_COUNT]; /* slabs that may have room, the current one too */
-    tiny_slab_t *full[TINY_CLASS_COUNT];    /* slabs found without room */
-    /* The SuperSlabs that hold every empty slab kept as a current slab
-     * or a spare (slab_now_empty), most recently used first; NULL when
-     * unused. */
-    seg_superslab_t *kept_in[TINY_KEPT_SUPERSLABS];
-    /* By class: an empty slab off the lists, which the class's next new
-     * slab will be (spare_wanted in tiny.c); NULL when none. Owner only. */
-    tiny_slab_t *spare[TINY_CLASS_COUNT];
     /* By class, bit cls - TINY_ONE_BLOCK_CLASS_MIN (see
      * make_room_for_one_block in tiny.c): its empty slab of one block went
      * back for another class's (released); its class needed a slab again
@@ -383,14 +400,6 @@ struct tiny_heap_s {
                                threads (heap_owner_gone in tiny.c) */
     tiny_heap_t *next_free; /* in the pool of heaps to reuse */
     tiny_heap_t *all_next;  /* every heap ever made (never unlinked) */
-    /* Frees of other threads' blocks made by this thread, by the block's
-     * node: written by this thread only, summed by hugeslab_stats(). A
-     * shared counter here would be a cache line every thread fights over. */
-    _Atomic uint64_t remote_frees_by_node[HS_MAX_NODES];
-    /* Other threads' blocks this thread freed and has not yet handed to
-     * their slabs (tiny_flush_remote_batch in tiny.c); owner only. */
-    tiny_block_t *remote_batch[TINY_REMOTE_BATCH];
-    unsigned remote_batched; /* entries in use */
     /* Units this heap has cut into slabs since its thread took it, counted
      * up to TINY_HOME_UNITS_CUT, from which on (and once home_aged) its
      * new slabs come from SuperSlabs of its own (slab_owner in tiny.c).
@@ -410,22 +419,29 @@ struct tiny_heap_s {
      * slab cut past TINY_HOME_UNITS_CUT units while another thread had a
      * heap; 0 before that cut. Owner only. */
     uint64_t home_after_ms;
-    /* Blocks other threads freed into full slabs. The one field other
-     * threads write, so it has a cache line of its own: next to the
-     * owner's fields, their CASes stole that line from the owner's refill
-     * path (Larson at 2 threads lost 15 % when `node` shared it). */
-    _Alignas(HS_CACHE_LINE) _Atomic(tiny_block_t *) delayed;
-    /* Held by the owner through its slow paths, tried by a thread that
-     * would release one of its slabs (heap_enter in tiny_internal.h,
-     * reclaim_empty in tiny.c); on this line, which other threads write anyway. */
-    _Atomic uint32_t busy;
-    /* Written by other threads under busy (reclaim_empty): the notices the
-     * last walk of the delayed list left on it, and the slabs found empty
-     * since, whose walk was put off. The owner's drain zeroes the first. */
-    _Atomic uint32_t reclaim_notices;
-    _Atomic uint32_t reclaim_put_off;
+    tiny_slab_t *partial[TINY_CLASS_COUNT]; /* slabs that may have room, the current one too */
+    tiny_slab_t *full[TINY_CLASS_COUNT];    /* slabs found without room */
+    /* The SuperSlabs that hold every empty slab kept as a current slab
+     * or a spare (slab_now_empty), most recently used first; NULL when
+     * unused. */
+    seg_superslab_t *kept_in[TINY_KEPT_SUPERSLABS];
+    /* By class: an empty slab off the lists, which the class's next new
+     * slab will be (spare_wanted in tiny.c); NULL when none. Owner only. */
+    tiny_slab_t *spare[TINY_CLASS_COUNT];
+    /* Frees of other threads' blocks made by this thread, by the block's
+     * node: written by this thread only, summed by hugeslab_stats(). A
+     * shared counter here would be a cache line every thread fights over. */
+    _Atomic uint64_t remote_frees_by_node[HS_MAX_NODES];
+    /* Other threads' blocks this thread freed and has not yet handed to
+     * their slabs (tiny_flush_remote_batch in tiny.c); owner only. */
+    tiny_block_t *remote_batch[TINY_REMOTE_BATCH];
+    unsigned remote_batched; /* entries in use */
 };
-_Static_assert(sizeof(tiny_heap_t) % HS_CACHE_LINE == 0, "delayed ends the heap's last line");
+_Static_assert(offsetof(tiny_heap_t, direct) == 2 * HS_CACHE_LINE,
+               "the shared line and an empty one before the owner's");
+_Static_assert(offsetof(tiny_heap_t, spare) < 4096 &&
+                   offsetof(tiny_heap_t, remote_frees_by_node) >= 4096,
+               "a one-thread heap's writes on its first page");
 
 extern tiny_heap_t tiny_empty_heap;
 extern tiny_slab_t tiny_sentinel_slab;
