@@ -18,7 +18,8 @@
  *   - a freed run waits in the run cache and is taken when due;
  *   - malloc_trim's seg_trim takes everything idle, whatever the clock;
  *   - a thread that finds every SuperSlab full while another takes one
- *     waits for it, and takes its unit there;
+ *     waits for it, and takes its unit there; for a second of the clock
+ *     at most;
  *   - seg_superslab_validate reports a broken SuperSlab and aborts.
  * The purge thread is kept out of the way by a purge delay of an hour. */
 #include "test_util.h"
@@ -558,31 +559,45 @@ static void check_chunk_reuse(void)
  * rather than map one of its own. With every SuperSlab full and a taker
  * under way (the test plays it), a thread asking for a unit maps nothing
  * and waits; once the taker is done with a unit free, the thread gets
- * that unit. */
-static _Atomic bool waiter_done;
-static pthread_barrier_t waiter_go;
-static seg_superslab_t *waiter_got;
-static unsigned waiter_unit;
+ * that unit. A taker that never ends (the test's second one) holds a
+ * waiter only until the clock has moved on a second: the waiter clears
+ * its mark and takes a unit elsewhere. */
+typedef struct {
+    pthread_barrier_t go; /* the test lets it ask */
+    _Atomic bool done;    /* it has its answer */
+    seg_superslab_t *got; /* where its unit is */
+    unsigned unit;        /* which */
+} waiter_t;
 
 static void *wait_for_a_unit(void *arg)
 {
-    (void)arg;
+    waiter_t *w = arg;
     unsigned n = 1;
     bool fresh;
-    pthread_barrier_wait(&waiter_go);
-    waiter_got = seg_units_alloc(0, &no_owner, &n, 1, HS_UNIT_SIZE, false, &waiter_unit, &fresh);
-    atomic_store(&waiter_done, true);
+    pthread_barrier_wait(&w->go);
+    w->got = seg_units_alloc(0, &no_owner, &n, 1, HS_UNIT_SIZE, false, &w->unit, &fresh);
+    atomic_store(&w->done, true);
     return NULL;
+}
+
+static void set_taker(seg_pool_t *pool, const void *taker)
+{
+    hs_lock(&pool->lock);
+    atomic_store(&pool->superslab_taker, taker);
+    hs_unlock(&pool->lock);
 }
 
 static void check_one_superslab_at_a_time(void)
 {
-    /* The thread first: pthread_create allocates, and may cut a slab. */
-    pthread_t t;
-    pthread_barrier_init(&waiter_go, NULL, 2);
-    if (pthread_create(&t, NULL, wait_for_a_unit, NULL) != 0) {
-        CHECK(false, "pthread_create");
-        return;
+    /* The threads first: pthread_create allocates, and may cut a slab. */
+    static waiter_t waiters[2];
+    pthread_t t[2];
+    for (unsigned i = 0; i < 2; i++) {
+        pthread_barrier_init(&waiters[i].go, NULL, 2);
+        if (pthread_create(&t[i], NULL, wait_for_a_unit, &waiters[i]) != 0) {
+            CHECK(false, "pthread_create");
+            return;
+        }
     }
     /* Every free unit taken, idle and purged SuperSlabs' too. */
     enum { FILLER_MAX = 1024 };
@@ -605,19 +620,18 @@ static void check_one_superslab_at_a_time(void)
         fillers++;
     }
     CHECK(fillers > 0 && fillers < FILLER_MAX, "every free unit taken in %u requests", fillers);
-    static const char taker = 0;
-    hs_lock(&pool->lock);
-    atomic_store(&pool->superslab_taker, (const void *)&taker);
-    hs_unlock(&pool->lock);
+    static const char taker = 0, stuck_taker = 0;
+    waiter_t *w = &waiters[0];
+    set_taker(pool, &taker);
     seg_stats_t before, after;
     seg_stats(&before);
-    pthread_barrier_wait(&waiter_go);
+    pthread_barrier_wait(&w->go);
     usleep(50 * 1000);
     seg_stats(&after);
-    CHECK(!atomic_load(&waiter_done) && after.bytes_mapped == before.bytes_mapped,
+    CHECK(!atomic_load(&w->done) && after.bytes_mapped == before.bytes_mapped,
           "a thread that found no room while a SuperSlab was on its way: %s, %llu bytes mapped "
           "before, %llu after",
-          atomic_load(&waiter_done) ? "returned" : "waits", (unsigned long long)before.bytes_mapped,
+          atomic_load(&w->done) ? "returned" : "waits", (unsigned long long)before.bytes_mapped,
           (unsigned long long)after.bytes_mapped);
     /* The taker's SuperSlab: a unit free again, then the taker done. */
     seg_superslab_t *room = NULL;
@@ -627,21 +641,36 @@ static void check_one_superslab_at_a_time(void)
         room_unit = filler_unit[fillers - 1] + --filler_units[fillers - 1];
         seg_units_free(room, room_unit, 1);
     }
-    hs_lock(&pool->lock);
-    atomic_store(&pool->superslab_taker, NULL);
-    hs_unlock(&pool->lock);
-    pthread_join(t, NULL);
+    set_taker(pool, NULL);
+    pthread_join(t[0], NULL);
     seg_stats(&after);
-    CHECK(waiter_got == room && waiter_unit == room_unit &&
-              after.bytes_mapped == before.bytes_mapped,
+    CHECK(w->got == room && w->unit == room_unit && after.bytes_mapped == before.bytes_mapped,
           "the waiting thread got unit %u of %p (the one free: %u of %p), %llu bytes mapped "
           "before, %llu after",
-          waiter_unit, (void *)waiter_got, room_unit, (void *)room,
-          (unsigned long long)before.bytes_mapped, (unsigned long long)after.bytes_mapped);
-    if (waiter_got) seg_units_free(waiter_got, waiter_unit, 1);
+          w->unit, (void *)w->got, room_unit, (void *)room, (unsigned long long)before.bytes_mapped,
+          (unsigned long long)after.bytes_mapped);
+    /* A taker that never ends: the waiter waits while the clock stands,
+     * and goes its own way once it has moved on. */
+    w = &waiters[1];
+    set_taker(pool, &stuck_taker);
+    pthread_barrier_wait(&w->go);
+    usleep(50 * 1000);
+    CHECK(!atomic_load(&w->done), "a thread that found no room while a SuperSlab was on its way "
+                                  "returned before the clock moved");
+    atomic_fetch_add(&fake_now, 1000);
+    for (unsigned ms = 0; ms < 10 * 1000 && !atomic_load(&w->done); ms++) usleep(1000);
+    CHECK(atomic_load(&w->done), "a thread whose taker never ended still waits 10 s after the "
+                                 "clock moved on a second");
+    set_taker(pool, NULL); /* lets it go if it still waits */
+    pthread_join(t[1], NULL);
+    CHECK(w->got != NULL && atomic_load(&pool->superslab_taker) == NULL,
+          "a thread whose taker never ended: unit %u of %p, the taker's mark %p", w->unit,
+          (void *)w->got, atomic_load(&pool->superslab_taker));
+    for (unsigned i = 0; i < 2; i++)
+        if (waiters[i].got) seg_units_free(waiters[i].got, waiters[i].unit, 1);
     for (unsigned i = 0; i < fillers; i++)
         if (filler_units[i]) seg_units_free(filler[i], filler_unit[i], filler_units[i]);
-    pthread_barrier_destroy(&waiter_go);
+    for (unsigned i = 0; i < 2; i++) pthread_barrier_destroy(&waiters[i].go);
     seg_pool_validate(0);
 }
 

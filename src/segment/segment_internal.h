@@ -233,7 +233,8 @@ typedef struct seg_pool_s {
                                 the heap has stopped growing (huge_sparse) */
     /* The thread taking a SuperSlab for this pool with the lock released
      * (its hs_lock_thread's address), NULL: none. Set and cleared under the
-     * lock, waited for without it (seg_units_alloc). */
+     * lock, waited for without it (seg_units_alloc); cleared without it by
+     * a waiter that gave up on the taker (fit_after_taker). */
     _Atomic(const void *) superslab_taker;
 } seg_pool_t;
 

@@ -17,6 +17,11 @@
 #include "os/os.h"
 #include "segment/segment_internal.h"
 
+/* How long a thread waits for another's SuperSlab at most (fit_after_taker):
+ * a new one costs tens of microseconds (mmap, madvise), a hugetlb one whose
+ * pages are populated or a revived one whose pages fault a millisecond or
+ * so, and a taker that other jobs keep off its CPU a few more. */
+#define SEG_TAKER_WAIT_MS 100
 /* Free units a SuperSlab of base pages holds before a free wakes the purge
  * thread for them (256 KiB): fewer are not worth starting it for. Only
  * units that have been in a slab count towards starting it: a fresh unit
@@ -313,15 +318,27 @@ static void units_take(seg_pool_t *pool, seg_superslab_t *ss, uint64_t bits)
  * count as grown, and its SuperSlabs huge pages: 4.2-10.4 MiB peak RSS
  * against 2.1). The taker waits for no one and holds no lock through its
  * system calls, so the wait ends with them (or the taker's ENOMEM, after
- * which the waiter takes one itself). Apart: only a program with threads
- * runs it. */
+ * which the waiter takes one itself). A taker that never ends them (a
+ * thread cancelled in its read of a node's free hugetlb pages, one that a
+ * signal handler took elsewhere) holds no one for longer than
+ * SEG_TAKER_WAIT_MS: the waiter
+ * then clears its mark and takes one itself, as all did before. Apart:
+ * only a program with threads runs it. */
 static HS_NOINLINE HS_APART_LATE seg_superslab_t *
 fit_after_taker(seg_pool_t *pool, const seg_owner_t *owner, unsigned *n_units, unsigned min_units,
                 size_t min_bytes, uint64_t *starts)
 {
     hs_unlock(&pool->lock);
     hs_assert_no_lock_for_slow_call("a wait for another thread's SuperSlab");
-    while (atomic_load_explicit(&pool->superslab_taker, memory_order_acquire)) os_yield();
+    uint64_t give_up_ms = seg_now_ms() + SEG_TAKER_WAIT_MS;
+    const void *taker;
+    while ((taker = atomic_load_explicit(&pool->superslab_taker, memory_order_acquire))) {
+        if (seg_now_ms() >= give_up_ms) {
+            atomic_compare_exchange_strong(&pool->superslab_taker, &taker, NULL);
+            break;
+        }
+        os_yield();
+    }
     hs_lock(&pool->lock);
     return fit(pool, owner, n_units, min_units, min_bytes, starts);
 }
