@@ -731,13 +731,18 @@ HS_NOINLINE static void make_room_for_one_block(tiny_heap_t *heap, unsigned cls)
  * and what follows it: a tail call from used_reached_zero, which then
  * saves no registers, and move_to_partial inlined (larson makes 700,000
  * of these trips; the two calls and their frames were 20 instructions of
- * each). */
+ * each). The look at `used` stays under the flag: on the partial list with
+ * no block in use, the slab is one that another thread's reclaim_empty
+ * may release, and its units another heap's slab at once (a thread
+ * sanitizer run of stress_test saw a read of `used` here race with the
+ * new slab's write of it); slab_now_empty would then have released it a
+ * second time. */
 HS_NOINLINE static void back_to_partial(tiny_heap_t *heap, tiny_slab_t *s)
 {
     uint32_t was = heap_enter(heap);
     move_to_partial(heap, s);
-    heap_leave(heap, was);
     if (s->used == 0) slab_now_empty(heap, s);
+    heap_leave(heap, was);
 }
 
 /* The owner's `used` of s reached 0: a slab on the full list has had its
