@@ -18,8 +18,8 @@
  *   - a freed run waits in the run cache and is taken when due;
  *   - malloc_trim's seg_trim takes everything idle, whatever the clock;
  *   - a thread that finds every SuperSlab full while another takes one
- *     waits for it, and takes its unit there; for a second of the clock
- *     at most;
+ *     waits for it, and takes its unit there; a taker that never ends
+ *     holds it only until the clock has moved on;
  *   - seg_superslab_validate reports a broken SuperSlab and aborts.
  * The purge thread is kept out of the way by a purge delay of an hour. */
 #include "test_util.h"

@@ -321,9 +321,8 @@ static void units_take(seg_pool_t *pool, seg_superslab_t *ss, uint64_t bits)
  * which the waiter takes one itself). A taker that never ends them (a
  * thread cancelled in its read of a node's free hugetlb pages, one that a
  * signal handler took elsewhere) holds no one for longer than
- * SEG_TAKER_WAIT_MS: the waiter
- * then clears its mark and takes one itself, as all did before. Apart:
- * only a program with threads runs it. */
+ * SEG_TAKER_WAIT_MS: the waiter then clears its mark and takes one
+ * itself, as all did before. Apart: only a program with threads runs it. */
 static HS_NOINLINE HS_APART_LATE seg_superslab_t *
 fit_after_taker(seg_pool_t *pool, const seg_owner_t *owner, unsigned *n_units, unsigned min_units,
                 size_t min_bytes, uint64_t *starts)
