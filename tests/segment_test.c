@@ -560,8 +560,9 @@ static void check_chunk_reuse(void)
  * under way (the test plays it), a thread asking for a unit maps nothing
  * and waits; once the taker is done with a unit free, the thread gets
  * that unit. A taker that never ends (the test's second one) holds a
- * waiter only until the clock has moved on a second: the waiter clears
- * its mark and takes a unit elsewhere. */
+ * waiter only until the clock has moved on past the wait's bound (the
+ * test moves it a second): the waiter clears its mark and takes a unit
+ * elsewhere. */
 typedef struct {
     pthread_barrier_t go; /* the test lets it ask */
     _Atomic bool done;    /* it has its answer */
