@@ -288,5 +288,9 @@ int os_thread_start(void *(*fn)(void *), void *arg, size_t stack_size);
  * the program's among them, then run on a stack as large as a thread of
  * the program would have had. False when no thread could be started. */
 bool os_exit_on_new_thread(int status);
+/* Sleeps until the process ends (pause, again and again), for a thread
+ * started by os_thread_start: with every signal blocked, nothing else wakes
+ * it. Its stack and the code that brought it here stay as they are. */
+__attribute__((noreturn)) void os_thread_park(void);
 
 #endif

@@ -279,3 +279,8 @@ HS_APART_LATE bool os_exit_on_new_thread(int status)
 {
     return os_thread_start(exit_with, (void *)(intptr_t)status, 0) == 0;
 }
+
+void os_thread_park(void)
+{
+    for (;;) pause();
+}
