@@ -95,6 +95,8 @@ void seg_set_client_owner_gone(bool (*gone)(uintptr_t owner))
     seg_state.client_owner_gone = gone;
 }
 
+void seg_set_client_sparse(bool (*sparse)(void)) { seg_state.client_sparse = sparse; }
+
 uint64_t (*seg_clock)(void) = os_now_ms;
 
 void seg_set_clock(uint64_t (*now_ms)(void)) { seg_clock = now_ms ? now_ms : os_now_ms; }
@@ -291,8 +293,10 @@ seg_superslab_t *seg_map_superslabs(size_t size, size_t align, seg_chunk_kind_t 
         break;
     }
     if (got == THP_BACKING_BASE && hs_option(HS_OPT_PREFAULT)) os_populate(ss, size);
-    if (kind == SEG_CHUNK_SLABS && got == THP_BACKING_THP) seg_small_heap_note(ss);
     note_backing(wanted, got);
+    if (kind == SEG_CHUNK_SLABS && got == THP_BACKING_THP && !seg_small_heap_note(ss) &&
+        seg_sparse_heap_note(ss))
+        got = THP_BACKING_BASE;
     seg_count_mapping(memory_node, got, (int64_t)size);
     seg_chunk_header(ss, size, kind, got, memory_node, node);
     if (got == THP_BACKING_HUGETLB) {

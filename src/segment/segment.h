@@ -182,6 +182,11 @@ void seg_set_client_reclaim(bool (*reclaim)(void));
  * system call) for the owner tag of a SuperSlab in use: true when that
  * caller is gone, so another owner may claim the SuperSlab. */
 void seg_set_client_owner_gone(bool (*gone)(uintptr_t owner));
+/* Called (with no segment lock held, on the thread of a seg_units_alloc)
+ * when a THP SuperSlab of slabs is mapped for it and the small heap does
+ * not defer it: true when that thread's slabs are sparse, and the new
+ * SuperSlab then starts on base pages (small_heap.c, "Sparse heaps"). */
+void seg_set_client_sparse(bool (*sparse)(void));
 
 /* CPUs the process may run on (os_cpus_allowed, asked once), at least 1. */
 unsigned seg_cpus_allowed(void);

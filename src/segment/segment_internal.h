@@ -275,6 +275,8 @@ struct seg_state_s {
                                                  emptied slabs (seg_set_client_reclaim) */
     bool (*client_owner_gone)(uintptr_t);     /* tiny's test of an owner tag
                                                  (seg_set_client_owner_gone) */
+    bool (*client_sparse)(void);              /* tiny's test of the calling thread's
+                                                 slabs (seg_set_client_sparse) */
     hs_lock_t hugetlb_lock;                   /* guards hugetlb_ranges, _count, _cap */
     seg_hugetlb_range_t *hugetlb_ranges;      /* every live hugetlb mapping */
     size_t hugetlb_count;                     /* entries in hugetlb_ranges */
@@ -409,8 +411,12 @@ seg_superslab_t *seg_map_superslabs(size_t size, size_t align, seg_chunk_kind_t 
                                     unsigned node);
 
 /* small_heap.c: a new THP SuperSlab of slabs, deferred to base pages while
- * the heap is small. */
-void seg_small_heap_note(seg_superslab_t *ss);
+ * the heap is small (true when it was). */
+bool seg_small_heap_note(seg_superslab_t *ss);
+/* small_heap.c: a new THP SuperSlab of slabs that the small heap did not
+ * defer, hinted to base pages when the calling thread's slabs are sparse:
+ * true when it was, and it then counts as a SuperSlab of base pages. */
+bool seg_sparse_heap_note(seg_superslab_t *ss);
 /* small_heap.c: units handed out anew are counted again, until tiny/ says
  * otherwise. */
 void seg_small_heap_units_taken(const seg_superslab_t *ss, uint64_t bits);

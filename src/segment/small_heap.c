@@ -184,7 +184,7 @@ HS_COLD static bool small_heap_defer(seg_superslab_t *ss)
 #define SEG_OVERFLOWS_MAX 2
 static _Atomic unsigned overflows_deferred; /* overflows deferred so far */
 
-HS_COLD void seg_small_heap_note(seg_superslab_t *ss)
+HS_COLD bool seg_small_heap_note(seg_superslab_t *ss)
 {
     long dense = 0;
     if (!atomic_load(&small_heap_grown)) small_heap_look(&dense);
@@ -192,7 +192,7 @@ HS_COLD void seg_small_heap_note(seg_superslab_t *ss)
         /* No slot left: the heap has grown. */
         if (small_heap_defer(ss)) {
             atomic_store(&small_heap_slabs, true);
-            if (!atomic_load(&small_heap_grown)) return;
+            if (!atomic_load(&small_heap_grown)) return true;
         }
     }
     /* Grown: the deferred ones, an overflow among them, become huge pages. */
@@ -202,10 +202,33 @@ HS_COLD void seg_small_heap_note(seg_superslab_t *ss)
      * units purged as theirs are; it becomes huge when its pages reach the
      * small heap's budget (seg_small_heap_carved) or the next SuperSlab is
      * mapped. tiny/ keeps its full-size slabs: the heap is not small. */
-    if (atomic_load_explicit(&seg_units_returning, memory_order_relaxed) >=
-            SEG_RETURNING_UNITS_MIN &&
-        atomic_fetch_add(&overflows_deferred, 1) < SEG_OVERFLOWS_MAX)
-        small_heap_defer(ss);
+    return atomic_load_explicit(&seg_units_returning, memory_order_relaxed) >=
+               SEG_RETURNING_UNITS_MIN &&
+           atomic_fetch_add(&overflows_deferred, 1) < SEG_OVERFLOWS_MAX && small_heap_defer(ss);
+}
+
+/* Sparse heaps. Once the small heap has grown, a new SuperSlab is a huge
+ * page from its first touch: one fault for 2 MiB, all of it resident. That
+ * is the right price for a heap that fills its slabs, and the wrong one for
+ * threads that each hold a few dozen blocks in each of many classes: each
+ * class's slab is a 32 KiB unit at least, of which a few pages are
+ * carved, and a huge page makes the whole unit resident. bench_mt larson
+ * --handoff-every=0 at 16 threads held 30 MiB in slabs in 16 SuperSlabs,
+ * 13 of them huge pages: 31.4-32.6 MiB peak, against 21.0-21.2 on base
+ * pages (mimalloc 19.8, glibc 13.8). So a SuperSlab mapped for a thread
+ * whose slabs are sparse (tiny/'s test: their carved blocks fill less than
+ * a share of their units) starts on base pages, as a SuperSlab whose huge
+ * page was given up (huge_sparse in units.c): counted with base pages, its
+ * free units purged as theirs are, and hinted huge again when all of it
+ * goes back (seg_release_backing). It costs a fault per page it is given,
+ * as under every allocator without huge pages; a heap that fills its slabs
+ * (one thread's or several) is never asked about, or answers dense, and
+ * keeps one fault per SuperSlab. */
+HS_COLD bool seg_sparse_heap_note(seg_superslab_t *ss)
+{
+    if (!seg_state.client_sparse || !seg_state.client_sparse()) return false;
+    thp_defer_huge(ss, HS_SUPERSLAB_SIZE);
+    return true;
 }
 
 HS_COLD void seg_small_heap_carved(const void *from, size_t bytes)

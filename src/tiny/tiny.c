@@ -210,6 +210,7 @@ static unsigned fallback_units(unsigned cls, unsigned most)
 
 static bool release_remote_emptied(void);
 static bool heap_owner_gone(uintptr_t owner);
+static bool heap_sparse(void);
 
 static void client_init(seg_superslab_t *ss)
 {
@@ -226,6 +227,7 @@ static void init_tiny(void)
     seg_set_client_init(client_init);
     seg_set_client_reclaim(release_remote_emptied);
     seg_set_client_owner_gone(heap_owner_gone);
+    seg_set_client_sparse(heap_sparse);
     seg_set_idle_work(tiny_collect_abandoned);
     seg_set_emptied_work(tiny_reclaim_emptied);
     pthread_key_create(&tiny_state.heap_key, tiny_thread_exit);
@@ -329,6 +331,53 @@ static seg_owner_t slab_owner(tiny_heap_t *heap, unsigned units)
 static bool heap_owner_gone(uintptr_t owner)
 {
     return !atomic_load_explicit(&((const tiny_heap_t *)owner)->attached, memory_order_relaxed);
+}
+
+/* A heap is sparse while its slabs' carved blocks (carve() cuts a page at
+ * a time, so about the pages its slabs touched) fill less than this many
+ * sixteenths of their units. At the SuperSlab mappings of bench_mt larson
+ * --handoff-every=0 at 8 and 16 threads the threads' slabs were 12-48 %
+ * carved; at git gc --aggressive's, the delta search threads' 35-43 % while
+ * each had 25-34 slabs, then 64-95 %. With three quarters, 9 of pack-objects'
+ * 98 SuperSlabs were base pages, filled whole (6,553 faults against 2,092);
+ * with three eighths, one (2,763), and larson at 16 threads peaked at
+ * 22.5-23.6 MiB against 31.5-32.3 (HUGESLAB_BACKING=base: 21.0-21.2). */
+#define TINY_SPARSE_SIXTEENTHS 6
+/* Slabs heap_sparse walks at most: a heap of more is no small one, and
+ * counts as dense. */
+#define TINY_SPARSE_SLABS_MAX 4096
+
+/* Whether the heap's slabs are sparse (heap_sparse), from those on its
+ * partial and full lists (an empty spare adds nothing to either sum).
+ * Walked under the heap's flag, held already inside a refill. */
+HS_APART_LATE HS_NOINLINE static bool slabs_sparse(tiny_heap_t *heap)
+{
+    uint64_t carved = 0, units = 0;
+    unsigned slabs = 0;
+    uint32_t was = heap_enter(heap);
+    for (unsigned i = 0; i < 2 * TINY_CLASS_COUNT; i++) {
+        tiny_slab_t *s = i < TINY_CLASS_COUNT ? heap->partial[i] : heap->full[i - TINY_CLASS_COUNT];
+        for (; s && slabs < TINY_SPARSE_SLABS_MAX; s = s->next, slabs++) {
+            carved +=
+                (uint64_t)atomic_load_explicit(&s->carved, memory_order_relaxed) * s->block_size;
+            units += s->units;
+        }
+    }
+    heap_leave(heap, was);
+    return slabs < TINY_SPARSE_SLABS_MAX &&
+           carved * 16 < units * HS_UNIT_SIZE * TINY_SPARSE_SIXTEENTHS;
+}
+
+/* segment/'s question when it maps a SuperSlab for the calling thread
+ * (seg_set_client_sparse). Only while several threads have heaps: one
+ * thread's heap that has outgrown the small heap fills its slabs, and a
+ * process of one thread then never runs the apart text for it. */
+static bool heap_sparse(void)
+{
+    tiny_heap_t *heap = tiny_heap_tls;
+    return heap != &tiny_empty_heap &&
+           atomic_load_explicit(&tiny_state.stat_threads_live, memory_order_relaxed) > 1 &&
+           slabs_sparse(heap);
 }
 
 static tiny_slab_t *slab_create(tiny_heap_t *heap, unsigned cls)

@@ -57,6 +57,11 @@
  *                                    on their way back, and the new SuperSlab
  *                                    is on base pages; growing: it frees none,
  *                                    and the new one is a huge page
+ *   kernel_test sparse-threads       past the small heap, 12 threads hold 24
+ *                                    blocks in each of 41 classes of 16 B -
+ *                                    1 KiB: the SuperSlabs mapped for them
+ *                                    are base pages (one may be huge), and
+ *                                    cost under half their size in Rss
  *   kernel_test fresh                64 MiB of small blocks freed and left
  *                                    LazyFree, then 64 MiB of 4 MiB blocks
  *                                    (runs, which cannot reuse them): Rss
@@ -1324,6 +1329,121 @@ static int test_overflow(const char *mode)
     return 0;
 }
 
+/* ---- threads with sparse slabs --------------------------------------------------- */
+
+#define SPARSE_THREADS 12
+#define SPARSE_PER_CLASS 24 /* blocks of each class a thread holds */
+#define SPARSE_CLASSES 41   /* 16-512 B in 16-byte steps, 576-1,024 B in 64-byte ones */
+#define SPARSE_GROWN_BLOCKS (12 * MiB / 64)
+
+struct sparse_threads {
+    pthread_barrier_t filled; /* every thread's blocks are written */
+    pthread_barrier_t done;   /* main has looked */
+    void **blocks;            /* SPARSE_CLASSES * SPARSE_PER_CLASS a thread */
+    atomic_int next;          /* the next thread's index */
+    atomic_int failed;
+};
+
+/* A thread of test_sparse_threads: a few dozen blocks in each of 41
+ * classes, written, as bench_mt larson's threads hold them. */
+static void *sparse_threads_worker(void *arg)
+{
+    struct sparse_threads *st = arg;
+    void **mine =
+        st->blocks + (size_t)atomic_fetch_add(&st->next, 1) * SPARSE_CLASSES * SPARSE_PER_CLASS;
+    size_t n = 0;
+    for (size_t size = 16; size <= 1024; size += size < 512 ? 16 : 64)
+        for (unsigned i = 0; i < SPARSE_PER_CLASS; i++) {
+            void *p = malloc(size);
+            if (!p) atomic_store(&st->failed, 1);
+            if (p) memset(p, 5, size);
+            mine[n++] = p;
+        }
+    pthread_barrier_wait(&st->filled);
+    pthread_barrier_wait(&st->done);
+    for (size_t i = 0; i < n; i++) free(mine[i]);
+    return NULL;
+}
+
+/* The main thread grows its heap past the small heap with 12 MiB of 64-byte
+ * blocks (later SuperSlabs are huge pages from their first touch); then 12
+ * threads each hold 24 blocks of each of 41 classes, a unit's slab for each
+ * class with a few pages carved. The SuperSlabs mapped for them hold
+ * sparse slabs: base pages (one may be a huge page, mapped for a thread
+ * that had no slab yet to judge by), so they cost the pages the threads
+ * wrote, not 2 MiB each. PAGEMAP_SCAN tells huge pages range by range. */
+static int test_sparse_threads(void)
+{
+    void **grown = pointer_array(SPARSE_GROWN_BLOCKS);
+    for (size_t i = 0; i < SPARSE_GROWN_BLOCKS; i++) {
+        grown[i] = malloc(64);
+        if (!grown[i]) return fail("malloc failed: %s", strerror(errno));
+        memset(grown[i], 3, 64);
+    }
+    struct sparse_threads st = {
+        .blocks = pointer_array(SPARSE_THREADS * SPARSE_CLASSES * SPARSE_PER_CLASS)};
+    pthread_barrier_init(&st.filled, NULL, SPARSE_THREADS + 1);
+    pthread_barrier_init(&st.done, NULL, SPARSE_THREADS + 1);
+    pthread_t threads[SPARSE_THREADS];
+    hugeslab_stats_t s0, s1;
+    hugeslab_stats(&s0);
+    long long rss0 = rollup_unbuffered("Rss"), anon_huge0 = rollup_unbuffered("AnonHugePages");
+    for (unsigned t = 0; t < SPARSE_THREADS; t++)
+        if (pthread_create(&threads[t], NULL, sparse_threads_worker, &st) != 0)
+            return fail("pthread_create: %s", strerror(errno));
+    pthread_barrier_wait(&st.filled);
+    hugeslab_stats(&s1);
+    long long rss1 = rollup_unbuffered("Rss"), anon_huge1 = rollup_unbuffered("AnonHugePages");
+    /* The SuperSlabs the threads' blocks lie in that main's do not. */
+    static uintptr_t theirs[256];
+    unsigned n_theirs = 0, huge = 0, unknown = 0;
+    uintptr_t lo = UINTPTR_MAX, hi = 0;
+    for (size_t i = 0; i < SPARSE_GROWN_BLOCKS; i++) {
+        uintptr_t ss = (uintptr_t)grown[i] & ~(uintptr_t)(SUPERSLAB - 1);
+        lo = ss < lo ? ss : lo;
+        hi = ss > hi ? ss : hi;
+    }
+    for (size_t i = 0; i < (size_t)SPARSE_THREADS * SPARSE_CLASSES * SPARSE_PER_CLASS; i++) {
+        uintptr_t ss = (uintptr_t)st.blocks[i] & ~(uintptr_t)(SUPERSLAB - 1);
+        bool mains = false, seen = false;
+        for (size_t j = 0; j < SPARSE_GROWN_BLOCKS && ss >= lo && ss <= hi && !mains; j += 32)
+            mains = ((uintptr_t)grown[j] & ~(uintptr_t)(SUPERSLAB - 1)) == ss;
+        for (unsigned k = 0; k < n_theirs && !seen; k++) seen = theirs[k] == ss;
+        if (!mains && !seen && n_theirs < 256) theirs[n_theirs++] = ss;
+    }
+    for (unsigned k = 0; k < n_theirs; k++) {
+        int held = range_holds_huge((void *)theirs[k], SUPERSLAB);
+        huge += held == 1;
+        unknown += held < 0;
+    }
+    printf("sparse-threads: %d threads x %d classes x %d blocks: SuperSlabs mapped %llu -> %llu "
+           "(base pages %llu -> %llu); %u of their own, %u of them huge pages; Rss %+lld KiB, "
+           "AnonHugePages %+lld KiB\n",
+           SPARSE_THREADS, SPARSE_CLASSES, SPARSE_PER_CLASS,
+           (unsigned long long)s0.superslabs_mapped, (unsigned long long)s1.superslabs_mapped,
+           (unsigned long long)s0.superslabs_base, (unsigned long long)s1.superslabs_base, n_theirs,
+           huge, (rss1 - rss0) / 1024, (anon_huge1 - anon_huge0) / 1024);
+    pthread_barrier_wait(&st.done);
+    for (unsigned t = 0; t < SPARSE_THREADS; t++) pthread_join(threads[t], NULL);
+    for (size_t i = 0; i < SPARSE_GROWN_BLOCKS; i++) free(grown[i]);
+    if (atomic_load(&st.failed)) return fail("%s", "a thread's malloc failed");
+    if (rss0 < 0 || rss1 < 0 || anon_huge0 < 0 || anon_huge1 < 0)
+        return fail("%s", "cannot read smaps_rollup");
+    if (n_theirs < 4) return fail("%s", "the threads' blocks took fewer than 4 SuperSlabs");
+    if (!unknown && huge > 1) return fail("%s", "SuperSlabs of sparse slabs were huge pages");
+    /* Without PAGEMAP_SCAN (Linux before 6.7), the process's figure: the
+     * one huge page allowed, and one that khugepaged may have made of the
+     * small heap's SuperSlabs meanwhile (hinted huge when main's heap grew). */
+    if (unknown && anon_huge1 - anon_huge0 > 2 * SUPERSLAB)
+        return fail("%s", "SuperSlabs of sparse slabs were huge pages (AnonHugePages)");
+    if (s1.superslabs_base - s0.superslabs_base + 1 < s1.superslabs_mapped - s0.superslabs_mapped)
+        return fail("%s", "the statistics count the new SuperSlabs as huge");
+    if (rss1 - rss0 > (long long)n_theirs * SUPERSLAB / 2)
+        return fail("%s", "the threads' SuperSlabs cost more than half their size");
+    printf("PASS\n");
+    return 0;
+}
+
 /* ---- sparse THP SuperSlabs ------------------------------------------------------- */
 
 #define SPARSE_BLOCKS (32 * 1024)
@@ -1629,6 +1749,7 @@ int main(int argc, char **argv)
     if (argc >= 2 && strcmp(argv[1], "given-back") == 0) return test_given_back();
     if (argc >= 2 && strcmp(argv[1], "counted") == 0) return test_counted();
     if (argc >= 3 && strcmp(argv[1], "overflow") == 0) return test_overflow(argv[2]);
+    if (argc >= 2 && strcmp(argv[1], "sparse-threads") == 0) return test_sparse_threads();
     if (argc >= 2 && strcmp(argv[1], "fresh") == 0) return test_fresh();
     if (argc >= 3 && strcmp(argv[1], "orphans") == 0) return test_orphans(atol(argv[2]));
     if (argc >= 3 && strcmp(argv[1], "emptied") == 0) return test_emptied(atol(argv[2]));
