@@ -1425,6 +1425,8 @@ static int test_sparse_threads(void)
            huge, (rss1 - rss0) / 1024, (anon_huge1 - anon_huge0) / 1024);
     pthread_barrier_wait(&st.done);
     for (unsigned t = 0; t < SPARSE_THREADS; t++) pthread_join(threads[t], NULL);
+    pthread_barrier_destroy(&st.filled);
+    pthread_barrier_destroy(&st.done);
     for (size_t i = 0; i < SPARSE_GROWN_BLOCKS; i++) free(grown[i]);
     if (atomic_load(&st.failed)) return fail("%s", "a thread's malloc failed");
     if (rss0 < 0 || rss1 < 0 || anon_huge0 < 0 || anon_huge1 < 0)
