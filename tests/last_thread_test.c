@@ -158,13 +158,29 @@ static void *worker_forking(void *arg)
     return NULL;
 }
 
+/* Returns through pthread_exit, which loads glibc's unwinder (libgcc_s,
+ * by dlopen) the first time a process calls it. */
+static void *exits_at_once(void *arg) { pthread_exit(arg); }
+
 static int run_scenario(const char *name)
 {
     void *(*worker)(void *) = NULL;
     if (strcmp(name, "allocating") == 0) worker = worker_allocating;
     if (strcmp(name, "silent") == 0) worker = worker_silent;
     if (strcmp(name, "orphans") == 0) worker = worker_silent;
-    if (strcmp(name, "forked") == 0) worker = worker_forking;
+    /* The unwinder first, on a thread of its own: else the worker's fork
+     * could come while the main thread's pthread_exit (below) is inside that
+     * dlopen, and the child's own pthread_exit then found the loader's state
+     * half changed ("dl_open_worker_begin: Assertion ... RT_CONSISTENT";
+     * SIGABRT or SIGSEGV). Without hugeslab too: 13 of 800 runs of the
+     * scenario under glibc's malloc, 9 of 800 under the library; none of 800
+     * either way with this. */
+    if (strcmp(name, "forked") == 0) {
+        pthread_t unwinder;
+        if (pthread_create(&unwinder, NULL, exits_at_once, NULL) != 0) return 66;
+        pthread_join(unwinder, NULL);
+        worker = worker_forking;
+    }
     if (strcmp(name, "atexit") == 0) {
         worker = worker_allocating;
         atexit(deep_exit_handler);
