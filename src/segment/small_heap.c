@@ -229,7 +229,9 @@ HS_COLD bool seg_small_heap_note(seg_superslab_t *ss)
  * 7,000-7,900 faults against 2,000-2,700, the same time and peak). */
 HS_COLD bool seg_sparse_heap_note(seg_superslab_t *ss)
 {
-    if (!seg_state.client_sparse || !seg_state.client_sparse()) return false;
+    /* HUGESLAB_SPLIT_SPARSE=0: huge pages over the RSS of sparse slabs. */
+    if (!hs_option(HS_OPT_SPLIT_SPARSE) || !seg_state.client_sparse || !seg_state.client_sparse())
+        return false;
     thp_defer_huge(ss, HS_SUPERSLAB_SIZE);
     return true;
 }

@@ -58,10 +58,12 @@
  *                                    is on base pages; growing: it frees none,
  *                                    and the new one is a huge page
  *   kernel_test sparse-threads       past the small heap, 12 threads with a
- *                                    slab each take 24 blocks in each of 41
+ *                                    slab each take 24 blocks in each of 40
  *                                    classes of 16 B - 1 KiB: the SuperSlabs
  *                                    mapped for them are base pages, counted
- *                                    so, and cost under half their size in Rss
+ *                                    so, and cost under half their size in Rss;
+ *                                    with `kept` (HUGESLAB_SPLIT_SPARSE=0)
+ *                                    they are all huge pages
  *   kernel_test fresh                64 MiB of small blocks freed and left
  *                                    LazyFree, then 64 MiB of 4 MiB blocks
  *                                    (runs, which cannot reuse them): Rss
@@ -1333,7 +1335,7 @@ static int test_overflow(const char *mode)
 
 #define SPARSE_THREADS 12
 #define SPARSE_PER_CLASS 24 /* blocks of each class a thread holds */
-#define SPARSE_CLASSES 41   /* 16-512 B in 16-byte steps, 576-1,024 B in 64-byte ones */
+#define SPARSE_CLASSES 40   /* 16-512 B in 16-byte steps, 576-1,024 B in 64-byte ones */
 #define SPARSE_GROWN_BLOCKS (12 * MiB / 64)
 
 struct sparse_threads {
@@ -1348,7 +1350,7 @@ struct sparse_threads {
 
 /* A thread of test_sparse_threads: one block first, so that its heap has a
  * slab to be judged by when it needs a new SuperSlab; then a few dozen
- * blocks in each of 41 classes, written, as bench_mt larson's threads hold
+ * blocks in each of 40 classes, written, as bench_mt larson's threads hold
  * them. */
 static void *sparse_threads_worker(void *arg)
 {
@@ -1402,12 +1404,12 @@ static size_t mapped_chunks(uintptr_t *out, size_t max)
 /* 12 threads start and each takes a block (a slab in the small heap's
  * first SuperSlab); the main thread then grows its heap past the small
  * heap with 12 MiB of 64-byte blocks (dense slabs: huge pages from their
- * first touch), and the threads each take 24 blocks of each of 41 classes,
+ * first touch), and the threads each take 24 blocks of each of 40 classes,
  * a unit's slab for each class with a few pages carved. The SuperSlabs
  * mapped for them hold sparse slabs: base pages, so they cost the pages the
  * threads wrote, not 2 MiB each. PAGEMAP_SCAN tells huge pages range by
- * range. */
-static int test_sparse_threads(void)
+ * range. `kept` (HUGESLAB_SPLIT_SPARSE=0): every one is a huge page. */
+static int test_sparse_threads(bool kept)
 {
     struct sparse_threads st = {
         .blocks = pointer_array(SPARSE_THREADS * SPARSE_CLASSES * SPARSE_PER_CLASS)};
@@ -1472,6 +1474,15 @@ static int test_sparse_threads(void)
     if (rss0 < 0 || rss1 < 0 || anon_huge0 < 0 || anon_huge1 < 0)
         return fail("%s", "cannot read smaps_rollup");
     if (n_theirs < 4) return fail("%s", "the threads' blocks took fewer than 4 SuperSlabs");
+    if (kept) {
+        if (!unknown && huge < n_theirs)
+            return fail("%s", "with HUGESLAB_SPLIT_SPARSE=0, SuperSlabs were no huge pages");
+        if (unknown && anon_huge1 - anon_huge0 < (long long)n_theirs * SUPERSLAB)
+            return fail("%s", "with HUGESLAB_SPLIT_SPARSE=0, SuperSlabs were no huge pages "
+                              "(AnonHugePages)");
+        printf("PASS\n");
+        return 0;
+    }
     if (!unknown && huge > 0) return fail("%s", "SuperSlabs of sparse slabs were huge pages");
     /* Without PAGEMAP_SCAN (Linux before 6.7), the process's figure, with
      * room for one huge page that khugepaged may have made meanwhile of the
@@ -1791,7 +1802,8 @@ int main(int argc, char **argv)
     if (argc >= 2 && strcmp(argv[1], "given-back") == 0) return test_given_back();
     if (argc >= 2 && strcmp(argv[1], "counted") == 0) return test_counted();
     if (argc >= 3 && strcmp(argv[1], "overflow") == 0) return test_overflow(argv[2]);
-    if (argc >= 2 && strcmp(argv[1], "sparse-threads") == 0) return test_sparse_threads();
+    if (argc >= 2 && strcmp(argv[1], "sparse-threads") == 0)
+        return test_sparse_threads(argc >= 3 && strcmp(argv[2], "kept") == 0);
     if (argc >= 2 && strcmp(argv[1], "fresh") == 0) return test_fresh();
     if (argc >= 3 && strcmp(argv[1], "orphans") == 0) return test_orphans(atol(argv[2]));
     if (argc >= 3 && strcmp(argv[1], "emptied") == 0) return test_emptied(atol(argv[2]));
