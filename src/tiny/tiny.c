@@ -341,7 +341,8 @@ static bool heap_owner_gone(uintptr_t owner)
  * each had 25-34 slabs, then 64-95 %. With three quarters, 9 of pack-objects'
  * 98 SuperSlabs were base pages, filled whole (6,553 faults against 2,092);
  * with three eighths, one (2,763), and larson at 16 threads peaked at
- * 22.5-23.6 MiB against 31.5-32.3 (HUGESLAB_BACKING=base: 21.0-21.2). */
+ * 22.5-25.7 MiB (median 23.5 of 9 runs) against 31.4-35.6 (median 31.6;
+ * HUGESLAB_BACKING=base: 21.0-21.2). */
 #define TINY_SPARSE_SIXTEENTHS 6
 /* Slabs heap_sparse walks at most: a heap of more is no small one, and
  * counts as dense. */
