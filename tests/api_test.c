@@ -734,14 +734,7 @@ static int child_report(const char *fmt, ...)
 static unsigned hugetlb_mappings(void)
 {
     static char maps[1 << 20];
-    int fd = open("/proc/self/maps", O_RDONLY);
-    if (fd < 0) return 0;
-    size_t len = 0;
-    ssize_t got;
-    while (len < sizeof maps - 1 && (got = read(fd, maps + len, sizeof maps - 1 - len)) > 0)
-        len += (size_t)got;
-    close(fd);
-    maps[len] = '\0';
+    if (hs_read_file_raw("/proc/self/maps", maps, sizeof maps) < 0) return 0;
     unsigned count = 0;
     for (const char *at = maps; (at = strstr(at, "/anon_hugepage")) != NULL; at++) count++;
     return count;

@@ -276,22 +276,32 @@ static HS_UNUSED long hs_proc_status_kib(const char *key)
     return hs_proc_field("/proc/self/status", key);
 }
 
-/* hs_proc_field without stdio, which allocates: usable where malloc may
- * fail (RLIMIT_AS), in the child of a multithreaded parent's fork, and in a
- * thread whose first block is to be counted. */
+/* A file (of /proc) into buf whole, at most cap - 1 bytes and a NUL, with
+ * read(2) and no stdio, which allocates: usable where malloc may fail
+ * (RLIMIT_AS), in the child of a multithreaded parent's fork, and between
+ * two looks that no block may come between. Its length; -1 when it cannot
+ * be opened. */
+static HS_UNUSED long hs_read_file_raw(const char *path, char *buf, size_t cap)
+{
+    size_t len = 0;
+    ssize_t r;
+    int fd = open(path, O_RDONLY);
+    if (fd < 0) return -1;
+    while (len < cap - 1 && (r = read(fd, buf + len, cap - 1 - len)) > 0) len += (size_t)r;
+    close(fd);
+    buf[len] = 0;
+    return (long)len;
+}
+
+/* hs_proc_field without stdio (hs_read_file_raw): usable where malloc may
+ * fail, in a fork child, and in a thread whose first block is to be
+ * counted. */
 static HS_UNUSED long hs_proc_field_raw(const char *path, const char *key)
 {
     char buf[8192];
-    int fd = -1;
     long v = -1;
-    size_t kl = strlen(key), len = 0;
-    ssize_t r;
-    fd = open(path, O_RDONLY);
-    if (fd < 0) return -1;
-    while (len < sizeof buf - 1 && (r = read(fd, buf + len, sizeof buf - 1 - len)) > 0)
-        len += (size_t)r;
-    close(fd);
-    buf[len] = 0;
+    size_t kl = strlen(key);
+    if (hs_read_file_raw(path, buf, sizeof buf) < 0) return -1;
     for (char *l = buf; l && *l;) {
         if (strncmp(l, key, kl) == 0 && l[kl] == ':') {
             v = strtol(l + kl + 1, NULL, 10);

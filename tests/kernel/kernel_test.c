@@ -1377,18 +1377,11 @@ static void *sparse_threads_worker(void *arg)
 }
 
 /* Every 2 MiB boundary inside the process's mappings now, into out (at most
- * max); how many. Read with read(2) into a static buffer: no allocation. */
+ * max); how many. No allocation (hs_read_file_raw into a static buffer). */
 static size_t mapped_chunks(uintptr_t *out, size_t max)
 {
     static char text[1 << 16];
-    int fd = open("/proc/self/maps", O_RDONLY);
-    if (fd < 0) return 0;
-    size_t len = 0;
-    ssize_t n;
-    while (len < sizeof text - 1 && (n = read(fd, text + len, sizeof text - 1 - len)) > 0)
-        len += (size_t)n;
-    close(fd);
-    text[len] = '\0';
+    if (hs_read_file_raw("/proc/self/maps", text, sizeof text) < 0) return 0;
     size_t count = 0;
     for (char *line = text; *line && count < max;) {
         uintptr_t a = strtoull(line, &line, 16), b = strtoull(line + 1, &line, 16);
