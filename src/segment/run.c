@@ -88,8 +88,10 @@ static void run_drop_base_tail(seg_superslab_t *run)
 
 /* Resizes or moves a run's mapping to `total` bytes (a multiple of 2 MiB)
  * without copying; its registry entries and the mapping counts follow.
- * Returns the run's header where it now is, or NULL with the run as it was. */
-static seg_superslab_t *run_remap(seg_superslab_t *run, size_t total)
+ * Returns the run's header where it now is, or NULL with the run as it was.
+ * Seldom text, with seg_run_resize and thp_remap: only a heap of MiBs
+ * resizes a run, and the text every process runs has no room for them. */
+HS_SELDOM HS_NOINLINE static seg_superslab_t *run_remap(seg_superslab_t *run, size_t total)
 {
     size_t old_total = run->run_size;
     thp_backing_t backing = (thp_backing_t)run->backing;
@@ -284,7 +286,7 @@ void seg_run_free(seg_superslab_t *run)
     purge_notify(seg_idle_over_limit_now());
 }
 
-void *seg_run_resize(seg_superslab_t *run, size_t new_size)
+HS_SELDOM void *seg_run_resize(seg_superslab_t *run, size_t new_size)
 {
     size_t offset = (size_t)((char *)run->run_block - (char *)run);
     if (new_size > SIZE_MAX / 2 - offset - HS_SUPERSLAB_SIZE) return NULL;

@@ -160,8 +160,8 @@ HS_APART int thp_hugetlb_to_anonymous(void *addr, size_t size, thp_fill_fn fill,
     return rc;
 }
 
-void *thp_remap(void *addr, size_t old_size, size_t new_size, thp_backing_t backing,
-                bool (*claim)(void *addr, size_t size))
+HS_SELDOM void *thp_remap(void *addr, size_t old_size, size_t new_size, thp_backing_t backing,
+                          bool (*claim)(void *addr, size_t size))
 {
     /* hugetlb mappings keep their reservation rules under mremap only on
      * recent kernels: let the caller copy instead. */
