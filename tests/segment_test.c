@@ -20,6 +20,10 @@
  *   - a thread that finds every SuperSlab full while another takes one
  *     waits for it, and takes its unit there; a taker that never ends
  *     holds it only until the clock has moved on;
+ *   - slabs of pages (seg_pages_alloc): the shortest free run of pages,
+ *     one slab starting where another ended inside a unit, the page map of
+ *     the units they share, a slab grown into the pages after it, and units
+ *     whose pages all come back in free_units again;
  *   - seg_superslab_validate reports a broken SuperSlab and aborts.
  * The purge thread is kept out of the way by a purge delay of an hour. */
 #include "test_util.h"
@@ -395,6 +399,57 @@ static void check_units_at_end(void)
     seg_pool_validate(0);
 }
 
+/* Slabs of pages (seg_pages_alloc, seg_pages_extend, seg_pages_free) in
+ * units 1-30 of a SuperSlab the test holds: pages 8-247. The pool's other
+ * SuperSlabs with room (the test's own heap's) offer longer runs, which
+ * best fit passes over. */
+static void check_pages(void)
+{
+    seg_superslab_t *ss = take_whole();
+    if (!ss) return;
+    seg_units_free(ss, 1, 30);
+    const seg_page_map_t *map = seg_page_map(ss);
+    unsigned a = 0, b = 0, c = 0, d = 0;
+    bool fresh = false;
+    seg_superslab_t *got = seg_pages_alloc(0, 74, &a, &fresh);
+    CHECK(got == ss && a == 8 && map->free[10] == 0xfc,
+          "74 pages in units 1-30: from page %u at %p (%p), unit 10's free pages 0x%x", a,
+          (void *)got, (void *)ss, map->free[10]);
+    got = seg_pages_alloc(0, 74, &b, &fresh);
+    CHECK(got == ss && b == 82 && !fresh && map->free[10] == 0 && map->free[19] == 0xf0,
+          "74 pages more: from page %u, fresh %d, unit 10's free pages 0x%x, unit 19's 0x%x", b,
+          fresh, map->free[10], map->free[19]);
+    seg_pages_free(ss, a, 74);
+    CHECK(ss->free_units == (seg_unit_bits(1, 9) | seg_unit_bits(20, 11)) && map->free[10] == 0x03,
+          "the first 74 pages back: free units 0x%llx, unit 10's free pages 0x%x",
+          (unsigned long long)ss->free_units, map->free[10]);
+    /* 76 pages do not fit the 74 before the second slab: they go after it. */
+    got = seg_pages_alloc(0, 76, &c, &fresh);
+    CHECK(got == ss && c == 156, "76 pages: from page %u at %p", c, (void *)got);
+    got = seg_pages_alloc(0, 74, &d, &fresh);
+    CHECK(got == ss && d == 8 && map->free[10] == 0 && ss->free_units == seg_unit_bits(29, 2),
+          "74 pages into the 74 free before the second slab: from page %u, unit 10's free pages "
+          "0x%x, free units 0x%llx",
+          d, map->free[10], (unsigned long long)ss->free_units);
+    CHECK(!seg_pages_extend(ss, d + 74, 1), "%s", "a slab grown into the next slab's first page");
+    CHECK(seg_pages_extend(ss, c + 76, 16) && map->free[29] == 0 && map->free[30] == 0,
+          "the slab from page %u grown by the 16 free pages after it: units 29, 30 0x%x 0x%x", c,
+          map->free[29], map->free[30]);
+    CHECK(!seg_pages_extend(ss, c + 92, 1), "%s", "a slab grown into a unit in use");
+    seg_superslab_validate(ss);
+    seg_pages_free(ss, b, 74);
+    seg_pages_free(ss, d, 74);
+    seg_pages_free(ss, c, 92);
+    unsigned partial = 0;
+    for (unsigned u = 0; u < HS_UNITS_PER_SUPERSLAB; u++) partial += map->free[u] != 0;
+    CHECK(ss->free_units == seg_unit_bits(1, 30) && partial == 0,
+          "every slab of pages back: free units 0x%llx, %u units partly used",
+          (unsigned long long)ss->free_units, partial);
+    seg_units_free(ss, 0, 1);
+    seg_units_free(ss, 31, HS_UNITS_PER_SUPERSLAB - 31);
+    seg_pool_validate(0);
+}
+
 /* Owner tags (seg_units_alloc): a tagged caller claims a SuperSlab no one
  * owns; another tagged caller with no home then gets a SuperSlab of its own
  * rather than units there, and one with a home (its own full) gets units
@@ -726,6 +781,7 @@ int main(void)
     check_fresh_units();
     check_fewer_units_before_a_new_superslab();
     check_units_at_end();
+    check_pages();
     check_owners();
     check_chunk_reuse();
     check_one_superslab_at_a_time();

@@ -1,7 +1,10 @@
 /* segment: owns every address range hugeslab maps for blocks.
  * - A SuperSlab is 2 MiB, 2 MiB-aligned; its header sits at its base. A
  *   "slabs" SuperSlab is cut into 64 units of 32 KiB that tiny/ turns into
- *   slabs; a "run" is one block spanning one or more whole SuperSlabs.
+ *   slabs, of whole units, or of pages for a slab of one large block
+ *   (seg_pages_alloc: the units such slabs share are in the page map after
+ *   the header); a "run" is one block spanning one or more whole
+ *   SuperSlabs.
  * - The registry (seg_chunk_map) says, for every 2 MiB chunk of the address
  *   space, whether hugeslab owns it and what it is. seg_chunk_kind(p) answers
  *   from the registry alone; it never reads memory at p.
@@ -116,12 +119,27 @@ struct seg_superslab_s {
     uint64_t free_units; /* slabs: bit u set = unit u not in a slab (node lock) */
 };
 #define SEG_HEADER_SIZE 64
-/* Bytes after the header that belong to the client (tiny/'s slab table:
- * a pointer and 256 bytes of metadata per unit, and the line that puts the
- * metadata on a 128-byte boundary). */
-#define SEG_CLIENT_AREA_SIZE (HS_UNITS_PER_SUPERSLAB * (8 + 256) + 64)
-/* First byte a slab may use: unit 0 starts after the header and client area. */
-#define SEG_FIRST_SLAB_BYTE (SEG_HEADER_SIZE + SEG_CLIENT_AREA_SIZE)
+/* Pages of the units that slabs of pages (seg_pages_alloc) left partly
+ * used, in a SuperSlab of slabs: the line after the header.
+ * Invariants (node lock):
+ * - free[u] is 0 for a unit in free_units, for one in a slab of units, and
+ *   for one that slabs of pages fill whole; else (partly used) its bit i
+ *   is set when page i of the unit is free, and it is not 0xff (a unit
+ *   whose pages all come back goes back to free_units);
+ * - free[0] is 0: slabs of pages start past unit 0. */
+typedef struct seg_page_map_s {
+    uint8_t free[HS_UNITS_PER_SUPERSLAB];
+} seg_page_map_t;
+#define SEG_PAGE_MAP_SIZE 64
+/* Bytes after the header and the page map that belong to the client
+ * (tiny/'s slab table: a pointer and 256 bytes of metadata per unit). */
+#define SEG_CLIENT_AREA_SIZE (HS_UNITS_PER_SUPERSLAB * (8 + 256))
+/* First byte a slab may use: unit 0 starts after the header, the page map
+ * and the client area. */
+#define SEG_FIRST_SLAB_BYTE (SEG_HEADER_SIZE + SEG_PAGE_MAP_SIZE + SEG_CLIENT_AREA_SIZE)
+/* The page grain of slabs of pages. */
+#define SEG_PAGE_SIZE ((size_t)4096)
+#define SEG_PAGES_PER_UNIT (HS_UNIT_SIZE / SEG_PAGE_SIZE)
 
 _Static_assert(sizeof(seg_superslab_t) == SEG_HEADER_SIZE, "header size");
 
@@ -129,7 +147,17 @@ HS_INLINE seg_superslab_t *seg_superslab_of(const void *p)
 {
     return (seg_superslab_t *)((uintptr_t)p & ~(uintptr_t)HS_SUPERSLAB_MASK);
 }
-HS_INLINE void *seg_client_area(seg_superslab_t *ss) { return (char *)ss + SEG_HEADER_SIZE; }
+_Static_assert(sizeof(seg_page_map_t) == SEG_PAGE_MAP_SIZE, "page map size");
+_Static_assert(SEG_PAGES_PER_UNIT == 8, "a unit's pages in one byte of the page map");
+
+HS_INLINE seg_page_map_t *seg_page_map(seg_superslab_t *ss)
+{
+    return (seg_page_map_t *)((char *)ss + SEG_HEADER_SIZE);
+}
+HS_INLINE void *seg_client_area(seg_superslab_t *ss)
+{
+    return (char *)ss + SEG_HEADER_SIZE + SEG_PAGE_MAP_SIZE;
+}
 
 /* Start-up of everything below tiny/: the options and the process key
  * (common/), thp/, numa/, then the pools. Safe to call any number of times
@@ -227,6 +255,29 @@ seg_superslab_t *seg_units_alloc(unsigned node, seg_owner_t *owner, unsigned *n_
  * before them and grows in place, if all are free. False (nothing taken)
  * when one is not. */
 bool seg_units_extend(seg_superslab_t *ss, unsigned first_unit, unsigned n_units);
+
+/* `pages` pages (SEG_PAGE_SIZE; more than a unit's, at most 62 units')
+ * for a slab not made of whole units, in units 1-63 of a SuperSlab of
+ * `node`: the shortest free run of pages that holds them among those of
+ * the partial list's first SuperSlabs, where a run is the free pages at
+ * the end of a unit in which such a slab ends, whole free units, and the
+ * free pages at the start of a unit in which one starts; else whole units
+ * from seg_units_alloc (a new SuperSlab if need be). The slab starts at
+ * the run's first page: returns its SuperSlab and sets *first_page (the
+ * page's index in it) and *fresh (every byte of the pages is zero: whole
+ * units never in a slab); NULL with errno ENOMEM when memory is out. At
+ * most one such slab starts in a unit (a run of more than a unit's pages
+ * that starts inside one goes to its end), so the client keeps one
+ * descriptor per unit. */
+seg_superslab_t *seg_pages_alloc(unsigned node, unsigned pages, unsigned *first_page, bool *fresh);
+/* Takes the pages [first_page, first_page + pages) of ss, for a slab of
+ * pages that ends at first_page, when they are all free (and in ss):
+ * true, else false with nothing taken. */
+bool seg_pages_extend(seg_superslab_t *ss, unsigned first_page, unsigned pages);
+/* Gives back the pages [first_page, first_page + pages) of ss that
+ * seg_pages_alloc handed out; units left with no page in use go back as
+ * seg_units_free's do. */
+void seg_pages_free(seg_superslab_t *ss, unsigned first_page, unsigned pages);
 /* Whether the heap is still small: its slabs all lie in the process's first
  * SuperSlabs of slabs (one, or two while the first is sparse), which stay
  * on base pages until the heap grows past them (then they become huge

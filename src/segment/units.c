@@ -1,6 +1,11 @@
 /* units.c: SuperSlabs of slabs, cut into units for tiny/'s slabs: best
  * fit, taking and freeing units, and the free units the purge thread
- * gives back from SuperSlabs in use.
+ * gives back from SuperSlabs in use; and pages for slabs of one large
+ * block, best fit at the page grain (seg_pages_alloc).
+ * - A unit is in free_units, or in a slab of units, or holds pages of
+ *   slabs of pages: the page map says which of its pages are free while
+ *   some are (seg_page_map_t). Slabs of units never see those units; a
+ *   unit whose pages all come back goes to free_units as a whole.
  * - A SuperSlab of slabs is on its pool's partial list iff some but not
  *   all of its units are free, on its idle list iff all are (idle.c takes
  *   it from there), and in no list while the purge thread has its free
@@ -142,6 +147,8 @@ static void superslab_header(seg_superslab_t *ss, thp_backing_t backing, unsigne
                              unsigned node)
 {
     seg_chunk_header(ss, HS_SUPERSLAB_SIZE, SEG_CHUNK_SLABS, backing, memory_node, node);
+    /* A cached run's block was there. */
+    memset(seg_page_map(ss), 0, sizeof(seg_page_map_t));
 }
 
 /* A SuperSlab back from a purged stack (the caller took its entry: the
@@ -561,4 +568,205 @@ void seg_return_free_units(const seg_free_units_t *taken)
     SEG_VALIDATE(ss);
     hs_unlock(&pool->lock);
     if (now_idle) purge_notify(false);
+}
+
+/* ---- slabs of pages ------------------------------------------------------------ */
+
+/* Unit u's free pages as a byte of the page map would hold them. */
+static unsigned unit_free_pages(const seg_superslab_t *ss, unsigned u)
+{
+    if (ss->free_units >> u & 1) return 0xff;
+    return seg_page_map((seg_superslab_t *)ss)->free[u];
+}
+
+/* The byte of the page map for the pages of [first, end) in unit u (which
+ * the range reaches). */
+static unsigned unit_pages(unsigned u, unsigned first, unsigned end)
+{
+    unsigned base = u * SEG_PAGES_PER_UNIT;
+    unsigned from = first > base ? first - base : 0;
+    unsigned to = end < base + SEG_PAGES_PER_UNIT ? end - base : SEG_PAGES_PER_UNIT;
+    return (0xffu >> (SEG_PAGES_PER_UNIT - (to - from))) << from;
+}
+
+/* The free pages at the end of a unit of the page map (those after the
+ * slab that ends in it) and at its start (before the one that starts). */
+static unsigned map_tail(unsigned map) { return (unsigned)__builtin_clz(~(map << 24)); }
+static unsigned map_head(unsigned map) { return (unsigned)__builtin_ctz(~map); }
+
+/* The units of ss partly used by slabs of pages: bit u set when the page
+ * map's byte u is not 0. */
+static uint64_t partial_units(const seg_superslab_t *ss)
+{
+    const uint64_t low7 = 0x7f7f7f7f7f7f7f7full;
+    uint64_t mask = 0;
+    for (unsigned w = 0; w < HS_UNITS_PER_SUPERSLAB / 8; w++) {
+        uint64_t word;
+        memcpy(&word, seg_page_map((seg_superslab_t *)ss)->free + 8 * w, 8);
+        /* The top bit of each byte that is not 0, then those 8 bits
+         * gathered into the top byte by one multiply. */
+        uint64_t top = (((word & low7) + low7) | word) & ~low7;
+        mask |= ((top >> 7) * 0x0102040810204080ull >> 56) << (8 * w);
+    }
+    return mask;
+}
+
+/* The shortest free run of pages of ss from unit 1 on that holds `pages`
+ * (more than a unit's): returns its length (0: none) and sets *start to
+ * its first page. Such a run is free units, with the free pages at the end
+ * of the unit before them and at the start of the unit after them, or the
+ * end of one unit partly used and the start of the next. */
+static unsigned shortest_page_run(const seg_superslab_t *ss, unsigned pages, unsigned *start)
+{
+    const uint8_t *map = seg_page_map((seg_superslab_t *)ss)->free;
+    uint64_t free_units = ss->free_units & ~(uint64_t)1;
+    uint64_t partial = partial_units(ss);
+    unsigned best = 0;
+    for (unsigned u = 1; u < HS_UNITS_PER_SUPERSLAB && (free_units >> u);) {
+        unsigned begin = u + (unsigned)__builtin_ctzll(free_units >> u);
+        uint64_t taken_after = ~(free_units >> begin);
+        unsigned len =
+            taken_after ? (unsigned)__builtin_ctzll(taken_after) : HS_UNITS_PER_SUPERSLAB - begin;
+        u = begin + len;
+        unsigned before = partial >> (begin - 1) & 1 ? map_tail(map[begin - 1]) : 0;
+        unsigned after = u < HS_UNITS_PER_SUPERSLAB && (partial >> u & 1) ? map_head(map[u]) : 0;
+        unsigned run = before + len * SEG_PAGES_PER_UNIT + after;
+        if (run >= pages && (!best || run < best)) {
+            best = run;
+            *start = begin * SEG_PAGES_PER_UNIT - before;
+        }
+    }
+    for (uint64_t pairs = partial & (partial >> 1); pairs; pairs &= pairs - 1) {
+        unsigned u = (unsigned)__builtin_ctzll(pairs);
+        unsigned before = map_tail(map[u]), run = before + map_head(map[u + 1]);
+        if (run >= pages && (!best || run < best)) {
+            best = run;
+            *start = (u + 1) * SEG_PAGES_PER_UNIT - before;
+        }
+    }
+    return best;
+}
+
+/* Takes pages [first, first + pages) of ss (its pool's lock held), which
+ * lie in one free run: whole free units through units_take, the others in
+ * the page map. True when every page was in a fresh unit. */
+HS_SELDOM static bool pages_take(seg_pool_t *pool, seg_superslab_t *ss, unsigned first,
+                                 unsigned pages)
+{
+    seg_page_map_t *map = seg_page_map(ss);
+    unsigned end = first + pages, first_unit = first / SEG_PAGES_PER_UNIT;
+    unsigned last_unit = (end - 1) / SEG_PAGES_PER_UNIT;
+    uint64_t whole = 0;
+    for (unsigned u = first_unit; u <= last_unit; u++) {
+        unsigned covered = unit_pages(u, first, end);
+        unsigned left = unit_free_pages(ss, u) & ~covered;
+        HS_ASSERT((unit_free_pages(ss, u) & covered) == covered);
+        if (ss->free_units >> u & 1) whole |= (uint64_t)1 << u;
+        map->free[u] = (uint8_t)left;
+    }
+    bool fresh = first % SEG_PAGES_PER_UNIT == 0 &&
+                 whole == seg_unit_bits(first_unit, last_unit - first_unit + 1) &&
+                 (ss->fresh_units & whole) == whole;
+    if (whole) units_take(pool, ss, whole);
+    return fresh;
+}
+
+HS_SELDOM seg_superslab_t *seg_pages_alloc(unsigned node, unsigned pages, unsigned *first_page,
+                                           bool *fresh)
+{
+    HS_ASSERT(pages > SEG_PAGES_PER_UNIT && pages <= 62 * SEG_PAGES_PER_UNIT);
+    seg_pool_t *pool = seg_pool(node);
+    hs_lock(&pool->lock);
+    seg_superslab_t *best = NULL;
+    unsigned best_len = 0, best_free = 0, best_start = 0, candidates = 0;
+    /* Free units in a row that a run of `pages` needs at the least: the
+     * free pages before and after them are at most 7 each (a unit with 8
+     * free is a free unit). */
+    const unsigned around = 2 * (SEG_PAGES_PER_UNIT - 1);
+    unsigned need_units =
+        pages > around ? (pages - around + SEG_PAGES_PER_UNIT - 1) / SEG_PAGES_PER_UNIT : 0;
+    for (seg_superslab_t *c = pool->partial; c && candidates < SEG_FIT_CANDIDATES; c = c->next) {
+        if (need_units && !fitting_starts(c->free_units & ~(uint64_t)1, need_units, 0)) continue;
+        unsigned start = 0, len = shortest_page_run(c, pages, &start);
+        if (!len) continue;
+        candidates++;
+        unsigned n_free = (unsigned)__builtin_popcountll(c->free_units);
+        if (!best || len < best_len || (len == best_len && n_free < best_free)) {
+            best = c;
+            best_len = len;
+            best_free = n_free;
+            best_start = start;
+        }
+        if (len == pages) break;
+    }
+    if (best) {
+        *fresh = pages_take(pool, best, best_start, pages);
+        hs_unlock(&pool->lock);
+        *first_page = best_start;
+        return best;
+    }
+    hs_unlock(&pool->lock);
+    /* Whole units, past unit 0 (which starts after the client area: its
+     * bytes never offer all of its units' size). */
+    seg_owner_t untagged = {0, NULL, false};
+    unsigned n_units = (pages + SEG_PAGES_PER_UNIT - 1) / SEG_PAGES_PER_UNIT, first_unit;
+    seg_superslab_t *ss = seg_units_alloc(node, &untagged, &n_units, n_units,
+                                          n_units * HS_UNIT_SIZE, false, &first_unit, fresh);
+    if (!ss) return NULL;
+    unsigned spare = n_units * SEG_PAGES_PER_UNIT - pages;
+    if (spare) {
+        /* The last unit's pages past the slab's end are free. */
+        hs_lock(&pool->lock);
+        unsigned last_unit = first_unit + n_units - 1;
+        seg_page_map(ss)->free[last_unit] =
+            (uint8_t)unit_pages(last_unit, first_unit * SEG_PAGES_PER_UNIT + pages,
+                                (last_unit + 1) * SEG_PAGES_PER_UNIT);
+        SEG_VALIDATE(ss);
+        hs_unlock(&pool->lock);
+    }
+    *first_page = first_unit * SEG_PAGES_PER_UNIT;
+    return ss;
+}
+
+HS_SELDOM bool seg_pages_extend(seg_superslab_t *ss, unsigned first_page, unsigned pages)
+{
+    unsigned end = first_page + pages;
+    if (pages == 0 || end > HS_UNITS_PER_SUPERSLAB * SEG_PAGES_PER_UNIT) return false;
+    seg_pool_t *pool = seg_pool(ss->node);
+    hs_lock(&pool->lock);
+    bool free = true;
+    for (unsigned u = first_page / SEG_PAGES_PER_UNIT; u <= (end - 1) / SEG_PAGES_PER_UNIT && free;
+         u++) {
+        unsigned covered = unit_pages(u, first_page, end);
+        free = (unit_free_pages(ss, u) & covered) == covered;
+    }
+    if (free) pages_take(pool, ss, first_page, pages);
+    hs_unlock(&pool->lock);
+    return free;
+}
+
+HS_SELDOM void seg_pages_free(seg_superslab_t *ss, unsigned first_page, unsigned pages)
+{
+    seg_pool_t *pool = seg_pool(ss->node);
+    seg_page_map_t *map = seg_page_map(ss);
+    unsigned end = first_page + pages, first_unit = first_page / SEG_PAGES_PER_UNIT;
+    unsigned last_unit = (end - 1) / SEG_PAGES_PER_UNIT;
+    unsigned back_from = HS_UNITS_PER_SUPERSLAB, back_to = 0;
+    hs_lock(&pool->lock);
+    for (unsigned u = first_unit; u <= last_unit; u++) {
+        unsigned covered = unit_pages(u, first_page, end);
+        HS_ASSERT(!(ss->free_units >> u & 1) && (map->free[u] & covered) == 0);
+        unsigned now_free = map->free[u] | covered;
+        if (now_free == 0xff) {
+            map->free[u] = 0;
+            if (u < back_from) back_from = u;
+            back_to = u + 1;
+        } else {
+            map->free[u] = (uint8_t)now_free;
+        }
+    }
+    hs_unlock(&pool->lock);
+    /* The units whose pages are all free again: contiguous, as only the
+     * first and the last can keep a page of another slab. */
+    if (back_to > back_from) seg_units_free(ss, back_from, back_to - back_from);
 }

@@ -26,6 +26,12 @@ HS_COLD HS_SELDOM void seg_superslab_validate(const seg_superslab_t *ss)
         /* On the partial list iff some units are free but not all. */
         SEG_CHECK(ss->on_partial == (ss->free_units != 0 && ss->free_units != SEG_ALL_UNITS_FREE),
                   ss);
+        /* The page map names partly used units only (seg_page_map_t). */
+        const seg_page_map_t *map = seg_page_map((seg_superslab_t *)ss);
+        SEG_CHECK(map->free[0] == 0, ss);
+        for (unsigned u = 1; u < HS_UNITS_PER_SUPERSLAB; u++)
+            SEG_CHECK(map->free[u] != 0xff && (map->free[u] == 0 || !(ss->free_units >> u & 1)),
+                      ss);
         return;
     }
     const char *base = (const char *)ss;

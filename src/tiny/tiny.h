@@ -260,14 +260,17 @@ _Static_assert(sizeof(tiny_unit_meta_t) == 4 * HS_CACHE_LINE, "four lines");
 _Static_assert(offsetof(tiny_unit_meta_t, slab) + offsetof(tiny_slab_t, free) == 2 * HS_CACHE_LINE,
                "the owner's line is the unit's third: its neighbours are the unit's own");
 
+/* segment/'s page map (64 bytes after the header) puts unit[] on a
+ * 128-byte boundary. */
 typedef struct tiny_client_area_s {
     tiny_slab_t *head[HS_UNITS_PER_SUPERSLAB];     /* unit -> descriptor of its slab */
-    uint8_t pad_[HS_CACHE_LINE];                   /* puts unit[] on a 128-byte boundary */
     tiny_unit_meta_t unit[HS_UNITS_PER_SUPERSLAB]; /* metadata of a slab starting at the unit */
 } tiny_client_area_t;
 _Static_assert(sizeof(tiny_client_area_t) <= SEG_CLIENT_AREA_SIZE,
                "heads and metadata fit the client area");
-_Static_assert((SEG_HEADER_SIZE + offsetof(tiny_client_area_t, unit)) % (2 * HS_CACHE_LINE) == 0,
+_Static_assert((SEG_HEADER_SIZE + SEG_PAGE_MAP_SIZE + offsetof(tiny_client_area_t, unit)) %
+                       (2 * HS_CACHE_LINE) ==
+                   0,
                "units' metadata start on a 128-byte boundary");
 
 /* Tells a block's first byte from any other offset in its slab with one
