@@ -11,7 +11,8 @@
  *     request, known to the registry again;
  *   - HUGESLAB_RESERVE_MB keeps the newest idle SuperSlabs until they have
  *     been idle for the reserve's delay; beyond HUGESLAB_CACHE_MB idle
- *     memory is taken at once, due or not;
+ *     memory is taken at once, due or not, and beyond the cache limit once
+ *     it has been idle for 100 ms;
  *   - a SuperSlab marked outgrown is taken at once, to go back for good;
  *   - fresh memory mapped beside idle or lazily freed SuperSlabs asks as
  *     many to skip the lazy stage's wait, for the release delay at most;
@@ -197,6 +198,34 @@ static void check_reserve_and_cache(void)
     n = take_idle(3600 * 1000, 3600 * 1000, batch, &due);
     CHECK(took(batch, n, b), "beyond the cache limit, not taken at once");
     hs_option_values[HS_OPT_CACHE_MB] = 1 << 20;
+    seg_pool_validate(0);
+}
+
+/* Beyond the cache limit (16 MiB at the least here) but within
+ * HUGESLAB_CACHE_MB, an idle SuperSlab goes once it has been idle for
+ * SEG_OVER_LIMIT_MIN_MS (100 ms), not at once: ten SuperSlabs just freed
+ * stay, and 100 ms later those beyond the limit go. */
+static void check_over_limit_wait(void)
+{
+    enum { count = 10 };
+    seg_superslab_t *ss[count];
+    seg_taken_t batch[64];
+    uint64_t due;
+    for (int i = 0; i < count; i++) {
+        ss[i] = take_whole();
+        if (!ss[i]) return;
+    }
+    for (int i = 0; i < count; i++) seg_units_free(ss[i], 0, HS_UNITS_PER_SUPERSLAB);
+    unsigned n = take_idle(3600 * 1000, 3600 * 1000, batch, &due);
+    took(batch, n, NULL);
+    CHECK(n == 0, "%u of %d SuperSlabs just idle, beyond the cache limit, taken at once", n, count);
+    atomic_fetch_add(&fake_now, 100);
+    n = take_idle(3600 * 1000, 3600 * 1000, batch, &due);
+    took(batch, n, NULL);
+    CHECK(n >= 2 && n <= count,
+          "%u of %d SuperSlabs idle for 100 ms taken (20 MiB idle, a limit of 16 MiB)", n, count);
+    n = take_idle(0, 0, batch, &due);
+    took(batch, n, NULL);
     seg_pool_validate(0);
 }
 
@@ -775,6 +804,7 @@ int main(void)
     check_fresh_asks(); /* first: nothing lazily freed, so the purge thread takes none */
     check_idle_and_due();
     check_reserve_and_cache();
+    check_over_limit_wait();
     check_outgrown();
     check_run_cache();
     check_trim();

@@ -82,10 +82,19 @@ seg_purge_policy_t seg_purge_policy(void)
     };
 }
 
-bool seg_idle_over_limit_now(void)
+/* How long a SuperSlab beyond the cache limit stays idle before it goes
+ * (within HUGESLAB_CACHE_MB). A program whose in-use memory swings by a
+ * few SuperSlabs empties some and takes them back within milliseconds:
+ * taken at once, each came back as a revived one, a huge page zeroed again
+ * (a producer of 128 KiB - 1 MiB blocks that another thread frees, with
+ * slabs of pages: 1,929 SuperSlabs so in 0.7 s). */
+#define SEG_OVER_LIMIT_MIN_MS 100
+
+uint64_t seg_idle_due_in_ms(void)
 {
     seg_purge_policy_t policy = seg_purge_policy();
-    return over_cache_limit(&policy);
+    if (!over_cache_limit(&policy)) return PURGE_LATER;
+    return idle_bytes_total() > policy.cache_cap_bytes ? PURGE_NOW : SEG_OVER_LIMIT_MIN_MS;
 }
 
 /* With `lock` (the pool's) held; it may be let go while the stack grows. */
@@ -156,7 +165,7 @@ HS_COLD HS_SELDOM void seg_note_fresh(size_t bytes)
                                                     memory_order_relaxed, memory_order_relaxed));
     atomic_store_explicit(&fresh_asks.at_ms, seg_now_ms(), memory_order_relaxed);
     /* Idle SuperSlabs fall due on the purge thread's timer already. */
-    if (lazy) purge_notify(true);
+    if (lazy) purge_notify(PURGE_NOW);
 }
 
 /* Not HS_SELDOM: every purge pass that finds SuperSlabs due asks it. */
@@ -277,8 +286,14 @@ unsigned seg_take_idle(const seg_purge_policy_t *policy, uint64_t now_ms, seg_ta
             seg_superslab_t *next = ss->next;
             uint64_t wait = position < reserve ? policy->release_after_ms : policy->purge_after_ms;
             bool outgrown = ss == pool->outgrown;
-            bool due = outgrown || now_ms - ss->idle_since_ms >= wait ||
-                       (position >= reserve && over_cache_limit(policy));
+            /* Beyond the cache limit: once idle for SEG_OVER_LIMIT_MIN_MS,
+             * or at once beyond HUGESLAB_CACHE_MB. */
+            if (position >= reserve && over_cache_limit(policy)) {
+                uint64_t over_wait =
+                    idle_bytes_total() > policy->cache_cap_bytes ? 0 : SEG_OVER_LIMIT_MIN_MS;
+                if (over_wait < wait) wait = over_wait;
+            }
+            bool due = outgrown || now_ms - ss->idle_since_ms >= wait;
             if (due) {
                 idle_take(pool, ss);
                 out[taken++] = (seg_taken_t){ss, outgrown};

@@ -85,7 +85,7 @@ void seg_set_idle_work(bool (*work)(void)) { purge.idle_work = work; }
 void seg_idle_work_pending(void)
 {
     atomic_store_explicit(&purge.sweep_soon, true, memory_order_relaxed);
-    purge_notify(false);
+    purge_notify(PURGE_LATER);
 }
 
 bool purge_run_idle_work(void) { return purge.idle_work && purge.idle_work(); }
@@ -97,7 +97,7 @@ HS_APART_LATE void seg_emptied_slab_seen(void)
     if (atomic_load_explicit(&purge.emptied_seen, memory_order_relaxed) ||
         atomic_exchange_explicit(&purge.emptied_seen, true, memory_order_relaxed))
         return;
-    purge_notify(false);
+    purge_notify(PURGE_LATER);
 }
 
 /* The purge thread's side of seg_emptied_slab_seen: the work runs a purge
@@ -180,7 +180,7 @@ static bool uring_ready(void)
  * thread, woken for it, as every madvise is (none on the allocation path). */
 HS_COLD void seg_release_outgrown(seg_superslab_t *ss)
 {
-    if (seg_mark_outgrown(ss, seg_thread_node())) purge_notify(true);
+    if (seg_mark_outgrown(ss, seg_thread_node())) purge_notify(PURGE_NOW);
 }
 
 /* The pages of free units taken out of a SuperSlab in use go back with
@@ -595,7 +595,7 @@ void seg_start_background(void) { purge_start(); }
 
 bool purge_started(void) { return atomic_load_explicit(&purge.state, memory_order_relaxed) > 0; }
 
-void purge_notify(bool urgent)
+void purge_notify(uint64_t due_in_ms)
 {
     int state = atomic_load_explicit(&purge.state, memory_order_acquire);
     if (state < 0) return;
@@ -605,11 +605,11 @@ void purge_notify(bool urgent)
     if (state == 0) hs_when_unlocked(purge_start);
     hs_lock(&purge.lock);
     purge.work_pending = true;
-    /* A sleep that ends before this newest SuperSlab falls due needs no
+    /* A sleep that ends before this newest memory falls due needs no
      * wakeup (a system call); one that ends later (nothing to wait for, or
-     * only the reserve's longer delay), or a full cache, does. */
-    if (urgent || purge.sleeping_until_ms > seg_now_ms() + delay_ms())
-        pthread_cond_signal(&purge.wakeup);
+     * only the reserve's longer delay) does. */
+    if (due_in_ms == PURGE_LATER) due_in_ms = delay_ms();
+    if (purge.sleeping_until_ms > seg_now_ms() + due_in_ms) pthread_cond_signal(&purge.wakeup);
     hs_unlock(&purge.lock);
 }
 

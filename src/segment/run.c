@@ -283,7 +283,8 @@ void seg_run_free(seg_superslab_t *run)
     list_push(&seg_state.run_cache, run);
     seg_state.run_cache_bytes += size;
     hs_unlock(&seg_state.run_cache_lock);
-    purge_notify(seg_idle_over_limit_now());
+    /* A run beyond the cache limit goes at once. */
+    purge_notify(seg_idle_due_in_ms() == PURGE_LATER ? PURGE_LATER : PURGE_NOW);
 }
 
 HS_SELDOM void *seg_run_resize(seg_superslab_t *run, size_t new_size)

@@ -143,9 +143,13 @@ void seg_unmap_idle(seg_superslab_t *ss, size_t size, thp_backing_t backing);
  * and malloc_trim (a pass under way ends first). Called with no lock held,
  * never on the purge thread (false there). True when anything was. */
 bool seg_unmap_resting(void);
-/* Tells the purge thread there is idle memory (starting it the first time,
- * once the calling thread holds no lock). Called with no segment lock held. */
-void purge_notify(bool urgent);
+/* Tells the purge thread there is idle memory that falls due in due_in_ms
+ * (PURGE_NOW, PURGE_LATER: after the purge delay), starting it the first
+ * time, once the calling thread holds no lock; it is woken only if it
+ * would sleep past that. Called with no segment lock held. */
+#define PURGE_NOW ((uint64_t)0)
+#define PURGE_LATER UINT64_MAX
+void purge_notify(uint64_t due_in_ms);
 /* Whether the purge thread has been started (relaxed: a hint). */
 bool purge_started(void);
 void purge_fork_child(void);
@@ -436,9 +440,11 @@ void seg_chunk_header(seg_superslab_t *ss, size_t size, seg_chunk_kind_t kind,
 
 /* idle.c: takes ss off its pool's idle list (whose lock is held). */
 void seg_idle_unlink(seg_pool_t *pool, seg_superslab_t *ss);
-/* idle.c: whether the purge thread should not wait for its timer: idle
- * memory is over the limit the program's recent use allows. */
-bool seg_idle_over_limit_now(void);
+/* idle.c: when a SuperSlab that goes idle now falls due for the purge
+ * thread: PURGE_LATER while idle memory is within the limit the program's
+ * recent use allows; beyond it, SEG_OVER_LIMIT_MIN_MS, or PURGE_NOW beyond
+ * HUGESLAB_CACHE_MB. */
+uint64_t seg_idle_due_in_ms(void);
 
 /* fork.c: tracks a new hugetlb mapping and its spare (NULL: none). False
  * when no room could be had: the caller unmaps the spare. */

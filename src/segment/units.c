@@ -495,9 +495,9 @@ void seg_units_free(seg_superslab_t *ss, unsigned first_unit, unsigned n_units)
     SEG_VALIDATE(ss);
     hs_unlock(&pool->lock);
     if (now_idle)
-        purge_notify(seg_idle_over_limit_now());
+        purge_notify(seg_idle_due_in_ms());
     else if (purge_units || sparse)
-        purge_notify(false);
+        purge_notify(PURGE_LATER);
 }
 
 HS_COLD unsigned seg_take_free_units(const seg_purge_policy_t *policy, uint64_t now_ms,
@@ -567,7 +567,7 @@ void seg_return_free_units(const seg_free_units_t *taken)
     bool now_idle = units_back(pool, ss);
     SEG_VALIDATE(ss);
     hs_unlock(&pool->lock);
-    if (now_idle) purge_notify(false);
+    if (now_idle) purge_notify(PURGE_LATER);
 }
 
 /* ---- slabs of pages ------------------------------------------------------------ */
