@@ -12,6 +12,11 @@
  *   - malloc of every size up to TINY_MAX_SIZE lands in a slab of the
  *     right class (the heap's direct table for sizes up to 1 KiB);
  *   - realloc grows a slab's one block in place when free units follow;
+ *   - once the slabs hold TINY_MIDDLE_HEAP_BYTES past the small heap, a
+ *     block above 128 KiB is the one block of a slab of pages sized to it
+ *     (sized.c): page-aligned, its usable size the request's pages, on the
+ *     full list while in use, grown in place by realloc when the pages
+ *     after it are free, and gone from its units' heads when freed;
  *   - slabs leave little after their last block;
  *   - a slab on the full list comes back with a thirty-second of its
  *     blocks free, and with a quarter once it has made TINY_WIDE_TRIPS
@@ -135,6 +140,57 @@ static void check_malloc_classes(void)
         hugeslab_free(p);
     }
     hs_checks++;
+}
+
+/* Blocks above 128 KiB in a heap past TINY_MIDDLE_HEAP_BYTES (sized.c). */
+static void check_sized(void)
+{
+    enum { fill = 10 * 1024 };
+    static void *blocks[fill];
+    /* The empty slabs the classes above 128 KiB kept as current go: their
+     * blocks would be handed out before a slab of pages. */
+    hugeslab_malloc_trim(0);
+    for (int i = 0; i < fill; i++) blocks[i] = hugeslab_malloc(1000);
+    CHECK(tiny_sized_heap() && !seg_small_heap(), "%s",
+          "10 MiB of 1,000-byte blocks: no slabs of pages yet");
+    static const size_t sizes[] = {128 * 1024 + 1, 200000, 300000, 524289, TINY_MAX_SIZE};
+    for (size_t i = 0; i < sizeof sizes / sizeof *sizes; i++) {
+        size_t size = sizes[i], pages = (size + 4095) / 4096;
+        unsigned char *p = hugeslab_malloc(size);
+        CHECK(p != NULL, "malloc(%zu)", size);
+        if (!p) break;
+        memset(p, 0x6b, size);
+        const tiny_slab_t *slab = tiny_slab_of(p);
+        CHECK(slab->sized && slab->capacity == 1 && slab->start == (char *)p &&
+                  slab->block_size == pages * 4096 && slab->cls == tiny_class_of(size) &&
+                  slab->on_full && ((uintptr_t)p & 4095) == 0 &&
+                  hugeslab_malloc_usable_size(p) == pages * 4096,
+              "malloc(%zu) at %p: slab of pages %d, %u blocks of %u B from %p, class %u, on the "
+              "full list %d, usable %zu",
+              size, (void *)p, slab->sized, slab->capacity, slab->block_size, (void *)slab->start,
+              slab->cls, slab->on_full, hugeslab_malloc_usable_size(p));
+        /* Grown in place when the page after it is free, moved otherwise;
+         * its bytes kept either way. */
+        seg_superslab_t *ss = seg_superslab_of(p);
+        size_t end_page = (size_t)((char *)p - (char *)ss) / 4096 + pages;
+        bool next_free =
+            end_page < 512 && (ss->free_units >> (end_page / 8) & 1 ||
+                               seg_page_map(ss)->free[end_page / 8] >> end_page % 8 & 1);
+        if (size + 4096 <= TINY_MAX_SIZE) {
+            unsigned char *q = hugeslab_realloc(p, size + 4096);
+            CHECK(q != NULL && (q == p) == next_free && q[0] == 0x6b && q[size - 1] == 0x6b,
+                  "realloc(%zu -> %zu): %p -> %p with the page after it %s", size, size + 4096,
+                  (void *)p, (void *)q, next_free ? "free" : "in use");
+            if (q) p = q;
+        }
+        const tiny_slab_t **head =
+            (const tiny_slab_t **)tiny_client_area(seg_superslab_of(p))->head;
+        size_t unit = (size_t)((uintptr_t)p % HS_SUPERSLAB_SIZE) / HS_UNIT_SIZE;
+        hugeslab_free(p);
+        CHECK(head[unit] == &tiny_sentinel_slab,
+              "the free of a %zu-byte block left its unit's head", size);
+    }
+    for (int i = 0; i < fill; i++) hugeslab_free(blocks[i]);
 }
 
 /* realloc of the one block of a slab grows the slab into the free units
@@ -859,6 +915,7 @@ int main(void)
     check_direct_entries();
     check_block_key();
     check_malloc_classes();
+    check_sized();
     check_slab_tails();
     check_trips_both();
     check_spare();

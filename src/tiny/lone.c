@@ -79,6 +79,7 @@ bool tiny_grow_in_place(void *p, size_t size)
     tiny_heap_t *heap = tiny_heap_tls;
     tiny_slab_t *s = lone_slab_of(heap, p);
     if (!s) return false;
+    if (s->sized) return tiny_sized_grow(heap, s, size);
     seg_superslab_t *ss = seg_superslab_of(p);
     unsigned new_cls = tiny_class_of(size);
     size_t new_size = tiny_class_size[new_cls];
@@ -123,7 +124,8 @@ void *tiny_lone_block_to_run(void *p, size_t size)
     uint32_t was = heap_enter(heap);
     lone_slab_unlist(heap, s);
     heap_leave(heap, was);
-    hs_count_add(&tiny_state.stat_bytes_in_slabs, -(int64_t)(s->units * HS_UNIT_SIZE));
+    hs_count_add(&tiny_state.stat_bytes_in_slabs,
+                 -(int64_t)(s->sized ? s->block_size : s->units * HS_UNIT_SIZE));
     /* The slab's descriptor lies in the slab table, which the block's
      * bytes now overwrite: nothing reads it after this. */
     return seg_lone_slab_to_run(ss, p, bytes, size);
@@ -132,7 +134,7 @@ void *tiny_lone_block_to_run(void *p, size_t size)
 void tiny_lone_give_back(void *p)
 {
     const tiny_slab_t *s = lone_slab_of(tiny_heap_tls, p);
-    if (!s) return;
+    if (!s || s->sized) return;
     seg_superslab_t *ss = seg_superslab_of(p);
     /* free writes its links into the block's first bytes: that page stays. */
     char *from = (char *)p + sizeof(tiny_block_t);

@@ -400,28 +400,10 @@ static tiny_slab_t *slab_create(tiny_heap_t *heap, unsigned cls)
     uint32_t capacity = (uint32_t)((size_t)(end - start) / size);
     HS_ASSERT(capacity >= 1);
 
-    slab->used = 0;
-    slab->full_bias = 0;
-    slab->on_full = false;
-    slab->trips = 0;
-    slab->capacity = capacity;
-    atomic_store_explicit(&slab->carved, 0, memory_order_relaxed);
-    atomic_store_explicit(&slab->key_limit, 0, memory_order_relaxed);
-    slab->block_size = (uint32_t)size;
-    slab->cls = (uint8_t)cls;
     slab->units = (uint8_t)units;
     slab->first_unit = (uint8_t)first;
-    atomic_store_explicit(&slab->has_aligned, 0, memory_order_relaxed);
-    slab->start = start;
-    slab->recip = tiny_block_recip(size);
-    slab->free = NULL;
-    slab->free_key = hs_free_key;
-    slab->next = slab->prev = NULL;
-    /* Cleared: a slab that started at this unit before may have left it
-     * set. It shares the descriptor's page, which is written anyway. */
-    atomic_store_explicit(tiny_remote_word(slab), 0, memory_order_relaxed);
-    HS_ASSERT(heap != &tiny_empty_heap);
-    atomic_store_explicit(&slab->owner_word, (uintptr_t)heap, memory_order_release);
+    slab->sized = 0;
+    tiny_slab_setup(slab, heap, start, size, capacity, cls);
     tiny_note_passing(slab, ss);
     carve(slab);
     /* The block refill hands out next (the free list starts at start). */
@@ -435,6 +417,10 @@ static tiny_slab_t *slab_create(tiny_heap_t *heap, unsigned cls)
 
 void tiny_slab_release(tiny_slab_t *slab)
 {
+    if (HS_UNLIKELY(slab->sized)) {
+        tiny_sized_release(slab);
+        return;
+    }
     seg_superslab_t *ss = seg_superslab_of(slab);
     tiny_client_area_t *area = tiny_client_area(ss);
     unsigned first = slab->first_unit, units = slab->units;
@@ -1209,7 +1195,7 @@ HS_INLINE void *pop(tiny_slab_t *s) { return tiny_pop(s, s->free); }
 HS_INLINE void *refill(tiny_heap_t *heap, unsigned cls);
 HS_NOINLINE static void *refill_elsewhere(tiny_heap_t *heap, unsigned cls);
 
-HS_NOINLINE void *tiny_malloc_refill(tiny_heap_t *heap, unsigned cls)
+HS_NOINLINE void *tiny_malloc_refill(tiny_heap_t *heap, unsigned cls, size_t size)
 {
     if (HS_UNLIKELY(heap == &tiny_empty_heap)) {
         heap = tiny_heap_attach();
@@ -1219,7 +1205,10 @@ HS_NOINLINE void *tiny_malloc_refill(tiny_heap_t *heap, unsigned cls)
         }
     }
     uint32_t was = heap_enter(heap);
-    void *p = refill(heap, cls);
+    void *p = NULL;
+    if (HS_UNLIKELY(cls >= TINY_SIZED_CLASS_MIN) && tiny_sized_heap())
+        p = tiny_malloc_sized(heap, cls, size);
+    if (HS_LIKELY(!p)) p = refill(heap, cls);
     heap_leave(heap, was);
     return p;
 }

@@ -60,6 +60,13 @@
 
 #define TINY_HEADER_CLASSES 3 /* 528, 1040, 2112: classes beyond eight a doubling */
 
+/* The first class whose blocks each get a slab of pages sized to the
+ * request once the slabs hold TINY_MIDDLE_HEAP_BYTES past the small heap
+ * (sized.c): sizes above 128 KiB. From 64 KiB, git gc --aggressive with one
+ * delta thread peaked 2 MiB lower, but a malloc of 64-128 KiB ran ten times
+ * the instructions of a class slab's (bench/README.md). */
+#define TINY_SIZED_CLASS_MIN 99
+
 extern const uint32_t tiny_class_size[TINY_CLASS_COUNT];
 /* The class of sizes TINY_LINEAR_MAX + 1 .. TINY_INDEXED_MAX, by
  * (size - 1 - TINY_LINEAR_MAX) / 16. */
@@ -165,7 +172,8 @@ typedef struct tiny_slab_s tiny_slab_t;
 /* One descriptor per 32 KiB unit, in the SuperSlab's client area (see
  * tiny_client_area_t). The descriptor of a slab's first unit describes the
  * slab; every unit's head points to it (to tiny_sentinel_slab for units in
- * no slab).
+ * no slab), but the unit where a slab of pages ends inside, whose head is
+ * the next one's if it starts there (sized.c).
  * Invariants (tiny_slab_validate, debug builds):
  * - blocks [0, carved) have been handed to the free list at least once;
  *   [carved, capacity) were never touched (carved lazily, a page at a time,
@@ -202,6 +210,7 @@ struct tiny_slab_s {
     uint8_t units;                /* 32 KiB units the slab spans */
     uint8_t first_unit;           /* index of the slab's first unit */
     _Atomic uint8_t has_aligned;  /* an aligned allocation handed out an inner pointer */
+    uint8_t sized;                /* a slab of pages: one block, sized to its request (sized.c) */
     /* Second cache line: what the owner writes at each malloc and free,
      * and its lists; the stack other threads push on is in the client
      * area's remote words. `free`: blocks ready to hand out; the owner's
@@ -492,7 +501,7 @@ HS_NOINLINE void *tiny_pop_last(tiny_slab_t *slab, tiny_block_t *block, uintptr_
 /* Start-up of tiny/ and, first, of the layers below it (seg_init). Safe to
  * call any number of times from any thread; a thread's first heap calls it. */
 void tiny_init(void);
-void *tiny_malloc_refill(tiny_heap_t *heap, unsigned cls);
+void *tiny_malloc_refill(tiny_heap_t *heap, unsigned cls, size_t size);
 void tiny_free_slow(void *p, tiny_slab_t *slab);
 void tiny_free_unusual(void *p, tiny_slab_t *slab);
 HS_COLD HS_NORETURN void tiny_report_double_free(const void *p, const tiny_slab_t *slab);
@@ -572,7 +581,7 @@ HS_INLINE void *tiny_malloc_small(size_t size)
     tiny_heap_t *heap = tiny_heap_tls;
     tiny_slab_t *slab = heap->direct[(size + 15) >> 4];
     tiny_block_t *block = slab->free;
-    if (HS_UNLIKELY(block == NULL)) return tiny_malloc_refill(heap, tiny_class_of(size));
+    if (HS_UNLIKELY(block == NULL)) return tiny_malloc_refill(heap, tiny_class_of(size), size);
     return tiny_pop(slab, block);
 }
 
@@ -583,7 +592,7 @@ HS_INLINE void *tiny_malloc(size_t size)
     unsigned cls = tiny_class_of(size);
     tiny_slab_t *slab = heap->current[cls];
     tiny_block_t *block = slab->free;
-    if (HS_UNLIKELY(block == NULL)) return tiny_malloc_refill(heap, cls);
+    if (HS_UNLIKELY(block == NULL)) return tiny_malloc_refill(heap, cls, size);
     return tiny_pop(slab, block);
 }
 

@@ -111,6 +111,27 @@ void tiny_note_passing(const tiny_slab_t *slab, seg_superslab_t *ss);
 /* Releases the heap's empty current slabs in ss (all of them: NULL). */
 HS_NOINLINE void tiny_release_kept_empty_in(tiny_heap_t *heap, const seg_superslab_t *ss);
 
+/* sized.c: slabs of pages, one block each, sized to its request. */
+/* Whether a block of a class from TINY_SIZED_CLASS_MIN on may get one: the
+ * slabs hold TINY_MIDDLE_HEAP_BYTES. Read here, in the text every process
+ * runs: a short command's buffer of more than 128 KiB then runs no seldom
+ * text. */
+static inline bool tiny_sized_heap(void)
+{
+    return atomic_load_explicit(&tiny_state.stat_bytes_in_slabs, memory_order_relaxed) >=
+           TINY_MIDDLE_HEAP_BYTES;
+}
+/* A block of `size` bytes in a slab of pages of its own, under the heap's
+ * busy flag; NULL while the heap is small (seg_small_heap), and when memory
+ * is out: the caller's refill then gives it a slab of its class (which
+ * sets errno if it finds no memory either). */
+void *tiny_malloc_sized(tiny_heap_t *heap, unsigned cls, size_t size);
+/* tiny_slab_release of a slab of pages. */
+void tiny_sized_release(tiny_slab_t *slab);
+/* tiny_grow_in_place of the block of s, a slab of pages of heap's: true
+ * when the pages after it were free and it took them. */
+bool tiny_sized_grow(tiny_heap_t *heap, tiny_slab_t *s, size_t size);
+
 /* heap.c: thread heaps and orphans. */
 /* Gives the calling thread a heap of its own. NULL when memory is out. */
 HS_NOINLINE tiny_heap_t *tiny_heap_attach(void);
@@ -152,6 +173,34 @@ static inline void heap_set_current(tiny_heap_t *heap, unsigned cls, tiny_slab_t
 }
 
 HS_LIST_FUNCTIONS(slab_list, tiny_slab_t)
+
+/* The fields of a new slab of heap's (but its units, first_unit and
+ * sized): `capacity` blocks of `size` bytes from `start`, none carved yet,
+ * in no list. The caller then publishes it in its units' heads. */
+static inline void tiny_slab_setup(tiny_slab_t *slab, tiny_heap_t *heap, char *start, size_t size,
+                                   uint32_t capacity, unsigned cls)
+{
+    slab->used = 0;
+    slab->full_bias = 0;
+    slab->on_full = false;
+    slab->trips = 0;
+    slab->capacity = capacity;
+    atomic_store_explicit(&slab->carved, 0, memory_order_relaxed);
+    atomic_store_explicit(&slab->key_limit, 0, memory_order_relaxed);
+    slab->block_size = (uint32_t)size;
+    slab->cls = (uint8_t)cls;
+    atomic_store_explicit(&slab->has_aligned, 0, memory_order_relaxed);
+    slab->start = start;
+    slab->recip = tiny_block_recip(size);
+    slab->free = NULL;
+    slab->free_key = hs_free_key;
+    slab->next = slab->prev = NULL;
+    /* Cleared: a slab that started at this unit before may have left it
+     * set. It shares the descriptor's page, which is written anyway. */
+    atomic_store_explicit(tiny_remote_word(slab), 0, memory_order_relaxed);
+    HS_ASSERT(heap != &tiny_empty_heap);
+    atomic_store_explicit(&slab->owner_word, (uintptr_t)heap, memory_order_release);
+}
 
 /* ---- the owner's slow paths and other threads' reclaims ---------------------- */
 
