@@ -22,6 +22,8 @@
  *   its start, in units whose heads are this slab's.
  * Never: reached by a heap on the small heap's base pages, whose slabs of
  *   one block are its own units (tiny.c, make_room_for_one_block). */
+#include <errno.h>
+
 #include "tiny/tiny_internal.h"
 
 /* The units whose heads name the slab: every one it touches but the one
@@ -40,8 +42,13 @@ HS_SELDOM void *tiny_malloc_sized(tiny_heap_t *heap, unsigned cls, size_t size)
     if (atomic_load_explicit(&heap->delayed, memory_order_relaxed)) tiny_drain_delayed(heap);
     unsigned pages = (unsigned)((size + SEG_PAGE_SIZE - 1) / SEG_PAGE_SIZE), first_page;
     bool fresh;
+    int saved_errno = errno;
     seg_superslab_t *ss = seg_pages_alloc(heap->node, pages, &first_page, &fresh);
-    if (!ss) return NULL;
+    if (!ss) {
+        /* Out of memory: the class's refill tries again, and says so. */
+        errno = saved_errno;
+        return NULL;
+    }
     char *start = (char *)ss + first_page * SEG_PAGE_SIZE;
     size_t bytes = pages * SEG_PAGE_SIZE;
     unsigned first = first_page / SEG_PAGES_PER_UNIT;
