@@ -5,7 +5,8 @@
  *   - every class served through the heap's direct table has one to four
  *     entries of it, the most heap_set_current stores, and the last such
  *     class (TINY_DIRECT_CLASSES) is TINY_TABLE_MAX;
- *   - TINY_SHORT_CLASS_MIN is the first class above 8 KiB;
+ *   - TINY_SHORT_CLASS_MIN is the first class above 8 KiB, and
+ *     TINY_SIZED_CLASS_MIN the first above 128 KiB;
  *   - tiny_block_key() is k * step at block k's first byte and above any
  *     key_limit at every other offset of a SuperSlab, and below a slab's
  *     start, for every class;
@@ -80,6 +81,13 @@ static void check_direct_entries(void)
         HS_FAIL(
             "TINY_SHORT_CLASS_MIN is the class of %u bytes, after %u, not the first above 8 KiB",
             tiny_class_size[TINY_SHORT_CLASS_MIN], tiny_class_size[TINY_SHORT_CLASS_MIN - 1]);
+        return;
+    }
+    if (tiny_class_size[TINY_SIZED_CLASS_MIN - 1] != 128 * 1024 ||
+        tiny_class_size[TINY_SIZED_CLASS_MIN] <= 128 * 1024) {
+        HS_FAIL(
+            "TINY_SIZED_CLASS_MIN is the class of %u bytes, after %u, not the first above 128 KiB",
+            tiny_class_size[TINY_SIZED_CLASS_MIN], tiny_class_size[TINY_SIZED_CLASS_MIN - 1]);
         return;
     }
     hs_checks++;

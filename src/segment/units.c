@@ -586,7 +586,7 @@ static unsigned unit_pages(unsigned u, unsigned first, unsigned end)
     unsigned base = u * SEG_PAGES_PER_UNIT;
     unsigned from = first > base ? first - base : 0;
     unsigned to = end < base + SEG_PAGES_PER_UNIT ? end - base : SEG_PAGES_PER_UNIT;
-    return (0xffu >> (SEG_PAGES_PER_UNIT - (to - from))) << from;
+    return (unsigned)seg_unit_bits(from, to - from);
 }
 
 /* The free pages at the end of a unit of the page map (those after the
