@@ -455,6 +455,20 @@ static bool units_back(seg_pool_t *pool, seg_superslab_t *ss)
  * deferred too, whose full-size slabs of many units come and go. */
 #define SEG_GIVE_BACK_UNITS 2
 
+/* Pages units_give_back gives back in a process's life, at most: a slab
+ * cut there again faults them one by one, and a program that keeps a few
+ * blocks of 32-64 KiB alive and replaces them at random frees a slab of
+ * two units at each turn (bench_random_mixed with 100 such blocks: a
+ * madvise and a fault or more per malloc, 89,000 faults in 200,000 calls,
+ * 0.3 M calls a second against glibc's 8 M). One SuperSlab's pages: the
+ * small heap's fault budget again at most. The short programs that use it
+ * stay under: python3 building a list of a million strings gives back 352
+ * pages (its start-up's buffers and its array's old copies), sort -R 208,
+ * python3 -c pass and git log -p 80. */
+#define SEG_GIVE_BACK_UNIT_PAGES_MAX ((long)(HS_SUPERSLAB_SIZE / SEG_PAGE_SIZE))
+/* what units_give_back gave back, and asked for past the budget */
+static _Atomic long units_given_back;
+
 /* Whether the pages of units about to be freed went back to the kernel,
  * while no slab can be cut there: they are then all zero, fresh again. A
  * system call: no lock held. Not with the fork handlers (HS_APART), where
@@ -462,8 +476,12 @@ static bool units_back(seg_pool_t *pool, seg_superslab_t *ss)
  * sort -R and git log -p call it, and kept the apart text's 8 KiB. */
 HS_COLD static bool units_give_back(seg_superslab_t *ss, unsigned first_unit, unsigned n_units)
 {
-    /* Unit 0 holds the header and the client area. */
+    long pages = (long)(n_units * SEG_PAGES_PER_UNIT);
+    /* Unit 0 holds the header and the client area. The budget is counted
+     * last: only what would have gone back spends it. */
     return first_unit != 0 && seg_small_heap() && seg_small_heap_holds(ss) &&
+           atomic_fetch_add_explicit(&units_given_back, pages, memory_order_relaxed) + pages <=
+               SEG_GIVE_BACK_UNIT_PAGES_MAX &&
            seg_give_back_now((char *)ss + (size_t)first_unit * HS_UNIT_SIZE,
                              (size_t)n_units * HS_UNIT_SIZE);
 }
