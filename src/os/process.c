@@ -163,7 +163,7 @@ unsigned long os_random_bits(void)
     return v | 1;
 }
 
-HS_SELDOM long long os_page_faults(void)
+long long os_page_faults(void)
 {
     struct rusage ru;
     if (getrusage(RUSAGE_SELF, &ru) != 0) return -1;
