@@ -3,7 +3,9 @@
  * against src/ headers, like internal_test.
  *   - a SuperSlab whose units all come back goes to its pool's idle list,
  *     stamped with the clock; one with some units free is on the partial
- *     list; seg_superslab_validate and seg_pool_validate agree;
+ *     list of its longest run of free units, and moves as they change; a
+ *     search skips the lists below the run it needs;
+ *     seg_superslab_validate and seg_pool_validate agree;
  *   - seg_take_idle leaves an idle SuperSlab alone until it has been idle
  *     for min_idle_ms, says when it falls due, then takes it out of the
  *     pool and the registry;
@@ -428,6 +430,81 @@ static void check_units_at_end(void)
     seg_pool_validate(0);
 }
 
+/* Runs brk on ss in a child, then seg_superslab_validate: true when the
+ * child aborted with the validator's report. */
+static bool validator_reports(seg_superslab_t *ss, void (*brk)(seg_superslab_t *ss),
+                              const char *what)
+{
+    int pfd[2];
+    if (pipe(pfd) != 0) return false;
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) {
+        dup2(pfd[1], 2);
+        brk(ss);
+        seg_superslab_validate(ss);
+        _exit(0);
+    }
+    close(pfd[1]);
+    char out[512] = "";
+    ssize_t len = read(pfd[0], out, sizeof out - 1);
+    out[len > 0 ? len : 0] = 0;
+    close(pfd[0]);
+    int st = 0;
+    waitpid(pid, &st, 0);
+    bool reported =
+        WIFSIGNALED(st) && WTERMSIG(st) == SIGABRT && strstr(out, "hugeslab: invariant broken");
+    CHECK(reported, "%s: status 0x%x, stderr \"%s\"", what, st, out);
+    return reported;
+}
+
+/* Units 5, 12 and 20 of a SuperSlab with units 1-30 free taken behind the
+ * lists' back: its longest run is 10, and it is still on the list of 17. */
+static void take_behind_lists(seg_superslab_t *ss)
+{
+    ss->free_units &= ~(seg_unit_bits(5, 1) | seg_unit_bits(12, 1) | seg_unit_bits(20, 1));
+}
+
+/* A unit free, yet on no list. */
+static void free_behind_lists(seg_superslab_t *ss) { ss->free_units = 1; }
+
+/* The partial lists: a SuperSlab moves to the list of its longest run of
+ * free units as units come back and go; a search for a run skips the
+ * lists below it, and still finds one in any list above; the validator
+ * reports a SuperSlab left on the wrong list (in a child). */
+static void check_partial_lists(void)
+{
+    seg_superslab_t *ss = take_whole();
+    if (!ss) return;
+    seg_units_free(ss, 1, 1);
+    seg_units_free(ss, 3, 1);
+    CHECK(ss->on_partial == 1, "units 1 and 3 free: on list %d, want 0", ss->on_partial - 1);
+    seg_units_free(ss, 2, 1);
+    CHECK(ss->on_partial == 3, "units 1-3 free: on list %d, want 2", ss->on_partial - 1);
+    seg_units_free(ss, 4, 7);
+    CHECK(ss->on_partial == 5, "units 1-10 free: on list %d, want 4", ss->on_partial - 1);
+    seg_units_free(ss, 11, 20);
+    CHECK(ss->on_partial == 6, "units 1-30 free: on list %d, want 5", ss->on_partial - 1);
+    seg_pool_validate(0);
+    unsigned n = 30, first = 0;
+    bool fresh;
+    seg_superslab_t *got =
+        seg_units_alloc(0, &no_owner, &n, 30, 30 * HS_UNIT_SIZE, false, &first, &fresh);
+    CHECK(got == ss && first == 1 && !ss->on_partial,
+          "30 units from the top list: at %p unit %u (%p), on list %d", (void *)got, first,
+          (void *)ss, ss->on_partial - 1);
+    if (got) seg_units_free(got, first, n);
+    for (unsigned k = 0; k < SEG_PARTIAL_LISTS; k++)
+        CHECK(seg_partial_first(seg_partial_min_run[k]) == k &&
+                  (k == 0 || seg_partial_first(seg_partial_min_run[k] - 1) == k - 1),
+              "a run of %u units starts its search at list %u", seg_partial_min_run[k],
+              seg_partial_first(seg_partial_min_run[k]));
+    validator_reports(ss, take_behind_lists, "a SuperSlab on the wrong partial list");
+    seg_units_free(ss, 0, 1);
+    seg_units_free(ss, 31, HS_UNITS_PER_SUPERSLAB - 31);
+    seg_pool_validate(0);
+}
+
 /* Slabs of pages (seg_pages_alloc, seg_pages_extend, seg_pages_free) in
  * units 1-30 of a SuperSlab the test holds: pages 8-247. The pool's other
  * SuperSlabs with room (the test's own heap's) offer longer runs, which
@@ -692,8 +769,8 @@ static void check_one_superslab_at_a_time(void)
     seg_pool_t *pool = seg_pool(0);
     while (fillers < FILLER_MAX) {
         hs_lock(&pool->lock);
-        bool partial = pool->partial != NULL,
-             whole_ones = pool->idle || pool->lazy.count || pool->released.count;
+        bool partial = false, whole_ones = pool->idle || pool->lazy.count || pool->released.count;
+        for (unsigned k = 0; k < SEG_PARTIAL_LISTS; k++) partial |= pool->partial[k] != NULL;
         hs_unlock(&pool->lock);
         if (!partial && !whole_ones) break;
         unsigned n = partial ? 1 : HS_UNITS_PER_SUPERSLAB;
@@ -765,25 +842,7 @@ static void check_validator_fires(void)
 {
     seg_superslab_t *ss = take_whole();
     if (!ss) return;
-    int pfd[2];
-    if (pipe(pfd) != 0) return;
-    fflush(NULL);
-    pid_t pid = fork();
-    if (pid == 0) {
-        dup2(pfd[1], 2);
-        ss->free_units = 1; /* a unit free, yet on no list */
-        seg_superslab_validate(ss);
-        _exit(0);
-    }
-    close(pfd[1]);
-    char out[512] = "";
-    ssize_t len = read(pfd[0], out, sizeof out - 1);
-    out[len > 0 ? len : 0] = 0;
-    close(pfd[0]);
-    int st = 0;
-    waitpid(pid, &st, 0);
-    CHECK(WIFSIGNALED(st) && WTERMSIG(st) == SIGABRT && strstr(out, "hugeslab: invariant broken"),
-          "a broken SuperSlab: status 0x%x, stderr \"%s\"", st, out);
+    validator_reports(ss, free_behind_lists, "a broken SuperSlab");
     seg_units_free(ss, 0, HS_UNITS_PER_SUPERSLAB);
 }
 
@@ -811,6 +870,7 @@ int main(void)
     check_fresh_units();
     check_fewer_units_before_a_new_superslab();
     check_units_at_end();
+    check_partial_lists();
     check_pages();
     check_owners();
     check_chunk_reuse();

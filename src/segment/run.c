@@ -235,8 +235,7 @@ bool seg_lone_slab_claim(seg_superslab_t *ss, unsigned first_unit, unsigned n_un
                 ss->units_purged != SEG_UNITS_PURGING && run_backing_ok(ss);
     if (lone) {
         /* In no list and with no free unit, nobody cuts a slab in it. */
-        if (ss->on_partial) list_remove(&pool->partial, ss);
-        ss->on_partial = 0;
+        seg_partial_unlink(pool, ss);
         ss->free_units = 0;
     }
     hs_unlock(&pool->lock);

@@ -77,8 +77,8 @@ typedef struct seg_superslab_s seg_superslab_t;
  * - kind matches the registry entry of the header's chunk;
  * - slabs: a unit is in free_units iff no slab covers it (but for units
  *   whose pages the purge thread is giving back, in neither meanwhile); the
- *   SuperSlab is on its node's partial list iff free_units != 0 and it is
- *   not empty;
+ *   SuperSlab is on one of its node's partial lists iff free_units != 0 and
+ *   it is not empty, the one of its longest run of free units;
  * - run: run_block lies in [header + SEG_HEADER_SIZE, header + run_size);
  *   base_tail is 0 or names one of its chunks. */
 struct seg_superslab_s {
@@ -103,7 +103,7 @@ struct seg_superslab_s {
                                    whose slabs it holds (seg_units_alloc), or 0
                                    for any caller's (node lock) */
     };
-    uint8_t on_partial;   /* slabs: on the node's partial list */
+    uint8_t on_partial;   /* slabs: 1 + the partial list it is on, 0: none */
     uint8_t units_purged; /* slabs: the free units' pages went back since
                              free_units last changed (node lock) */
     uint16_t memory_node; /* node its pages are bound to (differs from `node`
@@ -259,7 +259,8 @@ bool seg_units_extend(seg_superslab_t *ss, unsigned first_unit, unsigned n_units
 /* `pages` pages (SEG_PAGE_SIZE; more than a unit's, at most 62 units')
  * for a slab not made of whole units, in units 1-63 of a SuperSlab of
  * `node`: the shortest free run of pages that holds them among those of
- * the partial list's first SuperSlabs, where a run is the free pages at
+ * the first SuperSlabs of the partial lists that may hold one (those of
+ * shorter runs first), where a run is the free pages at
  * the end of a unit in which such a slab ends, whole free units, and the
  * free pages at the start of a unit in which one starts; else whole units
  * from seg_units_alloc (a new SuperSlab if need be). The slab starts at

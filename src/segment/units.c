@@ -6,8 +6,9 @@
  *   slabs of pages: the page map says which of its pages are free while
  *   some are (seg_page_map_t). Slabs of units never see those units; a
  *   unit whose pages all come back goes to free_units as a whole.
- * - A SuperSlab of slabs is on its pool's partial list iff some but not
- *   all of its units are free, on its idle list iff all are (idle.c takes
+ * - A SuperSlab of slabs is on one of its pool's partial lists iff some
+ *   but not all of its units are free (the list of its longest run of
+ *   them), on its idle list iff all are (idle.c takes
  *   it from there), and in no list while the purge thread has its free
  *   units out (units_purged == SEG_UNITS_PURGING) or while it is full.
  * - free_units, owner and the lists change only under the pool's lock;
@@ -38,8 +39,9 @@
  * else; and a running thread is woken as before. */
 #define SEG_PURGE_UNITS_MIN 8
 /* SuperSlabs with room that seg_units_alloc compares, at most, for the
- * best fit: the partial list's first ones. It is walked under the node's
- * lock, and a large heap has thousands. */
+ * best fit: the first ones of the partial lists that may hold the run,
+ * shortest runs first. They are walked under the node's lock, and a large
+ * heap has thousands. */
 #ifndef SEG_FIT_CANDIDATES
 #define SEG_FIT_CANDIDATES 16
 #endif
@@ -103,8 +105,15 @@ static void units_changed(seg_superslab_t *ss)
  * min_bytes. */
 static uint64_t fitting_starts(uint64_t free_units, unsigned n, size_t min_bytes)
 {
+    /* Doubling: with bit u set where units u..u + have - 1 are free, an
+     * AND with itself shifted by s <= have sets it where u..u + have + s - 1
+     * are. A shift a unit was 63 steps for a run of 64. */
     uint64_t starts = free_units;
-    for (unsigned i = 1; i < n && starts; i++) starts &= free_units >> i;
+    for (unsigned have = 1; have < n && starts;) {
+        unsigned step = have < n - have ? have : n - have;
+        starts &= starts >> step;
+        have += step;
+    }
     if ((starts & 1) && n * HS_UNIT_SIZE - SEG_FIRST_SLAB_BYTE < min_bytes) starts &= ~(uint64_t)1;
     return starts;
 }
@@ -248,9 +257,10 @@ static int owner_rank(const seg_superslab_t *ss, const seg_owner_t *owner)
 }
 
 /* Best fit: the shortest free run that holds n units offering min_bytes,
- * in the fullest SuperSlab of the partial list among equals, and where the
- * slab may start in it (*starts); NULL if none has room. Ranked first by
- * owner_rank. Taking the first
+ * in the fullest SuperSlab among equals, and where the slab may start in
+ * it (*starts); NULL if none has room. Among the first SuperSlabs of the
+ * partial lists that may hold n units, shortest longest runs first. Ranked
+ * first by owner_rank. Taking the first
  * fit instead cut the long runs that slabs of many units need into pieces
  * no such slab fits, while the SuperSlab's huge page stayed resident
  * whole: git log -p (about 100 MiB of 64-512 KiB blocks in its delta base
@@ -262,8 +272,11 @@ static seg_superslab_t *best_fit(seg_pool_t *pool, const seg_owner_t *owner, uns
     seg_superslab_t *ss = NULL;
     unsigned best_len = 0, best_free = 0, candidates = 0, passed = 0;
     int best_rank = -1, top_rank = !owner->tag ? 0 : owner->home ? 4 : 3;
-    for (seg_superslab_t *c = pool->partial;
-         c && candidates < SEG_FIT_CANDIDATES && passed < SEG_FIT_PASSED_MAX; c = c->next) {
+    seg_superslab_t *c = NULL;
+    for (unsigned k = seg_partial_first(n_units);
+         candidates < SEG_FIT_CANDIDATES && passed < SEG_FIT_PASSED_MAX; c = c->next) {
+        while (!c && k < SEG_PARTIAL_LISTS) c = pool->partial[k++];
+        if (!c) break;
         uint64_t fit = fitting_starts(c->free_units, n_units, min_bytes), in_run = 0;
         if (!fit) continue;
         int rank = owner_rank(c, owner);
@@ -299,8 +312,22 @@ static seg_superslab_t *fit(seg_pool_t *pool, const seg_owner_t *owner, unsigned
     return ss;
 }
 
+/* Out of line: in the text every process runs, its two copies (units_take,
+ * units_back) took 250 bytes more. */
+HS_NOINLINE void seg_partial_place(seg_pool_t *pool, seg_superslab_t *ss)
+{
+    unsigned want = ss->free_units == 0 || ss->free_units == SEG_ALL_UNITS_FREE
+                        ? 0
+                        : 1 + seg_partial_list_of(ss->free_units);
+    if (ss->on_partial == want) return;
+    if (ss->on_partial) list_remove(&pool->partial[ss->on_partial - 1], ss);
+    if (want) list_push(&pool->partial[want - 1], ss);
+    ss->on_partial = (uint8_t)want;
+}
+
 /* Takes the free units `bits` of ss (its pool's lock held) into a slab;
- * a SuperSlab left with none free leaves the partial list. */
+ * the SuperSlab moves to the partial list its free units now call for, or
+ * leaves them with none free. */
 static void units_take(seg_pool_t *pool, seg_superslab_t *ss, uint64_t bits)
 {
     ss->free_units &= ~bits;
@@ -308,10 +335,7 @@ static void units_take(seg_pool_t *pool, seg_superslab_t *ss, uint64_t bits)
     units_changed(ss);
     pool->units_taken_ms = ss->units_changed_ms;
     seg_small_heap_units_taken(ss, bits);
-    if (ss->free_units == 0 && ss->on_partial) {
-        list_remove(&pool->partial, ss);
-        ss->on_partial = 0;
-    }
+    seg_partial_place(pool, ss);
     SEG_VALIDATE(ss);
 }
 
@@ -393,10 +417,9 @@ seg_superslab_t *seg_units_alloc(unsigned node, seg_owner_t *owner, unsigned *n_
             errno = ENOMEM;
             return NULL;
         }
+        /* On a partial list once units_take has cut the slab. */
         starts = fitting_starts(ss->free_units, n_units, min_bytes);
         ss->owner = 0; /* idle_since_ms until now (an idle one) */
-        list_push(&pool->partial, ss);
-        ss->on_partial = 1;
     }
     /* starts lie in one free run (best_fit), or anywhere in a new one. */
     unsigned first =
@@ -425,18 +448,11 @@ bool seg_units_extend(seg_superslab_t *ss, unsigned first_unit, unsigned n_units
 }
 
 /* Units came back to ss (its pool's lock held): empty, it goes to the idle
- * list (true), else it is on the partial list. */
+ * list (true), else it is on the partial list of its longest free run. */
 static bool units_back(seg_pool_t *pool, seg_superslab_t *ss)
 {
-    if (ss->free_units != SEG_ALL_UNITS_FREE) {
-        if (!ss->on_partial) {
-            list_push(&pool->partial, ss);
-            ss->on_partial = 1;
-        }
-        return false;
-    }
-    if (ss->on_partial) list_remove(&pool->partial, ss);
-    ss->on_partial = 0;
+    seg_partial_place(pool, ss);
+    if (ss->free_units != SEG_ALL_UNITS_FREE) return false;
     ss->idle_since_ms = seg_now_ms();
     list_push(&pool->idle, ss);
     pool->idle_count++;
@@ -526,9 +542,11 @@ HS_COLD unsigned seg_take_free_units(const seg_purge_policy_t *policy, uint64_t 
     for (unsigned n = 0; n < numa_node_count() && taken < max; n++) {
         seg_pool_t *pool = seg_pool(n);
         hs_lock(&pool->lock);
-        seg_superslab_t *ss = pool->partial;
-        while (ss && taken < max) {
-            seg_superslab_t *next = ss->next;
+        seg_superslab_t *ss = NULL, *next = NULL;
+        for (unsigned k = 0; taken < max; ss = next) {
+            while (!ss && k < SEG_PARTIAL_LISTS) ss = pool->partial[k++];
+            if (!ss) break;
+            next = ss->next;
             bool base = units_purgeable(ss);
             if (!ss->units_purged && (base || huge_sparse(ss))) {
                 /* A huge page is given up only after the release delay: a
@@ -551,8 +569,7 @@ HS_COLD unsigned seg_take_free_units(const seg_purge_policy_t *policy, uint64_t 
                                                       ss->free_units & ~ss->fresh_units, !base};
                     ss->free_units = 0;
                     ss->units_purged = SEG_UNITS_PURGING;
-                    list_remove(&pool->partial, ss);
-                    ss->on_partial = 0;
+                    seg_partial_unlink(pool, ss);
                     if (!base) {
                         /* Base pages from now on (seg_release_backing makes
                          * it huge again once all of it goes back). */
@@ -566,7 +583,6 @@ HS_COLD unsigned seg_take_free_units(const seg_purge_policy_t *policy, uint64_t 
                     *next_due = now_ms + (wait - quiet);
                 }
             }
-            ss = next;
         }
         hs_unlock(&pool->lock);
     }
@@ -633,27 +649,36 @@ static uint64_t partial_units(const seg_superslab_t *ss)
  * (more than a unit's): returns its length (0: none) and sets *start to
  * its first page. Such a run is free units, with the free pages at the end
  * of the unit before them and at the start of the unit after them, or the
- * end of one unit partly used and the start of the next. */
-static unsigned shortest_page_run(const seg_superslab_t *ss, unsigned pages, unsigned *start)
+ * end of one unit partly used and the start of the next: at most 14 pages,
+ * looked for only for so few. Only the free runs of units that hold a bit
+ * of `starts` are looked at: the starts, from unit 1 on, of as many free
+ * units in a row as such a run needs at the least. A unit next to a free
+ * run is not free, so its byte of the page map is its free pages (0 in a
+ * slab of units). */
+static unsigned shortest_page_run(const seg_superslab_t *ss, unsigned pages, uint64_t starts,
+                                  unsigned *start)
 {
     const uint8_t *map = seg_page_map((seg_superslab_t *)ss)->free;
     uint64_t free_units = ss->free_units & ~(uint64_t)1;
-    uint64_t partial = partial_units(ss);
     unsigned best = 0;
-    for (unsigned u = 1; u < HS_UNITS_PER_SUPERSLAB && (free_units >> u);) {
-        unsigned begin = u + (unsigned)__builtin_ctzll(free_units >> u);
+    /* A free run's lowest start is its first unit. */
+    while (starts) {
+        unsigned begin = (unsigned)__builtin_ctzll(starts);
         uint64_t taken_after = ~(free_units >> begin);
         unsigned len =
             taken_after ? (unsigned)__builtin_ctzll(taken_after) : HS_UNITS_PER_SUPERSLAB - begin;
-        u = begin + len;
-        unsigned before = partial >> (begin - 1) & 1 ? map_tail(map[begin - 1]) : 0;
-        unsigned after = u < HS_UNITS_PER_SUPERSLAB && (partial >> u & 1) ? map_head(map[u]) : 0;
+        unsigned u = begin + len;
+        starts &= u < HS_UNITS_PER_SUPERSLAB ? ~(uint64_t)0 << u : 0;
+        unsigned before = map_tail(map[begin - 1]);
+        unsigned after = u < HS_UNITS_PER_SUPERSLAB ? map_head(map[u]) : 0;
         unsigned run = before + len * SEG_PAGES_PER_UNIT + after;
         if (run >= pages && (!best || run < best)) {
             best = run;
             *start = begin * SEG_PAGES_PER_UNIT - before;
         }
     }
+    if (pages > 2 * (SEG_PAGES_PER_UNIT - 1)) return best;
+    uint64_t partial = partial_units(ss);
     for (uint64_t pairs = partial & (partial >> 1); pairs; pairs &= pairs - 1) {
         unsigned u = (unsigned)__builtin_ctzll(pairs);
         unsigned before = map_tail(map[u]), run = before + map_head(map[u + 1]);
@@ -703,13 +728,20 @@ HS_SELDOM seg_superslab_t *seg_pages_alloc(unsigned node, unsigned pages, unsign
     const unsigned around = 2 * (SEG_PAGES_PER_UNIT - 1);
     unsigned need_units =
         pages > around ? (pages - around + SEG_PAGES_PER_UNIT - 1) / SEG_PAGES_PER_UNIT : 0;
-    for (seg_superslab_t *c = pool->partial; c && candidates < SEG_FIT_CANDIDATES; c = c->next) {
-        if (need_units && !fitting_starts(c->free_units & ~(uint64_t)1, need_units, 0)) continue;
-        unsigned start = 0, len = shortest_page_run(c, pages, &start);
+    seg_superslab_t *c = NULL;
+    for (unsigned k = seg_partial_first(need_units ? need_units : 1);
+         candidates < SEG_FIT_CANDIDATES; c = c->next) {
+        while (!c && k < SEG_PARTIAL_LISTS) c = pool->partial[k++];
+        if (!c) break;
+        uint64_t starts = fitting_starts(c->free_units & ~(uint64_t)1, need_units, 0);
+        unsigned start = 0, len = shortest_page_run(c, pages, starts, &start);
         if (!len) continue;
         candidates++;
+        /* The fullest among equal fits; counted only for a tie (popcount
+         * is a call into libgcc on x86-64 without -mpopcnt). */
+        if (best && len > best_len) continue;
         unsigned n_free = (unsigned)__builtin_popcountll(c->free_units);
-        if (!best || len < best_len || (len == best_len && n_free < best_free)) {
+        if (!best || len < best_len || n_free < best_free) {
             best = c;
             best_len = len;
             best_free = n_free;

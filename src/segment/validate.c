@@ -23,9 +23,12 @@ HS_COLD HS_SELDOM void seg_superslab_validate(const seg_superslab_t *ss)
     if (ss->kind == SEG_CHUNK_SLABS) {
         SEG_CHECK(ss->run_size == HS_SUPERSLAB_SIZE, ss);
         SEG_CHECK((ss->free_units & ~SEG_ALL_UNITS_FREE) == 0, ss);
-        /* On the partial list iff some units are free but not all. */
-        SEG_CHECK(ss->on_partial == (ss->free_units != 0 && ss->free_units != SEG_ALL_UNITS_FREE),
+        /* On a partial list iff some units are free but not all: the one
+         * of its longest run of free units. */
+        SEG_CHECK((ss->on_partial != 0) ==
+                      (ss->free_units != 0 && ss->free_units != SEG_ALL_UNITS_FREE),
                   ss);
+        SEG_CHECK(!ss->on_partial || ss->on_partial == 1 + seg_partial_list_of(ss->free_units), ss);
         /* The page map names partly used units only (seg_page_map_t). */
         const seg_page_map_t *map = seg_page_map((seg_superslab_t *)ss);
         SEG_CHECK(map->free[0] == 0, ss);
@@ -48,11 +51,13 @@ HS_COLD HS_SELDOM void seg_pool_validate(unsigned node)
 {
     seg_pool_t *pool = seg_pool(node);
     hs_lock(&pool->lock);
-    for (const seg_superslab_t *ss = pool->partial; ss; ss = ss->next) {
-        seg_superslab_validate(ss);
-        SEG_CHECK(ss->kind == SEG_CHUNK_SLABS && ss->node == node && ss->on_partial, ss);
-        SEG_CHECK(ss->next == NULL || ss->next->prev == ss, ss);
-    }
+    for (unsigned k = 0; k < SEG_PARTIAL_LISTS; k++)
+        for (const seg_superslab_t *ss = pool->partial[k]; ss; ss = ss->next) {
+            seg_superslab_validate(ss);
+            SEG_CHECK(ss->kind == SEG_CHUNK_SLABS && ss->node == node && ss->on_partial == 1 + k,
+                      ss);
+            SEG_CHECK(ss->next == NULL || ss->next->prev == ss, ss);
+        }
     size_t idle = 0;
     for (const seg_superslab_t *ss = pool->idle; ss; ss = ss->next, idle++) {
         seg_superslab_validate(ss);
