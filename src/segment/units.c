@@ -747,7 +747,11 @@ HS_SELDOM seg_superslab_t *seg_pages_alloc(unsigned node, unsigned pages, unsign
             best_free = n_free;
             best_start = start;
         }
-        if (len == pages) break;
+        /* Close enough: a sixteenth more than asked. Looking on for the
+         * exact fit cost 12-15 % of the instructions of 1,000 live blocks
+         * of 128 KiB - 1 MiB replaced at random, and gave no lower peak
+         * (bench/README.md). */
+        if (len - pages <= pages / 16) break;
     }
     if (best) {
         *fresh = pages_take(pool, best, best_start, pages);
