@@ -23,6 +23,8 @@
 #                                  with no 2 MiB pool, a fallback and a message
 #   module module-bind module-preferred module-interleave module-cap module-off
 #                                        src/numa alone (hugeslab only)
+# Before them, numa/vm-run/timeout: a guest past vm-run's --timeout exits 124,
+# which run_case's second boot of a guest that hung at boot relies on.
 # Prints PASS/FAIL/SKIP lines and ends with "N passed, N failed, N skipped";
 # exits 1 when a case failed. Without qemu or a guest kernel every case is
 # skipped, not failed. Environment: CC, BUILD (default build).
@@ -150,6 +152,19 @@ run_case() {
             ;;
     esac
 }
+
+# ---- vm-run's timeout ------------------------------------------------------------------
+# run_case boots a guest again when the first timed out before its program
+# printed anything (exit status 124): a guest that outlives --timeout must
+# say so. A grep that found nothing in qemu's output made vm-run exit 1
+# there under pipefail, and a guest that hung at boot failed its case.
+rc=0
+"$vm" --nodes 2 --timeout 2 -- /bin/sleep 60 >"$out/logs/vm-run_timeout.log" 2>&1 || rc=$?
+if [[ $rc == 124 ]]; then
+    pass numa/vm-run/timeout
+else
+    fail numa/vm-run/timeout "a guest past --timeout 2: exit status $rc, not 124 (log: $out/logs/vm-run_timeout.log)"
+fi
 
 test_prog=$out/numa_placement_test
 module_prog=$out/numa_module_test
