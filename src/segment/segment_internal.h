@@ -248,11 +248,11 @@ HS_INLINE unsigned seg_partial_first(unsigned n)
 /* One pool per NUMA node.
  * Invariants: the `partial` lists hold exactly this node's SuperSlabs with
  * some but not all units free, each on the list of its longest run of free
- * units (seg_partial_list_of; on_partial is 1 + that list); `idle` holds those with every unit
- * free, newest first, each with idle_since_ms; `lazy` and `released` hold
- * SuperSlabs whose pages went back to the kernel, lazily (MADV_FREE: the
- * pages stay in RSS as LazyFree until the kernel needs them) or for good
- * (MADV_DONTNEED). */
+ * units (seg_partial_list_of; on_partial is 1 + that list); `idle` holds
+ * those with every unit free, newest first, each with idle_since_ms; `lazy`
+ * and `released` hold SuperSlabs whose pages went back to the kernel,
+ * lazily (MADV_FREE: the pages stay in RSS as LazyFree until the kernel
+ * needs them) or for good (MADV_DONTNEED). */
 typedef struct seg_pool_s {
     hs_lock_t lock;
     seg_superslab_t *partial[SEG_PARTIAL_LISTS]; /* SuperSlabs with some free units, by

@@ -107,7 +107,7 @@ static uint64_t fitting_starts(uint64_t free_units, unsigned n, size_t min_bytes
 {
     /* Doubling: with bit u set where units u..u + have - 1 are free, an
      * AND with itself shifted by s <= have sets it where u..u + have + s - 1
-     * are. A shift a unit was 63 steps for a run of 64. */
+     * are. Shifted one unit at a time, a run of 64 took 63 steps. */
     uint64_t starts = free_units;
     for (unsigned have = 1; have < n && starts;) {
         unsigned step = have < n - have ? have : n - have;
