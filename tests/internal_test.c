@@ -194,10 +194,35 @@ static void check_sized(void)
         const tiny_slab_t **head =
             (const tiny_slab_t **)tiny_client_area(seg_superslab_of(p))->head;
         size_t unit = (size_t)((uintptr_t)p % HS_SUPERSLAB_SIZE) / HS_UNIT_SIZE;
+        tiny_slab_t *mine = tiny_slab_of(p);
+        tiny_heap_t *heap = tiny_heap_tls;
+        /* Freed, the slab is the heap's sized spare, which the same request
+         * takes whole again; malloc_trim sends it back. */
         hugeslab_free(p);
-        CHECK(head[unit] == &tiny_sentinel_slab,
-              "the free of a %zu-byte block left its unit's head", size);
+        CHECK(heap->sized_spare == mine && head[unit] == mine && mine->used == 0,
+              "the free of a %zu-byte block: sized spare %p, its slab %p, the unit's head %p", size,
+              (void *)heap->sized_spare, (void *)mine, (const void *)head[unit]);
+        void *again = hugeslab_malloc(size);
+        CHECK(again == p && heap->sized_spare == NULL && mine->used == 1 && mine->on_full,
+              "malloc(%zu) after its free: %p, want the sized spare's %p", size, again, (void *)p);
+        hugeslab_free(again);
+        hugeslab_malloc_trim(0);
+        CHECK(heap->sized_spare == NULL && head[unit] == &tiny_sentinel_slab,
+              "malloc_trim left a %zu-byte block's slab of pages (sized spare %p, head %p)", size,
+              (void *)heap->sized_spare, (const void *)head[unit]);
     }
+    /* A request that its pages do not fit within a sixteenth sends the
+     * spare back: the new block has a slab of its own size, wherever it
+     * lies. */
+    void *a = hugeslab_malloc(300000);
+    hugeslab_free(a);
+    void *b = hugeslab_malloc(200000);
+    CHECK(b && tiny_heap_tls->sized_spare == NULL && tiny_slab_of(b)->block_size == 49 * 4096,
+          "malloc(200000) after a 300000-byte block's free: %p in a slab of %u B (the freed block "
+          "%p)",
+          b, b ? tiny_slab_of(b)->block_size : 0, a);
+    hugeslab_free(b);
+    hugeslab_malloc_trim(0);
     for (int i = 0; i < fill; i++) hugeslab_free(blocks[i]);
 }
 

@@ -572,7 +572,9 @@ HS_NOINLINE static void release_empty(tiny_heap_t *heap, tiny_slab_t *s, bool as
  * true when there was one. */
 static bool release_spares_in(tiny_heap_t *heap, const seg_superslab_t *ss)
 {
-    bool released = false;
+    /* Tested here: a heap without one (every short command's) then runs
+     * no seldom text. */
+    bool released = heap->sized_spare && tiny_sized_spare_release(heap, ss);
     for (unsigned cls = 0; cls < TINY_CLASS_COUNT; cls++) {
         tiny_slab_t *s = heap->spare[cls];
         if (!s || (ss && seg_superslab_of(s) != ss)) continue;
@@ -678,6 +680,10 @@ static bool spare_wanted(const tiny_heap_t *heap, const tiny_slab_t *s)
 static void slab_now_empty(tiny_heap_t *heap, tiny_slab_t *s)
 {
     TINY_VALIDATE(s);
+    if (HS_UNLIKELY(s->sized)) {
+        tiny_sized_emptied(heap, s);
+        return;
+    }
     if (heap->current[s->cls] != s) {
         release_empty(heap, s, spare_wanted(heap, s));
         return;

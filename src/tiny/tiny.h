@@ -437,6 +437,9 @@ struct tiny_heap_s {
      * or a spare (slab_now_empty), most recently used first; NULL when
      * unused. */
     seg_superslab_t *kept_in[TINY_KEPT_SUPERSLABS];
+    /* A slab of pages whose block came back, kept for the next request it
+     * fits (sized.c); NULL when none. Owner only. */
+    tiny_slab_t *sized_spare;
     /* By class: an empty slab off the lists, which the class's next new
      * slab will be (spare_wanted in tiny.c); NULL when none. Owner only. */
     tiny_slab_t *spare[TINY_CLASS_COUNT];

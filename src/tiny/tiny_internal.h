@@ -128,6 +128,12 @@ static inline bool tiny_sized_heap(void)
 void *tiny_malloc_sized(tiny_heap_t *heap, unsigned cls, size_t size);
 /* tiny_slab_release of a slab of pages. */
 void tiny_sized_release(tiny_slab_t *slab);
+/* A slab of pages of heap's whose block came back to its owner: it becomes
+ * the heap's sized spare, and the spare before it goes back. */
+void tiny_sized_emptied(tiny_heap_t *heap, tiny_slab_t *slab);
+/* Releases the heap's sized spare if it lies in ss (any SuperSlab: NULL);
+ * true when it did. */
+bool tiny_sized_spare_release(tiny_heap_t *heap, const seg_superslab_t *ss);
 /* tiny_grow_in_place of the block of s, a slab of pages of heap's: true
  * when the pages after it were free and it took them. */
 bool tiny_sized_grow(tiny_heap_t *heap, tiny_slab_t *s, size_t size);
