@@ -225,6 +225,13 @@ int main(int argc, char **argv)
     live_block = malloc_fn(64);
     void *filled[64];
     for (int i = 0; i < 64; i++) filled[i] = malloc_fn(3000);
+    /* Past 8 MiB of slabs a block of 200,000 B has a slab of pages, which
+     * its free keeps as the heap's sized spare, its block marked free. */
+    enum { BULK = 10 * 1024 };
+    static void *bulk[BULK];
+    for (int i = 0; i < BULK; i++) bulk[i] = malloc_fn(1000);
+    void *sized = malloc_fn(200000);
+    memset(sized, 5, 200000);
 
     const bad_case_t cases[] = {
         {"double_free_small", act_double_free, small, "double free"},
@@ -237,6 +244,7 @@ int main(int argc, char **argv)
         {"realloc_foreign", act_realloc, foreign + 128, NULL},
         {"double_free_large", act_double_free, large, NULL},
         {"double_free_medium", act_double_free, medium, NULL},
+        {"double_free_sized", act_double_free, sized, "double free"},
         {"free_large_interior", act_free, (char *)large + 4096, NULL},
         {"uaf_write_free_list", act_uaf_pattern, victim, "corrupted free list in a 64-byte slab"},
         {"uaf_zero_free_list", act_uaf_zero, victim, "corrupted free list in a 64-byte slab"},
@@ -258,5 +266,7 @@ int main(int argc, char **argv)
     free_fn(live_block);
     for (int i = 0; i < 64; i++) free_fn(filled[i]);
     for (int i = 0; i < 64; i++) free_fn(keep[i]);
+    free_fn(sized);
+    for (int i = 0; i < BULK; i++) free_fn(bulk[i]);
     return hs_finish("bad_input");
 }
