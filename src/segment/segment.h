@@ -256,7 +256,7 @@ seg_superslab_t *seg_units_alloc(unsigned node, seg_owner_t *owner, unsigned *n_
  * when one is not. */
 bool seg_units_extend(seg_superslab_t *ss, unsigned first_unit, unsigned n_units);
 
-/* `pages` pages (SEG_PAGE_SIZE; more than a unit's, at most 62 units')
+/* `pages` pages (SEG_PAGE_SIZE; two units' or more, at most 62 units')
  * for a slab not made of whole units, in units 1-63 of a SuperSlab of
  * `node`: the shortest free run of pages that holds them among those of
  * the first SuperSlabs of the partial lists that may hold one (those of

@@ -628,33 +628,16 @@ static unsigned unit_pages(unsigned u, unsigned first, unsigned end)
 static unsigned map_tail(unsigned map) { return (unsigned)__builtin_clz(~(map << 24)); }
 static unsigned map_head(unsigned map) { return (unsigned)__builtin_ctz(~map); }
 
-/* The units of ss partly used by slabs of pages: bit u set when the page
- * map's byte u is not 0. */
-static uint64_t partial_units(const seg_superslab_t *ss)
-{
-    const uint64_t low7 = 0x7f7f7f7f7f7f7f7full;
-    uint64_t mask = 0;
-    for (unsigned w = 0; w < HS_UNITS_PER_SUPERSLAB / 8; w++) {
-        uint64_t word;
-        memcpy(&word, seg_page_map((seg_superslab_t *)ss)->free + 8 * w, 8);
-        /* The top bit of each byte that is not 0, then those 8 bits
-         * gathered into the top byte by one multiply. */
-        uint64_t top = (((word & low7) + low7) | word) & ~low7;
-        mask |= ((top >> 7) * 0x0102040810204080ull >> 56) << (8 * w);
-    }
-    return mask;
-}
-
 /* The shortest free run of pages of ss from unit 1 on that holds `pages`
- * (more than a unit's): returns its length (0: none) and sets *start to
+ * (two units' or more): returns its length (0: none) and sets *start to
  * its first page. Such a run is free units, with the free pages at the end
- * of the unit before them and at the start of the unit after them, or the
- * end of one unit partly used and the start of the next: at most 14 pages,
- * looked for only for so few. Only the free runs of units that hold a bit
- * of `starts` are looked at: the starts, from unit 1 on, of as many free
- * units in a row as such a run needs at the least. A unit next to a free
- * run is not free, so its byte of the page map is its free pages (0 in a
- * slab of units). */
+ * of the unit before them and at the start of the unit after them (the
+ * free end of one unit partly used and the free start of the next hold 14
+ * pages at most: never enough). Only the free runs of units that hold a
+ * bit of `starts` are looked at: the starts, from unit 1 on, of as many
+ * free units in a row as such a run needs at the least. A unit next to a
+ * free run is not free, so its byte of the page map is its free pages (0
+ * in a slab of units). */
 static unsigned shortest_page_run(const seg_superslab_t *ss, unsigned pages, uint64_t starts,
                                   unsigned *start)
 {
@@ -675,16 +658,6 @@ static unsigned shortest_page_run(const seg_superslab_t *ss, unsigned pages, uin
         if (run >= pages && (!best || run < best)) {
             best = run;
             *start = begin * SEG_PAGES_PER_UNIT - before;
-        }
-    }
-    if (pages > 2 * (SEG_PAGES_PER_UNIT - 1)) return best;
-    uint64_t partial = partial_units(ss);
-    for (uint64_t pairs = partial & (partial >> 1); pairs; pairs &= pairs - 1) {
-        unsigned u = (unsigned)__builtin_ctzll(pairs);
-        unsigned before = map_tail(map[u]), run = before + map_head(map[u + 1]);
-        if (run >= pages && (!best || run < best)) {
-            best = run;
-            *start = (u + 1) * SEG_PAGES_PER_UNIT - before;
         }
     }
     return best;
@@ -717,7 +690,7 @@ HS_SELDOM static bool pages_take(seg_pool_t *pool, seg_superslab_t *ss, unsigned
 HS_SELDOM seg_superslab_t *seg_pages_alloc(unsigned node, unsigned pages, unsigned *first_page,
                                            bool *fresh)
 {
-    HS_ASSERT(pages > SEG_PAGES_PER_UNIT && pages <= 62 * SEG_PAGES_PER_UNIT);
+    HS_ASSERT(pages >= 2 * SEG_PAGES_PER_UNIT && pages <= 62 * SEG_PAGES_PER_UNIT);
     seg_pool_t *pool = seg_pool(node);
     hs_lock(&pool->lock);
     seg_superslab_t *best = NULL;
@@ -726,11 +699,9 @@ HS_SELDOM seg_superslab_t *seg_pages_alloc(unsigned node, unsigned pages, unsign
      * free pages before and after them are at most 7 each (a unit with 8
      * free is a free unit). */
     const unsigned around = 2 * (SEG_PAGES_PER_UNIT - 1);
-    unsigned need_units =
-        pages > around ? (pages - around + SEG_PAGES_PER_UNIT - 1) / SEG_PAGES_PER_UNIT : 0;
+    unsigned need_units = (pages - around + SEG_PAGES_PER_UNIT - 1) / SEG_PAGES_PER_UNIT;
     seg_superslab_t *c = NULL;
-    for (unsigned k = seg_partial_first(need_units ? need_units : 1);
-         candidates < SEG_FIT_CANDIDATES; c = c->next) {
+    for (unsigned k = seg_partial_first(need_units); candidates < SEG_FIT_CANDIDATES; c = c->next) {
         while (!c && k < SEG_PARTIAL_LISTS) c = pool->partial[k++];
         if (!c) break;
         uint64_t starts = fitting_starts(c->free_units & ~(uint64_t)1, need_units, 0);
