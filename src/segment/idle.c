@@ -90,11 +90,20 @@ seg_purge_policy_t seg_purge_policy(void)
  * slabs of pages: 1,929 SuperSlabs so in 0.7 s). */
 #define SEG_OVER_LIMIT_MIN_MS 100
 
+/* How long idle memory waits while over the cache limit: SEG_OVER_LIMIT_MIN_MS,
+ * none beyond HUGESLAB_CACHE_MB (PURGE_NOW); PURGE_LATER when within it.
+ * One copy: inlined in its two callers, it put the text every process
+ * runs past its ten pages. */
+HS_NOINLINE static uint64_t over_limit_wait_ms(const seg_purge_policy_t *policy)
+{
+    if (!over_cache_limit(policy)) return PURGE_LATER;
+    return idle_bytes_total() > policy->cache_cap_bytes ? PURGE_NOW : SEG_OVER_LIMIT_MIN_MS;
+}
+
 uint64_t seg_idle_due_in_ms(void)
 {
     seg_purge_policy_t policy = seg_purge_policy();
-    if (!over_cache_limit(&policy)) return PURGE_LATER;
-    return idle_bytes_total() > policy.cache_cap_bytes ? PURGE_NOW : SEG_OVER_LIMIT_MIN_MS;
+    return over_limit_wait_ms(&policy);
 }
 
 /* With `lock` (the pool's) held; it may be let go while the stack grows. */
@@ -288,9 +297,8 @@ unsigned seg_take_idle(const seg_purge_policy_t *policy, uint64_t now_ms, seg_ta
             bool outgrown = ss == pool->outgrown;
             /* Beyond the cache limit: once idle for SEG_OVER_LIMIT_MIN_MS,
              * or at once beyond HUGESLAB_CACHE_MB. */
-            if (position >= reserve && over_cache_limit(policy)) {
-                uint64_t over_wait =
-                    idle_bytes_total() > policy->cache_cap_bytes ? 0 : SEG_OVER_LIMIT_MIN_MS;
+            if (position >= reserve) {
+                uint64_t over_wait = over_limit_wait_ms(policy);
                 if (over_wait < wait) wait = over_wait;
             }
             bool due = outgrown || now_ms - ss->idle_since_ms >= wait;
