@@ -57,6 +57,16 @@ static void check_classes(void)
     hs_checks++;
 }
 
+/* Whether cls, named `name`, is the first class above `bytes`, which is a
+ * class size itself; reports it when not. */
+static bool first_class_above(unsigned cls, unsigned bytes, const char *name)
+{
+    if (tiny_class_size[cls - 1] == bytes && tiny_class_size[cls] > bytes) return true;
+    HS_FAIL("%s is the class of %u bytes, after %u, not the first above %u bytes", name,
+            tiny_class_size[cls], tiny_class_size[cls - 1], bytes);
+    return false;
+}
+
 /* heap_set_current's stores: the direct table's entries of each class it
  * serves, first to last, are one to four, and the last class is
  * TINY_TABLE_MAX's. */
@@ -76,20 +86,9 @@ static void check_direct_entries(void)
                 tiny_class_size[TINY_DIRECT_CLASSES - 1], TINY_TABLE_MAX);
         return;
     }
-    if (tiny_class_size[TINY_SHORT_CLASS_MIN - 1] != 8 * 1024 ||
-        tiny_class_size[TINY_SHORT_CLASS_MIN] <= 8 * 1024) {
-        HS_FAIL(
-            "TINY_SHORT_CLASS_MIN is the class of %u bytes, after %u, not the first above 8 KiB",
-            tiny_class_size[TINY_SHORT_CLASS_MIN], tiny_class_size[TINY_SHORT_CLASS_MIN - 1]);
+    if (!first_class_above(TINY_SHORT_CLASS_MIN, 8 * 1024, "TINY_SHORT_CLASS_MIN") ||
+        !first_class_above(TINY_SIZED_CLASS_MIN, 128 * 1024, "TINY_SIZED_CLASS_MIN"))
         return;
-    }
-    if (tiny_class_size[TINY_SIZED_CLASS_MIN - 1] != 128 * 1024 ||
-        tiny_class_size[TINY_SIZED_CLASS_MIN] <= 128 * 1024) {
-        HS_FAIL(
-            "TINY_SIZED_CLASS_MIN is the class of %u bytes, after %u, not the first above 128 KiB",
-            tiny_class_size[TINY_SIZED_CLASS_MIN], tiny_class_size[TINY_SIZED_CLASS_MIN - 1]);
-        return;
-    }
     hs_checks++;
 }
 
