@@ -514,6 +514,22 @@ static void spare_free(void **blocks, const unsigned *at, unsigned n, unsigned w
         }
 }
 
+/* The heap's own records of its spares and current slabs, which the walks
+ * over them trust (release_spares_in, tiny_release_kept_empty_in,
+ * make_room_for_one_block): spares_held counts the spares, and every class
+ * with a current slab has its bit in current_classes. */
+static bool heap_records_agree(const tiny_heap_t *heap)
+{
+    unsigned spares = 0;
+    bool noted = true;
+    for (unsigned cls = 0; cls < TINY_CLASS_COUNT; cls++) {
+        spares += heap->spare[cls] != NULL;
+        if (heap->current[cls] != &tiny_sentinel_slab)
+            noted = noted && (heap->current_classes[cls / 64] >> (cls % 64) & 1);
+    }
+    return spares == heap->spares_held && noted;
+}
+
 static void *spare_thread(void *arg)
 {
     (void)arg;
@@ -537,6 +553,8 @@ static void *spare_thread(void *arg)
     if (same) {
         CHECK(heap->spare[cls] == slab[0] && after.bytes_in_slabs == before.bytes_in_slabs,
               "%d B: the emptied slab is the class's spare, not released", SPARE_SIZE);
+        CHECK(heap_records_agree(heap), "%d B: the heap counts its spare (%u)", SPARE_SIZE,
+              heap->spares_held);
         spare_free(blocks, at, n, 1);
         tiny_stats(&before);
         CHECK(heap->spare[cls] == slab[0] &&
@@ -548,6 +566,8 @@ static void *spare_thread(void *arg)
         n = spare_fill(blocks, at, again, 2);
         CHECK(again[0] == slab[2] && again[1] == slab[0] && heap->spare[cls] == NULL,
               "%d B: the class's next slab is its spare", SPARE_SIZE);
+        CHECK(heap_records_agree(heap), "%d B: the spare taken is counted out (%u held)",
+              SPARE_SIZE, heap->spares_held);
         spare_free(blocks, at, n, 0);
         spare_free(blocks, at, n, 1);
         /* slab[2], no longer current, is the spare now; slab[0] is current. */
@@ -555,6 +575,8 @@ static void *spare_thread(void *arg)
               "%d B: the slab emptied next is the spare again", SPARE_SIZE);
         hugeslab_malloc_trim(0);
         CHECK(heap->spare[cls] == NULL, "%d B: malloc_trim releases the spare", SPARE_SIZE);
+        CHECK(heap_records_agree(heap), "%d B: the spare released is counted out (%u held)",
+              SPARE_SIZE, heap->spares_held);
         n = spare_fill(blocks, at, slab, 3);
         spare_free(blocks, at, n, 2);
         spare_free(blocks, at, n, 0);

@@ -35,6 +35,7 @@ HS_APART_LATE void tiny_heap_abandon(tiny_heap_t *heap)
     for (unsigned i = 0; i < TINY_KEPT_SUPERSLABS; i++) heap->kept_in[i] = NULL;
     heap->home = NULL;
     heap->one_block_released = heap->one_block_recurring = 0;
+    heap->current_classes[0] = heap->current_classes[1] = 0;
     bool orphaned = false;
     for (unsigned cls = 0; cls < TINY_CLASS_COUNT; cls++) {
         heap_set_current(heap, cls, &tiny_sentinel_slab);

@@ -368,6 +368,8 @@ HS_INLINE uint64_t tiny_key_limit(uint32_t carved, uint64_t recip, size_t size)
  * on have a bit each in a heap's one_block_ words. */
 #define TINY_ONE_BLOCK_CLASS_MIN 64
 _Static_assert(TINY_CLASS_COUNT - TINY_ONE_BLOCK_CLASS_MIN <= 64, "one word of class bits");
+_Static_assert(TINY_CLASS_COUNT <= 128 && TINY_ONE_BLOCK_CLASS_MIN == 64,
+               "two words of class bits, the second one the one-block classes'");
 
 struct tiny_heap_s {
     /* The fields lie in the order a one-thread program touches them: the
@@ -407,6 +409,14 @@ struct tiny_heap_s {
      * after that, so its empty slabs stay current (recurring). */
     uint64_t one_block_released;
     uint64_t one_block_recurring;
+    /* By class, bit cls % 64 of word cls / 64 (word 1 has the bits above):
+     * set when a refill makes a slab current[cls] (note_current in tiny.c).
+     * The walks over a heap's current slabs (make_room_for_one_block,
+     * tiny_release_kept_empty_in) look at these classes only. A bit stays
+     * when its slab goes (the walks pass over the sentinel) until the heap
+     * is abandoned: at most one per class the thread has used. */
+    uint64_t current_classes[2];
+    uint32_t spares_held;   /* entries of spare[] set */
     unsigned node;          /* NUMA node its SuperSlabs come from */
     _Atomic bool attached;  /* belongs to a running thread; read by other
                                threads (heap_owner_gone in tiny.c) */
