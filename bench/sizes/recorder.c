@@ -1,12 +1,14 @@
 /* size recorder: an LD_PRELOAD library that logs every allocation request
- * of a program to a file, for the size-class study (bench/sizes/study.py).
+ * of a program to a file, for the size-class study (bench/sizes/study.py)
+ * and for bench/sizes/rss_replay.c.
  *
  *   SIZES_TRACE_DIR=/tmp/t LD_PRELOAD=build/bench/libsizerecord.so prog ...
  *
  * writes /tmp/t/<comm>.<pid>.trace for each process that allocates (a
  * forked child gets a file of its own), as records of struct sizes_record
  * (bench/sizes/trace.h): every malloc, calloc, realloc, aligned allocation
- * and free with its size and the addresses involved. The memory itself
+ * and free with its size, the addresses involved and the number of the
+ * thread that made it. The memory itself
  * comes from the C library's allocator, looked up in libc.so.6 by name, so
  * the program runs on glibc whatever else it links (Debian's redis-server
  * links jemalloc) and its own malloc_usable_size calls see glibc's answer.
@@ -200,12 +202,19 @@ static void fork_child(void)
     lock_drop();
 }
 
+/* The calling thread's number in the trace plus one, 0 before its first
+ * record. Initial-exec: a dynamic TLS block would be allocated by malloc. */
+static __thread uint32_t thread_number __attribute__((tls_model("initial-exec")));
+static _Atomic uint32_t threads_numbered;
+
 static void record(uint32_t op, uint64_t size, const void *ptr, const void *old)
 {
+    if (thread_number == 0) thread_number = atomic_fetch_add(&threads_numbered, 1) + 1;
     lock_take();
     if (trace_fd < 0 && !trace_off) trace_open();
     if (!trace_off) {
         buffer[buffered++] = (sizes_record_t){.op = op,
+                                              .thread = thread_number - 1,
                                               .size = size,
                                               .ptr = (uint64_t)(uintptr_t)ptr,
                                               .old = (uint64_t)(uintptr_t)old};

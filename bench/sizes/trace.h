@@ -1,6 +1,7 @@
 /* The record of a size trace, written by bench/sizes/recorder.c and read by
- * bench/sizes/replay.c: one per allocation call, in call order (a free is
- * logged before the memory goes back, an allocation after it came). */
+ * bench/sizes/replay.c and bench/sizes/rss_replay.c: one per allocation
+ * call, in call order (a free is logged before the memory goes back, an
+ * allocation after it came). */
 #ifndef SIZES_TRACE_H
 #define SIZES_TRACE_H
 
@@ -15,11 +16,14 @@ enum {
 };
 
 typedef struct sizes_record_s {
-    uint32_t op;   /* SIZES_* */
-    uint32_t pad_; /* keeps the record 8-aligned; zero */
-    uint64_t size; /* bytes requested */
-    uint64_t ptr;  /* the block returned, or freed */
-    uint64_t old;  /* realloc's old block; an aligned allocation's alignment */
+    uint32_t op;     /* SIZES_* */
+    uint32_t thread; /* the calling thread: 0, 1, ... in the order the
+                        process's threads first allocated (a child of fork
+                        goes on with its parent's numbers); 0 in traces
+                        recorded before threads were told apart */
+    uint64_t size;   /* bytes requested */
+    uint64_t ptr;    /* the block returned, or freed */
+    uint64_t old;    /* realloc's old block; an aligned allocation's alignment */
 } sizes_record_t;
 
 #endif
