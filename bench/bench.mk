@@ -187,9 +187,15 @@ purge-bench: lib $(PURGE_BENCH)
 #
 # bench/sizes/recorder.c is an LD_PRELOAD library over glibc's allocator
 # that logs each call; bench/sizes/replay.c sums the block sizes.
+# bench/sizes/rss_replay.c makes a trace's calls again under any allocator,
+# each recorded thread on a thread of its own, and prints the RSS they took:
+#
+#   SIZES_TRACE_DIR=/tmp/t LD_PRELOAD=$(BENCH_DIR)/libsizerecord.so git log -p
+#   LD_PRELOAD=$(SO) $(BENCH_DIR)/rss_replay [--stats] /tmp/t/git.PID.trace
 
 SIZE_RECORDER := $(BENCH_DIR)/libsizerecord.so
 SIZE_REPLAY   := $(BENCH_DIR)/size_replay
+RSS_REPLAY    := $(BENCH_DIR)/rss_replay
 SIZES_ARGS    ?=
 
 .PHONY: bench-sizes
@@ -198,9 +204,13 @@ $(SIZE_RECORDER): bench/sizes/recorder.c bench/sizes/trace.h bench/bench.mk
 	@mkdir -p $(dir $@)
 	$(CC) $(BENCH_CFLAGS) -fPIC -shared -fvisibility=hidden -pthread -o $@ $< -ldl
 
-$(SIZE_REPLAY): bench/sizes/replay.c bench/sizes/trace.h bench/bench.mk
+$(SIZE_REPLAY): bench/sizes/replay.c bench/sizes/table.h bench/sizes/trace.h bench/bench.mk
 	@mkdir -p $(dir $@)
 	$(CC) $(BENCH_CFLAGS) -o $@ $<
+
+$(RSS_REPLAY): bench/sizes/rss_replay.c bench/sizes/table.h bench/sizes/trace.h bench/bench.mk
+	@mkdir -p $(dir $@)
+	$(CC) $(BENCH_CFLAGS) -pthread -o $@ $< -ldl
 
 bench-sizes: packages-bench lib $(SIZE_RECORDER) $(SIZE_REPLAY) $(BENCH_MEM)
 	python3 bench/sizes/study.py --build $(BUILD) --so $(SO) --lib-dir $(LIB_DIR) $(SIZES_ARGS)

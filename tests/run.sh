@@ -16,6 +16,7 @@
 #          tool (tests/tool: the hugeslab command: run, doctor, pool, stats, top)
 #          stats (tests/stats: live statistics files, formats, messages)
 #          charts (tests/charts: bench/compare.py's charts from made-up results)
+#          replay (tests/replay: bench/sizes' recorder and rss_replay on a threaded program)
 #          kernel (tests/kernel: faults, purge, fallbacks, statistics)
 #          numa (tests/numa: placement in 2- and 4-node virtual machines)
 # Environment:
@@ -61,7 +62,7 @@ else
     EXPECT=1
 fi
 
-ALL="format layers internal segment orphan api api_static bad_input fault stress stress_tsan stress_tsan_purge stress_ubsan fork fork_pool fork_hugetlb fork_hugetlb_race fork_hugetlb_mt fork_hugetlb_forkers thread_exit last_thread trim_deadlock small_heap usable usable_purge dlopen cxx symbols abi_0_1 abi_0_1_symver abi_0_2 libnuma_static libnuma_preload fuzz fuzz_mt fuzz_libfuzzer debug_stress debug_fork debug_thread_exit debug_trim_deadlock debug_small_heap debug_usable debug_fuzz programs postgres install tool stats charts kernel numa"
+ALL="format layers internal segment orphan api api_static bad_input fault stress stress_tsan stress_tsan_purge stress_ubsan fork fork_pool fork_hugetlb fork_hugetlb_race fork_hugetlb_mt fork_hugetlb_forkers thread_exit last_thread trim_deadlock small_heap usable usable_purge dlopen cxx symbols abi_0_1 abi_0_1_symver abi_0_2 libnuma_static libnuma_preload fuzz fuzz_mt fuzz_libfuzzer debug_stress debug_fork debug_thread_exit debug_trim_deadlock debug_small_heap debug_usable debug_fuzz programs postgres install tool stats charts replay kernel numa"
 WANT=${*:-$ALL}
 
 report() { # STATUS NAME [REASON]
@@ -328,6 +329,9 @@ for t in $WANT; do
     install) run_suite install sh "$TESTS_DIR/install/run.sh" "$BUILD" ;;
     tool) run_suite tool bash "$TESTS_DIR/tool/run.sh" "$BUILD" ;;
     charts) run_suite charts sh "$TESTS_DIR/charts/run.sh" ;;
+    replay)
+        if [ -n "$PRELOAD" ]; then run_suite replay sh "$TESTS_DIR/replay/run.sh" "$BUILD" "$SO"
+        else report SKIP replay "HS_NO_PRELOAD=1"; fi ;;
     stats)
         if [ -n "$PRELOAD" ]; then run_suite stats python3 "$TESTS_DIR/stats/stats_test.py" "$SO"
         else report SKIP stats "HS_NO_PRELOAD=1"; fi ;;

@@ -95,7 +95,9 @@ test-packages:
 # fuzz_libfuzzer needs clang with its libFuzzer runtime; without, the test
 # is skipped (tests/run.sh says why).
 LIBFUZZER_PROBE := int LLVMFuzzerTestOneInput(const char *d, unsigned long n) { return !d + (int)n; }
-test-build: $(TEST_BINS)
+# bench/sizes' recorder and rss_replay, for tests/replay (rules in bench/bench.mk)
+TEST_REPLAY_TOOLS := $(BUILD)/bench/libsizerecord.so $(BUILD)/bench/rss_replay
+test-build: $(TEST_BINS) $(TEST_REPLAY_TOOLS)
 	@if echo '$(LIBFUZZER_PROBE)' | $(FUZZ_CC) -fsanitize=fuzzer -x c - -o $(TEST_DIR)/.libfuzzer-probe \
 	    >/dev/null 2>&1; then $(MAKE) --no-print-directory $(TEST_DIR)/fuzz_libfuzzer; \
 	else echo "  (no libFuzzer with $(FUZZ_CC): fuzz_libfuzzer not built)"; rm -f $(TEST_DIR)/fuzz_libfuzzer; fi

@@ -1,0 +1,94 @@
+#!/bin/sh
+# bench/sizes' recorder and rss_replay: a Python program whose three threads
+# allocate and free blocks of 600 B - 70 KB while its main thread holds four
+# zeroed blocks of 4 MiB it never writes is recorded on glibc, and its
+# trace replayed under glibc and under hugeslab. Each replay must give every
+# recorded thread a thread of its own (the trace numbers four: the main
+# thread and three workers), replay every record, find the live peak that
+# the trace itself gives (counted here), and hold the blocks live at that
+# peak in resident memory (VmRSS grew by at least their bytes: every byte is
+# written). --stats prints hugeslab's statistics at the peak.
+# Usage: tests/replay/run.sh BUILD SO. Prints PASS/FAIL/SKIP replay.
+set -u
+build=$1 so=$2
+root=$(cd "$(dirname "$0")/../.." && pwd)
+recorder=$build/bench/libsizerecord.so replay=$build/bench/rss_replay
+command -v python3 >/dev/null || { echo "SKIP replay: no python3"; exit 0; }
+for f in "$recorder" "$replay"; do
+    [ -x "$f" ] || [ -f "$f" ] || { echo "FAIL replay: $f not built"; exit 1; }
+done
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/hugeslab-replay.XXXXXX") || exit 1
+trap 'rm -rf "$tmp"' EXIT
+
+cat >"$tmp/work.py" <<'PY'
+import random, threading
+def work(seed):
+    r = random.Random(seed)
+    kept = []
+    for _ in range(20000):
+        kept.append(bytearray(r.randrange(600, 70000)))
+        if len(kept) > 150:
+            del kept[r.randrange(len(kept))]
+# calloc'd and never written by the program: resident in the replay only
+# because it writes every block
+untouched = [bytes(4 << 20) for _ in range(4)]
+threads = [threading.Thread(target=work, args=(s,)) for s in range(3)]
+for t in threads:
+    t.start()
+for t in threads:
+    t.join()
+del untouched
+PY
+SIZES_TRACE_DIR=$tmp LD_PRELOAD=$(cd "$(dirname "$recorder")" && pwd)/$(basename "$recorder") \
+    python3 "$tmp/work.py" || { echo "FAIL replay: the recorded program failed"; exit 1; }
+trace=$(ls -S "$tmp"/*.trace 2>/dev/null | head -n 1)
+[ -n "$trace" ] || { echo "FAIL replay: no trace written"; exit 1; }
+
+# What the trace says, read here: records, threads, the live peak in KiB.
+want=$(python3 - "$trace" <<'PY'
+import struct, sys
+data = open(sys.argv[1], "rb").read()
+live, peak, sizes, threads, n = 0, 0, {}, set(), 0
+for op, thread, size, ptr, old in struct.iter_unpack("<IIQQQ", data):
+    n += 1
+    threads.add(thread)
+    if op == 5:
+        live -= sizes.pop(ptr, 0)
+        continue
+    if op == 3:
+        if old not in sizes:
+            continue
+        live -= sizes.pop(old)
+    live -= sizes.pop(ptr, 0)
+    sizes[ptr] = size
+    live += size
+    peak = max(peak, live)
+print(n, max(threads) + 1, len(threads), peak // 1024)
+PY
+) || { echo "FAIL replay: the trace could not be read"; exit 1; }
+set -- $want
+records=$1 count=$2 distinct=$3 peak=$4
+echo "trace: $records records, $distinct threads numbered 0-$(($count - 1)), live peak $peak KiB"
+[ "$distinct" -ge 4 ] && [ "$count" -eq "$distinct" ] ||
+    { echo "FAIL replay: the trace should number 4 threads 0-3, it has $distinct in 0-$(($count - 1))"; exit 1; }
+
+check() { # name preload [--stats]
+    name=$1 preload=$2
+    shift 2
+    out=$(LD_PRELOAD=$preload timeout 120 "$replay" "$@" "$trace" 2>"$tmp/$name.err")
+    rc=$?
+    echo "$name: $out"
+    [ $rc -eq 0 ] || { echo "FAIL replay: under $name it exited $rc: $(tail -n 2 "$tmp/$name.err")"; exit 1; }
+    field() { echo "$out" | tr ' ' '\n' | sed -n "s/^$1=//p"; }
+    [ "$(field threads)" = "$count" ] || { echo "FAIL replay: under $name threads=$(field threads), not $count"; exit 1; }
+    [ "$(field calls)" = "$records" ] || { echo "FAIL replay: under $name calls=$(field calls), not $records"; exit 1; }
+    [ "$(field peak_live)" = "$peak" ] || { echo "FAIL replay: under $name peak_live=$(field peak_live), not $peak"; exit 1; }
+    grew=$(($(field rss_at_peak) - $(field start_rss)))
+    [ "$grew" -ge "$peak" ] ||
+        { echo "FAIL replay: under $name VmRSS grew by $grew KiB at the peak, less than the $peak KiB live"; exit 1; }
+}
+check glibc ""
+check hugeslab "$so" --stats
+grep -q "^hugeslab: statistics" "$tmp/hugeslab.err" ||
+    { echo "FAIL replay: --stats printed no statistics under hugeslab"; exit 1; }
+echo "PASS replay"
