@@ -207,9 +207,36 @@ static void fork_child(void)
 static __thread uint32_t thread_number __attribute__((tls_model("initial-exec")));
 static _Atomic uint32_t threads_numbered;
 
+/* A key whose destructor logs the thread's exit (pthread_key_create and a
+ * low key's pthread_setspecific allocate nothing). */
+static pthread_key_t exit_key;
+static pthread_once_t exit_key_once = PTHREAD_ONCE_INIT;
+static bool exit_key_made;
+
+static void record(uint32_t op, uint64_t size, const void *ptr, const void *old);
+
+static void note_thread_exit(void *unused)
+{
+    (void)unused;
+    record(SIZES_THREAD_EXIT, 0, NULL, NULL);
+}
+
+static void make_exit_key(void)
+{
+    exit_key_made = pthread_key_create(&exit_key, note_thread_exit) == 0;
+}
+
+/* Numbers the calling thread and arms its exit record. */
+static void number_thread(void)
+{
+    thread_number = atomic_fetch_add(&threads_numbered, 1) + 1;
+    pthread_once(&exit_key_once, make_exit_key);
+    if (exit_key_made) pthread_setspecific(exit_key, &thread_number);
+}
+
 static void record(uint32_t op, uint64_t size, const void *ptr, const void *old)
 {
-    if (thread_number == 0) thread_number = atomic_fetch_add(&threads_numbered, 1) + 1;
+    if (thread_number == 0) number_thread();
     lock_take();
     if (trace_fd < 0 && !trace_off) trace_open();
     if (!trace_off) {

@@ -278,6 +278,8 @@ static void replay(const sizes_record_t *r, size_t n)
         case SIZES_FREE:
             on_free(r[i].ptr);
             break;
+        case SIZES_THREAD_EXIT:
+            break;
         default:
             fprintf(stderr, "size_replay: bad record %zu (op %u)\n", i, r[i].op);
             exit(1);

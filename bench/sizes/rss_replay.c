@@ -1,7 +1,10 @@
 /* rss_replay: a program's heap without the program. Replays a trace of
  * bench/sizes/recorder.c with this process's allocator (run it under
  * LD_PRELOAD), each recorded thread's calls on a thread of its own and all
- * of them in the recorded order, writing every byte of every block, and
+ * of them in the recorded order (thread 0, the program's first, on the main
+ * thread; another one started when its first call comes, by the thread
+ * whose call came before, and ended after its last call once the trace
+ * says it exited), writing every byte of every block, and
  * prints the resident memory that took. The same calls for every
  * allocator, and none of the program's own pages, timing or other
  * mappings: where a real program's peak RSS differs between two
@@ -23,6 +26,9 @@
  * --stats: at the live peak, hugeslab_stats_print() when the allocator is
  * hugeslab (looked up by name; nothing otherwise).
  *
+ * The calls run back to back: the pauses between them in the program, which
+ * an allocator's timed work (hugeslab's purge delays) is measured against,
+ * are not replayed, and a change can show in the program and not here.
  * A free or realloc of an address not seen allocated (before the recorder
  * started) is skipped. Traces recorded before threads were told apart
  * (trace.h) replay on one thread. */
@@ -58,8 +64,12 @@ static uint64_t replayed;          /* records applied */
 static bool finished;
 
 static sem_t turn[THREADS_MAX];
-static unsigned thread_count; /* 1 + the largest thread number seen */
-static uint64_t peak_at;      /* records applied when the live bytes peak */
+static pthread_t thread_of[THREADS_MAX];
+static bool started[THREADS_MAX];       /* thread_of[t] made (0: the main thread) */
+static uint64_t last_call[THREADS_MAX]; /* records applied after t's last one */
+static bool exits[THREADS_MAX];         /* the trace says t exited */
+static unsigned thread_count;           /* 1 + the largest thread number seen */
+static uint64_t peak_at;                /* records applied when the live bytes peak */
 static uint64_t peak_live;
 static long rss_at_peak_kib;
 static bool stats_at_peak;
@@ -124,8 +134,12 @@ static void survey(void)
             exit(1);
         }
         if (r->thread + 1 > thread_count) thread_count = r->thread + 1;
+        last_call[r->thread] = at + 1;
         entry_t *e;
         switch (r->op) {
+        case SIZES_THREAD_EXIT:
+            exits[r->thread] = true;
+            break;
         case SIZES_FREE:
             if ((e = find(r->ptr)) != NULL) {
                 live -= e->size;
@@ -162,6 +176,8 @@ static void survey(void)
         }
         if (live_entries > most_entries) most_entries = live_entries;
     }
+    /* Thread 0 runs on the main thread, which waits for the others' end. */
+    exits[0] = false;
     /* Empty again, and big enough never to grow while the replay runs: its
      * pages are written now, before start_rss. */
     munmap(table, table_cap * sizeof(entry_t));
@@ -204,6 +220,8 @@ static void apply(const sizes_record_t *r)
     uint64_t size = r->size ? r->size : 1;
     void *block = NULL;
     switch (r->op) {
+    case SIZES_THREAD_EXIT:
+        return;
     case SIZES_FREE:
         drop(r->ptr);
         return;
@@ -244,8 +262,34 @@ static void note_peak(void)
     if (print) print();
 }
 
-/* Applies the records while they are this thread's, then hands the turn to
- * the thread of the next one; at the end, wakes every thread to leave. */
+static void *replay_thread(void *arg);
+
+/* Gives the turn to the thread of the next record, started now if it has
+ * not run yet; at the trace's end, wakes every thread to leave. Called by
+ * the thread that holds the turn. */
+static void hand_on(void)
+{
+    const sizes_record_t *r = next_record();
+    if (r == NULL) {
+        finished = true;
+        for (unsigned t = 0; t < thread_count; t++) sem_post(&turn[t]);
+        return;
+    }
+    unsigned t = r->thread;
+    if (!started[t]) {
+        started[t] = true;
+        int err = pthread_create(&thread_of[t], NULL, replay_thread, (void *)(uintptr_t)t);
+        if (err) {
+            errno = err;
+            die("pthread_create");
+        }
+    }
+    sem_post(&turn[t]);
+}
+
+/* Applies the records while they are this thread's, then hands the turn
+ * on; returns at the trace's end, or after its last record when the trace
+ * says it exited. */
 static void *replay_thread(void *arg)
 {
     unsigned me = (unsigned)(uintptr_t)arg;
@@ -255,19 +299,17 @@ static void *replay_thread(void *arg)
         for (;;) {
             if (finished) return NULL;
             const sizes_record_t *r = next_record();
-            if (r == NULL) {
-                finished = true;
-                for (unsigned t = 0; t < thread_count; t++)
-                    if (t != me) sem_post(&turn[t]);
-                return NULL;
-            }
-            if (r->thread != me) {
-                sem_post(&turn[r->thread]);
+            if (r == NULL || r->thread != me) {
+                hand_on();
                 break;
             }
             apply(r);
             chunk_at++;
             if (++replayed == peak_at) note_peak();
+            if (exits[me] && replayed == last_call[me]) {
+                hand_on();
+                return NULL;
+            }
         }
     }
 }
@@ -299,22 +341,16 @@ int main(int argc, char **argv)
         fprintf(stderr, "rss_replay: %s holds no record\n", trace_path);
         return 1;
     }
-    pthread_t threads[THREADS_MAX];
     for (unsigned t = 0; t < thread_count; t++)
         if (sem_init(&turn[t], 0, 0) != 0) die("sem_init");
     long start_kib = status_kib("VmRSS");
     double start = seconds_now();
-    for (unsigned t = 0; t < thread_count; t++) {
-        int err = pthread_create(&threads[t], NULL, replay_thread, (void *)(uintptr_t)t);
-        if (err) {
-            errno = err;
-            die("pthread_create");
-        }
-    }
-    /* The first record's thread starts. */
-    const sizes_record_t *first = next_record();
-    sem_post(&turn[first ? first->thread : 0]);
-    for (unsigned t = 0; t < thread_count; t++) pthread_join(threads[t], NULL);
+    /* This thread is thread 0; the first record's thread starts. */
+    started[0] = true;
+    hand_on();
+    replay_thread((void *)(uintptr_t)0);
+    for (unsigned t = 1; t < thread_count; t++)
+        if (started[t]) pthread_join(thread_of[t], NULL);
     double seconds = seconds_now() - start;
     long hwm_kib = status_kib("VmHWM");
     Dl_info where;

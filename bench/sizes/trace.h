@@ -8,11 +8,13 @@
 #include <stdint.h>
 
 enum {
-    SIZES_MALLOC = 1,  /* ptr = malloc(size) */
-    SIZES_CALLOC = 2,  /* ptr = calloc(..): size is the product */
-    SIZES_REALLOC = 3, /* ptr = realloc(old, size), both non-NULL */
-    SIZES_ALIGNED = 4, /* ptr = an aligned allocation of size; old is the alignment */
-    SIZES_FREE = 5,    /* free(ptr) */
+    SIZES_MALLOC = 1,      /* ptr = malloc(size) */
+    SIZES_CALLOC = 2,      /* ptr = calloc(..): size is the product */
+    SIZES_REALLOC = 3,     /* ptr = realloc(old, size), both non-NULL */
+    SIZES_ALIGNED = 4,     /* ptr = an aligned allocation of size; old is the alignment */
+    SIZES_FREE = 5,        /* free(ptr) */
+    SIZES_THREAD_EXIT = 6, /* the thread exits (its later records, if any,
+                              are frees by other libraries' exit handlers) */
 };
 
 typedef struct sizes_record_s {

@@ -2,12 +2,14 @@
 # bench/sizes' recorder and rss_replay: a Python program whose three threads
 # allocate and free blocks of 600 B - 70 KB while its main thread holds four
 # zeroed blocks of 4 MiB it never writes is recorded on glibc, and its
-# trace replayed under glibc and under hugeslab. Each replay must give every
-# recorded thread a thread of its own (the trace numbers four: the main
-# thread and three workers), replay every record, find the live peak that
+# trace replayed under glibc and under hugeslab. The trace must number four
+# threads (the main thread and three workers) and log the workers' exits.
+# Each replay must give every recorded thread a thread of its own, replay
+# every record, find the live peak that
 # the trace itself gives (counted here), and hold the blocks live at that
 # peak in resident memory (VmRSS grew by at least their bytes: every byte is
-# written). --stats prints hugeslab's statistics at the peak.
+# written). --stats prints hugeslab's statistics at the peak, which count
+# no more heaps than the trace has threads.
 # Usage: tests/replay/run.sh BUILD SO. Prints PASS/FAIL/SKIP replay.
 set -u
 build=$1 so=$2
@@ -48,10 +50,13 @@ trace=$(ls -S "$tmp"/*.trace 2>/dev/null | head -n 1)
 want=$(python3 - "$trace" <<'PY'
 import struct, sys
 data = open(sys.argv[1], "rb").read()
-live, peak, sizes, threads, n = 0, 0, {}, set(), 0
+live, peak, sizes, threads, n, exits = 0, 0, {}, set(), 0, set()
 for op, thread, size, ptr, old in struct.iter_unpack("<IIQQQ", data):
     n += 1
     threads.add(thread)
+    if op == 6:
+        exits.add(thread)
+        continue
     if op == 5:
         live -= sizes.pop(ptr, 0)
         continue
@@ -63,14 +68,15 @@ for op, thread, size, ptr, old in struct.iter_unpack("<IIQQQ", data):
     sizes[ptr] = size
     live += size
     peak = max(peak, live)
-print(n, max(threads) + 1, len(threads), peak // 1024)
+print(n, max(threads) + 1, len(threads), peak // 1024, len(exits))
 PY
 ) || { echo "FAIL replay: the trace could not be read"; exit 1; }
 set -- $want
-records=$1 count=$2 distinct=$3 peak=$4
-echo "trace: $records records, $distinct threads numbered 0-$(($count - 1)), live peak $peak KiB"
+records=$1 count=$2 distinct=$3 peak=$4 exited=$5
+echo "trace: $records records, $distinct threads numbered 0-$(($count - 1)), $exited exits logged, live peak $peak KiB"
 [ "$distinct" -ge 4 ] && [ "$count" -eq "$distinct" ] ||
     { echo "FAIL replay: the trace should number 4 threads 0-3, it has $distinct in 0-$(($count - 1))"; exit 1; }
+[ "$exited" -eq 3 ] || { echo "FAIL replay: the trace should log the 3 workers' exits, it logs $exited"; exit 1; }
 
 check() { # name preload [--stats]
     name=$1 preload=$2
@@ -91,4 +97,10 @@ check glibc ""
 check hugeslab "$so" --stats
 grep -q "^hugeslab: statistics" "$tmp/hugeslab.err" ||
     { echo "FAIL replay: --stats printed no statistics under hugeslab"; exit 1; }
+# No heap but the recorded threads': one more (the replay's own) would turn
+# on hugeslab's rules for several threads in the replay of a single one.
+heaps=$(sed -n 's/.* threads \([0-9]*\),.*/\1/p' "$tmp/hugeslab.err" | head -n 1)
+echo "hugeslab: $heaps heaps at the peak"
+[ -n "$heaps" ] && [ "$heaps" -le "$count" ] ||
+    { echo "FAIL replay: hugeslab had ${heaps:-no} heaps at the peak, more than the $count threads recorded"; exit 1; }
 echo "PASS replay"
