@@ -8,10 +8,10 @@
  * forked child gets a file of its own), as records of struct sizes_record
  * (bench/sizes/trace.h): every malloc, calloc, realloc, aligned allocation
  * and free with its size, the addresses involved and the number of the
- * thread that made it. The memory itself
- * comes from the C library's allocator, looked up in libc.so.6 by name, so
- * the program runs on glibc whatever else it links (Debian's redis-server
- * links jemalloc) and its own malloc_usable_size calls see glibc's answer.
+ * thread that made it, and each thread's exit. The memory itself comes
+ * from the C library's allocator, looked up in libc.so.6 by name, so the
+ * program runs on glibc whatever else it links (Debian's redis-server links
+ * jemalloc) and its own malloc_usable_size calls see glibc's answer.
  *
  * Looking the functions up (dlopen, dlsym) may allocate: those calls are
  * served from a static buffer and never freed nor logged. Records go to a
