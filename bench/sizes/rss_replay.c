@@ -21,6 +21,8 @@
  *   hwm          VmHWM after the last call
  *   overhead     hwm - start_rss - peak_live: what the allocator held at its
  *                high-water mark beyond the blocks at their peak
+ *   faults       page faults of the process while the calls ran (getrusage,
+ *                minor and major; not KiB)
  *   seconds      the replay's wall time
  *   malloc_from  the object that malloc came from
  * --stats: at the live peak, hugeslab_stats_print() when the allocator is
@@ -44,6 +46,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -314,6 +317,13 @@ static void *replay_thread(void *arg)
     }
 }
 
+static long faults_now(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return ru.ru_minflt + ru.ru_majflt;
+}
+
 static double seconds_now(void)
 {
     struct timespec ts;
@@ -344,6 +354,7 @@ int main(int argc, char **argv)
     for (unsigned t = 0; t < thread_count; t++)
         if (sem_init(&turn[t], 0, 0) != 0) die("sem_init");
     long start_kib = status_kib("VmRSS");
+    long faults = faults_now();
     double start = seconds_now();
     /* This thread is thread 0; the first record's thread starts. */
     started[0] = true;
@@ -352,12 +363,13 @@ int main(int argc, char **argv)
     for (unsigned t = 1; t < thread_count; t++)
         if (started[t]) pthread_join(thread_of[t], NULL);
     double seconds = seconds_now() - start;
+    faults = faults_now() - faults;
     long hwm_kib = status_kib("VmHWM");
     Dl_info where;
     const char *from = dladdr((void *)malloc, &where) && where.dli_fname ? where.dli_fname : "?";
     printf("threads=%u calls=%" PRIu64 " peak_live=%" PRIu64 " start_rss=%ld rss_at_peak=%ld "
-           "hwm=%ld overhead=%" PRId64 " seconds=%.3f malloc_from=%s\n",
+           "hwm=%ld overhead=%" PRId64 " faults=%ld seconds=%.3f malloc_from=%s\n",
            thread_count, replayed, peak_live / 1024, start_kib, rss_at_peak_kib, hwm_kib,
-           (int64_t)hwm_kib - start_kib - (int64_t)(peak_live / 1024), seconds, from);
+           (int64_t)hwm_kib - start_kib - (int64_t)(peak_live / 1024), faults, seconds, from);
     return 0;
 }
