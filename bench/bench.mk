@@ -208,7 +208,8 @@ $(SIZE_REPLAY): bench/sizes/replay.c bench/sizes/table.h bench/sizes/trace.h ben
 	@mkdir -p $(dir $@)
 	$(CC) $(BENCH_CFLAGS) -o $@ $<
 
-$(RSS_REPLAY): bench/sizes/rss_replay.c bench/sizes/table.h bench/sizes/trace.h bench/bench.mk
+$(RSS_REPLAY): bench/sizes/rss_replay.c bench/sizes/table.h bench/sizes/trace.h $(BENCH_COMMON) \
+               bench/bench.mk
 	@mkdir -p $(dir $@)
 	$(CC) $(BENCH_CFLAGS) -pthread -o $@ $< -ldl
 

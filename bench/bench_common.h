@@ -1,4 +1,5 @@
-/* Pieces shared by bench_random_mixed.c, thp_workload.c and bench_mt.c.
+/* Pieces shared by bench_random_mixed.c, thp_workload.c, bench_mt.c,
+ * bench_memory.c and sizes/rss_replay.c.
  *
  * Header-only (static functions) so that each benchmark stays a single
  * translation unit built by one compiler command, and the hot loop and the
@@ -64,6 +65,27 @@ static inline size_t read_proc_text(const char *path, char *buf, size_t cap)
     if (n <= 0) return 0;
     buf[n] = '\0';
     return (size_t)n;
+}
+
+/* The number after "name:" at the start of a line of a /proc text read by
+ * read_proc_text (smaps_rollup, status: KiB for the sizes); -1 when no line
+ * has it. */
+static inline long proc_field(const char *buf, const char *name)
+{
+    size_t len = strlen(name);
+    for (const char *p = buf; p && *p; p = strchr(p, '\n')) {
+        if (*p == '\n') p++;
+        if (strncmp(p, name, len) == 0 && p[len] == ':') return strtol(p + len + 1, NULL, 10);
+    }
+    return -1;
+}
+
+/* Page faults of the process so far, minor and major. */
+static inline long page_faults_now(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return ru.ru_minflt + ru.ru_majflt;
 }
 
 /* Peak RSS of this process image in KiB.  ru_maxrss survives execve(), so a

@@ -71,24 +71,14 @@ struct rollup {
 
 /* smaps_rollup read into a stack buffer: stdio would allocate while the
  * figure is taken. Fields missing on an old kernel read as -1. */
-static long rollup_field(const char *buf, const char *name)
-{
-    size_t len = strlen(name);
-    for (const char *p = buf; p && *p; p = strchr(p, '\n')) {
-        if (*p == '\n') p++;
-        if (strncmp(p, name, len) == 0 && p[len] == ':') return strtol(p + len + 1, NULL, 10);
-    }
-    return -1;
-}
-
 static struct rollup read_rollup(void)
 {
     struct rollup r = {-1, -1, -1};
     char buf[4096];
     if (read_proc_text("/proc/self/smaps_rollup", buf, sizeof buf) == 0) return r;
-    r.rss_kb = rollup_field(buf, "Rss");
-    r.lazyfree_kb = rollup_field(buf, "LazyFree");
-    r.anonhuge_kb = rollup_field(buf, "AnonHugePages");
+    r.rss_kb = proc_field(buf, "Rss");
+    r.lazyfree_kb = proc_field(buf, "LazyFree");
+    r.anonhuge_kb = proc_field(buf, "AnonHugePages");
     return r;
 }
 
@@ -502,13 +492,6 @@ static size_t reuse_count;
 
 static double timeval_seconds(struct timeval t) { return (double)t.tv_sec + t.tv_usec * 1e-6; }
 
-static long faults_now(void)
-{
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    return ru.ru_minflt + ru.ru_majflt;
-}
-
 static void reuse_fill(void)
 {
     uint64_t s = seed_for(0);
@@ -543,11 +526,11 @@ static void run_reuse(void)
     struct timespec pause = {(time_t)(pause_ms / 1000), (long)(pause_ms % 1000) * 1000000L};
     while (nanosleep(&pause, &pause) != 0 && errno == EINTR) {
     }
-    long f0 = faults_now();
+    long f0 = page_faults_now();
     double t0 = now_seconds();
     reuse_fill();
     refill_seconds = now_seconds() - t0;
-    refill_faults = faults_now() - f0;
+    refill_faults = page_faults_now() - f0;
 }
 
 static void free_nothing(void) {}

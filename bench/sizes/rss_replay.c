@@ -35,21 +35,12 @@
  * started) is skipped. Traces recorded before threads were told apart
  * (trace.h) replay on one thread. */
 #define _GNU_SOURCE
-#include <dlfcn.h>
-#include <errno.h>
-#include <fcntl.h>
-#include <inttypes.h>
+#define BENCH_PROG "rss_replay"
 #include <pthread.h>
 #include <semaphore.h>
 #include <stdbool.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/resource.h>
-#include <time.h>
-#include <unistd.h>
 
+#include "../bench_common.h"
 #include "table.h"
 #include "trace.h"
 
@@ -107,23 +98,13 @@ static void rewind_trace(void)
     chunk_len = chunk_at = 0;
 }
 
-/* A field of /proc/self/status in KiB, read without stdio (which would
- * allocate from the allocator measured); -1 when absent. */
-static long status_kib(const char *field)
+/* VmRSS in KiB, read without stdio (which would allocate from the
+ * allocator measured); -1 when unreadable. */
+static long rss_kib(void)
 {
     char text[4096];
-    int fd = open("/proc/self/status", O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return -1;
-    ssize_t n = read(fd, text, sizeof text - 1);
-    close(fd);
-    if (n <= 0) return -1;
-    text[n] = '\0';
-    size_t len = strlen(field);
-    for (char *line = text; line && *line; line = strchr(line, '\n')) {
-        if (*line == '\n') line++;
-        if (strncmp(line, field, len) == 0 && line[len] == ':') return atol(line + len + 1);
-    }
-    return -1;
+    if (read_proc_text("/proc/self/status", text, sizeof text) == 0) return -1;
+    return proc_field(text, "VmRSS");
 }
 
 /* ---- the first pass: the live peak and the threads, nothing allocated ----- */
@@ -133,7 +114,7 @@ static void survey(void)
     uint64_t live = 0, at = 0, live_entries = 0, most_entries = 0;
     for (const sizes_record_t *r; (r = next_record()) != NULL; chunk_at++) {
         if (r->thread >= THREADS_MAX) {
-            fprintf(stderr, "rss_replay: thread %u: at most %d threads\n", r->thread, THREADS_MAX);
+            fprintf(stderr, BENCH_PROG ": thread %u: at most %d threads\n", r->thread, THREADS_MAX);
             exit(1);
         }
         if (r->thread + 1 > thread_count) thread_count = r->thread + 1;
@@ -169,7 +150,7 @@ static void survey(void)
             live_entries++;
             break;
         default:
-            fprintf(stderr, "rss_replay: bad record %" PRIu64 " (op %u)\n", at, r->op);
+            fprintf(stderr, BENCH_PROG ": bad record %" PRIu64 " (op %u)\n", at, r->op);
             exit(1);
         }
         at++;
@@ -204,7 +185,7 @@ static void fill(void *block, uint64_t from, uint64_t to)
 static void *checked(void *block, uint64_t size)
 {
     if (block == NULL) {
-        fprintf(stderr, "rss_replay: allocation of %" PRIu64 " bytes failed\n", size);
+        fprintf(stderr, BENCH_PROG ": allocation of %" PRIu64 " bytes failed\n", size);
         exit(1);
     }
     return block;
@@ -259,7 +240,7 @@ static void apply(const sizes_record_t *r)
 
 static void note_peak(void)
 {
-    rss_at_peak_kib = status_kib("VmRSS");
+    rss_at_peak_kib = rss_kib();
     if (!stats_at_peak) return;
     void (*print)(void) = (void (*)(void))dlsym(RTLD_DEFAULT, "hugeslab_stats_print");
     if (print) print();
@@ -317,20 +298,6 @@ static void *replay_thread(void *arg)
     }
 }
 
-static long faults_now(void)
-{
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    return ru.ru_minflt + ru.ru_majflt;
-}
-
-static double seconds_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 int main(int argc, char **argv)
 {
     int arg = 1;
@@ -348,25 +315,24 @@ int main(int argc, char **argv)
     grow();
     survey();
     if (thread_count == 0) {
-        fprintf(stderr, "rss_replay: %s holds no record\n", trace_path);
+        fprintf(stderr, BENCH_PROG ": %s holds no record\n", trace_path);
         return 1;
     }
     for (unsigned t = 0; t < thread_count; t++)
         if (sem_init(&turn[t], 0, 0) != 0) die("sem_init");
-    long start_kib = status_kib("VmRSS");
-    long faults = faults_now();
-    double start = seconds_now();
+    long start_kib = rss_kib();
+    long faults = page_faults_now();
+    double start = now_seconds();
     /* This thread is thread 0; the first record's thread starts. */
     started[0] = true;
     hand_on();
     replay_thread((void *)(uintptr_t)0);
     for (unsigned t = 1; t < thread_count; t++)
         if (started[t]) pthread_join(thread_of[t], NULL);
-    double seconds = seconds_now() - start;
-    faults = faults_now() - faults;
-    long hwm_kib = status_kib("VmHWM");
-    Dl_info where;
-    const char *from = dladdr((void *)malloc, &where) && where.dli_fname ? where.dli_fname : "?";
+    double seconds = now_seconds() - start;
+    faults = page_faults_now() - faults;
+    long hwm_kib = peak_rss_kb(-1);
+    const char *from = malloc_provider();
     printf("threads=%u calls=%" PRIu64 " peak_live=%" PRIu64 " start_rss=%ld rss_at_peak=%ld "
            "hwm=%ld overhead=%" PRId64 " faults=%ld seconds=%.3f malloc_from=%s\n",
            thread_count, replayed, peak_live / 1024, start_kib, rss_at_peak_kib, hwm_kib,
