@@ -150,12 +150,15 @@ HS_EXPORT void *hugeslab_realloc(void *ptr, size_t size)
     }
     seg_chunk_kind_t kind = seg_chunk_kind(ptr);
     size_t usable = usable_size(ptr, "realloc");
-    /* Stay in place while the block fits and is not more than twice too big. */
-    if (size <= usable && size >= usable / 2) return ptr;
+    /* Stay in place while the block fits and is not more than twice too
+     * big, or a large block's run would lose less than a chunk. */
+    if (size <= usable && (size >= usable / 2 || (kind != SEG_CHUNK_SLABS && size > TINY_MAX_SIZE &&
+                                                  usable - size < HS_SUPERSLAB_SIZE))) {
+        if (kind != SEG_CHUNK_SLABS) seg_run_block_resized(ptr, size);
+        return ptr;
+    }
     if (kind != SEG_CHUNK_SLABS && size > TINY_MAX_SIZE) {
-        seg_superslab_t *run = seg_run_of(ptr);
-        if (size <= usable && usable - size < HS_SUPERSLAB_SIZE) return ptr;
-        void *moved = seg_run_resize(run, size);
+        void *moved = seg_run_resize(seg_run_of(ptr), size);
         if (moved) return moved;
     }
     if (kind == SEG_CHUNK_SLABS && size > usable && size <= TINY_MAX_SIZE &&

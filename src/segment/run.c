@@ -39,7 +39,10 @@ static size_t size_distance(size_t a, size_t b) { return a > b ? a - b : b - a; 
  * for every ten chunks the block fills before it. Any more and it stays a
  * huge page, one fault. With "at most half of it" instead, blocks of 5-25
  * MiB (bench_memory large) took 22,983 faults instead of 480 for 8 % less
- * RSS, and a heap of 2.5 MiB blocks would have cost 130 faults a block. */
+ * RSS, and a heap of 2.5 MiB blocks would have cost 130 faults a block.
+ * MADV_POPULATE_WRITE makes such pages in one system call, but the kernel
+ * counts each in the process's faults all the same (a 15.26 MiB block:
+ * 331 where a huge page end took 8). */
 static bool run_end_on_base_pages(size_t block_end, size_t end_chunk)
 {
     size_t pages = (block_end - end_chunk + os_page_size() - 1) / os_page_size();
@@ -48,24 +51,26 @@ static bool run_end_on_base_pages(size_t block_end, size_t end_chunk)
 
 /* Hints a THP run whose block now ends block_end bytes after its header:
  * from the chunk where the block ends (when run_end_on_base_pages; else
- * from the next) to the run's end, base pages; a range hinted so before
- * and no longer, huge pages again. The run's pages below resident_end may
- * be resident (a cached run, a resized block): past the block's end, in
- * the range put on base pages, they go back now, a huge page there
- * included. That is none of the block's bytes, and what the kernel would
- * have faulted in whole for it. */
-static void run_hint_tail(seg_superslab_t *run, size_t block_end, size_t resident_end)
+ * from the next) to the run's end, base pages; a range hinted so before and
+ * no longer, huge pages again, made one huge page now where the block holds
+ * base pages of it already (grown in place by realloc, a block would
+ * otherwise fault the rest of that chunk in one page at a time). The run's
+ * pages below resident_end may be resident (a cached run, a resized block):
+ * past the block's end, in the range put on base pages, they go back now, a
+ * huge page there included. That is none of the block's bytes, and what
+ * the kernel would have faulted in whole for it. Seldom text, behind
+ * run_hint_tail's look: a process comes here for blocks of MiBs only, and
+ * the text every process runs has no room for it. */
+HS_SELDOM HS_NOINLINE static void run_rehint_tail(seg_superslab_t *run, size_t block_end,
+                                                  size_t resident_end, size_t from, uint32_t want)
 {
-    if (run->backing != THP_BACKING_THP) return;
-    size_t end_chunk = (block_end - 1) & ~HS_SUPERSLAB_MASK;
-    size_t from =
-        run_end_on_base_pages(block_end, end_chunk) ? end_chunk : end_chunk + HS_SUPERSLAB_SIZE;
-    uint32_t want = from < run->run_size ? (uint32_t)(from >> HS_SUPERSLAB_SHIFT) + 1 : 0;
     uint32_t had = run->base_tail;
-    if (had == want) return;
     if (had) {
         size_t had_at = (size_t)(had - 1) << HS_SUPERSLAB_SHIFT;
         thp_allow_huge((char *)run + had_at, run->run_size - had_at);
+        if (had_at < from && had_at < block_end &&
+            os_resident_pages((char *)run + had_at, HS_SUPERSLAB_SIZE) > 0)
+            thp_collapse((char *)run + had_at, HS_SUPERSLAB_SIZE);
     }
     run->base_tail = want;
     if (!want) return;
@@ -74,6 +79,16 @@ static void run_hint_tail(seg_superslab_t *run, size_t block_end, size_t residen
     if (purge_from < from) purge_from = from;
     size_t purge_to = resident_end < run->run_size ? resident_end : run->run_size;
     if (purge_from < purge_to) seg_give_back_now((char *)run + purge_from, purge_to - purge_from);
+}
+
+static void run_hint_tail(seg_superslab_t *run, size_t block_end, size_t resident_end)
+{
+    if (run->backing != THP_BACKING_THP) return;
+    size_t end_chunk = (block_end - 1) & ~HS_SUPERSLAB_MASK;
+    size_t from =
+        run_end_on_base_pages(block_end, end_chunk) ? end_chunk : end_chunk + HS_SUPERSLAB_SIZE;
+    uint32_t want = from < run->run_size ? (uint32_t)(from >> HS_SUPERSLAB_SHIFT) + 1 : 0;
+    if (run->base_tail != want) run_rehint_tail(run, block_end, resident_end, from, want);
 }
 
 /* A cached run's range on base pages holds only its last block's bytes:
@@ -284,6 +299,15 @@ void seg_run_free(seg_superslab_t *run)
     hs_unlock(&seg_state.run_cache_lock);
     /* A run beyond the cache limit goes at once. */
     purge_notify(seg_idle_due_in_ms() == PURGE_LATER ? PURGE_LATER : PURGE_NOW);
+}
+
+HS_SELDOM void seg_run_block_resized(const void *block, size_t new_size)
+{
+    seg_superslab_t *run = seg_run_of(block);
+    if (!run->base_tail) return;
+    size_t offset = (size_t)((char *)run->run_block - (char *)run);
+    HS_ASSERT(offset + new_size <= run->run_size);
+    run_hint_tail(run, offset + (new_size < 16 ? 16 : new_size), run->run_size);
 }
 
 HS_SELDOM void *seg_run_resize(seg_superslab_t *run, size_t new_size)

@@ -38,7 +38,9 @@
  *                                    where a block ends costs only what it
  *                                    holds when that is a page or so, a whole
  *                                    huge page (one fault) when more; after a
- *                                    realloc and from the run cache too
+ *                                    realloc (one that moves the run's end,
+ *                                    one that keeps the block where it is)
+ *                                    and from the run cache too
  *   kernel_test usable-kept          large blocks written to their usable size
  *                                    (grown to it by realloc, or not) keep
  *                                    every byte while other runs come and go
@@ -1145,6 +1147,24 @@ static int test_run_tail(void)
     if (!rss_grew("12 MiB, from the run cache", rss5 - rss4, 4.0, 4.25, f5 - f4)) return 1;
     if (f5 - f4 > 64) return fail("%s", "a cached run's base pages were refaulted one by one");
     free(a);
+    /* Grown in place: a 4 MiB block has 64 bytes in the third chunk of
+     * its run, on base pages; realloc to 5.5 MiB keeps it where it is (the
+     * run holds 6 MiB), and the block now fills three quarters of that
+     * chunk, which becomes a huge page with the page it had, not 383
+     * faults more. */
+    char *g = malloc(4 * MiB);
+    if (!g) return fail("malloc failed: %s", strerror(errno));
+    memset(g, 6, 4 * MiB);
+    long long rss6 = rollup("Rss:"), f6 = faults_now();
+    char *g2 = realloc(g, 11 * MiB / 2);
+    if (g2 != g) return fail("%s", "realloc to 5.5 MiB moved a block whose run holds 6 MiB");
+    memset(g + 4 * MiB, 7, 3 * MiB / 2);
+    long long rss7 = rollup("Rss:"), f7 = faults_now();
+    if (!rss_grew("4 MiB grown in place to 5.5 MiB", rss7 - rss6, 1.9, 2.0, f7 - f6)) return 1;
+    if (f7 - f6 > 16)
+        return fail("%s",
+                    "a block grown in place into its base-page end chunk faulted page by page");
+    free(g);
     free(b);
     free(c);
     printf("PASS\n");
