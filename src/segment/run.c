@@ -306,8 +306,14 @@ HS_SELDOM void seg_run_block_resized(const void *block, size_t new_size)
     seg_superslab_t *run = seg_run_of(block);
     if (!run->base_tail) return;
     size_t offset = (size_t)((char *)run->run_block - (char *)run);
-    HS_ASSERT(offset + new_size <= run->run_size);
-    run_hint_tail(run, offset + (new_size < 16 ? 16 : new_size), run->run_size);
+    size_t block_end = offset + (new_size < 16 ? 16 : new_size);
+    HS_ASSERT(block_end <= run->run_size);
+    /* Only a block that reaches into the range on base pages: one that
+     * shrank leaves the hints as they are, so that a block going back and
+     * forth across a chunk's start costs one collapse, not a collapse and
+     * a split each time. */
+    if (block_end <= (size_t)(run->base_tail - 1) << HS_SUPERSLAB_SHIFT) return;
+    run_hint_tail(run, block_end, run->run_size);
 }
 
 HS_SELDOM void *seg_run_resize(seg_superslab_t *run, size_t new_size)

@@ -370,9 +370,9 @@ HS_INLINE size_t seg_run_usable(const seg_superslab_t *run, const void *p)
  * run untouched. */
 void *seg_run_resize(seg_superslab_t *run, size_t new_size);
 /* realloc kept a run's block where it is, now new_size bytes (not past
- * the run's end): the chunk where it ends gets what the block holds of it
- * (base pages or a huge page, run.c's run_hint_tail). Nothing to do but for
- * a run with chunks on base pages. */
+ * the run's end): where the block now reaches into the chunks hinted to
+ * base pages, the chunk where it ends gets what the block holds of it
+ * (base pages or a huge page, run.c's run_hint_tail). */
 void seg_run_block_resized(const void *block, size_t new_size);
 
 /* Runs `first` (NULL for nothing: the layers above give back what they
