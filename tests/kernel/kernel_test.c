@@ -1158,12 +1158,19 @@ static int test_run_tail(void)
     long long rss6 = rollup("Rss:"), f6 = faults_now();
     char *g2 = realloc(g, 11 * MiB / 2);
     if (g2 != g) return fail("%s", "realloc to 5.5 MiB moved a block whose run holds 6 MiB");
+    g = g2;
     memset(g + 4 * MiB, 7, 3 * MiB / 2);
     long long rss7 = rollup("Rss:"), f7 = faults_now();
     if (!rss_grew("4 MiB grown in place to 5.5 MiB", rss7 - rss6, 1.9, 2.0, f7 - f6)) return 1;
     if (f7 - f6 > 16)
         return fail("%s",
                     "a block grown in place into its base-page end chunk faulted page by page");
+    /* The chunk was collapsed with the block's bytes in it: the first
+     * block's last 64 bytes lay there, and the new ones fill the rest. */
+    size_t lost = 0;
+    for (size_t k = 4 * MiB - 64; k < 4 * MiB; k++) lost += g[k] != 6;
+    for (size_t k = 4 * MiB; k < 11 * MiB / 2; k += 512) lost += g[k] != 7;
+    if (lost) return fail("%s", "a block grown in place lost bytes in the chunk made huge");
     free(g);
     free(b);
     free(c);
