@@ -301,9 +301,10 @@ void seg_run_free(seg_superslab_t *run)
     purge_notify(seg_idle_due_in_ms() == PURGE_LATER ? PURGE_LATER : PURGE_NOW);
 }
 
-HS_SELDOM void seg_run_block_resized(const void *block, size_t new_size)
+/* seg_run_block_resized for the run itself: seg_run_resize's block that
+ * stays where it is takes the same way. */
+HS_SELDOM static void run_block_resized(seg_superslab_t *run, size_t new_size)
 {
-    seg_superslab_t *run = seg_run_of(block);
     if (!run->base_tail) return;
     size_t offset = (size_t)((char *)run->run_block - (char *)run);
     size_t block_end = offset + (new_size < 16 ? 16 : new_size);
@@ -316,6 +317,11 @@ HS_SELDOM void seg_run_block_resized(const void *block, size_t new_size)
     run_hint_tail(run, block_end, run->run_size);
 }
 
+HS_SELDOM void seg_run_block_resized(const void *block, size_t new_size)
+{
+    run_block_resized(seg_run_of(block), new_size);
+}
+
 HS_SELDOM void *seg_run_resize(seg_superslab_t *run, size_t new_size)
 {
     size_t offset = (size_t)((char *)run->run_block - (char *)run);
@@ -323,7 +329,7 @@ HS_SELDOM void *seg_run_resize(seg_superslab_t *run, size_t new_size)
     size_t total = hs_align_up(offset + new_size, HS_SUPERSLAB_SIZE);
     size_t old_total = run->run_size;
     if (total == old_total) {
-        run_hint_tail(run, offset + new_size, total);
+        run_block_resized(run, new_size);
         return run->run_block;
     }
     bool was_huge = old_total >= huge_threshold();

@@ -1150,8 +1150,8 @@ static int test_run_tail(void)
     /* Grown in place: a 4 MiB block has 64 bytes in the third chunk of
      * its run, on base pages; realloc to 5.5 MiB keeps it where it is (the
      * run holds 6 MiB), and the block now fills three quarters of that
-     * chunk, which becomes a huge page with the page it had, not 383
-     * faults more. */
+     * chunk, which becomes a huge page with the page it had, not one
+     * fault per page (384 with the run's hints left as they were). */
     char *g = malloc(4 * MiB);
     if (!g) return fail("malloc failed: %s", strerror(errno));
     memset(g, 6, 4 * MiB);
