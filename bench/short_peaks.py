@@ -5,10 +5,12 @@
 
 Each LIB is a shared library to preload (a path), `glibc` (none) or `mi`
 (Debian's mimalloc). Every round runs each command under each library in
-turn through build/bench/exit_hwm, which reads the command's VmHWM at its
-exit (exact, where `/usr/bin/time -f %M` moves in 128 KiB steps), and the
-medians (min-max) in KiB are printed a line per command. hugeslab runs with
-HUGESLAB_BACKING=thp, so that a system hugetlb pool (whose pages VmHWM
+turn through build/bench/exit_hwm, which gives the command's true peak RSS
+(its VmRSS at each call that may release memory and at its exit:
+bench/peak_trace.h; `/usr/bin/time -f %M` moves in 128 KiB steps, and VmHWM
+falls short of a peak that a release ended), and the medians (min-max) in
+KiB are printed a line per command. hugeslab runs with
+HUGESLAB_BACKING=thp, so that a system hugetlb pool (whose pages VmRSS
 leaves out) does not make its figures look small.
 
 The commands: true, ls -lR /usr/share/doc, sort -R /etc/services,
