@@ -49,7 +49,7 @@ $(BENCH_MT): bench/bench_mt.c $(BENCH_COMMON) bench/bench.mk
 	@mkdir -p $(dir $@)
 	$(CC) $(BENCH_CFLAGS) -pthread -o $@ $< -ldl
 
-$(BENCH_MEM): bench/bench_memory.c $(BENCH_COMMON) bench/bench.mk
+$(BENCH_MEM): bench/bench_memory.c $(BENCH_COMMON) bench/peak_trace.h bench/bench.mk
 	@mkdir -p $(dir $@)
 	$(CC) $(BENCH_CFLAGS) -pthread -o $@ $< -ldl
 
@@ -61,7 +61,7 @@ $(BENCH_FIRST_TOUCH): bench/first_touch.c bench/bench.mk
 	$(CC) $(BENCH_CFLAGS) -o $@ $<
 
 # A command's exact peak RSS (see its header); not part of `make bench`.
-$(BENCH_HWM): bench/exit_hwm.c bench/bench.mk
+$(BENCH_HWM): bench/exit_hwm.c bench/peak_trace.h bench/bench.mk
 	@mkdir -p $(dir $@)
 	$(CC) $(BENCH_CFLAGS) -o $@ $<
 
