@@ -255,6 +255,7 @@ def run_once(binary, args, so, timeout, extra_env=None):
         res.update(status="crash", detail=why + (": " + last if last else ""))
         return res
     line = out[-1] if out else ""
+    res["line"] = line
     m = re.search(r"malloc_from=(.*)$", line)
     fields = dict(kv.split("=", 1) for kv in line[:m.start()].split() if "=" in kv) if m else {}
     try:
@@ -338,6 +339,8 @@ def summarise(runs):
         "spread": (max(ops) - min(ops)) / med * 100 if med else 0.0,
         "faults": statistics.median(r["page_faults"] for r in runs),
         "rss_mib": statistics.median(r["peak_rss_kb"] for r in runs) / 1024.0,
+        # The memory group: why a peak is VmHWM, not the exact one (exact_peak).
+        "peak_from": sorted({r["peak_from"] for r in runs if r.get("peak_from", "exact") != "exact"}),
         # The worst run: one layout with shared lines is enough to matter.
         "shared": max(shared) if shared else None,
         # bench_mt's line_ns before each run: under which placement of the
@@ -391,6 +394,8 @@ def render_memory_table(workloads, allocators, rows, skipped):
             cpu_rt = cpu / b_cpu if cpu is not None and b_cpu else None
             m = r["mem"]
             mib = lambda k: "%.1f" % m[k] if k in m else "-"
+            if r.get("peak_from"):
+                notes.append("%s, %s: peak RSS is %s" % (name, w["label"], "; ".join(r["peak_from"])))
             out.append("| " + " | ".join([
                 w["label"], name, "%.3g" % r["seconds"], "%.2f" % rt if rt is not None else "n/a",
                 "%.3g" % cpu if cpu is not None else "-",
@@ -403,7 +408,9 @@ def render_memory_table(workloads, allocators, rows, skipped):
              "thread over the same work, which other jobs on a shared machine move far less "
              "than the wall time (but for prodcons, whose threads yield in a loop while they "
              "wait); page faults: minor + major during it; "
-             "peak RSS: VmHWM; RSS at start: when main() began; after free: right after the "
+             "peak RSS: the true peak, the most VmRSS at each call that may release memory "
+             "in a traced run of its own (bench_memory --exact-peak), where VmHWM can fall "
+             "short of it; RSS at start: when main() began; after free: right after the "
              "program freed everything; idle 3 s: smaps_rollup Rss 3 s later, with its "
              "LazyFree (MADV_FREE pages the kernel has not taken yet) and AnonHugePages. "
              "hugeslab runs with HUGESLAB_BACKING=thp here: hugetlb pages, which its default "
@@ -794,6 +801,8 @@ def replot(outdir):
             for k in MEMORY_FIELDS:
                 if r.get(k) not in (None, ""):
                     run[k] = int(r[k])
+            if r["group"] == "memory":
+                run["peak_from"] = r.get("peak_from") or "VmHWM (results from before exact peaks)"
         results.setdefault((id(by_key[key]), r["allocator"]), []).append(run)
     allocators = [(n, None) for n in ALL_NAMES if n in names]
     rows = {k: summarise(v) for k, v in results.items()}
@@ -814,6 +823,26 @@ def replot(outdir):
     return 0
 
 
+def exact_peak(r, w, so, timeout, env):
+    """The memory group's peak RSS from a second, traced run of the same
+    work (bench_memory --exact-peak, bench/peak_trace.h): VmHWM falls short
+    of a peak that a release ended, on kernels since 6.2 by up to the
+    per-CPU page counts (tens to hundreds of KiB), and the tracer's waits
+    slow a run down (churn's 80,000 thread stacks), so the untraced run keeps
+    every other figure; its VmHWM is kept as vmhwm_kb, the traced run's as
+    traced_hwm_kb. Without seccomp notifications the VmHWM stays, marked."""
+    t = run_once(w["bin"], w["args"] + ["--exact-peak", "--idle-ms=0"], so, timeout, env)
+    r["vmhwm_kb"] = r["peak_rss_kb"]
+    m = re.search(r" hwm_kb=(\d+) traced_kb=\d+ ", t.get("line", ""))
+    if t["status"] == "ok" and m:
+        r["peak_rss_kb"] = t["peak_rss_kb"]
+        r["traced_hwm_kb"] = int(m.group(1))
+        r["peak_from"] = "exact"
+    else:
+        why = t["detail"] or (t["status"] if t["status"] != "ok" else "no exact peak printed")
+        r["peak_from"] = "VmHWM (the traced run: %s)" % why
+
+
 def run_rounds(args, workloads, allocators):
     """Every run, round-robin over the allocators: (results by (workload,
     allocator), the raw rows)."""
@@ -831,8 +860,10 @@ def run_rounds(args, workloads, allocators):
             if rnd >= w.get("runs", args.runs):
                 continue
             for name, so in order:
-                r = run_once(w["bin"], w["args"], so, args.timeout,
-                             w.get("env") if name == "hugeslab" else None)
+                env = w.get("env") if name == "hugeslab" else None
+                r = run_once(w["bin"], w["args"], so, args.timeout, env)
+                if w["group"] == "memory" and r["status"] == "ok":
+                    exact_peak(r, w, so, args.timeout, env)
                 results[(id(w), name)].append(r)
                 raw.append({"round": rnd + 1, "group": w["group"], "workload": w["label"],
                             "short": w["short"], "allocator": name, **r})
@@ -888,7 +919,8 @@ def main():
             f.write(table)
         fields = (["round", "group", "workload", "short", "allocator", "status", "ops_per_sec",
                    "page_faults", "peak_rss_kb", "seconds", "cpu_seconds", "shared_lines", "line_ns"]
-                  + MEMORY_FIELDS + ["returncode", "malloc_from", "detail"])
+                  + MEMORY_FIELDS + ["vmhwm_kb", "traced_hwm_kb", "peak_from", "returncode",
+                                     "malloc_from", "detail"])
         with open(os.path.join(outdir, "raw.csv"), "w", newline="") as f:
             wr = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
             wr.writeheader()
