@@ -17,6 +17,7 @@
 #          stats (tests/stats: live statistics files, formats, messages)
 #          charts (tests/charts: bench/compare.py's charts from made-up results)
 #          replay (tests/replay: bench/sizes' recorder and rss_replay on a threaded program)
+#          peak (tests/peak: the exact peak RSS of bench/exit_hwm and bench_memory --exact-peak)
 #          kernel (tests/kernel: faults, purge, fallbacks, statistics)
 #          numa (tests/numa: placement in 2- and 4-node virtual machines)
 # Environment:
@@ -62,7 +63,7 @@ else
     EXPECT=1
 fi
 
-ALL="format layers internal segment orphan api api_static bad_input fault stress stress_tsan stress_tsan_purge stress_ubsan fork fork_pool fork_hugetlb fork_hugetlb_race fork_hugetlb_mt fork_hugetlb_forkers thread_exit last_thread trim_deadlock small_heap usable usable_purge dlopen cxx symbols abi_0_1 abi_0_1_symver abi_0_2 libnuma_static libnuma_preload fuzz fuzz_mt fuzz_libfuzzer debug_stress debug_fork debug_thread_exit debug_trim_deadlock debug_small_heap debug_usable debug_fuzz programs postgres install tool stats charts replay kernel numa"
+ALL="format layers internal segment orphan api api_static bad_input fault stress stress_tsan stress_tsan_purge stress_ubsan fork fork_pool fork_hugetlb fork_hugetlb_race fork_hugetlb_mt fork_hugetlb_forkers thread_exit last_thread trim_deadlock small_heap usable usable_purge dlopen cxx symbols abi_0_1 abi_0_1_symver abi_0_2 libnuma_static libnuma_preload fuzz fuzz_mt fuzz_libfuzzer debug_stress debug_fork debug_thread_exit debug_trim_deadlock debug_small_heap debug_usable debug_fuzz programs postgres install tool stats charts replay peak kernel numa"
 WANT=${*:-$ALL}
 
 report() { # STATUS NAME [REASON]
@@ -332,6 +333,9 @@ for t in $WANT; do
     replay)
         if [ -n "$PRELOAD" ]; then run_suite replay sh "$TESTS_DIR/replay/run.sh" "$BUILD" "$SO"
         else report SKIP replay "HS_NO_PRELOAD=1"; fi ;;
+    peak)
+        if [ -n "$PRELOAD" ]; then run_suite peak sh "$TESTS_DIR/peak/run.sh" "$BUILD" "$SO"
+        else report SKIP peak "HS_NO_PRELOAD=1"; fi ;;
     stats)
         if [ -n "$PRELOAD" ]; then run_suite stats python3 "$TESTS_DIR/stats/stats_test.py" "$SO"
         else report SKIP stats "HS_NO_PRELOAD=1"; fi ;;

@@ -68,7 +68,7 @@ TEST_BINS := $(TEST_DIR)/api_test $(TEST_DIR)/api_test_static $(TEST_DIR)/bad_in
              $(TEST_DIR)/trim_deadlock_test $(TEST_DIR)/segment_test \
              $(TEST_DIR)/orphan_test $(TEST_DIR)/fault_test $(TEST_DIR)/small_heap_test \
              $(TEST_DIR)/abi_0_1 $(TEST_DIR)/abi_0_1_symver $(TEST_DIR)/abi_0_2 \
-             $(TEST_DIR)/usable_test $(TEST_DIR)/last_thread_test
+             $(TEST_DIR)/usable_test $(TEST_DIR)/last_thread_test $(TEST_DIR)/peak_test
 
 TEST_COMMON := tests/test_util.h tests/api_names.h tests/tests.mk
 
@@ -95,9 +95,11 @@ test-packages:
 # fuzz_libfuzzer needs clang with its libFuzzer runtime; without, the test
 # is skipped (tests/run.sh says why).
 LIBFUZZER_PROBE := int LLVMFuzzerTestOneInput(const char *d, unsigned long n) { return !d + (int)n; }
-# bench/sizes' recorder and rss_replay, for tests/replay (rules in bench/bench.mk)
+# bench/sizes' recorder and rss_replay, for tests/replay, and the exact-peak
+# tools, for tests/peak (rules in bench/bench.mk)
 TEST_REPLAY_TOOLS := $(BUILD)/bench/libsizerecord.so $(BUILD)/bench/rss_replay
-test-build: $(TEST_BINS) $(TEST_REPLAY_TOOLS)
+TEST_PEAK_TOOLS := $(BUILD)/bench/exit_hwm $(BUILD)/bench/bench_memory
+test-build: $(TEST_BINS) $(TEST_REPLAY_TOOLS) $(TEST_PEAK_TOOLS)
 	@if echo '$(LIBFUZZER_PROBE)' | $(FUZZ_CC) -fsanitize=fuzzer -x c - -o $(TEST_DIR)/.libfuzzer-probe \
 	    >/dev/null 2>&1; then $(MAKE) --no-print-directory $(TEST_DIR)/fuzz_libfuzzer; \
 	else echo "  (no libFuzzer with $(FUZZ_CC): fuzz_libfuzzer not built)"; rm -f $(TEST_DIR)/fuzz_libfuzzer; fi
