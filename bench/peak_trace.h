@@ -42,6 +42,7 @@
 #include <poll.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -170,7 +171,7 @@ static inline int peak_trace_child(int sock)
  * the caller reads from /proc on its own); -1 if not traced. */
 static inline long peak_trace_mark(void)
 {
-    long peak = syscall(SYS_madvise, NULL, 0, PEAK_TRACE_MARK_ADVICE);
+    long peak = syscall(SYS_madvise, (void *)0, (size_t)0, (long)PEAK_TRACE_MARK_ADVICE);
     return peak >= 0 ? peak : -1;
 }
 
@@ -240,7 +241,7 @@ static inline int peak_trace_run(pid_t child, int sock, peak_trace_t *out)
         resp.id = req.id;
         pid_t tid = (pid_t)req.pid;
         if (req.data.nr == SYS_madvise && req.data.args[0] == 0 && req.data.args[1] == 0 &&
-            req.data.args[2] == PEAK_TRACE_MARK_ADVICE) {
+            (uint32_t)req.data.args[2] == PEAK_TRACE_MARK_ADVICE) {
             resp.val = out->peak_kb; /* the mark: answered, not run */
         } else {
             long rss = peak_trace_field(tid, child, "\nVmRSS:");
