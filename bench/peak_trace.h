@@ -175,10 +175,9 @@ static inline long peak_trace_mark(void)
     return peak >= 0 ? peak : -1;
 }
 
-/* A field of /proc/TID/status ("\nVmRSS:", with its newline), in KiB,
- * when thread tid belongs to process pid; -1 otherwise (another process the
- * child started, or gone). */
-static inline long peak_trace_field(pid_t tid, pid_t pid, const char *name)
+/* A field of /proc/TID/status ("\nVmRSS:", with its newline) in KiB, and
+ * in *tgid the process the thread belongs to; -1 if it is gone. */
+static inline long peak_trace_field(pid_t tid, const char *name, pid_t *tgid)
 {
     char path[64], text[4096];
     snprintf(path, sizeof path, "/proc/%d/status", (int)tid);
@@ -188,13 +187,16 @@ static inline long peak_trace_field(pid_t tid, pid_t pid, const char *name)
     close(fd);
     if (n <= 0) return -1;
     text[n] = '\0';
-    const char *tgid = strstr(text, "\nTgid:"), *field = strstr(text, name);
-    if (!tgid || !field || strtol(tgid + 6, NULL, 10) != pid) return -1;
+    const char *line = strstr(text, "\nTgid:"), *field = strstr(text, name);
+    if (!line || !field) return -1;
+    *tgid = (pid_t)strtol(line + 6, NULL, 10);
     return strtol(field + strlen(name), NULL, 10);
 }
 
 typedef struct peak_trace_s {
-    long peak_kb;        /* the most VmRSS seen: the peak */
+    long peak_kb;        /* the most VmRSS of the child's process seen: its peak */
+    long largest_kb;     /* the most VmRSS of any process under the filter (the
+                            child, or a process it started): the largest's peak */
     long exit_hwm_kb;    /* VmHWM as the child's process began to exit; -1 if not read */
     unsigned long stops; /* release calls of the child's process waited on */
 } peak_trace_t;
@@ -205,7 +207,7 @@ typedef struct peak_trace_s {
  * came), with *out filled. */
 static inline int peak_trace_run(pid_t child, int sock, peak_trace_t *out)
 {
-    *out = (peak_trace_t){0, -1, 0};
+    *out = (peak_trace_t){0, 0, -1, 0};
     int listener = peak_trace_recv_fd(sock);
     close(sock);
     int status = -1;
@@ -244,11 +246,15 @@ static inline int peak_trace_run(pid_t child, int sock, peak_trace_t *out)
             (uint32_t)req.data.args[2] == PEAK_TRACE_MARK_ADVICE) {
             resp.val = out->peak_kb; /* the mark: answered, not run */
         } else {
-            long rss = peak_trace_field(tid, child, "\nVmRSS:");
-            if (rss > out->peak_kb) out->peak_kb = rss;
-            if (rss >= 0) out->stops++;
-            if (req.data.nr == SYS_exit_group && rss >= 0)
-                out->exit_hwm_kb = peak_trace_field(tid, child, "\nVmHWM:");
+            pid_t tgid = 0;
+            long rss = peak_trace_field(tid, "\nVmRSS:", &tgid);
+            if (rss > out->largest_kb) out->largest_kb = rss;
+            if (rss >= 0 && tgid == child) {
+                if (rss > out->peak_kb) out->peak_kb = rss;
+                out->stops++;
+                if (req.data.nr == SYS_exit_group)
+                    out->exit_hwm_kb = peak_trace_field(tid, "\nVmHWM:", &tgid);
+            }
             resp.flags = SECCOMP_USER_NOTIF_FLAG_CONTINUE;
         }
         /* ENOENT: the caller died before the answer; nothing waits. */
