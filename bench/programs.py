@@ -26,8 +26,10 @@ allocator rotated each round, 3 rounds, medians:
             which `LD_DEBUG=bindings` confirms for each allocator.
   small     git log -p, git gc --aggressive, sqlite3 with 1 M rows, xz -d,
             python3 building a dict of 2 M entries, ls -lR /usr, sort of 2 M
-            lines, node with 4 worker threads compressing buffers: peak RSS,
-            time and minor faults from /usr/bin/time.
+            lines, node with 4 worker threads compressing buffers: peak RSS
+            (the largest process's true peak, build/bench/exit_hwm -a, in a
+            second run of each, where it is built and can trace: else
+            /usr/bin/time's %M), time and minor faults from /usr/bin/time.
 
 Every section compares its output with glibc's (query results, DEBUG DIGEST,
 a SHA-1 of stdout) and marks an allocator whose output differs, that crashes,
@@ -977,15 +979,34 @@ def small_programs(args, inputs, work, want):
     return progs
 
 
-def run_small(argv, stdin_path, env, timeout=900):
-    """One run under /usr/bin/time: (peak KiB, seconds, minor faults, sha1, rc, err)."""
+EXIT_HWM = os.path.join(ROOT, "build", "bench", "exit_hwm")
+
+
+def exact_peaks():
+    """Whether build/bench/exit_hwm can give true peaks here (peak_trace.h:
+    VmHWM and %M fall short of a peak that a release ended)."""
+    if not hasattr(exact_peaks, "ok"):
+        exact_peaks.ok = os.access(EXIT_HWM, os.X_OK) and subprocess.run(
+            [EXIT_HWM, "-", "true"], stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL).returncode == 0
+    return exact_peaks.ok
+
+
+def run_small(argv, stdin_path, env, timeout=900, traced=False):
+    """One run under /usr/bin/time, and with traced under build/bench/exit_hwm
+    -a (whose waits at each release slow a program that releases often: its
+    time and faults are not the untraced program's): (peak KiB, seconds,
+    minor faults, sha1, rc, err)."""
     tfile = tempfile.NamedTemporaryFile(prefix="time.", delete=False)
     tfile.close()
+    pfile = tfile.name + ".peak"
     stdin = open(stdin_path, "rb") if stdin_path else subprocess.DEVNULL
     try:
-        proc = subprocess.Popen(["/usr/bin/time", "-f", "%M %e %R", "-o", tfile.name] + argv,
-                                stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                env=env)
+        # The environment's LD_PRELOAD ("-") reaches time and the program.
+        tracer = [EXIT_HWM, "-a", "-o", pfile, "-"] if traced else []
+        proc = subprocess.Popen(tracer + ["/usr/bin/time", "-f", "%M %e %R", "-o", tfile.name]
+                                + argv, stdin=stdin, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, env=env)
         poller = Poller(proc.pid, interval=0.02, with_root=False, deep=True)
         poller.start()
         h = hashlib.sha1()
@@ -1000,14 +1021,21 @@ def run_small(argv, stdin_path, env, timeout=900):
         poller.join()
         with open(tfile.name) as f:
             last = f.read().strip().splitlines()[-1].split()
-        # %M is the largest process's peak, hugetlb pages left out: the same from the polls.
-        return (max([int(last[0])] + list(poller.peak_of.values())), float(last[1]),
+        # The largest process's peak, hugetlb pages left out (the polls add
+        # them): the tracer's where it ran, else %M.
+        peak = int(last[0])
+        if tracer:
+            with open(pfile) as f:
+                peak = int(f.read().split()[0])
+        return (max([peak] + list(poller.peak_of.values())), float(last[1]),
                 int(last[2]), h.hexdigest(), proc.returncode,
                 err[0].decode(errors="replace") if err else "")
     finally:
         if stdin_path:
             stdin.close()
-        os.unlink(tfile.name)
+        for path in (tfile.name, pfile):
+            if os.path.exists(path):
+                os.unlink(path)
 
 
 def section_small(args, allocs, work):
@@ -1056,6 +1084,19 @@ def section_small(args, allocs, work):
             elif reference[p][1] != digest:
                 res["why"] = "stdout differs from %s's" % reference[p][0]
                 continue
+            if exact_peaks():
+                # The peak from a second, traced run; the time and faults stay
+                # the untraced run's.
+                if p == "git_gc":
+                    gc_prepare(work)
+                try:
+                    kb, _, _, _, rc, err = run_small(argv, stdin_path, env, traced=True)
+                except (OSError, subprocess.TimeoutExpired, IndexError, ValueError) as e:
+                    res["why"] = "traced run: %s: %s" % (type(e).__name__, e)
+                    continue
+                if rc != 0 and not (p == "ls_lR" and rc == 1):
+                    res["why"] = "traced run: exit %d: %s" % (rc, err.strip()[-160:])
+                    continue
             res.update(ok=True, peak=mb(kb), secs=secs, faults=faults)
     return render_small(args, names, want, progs, results)
 
@@ -1079,9 +1120,13 @@ def render_small(args, names, want, progs, results):
                 cells.append(cell)
             lines.append("| %s | %s |" % (progs[p][2], " | ".join(cells)))
         out.append("\n".join(lines))
+    peak_from = ("the largest process's true peak in a second run of its own, traced "
+                 "(`build/bench/exit_hwm -a`: its VmRSS at each call that may release memory; "
+                 "VmHWM and %M fall short of a peak that a release ended)"
+                 if exact_peaks() else "%M")
     out.append("\n`/usr/bin/time -f '%M %e %R'` around the program alone (peak RSS: the larger "
-               "of %M and the largest RSS plus hugetlb pages of one of its processes, polled "
-               "every 20 ms); stdout (SHA-1) compared "
+               "of " + peak_from + " and the largest RSS plus hugetlb pages of one of its "
+               "processes, polled every 20 ms); stdout (SHA-1) compared "
                "with the first allocator's run, a difference marks the run failed. "
                + pool_note("small", args.hs_env) + "\n")
     if "git_gc" in want:
