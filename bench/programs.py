@@ -1038,6 +1038,21 @@ def run_small(argv, stdin_path, env, timeout=900, traced=False):
                 os.unlink(path)
 
 
+def small_run(p, argv, stdin_path, env, work, traced=False):
+    """run_small of program p, git gc's repository reset first: (its result,
+    None), or (None, why the run failed)."""
+    try:
+        if p == "git_gc":
+            gc_prepare(work)
+        run = run_small(argv, stdin_path, env, traced=traced)
+    except (OSError, subprocess.TimeoutExpired, IndexError, ValueError) as e:
+        return None, "%s: %s" % (type(e).__name__, e)
+    rc, err = run[4], run[5]
+    if rc != 0 and not (p == "ls_lR" and rc == 1):
+        return None, "exit %d: %s" % (rc, err.strip()[-160:])
+    return run, None
+
+
 def section_small(args, allocs, work):
     names = [n for n, _ in allocs]
     inputs = small_inputs(work)
@@ -1060,16 +1075,11 @@ def section_small(args, allocs, work):
             if why:
                 res["why"] = why
                 continue
-            try:
-                if p == "git_gc":
-                    gc_prepare(work)
-                kb, secs, faults, digest, rc, err = run_small(argv, stdin_path, env)
-            except (OSError, subprocess.TimeoutExpired, IndexError, ValueError) as e:
-                res["why"] = "%s: %s" % (type(e).__name__, e)
+            run, why = small_run(p, argv, stdin_path, env, work)
+            if why:
+                res["why"] = why
                 continue
-            if rc != 0 and not (p == "ls_lR" and rc == 1):
-                res["why"] = "exit %d: %s" % (rc, err.strip()[-160:])
-                continue
+            kb, secs, faults, digest, rc, err = run
             if "hugeslab:" in err:
                 res["why"] = "hugeslab on stderr: " + err[err.index("hugeslab:"):][:160]
                 continue
@@ -1087,16 +1097,11 @@ def section_small(args, allocs, work):
             if exact_peaks():
                 # The peak from a second, traced run; the time and faults stay
                 # the untraced run's.
-                if p == "git_gc":
-                    gc_prepare(work)
-                try:
-                    kb, _, _, _, rc, err = run_small(argv, stdin_path, env, traced=True)
-                except (OSError, subprocess.TimeoutExpired, IndexError, ValueError) as e:
-                    res["why"] = "traced run: %s: %s" % (type(e).__name__, e)
+                run, why = small_run(p, argv, stdin_path, env, work, traced=True)
+                if why:
+                    res["why"] = "traced run: " + why
                     continue
-                if rc != 0 and not (p == "ls_lR" and rc == 1):
-                    res["why"] = "traced run: exit %d: %s" % (rc, err.strip()[-160:])
-                    continue
+                kb = run[0]
             res.update(ok=True, peak=mb(kb), secs=secs, faults=faults)
     return render_small(args, names, want, progs, results)
 
