@@ -340,7 +340,8 @@ def summarise(runs):
         "faults": statistics.median(r["page_faults"] for r in runs),
         "rss_mib": statistics.median(r["peak_rss_kb"] for r in runs) / 1024.0,
         # The memory group: why a peak is VmHWM, not the exact one (exact_peak).
-        "peak_from": sorted({r["peak_from"] for r in runs if r.get("peak_from", "exact") != "exact"}),
+        "peak_from": sorted({r["peak_from"] for r in runs
+                             if r.get("peak_from", "exact") != "exact"}),
         # The worst run: one layout with shared lines is enough to matter.
         "shared": max(shared) if shared else None,
         # bench_mt's line_ns before each run: under which placement of the
@@ -395,7 +396,8 @@ def render_memory_table(workloads, allocators, rows, skipped):
             m = r["mem"]
             mib = lambda k: "%.1f" % m[k] if k in m else "-"
             if r.get("peak_from"):
-                notes.append("%s, %s: peak RSS is %s" % (name, w["label"], "; ".join(r["peak_from"])))
+                notes.append("%s, %s: peak RSS is %s"
+                             % (name, w["label"], "; ".join(r["peak_from"])))
             out.append("| " + " | ".join([
                 w["label"], name, "%.3g" % r["seconds"], "%.2f" % rt if rt is not None else "n/a",
                 "%.3g" % cpu if cpu is not None else "-",
