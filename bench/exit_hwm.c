@@ -19,6 +19,7 @@
  * is exact for a process whose RSS is at its peak then but short by up to
  * the per-CPU parts for a peak that a release ended. */
 #define _GNU_SOURCE
+#define BENCH_PROG "exit_hwm"
 #include "peak_trace.h"
 
 int main(int argc, char **argv)

@@ -30,9 +30,12 @@
  * After fork the child calls peak_trace_child() before its exec or its
  * work, the parent peak_trace_run(), which returns once the child and all
  * it started are gone. A traced process learns the peak so far from
- * peak_trace_mark() (bench_memory: the end of its measured window). */
+ * peak_trace_mark() (bench_memory: the end of its measured window).
+ * Include it as bench_common.h, after defining BENCH_PROG. */
 #ifndef PEAK_TRACE_H
 #define PEAK_TRACE_H
+
+#include "bench_common.h" /* read_proc_text, proc_field */
 
 #include <errno.h>
 #include <fcntl.h>
@@ -175,22 +178,15 @@ static inline long peak_trace_mark(void)
     return peak >= 0 ? peak : -1;
 }
 
-/* A field of /proc/TID/status ("\nVmRSS:", with its newline) in KiB, and
- * in *tgid the process the thread belongs to; -1 if it is gone. */
+/* A field of /proc/TID/status ("VmRSS") in KiB, and in *tgid the process
+ * the thread belongs to; -1 if it is gone. */
 static inline long peak_trace_field(pid_t tid, const char *name, pid_t *tgid)
 {
     char path[64], text[4096];
     snprintf(path, sizeof path, "/proc/%d/status", (int)tid);
-    int fd = open(path, O_RDONLY);
-    if (fd < 0) return -1;
-    ssize_t n = read(fd, text, sizeof text - 1);
-    close(fd);
-    if (n <= 0) return -1;
-    text[n] = '\0';
-    const char *line = strstr(text, "\nTgid:"), *field = strstr(text, name);
-    if (!line || !field) return -1;
-    *tgid = (pid_t)strtol(line + 6, NULL, 10);
-    return strtol(field + strlen(name), NULL, 10);
+    if (read_proc_text(path, text, sizeof text) == 0) return -1;
+    *tgid = (pid_t)proc_field(text, "Tgid");
+    return proc_field(text, name);
 }
 
 typedef struct peak_trace_s {
@@ -247,13 +243,13 @@ static inline int peak_trace_run(pid_t child, int sock, peak_trace_t *out)
             resp.val = out->peak_kb; /* the mark: answered, not run */
         } else {
             pid_t tgid = 0;
-            long rss = peak_trace_field(tid, "\nVmRSS:", &tgid);
+            long rss = peak_trace_field(tid, "VmRSS", &tgid);
             if (rss > out->largest_kb) out->largest_kb = rss;
             if (rss >= 0 && tgid == child) {
                 if (rss > out->peak_kb) out->peak_kb = rss;
                 out->stops++;
                 if (req.data.nr == SYS_exit_group)
-                    out->exit_hwm_kb = peak_trace_field(tid, "\nVmHWM:", &tgid);
+                    out->exit_hwm_kb = peak_trace_field(tid, "VmHWM", &tgid);
             }
             resp.flags = SECCOMP_USER_NOTIF_FLAG_CONTINUE;
         }

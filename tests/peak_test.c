@@ -8,31 +8,11 @@
  * munmap and the VmHWM it read after the last one: on kernels whose page
  * counts are per-CPU counters (6.2 on), the mark behind VmHWM is raised
  * from their shared total at the munmap, and falls short of the reading by
- * what the per-CPU parts held. */
-#ifndef _GNU_SOURCE
-#define _GNU_SOURCE
-#endif
-#include <fcntl.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/mman.h>
-#include <unistd.h>
+ * what the per-CPU parts held. /proc is read with read(2) only
+ * (hs_proc_status_kib_raw): the reading maps no memory of its own. */
+#include "test_util.h"
 
-/* A field of /proc/self/status in KiB; -1 if unreadable. Read with read(2)
- * into the stack, so that the reading itself maps no new memory. */
-static long status_kb(const char *name)
-{
-    char text[4096];
-    int fd = open("/proc/self/status", O_RDONLY);
-    if (fd < 0) return -1;
-    ssize_t n = read(fd, text, sizeof text - 1);
-    close(fd);
-    if (n <= 0) return -1;
-    text[n] = '\0';
-    const char *line = strstr(text, name);
-    return line ? strtol(line + strlen(name), NULL, 10) : -1;
-}
+#include <sys/mman.h>
 
 int main(int argc, char **argv)
 {
@@ -50,11 +30,11 @@ int main(int argc, char **argv)
         /* Base pages: a huge page would make the counts move 512 at a time. */
         madvise(p, pages * page, MADV_NOHUGEPAGE);
         for (size_t i = 0; i < pages; i++) p[i * page] = 1;
-        long rss = status_kb("VmRSS:");
+        long rss = hs_proc_status_kib_raw("VmRSS");
         if (rss > most) most = rss;
         munmap(p, pages * page);
     }
-    long hwm = status_kb("VmHWM:");
+    long hwm = hs_proc_status_kib_raw("VmHWM");
     FILE *out = fopen(argv[1], "w");
     if (!out) return 1;
     fprintf(out, "%ld %ld\n", most, hwm);
