@@ -61,7 +61,7 @@ $(BENCH_FIRST_TOUCH): bench/first_touch.c bench/bench.mk
 	$(CC) $(BENCH_CFLAGS) -o $@ $<
 
 # A command's exact peak RSS (see its header); not part of `make bench`.
-$(BENCH_HWM): bench/exit_hwm.c bench/peak_trace.h bench/bench.mk
+$(BENCH_HWM): bench/exit_hwm.c bench/peak_trace.h $(BENCH_COMMON) bench/bench.mk
 	@mkdir -p $(dir $@)
 	$(CC) $(BENCH_CFLAGS) -o $@ $<
 
