@@ -3,8 +3,9 @@
  *   - a thread that exits holding blocks leaves its slabs as orphans;
  *   - a thread of the same node that needs a slab of that class adopts the
  *     orphan (its block comes from one of the exited thread's slabs);
- *   - orphans whose blocks all came back through other threads' frees are
- *     released by malloc_trim;
+ *   - an orphan goes back with the last of its blocks that another thread
+ *     frees, a slab of pages (which is never adopted) too; malloc_trim
+ *     releases the rest of the empty ones;
  *   - malloc_trim releases the empty slabs a thread keeps as its current
  *     ones;
  *   - slabs that other threads' frees emptied while their owner waited go
@@ -99,12 +100,16 @@ static void check_adoption(void)
 static void check_trim_releases_orphans(void)
 {
     job_t job = {.size = 2000, .keep = BLOCKS};
+    uint64_t before = stats().orphan_slabs;
     run_thread(&job);
     hugeslab_stats_t exited = stats();
     CHECK(exited.orphan_slabs >= 1, "no orphan after a thread exited holding %u blocks", job.keep);
-    /* Every block back through remote frees: the orphans are empty but
-     * still listed until a sweep. */
+    /* Every block back through remote frees: each orphan goes back with
+     * its last block, not at the next sweep. */
     for (unsigned i = 0; i < job.keep; i++) free(job.kept[i]);
+    hugeslab_stats_t freed = stats();
+    CHECK(freed.orphan_slabs == before, "orphans %llu once their blocks were freed, want %llu",
+          (unsigned long long)freed.orphan_slabs, (unsigned long long)before);
     malloc_trim(0);
     hugeslab_stats_t trimmed = stats();
     CHECK(trimmed.orphan_slabs == 0, "orphans %llu after malloc_trim, want 0",
@@ -112,6 +117,41 @@ static void check_trim_releases_orphans(void)
     CHECK(trimmed.bytes_in_slabs < exited.bytes_in_slabs,
           "bytes in slabs %llu after malloc_trim, %llu before",
           (unsigned long long)trimmed.bytes_in_slabs, (unsigned long long)exited.bytes_in_slabs);
+}
+
+/* Slabs of pages (sized.c, blocks above 128 KiB once the slabs hold 8 MiB)
+ * are never adopted: orphaned with their block in use, they went back only
+ * at the purge thread's sweep, and threads that leave such blocks to the
+ * main thread held their pages and SuperSlabs meanwhile. */
+static void check_sized_orphans_released(void)
+{
+    static void *ballast[4096];
+    unsigned n_ballast = 0;
+    while ((stats().bytes_in_slabs < TINY_MIDDLE_HEAP_BYTES || seg_small_heap()) &&
+           n_ballast < 4096)
+        ballast[n_ballast++] = malloc(4096);
+    CHECK(tiny_sized_heap() && !seg_small_heap(), "the slabs hold %llu bytes after %u blocks",
+          (unsigned long long)stats().bytes_in_slabs, n_ballast);
+    job_t job = {.size = 200 * 1024, .keep = BLOCKS};
+    hugeslab_stats_t before = stats();
+    run_thread(&job);
+    hugeslab_stats_t exited = stats();
+    unsigned sized = 0;
+    for (unsigned i = 0; i < job.keep; i++)
+        sized += job.kept[i] && tiny_slab_of(job.kept[i])->sized;
+    CHECK(sized == job.keep, "%u of %u blocks of 200 KiB in slabs of pages", sized, job.keep);
+    CHECK(exited.orphan_slabs >= before.orphan_slabs + sized,
+          "orphans %llu after a thread exited holding %u slabs of pages, %llu before",
+          (unsigned long long)exited.orphan_slabs, sized, (unsigned long long)before.orphan_slabs);
+    for (unsigned i = 0; i < job.keep; i++) free(job.kept[i]);
+    hugeslab_stats_t freed = stats();
+    CHECK(freed.orphan_slabs == before.orphan_slabs,
+          "orphans %llu once the blocks of 200 KiB were freed, want %llu",
+          (unsigned long long)freed.orphan_slabs, (unsigned long long)before.orphan_slabs);
+    CHECK(freed.bytes_in_slabs == before.bytes_in_slabs,
+          "bytes in slabs %llu once the blocks of 200 KiB were freed, %llu before the thread",
+          (unsigned long long)freed.bytes_in_slabs, (unsigned long long)before.bytes_in_slabs);
+    for (unsigned i = 0; i < n_ballast; i++) free(ballast[i]);
 }
 
 static void check_trim_releases_kept_slabs(void)
@@ -293,6 +333,7 @@ int main(void)
     seg_start_background();
     check_adoption();
     check_trim_releases_orphans();
+    check_sized_orphans_released();
     check_trim_releases_kept_slabs();
     check_sleeping_owners_slabs(1100, 400, false, 2); /* a class of its own: several slabs */
     check_sleeping_owners_slabs(40, OWNER_BLOCKS_MAX, true, 200);

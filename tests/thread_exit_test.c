@@ -2,9 +2,13 @@
  * sizes), free part of it themselves, hand the rest to the main thread and
  * exit; the main thread frees those blocks after the thread is gone.  Other
  * rounds have the main thread allocate blocks that short-lived threads free.
- * The memory of exited threads must be reused: VmRSS / VmHWM stay bounded.
+ * The memory of exited threads must be reused: VmRSS and VmHWM stay bounded.
  *
- * Usage: thread_exit_test [threads=2000] [rss_limit_mib=256]
+ * The limit: at most 4 threads' 1 MiB is live at a time, and 2,000 threads
+ * peaked at 14 MiB (glibc 8.7, mimalloc 2.0.9 28.7); with their blocks of
+ * 128 KiB - 1 MiB in slabs of pages that stayed on the orphan lists once
+ * freed, at 59-200 MiB.
+ * Usage: thread_exit_test [threads=2000] [rss_limit_mib=48]
  * Run alone: LD_PRELOAD=build/libhugeslab.so HS_EXPECT_HUGESLAB=1 build/tests/thread_exit_test
  */
 #define _GNU_SOURCE 1
@@ -78,7 +82,7 @@ int main(int argc, char **argv)
 {
     hs_setup("thread_exit");
     unsigned nthreads = argc > 1 ? (unsigned)atoi(argv[1]) : 2000;
-    long limit_kib = (argc > 2 ? atol(argv[2]) : 256) * 1024;
+    long limit_kib = (argc > 2 ? atol(argv[2]) : 48) * 1024;
     static job_t jobs[CONCURRENT];
     long rss_start = hs_proc_status_kib("VmRSS");
     long rss_max = rss_start, rss_at_half = 0;
@@ -113,6 +117,12 @@ int main(int argc, char **argv)
             }
         }
         for (unsigned i = 0; i < k; i++) pthread_join(t[i], NULL);
+        /* Every round, at its height (the threads' blocks not yet freed):
+         * VmHWM alone falls short of a peak that a release ends, by up to
+         * a batch of pages per CPU since Linux 6.2 (the kernel test
+         * `churn` says why), and VmRSS does not. */
+        long rss = hs_proc_status_kib("VmRSS");
+        if (rss > rss_max) rss_max = rss;
         /* the threads are gone: free what they left behind */
         for (unsigned i = 0; i < k; i++) {
             job_t *j = &jobs[i];
@@ -127,11 +137,7 @@ int main(int argc, char **argv)
         }
         done += k;
         round++;
-        if ((round & 31) == 0 || done >= nthreads) {
-            long rss = hs_proc_status_kib("VmRSS");
-            if (rss > rss_max) rss_max = rss;
-            if (!rss_at_half && done >= nthreads / 2) rss_at_half = rss;
-        }
+        if (!rss_at_half && done >= nthreads / 2) rss_at_half = rss;
     }
     long rss_end = hs_proc_status_kib("VmRSS");
     long hwm = hs_proc_status_kib("VmHWM");
@@ -141,10 +147,11 @@ int main(int argc, char **argv)
             "thread_exit: %u threads; VmRSS start %ld KiB, half-way %ld KiB, max sampled %ld KiB, "
             "end %ld KiB; VmHWM %ld KiB; ru_maxrss %ld KiB\n",
             nthreads, rss_start, rss_at_half, rss_max, rss_end, hwm, ru.ru_maxrss);
-    CHECK(hwm < limit_kib,
-          "peak RSS (VmHWM) %ld KiB >= limit %ld KiB: memory of exited "
-          "threads is not reused",
-          hwm, limit_kib);
+    long peak = hwm > rss_max ? hwm : rss_max;
+    CHECK(peak < limit_kib,
+          "peak RSS (the more of VmHWM and the VmRSS read each round) %ld KiB >= limit %ld "
+          "KiB: memory of exited threads is not reused",
+          peak, limit_kib);
     CHECK(rss_end < limit_kib, "VmRSS at end %ld KiB >= limit %ld KiB", rss_end, limit_kib);
     return hs_finish("thread_exit");
 }

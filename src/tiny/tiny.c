@@ -1347,13 +1347,49 @@ HS_APART_LATE static HS_NOINLINE void note_emptied(const tiny_slab_t *s)
     if (atomic_load_explicit(&s->owner_word, memory_order_relaxed) != 0) seg_emptied_slab_seen();
 }
 
-/* A free of another thread's block (or an orphan's). Out of line: the
- * owner's cases of tiny_free_slow, the common ones, then save no more
+/* A free of the last block in use of an orphan (owner_word read 0):
+ * releases the slab with the block, and returns true; false, with nothing
+ * done, when s is not an orphan on its list or holds other blocks in use.
+ * Left on the list, an empty orphan waits for a refill of its class to
+ * scan it or for the purge thread's sweep: a slab of pages (sized.c) is
+ * never adopted, so only the sweep took it, and threads that each left a
+ * few blocks of 128 KiB - 1 MiB to the main thread and exited
+ * (thread_exit_test) had their pages pinned and SuperSlabs mapped for
+ * new ones: 59-200 MiB of Rss where 17-20 MiB held them before such
+ * slabs. Under orphan_lock, which every taker of an orphan holds, so the
+ * slab cannot be adopted or swept meanwhile; and the block is not
+ * published: no other block of s is in use, so no other free can reach
+ * s, and a slab released after its block is pushed could already be
+ * another thread's. */
+HS_APART_LATE static HS_NOINLINE bool release_emptied_orphan(tiny_slab_t *s)
+{
+    unsigned node = seg_superslab_of(s)->node;
+    bool room, last = false;
+    hs_lock(&tiny_state.orphan_lock);
+    tiny_slab_t **list = &tiny_lists.orphans[node][s->cls];
+    if (atomic_load_explicit(&s->owner_word, memory_order_relaxed) == 0 &&
+        (s->prev || *list == s) && tiny_orphan_in_use(s, &room) == 1) {
+        slab_list_remove(list, s);
+        last = true;
+    }
+    hs_unlock(&tiny_state.orphan_lock);
+    if (!last) return false;
+    hs_count_add(&tiny_state.stat_orphan_slabs, -1);
+    tiny_orphan_release(s);
+    return true;
+}
+
+/* A free of another thread's block (or an orphan's, owner 0). Out of line:
+ * the owner's cases of tiny_free_slow, the common ones, then save no more
  * registers than before the reclaim came in. */
-static HS_NOINLINE void free_by_other(tiny_slab_t *s, tiny_block_t *b, tiny_heap_t *me)
+static HS_NOINLINE void free_by_other(tiny_slab_t *s, tiny_block_t *b, tiny_heap_t *me,
+                                      uintptr_t owner)
 {
     b->free_mark = (uintptr_t)b ^ s->free_key;
     count_remote_free(me, s);
+    bool room;
+    if (HS_UNLIKELY(owner == 0) && tiny_orphan_in_use(s, &room) == 1 && release_emptied_orphan(s))
+        return;
     /* A cheap guess from two atomics at what this free leaves: the stack
      * with b may hold every block carved so far but one, which may be a
      * notice on the owner's delayed list (the first remote free into a
@@ -1380,7 +1416,7 @@ HS_INLINE void free_checked(tiny_heap_t *heap, tiny_slab_t *s, tiny_block_t *b)
         free_local(heap, s, b);
         return;
     }
-    free_by_other(s, b, heap);
+    free_by_other(s, b, heap, word);
 }
 
 /* The gathered frees of other threads' blocks: each block's line asked for
