@@ -1347,20 +1347,23 @@ HS_APART_LATE static HS_NOINLINE void note_emptied(const tiny_slab_t *s)
     if (atomic_load_explicit(&s->owner_word, memory_order_relaxed) != 0) seg_emptied_slab_seen();
 }
 
-/* A free of the last block in use of an orphan (owner_word read 0):
- * releases the slab with the block, and returns true; false, with nothing
- * done, when s is not an orphan on its list or holds other blocks in use.
- * Left on the list, an empty orphan waits for a refill of its class to
- * scan it or for the purge thread's sweep: a slab of pages (sized.c) is
- * never adopted, so only the sweep took it, and threads that each left a
- * few blocks of 128 KiB - 1 MiB to the main thread and exited
- * (thread_exit_test) had their pages pinned and SuperSlabs mapped for
- * new ones: 59-200 MiB of Rss where 17-20 MiB held them before such
- * slabs. Under orphan_lock, which every taker of an orphan holds, so the
- * slab cannot be adopted or swept meanwhile; and the block is not
- * published: no other block of s is in use, so no other free can reach
- * s, and a slab released after its block is pushed could already be
- * another thread's. */
+/* A free of the last block in use of an orphan (owner_word read 0 with
+ * acquire, and every other block it carved on its remote-free stack, none
+ * on its free list): releases the slab with the block, and returns true;
+ * false, with nothing done, when s is not an orphan on its list or holds
+ * other blocks in use. Left on the list, an empty orphan waits for a
+ * refill of its class to scan it or for the purge thread's sweep: a slab
+ * of pages (sized.c) is never adopted, so only the sweep took it, and
+ * threads that each left a few blocks of 128 KiB - 1 MiB to the main
+ * thread and exited (thread_exit_test) had their pages pinned and
+ * SuperSlabs mapped for new ones: 59-200 MiB of Rss where 17-20 MiB held
+ * them before such slabs. An orphan with blocks on its free list is left
+ * as before. Under orphan_lock, which every taker of an orphan holds: the
+ * slab cannot be adopted or swept meanwhile, and its `used` is read only
+ * once it is found listed (the thread that gave it up wrote it before it
+ * listed it). The block is not published: no other block of s is in use,
+ * so no other free can reach s, and a slab released after its block is
+ * pushed could already be another thread's. */
 HS_APART_LATE static HS_NOINLINE bool release_emptied_orphan(tiny_slab_t *s)
 {
     unsigned node = seg_superslab_of(s)->node;
@@ -1368,7 +1371,7 @@ HS_APART_LATE static HS_NOINLINE bool release_emptied_orphan(tiny_slab_t *s)
     hs_lock(&tiny_state.orphan_lock);
     tiny_slab_t **list = &tiny_lists.orphans[node][s->cls];
     if (atomic_load_explicit(&s->owner_word, memory_order_relaxed) == 0 &&
-        (s->prev || *list == s) && tiny_orphan_in_use(s, &room) == 1) {
+        (*list == s || s->prev) && tiny_orphan_in_use(s, &room) == 1) {
         slab_list_remove(list, s);
         last = true;
     }
@@ -1387,20 +1390,21 @@ static HS_NOINLINE void free_by_other(tiny_slab_t *s, tiny_block_t *b, tiny_heap
 {
     b->free_mark = (uintptr_t)b ^ s->free_key;
     count_remote_free(me, s);
-    bool room;
-    if (HS_UNLIKELY(owner == 0) && tiny_orphan_in_use(s, &room) == 1 && release_emptied_orphan(s))
-        return;
     /* A cheap guess from two atomics at what this free leaves: the stack
      * with b may hold every block carved so far but one, which may be a
      * notice on the owner's delayed list (the first remote free into a
      * slab on its full list): reclaim_empty decides. Or it may hold them
-     * all, in a slab with no notice: on the owner's partial list, where
-     * only the owner's refill of its class would look (note_emptied). */
+     * all, in a slab with no notice: an orphan's, which goes back now,
+     * or one on its owner's partial list, where only the owner's refill
+     * of its class would look (note_emptied). */
     uintptr_t word = atomic_load_explicit(tiny_remote_word(s), memory_order_relaxed);
     uint32_t freed = (uint32_t)(word >> TINY_REMOTE_COUNT_SHIFT) + 1;
     uint32_t carved = atomic_load_explicit(&s->carved, memory_order_relaxed);
     if (HS_UNLIKELY(freed + 1 == carved) && reclaim_empty(s)) return;
-    if (HS_UNLIKELY(freed == carved) && !(word & TINY_REMOTE_FULL)) note_emptied(s);
+    if (HS_UNLIKELY(freed == carved) && !(word & TINY_REMOTE_FULL)) {
+        if (owner == 0 && release_emptied_orphan(s)) return;
+        note_emptied(s);
+    }
     tiny_free_remote(s, b);
 }
 
