@@ -15,7 +15,8 @@
  *     for each and the walks of it are put off (reclaim_empty);
  *   - a slab on its owner's partial list whose blocks in use all came back
  *     through another thread's frees goes back when the purge thread looks
- *     (tiny_reclaim_emptied), called here directly.
+ *     (tiny_reclaim_emptied), called here directly; so do slabs of pages
+ *     whose one block another thread freed while their owner slept.
  * The purge thread, which sweeps orphans too, is kept asleep by a purge
  * delay of an hour, so each step's figures are the test's own. A thread
  * that leaves orphans wakes it for one sweep (which releases only empty
@@ -134,15 +135,25 @@ static void check_trim_releases_orphans(void)
  * are never adopted: orphaned with their block in use, they went back only
  * at the purge thread's sweep, and threads that leave such blocks to the
  * main thread held their pages and SuperSlabs meanwhile. */
+#define BALLAST_MAX 4096
+
+/* Blocks of 4 KiB into ballast until the slabs hold TINY_MIDDLE_HEAP_BYTES
+ * past the small heap, from which on blocks above 128 KiB get slabs of
+ * pages (tiny_sized_heap); returns how many. */
+static unsigned ballast_to_sized_heap(void **ballast)
+{
+    unsigned n = 0;
+    while ((stats().bytes_in_slabs < TINY_MIDDLE_HEAP_BYTES || seg_small_heap()) && n < BALLAST_MAX)
+        ballast[n++] = malloc(4096);
+    CHECK(tiny_sized_heap() && !seg_small_heap(), "the slabs hold %llu bytes after %u blocks",
+          (unsigned long long)stats().bytes_in_slabs, n);
+    return n;
+}
+
 static void check_sized_orphans_released(void)
 {
-    static void *ballast[4096];
-    unsigned n_ballast = 0;
-    while ((stats().bytes_in_slabs < TINY_MIDDLE_HEAP_BYTES || seg_small_heap()) &&
-           n_ballast < 4096)
-        ballast[n_ballast++] = malloc(4096);
-    CHECK(tiny_sized_heap() && !seg_small_heap(), "the slabs hold %llu bytes after %u blocks",
-          (unsigned long long)stats().bytes_in_slabs, n_ballast);
+    static void *ballast[BALLAST_MAX];
+    unsigned n_ballast = ballast_to_sized_heap(ballast);
     job_t job = {.size = 200 * 1024, .keep = BLOCKS};
     hugeslab_stats_t before = stats();
     run_thread(&job);
@@ -187,6 +198,20 @@ static void *free_all(void *arg)
     frees_t *f = arg;
     for (unsigned i = 0; i < f->count; i++) free(f->blocks[i]);
     return NULL;
+}
+
+/* Frees the blocks on another thread while this one waits in pthread_join
+ * (the owner sleeps). False when the thread could not be made. */
+static bool free_on_other_thread(void **blocks, unsigned count)
+{
+    frees_t f = {blocks, count};
+    pthread_t t;
+    if (pthread_create(&t, NULL, free_all, &f) != 0) {
+        HS_FAIL("pthread_create");
+        return false;
+    }
+    pthread_join(t, NULL);
+    return true;
 }
 
 static int compare_pointers(const void *a, const void *b)
@@ -245,13 +270,7 @@ static void check_sleeping_owners_slabs(size_t size, unsigned count, bool random
         blocks[j] = b;
     }
     hugeslab_stats_t before = stats();
-    frees_t f = {blocks, count - 1};
-    pthread_t t;
-    if (pthread_create(&t, NULL, free_all, &f) != 0) {
-        HS_FAIL("pthread_create");
-        return;
-    }
-    pthread_join(t, NULL);
+    if (!free_on_other_thread(blocks, count - 1)) return;
     hugeslab_stats_t after = stats();
     uint64_t released = before.bytes_in_slabs - after.bytes_in_slabs;
     CHECK(after.bytes_in_slabs < before.bytes_in_slabs && released >= expected,
@@ -320,19 +339,44 @@ static void check_emptied_partial_slab_released(void)
               me->current[tiny_class_of(size)] != first,
           "the first slab is not a partial slab of its owner's");
     /* Another thread frees those: nothing tells the owner. */
-    frees_t f = {rest, PARTIAL_KEEP};
-    pthread_t t;
-    if (pthread_create(&t, NULL, free_all, &f) != 0) {
-        HS_FAIL("pthread_create");
-        return;
-    }
-    pthread_join(t, NULL);
+    if (!free_on_other_thread(rest, PARTIAL_KEEP)) return;
     CHECK(atomic_load(&first->owner_word) == (uintptr_t)me,
           "a slab with no notice went before the purge thread looked");
     CHECK(tiny_reclaim_emptied(), "the purge thread's look released nothing");
     CHECK(atomic_load(&first->owner_word) != (uintptr_t)me,
           "a partial slab whose blocks all came back through another thread stayed its owner's");
     for (unsigned i = 0; i < n; i++) free(blocks[i]);
+    for (unsigned i = 0; i < n_ballast; i++) free(ballast[i]);
+}
+
+/* Blocks of 200 KiB, each in a slab of pages, that another thread frees
+ * while their owner sleeps: each free is its slab's notice on the owner's
+ * delayed list and no later free finds the slab whole, so the purge
+ * thread's look (tiny_reclaim_emptied, called here directly) walks the
+ * list for them. */
+static void check_sleeping_owners_sized_slabs(void)
+{
+    static void *ballast[BALLAST_MAX];
+    unsigned n_ballast = ballast_to_sized_heap(ballast);
+    enum { SIZED = 16 };
+    void *blocks[SIZED];
+    hugeslab_stats_t before = stats();
+    for (unsigned i = 0; i < SIZED; i++) blocks[i] = malloc(200 * 1024);
+    unsigned sized = 0;
+    for (unsigned i = 0; i < SIZED; i++) sized += blocks[i] && tiny_slab_of(blocks[i])->sized;
+    CHECK(sized == SIZED, "%u of %u blocks of 200 KiB in slabs of pages", sized, SIZED);
+    hugeslab_stats_t held = stats();
+    if (!free_on_other_thread(blocks, SIZED)) return;
+    hugeslab_stats_t freed = stats();
+    CHECK(freed.bytes_in_slabs >= held.bytes_in_slabs,
+          "bytes in slabs %llu after another thread's frees, %llu before: the notices went "
+          "before the purge thread looked",
+          (unsigned long long)freed.bytes_in_slabs, (unsigned long long)held.bytes_in_slabs);
+    CHECK(tiny_reclaim_emptied(), "the purge thread's look released nothing");
+    hugeslab_stats_t looked = stats();
+    CHECK(looked.bytes_in_slabs <= before.bytes_in_slabs,
+          "bytes in slabs %llu after the purge thread's look, %llu before the blocks of 200 KiB",
+          (unsigned long long)looked.bytes_in_slabs, (unsigned long long)before.bytes_in_slabs);
     for (unsigned i = 0; i < n_ballast; i++) free(ballast[i]);
 }
 
@@ -349,5 +393,6 @@ int main(void)
     check_sleeping_owners_slabs(1100, 400, false, 2); /* a class of its own: several slabs */
     check_sleeping_owners_slabs(40, OWNER_BLOCKS_MAX, true, 200);
     check_emptied_partial_slab_released();
+    check_sleeping_owners_sized_slabs();
     return hs_finish("orphan_test");
 }

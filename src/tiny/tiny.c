@@ -1029,6 +1029,29 @@ HS_APART_LATE bool tiny_reclaim_from_others(tiny_heap_t *me)
     return reclaim_all_remote(me) != 0;
 }
 
+static unsigned walk_notices(tiny_heap_t *heap, const tiny_slab_t *s);
+
+/* The purge thread's walk of the delayed list of every heap with a thread
+ * (walk_notices): releases the slabs whose notice is the last of their
+ * blocks to come back, and returns how many. A slab of one block on its
+ * owner's full list (a slab of pages, sized.c) has no other free to find
+ * it whole (reclaim_empty), so its block, freed by another thread while
+ * its owner slept, kept its pages until the owner's next refill: 64 blocks
+ * of 200 KiB freed while their owner waited in pthread_join kept 13 MiB
+ * in slabs. An owner at work drains its notices itself long before. */
+HS_APART_LATE static unsigned reclaim_noticed(void)
+{
+    unsigned n = 0;
+    hs_lock(&tiny_state.heap_lock);
+    tiny_heap_t *all = tiny_state.heap_all; /* heaps are prepended, never unlinked */
+    hs_unlock(&tiny_state.heap_lock);
+    for (tiny_heap_t *h = all; h; h = h->all_next)
+        if (atomic_load_explicit(&h->attached, memory_order_relaxed) &&
+            atomic_load_explicit(&h->delayed, memory_order_relaxed) && heap_try_enter_other(h))
+            n += walk_notices(h, NULL) / 2;
+    return n;
+}
+
 /* The purge thread's release, a purge delay after a free emptied a slab
  * on its owner's partial list (note_emptied): such a slab has no notice on
  * the owner's delayed list, so reclaim_empty never sees it, and only the
@@ -1036,11 +1059,12 @@ HS_APART_LATE bool tiny_reclaim_from_others(tiny_heap_t *me)
  * a cache of 600,000 blocks over six rounds, while three others free each
  * round's blocks in a random order and it keeps allocating other sizes,
  * held 158 MiB of such slabs, and 170 MB of RSS, for as long as it ran.
- * Not while the heap is small, as in reclaim_empty. */
+ * The slabs whose last block came back as a notice go first
+ * (reclaim_noticed). Not while the heap is small, as in reclaim_empty. */
 HS_APART_LATE bool tiny_reclaim_emptied(void)
 {
     if (seg_small_heap()) return false;
-    unsigned n, all = 0;
+    unsigned n, all = reclaim_noticed();
     do {
         n = reclaim_all_remote(NULL);
         all += n;
@@ -1064,6 +1088,53 @@ static bool notice_completes(tiny_heap_t *heap, const tiny_slab_t *t, uint32_t i
     uintptr_t word = atomic_load_explicit(tiny_remote_word(t), memory_order_acquire);
     uint32_t free_blocks = (uint32_t)(word >> TINY_REMOTE_COUNT_SHIFT) + 1 + in_flight;
     return free_blocks == atomic_load_explicit(&t->carved, memory_order_relaxed);
+}
+
+/* Walks the delayed list of heap, whose flag the caller holds (and which
+ * is left here): every slab whose notice is the one thing keeping it from
+ * being free whole (notice_completes; for s, with the caller's block in
+ * flight) comes off the owner's lists, the other notices go back, and the
+ * slabs taken are released once the flag is left. Returns twice the slabs
+ * taken, plus 1 if s was among them. */
+HS_APART_LATE static unsigned walk_notices(tiny_heap_t *heap, const tiny_slab_t *s)
+{
+    tiny_block_t *notices = atomic_exchange_explicit(&heap->delayed, NULL, memory_order_acquire);
+    tiny_slab_t *taken = NULL; /* linked through next: off every list */
+    bool took_s = false;
+    unsigned n_taken = 0;
+    uint32_t kept = 0;
+    /* The notices back, but for those of the slabs taken. */
+    tiny_block_t *first = NULL, *last = NULL;
+    for (tiny_block_t *n = notices, *next; n; n = next) {
+        next = tiny_next_delayed(n);
+        tiny_slab_t *t = tiny_slab_of(n);
+        if (notice_completes(heap, t, t == s)) {
+            slab_list_remove(t->on_full ? &heap->full[t->cls] : &heap->partial[t->cls], t);
+            t->next = taken;
+            taken = t;
+            took_s |= t == s;
+            n_taken++;
+            continue;
+        }
+        n->link = tiny_link(n, first, hs_free_key);
+        if (!first) last = n;
+        first = n;
+        kept++;
+    }
+    if (first) delayed_push_chain(heap, first, last);
+    atomic_store_explicit(&heap->reclaim_notices, kept, memory_order_relaxed);
+    atomic_store_explicit(&heap->reclaim_put_off, 0, memory_order_relaxed);
+    heap_leave(heap, 0);
+    /* Out of every list of the heap's, with no block in use: nothing of
+     * the owner's refers to them any more. */
+    while (taken) {
+        tiny_slab_t *t = taken;
+        taken = t->next;
+        returning_taken(t->units); /* its one notice */
+        atomic_store_explicit(tiny_remote_word(t), 0, memory_order_relaxed);
+        tiny_slab_release(t);
+    }
+    return 2 * n_taken + took_s;
 }
 
 /* The block another thread is freeing is the last block of s in use:
@@ -1125,41 +1196,7 @@ HS_APART_LATE static HS_NOINLINE bool reclaim_empty(tiny_slab_t *s)
         heap_leave(heap, 0);
         return false;
     }
-    tiny_block_t *notices = atomic_exchange_explicit(&heap->delayed, NULL, memory_order_acquire);
-    tiny_slab_t *taken = NULL; /* linked through next: off every list */
-    bool took_s = false;
-    uint32_t kept = 0;
-    /* The notices back, but for those of the slabs taken. */
-    tiny_block_t *first = NULL, *last = NULL;
-    for (tiny_block_t *n = notices, *next; n; n = next) {
-        next = tiny_next_delayed(n);
-        tiny_slab_t *t = tiny_slab_of(n);
-        if (notice_completes(heap, t, t == s)) {
-            slab_list_remove(t->on_full ? &heap->full[t->cls] : &heap->partial[t->cls], t);
-            t->next = taken;
-            taken = t;
-            took_s |= t == s;
-            continue;
-        }
-        n->link = tiny_link(n, first, hs_free_key);
-        if (!first) last = n;
-        first = n;
-        kept++;
-    }
-    if (first) delayed_push_chain(heap, first, last);
-    atomic_store_explicit(&heap->reclaim_notices, kept, memory_order_relaxed);
-    atomic_store_explicit(&heap->reclaim_put_off, 0, memory_order_relaxed);
-    heap_leave(heap, 0);
-    /* Out of every list of the heap's, with no block in use: nothing of
-     * the owner's refers to them any more. */
-    while (taken) {
-        tiny_slab_t *t = taken;
-        taken = t->next;
-        returning_taken(t->units); /* its one notice */
-        atomic_store_explicit(tiny_remote_word(t), 0, memory_order_relaxed);
-        tiny_slab_release(t);
-    }
-    return took_s;
+    return walk_notices(heap, s) & 1;
 }
 
 /* ---- orphans ---------------------------------------------------------------- */
@@ -1339,9 +1376,11 @@ HS_NOINLINE static void *refill_elsewhere(tiny_heap_t *heap, unsigned cls)
 /* ---- free slow paths --------------------------------------------------------- */
 
 /* Another thread's free is about to leave every block of s on its
- * remote-free stack (free_by_other's guess): the purge thread is asked to
- * release such slabs a purge delay later (tiny_reclaim_emptied), unless an
- * orphan's, which sweep_orphans takes. */
+ * remote-free stack, or, for a slab of one block on its owner's full list,
+ * on the owner's delayed list as its notice (free_by_other's guess): the
+ * purge thread is asked to release such slabs a purge delay later
+ * (tiny_reclaim_emptied), unless an orphan's, which goes back at once or
+ * at sweep_orphans. */
 HS_APART_LATE static HS_NOINLINE void note_emptied(const tiny_slab_t *s)
 {
     if (atomic_load_explicit(&s->owner_word, memory_order_relaxed) != 0) seg_emptied_slab_seen();
@@ -1394,15 +1433,16 @@ static HS_NOINLINE void free_by_other(tiny_slab_t *s, tiny_block_t *b, tiny_heap
      * with b may hold every block carved so far but one, which may be a
      * notice on the owner's delayed list (the first remote free into a
      * slab on its full list): reclaim_empty decides. Or it may hold them
-     * all, in a slab with no notice: an orphan's, which goes back now,
-     * or one on its owner's partial list, where only the owner's refill
-     * of its class would look (note_emptied). */
+     * all: an orphan's, which goes back now; one on its owner's partial
+     * list, where only the owner's refill of its class would look; or a
+     * slab of one block on its owner's full list, whose free is the notice
+     * (note_emptied). */
     uintptr_t word = atomic_load_explicit(tiny_remote_word(s), memory_order_relaxed);
     uint32_t freed = (uint32_t)(word >> TINY_REMOTE_COUNT_SHIFT) + 1;
     uint32_t carved = atomic_load_explicit(&s->carved, memory_order_relaxed);
     if (HS_UNLIKELY(freed + 1 == carved) && reclaim_empty(s)) return;
-    if (HS_UNLIKELY(freed == carved) && !(word & TINY_REMOTE_FULL)) {
-        if (owner == 0 && release_emptied_orphan(s)) return;
+    if (HS_UNLIKELY(freed == carved)) {
+        if (owner == 0 && !(word & TINY_REMOTE_FULL) && release_emptied_orphan(s)) return;
         note_emptied(s);
     }
     tiny_free_remote(s, b);

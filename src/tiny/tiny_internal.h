@@ -91,8 +91,9 @@ void tiny_slab_release(tiny_slab_t *slab);
  * it released any. */
 bool tiny_reclaim_from_others(tiny_heap_t *me);
 /* The same for the purge thread, whatever the number of threads, a purge
- * delay after a free left a slab so (seg_emptied_slab_seen); true when it
- * released any. */
+ * delay after a free left a slab so (seg_emptied_slab_seen), and the slabs
+ * whose last block waits on their owner's delayed list as a notice; true
+ * when it released any. */
 bool tiny_reclaim_emptied(void);
 /* A free by any thread other than the owner (or of an orphan's block). */
 void tiny_free_remote(tiny_slab_t *s, tiny_block_t *b);
