@@ -131,10 +131,6 @@ static void check_trim_releases_orphans(void)
           (unsigned long long)trimmed.bytes_in_slabs, (unsigned long long)exited.bytes_in_slabs);
 }
 
-/* Slabs of pages (sized.c, blocks above 128 KiB once the slabs hold 8 MiB)
- * are never adopted: orphaned with their block in use, they went back only
- * at the purge thread's sweep, and threads that leave such blocks to the
- * main thread held their pages and SuperSlabs meanwhile. */
 #define BALLAST_MAX 4096
 
 /* Blocks of 4 KiB into ballast until the slabs hold TINY_MIDDLE_HEAP_BYTES
@@ -150,6 +146,10 @@ static unsigned ballast_to_sized_heap(void **ballast)
     return n;
 }
 
+/* Slabs of pages (sized.c, blocks above 128 KiB once the slabs hold 8 MiB)
+ * are never adopted: orphaned with their block in use, they went back only
+ * at the purge thread's sweep, and threads that leave such blocks to the
+ * main thread held their pages and SuperSlabs meanwhile. */
 static void check_sized_orphans_released(void)
 {
     static void *ballast[BALLAST_MAX];
