@@ -13,9 +13,10 @@
  *   kernel_test stats                hugeslab_stats() against smaps_rollup
  *   kernel_test consumer             a thread that only frees gets no heap, and its
  *                                    remote frees are counted
- *   kernel_test churn N MAX_MIB      N threads, 10 at a time, each leaving a
- *                                    128-byte block (at most 1,000 live): the
- *                                    peak RSS grows by less than MAX_MIB
+ *   kernel_test churn N MAX_MIB [B]  N threads, 10 at a time, each leaving a
+ *                                    block of B bytes (128; at most 1,000
+ *                                    live): the peak RSS grows by less than
+ *                                    MAX_MIB
  *   kernel_test small-heap           a block of every size class up to 64 KiB
  *                                    (what a short command has): one SuperSlab,
  *                                    on base pages, no huge page
@@ -742,10 +743,11 @@ static int test_consumer(void)
 
 #define CHURN_RING 1000
 static void *churn_ring[CHURN_RING];
+static size_t churn_block = 128; /* bytes each thread leaves behind, written whole */
 
 /* Frees the block of the thread CHURN_RING before (whose thread is gone, so
  * the free lands in an orphan slab), uses a few size classes for a moment,
- * and leaves one 128-byte block behind. */
+ * and leaves one block of churn_block bytes behind. */
 static void *churn_thread(void *arg)
 {
     size_t i = (size_t)arg;
@@ -756,8 +758,8 @@ static void *churn_thread(void *arg)
         if (temps[k]) memset(temps[k], 1, 16);
     }
     for (size_t k = 0; k < 32; k++) free(temps[k]);
-    churn_ring[i % CHURN_RING] = malloc(128);
-    if (churn_ring[i % CHURN_RING]) memset(churn_ring[i % CHURN_RING], 2, 128);
+    churn_ring[i % CHURN_RING] = malloc(churn_block);
+    if (churn_ring[i % CHURN_RING]) memset(churn_ring[i % CHURN_RING], 2, churn_block);
     return NULL;
 }
 
@@ -784,11 +786,11 @@ static int test_churn(long threads, long max_mib)
     long long peak = hwm > sampled ? hwm : sampled;
     hugeslab_stats_t s;
     hugeslab_stats(&s);
-    printf("churn: %ld threads, at most %d live 128-byte blocks: Rss at start %lld KiB, peak "
+    printf("churn: %ld threads, at most %d live %zu-byte blocks: Rss at start %lld KiB, peak "
            "%lld KiB (VmHWM %lld, most VmRSS read %lld; limit: start + %ld MiB); %llu "
            "SuperSlabs mapped, %llu orphan slabs\n",
-           threads, CHURN_RING, start / 1024, peak / 1024, hwm / 1024, sampled / 1024, max_mib,
-           (unsigned long long)s.superslabs_mapped, (unsigned long long)s.orphan_slabs);
+           threads, CHURN_RING, churn_block, start / 1024, peak / 1024, hwm / 1024, sampled / 1024,
+           max_mib, (unsigned long long)s.superslabs_mapped, (unsigned long long)s.orphan_slabs);
     if (start < 0 || hwm < 0 || sampled <= 0) return fail("%s", "cannot read Rss, VmRSS or VmHWM");
     if (peak - start > max_mib * MiB)
         return fail("%s", "RSS grew with the threads that lived, not with the live blocks");
@@ -1900,7 +1902,10 @@ int main(int argc, char **argv)
     if (argc >= 3 && strcmp(argv[1], "fallback-hugetlb") == 0)
         return test_fallback_hugetlb(atol(argv[2]));
     if (argc >= 2 && strcmp(argv[1], "fallback-thp-never") == 0) return test_fallback_thp_never();
-    if (argc >= 4 && strcmp(argv[1], "churn") == 0) return test_churn(atol(argv[2]), atol(argv[3]));
+    if (argc >= 4 && strcmp(argv[1], "churn") == 0) {
+        if (argc >= 5) churn_block = (size_t)atol(argv[4]);
+        return test_churn(atol(argv[2]), atol(argv[3]));
+    }
     if (argc >= 2 && strcmp(argv[1], "stats") == 0) return test_stats();
     if (argc >= 2 && strcmp(argv[1], "consumer") == 0) return test_consumer();
     if (argc >= 2 && strcmp(argv[1], "small-heap") == 0) return test_small_heap();
