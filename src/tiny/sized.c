@@ -18,7 +18,11 @@
  *   before a new SuperSlab send it back. Sent back at once, a malloc and
  *   free of a 200 KiB buffer in a loop took 480 ns a turn, the slab's
  *   SuperSlab falling idle and taken again each time (6 ns as a class
- *   slab, glibc 18). As an orphan it has no room, so it is never adopted.
+ *   slab, glibc 18). As an orphan it has no room, so it is never adopted:
+ *   another thread's free of its block releases it (release_emptied_orphan
+ *   in tiny.c). Freed by another thread while its owner sleeps, its notice
+ *   waits for the owner's next refill or the purge thread's look
+ *   (reclaim_noticed in tiny.c), a purge delay later.
  * - At most one slab starts in a unit (seg_pages_alloc), so its descriptor
  *   is the unit's where it starts, and that unit's head is its own: free
  *   finds the block from its first byte. The unit where it ends may be
