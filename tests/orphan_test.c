@@ -133,16 +133,18 @@ static void check_trim_releases_orphans(void)
 
 #define BALLAST_MAX 4096
 
-/* Blocks of 4 KiB into ballast until the slabs hold TINY_MIDDLE_HEAP_BYTES
- * past the small heap, from which on blocks above 128 KiB get slabs of
- * pages (tiny_sized_heap); returns how many. */
-static unsigned ballast_to_sized_heap(void **ballast)
+/* Blocks of `size` bytes into ballast until the heap has outgrown its first
+ * SuperSlabs (seg_small_heap) and the slabs hold slab_bytes (from
+ * TINY_MIDDLE_HEAP_BYTES on, blocks above 128 KiB get slabs of pages:
+ * tiny_sized_heap); returns how many. */
+static unsigned ballast_until(void **ballast, size_t size, uint64_t slab_bytes)
 {
     unsigned n = 0;
-    while ((stats().bytes_in_slabs < TINY_MIDDLE_HEAP_BYTES || seg_small_heap()) && n < BALLAST_MAX)
-        ballast[n++] = malloc(4096);
-    CHECK(tiny_sized_heap() && !seg_small_heap(), "the slabs hold %llu bytes after %u blocks",
-          (unsigned long long)stats().bytes_in_slabs, n);
+    while ((seg_small_heap() || stats().bytes_in_slabs < slab_bytes) && n < BALLAST_MAX)
+        ballast[n++] = malloc(size);
+    CHECK(!seg_small_heap() && stats().bytes_in_slabs >= slab_bytes,
+          "the heap is still small, or its slabs hold %llu bytes, after %u blocks of %zu bytes",
+          (unsigned long long)stats().bytes_in_slabs, n, size);
     return n;
 }
 
@@ -153,7 +155,7 @@ static unsigned ballast_to_sized_heap(void **ballast)
 static void check_sized_orphans_released(void)
 {
     static void *ballast[BALLAST_MAX];
-    unsigned n_ballast = ballast_to_sized_heap(ballast);
+    unsigned n_ballast = ballast_until(ballast, 4096, TINY_MIDDLE_HEAP_BYTES);
     job_t job = {.size = 200 * 1024, .keep = BLOCKS};
     hugeslab_stats_t before = stats();
     run_thread(&job);
@@ -236,10 +238,8 @@ static void check_sleeping_owners_slabs(size_t size, unsigned count, bool random
      * first SuperSlabs (seg_small_heap): blocks that need a fourth one, or
      * whose first pages (each carve touches one) spend the base-page budget
      * of the three before it. */
-    static void *ballast[1024];
-    unsigned n_ballast = 0;
-    while (seg_small_heap() && n_ballast < 1024) ballast[n_ballast++] = malloc(16 * 1024);
-    CHECK(!seg_small_heap(), "the heap is still small after %u blocks of 16 KiB", n_ballast);
+    static void *ballast[BALLAST_MAX];
+    unsigned n_ballast = ballast_until(ballast, 16 * 1024, 0);
     static void *blocks[OWNER_BLOCKS_MAX];
     static tiny_slab_t *slabs[OWNER_BLOCKS_MAX];
     for (unsigned i = 0; i < count; i++) blocks[i] = malloc(size);
@@ -303,10 +303,8 @@ static void check_sleeping_owners_slabs(size_t size, unsigned count, bool random
 
 static void check_emptied_partial_slab_released(void)
 {
-    static void *ballast[1024];
-    unsigned n_ballast = 0;
-    while (seg_small_heap() && n_ballast < 1024) ballast[n_ballast++] = malloc(16 * 1024);
-    CHECK(!seg_small_heap(), "the heap is still small after %u blocks of 16 KiB", n_ballast);
+    static void *ballast[BALLAST_MAX];
+    unsigned n_ballast = ballast_until(ballast, 16 * 1024, 0);
     /* Blocks of a class until a third slab is current: the first is full. */
     const size_t size = 2200;
     static void *blocks[4096];
@@ -357,7 +355,7 @@ static void check_emptied_partial_slab_released(void)
 static void check_sleeping_owners_sized_slabs(void)
 {
     static void *ballast[BALLAST_MAX];
-    unsigned n_ballast = ballast_to_sized_heap(ballast);
+    unsigned n_ballast = ballast_until(ballast, 4096, TINY_MIDDLE_HEAP_BYTES);
     enum { SIZED = 16 };
     void *blocks[SIZED];
     hugeslab_stats_t before = stats();
