@@ -143,6 +143,13 @@ def rollup(pid):
     return r
 
 
+def proportional(pid):
+    """Pss of pid (each shared page divided among the processes that map it), its
+    private hugetlb pages added (Pss leaves them out; shared ones are left out)."""
+    r = proc_fields("/proc/%d/smaps_rollup" % pid, ["Pss", "Private_Hugetlb"])
+    return r["Pss"] + r["Private_Hugetlb"]
+
+
 def resident(pid):
     """Resident kB of pid, hugetlb pages included (VmRSS alone leaves them out)."""
     s = status(pid)
@@ -346,20 +353,27 @@ class Poller(threading.Thread):
     of the sums and of each process.  VmHWM alone would miss hugetlb pages, which
     hugeslab takes by default while the system's pool has free ones."""
 
-    def __init__(self, root_pid, interval=0.1, with_root=True, deep=False):
+    def __init__(self, root_pid, interval=0.1, with_root=True, deep=False, pss=False):
         super().__init__(daemon=True)
         self.root = root_pid
         self.interval = interval
         self.with_root = with_root
         self.deep = deep  # every descendant, not only the children (git gc's pack-objects)
+        # Also sum Pss (smaps_rollup, a walk of each process's page tables):
+        # the processes of a server share memory (PostgreSQL's shared
+        # buffers), which the sum of their Rss counts once per process that
+        # touched it, so that a run that did more transactions, each backend
+        # touching more of the buffers, shows more Rss for the same memory.
+        self.pss = pss
         self.peak_rss = 0
         self.peak_anon = 0
+        self.peak_pss = 0
         self.peak_of = {}
         self.stop = threading.Event()
 
     def run(self):
         while not self.stop.is_set():
-            rss = anon = 0
+            rss = anon = pss = 0
             pids = children(self.root)
             if self.deep:
                 todo = list(pids)
@@ -373,8 +387,11 @@ class Poller(threading.Thread):
                 anon += s["RssAnon"] + s["HugetlbPages"]
                 self.peak_of[pid] = max(self.peak_of.get(pid, 0),
                                         s["VmHWM"], s["VmRSS"] + s["HugetlbPages"])
+                if self.pss:
+                    pss += proportional(pid)
             self.peak_rss = max(self.peak_rss, rss)
             self.peak_anon = max(self.peak_anon, anon)
+            self.peak_pss = max(self.peak_pss, pss)
             self.stop.wait(self.interval)
 
 
@@ -513,7 +530,7 @@ def section_postgres(args, allocs, work):
             continue
         with open(os.path.join(data, "postmaster.pid")) as f:
             master = int(f.readline())
-        poller = Poller(master)
+        poller = Poller(master, pss=True)
         poller.start()
         try:
             run_postgres_round(args, res, db, db_argv, psql, pgbench, tmp, tag, master, so,
@@ -524,6 +541,7 @@ def section_postgres(args, allocs, work):
             pg_ctl("stop", extra=["-m", "fast"])
         res["server_rss"] = mb(poller.peak_rss)
         res["server_anon"] = mb(poller.peak_anon)
+        res["server_pss"] = mb(poller.peak_pss)
         if "backend_anon_peak" in res:
             log("programs: postgres round %d: %s: backend peak %.0f, heap %.0f, shared "
                 "buffers %.0f MiB" % (rnd + 1, name, res["backend_hwm"],
@@ -552,7 +570,9 @@ def section_postgres(args, allocs, work):
         "polled every 0.01 s from the query's start (not at the same moment, so they need "
         "not add up to the peak). Server: the most, "
         "over polls every 0.1 s, of the Rss (and RssAnon) summed over the postmaster and "
-        "its children. Medians of %d runs."
+        "its children, and of their Pss, where the shared buffers count once "
+        "(the Rss sum counts them in every process that touched them, more of them "
+        "where pgbench ran more transactions). Medians of %d runs."
         % (version, args.pg_scale, args.pg_scale * 100000, args.pg_seconds,
            " ".join(numa) or "no numactl", ref_note, args.runs), "", pool_note("postgres", args.hs_env)]
     columns = [("backend_hwm", "query backend peak MiB", "%.0f"),
@@ -562,6 +582,7 @@ def section_postgres(args, allocs, work):
                ("backend_anon_after", "backend RssAnon after MiB", "%.0f"),
                ("server_rss", "server peak Rss MiB", "%.0f"),
                ("server_anon", "server peak RssAnon MiB", "%.0f"),
+               ("server_pss", "server peak Pss MiB", "%.0f"),
                ("query_s", "query s", "%.2f"),
                ("tps", "pgbench tps", "%.0f")]
     return render(title, columns, names, results, notes)
