@@ -32,7 +32,12 @@
  *   - while more threads have a heap than the process has CPUs, a heap
  *     that cuts slabs releases other heaps' slabs whose blocks all came
  *     back through other threads' frees (tiny_reclaim_from_others), and
- *     none of a slab with a block in use or of a current slab. */
+ *     none of a slab with a block in use or of a current slab;
+ *   - a refill that would carve a page of a class whose slab other
+ *     threads' frees recycle takes a free block of the next class up
+ *     instead, when that class's current slab is recycled too
+ *     (borrow_from_larger), and carves when its own slab was never
+ *     recycled. */
 #include <pthread.h>
 #include <semaphore.h>
 
@@ -958,6 +963,76 @@ static void check_reclaim_from_others(void)
     sem_destroy(&victim.go[1]);
 }
 
+/* Borrowing (borrow_from_larger in tiny.c), on a thread of its own: 256 B
+ * blocks whose refill would carve, and a free block of the 272 B class. */
+enum { BORROW_BLOCKS = 64, BORROW_MOST = 1024 };
+/* Allocates blocks of `size` until the class's current slab has no free
+ * block left, then one more, which the refill serves; returns it. */
+static void *borrow_drain(size_t size, void **kept, unsigned *n)
+{
+    tiny_heap_t *heap = tiny_heap_tls;
+    unsigned cls = tiny_class_of(size);
+    while (heap->current[cls]->free && *n < BORROW_MOST) kept[(*n)++] = hugeslab_malloc(size);
+    void *p = hugeslab_malloc(size);
+    kept[(*n)++] = p;
+    return p;
+}
+
+static void *borrow_thread(void *arg)
+{
+    (void)arg;
+    static void *small[BORROW_MOST], *larger[BORROW_MOST];
+    unsigned n_small = 0, n_larger = 0;
+    const unsigned cls = tiny_class_of(256), up = tiny_class_of(272);
+    CHECK(up == cls + 1 && tiny_class_size[up] == 272, "272 B is the class after 256 B");
+    for (unsigned i = 0; i < BORROW_BLOCKS; i++) {
+        small[n_small++] = hugeslab_malloc(256);
+        larger[n_larger++] = hugeslab_malloc(272);
+    }
+    tiny_heap_t *heap = tiny_heap_tls; /* the thread's, once it allocated */
+    /* The larger class recycled: half its blocks freed by another thread,
+     * collected by the refill that drains its free list. */
+    /* Another thread's frees: heapless (it never allocates), so each goes
+     * to its slab's remote-free stack at once, not to a batch. */
+    hs_free_on_other_thread(larger, BORROW_BLOCKS / 2);
+    for (unsigned i = 0; i < BORROW_BLOCKS / 2; i++) larger[i] = NULL;
+    borrow_drain(272, larger, &n_larger);
+    const tiny_slab_t *lender = heap->current[up];
+    CHECK(lender->recycled && lender->free, "272 B: the slab is recycled and has free blocks");
+    /* Not recycled: the 256 B slab carves its next page. */
+    tiny_slab_t *own = heap->current[cls];
+    uint32_t carved = atomic_load(&own->carved);
+    void *p = borrow_drain(256, small, &n_small);
+    CHECK(hugeslab_malloc_usable_size(p) == 256 && atomic_load(&own->carved) > carved,
+          "a slab never recycled carves (usable size %zu)", hugeslab_malloc_usable_size(p));
+    /* Recycled: the next refill that would carve borrows a 272 B block. */
+    hs_free_on_other_thread(small, BORROW_BLOCKS / 2);
+    for (unsigned i = 0; i < BORROW_BLOCKS / 2; i++) small[i] = NULL;
+    borrow_drain(256, small, &n_small); /* collects the remote frees */
+    CHECK(own == heap->current[cls] && own->recycled, "256 B: the slab is recycled");
+    carved = atomic_load(&own->carved);
+    uint32_t lent = lender->used;
+    p = borrow_drain(256, small, &n_small);
+    CHECK(hugeslab_malloc_usable_size(p) == 272 && tiny_slab_of(p) == lender &&
+              lender->used == lent + 1 && atomic_load(&own->carved) == carved,
+          "a recycled slab with nothing free borrows from the class above (usable size %zu, "
+          "carved %u -> %u)",
+          hugeslab_malloc_usable_size(p), carved, atomic_load(&own->carved));
+    for (unsigned i = 0; i < n_small; i++) hugeslab_free(small[i]);
+    for (unsigned i = 0; i < n_larger; i++) hugeslab_free(larger[i]);
+    return NULL;
+}
+
+static void check_borrow(void)
+{
+    pthread_t t;
+    if (pthread_create(&t, NULL, borrow_thread, NULL) != 0) {
+        HS_FAIL("pthread_create");
+        return;
+    }
+    pthread_join(t, NULL);
+}
+
 int main(void)
 {
     check_realloc_in_place(); /* first: on a fresh heap (its comment) */
@@ -975,5 +1050,6 @@ int main(void)
     check_spare();
     check_remote_batch();
     check_remote_batch_exit();
+    check_borrow();
     return hs_finish("internal");
 }

@@ -190,32 +190,6 @@ static void check_trim_releases_kept_slabs(void)
           (unsigned long long)trimmed.bytes_in_slabs, (unsigned long long)kept.bytes_in_slabs);
 }
 
-typedef struct {
-    void **blocks;  /* blocks to free */
-    unsigned count; /* how many */
-} frees_t;
-
-static void *free_all(void *arg)
-{
-    frees_t *f = arg;
-    for (unsigned i = 0; i < f->count; i++) free(f->blocks[i]);
-    return NULL;
-}
-
-/* Frees the blocks on another thread while this one waits in pthread_join
- * (the owner sleeps). False when the thread could not be made. */
-static bool free_on_other_thread(void **blocks, unsigned count)
-{
-    frees_t f = {blocks, count};
-    pthread_t t;
-    if (pthread_create(&t, NULL, free_all, &f) != 0) {
-        HS_FAIL("pthread_create");
-        return false;
-    }
-    pthread_join(t, NULL);
-    return true;
-}
-
 static int compare_pointers(const void *a, const void *b)
 {
     uintptr_t x = (uintptr_t) * (void *const *)a, y = (uintptr_t) * (void *const *)b;
@@ -270,7 +244,7 @@ static void check_sleeping_owners_slabs(size_t size, unsigned count, bool random
         blocks[j] = b;
     }
     hugeslab_stats_t before = stats();
-    if (!free_on_other_thread(blocks, count - 1)) return;
+    if (!hs_free_on_other_thread(blocks, count - 1)) return;
     hugeslab_stats_t after = stats();
     uint64_t released = before.bytes_in_slabs - after.bytes_in_slabs;
     CHECK(after.bytes_in_slabs < before.bytes_in_slabs && released >= expected,
@@ -337,7 +311,7 @@ static void check_emptied_partial_slab_released(void)
               me->current[tiny_class_of(size)] != first,
           "the first slab is not a partial slab of its owner's");
     /* Another thread frees those: nothing tells the owner. */
-    if (!free_on_other_thread(rest, PARTIAL_KEEP)) return;
+    if (!hs_free_on_other_thread(rest, PARTIAL_KEEP)) return;
     CHECK(atomic_load(&first->owner_word) == (uintptr_t)me,
           "a slab with no notice went before the purge thread looked");
     CHECK(tiny_reclaim_emptied(), "the purge thread's look released nothing");
@@ -364,7 +338,7 @@ static void check_sleeping_owners_sized_slabs(void)
     for (unsigned i = 0; i < SIZED; i++) sized += blocks[i] && tiny_slab_of(blocks[i])->sized;
     CHECK(sized == SIZED, "%u of %u blocks of 200 KiB in slabs of pages", sized, SIZED);
     hugeslab_stats_t held = stats();
-    if (!free_on_other_thread(blocks, SIZED)) return;
+    if (!hs_free_on_other_thread(blocks, SIZED)) return;
     hugeslab_stats_t freed = stats();
     CHECK(freed.bytes_in_slabs >= held.bytes_in_slabs,
           "bytes in slabs %llu after another thread's frees, %llu before: the notices went "

@@ -17,7 +17,9 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -316,6 +318,35 @@ static HS_UNUSED long hs_proc_field_raw(const char *path, const char *key)
 static HS_UNUSED long hs_proc_status_kib_raw(const char *key)
 {
     return hs_proc_field_raw("/proc/self/status", key);
+}
+
+/* ---- another thread's frees ---------------------------------------------- */
+
+typedef struct {
+    void **blocks;  /* blocks to free */
+    unsigned count; /* how many */
+} hs_frees_t;
+
+static HS_UNUSED void *hs_free_all(void *arg)
+{
+    hs_frees_t *f = (hs_frees_t *)arg;
+    for (unsigned i = 0; i < f->count; i++) free(f->blocks[i]);
+    return NULL;
+}
+
+/* Frees the blocks on another thread while this one waits in pthread_join
+ * (their owner sleeps). False, counted as a failure, when the thread could
+ * not be made. */
+static HS_UNUSED bool hs_free_on_other_thread(void **blocks, unsigned count)
+{
+    hs_frees_t f = {blocks, count};
+    pthread_t t;
+    if (pthread_create(&t, NULL, hs_free_all, &f) != 0) {
+        HS_FAIL("pthread_create");
+        return false;
+    }
+    pthread_join(t, NULL);
+    return true;
 }
 
 #endif /* HS_TEST_UTIL_H */

@@ -224,7 +224,9 @@ struct tiny_slab_s {
     bool on_full;  /* owner only: on the owner's full list */
     uint8_t trips; /* owner only: times it went to the full list,
                       up to 255 (move_to_full, note_trip) */
-    uint8_t pad_[HS_CACHE_LINE - 3 * sizeof(void *) - 2 * sizeof(uint32_t) - sizeof(bool) -
+    bool recycled; /* owner only: a refill collected remote frees into it
+                      since it last carved (borrow_from_larger, tiny.c) */
+    uint8_t pad_[HS_CACHE_LINE - 3 * sizeof(void *) - 2 * sizeof(uint32_t) - 2 * sizeof(bool) -
                  sizeof(uint8_t)];
 };
 _Static_assert(sizeof(tiny_slab_t) == 2 * HS_CACHE_LINE, "two cache lines");

@@ -191,6 +191,7 @@ static inline void tiny_slab_setup(tiny_slab_t *slab, tiny_heap_t *heap, char *s
     slab->full_bias = 0;
     slab->on_full = false;
     slab->trips = 0;
+    slab->recycled = false;
     slab->capacity = capacity;
     atomic_store_explicit(&slab->carved, 0, memory_order_relaxed);
     atomic_store_explicit(&slab->key_limit, 0, memory_order_relaxed);
