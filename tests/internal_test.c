@@ -37,7 +37,9 @@
  *     threads' frees recycle takes a free block of the next class up
  *     instead, when that class's current slab is recycled too
  *     (borrow_from_larger), and carves when its own slab was never
- *     recycled. */
+ *     recycled, or when it is not the class's current slab (the refill
+ *     moved the current one to the full list: the one that carves becomes
+ *     current). */
 #include <pthread.h>
 #include <semaphore.h>
 
@@ -991,9 +993,9 @@ static void *borrow_thread(void *arg)
     }
     tiny_heap_t *heap = tiny_heap_tls; /* the thread's, once it allocated */
     /* The larger class recycled: half its blocks freed by another thread,
-     * collected by the refill that drains its free list. */
-    /* Another thread's frees: heapless (it never allocates), so each goes
-     * to its slab's remote-free stack at once, not to a batch. */
+     * which never allocates, so each free goes to the slab's remote-free
+     * stack at once, not to a batch; the refill that drains the free list
+     * collects them. */
     hs_free_on_other_thread(larger, BORROW_BLOCKS / 2);
     for (unsigned i = 0; i < BORROW_BLOCKS / 2; i++) larger[i] = NULL;
     borrow_drain(272, larger, &n_larger);
@@ -1023,14 +1025,80 @@ static void *borrow_thread(void *arg)
     return NULL;
 }
 
+/* A refill that moves the class's current slab to the full list and then
+ * comes to another of its slabs that would carve: that one carves and
+ * becomes current, as a current slab is never on the full list (a borrow
+ * there left the full one current, and a later collect() of it found its
+ * FULL bit: debug_stress's assertion). 384 B blocks, 400 B to borrow. */
+static void *borrow_after_full_thread(void *arg)
+{
+    (void)arg;
+    static void *blocks[BORROW_MOST], *larger[BORROW_MOST];
+    unsigned n = 0, n_larger = 0;
+    const unsigned cls = tiny_class_of(384);
+    for (unsigned i = 0; i < BORROW_BLOCKS; i++) larger[n_larger++] = hugeslab_malloc(400);
+    tiny_heap_t *heap = tiny_heap_tls;
+    hs_free_on_other_thread(larger, BORROW_BLOCKS / 2);
+    for (unsigned i = 0; i < BORROW_BLOCKS / 2; i++) larger[i] = NULL;
+    borrow_drain(400, larger, &n_larger); /* recycled, with free blocks */
+    /* Slab x filled until slab y takes over: x goes to the full list. */
+    tiny_slab_t *x = NULL, *y = NULL;
+    while (!y && n < BORROW_MOST) {
+        void *p = hugeslab_malloc(384);
+        blocks[n++] = p;
+        if (!x) x = tiny_slab_of(p);
+        if (tiny_slab_of(p) != x) y = tiny_slab_of(p);
+    }
+    CHECK(x && y && x->on_full && heap->current[cls] == y, "384 B: a second slab took over");
+    if (!x || !y) return NULL;
+    /* y recycled, and with no free block left. */
+    void *first_of_y = blocks[n - 1];
+    blocks[n - 1] = NULL;
+    hs_free_on_other_thread(&first_of_y, 1);
+    borrow_drain(384, blocks, &n); /* collects it */
+    while (heap->current[cls]->free) blocks[n++] = hugeslab_malloc(384);
+    CHECK(y->recycled && !y->free && heap->current[cls] == y, "384 B: y is recycled and empty");
+    /* x's blocks freed elsewhere: the first is a notice, which brings x back
+     * to the head of the partial list and makes it current; its free list
+     * is then drained, and so are the remote frees it collects. */
+    void *of_x[8];
+    unsigned k = 0;
+    for (unsigned i = 0; i < n && k < 8; i++)
+        if (blocks[i] && tiny_slab_of(blocks[i]) == x) {
+            of_x[k++] = blocks[i];
+            blocks[i] = NULL;
+        }
+    hs_free_on_other_thread(of_x, k);
+    blocks[n++] = hugeslab_malloc(384);
+    CHECK(heap->current[cls] == x && !x->on_full, "384 B: x is current again");
+    while (heap->current[cls]->free || atomic_load(tiny_remote_word(x)))
+        blocks[n++] = hugeslab_malloc(384);
+    /* x has no room: the refill moves it to the full list, then y carves. */
+    void *p = hugeslab_malloc(384);
+    blocks[n++] = p;
+    CHECK(!heap->current[cls]->on_full && heap->current[cls] == y && tiny_slab_of(p) == y,
+          "384 B: the refill that moved x to the full list made y current (current %s, on "
+          "the full list: %d)",
+          heap->current[cls] == x   ? "x"
+          : heap->current[cls] == y ? "y"
+                                    : "another",
+          heap->current[cls]->on_full);
+    for (unsigned i = 0; i < n; i++) hugeslab_free(blocks[i]);
+    for (unsigned i = 0; i < n_larger; i++) hugeslab_free(larger[i]);
+    return NULL;
+}
+
 static void check_borrow(void)
 {
-    pthread_t t;
-    if (pthread_create(&t, NULL, borrow_thread, NULL) != 0) {
-        HS_FAIL("pthread_create");
-        return;
+    void *(*threads[])(void *) = {borrow_thread, borrow_after_full_thread};
+    for (unsigned i = 0; i < 2; i++) {
+        pthread_t t;
+        if (pthread_create(&t, NULL, threads[i], NULL) != 0) {
+            HS_FAIL("pthread_create");
+            return;
+        }
+        pthread_join(t, NULL);
     }
-    pthread_join(t, NULL);
 }
 
 int main(void)

@@ -1291,9 +1291,9 @@ HS_INLINE void note_current(tiny_heap_t *heap, unsigned cls)
  * carves a page: each class's slab ends up carved to the most its class
  * ever had out, and those highs, added over some 40 classes of 8-1,000 B,
  * were what bench_memory prodcons held above glibc's one heap for all sizes
- * (2,636-2,652 KiB peak against 2,436-2,508). A class at its high seldom
+ * (2,624-2,660 KiB peak against 2,408-2,504). A class at its high seldom
  * meets its neighbours at theirs: served from their free blocks, it carves
- * only when they are all short (2,412-2,472). The block stays its own
+ * only when they are all short (2,368-2,548). The block stays its own
  * class's, freed to its own slab, so nothing is lent for longer than the
  * block lives. Only recycled slabs: in a heap that grows (a queue whose
  * consumer lags, or one thread's fill, which never collects), the free
@@ -1336,7 +1336,10 @@ HS_INLINE void *refill(tiny_heap_t *heap, unsigned cls)
         tiny_slab_t *next = s->next;
         if (!s->free) collect(s);
         if (!s->free && atomic_load_explicit(&s->carved, memory_order_relaxed) < s->capacity) {
-            if (s->recycled) {
+            /* Only for the current slab: a walk that moved the current one
+             * to the full list must end with another made current, as a
+             * current slab is never on the full list. */
+            if (s->recycled && s == heap->current[cls]) {
                 void *p = borrow_from_larger(heap, cls);
                 if (p) return p;
             }
