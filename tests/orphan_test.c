@@ -16,7 +16,10 @@
  *   - a slab on its owner's partial list whose blocks in use all came back
  *     through another thread's frees goes back when the purge thread looks
  *     (tiny_reclaim_emptied), called here directly; so do slabs of pages
- *     whose one block another thread freed while their owner slept.
+ *     whose one block another thread freed while their owner slept;
+ *   - a slab its owner recycled (a refill collected remote frees into it
+ *     since its last carve) stays its owner's when another thread frees
+ *     it whole, and goes back when the purge thread looks.
  * The purge thread, which sweeps orphans too, is kept asleep by a purge
  * delay of an hour, so each step's figures are the test's own. A thread
  * that leaves orphans wakes it for one sweep (which releases only empty
@@ -352,6 +355,70 @@ static void check_sleeping_owners_sized_slabs(void)
     for (unsigned i = 0; i < n_ballast; i++) free(ballast[i]);
 }
 
+/* The owner's slab x recycled and then parked on its full list: another
+ * thread's frees of all its blocks leave it to the owner, who reuses what
+ * other threads free and is only off its core (reclaim_empty); the purge
+ * thread's look takes it. */
+static void check_recycled_slab_kept(void)
+{
+    static void *ballast[BALLAST_MAX];
+    unsigned n_ballast = ballast_until(ballast, 16 * 1024, 0);
+    const size_t size = 2200; /* slabs of one unit while the heap is middling */
+    const unsigned cls = tiny_class_of(size);
+    tiny_heap_t *me = tiny_heap_tls;
+    static void *blocks[4096];
+    unsigned n = 0;
+    /* x filled until the next slab takes over: x is on the full list. */
+    tiny_slab_t *x = NULL;
+    while (n < 4096) {
+        void *p = malloc(size);
+        blocks[n++] = p;
+        if (!x) x = tiny_slab_of(p);
+        if (tiny_slab_of(p) != x) break;
+    }
+    /* A block of x freed elsewhere is a notice: the refill that drains the
+     * current slab brings x back and pops that block. Another one freed
+     * elsewhere goes to x's stack, and x's next refill collects it. */
+    void *one = NULL;
+    for (unsigned i = 0; i < n && !one; i++)
+        if (tiny_slab_of(blocks[i]) == x) {
+            one = blocks[i];
+            blocks[i] = NULL;
+        }
+    hs_free_on_other_thread(&one, 1);
+    while (me->current[cls]->free) blocks[n++] = malloc(size);
+    blocks[n++] = malloc(size);
+    one = NULL;
+    for (unsigned i = 0; i < n && !one; i++)
+        if (blocks[i] && tiny_slab_of(blocks[i]) == x) {
+            one = blocks[i];
+            blocks[i] = NULL;
+        }
+    hs_free_on_other_thread(&one, 1);
+    blocks[n++] = malloc(size); /* collects it */
+    blocks[n++] = malloc(size); /* x has no room: back to the full list */
+    CHECK(x->on_full && x->recycled, "x is recycled and on the full list (full %d, recycled %d)",
+          x->on_full, x->recycled);
+    static void *of_x[4096];
+    unsigned k = 0;
+    for (unsigned i = 0; i < n; i++)
+        if (blocks[i] && tiny_slab_of(blocks[i]) == x) {
+            of_x[k++] = blocks[i];
+            blocks[i] = NULL;
+        }
+    hugeslab_stats_t before = stats();
+    hs_free_on_other_thread(of_x, k);
+    hugeslab_stats_t after = stats();
+    CHECK(atomic_load(&x->owner_word) == (uintptr_t)me &&
+              after.bytes_in_slabs == before.bytes_in_slabs,
+          "a recycled slab freed whole by another thread went back: bytes in slabs %llu -> %llu",
+          (unsigned long long)before.bytes_in_slabs, (unsigned long long)after.bytes_in_slabs);
+    CHECK(tiny_reclaim_emptied() && atomic_load(&x->owner_word) != (uintptr_t)me,
+          "the purge thread's look left the recycled slab freed whole");
+    for (unsigned i = 0; i < n; i++) free(blocks[i]);
+    for (unsigned i = 0; i < n_ballast; i++) free(ballast[i]);
+}
+
 int main(void)
 {
     free(malloc(1)); /* initialised */
@@ -366,5 +433,6 @@ int main(void)
     check_sleeping_owners_slabs(40, OWNER_BLOCKS_MAX, true, 200);
     check_emptied_partial_slab_released();
     check_sleeping_owners_sized_slabs();
+    check_recycled_slab_kept();
     return hs_finish("orphan_test");
 }
