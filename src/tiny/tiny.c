@@ -1163,11 +1163,12 @@ HS_APART_LATE static unsigned walk_notices(tiny_heap_t *heap, const tiny_slab_t 
  * and 8 consumers on 2 CPUs (bench_memory prodcons --threads=16) the
  * producers' slabs went whenever the scheduler left a producer off its
  * core while its consumer emptied the ring, and the producer came back to
- * cut new ones: 2,000-3,000 slabs cut a run, and 10.3-11.2 MiB peak where
- * 8.5-9.5 with recycled slabs left. A sleeping owner's slabs hold what it
- * filled and never collected from (Larson's rounds, a cache freed in
- * pthread_join): they go as before; the purge thread's walk, a purge delay
- * on, takes recycled ones too (reclaim_noticed).
+ * cut new ones: 1,355-2,439 slabs cut a run and 10,080-10,600 KiB peak,
+ * where 427-488 and 8,544-9,908 with recycled slabs left (glibc 8,088,
+ * mimalloc 10,192). A sleeping owner's slabs hold what it filled and never
+ * collected from (Larson's rounds, a cache freed in pthread_join): they go
+ * as before; the purge thread's walk, a purge delay on, takes recycled
+ * ones too (reclaim_noticed).
  * Nor while the heap is small (seg_small_heap): its slabs share the first
  * SuperSlab, so no SuperSlab is saved, and a producer that the scheduler
  * left off its core while its consumer freed saw its slabs go and came
