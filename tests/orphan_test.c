@@ -359,6 +359,20 @@ static void check_sleeping_owners_sized_slabs(void)
  * thread's frees of all its blocks leave it to the owner, who reuses what
  * other threads free and is only off its core (reclaim_empty); the purge
  * thread's look takes it. */
+/* Moves up to `most` of blocks[0..n) that lie in slab x to out (NULL in
+ * blocks from then on); returns how many. */
+static unsigned take_blocks_of(const tiny_slab_t *x, void **blocks, unsigned n, void **out,
+                               unsigned most)
+{
+    unsigned k = 0;
+    for (unsigned i = 0; i < n && k < most; i++)
+        if (blocks[i] && tiny_slab_of(blocks[i]) == x) {
+            out[k++] = blocks[i];
+            blocks[i] = NULL;
+        }
+    return k;
+}
+
 static void check_recycled_slab_kept(void)
 {
     static void *ballast[BALLAST_MAX];
@@ -379,33 +393,17 @@ static void check_recycled_slab_kept(void)
     /* A block of x freed elsewhere is a notice: the refill that drains the
      * current slab brings x back and pops that block. Another one freed
      * elsewhere goes to x's stack, and x's next refill collects it. */
-    void *one = NULL;
-    for (unsigned i = 0; i < n && !one; i++)
-        if (tiny_slab_of(blocks[i]) == x) {
-            one = blocks[i];
-            blocks[i] = NULL;
-        }
-    hs_free_on_other_thread(&one, 1);
+    void *one;
+    hs_free_on_other_thread(&one, take_blocks_of(x, blocks, n, &one, 1));
     while (me->current[cls]->free) blocks[n++] = malloc(size);
     blocks[n++] = malloc(size);
-    one = NULL;
-    for (unsigned i = 0; i < n && !one; i++)
-        if (blocks[i] && tiny_slab_of(blocks[i]) == x) {
-            one = blocks[i];
-            blocks[i] = NULL;
-        }
-    hs_free_on_other_thread(&one, 1);
+    hs_free_on_other_thread(&one, take_blocks_of(x, blocks, n, &one, 1));
     blocks[n++] = malloc(size); /* collects it */
     blocks[n++] = malloc(size); /* x has no room: back to the full list */
     CHECK(x->on_full && x->recycled, "x is recycled and on the full list (full %d, recycled %d)",
           x->on_full, x->recycled);
     static void *of_x[4096];
-    unsigned k = 0;
-    for (unsigned i = 0; i < n; i++)
-        if (blocks[i] && tiny_slab_of(blocks[i]) == x) {
-            of_x[k++] = blocks[i];
-            blocks[i] = NULL;
-        }
+    unsigned k = take_blocks_of(x, blocks, n, of_x, 4096);
     hugeslab_stats_t before = stats();
     hs_free_on_other_thread(of_x, k);
     hugeslab_stats_t after = stats();

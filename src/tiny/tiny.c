@@ -1031,7 +1031,7 @@ HS_APART_LATE bool tiny_reclaim_from_others(tiny_heap_t *me)
     return reclaim_all_remote(me) != 0;
 }
 
-static unsigned walk_notices(tiny_heap_t *heap, const tiny_slab_t *s);
+static unsigned walk_notices(tiny_heap_t *heap, const tiny_slab_t *s, bool *took_s);
 
 /* The purge thread's walk of the delayed list of every heap with a thread
  * (walk_notices): releases the slabs whose notice is the last of their
@@ -1050,7 +1050,7 @@ HS_APART_LATE static unsigned reclaim_noticed(void)
     for (tiny_heap_t *h = all; h; h = h->all_next)
         if (atomic_load_explicit(&h->attached, memory_order_relaxed) &&
             atomic_load_explicit(&h->delayed, memory_order_relaxed) && heap_try_enter_other(h))
-            n += walk_notices(h, NULL) / 2;
+            n += walk_notices(h, NULL, NULL);
     return n;
 }
 
@@ -1100,13 +1100,12 @@ static bool notice_completes(tiny_heap_t *heap, const tiny_slab_t *t, uint32_t i
  * being free whole (notice_completes; for s, with the caller's block in
  * flight; recycled slabs only for the purge thread's walk, s NULL) comes
  * off the owner's lists, the other notices go back, and the slabs taken
- * are released once the flag is left. Returns twice the slabs taken, plus
- * 1 if s was among them. */
-HS_APART_LATE static unsigned walk_notices(tiny_heap_t *heap, const tiny_slab_t *s)
+ * are released once the flag is left. Returns how many were taken, and
+ * sets *took_s (when s is set) to whether s was among them. */
+HS_APART_LATE static unsigned walk_notices(tiny_heap_t *heap, const tiny_slab_t *s, bool *took_s)
 {
     tiny_block_t *notices = atomic_exchange_explicit(&heap->delayed, NULL, memory_order_acquire);
     tiny_slab_t *taken = NULL; /* linked through next: off every list */
-    bool took_s = false;
     unsigned n_taken = 0;
     uint32_t kept = 0;
     /* The notices back, but for those of the slabs taken. */
@@ -1118,7 +1117,7 @@ HS_APART_LATE static unsigned walk_notices(tiny_heap_t *heap, const tiny_slab_t 
             slab_list_remove(t->on_full ? &heap->full[t->cls] : &heap->partial[t->cls], t);
             t->next = taken;
             taken = t;
-            took_s |= t == s;
+            if (t == s) *took_s = true;
             n_taken++;
             continue;
         }
@@ -1140,7 +1139,7 @@ HS_APART_LATE static unsigned walk_notices(tiny_heap_t *heap, const tiny_slab_t 
         atomic_store_explicit(tiny_remote_word(t), 0, memory_order_relaxed);
         tiny_slab_release(t);
     }
-    return 2 * n_taken + took_s;
+    return n_taken;
 }
 
 /* The block another thread is freeing is the last block of s in use:
@@ -1214,7 +1213,9 @@ HS_APART_LATE static HS_NOINLINE bool reclaim_empty(tiny_slab_t *s)
         heap_leave(heap, 0);
         return false;
     }
-    return walk_notices(heap, s) & 1;
+    bool took_s = false;
+    walk_notices(heap, s, &took_s);
+    return took_s;
 }
 
 /* ---- orphans ---------------------------------------------------------------- */
