@@ -34,8 +34,9 @@
  *     back through other threads' frees (tiny_reclaim_from_others), and
  *     none of a slab with a block in use or of a current slab;
  *   - a refill that would carve a page of a class whose slab other
- *     threads' frees recycle takes a free block of the next class up
- *     instead, when that class's current slab is recycled too
+ *     threads' frees recycle takes a free block of a class up to twice
+ *     its size instead (never of a larger one), when that class's current
+ *     slab is recycled too, its waiting remote frees collected first
  *     (borrow_from_larger), and carves when its own slab was never
  *     recycled, or when it is not the class's current slab (the refill
  *     moved the current one to the full list: the one that carves becomes
@@ -980,6 +981,32 @@ static void *borrow_drain(size_t size, void **kept, unsigned *n)
     return p;
 }
 
+/* Frees, on another thread, up to `most` of kept's blocks that lie in s. */
+static unsigned free_remotely_of(void **kept, unsigned n, const tiny_slab_t *s, unsigned most)
+{
+    void *of_s[16];
+    unsigned k = 0;
+    for (unsigned i = n; i-- > 0 && k < most && k < 16;)
+        if (kept[i] && tiny_slab_of(kept[i]) == s) {
+            of_s[k++] = kept[i];
+            kept[i] = NULL;
+        }
+    hs_free_on_other_thread(of_s, k);
+    return k;
+}
+
+/* Makes size's current slab recycled with free blocks. */
+static const tiny_slab_t *recycled_lender(size_t size, void **kept, unsigned *n)
+{
+    for (unsigned i = 0; i < BORROW_BLOCKS; i++) kept[(*n)++] = hugeslab_malloc(size);
+    const tiny_slab_t *s = tiny_heap_tls->current[tiny_class_of(size)];
+    free_remotely_of(kept, *n, s, BORROW_BLOCKS / 2);
+    borrow_drain(size, kept, n); /* collects them */
+    s = tiny_heap_tls->current[tiny_class_of(size)];
+    CHECK(s->recycled && s->free, "%zu B: the slab is recycled and has free blocks", size);
+    return s;
+}
+
 static void *borrow_thread(void *arg)
 {
     (void)arg;
@@ -1019,6 +1046,58 @@ static void *borrow_thread(void *arg)
               lender->used == lent + 1 && atomic_load(&own->carved) == carved,
           "a recycled slab with nothing free borrows from the class above (usable size %zu, "
           "carved %u -> %u)",
+          hugeslab_malloc_usable_size(p), carved, atomic_load(&own->carved));
+    /* The lender with no free block but remote frees waiting: the borrow
+     * collects them. */
+    while (heap->current[up] == lender && lender->free && n_larger < BORROW_MOST)
+        larger[n_larger++] = hugeslab_malloc(272);
+    unsigned k = free_remotely_of(larger, n_larger, lender, 4);
+    CHECK(heap->current[up] == lender && !lender->free && atomic_load(tiny_remote_word(lender)),
+          "272 B: the lender has no free block and %u remote frees waiting", k);
+    lent = lender->used;
+    p = hugeslab_malloc(256);
+    small[n_small++] = p;
+    CHECK(tiny_slab_of(p) == lender && lender->used == lent - k + 1 &&
+              atomic_load(&own->carved) == carved,
+          "a borrow collects the lender's remote frees (usable size %zu, in use %u -> %u, "
+          "carved %u -> %u)",
+          hugeslab_malloc_usable_size(p), lent, lender->used, carved, atomic_load(&own->carved));
+    for (unsigned i = 0; i < n_small; i++) hugeslab_free(small[i]);
+    for (unsigned i = 0; i < n_larger; i++) hugeslab_free(larger[i]);
+    return NULL;
+}
+
+/* The classes a refill borrows from: up to twice its size. 256 B blocks,
+ * a 528 B slab to lend (more than twice), then a 512 B one (twice). */
+static void *borrow_twice_thread(void *arg)
+{
+    (void)arg;
+    static void *small[BORROW_MOST], *larger[BORROW_MOST];
+    unsigned n_small = 0, n_larger = 0;
+    const unsigned cls = tiny_class_of(256);
+    for (unsigned i = 0; i < BORROW_BLOCKS; i++) small[n_small++] = hugeslab_malloc(256);
+    tiny_heap_t *heap = tiny_heap_tls; /* the thread's, once it allocated */
+    const tiny_slab_t *beyond = recycled_lender(528, larger, &n_larger);
+    /* 256 B recycled, with nothing free: its refill carves. */
+    free_remotely_of(small, n_small, heap->current[cls], 8);
+    borrow_drain(256, small, &n_small); /* collects them */
+    tiny_slab_t *own = heap->current[cls];
+    uint32_t carved = atomic_load(&own->carved);
+    CHECK(own->recycled, "256 B: the slab is recycled");
+    void *p = borrow_drain(256, small, &n_small);
+    CHECK(tiny_slab_of(p) != beyond && hugeslab_malloc_usable_size(p) == 256,
+          "528 B is more than twice 256 B: no borrow (usable size %zu)",
+          hugeslab_malloc_usable_size(p));
+    /* Recycled again (the carve ended it), and a 512 B slab to lend. */
+    const tiny_slab_t *twice = recycled_lender(512, larger, &n_larger);
+    own = heap->current[cls];
+    free_remotely_of(small, n_small, own, 8);
+    borrow_drain(256, small, &n_small);
+    own = heap->current[cls];
+    carved = atomic_load(&own->carved);
+    p = borrow_drain(256, small, &n_small);
+    CHECK(tiny_slab_of(p) == twice && atomic_load(&own->carved) == carved,
+          "a refill borrows from a class of twice its size (usable size %zu, carved %u -> %u)",
           hugeslab_malloc_usable_size(p), carved, atomic_load(&own->carved));
     for (unsigned i = 0; i < n_small; i++) hugeslab_free(small[i]);
     for (unsigned i = 0; i < n_larger; i++) hugeslab_free(larger[i]);
@@ -1090,8 +1169,8 @@ static void *borrow_after_full_thread(void *arg)
 
 static void check_borrow(void)
 {
-    void *(*threads[])(void *) = {borrow_thread, borrow_after_full_thread};
-    for (unsigned i = 0; i < 2; i++) {
+    void *(*threads[])(void *) = {borrow_thread, borrow_twice_thread, borrow_after_full_thread};
+    for (unsigned i = 0; i < sizeof threads / sizeof threads[0]; i++) {
         pthread_t t;
         if (pthread_create(&t, NULL, threads[i], NULL) != 0) {
             HS_FAIL("pthread_create");
