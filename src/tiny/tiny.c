@@ -1311,16 +1311,16 @@ HS_INLINE void note_current(tiny_heap_t *heap, unsigned cls)
  * (2,624-2,660 KiB peak against 2,408-2,504). A class at its high seldom
  * meets its neighbours at theirs: served from their free blocks, it carves
  * only when they are all short. The more classes it may lend from, the
- * fewer highs: from those at most 128 bytes larger, a median of 2,418 KiB
- * over 10 runs (at 16 threads 9,256); from those up to twice the size,
- * their waiting remote frees collected, 2,360 (8,388; glibc 2,484 and
- * 8,124). The block stays its own class's, freed to its own slab, so
- * nothing is lent for longer than the block lives. Only recycled slabs: in
- * a heap that grows (a queue whose consumer lags, or one thread's fill,
- * which never collects), the free blocks of the classes above are those it
- * just carved, and taking them only moves the carving up a class, at up to
- * twice the size. Apart, with the reclaims: only a thread whose blocks
- * others free gets here. */
+ * fewer highs: from those at most 128 bytes larger, a median peak of
+ * 2,418 KiB over 10 runs (9,256 over 5 at 16 threads); from those up to
+ * twice the size, their waiting remote frees collected, 2,360 (8,388;
+ * glibc 2,484 and 8,124). The block stays its own class's, freed to its
+ * own slab, so nothing is lent for longer than the block lives. Only
+ * recycled slabs: in a heap that grows (a queue whose consumer lags, or one
+ * thread's fill, which never collects), the free blocks of the classes
+ * above are those it just carved, and taking them only moves the carving
+ * up a class, at up to twice the size. Apart, with the reclaims: only a
+ * thread whose blocks others free gets here. */
 HS_APART_LATE static HS_NOINLINE void *borrow_from_larger(tiny_heap_t *heap, unsigned cls)
 {
     uint32_t most = 2 * tiny_class_size[cls];
