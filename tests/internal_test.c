@@ -44,7 +44,7 @@
 #include <pthread.h>
 #include <semaphore.h>
 
-#include "test_util.h"
+#include "slab_util.h"
 
 #include "hugeslab.h"
 #include "tiny/tiny.h"
@@ -981,16 +981,12 @@ static void *borrow_drain(size_t size, void **kept, unsigned *n)
     return p;
 }
 
-/* Frees, on another thread, up to `most` of kept's blocks that lie in s. */
+/* Frees, on another thread, up to `most` (at most 16) of kept's blocks
+ * that lie in s; returns how many. */
 static unsigned free_remotely_of(void **kept, unsigned n, const tiny_slab_t *s, unsigned most)
 {
     void *of_s[16];
-    unsigned k = 0;
-    for (unsigned i = n; i-- > 0 && k < most && k < 16;)
-        if (kept[i] && tiny_slab_of(kept[i]) == s) {
-            of_s[k++] = kept[i];
-            kept[i] = NULL;
-        }
+    unsigned k = hs_take_blocks_of(s, kept, n, of_s, most < 16 ? most : 16);
     hs_free_on_other_thread(of_s, k);
     return k;
 }
@@ -1140,14 +1136,7 @@ static void *borrow_after_full_thread(void *arg)
     /* x's blocks freed elsewhere: the first is a notice, which brings x back
      * to the head of the partial list and makes it current; its free list
      * is then drained, and so are the remote frees it collects. */
-    void *of_x[8];
-    unsigned k = 0;
-    for (unsigned i = 0; i < n && k < 8; i++)
-        if (blocks[i] && tiny_slab_of(blocks[i]) == x) {
-            of_x[k++] = blocks[i];
-            blocks[i] = NULL;
-        }
-    hs_free_on_other_thread(of_x, k);
+    free_remotely_of(blocks, n, x, 8);
     blocks[n++] = hugeslab_malloc(384);
     CHECK(heap->current[cls] == x && !x->on_full, "384 B: x is current again");
     while (heap->current[cls]->free || atomic_load(tiny_remote_word(x)))

@@ -26,7 +26,7 @@
  * ones); it is started here first, so that its own memory (pthread_create
  * allocates) comes from the main thread's heap, not from an exiting one's,
  * where it would pin an orphan for the life of the process. */
-#include "test_util.h"
+#include "slab_util.h"
 
 #include <malloc.h>
 #include <pthread.h>
@@ -145,7 +145,8 @@ static unsigned ballast_until(void **ballast, size_t size, uint64_t slab_bytes)
     unsigned n = 0;
     while ((seg_small_heap() || stats().bytes_in_slabs < slab_bytes) && n < BALLAST_MAX)
         ballast[n++] = malloc(size);
-    CHECK(!seg_small_heap() && stats().bytes_in_slabs >= slab_bytes,
+    CHECK(!seg_small_heap() && stats().bytes_in_slabs >= slab_bytes &&
+              (slab_bytes < TINY_MIDDLE_HEAP_BYTES || tiny_sized_heap()),
           "the heap is still small, or its slabs hold %llu bytes, after %u blocks of %zu bytes",
           (unsigned long long)stats().bytes_in_slabs, n, size);
     return n;
@@ -359,20 +360,6 @@ static void check_sleeping_owners_sized_slabs(void)
  * thread's frees of all its blocks leave it to the owner, who reuses what
  * other threads free and is only off its core (reclaim_empty); the purge
  * thread's look takes it. */
-/* Moves up to `most` of blocks[0..n) that lie in slab x to out (NULL in
- * blocks from then on); returns how many. */
-static unsigned take_blocks_of(const tiny_slab_t *x, void **blocks, unsigned n, void **out,
-                               unsigned most)
-{
-    unsigned k = 0;
-    for (unsigned i = 0; i < n && k < most; i++)
-        if (blocks[i] && tiny_slab_of(blocks[i]) == x) {
-            out[k++] = blocks[i];
-            blocks[i] = NULL;
-        }
-    return k;
-}
-
 static void check_recycled_slab_kept(void)
 {
     static void *ballast[BALLAST_MAX];
@@ -394,16 +381,16 @@ static void check_recycled_slab_kept(void)
      * current slab brings x back and pops that block. Another one freed
      * elsewhere goes to x's stack, and x's next refill collects it. */
     void *one;
-    hs_free_on_other_thread(&one, take_blocks_of(x, blocks, n, &one, 1));
+    hs_free_on_other_thread(&one, hs_take_blocks_of(x, blocks, n, &one, 1));
     while (me->current[cls]->free) blocks[n++] = malloc(size);
     blocks[n++] = malloc(size);
-    hs_free_on_other_thread(&one, take_blocks_of(x, blocks, n, &one, 1));
+    hs_free_on_other_thread(&one, hs_take_blocks_of(x, blocks, n, &one, 1));
     blocks[n++] = malloc(size); /* collects it */
     blocks[n++] = malloc(size); /* x has no room: back to the full list */
     CHECK(x->on_full && x->recycled, "x is recycled and on the full list (full %d, recycled %d)",
           x->on_full, x->recycled);
     static void *of_x[4096];
-    unsigned k = take_blocks_of(x, blocks, n, of_x, 4096);
+    unsigned k = hs_take_blocks_of(x, blocks, n, of_x, 4096);
     hugeslab_stats_t before = stats();
     hs_free_on_other_thread(of_x, k);
     hugeslab_stats_t after = stats();
