@@ -16,7 +16,12 @@
  *   - a slab on its owner's partial list whose blocks in use all came back
  *     through another thread's frees goes back when the purge thread looks
  *     (tiny_reclaim_emptied), called here directly; so do slabs of pages
- *     whose one block another thread freed while their owner slept;
+ *     whose one block another thread freed while their owner slept; and,
+ *     in a fork child with a purge delay of 50 ms, a full slab and a
+ *     partial one emptied by another thread while their owner holds its
+ *     heap's flag past the thread's look go back soon after the flag is
+ *     left (the full one's last free asks for the look; the thread looks
+ *     again after passing the busy heap over);
  *   - a slab its owner recycled (a refill collected remote frees into it
  *     since its last carve) stays its owner's when another thread frees
  *     it whole, and goes back when the purge thread looks.
@@ -30,6 +35,8 @@
 
 #include <malloc.h>
 #include <pthread.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "hugeslab.h"
 #include "segment/segment.h"
@@ -278,20 +285,20 @@ static void check_sleeping_owners_slabs(size_t size, unsigned count, bool random
 }
 
 #define PARTIAL_KEEP 3
+#define PARTIAL_BLOCKS 4096
 
-static void check_emptied_partial_slab_released(void)
+/* A partial slab of the calling thread's, its first of a class of 2,200
+ * bytes, with PARTIAL_KEEP blocks in use, moved to rest; the class's
+ * other blocks stay in blocks[0..*n). */
+static tiny_slab_t *partial_slab_with_few_blocks(void **blocks, unsigned *n_out, void **rest)
 {
-    static void *ballast[BALLAST_MAX];
-    unsigned n_ballast = ballast_until(ballast, 16 * 1024, 0);
-    /* Blocks of a class until a third slab is current: the first is full. */
     const size_t size = 2200;
-    static void *blocks[4096];
     unsigned n = 0;
     tiny_heap_t *me = tiny_heap_tls;
     blocks[n++] = malloc(size);
     tiny_slab_t *first = tiny_slab_of(blocks[0]);
     unsigned in_first = 1;
-    while (n < 4096) {
+    while (n < PARTIAL_BLOCKS) {
         blocks[n] = malloc(size);
         if (tiny_slab_of(blocks[n]) == first) in_first++;
         n++;
@@ -301,7 +308,6 @@ static void check_emptied_partial_slab_released(void)
     CHECK(in_first > PARTIAL_KEEP, "only %u blocks of %zu bytes in a slab", in_first, size);
     /* The owner frees all of the first slab's blocks but a few: it is back
      * on the partial list with them in use. */
-    void *rest[PARTIAL_KEEP];
     unsigned kept = 0;
     for (unsigned i = 0; i < n; i++) {
         if (tiny_slab_of(blocks[i]) != first) continue;
@@ -314,15 +320,113 @@ static void check_emptied_partial_slab_released(void)
     CHECK(atomic_load(&first->owner_word) == (uintptr_t)me && !first->on_full &&
               me->current[tiny_class_of(size)] != first,
           "the first slab is not a partial slab of its owner's");
+    *n_out = n;
+    return first;
+}
+
+static void check_emptied_partial_slab_released(void)
+{
+    static void *ballast[BALLAST_MAX];
+    unsigned n_ballast = ballast_until(ballast, 16 * 1024, 0);
+    static void *blocks[PARTIAL_BLOCKS];
+    void *rest[PARTIAL_KEEP];
+    unsigned n;
+    tiny_heap_t *me = tiny_heap_tls;
+    tiny_slab_t *first = partial_slab_with_few_blocks(blocks, &n, rest);
     /* Another thread frees those: nothing tells the owner. */
     if (!hs_free_on_other_thread(rest, PARTIAL_KEEP)) return;
     CHECK(atomic_load(&first->owner_word) == (uintptr_t)me,
           "a slab with no notice went before the purge thread looked");
-    CHECK(tiny_reclaim_emptied(), "the purge thread's look released nothing");
+    CHECK(tiny_reclaim_emptied(NULL), "the purge thread's look released nothing");
     CHECK(atomic_load(&first->owner_word) != (uintptr_t)me,
           "a partial slab whose blocks all came back through another thread stayed its owner's");
     for (unsigned i = 0; i < n; i++) free(blocks[i]);
     for (unsigned i = 0; i < n_ballast; i++) free(ballast[i]);
+}
+
+static void sleep_ms(long ms)
+{
+    struct timespec t = {ms / 1000, (ms % 1000) * 1000000L};
+    while (nanosleep(&t, &t) != 0 && errno == EINTR) {
+    }
+}
+
+/* A slab of the calling thread's full list, of blocks of 1,500 bytes,
+ * whose blocks all move to out (*n_out of them, at most `most`). */
+static tiny_slab_t *full_slab(void **out, unsigned most, unsigned *n_out)
+{
+    const size_t size = 1500;
+    tiny_heap_t *me = tiny_heap_tls;
+    static void *blocks[PARTIAL_BLOCKS];
+    unsigned n = 0;
+    blocks[n++] = malloc(size);
+    tiny_slab_t *first = tiny_slab_of(blocks[0]);
+    while (n < PARTIAL_BLOCKS && me->current[tiny_class_of(size)] == first)
+        blocks[n++] = malloc(size);
+    CHECK(first->on_full && atomic_load(&first->owner_word) == (uintptr_t)me,
+          "the first slab of %zu-byte blocks is not on its owner's full list", size);
+    *n_out = hs_take_blocks_of(first, blocks, n, out, most);
+    return first;
+}
+
+/* Slabs emptied by another thread while their owner holds its heap's flag
+ * (as in a slow path) past the purge thread's look, the purge delay being
+ * 50 ms here: a full slab, whose last free cannot walk the owner's delayed
+ * list for its notice, and a partial slab. That free asks the purge
+ * thread to look (before, nothing did, and the slab waited for its
+ * owner's next refill of its class); the thread passes over the busy heap
+ * and looks again, so both go back soon after the flag is left (before,
+ * it looked once). In a fork child, where the purge thread starts afresh
+ * with this delay: the parent's keeps its hour. */
+static void check_emptied_slabs_of_busy_owner(void)
+{
+    pid_t pid = fork();
+    if (pid < 0) {
+        HS_FAIL("fork");
+        return;
+    }
+    if (pid == 0) {
+        hs_option_values[HS_OPT_PURGE_DELAY_MS] = 50;
+        static void *ballast[BALLAST_MAX];
+        ballast_until(ballast, 16 * 1024, 0);
+        static void *blocks[PARTIAL_BLOCKS], *full_blocks[PARTIAL_BLOCKS];
+        void *rest[PARTIAL_KEEP];
+        unsigned n, n_full;
+        tiny_heap_t *me = tiny_heap_tls;
+        tiny_slab_t *partial = partial_slab_with_few_blocks(blocks, &n, rest);
+        tiny_slab_t *full = full_slab(full_blocks, PARTIAL_BLOCKS, &n_full);
+        /* Held as the owner's slow paths hold it (heap_enter); this
+         * thread's own slow paths meanwhile enter it again. */
+        atomic_store(&me->busy, HEAP_OWNER);
+        if (!hs_free_on_other_thread(rest, PARTIAL_KEEP) ||
+            !hs_free_on_other_thread(full_blocks, n_full))
+            _exit(1);
+        sleep_ms(400);
+        CHECK(atomic_load(&partial->owner_word) == (uintptr_t)me &&
+                  atomic_load(&full->owner_word) == (uintptr_t)me,
+              "a slab of a heap whose flag was held went back");
+        atomic_store(&me->busy, 0);
+        long waited = 0;
+        while ((atomic_load(&partial->owner_word) == (uintptr_t)me ||
+                atomic_load(&full->owner_word) == (uintptr_t)me) &&
+               waited < 3000) {
+            sleep_ms(10);
+            waited += 10;
+        }
+        CHECK(atomic_load(&full->owner_word) != (uintptr_t)me,
+              "the full slab emptied while its owner held its flag was still its owner's %ld ms "
+              "after the flag was left",
+              waited);
+        CHECK(atomic_load(&partial->owner_word) != (uintptr_t)me,
+              "the partial slab emptied while its owner held its flag was still its owner's %ld "
+              "ms after the flag was left",
+              waited);
+        _exit(hs_failures ? 1 : 0);
+    }
+    int status = 0;
+    waitpid(pid, &status, 0);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+          "the fork child's check of a busy owner's emptied slabs failed (status %#x)", status);
 }
 
 /* Blocks of 200 KiB, each in a slab of pages, that another thread frees
@@ -348,7 +452,7 @@ static void check_sleeping_owners_sized_slabs(void)
           "bytes in slabs %llu after another thread's frees, %llu before: the notices went "
           "before the purge thread looked",
           (unsigned long long)freed.bytes_in_slabs, (unsigned long long)held.bytes_in_slabs);
-    CHECK(tiny_reclaim_emptied(), "the purge thread's look released nothing");
+    CHECK(tiny_reclaim_emptied(NULL), "the purge thread's look released nothing");
     hugeslab_stats_t looked = stats();
     CHECK(looked.bytes_in_slabs <= before.bytes_in_slabs,
           "bytes in slabs %llu after the purge thread's look, %llu before the blocks of 200 KiB",
@@ -398,7 +502,7 @@ static void check_recycled_slab_kept(void)
               after.bytes_in_slabs == before.bytes_in_slabs,
           "a recycled slab freed whole by another thread went back: bytes in slabs %llu -> %llu",
           (unsigned long long)before.bytes_in_slabs, (unsigned long long)after.bytes_in_slabs);
-    CHECK(tiny_reclaim_emptied() && atomic_load(&x->owner_word) != (uintptr_t)me,
+    CHECK(tiny_reclaim_emptied(NULL) && atomic_load(&x->owner_word) != (uintptr_t)me,
           "the purge thread's look left the recycled slab freed whole");
     for (unsigned i = 0; i < n; i++) free(blocks[i]);
     for (unsigned i = 0; i < n_ballast; i++) free(ballast[i]);
@@ -417,6 +521,7 @@ int main(void)
     check_sleeping_owners_slabs(1100, 400, false, 2); /* a class of its own: several slabs */
     check_sleeping_owners_slabs(40, OWNER_BLOCKS_MAX, true, 200);
     check_emptied_partial_slab_released();
+    check_emptied_slabs_of_busy_owner();
     check_sleeping_owners_sized_slabs();
     check_recycled_slab_kept();
     return hs_finish("orphan_test");

@@ -62,9 +62,12 @@ static struct purge_state_s {
                                     true while orphans remain */
     void (*periodic_work)(void); /* set before the thread starts */
     uint64_t periodic_ms;        /* its interval; 0: none */
-    bool (*emptied_work)(void);  /* tiny's release of slabs others emptied */
+    bool (*emptied_work)(void);  /* tiny's release of slabs others emptied; true
+                                    to be run again soon */
     _Atomic bool emptied_seen;   /* a free emptied such a slab since emptied_work ran */
     uint64_t emptied_due_ms;     /* purge thread: when emptied_work runs; 0: not yet asked */
+    uint64_t emptied_again_ms;   /* purge thread: wait before the next run while the work
+                                    asks again; doubles up to the purge delay; 0: not asked */
     _Atomic bool sweep_soon;     /* a thread left orphans since the last pass */
     uint64_t sweep_after_ms;     /* purge thread: wait before the next sweep while
                                     orphans remain; doubles up to the purge delay */
@@ -104,19 +107,37 @@ HS_APART_LATE void seg_emptied_slab_seen(void)
  * delay after the first such free, so that an owner at work, whose refill
  * would take the slabs back, has that long to do so (released at once,
  * they made a producer cut new slabs all the time). Returns when it is
- * due, or UINT64_MAX. */
-static HS_APART_LATE uint64_t run_emptied_work(uint64_t delay)
+ * due, or UINT64_MAX. Apart from the text every pass runs: only a program
+ * with several threads has such frees (run_emptied_work). */
+static HS_APART_LATE HS_NOINLINE uint64_t emptied_work_due(uint64_t delay)
 {
-    if (!purge.emptied_work || !atomic_load_explicit(&purge.emptied_seen, memory_order_relaxed))
-        return UINT64_MAX;
     uint64_t now = seg_now_ms();
     if (purge.emptied_due_ms == 0) purge.emptied_due_ms = now + (delay < 10 ? 10 : delay);
     if (now < purge.emptied_due_ms) return purge.emptied_due_ms;
     purge.emptied_due_ms = 0;
     /* Before the work: a slab emptied while it runs asks again. */
     atomic_store_explicit(&purge.emptied_seen, false, memory_order_relaxed);
-    purge.emptied_work();
-    return UINT64_MAX;
+    if (!purge.emptied_work()) {
+        purge.emptied_again_ms = 0;
+        return UINT64_MAX;
+    }
+    /* Something was passed over (a heap busy in a slow path): looked at
+     * again an eighth of the delay later, then twice as long each time, up
+     * to the delay, as the orphans' sweeps. */
+    uint64_t wait = purge.emptied_again_ms ? 2 * purge.emptied_again_ms : delay / 8;
+    if (wait > delay) wait = delay;
+    if (wait < 10) wait = 10;
+    purge.emptied_again_ms = wait;
+    atomic_store_explicit(&purge.emptied_seen, true, memory_order_relaxed);
+    purge.emptied_due_ms = seg_now_ms() + wait;
+    return purge.emptied_due_ms;
+}
+
+static uint64_t run_emptied_work(uint64_t delay)
+{
+    if (!purge.emptied_work || !atomic_load_explicit(&purge.emptied_seen, memory_order_relaxed))
+        return UINT64_MAX;
+    return emptied_work_due(delay);
 }
 
 void seg_set_periodic_work(void (*work)(void), uint64_t interval_ms)
@@ -630,6 +651,7 @@ HS_APART void purge_fork_child(void)
     purge.alone_look_ms = 0;
     atomic_store(&purge.emptied_seen, false);
     purge.emptied_due_ms = 0;
+    purge.emptied_again_ms = 0;
     /* The thread did not come along: the next idle SuperSlab starts one. */
     hs_lock_init(&purge.lock, HS_RANK_PURGE);
     pthread_cond_init(&purge.wakeup, NULL);

@@ -426,7 +426,10 @@ void seg_set_idle_work(bool (*work)(void));
 void seg_idle_work_pending(void);
 /* Work the background thread does a purge delay after a free emptied a
  * slab that no one else would take back soon (tiny/ releases the slabs of
- * running threads' heaps whose blocks all wait on remote-free stacks). */
+ * running threads' heaps whose blocks all wait on remote-free stacks). It
+ * returns true when it passed something over (a heap busy at the time):
+ * it runs again an eighth of the delay later, then twice as long each
+ * time, up to the delay, until it returns false. */
 void seg_set_emptied_work(bool (*work)(void));
 /* Such a free happened (tiny/, holding no lock): the first since the last
  * run of that work wakes the background thread, which runs it a purge

@@ -93,8 +93,9 @@ bool tiny_reclaim_from_others(tiny_heap_t *me);
 /* The same for the purge thread, whatever the number of threads, a purge
  * delay after a free left a slab so (seg_emptied_slab_seen), and the slabs
  * whose last block waits on their owner's delayed list as a notice; true
- * when it released any. */
-bool tiny_reclaim_emptied(void);
+ * when it released any. *passed_over (when given): whether a heap's flag
+ * was held by another thread, so that its slabs were not looked at. */
+bool tiny_reclaim_emptied(bool *passed_over);
 /* A free by any thread other than the owner (or of an orphan's block). */
 void tiny_free_remote(tiny_slab_t *s, tiny_block_t *b);
 /* The block after b on a heap's delayed list, or NULL; reports a corrupt link. */
