@@ -9,7 +9,7 @@
 #          abi_0_1 abi_0_1_symver abi_0_2 (hugeslab_stats from programs built against 0.1's and 0.2's headers)
 #          libnuma_static libnuma_preload
 #          fuzz fuzz_mt fuzz_libfuzzer (the differential fuzzer: alone, 4 threads, libFuzzer)
-#          debug_stress debug_fork debug_thread_exit debug_trim_deadlock debug_small_heap debug_usable debug_fuzz (on the DEBUG=1 library)
+#          debug_stress debug_stress_churn debug_fork debug_thread_exit debug_trim_deadlock debug_small_heap debug_usable debug_fuzz (on the DEBUG=1 library)
 #          programs (or prog_python3, prog_sort, ...)
 #          postgres (tests/postgres: PostgreSQL and pgbench on hugeslab, THP and a small hugetlb pool)
 #          install (tests/install: make install into a DESTDIR, pkg-config builds)
@@ -63,7 +63,7 @@ else
     EXPECT=1
 fi
 
-ALL="format layers internal segment orphan api api_static bad_input fault stress stress_tsan stress_tsan_purge stress_ubsan fork fork_pool fork_hugetlb fork_hugetlb_race fork_hugetlb_mt fork_hugetlb_forkers thread_exit last_thread trim_deadlock small_heap usable usable_purge dlopen cxx symbols abi_0_1 abi_0_1_symver abi_0_2 libnuma_static libnuma_preload fuzz fuzz_mt fuzz_libfuzzer debug_stress debug_fork debug_thread_exit debug_trim_deadlock debug_small_heap debug_usable debug_fuzz programs postgres install tool stats charts replay peak kernel numa"
+ALL="format layers internal segment orphan api api_static bad_input fault stress stress_tsan stress_tsan_purge stress_ubsan fork fork_pool fork_hugetlb fork_hugetlb_race fork_hugetlb_mt fork_hugetlb_forkers thread_exit last_thread trim_deadlock small_heap usable usable_purge dlopen cxx symbols abi_0_1 abi_0_1_symver abi_0_2 libnuma_static libnuma_preload fuzz fuzz_mt fuzz_libfuzzer debug_stress debug_stress_churn debug_fork debug_thread_exit debug_trim_deadlock debug_small_heap debug_usable debug_fuzz programs postgres install tool stats charts replay peak kernel numa"
 WANT=${*:-$ALL}
 
 report() { # STATUS NAME [REASON]
@@ -278,7 +278,7 @@ for t in $WANT; do
                 "$BIN/fuzz-corpus"
         fi
         ;;
-    debug_stress | debug_fork | debug_thread_exit | debug_trim_deadlock | debug_small_heap | debug_usable | debug_fuzz)
+    debug_stress | debug_stress_churn | debug_fork | debug_thread_exit | debug_trim_deadlock | debug_small_heap | debug_usable | debug_fuzz)
         # The same programs on the DEBUG=1 library: internal assertions on.
         if [ -z "$PRELOAD" ]; then
             report SKIP "$t" "HS_NO_PRELOAD=1"
@@ -289,6 +289,14 @@ for t in $WANT; do
         case "$t" in
         # shellcheck disable=SC2086
         debug_stress) run_test "$t" preload "$BIN/stress_test" $STRESS_ARGS ;;
+        # 8,000 workers of 1,000 operations, 32 at once, and a purge delay
+        # of 1 ms: threads leave their slabs as orphans all the time while
+        # others free into them and the purge thread sweeps them. A slab
+        # released twice, as an exiting thread gave it up while another
+        # freed its last block, stopped 4 of 6 runs before (src/tiny/heap.c,
+        # tiny_heap_abandon).
+        debug_stress_churn)
+            run_test "$t" preload /usr/bin/env HUGESLAB_PURGE_DELAY_MS=1 "$BIN/stress_test" 32 8000000 1000 ;;
         debug_fork) run_test "$t" preload "$BIN/fork_test" ;;
         debug_thread_exit) run_test "$t" preload "$BIN/thread_exit_test" ;;
         # the lock checks see every allocation the purge thread's start makes

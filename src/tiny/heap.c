@@ -45,6 +45,17 @@ HS_APART_LATE void tiny_heap_abandon(tiny_heap_t *heap)
             tiny_slab_t *s = lists[l];
             while (s) {
                 tiny_slab_t *next = s->next;
+                /* Its links cleared before its owner: another thread's free
+                 * of its last block in use that reads the owner 0 tells by
+                 * them whether it is on an orphans' list yet
+                 * (release_emptied_orphan). With the heap's list's stale
+                 * `prev` it took the slab off a list it was not on, and
+                 * released it, and this loop then listed it as an orphan:
+                 * released twice (tests/stress_test at 32 threads of 1,000
+                 * operations each, HUGESLAB_PURGE_DELAY_MS=1, on the DEBUG=1
+                 * library: 4-6 runs of 30 stopped at seg_units_free's
+                 * assertion). */
+                s->prev = s->next = NULL;
                 /* Clear the FULL bit first, so remote frees go to the slab. */
                 atomic_store_explicit(&s->owner_word, 0, memory_order_release);
                 atomic_fetch_and_explicit(tiny_remote_word(s), ~TINY_REMOTE_FULL,
