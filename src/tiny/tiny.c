@@ -1534,8 +1534,8 @@ static HS_NOINLINE void free_by_other(tiny_slab_t *s, tiny_block_t *b, tiny_heap
      * later finds the notice (note_emptied). Nothing asked for that walk
      * before: a slab whose last free found the flag held waited for its
      * owner's next refill of its class, and an owner at work on other
-     * sizes kept 163 MiB of them after the last round of kernel_test
-     * emptied in 3 of 40 runs with both CPUs busy. Or the stack may hold
+     * sizes kept 163 MiB of them after the last round in 3 of 40 runs of
+     * a copy of kernel_test emptied on busy CPUs. Or the stack may hold
      * them all: an orphan's, which goes back now; one on its owner's
      * partial list, where only the owner's refill of its class would
      * look; or a slab of one block on its owner's full list, whose free
@@ -1548,7 +1548,7 @@ static HS_NOINLINE void free_by_other(tiny_slab_t *s, tiny_block_t *b, tiny_heap
         /* Not while the heap is small, where the look leaves slabs (and
          * reclaim_empty declines them all): asked from a consumer with no
          * heap of its own, the purge thread's start gave it one
-         * (pthread_create allocates; kernel_test consumer, 10 runs of 10).
+         * (pthread_create allocates; kernel_test consumer failed 10 of 10).
          * Tested here, not in note_emptied: leaving its other callers'
          * requests out too made bench_mt prodcons run at half speed. */
         if (!seg_small_heap()) note_emptied(s);
