@@ -53,8 +53,8 @@ HS_APART_LATE void tiny_heap_abandon(tiny_heap_t *heap)
                  * released it, and this loop then listed it as an orphan:
                  * released twice (tests/stress_test at 32 threads of 1,000
                  * operations each, HUGESLAB_PURGE_DELAY_MS=1, on the DEBUG=1
-                 * library: 6 runs of 30 failed, 4 of them at
-                 * seg_units_free's assertion). */
+                 * library: 6 runs of 30 failed, the cores looked at
+                 * stopped at seg_units_free's assertion). */
                 s->prev = s->next = NULL;
                 /* Clear the FULL bit first, so remote frees go to the slab. */
                 atomic_store_explicit(&s->owner_word, 0, memory_order_release);
