@@ -344,13 +344,6 @@ static void check_emptied_partial_slab_released(void)
     for (unsigned i = 0; i < n_ballast; i++) free(ballast[i]);
 }
 
-static void sleep_ms(long ms)
-{
-    struct timespec t = {ms / 1000, (ms % 1000) * 1000000L};
-    while (nanosleep(&t, &t) != 0 && errno == EINTR) {
-    }
-}
-
 /* A slab of the calling thread's full list, of blocks of 1,500 bytes,
  * whose blocks all move to out (*n_out of them, at most `most`). */
 static tiny_slab_t *full_slab(void **out, unsigned most, unsigned *n_out)
@@ -401,7 +394,7 @@ static void check_emptied_slabs_of_busy_owner(void)
         if (!hs_free_on_other_thread(rest, PARTIAL_KEEP) ||
             !hs_free_on_other_thread(full_blocks, n_full))
             _exit(1);
-        sleep_ms(400);
+        hs_sleep_ms(400);
         CHECK(atomic_load(&partial->owner_word) == (uintptr_t)me &&
                   atomic_load(&full->owner_word) == (uintptr_t)me,
               "a slab of a heap whose flag was held went back");
@@ -410,7 +403,7 @@ static void check_emptied_slabs_of_busy_owner(void)
         while ((atomic_load(&partial->owner_word) == (uintptr_t)me ||
                 atomic_load(&full->owner_word) == (uintptr_t)me) &&
                waited < 3000) {
-            sleep_ms(10);
+            hs_sleep_ms(10);
             waited += 10;
         }
         CHECK(atomic_load(&full->owner_word) != (uintptr_t)me,

@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #define HS_EXIT_SKIP 77
@@ -332,6 +333,14 @@ static HS_UNUSED void *hs_free_all(void *arg)
     hs_frees_t *f = (hs_frees_t *)arg;
     for (unsigned i = 0; i < f->count; i++) free(f->blocks[i]);
     return NULL;
+}
+
+/* Sleeps ms milliseconds, through signals. */
+static HS_UNUSED void hs_sleep_ms(long ms)
+{
+    struct timespec t = {ms / 1000, (ms % 1000) * 1000000L};
+    while (nanosleep(&t, &t) != 0 && errno == EINTR) {
+    }
 }
 
 /* Frees the blocks on another thread while this one waits in pthread_join

@@ -1831,13 +1831,6 @@ static int test_emptied(long max_ms)
 
 /* ---- fresh ---------------------------------------------------------------------- */
 
-static void sleep_ms(long ms)
-{
-    struct timespec t = {ms / 1000, (ms % 1000) * 1000000L};
-    while (nanosleep(&t, &t) != 0 && errno == EINTR) {
-    }
-}
-
 /* A program's phase frees 64 MiB of small blocks; after the purge delay
  * they are LazyFree (MADV_FREE), still in Rss. The next phase asks for 64
  * MiB of 4 MiB blocks, runs of their own that no slab's SuperSlab can
@@ -1865,14 +1858,14 @@ static int test_fresh(void)
     long long full = rollup("Rss:");
     for (size_t i = 0; i < count; i++) free(blocks[i]);
     /* Past the purge delay (500 ms): MADV_FREE. */
-    sleep_ms(1000);
+    hs_sleep_ms(1000);
     long long before = rollup("Rss:"), lazy0 = rollup("LazyFree:");
     long long peak = before;
     for (int i = 0; i < runs; i++) {
         big[i] = malloc(run_block);
         if (!big[i]) return fail("malloc failed: %s", strerror(errno));
         memset(big[i], 0x5a, run_block);
-        sleep_ms(20);
+        hs_sleep_ms(20);
         long long rss = rollup("Rss:");
         if (rss > peak) peak = rss;
     }

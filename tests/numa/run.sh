@@ -128,13 +128,14 @@ run_case() {
     local log=$out/logs/${name//\//_}.log rc=0
     "$vm" --nodes "$nodes" --timeout 90 "${vm_opts[@]}" -- "$@" >"$log" 2>&1 || rc=$?
     # A guest that timed out or failed before the program printed anything
-    # or its console showed the program's start never booted (an emulator
-    # hiccup on a loaded host, a guest kernel's soft lockup at boot): boot
-    # it once more. vm-run's own lines, the console's among them, and
-    # qemu's are not the program's. A program that started and then hung
-    # is a failure, and stays one.
+    # or vm-run saw the program start never booted (an emulator hiccup on
+    # a loaded host, a guest kernel's soft lockup at boot): boot it once
+    # more. vm-run's own lines, the console's among them, and qemu's are not
+    # the program's. A program that started and then hung is a failure,
+    # and stays one.
     if [[ $rc == 124 || $rc == 125 ]] && ! grep -qav -e '^vm-run:' -e '^qemu: ' "$log" &&
-        ! grep -qa '^vm-run: console: .*===== program start =====' "$log"; then
+        ! grep -qa -e '^vm-run: the program had started' \
+            -e '^vm-run: console: .*===== program start =====' "$log"; then
         echo "    (guest did not boot: $(head -c 200 "$log" | tr '\n' ' '); booting it again)"
         rc=0
         "$vm" --nodes "$nodes" --timeout 90 "${vm_opts[@]}" -- "$@" >"$log" 2>&1 || rc=$?
