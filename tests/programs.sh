@@ -3,7 +3,8 @@
 # must equal the plain glibc run byte for byte.
 #
 # Usage: tests/programs.sh [path/to/libhugeslab.so] [program...]
-#   programs: python3 sqlite3 sort gcc ls grep awk perl (default: all)
+#   programs: python3 sqlite3 sort gcc ls grep awk perl clang git jq tcl
+#             compress find (default: all)
 # Prints one line per program: "PASS prog_X", "FAIL prog_X: reason" or
 # "SKIP prog_X: reason"; exits 1 if any failed.
 set -u
@@ -13,7 +14,7 @@ SO=${1:-${HUGESLAB_SO:-build/libhugeslab.so}}
 case "$SO" in /*) ;; *) SO="$(pwd)/$SO" ;; esac
 TESTS_DIR=$(cd "$(dirname "$0")" && pwd)
 PROGDIR="$TESTS_DIR/programs"
-ALL="python3 sqlite3 sort gcc ls grep awk perl"
+ALL="python3 sqlite3 sort gcc ls grep awk perl clang git jq tcl compress find"
 WANT=${*:-$ALL}
 TIMEOUT=${HS_PROGRAM_TIMEOUT:-180}
 CC_FOR_TEST=${HS_PROGRAM_CC:-gcc}
@@ -139,6 +140,66 @@ for p in $WANT; do
                 my \$s = 0; \$s += length(\$h{\$_}) for sort keys %h; print scalar(keys %h), \" \$s\n\";
                 my @a = sort { \$a <=> \$b } map { (\$_ * 31337) % 1000007 } 1..500000; print \"@a[0..5] \$a[-1]\n\";
                 my \$str = join(\",\", map { \$_ x 3 } 1..200000); my @p = split /,/, \$str; print scalar(@p), \"\n\";'"
+        ;;
+    clang)
+        # LLVM allocates its own way, not gcc's: many small objects from
+        # malloc, and its bump allocators' slabs of 4 KiB and more.
+        need clang clang && need objdump clang &&
+            run_both clang "clang -O2 -c '$PROGDIR/sample.c' -o sample.o && objdump -d sample.o &&
+                clang -O1 -g -c '$TESTS_DIR/api_test.c' -I'$TESTS_DIR' -o api.o && objdump -d api.o"
+        ;;
+    git)
+        # A repository made here, so that the output is the same on every
+        # machine; git gc --aggressive runs pack-objects' threads (blocks
+        # freed by threads that did not allocate them). The pack itself may
+        # differ from run to run with threads: what must match is every
+        # object and the history.
+        need git git &&
+            run_both git "export GIT_AUTHOR_NAME=t GIT_AUTHOR_EMAIL=t@t GIT_COMMITTER_NAME=t \
+                    GIT_COMMITTER_EMAIL=t@t GIT_AUTHOR_DATE='2026-01-01T00:00:00Z' \
+                    GIT_COMMITTER_DATE='2026-01-01T00:00:00Z' GIT_CONFIG_NOSYSTEM=1 HOME=.
+                rm -rf r && git init -q -b main r && cd r && git config pack.threads 2 &&
+                for i in \$(seq 1 60); do
+                    awk -v i=\$i 'BEGIN { for (l = 0; l < 400; l++) print l, (l * i) % 97, (l % 7 == i % 7 ? i : l) }' >f\$((i % 6)).txt &&
+                    git add . && git commit -q -m \"c\$i\" || exit 1
+                done &&
+                git log -p --stat | cksum && git blame -s f3.txt | cksum &&
+                git gc --aggressive --quiet && git fsck --no-progress --strict &&
+                git count-objects -v | grep -E '^(count|in-pack|packs|garbage)' &&
+                git cat-file --batch-all-objects --batch-check | sort | cksum &&
+                git log -p | cksum"
+        ;;
+    jq)
+        need jq jq &&
+            run_both jq "env -u LD_PRELOAD awk 'BEGIN { srand(2); printf \"[\";
+                    for (i = 0; i < 50000; i++) printf \"%s{\\\"id\\\":%d,\\\"name\\\":\\\"user%d\\\",\\\"score\\\":%d,\\\"tags\\\":[%d,%d]}\",
+                        (i ? \",\" : \"\"), i, i % 5000, int(rand() * 1000), i % 13, i % 17; print \"]\" }' >in.json &&
+                jq -c 'group_by(.name) | map({n: .[0].name, c: length, s: (map(.score) | add)}) | sort_by(-.s) | .[0:20]' in.json &&
+                jq -c '[.[] | select(.score > 500) | .tags[0]] | unique' in.json &&
+                jq -c 'map(.name) | join(\",\") | length' in.json"
+        ;;
+    tcl)
+        need tclsh tcl &&
+            run_both tcl "echo '
+                set d [dict create]
+                for {set i 0} {\$i < 200000} {incr i} { dict set d k\$i [string repeat x [expr {\$i % 40}]] }
+                set l [lsort [dict keys \$d]]
+                puts \"[dict size \$d] [lindex \$l 0] [lindex \$l end]\"
+                set s {}; foreach k [lrange \$l 0 50000] { append s [dict get \$d \$k] }
+                puts [string length \$s]
+                array set a {}; for {set i 0} {\$i < 100000} {incr i} { set a(\$i) [list \$i [expr {\$i * 3}]] }
+                puts [array size a]' | tclsh"
+        ;;
+    compress)
+        # Compressors take their tables and windows in blocks of MiBs.
+        need bzip2 compress && need xz compress && make_sort_input &&
+            run_both compress "head -c 2000000 '$sort_input' >in.txt &&
+                bzip2 -9 -c in.txt | cksum && bzip2 -c in.txt | bzip2 -d | cksum &&
+                xz -6 -T1 -c in.txt | cksum && xz -1 -T2 --block-size=1MiB -c in.txt | xz -d | cksum"
+        ;;
+    find)
+        run_both find "find /usr/include /usr/share/perl5 -name '*.h' -o -name '*.pm' | sort | cksum &&
+            du -a /usr/include /usr/share/perl5 2>/dev/null | sort | cksum"
         ;;
     *)
         echo "FAIL prog_$p: unknown program"

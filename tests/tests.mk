@@ -23,6 +23,8 @@ TEST_LDLIBS   := -ldl
 TEST_PACKAGES := clang-format sqlite3 python3 g++ coreutils perl binutils grep mawk liburing-dev \
                  qemu-system-x86 linux-image-amd64 busybox-static cpio numactl libnuma-dev pkgconf \
                  libhugetlbfs-dev
+# more real programs for tests/programs.sh (clang comes with libFuzzer's line)
+TEST_PACKAGES += git jq tcl bzip2 xz-utils findutils
 # clang's libFuzzer (the runtime is in libclang-rt-14-dev) for fuzz_libfuzzer
 TEST_PACKAGES += clang libclang-rt-14-dev
 # PostgreSQL, pgbench and pg_amcheck for tests/postgres
