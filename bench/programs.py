@@ -30,6 +30,9 @@ allocator rotated each round, 3 rounds, medians:
             (the largest process's true peak, build/bench/exit_hwm -a, in a
             second run of each, where it is built and can trace: else
             /usr/bin/time's %M), time and minor faults from /usr/bin/time.
+            More programs on request (--programs, TOOL_PROGRAMS): compilers
+            (gcc, clang), interpreters (perl, jq, awk, tclsh), compressors
+            (bzip2, zstd) and file walkers (du, find), git blame.
 
 Every section compares its output with glibc's (query results, DEBUG DIGEST,
 a SHA-1 of stdout) and marks an allocator whose output differs, that crashes,
@@ -61,12 +64,20 @@ import compare  # noqa: E402  (find_allocators: the same allocators as make benc
 
 SECTIONS = ["postgres", "redis", "small"]
 SMALL_PROGRAMS = ["git_log", "git_gc", "sqlite3", "xz_d", "python3", "ls_lR", "sort", "node"]
+# Run only when --programs names them: everyday tools whose heaps are a few
+# MiB to a few hundred, where a process's last SuperSlab and the ends of its
+# large blocks weigh most.
+TOOL_PROGRAMS = ["gcc", "clang", "perl", "jq", "awk", "tcl", "bzip2", "zstd", "du", "find",
+                 "git_blame"]
 # Debian packages each section needs (ensure-packages.sh installs them as root).
 PACKAGES = {
     "postgres": ["postgresql", "numactl"],
     "redis": ["redis-server"],
     "small": ["git", "sqlite3", "xz-utils", "time", "python3", "nodejs"],
 }
+# The tools' packages, installed only when one of them is asked for.
+TOOL_PACKAGES = ["gcc", "clang", "perl", "jq", "mawk", "tcl", "bzip2", "zstd", "coreutils",
+                 "findutils"]
 # What each program reads from libc's malloc; glibc under Redis needs libc
 # preloaded, since the binary itself links libjemalloc ahead of libc.
 LIBC = "/lib/x86_64-linux-gnu/libc.so.6"
@@ -89,7 +100,8 @@ def parse_args():
     p.add_argument("--allocators", default=",".join(compare.ALL_NAMES),
                    help="comma-separated subset of " + ",".join(compare.ALL_NAMES))
     p.add_argument("--programs", default=",".join(SMALL_PROGRAMS),
-                   help="small programs to run: " + ",".join(SMALL_PROGRAMS))
+                   help="small programs to run: " + ",".join(SMALL_PROGRAMS) +
+                        " (default), and on request " + ",".join(TOOL_PROGRAMS))
     p.add_argument("--pg-scale", type=int, default=20, help="pgbench scale (default 20)")
     p.add_argument("--pg-seconds", type=int, default=5, help="pgbench run (default 5 s)")
     p.add_argument("--redis-keys", type=int, default=1000000,
@@ -240,8 +252,14 @@ def check_binding(binary, name, so, env):
     return ""
 
 
-def ensure_packages(section):
-    pkgs = PACKAGES[section]
+def section_packages(args, section):
+    pkgs = list(PACKAGES[section])
+    if section == "small" and set(args.programs.split(",")) & set(TOOL_PROGRAMS):
+        pkgs += TOOL_PACKAGES
+    return pkgs
+
+
+def ensure_packages(pkgs):
     cp = subprocess.run([os.path.join(ROOT, "scripts", "ensure-packages.sh")] + pkgs,
                         capture_output=True, text=True)
     if cp.stdout.strip():
@@ -846,6 +864,27 @@ print(len(d), sum(len(v[1]) for v in d.values()), l[0][0], l[-1][0])
 """
 
 
+TCL_DICT = """
+set d [dict create]
+for {set i 0} {$i < 300000} {incr i} { dict set d k$i [string repeat x [expr {$i % 40}]] }
+puts [dict size $d]
+"""
+
+
+PERL_HASH = """
+my %h;
+for my $i (1..1000000) { $h{"k$i"} = "v" x ($i % 50); }
+my @k = sort keys %h;
+print scalar(@k), "\\n";
+"""
+
+
+# 300,000 records of 5,000 names, written by awk (no json module needed).
+JSON_RECORDS = ('BEGIN { srand(1); printf "["; for (i = 0; i < 300000; i++) '
+                'printf "%s{\\"id\\":%d,\\"name\\":\\"user%d\\",\\"score\\":%d,\\"tags\\":[%d,%d]}", '
+                '(i ? "," : ""), i, i % 5000, int(rand() * 1000), i % 13, i % 17; print "]" }')
+
+
 # Node.js: 4 worker threads, each compressing and inflating 3,000 buffers
 # of up to 64 KiB (zlib's state and V8's external buffers come from malloc)
 # and keeping a few dozen slow buffers of up to 200 KB alive, then 64 gzip
@@ -920,7 +959,16 @@ def small_inputs(work):
     js = os.path.join(work, "workers.js")
     with open(js, "w") as f:
         f.write(NODE_WORKERS)
-    return {"sort": sort_in, "xz": xz_in, "sql": sql, "py": py, "js": js}
+    inputs = {"sort": sort_in, "xz": xz_in, "sql": sql, "py": py, "js": js}
+    for name, text in (("tcl", TCL_DICT), ("pl", PERL_HASH)):
+        inputs[name] = os.path.join(work, "script." + name)
+        with open(inputs[name], "w") as f:
+            f.write(text)
+    inputs["json"] = os.path.join(work, "records.json")
+    if not os.path.exists(inputs["json"]):
+        with open(inputs["json"], "w") as f:
+            subprocess.run(["awk", JSON_RECORDS], stdout=f, check=True)
+    return inputs
 
 
 def gc_source(work):
@@ -994,6 +1042,26 @@ def small_programs(args, inputs, work, want):
         "sort": (["sort", inputs["sort"]], None, "sort, 2 M lines"),
         "node": (["node", inputs["js"]], None, "node, 4 worker threads compressing buffers"),
     }
+    sources = os.path.join(ROOT, "src")
+    compile_args = ["-O2", "-I" + sources, "-I" + os.path.join(ROOT, "include"), "-S", "-o", "-",
+                    os.path.join(sources, "tiny", "tiny.c")]
+    progs.update({
+        "gcc": (["gcc"] + compile_args, None, "gcc -O2 -S of src/tiny/tiny.c"),
+        "clang": (["clang"] + compile_args, None, "clang -O2 -S of src/tiny/tiny.c"),
+        "perl": (["perl", inputs["pl"]], None, "perl, hash of 1 M keys, sorted"),
+        "jq": (["jq", "-c", "group_by(.name) | map({n: .[0].name, c: length}) | length",
+                inputs["json"]], None, "jq, group_by over 300,000 records"),
+        "awk": (["awk", "{ c[$2] += $1 } END { n = 0; for (k in c) n++; print n }",
+                 inputs["sort"]], None, "awk, an array of the sort file's keys"),
+        "tcl": (["tclsh", inputs["tcl"]], None, "tclsh, dict of 300,000 entries"),
+        "bzip2": (["bzip2", "-9", "-c", inputs["xz"]], None, "bzip2 -9 of the xz file"),
+        "zstd": (["zstd", "-12", "-T1", "-c", inputs["json"]], None,
+                 "zstd -12 of the jq input"),
+        "du": (["du", "-a", "/usr/share"], None, "du -a /usr/share"),
+        "find": (["find", "/usr", "-name", "*.h"], None, "find /usr -name '*.h'"),
+        "git_blame": (["git", "-C", args.git_repo, "blame", "README.md"], None,
+                      "git blame README.md"),
+    })
     if "git_gc" in want:
         progs["git_gc"] = (["git", "-C", gc_copy(work), "gc", "--aggressive", "--quiet"], None,
                            "git gc --aggressive, %s objects, %s threads" % gc_label(args, work))
@@ -1077,7 +1145,7 @@ def small_run(p, argv, stdin_path, env, work, traced=False):
 def section_small(args, allocs, work):
     names = [n for n, _ in allocs]
     inputs = small_inputs(work)
-    want = [p for p in args.programs.split(",") if p in SMALL_PROGRAMS]
+    want = [p for p in args.programs.split(",") if p in SMALL_PROGRAMS + TOOL_PROGRAMS]
     progs = small_programs(args, inputs, work, want)
     results = {p: {n: [] for n in names} for p in want}
     reference = {}
@@ -1199,9 +1267,9 @@ def main():
         for sec in args.sections.split(","):
             if sec not in sections:
                 sys.exit("programs: unknown section %s (have %s)" % (sec, ",".join(SECTIONS)))
-            if not ensure_packages(sec):
-                print("\n### %s\n\nSkipped: missing packages (%s).\n"
-                      % (sec, " ".join(PACKAGES[sec])))
+            pkgs = section_packages(args, sec)
+            if not ensure_packages(pkgs):
+                print("\n### %s\n\nSkipped: missing packages (%s).\n" % (sec, " ".join(pkgs)))
                 continue
             t = time.time()
             print(sections[sec](args, allocs, work), flush=True)
