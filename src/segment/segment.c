@@ -263,7 +263,9 @@ seg_superslab_t *seg_map_superslabs(size_t size, size_t align, seg_chunk_kind_t 
     }
     seg_superslab_t *ss;
     for (;;) {
-        ss = thp_map_aligned(size, align, wanted, &got);
+        /* The THP hint waits (below): the small heap may defer a SuperSlab
+         * of slabs, which then needs no hint in "madvise" mode. */
+        ss = thp_map_unsettled(size, align, wanted, &got);
         /* Named in the registry once set up: its entries must be writable. */
         if (ss && !seg_registry_prepare(ss, size)) {
             os_unmap(ss, size);
@@ -294,9 +296,9 @@ seg_superslab_t *seg_map_superslabs(size_t size, size_t align, seg_chunk_kind_t 
     }
     if (got == THP_BACKING_BASE && hs_option(HS_OPT_PREFAULT)) os_populate(ss, size);
     note_backing(wanted, got);
-    if (kind == SEG_CHUNK_SLABS && got == THP_BACKING_THP && !seg_small_heap_note(ss) &&
-        seg_sparse_heap_note(ss))
-        got = THP_BACKING_BASE;
+    if (got == THP_BACKING_THP && (kind != SEG_CHUNK_SLABS || !seg_small_heap_note(ss)))
+        got = kind == SEG_CHUNK_SLABS && seg_sparse_heap_note(ss) ? THP_BACKING_BASE
+                                                                  : thp_settle_huge(ss, size);
     seg_count_mapping(memory_node, got, (int64_t)size);
     seg_chunk_header(ss, size, kind, got, memory_node, node);
     if (got == THP_BACKING_HUGETLB) {

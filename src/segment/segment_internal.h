@@ -462,12 +462,14 @@ bool seg_metadata_grow(hs_lock_t *lock, void **array, size_t *cap, const size_t 
 seg_superslab_t *seg_map_superslabs(size_t size, size_t align, seg_chunk_kind_t kind,
                                     unsigned node);
 
-/* small_heap.c: a new THP SuperSlab of slabs, deferred to base pages while
- * the heap is small (true when it was). */
+/* small_heap.c: a new THP SuperSlab of slabs, as thp_map_unsettled left it,
+ * deferred to base pages while the heap is small (true when it was). False:
+ * ss unsettled still, or hinted huge. */
 bool seg_small_heap_note(seg_superslab_t *ss);
 /* small_heap.c: a new THP SuperSlab of slabs that the small heap did not
  * defer, hinted to base pages when the calling thread's slabs are sparse:
- * true when it was, and it then counts as a SuperSlab of base pages. */
+ * true when it was, and it then counts as a SuperSlab of base pages; false:
+ * ss as it was. */
 bool seg_sparse_heap_note(seg_superslab_t *ss);
 /* small_heap.c: units handed out anew are counted again, until tiny/ says
  * otherwise. */

@@ -136,11 +136,13 @@ HS_COLD static void small_heap_outgrown(void)
     }
 }
 
-/* Defers ss to base pages in a free slot of small_heap: false (ss left as
- * it is) when none is free. */
-HS_COLD static bool small_heap_defer(seg_superslab_t *ss)
+/* Defers ss to base pages in a free slot of small_heap: false (ss hinted
+ * huge) when none is free. `fresh`: ss has had no hint since
+ * thp_map_unsettled. The hint goes before the slot is published (see
+ * small_heap_outgrown). */
+HS_COLD static bool small_heap_defer(seg_superslab_t *ss, bool fresh)
 {
-    thp_defer_huge(ss, HS_SUPERSLAB_SIZE);
+    (fresh ? thp_defer_fresh : thp_defer_huge)(ss, HS_SUPERSLAB_SIZE);
     unsigned i = 0;
     for (seg_superslab_t *none = NULL;
          i < SEG_SMALL_HEAP_MAX && !atomic_compare_exchange_strong(&small_heap[i], &none, ss); i++)
@@ -192,13 +194,16 @@ HS_COLD bool seg_small_heap_note(seg_superslab_t *ss)
     long dense = 0;
     if (!atomic_load(&small_heap_grown)) small_heap_look(&dense);
     if (dense < 0) {
-        /* No slot left: the heap has grown. */
-        if (small_heap_defer(ss)) {
+        /* ss as thp_map_unsettled left it. No slot left: the heap has
+         * grown. */
+        if (small_heap_defer(ss, true)) {
             atomic_store(&small_heap_slabs, true);
             if (!atomic_load(&small_heap_grown)) return true;
         }
     }
-    /* Grown: the deferred ones, an overflow among them, become huge pages. */
+    /* Grown: the deferred ones, an overflow among them, become huge pages,
+     * ss too if it was deferred just now; an overflow below is hinted to
+     * base pages whatever hint ss has by then. */
     small_heap_outgrown();
     atomic_store(&small_heap_slabs, false);
     /* An overflow starts on base pages as the small heap's did, its free
@@ -207,7 +212,8 @@ HS_COLD bool seg_small_heap_note(seg_superslab_t *ss)
      * mapped. tiny/ keeps its full-size slabs: the heap is not small. */
     return atomic_load_explicit(&seg_units_returning, memory_order_relaxed) >=
                SEG_RETURNING_UNITS_MIN &&
-           atomic_fetch_add(&overflows_deferred, 1) < SEG_OVERFLOWS_MAX && small_heap_defer(ss);
+           atomic_fetch_add(&overflows_deferred, 1) < SEG_OVERFLOWS_MAX &&
+           small_heap_defer(ss, false);
 }
 
 /* Sparse heaps. Once the small heap has grown, a new SuperSlab is a huge

@@ -13,30 +13,18 @@ HS_START_STATE static struct thp_state_s {
     thp_mode_t system_mode; /* /sys/kernel/mm/transparent_hugepage/enabled */
 } thp = {.system_mode = THP_MODE_UNKNOWN};
 
-/* The word in brackets of the THP mode file ("always [madvise] never"). */
-static bool read_thp_mode_word(char *word, size_t cap)
-{
-    char buf[256];
-    if (os_read_thp_enabled(buf, sizeof buf) <= 0) return false;
-    char *open_br = strchr(buf, '[');
-    char *close_br = open_br ? strchr(open_br, ']') : NULL;
-    if (!close_br || (size_t)(close_br - open_br - 1) >= cap) return false;
-    memcpy(word, open_br + 1, (size_t)(close_br - open_br - 1));
-    word[close_br - open_br - 1] = '\0';
-    return true;
-}
-
 void thp_init(void)
 {
-    char word[32];
+    /* The mode is the word in brackets ("always [madvise] never"). Words of
+     * one size, no pointers: nothing the loader relocates. */
+    static const char bracketed[][10] = {[THP_MODE_NEVER] = "[never]",
+                                         [THP_MODE_MADVISE] = "[madvise]",
+                                         [THP_MODE_ALWAYS] = "[always]"};
+    char buf[256];
     thp.system_mode = THP_MODE_UNKNOWN;
-    if (!read_thp_mode_word(word, sizeof word)) return;
-    if (strcmp(word, "always") == 0)
-        thp.system_mode = THP_MODE_ALWAYS;
-    else if (strcmp(word, "madvise") == 0)
-        thp.system_mode = THP_MODE_MADVISE;
-    else if (strcmp(word, "never") == 0)
-        thp.system_mode = THP_MODE_NEVER;
+    if (os_read_thp_enabled(buf, sizeof buf) <= 0) return;
+    for (thp_mode_t mode = THP_MODE_NEVER; mode <= THP_MODE_ALWAYS; mode++)
+        if (strstr(buf, bracketed[mode])) thp.system_mode = mode;
 }
 
 thp_mode_t thp_system_mode(void) { return thp.system_mode; }
@@ -72,7 +60,14 @@ static bool thp_allowed(void)
     return thp.system_mode == THP_MODE_MADVISE || thp.system_mode == THP_MODE_ALWAYS;
 }
 
-void *thp_map_aligned(size_t size, size_t align, thp_backing_t wanted, thp_backing_t *got)
+/* A range never hinted stays on base pages: in "always" mode only by a hint
+ * of its own. */
+void thp_defer_fresh(void *addr, size_t size)
+{
+    if (thp.system_mode == THP_MODE_ALWAYS) os_advise_hugepage(addr, size, false);
+}
+
+void *thp_map_unsettled(size_t size, size_t align, thp_backing_t wanted, thp_backing_t *got)
 {
     HS_ASSERT(size % HS_SUPERSLAB_SIZE == 0 && hs_is_pow2(align) && align >= HS_SUPERSLAB_SIZE);
     void *p;
@@ -91,17 +86,25 @@ void *thp_map_aligned(size_t size, size_t align, thp_backing_t wanted, thp_backi
     }
     p = os_map_aligned(size, align, false);
     if (!p) return NULL;
-    if (wanted == THP_BACKING_THP && thp_allowed() && os_advise_hugepage(p, size, true) == 0) {
-        /* In "always" mode the hint is redundant but harmless; in "madvise"
-         * mode it is what makes the first touch a single 2 MiB fault. */
+    if (wanted == THP_BACKING_THP && thp_allowed()) {
         *got = THP_BACKING_THP;
         return p;
     }
-    /* Base pages, asked for or the end of the chain. Keep the kernel from
-     * giving a huge page anyway in "always" mode, for this range only. */
-    if (thp.system_mode == THP_MODE_ALWAYS) os_advise_hugepage(p, size, false);
+    /* Base pages, asked for or the end of the chain. */
+    thp_defer_fresh(p, size);
     *got = THP_BACKING_BASE;
     return p;
+}
+
+thp_backing_t thp_settle_huge(void *addr, size_t size)
+{
+    /* In "always" mode the hint still matters: the defrag setting's
+     * "madvise" (the default) compacts memory for hinted ranges only. In
+     * "madvise" mode it is what makes the first touch a single 2 MiB
+     * fault. */
+    if (os_advise_hugepage(addr, size, true) == 0) return THP_BACKING_THP;
+    thp_defer_fresh(addr, size);
+    return THP_BACKING_BASE;
 }
 
 void thp_defer_huge(void *addr, size_t size)

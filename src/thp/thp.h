@@ -41,10 +41,26 @@ const char *thp_backing_name(thp_backing_t backing);
  * when that one cannot be had (pool empty, THP off). *got says what the range
  * really is. hugetlb pages are reserved here, at map time, never at fault
  * time (no MAP_NORESERVE), so touching them cannot raise SIGBUS.
- * NULL + ENOMEM only when no backing at all could be mapped. */
-void *thp_map_aligned(size_t size, size_t align, thp_backing_t wanted, thp_backing_t *got);
+ * NULL + ENOMEM only when no backing at all could be mapped.
+ * A THP range comes back without its hint: the caller settles it before
+ * any page of it is touched, by thp_settle_huge or thp_defer_fresh. One
+ * that starts on base pages then costs no hint at all where the system mode
+ * is "madvise" (it never had one), where a hint at the mapping and another
+ * at the deferral cost two, and the first MADV_HUGEPAGE of a process is the
+ * kernel's slowest (8-35 us, against 1 for the next: it registers the
+ * process with khugepaged). */
+void *thp_map_unsettled(size_t size, size_t align, thp_backing_t wanted, thp_backing_t *got);
+/* A THP range of thp_map_unsettled made a huge page from its first touch:
+ * THP_BACKING_THP, or THP_BACKING_BASE where the kernel refused the hint. */
+thp_backing_t thp_settle_huge(void *addr, size_t size);
+/* A THP range of thp_map_unsettled, untouched and never hinted since,
+ * left on base pages as thp_defer_huge leaves a range: its one hint is
+ * needed in "always" mode only. In "madvise" mode its faults take the
+ * folio sizes the system gives memory without a hint (4 KiB unless the
+ * administrator made a smaller multi-size THP "always"). */
+void thp_defer_fresh(void *addr, size_t size);
 
-/* A THP range of thp_map_aligned whose huge pages wait: its pages are base
+/* A THP range whose huge pages wait: its pages are base
  * pages, faulted one at a time as they are touched, until thp_allow_huge()
  * hints it again (the kernel's khugepaged then collapses what it finds
  * dense). For a heap too small to fill a 2 MiB page. */

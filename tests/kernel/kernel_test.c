@@ -10,6 +10,11 @@
  *                                    MADV_DONTNEED, counted as plain Rss
  *   kernel_test fallback-hugetlb N   pool of N pages, 10 SuperSlabs wanted
  *   kernel_test fallback-thp-never   THP mode is never: base pages, no fault storm
+ *   kernel_test hints                the THP hints the kernel shows for the
+ *                                    small heap's SuperSlab (none in "madvise"
+ *                                    mode, MADV_NOHUGEPAGE in "always"), and
+ *                                    MADV_HUGEPAGE on it and on a later one once
+ *                                    32 MiB of blocks made the heap grow
  *   kernel_test stats                hugeslab_stats() against smaps_rollup
  *   kernel_test consumer             a thread that only frees gets no heap, and its
  *                                    remote frees are counted
@@ -631,6 +636,95 @@ static int test_fallback_thp_never(void)
     if (s.superslabs_base < 10) return fail("%s", "SuperSlabs did not fall back to base pages");
     if (s.kernel_anon_huge > 0) return fail("%s", "the kernel shows huge pages");
     if (s.kernel_thp_superslabs != 0) return fail("%s", "kernel_thp_superslabs counts a hint");
+    printf("PASS\n");
+    return 0;
+}
+
+/* ---- THP hints -------------------------------------------------------------------- */
+
+/* The VmFlags line of the mapping that holds p in /proc/self/smaps, in
+ * flags: its THP hints are "hg" (MADV_HUGEPAGE) and "nh" (MADV_NOHUGEPAGE).
+ * False when no mapping holds p. */
+static bool mapping_flags(const void *p, char *flags, size_t cap)
+{
+    FILE *f = fopen("/proc/self/smaps", "r");
+    if (!f) return false;
+    char line[512];
+    bool inside = false, found = false;
+    while (!found && fgets(line, sizeof line, f)) {
+        unsigned long start, end;
+        char dash;
+        if (sscanf(line, "%lx%c%lx ", &start, &dash, &end) == 3 && dash == '-')
+            inside = (uintptr_t)p >= start && (uintptr_t)p < end;
+        else if (inside && strncmp(line, "VmFlags:", 8) == 0) {
+            snprintf(flags, cap, "%s", line + 8);
+            flags[strcspn(flags, "\n")] = '\0';
+            found = true;
+        }
+    }
+    fclose(f);
+    return found;
+}
+
+/* Whether the two-letter flag is among VmFlags' words. */
+static bool has_flag(const char *flags, const char *flag)
+{
+    for (const char *w = flags; (w = strstr(w, flag)) != NULL; w += 2)
+        if ((w == flags || w[-1] == ' ') && (w[2] == ' ' || w[2] == '\0')) return true;
+    return false;
+}
+
+/* The small heap's SuperSlab keeps its base pages without the pair of hints
+ * (MADV_HUGEPAGE at the mapping, MADV_NOHUGEPAGE at its deferral) that cost
+ * every process's first malloc 10-35 us: in "madvise" mode it has neither,
+ * in "always" mode only the one base pages need. Once the heap grows, it
+ * and the SuperSlabs after it are hinted huge. */
+static int test_hints(void)
+{
+    char mode[64] = "";
+    FILE *m = fopen("/sys/kernel/mm/transparent_hugepage/enabled", "r");
+    if (!m || !fgets(mode, sizeof mode, m)) return fail("%s", "cannot read the THP mode");
+    fclose(m);
+    bool always = strstr(mode, "[always]") != NULL;
+    if (!always && !strstr(mode, "[madvise]")) return fail("THP mode is %s", mode);
+    char *first = malloc(64);
+    if (!first) return fail("malloc failed: %s", strerror(errno));
+    memset(first, 1, 64);
+    char flags[256];
+    if (!mapping_flags(first, flags, sizeof flags))
+        return fail("%s", "no mapping in /proc/self/smaps holds the first block");
+    printf("hints: THP mode %s; the small heap's SuperSlab:%s\n", always ? "always" : "madvise",
+           flags);
+    bool huge = has_flag(flags, "hg"), kept = has_flag(flags, "nh");
+    if (huge) return fail("%s", "the small heap's SuperSlab is hinted huge");
+    if (always && !kept)
+        return fail("%s", "in \"always\" mode the small heap's SuperSlab lacks MADV_NOHUGEPAGE");
+    if (!always && kept)
+        return fail("%s", "in \"madvise\" mode the small heap's SuperSlab was hinted twice");
+
+    size_t count = 32 * MiB / 64;
+    void **blocks = pointer_array(count);
+    for (size_t i = 0; i < count; i++) {
+        blocks[i] = malloc(64);
+        if (!blocks[i]) return fail("malloc failed: %s", strerror(errno));
+        memset(blocks[i], 2, 64);
+    }
+    char first_flags[256], last_flags[256];
+    bool first_found = mapping_flags(first, first_flags, sizeof first_flags);
+    bool last_found = mapping_flags(blocks[count - 1], last_flags, sizeof last_flags);
+    long long huge_bytes = rollup("AnonHugePages:");
+    printf("hints: after 32 MiB of blocks, the first SuperSlab:%s; the last:%s; "
+           "AnonHugePages %lld KiB\n",
+           first_found ? first_flags : " (none)", last_found ? last_flags : " (none)",
+           huge_bytes / 1024);
+    for (size_t i = 0; i < count; i++) free(blocks[i]);
+    free(first);
+    if (!first_found || !last_found) return fail("%s", "a block's mapping is not in smaps");
+    if (!has_flag(first_flags, "hg") || has_flag(first_flags, "nh"))
+        return fail("%s", "the grown heap's first SuperSlab is not hinted huge");
+    if (!has_flag(last_flags, "hg") || has_flag(last_flags, "nh"))
+        return fail("%s", "a SuperSlab of the grown heap is not hinted huge");
+    if (huge_bytes < 8 * MiB) return fail("%s", "the grown heap has no huge pages");
     printf("PASS\n");
     return 0;
 }
@@ -1901,6 +1995,7 @@ int main(int argc, char **argv)
     }
     if (argc >= 2 && strcmp(argv[1], "stats") == 0) return test_stats();
     if (argc >= 2 && strcmp(argv[1], "consumer") == 0) return test_consumer();
+    if (argc >= 2 && strcmp(argv[1], "hints") == 0) return test_hints();
     if (argc >= 2 && strcmp(argv[1], "small-heap") == 0) return test_small_heap();
     if (argc >= 2 && strcmp(argv[1], "small-heap-large") == 0) return test_small_heap_large();
     if (argc >= 2 && strcmp(argv[1], "small-heap-churn") == 0) return test_small_heap_churn();

@@ -87,6 +87,10 @@ if [ $thp_ok -eq 1 ]; then
         skip_case faults-thp-8g "less than 12 GiB of memory available"
     fi
     run_case stats HUGESLAB_BACKING=thp "$bin" stats
+    # The small heap's SuperSlab without the hint pair MADV_HUGEPAGE, then
+    # MADV_NOHUGEPAGE (10-35 us of every process's first malloc), in the
+    # mode as found; huge hints once the heap grows.
+    run_case hints HUGESLAB_BACKING=thp "$bin" hints
     run_case purge-free HUGESLAB_BACKING=thp HUGESLAB_PURGE=free HUGESLAB_PURGE_DELAY_MS=500 \
         "$bin" purge free 3000
     run_case purge-dontneed HUGESLAB_BACKING=thp HUGESLAB_PURGE=dontneed \
@@ -189,7 +193,7 @@ if [ $thp_ok -eq 1 ]; then
     # The same as seldom-text-base (below) on huge pages.
     run_case seldom-text-thp HUGESLAB_BACKING=thp HUGESLAB_PURGE_DELAY_MS=100 "$bin" seldom-text
 else
-    for c in faults-thp faults-thp-1g stats purge-free purge-dontneed purge-uring purge-held-off purge-release \
+    for c in faults-thp faults-thp-1g stats hints purge-free purge-dontneed purge-uring purge-held-off purge-release \
         churn-thp churn-4k-thp small-heap small-heap-large small-heap-churn run-tail usable-kept outgrown given-back counted orphans-thp trim-turns as-limit fresh-thp overflow-returning overflow-growing sparse-threads-thp sparse-threads-kept-thp free-units-thp sparse-thp sparse-kept-thp sparse-regrow-thp seldom-text-thp; do
         skip_case $c "THP is unavailable ($(thp_mode)) and cannot be switched without root"
     done
@@ -242,6 +246,16 @@ else
 fi
 echo "$orig_hugepages" >"$hugepages_file" 2>/dev/null
 
+# The same in the other mode that gives huge pages, where base pages need
+# their hint.
+other_mode=always
+[ "$(thp_mode)" = always ] && other_mode=madvise
+if [ $is_root -eq 1 ] && set_thp $other_mode; then
+    run_case hints-$other_mode HUGESLAB_BACKING=thp "$bin" hints
+    [ -n "$orig_thp" ] && set_thp "$orig_thp"
+else
+    skip_case hints-$other_mode "cannot switch THP to $other_mode (needs root)"
+fi
 if [ $is_root -eq 1 ] && set_thp never; then
     run_case fallback-thp-never HUGESLAB_BACKING=thp "$bin" fallback-thp-never
     [ -n "$orig_thp" ] && set_thp "$orig_thp"
