@@ -375,7 +375,7 @@ int main(int argc, char **argv)
     if (argc > 1 && strcmp(argv[1], "--child") == 0) return child();
 
     static const char *const sites[] = {"mmap",  "munmap", "mremap", "madvise", "mbind",
-                                        "uring", "thread", "file",   "pipe"};
+                                        "uring", "thread", "file",   "pipe",    "place"};
     static scenario_t list[64];
     unsigned n = 0;
     for (unsigned i = 0; i < sizeof sites / sizeof sites[0]; i++) {

@@ -11,6 +11,7 @@ static const char *const site_names[OS_FAULT_SITES] = {
     [OS_FAULT_MMAP] = "mmap",       [OS_FAULT_MUNMAP] = "munmap", [OS_FAULT_MREMAP] = "mremap",
     [OS_FAULT_MADVISE] = "madvise", [OS_FAULT_MBIND] = "mbind",   [OS_FAULT_URING] = "uring",
     [OS_FAULT_THREAD] = "thread",   [OS_FAULT_FILE] = "file",     [OS_FAULT_PIPE] = "pipe",
+    [OS_FAULT_PLACE] = "place",
 };
 
 /* Read once from the environment; 0 = not yet read, 1 = being read, 2 = ready. */

@@ -5,7 +5,8 @@
  * - Each os_ function that calls the kernel asks OS_FAULT(its site) first
  *   and, when told to fail, returns what that call's own failure returns
  *   (NULL + ENOMEM for a mapping, -ENOMEM for mremap, madvise and mbind,
- *   EAGAIN for a thread, -1 for a file) without calling the kernel.
+ *   EAGAIN for a thread, -1 for a file) without calling the kernel; "place"
+ *   is the kernel's answer that os_map_aligned cannot use, not a failure.
  * - Which calls fail is read from the environment once, at the first call,
  *   with getenv (no malloc):
  *     HUGESLAB_FAULT_SITES    sites that may fail, e.g. "mmap,madvise", or
@@ -41,6 +42,8 @@ typedef enum os_fault_site_e {
     OS_FAULT_THREAD,  /* os_thread_start (pthread_create) */
     OS_FAULT_FILE,    /* every /proc and /sys read (os_read_file) */
     OS_FAULT_PIPE,    /* os_copy_own, os_pipe (a fork child's copy of its hugetlb memory) */
+    OS_FAULT_PLACE,   /* os_map_aligned's one-call way: the kernel's placement read as
+                         off a 2 MiB boundary, as an older kernel's is */
     OS_FAULT_SITES
 } os_fault_site_t;
 

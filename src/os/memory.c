@@ -2,6 +2,7 @@
  * hugeslab. */
 #include <errno.h>
 #include <linux/mman.h> /* MAP_HUGE_2MB: the kernel's own encoding of the page size */
+#include <stdatomic.h>
 #include <stdint.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
@@ -44,6 +45,15 @@ static void *map_anonymous(size_t size, int extra_flags)
     return p;
 }
 
+/* A recent kernel built with THP places an anonymous mapping whose length
+ * is a multiple of 2 MiB on a 2 MiB boundary, in any THP mode (Linux 6.18
+ * here does): one mmap where mapping more and trimming both ends takes
+ * three (an munmap costs 3-8 us here, and every SuperSlab of slabs is such
+ * a mapping). Cleared the first time the kernel places one elsewhere (an
+ * older kernel, one without THP, an address space too full to choose):
+ * the way that always works from then on. */
+static _Atomic bool kernel_aligns_2mib = true;
+
 /* Over-maps and trims both ends. For hugetlb the kernel aligns to 2 MiB
  * itself and can only trim at 2 MiB, so that is the granule. */
 void *os_map_aligned(size_t size, size_t align, bool hugetlb)
@@ -52,6 +62,15 @@ void *os_map_aligned(size_t size, size_t align, bool hugetlb)
     if (size > SIZE_MAX - align) {
         errno = ENOMEM;
         return NULL;
+    }
+    /* A size the kernel does not align (not a multiple of 2 MiB: no caller's)
+     * comes back unaligned, and clears the flag. */
+    if (!hugetlb && align == HS_SUPERSLAB_SIZE &&
+        atomic_load_explicit(&kernel_aligns_2mib, memory_order_relaxed)) {
+        char *p = map_anonymous(size, 0);
+        if (!p || ((uintptr_t)p % HS_SUPERSLAB_SIZE == 0 && !OS_FAULT(OS_FAULT_PLACE))) return p;
+        os_unmap(p, size);
+        atomic_store_explicit(&kernel_aligns_2mib, false, memory_order_relaxed);
     }
     size_t span = align > granule ? size + align - granule : size;
     /* MAP_HUGE_2MB names the pool: plain MAP_HUGETLB takes the default

@@ -27,7 +27,8 @@
 /* Anonymous, private, read-write, zero-filled memory of `size` bytes (a
  * multiple of the page size, or rounded up to it) at an address aligned to
  * `align` (a power of two, at least 4 KiB), by mapping more and trimming
- * both ends. `hugetlb`: MAP_HUGETLB | MAP_HUGE_2MB (the 2 MiB pool, whatever
+ * both ends, or in one call where the kernel places it aligned (below,
+ * memory.c). `hugetlb`: MAP_HUGETLB | MAP_HUGE_2MB (the 2 MiB pool, whatever
  * the default hugepage size) without MAP_NORESERVE, so the pool's
  * 2 MiB pages are reserved now (an empty pool is ENOMEM here, never a
  * SIGBUS at first touch); size and align are then multiples of 2 MiB.
