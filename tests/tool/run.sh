@@ -63,6 +63,24 @@ case_run() {
 
 # ---- doctor: every figure it prints equals the kernel's ----
 bracket() { sed -n 's/.*\[\(.*\)\].*/\1/p' "$1"; }
+# doctor's multi-size THP line ($1: its output) against sysfs: every folio
+# size below the PMD size not "never", smallest first.
+multi_size_said() {
+    local thp=/sys/kernel/mm/transparent_hugepage want="not in this kernel" kb f
+    if [ -d $thp/hugepages-2048kB ]; then
+        want=
+        kb=8
+        while [ $kb -lt $(( $(cat $thp/hpage_pmd_size) / 1024 )) ]; do
+            f=$thp/hugepages-${kb}kB/enabled
+            [ -r "$f" ] && [ "$(bracket "$f")" != never ] && want="${want:+$want, }${kb}kB $(bracket "$f")"
+            kb=$((kb * 2))
+        done
+        [ -n "$want" ] || want="none below the PMD size"
+    fi
+    grep -q "multi-size THP: $want\b" <<<"$1" && return 0
+    fail doctor "multi-size THP is '$want', doctor says: $(grep 'multi-size THP' <<<"$1")"
+    return 1
+}
 case_doctor() {
     local out want node n f size_kb
     out=$("$hs" doctor 2>&1) || { fail doctor "exit status $?: $out"; return; }
@@ -71,6 +89,18 @@ case_doctor() {
     if [ -r $thp/enabled ]; then
         grep -q "THP enabled: $(bracket $thp/enabled)\b" <<<"$out" || { fail doctor "THP enabled is $(bracket $thp/enabled), doctor says: $(grep 'THP enabled' <<<"$out")"; return; }
         grep -q "THP defrag: $(bracket $thp/defrag)\b" <<<"$out" || { fail doctor "THP defrag is $(bracket $thp/defrag), doctor says: $(grep 'THP defrag' <<<"$out")"; return; }
+        multi_size_said "$out" || return
+        # As root, once more with 64 KiB folios for memory without a hint
+        # (the setting put back after).
+        local m64=$thp/hugepages-64kB/enabled was
+        if [ "$(id -u)" -eq 0 ] && [ -w $m64 ]; then
+            was=$(bracket $m64)
+            echo always >$m64
+            local said=0
+            multi_size_said "$("$hs" doctor 2>&1)" || said=1
+            echo "$was" >$m64
+            [ $said -eq 0 ] || return
+        fi
     fi
     for node in /sys/devices/system/node/node[0-9]*; do
         n=${node##*node}

@@ -37,6 +37,32 @@ static void finding(const char *level, const char *fix, const char *fmt, ...)
     if (strcmp(level, "warn") == 0) warnings++;
 }
 
+/* Multi-size THP (Linux 6.8): folio sizes below the PMD size, each set in
+ * THP_DIR/hugepages-<size>kB/enabled. Memory without a hint faults in the
+ * largest size set to "always" (or "inherit" while THP is "always"): in
+ * "madvise" mode that is the small heap's SuperSlabs, which hugeslab leaves
+ * unhinted until the heap grows. Lists the sizes not "never", smallest
+ * first, in out. */
+static void multi_size_thp(const char *enabled, char *out, size_t cap, long *unhinted_kb)
+{
+    long pmd_kb = (long)(cli_read_number(THP_DIR "/hpage_pmd_size") / 1024);
+    size_t used = 0;
+    out[0] = '\0';
+    *unhinted_kb = 0;
+    for (long kb = 8; kb < pmd_kb; kb *= 2) {
+        char path[128], choice[32];
+        snprintf(path, sizeof path, THP_DIR "/hugepages-%ldkB/enabled", kb);
+        if (!cli_sysfs_choice(path, choice, sizeof choice) || strcmp(choice, "never") == 0)
+            continue;
+        if (strcmp(choice, "always") == 0 ||
+            (strcmp(choice, "inherit") == 0 && strcmp(enabled, "always") == 0))
+            *unhinted_kb = kb;
+        int n = snprintf(out + used, cap - used, "%s%ldkB %s", used ? ", " : "", kb, choice);
+        if (n < 0 || (size_t)n >= cap - used) break;
+        used += (size_t)n;
+    }
+}
+
 static void check_thp(void)
 {
     char enabled[32], defrag[32], khp_defrag[32];
@@ -56,6 +82,22 @@ static void check_thp(void)
                 "'madvise' limits them to those that ask, like hugeslab)");
     else
         finding("ok", NULL, "THP enabled: %s (hugeslab asks with MADV_HUGEPAGE)", enabled);
+
+    char sizes[256];
+    long unhinted_kb;
+    multi_size_thp(enabled, sizes, sizeof sizes, &unhinted_kb);
+    if (access(THP_DIR "/hugepages-2048kB", F_OK) != 0)
+        finding("ok", NULL, "multi-size THP: not in this kernel (Linux 6.8 or later)");
+    else if (unhinted_kb && strcmp(enabled, "madvise") == 0)
+        finding("note", NULL,
+                "multi-size THP: %s: memory without a hint, the small heap's SuperSlabs "
+                "among it, faults in folios of up to %ld kB (fewer faults, Rss in steps of "
+                "that size)",
+                sizes, unhinted_kb);
+    else if (sizes[0])
+        finding("ok", NULL, "multi-size THP: %s", sizes);
+    else
+        finding("ok", NULL, "multi-size THP: none below the PMD size");
 
     if (cli_sysfs_choice(THP_DIR "/defrag", defrag, sizeof defrag)) {
         if (strcmp(defrag, "never") == 0 || strcmp(defrag, "defer") == 0)
