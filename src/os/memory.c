@@ -47,11 +47,11 @@ static void *map_anonymous(size_t size, int extra_flags)
 
 /* A recent kernel built with THP places an anonymous mapping whose length
  * is a multiple of 2 MiB on a 2 MiB boundary, in any THP mode (Linux 6.18
- * here does): one mmap where mapping more and trimming both ends takes
- * three (an munmap costs 3-8 us here, and every SuperSlab of slabs is such
- * a mapping). Cleared the first time the kernel places one elsewhere (an
- * older kernel, one without THP, an address space too full to choose):
- * the way that always works from then on. */
+ * here does): one mmap where mapping more and trimming the ends takes two
+ * or three calls (an munmap costs 3-8 us here, and every SuperSlab and run
+ * is such a mapping). Cleared the first time the kernel places one
+ * elsewhere (an older kernel, one without THP, an address space too full
+ * to choose): the way that always works from then on. */
 static _Atomic bool kernel_aligns_2mib = true;
 
 /* Over-maps and trims both ends. For hugetlb the kernel aligns to 2 MiB
