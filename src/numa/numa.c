@@ -272,7 +272,7 @@ static void read_node_states(void)
     /* has_memory (Linux 2.6.24): a kernel without it treats every online
      * node as one with memory. A lone online node has the memory: one file
      * fewer for every process started on a machine of one node (each sysfs
-     * read costs 6-12 us there, in the process's first malloc). */
+     * read costs 6-25 us there, in the process's first malloc). */
     numa.online = knode_count(&numa.online_kmask);
     if (numa.online > 1 && read_node_list(os_read_nodes_with_memory, &numa.memory_kmask))
         for (size_t i = 0; i < KNODE_LONGS; i++)

@@ -60,10 +60,10 @@ thp_backing_t thp_settle_huge(void *addr, size_t size);
  * administrator made a smaller multi-size THP "always"). */
 void thp_defer_fresh(void *addr, size_t size);
 
-/* A THP range whose huge pages wait: its pages are base
- * pages, faulted one at a time as they are touched, until thp_allow_huge()
- * hints it again (the kernel's khugepaged then collapses what it finds
- * dense). For a heap too small to fill a 2 MiB page. */
+/* A THP range whose huge pages wait: its pages are base pages, faulted one
+ * at a time as they are touched, until thp_allow_huge() hints it again (the
+ * kernel's khugepaged then collapses what it finds dense). For a heap too
+ * small to fill a 2 MiB page. */
 void thp_defer_huge(void *addr, size_t size);
 void thp_allow_huge(void *addr, size_t size);
 /* A range thp_allow_huge hinted again whose base pages a program is about
