@@ -340,8 +340,8 @@ static int child(void)
 /* Where the kernel places an anonymous mapping of 2 MiB on a 2 MiB
  * boundary, a SuperSlab costs one mmap and no munmap (os_map_aligned's
  * one-call way), where mapping more and trimming the ends took an mmap
- * and one or two munmaps (18 for 17 SuperSlabs here). Counted by the fault layer's tallies, nothing failing:
- * 32 MiB of 64-byte blocks. */
+ * and one or two munmaps (18 for 17 SuperSlabs here). Counted by the fault
+ * layer's tallies, nothing failing: 32 MiB of 64-byte blocks. */
 static int mappings(void)
 {
     const size_t superslab = (size_t)2 << 20;
