@@ -171,9 +171,7 @@ for p in $WANT; do
         ;;
     jq)
         need jq jq &&
-            run_both jq "env -u LD_PRELOAD awk 'BEGIN { srand(2); printf \"[\";
-                    for (i = 0; i < 50000; i++) printf \"%s{\\\"id\\\":%d,\\\"name\\\":\\\"user%d\\\",\\\"score\\\":%d,\\\"tags\\\":[%d,%d]}\",
-                        (i ? \",\" : \"\"), i, i % 5000, int(rand() * 1000), i % 13, i % 17; print \"]\" }' >in.json &&
+            run_both jq "env -u LD_PRELOAD awk -v n=50000 -v seed=2 -f '$PROGDIR/records.awk' >in.json &&
                 jq -c 'group_by(.name) | map({n: .[0].name, c: length, s: (map(.score) | add)}) | sort_by(-.s) | .[0:20]' in.json &&
                 jq -c '[.[] | select(.score > 500) | .tags[0]] | unique' in.json &&
                 jq -c 'map(.name) | join(\",\") | length' in.json"
