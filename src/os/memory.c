@@ -48,7 +48,7 @@ static void *map_anonymous(size_t size, int extra_flags)
 /* A recent kernel built with THP places an anonymous mapping whose length
  * is a multiple of 2 MiB on a 2 MiB boundary, in any THP mode (Linux 6.18
  * here does): one mmap where mapping more and trimming the ends takes two
- * or three calls (an munmap costs 3-8 us here, and every SuperSlab and run
+ * or three calls (an munmap costs 3-4 us here, and every SuperSlab and run
  * is such a mapping). Cleared the first time the kernel places one
  * elsewhere (an older kernel, one without THP, an address space too full
  * to choose): the way that always works from then on. */

@@ -676,7 +676,7 @@ static bool has_flag(const char *flags, const char *flag)
 
 /* The small heap's SuperSlab keeps its base pages without the pair of hints
  * (MADV_HUGEPAGE at the mapping, MADV_NOHUGEPAGE at its deferral) that cost
- * every process's first malloc 10-35 us: in "madvise" mode it has neither,
+ * every process's first malloc 8-35 us: in "madvise" mode it has neither,
  * in "always" mode only the one base pages need. Once the heap grows, it
  * and the SuperSlabs after it are hinted huge. */
 static int test_hints(void)

@@ -88,7 +88,7 @@ if [ $thp_ok -eq 1 ]; then
     fi
     run_case stats HUGESLAB_BACKING=thp "$bin" stats
     # The small heap's SuperSlab without the hint pair MADV_HUGEPAGE, then
-    # MADV_NOHUGEPAGE (10-35 us of every process's first malloc), in the
+    # MADV_NOHUGEPAGE (8-35 us of every process's first malloc), in the
     # mode as found; huge hints once the heap grows.
     run_case hints HUGESLAB_BACKING=thp "$bin" hints
     run_case purge-free HUGESLAB_BACKING=thp HUGESLAB_PURGE=free HUGESLAB_PURGE_DELAY_MS=500 \
