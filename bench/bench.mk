@@ -213,5 +213,18 @@ $(RSS_REPLAY): bench/sizes/rss_replay.c bench/sizes/table.h bench/sizes/trace.h 
 	@mkdir -p $(dir $@)
 	$(CC) $(BENCH_CFLAGS) -pthread -o $@ $< -ldl
 
+# rss_replay.c again with --layout, linked with the library's objects (it
+# needs their internals, which the shared library and the archive hide;
+# no LD_PRELOAD then), for where the bytes of a replay's peak lie:
+#   $(BENCH_DIR)/rss_layout --layout /tmp/t/git.PID.trace
+RSS_LAYOUT    := $(BENCH_DIR)/rss_layout
+
+$(RSS_LAYOUT): bench/sizes/rss_replay.c bench/sizes/layout.c bench/sizes/layout.h \
+               bench/sizes/table.h bench/sizes/trace.h $(BENCH_COMMON) $(LIB_HDR) $(LIB_OBJ) \
+               bench/bench.mk
+	@mkdir -p $(dir $@)
+	$(CC) $(BENCH_CFLAGS) -DRSS_LAYOUT -Iinclude -Isrc -pthread -o $@ bench/sizes/rss_replay.c \
+		bench/sizes/layout.c $(LIB_OBJ) $(LIBS) -ldl
+
 bench-sizes: packages-bench lib $(SIZE_RECORDER) $(SIZE_REPLAY) $(BENCH_MEM)
 	python3 bench/sizes/study.py --build $(BUILD) --so $(SO) --lib-dir $(LIB_DIR) $(SIZES_ARGS)

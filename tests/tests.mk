@@ -97,9 +97,10 @@ test-packages:
 # fuzz_libfuzzer needs clang with its libFuzzer runtime; without, the test
 # is skipped (tests/run.sh says why).
 LIBFUZZER_PROBE := int LLVMFuzzerTestOneInput(const char *d, unsigned long n) { return !d + (int)n; }
-# bench/sizes' recorder and rss_replay, for tests/replay, and the exact-peak
-# tools, for tests/peak (rules in bench/bench.mk)
-TEST_REPLAY_TOOLS := $(BUILD)/bench/libsizerecord.so $(BUILD)/bench/rss_replay
+# bench/sizes' recorder, rss_replay and rss_layout, for tests/replay, and the
+# exact-peak tools, for tests/peak (rules in bench/bench.mk)
+TEST_REPLAY_TOOLS := $(BUILD)/bench/libsizerecord.so $(BUILD)/bench/rss_replay \
+                     $(BUILD)/bench/rss_layout
 TEST_PEAK_TOOLS := $(BUILD)/bench/exit_hwm $(BUILD)/bench/bench_memory
 test-build: $(TEST_BINS) $(TEST_REPLAY_TOOLS) $(TEST_PEAK_TOOLS)
 	@if echo '$(LIBFUZZER_PROBE)' | $(FUZZ_CC) -fsanitize=fuzzer -x c - -o $(TEST_DIR)/.libfuzzer-probe \

@@ -28,6 +28,13 @@
  * --stats: at the live peak, hugeslab_stats_print() when the allocator is
  * hugeslab (looked up by name; nothing otherwise).
  *
+ * The same file built with RSS_LAYOUT and linked with the library's
+ * objects is rss_layout (make build/bench/rss_layout), whose --layout
+ * writes, at the live peak, where the heap's bytes lie: the SuperSlabs'
+ * free units and pages, each class's slabs, the blocks' rounding
+ * (bench/sizes/layout.c). It runs without LD_PRELOAD: the library is its
+ * malloc.
+ *
  * The calls run back to back: the pauses between them in the program, which
  * an allocator's timed work (hugeslab's purge delays) is measured against,
  * are not replayed, and a change can show in the program and not here.
@@ -35,7 +42,12 @@
  * started) is skipped. Traces recorded before threads were told apart
  * (trace.h) replay on one thread. */
 #define _GNU_SOURCE
+#ifdef RSS_LAYOUT
+#define BENCH_PROG "rss_layout"
+#else
 #define BENCH_PROG "rss_replay"
+#endif
+#include <malloc.h>
 #include <pthread.h>
 #include <semaphore.h>
 #include <stdbool.h>
@@ -43,6 +55,9 @@
 #include "../bench_common.h"
 #include "table.h"
 #include "trace.h"
+#ifdef RSS_LAYOUT
+#include "layout.h"
+#endif
 
 #define THREADS_MAX 1024
 #define CHUNK_RECORDS 32768
@@ -67,6 +82,9 @@ static uint64_t peak_at;                /* records applied when the live bytes p
 static uint64_t peak_live;
 static long rss_at_peak_kib;
 static bool stats_at_peak;
+#ifdef RSS_LAYOUT
+static bool layout_at_peak;
+#endif
 
 static void die(const char *what)
 {
@@ -238,9 +256,27 @@ static void apply(const sizes_record_t *r)
     insert_entry((entry_t){.key = r->ptr, .block = block, .size = r->size});
 }
 
+#ifdef RSS_LAYOUT
+/* The replay's blocks at the live peak, for layout_print. */
+static void print_layout(void)
+{
+    layout_blocks_t blocks = {0};
+    for (uint64_t i = 0; i < table_cap; i++) {
+        if (table[i].key == 0 || table[i].block == NULL) continue;
+        blocks.count++;
+        blocks.requested += table[i].size;
+        blocks.usable += malloc_usable_size(table[i].block);
+    }
+    layout_print(STDERR_FILENO, &blocks);
+}
+#endif
+
 static void note_peak(void)
 {
     rss_at_peak_kib = rss_kib();
+#ifdef RSS_LAYOUT
+    if (layout_at_peak) print_layout();
+#endif
     if (!stats_at_peak) return;
     void (*print)(void) = (void (*)(void))dlsym(RTLD_DEFAULT, "hugeslab_stats_print");
     if (print) print();
@@ -301,12 +337,23 @@ static void *replay_thread(void *arg)
 int main(int argc, char **argv)
 {
     int arg = 1;
-    if (arg < argc && strcmp(argv[arg], "--stats") == 0) {
-        stats_at_peak = true;
-        arg++;
+    for (; arg < argc; arg++) {
+        if (strcmp(argv[arg], "--stats") == 0) {
+            stats_at_peak = true;
+#ifdef RSS_LAYOUT
+        } else if (strcmp(argv[arg], "--layout") == 0) {
+            layout_at_peak = true;
+#endif
+        } else {
+            break;
+        }
     }
     if (arg + 1 != argc) {
+#ifdef RSS_LAYOUT
+        fprintf(stderr, "usage: rss_layout [--stats] [--layout] TRACE\n");
+#else
         fprintf(stderr, "usage: rss_replay [--stats] TRACE\n");
+#endif
         return 2;
     }
     trace_path = argv[arg];

@@ -9,14 +9,20 @@
 # the trace itself gives (counted here), and hold the blocks live at that
 # peak in resident memory (VmRSS grew by at least their bytes: every byte is
 # written). --stats prints hugeslab's statistics at the peak, which count
-# no more heaps than the trace has threads.
+# no more heaps than the trace has threads. rss_layout (the replay linked
+# with the library's objects) replays it the same way, and its --layout walk
+# at the peak must account for every byte of the SuperSlabs (other_kib=0),
+# find the peak's blocks (requested_kib, the live peak; usable_kib no less)
+# and, among the slabs, bytes in use no more than carved ones nor these
+# than the slabs' span.
 # Usage: tests/replay/run.sh BUILD SO. Prints PASS/FAIL/SKIP replay.
 set -u
 build=$1 so=$2
 root=$(cd "$(dirname "$0")/../.." && pwd)
 recorder=$build/bench/libsizerecord.so replay=$build/bench/rss_replay
+layout=$build/bench/rss_layout
 command -v python3 >/dev/null || { echo "SKIP replay: no python3"; exit 0; }
-for f in "$recorder" "$replay"; do
+for f in "$recorder" "$replay" "$layout"; do
     [ -x "$f" ] || [ -f "$f" ] || { echo "FAIL replay: $f not built"; exit 1; }
 done
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/hugeslab-replay.XXXXXX") || exit 1
@@ -78,10 +84,10 @@ echo "trace: $records records, $distinct threads numbered 0-$(($count - 1)), $ex
     { echo "FAIL replay: the trace should number 4 threads 0-3, it has $distinct in 0-$(($count - 1))"; exit 1; }
 [ "$exited" -eq 3 ] || { echo "FAIL replay: the trace should log the 3 workers' exits, it logs $exited"; exit 1; }
 
-check() { # name preload [--stats]
-    name=$1 preload=$2
-    shift 2
-    out=$(LD_PRELOAD=$preload timeout 120 "$replay" "$@" "$trace" 2>"$tmp/$name.err")
+check() { # name preload program [--stats|--layout]
+    name=$1 preload=$2 program=$3
+    shift 3
+    out=$(LD_PRELOAD=$preload timeout 120 "$program" "$@" "$trace" 2>"$tmp/$name.err")
     rc=$?
     echo "$name: $out"
     [ $rc -eq 0 ] || { echo "FAIL replay: under $name it exited $rc: $(tail -n 2 "$tmp/$name.err")"; exit 1; }
@@ -93,8 +99,8 @@ check() { # name preload [--stats]
     [ "$grew" -ge "$peak" ] ||
         { echo "FAIL replay: under $name VmRSS grew by $grew KiB at the peak, less than the $peak KiB live"; exit 1; }
 }
-check glibc ""
-check hugeslab "$so" --stats
+check glibc "" "$replay"
+check hugeslab "$so" "$replay" --stats
 grep -q "^hugeslab: statistics" "$tmp/hugeslab.err" ||
     { echo "FAIL replay: --stats printed no statistics under hugeslab"; exit 1; }
 # No heap but the recorded threads': one more (the replay's own) would turn
@@ -103,4 +109,23 @@ heaps=$(sed -n 's/.* threads \([0-9]*\),.*/\1/p' "$tmp/hugeslab.err" | head -n 1
 echo "hugeslab: $heaps heaps at the peak"
 [ -n "$heaps" ] && [ "$heaps" -le "$count" ] ||
     { echo "FAIL replay: hugeslab had ${heaps:-no} heaps at the peak, more than the $count threads recorded"; exit 1; }
+check layout "" "$layout" --layout
+lfield() { # line-key field: the field of the first `layout LINE-KEY` line
+    sed -n "s/^layout $1[ =].*/&/p" "$tmp/layout.err" | head -n 1 | tr ' ' '\n' | sed -n "s/^$2=//p"
+}
+sed -n '/^layout [a-z]*=[0-9a-z-]* /p' "$tmp/layout.err" | grep -v '^layout class=' | sed 's/^/  /'
+superslabs=$(lfield superslabs superslabs) other=$(lfield superslabs other_kib)
+requested=$(lfield blocks requested_kib) usable=$(lfield blocks usable_kib)
+[ -n "$superslabs" ] && [ "$superslabs" -ge 1 ] ||
+    { echo "FAIL replay: rss_layout --layout found ${superslabs:-no} SuperSlabs"; exit 1; }
+[ "$other" = 0 ] ||
+    { echo "FAIL replay: rss_layout --layout left ${other:-?} KiB of the SuperSlabs unaccounted"; exit 1; }
+[ "$requested" = "$peak" ] && [ "$usable" -ge "$requested" ] ||
+    { echo "FAIL replay: rss_layout --layout saw blocks of ${requested:-?} KiB (usable ${usable:-?}) at the peak of $peak KiB"; exit 1; }
+for of in 16-8192 9216-1048576; do
+    line=$(grep "^layout slabs=[0-9]* of=$of " "$tmp/layout.err")
+    get() { echo "$line" | tr ' ' '\n' | sed -n "s/^$1=//p"; }
+    [ -n "$line" ] && [ "$(get in_use_kib)" -le "$(get carved_kib)" ] && [ "$(get carved_kib)" -le "$(get slab_kib)" ] ||
+        { echo "FAIL replay: rss_layout --layout's slabs of $of: ${line:-no line}"; exit 1; }
+done
 echo "PASS replay"

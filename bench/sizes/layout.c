@@ -1,0 +1,219 @@
+/* layout.c: a hugeslab heap's bytes by where they lie, for rss_layout.
+ *
+ * The lines it writes (sizes in KiB):
+ *   layout superslabs=N thp= base= hugetlb= resident_kib= metadata_kib=
+ *          free_units= free_unit_kib= free_page_kib= purged= other_kib=
+ *     SuperSlabs of slabs the registry names in this process's mappings, by
+ *     the backing their header records; resident: their pages in memory
+ *     (mincore); metadata: the header, page map and client area at the
+ *     start of each one (SEG_FIRST_SLAB_BYTE); free units: units in no
+ *     slab (their KiB less unit 0's metadata); free pages: pages that slabs
+ *     of pages left in units they share (the page map); purged: SuperSlabs
+ *     whose first page is not in memory (given back, header unread), counted
+ *     in none of the other figures; other: the SuperSlabs' bytes that
+ *     neither the metadata, the free units and pages nor a slab holds, 0
+ *     when the walk accounts for every byte.
+ *   layout slabs=N of=FIRST-LAST slab_kib= carved_kib= in_use_kib=
+ *     Slabs whose class lies in FIRST-LAST bytes (one line for the classes
+ *     up to 8 KiB, one for those above): the bytes they span, the blocks
+ *     ever handed to their free lists (carved) and those handed out and not
+ *     freed (in use; blocks on a remote-free stack or a delayed list still
+ *     count), each at the class's size.
+ *   layout slabs=N of=pages slab_kib= in_use_kib=
+ *     Slabs of pages (one block each, its request rounded up to a page).
+ *   layout runs=N run_kib= cached=
+ *     Runs (blocks above 1 MiB) by their mapping, and those the run cache
+ *     holds with no block.
+ *   layout blocks=N requested_kib= usable_kib=
+ *     The caller's live blocks (layout_blocks_t): usable - requested is the
+ *     classes' rounding.
+ *   layout class=SIZE slabs= slab_kib= carved_kib= in_use_kib=
+ *     The same figures for each class that has slabs.
+ * So the SuperSlabs' bytes are metadata + free units + free pages + slab
+ * bytes (+ other), and what the program holds beyond its blocks' requests
+ * is free units and pages, slab bytes not in use, the rounding (usable -
+ * requested) and the metadata. */
+#define _GNU_SOURCE
+#include "layout.h"
+
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "segment/segment.h"
+#include "thp/thp.h"
+#include "tiny/tiny.h"
+
+typedef struct slab_figures_s {
+    uint64_t slabs;
+    uint64_t bytes;  /* spanned */
+    uint64_t carved; /* bytes of blocks carved */
+    uint64_t in_use; /* bytes of blocks handed out */
+} slab_figures_t;
+
+/* The walk's sums; static, so that nothing comes from the heap walked. */
+static slab_figures_t by_class[TINY_CLASS_COUNT], pages_slabs;
+static uint64_t superslabs, by_backing[THP_BACKING_COUNT], resident_pages, purged;
+static uint64_t free_units, free_unit_bytes, free_pages, runs, run_bytes, runs_cached;
+static char maps_text[1 << 20];
+static char line[512];
+
+static void say(int fd, const char *format, ...) __attribute__((format(printf, 2, 3)));
+static void say(int fd, const char *format, ...)
+{
+    va_list ap;
+    va_start(ap, format);
+    int n = vsnprintf(line, sizeof line, format, ap);
+    va_end(ap);
+    if (n > 0) {
+        ssize_t wrote = write(fd, line, (size_t)n < sizeof line ? (size_t)n : sizeof line - 1);
+        (void)wrote;
+    }
+}
+
+static uint64_t kib(uint64_t bytes) { return bytes / 1024; }
+
+static void walk_slab(tiny_slab_t *s, unsigned unit)
+{
+    if (s->sized) {
+        uint64_t bytes = (s->block_size + SEG_PAGE_SIZE - 1) & ~(SEG_PAGE_SIZE - 1);
+        pages_slabs.slabs++;
+        pages_slabs.bytes += bytes;
+        pages_slabs.in_use += (s->used + s->full_bias) ? bytes : 0;
+        return;
+    }
+    if (s->cls >= TINY_CLASS_COUNT) return;
+    slab_figures_t *f = &by_class[s->cls];
+    f->slabs++;
+    f->bytes += (uint64_t)s->units * HS_UNIT_SIZE - (unit == 0 ? SEG_FIRST_SLAB_BYTE : 0);
+    f->carved += (uint64_t)s->carved * s->block_size;
+    f->in_use += (uint64_t)(s->used + s->full_bias) * s->block_size;
+}
+
+static void walk_superslab(seg_superslab_t *ss)
+{
+    unsigned char vec[HS_SUPERSLAB_SIZE / 4096];
+    /* Before any read: a read of a page given back would map one. */
+    if (mincore(ss, HS_SUPERSLAB_SIZE, vec) != 0 || !(vec[0] & 1) || ss->kind != SEG_CHUNK_SLABS) {
+        purged++;
+        return;
+    }
+    superslabs++;
+    for (size_t i = 0; i < sizeof vec; i++) resident_pages += vec[i] & 1;
+    if (ss->backing < THP_BACKING_COUNT) by_backing[ss->backing]++;
+    free_units += (uint64_t)__builtin_popcountll(ss->free_units);
+    /* Unit 0 begins with the metadata, counted apart. */
+    free_unit_bytes += (uint64_t)__builtin_popcountll(ss->free_units) * HS_UNIT_SIZE -
+                       (ss->free_units & 1 ? SEG_FIRST_SLAB_BYTE : 0);
+    const seg_page_map_t *map = seg_page_map(ss);
+    for (unsigned u = 0; u < HS_UNITS_PER_SUPERSLAB; u++)
+        free_pages += (uint64_t)__builtin_popcount(map->free[u]);
+    tiny_client_area_t *area = tiny_client_area(ss);
+    for (unsigned u = 0; u < HS_UNITS_PER_SUPERSLAB; u++) {
+        /* A slab starts at u when u's head is u's own descriptor (the unit
+         * where a slab of pages ends may name the next one's). */
+        if (ss->free_units >> u & 1 || area->head[u] != &area->unit[u].slab) continue;
+        walk_slab(&area->unit[u].slab, u);
+    }
+}
+
+static void walk_chunk(uintptr_t chunk)
+{
+    seg_superslab_t *ss = (seg_superslab_t *)(chunk << HS_SUPERSLAB_SHIFT);
+    switch (seg_kind_at(chunk)) {
+    case SEG_CHUNK_SLABS:
+        walk_superslab(ss);
+        break;
+    case SEG_CHUNK_RUN:
+        runs++;
+        run_bytes += ss->run_size;
+        runs_cached += ss->run_block == NULL;
+        break;
+    default:
+        break;
+    }
+}
+
+/* The mappings of /proc/self/maps, read into a static buffer. */
+static size_t read_maps(void)
+{
+    int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return 0;
+    size_t len = 0;
+    for (ssize_t got; len + 1 < sizeof maps_text &&
+                      (got = read(fd, maps_text + len, sizeof maps_text - 1 - len)) > 0;)
+        len += (size_t)got;
+    close(fd);
+    maps_text[len] = '\0';
+    return len;
+}
+
+static void print_slabs(int fd, const char *of, const slab_figures_t *f, bool carved)
+{
+    say(fd, "layout slabs=%" PRIu64 " of=%s slab_kib=%" PRIu64, f->slabs, of, kib(f->bytes));
+    if (carved) say(fd, " carved_kib=%" PRIu64, kib(f->carved));
+    say(fd, " in_use_kib=%" PRIu64 "\n", kib(f->in_use));
+}
+
+void layout_print(int fd, const layout_blocks_t *blocks)
+{
+    if (read_maps() == 0) {
+        say(fd, "layout: /proc/self/maps unreadable\n");
+        return;
+    }
+    /* Chunks are looked up for the mapped ranges only: the registry is
+     * 64 MiB of mostly untouched pages. */
+    for (char *p = maps_text; *p != '\0';) {
+        char *end;
+        uintptr_t from = (uintptr_t)strtoull(p, &end, 16);
+        uintptr_t to = *end == '-' ? (uintptr_t)strtoull(end + 1, NULL, 16) : from;
+        for (uintptr_t c = (from + HS_SUPERSLAB_MASK) >> HS_SUPERSLAB_SHIFT;
+             c < SEG_MAP_ENTRIES && (c + 1) << HS_SUPERSLAB_SHIFT <= to; c++)
+            walk_chunk(c);
+        char *next = strchr(p, '\n');
+        if (next == NULL) break;
+        p = next + 1;
+    }
+    say(fd,
+        "layout superslabs=%" PRIu64 " thp=%" PRIu64 " base=%" PRIu64 " hugetlb=%" PRIu64
+        " resident_kib=%" PRIu64 " metadata_kib=%" PRIu64 " free_units=%" PRIu64
+        " free_unit_kib=%" PRIu64 " free_page_kib=%" PRIu64 " purged=%" PRIu64,
+        superslabs, by_backing[THP_BACKING_THP], by_backing[THP_BACKING_BASE],
+        by_backing[THP_BACKING_HUGETLB], resident_pages * 4, kib(superslabs * SEG_FIRST_SLAB_BYTE),
+        free_units, kib(free_unit_bytes), kib(free_pages * SEG_PAGE_SIZE), purged);
+    slab_figures_t small = {0}, medium = {0};
+    for (unsigned c = 0; c < TINY_CLASS_COUNT; c++) {
+        slab_figures_t *sum = tiny_class_size[c] <= TINY_INDEXED_MAX ? &small : &medium;
+        sum->slabs += by_class[c].slabs;
+        sum->bytes += by_class[c].bytes;
+        sum->carved += by_class[c].carved;
+        sum->in_use += by_class[c].in_use;
+    }
+    /* What no figure holds: 0 unless the walk missed a slab or counted one
+     * twice (or the purge thread moved units meanwhile). */
+    int64_t other =
+        (int64_t)(superslabs * (HS_SUPERSLAB_SIZE - SEG_FIRST_SLAB_BYTE) - free_unit_bytes -
+                  free_pages * SEG_PAGE_SIZE - small.bytes - medium.bytes - pages_slabs.bytes);
+    say(fd, " other_kib=%" PRId64 "\n", other / 1024);
+    print_slabs(fd, "16-8192", &small, true);
+    print_slabs(fd, "9216-1048576", &medium, true);
+    print_slabs(fd, "pages", &pages_slabs, false);
+    say(fd, "layout runs=%" PRIu64 " run_kib=%" PRIu64 " cached=%" PRIu64 "\n", runs,
+        kib(run_bytes), runs_cached);
+    say(fd, "layout blocks=%" PRIu64 " requested_kib=%" PRIu64 " usable_kib=%" PRIu64 "\n",
+        blocks->count, kib(blocks->requested), kib(blocks->usable));
+    for (unsigned c = 0; c < TINY_CLASS_COUNT; c++) {
+        if (by_class[c].slabs == 0) continue;
+        say(fd,
+            "layout class=%" PRIu32 " slabs=%" PRIu64 " slab_kib=%" PRIu64 " carved_kib=%" PRIu64
+            " in_use_kib=%" PRIu64 "\n",
+            tiny_class_size[c], by_class[c].slabs, kib(by_class[c].bytes), kib(by_class[c].carved),
+            kib(by_class[c].in_use));
+    }
+}
