@@ -163,6 +163,12 @@ static void print_slabs(int fd, const char *of, const slab_figures_t *f, bool ca
 
 void layout_print(int fd, const layout_blocks_t *blocks)
 {
+    /* Each call walks afresh. */
+    memset(by_class, 0, sizeof by_class);
+    memset(&pages_slabs, 0, sizeof pages_slabs);
+    memset(by_backing, 0, sizeof by_backing);
+    superslabs = resident_pages = purged = 0;
+    free_units = free_unit_bytes = free_pages = runs = run_bytes = runs_cached = 0;
     if (read_maps() == 0) {
         say(fd, "layout: /proc/self/maps unreadable\n");
         return;
