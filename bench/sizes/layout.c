@@ -3,7 +3,8 @@
  * The lines it writes (sizes in KiB):
  *   layout superslabs=N thp= base= hugetlb= resident_kib= metadata_kib=
  *          free_units= free_unit_kib= free_page_kib= purged= other_kib=
- *     SuperSlabs of slabs the registry names in this process's mappings, by
+ *     SuperSlabs of slabs the registry names in this process's mappings
+ *     (/proc/self/smaps, read with the library's os_walk_smaps), by
  *     the backing their header records; resident: their pages in memory
  *     (mincore); metadata: the header, page map and client area at the
  *     start of each one (SEG_FIRST_SLAB_BYTE); free units: units in no
@@ -36,16 +37,15 @@
 #define _GNU_SOURCE
 #include "layout.h"
 
-#include <fcntl.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "os/os.h"
 #include "segment/segment.h"
 #include "thp/thp.h"
 #include "tiny/tiny.h"
@@ -61,7 +61,6 @@ typedef struct slab_figures_s {
 static slab_figures_t by_class[TINY_CLASS_COUNT], pages_slabs;
 static uint64_t superslabs, by_backing[THP_BACKING_COUNT], resident_pages, purged;
 static uint64_t free_units, free_unit_bytes, free_pages, runs, run_bytes, runs_cached;
-static char maps_text[1 << 20];
 static char line[512];
 
 static void say(int fd, const char *format, ...) __attribute__((format(printf, 2, 3)));
@@ -140,18 +139,15 @@ static void walk_chunk(uintptr_t chunk)
     }
 }
 
-/* The mappings of /proc/self/maps, read into a static buffer. */
-static size_t read_maps(void)
+/* A mapping of /proc/self/smaps (os_walk_smaps): its 2 MiB chunks that the
+ * registry names. */
+static void walk_range(void *ctx, uintptr_t start, uintptr_t end, long long anon_huge,
+                       long long hugetlb)
 {
-    int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return 0;
-    size_t len = 0;
-    for (ssize_t got; len + 1 < sizeof maps_text &&
-                      (got = read(fd, maps_text + len, sizeof maps_text - 1 - len)) > 0;)
-        len += (size_t)got;
-    close(fd);
-    maps_text[len] = '\0';
-    return len;
+    (void)ctx, (void)anon_huge, (void)hugetlb;
+    for (uintptr_t c = (start + HS_SUPERSLAB_MASK) >> HS_SUPERSLAB_SHIFT;
+         c < SEG_MAP_ENTRIES && (c + 1) << HS_SUPERSLAB_SHIFT <= end; c++)
+        walk_chunk(c);
 }
 
 static void print_slabs(int fd, const char *of, const slab_figures_t *f, bool carved)
@@ -169,22 +165,11 @@ void layout_print(int fd, const layout_blocks_t *blocks)
     memset(by_backing, 0, sizeof by_backing);
     superslabs = resident_pages = purged = 0;
     free_units = free_unit_bytes = free_pages = runs = run_bytes = runs_cached = 0;
-    if (read_maps() == 0) {
-        say(fd, "layout: /proc/self/maps unreadable\n");
+    /* Chunks are looked up for the mapped ranges only (the library's own
+     * walk of smaps): the registry is 64 MiB of mostly untouched pages. */
+    if (os_walk_smaps(walk_range, NULL) != 0) {
+        say(fd, "layout: /proc/self/smaps unreadable\n");
         return;
-    }
-    /* Chunks are looked up for the mapped ranges only: the registry is
-     * 64 MiB of mostly untouched pages. */
-    for (char *p = maps_text; *p != '\0';) {
-        char *end;
-        uintptr_t from = (uintptr_t)strtoull(p, &end, 16);
-        uintptr_t to = *end == '-' ? (uintptr_t)strtoull(end + 1, NULL, 16) : from;
-        for (uintptr_t c = (from + HS_SUPERSLAB_MASK) >> HS_SUPERSLAB_SHIFT;
-             c < SEG_MAP_ENTRIES && (c + 1) << HS_SUPERSLAB_SHIFT <= to; c++)
-            walk_chunk(c);
-        char *next = strchr(p, '\n');
-        if (next == NULL) break;
-        p = next + 1;
     }
     say(fd,
         "layout superslabs=%" PRIu64 " thp=%" PRIu64 " base=%" PRIu64 " hugetlb=%" PRIu64
