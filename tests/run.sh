@@ -5,11 +5,11 @@
 #
 # Usage: tests/run.sh [name...]        (default: all tests)
 #   names: format layers internal segment orphan api api_static bad_input fault stress stress_tsan stress_tsan_purge stress_ubsan fork
-#          fork_pool fork_hugetlb fork_hugetlb_race fork_hugetlb_mt fork_hugetlb_forkers thread_exit last_thread trim_deadlock small_heap usable usable_purge dlopen cxx symbols
+#          fork_handlers fork_pool fork_handlers_pool fork_hugetlb fork_hugetlb_race fork_hugetlb_mt fork_hugetlb_forkers thread_exit last_thread trim_deadlock small_heap usable usable_purge dlopen cxx symbols
 #          abi_0_1 abi_0_1_symver abi_0_2 (hugeslab_stats from programs built against 0.1's and 0.2's headers)
 #          libnuma_static libnuma_preload
 #          fuzz fuzz_mt fuzz_libfuzzer (the differential fuzzer: alone, 4 threads, libFuzzer)
-#          debug_stress debug_stress_churn debug_fork debug_thread_exit debug_trim_deadlock debug_small_heap debug_usable debug_fuzz (on the DEBUG=1 library)
+#          debug_stress debug_stress_churn debug_fork debug_fork_handlers debug_thread_exit debug_trim_deadlock debug_small_heap debug_usable debug_fuzz (on the DEBUG=1 library)
 #          programs (or prog_python3, prog_sort, ...)
 #          postgres (tests/postgres: PostgreSQL and pgbench on hugeslab, THP and a small hugetlb pool)
 #          install (tests/install: make install into a DESTDIR, pkg-config builds)
@@ -63,7 +63,7 @@ else
     EXPECT=1
 fi
 
-ALL="format layers internal segment orphan api api_static bad_input fault stress stress_tsan stress_tsan_purge stress_ubsan fork fork_pool fork_hugetlb fork_hugetlb_race fork_hugetlb_mt fork_hugetlb_forkers thread_exit last_thread trim_deadlock small_heap usable usable_purge dlopen cxx symbols abi_0_1 abi_0_1_symver abi_0_2 libnuma_static libnuma_preload fuzz fuzz_mt fuzz_libfuzzer debug_stress debug_stress_churn debug_fork debug_thread_exit debug_trim_deadlock debug_small_heap debug_usable debug_fuzz programs postgres install tool stats charts replay peak kernel numa"
+ALL="format layers internal segment orphan api api_static bad_input fault stress stress_tsan stress_tsan_purge stress_ubsan fork fork_handlers fork_pool fork_handlers_pool fork_hugetlb fork_hugetlb_race fork_hugetlb_mt fork_hugetlb_forkers thread_exit last_thread trim_deadlock small_heap usable usable_purge dlopen cxx symbols abi_0_1 abi_0_1_symver abi_0_2 libnuma_static libnuma_preload fuzz fuzz_mt fuzz_libfuzzer debug_stress debug_stress_churn debug_fork debug_fork_handlers debug_thread_exit debug_trim_deadlock debug_small_heap debug_usable debug_fuzz programs postgres install tool stats charts replay peak kernel numa"
 WANT=${*:-$ALL}
 
 report() { # STATUS NAME [REASON]
@@ -192,20 +192,22 @@ for t in $WANT; do
             run_test stress_ubsan plain "$BIN/stress_ubsan" $UBSAN_ARGS
         else report SKIP stress_ubsan "HS_NO_PRELOAD=1"; fi ;;
     fork) run_test fork preload "$BIN/fork_test" ;;
-    fork_pool)
-        # The fork test with a small hugetlb pool (20 pages more than others
+    # fork handlers of another library that allocate, inside the fork window
+    fork_handlers) run_test fork_handlers preload "$BIN/fork_handlers_test" ;;
+    fork_pool | fork_handlers_pool)
+        # The fork tests with a small hugetlb pool (20 pages more than others
         # use), taken in the default auto backing; as root, under the lock of
         # every test that changes the pool, and nr_hugepages put back after
         # (so not under `flock /tmp/hs-kernel.lock tests/run.sh`: that waits, then skips).
         pool_file=/sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages
         if [ ! -w "$pool_file" ] || [ "$(id -u)" -ne 0 ]; then
-            report SKIP fork_pool "cannot set $pool_file (needs root and a 2 MiB hugetlb pool)"
+            report SKIP "$t" "cannot set $pool_file (needs root and a 2 MiB hugetlb pool)"
             continue
         fi
         exec 9>/tmp/hs-kernel.lock
         if ! flock -w 120 9; then
             exec 9>&-
-            report SKIP fork_pool "/tmp/hs-kernel.lock held by another pool user for 2 minutes"
+            report SKIP "$t" "/tmp/hs-kernel.lock held by another pool user for 2 minutes"
             continue
         fi
         pool_dir=${pool_file%/*}
@@ -216,9 +218,10 @@ for t in $WANT; do
         echo $(($(cat "$pool_file") - $(cat "$pool_dir/free_hugepages") + $(cat "$pool_dir/resv_hugepages") + 20)) >"$pool_file" 2>/dev/null
         avail=$(($(cat "$pool_dir/free_hugepages") - $(cat "$pool_dir/resv_hugepages")))
         if [ "$avail" -lt 20 ]; then
-            report SKIP fork_pool "only $avail of 20 hugetlb pages could be reserved"
+            report SKIP "$t" "only $avail of 20 hugetlb pages could be reserved"
         else
-            run_test fork_pool preload "$BIN/fork_test"
+            if [ "$t" = fork_pool ]; then run_test fork_pool preload "$BIN/fork_test"
+            else run_test fork_handlers_pool preload "$BIN/fork_handlers_test" 100; fi
         fi
         echo "$pool_before" >"$pool_file"
         flock -u 9
@@ -278,7 +281,7 @@ for t in $WANT; do
                 "$BIN/fuzz-corpus"
         fi
         ;;
-    debug_stress | debug_stress_churn | debug_fork | debug_thread_exit | debug_trim_deadlock | debug_small_heap | debug_usable | debug_fuzz)
+    debug_stress | debug_stress_churn | debug_fork | debug_fork_handlers | debug_thread_exit | debug_trim_deadlock | debug_small_heap | debug_usable | debug_fuzz)
         # The same programs on the DEBUG=1 library: internal assertions on.
         if [ -z "$PRELOAD" ]; then
             report SKIP "$t" "HS_NO_PRELOAD=1"
@@ -301,6 +304,8 @@ for t in $WANT; do
         debug_stress_churn)
             run_test "$t" preload /usr/bin/env HUGESLAB_PURGE_DELAY_MS=1 "$BIN/stress_test" 32 8000000 1000 ;;
         debug_fork) run_test "$t" preload "$BIN/fork_test" ;;
+        # the lock checks in the fork window (src/common/locks.h, rule 5)
+        debug_fork_handlers) run_test "$t" preload "$BIN/fork_handlers_test" ;;
         debug_thread_exit) run_test "$t" preload "$BIN/thread_exit_test" ;;
         # the lock checks see every allocation the purge thread's start makes
         debug_trim_deadlock) run_test "$t" preload "$BIN/trim_deadlock_test" ;;

@@ -70,7 +70,8 @@ TEST_BINS := $(TEST_DIR)/api_test $(TEST_DIR)/api_test_static $(TEST_DIR)/bad_in
              $(TEST_DIR)/trim_deadlock_test $(TEST_DIR)/segment_test \
              $(TEST_DIR)/orphan_test $(TEST_DIR)/fault_test $(TEST_DIR)/small_heap_test \
              $(TEST_DIR)/abi_0_1 $(TEST_DIR)/abi_0_1_symver $(TEST_DIR)/abi_0_2 \
-             $(TEST_DIR)/usable_test $(TEST_DIR)/last_thread_test $(TEST_DIR)/peak_test
+             $(TEST_DIR)/usable_test $(TEST_DIR)/last_thread_test $(TEST_DIR)/peak_test \
+             $(TEST_DIR)/fork_handlers_test
 
 TEST_COMMON := tests/test_util.h tests/slab_util.h tests/api_names.h tests/tests.mk
 
@@ -112,6 +113,19 @@ test-build: $(TEST_BINS) $(TEST_REPLAY_TOOLS) $(TEST_PEAK_TOOLS)
 $(TEST_DIR)/%_test: tests/%_test.c $(TEST_COMMON)
 	@mkdir -p $(dir $@)
 	$(CC) $(TEST_CFLAGS) $< -o $@ $(TEST_LDLIBS)
+
+# a program linked with a library whose constructor registers fork handlers
+# that allocate; --no-as-needed: the program names none of its symbols but
+# the counters, and the library must load before the preloaded allocator's
+# constructor runs
+$(TEST_DIR)/libforkhandlers.so: tests/fork_handlers_lib.c tests/fork_handlers_lib.h $(TEST_COMMON)
+	@mkdir -p $(dir $@)
+	$(CC) $(TEST_CFLAGS) -shared -fPIC $< -o $@
+
+$(TEST_DIR)/fork_handlers_test: tests/fork_handlers_test.c tests/fork_handlers_lib.h $(TEST_COMMON) \
+                                $(TEST_DIR)/libforkhandlers.so
+	$(CC) $(TEST_CFLAGS) $< -o $@ -Wl,--no-as-needed -L$(TEST_DIR) -lforkhandlers \
+	    -Wl,-rpath,'$$ORIGIN' $(TEST_LDLIBS)
 
 # api_test against the static archive, calling hugeslab_* names
 $(TEST_DIR)/api_test_static: tests/api_test.c $(TEST_COMMON) include/hugeslab.h $(AR_LIB)

@@ -36,7 +36,9 @@ void hs_init(void) { pthread_once(&init_once, init_process); }
 /* Every global lock is held across fork(), so the child never inherits one
  * held by a thread that does not exist there. Order: tiny's, then segment's;
  * segment's work with no lock held comes before the first and after the
- * last (seg_fork_begin, seg_fork_parent_unlocked). */
+ * last (seg_fork_begin, seg_fork_parent_unlocked). Between the handlers,
+ * the fork window (locks.h, rule 5): other libraries' handlers that run
+ * there allocate on the forking thread under the locks it holds. */
 HS_APART static void fork_prepare(void)
 {
     /* A fork before the first allocation: the locks get their ranks. */
@@ -44,10 +46,12 @@ HS_APART static void fork_prepare(void)
     seg_fork_begin();
     tiny_fork_prepare();
     seg_fork_prepare();
+    hs_fork_window_open();
 }
 
 HS_APART static void fork_parent(void)
 {
+    hs_fork_window_close();
     seg_fork_token_t token = seg_fork_parent();
     tiny_fork_parent();
     seg_fork_parent_unlocked(token);
@@ -56,6 +60,7 @@ HS_APART static void fork_parent(void)
 HS_APART static void fork_child(void)
 {
     /* The locks fork_prepare took are re-initialised below, not released. */
+    hs_fork_window_close();
     hs_lock_forget_all();
     seg_fork_child();
     tiny_fork_child();

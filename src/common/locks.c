@@ -8,6 +8,59 @@ void hs_lock_init(hs_lock_t *l, unsigned rank)
 {
     pthread_mutex_init(&l->mutex, NULL);
     l->rank = rank;
+    l->fork_held = false;
+}
+
+void hs_lock(hs_lock_t *l)
+{
+    hs_lock_note_taken(l->rank);
+    if (!hs_in_fork_window() || !l->fork_held) pthread_mutex_lock(&l->mutex);
+    hs_lock_thread.held++;
+}
+
+void hs_unlock(hs_lock_t *l)
+{
+    hs_lock_note_released(l->rank);
+    if (!hs_in_fork_window() || !l->fork_held) pthread_mutex_unlock(&l->mutex);
+    if (--hs_lock_thread.held == 0 && HS_UNLIKELY(hs_lock_thread.deferred != 0))
+        hs_lock_run_deferred();
+}
+
+/* The flag is written under the mutex and read only by the thread that
+ * holds it, in its fork window: forks take turns (seg_fork_begin). */
+HS_APART void hs_lock_for_fork(hs_lock_t *l)
+{
+    HS_ASSERT(!hs_in_fork_window());
+    hs_lock(l);
+    l->fork_held = true;
+}
+
+HS_APART void hs_unlock_for_fork(hs_lock_t *l)
+{
+    HS_ASSERT(!hs_in_fork_window());
+    l->fork_held = false;
+    hs_unlock(l);
+}
+
+HS_APART void hs_fork_window_open(void)
+{
+    HS_ASSERT(hs_lock_thread.held > 0 && !hs_in_fork_window());
+    hs_lock_thread.fork_held = hs_lock_thread.held;
+    hs_lock_thread.fork_ranks[0] = hs_lock_thread.ranks_held[0];
+    hs_lock_thread.fork_ranks[1] = hs_lock_thread.ranks_held[1];
+    hs_lock_thread.ranks_held[0] = hs_lock_thread.ranks_held[1] = 0;
+}
+
+HS_APART void hs_fork_window_close(void)
+{
+    /* The handlers that ran in the window returned: what they took in it
+     * they released. */
+    HS_ASSERT(hs_in_fork_window() && hs_lock_thread.held == hs_lock_thread.fork_held);
+    HS_ASSERT(!hs_lock_thread.ranks_held[0] && !hs_lock_thread.ranks_held[1]);
+    hs_lock_thread.ranks_held[0] = hs_lock_thread.fork_ranks[0];
+    hs_lock_thread.ranks_held[1] = hs_lock_thread.fork_ranks[1];
+    hs_lock_thread.fork_ranks[0] = hs_lock_thread.fork_ranks[1] = 0;
+    hs_lock_thread.fork_held = 0;
 }
 
 void hs_when_unlocked(void (*fn)(void))
@@ -113,7 +166,7 @@ HS_SELDOM HS_NORETURN HS_COLD static void fatal_lock_held(const char *what, cons
 
 void hs_assert_no_lock_held(const char *entry)
 {
-    if (HS_LIKELY(hs_lock_thread.held == 0)) return;
+    if (HS_LIKELY(hs_no_lock_held())) return;
     fatal_lock_held(entry, "called", "an allocator lock is held across a call that allocates");
 }
 

@@ -67,6 +67,19 @@
  * 4. Work that must wait until the thread holds no lock (starting the purge
  *    thread) goes through hs_when_unlocked(), which runs it at once when no
  *    lock is held, else at the thread's last hs_unlock.
+ * 5. The fork window: fork() runs the fork handlers of other libraries
+ *    between ours, those registered before ours (a library whose
+ *    constructor ran first) after our prepare handler and before our parent
+ *    and child handlers, and any of them may allocate. From the moment our
+ *    prepare holds every lock of the fork until our parent or child handler
+ *    starts to release them, the forking thread counts them as its own: it
+ *    takes and releases them again without the mutex, and its allocations
+ *    run as if it held none (rules 1-3 checked against the locks it takes
+ *    in the window only). Every other thread waits for the fork meanwhile,
+ *    as it would anyway, and the forking thread waits for none of them: it
+ *    takes its own SuperSlab rather than wait for another thread's taker,
+ *    and malloc_trim's turn with the purge thread is skipped there. A
+ *    program whose fork handler allocated hung in fork() before.
  *
  * Debug builds (make DEBUG=1) check rule 1 on every hs_lock, rule 2 at
  * every allocating entry point (hs_assert_no_lock_held) and rule 3 in each
@@ -77,6 +90,7 @@
 #define HS_LOCKS_H
 
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 typedef enum hs_lock_rank_e {
@@ -98,10 +112,12 @@ typedef enum hs_lock_rank_e {
 typedef struct hs_lock_s {
     pthread_mutex_t mutex; /* the lock itself */
     unsigned rank;         /* hs_lock_rank_t, + node for a pool's lock */
+    bool fork_held;        /* taken by the fork under way (hs_lock_for_fork), whose
+                              thread takes it again freely in the fork window */
 } hs_lock_t;
 #define HS_LOCK_INIT(rank_)                                                                        \
     {                                                                                              \
-        PTHREAD_MUTEX_INITIALIZER, (rank_)                                                         \
+        PTHREAD_MUTEX_INITIALIZER, (rank_), false                                                  \
     }
 
 /* What each thread knows of the locks it holds. */
@@ -110,6 +126,10 @@ typedef struct hs_lock_thread_s {
                                hs_defer_begin's scope) */
     void (*deferred)(void); /* run at the last hs_unlock: see hs_when_unlocked */
     uint64_t ranks_held[2]; /* debug builds: bit r set = a lock of rank r held */
+    unsigned fork_held;     /* in the fork window (rule 5): the locks the fork
+                               holds, counted in `held` as well; 0 elsewhere */
+    uint64_t fork_ranks[2]; /* debug builds, in the fork window: the fork's
+                               ranks_held, set aside until it closes */
 } hs_lock_thread_t;
 extern __thread hs_lock_thread_t hs_lock_thread;
 
@@ -161,19 +181,26 @@ static inline void hs_once_leave(unsigned rank)
         hs_lock_run_deferred();
 }
 
-static inline __attribute__((always_inline)) void hs_lock(hs_lock_t *l)
+/* Whether this thread is in its fork window (rule 5). */
+static inline bool hs_in_fork_window(void)
 {
-    hs_lock_note_taken(l->rank);
-    pthread_mutex_lock(&l->mutex);
-    hs_lock_thread.held++;
+    return __builtin_expect(hs_lock_thread.fork_held != 0, 0);
 }
 
-static inline __attribute__((always_inline)) void hs_unlock(hs_lock_t *l)
-{
-    hs_lock_note_released(l->rank);
-    pthread_mutex_unlock(&l->mutex);
-    if (--hs_lock_thread.held == 0 && __builtin_expect(hs_lock_thread.deferred != 0, 0))
-        hs_lock_run_deferred();
-}
+/* Whether the thread holds no lock, the fork's aside in its fork window. */
+static inline bool hs_no_lock_held(void) { return hs_lock_thread.held == hs_lock_thread.fork_held; }
+
+/* Out of line: each call site is a call, where the inline bodies and their
+ * thread-local accesses made the text every process runs a page longer. */
+void hs_lock(hs_lock_t *l);
+void hs_unlock(hs_lock_t *l);
+
+/* The fork's own: each lock it holds across fork() is taken and released
+ * with these, and the window opens once it holds them all and closes
+ * before it releases the first (api/init.c). */
+void hs_lock_for_fork(hs_lock_t *l);
+void hs_unlock_for_fork(hs_lock_t *l);
+void hs_fork_window_open(void);
+void hs_fork_window_close(void);
 
 #endif /* HS_LOCKS_H */

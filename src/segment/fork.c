@@ -39,7 +39,7 @@ HS_APART static seg_hugetlb_range_t *hugetlb_range_of(const seg_superslab_t *bas
 
 HS_APART void *seg_hugetlb_untrack(seg_superslab_t *base, size_t size)
 {
-    HS_ASSERT(hs_lock_thread.held == 0);
+    HS_ASSERT(hs_no_lock_held());
     /* A fork between the untracking and the caller's munmap gave the child
      * the mapping with no copy of its own, on no list it privatizes: a
      * hugetlb mapping it kept, with its pool pages, until it exited
@@ -123,9 +123,9 @@ HS_APART void seg_fork_begin(void)
 
 HS_APART void seg_fork_prepare(void)
 {
-    for (unsigned n = 0; n < numa_node_count(); n++) hs_lock(&seg_pool(n)->lock);
-    hs_lock(&seg_state.run_cache_lock);
-    hs_lock(&seg_state.hugetlb_lock);
+    for (unsigned n = 0; n < numa_node_count(); n++) hs_lock_for_fork(&seg_pool(n)->lock);
+    hs_lock_for_fork(&seg_state.run_cache_lock);
+    hs_lock_for_fork(&seg_state.hugetlb_lock);
     /* With hugetlb ranges, the parent may leave pages shared with the child
      * (the hugetlb backing keeps no spares, and a copy may find the pool
      * short): it then waits for the child's copy before fork() returns to
@@ -275,9 +275,9 @@ HS_APART seg_fork_token_t seg_fork_parent(void)
             token.shared = true;
         }
     }
-    hs_unlock(&seg_state.hugetlb_lock);
-    hs_unlock(&seg_state.run_cache_lock);
-    for (unsigned n = numa_node_count(); n-- > 0;) hs_unlock(&seg_pool(n)->lock);
+    hs_unlock_for_fork(&seg_state.hugetlb_lock);
+    hs_unlock_for_fork(&seg_state.run_cache_lock);
+    for (unsigned n = numa_node_count(); n-- > 0;) hs_unlock_for_fork(&seg_pool(n)->lock);
     return token;
 }
 

@@ -415,9 +415,12 @@ HS_SELDOM static unsigned return_all_idle_now(void)
     return return_idle(&policy, &next_due);
 }
 
-/* Seldom code, as malloc_trim, its one caller, is. */
+/* Seldom code, as malloc_trim, its one caller, is. A fork handler's call
+ * in the fork window does nothing: a pass under way waits for the fork,
+ * and the fork would wait for it. */
 HS_SELDOM int seg_trim(void (*first)(void))
 {
+    if (hs_in_fork_window()) return 0;
     trim_turn_begin();
     if (first) first();
     /* Whoever calls malloc_trim wants RSS to drop. */
@@ -450,7 +453,7 @@ static bool on_purge_thread(void)
  * freed mapping at once, served (tests/kernel: as-limit). */
 HS_COLD HS_SELDOM bool seg_unmap_resting(void)
 {
-    if (on_purge_thread()) return false;
+    if (hs_in_fork_window() || on_purge_thread()) return false;
     trim_turn_begin();
     /* Runs and hugetlb SuperSlabs are unmapped here; the rest are
      * released to the purged stacks, and unmapped from there below. */

@@ -398,7 +398,9 @@ seg_superslab_t *seg_units_alloc(unsigned node, seg_owner_t *owner, unsigned *n_
     while (!ss) {
         const void *me = &hs_lock_thread,
                    *taker = atomic_load_explicit(&pool->superslab_taker, memory_order_relaxed);
-        if (taker && taker != me) {
+        /* In the fork window the taker waits for this thread's fork to
+         * release the pool's lock: it takes one of its own. */
+        if (taker && taker != me && !hs_in_fork_window()) {
             ss = fit_after_taker(pool, owner, &n_units, min_units, min_bytes, &starts);
             continue;
         }

@@ -45,14 +45,14 @@ HS_SELDOM void tiny_stats(tiny_stats_t *out)
 
 HS_APART void tiny_fork_prepare(void)
 {
-    hs_lock(&tiny_state.heap_lock);
-    hs_lock(&tiny_state.orphan_lock);
+    hs_lock_for_fork(&tiny_state.heap_lock);
+    hs_lock_for_fork(&tiny_state.orphan_lock);
 }
 
 HS_APART void tiny_fork_parent(void)
 {
-    hs_unlock(&tiny_state.orphan_lock);
-    hs_unlock(&tiny_state.heap_lock);
+    hs_unlock_for_fork(&tiny_state.orphan_lock);
+    hs_unlock_for_fork(&tiny_state.heap_lock);
 }
 
 HS_APART void tiny_fork_child(void)
