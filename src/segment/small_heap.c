@@ -231,11 +231,12 @@ HS_COLD bool seg_small_heap_note(seg_superslab_t *ss)
  * free units purged as theirs are, and hinted huge again when all of it
  * goes back (seg_release_backing). It costs a fault per page it is given,
  * as under every allocator without huge pages. A heap of one thread is
- * never asked; one that has no slab yet answers dense, as one that fills
- * its slabs does, and keeps one fault per SuperSlab; but a young thread's
- * slabs look sparse too, and one that goes on to fill the SuperSlab pays a
- * fault per page of it (bench_mt larson with hand-offs at 16 threads:
- * 7,000-7,900 faults against 2,000-2,700, the same time and peak). */
+ * never asked. A young thread's slabs look sparse, and one that has no
+ * slab yet answers sparse too (it answered dense, and a thousand threads
+ * whose first slabs each needed a new SuperSlab made a third of theirs
+ * huge pages); one that goes on to fill the SuperSlab pays a fault per
+ * page of it (bench_mt larson with hand-offs at 16 threads: 7,000-7,900
+ * faults against 2,000-2,700, the same time and peak). */
 HS_COLD bool seg_sparse_heap_note(seg_superslab_t *ss)
 {
     /* HUGESLAB_SPLIT_SPARSE=0: huge pages over the RSS of sparse slabs. */

@@ -1456,10 +1456,20 @@ struct overflow_worker {
     unsigned long long ss[2]; /* SuperSlabs mapped, the same */
 };
 
+/* Blocks the worker holds from its start: two slabs carved whole, so that
+ * its heap is dense when it needs the new SuperSlab (a heap with sparse
+ * slabs, or none, has it on base pages whatever main's slabs do). */
+#define OVERFLOW_EARLY_BLOCKS 64
+
 /* The worker of test_overflow: a thread with a heap of its own. */
 static void *overflow_thread(void *arg)
 {
     struct overflow_worker *w = arg;
+    static void *early[OVERFLOW_EARLY_BLOCKS];
+    for (size_t i = 0; i < OVERFLOW_EARLY_BLOCKS; i++) {
+        early[i] = malloc(1000);
+        if (early[i]) memset(early[i], 8, 1000);
+    }
     pthread_barrier_wait(&w->start);
     /* 1,000-byte blocks, 32 to a slab of one unit (the heap is under 8 MiB):
      * every 16th block is one of two in each of main's slabs. */
@@ -1483,6 +1493,7 @@ static void *overflow_thread(void *arg)
     w->anon_huge[1] = rollup_unbuffered("AnonHugePages");
     w->rss[1] = rollup_unbuffered("Rss");
     for (size_t i = 0; i < OVERFLOW_OWN_BLOCKS; i++) free(own[i]);
+    for (size_t i = 0; i < OVERFLOW_EARLY_BLOCKS; i++) free(early[i]);
     return NULL;
 }
 
@@ -1546,6 +1557,10 @@ static int test_overflow(const char *mode)
 /* ---- threads with sparse slabs --------------------------------------------------- */
 
 #define SPARSE_THREADS 12
+/* `fresh`: more threads, so that some of them map a SuperSlab while their
+ * heaps have no slab: while such a heap answered dense, 2-7 of the 71
+ * SuperSlabs the 96 threads took were huge pages in each of 6 runs. */
+#define SPARSE_THREADS_FRESH 96
 #define SPARSE_PER_CLASS 24 /* blocks of each class a thread holds */
 #define SPARSE_CLASSES 40   /* 16-512 B in 16-byte steps, 576-1,024 B in 64-byte ones */
 #define SPARSE_GROWN_BLOCKS (12 * MiB / 64)
@@ -1556,21 +1571,22 @@ struct sparse_threads {
     pthread_barrier_t filled;  /* every thread's blocks are written */
     pthread_barrier_t done;    /* main has looked */
     void **blocks;             /* SPARSE_CLASSES * SPARSE_PER_CLASS a thread */
+    bool fresh;                /* no first block: heaps empty at `go` */
     atomic_int next;           /* the next thread's index */
     atomic_int failed;
 };
 
-/* A thread of test_sparse_threads: one block first, so that its heap has a
- * slab to be judged by when it needs a new SuperSlab; then a few dozen
- * blocks in each of 40 classes, written, as bench_mt larson's threads hold
- * them. */
+/* A thread of test_sparse_threads: one block first (unless `fresh`), so
+ * that its heap has a slab to be judged by when it needs a new SuperSlab;
+ * then a few dozen blocks in each of 40 classes, written, as bench_mt
+ * larson's threads hold them. */
 static void *sparse_threads_worker(void *arg)
 {
     struct sparse_threads *st = arg;
     int index = atomic_fetch_add(&st->next, 1);
     void **mine = st->blocks + (size_t)index * SPARSE_CLASSES * SPARSE_PER_CLASS;
-    void *first = malloc(16);
-    if (!first) atomic_store(&st->failed, 1);
+    void *first = st->fresh ? NULL : malloc(16);
+    if (!first && !st->fresh) atomic_store(&st->failed, 1);
     pthread_barrier_wait(&st->started);
     pthread_barrier_wait(&st->go);
     size_t n = 0;
@@ -1613,17 +1629,22 @@ static size_t mapped_chunks(uintptr_t *out, size_t max)
  * a unit's slab for each class with a few pages carved. The SuperSlabs
  * mapped for them hold sparse slabs: base pages, so they cost the pages the
  * threads wrote, not 2 MiB each. PAGEMAP_SCAN tells huge pages range by
- * range. `kept` (HUGESLAB_SPLIT_SPARSE=0): every one is a huge page. */
-static int test_sparse_threads(bool kept)
+ * range. `kept` (HUGESLAB_SPLIT_SPARSE=0): every one is a huge page.
+ * `fresh`: the threads take no block before main's heap has grown, so
+ * their heaps have no slab when the first SuperSlabs for them are mapped:
+ * those are base pages too (a heap with no slab counted as dense before,
+ * and its SuperSlab was a huge page). */
+static int test_sparse_threads(bool kept, bool fresh)
 {
+    unsigned n_threads = fresh ? SPARSE_THREADS_FRESH : SPARSE_THREADS;
     struct sparse_threads st = {
-        .blocks = pointer_array(SPARSE_THREADS * SPARSE_CLASSES * SPARSE_PER_CLASS)};
-    pthread_barrier_init(&st.started, NULL, SPARSE_THREADS + 1);
-    pthread_barrier_init(&st.go, NULL, SPARSE_THREADS + 1);
-    pthread_barrier_init(&st.filled, NULL, SPARSE_THREADS + 1);
-    pthread_barrier_init(&st.done, NULL, SPARSE_THREADS + 1);
-    pthread_t threads[SPARSE_THREADS];
-    for (unsigned t = 0; t < SPARSE_THREADS; t++)
+        .blocks = pointer_array(n_threads * SPARSE_CLASSES * SPARSE_PER_CLASS), .fresh = fresh};
+    pthread_barrier_init(&st.started, NULL, n_threads + 1);
+    pthread_barrier_init(&st.go, NULL, n_threads + 1);
+    pthread_barrier_init(&st.filled, NULL, n_threads + 1);
+    pthread_barrier_init(&st.done, NULL, n_threads + 1);
+    pthread_t threads[SPARSE_THREADS_FRESH];
+    for (unsigned t = 0; t < n_threads; t++)
         if (pthread_create(&threads[t], NULL, sparse_threads_worker, &st) != 0)
             return fail("pthread_create: %s", strerror(errno));
     pthread_barrier_wait(&st.started);
@@ -1649,7 +1670,7 @@ static int test_sparse_threads(bool kept)
     static uintptr_t theirs[256];
     unsigned n_theirs = 0, huge = 0, unknown = 0;
     if (n_before == 0) return fail("%s", "cannot read /proc/self/maps");
-    for (size_t i = 0; i < (size_t)SPARSE_THREADS * SPARSE_CLASSES * SPARSE_PER_CLASS; i++) {
+    for (size_t i = 0; i < (size_t)n_threads * SPARSE_CLASSES * SPARSE_PER_CLASS; i++) {
         uintptr_t ss = (uintptr_t)st.blocks[i] & ~(uintptr_t)(SUPERSLAB - 1);
         bool old = false, seen = false;
         for (size_t j = 0; j < n_before && !old; j++) old = before[j] == ss;
@@ -1661,15 +1682,15 @@ static int test_sparse_threads(bool kept)
         huge += held == 1;
         unknown += held < 0;
     }
-    printf("sparse-threads: %d threads x %d classes x %d blocks: SuperSlabs mapped %llu -> %llu "
+    printf("sparse-threads: %u threads x %d classes x %d blocks: SuperSlabs mapped %llu -> %llu "
            "(base pages %llu -> %llu); %u of their own, %u of them huge pages; Rss %+lld KiB, "
            "AnonHugePages %+lld KiB\n",
-           SPARSE_THREADS, SPARSE_CLASSES, SPARSE_PER_CLASS,
-           (unsigned long long)s0.superslabs_mapped, (unsigned long long)s1.superslabs_mapped,
-           (unsigned long long)s0.superslabs_base, (unsigned long long)s1.superslabs_base, n_theirs,
-           huge, (rss1 - rss0) / 1024, (anon_huge1 - anon_huge0) / 1024);
+           n_threads, SPARSE_CLASSES, SPARSE_PER_CLASS, (unsigned long long)s0.superslabs_mapped,
+           (unsigned long long)s1.superslabs_mapped, (unsigned long long)s0.superslabs_base,
+           (unsigned long long)s1.superslabs_base, n_theirs, huge, (rss1 - rss0) / 1024,
+           (anon_huge1 - anon_huge0) / 1024);
     pthread_barrier_wait(&st.done);
-    for (unsigned t = 0; t < SPARSE_THREADS; t++) pthread_join(threads[t], NULL);
+    for (unsigned t = 0; t < n_threads; t++) pthread_join(threads[t], NULL);
     pthread_barrier_destroy(&st.started);
     pthread_barrier_destroy(&st.go);
     pthread_barrier_destroy(&st.filled);
@@ -2006,7 +2027,8 @@ int main(int argc, char **argv)
     if (argc >= 2 && strcmp(argv[1], "counted") == 0) return test_counted();
     if (argc >= 3 && strcmp(argv[1], "overflow") == 0) return test_overflow(argv[2]);
     if (argc >= 2 && strcmp(argv[1], "sparse-threads") == 0)
-        return test_sparse_threads(argc >= 3 && strcmp(argv[2], "kept") == 0);
+        return test_sparse_threads(argc >= 3 && strcmp(argv[2], "kept") == 0,
+                                   argc >= 3 && strcmp(argv[2], "fresh") == 0);
     if (argc >= 2 && strcmp(argv[1], "fresh") == 0) return test_fresh();
     if (argc >= 3 && strcmp(argv[1], "orphans") == 0) return test_orphans(atol(argv[2]));
     if (argc >= 3 && strcmp(argv[1], "emptied") == 0) return test_emptied(atol(argv[2]));

@@ -175,6 +175,9 @@ if [ $thp_ok -eq 1 ]; then
     # Threads with a few dozen blocks in each of many classes: the
     # SuperSlabs mapped for their sparse slabs are base pages.
     run_case sparse-threads-thp HUGESLAB_BACKING=thp "$bin" sparse-threads
+    # The same with threads whose heaps have no slab yet when the SuperSlabs
+    # for them are mapped.
+    run_case sparse-threads-fresh-thp HUGESLAB_BACKING=thp "$bin" sparse-threads fresh
     # HUGESLAB_SPLIT_SPARSE=0: the same SuperSlabs are huge pages.
     run_case sparse-threads-kept-thp HUGESLAB_BACKING=thp HUGESLAB_SPLIT_SPARSE=0 "$bin" sparse-threads kept
     # The small heap's first SuperSlab is on base pages: its free units go
@@ -194,7 +197,7 @@ if [ $thp_ok -eq 1 ]; then
     run_case seldom-text-thp HUGESLAB_BACKING=thp HUGESLAB_PURGE_DELAY_MS=100 "$bin" seldom-text
 else
     for c in faults-thp faults-thp-1g stats hints purge-free purge-dontneed purge-uring purge-held-off purge-release \
-        churn-thp churn-4k-thp small-heap small-heap-large small-heap-churn run-tail usable-kept outgrown given-back counted orphans-thp trim-turns as-limit fresh-thp overflow-returning overflow-growing sparse-threads-thp sparse-threads-kept-thp free-units-thp sparse-thp sparse-kept-thp sparse-regrow-thp seldom-text-thp; do
+        churn-thp churn-4k-thp small-heap small-heap-large small-heap-churn run-tail usable-kept outgrown given-back counted orphans-thp trim-turns as-limit fresh-thp overflow-returning overflow-growing sparse-threads-thp sparse-threads-fresh-thp sparse-threads-kept-thp free-units-thp sparse-thp sparse-kept-thp sparse-regrow-thp seldom-text-thp; do
         skip_case $c "THP is unavailable ($(thp_mode)) and cannot be switched without root"
     done
 fi
