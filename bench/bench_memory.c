@@ -29,6 +29,10 @@
  *           frees them all in a random order (tears the cache down): every
  *           slab has blocks freed by another thread long before its last
  *           block is, while its owner sleeps.
+ * crowd     1,000 threads alive at once, each holding 64 blocks of 16 B -
+ *           2.2 KiB (one of each 35-byte step, written whole): 68 MiB of
+ *           blocks in 64 classes' slabs in each thread's heap, as a server
+ *           with a thread per connection holds them.
  * reuse     (not in the memory group) 256 MiB of 64-1024 B blocks, all
  *           freed, --pause-ms (default 0) of sleep, then the same again:
  *           refill_seconds and refill_faults say what coming back after that
@@ -488,6 +492,47 @@ static void run_teardown(void)
     munmap(teardown_blocks, bytes);
 }
 
+/* ---- crowd ------------------------------------------------------------------ */
+
+#define CROWD_THREADS 1000
+#define CROWD_BLOCKS 64 /* a thread's blocks: 16 B, then 35 B more each */
+#define CROWD_STEP 35
+
+static pthread_barrier_t crowd_all_hold; /* every thread holds its blocks */
+
+static void *crowd_thread(void *arg)
+{
+    (void)arg;
+    void *mine[CROWD_BLOCKS];
+    for (size_t i = 0; i < CROWD_BLOCKS; i++) {
+        size_t size = 16 + i * CROWD_STEP;
+        mine[i] = xmalloc(size);
+        memset(mine[i], (int)i, size);
+    }
+    pthread_barrier_wait(&crowd_all_hold);
+    for (size_t i = 0; i < CROWD_BLOCKS; i++) free(mine[i]);
+    return NULL;
+}
+
+static void run_crowd(void)
+{
+    pthread_barrier_init(&crowd_all_hold, NULL, CROWD_THREADS + 1);
+    static pthread_t t[CROWD_THREADS];
+    /* Small stacks: a thousand of the default 8 MiB reserve 8 GiB. */
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setstacksize(&attr, 128 * KiB);
+    for (size_t i = 0; i < CROWD_THREADS; i++) {
+        int rc = pthread_create(&t[i], &attr, crowd_thread, NULL);
+        if (rc != 0) die("pthread_create", rc);
+    }
+    pthread_barrier_wait(&crowd_all_hold);
+    for (size_t i = 0; i < CROWD_THREADS; i++) pthread_join(t[i], NULL);
+    pthread_attr_destroy(&attr);
+    pthread_barrier_destroy(&crowd_all_hold);
+    add_ops(2 * (uint64_t)CROWD_THREADS * CROWD_BLOCKS);
+}
+
 /* ---- reuse ------------------------------------------------------------------- */
 
 #define REUSE_BYTES (256 * MiB)
@@ -557,12 +602,13 @@ static const struct {
     {"larson", run_larson, free_larson},
     {"prodcons", run_prodcons, free_nothing},
     {"teardown", run_teardown, free_nothing},
+    {"crowd", run_crowd, free_nothing},
     {"reuse", run_reuse, free_reuse},
 };
 
 static void usage(FILE *out)
 {
-    fprintf(out, "usage: " BENCH_PROG " churn|large|kv|small|larson|prodcons|teardown|reuse "
+    fprintf(out, "usage: " BENCH_PROG " churn|large|kv|small|larson|prodcons|teardown|crowd|reuse "
                  "[--threads=N] [--idle-ms=MS] [--pause-ms=MS] [--seed=N] [--exact-peak]\n");
 }
 

@@ -7,7 +7,7 @@ ranges), `mt` (bench_mt: larson with and without hand-offs, prodcons,
 falseshare, rounds, queue; at each count of `--threads 2,4,8,16`) and `memory`
 (bench_memory: thread churn, large blocks, a key-value fill and flush, a
 small program, Larson-style rounds, producer/consumer, a teardown by another
-thread; peak RSS and RSS once the program has freed everything and gone
+thread, a thousand threads alive at once; peak RSS and RSS once the program has freed everything and gone
 idle).  `--cmd` replaces them with bench_random_mixed workloads of one's own
 (group `custom`).
 
@@ -79,7 +79,7 @@ MT_WORKLOADS = [("larson", ["larson"]),
 # bench_mt runs these in producer/consumer pairs.
 MT_PAIRED = ("prodcons", "queue")
 # bench_memory workloads (fixed work, then everything freed and 3 s idle).
-MEMORY_WORKLOADS = ["churn", "large", "kv", "small", "larson", "prodcons", "teardown"]
+MEMORY_WORKLOADS = ["churn", "large", "kv", "small", "larson", "prodcons", "teardown", "crowd"]
 # The extra figures bench_memory prints (KiB), kept when present.
 MEMORY_FIELDS = ["start_rss_kb", "freed_rss_kb", "idle_rss_kb", "idle_lazyfree_kb",
                  "idle_anonhuge_kb"]
