@@ -21,8 +21,10 @@
 
 #define THREADS 3
 #define SLOTS 64
+#define HANDOFF 256 /* blocks the main thread hands to the churners at each fork */
 
 static atomic_int stop;
+static _Atomic(void *) handoff[HANDOFF];
 
 static void hung(int sig)
 {
@@ -34,7 +36,10 @@ static void hung(int sig)
 }
 
 /* Blocks of 16 B to 4 MiB, freed in another order: slabs, runs and
- * SuperSlabs taken and given back while the main thread forks. */
+ * SuperSlabs taken and given back while the main thread forks. And the
+ * main thread's blocks, freed here: a free that empties one of its slabs
+ * takes the main thread's heap flag for a moment (tiny/trim.c, the fork
+ * handlers, say why that matters). */
 static void *churner(void *arg)
 {
     hs_rng_t r;
@@ -47,6 +52,7 @@ static void *churner(void *arg)
                                                : 16 + hs_rng_below(&r, 4000);
         slot[i] = malloc(size);
         if (slot[i]) ((char *)slot[i])[size - 1] = 1;
+        free(atomic_exchange(&handoff[hs_rng_below(&r, HANDOFF)], NULL));
     }
     for (unsigned i = 0; i < SLOTS; i++) free(slot[i]);
     return NULL;
@@ -61,8 +67,14 @@ int main(int argc, char **argv)
     for (uintptr_t i = 0; i < THREADS; i++)
         CHECK(pthread_create(&t[i], NULL, churner, (void *)(i + 1)) == 0, "thread %u", (unsigned)i);
     int children_failed = 0;
+    hs_rng_t r;
+    hs_rng_seed(&r, 99);
     for (int f = 0; f < forks; f++) {
         alarm(120);
+        for (unsigned i = 0; i < HANDOFF; i++) {
+            void *p = malloc(16 + hs_rng_below(&r, 2000));
+            free(atomic_exchange(&handoff[i], p));
+        }
         pid_t pid = fork();
         if (pid == 0) {
             int bad = atomic_load(&fork_handlers_errors) != 0 ||
@@ -82,6 +94,7 @@ int main(int argc, char **argv)
     alarm(0);
     atomic_store(&stop, 1);
     for (int i = 0; i < THREADS; i++) pthread_join(t[i], NULL);
+    for (unsigned i = 0; i < HANDOFF; i++) free(atomic_exchange(&handoff[i], NULL));
     CHECK(children_failed == 0, "%d of %d children found their handler's work wrong",
           children_failed, forks);
     CHECK(atomic_load(&fork_handlers_calls[0]) == (unsigned)forks &&

@@ -71,7 +71,7 @@ TEST_BINS := $(TEST_DIR)/api_test $(TEST_DIR)/api_test_static $(TEST_DIR)/bad_in
              $(TEST_DIR)/orphan_test $(TEST_DIR)/fault_test $(TEST_DIR)/small_heap_test \
              $(TEST_DIR)/abi_0_1 $(TEST_DIR)/abi_0_1_symver $(TEST_DIR)/abi_0_2 \
              $(TEST_DIR)/usable_test $(TEST_DIR)/last_thread_test $(TEST_DIR)/peak_test \
-             $(TEST_DIR)/fork_handlers_test
+             $(TEST_DIR)/fork_handlers_test $(TEST_DIR)/fork_window_test
 
 TEST_COMMON := tests/test_util.h tests/slab_util.h tests/api_names.h tests/tests.mk
 
@@ -138,9 +138,9 @@ $(TEST_DIR)/internal_test: tests/internal_test.c $(TEST_COMMON) $(LIB_HDR) $(TES
 	@mkdir -p $(dir $@)
 	$(CC) $(TEST_CFLAGS) -Isrc $< -o $@ $(TEST_LIB_OBJ) $(LIBS) $(TEST_LDLIBS)
 
-# segment's pool and purge state machine and tiny's orphan and trim paths,
-# against the library's objects
-$(TEST_DIR)/segment_test $(TEST_DIR)/orphan_test: $(TEST_DIR)/%_test: tests/%_test.c $(TEST_COMMON) $(LIB_HDR) $(TEST_LIB_OBJ)
+# segment's pool and purge state machine, tiny's orphan and trim paths, and
+# the fork window's heap flag, against the library's objects
+$(TEST_DIR)/segment_test $(TEST_DIR)/orphan_test $(TEST_DIR)/fork_window_test: $(TEST_DIR)/%_test: tests/%_test.c $(TEST_COMMON) $(LIB_HDR) $(TEST_LIB_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) $(TEST_CFLAGS) -Isrc $< -o $@ $(TEST_LIB_OBJ) $(LIBS) $(TEST_LDLIBS)
 

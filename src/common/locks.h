@@ -78,7 +78,9 @@
  *    in the window only). Every other thread waits for the fork meanwhile,
  *    as it would anyway, and the forking thread waits for none of them: it
  *    takes its own SuperSlab rather than wait for another thread's taker,
- *    and malloc_trim's turn with the purge thread is skipped there. A
+ *    and malloc_trim's turn with the purge thread is skipped there. It
+ *    holds its own heap's flag across fork() as well (tiny/trim.c): held
+ *    by another thread at fork(), the flag stayed held in the child. A
  *    program whose fork handler allocated hung in fork() before.
  *
  * Debug builds (make DEBUG=1) check rule 1 on every hs_lock, rule 2 at

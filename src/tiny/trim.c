@@ -1,7 +1,8 @@
 /* trim.c: malloc_trim's share of tiny, tiny's figures, and its fork
  * handlers.
- * - tiny_fork_prepare takes heap_lock then orphan_lock, in rank order
- *   (common/locks.h); the child starts them afresh. */
+ * - tiny_fork_prepare takes the forking thread's heap flag, then heap_lock
+ *   and orphan_lock, in rank order (common/locks.h); the child starts the
+ *   locks afresh and leaves the flag as fork() found it. */
 #include "tiny/tiny_internal.h"
 
 /* Seldom code, as malloc_trim, its one caller, is. */
@@ -43,8 +44,21 @@ HS_SELDOM void tiny_stats(tiny_stats_t *out)
     out->orphan_slabs = atomic_load_explicit(&tiny_state.stat_orphan_slabs, memory_order_relaxed);
 }
 
+/* The forking thread's heap whose flag tiny_fork_prepare took (NULL:
+ * none, the thread had no heap yet), and the flag as it found it. */
+static tiny_heap_t *fork_heap;
+static uint32_t fork_heap_was;
+
+/* The forking thread holds its own heap's flag across fork() too. Another
+ * thread may hold it for a moment (reclaim_empty, reclaim_all_remote); at
+ * fork() the child would keep it held for good, with no thread there to
+ * leave it, and the handlers that run in the child's fork window before
+ * tiny_fork_child (locks.h, rule 5) would wait for it at their first
+ * refill. Those holders take no lock, so the wait here ends. */
 HS_APART void tiny_fork_prepare(void)
 {
+    fork_heap = tiny_heap_tls != &tiny_empty_heap ? tiny_heap_tls : NULL;
+    if (fork_heap) fork_heap_was = heap_enter(fork_heap);
     hs_lock_for_fork(&tiny_state.heap_lock);
     hs_lock_for_fork(&tiny_state.orphan_lock);
 }
@@ -53,12 +67,16 @@ HS_APART void tiny_fork_parent(void)
 {
     hs_unlock_for_fork(&tiny_state.orphan_lock);
     hs_unlock_for_fork(&tiny_state.heap_lock);
+    if (fork_heap) heap_leave(fork_heap, fork_heap_was);
 }
 
 HS_APART void tiny_fork_child(void)
 {
-    /* A thread that was reclaiming from this thread's heap did not follow. */
-    atomic_store_explicit(&tiny_heap_tls->busy, 0, memory_order_relaxed);
+    /* Held since tiny_fork_prepare: left as fork() found it. A heap made
+     * in the fork window was not held, but a thread that was reclaiming
+     * from it did not follow. */
+    atomic_store_explicit(&tiny_heap_tls->busy, tiny_heap_tls == fork_heap ? fork_heap_was : 0,
+                          memory_order_relaxed);
     /* The other threads' heaps have no thread here: their SuperSlabs may be
      * this one's (seg_units_alloc's owners). */
     for (tiny_heap_t *h = tiny_state.heap_all; h; h = h->all_next)
