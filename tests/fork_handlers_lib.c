@@ -11,12 +11,10 @@
  * wrong is counted, not printed: the child handler runs where stdio's locks
  * may be held by threads that do not exist there. */
 #define _GNU_SOURCE 1
+#include "test_util.h"
+
 #include <malloc.h>
-#include <pthread.h>
 #include <stdatomic.h>
-#include <stdint.h>
-#include <stdlib.h>
-#include <string.h>
 
 #include "fork_handlers_lib.h"
 
@@ -30,19 +28,6 @@ static atomic_uint fork_handlers_seed; /* a different fill at each fork */
 
 static const size_t sizes[KEPT] = {16,     100,     1000,    5000,    40000,          200000,
                                    700000, 1100000, 3 << 20, 5 << 20, (1 << 20) + 12, 24};
-
-static void fill(unsigned char *p, size_t n, unsigned seed)
-{
-    for (size_t i = 0; i < n; i += 509) p[i] = (unsigned char)(seed + i);
-    p[n - 1] = (unsigned char)(seed ^ 0x5a);
-}
-
-static int intact(const unsigned char *p, size_t n, unsigned seed)
-{
-    for (size_t i = 0; i < n; i += 509)
-        if (p[i] != (unsigned char)(seed + i)) return 0;
-    return p[n - 1] == (unsigned char)(seed ^ 0x5a);
-}
 
 /* Allocations made and freed within one handler, through the whole API. */
 static void churn(unsigned seed)
@@ -77,7 +62,7 @@ static void prepare(void)
         kept[i] = malloc(sizes[i]);
         kept_size[i] = sizes[i];
         if (kept[i])
-            fill(kept[i], sizes[i], seed + (unsigned)i);
+            hs_fill(kept[i], sizes[i], seed + (unsigned)i);
         else
             atomic_fetch_add(&fork_handlers_errors, 1);
     }
@@ -92,7 +77,7 @@ static void after(int who)
     unsigned seed = atomic_load(&fork_handlers_seed) - 1;
     for (int i = 0; i < KEPT; i++) {
         if (!kept[i]) continue;
-        if (!intact(kept[i], kept_size[i], seed + (unsigned)i))
+        if (hs_check_fill(kept[i], kept_size[i], seed + (unsigned)i) != SIZE_MAX)
             atomic_fetch_add(&fork_handlers_errors, 1);
         free(kept[i]);
         kept[i] = NULL;

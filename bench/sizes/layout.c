@@ -81,7 +81,7 @@ static uint64_t kib(uint64_t bytes) { return bytes / 1024; }
 static void walk_slab(tiny_slab_t *s, unsigned unit)
 {
     if (s->sized) {
-        uint64_t bytes = (s->block_size + SEG_PAGE_SIZE - 1) & ~(SEG_PAGE_SIZE - 1);
+        uint64_t bytes = hs_align_up(s->block_size, SEG_PAGE_SIZE);
         pages_slabs.slabs++;
         pages_slabs.bytes += bytes;
         pages_slabs.in_use += (s->used + s->full_bias) ? bytes : 0;
