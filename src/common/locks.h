@@ -32,6 +32,16 @@
  *                                                 its slabs freed whole while
  *                                                 threads outnumber CPUs
  *                                                 (tiny_reclaim_from_others)
+ *  --      a crowd heap's busy   tiny/heap.c,     the crowd heap's lists and slabs:
+ *          flag (no rank: its    tiny.c           held as its owner by a thread
+ *          waiters hold no                        taking a block from it (which
+ *          lock, its holder                       maps memory as an owner's
+ *          waits for none of                      refill does), by malloc_trim
+ *          them)                                  and the purge thread releasing
+ *                                                 its empty slabs, and by fork
+ *                                                 (taken before heap_lock); a
+ *                                                 thread holding one takes no
+ *                                                 crowd block (tiny_crowd_holds)
  *  --      pools[n].superslab_   segment/units.c  one SuperSlab taken for node n at
  *          taker, a flag (no                      a time: its taker holds no lock
  *          rank: the taker                        through the system calls; a thread

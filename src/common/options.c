@@ -62,6 +62,11 @@ static const char help_numa[] HS_SELDOM_DATA =
 static const char help_numa_nodes[] HS_SELDOM_DATA =
     "use at most this many NUMA nodes (0: all online nodes)";
 
+static const char help_crowd_threads[] HS_SELDOM_DATA =
+    "from this many threads with a heap on, a thread's first blocks of each "
+    "class up to 4 KiB come from slabs shared by the threads of its node "
+    "(0: never)";
+
 static const option_desc_t option_table[HS_OPT_COUNT] = {
     [HS_OPT_VERBOSE] = {"VERBOSE", KIND_CHOICE, 0, 0, 1, bool_words, help_verbose},
     [HS_OPT_STATS] = {"STATS", KIND_CHOICE, 0, 0, 1, bool_words, help_stats},
@@ -83,6 +88,8 @@ static const option_desc_t option_table[HS_OPT_COUNT] = {
     [HS_OPT_HUGE_MB] = {"HUGE_MB", KIND_NUMBER, 32, 2, 1 << 20, NULL, help_huge_mb},
     [HS_OPT_NUMA] = {"NUMA", KIND_CHOICE, 0, 0, 1, numa_words, help_numa},
     [HS_OPT_NUMA_NODES] = {"NUMA_NODES", KIND_NUMBER, 0, 0, HS_MAX_NODES, NULL, help_numa_nodes},
+    [HS_OPT_CROWD_THREADS] = {"CROWD_THREADS", KIND_NUMBER, 16, 0, 1 << 20, NULL,
+                              help_crowd_threads},
 };
 
 HS_START_STATE int64_t hs_option_values[HS_OPT_COUNT];

@@ -26,6 +26,7 @@ typedef enum hs_option_e {
     HS_OPT_HUGE_MB,           /* blocks of this size or more get a mapping of their own */
     HS_OPT_NUMA,              /* auto | off: a pool per NUMA node and mbind, or one pool */
     HS_OPT_NUMA_NODES,        /* use at most this many NUMA nodes; 0 = all */
+    HS_OPT_CROWD_THREADS,     /* threads from which on new threads' first blocks share slabs */
     HS_OPT_COUNT
 } hs_option_t;
 

@@ -8,6 +8,8 @@
  * - An orphan's owner word is 0; it is on tiny_lists.orphans of its
  *   SuperSlab's node, under orphan_lock, until adopted or released.
  * - Slabs are released with no tiny lock held (segment takes its own). */
+#include <string.h>
+
 #include "tiny/tiny_internal.h"
 
 /* Sends every block on the delayed list of a heap whose thread has left to
@@ -186,6 +188,69 @@ static tiny_heap_t *heap_new(void)
     return heap;
 }
 
+/* ---- crowd heaps -------------------------------------------------------------- */
+
+/* A heap like a thread's, attached for good (other threads reclaim from it
+ * and segment/ keeps its owned SuperSlabs its own), on no thread and not
+ * counted among the live ones. Two threads that make one at once: the
+ * second's goes back to the pool. */
+HS_APART_LATE tiny_heap_t *tiny_crowd_heap(unsigned node)
+{
+    tiny_heap_t *crowd = atomic_load_explicit(&tiny_lists.crowd[node], memory_order_acquire);
+    if (crowd) return crowd;
+    tiny_heap_t *made = heap_new();
+    if (!made) return NULL;
+    made->node = node;
+    made->crowd = true;
+    hs_lock(&tiny_state.heap_lock);
+    crowd = atomic_load_explicit(&tiny_lists.crowd[node], memory_order_relaxed);
+    if (!crowd) {
+        atomic_store_explicit(&tiny_lists.crowd[node], made, memory_order_release);
+        atomic_fetch_or_explicit(&tiny_state.crowd_nodes, UINT64_C(1) << node,
+                                 memory_order_release);
+        crowd = made;
+    } else {
+        made->crowd = false;
+        atomic_store_explicit(&made->attached, false, memory_order_relaxed);
+        made->next_free = tiny_state.heap_pool;
+        tiny_state.heap_pool = made;
+    }
+    hs_unlock(&tiny_state.heap_lock);
+    return crowd;
+}
+
+__thread unsigned tiny_crowd_holds;
+
+HS_APART_LATE bool tiny_crowd_try_enter(tiny_heap_t *crowd)
+{
+    uint32_t seen = 0;
+    if (atomic_load_explicit(&crowd->busy, memory_order_relaxed) != 0 ||
+        !atomic_compare_exchange_strong_explicit(&crowd->busy, &seen, HEAP_OWNER,
+                                                 memory_order_acquire, memory_order_relaxed))
+        return false;
+    tiny_crowd_holds++;
+    return true;
+}
+
+/* The holder takes no lock while it waits for anything (its refill maps
+ * memory as any owner's does, with no lock held), and the threads that
+ * wait here hold none: nothing waits in a circle. A waiter yields after a
+ * short spin: with more threads than CPUs the holder may be the one that
+ * needs the CPU. */
+HS_APART_LATE void tiny_crowd_enter(tiny_heap_t *crowd)
+{
+    for (unsigned spins = 0; !tiny_crowd_try_enter(crowd); spins++)
+        if (spins >= 64) seg_yield();
+}
+
+HS_APART_LATE void tiny_crowd_leave(tiny_heap_t *crowd)
+{
+    tiny_crowd_holds--;
+    atomic_store_explicit(&crowd->busy, 0, memory_order_release);
+}
+
+/* ---- thread heaps (attach) ------------------------------------------------------ */
+
 /* Gives the calling thread a heap of its own. NULL when memory is out. */
 HS_NOINLINE tiny_heap_t *tiny_heap_attach(void)
 {
@@ -223,6 +288,7 @@ HS_APART_LATE void tiny_thread_exit(void *arg)
     heap->home_after_ms = 0;
     heap->home_aged = false;
     heap->cuts_since_reclaim = 0;
+    memset(heap->crowd_taken, 0, sizeof heap->crowd_taken);
     if (heap->owner_slot) {
         heap->owner_slot = false;
         atomic_fetch_sub_explicit(&tiny_state.owner_heaps, 1, memory_order_relaxed);
@@ -245,5 +311,8 @@ HS_COLD bool tiny_collect_abandoned(void)
     hs_lock(&tiny_state.heap_lock);
     for (tiny_heap_t *h = tiny_state.heap_pool; h; h = h->next_free) delayed_to_slabs(h);
     hs_unlock(&tiny_state.heap_lock);
+    /* Only tried: a thread taking a block holds the flag a moment, and
+     * the next look comes with the next crowd slab found empty. */
+    tiny_crowd_trim(false);
     return sweep_orphans();
 }

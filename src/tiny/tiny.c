@@ -231,6 +231,8 @@ static void init_tiny(void)
     seg_set_client_sparse(heap_sparse);
     seg_set_idle_work(tiny_collect_abandoned);
     seg_set_emptied_work(reclaim_emptied_work);
+    int64_t crowd = hs_option(HS_OPT_CROWD_THREADS);
+    tiny_state.crowd_threads = crowd == 0 ? UINT32_MAX : (uint32_t)crowd;
     pthread_key_create(&tiny_state.heap_key, tiny_thread_exit);
     hs_once_leave(HS_RANK_INIT_TINY);
 }
@@ -1313,6 +1315,7 @@ static tiny_slab_t *adopt_orphan(tiny_heap_t *heap, unsigned cls)
     hs_count_add(&tiny_state.stat_orphan_slabs, -(int64_t)(n_empty + (best != NULL)));
     if (!best) return NULL;
     HS_ASSERT(heap != &tiny_empty_heap);
+    atomic_store_explicit(&best->crowd, heap->crowd, memory_order_relaxed);
     atomic_store_explicit(&best->owner_word, (uintptr_t)heap, memory_order_release);
     slab_list_push(&heap->partial[cls], best);
     collect(best);
@@ -1325,6 +1328,7 @@ HS_INLINE void *pop(tiny_slab_t *s) { return tiny_pop(s, s->free); }
 
 HS_INLINE void *refill(tiny_heap_t *heap, unsigned cls);
 HS_NOINLINE static void *refill_elsewhere(tiny_heap_t *heap, unsigned cls);
+HS_APART_LATE HS_NOINLINE static void *crowd_malloc(tiny_heap_t *heap, unsigned cls);
 
 HS_NOINLINE void *tiny_malloc_refill(tiny_heap_t *heap, unsigned cls, size_t size)
 {
@@ -1337,7 +1341,13 @@ HS_NOINLINE void *tiny_malloc_refill(tiny_heap_t *heap, unsigned cls, size_t siz
     }
     uint32_t was = heap_enter(heap);
     void *p = NULL;
-    if (HS_UNLIKELY(cls >= TINY_SIZED_CLASS_MIN) && tiny_sized_heap())
+    /* No slab of the class yet, while threads crowd: not inside another
+     * refill of this thread's (was), which may be a crowd heap's. */
+    if (HS_UNLIKELY(heap->current[cls] == &tiny_sentinel_slab) && was == 0 &&
+        atomic_load_explicit(&tiny_state.stat_threads_live, memory_order_relaxed) >=
+            tiny_state.crowd_threads)
+        p = crowd_malloc(heap, cls);
+    if (HS_UNLIKELY(cls >= TINY_SIZED_CLASS_MIN) && !p && tiny_sized_heap())
         p = tiny_malloc_sized(heap, cls, size);
     if (HS_LIKELY(!p)) p = refill(heap, cls);
     heap_leave(heap, was);
@@ -1491,6 +1501,77 @@ HS_NOINLINE static void *refill_elsewhere(tiny_heap_t *heap, unsigned cls)
     return pop(s);
 }
 
+/* ---- crowd heaps --------------------------------------------------------------- */
+
+/* A block of cls for a thread whose heap has no slab of the class, from its
+ * node's crowd heap (tiny_lists.crowd), or NULL: the class is too large,
+ * the thread took its share of the class already, it holds a lock or is in
+ * the fork window, or memory is out (errno as it was). The thread holds
+ * the crowd heap's flag as its owner for the pop or refill, and its own
+ * heap's flag, which no other thread waits for. Its frees of the block are
+ * remote frees, as every thread's are, and a slab the crowd's blocks all
+ * came back to goes back through the reclaims.
+ * Why: a thread's slabs are its own, and a slab costs it at least the page
+ * its first blocks lie in, class by class. With a thousand threads alive,
+ * each holding a few blocks of many classes, those pages' unused rest was
+ * most of the process's memory (bench_memory crowd). */
+HS_APART_LATE HS_NOINLINE static void *crowd_malloc(tiny_heap_t *heap, unsigned cls)
+{
+    uint32_t size = tiny_class_size[cls];
+    unsigned taken = heap->crowd_taken[cls];
+    if (size > TINY_CROWD_SIZE_MAX || taken >= TINY_CROWD_BLOCKS ||
+        taken * size >= TINY_CROWD_BYTES || tiny_crowd_holds || !hs_no_lock_held() ||
+        hs_in_fork_window())
+        return NULL;
+    tiny_heap_t *crowd = tiny_crowd_heap(seg_thread_node());
+    if (!crowd) return NULL;
+    int saved_errno = errno;
+    tiny_crowd_enter(crowd);
+    tiny_slab_t *s = crowd->current[cls];
+    void *p = s->free ? pop(s) : refill(crowd, cls);
+    tiny_crowd_leave(crowd);
+    if (!p) {
+        errno = saved_errno;
+        return NULL;
+    }
+    heap->crowd_taken[cls] = (uint8_t)(taken + 1);
+    hs_count_add(&tiny_state.crowd_blocks_out, 1);
+    return p;
+}
+
+/* Under the crowd heap's flag: its slabs whose blocks are all back, on its
+ * partial lists, current or not, and its spares go back. The crowd's
+ * blocks all come back through remote frees, so no free of its owner ever
+ * finds a slab empty (slab_now_empty): a class no thread takes from any
+ * more kept its slabs for good, each pinning its SuperSlab (tests/
+ * fault_test's leak check, with every thread's first blocks the crowd's). */
+static void crowd_release_empty(tiny_heap_t *crowd)
+{
+    tiny_drain_delayed(crowd);
+    release_spares_in(crowd, NULL);
+    for (unsigned cls = 0; cls < TINY_CLASS_COUNT; cls++)
+        for (tiny_slab_t *s = crowd->partial[cls], *next; s; s = next) {
+            next = s->next;
+            collect(s);
+            if (s->used == 0) release_empty(crowd, s, false);
+        }
+}
+
+HS_APART_LATE void tiny_crowd_release(bool wait)
+{
+    for (uint64_t nodes = atomic_load_explicit(&tiny_state.crowd_nodes, memory_order_acquire);
+         nodes; nodes &= nodes - 1) {
+        tiny_heap_t *crowd =
+            atomic_load_explicit(&tiny_lists.crowd[__builtin_ctzll(nodes)], memory_order_relaxed);
+        if (wait)
+            tiny_crowd_enter(crowd);
+        else if (!tiny_crowd_try_enter(crowd))
+            continue;
+        crowd_release_empty(crowd);
+        tiny_crowd_leave(crowd);
+    }
+}
+
 /* ---- free slow paths --------------------------------------------------------- */
 
 /* Another thread's free is about to leave every block of s on its
@@ -1540,11 +1621,9 @@ HS_APART_LATE static HS_NOINLINE bool release_emptied_orphan(tiny_slab_t *s)
     return true;
 }
 
-/* A free of another thread's block (or an orphan's, owner 0). Out of line:
- * the owner's cases of tiny_free_slow, the common ones, then save no more
- * registers than before the reclaim came in. */
-static HS_NOINLINE void free_by_other(tiny_slab_t *s, tiny_block_t *b, tiny_heap_t *me,
-                                      uintptr_t owner)
+/* free_by_other's work. */
+HS_INLINE void free_by_other_block(tiny_slab_t *s, tiny_block_t *b, tiny_heap_t *me,
+                                   uintptr_t owner)
 {
     b->free_mark = (uintptr_t)b ^ s->free_key;
     count_remote_free(me, s);
@@ -1580,6 +1659,23 @@ static HS_NOINLINE void free_by_other(tiny_slab_t *s, tiny_block_t *b, tiny_heap
         note_emptied(s);
     }
     tiny_free_remote(s, b);
+}
+
+/* A free of another thread's block (or an orphan's, owner 0). Out of line:
+ * the owner's cases of tiny_free_slow, the common ones, then save no more
+ * registers than before the reclaim came in. The crowd's last block out:
+ * its slabs, current ones too, may all be empty now, and no owner's free
+ * will find them so; the purge thread's idle work releases them
+ * (tiny_crowd_release), told once the block is back. The slab is read
+ * before, after which it may be gone. */
+static HS_NOINLINE void free_by_other(tiny_slab_t *s, tiny_block_t *b, tiny_heap_t *me,
+                                      uintptr_t owner)
+{
+    bool crowd_emptied =
+        HS_UNLIKELY(atomic_load_explicit(&s->crowd, memory_order_relaxed)) &&
+        atomic_fetch_sub_explicit(&tiny_state.crowd_blocks_out, 1, memory_order_relaxed) == 1;
+    free_by_other_block(s, b, me, owner);
+    if (HS_UNLIKELY(crowd_emptied)) seg_idle_work_pending();
 }
 
 /* A free of b from s by the owner, or by another thread. */
@@ -1641,7 +1737,8 @@ HS_NOINLINE void tiny_free_slow(void *p, tiny_slab_t *s)
     }
     uintptr_t owner = atomic_load_explicit(&s->owner_word, memory_order_relaxed);
     if (s->block_size <= TINY_REMOTE_BATCH_BLOCK_MAX && heap != &tiny_empty_heap &&
-        owner != (uintptr_t)heap && owner != 0) {
+        owner != (uintptr_t)heap && owner != 0 &&
+        !atomic_load_explicit(&s->crowd, memory_order_relaxed)) {
         heap->remote_batch[heap->remote_batched] = p;
         if (++heap->remote_batched == TINY_REMOTE_BATCH) tiny_flush_remote_batch(heap);
         return;

@@ -211,6 +211,8 @@ struct tiny_slab_s {
     uint8_t first_unit;           /* index of the slab's first unit */
     _Atomic uint8_t has_aligned;  /* an aligned allocation handed out an inner pointer */
     uint8_t sized;                /* a slab of pages: one block, sized to its request (sized.c) */
+    _Atomic uint8_t crowd;        /* its owner is a crowd heap: written with owner_word,
+                                     read by other threads' frees */
     /* Second cache line: what the owner writes at each malloc and free,
      * and its lists; the stack other threads push on is in the client
      * area's remote words. `free`: blocks ready to hand out; the owner's
@@ -365,6 +367,18 @@ HS_INLINE uint64_t tiny_key_limit(uint32_t carved, uint64_t recip, size_t size)
  * n / TINY_RECLAIM_WALK_SHARE slabs emptied. */
 #define TINY_RECLAIM_WALK_SHARE 16
 
+/* A crowded process's shared first blocks (crowd_malloc in tiny.c): from
+ * HUGESLAB_CROWD_THREADS threads with a heap on, a thread's blocks of a
+ * class up to TINY_CROWD_SIZE_MAX come from its node's crowd heap, whose
+ * slabs every thread of the node shares, until it has taken
+ * TINY_CROWD_BLOCKS of them or TINY_CROWD_BYTES; then its own slabs serve
+ * it. A slab of its own costs a thread at least a page a class: 1,000
+ * threads each holding 64 blocks of 16 B - 2.2 KiB (68 MiB) kept 200 MiB
+ * resident that way, most of it the pages' unused rest. */
+#define TINY_CROWD_SIZE_MAX 4096
+#define TINY_CROWD_BLOCKS 32
+#define TINY_CROWD_BYTES (16 * HS_KiB)
+
 /* Classes below this one (5,456 bytes and less) never have a slab of one
  * block: a SuperSlab's shorter first unit holds four. The classes from it
  * on have a bit each in a heap's one_block_ words. */
@@ -463,6 +477,14 @@ struct tiny_heap_s {
      * their slabs (tiny_flush_remote_batch in tiny.c); owner only. */
     tiny_block_t *remote_batch[TINY_REMOTE_BATCH];
     unsigned remote_batched; /* entries in use */
+    /* Set for good on a node's crowd heap, which no thread owns: the
+     * threads that take blocks from it hold its busy flag as its owner
+     * while they do (crowd_malloc in tiny.c). */
+    bool crowd;
+    /* By class: blocks this thread took from its node's crowd heap, up to
+     * TINY_CROWD_BLOCKS; zeroed when the heap goes back to the pool. Owner
+     * only. */
+    uint8_t crowd_taken[TINY_CLASS_COUNT];
 };
 _Static_assert(offsetof(tiny_heap_t, direct) == 2 * HS_CACHE_LINE,
                "the shared line and an empty one before the owner's");

@@ -61,6 +61,10 @@ struct tiny_state_s {
     _Atomic uint64_t busy_classes;        /* bit cls - TINY_BUSY_CLASS_MIN: its slabs of one
                                              unit kept filling (tiny.c, note_trip) */
     _Atomic uint32_t owner_heaps;         /* heaps that hold an owner slot (slab_owner) */
+    uint32_t crowd_threads;               /* HUGESLAB_CROWD_THREADS; UINT32_MAX for 0 (never) */
+    _Atomic uint64_t crowd_blocks_out;    /* blocks the crowd heaps handed out, not yet freed */
+    _Atomic uint64_t crowd_nodes;         /* bit n: tiny_lists.crowd[n] is set (the loops
+                                             over them then read no page of tiny_lists) */
     heapless_line_t heapless_node0[HEAPLESS_STRIPES]; /* see heapless_count (tiny.c) */
 };
 extern struct tiny_state_s tiny_state;
@@ -76,6 +80,9 @@ struct tiny_lists_s {
      * a thread of the same node to adopt them (tiny_state.orphan_lock). */
     tiny_slab_t *orphans[HS_MAX_NODES][TINY_CLASS_COUNT];
     heapless_counts_t heapless_remote_frees[HEAPLESS_STRIPES]; /* see heapless_count */
+    /* Each node's crowd heap (tiny_crowd_heap in heap.c), made at its first
+     * crowded refill and kept for good; NULL before. */
+    _Atomic(tiny_heap_t *) crowd[HS_MAX_NODES];
 };
 extern struct tiny_lists_s tiny_lists;
 
@@ -151,6 +158,28 @@ void tiny_heap_abandon(tiny_heap_t *heap);
 bool tiny_take_owner_slot(tiny_heap_t *heap);
 /* The heap key's destructor: a leaving thread's heap goes to the pool. */
 void tiny_thread_exit(void *arg);
+/* Node's crowd heap, made at the first call for the node; NULL when
+ * memory for it is out. */
+tiny_heap_t *tiny_crowd_heap(unsigned node);
+/* Takes a crowd heap's busy flag as its owner, waiting for the thread that
+ * holds it (holding no lock meanwhile); tries it only; leaves it. The
+ * calling thread counts the crowd flags it holds (tiny_crowd_holds): an
+ * allocation made while it holds one (a refill that starts the purge
+ * thread) takes no crowd block, so it never waits for a flag it holds. */
+void tiny_crowd_enter(tiny_heap_t *crowd);
+bool tiny_crowd_try_enter(tiny_heap_t *crowd);
+void tiny_crowd_leave(tiny_heap_t *crowd);
+extern __thread unsigned tiny_crowd_holds;
+/* tiny.c: gives the crowd heaps' slabs whose blocks all came back to their
+ * SuperSlabs (waiting for each heap's flag, or only trying it). */
+void tiny_crowd_release(bool wait);
+/* The same, tested inline: a process with no crowd heap runs none of that
+ * text (a purge pass of one thread's runs no apart code). */
+static inline void tiny_crowd_trim(bool wait)
+{
+    if (atomic_load_explicit(&tiny_state.crowd_nodes, memory_order_relaxed))
+        tiny_crowd_release(wait);
+}
 /* The idle work: abandoned delayed blocks and empty orphans. True while
  * orphans remain. */
 HS_COLD bool tiny_collect_abandoned(void);
@@ -208,6 +237,7 @@ static inline void tiny_slab_setup(tiny_slab_t *slab, tiny_heap_t *heap, char *s
      * set. It shares the descriptor's page, which is written anyway. */
     atomic_store_explicit(tiny_remote_word(slab), 0, memory_order_relaxed);
     HS_ASSERT(heap != &tiny_empty_heap);
+    atomic_store_explicit(&slab->crowd, heap->crowd, memory_order_relaxed);
     atomic_store_explicit(&slab->owner_word, (uintptr_t)heap, memory_order_release);
 }
 

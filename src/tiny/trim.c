@@ -1,8 +1,9 @@
 /* trim.c: malloc_trim's share of tiny, tiny's figures, and its fork
  * handlers.
- * - tiny_fork_prepare takes the forking thread's heap flag, then heap_lock
- *   and orphan_lock, in rank order (common/locks.h); the child starts the
- *   locks afresh and leaves the flag as fork() found it. */
+ * - tiny_fork_prepare takes the forking thread's heap flag and the crowd
+ *   heaps' flags, then heap_lock and orphan_lock, in rank order
+ *   (common/locks.h); the child starts the locks afresh, releases the
+ *   crowd heaps' flags and leaves the thread's as fork() found it. */
 #include "tiny/tiny_internal.h"
 
 /* Seldom code, as malloc_trim, its one caller, is. */
@@ -17,6 +18,7 @@ HS_SELDOM void tiny_trim(void)
         for (unsigned i = 0; i < TINY_KEPT_SUPERSLABS; i++) heap->kept_in[i] = NULL;
         heap_leave(heap, was);
     }
+    tiny_crowd_trim(true);
     tiny_collect_abandoned();
 }
 
@@ -55,10 +57,18 @@ static uint32_t fork_heap_was;
  * leave it, and the handlers that run in the child's fork window before
  * tiny_fork_child (locks.h, rule 5) would wait for it at their first
  * refill. Those holders take no lock, so the wait here ends. */
+/* The crowd heaps' flags are held across fork() as well, taken before
+ * heap_lock: a thread that holds one may take heap_lock, and holds no lock
+ * itself while the fork waits for it. The forking thread takes no block of
+ * theirs in its fork window (crowd_malloc). */
 HS_APART void tiny_fork_prepare(void)
 {
     fork_heap = tiny_heap_tls != &tiny_empty_heap ? tiny_heap_tls : NULL;
     if (fork_heap) fork_heap_was = heap_enter(fork_heap);
+    for (uint64_t nodes = atomic_load_explicit(&tiny_state.crowd_nodes, memory_order_acquire);
+         nodes; nodes &= nodes - 1)
+        tiny_crowd_enter(
+            atomic_load_explicit(&tiny_lists.crowd[__builtin_ctzll(nodes)], memory_order_relaxed));
     hs_lock_for_fork(&tiny_state.heap_lock);
     hs_lock_for_fork(&tiny_state.orphan_lock);
 }
@@ -67,6 +77,10 @@ HS_APART void tiny_fork_parent(void)
 {
     hs_unlock_for_fork(&tiny_state.orphan_lock);
     hs_unlock_for_fork(&tiny_state.heap_lock);
+    for (uint64_t nodes = atomic_load_explicit(&tiny_state.crowd_nodes, memory_order_relaxed);
+         nodes; nodes &= nodes - 1)
+        tiny_crowd_leave(
+            atomic_load_explicit(&tiny_lists.crowd[__builtin_ctzll(nodes)], memory_order_relaxed));
     if (fork_heap) heap_leave(fork_heap, fork_heap_was);
 }
 
@@ -81,11 +95,17 @@ HS_APART void tiny_fork_child(void)
      * this one's (seg_units_alloc's owners). */
     for (tiny_heap_t *h = tiny_state.heap_all; h; h = h->all_next)
         if (h != tiny_heap_tls) {
-            atomic_store_explicit(&h->attached, false, memory_order_relaxed);
+            /* A crowd heap stays attached: it serves this process's threads. */
+            if (!h->crowd) atomic_store_explicit(&h->attached, false, memory_order_relaxed);
             h->owner_slot = false;
         }
+    for (uint64_t nodes = atomic_load_explicit(&tiny_state.crowd_nodes, memory_order_relaxed);
+         nodes; nodes &= nodes - 1)
+        tiny_crowd_leave(
+            atomic_load_explicit(&tiny_lists.crowd[__builtin_ctzll(nodes)], memory_order_relaxed));
     atomic_store_explicit(&tiny_state.owner_heaps, tiny_heap_tls->owner_slot ? 1 : 0,
                           memory_order_relaxed);
+    HS_ASSERT(tiny_crowd_holds == 0);
     hs_lock_init(&tiny_state.orphan_lock, HS_RANK_ORPHAN);
     hs_lock_init(&tiny_state.heap_lock, HS_RANK_HEAP);
 }
