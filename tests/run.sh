@@ -4,12 +4,13 @@
 # test failed.  Full output of each test: $BUILD/tests/logs/<name>.log
 #
 # Usage: tests/run.sh [name...]        (default: all tests)
-#   names: format layers internal segment orphan api api_static bad_input fault stress stress_tsan stress_tsan_purge stress_ubsan fork
+#   names: format layers internal segment orphan api api_static bad_input fault stress stress_tsan stress_tsan_purge stress_tsan_crowd stress_ubsan fork
 #          fork_handlers fork_window fork_pool fork_handlers_pool fork_hugetlb fork_hugetlb_race fork_hugetlb_mt fork_hugetlb_forkers thread_exit last_thread trim_deadlock small_heap usable usable_purge dlopen cxx symbols
 #          abi_0_1 abi_0_1_symver abi_0_2 (hugeslab_stats from programs built against 0.1's and 0.2's headers)
 #          libnuma_static libnuma_preload
 #          fuzz fuzz_mt fuzz_libfuzzer (the differential fuzzer: alone, 4 threads, libFuzzer)
-#          debug_stress debug_stress_churn debug_fork debug_fork_handlers debug_thread_exit debug_trim_deadlock debug_small_heap debug_usable debug_fuzz (on the DEBUG=1 library)
+#          crowd_stress crowd_fork_handlers (every thread's first blocks from the shared crowd slabs: HUGESLAB_CROWD_THREADS=1)
+#          debug_stress debug_stress_churn debug_fork debug_fork_handlers debug_thread_exit debug_trim_deadlock debug_small_heap debug_usable debug_fuzz debug_crowd (on the DEBUG=1 library)
 #          programs (or prog_python3, prog_sort, ...)
 #          postgres (tests/postgres: PostgreSQL and pgbench on hugeslab, THP and a small hugetlb pool)
 #          install (tests/install: make install into a DESTDIR, pkg-config builds)
@@ -63,7 +64,7 @@ else
     EXPECT=1
 fi
 
-ALL="format layers internal segment orphan api api_static bad_input fault stress stress_tsan stress_tsan_purge stress_ubsan fork fork_handlers fork_window fork_pool fork_handlers_pool fork_hugetlb fork_hugetlb_race fork_hugetlb_mt fork_hugetlb_forkers thread_exit last_thread trim_deadlock small_heap usable usable_purge dlopen cxx symbols abi_0_1 abi_0_1_symver abi_0_2 libnuma_static libnuma_preload fuzz fuzz_mt fuzz_libfuzzer debug_stress debug_stress_churn debug_fork debug_fork_handlers debug_thread_exit debug_trim_deadlock debug_small_heap debug_usable debug_fuzz programs postgres install tool stats charts replay peak kernel numa"
+ALL="format layers internal segment orphan api api_static bad_input fault stress stress_tsan stress_tsan_purge stress_tsan_crowd stress_ubsan fork fork_handlers fork_window fork_pool fork_handlers_pool fork_hugetlb fork_hugetlb_race fork_hugetlb_mt fork_hugetlb_forkers thread_exit last_thread trim_deadlock small_heap usable usable_purge dlopen cxx symbols abi_0_1 abi_0_1_symver abi_0_2 libnuma_static libnuma_preload fuzz fuzz_mt fuzz_libfuzzer crowd_stress crowd_fork_handlers debug_stress debug_stress_churn debug_fork debug_fork_handlers debug_thread_exit debug_trim_deadlock debug_small_heap debug_usable debug_fuzz debug_crowd programs postgres install tool stats charts replay peak kernel numa"
 WANT=${*:-$ALL}
 
 report() { # STATUS NAME [REASON]
@@ -179,14 +180,20 @@ for t in $WANT; do
         if [ -n "$PRELOAD" ]; then
             run_test stress_tsan plain "$BIN/stress_tsan" $TSAN_ARGS
         else report SKIP stress_tsan "HS_NO_PRELOAD=1"; fi ;;
-    stress_tsan_purge)
-        # Idle SuperSlabs unmapped at once, so the purge thread's registry
-        # writes meet other threads' mmap of the same ranges.
+    stress_tsan_purge | stress_tsan_crowd)
+        # _purge: idle SuperSlabs unmapped at once, so the purge thread's
+        # registry writes meet other threads' mmap of the same ranges.
+        # _crowd: every thread's first blocks from the crowd heap's shared
+        # slabs (HUGESLAB_CROWD_THREADS=1): its flag, its remote frees, its
+        # releases by the purge thread and malloc_trim.
         if [ -n "$PRELOAD" ]; then
-            RUN_ENV="HUGESLAB_PURGE_DELAY_MS=0 HUGESLAB_CACHE_MB=0 HUGESLAB_RESERVE_MB=0"
-            run_test stress_tsan_purge plain "$BIN/stress_tsan" $TSAN_ARGS
+            case "$t" in
+            stress_tsan_purge) RUN_ENV="HUGESLAB_PURGE_DELAY_MS=0 HUGESLAB_CACHE_MB=0 HUGESLAB_RESERVE_MB=0" ;;
+            *) RUN_ENV="HUGESLAB_CROWD_THREADS=1" ;;
+            esac
+            run_test "$t" plain "$BIN/stress_tsan" $TSAN_ARGS
             RUN_ENV=""
-        else report SKIP stress_tsan_purge "HS_NO_PRELOAD=1"; fi ;;
+        else report SKIP "$t" "HS_NO_PRELOAD=1"; fi ;;
     stress_ubsan)
         if [ -n "$PRELOAD" ]; then
             run_test stress_ubsan plain "$BIN/stress_ubsan" $UBSAN_ARGS
@@ -283,7 +290,15 @@ for t in $WANT; do
                 "$BIN/fuzz-corpus"
         fi
         ;;
-    debug_stress | debug_stress_churn | debug_fork | debug_fork_handlers | debug_thread_exit | debug_trim_deadlock | debug_small_heap | debug_usable | debug_fuzz)
+    # Every thread's first blocks of each class come from the crowd heap's
+    # slabs, which all threads share (src/tiny/tiny.c, crowd_malloc), not
+    # only from 16 threads on: blocks handed between threads, freed by
+    # others, slabs emptied and released under threads that keep coming;
+    # and fork() while threads hold the crowd heap's flag.
+    # shellcheck disable=SC2086
+    crowd_stress) run_test "$t" preload /usr/bin/env HUGESLAB_CROWD_THREADS=1 "$BIN/stress_test" $STRESS_ARGS ;;
+    crowd_fork_handlers) run_test "$t" preload /usr/bin/env HUGESLAB_CROWD_THREADS=1 "$BIN/fork_handlers_test" ;;
+    debug_stress | debug_stress_churn | debug_fork | debug_fork_handlers | debug_thread_exit | debug_trim_deadlock | debug_small_heap | debug_usable | debug_fuzz | debug_crowd)
         # The same programs on the DEBUG=1 library: internal assertions on.
         if [ -z "$PRELOAD" ]; then
             report SKIP "$t" "HS_NO_PRELOAD=1"
@@ -314,6 +329,10 @@ for t in $WANT; do
         debug_small_heap) run_test "$t" preload "$BIN/small_heap_test" ;;
         debug_usable) run_test "$t" preload "$BIN/usable_test" ;;
         debug_fuzz) run_test "$t" preload "$BIN/fuzz_test" -s "$FUZZ_SEED" -t "$FUZZ_SECONDS" -j 2 ;;
+        # debug_stress_churn with every thread's first blocks the crowd's
+        debug_crowd)
+            run_test "$t" preload /usr/bin/env HUGESLAB_CROWD_THREADS=1 HUGESLAB_PURGE_DELAY_MS=1 \
+                "$BIN/stress_test" 32 4000000 1000 ;;
         esac
         PRELOAD=$release_so
         ;;

@@ -176,8 +176,10 @@ if [ $thp_ok -eq 1 ]; then
     # SuperSlabs mapped for their sparse slabs are base pages.
     run_case sparse-threads-thp HUGESLAB_BACKING=thp "$bin" sparse-threads
     # The same with threads whose heaps have no slab yet when the SuperSlabs
-    # for them are mapped.
-    run_case sparse-threads-fresh-thp HUGESLAB_BACKING=thp "$bin" sparse-threads fresh
+    # for them are mapped; 96 threads, each with slabs of its own
+    # (HUGESLAB_CROWD_THREADS=0: with the default, their first blocks fill
+    # the crowd heap's shared slabs, dense, and `crowd` below tests those).
+    run_case sparse-threads-fresh-thp HUGESLAB_BACKING=thp HUGESLAB_CROWD_THREADS=0 "$bin" sparse-threads fresh
     # HUGESLAB_SPLIT_SPARSE=0: the same SuperSlabs are huge pages.
     run_case sparse-threads-kept-thp HUGESLAB_BACKING=thp HUGESLAB_SPLIT_SPARSE=0 "$bin" sparse-threads kept
     # The small heap's first SuperSlab is on base pages: its free units go
@@ -201,6 +203,11 @@ else
         skip_case $c "THP is unavailable ($(thp_mode)) and cannot be switched without root"
     done
 fi
+# 256 threads alive at once, each holding 64 blocks of 16 B - 2.2 KiB: Rss
+# grows by at most what they hold plus half and 16 KiB a thread (with
+# a slab per thread and class, 2.8 times what they hold), and is back
+# within 8 MiB of the start after the frees and malloc_trim.
+run_case crowd "$bin" crowd
 # The registry is a read-only mapping until written: VmData (private writable
 # memory, the commit charge of vm.overcommit_memory=2) under 16 MiB at start
 # (66 MiB while it was .bss).

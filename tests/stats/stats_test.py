@@ -318,7 +318,8 @@ def case_messages(tmp):
                       "keeping %s" % (name, valid, kept)))
     numbers = {"PURGE_DELAY_MS": (0, 3600000, 500), "RESERVE_MB": (0, 1048576, 4),
                "CACHE_MB": (0, 1048576, 1024), "HUGE_MB": (2, 1048576, 32),
-               "NUMA_NODES": (0, 64, 0), "STATS_INTERVAL_MS": (0, 3600000, 0)}
+               "NUMA_NODES": (0, 64, 0), "STATS_INTERVAL_MS": (0, 3600000, 0),
+               "CROWD_THREADS": (0, 1048576, 16)}
     for name, (lo, hi, kept) in numbers.items():
         for bad in ("x1", str(hi + 1)):
             cases.append(({"HUGESLAB_" + name: bad},
