@@ -1407,6 +1407,9 @@ HS_INLINE void *refill(tiny_heap_t *heap, unsigned cls)
      * refills; a new slab always asks (below), since that places memory. */
     unsigned node = seg_thread_node();
     if (HS_UNLIKELY(node != heap->node)) {
+        /* A crowd heap keeps its node: the thread moved since it chose it,
+         * and its own heap serves it. */
+        if (heap->crowd) return NULL;
         tiny_heap_abandon(heap);
         heap->node = node;
     }
@@ -1450,6 +1453,7 @@ HS_NOINLINE static void *refill_elsewhere(tiny_heap_t *heap, unsigned cls)
 {
     unsigned node = seg_thread_node_refresh();
     if (node != heap->node) {
+        if (heap->crowd) return NULL; /* as in refill */
         tiny_heap_abandon(heap);
         heap->node = node;
     }

@@ -49,7 +49,7 @@ while [[ $# -gt 0 ]]; do
     esac
 done
 [[ $alloc == hugeslab || $alloc == glibc ]] || { echo "--alloc hugeslab|glibc" >&2; exit 2; }
-placement_cases="local remote migrate membind preferred interleave hugetlb cpuless memless many-nodes hugetlb-1g hugetlb-1g-none"
+placement_cases="local local-crowd remote migrate membind preferred interleave hugetlb cpuless memless many-nodes hugetlb-1g hugetlb-1g-none"
 module_cases="module module-bind module-preferred module-interleave module-cap module-off module-topology"
 if [[ ${#cases[@]} -eq 0 ]]; then
     cases=($placement_cases)
@@ -179,6 +179,12 @@ for n in $node_counts; do
         case $c in
             local|remote|migrate)
                 run_case "$name" "$n" "${preload[@]}" -- "$test_prog" "$c" ;;
+            local-crowd)
+                # local with every thread's first blocks of each class from
+                # its node's crowd heap (HUGESLAB_CROWD_THREADS=1): those
+                # heaps' slabs are on their node too.
+                if [[ $alloc != hugeslab ]]; then skip "$name" "hugeslab's own option"; continue; fi
+                run_case "$name" "$n" "${preload[@]}" --env HUGESLAB_CROWD_THREADS=1 -- "$test_prog" local ;;
             membind|preferred|interleave)
                 if [[ $has_numactl == 0 ]]; then skip "$name" "no numactl"; continue; fi
                 case $c in
