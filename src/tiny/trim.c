@@ -105,6 +105,12 @@ HS_APART void tiny_fork_child(void)
             atomic_load_explicit(&tiny_lists.crowd[__builtin_ctzll(nodes)], memory_order_relaxed));
     atomic_store_explicit(&tiny_state.owner_heaps, tiny_heap_tls->owner_slot ? 1 : 0,
                           memory_order_relaxed);
+    /* And the child's threads with a heap: this one, if it has one. Left
+     * at the parent's count, a child of a process of a thousand threads
+     * went on as a crowded one (its blocks from the crowd heap, looks at
+     * the other heaps), and its statistics said so. */
+    atomic_store_explicit(&tiny_state.stat_threads_live, tiny_heap_tls != &tiny_empty_heap,
+                          memory_order_relaxed);
     HS_ASSERT(tiny_crowd_holds == 0);
     hs_lock_init(&tiny_state.orphan_lock, HS_RANK_ORPHAN);
     hs_lock_init(&tiny_state.heap_lock, HS_RANK_HEAP);

@@ -83,7 +83,8 @@
  *                                    block intact, freed by its thread or by
  *                                    main; after malloc_trim, Rss within
  *                                    8 MiB of the start (glibc keeps the
- *                                    threads' stacks, 3-4 MiB)
+ *                                    threads' stacks, 3-4 MiB); a child
+ *                                    forked among them counts one thread
  *   kernel_test fresh                64 MiB of small blocks freed and left
  *                                    LazyFree, then 64 MiB of 4 MiB blocks
  *                                    (runs, which cannot reuse them): Rss
@@ -139,6 +140,7 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -1797,6 +1799,19 @@ static int test_crowd(void)
             return fail("pthread_create: %s", strerror(errno));
     pthread_barrier_wait(&c.filled);
     long long rss1 = rollup_unbuffered("Rss");
+    /* A child forked now has one thread: it counts one heap, not 257, and
+     * allocates as a process of one thread does. */
+    pid_t pid = fork();
+    if (pid == 0) {
+        hugeslab_stats_t cs;
+        hugeslab_stats(&cs);
+        void *p = malloc(100);
+        if (p) memset(p, 1, 100);
+        free(p);
+        _exit(cs.threads_live == 1 && p ? 0 : 1);
+    }
+    int status = -1;
+    if (pid < 0 || waitpid(pid, &status, 0) != pid) return fail("fork: %s", strerror(errno));
     pthread_barrier_wait(&c.done);
     for (unsigned t = 0; t < CROWD_THREADS; t++) pthread_join(threads[t], NULL);
     pthread_attr_destroy(&attr);
@@ -1822,6 +1837,8 @@ static int test_crowd(void)
     if (rss0 < 0 || rss1 < 0 || rss2 < 0) return fail("%s", "cannot read smaps_rollup");
     if (rss1 - rss0 > bound) return fail("%s", "the threads' Rss is above the bound");
     if (rss2 - rss0 > 8 * MiB) return fail("%s", "Rss is not back within 8 MiB of the start");
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+        return fail("%s", "a child forked among the threads counted more than its one thread");
     printf("PASS\n");
     return 0;
 }
