@@ -311,8 +311,9 @@ HS_COLD bool tiny_collect_abandoned(void)
     hs_lock(&tiny_state.heap_lock);
     for (tiny_heap_t *h = tiny_state.heap_pool; h; h = h->next_free) delayed_to_slabs(h);
     hs_unlock(&tiny_state.heap_lock);
-    /* Only tried: a thread taking a block holds the flag a moment, and
-     * the next look comes with the next crowd slab found empty. */
-    tiny_crowd_trim(false);
-    return sweep_orphans();
+    /* The crowd heaps' flags only tried: a thread taking a block holds one
+     * a moment; passed over, the purge thread comes back soon, as for
+     * orphans still pinned. */
+    bool passed_over = tiny_crowd_trim(false);
+    return sweep_orphans() || passed_over;
 }

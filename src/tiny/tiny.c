@@ -1561,19 +1561,23 @@ static void crowd_release_empty(tiny_heap_t *crowd)
         }
 }
 
-HS_APART_LATE void tiny_crowd_release(bool wait)
+HS_APART_LATE bool tiny_crowd_release(bool wait)
 {
+    bool passed_over = false;
     for (uint64_t nodes = atomic_load_explicit(&tiny_state.crowd_nodes, memory_order_acquire);
          nodes; nodes &= nodes - 1) {
         tiny_heap_t *crowd =
             atomic_load_explicit(&tiny_lists.crowd[__builtin_ctzll(nodes)], memory_order_relaxed);
-        if (wait)
+        if (wait) {
             tiny_crowd_enter(crowd);
-        else if (!tiny_crowd_try_enter(crowd))
+        } else if (!tiny_crowd_try_enter(crowd)) {
+            passed_over = true;
             continue;
+        }
         crowd_release_empty(crowd);
         tiny_crowd_leave(crowd);
     }
+    return passed_over;
 }
 
 /* ---- free slow paths --------------------------------------------------------- */

@@ -171,14 +171,15 @@ bool tiny_crowd_try_enter(tiny_heap_t *crowd);
 void tiny_crowd_leave(tiny_heap_t *crowd);
 extern __thread unsigned tiny_crowd_holds;
 /* tiny.c: gives the crowd heaps' slabs whose blocks all came back to their
- * SuperSlabs (waiting for each heap's flag, or only trying it). */
-void tiny_crowd_release(bool wait);
+ * SuperSlabs (waiting for each heap's flag, or only trying it); true when
+ * a flag tried was held, and a heap passed over. */
+bool tiny_crowd_release(bool wait);
 /* The same, tested inline: a process with no crowd heap runs none of that
  * text (a purge pass of one thread's runs no apart code). */
-static inline void tiny_crowd_trim(bool wait)
+static inline bool tiny_crowd_trim(bool wait)
 {
-    if (atomic_load_explicit(&tiny_state.crowd_nodes, memory_order_relaxed))
-        tiny_crowd_release(wait);
+    return atomic_load_explicit(&tiny_state.crowd_nodes, memory_order_relaxed) &&
+           tiny_crowd_release(wait);
 }
 /* The idle work: abandoned delayed blocks and empty orphans. True while
  * orphans remain. */

@@ -18,7 +18,7 @@ HS_SELDOM void tiny_trim(void)
         for (unsigned i = 0; i < TINY_KEPT_SUPERSLABS; i++) heap->kept_in[i] = NULL;
         heap_leave(heap, was);
     }
-    tiny_crowd_trim(true);
+    (void)tiny_crowd_trim(true);
     tiny_collect_abandoned();
 }
 
@@ -56,11 +56,11 @@ static uint32_t fork_heap_was;
  * fork() the child would keep it held for good, with no thread there to
  * leave it, and the handlers that run in the child's fork window before
  * tiny_fork_child (locks.h, rule 5) would wait for it at their first
- * refill. Those holders take no lock, so the wait here ends. */
-/* The crowd heaps' flags are held across fork() as well, taken before
- * heap_lock: a thread that holds one may take heap_lock, and holds no lock
- * itself while the fork waits for it. The forking thread takes no block of
- * theirs in its fork window (crowd_malloc). */
+ * refill. Those holders take no lock, so the wait here ends. The crowd
+ * heaps' flags are held across fork() as well, taken before heap_lock: a
+ * thread that holds one may take heap_lock, and holds no lock itself while
+ * the fork waits for it. The forking thread takes no block of theirs in
+ * its fork window (crowd_malloc). */
 HS_APART void tiny_fork_prepare(void)
 {
     fork_heap = tiny_heap_tls != &tiny_empty_heap ? tiny_heap_tls : NULL;
