@@ -5,8 +5,9 @@
  *   - every class served through the heap's direct table has one to four
  *     entries of it, the most heap_set_current stores, and the last such
  *     class (TINY_DIRECT_CLASSES) is TINY_TABLE_MAX;
- *   - TINY_SHORT_CLASS_MIN is the first class above 8 KiB, and
- *     TINY_SIZED_CLASS_MIN the first above 128 KiB;
+ *   - TINY_SHORT_CLASS_MIN is the first class above 8 KiB,
+ *     TINY_SIZED_CLASS_MIN the first above 128 KiB, and TINY_CROWD_CLASSES
+ *     the first above TINY_CROWD_SIZE_MAX;
  *   - tiny_block_key() is k * step at block k's first byte and above any
  *     key_limit at every other offset of a SuperSlab, and below a slab's
  *     start, for every class;
@@ -95,7 +96,8 @@ static void check_direct_entries(void)
         return;
     }
     if (!first_class_above(TINY_SHORT_CLASS_MIN, 8 * 1024, "TINY_SHORT_CLASS_MIN") ||
-        !first_class_above(TINY_SIZED_CLASS_MIN, 128 * 1024, "TINY_SIZED_CLASS_MIN"))
+        !first_class_above(TINY_SIZED_CLASS_MIN, 128 * 1024, "TINY_SIZED_CLASS_MIN") ||
+        !first_class_above(TINY_CROWD_CLASSES, TINY_CROWD_SIZE_MAX, "TINY_CROWD_CLASSES"))
         return;
     hs_checks++;
 }

@@ -8,8 +8,6 @@
  * - An orphan's owner word is 0; it is on tiny_lists.orphans of its
  *   SuperSlab's node, under orphan_lock, until adopted or released.
  * - Slabs are released with no tiny lock held (segment takes its own). */
-#include <string.h>
-
 #include "tiny/tiny_internal.h"
 
 /* Sends every block on the delayed list of a heap whose thread has left to
@@ -220,6 +218,7 @@ HS_APART_LATE tiny_heap_t *tiny_crowd_heap(unsigned node)
 }
 
 __thread unsigned tiny_crowd_holds;
+__thread tiny_heap_t *tiny_crowd_held;
 
 HS_APART_LATE bool tiny_crowd_try_enter(tiny_heap_t *crowd)
 {
@@ -229,6 +228,7 @@ HS_APART_LATE bool tiny_crowd_try_enter(tiny_heap_t *crowd)
                                                  memory_order_acquire, memory_order_relaxed))
         return false;
     tiny_crowd_holds++;
+    tiny_crowd_held = crowd;
     return true;
 }
 
@@ -245,7 +245,7 @@ HS_APART_LATE void tiny_crowd_enter(tiny_heap_t *crowd)
 
 HS_APART_LATE void tiny_crowd_leave(tiny_heap_t *crowd)
 {
-    tiny_crowd_holds--;
+    if (--tiny_crowd_holds == 0) tiny_crowd_held = NULL;
     atomic_store_explicit(&crowd->busy, 0, memory_order_release);
 }
 
@@ -288,7 +288,6 @@ HS_APART_LATE void tiny_thread_exit(void *arg)
     heap->home_after_ms = 0;
     heap->home_aged = false;
     heap->cuts_since_reclaim = 0;
-    memset(heap->crowd_taken, 0, sizeof heap->crowd_taken);
     if (heap->owner_slot) {
         heap->owner_slot = false;
         atomic_fetch_sub_explicit(&tiny_state.owner_heaps, 1, memory_order_relaxed);

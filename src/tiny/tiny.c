@@ -382,10 +382,13 @@ HS_APART_LATE HS_NOINLINE static bool slabs_sparse(tiny_heap_t *heap)
 /* segment/'s question when it maps a SuperSlab for the calling thread
  * (seg_set_client_sparse). Only while several threads have heaps: one
  * thread's heap that has outgrown the small heap fills its slabs, and a
- * process of one thread then never runs the apart text for it. */
+ * process of one thread then never runs the apart text for it. A thread
+ * refilling a crowd heap maps for that heap's slabs, which are judged:
+ * judged by the thread's own heap, empty or absent, they were sparse or
+ * dense by chance. */
 static bool heap_sparse(void)
 {
-    tiny_heap_t *heap = tiny_heap_tls;
+    tiny_heap_t *heap = tiny_crowd_holds ? tiny_crowd_held : tiny_heap_tls;
     return heap != &tiny_empty_heap &&
            atomic_load_explicit(&tiny_state.stat_threads_live, memory_order_relaxed) > 1 &&
            slabs_sparse(heap);
@@ -1328,11 +1331,27 @@ HS_INLINE void *pop(tiny_slab_t *s) { return tiny_pop(s, s->free); }
 
 HS_INLINE void *refill(tiny_heap_t *heap, unsigned cls);
 HS_NOINLINE static void *refill_elsewhere(tiny_heap_t *heap, unsigned cls);
-HS_APART_LATE HS_NOINLINE static void *crowd_malloc(tiny_heap_t *heap, unsigned cls);
+HS_APART_LATE HS_NOINLINE static void *crowd_malloc(unsigned cls);
+
+/* Whether threads crowd: HUGESLAB_CROWD_THREADS threads or more have a
+ * heap. After tiny_init on this thread, which read the option. */
+static inline bool crowded(void)
+{
+    uint64_t live = atomic_load_explicit(&tiny_state.stat_threads_live, memory_order_relaxed);
+    return live != 0 && live >= tiny_state.crowd_threads;
+}
 
 HS_NOINLINE void *tiny_malloc_refill(tiny_heap_t *heap, unsigned cls, size_t size)
 {
     if (HS_UNLIKELY(heap == &tiny_empty_heap)) {
+        /* A thread of a crowded process takes its first blocks from the
+         * crowd heap without a heap of its own: it gets one only when it
+         * needs more (crowd_malloc). tiny_init first, for crowded(). */
+        tiny_init();
+        if (crowded()) {
+            void *p = crowd_malloc(cls);
+            if (p) return p;
+        }
         heap = tiny_heap_attach();
         if (!heap) {
             errno = ENOMEM;
@@ -1343,10 +1362,8 @@ HS_NOINLINE void *tiny_malloc_refill(tiny_heap_t *heap, unsigned cls, size_t siz
     void *p = NULL;
     /* No slab of the class yet, while threads crowd: not inside another
      * refill of this thread's (was), which may be a crowd heap's. */
-    if (HS_UNLIKELY(heap->current[cls] == &tiny_sentinel_slab) && was == 0 &&
-        atomic_load_explicit(&tiny_state.stat_threads_live, memory_order_relaxed) >=
-            tiny_state.crowd_threads)
-        p = crowd_malloc(heap, cls);
+    if (HS_UNLIKELY(heap->current[cls] == &tiny_sentinel_slab) && was == 0 && crowded())
+        p = crowd_malloc(cls);
     if (HS_UNLIKELY(cls >= TINY_SIZED_CLASS_MIN) && !p && tiny_sized_heap())
         p = tiny_malloc_sized(heap, cls, size);
     if (HS_LIKELY(!p)) p = refill(heap, cls);
@@ -1507,25 +1524,32 @@ HS_NOINLINE static void *refill_elsewhere(tiny_heap_t *heap, unsigned cls)
 
 /* ---- crowd heaps --------------------------------------------------------------- */
 
-/* A block of cls for a thread whose heap has no slab of the class, from its
- * node's crowd heap (tiny_lists.crowd), or NULL: the class is too large,
- * the thread took its share of the class already, it holds a lock or is in
- * the fork window, or memory is out (errno as it was). The thread holds
- * the crowd heap's flag as its owner for the pop or refill, and its own
- * heap's flag, which no other thread waits for. Its frees of the block are
- * remote frees, as every thread's are, and a slab the crowd's blocks all
- * came back to goes back through the reclaims.
+/* By class up to TINY_CROWD_SIZE_MAX: blocks this thread took from its
+ * node's crowd heap. Thread-local, not in its heap: a thread of a crowded
+ * process may have none (tiny_malloc_refill), and a new thread starts at 0. */
+static __thread uint8_t crowd_taken[TINY_CROWD_CLASSES];
+
+/* A block of cls for a thread whose heap has no slab of the class (or that
+ * has no heap), from its node's crowd heap (tiny_lists.crowd), or NULL: the
+ * class is too large, the thread took its share of the class already, it
+ * holds a lock or is in the fork window, or memory is out (errno as it
+ * was). The thread holds the crowd heap's flag as its owner for the pop or
+ * refill, and its own heap's flag if it has one, which no other thread
+ * waits for. Its frees of the block are remote frees, as every thread's
+ * are, and a slab the crowd's blocks all came back to goes back through
+ * the reclaims and tiny_crowd_release.
  * Why: a thread's slabs are its own, and a slab costs it at least the page
- * its first blocks lie in, class by class. With a thousand threads alive,
- * each holding a few blocks of many classes, those pages' unused rest was
- * most of the process's memory (bench_memory crowd). */
-HS_APART_LATE HS_NOINLINE static void *crowd_malloc(tiny_heap_t *heap, unsigned cls)
+ * its first blocks lie in, class by class; its heap, 5.9 KiB, costs it
+ * that much more. With a thousand threads alive, each holding a few blocks
+ * of many classes, those pages' unused rest was most of the process's
+ * memory (bench_memory crowd). */
+HS_APART_LATE HS_NOINLINE static void *crowd_malloc(unsigned cls)
 {
+    if (cls >= TINY_CROWD_CLASSES) return NULL;
     uint32_t size = tiny_class_size[cls];
-    unsigned taken = heap->crowd_taken[cls];
-    if (size > TINY_CROWD_SIZE_MAX || taken >= TINY_CROWD_BLOCKS ||
-        taken * size >= TINY_CROWD_BYTES || tiny_crowd_holds || !hs_no_lock_held() ||
-        hs_in_fork_window())
+    unsigned taken = crowd_taken[cls];
+    if (taken >= TINY_CROWD_BLOCKS || taken * size >= TINY_CROWD_BYTES || tiny_crowd_holds ||
+        !hs_no_lock_held() || hs_in_fork_window())
         return NULL;
     tiny_heap_t *crowd = tiny_crowd_heap(seg_thread_node());
     if (!crowd) return NULL;
@@ -1538,7 +1562,7 @@ HS_APART_LATE HS_NOINLINE static void *crowd_malloc(tiny_heap_t *heap, unsigned 
         errno = saved_errno;
         return NULL;
     }
-    heap->crowd_taken[cls] = (uint8_t)(taken + 1);
+    crowd_taken[cls] = (uint8_t)(taken + 1);
     hs_count_add(&tiny_state.crowd_blocks_out, 1);
     return p;
 }

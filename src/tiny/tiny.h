@@ -378,6 +378,8 @@ HS_INLINE uint64_t tiny_key_limit(uint32_t carved, uint64_t recip, size_t size)
 #define TINY_CROWD_SIZE_MAX 4096
 #define TINY_CROWD_BLOCKS 32
 #define TINY_CROWD_BYTES (16 * HS_KiB)
+/* The classes up to TINY_CROWD_SIZE_MAX (tests/internal_test.c checks it). */
+#define TINY_CROWD_CLASSES 59
 
 /* Classes below this one (5,456 bytes and less) never have a slab of one
  * block: a SuperSlab's shorter first unit holds four. The classes from it
@@ -481,10 +483,6 @@ struct tiny_heap_s {
      * threads that take blocks from it hold its busy flag as its owner
      * while they do (crowd_malloc in tiny.c). */
     bool crowd;
-    /* By class: blocks this thread took from its node's crowd heap, up to
-     * TINY_CROWD_BLOCKS; zeroed when the heap goes back to the pool. Owner
-     * only. */
-    uint8_t crowd_taken[TINY_CLASS_COUNT];
 };
 _Static_assert(offsetof(tiny_heap_t, direct) == 2 * HS_CACHE_LINE,
                "the shared line and an empty one before the owner's");

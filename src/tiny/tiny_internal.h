@@ -170,6 +170,9 @@ void tiny_crowd_enter(tiny_heap_t *crowd);
 bool tiny_crowd_try_enter(tiny_heap_t *crowd);
 void tiny_crowd_leave(tiny_heap_t *crowd);
 extern __thread unsigned tiny_crowd_holds;
+/* The crowd heap whose flag the thread took last, while it holds one: a
+ * SuperSlab mapped meanwhile is for that heap's slabs (heap_sparse). */
+extern __thread tiny_heap_t *tiny_crowd_held;
 /* tiny.c: gives the crowd heaps' slabs whose blocks all came back to their
  * SuperSlabs (waiting for each heap's flag, or only trying it); true when
  * a flag tried was held, and a heap passed over. */
