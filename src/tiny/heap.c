@@ -222,11 +222,7 @@ __thread tiny_heap_t *tiny_crowd_held;
 
 HS_APART_LATE bool tiny_crowd_try_enter(tiny_heap_t *crowd)
 {
-    uint32_t seen = 0;
-    if (atomic_load_explicit(&crowd->busy, memory_order_relaxed) != 0 ||
-        !atomic_compare_exchange_strong_explicit(&crowd->busy, &seen, HEAP_OWNER,
-                                                 memory_order_acquire, memory_order_relaxed))
-        return false;
+    if (!heap_try_take(crowd, HEAP_OWNER)) return false;
     tiny_crowd_holds++;
     tiny_crowd_held = crowd;
     return true;
@@ -247,6 +243,20 @@ HS_APART_LATE void tiny_crowd_leave(tiny_heap_t *crowd)
 {
     if (--tiny_crowd_holds == 0) tiny_crowd_held = NULL;
     atomic_store_explicit(&crowd->busy, 0, memory_order_release);
+}
+
+HS_APART_LATE void tiny_crowd_enter_every(void)
+{
+    for (uint64_t nodes = atomic_load_explicit(&tiny_state.crowd_nodes, memory_order_acquire);
+         nodes; nodes &= nodes - 1)
+        tiny_crowd_enter(tiny_crowd_of(nodes));
+}
+
+HS_APART_LATE void tiny_crowd_leave_every(void)
+{
+    for (uint64_t nodes = atomic_load_explicit(&tiny_state.crowd_nodes, memory_order_relaxed);
+         nodes; nodes &= nodes - 1)
+        tiny_crowd_leave(tiny_crowd_of(nodes));
 }
 
 /* ---- thread heaps (attach) ------------------------------------------------------ */

@@ -616,18 +616,19 @@ static bool release_spares_in(tiny_heap_t *heap, const seg_superslab_t *ss)
  * the calling thread's own heap is looked at under its busy flag
  * (seg_units_alloc runs inside its refill), and, while threads outnumber
  * CPUs, the other heaps too (tiny_reclaim_from_others). */
-HS_COLD static bool release_remote_emptied(void)
+/* The heap's slabs on its partial lists whose blocks in use all wait on
+ * their remote-free stacks go back, but the current ones unless
+ * `current_too`; under the heap's flag. True when one did. */
+static bool release_all_remote_in(tiny_heap_t *heap, bool current_too)
 {
-    tiny_heap_t *heap = tiny_heap_tls;
-    if (heap == &tiny_empty_heap) return false;
-    uint32_t was = heap_enter(heap);
-    /* Spares first: kept for speed, never at the cost of a SuperSlab. */
-    bool released = release_spares_in(heap, NULL);
+    bool released = false;
     for (unsigned cls = 0; cls < TINY_CLASS_COUNT; cls++) {
         for (tiny_slab_t *s = heap->partial[cls], *next; s; s = next) {
             next = s->next;
             uintptr_t word = atomic_load_explicit(tiny_remote_word(s), memory_order_relaxed);
-            if (s == heap->current[cls] || (word >> TINY_REMOTE_COUNT_SHIFT) != s->used) continue;
+            if ((s == heap->current[cls] && !current_too) ||
+                (word >> TINY_REMOTE_COUNT_SHIFT) != s->used)
+                continue;
             /* Every block in use is on the stack: none can be freed to s
              * meanwhile, so collect() leaves used at 0. */
             collect(s);
@@ -636,6 +637,17 @@ HS_COLD static bool release_remote_emptied(void)
             released = true;
         }
     }
+    return released;
+}
+
+HS_COLD static bool release_remote_emptied(void)
+{
+    tiny_heap_t *heap = tiny_heap_tls;
+    if (heap == &tiny_empty_heap) return false;
+    uint32_t was = heap_enter(heap);
+    /* Spares first: kept for speed, never at the cost of a SuperSlab. */
+    bool released = release_spares_in(heap, NULL);
+    if (release_all_remote_in(heap, false)) released = true;
     heap_leave(heap, was);
     if (atomic_load_explicit(&tiny_state.stat_threads_live, memory_order_relaxed) > 1 &&
         tiny_reclaim_from_others(heap))
@@ -1577,12 +1589,7 @@ static void crowd_release_empty(tiny_heap_t *crowd)
 {
     tiny_drain_delayed(crowd);
     release_spares_in(crowd, NULL);
-    for (unsigned cls = 0; cls < TINY_CLASS_COUNT; cls++)
-        for (tiny_slab_t *s = crowd->partial[cls], *next; s; s = next) {
-            next = s->next;
-            collect(s);
-            if (s->used == 0) release_empty(crowd, s, false);
-        }
+    release_all_remote_in(crowd, true);
 }
 
 HS_APART_LATE bool tiny_crowd_release(bool wait)
@@ -1590,8 +1597,7 @@ HS_APART_LATE bool tiny_crowd_release(bool wait)
     bool passed_over = false;
     for (uint64_t nodes = atomic_load_explicit(&tiny_state.crowd_nodes, memory_order_acquire);
          nodes; nodes &= nodes - 1) {
-        tiny_heap_t *crowd =
-            atomic_load_explicit(&tiny_lists.crowd[__builtin_ctzll(nodes)], memory_order_relaxed);
+        tiny_heap_t *crowd = tiny_crowd_of(nodes);
         if (wait) {
             tiny_crowd_enter(crowd);
         } else if (!tiny_crowd_try_enter(crowd)) {

@@ -169,6 +169,22 @@ tiny_heap_t *tiny_crowd_heap(unsigned node);
 void tiny_crowd_enter(tiny_heap_t *crowd);
 bool tiny_crowd_try_enter(tiny_heap_t *crowd);
 void tiny_crowd_leave(tiny_heap_t *crowd);
+/* The crowd heap of the lowest node of `nodes`, bits of
+ * tiny_state.crowd_nodes: the loops over the crowd heaps clear them one by
+ * one, and read no page of tiny_lists for a node without one. */
+static inline tiny_heap_t *tiny_crowd_of(uint64_t nodes)
+{
+    return atomic_load_explicit(&tiny_lists.crowd[__builtin_ctzll(nodes)], memory_order_relaxed);
+}
+/* Every crowd heap's flag, taken (the fork's prepare) or left (its parent
+ * and child); tested inline, so that a process with no crowd heap runs
+ * none of that text in its fork. */
+void tiny_crowd_enter_every(void);
+void tiny_crowd_leave_every(void);
+static inline bool tiny_crowds(void)
+{
+    return atomic_load_explicit(&tiny_state.crowd_nodes, memory_order_acquire) != 0;
+}
 extern __thread unsigned tiny_crowd_holds;
 /* The crowd heap whose flag the thread took last, while it holds one: a
  * SuperSlab mapped meanwhile is for that heap's slabs (heap_sparse). */
@@ -179,11 +195,7 @@ extern __thread tiny_heap_t *tiny_crowd_held;
 bool tiny_crowd_release(bool wait);
 /* The same, tested inline: a process with no crowd heap runs none of that
  * text (a purge pass of one thread's runs no apart code). */
-static inline bool tiny_crowd_trim(bool wait)
-{
-    return atomic_load_explicit(&tiny_state.crowd_nodes, memory_order_relaxed) &&
-           tiny_crowd_release(wait);
-}
+static inline bool tiny_crowd_trim(bool wait) { return tiny_crowds() && tiny_crowd_release(wait); }
 /* The idle work: abandoned delayed blocks and empty orphans. True while
  * orphans remain. */
 HS_COLD bool tiny_collect_abandoned(void);
@@ -281,13 +293,19 @@ static inline void heap_leave(tiny_heap_t *heap, uint32_t was)
     atomic_store_explicit(&heap->busy, was, memory_order_release);
 }
 
-/* For a thread that is not the owner: false when the flag is held. */
-static inline bool heap_try_enter_other(tiny_heap_t *heap)
+/* Takes the flag as `as` if it is free: false when it is held. */
+static inline bool heap_try_take(tiny_heap_t *heap, uint32_t as)
 {
     uint32_t seen = 0;
     return atomic_load_explicit(&heap->busy, memory_order_relaxed) == 0 &&
-           atomic_compare_exchange_strong_explicit(&heap->busy, &seen, HEAP_OTHER,
-                                                   memory_order_acquire, memory_order_relaxed);
+           atomic_compare_exchange_strong_explicit(&heap->busy, &seen, as, memory_order_acquire,
+                                                   memory_order_relaxed);
+}
+
+/* For a thread that is not the owner: false when the flag is held. */
+static inline bool heap_try_enter_other(tiny_heap_t *heap)
+{
+    return heap_try_take(heap, HEAP_OTHER);
 }
 
 /* ---- invariants (debug builds) ---------------------------------------------- */

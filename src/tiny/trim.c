@@ -65,10 +65,7 @@ HS_APART void tiny_fork_prepare(void)
 {
     fork_heap = tiny_heap_tls != &tiny_empty_heap ? tiny_heap_tls : NULL;
     if (fork_heap) fork_heap_was = heap_enter(fork_heap);
-    for (uint64_t nodes = atomic_load_explicit(&tiny_state.crowd_nodes, memory_order_acquire);
-         nodes; nodes &= nodes - 1)
-        tiny_crowd_enter(
-            atomic_load_explicit(&tiny_lists.crowd[__builtin_ctzll(nodes)], memory_order_relaxed));
+    if (tiny_crowds()) tiny_crowd_enter_every();
     hs_lock_for_fork(&tiny_state.heap_lock);
     hs_lock_for_fork(&tiny_state.orphan_lock);
 }
@@ -77,10 +74,7 @@ HS_APART void tiny_fork_parent(void)
 {
     hs_unlock_for_fork(&tiny_state.orphan_lock);
     hs_unlock_for_fork(&tiny_state.heap_lock);
-    for (uint64_t nodes = atomic_load_explicit(&tiny_state.crowd_nodes, memory_order_relaxed);
-         nodes; nodes &= nodes - 1)
-        tiny_crowd_leave(
-            atomic_load_explicit(&tiny_lists.crowd[__builtin_ctzll(nodes)], memory_order_relaxed));
+    if (tiny_crowds()) tiny_crowd_leave_every();
     if (fork_heap) heap_leave(fork_heap, fork_heap_was);
 }
 
@@ -99,10 +93,7 @@ HS_APART void tiny_fork_child(void)
             if (!h->crowd) atomic_store_explicit(&h->attached, false, memory_order_relaxed);
             h->owner_slot = false;
         }
-    for (uint64_t nodes = atomic_load_explicit(&tiny_state.crowd_nodes, memory_order_relaxed);
-         nodes; nodes &= nodes - 1)
-        tiny_crowd_leave(
-            atomic_load_explicit(&tiny_lists.crowd[__builtin_ctzll(nodes)], memory_order_relaxed));
+    if (tiny_crowds()) tiny_crowd_leave_every();
     atomic_store_explicit(&tiny_state.owner_heaps, tiny_heap_tls->owner_slot ? 1 : 0,
                           memory_order_relaxed);
     /* And the child's threads with a heap: this one, if it has one. Left
