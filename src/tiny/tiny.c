@@ -122,23 +122,19 @@ static _Atomic uint64_t tiny_units_cut[TINY_CLASS_COUNT - TINY_SHORT_CLASS_MIN];
  * reserve in every heap) grows with the number of heaps whatever any one
  * of them has seen, and a heap learns of remote frees only when a refill
  * collects them, after it cut the slabs they went to.
- * One thread alone gets them too while its slabs are under
- * TINY_SHORT_HEAP_BYTES: `git log -p` of a small repository keeps a few
- * long-lived blocks in each of some 50 classes of 8-256 KiB (its delta base
- * cache), and their full-size slabs of eight blocks held 4.5 MiB of free
- * and never-carved blocks, resident under THP (34.8 -> 32.8 MiB peak RSS
- * with short ones cut as slab_units says). Above the bound a heap keeps
- * full-size slabs: `git log -p` of a large repository (its 8-256 KiB
- * classes hold a fifth of its heap, beside one-block slabs of 288-416 KiB)
- * had 81 SuperSlabs at its high water with short ones, 78 with full ones:
- * its free units lay in holes of 3-8 between short slabs, which no block
- * of 288 KiB or more fits. The reserve of full-size slabs is at most seven
- * blocks a class, a few MiB whatever the heap, where the holes grow with
- * it: the bound lies between the two repositories. With it at 32 MiB,
- * this project's own history (54 MiB of slabs at its peak) peaked at
- * 61.5 MiB against 59.5 at 64 (mimalloc 59.1, glibc 52.2); the large
- * repository's 310.2 either way, sqlite3's and Python's dict's (bench/
- * programs.py's inputs, exit_hwm) within their run-to-run spread.
+ * One thread alone gets them too, however large its heap: `git log -p`
+ * keeps a few long-lived blocks in each of some 50 classes of 8-128 KiB
+ * (its delta base cache), and their full-size slabs of eight blocks hold
+ * MiBs of free and never-carved blocks, resident under THP (a small
+ * repository: 34.8 -> 32.8 MiB peak RSS with short ones).
+ * Full-size slabs once came back past 64 MiB of slabs, for a large
+ * repository's sake: its free units lay in holes of 3-8 between short
+ * slabs, which none of its one-block slabs of 288-416 KiB fitted (redis,
+ * 12,272 commits, 6c5bd75's code: 310.1-310.4 MiB peak with the bound,
+ * 312.5 without, exit_hwm). Those blocks get slabs of pages now, cut at
+ * the page grain wherever they fit (sized.c), holes included, and the
+ * bound no longer paid: the same history peaks as high without it, and
+ * this project's (651 commits, 78 MiB of slabs at its peak) 2 MiB lower.
  * A class that has cut more than 1 / TINY_SHORT_CUT_SHARE of the
  * heap's slab bytes goes back to full-size slabs: one whose few blocks come
  * and go cut and gave back a slab at nearly every malloc
@@ -146,10 +142,9 @@ static _Atomic uint64_t tiny_units_cut[TINY_CLASS_COUNT - TINY_SHORT_CLASS_MIN];
  * against 74.2). */
 static bool one_thread_short(unsigned cls, uint64_t in_slabs)
 {
-    return in_slabs < TINY_SHORT_HEAP_BYTES &&
-           atomic_load_explicit(&tiny_units_cut[cls - TINY_SHORT_CLASS_MIN], memory_order_relaxed) *
-                   HS_UNIT_SIZE * TINY_SHORT_CUT_SHARE <
-               in_slabs;
+    return atomic_load_explicit(&tiny_units_cut[cls - TINY_SHORT_CLASS_MIN], memory_order_relaxed) *
+               HS_UNIT_SIZE * TINY_SHORT_CUT_SHARE <
+           in_slabs;
 }
 
 _Static_assert(TINY_SHORT_CLASS_MIN - TINY_BUSY_CLASS_MIN <= 64, "one word of busy classes");

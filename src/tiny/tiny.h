@@ -98,7 +98,7 @@ HS_INLINE unsigned tiny_class_of(size_t size)
  * 256 KiB resident, one block live). Slabs of one unit, or one block, go
  * back when emptied, and their units serve any class next. Above this a
  * heap keeps its full-size slabs (but for the short ones of the classes
- * above 8 KiB up to TINY_SHORT_HEAP_BYTES), for the refills they save:
+ * above 8 KiB, tiny.c one_thread_short), for the refills they save:
  * bench_random_mixed 8-64 KiB (400 blocks, 14 MiB) runs 0.5 % more
  * instructions with one-block slabs for its first 8 MiB. */
 #define TINY_MIDDLE_HEAP_BYTES (8 * HS_MiB)
@@ -123,10 +123,8 @@ HS_INLINE unsigned tiny_class_of(size_t size)
 #define TINY_WIDE_TRIPS 16
 
 /* The first class above 8 KiB (9,216 B), from which slabs may be short
- * (tiny.c, slab_units), and the slab bytes below which a heap of one
- * thread cuts short ones (one_thread_short). */
+ * (tiny.c, slab_units, one_thread_short). */
 #define TINY_SHORT_CLASS_MIN 67
-#define TINY_SHORT_HEAP_BYTES (64 * HS_MiB)
 /* A class whose slabs asked for more than 1 / this of the slab bytes gets
  * full-size slabs again in a heap of one thread (one_thread_short). */
 #define TINY_SHORT_CUT_SHARE 2

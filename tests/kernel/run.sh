@@ -166,6 +166,10 @@ if [ $thp_ok -eq 1 ]; then
     # lazily freed pages leave as the runs come, Rss under 32 MiB above (+4;
     # +64, both, while they waited for the release delay, an hour here).
     run_case fresh-thp HUGESLAB_BACKING=thp HUGESLAB_RELEASE_DELAY_MS=3600000 "$bin" fresh
+    # One thread's heap past 80 MiB of slabs, then a block of each of thirty
+    # classes of 9-125 KiB: short slabs, Rss under the blocks and half again
+    # plus a huge page (+4,232 KiB; full-size slabs took +6,280).
+    run_case medium-short-thp HUGESLAB_BACKING=thp "$bin" medium-short
     # A thread waiting in pthread_join has its full slabs emptied by another,
     # which needs a new SuperSlab meanwhile: those slabs come back only with
     # their last block, and the new SuperSlab is on base pages (a 2 MiB huge
@@ -199,7 +203,7 @@ if [ $thp_ok -eq 1 ]; then
     run_case seldom-text-thp HUGESLAB_BACKING=thp HUGESLAB_PURGE_DELAY_MS=100 "$bin" seldom-text
 else
     for c in faults-thp faults-thp-1g stats hints purge-free purge-dontneed purge-uring purge-held-off purge-release \
-        churn-thp churn-4k-thp small-heap small-heap-large small-heap-churn run-tail usable-kept outgrown given-back counted orphans-thp trim-turns as-limit fresh-thp overflow-returning overflow-growing sparse-threads-thp sparse-threads-fresh-thp sparse-threads-kept-thp free-units-thp sparse-thp sparse-kept-thp sparse-regrow-thp seldom-text-thp; do
+        churn-thp churn-4k-thp small-heap small-heap-large small-heap-churn run-tail usable-kept outgrown given-back counted orphans-thp trim-turns as-limit fresh-thp medium-short-thp overflow-returning overflow-growing sparse-threads-thp sparse-threads-fresh-thp sparse-threads-kept-thp free-units-thp sparse-thp sparse-kept-thp sparse-regrow-thp seldom-text-thp; do
         skip_case $c "THP is unavailable ($(thp_mode)) and cannot be switched without root"
     done
 fi
