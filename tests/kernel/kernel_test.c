@@ -2125,8 +2125,8 @@ static int test_fresh(void)
 /* ---- medium-short ---------------------------------------------------------------- */
 
 /* One thread's heap holds 80 MiB of slabs (4,368-byte blocks, as sqlite3's
- * page cache), then a block of each of thirty sizes of 9-125 KiB, a class
- * each, as git log -p's delta base cache keeps a few of each: their slabs
+ * page cache), then a block of each of thirty sizes of 9-125 KiB, in 22
+ * classes, as git log -p's delta base cache keeps a few of each: their slabs
  * are short (short_units: as few units as leave an eighth unused at most),
  * and Rss grows by at most the blocks and half again plus one huge page.
  * Past 64 MiB of slabs (a bound there was until it no longer paid) a heap

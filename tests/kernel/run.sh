@@ -167,8 +167,8 @@ if [ $thp_ok -eq 1 ]; then
     # +64, both, while they waited for the release delay, an hour here).
     run_case fresh-thp HUGESLAB_BACKING=thp HUGESLAB_RELEASE_DELAY_MS=3600000 "$bin" fresh
     # One thread's heap past 80 MiB of slabs, then a block of each of thirty
-    # classes of 9-125 KiB: short slabs, Rss under the blocks and half again
-    # plus a huge page (+4,232 KiB; full-size slabs took +6,280).
+    # sizes of 9-125 KiB (22 classes): short slabs, Rss under the blocks and
+    # half again plus a huge page (+4,232 KiB; full-size slabs took +6,280).
     run_case medium-short-thp HUGESLAB_BACKING=thp "$bin" medium-short
     # A thread waiting in pthread_join has its full slabs emptied by another,
     # which needs a new SuperSlab meanwhile: those slabs come back only with
