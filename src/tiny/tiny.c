@@ -176,7 +176,7 @@ static unsigned slab_units(unsigned cls, bool *at_end)
     uint64_t in_slabs = atomic_load_explicit(&tiny_state.stat_bytes_in_slabs, memory_order_relaxed);
     if (tiny_class_size[cls] > TINY_LINEAR_MAX && in_slabs < TINY_MIDDLE_HEAP_BYTES &&
         !class_busy(cls))
-        return fewest_units(cls);
+        return cls < TINY_SHORT_CLASS_MIN ? fewest_units(cls) : short_units(cls, class_units(cls));
     unsigned units = class_units(cls);
     if (cls < TINY_SHORT_CLASS_MIN) return units;
     if (atomic_load_explicit(&tiny_state.stat_threads_live, memory_order_relaxed) > 1 ||

@@ -2124,6 +2124,18 @@ static int test_fresh(void)
 
 /* ---- medium-short ---------------------------------------------------------------- */
 
+/* blocks[0 .. count) get blocks of `size` bytes, written whole: 0, or 1
+ * with the failure reported. */
+static int fill_blocks(void **blocks, size_t count, size_t size)
+{
+    for (size_t i = 0; i < count; i++) {
+        blocks[i] = malloc(size);
+        if (!blocks[i]) return fail("malloc failed: %s", strerror(errno));
+        memset(blocks[i], 0x5a, size);
+    }
+    return 0;
+}
+
 /* One thread's heap holds 80 MiB of slabs (4,368-byte blocks, as sqlite3's
  * page cache), then a block of each of thirty sizes of 9-125 KiB, in 22
  * classes, as git log -p's delta base cache keeps a few of each: their slabs
@@ -2137,11 +2149,7 @@ static int test_medium_short(void)
     enum { bulk_size = 4368, sizes = 30 };
     size_t bulk_count = 80 * MiB / bulk_size;
     void **bulk = pointer_array(bulk_count);
-    for (size_t i = 0; i < bulk_count; i++) {
-        bulk[i] = malloc(bulk_size);
-        if (!bulk[i]) return fail("malloc failed: %s", strerror(errno));
-        memset(bulk[i], 0x5a, bulk_size);
-    }
+    if (fill_blocks(bulk, bulk_count, bulk_size) != 0) return 1;
     static void *medium[sizes];
     long long before = rollup("Rss:");
     size_t live = 0;
@@ -2163,6 +2171,38 @@ static int test_medium_short(void)
     if (before < 0 || after < 0) return fail("%s", "cannot read smaps_rollup");
     if (after - before > bound)
         return fail("%s", "blocks of classes above 8 KiB, one each, cut full-size slabs");
+    printf("PASS\n");
+    return 0;
+}
+
+/* ---- middle-tails ---------------------------------------------------------------- */
+
+/* One thread's heap, grown past its small heap but under 8 MiB of slabs
+ * (TINY_MIDDLE_HEAP_BYTES), takes 180 blocks of 18,000 bytes (the
+ * 18,432-byte class): slabs of as few units as leave an eighth unused at
+ * most (3 units, 5 blocks), where a slab of one unit held one block and
+ * 14 KiB of nothing, resident in the huge page around it. */
+static int test_middle_tails(void)
+{
+    enum { bulk_size = 4368, medium_size = 18000, medium_count = 180 };
+    size_t bulk_count = 3 * MiB / bulk_size;
+    void **bulk = pointer_array(bulk_count);
+    if (fill_blocks(bulk, bulk_count, bulk_size) != 0) return 1;
+    static void *medium[medium_count];
+    long long before = rollup("Rss:");
+    if (fill_blocks(medium, medium_count, medium_size) != 0) return 1;
+    long long after = rollup("Rss:");
+    long long live = (long long)medium_count * medium_size;
+    long long bound = live + live / 4 + 1 * MiB;
+    printf("middle-tails: %d blocks of %d B (%lld KiB) after 3 MiB of slabs: Rss %+lld KiB "
+           "(at most %+lld)\n",
+           medium_count, medium_size, live / 1024, (after - before) / 1024, bound / 1024);
+    for (int k = 0; k < medium_count; k++) free(medium[k]);
+    for (size_t i = 0; i < bulk_count; i++) free(bulk[i]);
+    munmap(bulk, bulk_count * sizeof(void *));
+    if (before < 0 || after < 0) return fail("%s", "cannot read smaps_rollup");
+    if (after - before > bound)
+        return fail("%s", "blocks of 18,000 bytes had slabs of one unit, a 14 KiB tail each");
     printf("PASS\n");
     return 0;
 }
@@ -2197,6 +2237,7 @@ int main(int argc, char **argv)
     if (argc >= 2 && strcmp(argv[1], "crowd") == 0) return test_crowd();
     if (argc >= 2 && strcmp(argv[1], "fresh") == 0) return test_fresh();
     if (argc >= 2 && strcmp(argv[1], "medium-short") == 0) return test_medium_short();
+    if (argc >= 2 && strcmp(argv[1], "middle-tails") == 0) return test_middle_tails();
     if (argc >= 3 && strcmp(argv[1], "orphans") == 0) return test_orphans(atol(argv[2]));
     if (argc >= 3 && strcmp(argv[1], "emptied") == 0) return test_emptied(atol(argv[2]));
     if (argc >= 2 && strcmp(argv[1], "as-limit") == 0) return test_as_limit();

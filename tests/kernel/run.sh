@@ -170,6 +170,11 @@ if [ $thp_ok -eq 1 ]; then
     # sizes of 9-125 KiB (22 classes): short slabs, Rss under the blocks and
     # half again plus a huge page (+4,232 KiB; full-size slabs took +6,280).
     run_case medium-short-thp HUGESLAB_BACKING=thp "$bin" medium-short
+    # One thread's heap past its small heap, under 8 MiB of slabs, then 180
+    # blocks of 18,000 B: slabs of 3 units (5 blocks), Rss under the blocks
+    # and a quarter again plus 1 MiB (+4,228 KiB; slabs of one unit, one
+    # block and a 14 KiB tail each, took +6,280).
+    run_case middle-tails-thp HUGESLAB_BACKING=thp "$bin" middle-tails
     # A thread waiting in pthread_join has its full slabs emptied by another,
     # which needs a new SuperSlab meanwhile: those slabs come back only with
     # their last block, and the new SuperSlab is on base pages (a 2 MiB huge
@@ -203,7 +208,7 @@ if [ $thp_ok -eq 1 ]; then
     run_case seldom-text-thp HUGESLAB_BACKING=thp HUGESLAB_PURGE_DELAY_MS=100 "$bin" seldom-text
 else
     for c in faults-thp faults-thp-1g stats hints purge-free purge-dontneed purge-uring purge-held-off purge-release \
-        churn-thp churn-4k-thp small-heap small-heap-large small-heap-churn run-tail usable-kept outgrown given-back counted orphans-thp trim-turns as-limit fresh-thp medium-short-thp overflow-returning overflow-growing sparse-threads-thp sparse-threads-fresh-thp sparse-threads-kept-thp free-units-thp sparse-thp sparse-kept-thp sparse-regrow-thp seldom-text-thp; do
+        churn-thp churn-4k-thp small-heap small-heap-large small-heap-churn run-tail usable-kept outgrown given-back counted orphans-thp trim-turns as-limit fresh-thp medium-short-thp middle-tails-thp overflow-returning overflow-growing sparse-threads-thp sparse-threads-fresh-thp sparse-threads-kept-thp free-units-thp sparse-thp sparse-kept-thp sparse-regrow-thp seldom-text-thp; do
         skip_case $c "THP is unavailable ($(thp_mode)) and cannot be switched without root"
     done
 fi
