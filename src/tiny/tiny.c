@@ -169,16 +169,14 @@ static bool class_busy(unsigned cls)
  * 49 SuperSlabs, 2 MiB above its 48 with full-size slabs of 4 units. Cut
  * from the end, a slab goes back next to the free units the heap grows
  * into. */
-static unsigned slab_units(const tiny_heap_t *heap, unsigned cls, bool *at_end)
+static unsigned slab_units(unsigned cls, bool *at_end)
 {
     *at_end = false;
     if (seg_small_heap()) return fewest_units(cls);
     uint64_t in_slabs = atomic_load_explicit(&tiny_state.stat_bytes_in_slabs, memory_order_relaxed);
     if (tiny_class_size[cls] > TINY_LINEAR_MAX && in_slabs < TINY_MIDDLE_HEAP_BYTES &&
         !class_busy(cls))
-        return cls < TINY_SHORT_CLASS_MIN || (!heap->partial[cls] && !heap->full[cls])
-                   ? fewest_units(cls)
-                   : short_units(cls, class_units(cls));
+        return cls < TINY_SHORT_CLASS_MIN ? fewest_units(cls) : short_units(cls, class_units(cls));
     unsigned units = class_units(cls);
     if (cls < TINY_SHORT_CLASS_MIN) return units;
     if (atomic_load_explicit(&tiny_state.stat_threads_live, memory_order_relaxed) > 1 ||
@@ -396,7 +394,7 @@ static tiny_slab_t *slab_create(tiny_heap_t *heap, unsigned cls)
 {
     size_t size = tiny_class_size[cls];
     bool at_end, fresh;
-    unsigned units = slab_units(heap, cls, &at_end), first;
+    unsigned units = slab_units(cls, &at_end), first;
     seg_owner_t owner = slab_owner(heap, units);
     seg_superslab_t *ss = seg_units_alloc(heap->node, &owner, &units, fallback_units(cls, units),
                                           size, at_end, &first, &fresh);

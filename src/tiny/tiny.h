@@ -102,14 +102,11 @@ HS_INLINE unsigned tiny_class_of(size_t size)
  * bytes and 14 KiB of nothing, two of 11,200 and 10 KiB, and past the
  * small heap that tail lies in a huge page, resident. gawk's array of
  * 39,000 keys (785 blocks of 11,200 B) peaked at 19.4 MiB with slabs of
- * one unit and at 17.3-17.6 with slabs of three (glibc 15.8). A class's
- * first slab in the heap keeps one unit: a class of one block pays one
- * unit, not three (Python's list of 1 M strings on base pages, replayed:
- * 1,602 KiB above its blocks, 2,610 with three units there, a SuperSlab
- * more). Above this a heap keeps its full-size slabs (but for the short
- * ones of the classes above 8 KiB, tiny.c one_thread_short), for the
- * refills they save: bench_random_mixed 8-64 KiB (400 blocks, 14 MiB) runs
- * 0.5 % more instructions with one-block slabs for its first 8 MiB. */
+ * one unit and at 17.4-17.6 with slabs of three (glibc 15.8). Above this a
+ * heap keeps its full-size slabs (but for the short ones of the classes
+ * above 8 KiB, tiny.c one_thread_short), for the refills they save:
+ * bench_random_mixed 8-64 KiB (400 blocks, 14 MiB) runs 0.5 % more
+ * instructions with one-block slabs for its first 8 MiB. */
 #define TINY_MIDDLE_HEAP_BYTES (8 * HS_MiB)
 
 /* The first of the classes (528 B - 8 KiB, bits of tiny_state.busy_classes)
