@@ -2179,10 +2179,9 @@ static int test_medium_short(void)
 
 /* One thread's heap, grown past its small heap but under 8 MiB of slabs
  * (TINY_MIDDLE_HEAP_BYTES), takes 180 blocks of 18,000 bytes (the
- * 18,432-byte class): after the class's first slab (one unit), slabs of
- * as few units as leave an eighth unused at most (3 units, 5 blocks), where
- * a slab of one unit held one block and 14 KiB of nothing, resident in the
- * huge page around it. */
+ * 18,432-byte class): slabs of as few units as leave an eighth unused at
+ * most (3 units, 5 blocks), where a slab of one unit held one block and
+ * 14 KiB of nothing, resident in the huge page around it. */
 static int test_middle_tails(void)
 {
     enum { bulk_size = 4368, medium_size = 18000, medium_count = 180 };
