@@ -101,8 +101,8 @@ HS_INLINE unsigned tiny_class_of(size_t size)
  * block (tiny.c, short_units), not one: a unit holds one block of 18,000
  * bytes and 14 KiB of nothing, two of 11,200 and 10 KiB, and past the
  * small heap that tail lies in a huge page, resident. gawk's array of
- * 39,000 keys (785 blocks of 11,200 B) peaked at 19.4 MiB with slabs of
- * one unit and at 17.4-17.6 with slabs of three (glibc 15.8). Above this a
+ * 39,000 keys (785 blocks of 11,200 B) peaked at 19.0 MiB with slabs of
+ * one unit and at 17.0-17.2 with slabs of three (glibc 15.4). Above this a
  * heap keeps its full-size slabs (but for the short ones of the classes
  * above 8 KiB, tiny.c one_thread_short), for the refills they save:
  * bench_random_mixed 8-64 KiB (400 blocks, 14 MiB) runs 0.5 % more
