@@ -1,5 +1,8 @@
 /* The arithmetic the fast paths rely on, checked exhaustively against plain
  * division: linked with the static archive and built against src/ headers.
+ *   - the fork handlers are not registered while the process has had one
+ *     thread and no hugetlb memory, and are by the time a second thread
+ *     runs;
  *   - tiny_class_of() gives the smallest class of tiny_class_size that
  *     holds the size, for every size up to 1 MiB;
  *   - every class served through the heap's direct table has one to four
@@ -44,6 +47,8 @@
  *     current). */
 #include <pthread.h>
 #include <semaphore.h>
+#include <stdatomic.h>
+#include <sys/wait.h>
 
 #include "slab_util.h"
 
@@ -1171,10 +1176,49 @@ static void check_borrow(void)
     }
 }
 
+/* The fork handlers are registered once the process needs them
+ * (common/locks.h): not while it has had one thread and no hugetlb memory,
+ * and before a second thread runs its first instruction (glibc's
+ * pthread_create allocates on the creating thread first). The thread is
+ * made in a child, whose heap is made first, as a program's would be: the
+ * checks after this one want this process's heap as it starts. */
+static atomic_bool armed_as_thread_began;
+static void *note_armed(void *arg)
+{
+    atomic_store(&armed_as_thread_began, atomic_load(&hs_fork_handlers_armed));
+    return arg;
+}
+
+static void check_fork_handlers_late(void)
+{
+    hugeslab_stats_t stats;
+    hugeslab_stats(&stats);
+    if (stats.superslabs_hugetlb == 0)
+        CHECK(!atomic_load(&hs_fork_handlers_armed),
+              "fork handlers registered in a process of one thread without hugetlb memory");
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) {
+        void *first = hugeslab_malloc(16);
+        pthread_t thread;
+        if (!first || pthread_create(&thread, NULL, note_armed, NULL) != 0) _exit(2);
+        pthread_join(thread, NULL);
+        hugeslab_free(first);
+        _exit(atomic_load(&armed_as_thread_began) ? 0 : 3);
+    }
+    int status = 0;
+    CHECK(pid > 0 && waitpid(pid, &status, 0) == pid, "fork");
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) != 2,
+          "the child: malloc or pthread_create failed");
+    CHECK(!WIFEXITED(status) || WEXITSTATUS(status) != 3,
+          "a second thread ran before the fork handlers were registered");
+}
+
 int main(void)
 {
-    check_realloc_in_place(); /* first: on a fresh heap (its comment) */
-    check_homes();            /* early: no heap of this thread holds an owner slot yet */
+    check_fork_handlers_late(); /* first: before any other thread, the purge thread's too */
+    check_realloc_in_place();   /* early: on a fresh heap (its comment) */
+    check_homes();              /* early: no heap of this thread holds an owner slot yet */
     check_home_wait();
     check_owner_slots();
     check_reclaim_from_others();

@@ -75,7 +75,8 @@ __attribute__((constructor)) static void hs_constructor(void)
 {
     hs_common_init();
     if (hs_option(HS_OPT_VERBOSE) || hs_option(HS_OPT_STATS)) hs_init();
-    pthread_atfork(fork_prepare, fork_parent, fork_child);
+    /* Registered with libc once the process needs them (locks.h). */
+    hs_fork_handlers_set(fork_prepare, fork_parent, fork_child);
     hs_report_start();
 }
 

@@ -121,6 +121,8 @@ void free(void *ptr) HS_ALIAS(hugeslab_free);
 HS_EXPORT void *hugeslab_calloc(size_t count, size_t size)
 {
     hs_assert_no_lock_held("calloc");
+    /* pthread_create's first allocation: the fork handlers' moment (locks.h). */
+    hs_fork_handlers_arm_if_threaded();
     size_t total;
     if (__builtin_mul_overflow(count, size, &total)) {
         errno = ENOMEM;

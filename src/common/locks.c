@@ -63,6 +63,37 @@ HS_APART void hs_fork_window_close(void)
     hs_lock_thread.fork_held = 0;
 }
 
+/* The handlers api/init.c hands over, and whether arming came first. */
+static struct {
+    void (*prepare)(void); /* pthread_atfork's three, as given */
+    void (*parent)(void);
+    void (*child)(void);
+    atomic_bool set;    /* the three above are written */
+    atomic_bool wanted; /* armed before they were: the setting registers them */
+} fork_handlers;
+
+atomic_bool hs_fork_handlers_armed;
+
+/* Each side writes its flag, then reads the other's (both sequentially
+ * consistent): an arming that finds no handlers is seen by the setting,
+ * or the arming sees them. Registered once, whichever gets there. */
+void hs_fork_handlers_set(void (*prepare)(void), void (*parent)(void), void (*child)(void))
+{
+    fork_handlers.prepare = prepare;
+    fork_handlers.parent = parent;
+    fork_handlers.child = child;
+    atomic_store(&fork_handlers.set, true);
+    if (atomic_load(&fork_handlers.wanted) || !__libc_single_threaded) hs_fork_handlers_arm();
+}
+
+void hs_fork_handlers_arm(void)
+{
+    HS_ASSERT(hs_no_lock_held());
+    atomic_store(&fork_handlers.wanted, true);
+    if (!atomic_load(&fork_handlers.set) || atomic_exchange(&hs_fork_handlers_armed, true)) return;
+    pthread_atfork(fork_handlers.prepare, fork_handlers.parent, fork_handlers.child);
+}
+
 void hs_when_unlocked(void (*fn)(void))
 {
     if (hs_lock_thread.held == 0) {

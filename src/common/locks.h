@@ -102,8 +102,10 @@
 #define HS_LOCKS_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/single_threaded.h>
 
 typedef enum hs_lock_rank_e {
     HS_RANK_INIT = 1,
@@ -214,5 +216,33 @@ void hs_lock_for_fork(hs_lock_t *l);
 void hs_unlock_for_fork(hs_lock_t *l);
 void hs_fork_window_open(void);
 void hs_fork_window_close(void);
+
+/* ---- the fork handlers' registration ---------------------------------------- */
+
+/* The fork handlers (api/init.c) are registered with libc only once the
+ * process needs them, not at its start: glibc's pthread_atfork reads a
+ * constant from a page of libc's read-only data that a program of one
+ * thread otherwise never touches, and the kernel maps the 64 KiB around it
+ * (`true` and every short command carried them). A process needs them from
+ * its second thread on, and from its first hugetlb mapping (which a fork's
+ * child must get a copy of); before that a fork's child is the parent's
+ * copy, as under glibc's malloc. glibc (2.32 on) clears
+ * __libc_single_threaded at the start of pthread_create, then calloc's the
+ * new thread's TLS vector on the creating thread: that calloc registers
+ * them (hs_fork_handlers_arm_if_threaded), while no other thread exists
+ * to hold a lock of ours at a fork. A new thread's first heap looks again.
+ * Registering may allocate (libc's table grows past 48 handlers): called
+ * with no lock held. Set by the constructor; armed before that, they are
+ * registered as it sets them. */
+void hs_fork_handlers_set(void (*prepare)(void), void (*parent)(void), void (*child)(void));
+void hs_fork_handlers_arm(void);
+extern atomic_bool hs_fork_handlers_armed;
+
+static inline void hs_fork_handlers_arm_if_threaded(void)
+{
+    if (__builtin_expect(!__libc_single_threaded, 0) &&
+        !atomic_load_explicit(&hs_fork_handlers_armed, memory_order_relaxed))
+        hs_fork_handlers_arm();
+}
 
 #endif /* HS_LOCKS_H */

@@ -302,6 +302,9 @@ seg_superslab_t *seg_map_superslabs(size_t size, size_t align, seg_chunk_kind_t 
     seg_count_mapping(memory_node, got, (int64_t)size);
     seg_chunk_header(ss, size, kind, got, memory_node, node);
     if (got == THP_BACKING_HUGETLB) {
+        /* A fork's child gets its copy from here on: by the handlers, which
+         * a process of one thread may not have registered yet (locks.h). */
+        hs_fork_handlers_arm();
         if (seg_hugetlb_track(ss, size, spare))
             os_advise_fork(ss, size, true); /* a fork from here on copies it */
         else if (spare)

@@ -264,6 +264,7 @@ HS_APART_LATE void tiny_crowd_leave_every(void)
 /* Gives the calling thread a heap of its own. NULL when memory is out. */
 HS_NOINLINE tiny_heap_t *tiny_heap_attach(void)
 {
+    hs_fork_handlers_arm_if_threaded();
     tiny_init();
     tiny_heap_t *heap = heap_new();
     if (!heap) return NULL;
