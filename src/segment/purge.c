@@ -28,8 +28,9 @@
  *   maps fresh memory for meanwhile (seg_note_fresh); hugetlb SuperSlabs and
  *   runs are unmapped, which returns hugetlb pages to their pool with no
  *   reservation left behind to fault on later.
- * - Free units of SuperSlabs in use on base pages (or the small heap's
- *   first, while it is kept off huge pages) get MADV_DONTNEED once their
+ * - Free units of SuperSlabs in use on base pages (the small heap's while
+ *   it is kept off huge pages, and those it left sparse when it grew) get
+ *   MADV_DONTNEED once their
  *   SuperSlab has not changed for the purge delay. A huge page is split for
  *   them only where at most a quarter of it is in slabs and it has not
  *   changed for both delays: the SuperSlab is base pages from then on,

@@ -111,10 +111,10 @@ struct seg_superslab_s {
     union {
         uint32_t base_tail;           /* run: 1 + the index of the first chunk hinted to
                                          base pages (they go to the run's end); 0: none */
-        _Atomic uint32_t hinted_late; /* slabs: 1 = the small heap deferred it and
-                                         hinted it huge when it grew, and
-                                         seg_small_heap_give_back has not looked at it
-                                         since (small_heap.c) */
+        _Atomic uint32_t hinted_late; /* slabs: 1 = the small heap deferred it and,
+                                         when it grew, hinted it huge or kept it on
+                                         base pages, and seg_small_heap_give_back
+                                         has not looked at it since (small_heap.c) */
     };
     uint64_t free_units; /* slabs: bit u set = unit u not in a slab (node lock) */
 };

@@ -133,6 +133,11 @@ void seg_return_free_units(const seg_free_units_t *taken);
  * stored with: THP again (hinted so) for one of base pages whose huge page
  * was given up for its free units, while THP is wanted; else `backing`. */
 thp_backing_t seg_release_backing(seg_superslab_t *ss, thp_backing_t backing, unsigned memory_node);
+/* ss, a SuperSlab of slabs counted as THP whose pages are base pages (one
+ * the small heap deferred), stays on them: counted with base pages from now
+ * on, its free units purged as theirs are, huge again once all of it goes
+ * back (seg_release_backing). Takes its node's lock. */
+void seg_keep_base_pages(seg_superslab_t *ss);
 /* A taken SuperSlab or run that goes back whole (hugetlb pages, runs). */
 void seg_unmap_idle(seg_superslab_t *ss, size_t size, thp_backing_t backing);
 

@@ -1,8 +1,9 @@
 /* small_heap.c: the small heap, a process's first SuperSlabs of slabs kept
  * on base pages under THP until the heap has grown (see below).
  * - small_heap[] holds at most SEG_SMALL_HEAP_MAX deferred SuperSlabs; one
- *   leaves it when the heap grows (hinted huge again) or when it is
- *   unmapped (seg_small_heap_forget), never to be hinted once not ours.
+ *   leaves it when the heap grows (hinted huge again where dense, else
+ *   kept on base pages) or when it is unmapped (seg_small_heap_forget),
+ *   never to be hinted once not ours.
  * - seg_small_heap_deferred is set while one may be deferred: tiny/ reads
  *   it on its refill path, so it is cleared once none is. */
 #include "os/os.h"
@@ -29,9 +30,10 @@
  * of the pages its slabs carve (seg_small_heap_carved), and the kernel is
  * asked again each time the pages seen at the last look and those carved
  * since reach that budget, and at least SEG_SMALL_HEAP_LOOK_GAP were carved
- * since. Then the deferred ones are hinted back to huge
+ * since. Then the deferred ones that are dense are hinted back to huge
  * pages (khugepaged collapses them; until then their untouched pages
- * still fault one by one, as the first one's always did) and every later
+ * still fault one by one, as the first one's always did), the sparse ones
+ * stay on base pages (SEG_SMALL_HEAP_HUGE_AGAIN), and every later
  * SuperSlab is a huge page from its first touch, but an overflow (see
  * SEG_RETURNING_UNITS_MIN), which is deferred the same way; tiny/ cuts small slabs
  * until the next one is mapped. So the heap takes at most 512 faults on
@@ -120,10 +122,23 @@ HS_COLD static long small_heap_look(long *dense)
     return pages;
 }
 
-/* The heap has grown: every deferred SuperSlab is hinted huge again. A
- * thread that defers one meanwhile (its hint set before it publishes the
- * slot) either has it taken here or sees small_heap_grown after publishing
- * (both sequentially consistent) and takes it itself: none stays deferred. */
+/* Pages a deferred SuperSlab holds in memory, at least, to be hinted huge
+ * when the heap has grown: khugepaged then makes the rest of it resident,
+ * up to 256 KiB here. A sparser one stays on base pages (seg_keep_base_pages)
+ * and faults the rest page by page as slabs reach it, as a hinted one does
+ * until khugepaged comes. Python's list of 1 M strings left its two
+ * deferred ones with 234 and 303 pages; hinted, they became huge pages
+ * whenever khugepaged woke at once (no pass in the 10 s before: the first
+ * run after a pause), 2 MiB above the usual peak (101,056 KiB against
+ * 98,940-99,028, exit_hwm, THP). */
+#define SEG_SMALL_HEAP_HUGE_AGAIN (SEG_SMALL_HEAP_FAULTS - SEG_SMALL_HEAP_FAULTS / 8)
+
+/* The heap has grown: the deferred SuperSlabs leave the small heap, hinted
+ * huge again where they are dense. A thread that defers one meanwhile (its
+ * hint set before it publishes the slot) either has it taken here or sees
+ * small_heap_grown after publishing (both sequentially consistent) and
+ * takes it itself: none stays deferred. No lock held: the look is a
+ * mincore, the hint a madvise. */
 HS_COLD static void small_heap_outgrown(void)
 {
     atomic_store(&small_heap_grown, true);
@@ -131,7 +146,11 @@ HS_COLD static void small_heap_outgrown(void)
     for (unsigned i = 0; i < SEG_SMALL_HEAP_MAX; i++) {
         seg_superslab_t *ss = atomic_exchange(&small_heap[i], NULL);
         if (!ss) continue;
-        thp_allow_huge(ss, HS_SUPERSLAB_SIZE);
+        long in_memory = os_resident_pages(ss, HS_SUPERSLAB_SIZE);
+        if (in_memory >= 0 && in_memory < SEG_SMALL_HEAP_HUGE_AGAIN)
+            seg_keep_base_pages(ss);
+        else
+            thp_allow_huge(ss, HS_SUPERSLAB_SIZE);
         atomic_store_explicit(&ss->hinted_late, 1, memory_order_relaxed);
     }
 }

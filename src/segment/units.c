@@ -93,6 +93,18 @@ thp_backing_t seg_release_backing(seg_superslab_t *ss, thp_backing_t backing, un
     return THP_BACKING_THP;
 }
 
+void seg_keep_base_pages(seg_superslab_t *ss)
+{
+    seg_pool_t *pool = seg_pool(ss->node);
+    hs_lock(&pool->lock);
+    if (ss->backing == THP_BACKING_THP) {
+        ss->backing = THP_BACKING_BASE;
+        hs_count_add(&seg_pool(ss->memory_node)->stat_superslabs[THP_BACKING_THP], -1);
+        hs_count_add(&seg_pool(ss->memory_node)->stat_superslabs[THP_BACKING_BASE], 1);
+    }
+    hs_unlock(&pool->lock);
+}
+
 /* A unit was taken or given back: the SuperSlab is no longer quiet, and
  * its free units are no longer known to have gone back. */
 static void units_changed(seg_superslab_t *ss)

@@ -53,10 +53,14 @@
  *   kernel_test outgrown             an array alone in its SuperSlab grows by
  *                                    realloc into a run: that SuperSlab leaves
  *                                    Rss at once (not LazyFree, not cached)
+ *   kernel_test sparse-stays-base    the small heap's first SuperSlab left
+ *                                    sparse, then outgrown: not hinted huge
+ *                                    (no "hg" in its mapping's VmFlags)
  *   kernel_test given-back           a block of 300,000 B in the small heap's
  *                                    first SuperSlab, which the heap then
- *                                    outgrows (hinted huge, still base pages),
- *                                    moved by realloc: its pages leave at once
+ *                                    outgrows (base pages still, hinted huge
+ *                                    or not), moved by realloc: its pages
+ *                                    leave at once
  *   kernel_test counted              what the statistics say went back to the
  *                                    kernel is what left Rss: a small heap's
  *                                    block of 832 KiB, given back as it is
@@ -1358,11 +1362,12 @@ static int test_outgrown(void)
 
 /* A block of 300,000 B (a one-block slab of 10 units) in the small heap's
  * first SuperSlab, on base pages; 8 MiB of 1,000 B blocks then make the
- * heap outgrow it, which hints that SuperSlab huge while the kernel still
- * maps it page by page. realloc moves the block to a run: its pages but the
- * first (free's links) leave Rss at once, where before its slab's units
- * stayed resident, free and not purgeable in a THP SuperSlab (Python's list
- * of 1 M strings: 13 units). mincore of the old range says. A kernel
+ * heap outgrow it, which leaves that SuperSlab on base pages (or, were it
+ * dense, hints it huge while the kernel still maps it page by page).
+ * realloc moves the block to a run: its pages but the first (free's links)
+ * leave Rss at once, where before its slab's units stayed resident, free
+ * and not purgeable in a THP SuperSlab (Python's list of 1 M strings: 13
+ * units). mincore of the old range says. A kernel
  * without PAGEMAP_SCAN (Linux 6.7) keeps them, and so does a SuperSlab that
  * khugepaged made a huge page meanwhile: both are told, not failed. */
 static int test_given_back(void)
@@ -1407,6 +1412,57 @@ static int test_given_back(void)
         return 0;
     }
     if (after > 0) return fail("%s", "the pages of a block realloc moved stayed resident");
+    printf("PASS\n");
+    return 0;
+}
+
+/* One block in each class up to 8 KiB leaves the small heap's first
+ * SuperSlab sparse (a page or two of each class's unit), then 8 MiB of
+ * 1,000 B blocks make the heap grow past it. A deferred SuperSlab with
+ * less than seven eighths of its pages in memory stays on base pages: no
+ * MADV_HUGEPAGE for it, which khugepaged takes as a request to make the
+ * rest of it resident (Python's list of 1 M strings: 2 MiB above its usual
+ * peak whenever khugepaged woke at once). smaps's VmFlags of its mapping
+ * say; mincore counts its pages. */
+static int test_sparse_stays_base(void)
+{
+    enum { fill = 8 * 1024 };
+    static char *classes[128], *blocks[fill];
+    static unsigned char in_core[512];
+    int n = 0;
+    for (size_t size = 16; size <= 8192 && n < 128; size += size < 512 ? 16 : size / 8) {
+        classes[n] = malloc(size);
+        if (!classes[n]) return fail("malloc failed: %s", strerror(errno));
+        memset(classes[n++], 1, size);
+    }
+    char *ss = (char *)((uintptr_t)classes[0] & ~(uintptr_t)(2 * MiB - 1));
+    size_t resident[2] = {0, 0};
+    for (int look = 0; look < 2; look++) {
+        if (look == 1)
+            for (int i = 0; i < fill; i++) {
+                blocks[i] = malloc(1000);
+                if (!blocks[i]) return fail("malloc failed: %s", strerror(errno));
+                memset(blocks[i], 2, 1000);
+            }
+        if (mincore(ss, 2 * MiB, in_core) != 0) return fail("mincore failed: %s", strerror(errno));
+        for (size_t i = 0; i < 512; i++) resident[look] += in_core[i] & 1;
+    }
+    char flags[256];
+    bool found = mapping_flags(ss, flags, sizeof flags);
+    hugeslab_stats_t s;
+    hugeslab_stats(&s);
+    printf("sparse-stays-base: %d classes; the first SuperSlab held %zu of its 512 pages, %zu "
+           "after the heap grew; its mapping:%s; SuperSlabs thp %llu, base %llu\n",
+           n, resident[0], resident[1], found ? flags : " (none)",
+           (unsigned long long)s.superslabs_thp, (unsigned long long)s.superslabs_base);
+    for (int i = 0; i < n; i++) free(classes[i]);
+    for (int i = 0; i < fill; i++) free(blocks[i]);
+    if (resident[0] >= 448)
+        return fail("%s", "the first SuperSlab was not sparse: nothing to check");
+    if (!found) return fail("%s", "the first SuperSlab's mapping is not in smaps");
+    if (has_flag(flags, "hg"))
+        return fail("%s", "a sparse deferred SuperSlab was hinted huge when the heap grew");
+    if (s.superslabs_thp == 0) return fail("%s", "the heap did not grow: no THP SuperSlab");
     printf("PASS\n");
     return 0;
 }
@@ -2229,6 +2285,7 @@ int main(int argc, char **argv)
     if (argc >= 2 && strcmp(argv[1], "usable-kept") == 0) return test_usable_kept();
     if (argc >= 2 && strcmp(argv[1], "outgrown") == 0) return test_outgrown();
     if (argc >= 2 && strcmp(argv[1], "given-back") == 0) return test_given_back();
+    if (argc >= 2 && strcmp(argv[1], "sparse-stays-base") == 0) return test_sparse_stays_base();
     if (argc >= 2 && strcmp(argv[1], "counted") == 0) return test_counted();
     if (argc >= 3 && strcmp(argv[1], "overflow") == 0) return test_overflow(argv[2]);
     if (argc >= 2 && strcmp(argv[1], "sparse-threads") == 0)
