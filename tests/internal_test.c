@@ -1,8 +1,8 @@
 /* The arithmetic the fast paths rely on, checked exhaustively against plain
  * division: linked with the static archive and built against src/ headers.
- *   - the fork handlers are not registered while the process has had one
- *     thread and no hugetlb memory, and are by the time a second thread
- *     runs;
+ *   - the fork handlers are registered at the start where a hugetlb pool
+ *     may back the heap, else not while the process has had one thread
+ *     and no hugetlb memory, and by the time a second thread runs;
  *   - tiny_class_of() gives the smallest class of tiny_class_size that
  *     holds the size, for every size up to 1 MiB;
  *   - every class served through the heap's direct table has one to four
@@ -53,6 +53,7 @@
 #include "slab_util.h"
 
 #include "hugeslab.h"
+#include "os/os.h"
 #include "tiny/tiny.h"
 #include "tiny/tiny_internal.h"
 
@@ -1177,11 +1178,12 @@ static void check_borrow(void)
 }
 
 /* The fork handlers are registered once the process needs them
- * (common/locks.h): not while it has had one thread and no hugetlb memory,
- * and before a second thread runs its first instruction (glibc's
- * pthread_create allocates on the creating thread first). The thread is
- * made in a child, whose heap is made first, as a program's would be: the
- * checks after this one want this process's heap as it starts. */
+ * (common/locks.h): at its start where a hugetlb pool may back its heap,
+ * else not while it has had one thread and no hugetlb memory, and before a
+ * second thread runs its first instruction (glibc's pthread_create
+ * allocates on the creating thread first). The thread is made in a child,
+ * whose heap is made first, as a program's would be: the checks after this
+ * one want this process's heap as it starts. */
 static atomic_bool armed_as_thread_began;
 static void *note_armed(void *arg)
 {
@@ -1191,10 +1193,17 @@ static void *note_armed(void *arg)
 
 static void check_fork_handlers_late(void)
 {
+    bool armed_at_main = atomic_load(&hs_fork_handlers_armed);
+    int64_t backing = hs_option(HS_OPT_BACKING);
+    bool pool =
+        backing != HS_BACKING_THP && backing != HS_BACKING_BASE && os_hugetlb_pool_configured();
     hugeslab_stats_t stats;
     hugeslab_stats(&stats);
-    if (stats.superslabs_hugetlb == 0)
-        CHECK(!atomic_load(&hs_fork_handlers_armed),
+    if (pool)
+        CHECK(armed_at_main,
+              "a process that may map hugetlb pages started without its fork handlers");
+    else if (stats.superslabs_hugetlb == 0)
+        CHECK(!armed_at_main,
               "fork handlers registered in a process of one thread without hugetlb memory");
     fflush(NULL);
     pid_t pid = fork();

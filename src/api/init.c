@@ -67,16 +67,29 @@ HS_APART static void fork_child(void)
     hs_report_fork_child();
 }
 
+/* Whether a SuperSlab may be a hugetlb page: the backing allows one and
+ * the 2 MiB pool has pages or may lend some. */
+static bool hugetlb_may_back(void)
+{
+    int64_t backing = hs_option(HS_OPT_BACKING);
+    return backing != HS_BACKING_THP && backing != HS_BACKING_BASE && os_hugetlb_pool_configured();
+}
+
 /* The options only, unless they ask for output from the start: the rest of
  * the start-up (sysfs reads, the thread key, the NUMA facts) waits for the
  * first allocation. `true` under the library peaked 1276 KiB with all of it
- * here (glibc: 976). */
+ * here (glibc: 976). The fork handlers are registered with libc once the
+ * process needs them (locks.h); at once where a hugetlb pool may back its
+ * memory: a fork before the first allocation, during which another
+ * library's prepare handler allocated first, would run none of ours, and
+ * its child would share the hugetlb SuperSlab mapped there with no copy of
+ * its own. */
 __attribute__((constructor)) static void hs_constructor(void)
 {
     hs_common_init();
     if (hs_option(HS_OPT_VERBOSE) || hs_option(HS_OPT_STATS)) hs_init();
-    /* Registered with libc once the process needs them (locks.h). */
     hs_fork_handlers_set(fork_prepare, fork_parent, fork_child);
+    if (hugetlb_may_back()) hs_fork_handlers_arm();
     hs_report_start();
 }
 

@@ -231,9 +231,10 @@ void hs_fork_window_close(void);
  * new thread's TLS vector on the creating thread: that calloc registers
  * them (hs_fork_handlers_arm_if_threaded), while no other thread exists
  * to hold a lock of ours at a fork. A new thread's first heap looks again.
- * Registering may allocate (libc's table grows past 48 handlers): called
- * with no lock held. Set by the constructor; armed before that, they are
- * registered as it sets them. */
+ * The constructor registers them at once where a hugetlb pool may back
+ * the heap (api/init.c says why). Registering may allocate (libc's table
+ * grows past 48 handlers): called with no lock held. Set by the
+ * constructor; armed before that, they are registered as it sets them. */
 void hs_fork_handlers_set(void (*prepare)(void), void (*parent)(void), void (*child)(void));
 void hs_fork_handlers_arm(void);
 extern atomic_bool hs_fork_handlers_armed;

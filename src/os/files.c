@@ -98,6 +98,21 @@ HS_SELDOM unsigned long os_hugetlb_count(os_hugetlb_count_t which)
     return (unsigned long)v;
 }
 
+bool os_hugetlb_pool_configured(void)
+{
+    static const char *const counts[] = {
+        "/sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages",
+        "/sys/kernel/mm/hugepages/hugepages-2048kB/nr_overcommit_hugepages",
+    };
+    for (unsigned i = 0; i < 2; i++) {
+        char buf[24];
+        /* A count above 0 starts with 1-9. */
+        if (os_read_file(counts[i], buf, sizeof buf) > 0 && buf[0] >= '1' && buf[0] <= '9')
+            return true;
+    }
+    return false;
+}
+
 HS_SELDOM unsigned long os_default_hugepage_kib(void)
 {
     char text[4096];

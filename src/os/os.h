@@ -164,6 +164,10 @@ typedef enum os_hugetlb_count_e {
     OS_HUGETLB_RESERVED, /* resv_hugepages: free but promised to a mapping */
 } os_hugetlb_count_t;
 unsigned long os_hugetlb_count(os_hugetlb_count_t which);
+/* Whether the 2 MiB pool has pages or may lend surplus ones: nr_hugepages
+ * or nr_overcommit_hugepages above 0 (false when unreadable). Two small
+ * reads, in the text every process runs: the constructor asks. */
+bool os_hugetlb_pool_configured(void);
 
 /* The default hugepage size in KiB ("Hugepagesize:" of /proc/meminfo, the
  * one figure there that is not about the default size's pool alone); 0 when
