@@ -30,11 +30,11 @@
  *   reservation left behind to fault on later.
  * - Free units of SuperSlabs in use on base pages (the small heap's while
  *   it is kept off huge pages, and those it left sparse when it grew) get
- *   MADV_DONTNEED once their
- *   SuperSlab has not changed for the purge delay. A huge page is split for
- *   them only where at most a quarter of it is in slabs and it has not
- *   changed for both delays: the SuperSlab is base pages from then on,
- *   until all of it goes back and it is hinted huge again.
+ *   MADV_DONTNEED once their SuperSlab has not changed for the purge delay.
+ *   A huge page is split for them only where at most a quarter of it is in
+ *   slabs and it has not changed for both delays: the SuperSlab is base
+ *   pages from then on, until all of it goes back and it is hinted huge
+ *   again.
  * - malloc_trim, and a mapping the kernel refused (seg_unmap_resting,
  *   which then unmaps the purged SuperSlabs too), run the same steps on
  *   their own thread, taking turns with the thread's passes.
