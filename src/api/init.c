@@ -76,14 +76,14 @@ static bool hugetlb_may_back(void)
 }
 
 /* The options only, unless they ask for output from the start: the rest of
- * the start-up (sysfs reads, the thread key, the NUMA facts) waits for the
- * first allocation. `true` under the library peaked 1276 KiB with all of it
- * here (glibc: 976). The fork handlers are registered with libc once the
- * process needs them (locks.h); at once where a hugetlb pool may back its
- * memory: a fork before the first allocation, during which another
- * library's prepare handler allocated first, would run none of ours, and
- * its child would share the hugetlb SuperSlab mapped there with no copy of
- * its own. */
+ * the start-up (sysfs reads but the pool's counts below, the thread key,
+ * the NUMA facts) waits for the first allocation. `true` under the library
+ * peaked 1276 KiB with all of it here (glibc: 976). The fork handlers are
+ * registered with libc once the process needs them (locks.h); at once where
+ * a hugetlb pool may back its memory: a fork before the first allocation,
+ * during which another library's prepare handler allocated first, would run
+ * none of ours, and its child would share the hugetlb SuperSlab mapped there
+ * with no copy of its own. */
 __attribute__((constructor)) static void hs_constructor(void)
 {
     hs_common_init();
