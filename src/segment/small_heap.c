@@ -130,7 +130,7 @@ HS_COLD static long small_heap_look(long *dense)
  * deferred ones with 234 and 303 pages; hinted, they became huge pages
  * whenever khugepaged woke at once (no pass in the 10 s before: the first
  * run after a pause), 2 MiB above the usual peak (101,056 KiB against
- * 98,940-99,028, exit_hwm, THP). */
+ * 98,920-99,028, exit_hwm, THP). */
 #define SEG_SMALL_HEAP_HUGE_AGAIN (SEG_SMALL_HEAP_FAULTS - SEG_SMALL_HEAP_FAULTS / 8)
 
 /* The heap has grown: the deferred SuperSlabs leave the small heap, hinted
