@@ -14,6 +14,18 @@
  *     in none of the other figures; other: the SuperSlabs' bytes that
  *     neither the metadata, the free units and pages nor a slab holds, 0
  *     when the walk accounts for every byte.
+ *   layout resident_kib= metadata= free_units= carved= past_carve= pages=
+ *          other=
+ *     The same SuperSlabs' pages in memory, each counted once, where its
+ *     first byte lies: in the metadata; in a free unit; in a slab of units,
+ *     before or past the end of its carved blocks (past_carve: pages that an
+ *     earlier slab of those units wrote, or that a huge page brought in); in
+ *     a unit that slabs of pages use, whole or in part; other: in a unit
+ *     taken but not yet a slab's. The figures add up to resident_kib.
+ *   layout superslab=ADDRESS backing= resident_kib= free_units=
+ *          free_unit_resident_kib=
+ *     One line per SuperSlab walked, by address: which ones hold the free
+ *     units in memory (under THP, those of the newest huge page as a rule).
  *   layout slabs=N of=FIRST-LAST slab_kib= carved_kib= in_use_kib=
  *     Slabs whose class lies in FIRST-LAST bytes (one line for the classes
  *     up to 8 KiB, one for those above): the bytes they span, the blocks
@@ -61,6 +73,24 @@ typedef struct slab_figures_s {
 static slab_figures_t by_class[TINY_CLASS_COUNT], pages_slabs;
 static uint64_t superslabs, by_backing[THP_BACKING_COUNT], resident_pages, purged;
 static uint64_t free_units, free_unit_bytes, free_pages, runs, run_bytes, runs_cached;
+/* Pages in memory by where they lie (the `layout resident_kib=` line). */
+typedef enum {
+    PAGE_META,
+    PAGE_FREE_UNIT,
+    PAGE_CARVED,
+    PAGE_PAST_CARVE,
+    PAGE_PAGES,
+    PAGE_OTHER,
+    PAGE_KINDS
+} page_kind_t;
+static uint64_t resident_by_kind[PAGE_KINDS];
+/* One `layout superslab=` line per SuperSlab, written after the summary
+ * (walk_superslab runs before it is known); at most this many. */
+#define LAYOUT_SUPERSLABS_MAX 4096
+static struct {
+    uintptr_t address;
+    unsigned backing, resident_pages, free_units, free_unit_resident_pages;
+} superslab_lines[LAYOUT_SUPERSLABS_MAX];
 static char line[512];
 
 static void say(int fd, const char *format, ...) __attribute__((format(printf, 2, 3)));
@@ -103,8 +133,9 @@ static void walk_superslab(seg_superslab_t *ss)
         purged++;
         return;
     }
-    superslabs++;
-    for (size_t i = 0; i < sizeof vec; i++) resident_pages += vec[i] & 1;
+    unsigned in_memory = 0, free_unit_in_memory = 0;
+    for (size_t i = 0; i < sizeof vec; i++) in_memory += vec[i] & 1;
+    resident_pages += in_memory;
     if (ss->backing < THP_BACKING_COUNT) by_backing[ss->backing]++;
     free_units += (uint64_t)__builtin_popcountll(ss->free_units);
     /* Unit 0 begins with the metadata, counted apart. */
@@ -114,6 +145,37 @@ static void walk_superslab(seg_superslab_t *ss)
     for (unsigned u = 0; u < HS_UNITS_PER_SUPERSLAB; u++)
         free_pages += (uint64_t)__builtin_popcount(map->free[u]);
     tiny_client_area_t *area = tiny_client_area(ss);
+    for (size_t page = 0; page < sizeof vec; page++) {
+        if (!(vec[page] & 1)) continue;
+        size_t offset = page * 4096;
+        unsigned u = (unsigned)(offset / HS_UNIT_SIZE);
+        const tiny_slab_t *s = area->head[u];
+        page_kind_t kind;
+        if (offset < SEG_FIRST_SLAB_BYTE) {
+            kind = PAGE_META;
+        } else if (ss->free_units >> u & 1) {
+            kind = PAGE_FREE_UNIT;
+            free_unit_in_memory++;
+        } else if (map->free[u] != 0 || s->sized) {
+            kind = PAGE_PAGES;
+        } else if (s == &tiny_sentinel_slab) {
+            kind = PAGE_OTHER;
+        } else {
+            uintptr_t carved_end =
+                (uintptr_t)s->start +
+                (uintptr_t)atomic_load_explicit(&s->carved, memory_order_relaxed) * s->block_size;
+            kind = (uintptr_t)ss + offset < carved_end ? PAGE_CARVED : PAGE_PAST_CARVE;
+        }
+        resident_by_kind[kind]++;
+    }
+    if (superslabs < LAYOUT_SUPERSLABS_MAX) {
+        superslab_lines[superslabs].address = (uintptr_t)ss;
+        superslab_lines[superslabs].backing = ss->backing;
+        superslab_lines[superslabs].resident_pages = in_memory;
+        superslab_lines[superslabs].free_units = (unsigned)__builtin_popcountll(ss->free_units);
+        superslab_lines[superslabs].free_unit_resident_pages = free_unit_in_memory;
+    }
+    superslabs++;
     for (unsigned u = 0; u < HS_UNITS_PER_SUPERSLAB; u++) {
         /* A slab starts at u when u's head is u's own descriptor (the unit
          * where a slab of pages ends may name the next one's). */
@@ -164,6 +226,7 @@ void layout_print(int fd, const layout_blocks_t *blocks)
     memset(&pages_slabs, 0, sizeof pages_slabs);
     memset(by_backing, 0, sizeof by_backing);
     superslabs = resident_pages = purged = 0;
+    memset(resident_by_kind, 0, sizeof resident_by_kind);
     free_units = free_unit_bytes = free_pages = runs = run_bytes = runs_cached = 0;
     /* Chunks are looked up for the mapped ranges only (the library's own
      * walk of smaps): the registry is 64 MiB of mostly untouched pages. */
@@ -192,6 +255,19 @@ void layout_print(int fd, const layout_blocks_t *blocks)
         (int64_t)(superslabs * (HS_SUPERSLAB_SIZE - SEG_FIRST_SLAB_BYTE) - free_unit_bytes -
                   free_pages * SEG_PAGE_SIZE - small.bytes - medium.bytes - pages_slabs.bytes);
     say(fd, " other_kib=%" PRId64 "\n", other / 1024);
+    say(fd,
+        "layout resident_kib=%" PRIu64 " metadata=%" PRIu64 " free_units=%" PRIu64
+        " carved=%" PRIu64 " past_carve=%" PRIu64 " pages=%" PRIu64 " other=%" PRIu64 "\n",
+        resident_pages * 4, resident_by_kind[PAGE_META] * 4, resident_by_kind[PAGE_FREE_UNIT] * 4,
+        resident_by_kind[PAGE_CARVED] * 4, resident_by_kind[PAGE_PAST_CARVE] * 4,
+        resident_by_kind[PAGE_PAGES] * 4, resident_by_kind[PAGE_OTHER] * 4);
+    for (uint64_t i = 0; i < superslabs && i < LAYOUT_SUPERSLABS_MAX; i++)
+        say(fd,
+            "layout superslab=%#" PRIxPTR " backing=%s resident_kib=%u free_units=%u"
+            " free_unit_resident_kib=%u\n",
+            superslab_lines[i].address, thp_backing_name(superslab_lines[i].backing),
+            superslab_lines[i].resident_pages * 4, superslab_lines[i].free_units,
+            superslab_lines[i].free_unit_resident_pages * 4);
     print_slabs(fd, "16-8192", &small, true);
     print_slabs(fd, "9216-1048576", &medium, true);
     print_slabs(fd, "pages", &pages_slabs, false);

@@ -14,7 +14,8 @@
 # at the peak must account for every byte of the SuperSlabs (other_kib=0),
 # find the peak's blocks (requested_kib, the live peak; usable_kib no less)
 # and, among the slabs, bytes in use no more than carved ones nor these
-# than the slabs' span.
+# than the slabs' span; its pages in memory, counted where they lie and
+# SuperSlab by SuperSlab, must each add up to the SuperSlabs' resident KiB.
 # Usage: tests/replay/run.sh BUILD SO. Prints PASS/FAIL/SKIP replay.
 set -u
 build=$1 so=$2
@@ -122,6 +123,15 @@ requested=$(lfield blocks requested_kib) usable=$(lfield blocks usable_kib)
     { echo "FAIL replay: rss_layout --layout left ${other:-?} KiB of the SuperSlabs unaccounted"; exit 1; }
 [ "$requested" = "$peak" ] && [ "$usable" -ge "$requested" ] ||
     { echo "FAIL replay: rss_layout --layout saw blocks of ${requested:-?} KiB (usable ${usable:-?}) at the peak of $peak KiB"; exit 1; }
+parts=$(sed -n 's/^layout resident_kib=\([0-9]*\) metadata=\([0-9]*\) free_units=\([0-9]*\) carved=\([0-9]*\) past_carve=\([0-9]*\) pages=\([0-9]*\) other=\([0-9]*\)$/\1 \2+\3+\4+\5+\6+\7/p' "$tmp/layout.err")
+resident=$(lfield superslabs resident_kib)
+set -- $parts
+[ -n "$parts" ] && [ "$1" = "$resident" ] && [ $(($2)) -eq "$resident" ] ||
+    { echo "FAIL replay: rss_layout --layout's pages in memory by where they lie (${parts:-no line}) do not add up to resident_kib=$resident"; exit 1; }
+lines=$(grep -c '^layout superslab=' "$tmp/layout.err")
+by_superslab=$(sed -n 's/^layout superslab=.* resident_kib=\([0-9]*\) .*/\1/p' "$tmp/layout.err" | paste -sd+ -)
+[ "$lines" -eq "$superslabs" ] && [ $(($by_superslab)) -eq "$resident" ] ||
+    { echo "FAIL replay: rss_layout --layout printed $lines SuperSlab lines (${by_superslab:-none}) for $superslabs SuperSlabs of $resident KiB in memory"; exit 1; }
 for of in 16-8192 9216-1048576; do
     line=$(grep "^layout slabs=[0-9]* of=$of " "$tmp/layout.err")
     get() { echo "$line" | tr ' ' '\n' | sed -n "s/^$1=//p"; }
