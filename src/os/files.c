@@ -81,6 +81,9 @@ ssize_t os_read_node_file(unsigned kernel_node, const char *leaf, char *buf, siz
     return os_read_file(path, buf, cap);
 }
 
+/* The 2 MiB pool's counts. */
+#define HUGETLB_2M_DIR "/sys/kernel/mm/hugepages/hugepages-2048kB/"
+
 HS_SELDOM unsigned long os_hugetlb_count(os_hugetlb_count_t which)
 {
     static const char *const names[] = {
@@ -90,7 +93,7 @@ HS_SELDOM unsigned long os_hugetlb_count(os_hugetlb_count_t which)
     };
     char path[128], buf[32];
     hs_text_t t = hs_text(path, sizeof path);
-    hs_text_str(&t, "/sys/kernel/mm/hugepages/hugepages-2048kB/");
+    hs_text_str(&t, HUGETLB_2M_DIR);
     hs_text_str(&t, names[which]);
     if (os_read_file(path, buf, sizeof buf) < 0) return 0;
     uint64_t v = 0;
@@ -101,8 +104,8 @@ HS_SELDOM unsigned long os_hugetlb_count(os_hugetlb_count_t which)
 bool os_hugetlb_pool_configured(void)
 {
     static const char *const counts[] = {
-        "/sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages",
-        "/sys/kernel/mm/hugepages/hugepages-2048kB/nr_overcommit_hugepages",
+        HUGETLB_2M_DIR "nr_hugepages",
+        HUGETLB_2M_DIR "nr_overcommit_hugepages",
     };
     for (unsigned i = 0; i < 2; i++) {
         char buf[24];

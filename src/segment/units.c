@@ -93,15 +93,21 @@ thp_backing_t seg_release_backing(seg_superslab_t *ss, thp_backing_t backing, un
     return THP_BACKING_THP;
 }
 
+/* A THP SuperSlab of slabs is base pages from now on, and counted so
+ * (seg_release_backing makes it huge again once all of it goes back).
+ * Under its node's lock. */
+static void counted_as_base_pages(seg_superslab_t *ss)
+{
+    ss->backing = THP_BACKING_BASE;
+    hs_count_add(&seg_pool(ss->memory_node)->stat_superslabs[THP_BACKING_THP], -1);
+    hs_count_add(&seg_pool(ss->memory_node)->stat_superslabs[THP_BACKING_BASE], 1);
+}
+
 void seg_keep_base_pages(seg_superslab_t *ss)
 {
     seg_pool_t *pool = seg_pool(ss->node);
     hs_lock(&pool->lock);
-    if (ss->backing == THP_BACKING_THP) {
-        ss->backing = THP_BACKING_BASE;
-        hs_count_add(&seg_pool(ss->memory_node)->stat_superslabs[THP_BACKING_THP], -1);
-        hs_count_add(&seg_pool(ss->memory_node)->stat_superslabs[THP_BACKING_BASE], 1);
-    }
+    if (ss->backing == THP_BACKING_THP) counted_as_base_pages(ss);
     hs_unlock(&pool->lock);
 }
 
@@ -584,15 +590,7 @@ HS_COLD unsigned seg_take_free_units(const seg_purge_policy_t *policy, uint64_t 
                     ss->free_units = 0;
                     ss->units_purged = SEG_UNITS_PURGING;
                     seg_partial_unlink(pool, ss);
-                    if (!base) {
-                        /* Base pages from now on (seg_release_backing makes
-                         * it huge again once all of it goes back). */
-                        ss->backing = THP_BACKING_BASE;
-                        hs_count_add(&seg_pool(ss->memory_node)->stat_superslabs[THP_BACKING_THP],
-                                     -1);
-                        hs_count_add(&seg_pool(ss->memory_node)->stat_superslabs[THP_BACKING_BASE],
-                                     1);
-                    }
+                    if (!base) counted_as_base_pages(ss);
                 } else if (now_ms + (wait - quiet) < *next_due) {
                     *next_due = now_ms + (wait - quiet);
                 }
