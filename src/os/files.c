@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
+#include <sys/utsname.h>
 #include <unistd.h>
 
 #include "common/common.h"
@@ -306,6 +307,8 @@ int os_dup_high(int fd)
 
 /* PAGEMAP_SCAN (Linux 6.7), which older headers lack. */
 #define OS_PAGEMAP_SCAN _IOWR('f', 16, os_pm_scan_arg_t)
+#define OS_PAGE_IS_PRESENT (1u << 3)
+#define OS_PAGE_IS_PFNZERO (1u << 5)
 #define OS_PAGE_IS_HUGE (1u << 6)
 typedef struct os_page_region_s {
     uint64_t start;      /* first byte of a run of pages alike */
@@ -346,4 +349,52 @@ HS_APART int os_holds_huge(void *addr, size_t size)
     int found = ioctl(fd, OS_PAGEMAP_SCAN, &arg);
     close(fd);
     return found < 0 ? -1 : found > 0;
+}
+
+HS_APART_LATE int os_open_pagemap(void)
+{
+    hs_assert_no_lock_for_slow_call("/proc/self/pagemap");
+    if (OS_FAULT(OS_FAULT_FILE)) return -1;
+    return open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+}
+
+HS_APART_LATE int os_scan_present(int fd, void *addr, size_t size, os_page_run_t *out, unsigned max,
+                                  uintptr_t *scanned_to)
+{
+    hs_assert_no_lock_for_slow_call("PAGEMAP_SCAN");
+    enum { BATCH = 32 };
+    os_page_region_t regions[BATCH];
+    os_pm_scan_arg_t arg = {
+        .size = sizeof arg,
+        .start = (uint64_t)(uintptr_t)addr,
+        .end = (uint64_t)(uintptr_t)addr + size,
+        .vec = (uint64_t)(uintptr_t)regions,
+        .vec_len = max < BATCH ? max : BATCH,
+        .category_mask = OS_PAGE_IS_PRESENT,
+        .return_mask = OS_PAGE_IS_PRESENT | OS_PAGE_IS_PFNZERO | OS_PAGE_IS_HUGE,
+    };
+    int found = ioctl(fd, OS_PAGEMAP_SCAN, &arg);
+    if (found < 0) return -1;
+    for (int i = 0; i < found; i++)
+        out[i] = (os_page_run_t){
+            .start = (uintptr_t)regions[i].start,
+            .end = (uintptr_t)regions[i].end,
+            .kinds = (regions[i].categories & OS_PAGE_IS_PFNZERO ? OS_PAGES_ZERO : 0) |
+                     (regions[i].categories & OS_PAGE_IS_HUGE ? OS_PAGES_HUGE : 0),
+        };
+    *scanned_to = (uintptr_t)arg.walk_end;
+    return found;
+}
+
+HS_APART_LATE bool os_kernel_at_least(unsigned major, unsigned minor)
+{
+    struct utsname name;
+    if (uname(&name) != 0) return false;
+    const char *s = name.release;
+    unsigned have[2] = {0, 0};
+    for (int part = 0; part < 2; part++) {
+        while (*s >= '0' && *s <= '9') have[part] = have[part] * 10 + (unsigned)(*s++ - '0');
+        if (*s == '.') s++;
+    }
+    return have[0] > major || (have[0] == major && have[1] >= minor);
 }

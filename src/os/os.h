@@ -199,6 +199,29 @@ int os_walk_smaps(os_smaps_fn on_range, void *ctx);
  * (realloc's give-back in small_heap.c) the seldom window, 52 KiB. */
 int os_holds_huge(void *addr, size_t size);
 
+/* A run of pages alike in a range os_scan_present describes. */
+typedef struct os_page_run_s {
+    uintptr_t start; /* first byte */
+    uintptr_t end;   /* past the last byte */
+    unsigned kinds;  /* OS_PAGES_* they are */
+} os_page_run_t;
+#define OS_PAGES_ZERO 1u /* mapped to the kernel's shared zero page: no RSS */
+#define OS_PAGES_HUGE 2u /* part of a huge page mapped whole */
+/* The pages of [addr, addr + size) that are mapped (anonymous memory the
+ * program or the kernel's zero page holds), as at most `max` runs of pages
+ * alike, in address order (PAGEMAP_SCAN of /proc/self/pagemap, Linux 6.7);
+ * what is not in a run is not mapped. Returns how many runs it wrote, and
+ * sets *scanned_to to where it stopped (the range's end, or where `max`
+ * ran out); -1 when the kernel cannot say. `fd`: /proc/self/pagemap open
+ * for reading, so that a caller scanning many ranges opens it once. Reads
+ * no page, faults none in. */
+int os_scan_present(int fd, void *addr, size_t size, os_page_run_t *out, unsigned max,
+                    uintptr_t *scanned_to);
+/* /proc/self/pagemap open for os_scan_present (close it with os_close), or -1. */
+int os_open_pagemap(void);
+/* Whether the running kernel's release is major.minor or later (uname). */
+bool os_kernel_at_least(unsigned major, unsigned minor);
+
 /* Any small file (a HUGESLAB_CONFIG file), like the readers above; returns
  * its length or -1. */
 ssize_t os_read_file(const char *path, char *buf, size_t cap);
