@@ -94,7 +94,8 @@ lib: $(SO) $(AR_LIB)
 # and os/memory.c took .text from 0xa01c to 0x9b9c bytes (ten pages again).
 COLD_OPT := $(if $(filter 1,$(DEBUG)),,-Os)
 COLD_SRC := src/api/report.c src/api/compat.c src/common/options.c src/common/text.c src/common/log.c \
-            src/os/files.c src/os/fault.c src/os/memory.c src/segment/purge.c src/segment/segment.c \
+            src/os/files.c src/os/fault.c src/os/memory.c src/segment/frontier.c src/segment/purge.c \
+            src/segment/segment.c \
             src/thp/thp.c src/numa/numa.c
 $(BUILD)/obj/%.o: src/%.c Makefile
 	@mkdir -p $(dir $@)

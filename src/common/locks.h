@@ -15,7 +15,9 @@
  *  30+n    pools[n].lock         segment/         node n's partial, idle and
  *          (n < HS_MAX_NODES)    units.c, idle.c  purged lists, and the free_units
  *                                                 of its SuperSlabs
- *  100     run_cache_lock        segment/run.c    the cache of freed runs
+ *  100     run_cache_lock        segment/run.c,   the cache of freed runs; the
+ *                                frontier.c       list of live THP runs that the
+ *                                                 purge thread looks at
  *  110     hugetlb_lock          segment/         the list of live hugetlb ranges
  *                                fork.c           (for fork)
  *  120     purge_lock            segment/purge.c  the purge thread's flags; its
@@ -42,6 +44,12 @@
  *                                                 (taken before heap_lock); a
  *                                                 thread holding one takes no
  *                                                 crowd block (tiny_crowd_holds)
+ *  --      frontier.pinned, a    segment/         the live run the purge thread
+ *          pointer (no rank:     frontier.c       reads and hints: set under
+ *          its holder takes no                    run_cache_lock, let go without
+ *          lock, its waiter                       it; the run's owner, off the
+ *          holds none)                            list first, waits for it holding
+ *                                                 no lock before a free or realloc
  *  --      pools[n].superslab_   segment/units.c  one SuperSlab taken for node n at
  *          taker, a flag (no                      a time: its taker holds no lock
  *          rank: the taker                        through the system calls; a thread

@@ -49,8 +49,9 @@ static const char help_purge_backend[] HS_SELDOM_DATA =
 static const char help_split_sparse[] HS_SELDOM_DATA =
     "1: a THP SuperSlab with at most a quarter of its units in use, "
     "quiet for both delays, gives up its huge page so that its free "
-    "units leave RSS, and one mapped for a thread with sparse slabs gets "
-    "base pages; 0: a huge page is never split nor withheld";
+    "units leave RSS, one mapped for a thread with sparse slabs gets "
+    "base pages, and the huge page where a program stopped writing a large "
+    "block is split (Linux 6.12 on); 0: a huge page is never split nor withheld";
 static const char help_reserve_mb[] HS_SELDOM_DATA =
     "MiB of empty SuperSlabs per node kept unpurged";
 static const char help_cache_mb[] HS_SELDOM_DATA =

@@ -362,4 +362,5 @@ HS_APART void seg_fork_child(void)
         atomic_store(&seg_pool(n)->superslab_taker, NULL);
     }
     purge_fork_child();
+    seg_frontier_fork_child();
 }

@@ -78,6 +78,7 @@ static struct purge_state_s {
                                     thread_left; doubles up to PURGE_ALONE_LOOK_MS,
                                     then 0: the periodic looks only */
     uint64_t alone_looked_ms;    /* purge thread: when it last looked */
+    _Atomic bool frontier_looks; /* a run was listed for frontier.c's looks */
 } purge = {
     .lock = HS_LOCK_INIT(HS_RANK_PURGE),
     .wakeup = PTHREAD_COND_INITIALIZER,
@@ -361,6 +362,10 @@ static uint64_t purge_pass(void)
         purge.sweep_after_ms = policy.purge_after_ms / 8;
     uint64_t emptied_due = run_emptied_work(policy.purge_after_ms);
     if (emptied_due < next_due) next_due = emptied_due;
+    if (atomic_load_explicit(&purge.frontier_looks, memory_order_relaxed)) {
+        uint64_t frontier_due = seg_frontier_look_due(seg_now_ms());
+        if (frontier_due < next_due) next_due = frontier_due;
+    }
     if (purge_run_idle_work()) {
         uint64_t wait = purge.sweep_after_ms < policy.purge_after_ms ? purge.sweep_after_ms
                                                                      : policy.purge_after_ms;
@@ -645,6 +650,12 @@ void purge_notify(uint64_t due_in_ms)
     if (purge.sleeping_until_ms > seg_now_ms() + due_in_ms + PURGE_CLOCK_SLACK_MS)
         pthread_cond_signal(&purge.wakeup);
     hs_unlock(&purge.lock);
+}
+
+HS_APART_LATE void purge_notify_frontier(uint64_t due_in_ms)
+{
+    atomic_store_explicit(&purge.frontier_looks, true, memory_order_relaxed);
+    purge_notify(due_in_ms);
 }
 
 HS_APART void purge_fork_child(void)

@@ -4,7 +4,9 @@
  *   its mapping to its unmapping, the cache included; run_remap clears them
  *   before the kernel moves the range.
  * - A THP run's chunks from base_tail on are hinted to base pages, and
- *   hold nothing past the block's end. */
+ *   hold nothing past the block's end.
+ * - A live THP run is on frontier.c's list, taken off before its owner
+ *   frees or resizes it. */
 #include <errno.h>
 #include <string.h>
 
@@ -238,6 +240,7 @@ void *seg_run_alloc(size_t size, size_t align, unsigned node, bool *fresh)
     run->run_block = (char *)run + offset;
     hs_count_add(&seg_state.stat_run_bytes_live, (int64_t)run->run_size);
     if (run->run_size >= huge_threshold()) hs_count_add(&seg_state.stat_huge_blocks, 1);
+    if (run->backing == THP_BACKING_THP) seg_frontier_list(run);
     return run->run_block;
 }
 
@@ -267,6 +270,7 @@ void *seg_lone_slab_to_run(seg_superslab_t *ss, const void *block, size_t bytes,
     run_hint_tail(ss, SEG_HEADER_SIZE + size, HS_SUPERSLAB_SIZE);
     ss->run_block = to;
     hs_count_add(&seg_state.stat_run_bytes_live, (int64_t)ss->run_size);
+    if (ss->backing == THP_BACKING_THP) seg_frontier_list(ss);
     return to;
 }
 
@@ -282,6 +286,9 @@ seg_superslab_t *seg_run_of(const void *p)
 void seg_run_free(seg_superslab_t *run)
 {
     size_t size = run->run_size;
+    if (run->frontier_listed)
+        seg_frontier_unlist(run,
+                            size >= huge_threshold() ? SEG_FRONTIER_UNMAPPED : SEG_FRONTIER_CACHED);
     hs_count_add(&seg_state.stat_run_bytes_live, -(int64_t)size);
     run->run_block = NULL;
     if (size >= huge_threshold()) {
@@ -314,7 +321,12 @@ HS_SELDOM static void run_block_resized(seg_superslab_t *run, size_t new_size)
      * forth across a chunk's start costs one collapse, not a collapse and
      * a split each time. */
     if (block_end <= (size_t)(run->base_tail - 1) << HS_SUPERSLAB_SHIFT) return;
+    /* Off the frontier list while the hints change (its split chunk must
+     * not end up among the chunks on base pages). */
+    bool listed = run->frontier_listed;
+    if (listed) seg_frontier_unlist(run, SEG_FRONTIER_RESIZED);
     run_hint_tail(run, block_end, run->run_size);
+    if (listed) seg_frontier_list(run);
 }
 
 HS_SELDOM void seg_run_block_resized(const void *block, size_t new_size)
@@ -322,7 +334,8 @@ HS_SELDOM void seg_run_block_resized(const void *block, size_t new_size)
     run_block_resized(seg_run_of(block), new_size);
 }
 
-HS_SELDOM void *seg_run_resize(seg_superslab_t *run, size_t new_size)
+/* seg_run_resize with the run off the frontier list. */
+HS_SELDOM static void *run_resize(seg_superslab_t *run, size_t new_size)
 {
     size_t offset = (size_t)((char *)run->run_block - (char *)run);
     if (new_size > SIZE_MAX / 2 - offset - HS_SUPERSLAB_SIZE) return NULL;
@@ -341,4 +354,15 @@ HS_SELDOM void *seg_run_resize(seg_superslab_t *run, size_t new_size)
     bool is_huge = total >= huge_threshold();
     if (is_huge != was_huge) hs_count_add(&seg_state.stat_huge_blocks, is_huge ? 1 : -1);
     return moved->run_block;
+}
+
+HS_SELDOM void *seg_run_resize(seg_superslab_t *run, size_t new_size)
+{
+    /* Off the frontier list while its mapping or hints change: a look
+     * must not read a range mremap moves. */
+    bool listed = run->frontier_listed;
+    if (listed) seg_frontier_unlist(run, SEG_FRONTIER_RESIZED);
+    void *block = run_resize(run, new_size);
+    if (listed) seg_frontier_list(block ? seg_run_of(block) : run);
+    return block;
 }

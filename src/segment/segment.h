@@ -82,12 +82,16 @@ typedef struct seg_superslab_s seg_superslab_t;
  * - run: run_block lies in [header + SEG_HEADER_SIZE, header + run_size);
  *   base_tail is 0 or names one of its chunks. */
 struct seg_superslab_s {
-    uint8_t kind;              /* SEG_CHUNK_SLABS or SEG_CHUNK_RUN */
-    uint8_t backing;           /* thp_backing_t the range really got (thp/thp.h) */
-    uint16_t node;             /* node whose pool the memory belongs to */
-    uint32_t units_changed_ms; /* slabs: when free_units last changed (the clock's
-                                  low 32 bits; node lock) */
-    size_t run_size;           /* bytes mapped from the header on (2 MiB for slabs) */
+    uint8_t kind;    /* SEG_CHUNK_SLABS or SEG_CHUNK_RUN */
+    uint8_t backing; /* thp_backing_t the range really got (thp/thp.h) */
+    uint16_t node;   /* node whose pool the memory belongs to */
+    union {
+        uint32_t units_changed_ms; /* slabs: when free_units last changed (the clock's
+                                      low 32 bits; node lock) */
+        uint32_t frontier_split;   /* run on frontier.c's list: 1 + the index of the
+                                      chunk whose huge page it split; 0: none */
+    };
+    size_t run_size; /* bytes mapped from the header on (2 MiB for slabs) */
     union {
         void *run_block;      /* run: the block handed out; NULL while cached */
         uint64_t fresh_units; /* slabs: bit u set = unit u has not been in a slab
@@ -97,13 +101,20 @@ struct seg_superslab_s {
     seg_superslab_t *next; /* pool lists (node lock) or run cache (cache lock) */
     seg_superslab_t *prev;
     union {
-        uint64_t idle_since_ms; /* idle SuperSlabs and cached runs: when they
-                                   became empty */
-        uintptr_t owner;        /* slabs in use: the client's tag of the caller
-                                   whose slabs it holds (seg_units_alloc), or 0
-                                   for any caller's (node lock) */
+        uint64_t idle_since_ms;       /* idle SuperSlabs and cached runs: when they
+                                         became empty */
+        uintptr_t owner;              /* slabs in use: the client's tag of the caller
+                                         whose slabs it holds (seg_units_alloc), or 0
+                                         for any caller's (node lock) */
+        uint64_t frontier_zero_pages; /* run on frontier.c's list with a split chunk:
+                                         its pages on the zero page at the last look;
+                                         UINT64_MAX before the first */
     };
-    uint8_t on_partial;   /* slabs: 1 + the partial list it is on, 0: none */
+    union {
+        uint8_t on_partial;      /* slabs: 1 + the partial list it is on, 0: none */
+        uint8_t frontier_listed; /* run: 1 while on frontier.c's list of live THP runs
+                                    (run cache lock) */
+    };
     uint8_t units_purged; /* slabs: the free units' pages went back since
                              free_units last changed (node lock) */
     uint16_t memory_node; /* node its pages are bound to (differs from `node`
@@ -116,7 +127,11 @@ struct seg_superslab_s {
                                          base pages, and seg_small_heap_give_back
                                          has not looked at it since (small_heap.c) */
     };
-    uint64_t free_units; /* slabs: bit u set = unit u not in a slab (node lock) */
+    union {
+        uint64_t free_units;    /* slabs: bit u set = unit u not in a slab (node lock) */
+        uint64_t frontier_seen; /* run on frontier.c's list: what its last look found
+                                   (the purge thread's, while it looks) */
+    };
 };
 #define SEG_HEADER_SIZE 64
 /* Pages of the units that slabs of pages (seg_pages_alloc) left partly

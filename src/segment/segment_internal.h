@@ -155,6 +155,10 @@ bool seg_unmap_resting(void);
 #define PURGE_NOW ((uint64_t)0)
 #define PURGE_LATER UINT64_MAX
 void purge_notify(uint64_t due_in_ms);
+/* As purge_notify, for frontier.c's first listed run: from then on each
+ * pass asks seg_frontier_look_due (apart text, which a pass of a process
+ * with no large block never maps). */
+void purge_notify_frontier(uint64_t due_in_ms);
 /* Whether the purge thread has been started (relaxed: a hint). */
 bool purge_started(void);
 void purge_fork_child(void);
@@ -429,6 +433,25 @@ HS_INLINE void seg_partial_unlink(seg_pool_t *pool, seg_superslab_t *ss)
     if (ss->on_partial) list_remove(&pool->partial[ss->on_partial - 1], ss);
     ss->on_partial = 0;
 }
+
+/* frontier.c: live THP runs, looked at by the purge thread for the huge
+ * page where the program stopped writing (see there). seg_frontier_list
+ * puts a run its owner has just set up on the list (nothing for a run not
+ * of THP pages, or where splits free nothing); seg_frontier_unlist takes it
+ * off before its owner frees, resizes or moves it, waiting for a look at it
+ * to end, and undoes its split as `end` says. No lock held for either. */
+typedef enum seg_frontier_end_e {
+    SEG_FRONTIER_UNMAPPED, /* the run is unmapped next: nothing to undo */
+    SEG_FRONTIER_CACHED,   /* to the run cache: the split chunk huge again, empty */
+    SEG_FRONTIER_RESIZED,  /* its block stays: the split chunk hinted as the rest */
+} seg_frontier_end_t;
+void seg_frontier_list(seg_superslab_t *run);
+void seg_frontier_unlist(seg_superslab_t *run, seg_frontier_end_t end);
+/* The purge thread's look, if due at now_ms; returns when the next is due
+ * (UINT64_MAX: none until a run is listed). */
+uint64_t seg_frontier_look_due(uint64_t now_ms);
+/* The fork child's side: the parent's look did not come along. */
+void seg_frontier_fork_child(void);
 
 /* Takes a freed run out of the run cache, whose lock is held. */
 HS_INLINE void seg_run_cache_remove(seg_superslab_t *run)
