@@ -47,6 +47,17 @@
  *                                    realloc (one that moves the run's end,
  *                                    one that keeps the block where it is)
  *                                    and from the run cache too
+ *   kernel_test frontier [kept]      a 6 MiB block written 2 MiB and 400 KiB in:
+ *                                    the huge page where the writing stopped is
+ *                                    split within 3 s, its zeros out of Rss
+ *                                    (Linux 6.12 on), the bytes kept; freed and
+ *                                    taken again, the block fills in a fault per
+ *                                    chunk; moved by realloc, it keeps its
+ *                                    bytes; with `kept` (HUGESLAB_SPLIT_SPARSE=0)
+ *                                    nothing is split
+ *   kernel_test frontier-churn       threads write parts of blocks of 2-12 MiB,
+ *                                    wait, resize and free them while children
+ *                                    are forked: every byte written stays
  *   kernel_test usable-kept          large blocks written to their usable size
  *                                    (grown to it by realloc, or not) keep
  *                                    every byte while other runs come and go
@@ -1195,6 +1206,168 @@ static int test_usable_kept(void)
     return 0;
 }
 
+/* ---- the huge page where a block's writing stopped -------------------------------------- */
+
+/* Bytes written into the block: its first chunk (after the run's header)
+ * and 400 KiB of the next, whose huge page then holds some 1.6 MiB of
+ * zeros; the chunks after it are not touched. */
+#define FRONTIER_WRITTEN (2 * MiB + 400 * 1024)
+
+static bool frontier_bytes_kept(const unsigned char *p, size_t len, unsigned char seed)
+{
+    for (size_t i = 0; i < len; i++)
+        if (p[i] != (unsigned char)(seed + i / 4096)) return false;
+    return true;
+}
+
+static void frontier_fill(unsigned char *p, size_t len, unsigned char seed)
+{
+    for (size_t i = 0; i < len; i++) p[i] = (unsigned char)(seed + i / 4096);
+}
+
+/* Waits up to 3 s for Rss to drop `drop` bytes below `from`; returns the
+ * drop seen. */
+static long long frontier_wait_drop(long long from, long long drop)
+{
+    long long now = from;
+    for (int i = 0; i < 60 && from - now < drop; i++) {
+        usleep(50 * 1000);
+        now = rollup("Rss:");
+    }
+    return from - now;
+}
+
+static int test_frontier(bool kept)
+{
+    const size_t size = 6 * MiB;
+    unsigned char *p = malloc(size);
+    if (!p) return fail("malloc failed: %s", strerror(errno));
+    frontier_fill(p, FRONTIER_WRITTEN, 1);
+    /* The chunk where the writing stopped: the run's second. */
+    void *stopped = (void *)(((uintptr_t)p + 2 * MiB) & ~(uintptr_t)(2 * MiB - 1));
+    if (range_holds_huge(stopped, 2 * MiB) != 1)
+        return fail("%s", "the chunk where the block's writing stopped is no huge page: "
+                          "nothing to split");
+    long long rss0 = rollup("Rss:"), huge0 = rollup("AnonHugePages:");
+    /* The chunk holds 100 pages of the block and 412 of zeros. */
+    long long dropped = frontier_wait_drop(rss0, 1 * MiB);
+    long long huge1 = rollup("AnonHugePages:");
+    printf("frontier: Rss %lld KiB, then %lld KiB less within 3 s; AnonHugePages %lld -> %lld "
+           "KiB\n",
+           rss0 / 1024, dropped / 1024, huge0 / 1024, huge1 / 1024);
+    if (!frontier_bytes_kept(p, FRONTIER_WRITTEN, 1))
+        return fail("%s", "the block lost bytes where its huge page was split");
+    if (kept) {
+        if (dropped >= 512 * 1024 || huge1 < huge0)
+            return fail("%s", "a huge page was split although HUGESLAB_SPLIT_SPARSE=0");
+        free(p);
+        printf("PASS\n");
+        return 0;
+    }
+    if (dropped < 1 * MiB || huge1 > huge0 - 2 * MiB)
+        return fail("%s", "the huge page where the block's writing stopped was not split "
+                          "within 3 s (its zeros stayed in Rss)");
+    /* Written on past where it stopped: the bytes land, a fault a page. */
+    frontier_fill(p + FRONTIER_WRITTEN, 64 * 1024, 7);
+    if (!frontier_bytes_kept(p + FRONTIER_WRITTEN, 64 * 1024, 7) ||
+        !frontier_bytes_kept(p, FRONTIER_WRITTEN, 1))
+        return fail("%s", "writing past the split lost bytes");
+    /* Moved by realloc (mremap moves one mapping: the split chunk is hinted
+     * as the rest again first). */
+    unsigned char *q = realloc(p, 24 * MiB);
+    if (!q) return fail("realloc failed: %s", strerror(errno));
+    if (!frontier_bytes_kept(q, FRONTIER_WRITTEN, 1))
+        return fail("%s", "realloc of a block with a split chunk lost bytes");
+    free(q);
+    /* Freed to the run cache and taken again: the split chunk is a huge
+     * page again at its first touch, not 512 base-page faults. */
+    p = malloc(size);
+    if (!p) return fail("malloc failed: %s", strerror(errno));
+    long long f0 = faults_now();
+    memset(p, 9, size);
+    long long faults = faults_now() - f0;
+    printf("frontier: the same size again, filled: %lld faults\n", faults);
+    if (faults > 16) return fail("%s", "a run whose chunk had been split refilled page by page");
+    free(p);
+    printf("PASS\n");
+    return 0;
+}
+
+/* Threads that take blocks of 2-12 MiB, write a part of each, wait (so
+ * that looks split where the writing stopped), check, resize and free
+ * them, while the main thread forks children that check a block of their
+ * own: every byte written stays, whatever the looks did meanwhile. */
+#define FRONTIER_CHURN_THREADS 4
+
+static _Atomic int frontier_churn_failed;
+
+static void *frontier_churn_worker(void *arg)
+{
+    uint64_t x = (uintptr_t)arg * 0x9e3779b97f4a7c15ull + 1;
+    for (int round = 0; round < 12 && !frontier_churn_failed; round++) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        size_t size = (2 + x % 11) * MiB, written = 64 * 1024 + (x >> 8) % size;
+        unsigned char seed = (unsigned char)(x >> 40);
+        unsigned char *p = malloc(size);
+        if (!p) {
+            frontier_churn_failed = 1;
+            break;
+        }
+        frontier_fill(p, written, seed);
+        usleep((useconds_t)((x >> 20) % 300) * 1000);
+        if (!frontier_bytes_kept(p, written, seed)) frontier_churn_failed = 1;
+        size_t resized = (2 + (x >> 32) % 11) * MiB;
+        unsigned char *q = realloc(p, resized);
+        if (!q) {
+            free(p);
+            frontier_churn_failed = 1;
+            break;
+        }
+        size_t kept = written < resized ? written : resized;
+        if (!frontier_bytes_kept(q, kept, seed)) frontier_churn_failed = 1;
+        usleep((useconds_t)((x >> 28) % 200) * 1000);
+        if (!frontier_bytes_kept(q, kept, seed)) frontier_churn_failed = 1;
+        free(q);
+    }
+    return NULL;
+}
+
+static int test_frontier_churn(void)
+{
+    pthread_t threads[FRONTIER_CHURN_THREADS];
+    for (uintptr_t i = 0; i < FRONTIER_CHURN_THREADS; i++)
+        if (pthread_create(&threads[i], NULL, frontier_churn_worker, (void *)(i + 1)) != 0)
+            return fail("pthread_create failed: %s", strerror(errno));
+    int forks = 0;
+    for (int i = 0; i < 10; i++) {
+        unsigned char *p = malloc(5 * MiB);
+        if (!p) return fail("malloc failed: %s", strerror(errno));
+        frontier_fill(p, FRONTIER_WRITTEN, 3);
+        usleep(250 * 1000);
+        pid_t child = fork();
+        if (child < 0) return fail("fork failed: %s", strerror(errno));
+        if (child == 0) {
+            bool kept = frontier_bytes_kept(p, FRONTIER_WRITTEN, 3);
+            unsigned char *q = realloc(p, 9 * MiB);
+            kept = kept && q && frontier_bytes_kept(q, FRONTIER_WRITTEN, 3);
+            free(q);
+            _exit(kept ? 0 : 1);
+        }
+        int status;
+        if (waitpid(child, &status, 0) != child || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
+            return fail("%s", "a fork child found its block's bytes changed");
+        forks++;
+        if (!frontier_bytes_kept(p, FRONTIER_WRITTEN, 3))
+            return fail("%s", "a block lost bytes across a fork");
+        free(p);
+    }
+    for (int i = 0; i < FRONTIER_CHURN_THREADS; i++) pthread_join(threads[i], NULL);
+    printf("frontier-churn: %d threads, 12 blocks each, %d forks\n", FRONTIER_CHURN_THREADS, forks);
+    if (frontier_churn_failed) return fail("%s", "a block lost bytes while looks split chunks");
+    printf("PASS\n");
+    return 0;
+}
+
 /* ---- the last chunk of a run ---------------------------------------------------------- */
 
 /* Rss grew by `delta` bytes: PASS when it lies in [lo, hi] MiB. */
@@ -2279,6 +2452,9 @@ int main(int argc, char **argv)
     if (argc >= 2 && strcmp(argv[1], "small-heap-large") == 0) return test_small_heap_large();
     if (argc >= 2 && strcmp(argv[1], "small-heap-churn") == 0) return test_small_heap_churn();
     if (argc >= 2 && strcmp(argv[1], "run-tail") == 0) return test_run_tail();
+    if (argc >= 2 && strcmp(argv[1], "frontier") == 0)
+        return test_frontier(argc >= 3 && strcmp(argv[2], "kept") == 0);
+    if (argc >= 2 && strcmp(argv[1], "frontier-churn") == 0) return test_frontier_churn();
     if (argc >= 2 && strcmp(argv[1], "usable-kept") == 0) return test_usable_kept();
     if (argc >= 2 && strcmp(argv[1], "outgrown") == 0) return test_outgrown();
     if (argc >= 2 && strcmp(argv[1], "given-back") == 0) return test_given_back();

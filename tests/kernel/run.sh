@@ -56,6 +56,13 @@ run_case() { # name, then env assignments and arguments
     fi
 }
 skip_case() { echo "SKIP $1: $2"; skip=$((skip + 1)); }
+# Whether the running kernel is $1.$2 or later.
+kernel_at_least() {
+    local major minor
+    IFS=. read -r major minor _ <<<"$(uname -r)"
+    minor=${minor%%[!0-9]*}
+    [ "$major" -gt "$1" ] || { [ "$major" -eq "$1" ] && [ "${minor:-0}" -ge "$2" ]; }
+}
 
 if [ ! -x "$bin" ]; then
     echo "FAIL kernel: $bin is missing (make test builds it)"
@@ -126,6 +133,23 @@ if [ $thp_ok -eq 1 ]; then
     # bytes and costs a page, not a 2 MiB huge page (one of 9 MiB, which
     # fills more than half of it, shows the huge page).
     run_case run-tail HUGESLAB_BACKING=thp "$bin" run-tail
+    # A block whose writing stopped 400 KiB into a chunk: that chunk's huge
+    # page is split once the purge thread's looks find it unchanged, its
+    # zeros leave Rss and its bytes stay (Linux 6.12 and later map the
+    # zeros of a split huge page to the zero page; before, a split frees
+    # nothing, and the library does not split). Not with
+    # HUGESLAB_SPLIT_SPARSE=0.
+    if kernel_at_least 6 12; then
+        run_case frontier-thp HUGESLAB_BACKING=thp "$bin" frontier
+        run_case frontier-kept-thp HUGESLAB_BACKING=thp HUGESLAB_SPLIT_SPARSE=0 "$bin" frontier kept
+        # Threads that write parts of large blocks, wait, resize and free
+        # them, and forks meanwhile: no byte lost to a look's split.
+        run_case frontier-churn-thp HUGESLAB_BACKING=thp "$bin" frontier-churn
+    else
+        skip_case frontier-thp "Linux $(uname -r) keeps the zeros of a split huge page (6.12 maps them to the zero page)"
+        skip_case frontier-kept-thp "as frontier-thp"
+        skip_case frontier-churn-thp "as frontier-thp"
+    fi
     # Large blocks written to their usable size keep every byte while other
     # runs are mapped and freed: nothing past the size asked for goes back.
     run_case usable-kept HUGESLAB_BACKING=thp "$bin" usable-kept
@@ -212,7 +236,7 @@ if [ $thp_ok -eq 1 ]; then
     run_case seldom-text-thp HUGESLAB_BACKING=thp HUGESLAB_PURGE_DELAY_MS=100 "$bin" seldom-text
 else
     for c in faults-thp faults-thp-1g stats hints purge-free purge-dontneed purge-uring purge-held-off purge-release \
-        churn-thp churn-4k-thp small-heap small-heap-large small-heap-churn run-tail usable-kept outgrown given-back sparse-stays-base counted orphans-thp trim-turns as-limit fresh-thp medium-short-thp middle-tails-thp overflow-returning overflow-growing sparse-threads-thp sparse-threads-fresh-thp sparse-threads-kept-thp free-units-thp sparse-thp sparse-kept-thp sparse-regrow-thp seldom-text-thp; do
+        churn-thp churn-4k-thp small-heap small-heap-large small-heap-churn run-tail frontier-thp frontier-kept-thp frontier-churn-thp usable-kept outgrown given-back sparse-stays-base counted orphans-thp trim-turns as-limit fresh-thp medium-short-thp middle-tails-thp overflow-returning overflow-growing sparse-threads-thp sparse-threads-fresh-thp sparse-threads-kept-thp free-units-thp sparse-thp sparse-kept-thp sparse-regrow-thp seldom-text-thp; do
         skip_case $c "THP is unavailable ($(thp_mode)) and cannot be switched without root"
     done
 fi
