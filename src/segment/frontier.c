@@ -43,17 +43,21 @@
 #include "os/os.h"
 #include "segment/segment_internal.h"
 
-#define FRONTIER_LOOK_MS 100 /* between looks while a frontier moved or a run came */
-#define FRONTIER_LOOK_MAX_MS                                                                       \
-    3200                      /* the longest wait: doubled from FRONTIER_LOOK_MS at                \
-                                 each look that found nothing new */
-#define FRONTIER_MIN_ZEROS 64 /* pages of zeros worth a split (256 KiB) */
-#define FRONTIER_REFAULTS_MAX                                                                      \
-    512                           /* pages of split chunks written again before                    \
-                                     splitting stops for the process */
-#define FRONTIER_RUNS_PER_LOOK 64 /* runs a look reads; the next look goes on from there */
+/* Between looks while a frontier moved or a run came. */
+#define FRONTIER_LOOK_MS 100
+/* The longest wait: doubled from FRONTIER_LOOK_MS at each look that found
+ * nothing new. */
+#define FRONTIER_LOOK_MAX_MS 3200
+/* Pages of zeros worth a split (256 KiB). */
+#define FRONTIER_MIN_ZEROS 64
+/* Pages of split chunks written again before splitting stops for the
+ * process. */
+#define FRONTIER_REFAULTS_MAX 512
+/* Runs a look reads; the next look goes on from there. */
+#define FRONTIER_RUNS_PER_LOOK 64
 #define PAGES_PER_CHUNK (HS_SUPERSLAB_SIZE / 4096)
-#define SCAN_BATCH 32 /* runs of pages a PAGEMAP_SCAN call returns */
+/* Runs of pages a PAGEMAP_SCAN call returns. */
+#define SCAN_BATCH 32
 
 static struct frontier_state_s {
     seg_superslab_t *live;             /* run cache lock: the listed runs, newest first */
