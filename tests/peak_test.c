@@ -3,8 +3,9 @@
  *   peak_test FILE
  *
  * Eight times it touches a few hundred pages of a fresh mapping, reads its
- * VmRSS (exact: /proc sums the per-CPU page counts) and unmaps the pages,
- * then reads its VmHWM. It writes to FILE the most VmRSS it read before a
+ * VmRSS (exact: /proc sums the per-CPU page counts) and unmaps the pages;
+ * then it writes a page of each of four huge pages, reads VmRSS and splits
+ * them with MADV_COLD; then it reads its VmHWM. It writes to FILE the most VmRSS it read before a
  * munmap and the VmHWM it read after the last one: on kernels whose page
  * counts are per-CPU counters (6.2 on), the mark behind VmHWM is raised
  * from their shared total at the munmap, and falls short of the reading by
@@ -12,6 +13,7 @@
  * (hs_proc_status_kib_raw): the reading maps no memory of its own. */
 #include "test_util.h"
 
+#include <stdint.h>
 #include <sys/mman.h>
 
 int main(int argc, char **argv)
@@ -34,6 +36,22 @@ int main(int argc, char **argv)
         if (rss > most) most = rss;
         munmap(p, pages * page);
     }
+    /* Then four huge pages with a page written in each, more than any round
+     * above, split by MADV_COLD over another page of each: since Linux 6.12
+     * the split maps their pages of zeros to the zero page, out of RSS, and
+     * the kernel raises no high-water mark for it (the library splits huge
+     * pages so, segment/frontier.c). Where THP is off, or the kernel
+     * older, the reading is a peak all the same. */
+    const size_t chunk = 2u << 20, chunks = 4;
+    char *m = mmap(NULL, (chunks + 1) * chunk, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+                   -1, 0);
+    if (m == MAP_FAILED) return 1;
+    char *huge = (char *)(((uintptr_t)m + chunk - 1) & ~(uintptr_t)(chunk - 1));
+    madvise(huge, chunks * chunk, MADV_HUGEPAGE);
+    for (size_t c = 0; c < chunks; c++) huge[c * chunk] = 1;
+    long rss = hs_proc_status_kib_raw("VmRSS");
+    if (rss > most) most = rss;
+    for (size_t c = 0; c < chunks; c++) madvise(huge + (c + 1) * chunk - page, page, MADV_COLD);
     long hwm = hs_proc_status_kib_raw("VmHWM");
     FILE *out = fopen(argv[1], "w");
     if (!out) return 1;
