@@ -330,50 +330,53 @@ typedef struct os_pm_scan_arg_s {
     uint64_t return_mask;         /* categories reported */
 } os_pm_scan_arg_t;
 
-HS_APART int os_holds_huge(void *addr, size_t size)
+/* One PAGEMAP_SCAN of [addr, addr + size) into `vec` (len regions): the
+ * pages matching every category of `mask`, with those of `report`. The
+ * regions written, or -1; *walk_end (when asked) where the kernel stopped. */
+HS_APART static int pagemap_scan(int fd, void *addr, size_t size, uint64_t mask, uint64_t report,
+                                 os_page_region_t *vec, unsigned len, uint64_t *walk_end)
 {
-    hs_assert_no_lock_for_slow_call("/proc/self/pagemap");
-    if (OS_FAULT(OS_FAULT_FILE)) return -1;
-    int fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return -1;
-    os_page_region_t region;
+    hs_assert_no_lock_for_slow_call("PAGEMAP_SCAN");
     os_pm_scan_arg_t arg = {
         .size = sizeof arg,
         .start = (uint64_t)(uintptr_t)addr,
         .end = (uint64_t)(uintptr_t)addr + size,
-        .vec = (uint64_t)(uintptr_t)&region,
-        .vec_len = 1,
-        .category_mask = OS_PAGE_IS_HUGE,
-        .return_mask = OS_PAGE_IS_HUGE,
+        .vec = (uint64_t)(uintptr_t)vec,
+        .vec_len = len,
+        .category_mask = mask,
+        .return_mask = report,
     };
     int found = ioctl(fd, OS_PAGEMAP_SCAN, &arg);
-    close(fd);
-    return found < 0 ? -1 : found > 0;
+    if (walk_end) *walk_end = arg.walk_end;
+    return found < 0 ? -1 : found;
 }
 
-HS_APART_LATE int os_open_pagemap(void)
+HS_APART int os_open_pagemap(void)
 {
     hs_assert_no_lock_for_slow_call("/proc/self/pagemap");
     if (OS_FAULT(OS_FAULT_FILE)) return -1;
     return open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
 }
 
+HS_APART int os_holds_huge(void *addr, size_t size)
+{
+    int fd = os_open_pagemap();
+    if (fd < 0) return -1;
+    os_page_region_t region;
+    int found = pagemap_scan(fd, addr, size, OS_PAGE_IS_HUGE, OS_PAGE_IS_HUGE, &region, 1, NULL);
+    close(fd);
+    return found < 0 ? -1 : found > 0;
+}
+
 HS_APART_LATE int os_scan_present(int fd, void *addr, size_t size, os_page_run_t *out, unsigned max,
                                   uintptr_t *scanned_to)
 {
-    hs_assert_no_lock_for_slow_call("PAGEMAP_SCAN");
     enum { BATCH = 32 };
     os_page_region_t regions[BATCH];
-    os_pm_scan_arg_t arg = {
-        .size = sizeof arg,
-        .start = (uint64_t)(uintptr_t)addr,
-        .end = (uint64_t)(uintptr_t)addr + size,
-        .vec = (uint64_t)(uintptr_t)regions,
-        .vec_len = max < BATCH ? max : BATCH,
-        .category_mask = OS_PAGE_IS_PRESENT,
-        .return_mask = OS_PAGE_IS_PRESENT | OS_PAGE_IS_PFNZERO | OS_PAGE_IS_HUGE,
-    };
-    int found = ioctl(fd, OS_PAGEMAP_SCAN, &arg);
+    uint64_t walk_end;
+    int found = pagemap_scan(fd, addr, size, OS_PAGE_IS_PRESENT,
+                             OS_PAGE_IS_PRESENT | OS_PAGE_IS_PFNZERO | OS_PAGE_IS_HUGE, regions,
+                             max < BATCH ? max : BATCH, &walk_end);
     if (found < 0) return -1;
     for (int i = 0; i < found; i++)
         out[i] = (os_page_run_t){
@@ -382,7 +385,7 @@ HS_APART_LATE int os_scan_present(int fd, void *addr, size_t size, os_page_run_t
             .kinds = (regions[i].categories & OS_PAGE_IS_PFNZERO ? OS_PAGES_ZERO : 0) |
                      (regions[i].categories & OS_PAGE_IS_HUGE ? OS_PAGES_HUGE : 0),
         };
-    *scanned_to = (uintptr_t)arg.walk_end;
+    *scanned_to = (uintptr_t)walk_end;
     return found;
 }
 
