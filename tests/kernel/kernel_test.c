@@ -67,6 +67,9 @@
  *   kernel_test sparse-stays-base    the small heap's first SuperSlab left
  *                                    sparse, then outgrown: not hinted huge
  *                                    (no "hg" in its mapping's VmFlags)
+ *   kernel_test sparse-four          blocks of 300 KiB with a page of each
+ *                                    written until a fourth SuperSlab is
+ *                                    mapped: all four on base pages
  *   kernel_test given-back           a block of 300,000 B in the small heap's
  *                                    first SuperSlab, which the heap then
  *                                    outgrows (base pages still, hinted huge
@@ -1637,6 +1640,43 @@ static int test_sparse_stays_base(void)
     return 0;
 }
 
+/* Blocks of 300 KiB, each a slab of its own in the small heap, with a page
+ * of each written, until a fourth SuperSlab is mapped for them: the heap
+ * ran out of units with a few dozen pages in memory, far under its budget
+ * of 512, and stays small. The fourth is deferred too, no huge page
+ * anywhere (git blame's arrays made a fourth SuperSlab a huge page for one
+ * unit: 2 MiB above glibc's peak). */
+static int test_sparse_four(void)
+{
+    enum { most = 64 };
+    static char *blocks[most];
+    long long huge0 = rollup("AnonHugePages:");
+    hugeslab_stats_t s;
+    hugeslab_stats(&s);
+    uint64_t mapped0 = s.superslabs_mapped;
+    int n = 0;
+    /* The process's SuperSlabs, the first one's (stdio's buffer) included. */
+    while (n < most && s.superslabs_mapped < 4) {
+        blocks[n] = malloc(300 * 1024);
+        if (!blocks[n]) return fail("malloc failed: %s", strerror(errno));
+        blocks[n++][0] = 1;
+        hugeslab_stats(&s);
+    }
+    long long huge1 = rollup("AnonHugePages:"), rss1 = rollup("Rss:");
+    printf("sparse-four: %d blocks of 300 KiB, SuperSlabs mapped %llu (before %llu), thp %llu, "
+           "base %llu; AnonHugePages %+lld KiB, Rss %lld KiB\n",
+           n, (unsigned long long)s.superslabs_mapped, (unsigned long long)mapped0,
+           (unsigned long long)s.superslabs_thp, (unsigned long long)s.superslabs_base,
+           (huge1 - huge0) / 1024, rss1 / 1024);
+    for (int i = 0; i < n; i++) free(blocks[i]);
+    if (huge0 < 0 || huge1 < 0) return fail("%s", "cannot read smaps_rollup");
+    if (s.superslabs_mapped != 4 || mapped0 >= 3)
+        return fail("%s", "the blocks did not make the heap four SuperSlabs: nothing to check");
+    if (huge1 > huge0) return fail("%s", "a sparse small heap of four SuperSlabs got a huge page");
+    printf("PASS\n");
+    return 0;
+}
+
 /* ---- free units of a SuperSlab in use ------------------------------------------------ */
 
 #define UNIT_TEST_BLOCKS 1700
@@ -2459,6 +2499,7 @@ int main(int argc, char **argv)
     if (argc >= 2 && strcmp(argv[1], "outgrown") == 0) return test_outgrown();
     if (argc >= 2 && strcmp(argv[1], "given-back") == 0) return test_given_back();
     if (argc >= 2 && strcmp(argv[1], "sparse-stays-base") == 0) return test_sparse_stays_base();
+    if (argc >= 2 && strcmp(argv[1], "sparse-four") == 0) return test_sparse_four();
     if (argc >= 2 && strcmp(argv[1], "counted") == 0) return test_counted();
     if (argc >= 3 && strcmp(argv[1], "overflow") == 0) return test_overflow(argv[2]);
     if (argc >= 2 && strcmp(argv[1], "sparse-threads") == 0)
