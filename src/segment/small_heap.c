@@ -20,8 +20,11 @@
  * heap that runs out of units with half its pages untouched spreads thin
  * over many classes (Python: 239); one that has touched more will go on
  * to fill its SuperSlabs (bench_memory kv and larson: 321, 323), and a
- * second on base pages would cost it up to 512 faults more. A third is
- * deferred while the two hold fewer than twice that, which the budget
+ * second on base pages would cost it up to 512 faults more: it is deferred
+ * only while the first leaves room under the budget, and becomes a huge
+ * page when the heap grows (SEG_SMALL_HEAP_DENSE_ROOM). A third is
+ * deferred while the two hold fewer than twice SEG_SMALL_HEAP_DENSE (or
+ * they are dense and leave room), which the budget
  * below keeps them under: `git log -p` of this repository had its third
  * made a huge page with 476 pages in the first two (and 2 MiB resident
  * for 100 KiB of blocks in it at the end). A fourth likewise, while the
@@ -44,8 +47,8 @@
  * SEG_RETURNING_UNITS_MIN), which is deferred the same way; tiny/ cuts small slabs
  * until the next one is mapped. So the heap takes at most 512 faults on
  * base pages (576 with SEG_SMALL_HEAP_LOOK_GAP) before it counts as grown,
- * and a heap that grows densely takes them all in its first SuperSlab, as
- * before. */
+ * and a heap that grows densely takes them in its first SuperSlab, or in
+ * its first two where the first ran out of units with room to spare. */
 #define SEG_SMALL_HEAP_MAX 4
 #define SEG_SMALL_HEAP_FAULTS ((long)(HS_SUPERSLAB_SIZE / 4096))
 #define SEG_SMALL_HEAP_DENSE (SEG_SMALL_HEAP_FAULTS / 2)
@@ -57,6 +60,18 @@
  * budget, a deferred SuperSlab takes at most that many faults more before
  * the heap counts as grown. */
 #define SEG_SMALL_HEAP_LOOK_GAP (SEG_SMALL_HEAP_FAULTS / 8)
+/* Pages the deferred ones hold, at most, for a dense heap's next SuperSlab
+ * to be deferred as well: a heap that ends within it then ends on base
+ * pages (`man ls` ran out of units in its first SuperSlab with 398 pages
+ * in memory and a heap of 1.9 MiB: 6.4 MiB peak with its second a huge
+ * page, 4.4 deferred, glibc 4.3); one that goes on grows at the budget,
+ * and its pages there become a huge page at once (small_heap_outgrown).
+ * The look that finds the budget reached comes up to
+ * SEG_SMALL_HEAP_LOOK_GAP pages late: below the budget by that much, a
+ * heap that fills its first SuperSlab whole (tests/kernel faults: 512
+ * pages less its headers) takes no base page more, and the deferred ones
+ * take at most the budget, where they took it in the first before. */
+#define SEG_SMALL_HEAP_DENSE_ROOM (SEG_SMALL_HEAP_FAULTS - SEG_SMALL_HEAP_LOOK_GAP)
 /* The small heap's state, written as the first SuperSlab comes
  * (HS_START_STATE): */
 /* deferred, NULL: none */
@@ -64,6 +79,10 @@ HS_START_STATE static _Atomic(seg_superslab_t *) small_heap[SEG_SMALL_HEAP_MAX];
 /* units of small_heap[i] that tiny/ said a block passes through
  * (seg_small_heap_passing) */
 HS_START_STATE static _Atomic uint64_t small_heap_passing[SEG_SMALL_HEAP_MAX];
+/* small_heap[i] was deferred while the heap was dense (SEG_SMALL_HEAP_DENSE_ROOM):
+ * a huge page once the heap has grown, however few of its pages are in
+ * memory then */
+HS_START_STATE static _Atomic bool small_heap_filling[SEG_SMALL_HEAP_MAX];
 /* the heap has grown: none deferred but overflows */
 HS_START_STATE static _Atomic bool small_heap_grown;
 /* seg_small_heap: from the first deferred one to the first SuperSlab mapped
@@ -140,7 +159,11 @@ HS_COLD static long small_heap_look(long *dense)
 #define SEG_SMALL_HEAP_HUGE_AGAIN (SEG_SMALL_HEAP_FAULTS - SEG_SMALL_HEAP_FAULTS / 8)
 
 /* The heap has grown: the deferred SuperSlabs leave the small heap, hinted
- * huge again where they are dense. A thread that defers one meanwhile (its
+ * huge again where they are dense, made a huge page at once where they
+ * were deferred for a dense heap (small_heap_filling: the heap goes on
+ * to fill it, a fault a page on base pages; MADV_COLLAPSE copies the pages
+ * it holds, and where the kernel cannot, the hint lets khugepaged do it
+ * later). A thread that defers one meanwhile (its
  * hint set before it publishes the slot) either has it taken here or sees
  * small_heap_grown after publishing (both sequentially consistent) and
  * takes it itself: none stays deferred. No lock held: the look is a
@@ -152,20 +175,25 @@ HS_COLD static void small_heap_outgrown(void)
     for (unsigned i = 0; i < SEG_SMALL_HEAP_MAX; i++) {
         seg_superslab_t *ss = atomic_exchange(&small_heap[i], NULL);
         if (!ss) continue;
+        bool filling = atomic_exchange(&small_heap_filling[i], false);
         long in_memory = os_resident_pages(ss, HS_SUPERSLAB_SIZE);
-        if (in_memory >= 0 && in_memory < SEG_SMALL_HEAP_HUGE_AGAIN)
+        if (!filling && in_memory >= 0 && in_memory < SEG_SMALL_HEAP_HUGE_AGAIN) {
             seg_keep_base_pages(ss);
-        else
+        } else {
             thp_allow_huge(ss, HS_SUPERSLAB_SIZE);
+            if (filling) thp_collapse(ss, HS_SUPERSLAB_SIZE);
+        }
         atomic_store_explicit(&ss->hinted_late, 1, memory_order_relaxed);
     }
 }
 
 /* Defers ss to base pages in a free slot of small_heap: false (ss hinted
  * huge) when none is free. `fresh`: ss has had no hint since
- * thp_map_unsettled. The hint goes before the slot is published (see
- * small_heap_outgrown). */
-HS_COLD static bool small_heap_defer(seg_superslab_t *ss, bool fresh)
+ * thp_map_unsettled. `filling`: deferred for a dense heap (see
+ * small_heap_outgrown). The hint goes before the slot is published (see
+ * small_heap_outgrown); the flags after it, as tiny/'s notes come: an
+ * outgrowing that takes the slot in between keeps ss as a sparse one. */
+HS_COLD static bool small_heap_defer(seg_superslab_t *ss, bool fresh, bool filling)
 {
     (fresh ? thp_defer_fresh : thp_defer_huge)(ss, HS_SUPERSLAB_SIZE);
     unsigned i = 0;
@@ -177,6 +205,7 @@ HS_COLD static bool small_heap_defer(seg_superslab_t *ss, bool fresh)
         return false;
     }
     atomic_store(&small_heap_passing[i], 0);
+    atomic_store(&small_heap_filling[i], filling);
     atomic_store_explicit(&seg_small_heap_deferred, true, memory_order_relaxed);
     return true;
 }
@@ -221,13 +250,16 @@ HS_COLD bool seg_small_heap_note(seg_superslab_t *ss)
      * of seg_small_heap_carved finds: one deferred then is sparse when the
      * heap outgrows it, stays on base pages and faults its pages one by one
      * as the heap fills it (`git log -p`, whose fourth came with 720 pages
-     * in the three: 550 faults more and no KiB less). */
-    long dense = 0;
-    if (!atomic_load(&small_heap_grown) && small_heap_look(&dense) < SEG_SMALL_HEAP_FAULTS &&
-        dense < 0) {
+     * in the three: 550 faults more and no KiB less). A dense heap's next
+     * one is deferred too while there is room for it under the budget
+     * (SEG_SMALL_HEAP_DENSE_ROOM), and made a huge page when the heap grows. */
+    long dense = 0, pages = SEG_SMALL_HEAP_FAULTS;
+    if (!atomic_load(&small_heap_grown)) pages = small_heap_look(&dense);
+    bool filling = dense >= 0 && pages < SEG_SMALL_HEAP_DENSE_ROOM;
+    if (pages < SEG_SMALL_HEAP_FAULTS && (dense < 0 || filling)) {
         /* ss as thp_map_unsettled left it. No slot left: the heap has
          * grown. */
-        if (small_heap_defer(ss, true)) {
+        if (small_heap_defer(ss, true, filling)) {
             atomic_store(&small_heap_slabs, true);
             if (!atomic_load(&small_heap_grown)) return true;
         }
@@ -244,7 +276,7 @@ HS_COLD bool seg_small_heap_note(seg_superslab_t *ss)
     return atomic_load_explicit(&seg_units_returning, memory_order_relaxed) >=
                SEG_RETURNING_UNITS_MIN &&
            atomic_fetch_add(&overflows_deferred, 1) < SEG_OVERFLOWS_MAX &&
-           small_heap_defer(ss, false);
+           small_heap_defer(ss, false, false);
 }
 
 /* Sparse heaps. Once the small heap has grown, a new SuperSlab is a huge

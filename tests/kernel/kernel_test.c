@@ -70,6 +70,10 @@
  *   kernel_test sparse-four          blocks of 300 KiB with a page of each
  *                                    written until a fourth SuperSlab is
  *                                    mapped: all four on base pages
+ *   kernel_test dense-room           a dense heap whose first SuperSlab ran
+ *                                    out of units under the budget: its
+ *                                    second on base pages, made a huge page
+ *                                    once the heap grows; faults in bound
  *   kernel_test given-back           a block of 300,000 B in the small heap's
  *                                    first SuperSlab, which the heap then
  *                                    outgrows (base pages still, hinted huge
@@ -1677,6 +1681,75 @@ static int test_sparse_four(void)
     return 0;
 }
 
+/* A dense heap whose first SuperSlab runs out of units with room left under
+ * the small heap's budget of 512 pages: blocks of 1,000 B written whole in
+ * about 40 of its units, two of 300 KiB with a page of each written in 20
+ * more, and 1,000 B blocks again until a second SuperSlab is mapped. The
+ * second is deferred too: no huge page yet. Then 1,000 B blocks until the
+ * heap is six SuperSlabs: every one but the first is a huge page, the
+ * second made one when the heap outgrew the budget; the faults of it all
+ * at most 1.1 a SuperSlab plus 576 (the budget and the look's lateness). */
+static int test_dense_room(void)
+{
+    enum { most = 16384 };
+    static char *blocks[most];
+    void *volatile warm = malloc(64);
+    free(warm);
+    /* The array's pages and the reads' buffers fault before the window. */
+    memset(blocks, 0, sizeof blocks);
+    hugeslab_stats_t s;
+    hugeslab_stats(&s);
+    long long huge0 = rollup("AnonHugePages:"), f0 = faults_now();
+    uint64_t mapped0 = s.superslabs_mapped;
+    int n = 0;
+    for (; n < 1280; n++) {
+        blocks[n] = malloc(1000);
+        if (!blocks[n]) return fail("malloc failed: %s", strerror(errno));
+        memset(blocks[n], 3, 1000);
+    }
+    char *apart[2];
+    for (int i = 0; i < 2; i++) {
+        apart[i] = malloc(300 * 1024);
+        if (!apart[i]) return fail("malloc failed: %s", strerror(errno));
+        apart[i][0] = 1;
+    }
+    for (hugeslab_stats(&s); n < most && s.superslabs_mapped < mapped0 + 1; n++) {
+        blocks[n] = malloc(1000);
+        if (!blocks[n]) return fail("malloc failed: %s", strerror(errno));
+        memset(blocks[n], 3, 1000);
+        if (n % 256 == 0) hugeslab_stats(&s);
+    }
+    long long huge1 = rollup("AnonHugePages:");
+    uint64_t mapped1 = s.superslabs_mapped;
+    for (; n < most && s.superslabs_mapped < mapped0 + 5; n++) {
+        blocks[n] = malloc(1000);
+        if (!blocks[n]) return fail("malloc failed: %s", strerror(errno));
+        memset(blocks[n], 3, 1000);
+        if (n % 256 == 0) hugeslab_stats(&s);
+    }
+    long long f1 = faults_now(), huge2 = rollup("AnonHugePages:");
+    long long superslabs = (long long)(s.superslabs_mapped - mapped0) + 1;
+    printf("dense-room: %d blocks; SuperSlabs %llu before, %llu at the second, %llu at the end; "
+           "AnonHugePages %+lld KiB at the second, %+lld at the end; faults %lld\n",
+           n, (unsigned long long)mapped0, (unsigned long long)mapped1,
+           (unsigned long long)s.superslabs_mapped, (huge1 - huge0) / 1024, (huge2 - huge0) / 1024,
+           f1 - f0);
+    for (int i = 0; i < n; i++) free(blocks[i]);
+    free(apart[0]);
+    free(apart[1]);
+    if (huge0 < 0 || huge1 < 0 || huge2 < 0) return fail("%s", "cannot read smaps_rollup");
+    if (mapped0 != 1 || s.superslabs_mapped < mapped0 + 5)
+        return fail("%s", "the heap was not one SuperSlab at the start and six at the end");
+    if (huge1 > huge0)
+        return fail("%s", "the dense heap's second SuperSlab was a huge page at once");
+    if (huge2 - huge0 < (superslabs - 1) * 2 * (long long)MiB)
+        return fail("%s", "a SuperSlab past the first was not a huge page once the heap grew");
+    if ((double)(f1 - f0) > 1.1 * (double)superslabs + 576)
+        return fail("%s", "more than 1.1 faults per SuperSlab + 576");
+    printf("PASS\n");
+    return 0;
+}
+
 /* ---- free units of a SuperSlab in use ------------------------------------------------ */
 
 #define UNIT_TEST_BLOCKS 1700
@@ -2500,6 +2573,7 @@ int main(int argc, char **argv)
     if (argc >= 2 && strcmp(argv[1], "given-back") == 0) return test_given_back();
     if (argc >= 2 && strcmp(argv[1], "sparse-stays-base") == 0) return test_sparse_stays_base();
     if (argc >= 2 && strcmp(argv[1], "sparse-four") == 0) return test_sparse_four();
+    if (argc >= 2 && strcmp(argv[1], "dense-room") == 0) return test_dense_room();
     if (argc >= 2 && strcmp(argv[1], "counted") == 0) return test_counted();
     if (argc >= 3 && strcmp(argv[1], "overflow") == 0) return test_overflow(argv[2]);
     if (argc >= 2 && strcmp(argv[1], "sparse-threads") == 0)

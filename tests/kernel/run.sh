@@ -169,6 +169,15 @@ if [ $thp_ok -eq 1 ]; then
     # written: the fourth stays on base pages too (a huge page before: git
     # blame's peak 2 MiB higher).
     run_case sparse-four HUGESLAB_BACKING=thp "$bin" sparse-four
+    # A dense heap whose first SuperSlab ran out of units with room under the
+    # budget: the second on base pages while the heap is small (a huge page
+    # before: man ls, 2 MiB above glibc), a huge page once it grows
+    # (MADV_COLLAPSE, Linux 6.1 and later; before, khugepaged's, later).
+    if kernel_at_least 6 1; then
+        run_case dense-room HUGESLAB_BACKING=thp "$bin" dense-room
+    else
+        skip_case dense-room "Linux $(uname -r) has no MADV_COLLAPSE (6.1)"
+    fi
     # What the statistics count as given back left Rss: a small heap's 832 KiB
     # block as it is freed, a cached run at malloc_trim (neither counted
     # before: only the purge thread's madvise was).
@@ -240,7 +249,7 @@ if [ $thp_ok -eq 1 ]; then
     run_case seldom-text-thp HUGESLAB_BACKING=thp HUGESLAB_PURGE_DELAY_MS=100 "$bin" seldom-text
 else
     for c in faults-thp faults-thp-1g stats hints purge-free purge-dontneed purge-uring purge-held-off purge-release \
-        churn-thp churn-4k-thp small-heap small-heap-large small-heap-churn run-tail frontier-thp frontier-kept-thp frontier-churn-thp usable-kept outgrown given-back sparse-stays-base sparse-four counted orphans-thp trim-turns as-limit fresh-thp medium-short-thp middle-tails-thp overflow-returning overflow-growing sparse-threads-thp sparse-threads-fresh-thp sparse-threads-kept-thp free-units-thp sparse-thp sparse-kept-thp sparse-regrow-thp seldom-text-thp; do
+        churn-thp churn-4k-thp small-heap small-heap-large small-heap-churn run-tail frontier-thp frontier-kept-thp frontier-churn-thp usable-kept outgrown given-back sparse-stays-base sparse-four dense-room counted orphans-thp trim-turns as-limit fresh-thp medium-short-thp middle-tails-thp overflow-returning overflow-growing sparse-threads-thp sparse-threads-fresh-thp sparse-threads-kept-thp free-units-thp sparse-thp sparse-kept-thp sparse-regrow-thp seldom-text-thp; do
         skip_case $c "THP is unavailable ($(thp_mode)) and cannot be switched without root"
     done
 fi
