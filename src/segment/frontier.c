@@ -135,10 +135,17 @@ HS_APART_LATE void seg_frontier_unlist(seg_superslab_t *run, seg_frontier_end_t 
      * (a block grown by realloc, freed and taken again from the run cache
      * took 397 faults to fill, its split chunk on base pages). */
     thp_allow_huge(chunk, HS_SUPERSLAB_SIZE);
-    if (end == SEG_FRONTIER_CACHED)
-        seg_give_back_now(chunk, HS_SUPERSLAB_SIZE);
-    else
+    if (end != SEG_FRONTIER_CACHED) {
         thp_collapse(chunk, HS_SUPERSLAB_SIZE);
+        return;
+    }
+    /* Never the header's page: the cache and the purge read the run's size,
+     * kind and backing there. Given back, it read as zeros, and the purge
+     * took a cached run of one chunk for a SuperSlab of slabs and put it on
+     * a purged stack, the registry still naming it a run (debug_fuzz:
+     * "invariant broken: seg_chunk_kind(base) == SEG_CHUNK_NONE"). */
+    size_t header = split == 1 ? os_page_size() : 0;
+    seg_give_back_now(chunk + header, HS_SUPERSLAB_SIZE - header);
 }
 
 /* Pages that hold only zeros at one end of a chunk mapped whole, counted

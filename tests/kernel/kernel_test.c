@@ -55,6 +55,8 @@
  *                                    chunk; moved by realloc, it keeps its
  *                                    bytes; with `kept` (HUGESLAB_SPLIT_SPARSE=0)
  *                                    nothing is split
+ *   kernel_test frontier-header      a run of one chunk split, freed and
+ *                                    trimmed: unmapped (its header kept)
  *   kernel_test frontier-churn       threads write parts of blocks of 2-12 MiB,
  *                                    wait, resize and free them while children
  *                                    are forked: every byte written stays
@@ -1296,6 +1298,39 @@ static int test_frontier(bool kept)
     printf("frontier: the same size again, filled: %lld faults\n", faults);
     if (faults > 16) return fail("%s", "a run whose chunk had been split refilled page by page");
     free(p);
+    printf("PASS\n");
+    return 0;
+}
+
+/* A run of one chunk (a block of 1.5 MiB) whose writing stopped 400 KiB in:
+ * its chunk, the run's first, is split; freed, the run waits in the cache,
+ * and malloc_trim unmaps it. The split chunk went back whole before, its
+ * header's page too: the purge then read a zeroed header, took the run for
+ * a SuperSlab of slabs, and kept it mapped on a purged stack while the
+ * registry still named it a run. */
+static int test_frontier_header(void)
+{
+    const size_t size = 1536 * 1024, written = 400 * 1024;
+    unsigned char *p = malloc(size);
+    if (!p) return fail("malloc failed: %s", strerror(errno));
+    frontier_fill(p, written, 5);
+    void *chunk = (void *)((uintptr_t)p & ~(uintptr_t)(2 * MiB - 1));
+    if (range_holds_huge(chunk, 2 * MiB) != 1)
+        return fail("%s", "the block's chunk is no huge page: nothing to split");
+    long long rss0 = rollup("Rss:");
+    long long dropped = frontier_wait_drop(rss0, 1 * MiB);
+    bool kept = frontier_bytes_kept(p, written, 5);
+    free(p);
+    malloc_trim(0);
+    unsigned char vec[1];
+    bool mapped = mincore(chunk, 4096, vec) == 0;
+    printf("frontier-header: Rss %lld KiB less within 3 s; after free and malloc_trim the run "
+           "is %s\n",
+           dropped / 1024, mapped ? "still mapped" : "unmapped");
+    if (dropped < 1 * MiB) return fail("%s", "the run's chunk was not split within 3 s");
+    if (!kept) return fail("%s", "the block lost bytes where its huge page was split");
+    if (mapped)
+        return fail("%s", "a cached run whose chunk was split stayed mapped after malloc_trim");
     printf("PASS\n");
     return 0;
 }
@@ -2568,6 +2603,7 @@ int main(int argc, char **argv)
     if (argc >= 2 && strcmp(argv[1], "frontier") == 0)
         return test_frontier(argc >= 3 && strcmp(argv[2], "kept") == 0);
     if (argc >= 2 && strcmp(argv[1], "frontier-churn") == 0) return test_frontier_churn();
+    if (argc >= 2 && strcmp(argv[1], "frontier-header") == 0) return test_frontier_header();
     if (argc >= 2 && strcmp(argv[1], "usable-kept") == 0) return test_usable_kept();
     if (argc >= 2 && strcmp(argv[1], "outgrown") == 0) return test_outgrown();
     if (argc >= 2 && strcmp(argv[1], "given-back") == 0) return test_given_back();
