@@ -173,9 +173,9 @@ HS_COLD static void small_heap_outgrown(void)
     atomic_store(&small_heap_grown, true);
     atomic_store_explicit(&seg_small_heap_deferred, false, memory_order_relaxed);
     for (unsigned i = 0; i < SEG_SMALL_HEAP_MAX; i++) {
-        seg_superslab_t *ss = atomic_exchange(&small_heap[i], NULL);
+        seg_superslab_t *ss = atomic_load(&small_heap[i]);
         if (!ss) continue;
-        bool filling = atomic_exchange(&small_heap_filling[i], false);
+        bool filling = atomic_load(&small_heap_filling[i]);
         long in_memory = os_resident_pages(ss, HS_SUPERSLAB_SIZE);
         if (!filling && in_memory >= 0 && in_memory < SEG_SMALL_HEAP_HUGE_AGAIN) {
             seg_keep_base_pages(ss);
@@ -184,6 +184,15 @@ HS_COLD static void small_heap_outgrown(void)
             if (filling) thp_collapse(ss, HS_SUPERSLAB_SIZE);
         }
         atomic_store_explicit(&ss->hinted_late, 1, memory_order_relaxed);
+        /* Out of the slot only now: while it is held, a realloc that
+         * outgrows the slabs cannot turn ss into a run (run_backing_ok),
+         * whose header hinted_late shares with base_tail (a tail on base
+         * pages from chunk 0: the whole run given back when the cache hands
+         * it out, its header too). Two threads that outgrow it at once both
+         * hint it; the flag goes with the slot, so one that finds it gone
+         * finds ss collapsed, resident whole, and hints it huge too. */
+        if (atomic_compare_exchange_strong(&small_heap[i], &ss, NULL))
+            atomic_store(&small_heap_filling[i], false);
     }
 }
 
