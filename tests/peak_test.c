@@ -5,12 +5,13 @@
  * Eight times it touches a few hundred pages of a fresh mapping, reads its
  * VmRSS (exact: /proc sums the per-CPU page counts) and unmaps the pages;
  * then it writes a page of each of four huge pages, reads VmRSS and splits
- * them with MADV_COLD; then it reads its VmHWM. It writes to FILE the most VmRSS it read before a
- * munmap and the VmHWM it read after the last one: on kernels whose page
- * counts are per-CPU counters (6.2 on), the mark behind VmHWM is raised
- * from their shared total at the munmap, and falls short of the reading by
- * what the per-CPU parts held. /proc is read with read(2) only
- * (hs_proc_status_kib_raw): the reading maps no memory of its own. */
+ * them with MADV_COLD; then it reads its VmHWM. It writes to FILE the most
+ * VmRSS it read before a munmap or the split, and the VmHWM it read after
+ * the last one: on kernels whose page counts are per-CPU counters (6.2
+ * on), the mark behind VmHWM is raised from their shared total at the
+ * munmap, and falls short of the reading by what the per-CPU parts held.
+ * /proc is read with read(2) only (hs_proc_status_kib_raw): the reading
+ * maps no memory of its own. */
 #include "test_util.h"
 
 #include <stdint.h>

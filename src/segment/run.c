@@ -100,6 +100,11 @@ static void run_hint_tail(seg_superslab_t *run, size_t block_end, size_t residen
 static void run_drop_base_tail(seg_superslab_t *run)
 {
     size_t at = (size_t)(run->base_tail - 1) << HS_SUPERSLAB_SHIFT;
+    /* Never from the run's first chunk: its header's page must stay, the
+     * cache and the purge read the run's kind, size and backing there (a
+     * block ends in its first page only past a run's alignment offset, so
+     * no tail starts at chunk 0; frontier.c keeps the page by hand). */
+    HS_ASSERT(at > 0);
     seg_give_back_now((char *)run + at, run->run_size - at);
 }
 

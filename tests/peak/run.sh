@@ -2,8 +2,9 @@
 # The exact peak of bench/peak_trace.h, as build/bench/exit_hwm and
 # build/bench/bench_memory --exact-peak report it.
 # - peak_test touches pages, reads its VmRSS and unmaps them, eight times,
-#   then writes a page of each of four huge pages, reads VmRSS and splits them (MADV_COLD,
-#   whose split frees the pages of zeros on Linux 6.12 and later):
+#   then writes a page of each of four huge pages, reads VmRSS and splits
+#   them (MADV_COLD, whose split frees the pages of zeros on Linux 6.12 and
+#   later):
 #   exit_hwm's peak must be at least the most it read (VmHWM falls short of
 #   it on kernels with per-CPU page counts, which the log shows), and no more
 #   than that plus what the program's own exit path maps; with the library
