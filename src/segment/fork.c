@@ -363,4 +363,5 @@ HS_APART void seg_fork_child(void)
     }
     purge_fork_child();
     seg_frontier_fork_child();
+    seg_small_heap_fork_child();
 }

@@ -506,8 +506,13 @@ void seg_small_heap_units_taken(const seg_superslab_t *ss, uint64_t bits);
  * look). */
 bool seg_small_heap_holds(const seg_superslab_t *ss);
 /* small_heap.c: forgets ss if it is deferred: it is going back to the
- * kernel, and a range that is no longer ours is never hinted. */
+ * kernel, and a range that is no longer ours is never hinted. Waits, with
+ * no lock held, while another thread takes ss out of the small heap. */
 void seg_small_heap_forget(seg_superslab_t *ss);
+/* small_heap.c: in a fork's child, a SuperSlab that a thread of the parent
+ * was taking out of the small heap leaves it as that thread left it: no
+ * thread of the child will finish. */
+void seg_small_heap_fork_child(void);
 
 /* units.c: writes the header of `size` bytes at ss, newly mapped, or a
  * chunk that changes role or comes back from a purged stack, as one of

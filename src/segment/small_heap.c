@@ -4,6 +4,11 @@
  *   leaves it when the heap grows (hinted huge again where dense, else
  *   kept on base pages) or when it is unmapped (seg_small_heap_forget),
  *   never to be hinted once not ours.
+ * - One thread takes a SuperSlab out as the heap grows: it marks the slot
+ *   SLOT_LEAVING, hints it, and only then empties the slot. While marked,
+ *   the SuperSlab is still held (seg_small_heap_holds: no run is made of
+ *   it), no other thread hints it, and seg_small_heap_forget waits for the
+ *   slot to empty before the range is unmapped.
  * - seg_small_heap_deferred is set while one may be deferred: tiny/ reads
  *   it on its refill path, so it is cleared once none is. */
 #include "os/os.h"
@@ -74,8 +79,9 @@
 #define SEG_SMALL_HEAP_DENSE_ROOM (SEG_SMALL_HEAP_FAULTS - SEG_SMALL_HEAP_LOOK_GAP)
 /* The small heap's state, written as the first SuperSlab comes
  * (HS_START_STATE): */
-/* deferred, NULL: none */
-HS_START_STATE static _Atomic(seg_superslab_t *) small_heap[SEG_SMALL_HEAP_MAX];
+/* deferred, its address (| SLOT_LEAVING while one thread takes it out);
+ * 0: none */
+HS_START_STATE static _Atomic uintptr_t small_heap[SEG_SMALL_HEAP_MAX];
 /* units of small_heap[i] that tiny/ said a block passes through
  * (seg_small_heap_passing) */
 HS_START_STATE static _Atomic uint64_t small_heap_passing[SEG_SMALL_HEAP_MAX];
@@ -96,6 +102,14 @@ HS_START_STATE static _Atomic long small_heap_carved;
  * made that found the heap under its budget; 0: none yet */
 static _Atomic long long small_heap_faults_seen;
 HS_START_STATE _Atomic bool seg_small_heap_deferred;
+/* A slot's bit: its SuperSlab is being taken out (small_heap_outgrown). */
+#define SLOT_LEAVING ((uintptr_t)1)
+
+/* The SuperSlab a slot holds, leaving or not; NULL for none. */
+static inline seg_superslab_t *slot_superslab(uintptr_t slot)
+{
+    return (seg_superslab_t *)(slot & ~SLOT_LEAVING);
+}
 /* pages seg_small_heap_give_back gave back */
 static _Atomic long small_heap_given_back;
 _Atomic long seg_units_returning;
@@ -133,7 +147,7 @@ HS_COLD static long small_heap_look(long *dense)
     atomic_store(&small_heap_carved, 0);
     long pages = 0, dense_pages = 0, deferred = 0;
     for (unsigned i = 0; i < SEG_SMALL_HEAP_MAX; i++) {
-        seg_superslab_t *ss = atomic_load(&small_heap[i]);
+        seg_superslab_t *ss = slot_superslab(atomic_load(&small_heap[i]));
         if (!ss) continue;
         deferred++;
         long in_memory = os_resident_pages(ss, HS_SUPERSLAB_SIZE);
@@ -163,18 +177,28 @@ HS_COLD static long small_heap_look(long *dense)
  * were deferred for a dense heap (small_heap_filling: the heap goes on
  * to fill it, a fault a page on base pages; MADV_COLLAPSE copies the pages
  * it holds, and where the kernel cannot, the hint lets khugepaged do it
- * later). A thread that defers one meanwhile (its
- * hint set before it publishes the slot) either has it taken here or sees
- * small_heap_grown after publishing (both sequentially consistent) and
- * takes it itself: none stays deferred. No lock held: the look is a
- * mincore, the hint a madvise. */
-HS_COLD static void small_heap_outgrown(void)
+ * later). A thread that defers one meanwhile (its hint set before it
+ * publishes the slot) either sees small_heap_grown after publishing (both
+ * sequentially consistent) and takes it itself (`mine`), or leaves it
+ * deferred: another thread takes none whose header is not written yet
+ * (seg_small_heap_note comes before seg_chunk_header), and the next
+ * SuperSlab mapped takes it. Each slot is taken by one thread (see the
+ * top of the file). No lock held: the look is a mincore, the hint a
+ * madvise. */
+HS_COLD static void small_heap_outgrown(const seg_superslab_t *mine)
 {
     atomic_store(&small_heap_grown, true);
     atomic_store_explicit(&seg_small_heap_deferred, false, memory_order_relaxed);
     for (unsigned i = 0; i < SEG_SMALL_HEAP_MAX; i++) {
-        seg_superslab_t *ss = atomic_load(&small_heap[i]);
-        if (!ss) continue;
+        uintptr_t slot = atomic_load(&small_heap[i]);
+        seg_superslab_t *ss = slot_superslab(slot);
+        if (!ss || (slot & SLOT_LEAVING) ||
+            !atomic_compare_exchange_strong(&small_heap[i], &slot, slot | SLOT_LEAVING))
+            continue;
+        if (ss != mine && seg_chunk_kind(ss) == SEG_CHUNK_NONE) {
+            atomic_store(&small_heap[i], slot);
+            continue;
+        }
         bool filling = atomic_load(&small_heap_filling[i]);
         long in_memory = os_resident_pages(ss, HS_SUPERSLAB_SIZE);
         if (!filling && in_memory >= 0 && in_memory < SEG_SMALL_HEAP_HUGE_AGAIN) {
@@ -188,11 +212,10 @@ HS_COLD static void small_heap_outgrown(void)
          * outgrows the slabs cannot turn ss into a run (run_backing_ok),
          * whose header hinted_late shares with base_tail (a tail on base
          * pages from chunk 0: the whole run given back when the cache hands
-         * it out, its header too). Two threads that outgrow it at once both
-         * hint it; the flag goes with the slot, so one that finds it gone
-         * finds ss collapsed, resident whole, and hints it huge too. */
-        if (atomic_compare_exchange_strong(&small_heap[i], &ss, NULL))
-            atomic_store(&small_heap_filling[i], false);
+         * it out, its header too). The flag first: the slot's next
+         * SuperSlab sets its own. */
+        atomic_store(&small_heap_filling[i], false);
+        atomic_store(&small_heap[i], 0);
     }
 }
 
@@ -206,9 +229,10 @@ HS_COLD static bool small_heap_defer(seg_superslab_t *ss, bool fresh, bool filli
 {
     (fresh ? thp_defer_fresh : thp_defer_huge)(ss, HS_SUPERSLAB_SIZE);
     unsigned i = 0;
-    for (seg_superslab_t *none = NULL;
-         i < SEG_SMALL_HEAP_MAX && !atomic_compare_exchange_strong(&small_heap[i], &none, ss); i++)
-        none = NULL;
+    for (uintptr_t none = 0; i < SEG_SMALL_HEAP_MAX &&
+                             !atomic_compare_exchange_strong(&small_heap[i], &none, (uintptr_t)ss);
+         i++)
+        none = 0;
     if (i == SEG_SMALL_HEAP_MAX) {
         thp_allow_huge(ss, HS_SUPERSLAB_SIZE);
         return false;
@@ -276,7 +300,7 @@ HS_COLD bool seg_small_heap_note(seg_superslab_t *ss)
     /* Grown: the deferred ones, an overflow among them, become huge pages,
      * ss too if it was deferred just now; an overflow below is hinted to
      * base pages whatever hint ss has by then. */
-    small_heap_outgrown();
+    small_heap_outgrown(ss);
     atomic_store(&small_heap_slabs, false);
     /* An overflow starts on base pages as the small heap's did, its free
      * units purged as theirs are; it becomes huge when its pages reach the
@@ -344,7 +368,7 @@ HS_COLD void seg_small_heap_carved(const void *from, size_t bytes)
     }
     long long faults_before = os_page_faults();
     if (small_heap_look(NULL) >= SEG_SMALL_HEAP_FAULTS)
-        small_heap_outgrown();
+        small_heap_outgrown(NULL);
     else
         atomic_store_explicit(&small_heap_faults_seen, faults_before, memory_order_relaxed);
 }
@@ -352,7 +376,7 @@ HS_COLD void seg_small_heap_carved(const void *from, size_t bytes)
 HS_COLD void seg_small_heap_passing(seg_superslab_t *ss, unsigned first_unit, unsigned n_units)
 {
     for (unsigned i = 0; i < SEG_SMALL_HEAP_MAX; i++)
-        if (atomic_load(&small_heap[i]) == ss)
+        if (slot_superslab(atomic_load(&small_heap[i])) == ss)
             atomic_fetch_or(&small_heap_passing[i], seg_unit_bits(first_unit, n_units));
 }
 
@@ -387,23 +411,40 @@ void seg_small_heap_units_taken(const seg_superslab_t *ss, uint64_t bits)
 {
     if (!atomic_load_explicit(&seg_small_heap_deferred, memory_order_relaxed)) return;
     for (unsigned i = 0; i < SEG_SMALL_HEAP_MAX; i++)
-        if (atomic_load_explicit(&small_heap[i], memory_order_relaxed) == ss)
+        if (slot_superslab(atomic_load_explicit(&small_heap[i], memory_order_relaxed)) == ss)
             atomic_fetch_and(&small_heap_passing[i], ~bits);
 }
 
 bool seg_small_heap_holds(const seg_superslab_t *ss)
 {
     for (unsigned i = 0; i < SEG_SMALL_HEAP_MAX; i++)
-        if (atomic_load_explicit(&small_heap[i], memory_order_relaxed) == ss) return true;
+        if (slot_superslab(atomic_load_explicit(&small_heap[i], memory_order_relaxed)) == ss)
+            return true;
     return false;
 }
 
 void seg_small_heap_forget(seg_superslab_t *ss)
 {
     for (unsigned i = 0; i < SEG_SMALL_HEAP_MAX; i++) {
-        seg_superslab_t *deferred = ss;
-        atomic_compare_exchange_strong(&small_heap[i], &deferred, NULL);
+        uintptr_t slot = atomic_load(&small_heap[i]);
+        /* Leaving: the thread that takes it out may still hint it. It
+         * holds no lock but, for a moment, the pool's, and waits for no
+         * one; nor does the caller hold any. */
+        while (slot == ((uintptr_t)ss | SLOT_LEAVING)) {
+            os_yield();
+            slot = atomic_load(&small_heap[i]);
+        }
+        if (slot == (uintptr_t)ss) atomic_compare_exchange_strong(&small_heap[i], &slot, 0);
     }
+}
+
+void seg_small_heap_fork_child(void)
+{
+    for (unsigned i = 0; i < SEG_SMALL_HEAP_MAX; i++)
+        if (atomic_load(&small_heap[i]) & SLOT_LEAVING) {
+            atomic_store(&small_heap_filling[i], false);
+            atomic_store(&small_heap[i], 0);
+        }
 }
 
 bool seg_small_heap(void) { return atomic_load_explicit(&small_heap_slabs, memory_order_relaxed); }
