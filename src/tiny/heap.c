@@ -245,18 +245,14 @@ HS_APART_LATE void tiny_crowd_leave(tiny_heap_t *crowd)
     atomic_store_explicit(&crowd->busy, 0, memory_order_release);
 }
 
-HS_APART_LATE void tiny_crowd_enter_every(void)
+HS_APART_LATE void tiny_crowd_enter_every(uint64_t nodes)
 {
-    for (uint64_t nodes = atomic_load_explicit(&tiny_state.crowd_nodes, memory_order_acquire);
-         nodes; nodes &= nodes - 1)
-        tiny_crowd_enter(tiny_crowd_of(nodes));
+    for (; nodes; nodes &= nodes - 1) tiny_crowd_enter(tiny_crowd_of(nodes));
 }
 
-HS_APART_LATE void tiny_crowd_leave_every(void)
+HS_APART_LATE void tiny_crowd_leave_every(uint64_t nodes)
 {
-    for (uint64_t nodes = atomic_load_explicit(&tiny_state.crowd_nodes, memory_order_relaxed);
-         nodes; nodes &= nodes - 1)
-        tiny_crowd_leave(tiny_crowd_of(nodes));
+    for (; nodes; nodes &= nodes - 1) tiny_crowd_leave(tiny_crowd_of(nodes));
 }
 
 /* ---- thread heaps (attach) ------------------------------------------------------ */

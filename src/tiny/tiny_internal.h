@@ -176,11 +176,12 @@ static inline tiny_heap_t *tiny_crowd_of(uint64_t nodes)
 {
     return atomic_load_explicit(&tiny_lists.crowd[__builtin_ctzll(nodes)], memory_order_relaxed);
 }
-/* Every crowd heap's flag, taken (the fork's prepare) or left (its parent
- * and child); tested inline, so that a process with no crowd heap runs
- * none of that text in its fork. */
-void tiny_crowd_enter_every(void);
-void tiny_crowd_leave_every(void);
+/* The flags of the crowd heaps of `nodes` (bits of tiny_state.crowd_nodes),
+ * taken (the fork's prepare) or left (its parent and child); tested
+ * inline, so that a process with no crowd heap runs none of that text in
+ * its fork. */
+void tiny_crowd_enter_every(uint64_t nodes);
+void tiny_crowd_leave_every(uint64_t nodes);
 static inline bool tiny_crowds(void)
 {
     return atomic_load_explicit(&tiny_state.crowd_nodes, memory_order_acquire) != 0;

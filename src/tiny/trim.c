@@ -50,6 +50,9 @@ HS_SELDOM void tiny_stats(tiny_stats_t *out)
  * none, the thread had no heap yet), and the flag as it found it. */
 static tiny_heap_t *fork_heap;
 static uint32_t fork_heap_was;
+/* The crowd heaps (bits of tiny_state.crowd_nodes) whose flags the fork
+ * holds: those it took, not those there are by the time it lets go. */
+static uint64_t fork_crowds;
 
 /* The forking thread holds its own heap's flag across fork() too. Another
  * thread may hold it for a moment (reclaim_empty, reclaim_all_remote); at
@@ -60,13 +63,26 @@ static uint32_t fork_heap_was;
  * heaps' flags are held across fork() as well, taken before heap_lock: a
  * thread that holds one may take heap_lock, and holds no lock itself while
  * the fork waits for it. The forking thread takes no block of theirs in
- * its fork window (crowd_malloc). */
+ * its fork window (crowd_malloc). A crowd heap is made under heap_lock:
+ * one made between the flags and the lock has its flag taken too, with
+ * the lock released, so that once the fork holds heap_lock it holds every
+ * crowd heap's flag. (Left at those it took first, the fork let go of the
+ * new one's flag in the parent while the thread that made it held it,
+ * and wrapped its own count of flags held.) */
 HS_APART void tiny_fork_prepare(void)
 {
     fork_heap = tiny_heap_tls != &tiny_empty_heap ? tiny_heap_tls : NULL;
     if (fork_heap) fork_heap_was = heap_enter(fork_heap);
-    if (tiny_crowds()) tiny_crowd_enter_every();
-    hs_lock_for_fork(&tiny_state.heap_lock);
+    fork_crowds = 0;
+    for (;;) {
+        uint64_t crowds = atomic_load_explicit(&tiny_state.crowd_nodes, memory_order_acquire);
+        if (crowds != fork_crowds) tiny_crowd_enter_every(crowds & ~fork_crowds);
+        fork_crowds = crowds;
+        hs_lock_for_fork(&tiny_state.heap_lock);
+        if (atomic_load_explicit(&tiny_state.crowd_nodes, memory_order_relaxed) == fork_crowds)
+            break;
+        hs_unlock_for_fork(&tiny_state.heap_lock);
+    }
     hs_lock_for_fork(&tiny_state.orphan_lock);
 }
 
@@ -74,7 +90,7 @@ HS_APART void tiny_fork_parent(void)
 {
     hs_unlock_for_fork(&tiny_state.orphan_lock);
     hs_unlock_for_fork(&tiny_state.heap_lock);
-    if (tiny_crowds()) tiny_crowd_leave_every();
+    if (fork_crowds) tiny_crowd_leave_every(fork_crowds);
     if (fork_heap) heap_leave(fork_heap, fork_heap_was);
 }
 
@@ -93,7 +109,7 @@ HS_APART void tiny_fork_child(void)
             if (!h->crowd) atomic_store_explicit(&h->attached, false, memory_order_relaxed);
             h->owner_slot = false;
         }
-    if (tiny_crowds()) tiny_crowd_leave_every();
+    if (fork_crowds) tiny_crowd_leave_every(fork_crowds);
     atomic_store_explicit(&tiny_state.owner_heaps, tiny_heap_tls->owner_slot ? 1 : 0,
                           memory_order_relaxed);
     /* And the child's threads with a heap: this one, if it has one. Left
