@@ -1296,10 +1296,16 @@ HS_APART_LATE static HS_NOINLINE bool reclaim_empty(tiny_slab_t *s)
  * SuperSlabs; taking whichever comes first (or a full one, which then
  * needs a new slab next to it) made thread churn keep thousands of slabs,
  * each pinned by a block or two. Orphans with nothing in use are released
- * on the way. Only the one adopted is collected, after the unlock. */
+ * on the way. Only the one adopted is collected, after the unlock. Never
+ * by a crowd heap: every free of a crowd slab's block counts one of
+ * tiny_state.crowd_blocks_out back, and an orphan's blocks in use were
+ * never counted out (the count wrapped, and the crowd's last block back
+ * was never seen). */
 static tiny_slab_t *adopt_orphan(tiny_heap_t *heap, unsigned cls)
 {
-    if (atomic_load_explicit(&tiny_state.stat_orphan_slabs, memory_order_relaxed) == 0) return NULL;
+    if (atomic_load_explicit(&tiny_state.stat_orphan_slabs, memory_order_relaxed) == 0 ||
+        heap->crowd)
+        return NULL;
     tiny_slab_t **list = &tiny_lists.orphans[heap->node][cls];
     tiny_slab_t *best = NULL, *empty[TINY_ADOPT_SCAN];
     uint32_t best_used = 0;
@@ -1470,6 +1476,16 @@ HS_INLINE void *refill(tiny_heap_t *heap, unsigned cls)
     return refill_elsewhere(heap, cls);
 }
 
+/* A crowd heap keeps its node (as in refill): no block from it for a
+ * thread that has moved to another one since it chose it. After refill's
+ * walk, which may have moved the class's current slab to the full list,
+ * where a current slab never is: the class gets the sentinel. */
+HS_APART_LATE HS_NOINLINE static void *crowd_moved_away(tiny_heap_t *heap, unsigned cls)
+{
+    heap_set_current(heap, cls, &tiny_sentinel_slab);
+    return NULL;
+}
+
 /* No slab of the heap's has room: an orphan, else a new slab. Out of line,
  * with adopt_orphan's buffer: the refills that end above, nearly all of
  * them, then set up a frame of 24 bytes, not 216, and spill less (3.4
@@ -1478,7 +1494,7 @@ HS_NOINLINE static void *refill_elsewhere(tiny_heap_t *heap, unsigned cls)
 {
     unsigned node = seg_thread_node_refresh();
     if (node != heap->node) {
-        if (heap->crowd) return NULL; /* as in refill */
+        if (heap->crowd) return crowd_moved_away(heap, cls);
         tiny_heap_abandon(heap);
         heap->node = node;
     }
@@ -1559,9 +1575,14 @@ HS_APART_LATE HS_NOINLINE static void *crowd_malloc(unsigned cls)
     if (taken >= TINY_CROWD_BLOCKS || taken * size >= TINY_CROWD_BYTES || tiny_crowd_holds ||
         !hs_no_lock_held() || hs_in_fork_window())
         return NULL;
-    tiny_heap_t *crowd = tiny_crowd_heap(seg_thread_node());
-    if (!crowd) return NULL;
+    /* Before tiny_crowd_heap, whose mapping may fail: the thread's own
+     * heap may serve it then. */
     int saved_errno = errno;
+    tiny_heap_t *crowd = tiny_crowd_heap(seg_thread_node());
+    if (!crowd) {
+        errno = saved_errno;
+        return NULL;
+    }
     tiny_crowd_enter(crowd);
     tiny_slab_t *s = crowd->current[cls];
     void *p = s->free ? pop(s) : refill(crowd, cls);
@@ -1705,9 +1726,13 @@ HS_INLINE void free_by_other_block(tiny_slab_t *s, tiny_block_t *b, tiny_heap_t 
 static HS_NOINLINE void free_by_other(tiny_slab_t *s, tiny_block_t *b, tiny_heap_t *me,
                                       uintptr_t owner)
 {
-    bool crowd_emptied =
-        HS_UNLIKELY(atomic_load_explicit(&s->crowd, memory_order_relaxed)) &&
-        atomic_fetch_sub_explicit(&tiny_state.crowd_blocks_out, 1, memory_order_relaxed) == 1;
+    bool crowd_emptied = false;
+    if (HS_UNLIKELY(atomic_load_explicit(&s->crowd, memory_order_relaxed))) {
+        uint64_t out =
+            atomic_fetch_sub_explicit(&tiny_state.crowd_blocks_out, 1, memory_order_relaxed);
+        HS_ASSERT(out != 0); /* every crowd slab's block in use was counted out */
+        crowd_emptied = out == 1;
+    }
     free_by_other_block(s, b, me, owner);
     if (HS_UNLIKELY(crowd_emptied)) seg_idle_work_pending();
 }
