@@ -130,10 +130,13 @@ HS_APART_LATE void seg_frontier_unlist(seg_superslab_t *run, seg_frontier_end_t 
     char *chunk = (char *)run + ((split - 1) << HS_SUPERSLAB_SHIFT);
     /* Hinted as the rest of the run again (mremap moves one mapping only),
      * and one huge page again, as if never split: emptied for a cached
-     * run, whose next block gets it at its first touch; made of its pages
-     * for a resized one, whose program may write on past where it stopped
-     * (a block grown by realloc, freed and taken again from the run cache
-     * took 397 faults to fill, its split chunk on base pages). */
+     * run, whose next block gets it at its first touch (but the run's
+     * first chunk, whose header page stays, below: there the next block
+     * faults the pages it writes one by one until khugepaged collapses
+     * them); made of its pages for a resized one, whose program may write
+     * on past where it stopped (a block grown by realloc, freed and taken
+     * again from the run cache took 397 faults to fill, its split chunk on
+     * base pages). */
     thp_allow_huge(chunk, HS_SUPERSLAB_SIZE);
     if (end != SEG_FRONTIER_CACHED) {
         thp_collapse(chunk, HS_SUPERSLAB_SIZE);

@@ -101,9 +101,11 @@ static void run_drop_base_tail(seg_superslab_t *run)
 {
     size_t at = (size_t)(run->base_tail - 1) << HS_SUPERSLAB_SHIFT;
     /* Never from the run's first chunk: its header's page must stay, the
-     * cache and the purge read the run's kind, size and backing there (a
-     * block ends in its first page only past a run's alignment offset, so
-     * no tail starts at chunk 0; frontier.c keeps the page by hand). */
+     * cache and the purge read the run's kind, size and backing there. A
+     * run's block is larger than TINY_MAX_SIZE (1 MiB) or aligned to more
+     * than 64 KiB (so it starts 128 KiB in at least): it never ends in the
+     * first page, and no tail starts at chunk 0. frontier.c keeps the page
+     * by hand. */
     HS_ASSERT(at > 0);
     seg_give_back_now((char *)run + at, run->run_size - at);
 }
