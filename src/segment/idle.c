@@ -302,11 +302,15 @@ unsigned seg_take_idle(const seg_purge_policy_t *policy, uint64_t now_ms, seg_ta
                 if (over_wait < wait) wait = over_wait;
             }
             bool due = outgrown || now_ms - ss->idle_since_ms >= wait;
-            if (due) {
+            /* Not while the small heap's outgrowing hints it: its hints
+             * and counts would land on a SuperSlab given back and named
+             * by no one (a collapse made it resident again). */
+            bool leaving = due && seg_small_heap_leaving(ss);
+            if (due && !leaving) {
                 idle_take(pool, ss);
                 out[taken++] = (seg_taken_t){ss, outgrown};
             } else {
-                uint64_t due_at = ss->idle_since_ms + wait;
+                uint64_t due_at = leaving ? now_ms + 1 : ss->idle_since_ms + wait;
                 if (due_at < *next_due) *next_due = due_at;
             }
             position++;

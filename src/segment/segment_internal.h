@@ -509,6 +509,10 @@ bool seg_small_heap_holds(const seg_superslab_t *ss);
  * kernel, and a range that is no longer ours is never hinted. Waits, with
  * no lock held, while another thread takes ss out of the small heap. */
 void seg_small_heap_forget(seg_superslab_t *ss);
+/* small_heap.c: whether a thread is taking ss out of the small heap (and
+ * hinting it): the purge leaves such an idle SuperSlab for a later pass.
+ * Under its pool's lock (see still_named in small_heap.c). */
+bool seg_small_heap_leaving(const seg_superslab_t *ss);
 /* small_heap.c: in a fork's child, a SuperSlab that a thread of the parent
  * was taking out of the small heap leaves it as that thread left it: no
  * thread of the child will finish. */

@@ -3,12 +3,14 @@
  * - small_heap[] holds at most SEG_SMALL_HEAP_MAX deferred SuperSlabs; one
  *   leaves it when the heap grows (hinted huge again where dense, else
  *   kept on base pages) or when it is unmapped (seg_small_heap_forget),
- *   never to be hinted once not ours.
+ *   never to be hinted once not ours. Idle, it may be purged and revived
+ *   meanwhile, and stays.
  * - One thread takes a SuperSlab out as the heap grows: it marks the slot
  *   SLOT_LEAVING, hints it, and only then empties the slot. While marked,
  *   the SuperSlab is still held (seg_small_heap_holds: no run is made of
- *   it), no other thread hints it, and seg_small_heap_forget waits for the
- *   slot to empty before the range is unmapped.
+ *   it), no other thread hints it, the purge does not take it, and
+ *   seg_small_heap_forget waits for the slot to empty before the range is
+ *   unmapped.
  * - seg_small_heap_deferred is set while one may be deferred: tiny/ reads
  *   it on its refill path, so it is cleared once none is. */
 #include "os/os.h"
@@ -172,19 +174,34 @@ HS_COLD static long small_heap_look(long *dense)
  * 98,920-99,028, exit_hwm, THP). */
 #define SEG_SMALL_HEAP_HUGE_AGAIN (SEG_SMALL_HEAP_FAULTS - SEG_SMALL_HEAP_FAULTS / 8)
 
+/* Whether the registry names ss, a SuperSlab whose slot this thread marked
+ * leaving: not yet where its mapping thread has not written its header,
+ * and no more where the purge took it idle. Read under its pool's lock,
+ * under which the purge takes an idle one (and clears its name) and, from
+ * the mark on, takes it no more (seg_small_heap_leaving): one that is
+ * named now is not taken while its hints are under way. */
+HS_COLD static bool still_named(seg_superslab_t *ss)
+{
+    seg_pool_t *pool = seg_pool(ss->node);
+    hs_lock(&pool->lock);
+    bool named = seg_chunk_kind(ss) != SEG_CHUNK_NONE;
+    hs_unlock(&pool->lock);
+    return named;
+}
+
 /* The heap has grown: the deferred SuperSlabs leave the small heap, hinted
- * huge again where they are dense, made a huge page at once where they
- * were deferred for a dense heap (small_heap_filling: the heap goes on
- * to fill it, a fault a page on base pages; MADV_COLLAPSE copies the pages
- * it holds, and where the kernel cannot, the hint lets khugepaged do it
+ * huge again where they are dense, made a huge page at once where they were
+ * deferred for a dense heap (small_heap_filling: the heap goes on to fill
+ * it, a fault a page on base pages; MADV_COLLAPSE copies the pages it
+ * holds, and where the kernel cannot, the hint lets khugepaged do it
  * later). A thread that defers one meanwhile (its hint set before it
  * publishes the slot) either sees small_heap_grown after publishing (both
  * sequentially consistent) and takes it itself (`mine`), or leaves it
  * deferred: another thread takes none whose header is not written yet
- * (seg_small_heap_note comes before seg_chunk_header), and the next
- * SuperSlab mapped takes it. Each slot is taken by one thread (see the
- * top of the file). No lock held: the look is a mincore, the hint a
- * madvise. */
+ * (seg_small_heap_note comes before seg_chunk_header), nor one the purge
+ * took idle (still_named), and the next SuperSlab mapped takes it. Each
+ * slot is taken by one thread (see the top of the file). No lock held: the
+ * look is a mincore, the hint a madvise. */
 HS_COLD static void small_heap_outgrown(const seg_superslab_t *mine)
 {
     atomic_store(&small_heap_grown, true);
@@ -195,7 +212,7 @@ HS_COLD static void small_heap_outgrown(const seg_superslab_t *mine)
         if (!ss || (slot & SLOT_LEAVING) ||
             !atomic_compare_exchange_strong(&small_heap[i], &slot, slot | SLOT_LEAVING))
             continue;
-        if (ss != mine && seg_chunk_kind(ss) == SEG_CHUNK_NONE) {
+        if (ss != mine && !still_named(ss)) {
             atomic_store(&small_heap[i], slot);
             continue;
         }
@@ -436,6 +453,13 @@ void seg_small_heap_forget(seg_superslab_t *ss)
         }
         if (slot == (uintptr_t)ss) atomic_compare_exchange_strong(&small_heap[i], &slot, 0);
     }
+}
+
+bool seg_small_heap_leaving(const seg_superslab_t *ss)
+{
+    for (unsigned i = 0; i < SEG_SMALL_HEAP_MAX; i++)
+        if (atomic_load(&small_heap[i]) == ((uintptr_t)ss | SLOT_LEAVING)) return true;
+    return false;
 }
 
 void seg_small_heap_fork_child(void)
