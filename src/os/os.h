@@ -113,6 +113,9 @@ int os_purge_batch(const os_range_t *ranges, unsigned count, bool dontneed, bool
  * absent at build time, EPERM or ENOSYS when kernel.io_uring_disabled or a
  * seccomp filter refuses it. */
 int os_uring_setup(void);
+/* In a fork's child: the parent's ring is not the child's; the child's
+ * first os_uring_setup sets up its own. */
+void os_uring_fork_child(void);
 
 /* ---- NUMA system calls (process.c; numa/ is their one caller) ------------- */
 

@@ -6,7 +6,9 @@
  * plain path always works: io_uring can be refused by
  * kernel.io_uring_disabled or by a seccomp filter. */
 #include <errno.h>
+#include <string.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include "common/common.h"
 #include "os/fault.h"
@@ -27,9 +29,25 @@ HS_SELDOM int os_uring_setup(void)
     if (uring.state == 0) {
         int rc =
             OS_FAULT(OS_FAULT_URING) ? -ENOMEM : io_uring_queue_init(RING_ENTRIES, &uring.ring, 0);
+        /* A fork's child gets no copy of the ring's shared mappings (see
+         * os_uring_fork_child); if the kernel refuses that, it has them
+         * and never uses them. */
+        if (rc == 0) (void)io_uring_ring_dontfork(&uring.ring);
         uring.state = rc == 0 ? 1 : rc;
     }
     return uring.state == 1 ? 0 : uring.state;
+}
+
+/* The ring's head and tail lie in memory the kernel shares with every
+ * process that maps it: a child that submitted on its parent's ring moved
+ * the head past the parent's tail, after which the parent's submissions
+ * found no entry and its purges did nothing (66 MiB resident where 2 MiB
+ * were due). The child closes its copy of the ring's descriptor and sets
+ * up its own at its first purge. */
+HS_APART void os_uring_fork_child(void)
+{
+    if (uring.state == 1) (void)close(uring.ring.ring_fd);
+    memset(&uring, 0, sizeof uring);
 }
 
 /* Submits up to RING_ENTRIES ranges and waits for them; returns failures. */
@@ -58,6 +76,7 @@ HS_SELDOM static int uring_round(const os_range_t *ranges, unsigned count, int a
 }
 #else
 HS_SELDOM int os_uring_setup(void) { return -ENOSYS; }
+HS_APART void os_uring_fork_child(void) {}
 #endif
 
 /* One madvise call per range. */

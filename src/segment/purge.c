@@ -676,6 +676,7 @@ HS_APART void purge_fork_child(void)
     purge.work_pending = purge.stopping = purge.passing = purge.thread_known = false;
     purge.sleeping_until_ms = 0;
     if (atomic_load(&purge.state) > 0) atomic_store(&purge.state, 0);
+    os_uring_fork_child();
 }
 
 void purge_shutdown(void)
