@@ -115,6 +115,7 @@ HS_APART void seg_fork_begin(void)
      * and the fork under way needs nothing of it. */
     while (atomic_exchange(&seg_state.fork_active, true)) os_sleep_ms(1);
     HS_ASSERT(atomic_load(&seg_state.hugetlb_copies_pending) == 0);
+    purge_fork_turn_begin();
     /* The spares' pages become free for this fork's copies, as late as can
      * be with no lock held: from here until seg_fork_parent_unlocked has
      * made the copies, another process may take them. */
@@ -288,6 +289,7 @@ HS_APART void seg_fork_parent_unlocked(seg_fork_token_t token)
     hugetlb_spares_restore(token.child_done, token.shared);
     if (token.child_done >= 0) os_close(token.child_done);
     atomic_fetch_sub(&seg_state.hugetlb_forks, 1);
+    purge_fork_turn_end();
     atomic_store(&seg_state.fork_active, false);
 }
 

@@ -405,6 +405,16 @@ HS_SELDOM static void trim_turn_end(void)
     hs_unlock(&purge.lock);
 }
 
+/* A fork takes a turn too, from its first handler to the parent's last:
+ * a pass under way at fork() holds SuperSlabs it took off the pools (and
+ * slabs of other heaps' reclaims) on the purge thread's stack, which the
+ * child does not get: 16 SuperSlabs stayed mapped in a child for good,
+ * in no pool and named by no one. The pass waits for no fork: the fork
+ * has taken none of its locks yet, and its copies of hugetlb ranges come
+ * after. */
+HS_APART void purge_fork_turn_begin(void) { trim_turn_begin(); }
+HS_APART void purge_fork_turn_end(void) { trim_turn_end(); }
+
 /* Everything idle, at once, with MADV_DONTNEED, on the caller's thread (so
  * never the purge thread's io_uring ring): with no delay and no reserve,
  * every step of return_idle finds all it holds due, whatever its age.

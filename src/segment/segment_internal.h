@@ -162,6 +162,10 @@ void purge_notify_frontier(uint64_t due_in_ms);
 /* Whether the purge thread has been started (relaxed: a hint). */
 bool purge_started(void);
 void purge_fork_child(void);
+/* The fork's turn between purge passes (purge.c): taken by seg_fork_begin,
+ * given back by seg_fork_parent_unlocked; the child has no pass. */
+void purge_fork_turn_begin(void);
+void purge_fork_turn_end(void);
 void purge_shutdown(void);
 bool purge_run_idle_work(void);
 
