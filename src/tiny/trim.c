@@ -105,8 +105,17 @@ HS_APART void tiny_fork_child(void)
      * this one's (seg_units_alloc's owners). */
     for (tiny_heap_t *h = tiny_state.heap_all; h; h = h->all_next)
         if (h != tiny_heap_tls) {
-            /* A crowd heap stays attached: it serves this process's threads. */
-            if (!h->crowd) atomic_store_explicit(&h->attached, false, memory_order_relaxed);
+            /* A crowd heap stays attached: it serves this process's threads.
+             * Another heap's flag, pooled ones' too, was held at most by a
+             * thread reclaiming from it, which did not follow: left held,
+             * the child's next thread to get that heap from the pool waited
+             * for it for good (with a pause widening the reclaimer's hold,
+             * 3 children of the first 96 forks hung; none of 300 since).
+             * The crowd heaps' flags are the fork's own, let go below. */
+            if (!h->crowd) {
+                atomic_store_explicit(&h->attached, false, memory_order_relaxed);
+                atomic_store_explicit(&h->busy, 0, memory_order_relaxed);
+            }
             h->owner_slot = false;
         }
     if (fork_crowds) tiny_crowd_leave_every(fork_crowds);
