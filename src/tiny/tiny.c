@@ -1476,14 +1476,21 @@ HS_INLINE void *refill(tiny_heap_t *heap, unsigned cls)
     return refill_elsewhere(heap, cls);
 }
 
-/* A crowd heap keeps its node (as in refill): no block from it for a
- * thread that has moved to another one since it chose it. After refill's
- * walk, which may have moved the class's current slab to the full list,
- * where a current slab never is: the class gets the sentinel. */
-HS_APART_LATE HS_NOINLINE static void *crowd_moved_away(tiny_heap_t *heap, unsigned cls)
+/* The thread moved to another node, seen after refill's walk, which may
+ * have moved the class's current slab to the full list, where a current
+ * slab never is (tiny_heap_abandon collects the current ones, as would
+ * the next look at the class): the class gets the sentinel first. A crowd
+ * heap keeps its node (as in refill): false, no block from it for a
+ * thread that moved since it chose it. Else the heap gives its slabs up
+ * and follows the thread: true. */
+HS_APART_LATE HS_NOINLINE static bool heap_follow_node(tiny_heap_t *heap, unsigned cls,
+                                                       unsigned node)
 {
     heap_set_current(heap, cls, &tiny_sentinel_slab);
-    return NULL;
+    if (heap->crowd) return false;
+    tiny_heap_abandon(heap);
+    heap->node = node;
+    return true;
 }
 
 /* No slab of the heap's has room: an orphan, else a new slab. Out of line,
@@ -1493,11 +1500,7 @@ HS_APART_LATE HS_NOINLINE static void *crowd_moved_away(tiny_heap_t *heap, unsig
 HS_NOINLINE static void *refill_elsewhere(tiny_heap_t *heap, unsigned cls)
 {
     unsigned node = seg_thread_node_refresh();
-    if (node != heap->node) {
-        if (heap->crowd) return crowd_moved_away(heap, cls);
-        tiny_heap_abandon(heap);
-        heap->node = node;
-    }
+    if (node != heap->node && !heap_follow_node(heap, cls, node)) return NULL;
     tiny_slab_t *s = adopt_orphan(heap, cls);
     if (s && !s->free && atomic_load_explicit(&s->carved, memory_order_relaxed) < s->capacity)
         carve(s);
