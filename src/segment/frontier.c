@@ -68,6 +68,7 @@ static struct frontier_state_s {
                                           the newest, at the next look) */
     _Atomic(seg_superslab_t *) pinned; /* the run being looked at, or NULL: set under the
                                           run cache lock, cleared by the look without it */
+    _Atomic int pinned_by;             /* the process whose purge thread set pinned */
     _Atomic int enabled;               /* 0: not known yet; 1: on; -1: off (option, kernel) */
     _Atomic bool listed_since;         /* a run was listed since the last look began */
     uint64_t next_look_ms;             /* purge thread: when the next look is due; 0: none */
@@ -113,6 +114,15 @@ HS_APART_LATE void seg_frontier_list(seg_superslab_t *run)
     purge_notify_frontier(FRONTIER_LOOK_MS);
 }
 
+/* Whether the pin was set in this process: a fork's child has the parent's
+ * pin and no purge thread to let go of it. Until seg_frontier_fork_child
+ * clears it, handlers of the child that ran before the library's (the
+ * fork window, common/locks.h) would have waited for it for good. */
+HS_APART_LATE static bool pinned_here(void)
+{
+    return atomic_load_explicit(&frontier.pinned_by, memory_order_relaxed) == os_pid();
+}
+
 HS_APART_LATE void seg_frontier_unlist(seg_superslab_t *run, seg_frontier_end_t end)
 {
     if (!run->frontier_listed) return;
@@ -123,7 +133,8 @@ HS_APART_LATE void seg_frontier_unlist(seg_superslab_t *run, seg_frontier_end_t 
     hs_unlock(&seg_state.run_cache_lock);
     /* Off the list, no look takes it again; one under way ends within a
      * scan of its pages and a read of two chunks. */
-    while (atomic_load_explicit(&frontier.pinned, memory_order_acquire) == run) os_yield();
+    while (atomic_load_explicit(&frontier.pinned, memory_order_acquire) == run && pinned_here())
+        os_yield();
     size_t split = run->frontier_split;
     run->frontier_split = 0;
     if (!split || end == SEG_FRONTIER_UNMAPPED) return;
@@ -312,6 +323,7 @@ HS_APART_LATE static bool look(void)
     int fd = os_open_pagemap();
     if (fd < 0) return false;
     bool moved = atomic_exchange_explicit(&frontier.listed_since, false, memory_order_relaxed);
+    atomic_store_explicit(&frontier.pinned_by, os_pid(), memory_order_relaxed);
     hs_lock(&seg_state.run_cache_lock);
     seg_superslab_t *run = frontier.resume ? frontier.resume : frontier.live;
     for (unsigned n = 0; run && n < FRONTIER_RUNS_PER_LOOK; n++) {
