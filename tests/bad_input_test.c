@@ -14,6 +14,7 @@
 #define _GNU_SOURCE 1
 #include "test_util.h"
 
+#include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
 #include <sys/mman.h>
@@ -45,6 +46,14 @@ static void act_realloc(void *p)
 {
     void *q = realloc_fn(p, 100);
     (void)q;
+}
+
+static size_t (*volatile usable_fn)(void *) = malloc_usable_size;
+
+static void act_usable_after_free(void *p)
+{
+    free_fn(p);
+    (void)usable_fn(p);
 }
 
 /* ---- writes after free: each frees the block, writes its first 8 bytes,
@@ -232,6 +241,16 @@ int main(int argc, char **argv)
     for (int i = 0; i < BULK; i++) bulk[i] = malloc_fn(1000);
     void *sized = malloc_fn(200000);
     memset(sized, 5, 200000);
+    /* A slab that handed out an aligned block's inner pointer, and a block
+     * of the same class after it: an inner pointer of that block is not
+     * one an aligned allocation handed out. */
+    char *aligned = NULL;
+    for (int i = 0; i < 8 && !aligned; i++) {
+        char *a = aligned_alloc(1024, 100);
+        if (a && malloc_usable_size(a) < 1152) aligned = a; /* not its block's start */
+    }
+    char *after_aligned = malloc_fn(1100);
+    memset(after_aligned, 6, 1100);
 
     const bad_case_t cases[] = {
         {"double_free_small", act_double_free, small, "double free"},
@@ -246,6 +265,10 @@ int main(int argc, char **argv)
         {"double_free_medium", act_double_free, medium, NULL},
         {"double_free_sized", act_double_free, sized, "double free"},
         {"free_large_interior", act_free, (char *)large + 4096, NULL},
+        {"free_interior_aligned_slab", act_free, after_aligned + 96, "points 96 bytes into"},
+        {"realloc_interior", act_realloc, (char *)interior + 16, "realloc of"},
+        {"usable_after_free_small", act_usable_after_free, small, "malloc_usable_size of"},
+        {"usable_after_free_large", act_usable_after_free, large, "malloc_usable_size of"},
         {"uaf_write_free_list", act_uaf_pattern, victim, "corrupted free list in a 64-byte slab"},
         {"uaf_zero_free_list", act_uaf_zero, victim, "corrupted free list in a 64-byte slab"},
         {"uaf_live_pointer", act_uaf_live_pointer, victim, "corrupted free list in a 64-byte slab"},

@@ -37,6 +37,7 @@ HS_INLINE void *hs_malloc(size_t size)
 static const char msg_not_handed_out[] HS_SELDOM_DATA =
     "%s of %p, which hugeslab never handed out (or already returned)";
 static const char msg_double_free_large[] HS_SELDOM_DATA = "double free of %p (large block)";
+static const char msg_freed_large[] HS_SELDOM_DATA = "%s of %p after it was freed (large block)";
 static const char msg_inside_large[] HS_SELDOM_DATA =
     "%s of %p: points into the large block at %p, not at its start";
 static const char malloc_info_format[] HS_SELDOM_DATA =
@@ -52,7 +53,10 @@ static seg_superslab_t *run_of_block(const void *p, const char *what)
 {
     seg_superslab_t *run = seg_run_of(p);
     if (run && run->run_block == p) return run;
-    if (run && run->run_block == NULL) hs_fatal(msg_double_free_large, p);
+    if (run && run->run_block == NULL) {
+        if (what[0] == 'f') hs_fatal(msg_double_free_large, p); /* "free" */
+        hs_fatal(msg_freed_large, what, p);
+    }
     if (run) hs_fatal(msg_inside_large, what, p, run->run_block);
     hs_fatal(msg_not_handed_out, what, p);
 }
@@ -81,7 +85,7 @@ HS_INLINE void hs_free(void *p)
 static size_t usable_size(const void *p, const char *what)
 {
     seg_chunk_kind_t kind = seg_chunk_kind(p);
-    if (kind == SEG_CHUNK_SLABS) return tiny_usable_size(p);
+    if (kind == SEG_CHUNK_SLABS) return tiny_usable_size(p, what);
     if (kind == SEG_CHUNK_NONE) hs_fatal(msg_not_handed_out, what, p);
     seg_superslab_t *run = run_of_block(p, what);
     return seg_run_usable(run, p);

@@ -2,11 +2,28 @@
  * blocks and their inner pointers, and the slab of one block that realloc
  * grows in place or turns into a run.
  * - A slab with has_aligned set may be freed through an inner pointer;
- *   block_of accepts one only there.
+ *   block_of accepts one only there, and only the one an aligned
+ *   allocation handed out: the word before it holds its aligned_record
+ *   while the block is in use (a free of another inner pointer of that
+ *   slab, of any block, freed the whole block silently).
  * - A lone slab (lone_slab_of) is the calling thread's, of capacity 1, its
  *   block in use: no other thread frees into it, so it changes under the
  *   owner's busy flag alone. */
 #include "tiny/tiny_internal.h"
+
+/* The word tiny_malloc_aligned writes before the inner pointer it hands
+ * out (in the block's padding, 16 bytes past its start at least), read
+ * with the process's secret: no mark (address ^ key) and no link looks
+ * like it. */
+static inline uintptr_t aligned_record(const void *inner, const tiny_slab_t *s)
+{
+    return ~((uintptr_t)inner ^ s->free_key);
+}
+
+static inline uintptr_t *aligned_record_word(const void *inner)
+{
+    return (uintptr_t *)((uintptr_t)inner - sizeof(uintptr_t));
+}
 
 /* The start of the block holding p, after checking p may be freed. */
 static tiny_block_t *block_of(const void *p, const tiny_slab_t *s, const char *what)
@@ -18,7 +35,10 @@ static tiny_block_t *block_of(const void *p, const tiny_slab_t *s, const char *w
     if ((uintptr_t)p < (uintptr_t)s->start || offset >= (uintptr_t)carved * s->block_size)
         hs_fatal("%s of %p: not inside any block of its %u-byte slab", what, p, s->block_size);
     uintptr_t block_start = (uintptr_t)s->start + offset / s->block_size * s->block_size;
-    if (block_start != (uintptr_t)p && !atomic_load_explicit(&s->has_aligned, memory_order_relaxed))
+    if (block_start != (uintptr_t)p &&
+        (!atomic_load_explicit(&s->has_aligned, memory_order_relaxed) ||
+         (uintptr_t)p - block_start < 16 || ((uintptr_t)p & 15) != 0 ||
+         *aligned_record_word(p) != aligned_record(p, s)))
         hs_fatal("%s of %p: points %zu bytes into a %u-byte block at %p", what, p,
                  (size_t)((uintptr_t)p - block_start), s->block_size, (void *)block_start);
     return (tiny_block_t *)block_start;
@@ -27,16 +47,19 @@ static tiny_block_t *block_of(const void *p, const tiny_slab_t *s, const char *w
 HS_NOINLINE void tiny_free_unusual(void *p, tiny_slab_t *s)
 {
     tiny_block_t *b = block_of(p, s, "free");
-    /* An aligned allocation's inner pointer: free the whole block. */
+    /* An aligned allocation's inner pointer: free the whole block, its
+     * record gone first (a block of the slab handed out later may hold
+     * anything there but that). */
+    if ((void *)b != p) *aligned_record_word(p) = 0;
     tiny_free_slow(b, s);
 }
 
-size_t tiny_usable_size(const void *p)
+size_t tiny_usable_size(const void *p, const char *what)
 {
     tiny_slab_t *s = tiny_slab_of(p);
-    tiny_block_t *b = block_of(p, s, "malloc_usable_size");
+    tiny_block_t *b = block_of(p, s, what);
     if (b->free_mark == ((uintptr_t)b ^ s->free_key))
-        hs_fatal("use of %p after it was freed (%u-byte class)", p, s->block_size);
+        hs_fatal("%s of %p after it was freed (%u-byte class)", what, p, s->block_size);
     return (size_t)((char *)b + s->block_size - (const char *)p);
 }
 
@@ -154,6 +177,9 @@ void *tiny_malloc_aligned(size_t alignment, size_t size)
     if (!p) return NULL;
     tiny_slab_t *s = tiny_slab_of(p);
     char *aligned = (char *)hs_align_up((uintptr_t)p, alignment);
-    if (aligned != p) atomic_store_explicit(&s->has_aligned, 1, memory_order_relaxed);
+    if (aligned != p) {
+        *aligned_record_word(aligned) = aligned_record(aligned, s);
+        atomic_store_explicit(&s->has_aligned, 1, memory_order_relaxed);
+    }
     return aligned;
 }

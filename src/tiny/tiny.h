@@ -551,8 +551,9 @@ void tiny_free_slow(void *p, tiny_slab_t *slab);
 void tiny_free_unusual(void *p, tiny_slab_t *slab);
 HS_COLD HS_NORETURN void tiny_report_double_free(const void *p, const tiny_slab_t *slab);
 void *tiny_malloc_aligned(size_t alignment, size_t size);
-/* Bytes usable from p to the end of its block; aborts on an invalid pointer. */
-size_t tiny_usable_size(const void *p);
+/* Bytes usable from p to the end of its block; aborts on an invalid pointer,
+ * naming `what` (the call: realloc, malloc_usable_size). */
+size_t tiny_usable_size(const void *p, const char *what);
 /* realloc of p (a block of a SuperSlab of slabs, already validated) to
  * size (up to TINY_MAX_SIZE, more than it holds): true when the block could
  * grow where it is, the only block of a slab of the calling thread's whose
