@@ -572,6 +572,25 @@ static void test_errno(void)
         HS(free)(big[i]);
         CHECK(errno == EBADF, "free(8 MiB block) changed errno to %d", errno);
     }
+    /* Under hugeslab a realloc that succeeds keeps errno, also one whose
+     * block has to move (a page mapped right after it: growing in place is
+     * refused first). glibc's leaves ENOMEM there. */
+    for (int i = 0; g_hs && i < 4; i++) {
+        char *p = HS(malloc)(3 * MiB);
+        if (!p) continue;
+        memset(p, 1, 3 * MiB);
+        char *end = (char *)(((uintptr_t)p + 3 * MiB + 2 * MiB - 1) & ~(uintptr_t)(2 * MiB - 1));
+        void *wall =
+            mmap(end, 4096, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+        errno = EBADF;
+        char *q = HS(realloc)(p, 7 * MiB);
+        CHECK(q != NULL, "realloc(3 MiB -> 7 MiB) failed");
+        CHECK(errno == EBADF, "realloc(3 MiB -> 7 MiB, %s) changed errno to %d",
+              q == p ? "in place" : "moved", errno);
+        if (q) CHECK(q[3 * MiB - 1] == 1, "realloc lost the block's last byte");
+        HS(free)(q ? q : p);
+        if (wall != MAP_FAILED) munmap(wall, 4096);
+    }
 }
 
 /* ---- free_sized / free_aligned_sized ---------------------------------- */

@@ -365,11 +365,15 @@ HS_SELDOM static void *run_resize(seg_superslab_t *run, size_t new_size)
 
 HS_SELDOM void *seg_run_resize(seg_superslab_t *run, size_t new_size)
 {
+    /* A resize that moved the run after mremap in place was refused left
+     * ENOMEM in errno: realloc returns a block with errno as it was. */
+    int saved_errno = errno;
     /* Off the frontier list while its mapping or hints change: a look
      * must not read a range mremap moves. */
     bool listed = run->frontier_listed;
     if (listed) seg_frontier_unlist(run, SEG_FRONTIER_RESIZED);
     void *block = run_resize(run, new_size);
     if (listed) seg_frontier_list(block ? seg_run_of(block) : run);
+    if (block) errno = saved_errno;
     return block;
 }
