@@ -108,6 +108,34 @@ static void act_double_free_remote(void *p)
     free_by_another_thread(p);
 }
 
+/* Another thread with a heap of its own frees p: the free waits in that
+ * thread's batch of remote frees (tiny_free_slow) while it lives. The
+ * owner's second free must be reported then: accepted, it handed p out
+ * again, and the batch's flush at the thread's exit then freed the live
+ * block, unreported. */
+static pthread_barrier_t batched_then;
+static void *free_batched_and_wait(void *p)
+{
+    void *own = malloc_fn(32); /* a heap of its own: its frees are batched */
+    free_fn(p);
+    pthread_barrier_wait(&batched_then);
+    pthread_barrier_wait(&batched_then); /* the owner's free ends the child first */
+    free_fn(own);
+    return NULL;
+}
+
+static void act_double_free_batched(void *p)
+{
+    pthread_t t;
+    pthread_barrier_init(&batched_then, NULL, 2);
+    if (pthread_create(&t, NULL, free_batched_and_wait, p) != 0) _exit(4);
+    pthread_barrier_wait(&batched_then);
+    free_fn(p);
+    (void)malloc_fn(64); /* p again, unless reported */
+    pthread_barrier_wait(&batched_then);
+    pthread_join(t, NULL);
+}
+
 /* p goes on its slab's remote-free stack; the owner collects the stack into
  * the free list when the list runs out, and pops p. */
 static void act_uaf_remote(void *p)
@@ -255,6 +283,7 @@ int main(int argc, char **argv)
     const bad_case_t cases[] = {
         {"double_free_small", act_double_free, small, "double free"},
         {"double_free_remote", act_double_free_remote, small, "double free"},
+        {"double_free_batched", act_double_free_batched, small, "double free"},
         {"free_stack", act_free, stackbuf + 16, NULL},
         {"free_interior_p+8", act_free, (char *)interior + 8, NULL},
         {"free_interior_p+16", act_free, (char *)interior + 16, NULL},

@@ -1740,10 +1740,10 @@ static HS_NOINLINE void free_by_other(tiny_slab_t *s, tiny_block_t *b, tiny_heap
     if (HS_UNLIKELY(crowd_emptied)) seg_idle_work_pending();
 }
 
-/* A free of b from s by the owner, or by another thread. */
-HS_INLINE void free_checked(tiny_heap_t *heap, tiny_slab_t *s, tiny_block_t *b)
+/* A free of b from s by the owner, or by another thread, b checked for a
+ * double free already (a batched one, marked when batched). */
+HS_INLINE void free_routed(tiny_heap_t *heap, tiny_slab_t *s, tiny_block_t *b)
 {
-    if (HS_UNLIKELY(b->free_mark == ((uintptr_t)b ^ s->free_key))) tiny_report_double_free(b, s);
     uintptr_t word = atomic_load_explicit(&s->owner_word, memory_order_acquire);
     /* No slab is owned by tiny_empty_heap (slab_create and adopt_orphan
      * run in a refill, after tiny_heap_attach): a heapless thread's free
@@ -1755,9 +1755,16 @@ HS_INLINE void free_checked(tiny_heap_t *heap, tiny_slab_t *s, tiny_block_t *b)
     free_by_other(s, b, heap, word);
 }
 
+/* A free of b from s by the owner, or by another thread. */
+HS_INLINE void free_checked(tiny_heap_t *heap, tiny_slab_t *s, tiny_block_t *b)
+{
+    if (HS_UNLIKELY(b->free_mark == ((uintptr_t)b ^ s->free_key))) tiny_report_double_free(b, s);
+    free_routed(heap, s, b);
+}
+
 /* The gathered frees of other threads' blocks: each block's line asked for
  * writing first, all of them, then each freed as tiny_free_slow would
- * have (its double-free check included, which names the pointer as ever).
+ * have (their double-free check and mark came when they were batched).
  * One at a time, each remote free loaded its block, last written on its
  * owner's core, and the CAS on the slab's remote word waited for that
  * line. Here the misses overlap: bench_mt larson at 2 threads (blocks
@@ -1777,7 +1784,7 @@ HS_NOINLINE void tiny_flush_remote_batch(tiny_heap_t *heap)
     memcpy(batch, heap->remote_batch, n * sizeof batch[0]);
     heap->remote_batched = 0;
     for (unsigned i = 0; i < n; i++) HS_PREFETCH_WRITE(batch[i]);
-    for (unsigned i = 0; i < n; i++) free_checked(heap, tiny_slab_of(batch[i]), batch[i]);
+    for (unsigned i = 0; i < n; i++) free_routed(heap, tiny_slab_of(batch[i]), batch[i]);
 }
 
 /* p == NULL: the fast path already freed into s and its count reached 0.
@@ -1801,6 +1808,15 @@ HS_NOINLINE void tiny_free_slow(void *p, tiny_slab_t *s)
     if (s->block_size <= TINY_REMOTE_BATCH_BLOCK_MAX && heap != &tiny_empty_heap &&
         owner != (uintptr_t)heap && owner != 0 &&
         !atomic_load_explicit(&s->crowd, memory_order_relaxed)) {
+        /* Checked and marked free now, not at the flush: until then a
+         * second free of p, the owner's or any thread's, found it in use,
+         * and the owner handed it out again while the batch still held it
+         * (a block handed out twice, no report). Marked, it stays counted
+         * in its slab's `used`: the slab stays until the flush. */
+        tiny_block_t *b = p;
+        uintptr_t mark = (uintptr_t)b ^ s->free_key;
+        if (HS_UNLIKELY(b->free_mark == mark)) tiny_report_double_free(p, s);
+        b->free_mark = mark;
         heap->remote_batch[heap->remote_batched] = p;
         if (++heap->remote_batched == TINY_REMOTE_BATCH) tiny_flush_remote_batch(heap);
         return;
