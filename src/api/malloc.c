@@ -48,17 +48,24 @@ static const char malloc_info_format[] HS_SELDOM_DATA =
     "<total type=\"cached\" count=\"%llu\" size=\"%llu\"/>\n"
     "</malloc>\n";
 
-/* The run whose block starts at p, or an abort naming p. */
-static seg_superslab_t *run_of_block(const void *p, const char *what)
+/* run_of_block's report naming p: out of the text every process runs. */
+HS_SELDOM HS_NOINLINE HS_NORETURN static void
+report_not_a_run_block(const void *p, const seg_superslab_t *run, const char *what)
 {
-    seg_superslab_t *run = seg_run_of(p);
-    if (run && run->run_block == p) return run;
     if (run && run->run_block == NULL) {
         if (what[0] == 'f') hs_fatal(msg_double_free_large, p); /* "free" */
         hs_fatal(msg_freed_large, what, p);
     }
     if (run) hs_fatal(msg_inside_large, what, p, run->run_block);
     hs_fatal(msg_not_handed_out, what, p);
+}
+
+/* The run whose block starts at p, or an abort naming p. */
+static HS_NOINLINE seg_superslab_t *run_of_block(const void *p, const char *what)
+{
+    seg_superslab_t *run = seg_run_of(p);
+    if (!run || run->run_block != p) report_not_a_run_block(p, run, what);
+    return run;
 }
 
 /* Everything but a block in a SuperSlab of slabs: NULL, a large block, or

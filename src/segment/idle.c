@@ -301,16 +301,17 @@ unsigned seg_take_idle(const seg_purge_policy_t *policy, uint64_t now_ms, seg_ta
                 uint64_t over_wait = over_limit_wait_ms(policy);
                 if (over_wait < wait) wait = over_wait;
             }
-            bool due = outgrown || now_ms - ss->idle_since_ms >= wait;
             /* Not while the small heap's outgrowing hints it: its hints
              * and counts would land on a SuperSlab given back and named
-             * by no one (a collapse made it resident again). */
-            bool leaving = due && seg_small_heap_leaving(ss);
-            if (due && !leaving) {
+             * by no one (a collapse made it resident again). Due already,
+             * it is taken at the next pass, at once. */
+            bool due = (outgrown || now_ms - ss->idle_since_ms >= wait) &&
+                       !(atomic_load(&seg_small_heap_claims) && seg_small_heap_leaving(ss));
+            if (due) {
                 idle_take(pool, ss);
                 out[taken++] = (seg_taken_t){ss, outgrown};
             } else {
-                uint64_t due_at = leaving ? now_ms + 1 : ss->idle_since_ms + wait;
+                uint64_t due_at = ss->idle_since_ms + wait;
                 if (due_at < *next_due) *next_due = due_at;
             }
             position++;

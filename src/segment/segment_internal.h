@@ -515,8 +515,11 @@ bool seg_small_heap_holds(const seg_superslab_t *ss);
 void seg_small_heap_forget(seg_superslab_t *ss);
 /* small_heap.c: whether a thread is taking ss out of the small heap (and
  * hinting it): the purge leaves such an idle SuperSlab for a later pass.
- * Under its pool's lock (see still_named in small_heap.c). */
+ * Under its pool's lock (see still_named in small_heap.c), and asked only
+ * while seg_small_heap_claims (counted before a slot is marked, and after
+ * it is emptied) is not 0. */
 bool seg_small_heap_leaving(const seg_superslab_t *ss);
+extern _Atomic unsigned seg_small_heap_claims;
 /* small_heap.c: in a fork's child, a SuperSlab that a thread of the parent
  * was taking out of the small heap leaves it as that thread left it: no
  * thread of the child will finish. */

@@ -106,6 +106,9 @@ static _Atomic long long small_heap_faults_seen;
 HS_START_STATE _Atomic bool seg_small_heap_deferred;
 /* A slot's bit: its SuperSlab is being taken out (small_heap_outgrown). */
 #define SLOT_LEAVING ((uintptr_t)1)
+/* Slots marked SLOT_LEAVING, or about to be: the purge looks at the slots
+ * only while there is one (seg_take_idle). */
+_Atomic unsigned seg_small_heap_claims;
 
 /* The SuperSlab a slot holds, leaving or not; NULL for none. */
 static inline seg_superslab_t *slot_superslab(uintptr_t slot)
@@ -180,7 +183,7 @@ HS_COLD static long small_heap_look(long *dense)
  * under which the purge takes an idle one (and clears its name) and, from
  * the mark on, takes it no more (seg_small_heap_leaving): one that is
  * named now is not taken while its hints are under way. */
-HS_COLD static bool still_named(seg_superslab_t *ss)
+static inline bool still_named(seg_superslab_t *ss)
 {
     seg_pool_t *pool = seg_pool(ss->node);
     hs_lock(&pool->lock);
@@ -201,19 +204,24 @@ HS_COLD static bool still_named(seg_superslab_t *ss)
  * (seg_small_heap_note comes before seg_chunk_header), nor one the purge
  * took idle (still_named), and the next SuperSlab mapped takes it. Each
  * slot is taken by one thread (see the top of the file). No lock held: the
- * look is a mincore, the hint a madvise. */
-HS_COLD static void small_heap_outgrown(const seg_superslab_t *mine)
+ * look is a mincore, the hint a madvise. Apart from the text every process
+ * runs (common.h): a short program's heap never grows this far. */
+HS_APART_LATE HS_NOINLINE static void small_heap_outgrown(const seg_superslab_t *mine)
 {
     atomic_store(&small_heap_grown, true);
     atomic_store_explicit(&seg_small_heap_deferred, false, memory_order_relaxed);
     for (unsigned i = 0; i < SEG_SMALL_HEAP_MAX; i++) {
         uintptr_t slot = atomic_load(&small_heap[i]);
         seg_superslab_t *ss = slot_superslab(slot);
-        if (!ss || (slot & SLOT_LEAVING) ||
-            !atomic_compare_exchange_strong(&small_heap[i], &slot, slot | SLOT_LEAVING))
+        if (!ss || (slot & SLOT_LEAVING)) continue;
+        atomic_fetch_add(&seg_small_heap_claims, 1);
+        if (!atomic_compare_exchange_strong(&small_heap[i], &slot, slot | SLOT_LEAVING)) {
+            atomic_fetch_sub(&seg_small_heap_claims, 1);
             continue;
+        }
         if (ss != mine && !still_named(ss)) {
             atomic_store(&small_heap[i], slot);
+            atomic_fetch_sub(&seg_small_heap_claims, 1);
             continue;
         }
         bool filling = atomic_load(&small_heap_filling[i]);
@@ -233,6 +241,7 @@ HS_COLD static void small_heap_outgrown(const seg_superslab_t *mine)
          * SuperSlab sets its own. */
         atomic_store(&small_heap_filling[i], false);
         atomic_store(&small_heap[i], 0);
+        atomic_fetch_sub(&seg_small_heap_claims, 1);
     }
 }
 
@@ -440,35 +449,41 @@ bool seg_small_heap_holds(const seg_superslab_t *ss)
     return false;
 }
 
+/* Slot i's value once it no longer holds `leaving`: the thread that takes
+ * that SuperSlab out may still hint it. It holds no lock but, for a
+ * moment, the pool's, and waits for no one; nor does forget's caller hold
+ * any. */
+HS_SELDOM HS_NOINLINE static uintptr_t slot_after_leaving(unsigned i, uintptr_t leaving)
+{
+    uintptr_t slot;
+    while ((slot = atomic_load(&small_heap[i])) == leaving) os_yield();
+    return slot;
+}
+
 void seg_small_heap_forget(seg_superslab_t *ss)
 {
     for (unsigned i = 0; i < SEG_SMALL_HEAP_MAX; i++) {
         uintptr_t slot = atomic_load(&small_heap[i]);
-        /* Leaving: the thread that takes it out may still hint it. It
-         * holds no lock but, for a moment, the pool's, and waits for no
-         * one; nor does the caller hold any. */
-        while (slot == ((uintptr_t)ss | SLOT_LEAVING)) {
-            os_yield();
-            slot = atomic_load(&small_heap[i]);
-        }
+        if (slot == ((uintptr_t)ss | SLOT_LEAVING)) slot = slot_after_leaving(i, slot);
         if (slot == (uintptr_t)ss) atomic_compare_exchange_strong(&small_heap[i], &slot, 0);
     }
 }
 
-bool seg_small_heap_leaving(const seg_superslab_t *ss)
+HS_SELDOM bool seg_small_heap_leaving(const seg_superslab_t *ss)
 {
     for (unsigned i = 0; i < SEG_SMALL_HEAP_MAX; i++)
         if (atomic_load(&small_heap[i]) == ((uintptr_t)ss | SLOT_LEAVING)) return true;
     return false;
 }
 
-void seg_small_heap_fork_child(void)
+HS_APART void seg_small_heap_fork_child(void)
 {
     for (unsigned i = 0; i < SEG_SMALL_HEAP_MAX; i++)
         if (atomic_load(&small_heap[i]) & SLOT_LEAVING) {
             atomic_store(&small_heap_filling[i], false);
             atomic_store(&small_heap[i], 0);
         }
+    atomic_store(&seg_small_heap_claims, 0);
 }
 
 bool seg_small_heap(void) { return atomic_load_explicit(&small_heap_slabs, memory_order_relaxed); }

@@ -25,8 +25,10 @@ static inline uintptr_t *aligned_record_word(const void *inner)
     return (uintptr_t *)((uintptr_t)inner - sizeof(uintptr_t));
 }
 
-/* The start of the block holding p, after checking p may be freed. */
-static tiny_block_t *block_of(const void *p, const tiny_slab_t *s, const char *what)
+/* block_of's report of a p that may not be freed: the reason found again,
+ * out of the text every process runs. */
+HS_SELDOM HS_NOINLINE HS_NORETURN static void
+report_not_a_block(const void *p, const tiny_slab_t *s, const char *what)
 {
     if (s == &tiny_sentinel_slab)
         hs_fatal("%s of %p: hugeslab owns this SuperSlab but no slab is there", what, p);
@@ -35,12 +37,24 @@ static tiny_block_t *block_of(const void *p, const tiny_slab_t *s, const char *w
     if ((uintptr_t)p < (uintptr_t)s->start || offset >= (uintptr_t)carved * s->block_size)
         hs_fatal("%s of %p: not inside any block of its %u-byte slab", what, p, s->block_size);
     uintptr_t block_start = (uintptr_t)s->start + offset / s->block_size * s->block_size;
+    hs_fatal("%s of %p: points %zu bytes into a %u-byte block at %p", what, p,
+             (size_t)((uintptr_t)p - block_start), s->block_size, (void *)block_start);
+}
+
+/* The start of the block holding p, after checking p may be freed. */
+static tiny_block_t *block_of(const void *p, const tiny_slab_t *s, const char *what)
+{
+    uintptr_t offset = (uintptr_t)p - (uintptr_t)s->start;
+    uint32_t carved = atomic_load_explicit(&s->carved, memory_order_relaxed);
+    if (s == &tiny_sentinel_slab || (uintptr_t)p < (uintptr_t)s->start ||
+        offset >= (uintptr_t)carved * s->block_size)
+        report_not_a_block(p, s, what);
+    uintptr_t block_start = (uintptr_t)s->start + offset / s->block_size * s->block_size;
     if (block_start != (uintptr_t)p &&
         (!atomic_load_explicit(&s->has_aligned, memory_order_relaxed) ||
          (uintptr_t)p - block_start < 16 || ((uintptr_t)p & 15) != 0 ||
          *aligned_record_word(p) != aligned_record(p, s)))
-        hs_fatal("%s of %p: points %zu bytes into a %u-byte block at %p", what, p,
-                 (size_t)((uintptr_t)p - block_start), s->block_size, (void *)block_start);
+        report_not_a_block(p, s, what);
     return (tiny_block_t *)block_start;
 }
 
