@@ -71,7 +71,8 @@ TEST_BINS := $(TEST_DIR)/api_test $(TEST_DIR)/api_test_static $(TEST_DIR)/bad_in
              $(TEST_DIR)/orphan_test $(TEST_DIR)/fault_test $(TEST_DIR)/small_heap_test \
              $(TEST_DIR)/abi_0_1 $(TEST_DIR)/abi_0_1_symver $(TEST_DIR)/abi_0_2 \
              $(TEST_DIR)/usable_test $(TEST_DIR)/last_thread_test $(TEST_DIR)/peak_test \
-             $(TEST_DIR)/fork_handlers_test $(TEST_DIR)/fork_window_test
+             $(TEST_DIR)/fork_handlers_test $(TEST_DIR)/fork_window_test \
+             $(TEST_DIR)/secure_test
 
 TEST_COMMON := tests/test_util.h tests/slab_util.h tests/api_names.h tests/tests.mk
 
@@ -131,6 +132,11 @@ $(TEST_DIR)/fork_handlers_test: tests/fork_handlers_test.c tests/fork_handlers_l
 $(TEST_DIR)/api_test_static: tests/api_test.c $(TEST_COMMON) include/hugeslab.h $(AR_LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(TEST_CFLAGS) -DHS_PREFIX $< -o $@ $(AR_LIB) $(LIBS) $(TEST_LDLIBS)
+
+# run setuid by tests/secure.sh: the archive, as a setuid program links it
+$(TEST_DIR)/secure_test: tests/secure_test.c include/hugeslab.h $(AR_LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(TEST_CFLAGS) $< -o $@ $(AR_LIB) $(LIBS) $(TEST_LDLIBS)
 
 # the fast paths' arithmetic, against the library's objects (the archive
 # hides internal symbols) and its own headers

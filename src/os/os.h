@@ -279,7 +279,9 @@ unsigned long os_random_bits(void);
 long long os_page_faults(void);
 /* Seconds since 1970 (CLOCK_REALTIME, vDSO). */
 long long os_wall_seconds(void);
-/* The process's environment (environ), NAME=value strings, NULL-ended. */
+/* The process's environment (environ), NAME=value strings, NULL-ended;
+ * NULL in a secure-execution process (AT_SECURE: setuid, setgid, file
+ * capabilities), whose environment its caller chose. */
 char **os_environment(void);
 /* Sleeps ms milliseconds (nanosleep; a signal may end it early). */
 void os_sleep_ms(unsigned ms);

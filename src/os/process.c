@@ -177,7 +177,12 @@ long long os_wall_seconds(void)
     return (long long)ts.tv_sec;
 }
 
-char **os_environment(void) { return environ; }
+/* A setuid or setgid program, or one with file capabilities (AT_SECURE),
+ * runs with an environment its caller chose: none of it is read, as glibc
+ * reads no MALLOC_ variable there. Read, HUGESLAB_STATS_FILE let any user
+ * overwrite a file of root's with a report, and HUGESLAB_CONFIG printed
+ * the lines of one that only root may read. */
+char **os_environment(void) { return getauxval(AT_SECURE) ? NULL : environ; }
 
 void os_sleep_ms(unsigned ms)
 {
