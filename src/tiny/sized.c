@@ -55,6 +55,9 @@ HS_SELDOM static void *sized_reuse(tiny_heap_t *heap, tiny_slab_t *s, unsigned c
     s->used = 1;
     block->free_mark = 0;
     s->cls = (uint8_t)cls;
+    /* A block aligned inside it before: this one is its start (and may
+     * grow in place, lone_slab_of). */
+    atomic_store_explicit(&s->has_aligned, 0, memory_order_relaxed);
     atomic_store_explicit(tiny_remote_word(s), TINY_REMOTE_FULL, memory_order_relaxed);
     slab_list_push(&heap->full[cls], s);
     s->on_full = true;
