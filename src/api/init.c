@@ -91,6 +91,9 @@ __attribute__((constructor)) static void hs_constructor(void)
     hs_fork_handlers_set(fork_prepare, fork_parent, fork_child);
     if (hugetlb_may_back()) hs_fork_handlers_arm();
     hs_report_start();
+    /* Last: a purge thread must not run before the handlers and the
+     * report's periodic work are in place. */
+    seg_allow_background();
 }
 
 __attribute__((destructor)) static void hs_destructor(void)

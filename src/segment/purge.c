@@ -618,8 +618,19 @@ static void *purge_main(void *arg)
     return NULL;
 }
 
+/* Whether the library's constructor has run (seg_allow_background). A
+ * process allocates before it where another library's constructor runs
+ * first; a purge thread started then ran before the fork handlers were
+ * registered (the constructor sets them), and a fork's child inherited a
+ * pool lock it held: 15 of 150 children of forks in such a constructor
+ * hung. Nor did it ever see the live report's periodic work, set by the
+ * constructor after it had read that. Until then the thread waits to be
+ * started, and idle memory waits with it. */
+static _Atomic bool background_allowed;
+
 static void purge_start(void)
 {
+    if (!atomic_load(&background_allowed)) return;
     int expected = 0;
     if (!atomic_compare_exchange_strong(&purge.state, &expected, 1)) return;
     /* Every signal blocked: the thread must never take one meant for the
@@ -635,6 +646,15 @@ static void purge_start(void)
 }
 
 void seg_start_background(void) { purge_start(); }
+
+void seg_allow_background(void)
+{
+    atomic_store(&background_allowed, true);
+    hs_lock(&purge.lock);
+    bool wanted = purge.work_pending || purge.periodic_work;
+    hs_unlock(&purge.lock);
+    if (wanted) purge_start();
+}
 
 bool purge_started(void) { return atomic_load_explicit(&purge.state, memory_order_relaxed) > 0; }
 

@@ -463,6 +463,10 @@ void seg_set_periodic_work(void (*work)(void), uint64_t interval_ms);
  * idle (periodic work needs it from the start). Starts a thread, which may
  * allocate: never call it with a lock held. */
 void seg_start_background(void);
+/* The library's constructor has run (its fork handlers and periodic work
+ * are set): from now on the background thread may start, and starts now
+ * if work waits for it. Before, none starts (purge.c). No lock held. */
+void seg_allow_background(void);
 
 /* Fork, in the C library's order: seg_fork_begin with no lock held (waits
  * for the hugetlb mappings and copies under way, frees the spare hugetlb
