@@ -319,8 +319,14 @@ HS_SELDOM HS_NOINLINE static void apply_config_file(const char *path)
 {
     const size_t size = 16384;
     char *text = os_map_pages(size);
-    if (!text || os_read_file(path, text, size) < 0) {
+    ssize_t len = text ? os_read_file(path, text, size) : -1;
+    if (len < 0) {
         hs_message("cannot read HUGESLAB_CONFIG=%s; using the defaults", path);
+    } else if ((size_t)len == size - 1) {
+        /* Cut there, its last line would have been applied half read
+         * (cache_mb=1024 as cache_mb=10). */
+        hs_message("ignoring HUGESLAB_CONFIG=%s: longer than %zu bytes; using the defaults", path,
+                   size - 2);
     } else {
         apply_config_text(text, path);
     }

@@ -337,6 +337,13 @@ def case_messages(tmp):
     cases.append(({"HUGESLAB_CONFIG": conf},
                   "ignoring backing=huge from %s: valid values are auto, hugetlb, thp, base; "
                   "keeping auto" % conf))
+    # A file too long for the reader is ignored whole: cut, its last line
+    # was applied half read.
+    big = os.path.join(tmp, "big.conf")
+    with open(big, "w") as f:
+        f.write("".join("# line %05d of comments\n" % i for i in range(800)) + "cache_mb=1024\n")
+    cases.append(({"HUGESLAB_CONFIG": big},
+                  "ignoring HUGESLAB_CONFIG=%s: longer than 16382 bytes; using the defaults" % big))
     cases.append(({"HUGESLAB_STATS_INTERVAL_MS": "100"},
                   "ignoring HUGESLAB_STATS_INTERVAL_MS: it rewrites HUGESLAB_STATS_FILE, which "
                   "is not set"))
