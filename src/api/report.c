@@ -58,12 +58,18 @@ HS_SELDOM static void put_utc_time(hs_text_t *t, long long seconds)
                    rest % 60);
 }
 
-/* s inside double quotes, escaped for JSON (escape_json) or for a
- * Prometheus label value. */
+/* The program's name in a report: at most this many of its bytes. It is
+ * in every sample of the Prometheus format, and a name of 2,000 characters
+ * (a program may set its own) made the report longer than REPORT_MAX: no
+ * file was written at all. */
+#define REPORT_NAME_MAX 64
+
+/* s, its first REPORT_NAME_MAX bytes, inside double quotes, escaped for
+ * JSON (escape_json) or for a Prometheus label value. */
 HS_SELDOM static void put_quoted(hs_text_t *t, const char *s, bool escape_json)
 {
     hs_text_char(t, '"');
-    for (; *s; s++) {
+    for (const char *end = s + strnlen(s, REPORT_NAME_MAX); s < end; s++) {
         unsigned char c = (unsigned char)*s;
         if (c == '"' || c == '\\') {
             hs_text_char(t, '\\');
