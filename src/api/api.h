@@ -10,6 +10,10 @@
 #ifndef HS_API_H
 #define HS_API_H
 
+#include <stdbool.h>
+
+#include "hugeslab.h"
+
 /* Process start-up; safe to call any number of times from any thread. */
 void hs_init(void);
 
@@ -20,6 +24,10 @@ void hs_init(void);
 /* One past the highest kernel node id the statistics have figures for
  * (hugeslab_stats_t's by-node arrays are indexed by kernel node id). */
 unsigned hs_stats_node_limit(void);
+/* hugeslab_stats, with the kernel's figures (smaps_rollup, and smaps for
+ * the SuperSlabs' huge pages: milliseconds for a heap of a GiB) or
+ * without them (0), as mallinfo asks, which some programs call often. */
+void hs_stats_gather(hugeslab_stats_t *out, bool kernel_figures);
 void hs_report_start(void);
 void hs_report_exit(void);
 void hs_report_fork_child(void);

@@ -110,7 +110,9 @@ HS_SELDOM unsigned hs_stats_node_limit(void)
 }
 
 /* The public figures, assembled from each module's own. */
-HS_SELDOM HS_EXPORT void hugeslab_stats(hugeslab_stats_t *out)
+HS_SELDOM HS_EXPORT void hugeslab_stats(hugeslab_stats_t *out) { hs_stats_gather(out, true); }
+
+HS_SELDOM void hs_stats_gather(hugeslab_stats_t *out, bool kernel_figures)
 {
     hs_init();
     hugeslab_stats_t s = {0};
@@ -148,6 +150,10 @@ HS_SELDOM HS_EXPORT void hugeslab_stats(hugeslab_stats_t *out)
     s.orphan_slabs = tiny.orphan_slabs;
     long long faults = os_page_faults();
     s.page_faults = faults < 0 ? 0 : (uint64_t)faults;
+    if (!kernel_figures) {
+        *out = s;
+        return;
+    }
     os_rollup_t rollup;
     os_read_rollup(&rollup);
     s.kernel_rss = rollup.rss;

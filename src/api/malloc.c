@@ -316,7 +316,7 @@ static size_t in_use_bytes(const hugeslab_stats_t *s)
 HS_SELDOM HS_EXPORT struct mallinfo2 hugeslab_mallinfo2(void)
 {
     hugeslab_stats_t s;
-    hugeslab_stats(&s);
+    hs_stats_gather(&s, false); /* none of its fields is the kernel's */
     struct mallinfo2 mi = {0};
     mi.arena = s.bytes_mapped;
     mi.hblks = s.huge_blocks;
