@@ -204,9 +204,8 @@ static inline bool still_named(seg_superslab_t *ss)
  * (seg_small_heap_note comes before seg_chunk_header), nor one the purge
  * took idle (still_named), and the next SuperSlab mapped takes it. Each
  * slot is taken by one thread (see the top of the file). No lock held: the
- * look is a mincore, the hint a madvise. Apart from the text every process
- * runs (common.h): a short program's heap never grows this far. */
-HS_APART_LATE HS_NOINLINE static void small_heap_outgrown(const seg_superslab_t *mine)
+ * look is a mincore, the hint a madvise. */
+HS_COLD static void small_heap_outgrown(const seg_superslab_t *mine)
 {
     atomic_store(&small_heap_grown, true);
     atomic_store_explicit(&seg_small_heap_deferred, false, memory_order_relaxed);

@@ -1726,8 +1726,8 @@ HS_INLINE void free_by_other_block(tiny_slab_t *s, tiny_block_t *b, tiny_heap_t 
  * will find them so; the purge thread's idle work releases them
  * (tiny_crowd_release), told once the block is back. The slab is read
  * before, after which it may be gone. */
-static HS_NOINLINE void free_by_other(tiny_slab_t *s, tiny_block_t *b, tiny_heap_t *me,
-                                      uintptr_t owner)
+HS_APART_LATE static HS_NOINLINE void free_by_other(tiny_slab_t *s, tiny_block_t *b,
+                                                    tiny_heap_t *me, uintptr_t owner)
 {
     bool crowd_emptied = false;
     if (HS_UNLIKELY(atomic_load_explicit(&s->crowd, memory_order_relaxed))) {
@@ -1772,7 +1772,7 @@ HS_INLINE void free_checked(tiny_heap_t *heap, tiny_slab_t *s, tiny_block_t *b)
  * 76.2 -> 83.1 M operations per second (mimalloc 2.0.9: 85.7). The
  * prefetches are the part that counts: gathered without them, 72.2
  * against 69.9. */
-HS_NOINLINE void tiny_flush_remote_batch(tiny_heap_t *heap)
+HS_APART_LATE HS_NOINLINE void tiny_flush_remote_batch(tiny_heap_t *heap)
 {
     /* Taken out first: a free may start the purge thread, whose
      * pthread_create allocates and frees on this thread, and may push
