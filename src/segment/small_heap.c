@@ -462,9 +462,16 @@ HS_SELDOM HS_NOINLINE static uintptr_t slot_after_leaving(unsigned i, uintptr_t 
 void seg_small_heap_forget(seg_superslab_t *ss)
 {
     for (unsigned i = 0; i < SEG_SMALL_HEAP_MAX; i++) {
+        /* Until the slot no longer holds ss: a thread may mark it leaving
+         * between the load and the CAS, and put it back after (a SuperSlab
+         * the purge took, still_named), which left the slot naming a range
+         * about to be unmapped. */
         uintptr_t slot = atomic_load(&small_heap[i]);
-        if (slot == ((uintptr_t)ss | SLOT_LEAVING)) slot = slot_after_leaving(i, slot);
-        if (slot == (uintptr_t)ss) atomic_compare_exchange_strong(&small_heap[i], &slot, 0);
+        for (;;) {
+            if (slot == ((uintptr_t)ss | SLOT_LEAVING)) slot = slot_after_leaving(i, slot);
+            if (slot != (uintptr_t)ss || atomic_compare_exchange_strong(&small_heap[i], &slot, 0))
+                break;
+        }
     }
 }
 
