@@ -662,10 +662,6 @@ void purge_notify(uint64_t due_in_ms)
 {
     int state = atomic_load_explicit(&purge.state, memory_order_acquire);
     if (state < 0) return;
-    /* pthread_create allocates (the new thread's TLS, with calloc), and an
-     * allocation may need any lock of the table: a caller that still holds
-     * one has it started when it lets go of its last. */
-    if (state == 0) hs_when_unlocked(purge_start);
     hs_lock(&purge.lock);
     purge.work_pending = true;
     /* A sleep that ends before this newest memory falls due needs no
@@ -680,6 +676,13 @@ void purge_notify(uint64_t due_in_ms)
     if (purge.sleeping_until_ms > seg_now_ms() + due_in_ms + PURGE_CLOCK_SLACK_MS)
         pthread_cond_signal(&purge.wakeup);
     hs_unlock(&purge.lock);
+    /* After the work is noted: a start refused before the library's
+     * constructor has run is made by seg_allow_background, which finds the
+     * work under the lock. pthread_create allocates (the new thread's TLS,
+     * with calloc), and an allocation may need any lock of the table: a
+     * caller that still holds one has it started when it lets go of its
+     * last. */
+    if (state == 0) hs_when_unlocked(purge_start);
 }
 
 HS_APART_LATE void purge_notify_frontier(uint64_t due_in_ms)
