@@ -69,7 +69,12 @@ HS_SELDOM static void put_utc_time(hs_text_t *t, long long seconds)
 HS_SELDOM static void put_quoted(hs_text_t *t, const char *s, bool escape_json)
 {
     hs_text_char(t, '"');
-    for (const char *end = s + strnlen(s, REPORT_NAME_MAX); s < end; s++) {
+    const char *end = s + strnlen(s, REPORT_NAME_MAX);
+    /* Cut at a character's start: a UTF-8 sequence cut short is no text a
+     * JSON or Prometheus parser takes. */
+    if (*end)
+        while (end > s && ((unsigned char)*end & 0xc0) == 0x80) end--;
+    for (; s < end; s++) {
         unsigned char c = (unsigned char)*s;
         if (c == '"' || c == '\\') {
             hs_text_char(t, '\\');

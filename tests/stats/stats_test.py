@@ -252,24 +252,25 @@ def case_formats(tmp):
     if not re.match(r"^hugeslab: statistics of pid \d+ \(%s\), hugeslab 0\.2, "
                     r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ" % re.escape(prog), text):
         return report("FAIL", "formats", "text header: %s" % text.splitlines()[0])
-    # A program that names itself at length (argv[0] of 2,000 bytes; the
-    # name is in every sample): the report is written, the label cut short.
+    # A program that names itself at length (argv[0] of 2,063 bytes; the
+    # name is in every sample): the report is written, the label cut short
+    # at a character's start (64 bytes would end inside the first e-acute).
     path = os.path.join(tmp, "long-name.prom")
-    long_name = "x" * 2000
+    long_name = "x" * 63 + "\u00e9" * 1000
     env = {k: v for k, v in os.environ.items() if not k.startswith("HUGESLAB_")}
     env.update(LD_PRELOAD=SO, HUGESLAB_STATS_FILE=path)
     r = subprocess.run([long_name, "-c", "x = [bytes(100) for i in range(50000)]"],
                        executable=PY, env=env, capture_output=True, text=True, timeout=60)
     if not os.path.exists(path):
-        return report("FAIL", "formats", "a program named by 2,000 bytes: no report (%s)"
+        return report("FAIL", "formats", "a program named by 2,063 bytes: no report (%s)"
                       % r.stderr[-200:])
     try:
         long_samples = parse_prom(open(path).read())
     except ValueError as e:
-        return report("FAIL", "formats", "a program named by 2,000 bytes: %s" % e)
+        return report("FAIL", "formats", "a program named by 2,063 bytes: %s" % e)
     info = [k for k in long_samples if k[0] == "hugeslab_info"]
-    if not info or label_of(info[0][1], "program") != long_name[:64]:
-        return report("FAIL", "formats", "a program named by 2,000 bytes: its label %s" % info[:1])
+    if not info or label_of(info[0][1], "program") != "x" * 63:
+        return report("FAIL", "formats", "a program named by 2,063 bytes: its label %s" % info[:1])
     report("PASS", "formats")
     print("    prom: %d samples; promtool %s" % (len(samples), "passed" if promtool
                                                  else "not installed, strict parser only"))
