@@ -191,6 +191,11 @@ case_pool() {
     out=$("$hs" pool --reserve 3M --node 0 --spread 2>&1) && { fail pool "--node with --spread accepted"; return; }
     out=$("$hs" pool --reserve lots 2>&1) && { fail pool "a bad size accepted"; return; }
     grep -q "'lots' is not a size" <<<"$out" || { fail pool "bad size message: $out"; return; }
+    # A size whose rounding to pages wrapped to 0 (it emptied the pool), and
+    # a node number past int's range (it was node 0).
+    out=$("$hs" pool --reserve 18446744073709551615 2>&1) && { echo "$before" >"$f"; fail pool "2^64 - 1 bytes accepted: $out"; return; }
+    grep -q "is more than this machine's memory" <<<"$out" || { fail pool "huge size message: $out"; return; }
+    out=$("$hs" pool --node 4294967296 2>&1) && { fail pool "node 4294967296 accepted: $out"; return; }
     [ "$(cat "$f")" -eq "$before" ] || { fail pool "the pool was not put back"; return; }
     pass pool
 }
@@ -231,6 +236,17 @@ time.sleep(60)' >"$tmp/ready" 2>&1 &
     grep -Eq "^  superslabs_mapped +[1-9]" <<<"$out" || { fail stats "no superslabs_mapped from the file: $out"; return; }
     grep -Eq "^  pid +$pid\$" <<<"$out" || { fail stats "the file's pid is not $pid: $out"; return; }
     out=$("$hs" stats 999999999 2>&1) && { fail stats "a missing process gave no error"; return; }
+    out=$("$hs" stats $((4294967296 + pid)) 2>&1) && { fail stats "pid 2^32 + $pid taken for $pid: $out"; return; }
+    # Another user's HUGESLAB_STATS_FILE is read from its environment: a
+    # long pattern with %e in it (it wrote past the path's buffer).
+    local long_name="$tmp/$(printf 'l%.0s' $(seq 60))" long_file
+    ln -sf "$(command -v sleep)" "$long_name"
+    long_file="$tmp/$(printf 'x%.0s' $(seq 470))%e"
+    HUGESLAB_STATS_FILE="$long_file" LD_PRELOAD="$BUILD/libhugeslab.so" "$long_name" 30 &
+    pids="$pids $!"
+    sleep 0.3
+    out=$("$hs" stats $! 2>&1) || { fail stats "a long HUGESLAB_STATS_FILE pattern: exit $?: $(tail -n 3 <<<"$out")"; return; }
+    grep -q "xxxxllll* not written yet" <<<"$out" || { fail stats "a long pattern's file not shown expanded: $(tail -n 2 <<<"$out")"; return; }
     pass stats
 
     # top lists the process running hugeslab, not a plain one (unless --all)

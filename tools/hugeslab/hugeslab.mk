@@ -26,7 +26,18 @@ tool:
 	      "(apt-get install libnuma-dev libhugetlbfs-dev); not built"
 endif
 
-$(BUILD)/tools/%.o: tools/%.c tools/hugeslab/cli.h tools/hugeslab/hugeslab.mk $(PROFILES)
+# The flags as last compiled, rewritten only when they change: LIBDIR is
+# written into the command (run's default library), and `make install
+# LIBDIR=...` after `make` recompiled nothing, installing a command that
+# preloaded the library from where it had been built for.
+CLI_FLAGS_STAMP := $(BUILD)/tools/cli-flags
+$(CLI_FLAGS_STAMP): FORCE
+	@mkdir -p $(dir $@)
+	@echo '$(CLI_CFLAGS)' > $@.tmp
+	@if cmp -s $@.tmp $@; then rm -f $@.tmp; else mv $@.tmp $@; fi
+
+$(BUILD)/tools/%.o: tools/%.c tools/hugeslab/cli.h tools/hugeslab/hugeslab.mk $(PROFILES) \
+                    $(CLI_FLAGS_STAMP)
 	@mkdir -p $(dir $@)
 	@echo "  CC      $<"
 	@$(CC) $(CLI_CFLAGS) -c $< -o $@

@@ -2,9 +2,11 @@
  * the kernel's per-node sysfs files (as hugeadm does), and reports what the
  * kernel really gave: a fragmented node may give fewer pages than asked. */
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli.h"
 
@@ -74,6 +76,7 @@ int cli_pool(int argc, char **argv)
     enum { SHOW, RESERVE, RELEASE } action = SHOW;
     unsigned long long size = 0, page_size = 2ULL << 20;
     bool have_size = false, spread = false;
+    const char *size_text = NULL; /* the size as given */
     int node = -1;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -84,20 +87,26 @@ int cli_pool(int argc, char **argv)
                 return 2;
             }
             have_size = true;
+            size_text = v;
             i++;
         } else if (strcmp(a, "--release") == 0) {
             action = RELEASE;
+            have_size = false; /* a bare --release releases all, whatever came before */
+            size = 0;
             if (v && v[0] != '-') {
                 if (!cli_parse_size(v, &size)) {
                     fprintf(stderr, "hugeslab pool: '%s' is not a size (e.g. 512M, 4G)\n", v);
                     return 2;
                 }
                 have_size = true;
+                size_text = v;
                 i++;
             }
         } else if (strcmp(a, "--node") == 0 && v) {
             char *end;
-            node = (int)strtol(v, &end, 10);
+            errno = 0;
+            long n = strtol(v, &end, 10);
+            node = n >= 0 && n <= INT_MAX && errno == 0 ? (int)n : -1;
             if (*end || end == v || node < 0) {
                 fprintf(stderr, "hugeslab pool: '%s' is not a node number\n", v);
                 return 2;
@@ -150,11 +159,19 @@ int cli_pool(int argc, char **argv)
         show((long)page_size, node >= 0 ? nodes : all_nodes, node >= 0 ? 1 : all_count);
         return 0;
     }
-    if (have_size && size % page_size) {
-        size = (size / page_size + 1) * page_size;
-        printf("rounded up to %llu pages of %llu kB\n", size / page_size, page_size / 1024);
+    /* Rounded up in pages, not bytes (18446744073709551615 bytes wrapped to
+     * 0 pages, and emptied the pool), and no more than the machine has. */
+    unsigned long long want = size / page_size + (size % page_size != 0);
+    long phys_pages = sysconf(_SC_PHYS_PAGES), base_page = sysconf(_SC_PAGESIZE);
+    if (have_size && phys_pages > 0 && base_page > 0 &&
+        want > (unsigned long long)phys_pages / (page_size / (unsigned long long)base_page)) {
+        fprintf(stderr, "hugeslab pool: %s is more than this machine's memory\n",
+                size_text ? size_text : "the size");
+        return 2;
     }
-    long long pages = (long long)(size / page_size);
+    if (have_size && size % page_size)
+        printf("rounded up to %llu pages of %llu kB\n", want, page_size / 1024);
+    long long pages = (long long)want;
     int status = 0;
     char b1[32];
     /* System-wide: one write, the kernel spreads over the allowed nodes. */
@@ -186,10 +203,19 @@ int cli_pool(int argc, char **argv)
                cli_format_bytes((unsigned long long)target * page_size, b1, sizeof b1), got,
                before.total, after.free);
         if (action == RESERVE && got < target) {
+            /* The boot parameters for this pool: its page size (hugepages=
+             * alone sizes the default one), and the node's own count. */
+            char boot[96];
+            if (target_node < 0)
+                snprintf(boot, sizeof boot, "hugepagesz=%lluK hugepages=%lld", page_size / 1024,
+                         target);
+            else
+                snprintf(boot, sizeof boot, "hugepagesz=%lluK hugepages=%d:%lld", page_size / 1024,
+                         target_node, target);
             printf("%s: %lld page(s) short: not enough free memory in %llu kB runs even after "
-                   "compaction; reserve at boot (hugepages=%lld on the kernel command line) or "
-                   "free memory first\n",
-                   where, target - got, page_size / 1024, target);
+                   "compaction; reserve at boot (%s on the kernel command line) or free memory "
+                   "first\n",
+                   where, target - got, page_size / 1024, boot);
             status = 1;
         }
         if (action == RELEASE && got > target)

@@ -4,6 +4,7 @@
 #include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,7 +27,7 @@ typedef struct proc_figures_s {
     long long hugetlb;            /* Private_Hugetlb + Shared_Hugetlb */
     long long by_node[MAX_NODES]; /* bytes mapped per node, numa_maps */
     int max_node;                 /* highest node seen in numa_maps, -1 if none */
-    char stats_file[512];         /* the process's statistics file, "" when none */
+    char stats_file[4096];        /* the process's statistics file, "" when none */
 } proc_figures_t;
 
 /* The process's HUGESLAB_STATS_FILE with %p and %e expanded, "" if unset. */
@@ -44,21 +45,31 @@ static void stats_file_of(proc_figures_t *f)
     for (size_t i = 0; i < len; i += strlen(buf + i) + 1) {
         const char *key = "HUGESLAB_STATS_FILE=";
         if (strncmp(buf + i, key, strlen(key)) != 0) continue;
+        /* As the library expands it (src/api/report.c, stats_path): %p,
+         * %e and %%; a path too long for its buffer names no file. The
+         * environment is any user's: every write is bounded (a pattern of
+         * %e after 470 bytes wrote past the end). */
         const char *t = buf + i + strlen(key);
+        const size_t cap = sizeof f->stats_file;
         size_t o = 0;
-        for (; *t && o + 32 < sizeof f->stats_file; t++) {
-            if (t[0] == '%' && t[1] == 'p') {
-                o += (size_t)snprintf(f->stats_file + o, sizeof f->stats_file - o, "%d", f->pid);
-                t++;
-            } else if (t[0] == '%' && t[1] == 'e') {
-                o +=
-                    (size_t)snprintf(f->stats_file + o, sizeof f->stats_file - o, "%s", f->program);
-                t++;
-            } else {
-                f->stats_file[o++] = *t;
+        for (; *t; t++) {
+            bool pair = t[0] == '%' && (t[1] == 'p' || t[1] == 'e' || t[1] == '%');
+            int n;
+            if (!pair)
+                n = snprintf(f->stats_file + o, cap - o, "%c", *t);
+            else if (t[1] == 'p')
+                n = snprintf(f->stats_file + o, cap - o, "%d", f->pid);
+            else if (t[1] == 'e')
+                n = snprintf(f->stats_file + o, cap - o, "%s", f->program);
+            else
+                n = snprintf(f->stats_file + o, cap - o, "%%");
+            if (pair) t++;
+            if (n < 0 || (size_t)n >= cap - o) {
+                f->stats_file[0] = '\0';
+                return;
             }
+            o += (size_t)n;
         }
-        f->stats_file[o] = '\0';
         return;
     }
 }
@@ -177,9 +188,10 @@ int cli_stats(int argc, char **argv)
     int status = 0;
     for (int i = 1; i < argc; i++) {
         char *end;
+        errno = 0;
         long pid = strtol(argv[i], &end, 10);
         proc_figures_t f;
-        if (*end || pid <= 0) {
+        if (*end || end == argv[i] || pid <= 0 || pid > INT_MAX || errno) {
             fprintf(stderr, "hugeslab stats: '%s' is not a process id\n", argv[i]);
             return 2;
         }
@@ -245,9 +257,14 @@ int cli_top(int argc, char **argv)
             all = true;
         else if (strcmp(argv[i], "--once") == 0)
             once = true;
-        else if (strcmp(argv[i], "--interval") == 0 && i + 1 < argc)
-            interval = atof(argv[++i]);
-        else {
+        else if (strcmp(argv[i], "--interval") == 0 && i + 1 < argc) {
+            char *end;
+            interval = strtod(argv[++i], &end);
+            if (*end || end == argv[i] || !(interval > 0)) {
+                fprintf(stderr, "hugeslab top: --interval takes seconds, not '%s'\n", argv[i]);
+                return 2;
+            }
+        } else {
             fprintf(stderr, "usage: hugeslab top [--all] [--once] [--interval SECONDS]\n");
             return 2;
         }
