@@ -1347,6 +1347,14 @@ HS_INLINE void *refill(tiny_heap_t *heap, unsigned cls);
 HS_NOINLINE static void *refill_elsewhere(tiny_heap_t *heap, unsigned cls);
 HS_APART_LATE HS_NOINLINE static void *crowd_malloc(unsigned cls);
 
+/* Whether the calling thread's heap went back at its exit: a TLS
+ * destructor that runs after the heap's and allocates (glibc's rounds of
+ * destructors) took a heap again, and the last round's stayed attached to
+ * no thread for good (200 such threads: 201 counted live and 7.1 MB in
+ * slabs after malloc_trim). Its blocks of the crowd's classes come from
+ * the crowd heap now, which needs no thread. */
+static inline bool thread_left(void);
+
 /* Whether threads crowd: HUGESLAB_CROWD_THREADS threads or more have a
  * heap. After tiny_init on this thread, which read the option. */
 static inline bool crowded(void)
@@ -1362,7 +1370,7 @@ HS_NOINLINE void *tiny_malloc_refill(tiny_heap_t *heap, unsigned cls, size_t siz
          * crowd heap without a heap of its own: it gets one only when it
          * needs more (crowd_malloc). tiny_init first, for crowded(). */
         tiny_init();
-        if (crowded()) {
+        if (crowded() || thread_left()) {
             void *p = crowd_malloc(cls);
             if (p) return p;
         }
@@ -1553,8 +1561,18 @@ HS_NOINLINE static void *refill_elsewhere(tiny_heap_t *heap, unsigned cls)
 
 /* By class up to TINY_CROWD_SIZE_MAX: blocks this thread took from its
  * node's crowd heap. Thread-local, not in its heap: a thread of a crowded
- * process may have none (tiny_malloc_refill), and a new thread starts at 0. */
-static __thread uint8_t crowd_taken[TINY_CROWD_CLASSES];
+ * process may have none (tiny_malloc_refill), and a new thread starts at 0.
+ * One byte more, CROWD_THREAD_LEFT: the thread's heap went back at its exit
+ * (tiny_thread_exit), and what its later TLS destructors allocate comes
+ * from the crowd, uncounted. In the same TLS block as the counts: a TLS
+ * variable of its own is a relocation more in the tables every process
+ * reads. */
+#define CROWD_THREAD_LEFT TINY_CROWD_CLASSES
+static __thread uint8_t crowd_taken[TINY_CROWD_CLASSES + 1];
+
+HS_APART_LATE void tiny_crowd_thread_left(void) { crowd_taken[CROWD_THREAD_LEFT] = 1; }
+
+static inline bool thread_left(void) { return crowd_taken[CROWD_THREAD_LEFT] != 0; }
 
 /* A block of cls for a thread whose heap has no slab of the class (or that
  * has no heap), from its node's crowd heap (tiny_lists.crowd), or NULL: the
@@ -1575,8 +1593,9 @@ HS_APART_LATE HS_NOINLINE static void *crowd_malloc(unsigned cls)
     if (cls >= TINY_CROWD_CLASSES) return NULL;
     uint32_t size = tiny_class_size[cls];
     unsigned taken = crowd_taken[cls];
-    if (taken >= TINY_CROWD_BLOCKS || taken * size >= TINY_CROWD_BYTES || tiny_crowd_holds ||
-        !hs_no_lock_held() || hs_in_fork_window())
+    bool left = crowd_taken[CROWD_THREAD_LEFT];
+    if ((!left && (taken >= TINY_CROWD_BLOCKS || taken * size >= TINY_CROWD_BYTES)) ||
+        tiny_crowd_holds || !hs_no_lock_held() || hs_in_fork_window())
         return NULL;
     /* Before tiny_crowd_heap, whose mapping may fail: the thread's own
      * heap may serve it then. */
@@ -1594,7 +1613,7 @@ HS_APART_LATE HS_NOINLINE static void *crowd_malloc(unsigned cls)
         errno = saved_errno;
         return NULL;
     }
-    crowd_taken[cls] = (uint8_t)(taken + 1);
+    if (!left) crowd_taken[cls] = (uint8_t)(taken + 1);
     hs_count_add(&tiny_state.crowd_blocks_out, 1);
     return p;
 }

@@ -181,6 +181,9 @@ static inline tiny_heap_t *tiny_crowd_of(uint64_t nodes)
  * inline, so that a process with no crowd heap runs none of that text in
  * its fork. */
 void tiny_crowd_enter_every(uint64_t nodes);
+/* tiny.c: the calling thread's heap went back at its exit (tiny_thread_exit):
+ * its later TLS destructors' small blocks come from the crowd heap. */
+void tiny_crowd_thread_left(void);
 void tiny_crowd_leave_every(uint64_t nodes);
 static inline bool tiny_crowds(void)
 {
