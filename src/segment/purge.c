@@ -622,10 +622,10 @@ static void *purge_main(void *arg)
  * process allocates before it where another library's constructor runs
  * first; a purge thread started then ran before the fork handlers were
  * registered (the constructor sets them), and a fork's child inherited a
- * pool lock it held: 15 of 150 children of forks in such a constructor
- * hung. Nor did it ever see the live report's periodic work, set by the
- * constructor after it had read that. Until then the thread waits to be
- * started, and idle memory waits with it. */
+ * pool lock it held: 7 of 300 children of forks in such a constructor
+ * hung, in each of two runs. Nor did it ever see the live report's
+ * periodic work, set by the constructor after it had read that. Until
+ * then the thread waits to be started, and idle memory waits with it. */
 static _Atomic bool background_allowed;
 
 static void purge_start(void)
