@@ -896,17 +896,27 @@ void tiny_free_remote(tiny_slab_t *s, tiny_block_t *b)
              * the slab again; this block goes to the owner heap itself,
              * which never goes away, so the slab is not touched after the
              * block is published. */
-            tiny_heap_t *owner =
-                (tiny_heap_t *)atomic_load_explicit(&s->owner_word, memory_order_acquire);
-            if (!owner) {
-                /* Orphaned meanwhile: its FULL bit is being cleared. */
-                old = atomic_load_explicit(tiny_remote_word(s), memory_order_relaxed);
-                continue;
-            }
             if (!atomic_compare_exchange_weak_explicit(tiny_remote_word(s), &old,
                                                        old & ~TINY_REMOTE_FULL,
                                                        memory_order_acq_rel, memory_order_relaxed))
                 continue;
+            /* The owner that set the bit, or a later one: read after the
+             * exchange, not before. A word that was FULL alone at both
+             * reads may have been another owner's bit at the second (the
+             * slab orphaned and adopted between them, and parked again):
+             * the notice went to the first owner, and the slab stayed on
+             * the new owner's full list with its bit cleared, waiting for
+             * that owner's own frees, or its exit. b, still counted in
+             * `used`, keeps the slab from going meanwhile. */
+            tiny_heap_t *owner =
+                (tiny_heap_t *)atomic_load_explicit(&s->owner_word, memory_order_acquire);
+            if (!owner) {
+                /* Orphaned meanwhile, its bit cleared by us or the abandon:
+                 * b goes on the stack, which the orphan's adopter or its
+                 * release collects. */
+                old = atomic_load_explicit(tiny_remote_word(s), memory_order_relaxed);
+                continue;
+            }
             /* Read before the block is published: the owner may take the
              * notice, and release the slab, at once. */
             atomic_fetch_add_explicit(&seg_units_returning, s->units, memory_order_relaxed);
