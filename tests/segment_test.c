@@ -70,6 +70,16 @@ static unsigned take_idle(uint64_t purge_ms, uint64_t release_ms, seg_taken_t *b
     return seg_take_idle(&policy, fake_clock(), batch, 64, due);
 }
 
+/* The same, by a pass that read its clock a millisecond before now: one
+ * that waited for a lock while other threads stamped memory idle. */
+static unsigned take_idle_late(uint64_t purge_ms, seg_taken_t *batch, uint64_t *due)
+{
+    seg_purge_policy_t policy = seg_purge_policy();
+    policy.purge_after_ms = purge_ms;
+    policy.release_after_ms = 2000;
+    return seg_take_idle(&policy, fake_clock() - 1, batch, 64, due);
+}
+
 /* What seg_take_idle took and is not ours goes back as the purge thread
  * would put it; returns whether `mine` was among the taken. */
 static bool took(seg_taken_t *batch, unsigned n, const seg_superslab_t *mine)
@@ -126,9 +136,13 @@ static void check_idle_and_due(void)
           (unsigned long long)(before + 1));
     seg_pool_validate(0);
 
+    /* Stamped after the pass read its clock: not idle for 2^64 ms. */
+    unsigned n = take_idle_late(100, batch, &due);
+    CHECK(!took(batch, n, ss), "taken by a pass whose clock predates its idle stamp");
+
     /* Idle 99 ms of 100: stays, and is said to fall due at +100. */
     atomic_fetch_add(&fake_now, 99);
-    unsigned n = take_idle(100, 2000, batch, &due);
+    n = take_idle(100, 2000, batch, &due);
     CHECK(!took(batch, n, ss), "taken after 99 ms of a 100 ms delay");
     CHECK(due <= idle_at + 100, "next due %llu, want at most %llu", (unsigned long long)due,
           (unsigned long long)(idle_at + 100));
@@ -313,8 +327,10 @@ static void check_run_cache(void)
     seg_run_free(run);
     seg_superslab_validate(run);
     CHECK(run->run_block == NULL && run->idle_since_ms == fake_clock(), "a cached run");
+    unsigned n = take_idle_late(100, batch, &due);
+    CHECK(!took(batch, n, run), "a run taken by a pass whose clock predates its free");
     atomic_fetch_add(&fake_now, 50);
-    unsigned n = take_idle(100, 2000, batch, &due);
+    n = take_idle(100, 2000, batch, &due);
     CHECK(!took(batch, n, run), "a run taken after 50 ms of a 100 ms delay");
     atomic_fetch_add(&fake_now, 50);
     n = take_idle(100, 2000, batch, &due);

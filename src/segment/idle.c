@@ -43,7 +43,7 @@ static size_t cache_limit(const seg_purge_policy_t *policy)
     uint64_t now = seg_now_ms();
     uint64_t peak = atomic_load_explicit(&seg_state.recent_peak_bytes, memory_order_relaxed);
     uint64_t at = atomic_load_explicit(&seg_state.recent_peak_at_ms, memory_order_relaxed);
-    if (now - at >= 1000) {
+    if (seg_ms_since(now, at) >= 1000) {
         uint64_t halvings = (now - at) / 1000;
         peak = halvings >= 64 ? 0 : peak >> halvings;
         at = now;
@@ -214,7 +214,8 @@ HS_COLD unsigned seg_take_lazy(const seg_purge_policy_t *policy, uint64_t now_ms
         hs_lock(&pool->lock);
         /* Oldest first, from the bottom; the rest moves down. */
         size_t k = 0;
-        while (k < lazy->count && taken < max && now_ms - lazy->entries[k].since_ms >= min_lazy_ms)
+        while (k < lazy->count && taken < max &&
+               seg_ms_since(now_ms, lazy->entries[k].since_ms) >= min_lazy_ms)
             out[taken++] = seg_purged_unpack(lazy->entries[k++].bits, n);
         /* Then, before their time, as many as fresh memory asks for. */
         if (policy->release_for_fresh && k < lazy->count && taken < max) {
@@ -305,7 +306,7 @@ unsigned seg_take_idle(const seg_purge_policy_t *policy, uint64_t now_ms, seg_ta
              * and counts would land on a SuperSlab given back and named
              * by no one (a collapse made it resident again). Due already,
              * it is taken at the next pass, at once. */
-            bool due = (outgrown || now_ms - ss->idle_since_ms >= wait) &&
+            bool due = (outgrown || seg_ms_since(now_ms, ss->idle_since_ms) >= wait) &&
                        !(atomic_load(&seg_small_heap_claims) && seg_small_heap_leaving(ss));
             if (due) {
                 idle_take(pool, ss);
@@ -324,7 +325,7 @@ unsigned seg_take_idle(const seg_purge_policy_t *policy, uint64_t now_ms, seg_ta
     seg_superslab_t *run = seg_state.run_cache;
     while (run && taken < max) {
         seg_superslab_t *next = run->next;
-        if (now_ms - run->idle_since_ms >= policy->purge_after_ms ||
+        if (seg_ms_since(now_ms, run->idle_since_ms) >= policy->purge_after_ms ||
             seg_state.run_cache_bytes > cache_limit(policy)) {
             seg_run_cache_remove(run);
             out[taken++] = (seg_taken_t){run, false};

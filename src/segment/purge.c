@@ -279,7 +279,7 @@ static unsigned return_superslabs(const seg_purge_policy_t *policy, uint64_t *du
          * so long that the lazy stage would only delay it. Read the
          * header before madvise: afterwards it may be zero. */
         bool now_for_good = policy->dontneed || batch[i].release_now ||
-                            now - ss->idle_since_ms >= policy->release_after_ms ||
+                            seg_ms_since(now, ss->idle_since_ms) >= policy->release_after_ms ||
                             (policy->release_for_fresh && seg_fresh_take(policy, now, 1));
         seg_purged_t *to = now_for_good ? &release[n_release++] : &lazy[n_lazy++];
         *to = (seg_purged_t){ss, ss->node, backing, ss->memory_node};

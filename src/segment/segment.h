@@ -212,6 +212,24 @@ void seg_set_clock(uint64_t (*now_ms)(void));
  * in tiny/ (slab_owner). */
 extern uint64_t (*seg_clock)(void);
 HS_INLINE uint64_t seg_now_ms(void) { return seg_clock(); }
+/* Milliseconds from `since` to `now`; 0 where `since` is the later. A
+ * purge pass reads the clock before it takes the locks under which other
+ * threads stamp what they make idle, so a stamp may be newer than the
+ * pass's clock: subtracted as it is, the difference wrapped to about 2^64
+ * and memory made idle a moment before was taken at once (a run freed
+ * while a pass waited for the run cache's lock, unmapped 0.5 s after its
+ * free with HUGESLAB_PURGE_DELAY_MS=2000). */
+HS_INLINE uint64_t seg_ms_since(uint64_t now, uint64_t since)
+{
+    return now > since ? now - since : 0;
+}
+/* The same for stamps kept as the clock's low 32 bits: a difference in the
+ * upper half is a stamp newer than `now`. */
+HS_INLINE uint64_t seg_ms_since32(uint32_t now, uint32_t since)
+{
+    uint32_t d = now - since;
+    return d > UINT32_MAX / 2 ? 0 : d;
+}
 
 /* Called (with no lock held) for each SuperSlab of slabs before its first
  * unit is handed out, fresh or reused, to reset the client area. */

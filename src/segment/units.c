@@ -579,8 +579,8 @@ HS_COLD unsigned seg_take_free_units(const seg_purge_policy_t *policy, uint64_t 
                  * rule; its refill lasts 10-17 s, and the sparse SuperSlabs
                  * it had not reached yet were split on the way. */
                 uint64_t wait = base ? policy->purge_after_ms : policy->release_after_ms;
-                uint64_t quiet = (uint32_t)((uint32_t)now_ms - ss->units_changed_ms);
-                uint64_t grown = (uint32_t)((uint32_t)now_ms - pool->units_taken_ms);
+                uint64_t quiet = seg_ms_since32((uint32_t)now_ms, ss->units_changed_ms);
+                uint64_t grown = seg_ms_since32((uint32_t)now_ms, pool->units_taken_ms);
                 if (!base && grown < quiet) quiet = grown;
                 if (quiet >= wait) {
                     /* Out of free_units (and so of the partial list) while
