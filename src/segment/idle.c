@@ -128,13 +128,15 @@ void seg_store_purged(seg_superslab_t *ss, unsigned node, thp_backing_t backing,
      * rides in the entry's low bits (the address is 2 MiB-aligned). */
     bool kept = purged_push(&pool->lock, lazy ? &pool->lazy : &pool->released,
                             seg_purged_pack(ss, backing, memory_node));
-    hs_unlock(&pool->lock);
+    /* Counted before the unlock: a thread that revives the entry counts it
+     * out after taking it under the lock, and counted after, the counts
+     * went below 0 meanwhile (superslabs_purged read 2^64 - 1). */
     if (kept) {
         hs_count_add(&seg_state.stat_purged_superslabs, 1);
         if (lazy) hs_count_add(&seg_lazy_superslabs, 1);
-    } else {
-        seg_unmap_purged(&(seg_purged_t){ss, node, backing, memory_node});
     }
+    hs_unlock(&pool->lock);
+    if (!kept) seg_unmap_purged(&(seg_purged_t){ss, node, backing, memory_node});
 }
 
 HS_SELDOM void seg_unmap_purged(const seg_purged_t *purged)
