@@ -62,6 +62,7 @@ enum {
     KMPOL_WEIGHTED_INTERLEAVE = 6, /* Linux 6.9 */
 };
 #define KMPOL_MODE_FLAGS ((1 << 15) | (1 << 14) | (1 << 13)) /* STATIC, RELATIVE, BALANCING */
+#define KMPOL_F_RELATIVE_NODES (1 << 14)
 #define KMPOL_F_MEMS_ALLOWED (1UL << 2)
 
 /* Kernel node masks. x86-64 kernels have at most 1 << 10 nodes
@@ -348,6 +349,29 @@ static void map_nodes_to_pools(void)
     os_unmap(scratch, sizeof *scratch);
 }
 
+/* A policy made with MPOL_F_RELATIVE_NODES: get_mempolicy reports the mask
+ * the program gave, whose bit n names the n-th allowed node (n folded
+ * modulo their count), as the kernel maps it. Read as node ids, {0,1} over
+ * the allowed nodes {0,2} was taken for node 0 alone, where the kernel
+ * places pages on 0 and 2. Seldom text: numactl passes node ids. */
+HS_SELDOM HS_NOINLINE static void relative_to_allowed(knode_mask_t *mask,
+                                                      const knode_mask_t *allowed)
+{
+    unsigned weight = knode_count(allowed);
+    knode_mask_t onto;
+    memset(&onto, 0, sizeof onto);
+    for (unsigned n = 0; weight && n < KNODE_BITS; n++) {
+        if (!knode_has(mask, n)) continue;
+        unsigned rank = n % weight;
+        for (unsigned id = 0; id < KNODE_BITS; id++)
+            if (knode_has(allowed, id) && rank-- == 0) {
+                knode_add(&onto, id);
+                break;
+            }
+    }
+    *mask = onto;
+}
+
 /* Reads the thread's (hence, at start-up, the process's) policy and the
  * cpuset, and decides targets, the interleave list and how to bind. */
 static void read_policy(void)
@@ -361,12 +385,15 @@ static void read_policy(void)
     }
     numa.policy_flags = mode & KMPOL_MODE_FLAGS;
     numa.policy_mode = mode & ~KMPOL_MODE_FLAGS;
-    numa.policy_kmask = mask;
 
     numa.allowed = all_indices();
     memset(&allowed_kmask, 0, sizeof allowed_kmask);
     if (kernel_get_mempolicy(NULL, &allowed_kmask, KMPOL_F_MEMS_ALLOWED) == 0)
         numa.allowed = indices_in(&allowed_kmask);
+    else
+        allowed_kmask = numa.memory_kmask;
+    if (numa.policy_flags & KMPOL_F_RELATIVE_NODES) relative_to_allowed(&mask, &allowed_kmask);
+    numa.policy_kmask = mask;
 
     for (unsigned t = 0; t < numa.count; t++) numa.target[t] = (uint8_t)t;
     numa.interleave_count = 0;
@@ -420,9 +447,12 @@ static void read_policy(void)
         return;
     }
     for (unsigned t = 0; t < numa.count; t++) numa.target[t] = (uint8_t)nearest_in(t, set);
-    memset(&numa.bind_kmask, 0, sizeof numa.bind_kmask);
-    for (unsigned i = 0; i < numa.count; i++)
-        if ((set >> i) & 1) knode_add(&numa.bind_kmask, numa.kernel_id[i]);
+    /* The policy's whole set within the cpuset, not only its nodes with a
+     * pool: HUGESLAB_NUMA_NODES, or a machine of more nodes than pools,
+     * leaves some of them out, and a full node would then fail the
+     * allocation where the user's own policy spills to them. */
+    for (size_t i = 0; i < KNODE_LONGS; i++)
+        numa.bind_kmask.bits[i] = mask.bits[i] & allowed_kmask.bits[i];
 }
 
 void numa_init(void)

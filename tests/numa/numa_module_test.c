@@ -6,6 +6,7 @@
  * pages' nodes come from move_pages(2).
  *
  *   numa_module_test [default | bind N[,N...] | preferred N | interleave | topology]
+ *   numa_module_test range-bind N[,N...] [relative M[,M...]]
  *
  * Built from src/numa/numa.c with what it uses of common/ (log.c, text.c)
  * and os/ (files.c, process.c) alone (this file defines the options array),
@@ -20,7 +21,13 @@
  *   must be on that node, and that node must be the one the policy asks for;
  * - with the default policy, the opposite as well: a SuperSlab bound to
  *   another node lands there (the bind beats first touch), and one left
- *   unbound lands on the thread's own node (what first touch alone gives). */
+ *   unbound lands on the thread's own node (what first touch alone gives).
+ * range-bind, under a bind policy: the policy numa_bind() puts on a
+ * SuperSlab (get_mempolicy of its range) must be MPOL_BIND to exactly the
+ * nodes N..., the policy's own set within the nodes allowed, and its pages
+ * must land inside it. With `relative M...` the program first sets that
+ * policy itself with MPOL_F_RELATIVE_NODES: bit M means the M-th allowed
+ * node, and N... is what the kernel makes of it. */
 #include <stdarg.h>
 #include <stdbool.h>
 #include <sys/mman.h>
@@ -200,6 +207,64 @@ static int topology_main(void)
     return NT_EXIT_PASS;
 }
 
+/* ---- range-bind: the mask numa_bind() hands the kernel --------------------- */
+#define MASK_LONGS (1024 / (8 * sizeof(unsigned long)))
+
+static void mask_from_set(unsigned long *mask, const unsigned char *set)
+{
+    memset(mask, 0, MASK_LONGS * sizeof *mask);
+    for (int n = 0; n < NT_MAX_NODES; n++)
+        if (set[n])
+            mask[n / (8 * sizeof(unsigned long))] |= 1UL << (n % (8 * sizeof(unsigned long)));
+}
+
+static int range_bind_main(int argc, char **argv)
+{
+    unsigned char expected_set[NT_MAX_NODES] = {0}, relative_set[NT_MAX_NODES] = {0};
+    if (argc < 3 || nt_parse_list(argv[2], expected_set, NT_MAX_NODES) == 0) return NT_EXIT_USAGE;
+    if (argc >= 5 && strcmp(argv[3], "relative") == 0) {
+        if (nt_parse_list(argv[4], relative_set, NT_MAX_NODES) == 0) return NT_EXIT_USAGE;
+        unsigned long relative[MASK_LONGS];
+        mask_from_set(relative, relative_set);
+        /* MPOL_BIND | MPOL_F_RELATIVE_NODES */
+        if (syscall(SYS_set_mempolicy, 2 | (1 << 14), relative, 1025UL) != 0) {
+            printf("result: SKIP set_mempolicy with MPOL_F_RELATIVE_NODES: %s\n", strerror(errno));
+            return NT_EXIT_SKIP;
+        }
+    }
+    numa_init();
+    printf("%d node(s); numa_node_count() = %u, policy %s\n", nodes, numa_node_count(),
+           numa_policy_name());
+    numa_describe();
+    unsigned target = numa_node_for_superslab(numa_current_node());
+    void *ss = map_superslab();
+    int r = numa_bind(ss, SS_SIZE, target);
+    if (r != 0) fail("numa_bind(pool %u) = %d", target, r);
+    int mode = -1;
+    unsigned long got[MASK_LONGS], want[MASK_LONGS];
+    memset(got, 0, sizeof got);
+    mask_from_set(want, expected_set);
+    if (syscall(SYS_get_mempolicy, &mode, got, 1025UL, ss, 2UL /* MPOL_F_ADDR */) != 0)
+        fail("get_mempolicy of the range: %s", strerror(errno));
+    printf(
+        "SuperSlab of pool %u (kernel node %u): range policy mode %d, nodes %#lx (want MPOL_BIND "
+        "to %#lx)\n",
+        target, numa_kernel_node(target), mode, got[0], want[0]);
+    if ((mode & 0xff) != 2) fail("range policy mode %d, not MPOL_BIND", mode);
+    if (memcmp(got, want, sizeof got) != 0)
+        fail("range bound to nodes %#lx, the policy's are %#lx", got[0], want[0]);
+    long per_node[NT_MAX_NODES];
+    int at = touch_and_locate(ss, per_node);
+    printf("pages on node %d\n", at);
+    if (at < 0 || !expected_set[at]) fail("pages on node %d, outside the policy's nodes", at);
+    if (failures) {
+        printf("result: FAIL %d check(s) failed\n", failures);
+        return NT_EXIT_FAIL;
+    }
+    printf("result: PASS\n");
+    return NT_EXIT_PASS;
+}
+
 int main(int argc, char **argv)
 {
     setvbuf(stdout, NULL, _IOLBF, 0);
@@ -207,6 +272,15 @@ int main(int argc, char **argv)
     cpu_set_t cpus;
     while (cpu_nodes < nodes && nt_node_cpus(cpu_nodes, &cpus) > 0) cpu_nodes++;
     const char *mode = argc > 1 ? argv[1] : "default";
+    if (strcmp(mode, "range-bind") == 0) {
+        if (nodes < 2) {
+            printf("result: SKIP one NUMA node\n");
+            return NT_EXIT_SKIP;
+        }
+        const char *cap = getenv("HUGESLAB_NUMA_NODES");
+        hs_option_values[HS_OPT_NUMA_NODES] = cap ? atoi(cap) : 0;
+        return range_bind_main(argc, argv);
+    }
     if (strcmp(mode, "preferred") == 0)
         policy = 1;
     else if (strcmp(mode, "bind") == 0)

@@ -23,6 +23,10 @@
 #                                  with no 2 MiB pool, a fallback and a message
 #   module module-bind module-preferred module-interleave module-cap module-off
 #                                        src/numa alone (hugeslab only)
+#   module-bind-cap                4 nodes, --membind=1,2 with HUGESLAB_NUMA_NODES=2
+#                                  (pools 0 and 1): SuperSlabs bound to 1 and 2
+#   module-bind-relative           4 nodes, node 1 without memory: a bind to
+#                                  relative nodes 0,1 is one to nodes 0 and 2
 # Before them, numa/vm-run/timeout: a guest past vm-run's --timeout exits 124,
 # which run_case's second boot of a guest that hung at boot relies on.
 # Prints PASS/FAIL/SKIP lines and ends with "N passed, N failed, N skipped";
@@ -50,7 +54,7 @@ while [[ $# -gt 0 ]]; do
 done
 [[ $alloc == hugeslab || $alloc == glibc ]] || { echo "--alloc hugeslab|glibc" >&2; exit 2; }
 placement_cases="local local-crowd remote migrate membind preferred interleave hugetlb cpuless memless many-nodes hugetlb-1g hugetlb-1g-none"
-module_cases="module module-bind module-preferred module-interleave module-cap module-off module-topology"
+module_cases="module module-bind module-preferred module-interleave module-cap module-off module-topology module-bind-cap module-bind-relative"
 if [[ ${#cases[@]} -eq 0 ]]; then
     cases=($placement_cases)
     [[ $alloc == hugeslab ]] && cases+=($module_cases)
@@ -245,6 +249,15 @@ for n in $node_counts; do
                     module-preferred) run_case "$name" "$n" -- numactl --preferred=3 "$module_prog" preferred 3 ;;
                     module-interleave) run_case "$name" "$n" -- numactl --interleave=all "$module_prog" interleave ;;
                 esac ;;
+            module-bind-cap)
+                if [[ $has_numactl == 0 ]]; then skip "$name" "no numactl"; continue; fi
+                [[ $n -ge 4 ]] || continue # one node count is enough
+                run_case "$name" "$n" --env HUGESLAB_NUMA_NODES=2 -- \
+                    numactl --membind=1,2 "$module_prog" range-bind 1,2 ;;
+            module-bind-relative)
+                [[ $n -eq 4 ]] || continue # one node count is enough
+                run_case "$name" "$n" --cpus 3 --memless 1 -- \
+                    "$module_prog" range-bind 0,2 relative 0,1 ;;
             module-cap)
                 [[ $n -ge 4 ]] || continue # one node count is enough
                 run_case "$name" "$n" --env HUGESLAB_NUMA_NODES=2 -- "$module_prog" default ;;
