@@ -591,6 +591,27 @@ static void test_errno(void)
         HS(free)(q ? q : p);
         if (wall != MAP_FAILED) munmap(wall, 4096);
     }
+    /* A malloc that succeeds keeps errno also where the library tried
+     * something first that failed: a hugetlb mapping where the pool is
+     * empty (tried again a second after the last try), a cached run grown
+     * where it cannot grow in place. */
+    usleep(1100 * 1000);
+    errno = EBADF;
+    void *fresh = HS(malloc)(8 * MiB);
+    CHECK(fresh != NULL && errno == EBADF, "malloc(8 MiB) of a new mapping changed errno to %d",
+          errno);
+    HS(free)(fresh);
+    char *cached = HS(malloc)(6 * MiB), *fence = HS(malloc)(6 * MiB);
+    if (cached && fence) {
+        memset(cached, 1, 6 * MiB);
+        HS(free)(cached);
+        errno = EBADF;
+        void *grown = HS(malloc)(9 * MiB);
+        CHECK(grown != NULL && errno == EBADF,
+              "malloc(9 MiB) after a 6 MiB block was freed changed errno to %d", errno);
+        HS(free)(grown);
+    }
+    HS(free)(fence);
 }
 
 /* ---- free_sized / free_aligned_sized ---------------------------------- */

@@ -21,6 +21,24 @@
 
 #define PAGE_GRANULE (4 * HS_KiB)
 
+/* A call's result as 0 or -errno, errno itself put back as the caller had
+ * it: a hint the kernel refuses (MADV_COLLAPSE, a remap in place) is no
+ * failure of the malloc that asked for it, and a malloc that succeeds
+ * leaves errno alone. */
+static int call_result(bool ok, int saved_errno)
+{
+    int r = ok ? 0 : -errno;
+    errno = saved_errno;
+    return r;
+}
+
+/* madvise with that result: one copy of it for every kind of advice. */
+static int advise(void *addr, size_t size, int advice)
+{
+    int saved_errno = errno;
+    return call_result(madvise(addr, size, advice) == 0, saved_errno);
+}
+
 /* mmap that keeps errno at ENOMEM for every failure, as malloc promises. */
 static void *map_anonymous(size_t size, int extra_flags)
 {
@@ -92,27 +110,31 @@ void os_unmap(void *addr, size_t size)
 {
     hs_assert_no_lock_for_slow_call("munmap");
     if (!size) return;
+    int saved_errno = errno;
     if (!OS_FAULT(OS_FAULT_MUNMAP) && munmap(addr, size) == 0) return;
     /* munmap fails (ENOMEM) when cutting a mapping would pass
      * vm.max_map_count. The range stays mapped, but its pages go back:
      * MADV_DONTNEED never splits a mapping, so only address space is lost,
      * never memory. */
     madvise(addr, size, MADV_DONTNEED);
+    errno = saved_errno;
 }
 
 int os_remap_in_place(void *addr, size_t old_size, size_t new_size)
 {
     hs_assert_no_lock_for_slow_call("mremap");
     if (OS_FAULT(OS_FAULT_MREMAP)) return -ENOMEM;
-    return mremap(addr, old_size, new_size, 0) == MAP_FAILED ? -errno : 0;
+    int saved_errno = errno;
+    return call_result(mremap(addr, old_size, new_size, 0) != MAP_FAILED, saved_errno);
 }
 
 int os_remap_onto(void *addr, size_t old_size, size_t new_size, void *dest)
 {
     hs_assert_no_lock_for_slow_call("mremap");
     if (OS_FAULT(OS_FAULT_MREMAP)) return -ENOMEM;
+    int saved_errno = errno;
     void *p = mremap(addr, old_size, new_size, MREMAP_MAYMOVE | MREMAP_FIXED, dest);
-    return p == MAP_FAILED ? -errno : 0;
+    return call_result(p != MAP_FAILED, saved_errno);
 }
 
 int os_make_writable(void *addr, size_t size)
@@ -123,27 +145,30 @@ int os_make_writable(void *addr, size_t size)
     /* Through syscall(), which the library imports already: one more
      * imported name grew the symbol tables that every process reads whole
      * past a page (`true` peaked 4 KiB higher). */
-    return syscall(SYS_mprotect, addr, size, PROT_READ | PROT_WRITE) == 0 ? 0 : -errno;
+    int saved_errno = errno;
+    return call_result(syscall(SYS_mprotect, addr, size, PROT_READ | PROT_WRITE) == 0, saved_errno);
 }
 
 int os_advise_hugepage(void *addr, size_t size, bool on)
 {
     hs_assert_no_lock_for_slow_call("madvise");
     if (OS_FAULT(OS_FAULT_MADVISE)) return -ENOMEM;
-    return madvise(addr, size, on ? MADV_HUGEPAGE : MADV_NOHUGEPAGE) == 0 ? 0 : -errno;
+    return advise(addr, size, on ? MADV_HUGEPAGE : MADV_NOHUGEPAGE);
 }
 
 int os_advise_cold(void *addr, size_t size)
 {
     hs_assert_no_lock_for_slow_call("madvise");
     if (OS_FAULT(OS_FAULT_MADVISE)) return -ENOMEM;
-    return madvise(addr, size, MADV_COLD) == 0 ? 0 : -errno;
+    return advise(addr, size, MADV_COLD);
 }
 
 HS_COLD long os_resident_pages(void *addr, size_t size)
 {
     unsigned char in_core[HS_SUPERSLAB_SIZE / PAGE_GRANULE];
-    if (size > HS_SUPERSLAB_SIZE || mincore(addr, size, in_core) != 0) return -1;
+    int saved_errno = errno;
+    if (size > HS_SUPERSLAB_SIZE || call_result(mincore(addr, size, in_core) == 0, saved_errno))
+        return -1;
     long pages = 0;
     for (size_t i = 0; i < size / PAGE_GRANULE; i++) pages += in_core[i] & 1;
     return pages;
@@ -153,21 +178,21 @@ int os_populate(void *addr, size_t size)
 {
     hs_assert_no_lock_for_slow_call("MADV_POPULATE_WRITE");
     if (OS_FAULT(OS_FAULT_MADVISE)) return -ENOMEM;
-    return madvise(addr, size, MADV_POPULATE_WRITE) == 0 ? 0 : -errno;
+    return advise(addr, size, MADV_POPULATE_WRITE);
 }
 
 int os_collapse(void *addr, size_t size)
 {
     hs_assert_no_lock_for_slow_call("MADV_COLLAPSE");
     if (OS_FAULT(OS_FAULT_MADVISE)) return -ENOMEM;
-    return madvise(addr, size, MADV_COLLAPSE) == 0 ? 0 : -errno;
+    return advise(addr, size, MADV_COLLAPSE);
 }
 
 HS_APART int os_advise_fork(void *addr, size_t size, bool inherit)
 {
     hs_assert_no_lock_for_slow_call("madvise");
     if (OS_FAULT(OS_FAULT_MADVISE)) return -ENOMEM;
-    return madvise(addr, size, inherit ? MADV_DOFORK : MADV_DONTFORK) == 0 ? 0 : -errno;
+    return advise(addr, size, inherit ? MADV_DOFORK : MADV_DONTFORK);
 }
 
 int os_purge(void *addr, size_t size, bool dontneed)
@@ -175,9 +200,9 @@ int os_purge(void *addr, size_t size, bool dontneed)
     hs_assert_no_lock_for_slow_call("madvise");
     if (OS_FAULT(OS_FAULT_MADVISE)) return -ENOMEM;
     if (!dontneed) {
-        if (madvise(addr, size, MADV_FREE) == 0) return 0;
-        if (errno != EINVAL) return -errno;
+        int r = advise(addr, size, MADV_FREE);
+        if (r != -EINVAL) return r;
         /* MADV_FREE unknown (before 4.5): fall through to DONTNEED. */
     }
-    return madvise(addr, size, MADV_DONTNEED) == 0 ? 0 : -errno;
+    return advise(addr, size, MADV_DONTNEED);
 }

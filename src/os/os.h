@@ -8,7 +8,9 @@
  *   process's first malloc and with any hugeslab lock held.
  * - Functions that map return NULL with errno = ENOMEM on any failure; the
  *   others return 0 or -errno, or say what they return on failure. None
- *   prints, aborts or retries beyond EINTR.
+ *   prints, aborts or retries beyond EINTR. The unmapping, remapping and
+ *   advice calls (memory.c) leave errno as they found it: a refused hint is
+ *   no failure of the malloc that asked for it.
  * - No policy: which backing, which node, when to purge is decided above
  *   (thp/, numa/, segment/), and the kernel's answer is handed back as is.
  * Never: include another module's header but common.h; keep state beyond

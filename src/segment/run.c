@@ -220,6 +220,9 @@ void *seg_run_alloc(size_t size, size_t align, unsigned node, bool *fresh)
     seg_superslab_t *run = NULL;
     size_t resident_end = 0; /* how much of the run may hold pages already */
     *fresh = false;
+    /* A cached run grown where it could not grow in place (mremap's
+     * ENOMEM) is moved, and the block handed out: errno as it was. */
+    int saved_errno = errno;
     if (map_align == HS_SUPERSLAB_SIZE && total < huge_threshold()) {
         run = run_cache_take(total, numa_node_for_reuse(node));
         if (run) resident_end = run->run_size;
@@ -248,6 +251,7 @@ void *seg_run_alloc(size_t size, size_t align, unsigned node, bool *fresh)
     hs_count_add(&seg_state.stat_run_bytes_live, (int64_t)run->run_size);
     if (run->run_size >= huge_threshold()) hs_count_add(&seg_state.stat_huge_blocks, 1);
     if (run->backing == THP_BACKING_THP) seg_frontier_list(run);
+    errno = saved_errno;
     return run->run_block;
 }
 

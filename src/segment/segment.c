@@ -228,6 +228,11 @@ HS_SELDOM HS_NOINLINE static seg_superslab_t *map_refused(size_t size, size_t al
 
 seg_superslab_t *seg_map_superslabs(size_t size, size_t align, seg_chunk_kind_t kind, unsigned node)
 {
+    /* Put back on success: the hugetlb mapping tried first fails with
+     * ENOMEM wherever the pool is empty (again a second after each
+     * failure), and a malloc that then succeeds on THP left ENOMEM in
+     * errno, from the first malloc of a process on. */
+    int saved_errno = errno;
     bool spare_wanted;
     thp_backing_t wanted = wanted_backing(&spare_wanted), got;
     unsigned memory_node = numa_node_for_superslab(node);
@@ -317,6 +322,7 @@ seg_superslab_t *seg_map_superslabs(size_t size, size_t align, seg_chunk_kind_t 
     if (atomic_load_explicit(&seg_state.stat_idle_superslabs, memory_order_relaxed) |
         atomic_load_explicit(&seg_state.stat_purged_superslabs, memory_order_relaxed))
         seg_note_fresh(size);
+    errno = saved_errno;
     return ss;
 }
 
