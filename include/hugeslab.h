@@ -14,7 +14,8 @@
  *   the process can allocate again once memory is back. A size that overflows
  *   (calloc, reallocarray, sizes near SIZE_MAX) is ENOMEM as well.
  * - A bad alignment (not a power of two, or not a multiple of sizeof(void *)
- *   for posix_memalign) is EINVAL.
+ *   for posix_memalign) is EINVAL; memalign, as glibc's, rounds one up to a
+ *   power of two, and fails only above SIZE_MAX / 2 + 1.
  * - free() of a pointer hugeslab never handed out, or a double free, is
  *   reported on stderr as "hugeslab: ..." naming the pointer, then abort().
  * - free() and the query functions leave errno as it was.

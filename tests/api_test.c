@@ -536,17 +536,40 @@ static void test_errno(void)
               rc);
         if (rc == 0) HS(free)(out);
     }
-    /* aligned_alloc / memalign non-power-of-two alignment */
+    /* aligned_alloc: a non-power-of-two alignment fails (glibc 2.38 on).
+     * memalign, in every glibc: rounded up to a power of two, and one of
+     * 16 or less is malloc's; only one above SIZE_MAX / 2 + 1 fails. */
     static const size_t bad_al[] = {3, 24, 4097, 3 * 4096, 48};
-    int note_a = 0, note_m = 0;
+    static const size_t pow2_al[] = {4, 32, 8192, 16384, 64};
+    int note_a = 0;
     for (size_t i = 0; i < sizeof bad_al / sizeof bad_al[0]; i++) {
         errno = 0;
         snprintf(what, sizeof what, "aligned_alloc(%zu, 64)", bad_al[i]);
         expect_einval(HS(aligned_alloc)(hs_opaque(bad_al[i]), 64), what, &note_a);
-        errno = 0;
-        snprintf(what, sizeof what, "memalign(%zu, 64)", bad_al[i]);
-        expect_einval(HS(memalign)(hs_opaque(bad_al[i]), 64), what, &note_m);
+        errno = EBADF;
+        char *m = HS(memalign)(hs_opaque(bad_al[i]), 64);
+        CHECK(m != NULL && errno == EBADF, "memalign(%zu, 64): %p, errno %d", bad_al[i], (void *)m,
+              errno);
+        bool aligned = ((uintptr_t)m & (pow2_al[i] - 1)) == 0;
+        CHECK(aligned, "memalign(%zu, 64) = %p, not %zu-aligned", bad_al[i], (void *)m, pow2_al[i]);
+        if (m) {
+            memset(m, 1, 64);
+            HS(free)(m);
+        }
     }
+    static const size_t small_al[] = {0, 1, 2, 8, 12, 16};
+    for (size_t i = 0; i < sizeof small_al / sizeof small_al[0]; i++) {
+        char *m = HS(memalign)(hs_opaque(small_al[i]), 40);
+        bool aligned = m != NULL && ((uintptr_t)m & 15) == 0;
+        CHECK(aligned, "memalign(%zu, 40) = %p", small_al[i], (void *)m);
+        HS(free)(m);
+    }
+    errno = 0;
+    snprintf(what, sizeof what, "memalign(SIZE_MAX / 2 + 2, 64)");
+    void *too = HS(memalign)(hs_opaque(SIZE_MAX / 2 + 2), 64);
+    int too_errno = errno;
+    CHECK(too == NULL && too_errno == EINVAL, "%s: %p, errno %d, want NULL and EINVAL", what, too,
+          too_errno);
     /* free(NULL); free and malloc_usable_size keep errno */
     errno = 1234;
     HS(free)(NULL);

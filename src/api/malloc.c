@@ -234,9 +234,21 @@ HS_EXPORT void *hugeslab_aligned_alloc(size_t alignment, size_t size)
 }
 void *aligned_alloc(size_t alignment, size_t size) HS_ALIAS(hugeslab_aligned_alloc);
 
-HS_EXPORT void *hugeslab_memalign(size_t alignment, size_t size)
+/* As glibc's memalign (every version; only its aligned_alloc became strict,
+ * in 2.38): an alignment of 16 or less is malloc's own, any other is
+ * rounded up to a power of two, and only one above SIZE_MAX / 2 + 1, which
+ * no power of two is, fails with EINVAL. A program that asks for the
+ * alignment of a 24-byte struct got NULL, as if out of memory. Seldom
+ * text, as valloc's: programs ask posix_memalign or aligned_alloc. */
+HS_SELDOM HS_EXPORT void *hugeslab_memalign(size_t alignment, size_t size)
 {
-    return hugeslab_aligned_alloc(alignment, size);
+    if (alignment <= 16) return hugeslab_malloc(size);
+    if (alignment > SIZE_MAX / 2 + 1) {
+        errno = EINVAL;
+        return NULL;
+    }
+    if (!hs_is_pow2(alignment)) alignment = (size_t)1 << (64 - __builtin_clzl(alignment));
+    return malloc_aligned(alignment, size);
 }
 void *memalign(size_t alignment, size_t size) HS_ALIAS(hugeslab_memalign);
 
