@@ -17,7 +17,9 @@
  *                         time limit: one line per scenario, then PASS/FAIL
  *   fault_test --child    one run, set up by HUGESLAB_FAULT_* (src/os/fault.h);
  *                         with FAULT_TEST_MAPPINGS set, the mappings counted
- *                         instead (nothing failing)
+ *                         instead (nothing failing); with
+ *                         FAULT_TEST_PURGE_AGAIN, a purge thread whose first
+ *                         start is refused starts at a later free
  */
 #include <pthread.h>
 #include <signal.h>
@@ -386,6 +388,46 @@ static int mappings(void)
     return hs_failures ? 1 : 0;
 }
 
+/* The purge thread's start refused once (HUGESLAB_FAULT_SITES=thread,
+ * NTH=1: pthread_create's EAGAIN, as when the address space is full for a
+ * moment): a free 50 ms later starts it, and the idle runs go back. A
+ * refusal once stopped every purge of the process for good. */
+static int purge_again(void)
+{
+    enum { RUNS = 16 };
+    const size_t size = (size_t)3 << 20;
+    void *runs[RUNS];
+    for (unsigned i = 0; i < RUNS; i++) {
+        runs[i] = hugeslab_malloc(size);
+        if (!runs[i])
+            HS_FAIL("malloc(3 MiB) failed");
+        else
+            memset(runs[i], 0x5a, size);
+    }
+    for (unsigned i = 0; i < RUNS; i++) hugeslab_free(runs[i]); /* the refused start */
+    usleep(50 * 1000);
+    void *p = hugeslab_malloc(size);
+    if (p) memset(p, 0x5a, size);
+    hugeslab_free(p); /* starts it */
+    hugeslab_stats_t s;
+    hugeslab_stats(&s);
+    for (unsigned t = 0; t < 100 && s.bytes_cached; t++) {
+        usleep(20 * 1000);
+        hugeslab_stats(&s);
+    }
+    uint64_t starts, refused;
+    os_fault_counts(OS_FAULT_THREAD, &starts, &refused);
+    printf("purge again: %llu thread starts, %llu refused; %llu bytes cached, %llu purged\n",
+           (unsigned long long)starts, (unsigned long long)refused,
+           (unsigned long long)s.bytes_cached, (unsigned long long)s.bytes_purged_total);
+    CHECK(refused == 1 && starts >= 2, "%llu thread starts, %llu refused: want a second start",
+          (unsigned long long)starts, (unsigned long long)refused);
+    CHECK(s.bytes_cached == 0, "%llu bytes still cached 2 s after the frees",
+          (unsigned long long)s.bytes_cached);
+    fflush(stdout);
+    return hs_failures ? 1 : 0;
+}
+
 /* One scenario: a name and the HUGESLAB_* variables of its run. */
 typedef struct scenario_s {
     char name[64];
@@ -424,8 +466,10 @@ static int run_scenario(const char *self, const scenario_t *s)
 int main(int argc, char **argv)
 {
     setvbuf(stdout, NULL, _IOLBF, 0);
-    if (argc > 1 && strcmp(argv[1], "--child") == 0)
+    if (argc > 1 && strcmp(argv[1], "--child") == 0) {
+        if (getenv("FAULT_TEST_PURGE_AGAIN")) return purge_again();
         return getenv("FAULT_TEST_MAPPINGS") ? mappings() : child();
+    }
 
     static const char *const sites[] = {"mmap",  "munmap", "mremap", "madvise", "mbind",
                                         "uring", "thread", "file",   "pipe",    "place"};
@@ -449,6 +493,11 @@ int main(int argc, char **argv)
     /* Nothing fails: the mappings counted (mappings above). */
     snprintf(list[n].name, sizeof list[n].name, "mappings, none failing");
     snprintf(list[n++].env[0], sizeof list[0].env[0], "FAULT_TEST_MAPPINGS=1");
+    /* The purge thread's first start refused. */
+    snprintf(list[n].name, sizeof list[n].name, "thread, first start refused, started later");
+    snprintf(list[n].env[0], sizeof list[0].env[0], "FAULT_TEST_PURGE_AGAIN=1");
+    snprintf(list[n].env[1], sizeof list[0].env[1], "HUGESLAB_FAULT_SITES=thread");
+    snprintf(list[n++].env[2], sizeof list[0].env[2], "HUGESLAB_FAULT_NTH=1");
     for (unsigned seed = 1; seed <= 4; seed++) {
         scenario_t *s = &list[n++];
         snprintf(s->name, sizeof s->name, "all sites, 5%% seed %u", seed);

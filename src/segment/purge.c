@@ -45,11 +45,12 @@
 /* The purge thread's state. `lock` guards the flags marked so; `state` is
  * read without it on every notification. */
 static struct purge_state_s {
-    hs_lock_t lock;        /* held across no system call but the condition wait */
-    pthread_cond_t wakeup; /* signalled by purge_notify, purge_shutdown and the last
-                              malloc_trim under way */
-    _Atomic int state;     /* 0 not started, 1 running, -1 could not start */
-    bool work_pending;     /* lock: notified since the last pass */
+    hs_lock_t lock;                  /* held across no system call but the condition wait */
+    pthread_cond_t wakeup;           /* signalled by purge_notify, purge_shutdown and the last
+                                        malloc_trim under way */
+    _Atomic int state;               /* 0 not started, 1 running */
+    _Atomic uint64_t start_again_ms; /* a refused start is tried again from then */
+    bool work_pending;               /* lock: notified since the last pass */
     /* lock: when the thread's sleep ends; UINT64_MAX while it waits for a
      * notification only, 0 while it is awake. */
     uint64_t sleeping_until_ms;
@@ -628,21 +629,38 @@ static void *purge_main(void *arg)
  * then the thread waits to be started, and idle memory waits with it. */
 static _Atomic bool background_allowed;
 
+/* A start pthread_create refused (EAGAIN: no memory or threads left at
+ * that moment) is tried again at the first notice this long after: soon,
+ * as a program that was short of memory for a moment may free the rest
+ * of its memory then and sleep; not at every notice, each of which would
+ * cost a failed pthread_create (a stack mapped and unmapped) while the
+ * shortage lasts, or for good where a pids limit is reached. Refused for
+ * good before, one moment of a full address space at the first notice
+ * kept every idle SuperSlab and run of the process cached from then on
+ * (200 MiB, with HUGESLAB_CACHE_MB=16). */
+#define PURGE_START_AGAIN_MS 10
+
+HS_SELDOM HS_NOINLINE static void purge_start_refused(int rc, bool first)
+{
+    atomic_store(&purge.start_again_ms, seg_now_ms() + PURGE_START_AGAIN_MS);
+    atomic_store(&purge.state, 0);
+    if (hs_option(HS_OPT_VERBOSE) && first)
+        hs_message("cannot start the purge thread (error %d): idle memory stays cached until a "
+                   "start succeeds (tried again at the next free) or malloc_trim()",
+                   rc);
+}
+
 static void purge_start(void)
 {
     if (!atomic_load(&background_allowed)) return;
+    uint64_t again = atomic_load_explicit(&purge.start_again_ms, memory_order_relaxed);
+    if (again && seg_now_ms() < again) return;
     int expected = 0;
     if (!atomic_compare_exchange_strong(&purge.state, &expected, 1)) return;
     /* Every signal blocked: the thread must never take one meant for the
      * program. */
     int rc = os_thread_start(purge_main, NULL, 64 * HS_KiB);
-    if (rc != 0) {
-        atomic_store(&purge.state, -1);
-        if (hs_option(HS_OPT_VERBOSE))
-            hs_message("cannot start the purge thread (error %d): idle memory stays cached "
-                       "until malloc_trim()",
-                       rc);
-    }
+    if (rc != 0) purge_start_refused(rc, !again);
 }
 
 void seg_start_background(void) { purge_start(); }
@@ -661,7 +679,6 @@ bool purge_started(void) { return atomic_load_explicit(&purge.state, memory_orde
 void purge_notify(uint64_t due_in_ms)
 {
     int state = atomic_load_explicit(&purge.state, memory_order_acquire);
-    if (state < 0) return;
     hs_lock(&purge.lock);
     purge.work_pending = true;
     /* A sleep that ends before this newest memory falls due needs no
