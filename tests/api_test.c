@@ -8,7 +8,7 @@
  * Run alone:  LD_PRELOAD=build/libhugeslab.so HS_EXPECT_HUGESLAB=1 build/tests/api_test
  *             build/tests/api_test_static
  * Optional argument: a section name (sizes calloc realloc align valloc errno
- * sized info exhaustion) to run only that one.
+ * sized info exhaustion libc_names) to run only that one.
  */
 #define _GNU_SOURCE 1
 #include "test_util.h"
@@ -965,15 +965,65 @@ static void test_exhaustion(void)
         CHECK(WEXITSTATUS(st) == 0, "exhaustion child failed (see lines above)");
 }
 
+/* ---- glibc's other names ------------------------------------------------ */
+
+#ifndef HS_PREFIX
+/* Blocks of malloc freed with __libc_free and cfree (glibc's compatibility
+ * symbol, as a binary built before 2.26 calls it), and blocks of the
+ * __libc_* names freed with free: one allocator either way. Not in the
+ * static build, whose malloc is hugeslab_malloc by name and whose
+ * __libc_* names are glibc's own. */
+extern void *__libc_malloc(size_t size);
+extern void *__libc_calloc(size_t count, size_t size);
+extern void *__libc_realloc(void *ptr, size_t size);
+extern void *__libc_memalign(size_t alignment, size_t size);
+extern void __libc_free(void *ptr);
+#if defined(__x86_64__) && defined(__GLIBC__)
+void cfree(void *ptr);
+__asm__(".symver cfree, cfree@GLIBC_2.2.5");
+#define HAVE_CFREE 1
+#endif
+
+static void test_libc_names(void)
+{
+    char *a = malloc(40);
+    CHECK(a != NULL, "malloc(40)");
+    if (a) strcpy(a, "malloc");
+    __libc_free(a); /* glibc's own free aborted on hugeslab's block */
+    char *b = __libc_malloc(40), *c = __libc_calloc(4, 10), *d = __libc_memalign(64, 40);
+    CHECK(b && c && d, "__libc_malloc, __libc_calloc, __libc_memalign: %p %p %p", (void *)b,
+          (void *)c, (void *)d);
+    if (c) CHECK(c[0] == 0 && c[39] == 0, "__libc_calloc's block is not zeroed");
+    bool aligned = d && ((uintptr_t)d & 63) == 0;
+    CHECK(aligned, "__libc_memalign(64, 40) = %p", (void *)d);
+    if (b) strcpy(b, "__libc_malloc");
+    b = __libc_realloc(b, 4000);
+    CHECK(b && strcmp(b, "__libc_malloc") == 0, "__libc_realloc lost the block's contents");
+    CHECK(usable(b) >= 4000 && usable(c) >= 40 && usable(d) >= 40,
+          "malloc_usable_size of the __libc_* blocks: %zu %zu %zu", usable(b), usable(c),
+          usable(d));
+    free(b);
+    free(c);
+    free(d);
+#ifdef HAVE_CFREE
+    char *e = malloc(100);
+    cfree(e);
+#endif
+}
+#else
+static void test_libc_names(void) {}
+#endif
+
 /* ------------------------------------------------------------------------- */
 
 static const struct {
     const char *name;
     void (*fn)(void);
 } sections[] = {
-    {"sizes", test_sizes}, {"calloc", test_calloc},         {"realloc", test_realloc},
-    {"align", test_align}, {"valloc", test_valloc},         {"errno", test_errno},
-    {"sized", test_sized}, {"exhaustion", test_exhaustion}, {"info", test_info},
+    {"sizes", test_sizes},           {"calloc", test_calloc},         {"realloc", test_realloc},
+    {"align", test_align},           {"valloc", test_valloc},         {"errno", test_errno},
+    {"sized", test_sized},           {"exhaustion", test_exhaustion}, {"info", test_info},
+    {"libc_names", test_libc_names},
 };
 
 int main(int argc, char **argv)

@@ -3,6 +3,8 @@
 # global symbols, exactly the malloc API and hugeslab_* names, nothing of the
 # library's internals (which would clash with, or interpose on, other
 # libraries' names: libnuma's numa_init and numa_bind, for one). The shared
+# library also defines glibc's other names for its allocator (__libc_malloc
+# and the rest, cfree), which the archive leaves to glibc's. The shared
 # library's symbol versions (src/hugeslab.map). And the shared library's
 # layout that src/hugeslab.ld and scripts/load-offset make.
 #
@@ -14,19 +16,23 @@ ar=$2
 API="malloc free calloc realloc reallocarray posix_memalign aligned_alloc memalign valloc pvalloc
 malloc_usable_size free_sized free_aligned_sized mallopt malloc_trim malloc_stats mallinfo
 mallinfo2 malloc_info"
+LIBC_NAMES="__libc_malloc __libc_free __libc_calloc __libc_realloc __libc_memalign __libc_valloc
+__libc_pvalloc __libc_mallopt __libc_mallinfo cfree"
 bad=0
 
-# check WHAT NAMES: NAMES is one defined global name a line
+# check WHAT NAMES OTHERS: NAMES is one defined global name a line, OTHERS
+# the names beyond the API and hugeslab_* that it must define (and may)
 check() {
     what=$1
     names=$2
+    others=$3
     count=$(printf '%s\n' "$names" | grep -c .)
-    stray=$(printf '%s\n' "$names" | grep -v '^hugeslab_' | grep -v -x -F "$(printf '%s\n' $API)")
+    stray=$(printf '%s\n' "$names" | grep -v '^hugeslab_' | grep -v -x -F "$(printf '%s\n' $API $others)")
     if [ -n "$stray" ]; then
         echo "FAIL: $what defines internal names as global: $(echo $stray)"
         bad=1
     fi
-    for name in $API hugeslab_malloc hugeslab_free hugeslab_stats; do
+    for name in $API $others hugeslab_malloc hugeslab_free hugeslab_stats; do
         if ! printf '%s\n' "$names" | grep -q -x "$name"; then
             echo "FAIL: $what does not define $name"
             bad=1
@@ -47,10 +53,10 @@ done
 # adds for each) are not code.
 VERSIONS='HUGESLAB_[0-9]*\.[0-9]*'
 check "$so (nm -D)" "$(nm -D --defined-only "$so" | awk '{print $NF}' | sed 's/@.*//' |
-    grep -v -x "$VERSIONS" | sort -u)"
+    grep -v -x "$VERSIONS" | sort -u)" "$LIBC_NAMES"
 check "$so (readelf)" "$(readelf -W --dyn-syms "$so" |
     awk '$5 == "GLOBAL" || $5 == "WEAK" { if ($7 != "UND") print $8 }' | sed 's/@.*//' |
-    grep -v -x "$VERSIONS" | sort -u)"
+    grep -v -x "$VERSIONS" | sort -u)" "$LIBC_NAMES"
 
 # The versions: the malloc family in the base version, none of ours (a
 # program linked against glibc asks for malloc@GLIBC_2.2.5, which a name
@@ -59,7 +65,7 @@ check "$so (readelf)" "$(readelf -W --dyn-syms "$so" |
 # other hugeslab_* name under HUGESLAB_0.1, which 0.1's unversioned
 # references bind to.
 dyn=$(readelf -W --dyn-syms "$so" | awk '($5 == "GLOBAL" || $5 == "WEAK") && $7 != "UND" && $7 != "ABS" {print $8}')
-for name in $API; do
+for name in $API $LIBC_NAMES; do
     got=$(printf '%s\n' "$dyn" | grep -E "^$name(@|\$)" | tr '\n' ' ')
     if [ "$got" != "$name " ]; then
         echo "FAIL: $so: the malloc family's $name is not in the base version alone: $got"
@@ -80,7 +86,13 @@ fi
 echo "$so: versions $(readelf -V "$so" | sed -n '/version_d/,/version_r/p' | awk '/Flags: none/ {printf "%s ", $NF}'); hugeslab_stats: $(printf '%s\n' "$dyn" | grep '^hugeslab_stats@' | tr '\n' ' ')"
 
 # The archive: every member's defined global and weak symbols.
-check "$ar (nm)" "$(nm -g --defined-only "$ar" | awk 'NF == 3 {print $3}' | sort -u)"
+check "$ar (nm)" "$(nm -g --defined-only "$ar" | awk 'NF == 3 {print $3}' | sort -u)" ""
+for name in $LIBC_NAMES; do
+    if nm -g --defined-only "$ar" | awk 'NF == 3 {print $3}' | grep -q -x "$name"; then
+        echo "FAIL: $ar defines $name, which a static link leaves to glibc's archive"
+        bad=1
+    fi
+done
 hidden=$(readelf -W -s "$ar" | awk '($5 == "GLOBAL" || $5 == "WEAK") && $6 != "DEFAULT" && $7 != "UND" {print $8}')
 if [ -n "$hidden" ]; then
     echo "FAIL: $ar keeps hidden names global: $(echo $hidden)"
