@@ -447,9 +447,21 @@ HS_SELDOM HS_NOINLINE static void report_start(void)
     report_to_file(); /* the file exists from the start */
 }
 
+/* HUGESLAB_STATS_INTERVAL_MS without HUGESLAB_STATS: the bad value its
+ * own line, as every other (README: a bad name or value gets one line);
+ * it was ignored in silence. */
+HS_SELDOM HS_NOINLINE static void report_interval_alone(void)
+{
+    hs_message("ignoring HUGESLAB_STATS_INTERVAL_MS: it rewrites the statistics of "
+               "HUGESLAB_STATS=1, which is not set");
+}
+
 void hs_report_start(void)
 {
-    if (hs_option(HS_OPT_STATS)) report_start();
+    if (hs_option(HS_OPT_STATS))
+        report_start();
+    else if (hs_option(HS_OPT_STATS_INTERVAL_MS))
+        report_interval_alone();
 }
 
 HS_APART void hs_report_fork_child(void)

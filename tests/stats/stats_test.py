@@ -366,6 +366,10 @@ def case_messages(tmp):
     cases.append(({"HUGESLAB_STATS_INTERVAL_MS": "100"},
                   "ignoring HUGESLAB_STATS_INTERVAL_MS: it rewrites HUGESLAB_STATS_FILE, which "
                   "is not set"))
+    # without HUGESLAB_STATS at all (the loop below adds it to the case above)
+    cases.append(({"HUGESLAB_STATS_INTERVAL_MS": "200"},
+                  "ignoring HUGESLAB_STATS_INTERVAL_MS: it rewrites the statistics of "
+                  "HUGESLAB_STATS=1, which is not set"))
     bad = []
     for env, want in cases:
         if "HUGESLAB_STATS_INTERVAL_MS" in env and len(env) == 1 and env["HUGESLAB_STATS_INTERVAL_MS"] == "100":
