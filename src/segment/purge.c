@@ -637,7 +637,8 @@ static _Atomic bool background_allowed;
  * shortage lasts, or for good where a pids limit is reached. Refused for
  * good before, one moment of a full address space at the first notice
  * kept every idle SuperSlab and run of the process cached from then on
- * (200 MiB, with HUGESLAB_CACHE_MB=16). */
+ * (RSS 208,596 KiB 4 s after 150 MiB were freed, HUGESLAB_CACHE_MB=16;
+ * 1,920 KiB now). */
 #define PURGE_START_AGAIN_MS 10
 
 HS_SELDOM HS_NOINLINE static void purge_start_refused(int rc, bool first)

@@ -216,9 +216,8 @@ HS_INLINE uint64_t seg_now_ms(void) { return seg_clock(); }
  * purge pass reads the clock before it takes the locks under which other
  * threads stamp what they make idle, so a stamp may be newer than the
  * pass's clock: subtracted as it is, the difference wrapped to about 2^64
- * and memory made idle a moment before was taken at once (a run freed
- * while a pass waited for the run cache's lock, unmapped 0.5 s after its
- * free with HUGESLAB_PURGE_DELAY_MS=2000). */
+ * and memory made idle a moment before was taken at once (segment_test: a
+ * pass 1 ms behind an idle SuperSlab's stamp took it). */
 HS_INLINE uint64_t seg_ms_since(uint64_t now, uint64_t since)
 {
     return now > since ? now - since : 0;
