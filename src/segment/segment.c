@@ -128,10 +128,13 @@ bool seg_registry_prepare(void *base, size_t size)
     return os_make_writable((void *)from, to - from) == 0;
 }
 
+/* Release: a chunk named is one whose header is written (seg_chunk_header
+ * names it last), for a reader that looks at the header only once the
+ * registry names it (still_named in small_heap.c). */
 static void registry_fill(uintptr_t first, uintptr_t count, seg_chunk_kind_t kind)
 {
     for (uintptr_t c = first; c < first + count; c++)
-        atomic_store_explicit(&seg_chunk_map[c], (uint8_t)kind, memory_order_relaxed);
+        atomic_store_explicit(&seg_chunk_map[c], (uint8_t)kind, memory_order_release);
 }
 
 void seg_registry_set(void *base, size_t size, seg_chunk_kind_t head_kind)

@@ -182,9 +182,17 @@ HS_COLD static long small_heap_look(long *dense)
  * and no more where the purge took it idle. Read under its pool's lock,
  * under which the purge takes an idle one (and clears its name) and, from
  * the mark on, takes it no more (seg_small_heap_leaving): one that is
- * named now is not taken while its hints are under way. */
+ * named now is not taken while its hints are under way.
+ * The pool is the header's node, read only once the registry names ss
+ * (acquire; seg_registry_set names a chunk after its header is written,
+ * release): the slot is published before the header, and a thread that
+ * read the node while the mapping thread wrote it raced with that write
+ * (tests/ stress_tsan_purge under the thread sanitizer). */
 static inline bool still_named(seg_superslab_t *ss)
 {
+    uintptr_t chunk = (uintptr_t)ss >> HS_SUPERSLAB_SHIFT;
+    if (atomic_load_explicit(&seg_chunk_map[chunk], memory_order_acquire) == SEG_CHUNK_NONE)
+        return false;
     seg_pool_t *pool = seg_pool(ss->node);
     hs_lock(&pool->lock);
     bool named = seg_chunk_kind(ss) != SEG_CHUNK_NONE;
