@@ -1799,9 +1799,11 @@ HS_INLINE void free_checked(tiny_heap_t *heap, tiny_slab_t *s, tiny_block_t *b)
  * swaps it: one at a time, that was a miss and then a second one for the
  * write. Here the misses overlap, and each line comes for writing at once.
  * bench_mt at 2 threads, 9 and 5 runs alternating, medians of M operations
- * per second: larson 62.6 -> 68.9, prodcons 19.1 -> 20.6, queue 19.7 ->
- * 42.3, rounds 335.4 -> 341.7. Before the marks moved to the batching,
- * the blocks' own lines were the ones asked for here (76.2 -> 83.1). */
+ * per second: larson 62.6 -> 68.9, prodcons 19.1 -> 20.6, rounds 335.4 ->
+ * 341.7; queue, whose runs fall near 12-23 or 33-50, more of them in the
+ * upper group (11 runs: medians 21 -> 33). Before the marks moved to the
+ * batching, the blocks' own lines were the ones asked for here (76.2 ->
+ * 83.1). */
 HS_APART_LATE HS_NOINLINE void tiny_flush_remote_batch(tiny_heap_t *heap)
 {
     /* Taken out first: a free may start the purge thread, whose
