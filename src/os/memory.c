@@ -166,9 +166,11 @@ int os_advise_cold(void *addr, size_t size)
 HS_COLD long os_resident_pages(void *addr, size_t size)
 {
     unsigned char in_core[HS_SUPERSLAB_SIZE / PAGE_GRANULE];
+    if (size > HS_SUPERSLAB_SIZE) return -1;
     int saved_errno = errno;
-    if (size > HS_SUPERSLAB_SIZE || call_result(mincore(addr, size, in_core) == 0, saved_errno))
-        return -1;
+    bool ok = mincore(addr, size, in_core) == 0;
+    errno = saved_errno;
+    if (!ok) return -1;
     long pages = 0;
     for (size_t i = 0; i < size / PAGE_GRANULE; i++) pages += in_core[i] & 1;
     return pages;

@@ -220,8 +220,10 @@ void *seg_run_alloc(size_t size, size_t align, unsigned node, bool *fresh)
     seg_superslab_t *run = NULL;
     size_t resident_end = 0; /* how much of the run may hold pages already */
     *fresh = false;
-    /* A cached run grown where it could not grow in place (mremap's
-     * ENOMEM) is moved, and the block handed out: errno as it was. */
+    /* A cached run that could not be resized (thp_remap's ENOMEM) is
+     * unmapped and a fresh run mapped, and the block handed out: errno as
+     * it was before both (seg_map_superslabs puts back only what it found,
+     * the remap's ENOMEM). */
     int saved_errno = errno;
     if (map_align == HS_SUPERSLAB_SIZE && total < huge_threshold()) {
         run = run_cache_take(total, numa_node_for_reuse(node));
