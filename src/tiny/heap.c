@@ -12,8 +12,10 @@
 
 /* Sends every block on the delayed list of a heap whose thread has left to
  * its slab, as another thread's free does: the heap gives its slabs up (or
- * has), so no refill of its will take them. */
-static void delayed_to_slabs(tiny_heap_t *heap)
+ * has), so no refill of its will take them. Apart from the text every
+ * process runs: only a heap whose thread left has such a list, and the
+ * idle work calls it for none in a process of one thread. */
+HS_APART_LATE HS_NOINLINE static void delayed_to_slabs(tiny_heap_t *heap)
 {
     tiny_block_t *b = atomic_exchange_explicit(&heap->delayed, NULL, memory_order_acquire);
     while (b) {
