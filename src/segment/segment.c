@@ -304,11 +304,16 @@ seg_superslab_t *seg_map_superslabs(size_t size, size_t align, seg_chunk_kind_t 
     }
     if (got == THP_BACKING_BASE && hs_option(HS_OPT_PREFAULT)) os_populate(ss, size);
     note_backing(wanted, got);
-    if (got == THP_BACKING_THP && (kind != SEG_CHUNK_SLABS || !seg_small_heap_note(ss)))
+    bool hinted_late = false;
+    if (got == THP_BACKING_THP &&
+        (kind != SEG_CHUNK_SLABS || !seg_small_heap_note(ss, &hinted_late)))
         got = kind == SEG_CHUNK_SLABS && seg_sparse_heap_note(ss) ? THP_BACKING_BASE
                                                                   : thp_settle_huge(ss, size);
     seg_count_mapping(memory_node, got, (int64_t)size);
     seg_chunk_header(ss, size, kind, got, memory_node, node);
+    /* Set, never cleared: deferred again as an overflow, ss may be another
+     * thread's to take out and flag by now. */
+    if (hinted_late) atomic_store_explicit(&ss->hinted_late, 1, memory_order_relaxed);
     if (got == THP_BACKING_HUGETLB) {
         /* A fork's child gets its copy from here on: by the handlers, which
          * a process of one thread may not have registered yet (locks.h). */

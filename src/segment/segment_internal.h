@@ -496,8 +496,10 @@ seg_superslab_t *seg_map_superslabs(size_t size, size_t align, seg_chunk_kind_t 
 
 /* small_heap.c: a new THP SuperSlab of slabs, as thp_map_unsettled left it,
  * deferred to base pages while the heap is small (true when it was). False:
- * ss unsettled still, or hinted huge. */
-bool seg_small_heap_note(seg_superslab_t *ss);
+ * ss unsettled still, or hinted huge. Before ss's header is written, so
+ * *hinted_late (set, never cleared) says what ss's hinted_late is to be
+ * once it is: the heap grew as ss came, and ss was hinted with the others. */
+bool seg_small_heap_note(seg_superslab_t *ss, bool *hinted_late);
 /* small_heap.c: a new THP SuperSlab of slabs that the small heap did not
  * defer, hinted to base pages when the calling thread's slabs are sparse:
  * true when it was, and it then counts as a SuperSlab of base pages; false:

@@ -212,9 +212,14 @@ static inline bool still_named(seg_superslab_t *ss)
  * (seg_small_heap_note comes before seg_chunk_header), nor one the purge
  * took idle (still_named), and the next SuperSlab mapped takes it. Each
  * slot is taken by one thread (see the top of the file). No lock held: the
- * look is a mincore, the hint a madvise. */
-HS_COLD static void small_heap_outgrown(const seg_superslab_t *mine)
+ * look is a mincore, the hint a madvise.
+ * Returns true when it took `mine`, whose hinted_late the caller sets once
+ * the header is written: seg_chunk_header clears the header, and a flag set
+ * here before it was lost (seg_small_heap_give_back then never gave back
+ * what a block passing through it left). */
+HS_COLD static bool small_heap_outgrown(const seg_superslab_t *mine)
 {
+    bool took_mine = false;
     atomic_store(&small_heap_grown, true);
     atomic_store_explicit(&seg_small_heap_deferred, false, memory_order_relaxed);
     for (unsigned i = 0; i < SEG_SMALL_HEAP_MAX; i++) {
@@ -239,7 +244,10 @@ HS_COLD static void small_heap_outgrown(const seg_superslab_t *mine)
             thp_allow_huge(ss, HS_SUPERSLAB_SIZE);
             if (filling) thp_collapse(ss, HS_SUPERSLAB_SIZE);
         }
-        atomic_store_explicit(&ss->hinted_late, 1, memory_order_relaxed);
+        if (ss == mine)
+            took_mine = true;
+        else
+            atomic_store_explicit(&ss->hinted_late, 1, memory_order_relaxed);
         /* Out of the slot only now: while it is held, a realloc that
          * outgrows the slabs cannot turn ss into a run (run_backing_ok),
          * whose header hinted_late shares with base_tail (a tail on base
@@ -250,6 +258,7 @@ HS_COLD static void small_heap_outgrown(const seg_superslab_t *mine)
         atomic_store(&small_heap[i], 0);
         atomic_fetch_sub(&seg_small_heap_claims, 1);
     }
+    return took_mine;
 }
 
 /* Defers ss to base pages in a free slot of small_heap: false (ss hinted
@@ -309,7 +318,7 @@ HS_COLD static bool small_heap_defer(seg_superslab_t *ss, bool fresh, bool filli
 #define SEG_OVERFLOWS_MAX 2
 static _Atomic unsigned overflows_deferred; /* overflows deferred so far */
 
-HS_COLD bool seg_small_heap_note(seg_superslab_t *ss)
+HS_COLD bool seg_small_heap_note(seg_superslab_t *ss, bool *hinted_late)
 {
     /* Deferred while the deferred ones are sparse and under the budget. At
      * the budget the heap has grown however sparse it is, as the next look
@@ -333,7 +342,7 @@ HS_COLD bool seg_small_heap_note(seg_superslab_t *ss)
     /* Grown: the deferred ones, an overflow among them, become huge pages,
      * ss too if it was deferred just now; an overflow below is hinted to
      * base pages whatever hint ss has by then. */
-    small_heap_outgrown(ss);
+    *hinted_late = small_heap_outgrown(ss);
     atomic_store(&small_heap_slabs, false);
     /* An overflow starts on base pages as the small heap's did, its free
      * units purged as theirs are; it becomes huge when its pages reach the
