@@ -60,6 +60,13 @@ $(BENCH_FIRST_TOUCH): bench/first_touch.c bench/bench.mk
 	@mkdir -p $(dir $@)
 	$(CC) $(BENCH_CFLAGS) -o $@ $<
 
+# What a program gets from malloc under RLIMIT_AS (see its header); not
+# part of `make bench`.
+BENCH_AS_FILL := $(BENCH_DIR)/as_fill
+$(BENCH_AS_FILL): bench/as_fill.c $(BENCH_COMMON) bench/bench.mk
+	@mkdir -p $(dir $@)
+	$(CC) $(BENCH_CFLAGS) -o $@ $< -ldl
+
 # A command's exact peak RSS (see its header); not part of `make bench`.
 $(BENCH_HWM): bench/exit_hwm.c bench/peak_trace.h $(BENCH_COMMON) bench/bench.mk
 	@mkdir -p $(dir $@)
