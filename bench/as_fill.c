@@ -20,24 +20,13 @@
 #define BENCH_PROG "as_fill"
 #include "bench_common.h"
 
-#include <sys/mman.h>
-
 int main(int argc, char **argv)
 {
     uint64_t size = 100000, limit_kib = 200000;
     if (argc > 3 || (argc > 1 && parse_u64(argv[1], "size", &size) != 0) ||
-        (argc > 2 && parse_u64(argv[2], "limit", &limit_kib) != 0) || size == 0) {
-        fprintf(stderr, "usage: " BENCH_PROG " [SIZE] [LIMIT_KIB]\n");
+        (argc > 2 && parse_u64(argv[2], "limit", &limit_kib) != 0) || size < sizeof(void *)) {
+        fprintf(stderr, "usage: " BENCH_PROG " [SIZE >= %zu] [LIMIT_KIB]\n", sizeof(void *));
         return 2;
-    }
-    /* The list of blocks is mapped before the limit, and sized for the
-     * limit: it takes none of the room it measures. */
-    size_t most = (size_t)(limit_kib * 1024 / size) + 1;
-    void **blocks = mmap(NULL, most * sizeof *blocks, PROT_READ | PROT_WRITE,
-                         MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (blocks == MAP_FAILED) {
-        perror(BENCH_PROG ": mmap");
-        return 1;
     }
     struct rlimit limit = {.rlim_cur = limit_kib * 1024, .rlim_max = RLIM_INFINITY};
     if (getrlimit(RLIMIT_AS, &limit) == 0) limit.rlim_cur = limit_kib * 1024;
@@ -45,17 +34,32 @@ int main(int argc, char **argv)
         perror(BENCH_PROG ": setrlimit");
         return 1;
     }
+    /* The blocks are listed through their first word: a list of their
+     * own would take address space in proportion to their number. */
+    void *list = NULL, *p;
     size_t n = 0;
-    void *p;
-    while (n < most && (p = malloc(size)) != NULL) {
+    while ((p = malloc(size)) != NULL) {
         memset(p, 1, size);
-        blocks[n++] = p;
+        *(void **)p = list;
+        list = p;
+        n++;
     }
     int refusal = errno;
     char status[4096];
     read_proc_text("/proc/self/status", status, sizeof status);
     long vmsize = proc_field(status, "VmSize"), rss = proc_field(status, "VmRSS");
-    for (size_t i = 0; i < n; i += 10) free(blocks[i]);
+    /* Every tenth block freed, scattered over the heap as a program's
+     * frees are: a small block must be had again from that room. */
+    size_t i = 0;
+    for (void **link = &list; *link; i++) {
+        void *block = *link;
+        if (i % 10 == 0) {
+            *link = *(void **)block;
+            free(block);
+        } else {
+            link = (void **)block;
+        }
+    }
     void *small = malloc(16);
     printf("blocks=%zu block_kib=%llu errno=%d vmsize_kb=%ld rss_kb=%ld after=%d malloc_from=%s\n",
            n, (unsigned long long)(n * size / 1024), refusal, vmsize, rss, small != NULL,
