@@ -1511,6 +1511,36 @@ HS_APART_LATE HS_NOINLINE static bool heap_follow_node(tiny_heap_t *heap, unsign
     return true;
 }
 
+/* Memory is out (no unit free, no SuperSlab to be mapped): a free block of
+ * the smallest larger class that has one in this heap's partial slabs, or
+ * never-carved room there; else NULL with errno ENOMEM. A program that hit
+ * RLIMIT_AS with blocks of 4,000 bytes and freed one in ten of them got
+ * NULL for malloc(16): its freed blocks lay in slabs of their class, and no
+ * unit was left for a slab of 16 bytes (build/bench/as_fill 4000). The
+ * block stays its class's and goes back to its slab when freed; the class
+ * whose slab serves it takes that slab as its current one, as a refill
+ * does, so that nothing pops from a slab that is not current. errno is
+ * left as the refused mapping set it. Only when a refill has already
+ * failed: the seldom text. */
+HS_SELDOM HS_NOINLINE static void *borrow_when_out(tiny_heap_t *heap, unsigned cls)
+{
+    for (unsigned c = cls + 1; c < TINY_CLASS_COUNT; c++) {
+        for (tiny_slab_t *s = heap->partial[c]; s; s = s->next) {
+            if (s->sized) continue; /* its one block is sized to a request */
+            if (!s->free) collect(s);
+            if (!s->free && atomic_load_explicit(&s->carved, memory_order_relaxed) < s->capacity)
+                carve(s);
+            if (s->free) {
+                heap_set_current(heap, c, s);
+                note_current(heap, c);
+                return pop(s);
+            }
+        }
+    }
+    errno = ENOMEM;
+    return NULL;
+}
+
 /* No slab of the heap's has room: an orphan, else a new slab. Out of line,
  * with adopt_orphan's buffer: the refills that end above, nearly all of
  * them, then set up a frame of 24 bytes, not 216, and spill less (3.4
@@ -1559,10 +1589,7 @@ HS_NOINLINE static void *refill_elsewhere(tiny_heap_t *heap, unsigned cls)
      * list; tests/small_heap_test.c). One call: the text every process runs
      * has no room for a second copy. */
     heap_set_current(heap, cls, s && !aside ? s : &tiny_sentinel_slab);
-    if (HS_UNLIKELY(!s)) {
-        errno = ENOMEM;
-        return NULL;
-    }
+    if (HS_UNLIKELY(!s)) return borrow_when_out(heap, cls);
     if (!aside) note_current(heap, cls);
     return pop(s);
 }

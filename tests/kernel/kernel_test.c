@@ -125,6 +125,11 @@
  *                                    (purging held off), then RLIMIT_AS 8 MiB
  *                                    above VmSize: a block 8 MiB smaller than
  *                                    what rests is still had, as under glibc
+ *   kernel_test as-filled            RLIMIT_AS 48 MiB above VmSize, blocks of
+ *                                    4,000 bytes until malloc refuses one
+ *                                    (ENOMEM), one in ten of them freed: 64
+ *                                    blocks each of 16 B - 3 KiB are had in
+ *                                    that room, written and freed
  *   kernel_test data-charge          a process's private writable memory at
  *                                    start (VmData: what RLIMIT_DATA and the
  *                                    commit charge of vm.overcommit_memory=2
@@ -621,6 +626,76 @@ static int test_as_limit(void)
     free(after);
     free(big);
     setrlimit(RLIMIT_AS, &was);
+    printf("PASS\n");
+    return 0;
+}
+
+/* Memory out under RLIMIT_AS with every unit in slabs of one class, then
+ * one block in ten of it freed: smaller requests are served from that room
+ * (they got NULL: each wanted a slab of its own class, and no unit was
+ * left for one). The blocks are listed through their first word, so the
+ * list takes no address space of its own. */
+static int test_as_filled(void)
+{
+    enum { BLOCK = 4000, EACH = 64 };
+    static const size_t sizes[] = {16, 100, 512, 1000, 2000, 3000};
+    struct rlimit was, limit;
+    getrlimit(RLIMIT_AS, &was);
+    long long start = proc_field("/proc/self/status", "VmSize:");
+    limit = (struct rlimit){(rlim_t)(start + 48 * MiB), was.rlim_max};
+    if (setrlimit(RLIMIT_AS, &limit) != 0) return fail("setrlimit: %s", strerror(errno));
+    void *list = NULL, *p;
+    size_t blocks = 0;
+    while ((p = malloc(BLOCK)) != NULL) {
+        memset(p, 0x5a, BLOCK);
+        *(void **)p = list;
+        list = p;
+        blocks++;
+    }
+    int refusal = errno;
+    size_t freed = 0, i = 0;
+    for (void **link = &list; *link; i++) {
+        void *block = *link;
+        if (i % 10 == 0) {
+            *link = *(void **)block;
+            free(block);
+            freed++;
+        } else {
+            link = (void **)block;
+        }
+    }
+    static void *got[sizeof sizes / sizeof sizes[0]][EACH];
+    size_t had = 0, refused = 0;
+    for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++)
+        for (size_t j = 0; j < EACH; j++) {
+            got[k][j] = malloc(sizes[k]);
+            if (got[k][j]) {
+                memset(got[k][j], (int)k, sizes[k]);
+                had++;
+            } else {
+                refused++;
+            }
+        }
+    printf("as-filled: %zu blocks of %d B under a limit of %lld MiB (VmSize %lld MiB at the "
+           "start), refused with %s; %zu freed; then %zu of %zu blocks of 16 B - 3 KiB had\n",
+           blocks, BLOCK, (long long)limit.rlim_cur / MiB, start / MiB, strerror(refusal), freed,
+           had, had + refused);
+    if (refusal != ENOMEM) return fail("%s", "the refusal's errno is not ENOMEM");
+    if (blocks < 1000) return fail("%s", "the limit left too little to fill");
+    for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++)
+        for (size_t j = 0; j < EACH; j++) {
+            unsigned char *b = got[k][j];
+            if (b && (b[0] != (unsigned char)k || b[sizes[k] - 1] != (unsigned char)k))
+                return fail("%s", "a small block had in the freed room lost its contents");
+            free(b);
+        }
+    while (list) {
+        p = list;
+        list = *(void **)p;
+        free(p);
+    }
+    setrlimit(RLIMIT_AS, &was);
+    if (refused) return fail("%s", "small blocks refused with a tenth of the heap free");
     printf("PASS\n");
     return 0;
 }
@@ -2632,6 +2707,7 @@ int main(int argc, char **argv)
     if (argc >= 3 && strcmp(argv[1], "orphans") == 0) return test_orphans(atol(argv[2]));
     if (argc >= 3 && strcmp(argv[1], "emptied") == 0) return test_emptied(atol(argv[2]));
     if (argc >= 2 && strcmp(argv[1], "as-limit") == 0) return test_as_limit();
+    if (argc >= 2 && strcmp(argv[1], "as-filled") == 0) return test_as_filled();
     if (argc >= 2 && strcmp(argv[1], "data-charge") == 0) return test_data_charge();
     if (argc >= 2 && strcmp(argv[1], "seldom-text") == 0) return test_seldom_text();
     if (argc >= 3 && strcmp(argv[1], "trim-turns") == 0) return test_trim_turns(atol(argv[2]));

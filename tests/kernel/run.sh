@@ -263,6 +263,10 @@ fi
 # a slab per thread and class, 2.8 times what they hold), and is back
 # within 8 MiB of the start after the frees and malloc_trim.
 run_case crowd "$bin" crowd
+# Blocks of 4,000 B until malloc refuses one under RLIMIT_AS, one in ten
+# freed: smaller blocks are had in their room (NULL before: no unit was
+# left for a slab of their class).
+run_case as-filled "$bin" as-filled
 # The registry is a read-only mapping until written: VmData (private writable
 # memory, the commit charge of vm.overcommit_memory=2) under 16 MiB at start
 # (66 MiB while it was .bss).
