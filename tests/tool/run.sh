@@ -142,6 +142,20 @@ case_doctor() {
         grep -q "memory policy: bind nodes 0" <<<"$out2" ||
             { fail doctor "under numactl --membind=0: $(grep 'memory policy' <<<"$out2")"; return; }
     fi
+    # The limits a program inherits: ulimit -v's MiB, with the registry's
+    # 64 MiB named, and too little to start under 68 MiB.
+    local as_limit
+    as_limit=$(ulimit -v)
+    if [ "$as_limit" = unlimited ]; then want="address space limit (ulimit -v): unlimited"
+    else want="address space limit (ulimit -v): $((as_limit / 1024)) MiB"; fi
+    grep -q "$want" <<<"$out" || { fail doctor "wanted '$want'; doctor: $(grep 'address space' <<<"$out")"; return; }
+    out2=$(ulimit -v 1000000 && "$hs" doctor 2>&1)
+    grep -q "\[warn\] address space limit (ulimit -v): 976 MiB: hugeslab's registry takes 64 MiB" <<<"$out2" &&
+        grep -q "fix: ulimit -v unlimited" <<<"$out2" ||
+        { fail doctor "under ulimit -v 1000000: $(grep -A1 'address space' <<<"$out2")"; return; }
+    out2=$(ulimit -v 60000 && "$hs" doctor 2>&1)
+    grep -q "address space limit (ulimit -v): 58 MiB: .*a program cannot start with it" <<<"$out2" ||
+        { fail doctor "under ulimit -v 60000: $(grep 'address space' <<<"$out2")"; return; }
     grep -q "overcommit: $(cat /proc/sys/vm/overcommit_memory) " <<<"$out" ||
         { fail doctor "overcommit is $(cat /proc/sys/vm/overcommit_memory); doctor: $(grep overcommit <<<"$out")"; return; }
     if [ -r /proc/sys/kernel/io_uring_disabled ]; then

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -241,6 +242,40 @@ static void check_numa(const int nodes[], int node_count)
     numa_free_cpumask(cpus);
 }
 
+/* The address-space and data limits (ulimit -v, ulimit -d) count what
+ * glibc's heap does not take: the registry's 64 MiB of address space, and
+ * memory mapped 2 MiB at a time (README, on bad input; bench/as_fill.c). */
+#define REGISTRY_MIB 64
+#define LIMIT_WARN_MIB 1024
+
+static void check_limits(void)
+{
+    struct rlimit as, data;
+    if (getrlimit(RLIMIT_AS, &as) == 0 && as.rlim_cur != RLIM_INFINITY) {
+        unsigned long long mib = (unsigned long long)as.rlim_cur >> 20;
+        if (mib < REGISTRY_MIB + 4)
+            finding("warn", "ulimit -v unlimited",
+                    "address space limit (ulimit -v): %llu MiB: hugeslab's registry alone takes "
+                    "%d MiB: a program cannot start with it",
+                    mib, REGISTRY_MIB);
+        else
+            finding(mib < LIMIT_WARN_MIB ? "warn" : "note", "ulimit -v unlimited",
+                    "address space limit (ulimit -v): %llu MiB: hugeslab's registry takes %d MiB "
+                    "of it and memory is mapped 2 MiB at a time: a program gets less than under "
+                    "glibc",
+                    mib, REGISTRY_MIB);
+    } else {
+        finding("ok", NULL, "address space limit (ulimit -v): unlimited");
+    }
+    if (getrlimit(RLIMIT_DATA, &data) == 0 && data.rlim_cur != RLIM_INFINITY)
+        finding("note", "ulimit -d unlimited",
+                "data limit (ulimit -d): %llu MiB: each SuperSlab and run counts 2 MiB at a time "
+                "(the registry does not: it is read-only until written)",
+                (unsigned long long)data.rlim_cur >> 20);
+    else
+        finding("ok", NULL, "data limit (ulimit -d): unlimited");
+}
+
 static void check_process(void)
 {
     printf("This process (what a program started from here inherits)\n");
@@ -277,6 +312,7 @@ static void check_process(void)
             len += (size_t)snprintf(nodes + len, sizeof nodes - len, len ? ",%d" : "%d", n);
     finding("ok", NULL, "memory policy: %s%s%s (hugeslab honours it, see hugeslab(7))",
             base >= 0 && base < 7 ? names[base] : "unknown", len ? " nodes " : "", nodes);
+    check_limits();
 }
 
 static void check_kernel(void)
