@@ -1531,6 +1531,7 @@ HS_SELDOM HS_NOINLINE static void *borrow_when_out(tiny_heap_t *heap, unsigned c
             if (!s->free && atomic_load_explicit(&s->carved, memory_order_relaxed) < s->capacity)
                 carve(s);
             if (s->free) {
+                TINY_VALIDATE(s);
                 heap_set_current(heap, c, s);
                 note_current(heap, c);
                 return pop(s);
