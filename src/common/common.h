@@ -17,6 +17,14 @@
 #define HS_LIKELY(x) __builtin_expect(!!(x), 1)
 #define HS_UNLIKELY(x) __builtin_expect(!!(x), 0)
 #define HS_INLINE static inline __attribute__((always_inline))
+/* HS_TSAN: built for ThreadSanitizer (gcc and clang say it differently). */
+#if defined(__SANITIZE_THREAD__)
+#define HS_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define HS_TSAN 1
+#endif
+#endif
 #define HS_NOINLINE __attribute__((noinline))
 #define HS_COLD __attribute__((cold, noinline))
 /* Asks for p's cache line for writing. On x86-64, __builtin_prefetch(p, 1)

@@ -48,7 +48,8 @@ void *os_map_pages(size_t size);
 void os_unmap(void *addr, size_t size);
 
 /* mremap without moving: grows or shrinks [addr, addr+old_size) to new_size
- * in place. Returns 0, or -errno (ENOMEM: the next range is taken). */
+ * in place. Returns 0, or -errno (ENOMEM: the next range is taken; always,
+ * in a ThreadSanitizer build, as os_remap_onto: see memory.c). */
 int os_remap_in_place(void *addr, size_t old_size, size_t new_size);
 
 /* Moves the mapping [addr, addr+old_size) onto dest (a range this process

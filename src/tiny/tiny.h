@@ -652,16 +652,9 @@ HS_INLINE void *tiny_malloc(size_t size)
  * ThreadSanitizer checks, so its build uses one; elsewhere it would be a
  * load, a `sub` and a store where one `sub` to memory does, two
  * instructions more per free. */
-#if defined(__SANITIZE_THREAD__)
-#define TINY_TSAN 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define TINY_TSAN 1
-#endif
-#endif
 HS_INLINE uint32_t tiny_used_fall(tiny_slab_t *s)
 {
-#ifdef TINY_TSAN
+#ifdef HS_TSAN
     uint32_t used = s->used - 1;
     __atomic_store_n(&s->used, used, __ATOMIC_RELEASE);
     return used;
