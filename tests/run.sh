@@ -4,7 +4,7 @@
 # test failed.  Full output of each test: $BUILD/tests/logs/<name>.log
 #
 # Usage: tests/run.sh [name...]        (default: all tests)
-#   names: format layers internal segment orphan api api_static bad_input secure fault stress stress_tsan stress_tsan_purge stress_tsan_crowd stress_ubsan fork
+#   names: format layers internal segment orphan api api_static bad_input secure fault stress stress_tsan stress_tsan_purge stress_tsan_crowd stress_tsan_big stress_ubsan fork
 #          fork_handlers fork_window fork_pool fork_handlers_pool fork_hugetlb fork_hugetlb_race fork_hugetlb_mt fork_hugetlb_forkers thread_exit last_thread trim_deadlock small_heap usable usable_purge dlopen cxx symbols
 #          abi_0_1 abi_0_1_symver abi_0_2 (hugeslab_stats from programs built against 0.1's and 0.2's headers)
 #          libnuma_static libnuma_preload
@@ -64,7 +64,7 @@ else
     EXPECT=1
 fi
 
-ALL="format layers internal segment orphan api api_static bad_input secure fault stress stress_tsan stress_tsan_purge stress_tsan_crowd stress_ubsan fork fork_handlers fork_window fork_pool fork_handlers_pool fork_hugetlb fork_hugetlb_race fork_hugetlb_mt fork_hugetlb_forkers thread_exit last_thread trim_deadlock small_heap usable usable_purge dlopen cxx symbols abi_0_1 abi_0_1_symver abi_0_2 libnuma_static libnuma_preload fuzz fuzz_mt fuzz_libfuzzer crowd_stress crowd_fork_handlers debug_stress debug_stress_churn debug_fork debug_fork_handlers debug_thread_exit debug_trim_deadlock debug_small_heap debug_usable debug_fuzz debug_crowd programs postgres install tool stats charts replay peak kernel numa"
+ALL="format layers internal segment orphan api api_static bad_input secure fault stress stress_tsan stress_tsan_purge stress_tsan_crowd stress_tsan_big stress_ubsan fork fork_handlers fork_window fork_pool fork_handlers_pool fork_hugetlb fork_hugetlb_race fork_hugetlb_mt fork_hugetlb_forkers thread_exit last_thread trim_deadlock small_heap usable usable_purge dlopen cxx symbols abi_0_1 abi_0_1_symver abi_0_2 libnuma_static libnuma_preload fuzz fuzz_mt fuzz_libfuzzer crowd_stress crowd_fork_handlers debug_stress debug_stress_churn debug_fork debug_fork_handlers debug_thread_exit debug_trim_deadlock debug_small_heap debug_usable debug_fuzz debug_crowd programs postgres install tool stats charts replay peak kernel numa"
 WANT=${*:-$ALL}
 
 report() { # STATUS NAME [REASON]
@@ -194,6 +194,15 @@ for t in $WANT; do
             run_test "$t" plain "$BIN/stress_tsan" $TSAN_ARGS
             RUN_ENV=""
         else report SKIP "$t" "HS_NO_PRELOAD=1"; fi ;;
+    stress_tsan_big)
+        # Large blocks grown by realloc and freed or resized by other threads,
+        # with no purge delay: runs, slabs of pages, the purge thread's
+        # give-backs among them (tests/big_stress_test.c).
+        if [ -n "$PRELOAD" ]; then
+            RUN_ENV="HUGESLAB_PURGE_DELAY_MS=0 HUGESLAB_RELEASE_DELAY_MS=1"
+            run_test stress_tsan_big plain "$BIN/big_stress_tsan" 4 40 8
+            RUN_ENV=""
+        else report SKIP stress_tsan_big "HS_NO_PRELOAD=1"; fi ;;
     stress_ubsan)
         if [ -n "$PRELOAD" ]; then
             run_test stress_ubsan plain "$BIN/stress_ubsan" $UBSAN_ARGS

@@ -64,6 +64,7 @@ fault_CC       = $(CC)
 
 TEST_BINS := $(TEST_DIR)/api_test $(TEST_DIR)/api_test_static $(TEST_DIR)/bad_input_test \
              $(TEST_DIR)/stress_test $(TEST_DIR)/stress_tsan $(TEST_DIR)/stress_ubsan \
+             $(TEST_DIR)/big_stress_tsan \
              $(TEST_DIR)/fork_test $(TEST_DIR)/thread_exit_test $(TEST_DIR)/dlopen_test \
              $(TEST_DIR)/cxx_test $(TEST_DIR)/kernel_test $(TEST_DIR)/internal_test \
              $(TEST_DIR)/libnuma_static $(TEST_DIR)/libnuma_preload $(TEST_DIR)/fuzz_test \
@@ -219,6 +220,10 @@ $(TEST_DIR)/fault_test: tests/fault_test.c $(TEST_COMMON) include/hugeslab.h $(F
 $(TEST_DIR)/stress_tsan: tests/stress_test.c $(TEST_COMMON) include/hugeslab.h $(TSAN_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) $(filter-out -O2,$(TEST_CFLAGS)) -O1 $(TSAN_FLAGS) -DHS_PREFIX $< $(TSAN_OBJ) -o $@ $(LIBS) $(TEST_LDLIBS)
+
+$(TEST_DIR)/big_stress_tsan: tests/big_stress_test.c $(TEST_COMMON) include/hugeslab.h $(TSAN_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(filter-out -O2,$(TEST_CFLAGS)) -O1 $(TSAN_FLAGS) $< $(TSAN_OBJ) -o $@ $(LIBS) $(TEST_LDLIBS)
 
 $(TEST_DIR)/stress_ubsan: tests/stress_test.c $(TEST_COMMON) include/hugeslab.h $(UBSAN_OBJ)
 	@mkdir -p $(dir $@)
