@@ -63,6 +63,14 @@ HS_INLINE seg_chunk_kind_t seg_kind_at(uintptr_t chunk)
     return (seg_chunk_kind_t)atomic_load_explicit(&seg_chunk_map[chunk], memory_order_relaxed);
 }
 
+/* The same with acquire: once it names the chunk, the header that
+ * seg_chunk_header wrote before naming it is visible (still_named in
+ * small_heap.c). */
+HS_INLINE seg_chunk_kind_t seg_kind_named_at(uintptr_t chunk)
+{
+    return (seg_chunk_kind_t)atomic_load_explicit(&seg_chunk_map[chunk], memory_order_acquire);
+}
+
 HS_INLINE seg_chunk_kind_t seg_chunk_kind(const void *p)
 {
     uintptr_t chunk = (uintptr_t)p >> HS_SUPERSLAB_SHIFT;

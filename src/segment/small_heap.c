@@ -191,8 +191,7 @@ HS_COLD static long small_heap_look(long *dense)
 static inline bool still_named(seg_superslab_t *ss)
 {
     uintptr_t chunk = (uintptr_t)ss >> HS_SUPERSLAB_SHIFT;
-    if (atomic_load_explicit(&seg_chunk_map[chunk], memory_order_acquire) == SEG_CHUNK_NONE)
-        return false;
+    if (seg_kind_named_at(chunk) == SEG_CHUNK_NONE) return false;
     seg_pool_t *pool = seg_pool(ss->node);
     hs_lock(&pool->lock);
     bool named = seg_chunk_kind(ss) != SEG_CHUNK_NONE;
