@@ -184,8 +184,9 @@ HS_SELDOM static unsigned long long parse_hex(const char **p)
     }
 }
 
-static void smaps_line(smaps_state_t *st, const char *line)
+HS_SELDOM static void smaps_line(void *state, const char *line)
 {
+    smaps_state_t *st = state;
     if ((line[0] >= '0' && line[0] <= '9') || (line[0] >= 'a' && line[0] <= 'f')) {
         smaps_flush(st);
         const char *p = line;
@@ -202,14 +203,16 @@ static void smaps_line(smaps_state_t *st, const char *line)
     }
 }
 
-HS_SELDOM int os_walk_smaps(os_smaps_fn on_range, void *ctx)
+/* Reads the /proc file at `path` through a stack buffer and hands each
+ * line, NUL-terminated, to on_line(state, line). -1 when it cannot be
+ * opened. */
+HS_SELDOM static int walk_lines(const char *path, void (*on_line)(void *, const char *),
+                                void *state)
 {
-    hs_assert_no_lock_for_slow_call("/proc/self/smaps");
-    int fd = open("/proc/self/smaps", O_RDONLY | O_CLOEXEC);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) return -1;
     char buf[4096];
     size_t len = 0;
-    smaps_state_t st = {.on_range = on_range, .ctx = ctx};
     for (;;) {
         ssize_t n = read(fd, buf + len, sizeof buf - 1 - len);
         if (n < 0 && errno == EINTR) continue;
@@ -219,7 +222,7 @@ HS_SELDOM int os_walk_smaps(os_smaps_fn on_range, void *ctx)
         char *line = buf, *nl;
         while ((nl = memchr(line, '\n', len - (size_t)(line - buf))) != NULL) {
             *nl = '\0';
-            smaps_line(&st, line);
+            on_line(state, line);
             line = nl + 1;
         }
         size_t rest = len - (size_t)(line - buf);
@@ -229,8 +232,40 @@ HS_SELDOM int os_walk_smaps(os_smaps_fn on_range, void *ctx)
         len = rest;
     }
     close(fd);
+    return 0;
+}
+
+HS_SELDOM int os_walk_smaps(os_smaps_fn on_range, void *ctx)
+{
+    hs_assert_no_lock_for_slow_call("/proc/self/smaps");
+    smaps_state_t st = {.on_range = on_range, .ctx = ctx};
+    if (walk_lines("/proc/self/smaps", smaps_line, &st) != 0) return -1;
     smaps_flush(&st);
     return 0;
+}
+
+typedef struct maps_state_s {
+    os_maps_fn on_range;
+    void *ctx;
+} maps_state_t;
+
+/* "start-end perms offset dev inode [name]": the bounds and the perms' w. */
+HS_SELDOM static void maps_line(void *state, const char *line)
+{
+    maps_state_t *st = state;
+    const char *p = line;
+    uintptr_t start = (uintptr_t)parse_hex(&p);
+    if (*p++ != '-') return;
+    uintptr_t end = (uintptr_t)parse_hex(&p);
+    if (*p++ != ' ' || !p[0] || !p[1]) return;
+    st->on_range(st->ctx, start, end, p[1] == 'w');
+}
+
+HS_SELDOM int os_walk_maps(os_maps_fn on_range, void *ctx)
+{
+    hs_assert_no_lock_for_slow_call("/proc/self/maps");
+    maps_state_t st = {.on_range = on_range, .ctx = ctx};
+    return walk_lines("/proc/self/maps", maps_line, &st);
 }
 
 HS_SELDOM int os_open_for_writing(const char *path)

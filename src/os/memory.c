@@ -1,5 +1,5 @@
-/* Mappings and advice: every mmap, munmap, mremap, mprotect and madvise of
- * hugeslab. */
+/* Mappings and advice: every mmap, munmap, mremap, mprotect, madvise and
+ * mlock of hugeslab. */
 #include <errno.h>
 #include <linux/mman.h> /* MAP_HUGE_2MB: the kernel's own encoding of the page size */
 #include <stdatomic.h>
@@ -104,6 +104,26 @@ void *os_map_aligned(size_t size, size_t align, bool hugetlb)
     return start;
 }
 
+HS_SELDOM void *os_map_inaccessible(size_t size, size_t align)
+{
+    hs_assert_no_lock_for_slow_call("mmap");
+    if (size > SIZE_MAX - align || OS_FAULT(OS_FAULT_MMAP)) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    size_t span = size + align - PAGE_GRANULE;
+    char *raw = mmap(NULL, span, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (raw == MAP_FAILED || (uintptr_t)raw + span > ((uintptr_t)1 << HS_ADDRESS_BITS)) {
+        if (raw != MAP_FAILED) munmap(raw, span);
+        errno = ENOMEM;
+        return NULL;
+    }
+    char *start = (char *)hs_align_up((uintptr_t)raw, align);
+    os_unmap(raw, (size_t)(start - raw));
+    os_unmap(start + size, span - (size_t)(start - raw) - size);
+    return start;
+}
+
 void *os_map_pages(size_t size) { return map_anonymous(hs_align_up(size, PAGE_GRANULE), 0); }
 
 void os_unmap(void *addr, size_t size)
@@ -160,6 +180,41 @@ int os_make_writable(void *addr, size_t size)
      * past a page (`true` peaked 4 KiB higher). */
     int saved_errno = errno;
     return call_result(syscall(SYS_mprotect, addr, size, PROT_READ | PROT_WRITE) == 0, saved_errno);
+}
+
+#ifdef MCL_ONFAULT
+_Static_assert(OS_LOCK_CURRENT == MCL_CURRENT && OS_LOCK_FUTURE == MCL_FUTURE &&
+                   OS_LOCK_ON_FAULT == MCL_ONFAULT,
+               "mlockall's flags are the kernel's");
+#endif
+
+HS_SELDOM int os_lock_all(int flags)
+{
+    hs_assert_no_lock_for_slow_call("mlockall");
+    int saved_errno = errno;
+    return call_result(syscall(SYS_mlockall, flags) == 0, saved_errno);
+}
+
+HS_SELDOM int os_unlock_all(void)
+{
+    hs_assert_no_lock_for_slow_call("munlockall");
+    int saved_errno = errno;
+    return call_result(syscall(SYS_munlockall) == 0, saved_errno);
+}
+
+HS_SELDOM int os_lock_range(void *addr, size_t size, bool on_fault)
+{
+    hs_assert_no_lock_for_slow_call("mlock2");
+    int saved_errno = errno;
+    /* MLOCK_ONFAULT is 1 (linux/mman.h); mlock2 is Linux 4.4. */
+    return call_result(syscall(SYS_mlock2, addr, size, on_fault ? 1 : 0) == 0, saved_errno);
+}
+
+HS_SELDOM int os_unlock_range(void *addr, size_t size)
+{
+    hs_assert_no_lock_for_slow_call("munlock");
+    int saved_errno = errno;
+    return call_result(syscall(SYS_munlock, addr, size) == 0, saved_errno);
 }
 
 int os_advise_hugepage(void *addr, size_t size, bool on)

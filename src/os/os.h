@@ -1,9 +1,9 @@
 /* os: the one door to the kernel. Every system call hugeslab makes (mmap,
- * munmap, mremap, madvise, mbind, get_mempolicy, getcpu, getrandom,
- * getrusage, open/read/write/close, pipes, sockets, io_uring, the threads it starts)
- * and every /proc or /sys file it reads is a function here, each with its
- * contract below: what it needs aligned, what it returns on failure, whether
- * it may block.
+ * munmap, mremap, mprotect, madvise, mlock, mbind, get_mempolicy, getcpu,
+ * getrandom, getrusage, open/read/write/close, pipes, sockets, io_uring,
+ * the threads it starts) and every /proc or /sys file it reads is a
+ * function here, each with its contract below: what it needs aligned, what
+ * it returns on failure, whether it may block.
  * - Nothing here calls malloc or stdio: all of it may run inside the
  *   process's first malloc and with any hugeslab lock held.
  * - Functions that map return NULL with errno = ENOMEM on any failure; the
@@ -37,6 +37,12 @@
  * Refuses ranges above HS_ADDRESS_BITS. NULL + ENOMEM on failure. */
 void *os_map_aligned(size_t size, size_t align, bool hugetlb);
 
+/* os_map_aligned without hugetlb, PROT_NONE until os_make_writable: for a
+ * process under mlockall(MCL_FUTURE), whose mappings the kernel otherwise
+ * faults in whole as it makes them, before any hint or memory policy is
+ * set. Maps more and trims both ends. NULL + ENOMEM. */
+void *os_map_inaccessible(size_t size, size_t align);
+
 /* Plain pages for hugeslab's own metadata: os_map_aligned at page alignment,
  * size rounded up to whole pages. NULL + ENOMEM. */
 void *os_map_pages(size_t size);
@@ -58,10 +64,29 @@ int os_remap_in_place(void *addr, size_t old_size, size_t new_size);
 int os_remap_onto(void *addr, size_t old_size, size_t new_size, void *dest);
 
 /* mprotect to PROT_READ | PROT_WRITE of a page-aligned range of this
- * process's (the registry's pages, read-only until first written). Returns
+ * process's (the registry's pages, read-only until first written; a
+ * mapping made inaccessible, which MCL_FUTURE then faults in). Returns
  * 0, or -errno (ENOMEM: the commit limit of vm.overcommit_memory=2, or
  * vm.max_map_count). */
 int os_make_writable(void *addr, size_t size);
+
+/* mlockall(2) with the caller's flags (MCL_CURRENT, MCL_FUTURE,
+ * MCL_ONFAULT), and munlockall(2). MCL_CURRENT without MCL_ONFAULT faults
+ * in every page of every mapping that can be read, read-only ones too (the
+ * registry's 64 MiB: Linux 6.18 gives each a page of its own). Return 0 or
+ * -errno (ENOMEM: RLIMIT_MEMLOCK, which an unprivileged mlockall with
+ * MCL_CURRENT checks against the whole address space; EPERM; EINVAL). */
+int os_lock_all(int flags);
+int os_unlock_all(void);
+/* mlockall's flags: the kernel's values, which <sys/mman.h> names MCL_*. */
+#define OS_LOCK_CURRENT 1  /* MCL_CURRENT */
+#define OS_LOCK_FUTURE 2   /* MCL_FUTURE */
+#define OS_LOCK_ON_FAULT 4 /* MCL_ONFAULT, Linux 4.4 */
+/* mlock2(2) of a page-aligned range, MLOCK_ONFAULT when `on_fault` (its
+ * pages then locked as they fault), and munlock(2): unlocked pages stay
+ * in memory. Return 0 or -errno. */
+int os_lock_range(void *addr, size_t size, bool on_fault);
+int os_unlock_range(void *addr, size_t size);
 
 /* MADV_HUGEPAGE (`on`) or MADV_NOHUGEPAGE on a page-aligned range: the THP
  * hint for this range only. Returns 0 or -errno (EINVAL without THP). */
@@ -197,6 +222,14 @@ void os_read_rollup(os_rollup_t *out);
 typedef void (*os_smaps_fn)(void *ctx, uintptr_t start, uintptr_t end, long long anon_huge,
                             long long private_hugetlb);
 int os_walk_smaps(os_smaps_fn on_range, void *ctx);
+
+/* Walks /proc/self/maps and calls on_range(ctx, ...) once per mapping with
+ * its bounds and whether it is writable, in address order. Reads through a
+ * stack buffer (no allocation). Returns 0, or -1 when the file cannot be
+ * read. Cheaper than os_walk_smaps (no page counts), still one line per
+ * mapping. */
+typedef void (*os_maps_fn)(void *ctx, uintptr_t start, uintptr_t end, bool writable);
+int os_walk_maps(os_maps_fn on_range, void *ctx);
 
 /* Whether [addr, addr + size) has a huge page mapped in it (PAGEMAP_SCAN
  * of /proc/self/pagemap, Linux 6.7): 1 or 0, -1 when the kernel cannot
