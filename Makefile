@@ -93,7 +93,7 @@ lib: $(SO) $(AR_LIB)
 # with these at -O2, 60 KiB at -Os when these were first chosen. segment.c
 # and os/memory.c took .text from 0xa01c to 0x9b9c bytes (ten pages again).
 COLD_OPT := $(if $(filter 1,$(DEBUG)),,-Os)
-COLD_SRC := src/api/report.c src/api/compat.c src/common/options.c src/common/text.c src/common/log.c \
+COLD_SRC := src/api/report.c src/api/compat.c src/api/memlock.c src/common/options.c src/common/text.c src/common/log.c \
             src/os/files.c src/os/fault.c src/os/memory.c src/segment/frontier.c src/segment/purge.c \
             src/segment/segment.c \
             src/thp/thp.c src/numa/numa.c
@@ -129,8 +129,9 @@ $(SO): $(SO_REAL)
 # program can link it next to libnuma (whose numa_* names hugeslab's internals
 # would otherwise clash with).  Tests that need internals link $(LIB_OBJ).
 # Without api/compat.o: the older versions of names are for programs linked
-# against an older shared library.
-ARCHIVE_OBJ := $(filter-out $(BUILD)/obj/api/compat.o,$(LIB_OBJ))
+# against an older shared library; without api/memlock.o: the archive's
+# registry is .bss, with nothing of it to give back (memlock.c).
+ARCHIVE_OBJ := $(filter-out $(BUILD)/obj/api/compat.o $(BUILD)/obj/api/memlock.o,$(LIB_OBJ))
 $(BUILD)/obj/hugeslab-all.o: $(ARCHIVE_OBJ)
 	ld -r -o $@ $(ARCHIVE_OBJ)
 	objcopy --localize-hidden $@

@@ -4,7 +4,8 @@
 # library's internals (which would clash with, or interpose on, other
 # libraries' names: libnuma's numa_init and numa_bind, for one). The shared
 # library also defines glibc's other names for its allocator (__libc_malloc
-# and the rest, cfree), which the archive leaves to glibc's. The shared
+# and the rest, cfree), which the archive leaves to glibc's, and mlockall and
+# munlockall, which the archive leaves to glibc too. The shared
 # library's symbol versions (src/hugeslab.map). And the shared library's
 # layout that src/hugeslab.ld and scripts/load-offset make.
 #
@@ -18,6 +19,9 @@ malloc_usable_size free_sized free_aligned_sized mallopt malloc_trim malloc_stat
 mallinfo2 malloc_info"
 LIBC_NAMES="__libc_malloc __libc_free __libc_calloc __libc_realloc __libc_memalign __libc_valloc
 __libc_pvalloc __libc_mallopt __libc_mallinfo cfree"
+# mlockall and munlockall: the shared library's registry is read-only memory
+# that mlockall would make resident (src/api/memlock.c); the archive's is .bss.
+SO_NAMES="$LIBC_NAMES mlockall munlockall"
 bad=0
 
 # check WHAT NAMES OTHERS: NAMES is one defined global name a line, OTHERS
@@ -53,10 +57,10 @@ done
 # adds for each) are not code.
 VERSIONS='HUGESLAB_[0-9]*\.[0-9]*'
 check "$so (nm -D)" "$(nm -D --defined-only "$so" | awk '{print $NF}' | sed 's/@.*//' |
-    grep -v -x "$VERSIONS" | sort -u)" "$LIBC_NAMES"
+    grep -v -x "$VERSIONS" | sort -u)" "$SO_NAMES"
 check "$so (readelf)" "$(readelf -W --dyn-syms "$so" |
     awk '$5 == "GLOBAL" || $5 == "WEAK" { if ($7 != "UND") print $8 }' | sed 's/@.*//' |
-    grep -v -x "$VERSIONS" | sort -u)" "$LIBC_NAMES"
+    grep -v -x "$VERSIONS" | sort -u)" "$SO_NAMES"
 
 # The versions: the malloc family in the base version, none of ours (a
 # program linked against glibc asks for malloc@GLIBC_2.2.5, which a name
@@ -65,10 +69,10 @@ check "$so (readelf)" "$(readelf -W --dyn-syms "$so" |
 # other hugeslab_* name under HUGESLAB_0.1, which 0.1's unversioned
 # references bind to.
 dyn=$(readelf -W --dyn-syms "$so" | awk '($5 == "GLOBAL" || $5 == "WEAK") && $7 != "UND" && $7 != "ABS" {print $8}')
-for name in $API $LIBC_NAMES; do
+for name in $API $SO_NAMES; do
     got=$(printf '%s\n' "$dyn" | grep -E "^$name(@|\$)" | tr '\n' ' ')
     if [ "$got" != "$name " ]; then
-        echo "FAIL: $so: the malloc family's $name is not in the base version alone: $got"
+        echo "FAIL: $so: $name is not in the base version alone: $got"
         bad=1
     fi
 done
@@ -87,7 +91,7 @@ echo "$so: versions $(readelf -V "$so" | sed -n '/version_d/,/version_r/p' | awk
 
 # The archive: every member's defined global and weak symbols.
 check "$ar (nm)" "$(nm -g --defined-only "$ar" | awk 'NF == 3 {print $3}' | sort -u)" ""
-for name in $LIBC_NAMES; do
+for name in $SO_NAMES; do
     if nm -g --defined-only "$ar" | awk 'NF == 3 {print $3}' | grep -q -x "$name"; then
         echo "FAIL: $ar defines $name, which a static link leaves to glibc's archive"
         bad=1

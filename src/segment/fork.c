@@ -357,6 +357,9 @@ HS_APART void seg_fork_child(void)
     atomic_store(&seg_state.hugetlb_forks, 0);
     atomic_store(&seg_state.hugetlb_maps_under_way, 0);
     atomic_store(&seg_state.fork_active, false);
+    /* Nor are the registry's preparations and trims under way, nor memory
+     * locks: a child has no MCL_FUTURE (mlockall(2)). */
+    atomic_store(&seg_state.registry_gate, 0);
     hs_lock_init(&seg_state.hugetlb_lock, HS_RANK_HUGETLB);
     hs_lock_init(&seg_state.run_cache_lock, HS_RANK_RUN_CACHE);
     for (unsigned n = 0; n < numa_node_count(); n++) {

@@ -107,6 +107,9 @@ void seg_yield(void) { os_yield(); }
 
 /* ---- registry ------------------------------------------------------------ */
 
+/* Below, "mlockall". */
+HS_SELDOM HS_NOINLINE static bool registry_prepare_gated(void *from, size_t size, unsigned gate);
+
 /* The shared library's registry is a read-only segment of zero pages
  * (src/hugeslab.ld): as .bss, a private writable mapping of 64 MiB counted
  * in every process's commit charge (Committed_AS, the limit of
@@ -125,7 +128,15 @@ bool seg_registry_prepare(void *base, size_t size)
     if (last >= SEG_MAP_ENTRIES) return false;
     uintptr_t from = (uintptr_t)&seg_chunk_map[first] & ~(uintptr_t)4095;
     uintptr_t to = ((uintptr_t)&seg_chunk_map[last] | 4095) + 1;
-    return os_make_writable((void *)from, to - from) == 0;
+    /* Counted, and told whether a trimmer counted itself first: a page made
+     * writable here is one seg_lock_all's walk sees writable, or one made
+     * so after it gave back the unwritten ones ("mlockall" above). */
+    unsigned gate = atomic_fetch_add(&seg_state.registry_gate, SEG_GATE_PREPARER);
+    bool ok = HS_UNLIKELY(gate & ~SEG_GATE_PREPARERS)
+                  ? registry_prepare_gated((void *)from, to - from, gate)
+                  : os_make_writable((void *)from, to - from) == 0;
+    atomic_fetch_sub(&seg_state.registry_gate, SEG_GATE_PREPARER);
+    return ok;
 }
 
 /* Release: a chunk named is one whose header is written (seg_chunk_header
@@ -148,6 +159,88 @@ void seg_registry_clear(void *base, size_t size)
 {
     registry_fill((uintptr_t)base >> HS_SUPERSLAB_SHIFT, size >> HS_SUPERSLAB_SHIFT,
                   SEG_CHUNK_NONE);
+}
+
+/* ---- mlockall --------------------------------------------------------------
+ * mlockall(MCL_CURRENT) faults in every readable page, and the kernel gives
+ * each page of the registry's read-only zeroes a page of its own: 64 MiB
+ * resident and locked in every process that calls it (MySQL's --memlock,
+ * corosync, chronyd -m), against 2.4 MiB for the whole of a small
+ * program under glibc. seg_lock_all gives the pages never written back
+ * (munlock, then MADV_DONTNEED: read again, they are zeroes again). Only
+ * the pages still read-only are never-written ones, and only while no
+ * seg_registry_prepare makes one writable: the two exclude each other
+ * through seg_state.registry_gate, each counting itself there and seeing
+ * in the same atomic step whether the other runs; a preparer waits while
+ * a trimmer runs (a walk of /proc/self/maps and two system calls a
+ * read-only range; a call that a process makes once). While MCL_FUTURE is
+ * in force, the pages made writable are locked as well, as a program's
+ * heap under glibc is as brk grows it. In a static link the registry is
+ * .bss, writable from the start: nothing is read-only, nothing given back. */
+
+/* seg_registry_prepare's make_writable where the gate said more than "no
+ * one else": waits for trimmers, then locks the pages under MCL_FUTURE.
+ * Entered counted as a preparer; leaves counted the same. */
+HS_SELDOM HS_NOINLINE static bool registry_prepare_gated(void *from, size_t size, unsigned gate)
+{
+    while (gate & SEG_GATE_TRIMMERS) {
+        atomic_fetch_sub(&seg_state.registry_gate, SEG_GATE_PREPARER);
+        while (atomic_load(&seg_state.registry_gate) & SEG_GATE_TRIMMERS) seg_yield();
+        gate = atomic_fetch_add(&seg_state.registry_gate, SEG_GATE_PREPARER);
+    }
+    if (os_make_writable(from, size) != 0) return false;
+    if (gate & (SEG_GATE_LOCKED_NOW | SEG_GATE_LOCKED_ON_FAULT))
+        os_lock_range(from, size, gate & SEG_GATE_LOCKED_ON_FAULT);
+    return true;
+}
+
+/* A mapping of /proc/self/maps: its part of the registry, where read-only. */
+HS_SELDOM static void registry_give_back_range(void *ctx, uintptr_t start, uintptr_t end,
+                                               bool writable)
+{
+    (void)ctx;
+    uintptr_t lo = (uintptr_t)seg_chunk_map, hi = lo + SEG_MAP_ENTRIES;
+    if (writable || end <= lo || start >= hi) return;
+    if (start < lo) start = lo;
+    if (end > hi) end = hi;
+    os_unlock_range((void *)start, end - start);
+    os_purge((void *)start, end - start, true);
+}
+
+/* The gate's MCL_FUTURE bits set to `bits`. */
+HS_SELDOM static void gate_set_locked(unsigned bits)
+{
+    unsigned mask = SEG_GATE_LOCKED_NOW | SEG_GATE_LOCKED_ON_FAULT;
+    unsigned old = atomic_load(&seg_state.registry_gate);
+    while (!atomic_compare_exchange_weak(&seg_state.registry_gate, &old, (old & ~mask) | bits)) {
+    }
+}
+
+HS_SELDOM int seg_lock_all(int flags)
+{
+    int r = os_lock_all(flags);
+    if (r != 0) return r;
+    /* Each call sets the kernel's MCL_FUTURE afresh, as here. */
+    gate_set_locked(!(flags & OS_LOCK_FUTURE)    ? 0
+                    : (flags & OS_LOCK_ON_FAULT) ? SEG_GATE_LOCKED_ON_FAULT
+                                                 : SEG_GATE_LOCKED_NOW);
+    /* MCL_ONFAULT faults nothing in. */
+    if (!(flags & OS_LOCK_CURRENT) || (flags & OS_LOCK_ON_FAULT)) return 0;
+    unsigned gate = atomic_fetch_add(&seg_state.registry_gate, SEG_GATE_TRIMMER);
+    while (gate & SEG_GATE_PREPARERS) {
+        seg_yield();
+        gate = atomic_load(&seg_state.registry_gate);
+    }
+    os_walk_maps(registry_give_back_range, NULL);
+    atomic_fetch_sub(&seg_state.registry_gate, SEG_GATE_TRIMMER);
+    return 0;
+}
+
+HS_SELDOM int seg_unlock_all(void)
+{
+    int r = os_unlock_all();
+    if (r == 0) gate_set_locked(0);
+    return r;
 }
 
 /* ---- mapping and unmapping ---------------------------------------------- */
@@ -269,11 +362,16 @@ seg_superslab_t *seg_map_superslabs(size_t size, size_t align, seg_chunk_kind_t 
             wanted = THP_BACKING_THP;
         }
     }
+    /* Under mlockall(MCL_FUTURE) the kernel faults a mapping in whole as it
+     * makes it, before its THP hint: 512 faults a SuperSlab, on base pages.
+     * thp_map_unsettled then hints it first (thp.c). */
+    bool locked =
+        atomic_load_explicit(&seg_state.registry_gate, memory_order_relaxed) & SEG_GATE_LOCKED_NOW;
     seg_superslab_t *ss;
     for (;;) {
         /* The THP hint waits (below): the small heap may defer a SuperSlab
          * of slabs, which then needs no hint in "madvise" mode. */
-        ss = thp_map_unsettled(size, align, wanted, &got);
+        ss = thp_map_unsettled(size, align, wanted, locked, &got);
         /* Named in the registry once set up: its entries must be writable. */
         if (ss && !seg_registry_prepare(ss, size)) {
             os_unmap(ss, size);

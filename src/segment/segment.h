@@ -422,6 +422,14 @@ void seg_run_block_resized(const void *block, size_t new_size);
  * taken is back too. 1 if any was. */
 int seg_trim(void (*first)(void));
 
+/* mlockall(2) and munlockall(2) for the program (api/memlock.c), which
+ * keep the registry's never-written pages out of memory (segment.c): with
+ * MCL_CURRENT and without MCL_ONFAULT, they are given back once the kernel
+ * has locked everything else; while MCL_FUTURE is in force, the registry's
+ * pages made writable are locked too. Return 0 or -errno, the kernel's. */
+int seg_lock_all(int flags);
+int seg_unlock_all(void);
+
 /* segment's figures (relaxed reads: figures, not invariants). */
 typedef struct seg_stats_s {
     uint64_t superslabs_hugetlb;               /* mapped on hugetlbfs pages, runs included */

@@ -311,6 +311,18 @@ typedef struct seg_hugetlb_range_s {
                               (hugetlb_privatize), where base cannot be read */
 } seg_hugetlb_range_t;
 
+/* seg_state.registry_gate: seg_registry_prepare calls under way (the low
+ * 16 bits), seg_lock_all calls giving the registry's pages back (the next
+ * 13), and MCL_FUTURE in force, without or with MCL_ONFAULT (segment.c,
+ * "mlockall"). One word: a preparer's fetch_add returns at once whether a
+ * trimmer runs or memory is locked, and its fast path tests nothing else. */
+#define SEG_GATE_PREPARER 1u
+#define SEG_GATE_TRIMMER (1u << 16)
+#define SEG_GATE_PREPARERS (SEG_GATE_TRIMMER - 1)
+#define SEG_GATE_TRIMMERS (((1u << 29) - 1) & ~SEG_GATE_PREPARERS)
+#define SEG_GATE_LOCKED_NOW (1u << 29)
+#define SEG_GATE_LOCKED_ON_FAULT (1u << 30)
+
 /* segment's state: everything segment/ owns but the registry
  * (seg_chunk_map, read by free's fast path), the test clock (seg_clock) and
  * the purge figures purge.c adds to (seg_stat_purge_calls, _bytes_purged).
@@ -370,6 +382,7 @@ struct seg_state_s {
      * that a short command giving back a block would write for them alone. */
     _Atomic uint64_t stat_purge_calls_at_once;  /* calls */
     _Atomic uint64_t stat_bytes_purged_at_once; /* bytes */
+    _Atomic unsigned registry_gate;             /* SEG_GATE_*: mlockall and the registry's pages */
     seg_pool_t pool0;                           /* node 0's pool (seg_pool) */
 };
 /* Defined in segment.c, in .bss.hs_start_last (HS_START_STATE_LAST), right

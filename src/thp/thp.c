@@ -67,7 +67,28 @@ void thp_defer_fresh(void *addr, size_t size)
     if (thp.system_mode == THP_MODE_ALWAYS) os_advise_hugepage(addr, size, false);
 }
 
-void *thp_map_unsettled(size_t size, size_t align, thp_backing_t wanted, thp_backing_t *got)
+/* thp_map_unsettled under mlockall(MCL_FUTURE), where the kernel faults a
+ * mapping in whole as it makes it, before any hint: mapped inaccessible,
+ * hinted huge where THP allows, then made writable, which faults it in
+ * (one fault a huge page, against 512). Its memory policy comes after, so
+ * its pages are where the process's policy puts them. */
+HS_SELDOM HS_NOINLINE static void *map_locked(size_t size, size_t align, thp_backing_t wanted,
+                                              thp_backing_t *got)
+{
+    void *p = os_map_inaccessible(size, align);
+    if (!p) return NULL;
+    *got = wanted == THP_BACKING_THP && thp_allowed() && os_advise_hugepage(p, size, true) == 0
+               ? THP_BACKING_THP
+               : THP_BACKING_BASE;
+    if (*got == THP_BACKING_BASE) thp_defer_fresh(p, size);
+    if (os_make_writable(p, size) == 0) return p;
+    os_unmap(p, size);
+    errno = ENOMEM;
+    return NULL;
+}
+
+void *thp_map_unsettled(size_t size, size_t align, thp_backing_t wanted, bool locked,
+                        thp_backing_t *got)
 {
     HS_ASSERT(size % HS_SUPERSLAB_SIZE == 0 && hs_is_pow2(align) && align >= HS_SUPERSLAB_SIZE);
     void *p;
@@ -84,6 +105,7 @@ void *thp_map_unsettled(size_t size, size_t align, thp_backing_t wanted, thp_bac
         }
         wanted = THP_BACKING_THP;
     }
+    if (HS_UNLIKELY(locked)) return map_locked(size, align, wanted, got);
     p = os_map_aligned(size, align, false);
     if (!p) return NULL;
     if (wanted == THP_BACKING_THP && thp_allowed()) {

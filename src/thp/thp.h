@@ -48,8 +48,12 @@ const char *thp_backing_name(thp_backing_t backing);
  * is "madvise" (it never had one), where a hint at the mapping and another
  * at the deferral cost two, and the first MADV_HUGEPAGE of a process is the
  * kernel's slowest (8-35 us, against 1 for the next: it registers the
- * process with khugepaged). */
-void *thp_map_unsettled(size_t size, size_t align, thp_backing_t wanted, thp_backing_t *got);
+ * process with khugepaged). `locked`: the process is under
+ * mlockall(MCL_FUTURE), which faults a mapping in as it is made: a THP or
+ * base range comes back faulted in, hinted huge where THP allows, before
+ * the caller binds it to a node (thp.c, map_locked). */
+void *thp_map_unsettled(size_t size, size_t align, thp_backing_t wanted, bool locked,
+                        thp_backing_t *got);
 /* A THP range of thp_map_unsettled made a huge page from its first touch:
  * THP_BACKING_THP, or THP_BACKING_BASE where the kernel refused the hint. */
 thp_backing_t thp_settle_huge(void *addr, size_t size);

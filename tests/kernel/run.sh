@@ -252,9 +252,17 @@ if [ $thp_ok -eq 1 ]; then
     run_case sparse-regrow-thp HUGESLAB_BACKING=thp "$bin" sparse 3000 regrow
     # The same as seldom-text-base (below) on huge pages.
     run_case seldom-text-thp HUGESLAB_BACKING=thp HUGESLAB_PURGE_DELAY_MS=100 "$bin" seldom-text
+    # mlockall (below), and under MCL_FUTURE, which faults a mapping in as it
+    # is made, 64 MiB of blocks cost at most 1.1 faults a SuperSlab plus 512
+    # (16,400 before they were hinted first) and are huge pages.
+    if [ "$(id -u)" = 0 ] || [ "$(ulimit -l)" = unlimited ]; then
+        run_case mlockall-thp HUGESLAB_BACKING=thp "$bin" mlockall thp
+    else
+        skip_case mlockall-thp "locking 150 MiB needs root or ulimit -l unlimited (here $(ulimit -l) KiB)"
+    fi
 else
     for c in faults-thp faults-thp-1g stats hints purge-free purge-dontneed purge-uring purge-held-off purge-release \
-        churn-thp churn-4k-thp small-heap small-heap-large small-heap-churn run-tail frontier-thp frontier-kept-thp frontier-churn-thp frontier-header-thp usable-kept outgrown given-back sparse-stays-base sparse-four dense-room counted orphans-thp trim-turns as-limit fresh-thp medium-short-thp middle-tails-thp overflow-returning overflow-growing sparse-threads-thp sparse-threads-fresh-thp sparse-threads-kept-thp free-units-thp sparse-thp sparse-kept-thp sparse-regrow-thp seldom-text-thp; do
+        churn-thp churn-4k-thp small-heap small-heap-large small-heap-churn run-tail frontier-thp frontier-kept-thp frontier-churn-thp frontier-header-thp usable-kept outgrown given-back sparse-stays-base sparse-four dense-room counted orphans-thp trim-turns as-limit fresh-thp medium-short-thp middle-tails-thp overflow-returning overflow-growing sparse-threads-thp sparse-threads-fresh-thp sparse-threads-kept-thp free-units-thp sparse-thp sparse-kept-thp sparse-regrow-thp seldom-text-thp mlockall-thp; do
         skip_case $c "THP is unavailable ($(thp_mode)) and cannot be switched without root"
     done
 fi
@@ -271,6 +279,16 @@ run_case as-filled "$bin" as-filled
 # memory, the commit charge of vm.overcommit_memory=2) under 16 MiB at start
 # (66 MiB while it was .bss).
 run_case data-charge "$bin" data-charge
+# mlockall(MCL_CURRENT | MCL_FUTURE): Rss and VmLck grow by less than 32
+# MiB (the registry's 64 MiB of read-only zeroes were made resident and
+# locked), blocks come and go under it, and mlockall and munlockall again
+# and again while threads name runs in fresh registry pages lose none.
+# Needs memory locks beyond RLIMIT_MEMLOCK: root, or an unlimited limit.
+if [ "$(id -u)" = 0 ] || [ "$(ulimit -l)" = unlimited ]; then
+    run_case mlockall "$bin" mlockall
+else
+    skip_case mlockall "locking 150 MiB needs root or ulimit -l unlimited (here $(ulimit -l) KiB)"
+fi
 # A purge pass and a small heap's give-back run no seldom code: none of the
 # library's seldom or apart text is mapped in a process after them (60 KiB of
 # RSS while the lazy stage's look was marked seldom).
