@@ -55,6 +55,14 @@
  *          rank: the taker                        through the system calls; a thread
  *          waits for no one)                      that finds no room meanwhile waits
  *                                                 for it holding none, then looks again
+ *  --      registry_gate, a      segment/         the registry's read-only pages:
+ *          word of counts (no    segment.c        seg_registry_prepare makes some
+ *          rank: both sides                       writable, mlockall's give-back
+ *          hold no lock while                     drops the others; each counts
+ *          they wait)                             itself and sees the other in
+ *                                                 one fetch_add, a preparer waits
+ *                                                 for a give-back under way, a
+ *                                                 give-back for the preparers
  *
  * The rules:
  * 1. A thread takes a lock only of a higher rank than every lock it holds.
