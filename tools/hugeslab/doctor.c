@@ -244,9 +244,45 @@ static void check_numa(const int nodes[], int node_count)
 
 /* The address-space and data limits (ulimit -v, ulimit -d) count what
  * glibc's heap does not take: the registry's 64 MiB of address space, and
- * memory mapped 2 MiB at a time (README, on bad input; bench/as_fill.c). */
+ * memory mapped 2 MiB at a time (README, on bad input; bench/as_fill.c).
+ * So does the locked-memory limit (ulimit -l) for an mlockall(MCL_CURRENT)
+ * without CAP_IPC_LOCK, which the kernel checks against the whole address
+ * space (README, on mlockall). */
 #define REGISTRY_MIB 64
 #define LIMIT_WARN_MIB 1024
+#define CAP_IPC_LOCK_BIT 14
+
+/* Whether this process holds CAP_IPC_LOCK (CapEff of /proc/self/status). */
+static bool holds_ipc_lock(void)
+{
+    char *status = cli_read_text("/proc/self/status");
+    const char *cap = status ? strstr(status, "CapEff:") : NULL;
+    bool held = cap && strtoull(cap + 7, NULL, 16) >> CAP_IPC_LOCK_BIT & 1;
+    free(status);
+    return held;
+}
+
+static void check_memlock(void)
+{
+    struct rlimit memlock;
+    if (getrlimit(RLIMIT_MEMLOCK, &memlock) != 0 || memlock.rlim_cur == RLIM_INFINITY) {
+        finding("ok", NULL, "locked memory limit (ulimit -l): unlimited");
+        return;
+    }
+    unsigned long long kib = (unsigned long long)memlock.rlim_cur >> 10;
+    bool short_of_registry = kib >> 10 < REGISTRY_MIB + 16;
+    if (holds_ipc_lock())
+        finding("ok", NULL, "locked memory limit (ulimit -l): %llu KiB, and CAP_IPC_LOCK", kib);
+    else
+        finding(short_of_registry ? "note" : "ok",
+                short_of_registry ? "ulimit -l unlimited, or CAP_IPC_LOCK" : NULL,
+                "locked memory limit (ulimit -l): %llu KiB, no CAP_IPC_LOCK%s", kib,
+                short_of_registry
+                    ? ": a program's mlockall(MCL_CURRENT) is checked against its whole address "
+                      "space, which hugeslab's registry alone passes: ENOMEM where glibc's "
+                      "small program gets it"
+                    : "");
+}
 
 static void check_limits(void)
 {
@@ -274,6 +310,7 @@ static void check_limits(void)
                 (unsigned long long)data.rlim_cur >> 20);
     else
         finding("ok", NULL, "data limit (ulimit -d): unlimited");
+    check_memlock();
 }
 
 static void check_process(void)
