@@ -177,9 +177,12 @@ static void advise_and_store(const seg_purged_t *list, unsigned n, bool dontneed
                          ? seg_release_backing(list[i].ss, list[i].backing, list[i].memory_node)
                          : list[i].backing;
     }
-    os_purge_batch(ranges, n, dontneed, uring);
+    /* Counted as the kernel took them: it refuses the pages of a process
+     * under mlockall (EINVAL), which then stay resident. */
+    unsigned refused = (unsigned)os_purge_batch(ranges, n, dontneed, uring);
     hs_count_add(&seg_stat_purge_calls, uring ? 1 : n);
-    if (count_bytes) hs_count_add(&seg_stat_bytes_purged, (int64_t)(n * HS_SUPERSLAB_SIZE));
+    if (count_bytes)
+        hs_count_add(&seg_stat_bytes_purged, (int64_t)((n - refused) * HS_SUPERSLAB_SIZE));
     for (unsigned i = 0; i < n; i++)
         seg_store_purged(list[i].ss, list[i].node, backing[i], list[i].memory_node, !dontneed);
 }
@@ -241,10 +244,13 @@ static size_t purge_free_units(const seg_free_units_t *taken, bool uring)
         thp_defer_huge(taken->ss, HS_SUPERSLAB_SIZE);
         for (unsigned i = 0; i < n; i++) thp_split_huge(ranges[i].addr, ranges[i].size);
     }
-    os_purge_batch(ranges, n, true, uring);
+    int refused = os_purge_batch(ranges, n, true, uring);
+    hs_count_add(&seg_stat_purge_calls, uring ? 1 : n);
+    /* A range refused (a process under mlockall) leaves the count out:
+     * which of the units were its is not worth the bookkeeping. */
+    if (refused) return 0;
     size_t bytes = (size_t)__builtin_popcountll(taken->written) * HS_UNIT_SIZE;
     if (taken->written & 1) bytes -= first_page < HS_UNIT_SIZE ? first_page : HS_UNIT_SIZE;
-    hs_count_add(&seg_stat_purge_calls, uring ? 1 : n);
     hs_count_add(&seg_stat_bytes_purged, (int64_t)bytes);
     return bytes;
 }
