@@ -218,6 +218,10 @@ HS_SELDOM static void gate_set_locked(unsigned bits)
 
 HS_SELDOM int seg_lock_all(int flags)
 {
+    /* What rests (idle SuperSlabs, purged ones, cached runs) would be
+     * faulted in whole and locked: unmapped first, as glibc's freed mappings
+     * are (a heap of 64 MiB freed and purged came back whole). */
+    if ((flags & OS_LOCK_CURRENT) && !(flags & OS_LOCK_ON_FAULT)) seg_unmap_resting();
     int r = os_lock_all(flags);
     if (r != 0) return r;
     /* Each call sets the kernel's MCL_FUTURE afresh, as here. */
