@@ -5,12 +5,12 @@
 #
 # Usage: tests/run.sh [name...]        (default: all tests)
 #   names: format layers internal segment orphan api api_static bad_input secure fault stress stress_tsan stress_tsan_purge stress_tsan_crowd stress_tsan_big stress_ubsan fork
-#          fork_handlers fork_window fork_pool fork_handlers_pool fork_hugetlb fork_hugetlb_race fork_hugetlb_mt fork_hugetlb_forkers thread_exit last_thread trim_deadlock small_heap usable usable_purge dlopen cxx symbols
+#          fork_handlers fork_window fork_pool fork_handlers_pool fork_hugetlb fork_hugetlb_race fork_hugetlb_mt fork_hugetlb_forkers thread_exit last_thread trim_deadlock small_heap usable usable_purge memlock dlopen cxx symbols
 #          abi_0_1 abi_0_1_symver abi_0_2 (hugeslab_stats from programs built against 0.1's and 0.2's headers)
 #          libnuma_static libnuma_preload
 #          fuzz fuzz_mt fuzz_libfuzzer (the differential fuzzer: alone, 4 threads, libFuzzer)
 #          crowd_stress crowd_fork_handlers (every thread's first blocks from the shared crowd slabs: HUGESLAB_CROWD_THREADS=1)
-#          debug_stress debug_stress_churn debug_fork debug_fork_handlers debug_thread_exit debug_trim_deadlock debug_small_heap debug_usable debug_fuzz debug_crowd (on the DEBUG=1 library)
+#          debug_stress debug_stress_churn debug_fork debug_fork_handlers debug_thread_exit debug_trim_deadlock debug_small_heap debug_usable debug_memlock debug_fuzz debug_crowd (on the DEBUG=1 library)
 #          programs (or prog_python3, prog_sort, ...)
 #          postgres (tests/postgres: PostgreSQL and pgbench on hugeslab, THP and a small hugetlb pool)
 #          install (tests/install: make install into a DESTDIR, pkg-config builds)
@@ -64,7 +64,7 @@ else
     EXPECT=1
 fi
 
-ALL="format layers internal segment orphan api api_static bad_input secure fault stress stress_tsan stress_tsan_purge stress_tsan_crowd stress_tsan_big stress_ubsan fork fork_handlers fork_window fork_pool fork_handlers_pool fork_hugetlb fork_hugetlb_race fork_hugetlb_mt fork_hugetlb_forkers thread_exit last_thread trim_deadlock small_heap usable usable_purge dlopen cxx symbols abi_0_1 abi_0_1_symver abi_0_2 libnuma_static libnuma_preload fuzz fuzz_mt fuzz_libfuzzer crowd_stress crowd_fork_handlers debug_stress debug_stress_churn debug_fork debug_fork_handlers debug_thread_exit debug_trim_deadlock debug_small_heap debug_usable debug_fuzz debug_crowd programs postgres install tool stats charts replay peak kernel numa"
+ALL="format layers internal segment orphan api api_static bad_input secure fault stress stress_tsan stress_tsan_purge stress_tsan_crowd stress_tsan_big stress_ubsan fork fork_handlers fork_window fork_pool fork_handlers_pool fork_hugetlb fork_hugetlb_race fork_hugetlb_mt fork_hugetlb_forkers thread_exit last_thread trim_deadlock small_heap usable usable_purge memlock dlopen cxx symbols abi_0_1 abi_0_1_symver abi_0_2 libnuma_static libnuma_preload fuzz fuzz_mt fuzz_libfuzzer crowd_stress crowd_fork_handlers debug_stress debug_stress_churn debug_fork debug_fork_handlers debug_thread_exit debug_trim_deadlock debug_small_heap debug_usable debug_memlock debug_fuzz debug_crowd programs postgres install tool stats charts replay peak kernel numa"
 WANT=${*:-$ALL}
 
 report() { # STATUS NAME [REASON]
@@ -268,6 +268,8 @@ for t in $WANT; do
     trim_deadlock) run_test trim_deadlock preload "$BIN/trim_deadlock_test" ;;
     small_heap) run_test small_heap preload "$BIN/small_heap_test" ;;
     usable) run_test usable preload "$BIN/usable_test" ;;
+    # mlockall first, with blocks live, after frees, MCL_ONFAULT, a fork
+    memlock) run_test memlock preload "$BIN/memlock_test" ;;
     usable_purge)
         # The purge thread at work at once, beside the blocks it purges around.
         run_test usable_purge preload /usr/bin/env HUGESLAB_PURGE_DELAY_MS=0 \
@@ -308,7 +310,7 @@ for t in $WANT; do
     # shellcheck disable=SC2086
     crowd_stress) run_test "$t" preload /usr/bin/env HUGESLAB_CROWD_THREADS=1 "$BIN/stress_test" $STRESS_ARGS ;;
     crowd_fork_handlers) run_test "$t" preload /usr/bin/env HUGESLAB_CROWD_THREADS=1 "$BIN/fork_handlers_test" ;;
-    debug_stress | debug_stress_churn | debug_fork | debug_fork_handlers | debug_thread_exit | debug_trim_deadlock | debug_small_heap | debug_usable | debug_fuzz | debug_crowd)
+    debug_stress | debug_stress_churn | debug_fork | debug_fork_handlers | debug_thread_exit | debug_trim_deadlock | debug_small_heap | debug_usable | debug_memlock | debug_fuzz | debug_crowd)
         # The same programs on the DEBUG=1 library: internal assertions on.
         if [ -z "$PRELOAD" ]; then
             report SKIP "$t" "HS_NO_PRELOAD=1"
@@ -338,6 +340,7 @@ for t in $WANT; do
         debug_trim_deadlock) run_test "$t" preload "$BIN/trim_deadlock_test" ;;
         debug_small_heap) run_test "$t" preload "$BIN/small_heap_test" ;;
         debug_usable) run_test "$t" preload "$BIN/usable_test" ;;
+        debug_memlock) run_test "$t" preload "$BIN/memlock_test" ;;
         debug_fuzz) run_test "$t" preload "$BIN/fuzz_test" -s "$FUZZ_SEED" -t "$FUZZ_SECONDS" -j 2 ;;
         # debug_stress_churn with every thread's first blocks the crowd's
         debug_crowd)

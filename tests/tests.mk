@@ -73,7 +73,7 @@ TEST_BINS := $(TEST_DIR)/api_test $(TEST_DIR)/api_test_static $(TEST_DIR)/bad_in
              $(TEST_DIR)/abi_0_1 $(TEST_DIR)/abi_0_1_symver $(TEST_DIR)/abi_0_2 \
              $(TEST_DIR)/usable_test $(TEST_DIR)/last_thread_test $(TEST_DIR)/peak_test \
              $(TEST_DIR)/fork_handlers_test $(TEST_DIR)/fork_window_test \
-             $(TEST_DIR)/secure_test
+             $(TEST_DIR)/secure_test $(TEST_DIR)/memlock_test
 
 TEST_COMMON := tests/test_util.h tests/slab_util.h tests/api_names.h tests/tests.mk
 

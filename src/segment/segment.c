@@ -220,8 +220,14 @@ HS_SELDOM int seg_lock_all(int flags)
 {
     /* What rests (idle SuperSlabs, purged ones, cached runs) would be
      * faulted in whole and locked: unmapped first, as glibc's freed mappings
-     * are (a heap of 64 MiB freed and purged came back whole). */
-    if ((flags & OS_LOCK_CURRENT) && !(flags & OS_LOCK_ON_FAULT)) seg_unmap_resting();
+     * are (a heap of 64 MiB freed and purged came back whole). Only where
+     * something does: before the first allocation, the locks it takes are
+     * not set up yet. */
+    if ((flags & OS_LOCK_CURRENT) && !(flags & OS_LOCK_ON_FAULT) &&
+        (atomic_load_explicit(&seg_state.stat_idle_superslabs, memory_order_relaxed) |
+         atomic_load_explicit(&seg_state.stat_purged_superslabs, memory_order_relaxed) |
+         atomic_load_explicit(&seg_state.run_cache_bytes, memory_order_relaxed)))
+        seg_unmap_resting();
     int r = os_lock_all(flags);
     if (r != 0) return r;
     /* Each call sets the kernel's MCL_FUTURE afresh, as here. */
