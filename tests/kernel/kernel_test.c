@@ -480,7 +480,7 @@ static int test_data_charge(void)
 
 /* mlockall(MCL_CURRENT) faults in every readable page: the registry's 64
  * MiB of read-only zeroes were made resident and locked (a process of a
- * few MiB locked 70 MiB; Rss grew by 68.5 MiB where glibc's grew by 1.2).
+ * few MiB locked 70 MiB: Rss grew by 67.4 MiB at the call, glibc's by 1.2).
  * The library gives back the pages never written (src/segment/segment.c),
  * and may do so only while no thread makes one writable: a block named in
  * a page given back would be lost to free. */
