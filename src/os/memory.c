@@ -39,16 +39,17 @@ static int advise(void *addr, size_t size, int advice)
     return call_result(madvise(addr, size, advice) == 0, saved_errno);
 }
 
-/* mmap that keeps errno at ENOMEM for every failure, as malloc promises. */
-static void *map_anonymous(size_t size, int extra_flags)
+/* mmap that keeps errno at ENOMEM for every failure, as malloc promises,
+ * with the protection `prot`: inlined in its two callers, so that the
+ * mapping every process makes passes no more than it did. */
+HS_INLINE void *map_with(size_t size, int prot, int extra_flags)
 {
     hs_assert_no_lock_for_slow_call("mmap");
     if (OS_FAULT(OS_FAULT_MMAP)) {
         errno = ENOMEM;
         return NULL;
     }
-    void *p =
-        mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | extra_flags, -1, 0);
+    void *p = mmap(NULL, size, prot, MAP_PRIVATE | MAP_ANONYMOUS | extra_flags, -1, 0);
     if (p == MAP_FAILED) {
         errno = ENOMEM;
         return NULL;
@@ -61,6 +62,22 @@ static void *map_anonymous(size_t size, int extra_flags)
         return NULL;
     }
     return p;
+}
+
+static void *map_anonymous(size_t size, int extra_flags)
+{
+    return map_with(size, PROT_READ | PROT_WRITE, extra_flags);
+}
+
+/* [raw, raw + span) trimmed at both ends to `size` bytes from its first
+ * `align` boundary. */
+HS_INLINE char *trim_to_aligned(char *raw, size_t span, size_t size, size_t align)
+{
+    char *start = (char *)hs_align_up((uintptr_t)raw, align);
+    size_t head = (size_t)(start - raw);
+    os_unmap(raw, head);
+    os_unmap(start + size, span - head - size);
+    return start;
 }
 
 /* A recent kernel built with THP places an anonymous mapping whose length
@@ -95,33 +112,18 @@ void *os_map_aligned(size_t size, size_t align, bool hugetlb)
      * size, 1 GiB on a machine booted with default_hugepagesz=1G, where one
      * SuperSlab would take a whole gigantic page meant for something else. */
     char *raw = map_anonymous(span, hugetlb ? MAP_HUGETLB | MAP_HUGE_2MB : 0);
-    if (!raw) return NULL;
-    char *start = (char *)hs_align_up((uintptr_t)raw, align);
-    size_t head = (size_t)(start - raw);
-    size_t tail = span - head - size;
-    os_unmap(raw, head);
-    os_unmap(start + size, tail);
-    return start;
+    return raw ? trim_to_aligned(raw, span, size, align) : NULL;
 }
 
 HS_SELDOM void *os_map_inaccessible(size_t size, size_t align)
 {
-    hs_assert_no_lock_for_slow_call("mmap");
-    if (size > SIZE_MAX - align || OS_FAULT(OS_FAULT_MMAP)) {
+    if (size > SIZE_MAX - align) {
         errno = ENOMEM;
         return NULL;
     }
     size_t span = size + align - PAGE_GRANULE;
-    char *raw = mmap(NULL, span, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (raw == MAP_FAILED || (uintptr_t)raw + span > ((uintptr_t)1 << HS_ADDRESS_BITS)) {
-        if (raw != MAP_FAILED) munmap(raw, span);
-        errno = ENOMEM;
-        return NULL;
-    }
-    char *start = (char *)hs_align_up((uintptr_t)raw, align);
-    os_unmap(raw, (size_t)(start - raw));
-    os_unmap(start + size, span - (size_t)(start - raw) - size);
-    return start;
+    char *raw = map_with(span, PROT_NONE, 0);
+    return raw ? trim_to_aligned(raw, span, size, align) : NULL;
 }
 
 void *os_map_pages(size_t size) { return map_anonymous(hs_align_up(size, PAGE_GRANULE), 0); }

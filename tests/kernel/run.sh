@@ -259,7 +259,7 @@ if [ $thp_ok -eq 1 ]; then
     run_case seldom-text-thp HUGESLAB_BACKING=thp HUGESLAB_PURGE_DELAY_MS=100 "$bin" seldom-text
     # mlockall (below), and under MCL_FUTURE, which faults a mapping in as it
     # is made, 64 MiB of blocks cost at most 1.1 faults a SuperSlab plus 512
-    # (16,400 before they were hinted first) and are huge pages.
+    # (16,384 before they were hinted first) and are huge pages.
     if [ $can_lock -eq 1 ]; then
         run_case mlockall-thp HUGESLAB_BACKING=thp HUGESLAB_PURGE_DELAY_MS=100 "$bin" mlockall thp
     else
