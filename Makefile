@@ -93,7 +93,7 @@ lib: $(SO) $(AR_LIB)
 # with these at -O2, 60 KiB at -Os when these were first chosen. segment.c
 # and os/memory.c took .text from 0xa01c to 0x9b9c bytes (ten pages again).
 COLD_OPT := $(if $(filter 1,$(DEBUG)),,-Os)
-COLD_SRC := src/api/report.c src/api/compat.c src/api/memlock.c src/common/options.c src/common/text.c src/common/log.c \
+COLD_SRC := src/api/report.c src/api/compat.c src/api/memlock.c src/api/prctl.c src/common/options.c src/common/text.c src/common/log.c \
             src/os/files.c src/os/fault.c src/os/memory.c src/segment/frontier.c src/segment/purge.c \
             src/segment/segment.c \
             src/thp/thp.c src/numa/numa.c

@@ -5,7 +5,7 @@
 # libraries' names: libnuma's numa_init and numa_bind, for one). The shared
 # library also defines glibc's other names for its allocator (__libc_malloc
 # and the rest, cfree), which the archive leaves to glibc's, and mlockall and
-# munlockall, which the archive leaves to glibc too. The shared
+# munlockall, which the archive leaves to glibc too; both define prctl. The shared
 # library's symbol versions (src/hugeslab.map). And the shared library's
 # layout that src/hugeslab.ld and scripts/load-offset make.
 #
@@ -21,7 +21,10 @@ LIBC_NAMES="__libc_malloc __libc_free __libc_calloc __libc_realloc __libc_memali
 __libc_pvalloc __libc_mallopt __libc_mallinfo cfree"
 # mlockall and munlockall: the shared library's registry is read-only memory
 # that mlockall would make resident (src/api/memlock.c); the archive's is .bss.
-SO_NAMES="$LIBC_NAMES mlockall munlockall"
+SO_ONLY_NAMES="$LIBC_NAMES mlockall munlockall"
+# prctl: both see the program turn THP off for itself (src/api/prctl.c).
+BOTH_NAMES="prctl"
+SO_NAMES="$SO_ONLY_NAMES $BOTH_NAMES"
 bad=0
 
 # check WHAT NAMES OTHERS: NAMES is one defined global name a line, OTHERS
@@ -90,8 +93,8 @@ fi
 echo "$so: versions $(readelf -V "$so" | sed -n '/version_d/,/version_r/p' | awk '/Flags: none/ {printf "%s ", $NF}'); hugeslab_stats: $(printf '%s\n' "$dyn" | grep '^hugeslab_stats@' | tr '\n' ' ')"
 
 # The archive: every member's defined global and weak symbols.
-check "$ar (nm)" "$(nm -g --defined-only "$ar" | awk 'NF == 3 {print $3}' | sort -u)" ""
-for name in $SO_NAMES; do
+check "$ar (nm)" "$(nm -g --defined-only "$ar" | awk 'NF == 3 {print $3}' | sort -u)" "$BOTH_NAMES"
+for name in $SO_ONLY_NAMES; do
     if nm -g --defined-only "$ar" | awk 'NF == 3 {print $3}' | grep -q -x "$name"; then
         echo "FAIL: $ar defines $name, which a static link leaves to glibc's archive"
         bad=1

@@ -13,6 +13,18 @@
 
 HS_START_STATE static pthread_once_t init_once = PTHREAD_ONCE_INIT;
 
+/* HUGESLAB_VERBOSE's first lines: what the process starts with. */
+HS_SELDOM HS_NOINLINE static void describe_start(void)
+{
+    hs_message("version %d.%d, THP mode %s%s, %u NUMA node(s)", HUGESLAB_VERSION_MAJOR,
+               HUGESLAB_VERSION_MINOR, thp_mode_name(thp_system_mode()),
+               thp_process_off() ? " (off for this process: prctl PR_SET_THP_DISABLE)" : "",
+               numa_node_count());
+    hs_options_print();
+    thp_describe();
+    numa_describe();
+}
+
 /* Nothing in here may call malloc: it runs inside the process's first one,
  * possibly while the dynamic loader or libc is still starting. tiny_init
  * starts the layers below it first (seg_init), and a thread's first heap
@@ -21,13 +33,7 @@ static void init_process(void)
 {
     hs_once_enter(HS_RANK_INIT);
     tiny_init();
-    if (hs_option(HS_OPT_VERBOSE)) {
-        hs_message("version %d.%d, THP mode %s, %u NUMA node(s)", HUGESLAB_VERSION_MAJOR,
-                   HUGESLAB_VERSION_MINOR, thp_mode_name(thp_system_mode()), numa_node_count());
-        hs_options_print();
-        thp_describe();
-        numa_describe();
-    }
+    if (hs_option(HS_OPT_VERBOSE)) describe_start();
     hs_once_leave(HS_RANK_INIT);
 }
 

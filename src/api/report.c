@@ -250,8 +250,8 @@ static void format_text(hs_text_t *t, const hugeslab_stats_t *s, long long now)
     hs_text_format(t, "hugeslab: statistics of pid %d (%s), hugeslab %d.%d, ", os_pid(),
                    hs_program_name(), HUGESLAB_VERSION_MAJOR, HUGESLAB_VERSION_MINOR);
     put_utc_time(t, now);
-    hs_text_format(t, " (THP mode %s, %u node(s))\n", thp_mode_name(thp_system_mode()),
-                   numa_node_count());
+    hs_text_format(t, " (THP mode %s%s, %u node(s))\n", thp_mode_name(thp_system_mode()),
+                   thp_process_off() ? ", off for this process" : "", numa_node_count());
     hs_text_format(
         t,
         "  superslabs  %llu mapped: hugetlb %llu (%lld with their page), thp %llu "

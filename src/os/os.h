@@ -92,6 +92,18 @@ int os_unlock_range(void *addr, size_t size);
  * hint for this range only. Returns 0 or -errno (EINVAL without THP). */
 int os_advise_hugepage(void *addr, size_t size, bool on);
 
+/* The process's own THP setting (prctl PR_GET_THP_DISABLE), which a fork
+ * child inherits and execve keeps: OS_THP_PROCESS_OFF where the process
+ * turned THP off whole (PR_SET_THP_DISABLE), hinted ranges too;
+ * OS_THP_PROCESS_ADVISED where it keeps only unhinted ranges off (Linux
+ * 6.18's PR_THP_DISABLE_EXCEPT_ADVISED), so MADV_HUGEPAGE still works;
+ * OS_THP_PROCESS_DEFAULT where it did neither. -errno where the kernel
+ * refuses the call (before Linux 3.15; a seccomp filter); errno is kept. */
+long os_thp_process_setting(void);
+#define OS_THP_PROCESS_DEFAULT 0
+#define OS_THP_PROCESS_OFF 1     /* the kernel's 0b01 */
+#define OS_THP_PROCESS_ADVISED 3 /* the kernel's 0b11 */
+
 /* MADV_COLD on a page-aligned range: its pages are the first to reclaim,
  * and a huge page the range covers only in part is split into base pages
  * (since Linux 5.4). Returns 0 or -errno (EINVAL on older kernels). */
@@ -342,6 +354,10 @@ int os_pipe(int fds[2]);
 bool os_wait_hangup(int fd, unsigned ms);
 /* The process id (getpid). */
 int os_pid(void);
+/* prctl(option, arg2, ..., arg5) passed on as the program made it (api/
+ * prctl.c): the kernel's result, or -1 with errno set. */
+long os_prctl(int option, unsigned long arg2, unsigned long arg3, unsigned long arg4,
+              unsigned long arg5);
 /* The base page size (sysconf, asked once). */
 size_t os_page_size(void);
 

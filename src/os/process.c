@@ -192,6 +192,12 @@ void os_sleep_ms(unsigned ms)
 
 void os_yield(void) { sched_yield(); }
 
+HS_SELDOM long os_prctl(int option, unsigned long arg2, unsigned long arg3, unsigned long arg4,
+                        unsigned long arg5)
+{
+    return syscall(SYS_prctl, option, arg2, arg3, arg4, arg5);
+}
+
 HS_SELDOM ssize_t os_copy_own(void *dest, const void *src, size_t len)
 {
     if (OS_FAULT(OS_FAULT_PIPE)) return -EMFILE;

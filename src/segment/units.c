@@ -74,20 +74,15 @@ static bool huge_sparse(const seg_superslab_t *ss)
            __builtin_popcountll(ss->free_units) >= SEG_SPARSE_FREE_UNITS;
 }
 
-/* Whether a SuperSlab of base pages should become a huge page again when
- * its pages all go back: one whose huge page was given up (huge_sparse),
- * while the backing asked for is not base pages and THP is on. */
-static bool huge_wanted_again(thp_backing_t backing)
-{
-    thp_mode_t mode = thp_system_mode();
-    return backing == THP_BACKING_BASE && hs_option(HS_OPT_BACKING) != HS_BACKING_BASE &&
-           (mode == THP_MODE_MADVISE || mode == THP_MODE_ALWAYS);
-}
-
+/* A SuperSlab of base pages whose pages have all gone back becomes a huge
+ * page again: one whose huge page was given up (huge_sparse), while the
+ * backing asked for is not base pages and a hint gives this process huge
+ * pages. */
 thp_backing_t seg_release_backing(seg_superslab_t *ss, thp_backing_t backing, unsigned memory_node)
 {
-    if (!huge_wanted_again(backing)) return backing;
-    thp_allow_huge(ss, HS_SUPERSLAB_SIZE);
+    if (backing != THP_BACKING_BASE || hs_option(HS_OPT_BACKING) == HS_BACKING_BASE ||
+        !thp_allow_huge(ss, HS_SUPERSLAB_SIZE))
+        return backing;
     hs_count_add(&seg_pool(memory_node)->stat_superslabs[THP_BACKING_BASE], -1);
     hs_count_add(&seg_pool(memory_node)->stat_superslabs[THP_BACKING_THP], 1);
     return THP_BACKING_THP;

@@ -2,16 +2,35 @@
  * per-mapping THP hints, and the hugetlb pool's figures. The calls to the
  * kernel are os/'s. */
 #include <errno.h>
+#include <stdatomic.h>
 #include <string.h>
 
 #include "common/common.h"
 #include "os/os.h"
 #include "thp/thp.h"
 
-/* thp's state: what the kernel said at thp_init. */
+/* thp's state: what the kernel said at thp_init, and since. */
 HS_START_STATE static struct thp_state_s {
     thp_mode_t system_mode; /* /sys/kernel/mm/transparent_hugepage/enabled */
+    /* Whether a hint can give this process huge pages: system_mode allows
+     * them, and the process has not turned THP off (prctl), which it may do
+     * while other threads map: read and written by any thread. */
+    _Atomic(bool) huge_allowed;
 } thp = {.system_mode = THP_MODE_UNKNOWN};
+
+HS_INLINE bool thp_allowed(void)
+{
+    return atomic_load_explicit(&thp.huge_allowed, memory_order_relaxed);
+}
+
+/* From system_mode and the process's own setting: inherited from the
+ * parent, or set by the program since (api/prctl.c). */
+HS_INLINE void note_process_setting(void)
+{
+    bool allowed =
+        thp.system_mode >= THP_MODE_MADVISE && os_thp_process_setting() != OS_THP_PROCESS_OFF;
+    atomic_store_explicit(&thp.huge_allowed, allowed, memory_order_relaxed);
+}
 
 void thp_init(void)
 {
@@ -21,13 +40,17 @@ void thp_init(void)
                                          [THP_MODE_MADVISE] = "[madvise]",
                                          [THP_MODE_ALWAYS] = "[always]"};
     char buf[256];
-    thp.system_mode = THP_MODE_UNKNOWN;
     if (os_read_thp_enabled(buf, sizeof buf) <= 0) return;
     for (thp_mode_t mode = THP_MODE_NEVER; mode <= THP_MODE_ALWAYS; mode++)
         if (strstr(buf, bracketed[mode])) thp.system_mode = mode;
+    note_process_setting();
 }
 
 thp_mode_t thp_system_mode(void) { return thp.system_mode; }
+
+HS_SELDOM bool thp_process_off(void) { return os_thp_process_setting() == OS_THP_PROCESS_OFF; }
+
+HS_SELDOM void thp_process_setting_changed(void) { note_process_setting(); }
 
 HS_SELDOM const char *thp_mode_name(thp_mode_t mode)
 {
@@ -53,11 +76,6 @@ HS_SELDOM const char *thp_backing_name(thp_backing_t backing)
     default:
         return "base";
     }
-}
-
-static bool thp_allowed(void)
-{
-    return thp.system_mode == THP_MODE_MADVISE || thp.system_mode == THP_MODE_ALWAYS;
 }
 
 /* A range never hinted stays on base pages: in "always" mode only by a hint
@@ -134,9 +152,9 @@ void thp_defer_huge(void *addr, size_t size)
     if (thp_allowed()) os_advise_hugepage(addr, size, false);
 }
 
-void thp_allow_huge(void *addr, size_t size)
+bool thp_allow_huge(void *addr, size_t size)
 {
-    if (thp_allowed()) os_advise_hugepage(addr, size, true);
+    return thp_allowed() && os_advise_hugepage(addr, size, true) == 0;
 }
 
 void thp_collapse(void *addr, size_t size)

@@ -4,7 +4,9 @@
  * - Functions that map return NULL on failure with errno = ENOMEM; they never
  *   abort and never print.
  * - The THP hint is per mapping (MADV_HUGEPAGE); the process-wide setting
- *   (prctl PR_SET_THP_DISABLE) is never touched, so children keep theirs.
+ *   (prctl PR_SET_THP_DISABLE) is never touched, so children keep theirs,
+ *   but it is read: a process that turned THP off whole, at its start
+ *   (inherited) or since, gets base pages, counted as base pages.
  * Never: call into segment/, tiny/ or numa/; make a system call but
  *   through os/. */
 #ifndef HS_THP_H
@@ -32,6 +34,13 @@ typedef enum thp_mode_e {
 /* Reads the kernel's facts once; call before the first mapping. */
 void thp_init(void);
 thp_mode_t thp_system_mode(void);
+/* Whether the process turned THP off whole (prctl PR_SET_THP_DISABLE
+ * without PR_THP_DISABLE_EXCEPT_ADVISED): no hint gives it a huge page. */
+bool thp_process_off(void);
+/* The process changed its setting (the library's prctl): read it again.
+ * Mappings from then on follow it; those already made keep their backing
+ * (the kernel keeps the huge pages it gave them). */
+void thp_process_setting_changed(void);
 const char *thp_mode_name(thp_mode_t mode);
 const char *thp_backing_name(thp_backing_t backing);
 
@@ -69,7 +78,9 @@ void thp_defer_fresh(void *addr, size_t size);
  * kernel's khugepaged then collapses what it finds dense). For a heap too
  * small to fill a 2 MiB page. */
 void thp_defer_huge(void *addr, size_t size);
-void thp_allow_huge(void *addr, size_t size);
+/* True when the range is hinted huge again: false where THP is off for the
+ * system or the process, or the kernel refused the hint. */
+bool thp_allow_huge(void *addr, size_t size);
 /* A range thp_allow_huge hinted again whose base pages a program is about
  * to fill: they become huge pages now, their contents kept, rather than
  * each page left faulting in alone. */

@@ -165,6 +165,19 @@
  *                                    a random order while it keeps
  *                                    allocating: Rss within 8 MiB of the
  *                                    start within MAX_MS of the last free
+ *   kernel_test thp-off WHEN MAX_MS  THP turned off for the process (prctl
+ *                                    PR_SET_THP_DISABLE), WHEN `late` after
+ *                                    its first allocation (as Redis does
+ *                                    under THP "always"), `start` before it
+ *                                    (inherited across execve), then 64 MiB
+ *                                    of 256 KiB blocks: no huge page, the
+ *                                    SuperSlabs mapped since counted as base
+ *                                    pages; every other block freed, Rss
+ *                                    drops by 24 MiB within MAX_MS (free
+ *                                    units of base pages; none went while
+ *                                    they were counted as huge pages).
+ *                                    `advised`: turned off but for hinted
+ *                                    ranges (Linux 6.18): huge pages still
  *
  * The options (HUGESLAB_BACKING, HUGESLAB_PURGE, ...) come from the
  * environment, set by tests/kernel/run.sh, which also sets the system modes. */
@@ -183,6 +196,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -2049,6 +2063,76 @@ static int test_dense_room(void)
     return 0;
 }
 
+/* ---- THP turned off by the process ------------------------------------------------ */
+
+#ifndef PR_THP_DISABLE_EXCEPT_ADVISED
+#define PR_THP_DISABLE_EXCEPT_ADVISED (1 << 1) /* <linux/prctl.h>, Linux 6.18 */
+#endif
+#define THP_OFF_BLOCKS 256
+#define THP_OFF_BLOCK (256 * 1024)
+
+/* `start` sets the flag, then runs this test again as `started` (execve
+ * keeps it); `late` and `advised` set it after the first allocation, as
+ * Redis does. 256 blocks of 256 KiB (one-block slabs, seven to a
+ * SuperSlab), then every other one freed: each SuperSlab keeps three or
+ * four of its blocks, so only its free units can go back, which a huge
+ * page keeps until it is nearly empty (SEG_SPARSE_FREE_UNITS) and base
+ * pages give after the purge delay. */
+static int test_thp_off(const char *when, long max_ms, char **argv)
+{
+    bool advised = strcmp(when, "advised") == 0;
+    if (strcmp(when, "start") == 0) {
+        if (prctl(PR_SET_THP_DISABLE, 1, 0, 0, 0) != 0)
+            return fail("PR_SET_THP_DISABLE: %s", strerror(errno));
+        char *args[] = {argv[0], "thp-off", "started", argv[3], NULL};
+        execv("/proc/self/exe", args);
+        return fail("execv: %s", strerror(errno));
+    }
+    void *volatile warm = malloc(16);
+    free(warm);
+    if (strcmp(when, "late") == 0 && prctl(PR_SET_THP_DISABLE, 1, 0, 0, 0) != 0)
+        return fail("PR_SET_THP_DISABLE: %s", strerror(errno));
+    if (advised && prctl(PR_SET_THP_DISABLE, 1, PR_THP_DISABLE_EXCEPT_ADVISED, 0, 0) != 0)
+        return fail("PR_SET_THP_DISABLE with PR_THP_DISABLE_EXCEPT_ADVISED: %s", strerror(errno));
+    int setting = prctl(PR_GET_THP_DISABLE, 0, 0, 0, 0);
+    if (setting != (advised ? 3 : 1)) return fail("%s", "PR_GET_THP_DISABLE does not say so");
+    hugeslab_stats_t before, s;
+    hugeslab_stats(&before);
+    static void *blocks[THP_OFF_BLOCKS];
+    for (size_t i = 0; i < THP_OFF_BLOCKS; i++) {
+        blocks[i] = malloc(THP_OFF_BLOCK);
+        if (!blocks[i]) return fail("malloc failed: %s", strerror(errno));
+        memset(blocks[i], (int)i, THP_OFF_BLOCK);
+    }
+    hugeslab_stats(&s);
+    long long huge = rollup("AnonHugePages:"), full = resident(true);
+    unsigned long long thp_new = s.superslabs_thp - before.superslabs_thp;
+    unsigned long long mapped_new = s.superslabs_mapped - before.superslabs_mapped;
+    for (size_t i = 0; i < THP_OFF_BLOCKS; i += 2) free(blocks[i]);
+    long long now = full;
+    long elapsed = advised ? 0 : wait_for_rss(full - 24 * MiB, true, max_ms, &now);
+    printf("thp-off %s: %llu SuperSlabs mapped for the blocks, %llu counted THP; "
+           "AnonHugePages %lld KiB; Rss %lld KiB with the blocks, %lld KiB %ld ms after half "
+           "were freed (limit %ld ms)\n",
+           when, mapped_new, thp_new, huge / 1024, full / 1024, now / 1024, elapsed, max_ms);
+    for (size_t i = 1; i < THP_OFF_BLOCKS; i += 2) free(blocks[i]);
+    if (mapped_new < 32) return fail("%s", "the blocks took fewer than 32 SuperSlabs");
+    if (advised) {
+        /* Hinted ranges keep their huge pages: nothing for the library to
+         * change. */
+        if (thp_new < 32 || huge < 32 * 2 * MiB)
+            return fail("%s", "hinted SuperSlabs lost their huge pages");
+        printf("PASS\n");
+        return 0;
+    }
+    if (huge != 0) return fail("%s", "a huge page in a process that turned THP off");
+    if (thp_new != 0) return fail("%s", "SuperSlabs counted as THP that are base pages");
+    if (full - now < 24 * MiB)
+        return fail("%s", "the free units of SuperSlabs on base pages did not go back");
+    printf("PASS\n");
+    return 0;
+}
+
 /* ---- free units of a SuperSlab in use ------------------------------------------------ */
 
 #define UNIT_TEST_BLOCKS 1700
@@ -2893,6 +2977,8 @@ int main(int argc, char **argv)
     if (argc >= 2 && strcmp(argv[1], "seldom-text") == 0) return test_seldom_text();
     if (argc >= 3 && strcmp(argv[1], "trim-turns") == 0) return test_trim_turns(atol(argv[2]));
     if (argc >= 3 && strcmp(argv[1], "free-units") == 0) return test_free_units(atol(argv[2]));
+    if (argc >= 4 && strcmp(argv[1], "thp-off") == 0)
+        return test_thp_off(argv[2], atol(argv[3]), argv);
     if (argc >= 3 && strcmp(argv[1], "sparse") == 0)
         return test_sparse(atol(argv[2]), argc >= 4 && strcmp(argv[3], "kept") == 0,
                            argc >= 4 && strcmp(argv[3], "regrow") == 0);

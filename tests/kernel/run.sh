@@ -257,6 +257,20 @@ if [ $thp_ok -eq 1 ]; then
     run_case sparse-regrow-thp HUGESLAB_BACKING=thp "$bin" sparse 3000 regrow
     # The same as seldom-text-base (below) on huge pages.
     run_case seldom-text-thp HUGESLAB_BACKING=thp HUGESLAB_PURGE_DELAY_MS=100 "$bin" seldom-text
+    # The process turns THP off for itself (prctl PR_SET_THP_DISABLE) after
+    # its first allocation, as Redis does under THP "always", or before it
+    # (inherited across execve): no huge page, the SuperSlabs mapped since
+    # counted as base pages, and with half of 64 MiB of blocks freed their
+    # free units go back (67,016 KiB of Rss still after 3 s while they
+    # were counted as huge pages; 35,784 after 518 ms since).
+    run_case thp-off-late HUGESLAB_BACKING=thp "$bin" thp-off late 3000
+    run_case thp-off-start HUGESLAB_BACKING=thp "$bin" thp-off start 3000
+    # Off but for hinted ranges (Linux 6.18): huge pages still.
+    if kernel_at_least 6 18; then
+        run_case thp-off-advised HUGESLAB_BACKING=thp "$bin" thp-off advised 3000
+    else
+        skip_case thp-off-advised "PR_THP_DISABLE_EXCEPT_ADVISED needs Linux 6.18 ($(uname -r))"
+    fi
     # mlockall (below), and under MCL_FUTURE, which faults a mapping in as it
     # is made, 64 MiB of blocks cost at most 1.1 faults a SuperSlab plus 512
     # (16,384 before they were hinted first) and are huge pages.
@@ -267,7 +281,7 @@ if [ $thp_ok -eq 1 ]; then
     fi
 else
     for c in faults-thp faults-thp-1g stats hints purge-free purge-dontneed purge-uring purge-held-off purge-release \
-        churn-thp churn-4k-thp small-heap small-heap-large small-heap-churn run-tail frontier-thp frontier-kept-thp frontier-churn-thp frontier-header-thp usable-kept outgrown given-back sparse-stays-base sparse-four dense-room counted orphans-thp trim-turns as-limit fresh-thp medium-short-thp middle-tails-thp overflow-returning overflow-growing sparse-threads-thp sparse-threads-fresh-thp sparse-threads-kept-thp free-units-thp sparse-thp sparse-kept-thp sparse-regrow-thp seldom-text-thp mlockall-thp; do
+        churn-thp churn-4k-thp small-heap small-heap-large small-heap-churn run-tail frontier-thp frontier-kept-thp frontier-churn-thp frontier-header-thp usable-kept outgrown given-back sparse-stays-base sparse-four dense-room counted orphans-thp trim-turns as-limit fresh-thp medium-short-thp middle-tails-thp overflow-returning overflow-growing sparse-threads-thp sparse-threads-fresh-thp sparse-threads-kept-thp free-units-thp sparse-thp sparse-kept-thp sparse-regrow-thp seldom-text-thp thp-off-late thp-off-start thp-off-advised mlockall-thp; do
         skip_case $c "THP is unavailable ($(thp_mode)) and cannot be switched without root"
     done
 fi
@@ -347,9 +361,11 @@ other_mode=always
 [ "$(thp_mode)" = always ] && other_mode=madvise
 if [ $is_root -eq 1 ] && set_thp $other_mode; then
     run_case hints-$other_mode HUGESLAB_BACKING=thp "$bin" hints
+    run_case thp-off-late-$other_mode HUGESLAB_BACKING=thp "$bin" thp-off late 3000
     [ -n "$orig_thp" ] && set_thp "$orig_thp"
 else
     skip_case hints-$other_mode "cannot switch THP to $other_mode (needs root)"
+    skip_case thp-off-late-$other_mode "cannot switch THP to $other_mode (needs root)"
 fi
 if [ $is_root -eq 1 ] && set_thp never; then
     run_case fallback-thp-never HUGESLAB_BACKING=thp "$bin" fallback-thp-never
