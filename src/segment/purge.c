@@ -161,6 +161,24 @@ static uint64_t delay_ms(void) { return (uint64_t)hs_option(HS_OPT_PURGE_DELAY_M
  * a tick behind. */
 #define PURGE_CLOCK_SLACK_MS 5
 
+/* The kernel refused advice on some of the batch: the locked pages of a
+ * process under mlockall, which madvise leaves resident. Which ranges it
+ * refused is not said: the whole batch is unmapped, which munmap does to
+ * locked pages too, so that the memory leaves RSS as glibc's freed
+ * mappings do, and the figures count what left (not SuperSlabs purged that
+ * are still resident). */
+HS_SELDOM HS_NOINLINE static void
+unmap_refused(const seg_purged_t *list, const thp_backing_t *backing, unsigned n, bool count_bytes)
+{
+    hs_count_add(&seg_stat_purge_calls, n);
+    if (count_bytes) hs_count_add(&seg_stat_bytes_purged, (int64_t)(n * HS_SUPERSLAB_SIZE));
+    for (unsigned i = 0; i < n; i++) {
+        seg_purged_t unmapped = list[i];
+        unmapped.backing = backing[i];
+        seg_unmap_purged(&unmapped);
+    }
+}
+
 /* madvise over whole SuperSlabs taken from the pools, then back to their
  * pools' purged stacks: lazily freed ones (MADV_FREE) to come back for
  * MADV_DONTNEED later. */
@@ -177,12 +195,13 @@ static void advise_and_store(const seg_purged_t *list, unsigned n, bool dontneed
                          ? seg_release_backing(list[i].ss, list[i].backing, list[i].memory_node)
                          : list[i].backing;
     }
-    /* Counted as the kernel took them: it refuses the pages of a process
-     * under mlockall (EINVAL), which then stay resident. */
-    unsigned refused = (unsigned)os_purge_batch(ranges, n, dontneed, uring);
+    int refused = os_purge_batch(ranges, n, dontneed, uring);
     hs_count_add(&seg_stat_purge_calls, uring ? 1 : n);
-    if (count_bytes)
-        hs_count_add(&seg_stat_bytes_purged, (int64_t)((n - refused) * HS_SUPERSLAB_SIZE));
+    if (HS_UNLIKELY(refused)) {
+        unmap_refused(list, backing, n, count_bytes);
+        return;
+    }
+    if (count_bytes) hs_count_add(&seg_stat_bytes_purged, (int64_t)(n * HS_SUPERSLAB_SIZE));
     for (unsigned i = 0; i < n; i++)
         seg_store_purged(list[i].ss, list[i].node, backing[i], list[i].memory_node, !dontneed);
 }
