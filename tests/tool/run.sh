@@ -133,6 +133,19 @@ case_doctor() {
     grep -q "cpuset $(cat /proc/self/cpuset): cpus $cpus_allowed, mems $mems_allowed" <<<"$out" ||
         { fail doctor "cpuset: doctor says $(grep cpuset <<<"$out")"; return; }
     grep -q "memory policy: default" <<<"$out" || { fail doctor "memory policy: $(grep 'memory policy' <<<"$out")"; return; }
+    # The THP setting a program inherits: off where a parent set
+    # PR_SET_THP_DISABLE (python3 sets it through ctypes, then runs doctor).
+    if [ "$(awk '/^THP_enabled:/ {print $2}' /proc/self/status)" = 1 ]; then
+        grep -q "THP for programs started from here: as the system's mode" <<<"$out" ||
+            { fail doctor "THP_enabled is 1; doctor: $(grep 'programs started' <<<"$out")"; return; }
+    fi
+    if command -v python3 >/dev/null; then
+        out2=$(python3 -c 'import ctypes, os, sys
+ctypes.CDLL(None).prctl(41, 1, 0, 0, 0)
+os.execv(sys.argv[1], sys.argv[1:])' "$hs" doctor 2>&1)
+        grep -q "\[note\] THP for programs started from here: off (prctl PR_SET_THP_DISABLE, inherited)" <<<"$out2" ||
+            { fail doctor "under PR_SET_THP_DISABLE: $(grep 'programs started' <<<"$out2")"; return; }
+    fi
     # A policy set by numactl is the one it reports.
     if command -v numactl >/dev/null; then
         out2=$(numactl --preferred=0 "$hs" doctor 2>&1)

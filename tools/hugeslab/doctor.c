@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -313,6 +314,25 @@ static void check_limits(void)
     check_memlock();
 }
 
+/* The THP setting a program started from here inherits (prctl
+ * PR_SET_THP_DISABLE: kept across fork and execve). Its kernel answer: 1
+ * off whole, 3 off but for hinted ranges (Linux 6.18's
+ * PR_THP_DISABLE_EXCEPT_ADVISED), 0 neither. */
+static void check_process_thp(void)
+{
+    int setting = prctl(PR_GET_THP_DISABLE, 0, 0, 0, 0);
+    if (setting == 1)
+        finding("note", "start the program from a process that has not set it",
+                "THP for programs started from here: off (prctl PR_SET_THP_DISABLE, inherited): "
+                "their SuperSlabs get base pages, 512 faults per 2 MiB");
+    else if (setting == 3)
+        finding("ok", NULL,
+                "THP for programs started from here: off but for hinted ranges "
+                "(PR_THP_DISABLE_EXCEPT_ADVISED): hugeslab's SuperSlabs are hinted, huge pages");
+    else
+        finding("ok", NULL, "THP for programs started from here: as the system's mode");
+}
+
 static void check_process(void)
 {
     printf("This process (what a program started from here inherits)\n");
@@ -326,6 +346,7 @@ static void check_process(void)
         p = nl ? nl + 1 : NULL;
     }
     free(status);
+    check_process_thp();
     cli_read_line("/proc/self/cpuset", cpuset, sizeof cpuset);
     for (char *c = cpus; *c; c++)
         if (*c == '\t') *c = ' ';
