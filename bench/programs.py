@@ -17,9 +17,11 @@ allocator rotated each round, 3 rounds, medians:
             0.1 s, of the summed Rss and RssAnon of the postmaster and its
             children), query time.
   redis     Debian's redis-server filled through `redis-cli --pipe` with N
-            512-byte values, then FLUSHALL and 3 s idle: peak RSS (VmHWM),
-            INFO used_memory (the sum of malloc_usable_size), RSS, LazyFree and
-            AnonHugePages (smaps_rollup) right after FLUSHALL and 3 s later.
+            512-byte values, every other thousand of them deleted and 3 s
+            idle, then FLUSHALL and 3 s idle: peak RSS (VmHWM), INFO
+            used_memory (the sum of malloc_usable_size), RSS, LazyFree and
+            AnonHugePages (smaps_rollup) filled, 3 s after the deletes,
+            right after FLUSHALL and 3 s later.
             Debian links redis-server with libjemalloc; the preloaded
             allocator takes malloc, calloc, realloc, free and
             malloc_usable_size (for glibc, libc.so.6 itself is preloaded),
@@ -720,8 +722,8 @@ def redis_fill(port, keys):
 
 def section_redis(args, allocs, work):
     names = [n for n, _ in allocs]
-    title = "Redis: %d values of 512 bytes, then FLUSHALL and %g s idle" % (
-        args.redis_keys, args.idle)
+    title = ("Redis: %d values of 512 bytes, every other thousand deleted, then FLUSHALL; "
+             "%g s idle after each" % (args.redis_keys, args.idle))
     server = shutil.which("redis-server")
     if not server or not shutil.which("redis-cli"):
         return "\n### %s\n\nSkipped: redis-server is not installed.\n" % title
@@ -770,15 +772,21 @@ def section_redis(args, allocs, work):
         "Redis %s (Debian, linked with libjemalloc; the preloaded allocator takes malloc, "
         "checked with `LD_DEBUG=bindings`: INFO's mem_allocator still says jemalloc). Filled "
         "with `redis-cli --pipe` (SET key:%%08d, 512-byte values), checked with DBSIZE and "
-        "DEBUG DIGEST (%s); FLUSHALL is synchronous. used_memory: Redis's sum of "
-        "malloc_usable_size after the fill. Medians of %d runs."
+        "DEBUG DIGEST (%s); then every other thousand keys deleted (one EVAL: keys that go "
+        "together, as a tenant's sessions expire, leave holes of 500 KB among the data kept), "
+        "%g s idle; then FLUSHALL, which is synchronous. used_memory: Redis's sum of "
+        "malloc_usable_size after the fill. Redis turns THP off for itself (prctl "
+        "PR_SET_THP_DISABLE) when the system's mode is always. Medians of %d runs."
         % ("".join(version).replace("v=", ""),
-           "the same under every allocator" if reference else "not compared", args.runs),
+           "the same under every allocator" if reference else "not compared", args.idle,
+           args.runs),
         "", pool_note("redis", args.hs_env)]
     columns = [("start_rss", "RSS at start MiB", "%.1f"),
                ("peak", "peak RSS MiB", "%.0f"),
                ("used_memory", "used_memory MiB", "%.0f"),
                ("filled_rss", "RSS filled MiB", "%.0f"),
+               ("half_rss", "RSS %gs after deleting half MiB" % args.idle, "%.0f"),
+               ("half_lazy", "of it LazyFree", "%.0f"),
                ("flush_rss", "RSS after FLUSHALL MiB", "%.0f"),
                ("flush_lazy", "of it LazyFree", "%.0f"),
                ("idle_rss", "RSS %gs later MiB" % args.idle, "%.1f"),
@@ -829,6 +837,22 @@ def redis_measure(args, res, port, pid):
     info = redis_info(port)
     res["used_memory"] = mb(int(info.get("used_memory", 0)) / 1024)
     note_rollup(res, pid, filled_rss="Rss", filled_thp="AnonHugePages")
+    # Keys that go together (a tenant's sessions): every other thousand
+    # deleted, so that the memory freed lies in holes of 500 KB between
+    # the data kept, as expiry leaves it, not in whole regions.
+    script = ("for i = 0, %d do if math.floor(i / 1000) %% 2 == 0 then "
+              "redis.call('DEL', string.format('key:%%08d', i)) end end return 1"
+              % (args.redis_keys - 1))
+    if redis_cli(port, "EVAL", script, "0") != "1":
+        res["why"] = "EVAL of the deletes failed"
+        return
+    kept = sum(1 for i in range(args.redis_keys) if (i // 1000) % 2 == 1)
+    dbsize = redis_cli(port, "DBSIZE")
+    if dbsize != str(kept):
+        res["why"] = "DBSIZE %s after deleting every other thousand keys, not %d" % (dbsize, kept)
+        return
+    time.sleep(args.idle)
+    note_rollup(res, pid, half_rss="Rss", half_lazy="LazyFree")
     if redis_cli(port, "FLUSHALL") != "OK":
         res["why"] = "FLUSHALL failed"
         return
