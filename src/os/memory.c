@@ -223,9 +223,8 @@ HS_SELDOM int os_unlock_range(void *addr, size_t size)
 
 /* The system call straight, not through syscall(): it runs in every
  * process's first allocation, where syscall() and keeping errno as malloc
- * promises took the text every process runs 50 bytes more (74 against
- * 24). The kernel refuses (EINVAL) any argument after the first that is
- * not zero. */
+ * promises took the text every process runs about 40 bytes more. The
+ * kernel refuses (EINVAL) any argument after the first that is not zero. */
 long os_thp_process_setting(void)
 {
     register long arg4 __asm__("r10") = 0, arg5 __asm__("r8") = 0;
