@@ -21,8 +21,6 @@
 /* <sys/prctl.h>'s, which only os/ includes (scripts/check-layers.py). */
 int prctl(int option, ...);
 
-#define PRCTL_SET_THP_DISABLE 41 /* PR_SET_THP_DISABLE, <linux/prctl.h> */
-
 HS_SELDOM HS_EXPORT int prctl(int option, ...)
 {
     va_list args;
@@ -31,7 +29,7 @@ HS_SELDOM HS_EXPORT int prctl(int option, ...)
     unsigned long arg4 = va_arg(args, unsigned long), arg5 = va_arg(args, unsigned long);
     va_end(args);
     long r = os_prctl(option, arg2, arg3, arg4, arg5);
-    if (option != PRCTL_SET_THP_DISABLE || r != 0) return (int)r;
+    if (option != OS_PRCTL_SET_THP_DISABLE || r != 0) return (int)r;
     int saved_errno = errno;
     /* Started first, so that thp_init's own reading cannot come after. */
     hs_init();

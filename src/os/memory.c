@@ -219,8 +219,6 @@ HS_SELDOM int os_unlock_range(void *addr, size_t size)
     return call_result(syscall(SYS_munlock, addr, size) == 0, saved_errno);
 }
 
-#define PRCTL_GET_THP_DISABLE 42 /* PR_GET_THP_DISABLE, <linux/prctl.h>, Linux 3.15 */
-
 /* The system call straight, not through syscall(): it runs in every
  * process's first allocation, where syscall() and keeping errno as malloc
  * promises took the text every process runs about 40 bytes more. The
@@ -231,7 +229,7 @@ long os_thp_process_setting(void)
     long r;
     __asm__ volatile("syscall"
                      : "=a"(r)
-                     : "0"((long)SYS_prctl), "D"((long)PRCTL_GET_THP_DISABLE), "S"(0L), "d"(0L),
+                     : "0"((long)SYS_prctl), "D"((long)OS_PRCTL_GET_THP_DISABLE), "S"(0L), "d"(0L),
                        "r"(arg4), "r"(arg5)
                      : "rcx", "r11", "memory");
     return r;

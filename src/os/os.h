@@ -358,6 +358,9 @@ int os_pid(void);
  * prctl.c): the kernel's result, or -1 with errno set. */
 long os_prctl(int option, unsigned long arg2, unsigned long arg3, unsigned long arg4,
               unsigned long arg5);
+/* The options of it that hugeslab reads (<linux/prctl.h>'s values). */
+#define OS_PRCTL_SET_THP_DISABLE 41
+#define OS_PRCTL_GET_THP_DISABLE 42
 /* The base page size (sysconf, asked once). */
 size_t os_page_size(void);
 
