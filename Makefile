@@ -129,9 +129,8 @@ $(SO): $(SO_REAL)
 # program can link it next to libnuma (whose numa_* names hugeslab's internals
 # would otherwise clash with).  Tests that need internals link $(LIB_OBJ).
 # Without api/compat.o: the older versions of names are for programs linked
-# against an older shared library; without api/memlock.o: the archive's
-# registry is .bss, with nothing of it to give back (memlock.c).
-ARCHIVE_OBJ := $(filter-out $(BUILD)/obj/api/compat.o $(BUILD)/obj/api/memlock.o,$(LIB_OBJ))
+# against an older shared library.
+ARCHIVE_OBJ := $(filter-out $(BUILD)/obj/api/compat.o,$(LIB_OBJ))
 $(BUILD)/obj/hugeslab-all.o: $(ARCHIVE_OBJ)
 	ld -r -o $@ $(ARCHIVE_OBJ)
 	objcopy --localize-hidden $@

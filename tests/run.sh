@@ -5,7 +5,7 @@
 #
 # Usage: tests/run.sh [name...]        (default: all tests)
 #   names: format layers internal segment orphan api api_static bad_input secure fault stress stress_tsan stress_tsan_purge stress_tsan_crowd stress_tsan_big stress_ubsan fork
-#          fork_handlers fork_window fork_pool fork_handlers_pool fork_hugetlb fork_hugetlb_race fork_hugetlb_mt fork_hugetlb_forkers thread_exit last_thread trim_deadlock small_heap usable usable_purge memlock dlopen cxx symbols
+#          fork_handlers fork_window fork_pool fork_handlers_pool fork_hugetlb fork_hugetlb_race fork_hugetlb_mt fork_hugetlb_forkers thread_exit last_thread trim_deadlock small_heap usable usable_purge memlock memlock_static dlopen cxx symbols
 #          abi_0_1 abi_0_1_symver abi_0_2 (hugeslab_stats from programs built against 0.1's and 0.2's headers)
 #          libnuma_static libnuma_preload
 #          fuzz fuzz_mt fuzz_libfuzzer (the differential fuzzer: alone, 4 threads, libFuzzer)
@@ -64,7 +64,7 @@ else
     EXPECT=1
 fi
 
-ALL="format layers internal segment orphan api api_static bad_input secure fault stress stress_tsan stress_tsan_purge stress_tsan_crowd stress_tsan_big stress_ubsan fork fork_handlers fork_window fork_pool fork_handlers_pool fork_hugetlb fork_hugetlb_race fork_hugetlb_mt fork_hugetlb_forkers thread_exit last_thread trim_deadlock small_heap usable usable_purge memlock dlopen cxx symbols abi_0_1 abi_0_1_symver abi_0_2 libnuma_static libnuma_preload fuzz fuzz_mt fuzz_libfuzzer crowd_stress crowd_fork_handlers debug_stress debug_stress_churn debug_fork debug_fork_handlers debug_thread_exit debug_trim_deadlock debug_small_heap debug_usable debug_memlock debug_fuzz debug_crowd programs postgres install tool stats charts replay peak kernel numa"
+ALL="format layers internal segment orphan api api_static bad_input secure fault stress stress_tsan stress_tsan_purge stress_tsan_crowd stress_tsan_big stress_ubsan fork fork_handlers fork_window fork_pool fork_handlers_pool fork_hugetlb fork_hugetlb_race fork_hugetlb_mt fork_hugetlb_forkers thread_exit last_thread trim_deadlock small_heap usable usable_purge memlock memlock_static dlopen cxx symbols abi_0_1 abi_0_1_symver abi_0_2 libnuma_static libnuma_preload fuzz fuzz_mt fuzz_libfuzzer crowd_stress crowd_fork_handlers debug_stress debug_stress_churn debug_fork debug_fork_handlers debug_thread_exit debug_trim_deadlock debug_small_heap debug_usable debug_memlock debug_fuzz debug_crowd programs postgres install tool stats charts replay peak kernel numa"
 WANT=${*:-$ALL}
 
 report() { # STATUS NAME [REASON]
@@ -270,6 +270,10 @@ for t in $WANT; do
     usable) run_test usable preload "$BIN/usable_test" ;;
     # mlockall first, with blocks live, after frees, MCL_ONFAULT, a fork
     memlock) run_test memlock preload "$BIN/memlock_test" ;;
+    # the same, linked statically with the archive
+    memlock_static)
+        if [ -n "$PRELOAD" ]; then run_test memlock_static plain "$BIN/memlock_static"
+        else report SKIP memlock_static "HS_NO_PRELOAD=1"; fi ;;
     usable_purge)
         # The purge thread at work at once, beside the blocks it purges around.
         run_test usable_purge preload /usr/bin/env HUGESLAB_PURGE_DELAY_MS=0 \

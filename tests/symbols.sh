@@ -19,11 +19,11 @@ malloc_usable_size free_sized free_aligned_sized mallopt malloc_trim malloc_stat
 mallinfo2 malloc_info"
 LIBC_NAMES="__libc_malloc __libc_free __libc_calloc __libc_realloc __libc_memalign __libc_valloc
 __libc_pvalloc __libc_mallopt __libc_mallinfo cfree"
-# mlockall and munlockall: the shared library's registry is read-only memory
-# that mlockall would make resident (src/api/memlock.c); the archive's is .bss.
-SO_ONLY_NAMES="$LIBC_NAMES mlockall munlockall"
-# prctl: both see the program turn THP off for itself (src/api/prctl.c).
-BOTH_NAMES="prctl"
+SO_ONLY_NAMES="$LIBC_NAMES"
+# mlockall and munlockall: the registry's read-only zeroes, which mlockall
+# would make resident, given back (src/api/memlock.c); prctl: the program
+# turning THP off for itself (src/api/prctl.c). Both forms, each.
+BOTH_NAMES="mlockall munlockall prctl"
 SO_NAMES="$SO_ONLY_NAMES $BOTH_NAMES"
 bad=0
 

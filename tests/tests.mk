@@ -73,7 +73,7 @@ TEST_BINS := $(TEST_DIR)/api_test $(TEST_DIR)/api_test_static $(TEST_DIR)/bad_in
              $(TEST_DIR)/abi_0_1 $(TEST_DIR)/abi_0_1_symver $(TEST_DIR)/abi_0_2 \
              $(TEST_DIR)/usable_test $(TEST_DIR)/last_thread_test $(TEST_DIR)/peak_test \
              $(TEST_DIR)/fork_handlers_test $(TEST_DIR)/fork_window_test \
-             $(TEST_DIR)/secure_test $(TEST_DIR)/memlock_test
+             $(TEST_DIR)/secure_test $(TEST_DIR)/memlock_test $(TEST_DIR)/memlock_static
 
 TEST_COMMON := tests/test_util.h tests/slab_util.h tests/api_names.h tests/tests.mk
 
@@ -133,6 +133,12 @@ $(TEST_DIR)/fork_handlers_test: tests/fork_handlers_test.c tests/fork_handlers_l
 $(TEST_DIR)/api_test_static: tests/api_test.c $(TEST_COMMON) include/hugeslab.h $(AR_LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(TEST_CFLAGS) -DHS_PREFIX $< -o $@ $(AR_LIB) $(LIBS) $(TEST_LDLIBS)
+
+# memlock_test linked statically with the archive: its mlockall is the
+# archive's, and the registry .bss until the library maps it read-only
+$(TEST_DIR)/memlock_static: tests/memlock_test.c $(TEST_COMMON) include/hugeslab.h $(AR_LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(TEST_CFLAGS) -DHS_PREFIX -static $< -o $@ $(AR_LIB) $(LIBS)
 
 # run setuid by tests/secure.sh: the archive, as a setuid program links it
 $(TEST_DIR)/secure_test: tests/secure_test.c include/hugeslab.h $(AR_LIB)

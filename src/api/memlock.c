@@ -1,14 +1,14 @@
-/* mlockall and munlockall, which the shared library defines for the
+/* mlockall and munlockall, which the library defines for the
  * program: mlockall(MCL_CURRENT) faults in every readable page, and the
  * registry's 64 MiB of read-only zeroes would be made resident and locked
  * (segment.c, "mlockall"); segment/ gives the pages never written back
  * once the kernel has locked the rest. Nothing else changes: the flags go
- * to the kernel as given, and its answer comes back, errno included.
- * Shared library only, like compat.c: in a static link the registry is
- * .bss, writable from the start, and nothing of it could be told apart
- * as never written. Not versioned, like the malloc family
- * (src/hugeslab.map), so that a reference to mlockall@GLIBC_2.2.5 binds
- * here. */
+ * to the kernel as given, and its answer comes back, errno included. In
+ * the archive too, like prctl: a static link's registry is mapped
+ * read-only before the lock (segment.c, registry_settle); with libc's
+ * mlockall, a program linked with the archive locked its 64 MiB whole.
+ * Not versioned, like the malloc family (src/hugeslab.map), so that a
+ * reference to mlockall@GLIBC_2.2.5 binds here. */
 #include <errno.h>
 
 #include "common/common.h"

@@ -184,6 +184,19 @@ int os_make_writable(void *addr, size_t size)
     return call_result(syscall(SYS_mprotect, addr, size, PROT_READ | PROT_WRITE) == 0, saved_errno);
 }
 
+HS_SELDOM int os_map_zeroes_read_only(void *addr, size_t size)
+{
+    int saved_errno = errno;
+    if (mmap(addr, size, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) != MAP_FAILED)
+        return 0;
+    int err = errno;
+    /* A kernel may have unmapped the range before it failed, leaving a
+     * hole: zeroes again, writable, as they were. */
+    (void)mmap(addr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+    errno = saved_errno;
+    return -err;
+}
+
 #ifdef MCL_ONFAULT
 _Static_assert(OS_LOCK_CURRENT == MCL_CURRENT && OS_LOCK_FUTURE == MCL_FUTURE &&
                    OS_LOCK_ON_FAULT == MCL_ONFAULT,

@@ -70,6 +70,14 @@ int os_remap_onto(void *addr, size_t old_size, size_t new_size, void *dest);
  * vm.max_map_count). */
 int os_make_writable(void *addr, size_t size);
 
+/* Replaces the page-aligned range [addr, addr+size) of this process's,
+ * which nothing else may use meanwhile, with a private mapping of zeroes
+ * that can only be read: no commit charge, nothing in VmData, and what
+ * mlockall faults in of it can be given back (the registry of a static
+ * link, segment.c). Returns 0, or -errno with the range zeroes, readable
+ * and writable as before (mapped afresh where the kernel had taken it). */
+int os_map_zeroes_read_only(void *addr, size_t size);
+
 /* mlockall(2) with the caller's flags (MCL_CURRENT, MCL_FUTURE,
  * MCL_ONFAULT), and munlockall(2). MCL_CURRENT without MCL_ONFAULT faults
  * in every page of every mapping that can be read, read-only ones too (the

@@ -56,6 +56,9 @@ typedef enum seg_chunk_kind_e {
  * (ThreadSanitizer reports them). It costs free() one instruction: a
  * load and a compare instead of a compare with memory. */
 extern _Atomic uint8_t seg_chunk_map[SEG_MAP_ENTRIES];
+/* At seg_chunk_map where the registry is a segment of its own (the shared
+ * library), elsewhere in a static link (registry.c). */
+extern const char seg_registry_segment_mark[1];
 
 /* The registry entry of chunk index `chunk` (< SEG_MAP_ENTRIES). */
 HS_INLINE seg_chunk_kind_t seg_kind_at(uintptr_t chunk)
