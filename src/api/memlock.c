@@ -2,8 +2,11 @@
  * program: mlockall(MCL_CURRENT) faults in every readable page, and the
  * registry's 64 MiB of read-only zeroes would be made resident and locked
  * (segment.c, "mlockall"); segment/ gives the pages never written back
- * once the kernel has locked the rest. Nothing else changes: the flags go
- * to the kernel as given, and its answer comes back, errno included. In
+ * once the kernel has locked the rest. The flags go to the kernel as
+ * given, and its answer comes back, errno included, but for one: the
+ * ENOMEM of an unprivileged MCL_CURRENT whose address space passes
+ * RLIMIT_MEMLOCK with the registry only, which segment/ answers as the
+ * kernel would without it. In
  * the archive too, like prctl: a static link's registry is mapped
  * read-only before the lock (segment.c, registry_settle); with libc's
  * mlockall, a program linked with the archive locked its 64 MiB whole.

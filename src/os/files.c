@@ -249,7 +249,7 @@ typedef struct maps_state_s {
     void *ctx;
 } maps_state_t;
 
-/* "start-end perms offset dev inode [name]": the bounds and the perms' w. */
+/* "start-end perms offset dev inode [name]": the bounds and the perms' rwx. */
 HS_SELDOM static void maps_line(void *state, const char *line)
 {
     maps_state_t *st = state;
@@ -257,8 +257,10 @@ HS_SELDOM static void maps_line(void *state, const char *line)
     uintptr_t start = (uintptr_t)parse_hex(&p);
     if (*p++ != '-') return;
     uintptr_t end = (uintptr_t)parse_hex(&p);
-    if (*p++ != ' ' || !p[0] || !p[1]) return;
-    st->on_range(st->ctx, start, end, p[1] == 'w');
+    if (*p++ != ' ' || !p[0] || !p[1] || !p[2]) return;
+    unsigned perms = (p[0] == 'r' ? OS_MAP_READABLE : 0) | (p[1] == 'w' ? OS_MAP_WRITABLE : 0) |
+                     (p[2] == 'x' ? OS_MAP_EXECUTABLE : 0);
+    st->on_range(st->ctx, start, end, perms);
 }
 
 HS_SELDOM int os_walk_maps(os_maps_fn on_range, void *ctx)

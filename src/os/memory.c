@@ -5,6 +5,7 @@
 #include <stdatomic.h>
 #include <stdint.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -121,6 +122,17 @@ HS_SELDOM void *os_map_inaccessible(size_t size, size_t align)
         errno = ENOMEM;
         return NULL;
     }
+    /* Placed aligned by the kernel where it does (above): under MCL_FUTURE
+     * an unprivileged process's mappings count against RLIMIT_MEMLOCK as
+     * they are made, inaccessible ones too, and a span of twice the size
+     * needed twice the room under the limit. */
+    if (align == HS_SUPERSLAB_SIZE &&
+        atomic_load_explicit(&kernel_aligns_2mib, memory_order_relaxed)) {
+        char *p = map_with(size, PROT_NONE, 0);
+        if (!p || ((uintptr_t)p % HS_SUPERSLAB_SIZE == 0 && !OS_FAULT(OS_FAULT_PLACE))) return p;
+        os_unmap(p, size);
+        atomic_store_explicit(&kernel_aligns_2mib, false, memory_order_relaxed);
+    }
     size_t span = size + align - PAGE_GRANULE;
     char *raw = map_with(span, PROT_NONE, 0);
     return raw ? trim_to_aligned(raw, span, size, align) : NULL;
@@ -230,6 +242,14 @@ HS_SELDOM int os_unlock_range(void *addr, size_t size)
     hs_assert_no_lock_for_slow_call("munlock");
     int saved_errno = errno;
     return call_result(syscall(SYS_munlock, addr, size) == 0, saved_errno);
+}
+
+HS_SELDOM uint64_t os_lock_limit(void)
+{
+    struct rlimit limit;
+    if (getrlimit(RLIMIT_MEMLOCK, &limit) != 0 || limit.rlim_cur == RLIM_INFINITY)
+        return UINT64_MAX;
+    return (uint64_t)limit.rlim_cur;
 }
 
 /* The system call straight, not through syscall(): it runs in every

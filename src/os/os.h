@@ -95,6 +95,9 @@ int os_unlock_all(void);
  * in memory. Return 0 or -errno. */
 int os_lock_range(void *addr, size_t size, bool on_fault);
 int os_unlock_range(void *addr, size_t size);
+/* RLIMIT_MEMLOCK's soft limit in bytes, UINT64_MAX where there is none
+ * (or getrlimit fails). */
+uint64_t os_lock_limit(void);
 
 /* MADV_HUGEPAGE (`on`) or MADV_NOHUGEPAGE on a page-aligned range: the THP
  * hint for this range only. Returns 0 or -errno (EINVAL without THP). */
@@ -244,11 +247,16 @@ typedef void (*os_smaps_fn)(void *ctx, uintptr_t start, uintptr_t end, long long
 int os_walk_smaps(os_smaps_fn on_range, void *ctx);
 
 /* Walks /proc/self/maps and calls on_range(ctx, ...) once per mapping with
- * its bounds and whether it is writable, in address order. Reads through a
- * stack buffer (no allocation). Returns 0, or -1 when the file cannot be
- * read. Cheaper than os_walk_smaps (no page counts), still one line per
+ * its bounds and its permissions (OS_MAP_*), in address order. Reads
+ * through a stack buffer (no allocation); a callback that changes the
+ * mappings (mlock splits and merges them) gets the next line from where
+ * the last one ended. Returns 0, or -1 when the file cannot be read.
+ * Cheaper than os_walk_smaps (no page counts), still one line per
  * mapping. */
-typedef void (*os_maps_fn)(void *ctx, uintptr_t start, uintptr_t end, bool writable);
+#define OS_MAP_READABLE 1u
+#define OS_MAP_WRITABLE 2u
+#define OS_MAP_EXECUTABLE 4u
+typedef void (*os_maps_fn)(void *ctx, uintptr_t start, uintptr_t end, unsigned perms);
 int os_walk_maps(os_maps_fn on_range, void *ctx);
 
 /* Whether [addr, addr + size) has a huge page mapped in it (PAGEMAP_SCAN

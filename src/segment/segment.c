@@ -221,15 +221,88 @@ HS_SELDOM HS_NOINLINE static bool registry_prepare_gated(void *from, size_t size
 
 /* A mapping of /proc/self/maps: its part of the registry, where read-only. */
 HS_SELDOM static void registry_give_back_range(void *ctx, uintptr_t start, uintptr_t end,
-                                               bool writable)
+                                               unsigned perms)
 {
     (void)ctx;
     uintptr_t lo = (uintptr_t)seg_chunk_map, hi = lo + SEG_MAP_ENTRIES;
-    if (writable || end <= lo || start >= hi) return;
+    if ((perms & OS_MAP_WRITABLE) || end <= lo || start >= hi) return;
     if (start < lo) start = lo;
     if (end > hi) end = hi;
     os_unlock_range((void *)start, end - start);
     os_purge((void *)start, end - start, true);
+}
+
+/* ---- mlockall without CAP_IPC_LOCK -------------------------------------------
+ * Unprivileged, mlockall(MCL_CURRENT) is refused (ENOMEM) unless the whole
+ * address space fits RLIMIT_MEMLOCK, the registry's 64 MiB of read-only
+ * zeroes included: a small program that glibc lets lock itself under the
+ * default limit of 8 MiB (its VmSize there 2,476 KiB) was refused. The registry is
+ * the library's, not the program's, and the lock gives back its pages
+ * anyway (above). Where the kernel refused, lock_all_but_registry makes the
+ * kernel's check again with the program's mappings alone and, where they
+ * fit, does what mlockall would have done: every mapping locked (mlock2)
+ * but the registry's read-only pages, then MCL_FUTURE set (which the
+ * kernel checks against nothing). Where the program's mappings do not
+ * fit, ENOMEM stands, as the kernel answers it under glibc. */
+
+typedef struct lock_walk_s {
+    uint64_t bytes; /* counting: the program's mappings so far */
+    bool locking;   /* false: count them; true: lock them */
+    bool on_fault;  /* MCL_ONFAULT: mlock2's MLOCK_ONFAULT */
+    int error;      /* the first -errno of a lock that mlockall would not ignore */
+} lock_walk_t;
+
+HS_SELDOM static void lock_walk_part(lock_walk_t *walk, uintptr_t start, uintptr_t end,
+                                     unsigned perms)
+{
+    if (start >= end) return;
+    if (!walk->locking) {
+        walk->bytes += end - start;
+        return;
+    }
+    int r = os_lock_range((void *)start, end - start, walk->on_fault);
+    /* A mapping that cannot be accessed is marked locked and then cannot be
+     * faulted in, which mlock2 reports as ENOMEM and mlockall ignores. */
+    if (r != 0 && perms != 0 && walk->error == 0) walk->error = r;
+}
+
+/* A mapping of /proc/self/maps, less the registry's read-only part. */
+HS_SELDOM static void lock_walk_range(void *ctx, uintptr_t start, uintptr_t end, unsigned perms)
+{
+    /* [vsyscall], above the process's address space, is none of its
+     * mappings. */
+    if (start >> HS_ADDRESS_BITS) return;
+    uintptr_t lo = (uintptr_t)seg_chunk_map, hi = lo + SEG_MAP_ENTRIES;
+    uintptr_t skip_from = end, skip_to = end;
+    if (!(perms & OS_MAP_WRITABLE) && start < hi && end > lo) {
+        skip_from = start > lo ? start : lo;
+        skip_to = end < hi ? end : hi;
+    }
+    lock_walk_part(ctx, start, skip_from, perms);
+    lock_walk_part(ctx, skip_to, end, perms);
+}
+
+HS_SELDOM HS_NOINLINE static int lock_all_but_registry(int flags)
+{
+    /* Without a limit, ENOMEM was not the limit's, and comes back as it came.
+     * Nor can a call without MCL_FUTURE end one in force but with
+     * munlockall, which would unlock what the program locked itself. */
+    uint64_t limit = os_lock_limit();
+    unsigned future = SEG_GATE_LOCKED_NOW | SEG_GATE_LOCKED_ON_FAULT;
+    if (limit == UINT64_MAX ||
+        (!(flags & OS_LOCK_FUTURE) && (atomic_load(&seg_state.registry_gate) & future)))
+        return -ENOMEM;
+    lock_walk_t walk = {.on_fault = (flags & OS_LOCK_ON_FAULT) != 0};
+    size_t page = os_page_size();
+    /* The kernel's test, in pages: the address space at most the limit. */
+    if (os_walk_maps(lock_walk_range, &walk) != 0 || walk.bytes / page > limit / page)
+        return -ENOMEM;
+    walk.locking = true;
+    if (os_walk_maps(lock_walk_range, &walk) != 0) return -ENOMEM;
+    /* Another thread's mappings past the limit meanwhile: what was locked
+     * stays locked, as the program's own mlock calls leave it. */
+    if (walk.error != 0) return walk.error;
+    return (flags & OS_LOCK_FUTURE) ? os_lock_all(flags & ~OS_LOCK_CURRENT) : 0;
 }
 
 /* The gate's MCL_FUTURE bits set to `bits`. */
@@ -255,6 +328,7 @@ HS_SELDOM int seg_lock_all(int flags)
          atomic_load_explicit(&seg_state.run_cache_bytes, memory_order_relaxed)))
         seg_unmap_resting();
     int r = os_lock_all(flags);
+    if (r == -ENOMEM && (flags & OS_LOCK_CURRENT)) r = lock_all_but_registry(flags);
     if (r != 0) return r;
     /* Each call sets the kernel's MCL_FUTURE afresh, as here. */
     gate_set_locked(!(flags & OS_LOCK_FUTURE)    ? 0

@@ -429,7 +429,10 @@ int seg_trim(void (*first)(void));
  * keep the registry's never-written pages out of memory (segment.c): with
  * MCL_CURRENT and without MCL_ONFAULT, they are given back once the kernel
  * has locked everything else; while MCL_FUTURE is in force, the registry's
- * pages made writable are locked too. Return 0 or -errno, the kernel's. */
+ * pages made writable are locked too. An unprivileged MCL_CURRENT that the
+ * kernel refused (ENOMEM) for an address space over RLIMIT_MEMLOCK with the
+ * registry is checked and made again without it, mapping by mapping.
+ * Return 0 or -errno, the kernel's. */
 int seg_lock_all(int flags);
 int seg_unlock_all(void);
 

@@ -169,15 +169,15 @@ os.execv(sys.argv[1], sys.argv[1:])' "$hs" doctor 2>&1)
     out2=$(ulimit -v 60000 && "$hs" doctor 2>&1)
     grep -q "address space limit (ulimit -v): 58 MiB: .*a program cannot start with it" <<<"$out2" ||
         { fail doctor "under ulimit -v 60000: $(grep 'address space' <<<"$out2")"; return; }
-    # ulimit -l: without CAP_IPC_LOCK and under 80 MiB, a note that a
-    # program's mlockall(MCL_CURRENT) fails (the registry counts). 64 KiB:
-    # at most any hard limit (a container's default).
+    # ulimit -l: without CAP_IPC_LOCK and under 80 MiB, a note of what a
+    # program that locks itself can hold. 64 KiB: at most any hard limit
+    # (a container's default).
     out2=$(ulimit -l 64 && "$hs" doctor 2>&1)
     grep -q "locked memory limit (ulimit -l): 64 KiB" <<<"$out2" ||
         { fail doctor "under ulimit -l 64: $(grep 'locked memory' <<<"$out2")"; return; }
     if command -v setpriv >/dev/null && grep -q "and CAP_IPC_LOCK" <<<"$out2"; then
         out2=$(ulimit -l 64 && setpriv --bounding-set -ipc_lock "$hs" doctor 2>&1)
-        grep -q "\[note\] locked memory limit (ulimit -l): 64 KiB, no CAP_IPC_LOCK: .*ENOMEM" <<<"$out2" &&
+        grep -q "\[note\] locked memory limit (ulimit -l): 64 KiB, no CAP_IPC_LOCK: .*2 MiB for each SuperSlab" <<<"$out2" &&
             grep -q "fix: ulimit -l unlimited, or CAP_IPC_LOCK" <<<"$out2" ||
             { fail doctor "without CAP_IPC_LOCK: $(grep -A1 'locked memory' <<<"$out2")"; return; }
     fi

@@ -246,10 +246,12 @@ static void check_numa(const int nodes[], int node_count)
 /* The address-space and data limits (ulimit -v, ulimit -d) count what
  * glibc's heap does not take: the registry's 64 MiB of address space, and
  * memory mapped 2 MiB at a time (README, on bad input; bench/as_fill.c).
- * So does the locked-memory limit (ulimit -l) for an mlockall(MCL_CURRENT)
- * without CAP_IPC_LOCK, which the kernel checks against the whole address
- * space (README, on mlockall). */
+ * The locked-memory limit (ulimit -l) bounds a program that locks itself
+ * without CAP_IPC_LOCK: its mappings at mlockall(MCL_CURRENT), the
+ * registry left out as the library checks them (README, on mlockall),
+ * then every SuperSlab it maps, 2 MiB each. */
 #define REGISTRY_MIB 64
+#define LOCK_NOTE_MIB 80
 #define LIMIT_WARN_MIB 1024
 #define CAP_IPC_LOCK_BIT 14
 
@@ -271,18 +273,16 @@ static void check_memlock(void)
         return;
     }
     unsigned long long kib = (unsigned long long)memlock.rlim_cur >> 10;
-    bool short_of_registry = kib >> 10 < REGISTRY_MIB + 16;
+    bool small = kib >> 10 < LOCK_NOTE_MIB;
     if (holds_ipc_lock())
         finding("ok", NULL, "locked memory limit (ulimit -l): %llu KiB, and CAP_IPC_LOCK", kib);
     else
-        finding(short_of_registry ? "note" : "ok",
-                short_of_registry ? "ulimit -l unlimited, or CAP_IPC_LOCK" : NULL,
+        finding(small ? "note" : "ok", small ? "ulimit -l unlimited, or CAP_IPC_LOCK" : NULL,
                 "locked memory limit (ulimit -l): %llu KiB, no CAP_IPC_LOCK%s", kib,
-                short_of_registry
-                    ? ": a program's mlockall(MCL_CURRENT) is checked against its whole address "
-                      "space, which hugeslab's registry alone passes: ENOMEM where glibc's "
-                      "small program gets it"
-                    : "");
+                small ? ": a program that locks itself (mlockall) holds at most that: its "
+                        "mappings at the call but hugeslab's registry, then 2 MiB for each "
+                        "SuperSlab it maps"
+                      : "");
 }
 
 static void check_limits(void)
