@@ -219,17 +219,28 @@ HS_SELDOM HS_NOINLINE static bool registry_prepare_gated(void *from, size_t size
     return true;
 }
 
+/* The part of a mapping of /proc/self/maps that is the registry's
+ * read-only zeroes: [*from, *to), empty (*from == *to) where none is. */
+HS_SELDOM static void registry_read_only_part(uintptr_t start, uintptr_t end, unsigned perms,
+                                              uintptr_t *from, uintptr_t *to)
+{
+    uintptr_t lo = (uintptr_t)seg_chunk_map, hi = lo + SEG_MAP_ENTRIES;
+    *from = *to = end;
+    if ((perms & OS_MAP_WRITABLE) || end <= lo || start >= hi) return;
+    *from = start > lo ? start : lo;
+    *to = end < hi ? end : hi;
+}
+
 /* A mapping of /proc/self/maps: its part of the registry, where read-only. */
 HS_SELDOM static void registry_give_back_range(void *ctx, uintptr_t start, uintptr_t end,
                                                unsigned perms)
 {
     (void)ctx;
-    uintptr_t lo = (uintptr_t)seg_chunk_map, hi = lo + SEG_MAP_ENTRIES;
-    if ((perms & OS_MAP_WRITABLE) || end <= lo || start >= hi) return;
-    if (start < lo) start = lo;
-    if (end > hi) end = hi;
-    os_unlock_range((void *)start, end - start);
-    os_purge((void *)start, end - start, true);
+    uintptr_t from, to;
+    registry_read_only_part(start, end, perms, &from, &to);
+    if (from == to) return;
+    os_unlock_range((void *)from, to - from);
+    os_purge((void *)from, to - from, true);
 }
 
 /* ---- mlockall without CAP_IPC_LOCK -------------------------------------------
@@ -272,12 +283,8 @@ HS_SELDOM static void lock_walk_range(void *ctx, uintptr_t start, uintptr_t end,
     /* [vsyscall], above the process's address space, is none of its
      * mappings. */
     if (start >> HS_ADDRESS_BITS) return;
-    uintptr_t lo = (uintptr_t)seg_chunk_map, hi = lo + SEG_MAP_ENTRIES;
-    uintptr_t skip_from = end, skip_to = end;
-    if (!(perms & OS_MAP_WRITABLE) && start < hi && end > lo) {
-        skip_from = start > lo ? start : lo;
-        skip_to = end < hi ? end : hi;
-    }
+    uintptr_t skip_from, skip_to;
+    registry_read_only_part(start, end, perms, &skip_from, &skip_to);
     lock_walk_part(ctx, start, skip_from, perms);
     lock_walk_part(ctx, skip_to, end, perms);
 }
