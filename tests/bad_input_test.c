@@ -124,16 +124,41 @@ static void *free_batched_and_wait(void *p)
     return NULL;
 }
 
-static void act_double_free_batched(void *p)
+/* Runs free_then_wait(arg) on another thread, which frees p and waits; the
+ * owner frees p meanwhile. */
+static void free_while_batched(void *(*free_then_wait)(void *), void *arg, void *p)
 {
     pthread_t t;
     pthread_barrier_init(&batched_then, NULL, 2);
-    if (pthread_create(&t, NULL, free_batched_and_wait, p) != 0) _exit(4);
+    if (pthread_create(&t, NULL, free_then_wait, arg) != 0) _exit(4);
     pthread_barrier_wait(&batched_then);
     free_fn(p);
     (void)malloc_fn(64); /* p again, unless reported */
     pthread_barrier_wait(&batched_then);
     pthread_join(t, NULL);
+}
+
+static void act_double_free_batched(void *p) { free_while_batched(free_batched_and_wait, p, p); }
+
+/* The same by a thread without a heap: past its first frees of other
+ * threads' blocks, which go at once (TINY_HEAPLESS_BATCH_AFTER, 64), p waits
+ * in the batch lent to it (heapless_free_remote). */
+#define HEAPLESS_AT_ONCE 64
+static void *free_heapless_batched_and_wait(void *arg)
+{
+    void **blocks = arg;
+    for (int i = 0; i <= HEAPLESS_AT_ONCE; i++) free_fn(blocks[i]); /* p last */
+    pthread_barrier_wait(&batched_then);
+    pthread_barrier_wait(&batched_then);
+    return NULL;
+}
+
+static void act_double_free_heapless_batched(void *p)
+{
+    static void *blocks[HEAPLESS_AT_ONCE + 1];
+    for (int i = 0; i < HEAPLESS_AT_ONCE; i++) blocks[i] = malloc_fn(64);
+    blocks[HEAPLESS_AT_ONCE] = p;
+    free_while_batched(free_heapless_batched_and_wait, blocks, p);
 }
 
 /* p goes on its slab's remote-free stack; the owner collects the stack into
@@ -284,6 +309,7 @@ int main(int argc, char **argv)
         {"double_free_small", act_double_free, small, "double free"},
         {"double_free_remote", act_double_free_remote, small, "double free"},
         {"double_free_batched", act_double_free_batched, small, "double free"},
+        {"double_free_heapless_batched", act_double_free_heapless_batched, small, "double free"},
         {"free_stack", act_free, stackbuf + 16, NULL},
         {"free_interior_p+8", act_free, (char *)interior + 8, NULL},
         {"free_interior_p+16", act_free, (char *)interior + 16, NULL},

@@ -280,9 +280,13 @@ HS_NOINLINE tiny_heap_t *tiny_heap_attach(void)
 HS_APART_LATE void tiny_thread_exit(void *arg)
 {
     tiny_heap_t *heap = arg;
-    if (!heap || heap == &tiny_empty_heap) return;
+    if (!heap || heap == &tiny_empty_heap) {
+        tiny_heapless_exit(); /* the value of a thread lent a batch */
+        return;
+    }
     tiny_heap_tls = &tiny_empty_heap;
     tiny_crowd_thread_left();
+    tiny_heapless_exit();
     /* Giving the slabs up may start the purge thread (orphans to sweep, a
      * SuperSlab gone idle), and pthread_create allocates the new thread's
      * TLS vector on this thread: started before the heap is back in the

@@ -1597,20 +1597,32 @@ HS_NOINLINE static void *refill_elsewhere(tiny_heap_t *heap, unsigned cls)
 
 /* ---- crowd heaps --------------------------------------------------------------- */
 
-/* By class up to TINY_CROWD_SIZE_MAX: blocks this thread took from its
- * node's crowd heap. Thread-local, not in its heap: a thread of a crowded
- * process may have none (tiny_malloc_refill), and a new thread starts at 0.
- * One byte more, CROWD_THREAD_LEFT: the thread's heap went back at its exit
- * (tiny_thread_exit), and what its later TLS destructors allocate comes
- * from the crowd, uncounted. In the same TLS block as the counts: a TLS
- * variable of its own is a relocation more in the tables every process
- * reads. */
-#define CROWD_THREAD_LEFT TINY_CROWD_CLASSES
-static __thread uint8_t crowd_taken[TINY_CROWD_CLASSES + 1];
+/* What tiny keeps of a thread outside its heap, which a thread of a crowded
+ * process, or one that only frees, may not have (tiny_malloc_refill,
+ * heapless_free_remote); a new thread starts at zeros. One TLS variable:
+ * each one more is a relocation more in the tables every process reads,
+ * and these bytes fit the TLS block's padding, where 16 more would have
+ * lowered every thread's stack (bench_memory crowd, a thousand threads, on
+ * base pages with all their blocks from the crowd: 164 KiB more at the
+ * peak). */
+static __thread struct {
+    /* By class up to TINY_CROWD_SIZE_MAX: blocks taken from its node's
+     * crowd heap. */
+    uint8_t crowd_taken[TINY_CROWD_CLASSES];
+    /* Its heap went back at its exit (tiny_thread_exit): what its later TLS
+     * destructors allocate comes from the crowd, uncounted. */
+    bool left;
+    /* Its frees of other threads' blocks made at once while it had no heap,
+     * up to TINY_HEAPLESS_BATCH_AFTER; HEAPLESS_LEFT once its exit began
+     * (tiny_heapless_exit), from which on their frees go at once. */
+    uint8_t heapless_frees;
+    /* 1 + the index in heapless_pool of the batch lent to it; 0: none. */
+    uint8_t heapless_batch;
+} tiny_thread;
 
-HS_APART_LATE void tiny_crowd_thread_left(void) { crowd_taken[CROWD_THREAD_LEFT] = 1; }
+HS_APART_LATE void tiny_crowd_thread_left(void) { tiny_thread.left = true; }
 
-static inline bool thread_left(void) { return crowd_taken[CROWD_THREAD_LEFT] != 0; }
+static inline bool thread_left(void) { return tiny_thread.left; }
 
 /* A block of cls for a thread whose heap has no slab of the class (or that
  * has no heap), from its node's crowd heap (tiny_lists.crowd), or NULL: the
@@ -1630,8 +1642,8 @@ HS_APART_LATE HS_NOINLINE static void *crowd_malloc(unsigned cls)
 {
     if (cls >= TINY_CROWD_CLASSES) return NULL;
     uint32_t size = tiny_class_size[cls];
-    unsigned taken = crowd_taken[cls];
-    bool left = crowd_taken[CROWD_THREAD_LEFT];
+    unsigned taken = tiny_thread.crowd_taken[cls];
+    bool left = tiny_thread.left;
     if ((!left && (taken >= TINY_CROWD_BLOCKS || taken * size >= TINY_CROWD_BYTES)) ||
         tiny_crowd_holds || !hs_no_lock_held() || hs_in_fork_window())
         return NULL;
@@ -1651,7 +1663,7 @@ HS_APART_LATE HS_NOINLINE static void *crowd_malloc(unsigned cls)
         errno = saved_errno;
         return NULL;
     }
-    if (!left) crowd_taken[cls] = (uint8_t)(taken + 1);
+    if (!left) tiny_thread.crowd_taken[cls] = (uint8_t)(taken + 1);
     hs_count_add(&tiny_state.crowd_blocks_out, 1);
     return p;
 }
@@ -1832,7 +1844,7 @@ HS_INLINE void free_checked(tiny_heap_t *heap, tiny_slab_t *s, tiny_block_t *b)
  * upper group (11 runs: medians 21 -> 33). Before the marks moved to the
  * batching, the blocks' own lines were the ones asked for here (76.2 ->
  * 83.1). */
-HS_APART_LATE HS_NOINLINE void tiny_flush_remote_batch(tiny_heap_t *heap)
+HS_INLINE void free_gathered(tiny_heap_t *heap, tiny_block_t **gathered, unsigned *count)
 {
     /* Taken out first: a free may start the purge thread, whose
      * pthread_create allocates and frees on this thread, and may push
@@ -1841,11 +1853,156 @@ HS_APART_LATE HS_NOINLINE void tiny_flush_remote_batch(tiny_heap_t *heap)
      * from the end, with the blocks' lines asked for, they gave 79.1
      * where this order gave 86.2. */
     tiny_block_t *batch[TINY_REMOTE_BATCH];
-    unsigned n = heap->remote_batched;
-    memcpy(batch, heap->remote_batch, n * sizeof batch[0]);
-    heap->remote_batched = 0;
+    unsigned n = *count;
+    memcpy(batch, gathered, n * sizeof batch[0]);
+    *count = 0;
     for (unsigned i = 0; i < n; i++) HS_PREFETCH_WRITE(tiny_remote_word(tiny_slab_of(batch[i])));
     for (unsigned i = 0; i < n; i++) free_routed(heap, tiny_slab_of(batch[i]), batch[i]);
+}
+
+static inline bool heapless_batch_lent(void);
+
+/* A block going into a batch, checked for a double free and marked free
+ * now, not at the flush: until then a second free of it, the owner's or
+ * any thread's, found it in use, and the owner handed it out again while
+ * the batch still held it (a block handed out twice, no report). Marked,
+ * it stays counted in its slab's `used`: the slab stays until the flush. */
+HS_INLINE void mark_gathered(tiny_slab_t *s, tiny_block_t *b)
+{
+    uintptr_t mark = (uintptr_t)b ^ s->free_key;
+    if (HS_UNLIKELY(b->free_mark == mark)) tiny_report_double_free(b, s);
+    b->free_mark = mark;
+}
+
+HS_APART_LATE HS_NOINLINE void tiny_flush_remote_batch(tiny_heap_t *heap)
+{
+    free_gathered(heap, heap->remote_batch, &heap->remote_batched);
+    /* A batch lent to the thread before it had a heap goes back with the
+     * heap's first flush: at its attach, a test here was 27 bytes more of
+     * the text every process runs, which had no room for them. */
+    if (HS_UNLIKELY(heapless_batch_lent())) tiny_heapless_flush(true);
+}
+
+/* ---- a thread without a heap: its batch of other threads' blocks ------------ */
+
+/* Batches lent to threads that free other threads' blocks and have no heap
+ * (a consumer that frees what another thread allocated): a heap would cost
+ * such a thread 5.9 KiB of metadata and count it among the threads that
+ * crowd (tiny_heap_attach), so it gets none, and freed one at a time, each
+ * of its frees waited for its slab's remote word, where a heap's batch asks
+ * for 64 at once (bench_memory teardown: 3,766,661 of its freeing
+ * thread's 4,000,000 frees were such, 525.6 M instructions against
+ * mimalloc's 316.1 M). A thread's first TINY_HEAPLESS_BATCH_AFTER such
+ * frees go at once: a thread that frees a few blocks now and then keeps
+ * none waiting. The batch goes when full, at the thread's exit, with the
+ * first flush of its heap's batch once it has one (tiny_flush_remote_batch),
+ * and when it reads the statistics or calls malloc_trim;
+ * until then its blocks are marked free and still counted in use, as a
+ * heap's batch's are. The pool is in .bss: a process none of whose threads
+ * frees that way never writes its pages. Where all are lent, a thread
+ * frees at once, as before. */
+typedef struct heapless_batch_s {
+    tiny_block_t *blocks[TINY_REMOTE_BATCH]; /* marked free, not yet handed to their slabs */
+    unsigned count;                          /* entries in use */
+} heapless_batch_t;
+
+static struct {
+    _Atomic uint64_t lent; /* bit i: batch[i] is a thread's */
+    _Alignas(HS_CACHE_LINE) heapless_batch_t batch[TINY_HEAPLESS_BATCHES];
+} heapless_pool;
+_Static_assert(TINY_HEAPLESS_BATCHES <= 64, "one word of lent bits");
+_Static_assert(TINY_HEAPLESS_BATCH_AFTER < UINT8_MAX, "tiny_thread.heapless_frees is a byte");
+
+#define HEAPLESS_LEFT UINT8_MAX
+
+static inline bool heapless_batch_lent(void) { return tiny_thread.heapless_batch != 0; }
+
+/* The batch lent to the calling thread, or NULL. */
+static inline heapless_batch_t *heapless_batch_of_thread(void)
+{
+    unsigned i = tiny_thread.heapless_batch;
+    return i ? &heapless_pool.batch[i - 1] : NULL;
+}
+
+/* Lends the calling thread a batch, or NULL: all are lent, or it is leaving.
+ * The heap key's value, tiny_empty_heap, makes tiny_thread_exit give the
+ * batch back at the thread's exit. pthread_setspecific may allocate (a key
+ * past the first 32), and a thread that allocates attaches a heap, which
+ * sets the key's value to it and takes the batch back: the heap's value is
+ * put back, and the caller looks for its batch again. */
+HS_APART_LATE HS_NOINLINE static heapless_batch_t *heapless_lend(void)
+{
+    if (tiny_thread.heapless_frees == HEAPLESS_LEFT) return NULL;
+    uint64_t lent = atomic_load_explicit(&heapless_pool.lent, memory_order_relaxed);
+    unsigned i;
+    do {
+        if (~lent == 0) return NULL;
+        i = (unsigned)__builtin_ctzll(~lent);
+        if (i >= TINY_HEAPLESS_BATCHES) return NULL;
+    } while (!atomic_compare_exchange_weak_explicit(&heapless_pool.lent, &lent,
+                                                    lent | (uint64_t)1 << i, memory_order_acquire,
+                                                    memory_order_relaxed));
+    HS_ASSERT(heapless_pool.batch[i].count == 0);
+    tiny_thread.heapless_batch = (uint8_t)(i + 1);
+    pthread_setspecific(tiny_state.heap_key, &tiny_empty_heap);
+    if (tiny_heap_tls != &tiny_empty_heap) pthread_setspecific(tiny_state.heap_key, tiny_heap_tls);
+    return heapless_batch_of_thread();
+}
+
+/* Hands the calling thread's batch to its slabs; with give_back, the batch
+ * goes back to the pool as well. Taken out first, as a heap's is
+ * (free_gathered): the frees may start the purge thread, whose
+ * pthread_create allocates on this thread and attaches it a heap. */
+HS_APART_LATE void tiny_heapless_flush(bool give_back)
+{
+    heapless_batch_t *batch = heapless_batch_of_thread();
+    if (!batch) return;
+    tiny_block_t *gathered[TINY_REMOTE_BATCH];
+    unsigned n = batch->count;
+    memcpy(gathered, batch->blocks, n * sizeof gathered[0]);
+    batch->count = 0;
+    if (give_back) {
+        tiny_thread.heapless_batch = 0;
+        atomic_fetch_and_explicit(&heapless_pool.lent,
+                                  ~((uint64_t)1 << (batch - heapless_pool.batch)),
+                                  memory_order_release);
+    }
+    free_gathered(&tiny_empty_heap, gathered, &n);
+}
+
+/* In a child of fork(): the batches lent to the parent's other threads,
+ * which the child has not, go back to the pool, their blocks left in use
+ * for good (as the blocks in those threads' heaps' batches are). Only the
+ * lent ones are written: the pool's other pages stay untouched. */
+HS_APART void tiny_heapless_fork_child(void)
+{
+    unsigned lent_here = tiny_thread.heapless_batch;
+    uint64_t mine = lent_here ? (uint64_t)1 << (lent_here - 1) : 0;
+    uint64_t others = atomic_load_explicit(&heapless_pool.lent, memory_order_relaxed) & ~mine;
+    for (; others; others &= others - 1) heapless_pool.batch[__builtin_ctzll(others)].count = 0;
+    atomic_store_explicit(&heapless_pool.lent, mine, memory_order_relaxed);
+}
+
+HS_APART_LATE void tiny_heapless_exit(void)
+{
+    tiny_thread.heapless_frees = HEAPLESS_LEFT;
+    tiny_heapless_flush(true);
+}
+
+/* The free of p, another thread's block of a class batched in a heap, by a
+ * thread without a heap. */
+HS_APART_LATE HS_NOINLINE static void heapless_free_remote(void *p, tiny_slab_t *s)
+{
+    heapless_batch_t *batch = heapless_batch_of_thread();
+    if (!batch && tiny_thread.heapless_frees >= TINY_HEAPLESS_BATCH_AFTER) batch = heapless_lend();
+    if (!batch) {
+        if (tiny_thread.heapless_frees < TINY_HEAPLESS_BATCH_AFTER) tiny_thread.heapless_frees++;
+        free_checked(&tiny_empty_heap, s, p);
+        return;
+    }
+    mark_gathered(s, p);
+    batch->blocks[batch->count] = p;
+    if (++batch->count == TINY_REMOTE_BATCH) tiny_heapless_flush(false);
 }
 
 /* p == NULL: the fast path already freed into s and its count reached 0.
@@ -1857,7 +2014,7 @@ HS_APART_LATE HS_NOINLINE void tiny_flush_remote_batch(tiny_heap_t *heap)
  * at its refills: larson's come every 17 mallocs or so, and the batches of
  * 8 that left overlapped too little (71.8 M operations per second, against
  * 67.6 without batches and 75.7-81.1 with full ones). A heapless thread
- * frees at once. */
+ * batches in a batch lent to it (heapless_free_remote). */
 HS_NOINLINE void tiny_free_slow(void *p, tiny_slab_t *s)
 {
     tiny_heap_t *heap = tiny_heap_tls;
@@ -1866,18 +2023,13 @@ HS_NOINLINE void tiny_free_slow(void *p, tiny_slab_t *s)
         return;
     }
     uintptr_t owner = atomic_load_explicit(&s->owner_word, memory_order_relaxed);
-    if (s->block_size <= TINY_REMOTE_BATCH_BLOCK_MAX && heap != &tiny_empty_heap &&
-        owner != (uintptr_t)heap && owner != 0 &&
+    if (s->block_size <= TINY_REMOTE_BATCH_BLOCK_MAX && owner != (uintptr_t)heap && owner != 0 &&
         !atomic_load_explicit(&s->crowd, memory_order_relaxed)) {
-        /* Checked and marked free now, not at the flush: until then a
-         * second free of p, the owner's or any thread's, found it in use,
-         * and the owner handed it out again while the batch still held it
-         * (a block handed out twice, no report). Marked, it stays counted
-         * in its slab's `used`: the slab stays until the flush. */
-        tiny_block_t *b = p;
-        uintptr_t mark = (uintptr_t)b ^ s->free_key;
-        if (HS_UNLIKELY(b->free_mark == mark)) tiny_report_double_free(p, s);
-        b->free_mark = mark;
+        if (HS_UNLIKELY(heap == &tiny_empty_heap)) {
+            heapless_free_remote(p, s);
+            return;
+        }
+        mark_gathered(s, p);
         heap->remote_batch[heap->remote_batched] = p;
         if (++heap->remote_batched == TINY_REMOTE_BATCH) tiny_flush_remote_batch(heap);
         return;

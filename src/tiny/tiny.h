@@ -362,6 +362,11 @@ HS_INLINE uint64_t tiny_key_limit(uint32_t carved, uint64_t recip, size_t size)
  * (tiny_flush_remote_batch in tiny.c). */
 #define TINY_REMOTE_BATCH 64
 #define TINY_REMOTE_BATCH_BLOCK_MAX 1024
+/* A thread without a heap frees its first TINY_HEAPLESS_BATCH_AFTER such
+ * blocks at once, then in a batch lent to it from a pool of
+ * TINY_HEAPLESS_BATCHES (heapless_free_remote in tiny.c). */
+#define TINY_HEAPLESS_BATCH_AFTER 64
+#define TINY_HEAPLESS_BATCHES 64
 
 /* Slabs a heap cuts between two looks at the other heaps' slabs that other
  * threads freed whole (tiny_reclaim_from_others in tiny.c), and the most

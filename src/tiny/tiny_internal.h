@@ -46,7 +46,8 @@ typedef struct heapless_line_s {
  * whose threads leave slabs behind, or free without a heap on other nodes. */
 struct tiny_state_s {
     pthread_once_t init_once;             /* tiny_init's */
-    pthread_key_t heap_key;               /* its destructor gives a leaving thread's heap up */
+    pthread_key_t heap_key;               /* its destructor gives a leaving thread's heap up
+                                             (or a heapless one's lent batch: tiny_empty_heap) */
     hs_lock_t heap_lock;                  /* guards heap_pool, heap_all and the meta_ fields */
     tiny_heap_t *heap_pool;               /* detached heaps, ready for reuse */
     tiny_heap_t *heap_all;                /* every heap made, through all_next */
@@ -112,6 +113,14 @@ void tiny_drain_delayed(tiny_heap_t *heap);
 /* Hands the heap's gathered frees of other threads' blocks to their slabs
  * (the owner only, under its busy flag or not). */
 HS_NOINLINE void tiny_flush_remote_batch(tiny_heap_t *heap);
+/* Hands the blocks in the batch lent to the calling thread while it had no
+ * heap to their slabs; with give_back, the batch goes back to the pool. */
+void tiny_heapless_flush(bool give_back);
+/* The calling thread is leaving: its batch goes back, and it is lent none
+ * again (the frees of its TLS destructors still to run go at once). */
+void tiny_heapless_exit(void);
+/* In a child of fork(): the batches lent to the threads it has not go back. */
+void tiny_heapless_fork_child(void);
 /* Tells segment/ of a slab of one block that realloc may be growing (see
  * TINY_PASSING_MIN), while the heap is on base pages. A function of its own,
  * as when it had two callers in one file: inlined into slab_create as its

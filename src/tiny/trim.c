@@ -9,6 +9,7 @@
 /* Seldom code, as malloc_trim, its one caller, is. */
 HS_SELDOM void tiny_trim(void)
 {
+    tiny_heapless_flush(false);
     tiny_heap_t *heap = tiny_heap_tls;
     if (heap != &tiny_empty_heap) {
         uint32_t was = heap_enter(heap);
@@ -24,6 +25,9 @@ HS_SELDOM void tiny_trim(void)
 
 HS_SELDOM void tiny_stats(tiny_stats_t *out)
 {
+    /* The calling thread's frees waiting in a batch lent to it are counted
+     * once they are done. */
+    tiny_heapless_flush(false);
     uint64_t *by_node = out->remote_frees_by_node;
     for (unsigned n = 0; n < HS_MAX_NODES; n++) {
         by_node[n] = 0;
@@ -128,6 +132,7 @@ HS_APART void tiny_fork_child(void)
     atomic_store_explicit(&tiny_state.stat_threads_live, tiny_heap_tls != &tiny_empty_heap,
                           memory_order_relaxed);
     HS_ASSERT(tiny_crowd_holds == 0);
+    tiny_heapless_fork_child();
     hs_lock_init(&tiny_state.orphan_lock, HS_RANK_ORPHAN);
     hs_lock_init(&tiny_state.heap_lock, HS_RANK_HEAP);
 }

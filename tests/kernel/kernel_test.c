@@ -17,7 +17,8 @@
  *                                    32 MiB of blocks made the heap grow
  *   kernel_test stats                hugeslab_stats() against smaps_rollup
  *   kernel_test consumer             a thread that only frees gets no heap, and its
- *                                    remote frees are counted
+ *                                    remote frees are counted, those of one that
+ *                                    left too
  *   kernel_test churn N MAX_MIB [B]  N threads, 10 at a time, each leaving a
  *                                    block of B bytes (128; at most 1,000
  *                                    live): the peak RSS grows by less than
@@ -1123,8 +1124,18 @@ static void *consumer(void *arg)
     return NULL;
 }
 
+/* The same, leaving without a look at the figures: the frees still waiting
+ * in the batch lent to it go at its exit. */
+static void *consumer_leaving(void *arg)
+{
+    void **blocks = arg;
+    for (size_t i = 0; i < CONSUMER_BLOCKS; i++) free(blocks[i]);
+    return NULL;
+}
+
 /* Freeing another thread's blocks must not give the freeing thread a heap
- * (threads_live would count it), and the frees must still be counted. */
+ * (threads_live would count it), and the frees must still be counted, by
+ * the time the thread reads the figures and by the time it has left. */
 static int test_consumer(void)
 {
     void **blocks = pointer_array(CONSUMER_BLOCKS);
@@ -1142,6 +1153,16 @@ static int test_consumer(void)
         return fail("%s", "the freeing thread got a heap");
     if (consumer_view.remote_frees < before.remote_frees + CONSUMER_BLOCKS)
         return fail("%s", "the remote frees were not counted");
+    for (size_t i = 0; i < CONSUMER_BLOCKS; i++) blocks[i] = malloc(64);
+    if (pthread_create(&t, NULL, consumer_leaving, blocks) != 0)
+        return fail("%s", "pthread_create");
+    pthread_join(t, NULL);
+    hugeslab_stats_t after;
+    hugeslab_stats(&after);
+    printf("consumer: remote frees %llu after a second consumer left without a look\n",
+           (unsigned long long)after.remote_frees);
+    if (after.remote_frees < consumer_view.remote_frees + CONSUMER_BLOCKS)
+        return fail("%s", "the frees of a thread that left were not all done");
     printf("PASS\n");
     return 0;
 }
