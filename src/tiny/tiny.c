@@ -1928,8 +1928,7 @@ static inline heapless_batch_t *heapless_batch_of_thread(void)
  * The heap key's value, tiny_empty_heap, makes tiny_thread_exit give the
  * batch back at the thread's exit. pthread_setspecific may allocate (a key
  * past the first 32), and a thread that allocates attaches a heap, which
- * sets the key's value to it and takes the batch back: the heap's value is
- * put back, and the caller looks for its batch again. */
+ * sets the key's value to it first: the heap's value is put back. */
 HS_APART_LATE HS_NOINLINE static heapless_batch_t *heapless_lend(void)
 {
     if (tiny_thread.heapless_frees == HEAPLESS_LEFT) return NULL;
