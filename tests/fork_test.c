@@ -8,11 +8,14 @@
  * and        ... build/tests/fork_test --hugetlb   (see hugetlb_fork_case)
  * and        ... build/tests/fork_test --hugetlb-mt (as root; see hugetlb_mt_case)
  * and        ... build/tests/fork_test --hugetlb-forkers (as root; see mt_forkers_run)
+ * and        ... build/tests/fork_test --heapless (see heapless_case)
  */
 #define _GNU_SOURCE 1
 #include "test_util.h"
 
+#include <dlfcn.h>
 #include <fcntl.h>
+#include <hugeslab.h>
 #include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
@@ -490,9 +493,111 @@ static int hugetlb_mt_case(char **argv, int forkers)
     return hs_finish(mt_name);
 }
 
+/* ---- threads that only free, across fork() ----------------------------------- */
+
+/* HL_THREADS threads without a heap each free HL_BLOCKS blocks of the main
+ * thread's and wait: the first 64 of each go at once, the rest wait in a
+ * batch lent to the thread (src/tiny/tiny.c, heapless_free_remote), which
+ * the main thread's figures do not count yet (hl_round). Then they leave,
+ * and every free is counted. The parent forks while its threads hold their
+ * batches: the child, which has none of those threads, must get the
+ * batches back and lend each of its own such threads one (the DEBUG=1
+ * library asserts that a batch lent again is empty). */
+#define HL_THREADS 64
+#define HL_BLOCKS 100
+#define HL_AT_ONCE 64
+typedef void (*stats_fn)(hugeslab_stats_t *);
+static pthread_barrier_t hl_freed;
+
+static void *hl_consumer(void *arg)
+{
+    void **blocks = arg;
+    for (int i = 0; i < HL_BLOCKS; i++) free(blocks[i]);
+    pthread_barrier_wait(&hl_freed);
+    pthread_barrier_wait(&hl_freed);
+    return NULL;
+}
+
+/* One round in the calling process: 0 when every figure is as it should be. */
+static int hl_round(stats_fn stats, const char *who)
+{
+    static void *blocks[HL_THREADS][HL_BLOCKS];
+    pthread_t t[HL_THREADS];
+    for (int k = 0; k < HL_THREADS; k++)
+        for (int i = 0; i < HL_BLOCKS; i++) blocks[k][i] = malloc(64);
+    hugeslab_stats_t before, holding, after;
+    stats(&before);
+    pthread_barrier_init(&hl_freed, NULL, HL_THREADS + 1);
+    for (int k = 0; k < HL_THREADS; k++)
+        if (pthread_create(&t[k], NULL, hl_consumer, blocks[k]) != 0) {
+            fprintf(stderr, "FAIL: %s: pthread_create\n", who);
+            return 1;
+        }
+    pthread_barrier_wait(&hl_freed);
+    stats(&holding);
+    pthread_barrier_wait(&hl_freed);
+    for (int k = 0; k < HL_THREADS; k++) pthread_join(t[k], NULL);
+    stats(&after);
+    pthread_barrier_destroy(&hl_freed);
+    unsigned long long at_once = holding.remote_frees - before.remote_frees;
+    unsigned long long all = after.remote_frees - before.remote_frees;
+    fprintf(stderr,
+            "fork heapless: %s: %llu frees counted while the threads held their batches, "
+            "%llu after they left\n",
+            who, at_once, all);
+    /* At most the frees made at once: fewer where a thread got a heap on
+     * the way (its free started the purge thread, whose pthread_create
+     * allocates on it), whose batch then held the rest. With no batch to
+     * lend, all would be counted. */
+    if (at_once > HL_THREADS * HL_AT_ONCE || all != HL_THREADS * HL_BLOCKS) {
+        fprintf(stderr, "FAIL: %s: want at most %d, then %d\n", who, HL_THREADS * HL_AT_ONCE,
+                HL_THREADS * HL_BLOCKS);
+        return 1;
+    }
+    return 0;
+}
+
+static int heapless_case(void)
+{
+    stats_fn stats = (stats_fn)(uintptr_t)dlsym(RTLD_DEFAULT, "hugeslab_stats");
+    if (!stats) {
+        printf("SKIP: no hugeslab_stats (hugeslab not loaded)\n");
+        return 0;
+    }
+    static void *blocks[HL_THREADS][HL_BLOCKS];
+    pthread_t t[HL_THREADS];
+    for (int k = 0; k < HL_THREADS; k++)
+        for (int i = 0; i < HL_BLOCKS; i++) blocks[k][i] = malloc(64);
+    pthread_barrier_init(&hl_freed, NULL, HL_THREADS + 1);
+    for (int k = 0; k < HL_THREADS; k++)
+        if (pthread_create(&t[k], NULL, hl_consumer, blocks[k]) != 0) {
+            HS_FAIL("%s", "pthread_create");
+            return hs_finish("fork heapless");
+        }
+    pthread_barrier_wait(&hl_freed); /* every batch of the pool lent, blocks waiting in it */
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) {
+        alarm(30);
+        _exit(hl_round(stats, "child") || hl_round(stats, "child, again"));
+    }
+    int st;
+    if (pid < 0 || waitpid(pid, &st, 0) != pid) {
+        HS_FAIL("fork or waitpid: %s", strerror(errno));
+        return hs_finish("fork heapless");
+    }
+    pthread_barrier_wait(&hl_freed);
+    for (int k = 0; k < HL_THREADS; k++) pthread_join(t[k], NULL);
+    pthread_barrier_destroy(&hl_freed);
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0, "the child's round: status %#x", st);
+    CHECK(hl_round(stats, "parent") == 0, "%s", "the parent's round");
+    return hs_finish("fork heapless");
+}
+
 int main(int argc, char **argv)
 {
     hs_setup("fork");
+    if (argc > 1 && strcmp(argv[1], "--heapless") == 0) return heapless_case();
     if (argc > 1 && strcmp(argv[1], "--hugetlb") == 0) return hugetlb_fork_case();
     if (argc > 1 && strcmp(argv[1], "--hugetlb-race") == 0) return hugetlb_race_case();
     if (argc > 1 && strcmp(argv[1], "--hugetlb-mt") == 0) return hugetlb_mt_case(argv, 1);

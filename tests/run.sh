@@ -5,12 +5,12 @@
 #
 # Usage: tests/run.sh [name...]        (default: all tests)
 #   names: format layers internal segment orphan api api_static bad_input secure fault stress stress_tsan stress_tsan_purge stress_tsan_crowd stress_tsan_big stress_ubsan fork
-#          fork_handlers fork_window fork_pool fork_handlers_pool fork_hugetlb fork_hugetlb_race fork_hugetlb_mt fork_hugetlb_forkers thread_exit last_thread trim_deadlock small_heap usable usable_purge memlock memlock_static dlopen cxx symbols
+#          fork_heapless fork_handlers fork_window fork_pool fork_handlers_pool fork_hugetlb fork_hugetlb_race fork_hugetlb_mt fork_hugetlb_forkers thread_exit last_thread trim_deadlock small_heap usable usable_purge memlock memlock_static dlopen cxx symbols
 #          abi_0_1 abi_0_1_symver abi_0_2 (hugeslab_stats from programs built against 0.1's and 0.2's headers)
 #          libnuma_static libnuma_preload
 #          fuzz fuzz_mt fuzz_libfuzzer (the differential fuzzer: alone, 4 threads, libFuzzer)
 #          crowd_stress crowd_fork_handlers (every thread's first blocks from the shared crowd slabs: HUGESLAB_CROWD_THREADS=1)
-#          debug_stress debug_stress_churn debug_fork debug_fork_handlers debug_thread_exit debug_trim_deadlock debug_small_heap debug_usable debug_memlock debug_fuzz debug_crowd (on the DEBUG=1 library)
+#          debug_stress debug_stress_churn debug_fork debug_fork_heapless debug_fork_handlers debug_thread_exit debug_trim_deadlock debug_small_heap debug_usable debug_memlock debug_fuzz debug_crowd (on the DEBUG=1 library)
 #          programs (or prog_python3, prog_sort, ...)
 #          postgres (tests/postgres: PostgreSQL and pgbench on hugeslab, THP and a small hugetlb pool)
 #          install (tests/install: make install into a DESTDIR, pkg-config builds)
@@ -64,7 +64,7 @@ else
     EXPECT=1
 fi
 
-ALL="format layers internal segment orphan api api_static bad_input secure fault stress stress_tsan stress_tsan_purge stress_tsan_crowd stress_tsan_big stress_ubsan fork fork_handlers fork_window fork_pool fork_handlers_pool fork_hugetlb fork_hugetlb_race fork_hugetlb_mt fork_hugetlb_forkers thread_exit last_thread trim_deadlock small_heap usable usable_purge memlock memlock_static dlopen cxx symbols abi_0_1 abi_0_1_symver abi_0_2 libnuma_static libnuma_preload fuzz fuzz_mt fuzz_libfuzzer crowd_stress crowd_fork_handlers debug_stress debug_stress_churn debug_fork debug_fork_handlers debug_thread_exit debug_trim_deadlock debug_small_heap debug_usable debug_memlock debug_fuzz debug_crowd programs postgres install tool stats charts replay peak kernel numa"
+ALL="format layers internal segment orphan api api_static bad_input secure fault stress stress_tsan stress_tsan_purge stress_tsan_crowd stress_tsan_big stress_ubsan fork fork_heapless fork_handlers fork_window fork_pool fork_handlers_pool fork_hugetlb fork_hugetlb_race fork_hugetlb_mt fork_hugetlb_forkers thread_exit last_thread trim_deadlock small_heap usable usable_purge memlock memlock_static dlopen cxx symbols abi_0_1 abi_0_1_symver abi_0_2 libnuma_static libnuma_preload fuzz fuzz_mt fuzz_libfuzzer crowd_stress crowd_fork_handlers debug_stress debug_stress_churn debug_fork debug_fork_heapless debug_fork_handlers debug_thread_exit debug_trim_deadlock debug_small_heap debug_usable debug_memlock debug_fuzz debug_crowd programs postgres install tool stats charts replay peak kernel numa"
 WANT=${*:-$ALL}
 
 report() { # STATUS NAME [REASON]
@@ -208,6 +208,7 @@ for t in $WANT; do
             run_test stress_ubsan plain "$BIN/stress_ubsan" $UBSAN_ARGS
         else report SKIP stress_ubsan "HS_NO_PRELOAD=1"; fi ;;
     fork) run_test fork preload "$BIN/fork_test" ;;
+    fork_heapless) run_test fork_heapless preload "$BIN/fork_test" --heapless ;;
     # fork handlers of another library that allocate, inside the fork window
     fork_handlers) run_test fork_handlers preload "$BIN/fork_handlers_test" ;;
     # the forking thread's heap flag, held by another thread as fork() began
@@ -314,7 +315,7 @@ for t in $WANT; do
     # shellcheck disable=SC2086
     crowd_stress) run_test "$t" preload /usr/bin/env HUGESLAB_CROWD_THREADS=1 "$BIN/stress_test" $STRESS_ARGS ;;
     crowd_fork_handlers) run_test "$t" preload /usr/bin/env HUGESLAB_CROWD_THREADS=1 "$BIN/fork_handlers_test" ;;
-    debug_stress | debug_stress_churn | debug_fork | debug_fork_handlers | debug_thread_exit | debug_trim_deadlock | debug_small_heap | debug_usable | debug_memlock | debug_fuzz | debug_crowd)
+    debug_stress | debug_stress_churn | debug_fork | debug_fork_heapless | debug_fork_handlers | debug_thread_exit | debug_trim_deadlock | debug_small_heap | debug_usable | debug_memlock | debug_fuzz | debug_crowd)
         # The same programs on the DEBUG=1 library: internal assertions on.
         if [ -z "$PRELOAD" ]; then
             report SKIP "$t" "HS_NO_PRELOAD=1"
@@ -337,6 +338,7 @@ for t in $WANT; do
         debug_stress_churn)
             run_test "$t" preload /usr/bin/env HUGESLAB_PURGE_DELAY_MS=1 "$BIN/stress_test" 32 8000000 1000 ;;
         debug_fork) run_test "$t" preload "$BIN/fork_test" ;;
+        debug_fork_heapless) run_test "$t" preload "$BIN/fork_test" --heapless ;;
         # the lock checks in the fork window (src/common/locks.h, rule 5)
         debug_fork_handlers) run_test "$t" preload "$BIN/fork_handlers_test" ;;
         debug_thread_exit) run_test "$t" preload "$BIN/thread_exit_test" ;;
