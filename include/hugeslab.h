@@ -92,7 +92,10 @@ typedef struct hugeslab_stats_s {
     uint64_t bytes_purged_total; /* bytes given back since start, by every path (see below) */
     uint64_t purge_calls;        /* madvise and munmap calls (or io_uring submissions) made */
     uint64_t huge_blocks;        /* live blocks with a mapping of their own */
-    uint64_t remote_frees;       /* frees of blocks owned by another thread, since start */
+    uint64_t remote_frees;       /* frees of blocks owned by another thread, since start,
+                                    counted as they reach their slabs: a freeing thread
+                                    hands them over up to 64 at a time (a caller without
+                                    a heap, its own first) */
     uint64_t threads_live;       /* threads with a heap */
     uint64_t orphan_slabs;       /* slabs of exited threads not yet taken over */
     uint64_t page_faults;        /* minor + major faults of the process (getrusage) */
