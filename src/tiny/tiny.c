@@ -1878,7 +1878,7 @@ HS_APART_LATE HS_NOINLINE void tiny_flush_remote_batch(tiny_heap_t *heap)
 {
     free_gathered(heap, heap->remote_batch, &heap->remote_batched);
     /* A batch lent to the thread before it had a heap goes back with the
-     * heap's first flush: at its attach, a test here was 27 bytes more of
+     * heap's first flush: a test at the heap's attach was 27 bytes more of
      * the text every process runs, which had no room for them. */
     if (HS_UNLIKELY(heapless_batch_lent())) tiny_heapless_flush(true);
 }
