@@ -1844,20 +1844,26 @@ HS_INLINE void free_checked(tiny_heap_t *heap, tiny_slab_t *s, tiny_block_t *b)
  * upper group (11 runs: medians 21 -> 33). Before the marks moved to the
  * batching, the blocks' own lines were the ones asked for here (76.2 ->
  * 83.1). */
-HS_INLINE void free_gathered(tiny_heap_t *heap, tiny_block_t **gathered, unsigned *count)
+HS_INLINE void free_taken(tiny_heap_t *heap, tiny_block_t *const *taken, unsigned n)
 {
-    /* Taken out first: a free may start the purge thread, whose
-     * pthread_create allocates and frees on this thread, and may push
-     * blocks to the batch and flush it meanwhile. In the order of the
-     * prefetches, so that the first freed is the first asked for: popped
-     * from the end, with the blocks' lines asked for, they gave 79.1
-     * where this order gave 86.2. */
-    tiny_block_t *batch[TINY_REMOTE_BATCH];
+    /* In the order of the prefetches, so that the first freed is the first
+     * asked for: popped from the end, with the blocks' lines asked for,
+     * they gave 79.1 where this order gave 86.2. */
+    for (unsigned i = 0; i < n; i++) HS_PREFETCH_WRITE(tiny_remote_word(tiny_slab_of(taken[i])));
+    for (unsigned i = 0; i < n; i++) free_routed(heap, tiny_slab_of(taken[i]), taken[i]);
+}
+
+/* Moves a batch's n blocks to the caller's array and empties the batch:
+ * taken out before they are freed, since a free may start the purge
+ * thread, whose pthread_create allocates and frees on this thread, and may
+ * push blocks to the batch and flush it meanwhile. */
+HS_INLINE unsigned take_gathered(tiny_block_t **taken, tiny_block_t *const *gathered,
+                                 unsigned *count)
+{
     unsigned n = *count;
-    memcpy(batch, gathered, n * sizeof batch[0]);
+    memcpy(taken, gathered, n * sizeof taken[0]);
     *count = 0;
-    for (unsigned i = 0; i < n; i++) HS_PREFETCH_WRITE(tiny_remote_word(tiny_slab_of(batch[i])));
-    for (unsigned i = 0; i < n; i++) free_routed(heap, tiny_slab_of(batch[i]), batch[i]);
+    return n;
 }
 
 static inline bool heapless_batch_lent(void);
@@ -1876,7 +1882,9 @@ HS_INLINE void mark_gathered(tiny_slab_t *s, tiny_block_t *b)
 
 HS_APART_LATE HS_NOINLINE void tiny_flush_remote_batch(tiny_heap_t *heap)
 {
-    free_gathered(heap, heap->remote_batch, &heap->remote_batched);
+    tiny_block_t *taken[TINY_REMOTE_BATCH];
+    unsigned n = take_gathered(taken, heap->remote_batch, &heap->remote_batched);
+    free_taken(heap, taken, n);
     /* A batch lent to the thread before it had a heap goes back with the
      * heap's first flush: a test at the heap's attach was 27 bytes more of
      * the text every process runs, which had no room for them. */
@@ -1890,18 +1898,16 @@ HS_APART_LATE HS_NOINLINE void tiny_flush_remote_batch(tiny_heap_t *heap)
  * such a thread 5.9 KiB of metadata and count it among the threads that
  * crowd (tiny_heap_attach), so it gets none, and freed one at a time, each
  * of its frees waited for its slab's remote word, where a heap's batch asks
- * for 64 at once (bench_memory teardown: 3,766,661 of its freeing thread's
- * 4,000,000 frees were such, 525.6 M instructions against mimalloc's
- * 316.1 M; batched, 0.60-0.67 s -> 0.48-0.54 under THP "always", mimalloc
- * 0.35-0.44, in more instructions, 748.5 M: the remote words' misses
- * overlap). A thread's first TINY_HEAPLESS_BATCH_AFTER such frees go at
- * once: a thread that frees a few blocks now and then keeps none waiting.
- * The batch goes when full, at the thread's exit, with the first flush of
- * its heap's batch once it has one (tiny_flush_remote_batch), and when it
- * reads the statistics or calls malloc_trim; until then its blocks are
- * marked free and still counted in use, as a heap's batch's are. The pool is
- * in .bss: a process none of whose threads frees that way never writes its
- * pages. Where all are lent, a thread frees at once, as before. */
+ * for 64 at once (bench_memory teardown's freeing thread: 525.6 M
+ * instructions against mimalloc's 316.1 M; batched, 0.60-0.67 s ->
+ * 0.48-0.54 under THP "always", mimalloc 0.35-0.44, in more instructions,
+ * 748.5 M: the remote words' misses overlap). A thread's first TINY_HEAPLESS_BATCH_AFTER such frees
+ * go at once: a thread that frees a few blocks now and then keeps none waiting. The batch goes when
+ * full, at the thread's exit, with the first flush of its heap's batch once it has one
+ * (tiny_flush_remote_batch), and when it reads the statistics or calls malloc_trim; until then its
+ * blocks are marked free and still counted in use, as a heap's batch's are. The pool is in .bss: a
+ * process none of whose threads frees that way never writes its pages. Where all are lent, a thread
+ * frees at once, as before. */
 typedef struct heapless_batch_s {
     tiny_block_t *blocks[TINY_REMOTE_BATCH]; /* marked free, not yet handed to their slabs */
     unsigned count;                          /* entries in use */
@@ -1950,24 +1956,21 @@ HS_APART_LATE HS_NOINLINE static heapless_batch_t *heapless_lend(void)
 }
 
 /* Hands the calling thread's batch to its slabs; with give_back, the batch
- * goes back to the pool as well. Taken out first, as a heap's is
- * (free_gathered): the frees may start the purge thread, whose
- * pthread_create allocates on this thread and attaches it a heap. */
+ * goes back to the pool as well, once its blocks are taken out (as a
+ * heap's are, take_gathered) and before they are freed. */
 HS_APART_LATE void tiny_heapless_flush(bool give_back)
 {
     heapless_batch_t *batch = heapless_batch_of_thread();
     if (!batch) return;
-    tiny_block_t *gathered[TINY_REMOTE_BATCH];
-    unsigned n = batch->count;
-    memcpy(gathered, batch->blocks, n * sizeof gathered[0]);
-    batch->count = 0;
+    tiny_block_t *taken[TINY_REMOTE_BATCH];
+    unsigned n = take_gathered(taken, batch->blocks, &batch->count);
     if (give_back) {
         tiny_thread.heapless_batch = 0;
         atomic_fetch_and_explicit(&heapless_pool.lent,
                                   ~((uint64_t)1 << (batch - heapless_pool.batch)),
                                   memory_order_release);
     }
-    free_gathered(&tiny_empty_heap, gathered, &n);
+    free_taken(&tiny_empty_heap, taken, n);
 }
 
 /* In a child of fork(): the batches lent to the parent's other threads,
